@@ -1,0 +1,238 @@
+//! Accounts: users, their roles, and API tokens.
+//!
+//! A role is held in a scope: an organisation (org-admin, org-member, vendor), a
+//! provider (provider-operator) or the whole federation (federation-admin, auditor).
+//! Tokens are random secrets shown once; only their SHA-256 is stored.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::error::{Invalid, Result};
+use crate::name::check_text;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    FederationAdmin,
+    ProviderOperator,
+    Vendor,
+    OrgAdmin,
+    OrgMember,
+    Auditor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::FederationAdmin => "federation-admin",
+            Role::ProviderOperator => "provider-operator",
+            Role::Vendor => "vendor",
+            Role::OrgAdmin => "org-admin",
+            Role::OrgMember => "org-member",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
+/// A role held by a user, with its scope.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    pub role: Role,
+    /// Organisation id, for org-admin, org-member and vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation: Option<String>,
+    /// Provider name, for provider-operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+impl Membership {
+    pub fn validate(&self, at: &str) -> Result<()> {
+        let (needs_org, needs_provider) = match self.role {
+            Role::FederationAdmin | Role::Auditor => (false, false),
+            Role::ProviderOperator => (false, true),
+            Role::Vendor | Role::OrgAdmin | Role::OrgMember => (true, false),
+        };
+        let role = self.role.as_str();
+        match (needs_org, self.organisation.is_some()) {
+            (true, false) => {
+                return Err(Invalid::new(
+                    format!("{at}/organisation"),
+                    format!("role `{role}` needs an organisation"),
+                ))
+            }
+            (false, true) => {
+                return Err(Invalid::new(
+                    format!("{at}/organisation"),
+                    format!("role `{role}` is not scoped to an organisation"),
+                ))
+            }
+            _ => {}
+        }
+        match (needs_provider, self.provider.is_some()) {
+            (true, false) => Err(Invalid::new(
+                format!("{at}/provider"),
+                format!("role `{role}` needs a provider"),
+            )),
+            (false, true) => Err(Invalid::new(
+                format!("{at}/provider"),
+                format!("role `{role}` is not scoped to a provider"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a client submits to create a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// Login name: lowercase letters, digits, `.`, `-`, `_`, `@`.
+    pub name: String,
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub memberships: Vec<Membership>,
+}
+
+impl UserSpec {
+    pub fn validate(&self) -> Result<()> {
+        let ok = !self.name.is_empty()
+            && self.name.len() <= 100
+            && self.name.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b)
+            });
+        if !ok {
+            return Err(Invalid::new(
+                "/name",
+                format!("`{}` is not a login name (lowercase letters, digits, `.`, `-`, `_`, `@`)", self.name),
+            ));
+        }
+        check_text("/display_name", &self.display_name, 200)?;
+        if let Some(email) = &self.email {
+            if !email.contains('@') || email.len() > 254 {
+                return Err(Invalid::new("/email", format!("`{email}` is not an e-mail address")));
+            }
+        }
+        if self.memberships.is_empty() {
+            return Err(Invalid::new("/memberships", "a user needs at least one role"));
+        }
+        for (i, m) in self.memberships.iter().enumerate() {
+            m.validate(&format!("/memberships/{i}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: String,
+    #[serde(flatten)]
+    pub spec: UserSpec,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a client submits to create an API token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// What the token is for, e.g. `ci-pipeline`.
+    pub name: String,
+    /// The user the token acts as; defaults to the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A stored API token (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub user: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Token {
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// Prefix of every verbund API token, so that secret scanners can recognise them.
+pub const TOKEN_PREFIX: &str = "vbd_";
+
+/// Formats random bytes as a token secret.
+pub fn token_secret(random: &[u8; 32]) -> String {
+    format!("{TOKEN_PREFIX}{}", hex::encode(random))
+}
+
+/// The stored form of a token secret.
+pub fn hash_token(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The authenticated caller: a user and the roles it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub user_name: String,
+    pub memberships: Vec<Membership>,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.memberships.iter().any(|m| m.role == role)
+    }
+
+    /// Organisations in which the caller holds `role`.
+    pub fn organisations_with(&self, role: Role) -> impl Iterator<Item = &str> {
+        self.memberships
+            .iter()
+            .filter(move |m| m.role == role)
+            .filter_map(|m| m.organisation.as_deref())
+    }
+
+    /// The actor string recorded in the audit trail.
+    pub fn actor(&self) -> String {
+        format!("user/{}", self.user_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_scopes() {
+        let m = |role, o: Option<&str>, p: Option<&str>| Membership {
+            role,
+            organisation: o.map(Into::into),
+            provider: p.map(Into::into),
+        };
+        assert!(m(Role::FederationAdmin, None, None).validate("").is_ok());
+        assert!(m(Role::OrgAdmin, None, None).validate("").is_err());
+        assert!(m(Role::OrgAdmin, Some("o"), None).validate("").is_ok());
+        assert!(m(Role::ProviderOperator, Some("o"), Some("p")).validate("").is_err());
+        assert!(m(Role::ProviderOperator, None, Some("p")).validate("").is_ok());
+    }
+
+    #[test]
+    fn token_hash_is_stable_and_hex() {
+        let s = token_secret(&[7; 32]);
+        assert!(s.starts_with(TOKEN_PREFIX));
+        assert_eq!(hash_token(&s), hash_token(&s));
+        assert_eq!(hash_token(&s).len(), 64);
+    }
+}

@@ -1,0 +1,449 @@
+//! The catalog: offerings that authorities can book, and their versions.
+//!
+//! Publishing validates everything a booking will later rely on: plans are
+//! consistent, the tenant configuration schema is a valid JSON Schema, and versions are
+//! semver and only grow.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::directory::Resources;
+use crate::error::{Invalid, Result};
+use crate::name::{check_name, check_text};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Iaas,
+    Paas,
+    Saas,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Iaas => "iaas",
+            Category::Paas => "paas",
+            Category::Saas => "saas",
+        }
+    }
+}
+
+/// Classes of data an offering processes, from least to most protected.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataClass {
+    Public,
+    Internal,
+    Personal,
+    /// Special categories of personal data (Art. 9 GDPR).
+    SpecialCategories,
+    /// Verschlusssache – nur für den Dienstgebrauch.
+    VsNfd,
+}
+
+/// What a site must offer to run the offering.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteRequirements {
+    /// Capability tags the site must have, e.g. `storage:rwx`.
+    #[serde(default)]
+    pub capabilities: BTreeSet<String>,
+    /// Lowest Kubernetes minor version, e.g. `1.29`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_kubernetes: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Autoscaling {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+}
+
+/// A plan: the size of one booking and its monthly price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub name: String,
+    pub display_name: String,
+    pub resources: Resources,
+    pub replicas: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// Monthly price in euro cents.
+    pub monthly_price_cents: u64,
+}
+
+/// Another offering this one needs in the same organisation (e.g. a PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    pub offering: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+}
+
+/// A check run in the tenant's namespace after each deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeTest {
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default = "default_smoke_timeout")]
+    pub timeout_seconds: u32,
+}
+
+fn default_smoke_timeout() -> u32 {
+    300
+}
+
+/// What a vendor submits to publish or update an offering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfferingSpec {
+    /// Stable identifier (DNS-1123 label), e.g. `nextcloud`.
+    pub name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Id of the vendor organisation.
+    pub vendor: String,
+    pub category: Category,
+    /// The OZG-Leistung it implements, e.g. `10048`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ozg_id: Option<String>,
+    pub data_classes: BTreeSet<DataClass>,
+    #[serde(default)]
+    pub requirements: SiteRequirements,
+    pub plans: Vec<Plan>,
+    /// JSON Schema for the tenant's configuration.
+    #[serde(default = "empty_object_schema")]
+    #[schema(value_type = Object)]
+    pub config_schema: Value,
+    #[serde(default)]
+    pub dependencies: Vec<Dependency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke_test: Option<SmokeTest>,
+    /// Bookings need a federation admin's approval.
+    #[serde(default)]
+    pub requires_approval: bool,
+    /// Days a cancelled booking's data is kept before deletion.
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+}
+
+fn empty_object_schema() -> Value {
+    serde_json::json!({"type": "object"})
+}
+
+fn default_retention() -> u32 {
+    30
+}
+
+impl OfferingSpec {
+    pub fn validate(&self) -> Result<()> {
+        check_name("/name", &self.name)?;
+        check_text("/display_name", &self.display_name, 200)?;
+        if self.description.chars().count() > 10_000 {
+            return Err(Invalid::new("/description", "must be at most 10000 characters"));
+        }
+        check_text("/vendor", &self.vendor, 100)?;
+        if let Some(ozg) = &self.ozg_id {
+            if ozg.is_empty() || ozg.len() > 20 || !ozg.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
+                return Err(Invalid::new(
+                    "/ozg_id",
+                    format!("`{ozg}` is not an OZG id (e.g. `10048`)"),
+                ));
+            }
+        }
+        if self.data_classes.is_empty() {
+            return Err(Invalid::new(
+                "/data_classes",
+                "name at least one data class (e.g. `public`)",
+            ));
+        }
+        if let Some(v) = &self.requirements.min_kubernetes {
+            let ok = v
+                .split_once('.')
+                .is_some_and(|(a, b)| a == "1" && b.parse::<u16>().is_ok());
+            if !ok {
+                return Err(Invalid::new(
+                    "/requirements/min_kubernetes",
+                    format!("`{v}` is not a Kubernetes minor version (e.g. `1.29`)"),
+                ));
+            }
+        }
+        self.validate_plans()?;
+        check_schema("/config_schema", &self.config_schema)?;
+        let mut deps = BTreeSet::new();
+        for (i, d) in self.dependencies.iter().enumerate() {
+            let field = format!("/dependencies/{i}/offering");
+            check_name(&field, &d.offering)?;
+            if d.offering == self.name {
+                return Err(Invalid::new(field, "an offering cannot depend on itself"));
+            }
+            if !deps.insert(&d.offering) {
+                return Err(Invalid::new(field, format!("`{}` is listed twice", d.offering)));
+            }
+        }
+        if let Some(t) = &self.smoke_test {
+            check_text("/smoke_test/image", &t.image, 500)?;
+            if t.timeout_seconds == 0 || t.timeout_seconds > 3600 {
+                return Err(Invalid::new(
+                    "/smoke_test/timeout_seconds",
+                    "must be between 1 and 3600",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_plans(&self) -> Result<()> {
+        if self.plans.is_empty() {
+            return Err(Invalid::new("/plans", "an offering needs at least one plan"));
+        }
+        let mut names = BTreeSet::new();
+        for (i, p) in self.plans.iter().enumerate() {
+            let at = format!("/plans/{i}");
+            check_name("/name", &p.name).map_err(|e| e.at(&at))?;
+            if !names.insert(&p.name) {
+                return Err(Invalid::new(
+                    format!("{at}/name"),
+                    format!("plan `{}` is defined twice", p.name),
+                ));
+            }
+            check_text("/display_name", &p.display_name, 200).map_err(|e| e.at(&at))?;
+            if p.replicas == 0 {
+                return Err(Invalid::new(format!("{at}/replicas"), "must be at least 1"));
+            }
+            if p.resources.cpu_millis == 0 || p.resources.memory_mib == 0 {
+                return Err(Invalid::new(
+                    format!("{at}/resources"),
+                    "cpu_millis and memory_mib must be positive",
+                ));
+            }
+            if let Some(a) = p.autoscaling {
+                if a.min_replicas == 0 || a.min_replicas > a.max_replicas {
+                    return Err(Invalid::new(
+                        format!("{at}/autoscaling"),
+                        "needs 1 ≤ min_replicas ≤ max_replicas",
+                    ));
+                }
+                if !(a.min_replicas..=a.max_replicas).contains(&p.replicas) {
+                    return Err(Invalid::new(
+                        format!("{at}/replicas"),
+                        "must lie within the autoscaling bounds",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plan(&self, name: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.name == name)
+    }
+}
+
+/// Checks that a value is a valid JSON Schema (against its meta-schema).
+pub fn check_schema(field: &str, schema: &Value) -> Result<()> {
+    if !schema.is_object() && !schema.is_boolean() {
+        return Err(Invalid::new(field, "a JSON Schema must be an object or a boolean"));
+    }
+    jsonschema::validator_for(schema)
+        .map(|_| ())
+        .map_err(|e| Invalid::new(field, format!("not a valid JSON Schema: {e}")))
+}
+
+/// A stored offering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Offering {
+    #[serde(flatten)]
+    pub spec: OfferingSpec,
+    /// Highest published version, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_version: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How a version is deployed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Package {
+    /// A Helm chart from an HTTPS repository or an OCI registry (`oci://…`).
+    Helm {
+        repository: String,
+        chart: String,
+        chart_version: String,
+        #[serde(default = "empty_object")]
+        #[schema(value_type = Object)]
+        values: Value,
+    },
+    /// Plain Kubernetes manifests.
+    Manifests {
+        #[schema(value_type = Vec<Object>)]
+        manifests: Vec<Value>,
+    },
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// What a vendor submits to publish a version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSpec {
+    /// Semantic version, e.g. `29.0.4`.
+    pub version: String,
+    pub package: Package,
+    #[serde(default)]
+    pub changelog: String,
+}
+
+impl VersionSpec {
+    /// Validates the version on its own and against the latest published one.
+    pub fn validate(&self, latest: Option<&str>) -> Result<semver::Version> {
+        let v = semver::Version::parse(&self.version).map_err(|e| {
+            Invalid::new(
+                "/version",
+                format!("`{}` is not a semantic version: {e}", self.version),
+            )
+        })?;
+        if let Some(latest) = latest.and_then(|l| semver::Version::parse(l).ok()) {
+            if v <= latest {
+                return Err(Invalid::new(
+                    "/version",
+                    format!("`{v}` is not newer than the latest published version `{latest}`; versions only grow"),
+                ));
+            }
+        }
+        match &self.package {
+            Package::Helm {
+                repository,
+                chart,
+                chart_version,
+                values,
+            } => {
+                let scheme_ok = repository.starts_with("https://")
+                    || repository.starts_with("oci://")
+                    || repository.starts_with("http://");
+                if !scheme_ok || repository.len() > 500 || repository.contains(char::is_whitespace)
+                {
+                    return Err(Invalid::new(
+                        "/package/repository",
+                        format!("`{repository}` is not a Helm repository URL (`https://…` or `oci://…`)"),
+                    ));
+                }
+                check_name("/package/chart", chart)?;
+                check_text("/package/chart_version", chart_version, 100)?;
+                if !values.is_object() {
+                    return Err(Invalid::new("/package/values", "must be an object"));
+                }
+            }
+            Package::Manifests { manifests } => {
+                if manifests.is_empty() {
+                    return Err(Invalid::new("/package/manifests", "must not be empty"));
+                }
+                for (i, m) in manifests.iter().enumerate() {
+                    let has = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+                    if !has("apiVersion") || !has("kind") {
+                        return Err(Invalid::new(
+                            format!("/package/manifests/{i}"),
+                            "a manifest needs `apiVersion` and `kind`",
+                        ));
+                    }
+                    if m.get("kind").and_then(Value::as_str) == Some("Secret") {
+                        return Err(Invalid::new(
+                            format!("/package/manifests/{i}"),
+                            "manifests must not carry a `Secret`; reference one (e.g. an ExternalSecret) instead",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// A stored version of an offering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OfferingVersion {
+    pub offering: String,
+    #[serde(flatten)]
+    pub spec: VersionSpec,
+    pub published_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> OfferingSpec {
+        serde_json::from_value(json!({
+            "name": "nextcloud",
+            "display_name": "Nextcloud",
+            "vendor": "v",
+            "category": "saas",
+            "data_classes": ["personal"],
+            "plans": [{"name": "s", "display_name": "S", "replicas": 1,
+                       "resources": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 10},
+                       "monthly_price_cents": 9900}],
+            "config_schema": {"type": "object", "properties": {"domain": {"type": "string"}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn valid_offering() {
+        spec().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_schema_is_refused() {
+        let mut s = spec();
+        s.config_schema = json!({"type": "objekt"});
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.field, "/config_schema");
+    }
+
+    #[test]
+    fn plans_are_checked() {
+        let mut s = spec();
+        s.plans[0].autoscaling = Some(Autoscaling { min_replicas: 3, max_replicas: 2 });
+        assert_eq!(s.validate().unwrap_err().field, "/plans/0/autoscaling");
+        s.plans.clear();
+        assert_eq!(s.validate().unwrap_err().field, "/plans");
+    }
+
+    #[test]
+    fn versions_only_grow() {
+        let v = VersionSpec {
+            version: "1.2.3".into(),
+            package: Package::Helm {
+                repository: "https://charts.example.org".into(),
+                chart: "app".into(),
+                chart_version: "1.2.3".into(),
+                values: json!({}),
+            },
+            changelog: String::new(),
+        };
+        assert!(v.validate(None).is_ok());
+        assert!(v.validate(Some("1.2.2")).is_ok());
+        assert!(v.validate(Some("1.2.3")).is_err());
+        assert!(v.validate(Some("2.0.0")).is_err());
+        let bad = VersionSpec { version: "1.2".into(), ..v };
+        assert!(bad.validate(None).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! The domain core of verbund: the federation's vocabulary and its rules, without I/O.
+//!
+//! Everything here is pure: input in, value or validation error out. The current time
+//! is always a parameter, so that tests control it and adapters (store, API, CLI) stay
+//! the only places that talk to the world.
+
+pub mod account;
+pub mod audit;
+pub mod catalog;
+pub mod directory;
+pub mod error;
+pub mod name;
+pub mod page;
+
+pub use error::{Invalid, Result};

@@ -1,0 +1,148 @@
+//! Appending to and reading the audit trail.
+//!
+//! Appends happen inside the caller's write transaction, so an event is stored exactly
+//! when its change is. Writers are serialised (see `Store::write`), which keeps the
+//! chain a single line.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use verbund_domain::audit::{AuditEvent, BrokenLink, Change, ChainVerifier};
+use verbund_domain::page::{Page, PageRequest};
+
+use crate::error::Result;
+use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
+use crate::Store;
+
+/// Filters for listing audit events; all given ones must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    /// Prefix of the action, e.g. `site.` for every site change.
+    pub action: Option<String>,
+    /// Prefix of the object, e.g. `site/dataport-hh-1`.
+    pub object: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Appends one event to the chain; call only inside a serialised write transaction.
+pub(crate) async fn append(
+    conn: &mut AnyConnection,
+    change: Change,
+    now: DateTime<Utc>,
+) -> Result<AuditEvent> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let prev = match &head {
+        Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)),
+        None => None,
+    };
+    let event = AuditEvent::chain(prev.as_ref().map(|(s, h)| (*s, h.as_str())), now, change);
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at, actor, action, object, before, after, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(event.seq)
+    .bind(ts(&event.at))
+    .bind(&event.actor)
+    .bind(&event.action)
+    .bind(&event.object)
+    .bind(event.before.as_ref().map(to_json).transpose()?)
+    .bind(event.after.as_ref().map(to_json).transpose()?)
+    .bind(&event.prev_hash)
+    .bind(&event.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(event)
+}
+
+const COLUMNS: &str = "seq, at, actor, action, object, before, after, prev_hash, hash";
+
+fn event(r: &AnyRow) -> Result<AuditEvent> {
+    let json = |i: usize| -> Result<Option<serde_json::Value>> {
+        r.try_get::<Option<String>, _>(i)?
+            .as_deref()
+            .map(from_json)
+            .transpose()
+    };
+    Ok(AuditEvent {
+        seq: r.try_get(0)?,
+        at: parse_ts(&r.try_get::<String, _>(1)?)?,
+        actor: r.try_get(2)?,
+        action: r.try_get(3)?,
+        object: r.try_get(4)?,
+        before: json(5)?,
+        after: json(6)?,
+        prev_hash: r.try_get(7)?,
+        hash: r.try_get(8)?,
+    })
+}
+
+fn prefix_pattern(p: &str) -> String {
+    let escaped = p.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("{escaped}%")
+}
+
+impl Store {
+    /// Lists events, newest first.
+    pub async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        let mut s = Select::default();
+        if let Some(a) = &filter.actor {
+            s.and("actor = {}", Arg::Text(a.clone()));
+        }
+        if let Some(a) = &filter.action {
+            s.and("action LIKE {} ESCAPE '\\'", Arg::Text(prefix_pattern(a)));
+        }
+        if let Some(o) = &filter.object {
+            s.and("object LIKE {} ESCAPE '\\'", Arg::Text(prefix_pattern(o)));
+        }
+        if let Some(t) = &filter.since {
+            s.and("at >= {}", Arg::Text(ts(t)));
+        }
+        if let Some(t) = &filter.until {
+            s.and("at < {}", Arg::Text(ts(t)));
+        }
+        if let Some(after) = &page.after {
+            let seq = after.parse::<i64>().unwrap_or(i64::MAX);
+            s.and("seq < {}", Arg::Int(seq));
+        }
+        let limit = page.limit();
+        let sql = s.sql(
+            &format!("SELECT {COLUMNS} FROM audit_events"),
+            &format!("ORDER BY seq DESC LIMIT {}", limit + 1),
+        );
+        let rows = s.bind(&sql).fetch_all(&self.pool).await?;
+        let items = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |e| e.seq.to_string()))
+    }
+
+    /// Walks the whole chain in order; `Ok(Err(link))` names the first broken link.
+    pub async fn verify_audit(&self) -> Result<std::result::Result<i64, BrokenLink>> {
+        let mut verifier = ChainVerifier::default();
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT 5000"
+            ))
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok(Ok(verifier.verified()));
+            }
+            for r in &rows {
+                let e = event(r)?;
+                after = e.seq;
+                if let Err(broken) = verifier.push(&e) {
+                    return Ok(Err(broken));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The OZG catalog, offerings and their versions.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use verbund_domain::audit::Change;
+use verbund_domain::catalog::{Category, Offering, OfferingSpec, OfferingVersion, VersionSpec};
+use verbund_domain::directory::{ImportSummary, OzgService};
+use verbund_domain::page::{Page, PageRequest};
+use verbund_domain::Invalid;
+
+use crate::error::{Result, StoreError};
+use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
+use crate::Store;
+
+/// Filters for listing offerings.
+#[derive(Debug, Clone, Default)]
+pub struct OfferingFilter {
+    pub category: Option<Category>,
+    pub vendor: Option<String>,
+    pub ozg_id: Option<String>,
+}
+
+const OFFERING_COLUMNS: &str = "spec, latest_version, created_at, updated_at";
+
+fn offering(r: &AnyRow) -> Result<Offering> {
+    Ok(Offering {
+        spec: from_json(&r.try_get::<String, _>(0)?)?,
+        latest_version: r.try_get(1)?,
+        created_at: parse_ts(&r.try_get::<String, _>(2)?)?,
+        updated_at: parse_ts(&r.try_get::<String, _>(3)?)?,
+    })
+}
+
+fn version(r: &AnyRow) -> Result<OfferingVersion> {
+    Ok(OfferingVersion {
+        offering: r.try_get(0)?,
+        spec: from_json(&r.try_get::<String, _>(1)?)?,
+        published_at: parse_ts(&r.try_get::<String, _>(2)?)?,
+    })
+}
+
+impl Store {
+    /// Loads the OZG catalog: adds new services, updates changed ones.
+    pub async fn import_ozg(
+        &self,
+        actor: &str,
+        source: &str,
+        services: &[OzgService],
+        now: DateTime<Utc>,
+    ) -> Result<ImportSummary> {
+        let mut w = self.begin_write().await?;
+        let mut summary = ImportSummary::default();
+        let existing: std::collections::HashMap<String, OzgService> =
+            sqlx::query("SELECT id, name, situation, field FROM ozg_services")
+                .fetch_all(&mut *w.tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(OzgService {
+                        id: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                        situation: r.try_get(2)?,
+                        field: r.try_get(3)?,
+                    })
+                })
+                .map(|s: Result<OzgService>| s.map(|s| (s.id.clone(), s)))
+                .collect::<Result<_>>()?;
+        for s in services {
+            match existing.get(&s.id) {
+                Some(e) if e == s => {
+                    summary.unchanged += 1;
+                    continue;
+                }
+                Some(_) => summary.updated += 1,
+                None => summary.created += 1,
+            }
+            sqlx::query(
+                "INSERT INTO ozg_services (id, name, situation, field) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                 situation = excluded.situation, field = excluded.field",
+            )
+            .bind(&s.id)
+            .bind(&s.name)
+            .bind(&s.situation)
+            .bind(&s.field)
+            .execute(&mut *w.tx)
+            .await?;
+        }
+        if summary.created + summary.updated == 0 {
+            return Ok(summary);
+        }
+        w.audit(
+            Change {
+                actor: actor.into(),
+                action: "catalog.ozg.import".into(),
+                object: format!("import/{source}"),
+                before: None,
+                after: Some(json!({"source": source, "records": services.len(), "summary": summary})),
+            },
+            now,
+        )
+        .await?;
+        w.commit().await?;
+        Ok(summary)
+    }
+
+    pub async fn get_ozg_service(&self, id: &str) -> Result<Option<OzgService>> {
+        let row = sqlx::query("SELECT id, name, situation, field FROM ozg_services WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(OzgService {
+                id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                situation: r.try_get(2)?,
+                field: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn count_ozg_services(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM ozg_services")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
+    /// Creates or replaces an offering. Its vendor organisation, OZG service and
+    /// dependencies must exist. An unchanged spec writes nothing.
+    pub async fn put_offering(
+        &self,
+        actor: &str,
+        spec: &OfferingSpec,
+        now: DateTime<Utc>,
+    ) -> Result<(Offering, bool)> {
+        spec.validate()?;
+        let mut w = self.begin_write().await?;
+        if sqlx::query("SELECT id FROM organisations WHERE id = $1")
+            .bind(&spec.vendor)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .is_none()
+        {
+            return Err(Invalid::new(
+                "/vendor",
+                format!("unknown vendor organisation `{}`", spec.vendor),
+            )
+            .into());
+        }
+        if let Some(ozg) = &spec.ozg_id {
+            if sqlx::query("SELECT id FROM ozg_services WHERE id = $1")
+                .bind(ozg)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .is_none()
+            {
+                return Err(Invalid::new(
+                    "/ozg_id",
+                    format!("unknown OZG service `{ozg}` (import the OZG catalog with `verbund import ozg`)"),
+                )
+                .into());
+            }
+        }
+        for (i, d) in spec.dependencies.iter().enumerate() {
+            let row = sqlx::query("SELECT spec FROM offerings WHERE name = $1")
+                .bind(&d.offering)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+            let Some(row) = row else {
+                return Err(Invalid::new(
+                    format!("/dependencies/{i}/offering"),
+                    format!("unknown offering `{}`", d.offering),
+                )
+                .into());
+            };
+            if let Some(plan) = &d.plan {
+                let dep: OfferingSpec = from_json(&row.try_get::<String, _>(0)?)?;
+                if dep.plan(plan).is_none() {
+                    return Err(Invalid::new(
+                        format!("/dependencies/{i}/plan"),
+                        format!("offering `{}` has no plan `{plan}`", d.offering),
+                    )
+                    .into());
+                }
+            }
+        }
+        let existing = sqlx::query(&format!(
+            "SELECT {OFFERING_COLUMNS} FROM offerings WHERE name = $1"
+        ))
+        .bind(&spec.name)
+        .fetch_optional(&mut *w.tx)
+        .await?
+        .map(|r| offering(&r))
+        .transpose()?;
+        if let Some(o) = &existing {
+            if &o.spec == spec {
+                return Ok((o.clone(), false));
+            }
+            if o.spec.vendor != spec.vendor {
+                return Err(Invalid::new(
+                    "/vendor",
+                    format!("offering `{}` belongs to another vendor; the vendor cannot change", spec.name),
+                )
+                .into());
+            }
+        }
+        let created = existing.is_none();
+        let stored = Offering {
+            spec: spec.clone(),
+            latest_version: existing.as_ref().and_then(|o| o.latest_version.clone()),
+            created_at: existing.as_ref().map_or(now, |o| o.created_at),
+            updated_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO offerings (name, vendor, category, ozg_id, spec, latest_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7) \
+             ON CONFLICT (name) DO UPDATE SET category = excluded.category, ozg_id = excluded.ozg_id, \
+             spec = excluded.spec, updated_at = excluded.updated_at",
+        )
+        .bind(&spec.name)
+        .bind(&spec.vendor)
+        .bind(spec.category.as_str())
+        .bind(&spec.ozg_id)
+        .bind(to_json(spec)?)
+        .bind(ts(&stored.created_at))
+        .bind(ts(&now))
+        .execute(&mut *w.tx)
+        .await?;
+        w.audit(
+            Change {
+                actor: actor.into(),
+                action: if created { "offering.create" } else { "offering.update" }.into(),
+                object: format!("offering/{}", spec.name),
+                before: existing.map(|o| serde_json::to_value(o.spec).unwrap_or_default()),
+                after: Some(serde_json::to_value(spec).unwrap_or_default()),
+            },
+            now,
+        )
+        .await?;
+        w.commit().await?;
+        Ok((stored, created))
+    }
+
+    pub async fn get_offering(&self, name: &str) -> Result<Offering> {
+        sqlx::query(&format!("SELECT {OFFERING_COLUMNS} FROM offerings WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| offering(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::not_found("offering", name))
+    }
+
+    pub async fn list_offerings(
+        &self,
+        filter: &OfferingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Offering>> {
+        let mut s = Select::default();
+        if let Some(c) = filter.category {
+            s.and("category = {}", Arg::Text(c.as_str().into()));
+        }
+        if let Some(v) = &filter.vendor {
+            s.and("vendor = {}", Arg::Text(v.clone()));
+        }
+        if let Some(o) = &filter.ozg_id {
+            s.and("ozg_id = {}", Arg::Text(o.clone()));
+        }
+        if let Some(after) = &page.after {
+            s.and("name > {}", Arg::Text(after.clone()));
+        }
+        let limit = page.limit();
+        let sql = s.sql(
+            &format!("SELECT {OFFERING_COLUMNS} FROM offerings"),
+            &format!("ORDER BY name LIMIT {}", limit + 1),
+        );
+        let rows = s.bind(&sql).fetch_all(&self.pool).await?;
+        let items = rows.iter().map(offering).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |o| o.spec.name.clone()))
+    }
+
+    /// Publishes a version; it must be newer than every published one.
+    pub async fn publish_version(
+        &self,
+        actor: &str,
+        offering_name: &str,
+        spec: &VersionSpec,
+        now: DateTime<Utc>,
+    ) -> Result<OfferingVersion> {
+        let mut w = self.begin_write().await?;
+        let latest: Option<String> = sqlx::query("SELECT latest_version FROM offerings WHERE name = $1")
+            .bind(offering_name)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("offering", offering_name))?
+            .try_get(0)?;
+        let v = spec.validate(latest.as_deref())?;
+        let spec = VersionSpec { version: v.to_string(), ..spec.clone() };
+        let stored = OfferingVersion {
+            offering: offering_name.to_string(),
+            spec: spec.clone(),
+            published_at: now,
+        };
+        sqlx::query(
+            "INSERT INTO offering_versions (offering, version, spec, published_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(offering_name)
+        .bind(&spec.version)
+        .bind(to_json(&spec)?)
+        .bind(ts(&now))
+        .execute(&mut *w.tx)
+        .await
+        .map_err(|e| {
+            if StoreError::is_unique_violation(&e) {
+                StoreError::Conflict(format!("version `{}` of `{offering_name}` exists already", spec.version))
+            } else {
+                e.into()
+            }
+        })?;
+        sqlx::query("UPDATE offerings SET latest_version = $2, updated_at = $3 WHERE name = $1")
+            .bind(offering_name)
+            .bind(&spec.version)
+            .bind(ts(&now))
+            .execute(&mut *w.tx)
+            .await?;
+        w.audit(
+            Change {
+                actor: actor.into(),
+                action: "offering.version.publish".into(),
+                object: format!("offering/{offering_name}/versions/{}", spec.version),
+                before: latest.map(|l| json!({"latest_version": l})),
+                after: Some(serde_json::to_value(&stored).unwrap_or_default()),
+            },
+            now,
+        )
+        .await?;
+        w.commit().await?;
+        Ok(stored)
+    }
+
+    /// Every published version of an offering, newest first.
+    pub async fn list_versions(&self, offering_name: &str) -> Result<Vec<OfferingVersion>> {
+        self.get_offering(offering_name).await?;
+        let rows = sqlx::query(
+            "SELECT offering, spec, published_at FROM offering_versions WHERE offering = $1",
+        )
+        .bind(offering_name)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows.iter().map(version).collect::<Result<Vec<_>>>()?;
+        out.sort_by_cached_key(|v| std::cmp::Reverse(semver::Version::parse(&v.spec.version).ok()));
+        Ok(out)
+    }
+}

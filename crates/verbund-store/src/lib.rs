@@ -1,0 +1,154 @@
+//! The store: every durable fact of verbund, in SQLite (embedded default) or PostgreSQL.
+//!
+//! One `Store` serves both databases through sqlx's `Any` driver with runtime queries
+//! written in the SQL both understand (`$n` placeholders, `ON CONFLICT`, `RETURNING`);
+//! the schema differs only in its DDL, kept in one migrations folder per backend.
+//! Every write runs in one transaction together with its audit event, so a request
+//! either fully applies (and is recorded) or changes nothing.
+
+mod audit;
+mod catalog;
+mod directory;
+mod accounts;
+mod error;
+mod rows;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::sync::Mutex;
+
+pub use audit::AuditFilter;
+pub use catalog::OfferingFilter;
+pub use directory::SiteFilter;
+pub use accounts::UserFilter;
+pub use error::{Result, StoreError};
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// SQLite allows one writer at a time; writers queue here instead of failing with
+    /// `SQLITE_BUSY` when a deferred transaction tries to upgrade its lock.
+    write_lock: Arc<Mutex<()>>,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    ///
+    /// `url` is `sqlite://PATH` (the file is created) or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::Config(format!(
+                "`{url}` is neither a `sqlite://` nor a `postgres://` URL"
+            )));
+        };
+        let url = match dialect {
+            Dialect::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let opts = AnyConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
+            })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        let migrator = match dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Store {
+            pool,
+            dialect,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Whether the database answers, for `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a serialised write transaction. Writers queue one at a time (a process-wide
+    /// lock for SQLite, a transaction-scoped advisory lock for PostgreSQL), which keeps
+    /// the audit chain a single line across replicas.
+    pub(crate) async fn begin_write(&self) -> Result<Write<'_>> {
+        let guard = match self.dialect {
+            Dialect::Sqlite => Some(self.write_lock.lock().await),
+            Dialect::Postgres => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(7310)")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(Write { tx, _guard: guard })
+    }
+}
+
+/// An open write transaction; dropping it without `commit` rolls everything back.
+pub(crate) struct Write<'a> {
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl Write<'_> {
+    /// Records the change in the audit trail as part of this transaction.
+    pub(crate) async fn audit(
+        &mut self,
+        change: verbund_domain::audit::Change,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<verbund_domain::audit::AuditEvent> {
+        audit::append(&mut self.tx, change, now).await
+    }
+
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
