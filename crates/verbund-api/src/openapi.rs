@@ -1,0 +1,43 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{audit, offerings, organisations, providers, sites, tokens, users};
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "verbund API", description = "Control plane of the sovereign federated administration cloud."),
+    paths(
+        organisations::list, organisations::create, organisations::read, organisations::update,
+        providers::list, providers::create, providers::read, providers::apply,
+        sites::list, sites::create, sites::read, sites::apply,
+        offerings::list, offerings::create, offerings::read, offerings::apply,
+        offerings::versions, offerings::publish,
+        users::list, users::create, users::me, users::read,
+        tokens::list, tokens::create, tokens::revoke,
+        audit::list, audit::verify,
+    ),
+    components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}

@@ -1,0 +1,109 @@
+//! `/organisations`: the directory of authorities.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use verbund_domain::access::Action;
+use verbund_domain::directory::{check_ars, Level, Organisation, OrganisationFilter, OrganisationSpec};
+use verbund_domain::page::Page;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::problem::{ApiError, ApiResult};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/organisations", get(list).post(create))
+        .route("/organisations/{id}", get(read).put(update))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrganisationQuery {
+    pub level: Option<Level>,
+    /// Id of the parent organisation.
+    pub parent: Option<String>,
+    /// Two-digit Land key, e.g. `09`.
+    pub land: Option<String>,
+    /// Prefix of the name.
+    pub name: Option<String>,
+    /// Exact ARS or AGS.
+    pub key: Option<String>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+/// List organisations, filtered and paginated.
+#[utoipa::path(get, path = "/api/v1/organisations", tag = "directory",
+    params(OrganisationQuery),
+    responses((status = 200, body = Page<Organisation>), (status = 400, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<OrganisationQuery>,
+) -> ApiResult<Json<Page<Organisation>>> {
+    caller.require(Action::ReadDirectory)?;
+    if let Some(land) = &q.land {
+        if land.len() != 2 {
+            return Err(ApiError::BadRequest(format!("`land` must be a two-digit Land key, not `{land}`")));
+        }
+        check_ars("land", land).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    }
+    let filter = OrganisationFilter {
+        level: q.level,
+        parent: q.parent,
+        land: q.land,
+        name_prefix: q.name.filter(|n| !n.is_empty()),
+        key: q.key,
+    };
+    let page = verbund_domain::page::PageRequest { limit: q.limit, after: q.after };
+    Ok(Json(state.store.list_organisations(&filter, &page).await?))
+}
+
+/// Create an organisation.
+#[utoipa::path(post, path = "/api/v1/organisations", tag = "directory",
+    request_body = OrganisationSpec,
+    responses((status = 201, body = Organisation), (status = 422, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(spec): ApiJson<OrganisationSpec>,
+) -> ApiResult<(StatusCode, Json<Organisation>)> {
+    caller.require(Action::CreateOrganisation)?;
+    let org = state.store.create_organisation(&caller.actor(), &spec, state.now()).await?;
+    Ok((StatusCode::CREATED, Json(org)))
+}
+
+/// Read one organisation.
+#[utoipa::path(get, path = "/api/v1/organisations/{id}", tag = "directory",
+    responses((status = 200, body = Organisation), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Organisation>> {
+    caller.require(Action::ReadDirectory)?;
+    Ok(Json(state.store.get_organisation(&id).await?))
+}
+
+/// Change an organisation's name, keys or population.
+#[utoipa::path(put, path = "/api/v1/organisations/{id}", tag = "directory",
+    request_body = OrganisationSpec,
+    responses((status = 200, body = Organisation), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(spec): ApiJson<OrganisationSpec>,
+) -> ApiResult<Json<Organisation>> {
+    caller.require(Action::UpdateOrganisation { id: &id })?;
+    Ok(Json(state.store.update_organisation(&caller.actor(), &id, &spec, state.now()).await?))
+}

@@ -1,0 +1,91 @@
+//! `/providers`: the legal entities that run data centers.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use verbund_domain::access::Action;
+use verbund_domain::directory::{Provider, ProviderSpec};
+use verbund_domain::page::Page;
+use verbund_domain::Invalid;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::problem::{ApiError, ApiResult};
+use crate::routes::PageQuery;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/providers", get(list).post(create))
+        .route("/providers/{name}", get(read).put(apply))
+}
+
+/// List providers.
+#[utoipa::path(get, path = "/api/v1/providers", tag = "directory", params(PageQuery),
+    responses((status = 200, body = Page<Provider>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<Provider>>> {
+    caller.require(Action::ReadDirectory)?;
+    Ok(Json(state.store.list_providers(&q.page()).await?))
+}
+
+/// Register a provider.
+#[utoipa::path(post, path = "/api/v1/providers", tag = "directory", request_body = ProviderSpec,
+    responses((status = 201, body = Provider), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(spec): ApiJson<ProviderSpec>,
+) -> ApiResult<(StatusCode, Json<Provider>)> {
+    caller.require(Action::CreateProvider)?;
+    spec.validate()?;
+    if state.store.get_provider(&spec.name).await.is_ok() {
+        return Err(ApiError::Conflict(format!(
+            "provider `{}` exists already; use PUT to change it",
+            spec.name
+        )));
+    }
+    let (p, _) = state.store.put_provider(&caller.actor(), &spec, state.now()).await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+/// Read a provider.
+#[utoipa::path(get, path = "/api/v1/providers/{name}", tag = "directory",
+    responses((status = 200, body = Provider), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Provider>> {
+    caller.require(Action::ReadDirectory)?;
+    Ok(Json(state.store.get_provider(&name).await?))
+}
+
+/// Create or update a provider (idempotent apply).
+#[utoipa::path(put, path = "/api/v1/providers/{name}", tag = "directory", request_body = ProviderSpec,
+    responses((status = 200, body = Provider), (status = 201, body = Provider), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(spec): ApiJson<ProviderSpec>,
+) -> ApiResult<(StatusCode, Json<Provider>)> {
+    if spec.name != name {
+        return Err(Invalid::new("/name", format!("`{}` differs from the name in the path `{name}`", spec.name)).into());
+    }
+    let exists = state.store.get_provider(&name).await.is_ok();
+    if exists {
+        caller.require(Action::UpdateProvider { provider: &name })?;
+    } else {
+        caller.require(Action::CreateProvider)?;
+    }
+    let (p, created) = state.store.put_provider(&caller.actor(), &spec, state.now()).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(p)))
+}

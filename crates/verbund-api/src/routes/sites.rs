@@ -1,0 +1,103 @@
+//! `/sites`: data centers and their Kubernetes clusters.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use verbund_domain::access::Action;
+use verbund_domain::directory::{Site, SiteSpec};
+use verbund_domain::page::{Page, PageRequest};
+use verbund_domain::Invalid;
+use verbund_store::SiteFilter;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::problem::{ApiError, ApiResult};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sites", get(list).post(create))
+        .route("/sites/{name}", get(read).put(apply))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SiteQuery {
+    /// Only sites of this provider.
+    pub provider: Option<String>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+/// List sites.
+#[utoipa::path(get, path = "/api/v1/sites", tag = "directory", params(SiteQuery),
+    responses((status = 200, body = Page<Site>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SiteQuery>,
+) -> ApiResult<Json<Page<Site>>> {
+    caller.require(Action::ReadDirectory)?;
+    let filter = SiteFilter { provider: q.provider };
+    let page = PageRequest { limit: q.limit, after: q.after };
+    Ok(Json(state.store.list_sites(&filter, &page).await?))
+}
+
+/// Register a site.
+#[utoipa::path(post, path = "/api/v1/sites", tag = "directory", request_body = SiteSpec,
+    responses((status = 201, body = Site), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(spec): ApiJson<SiteSpec>,
+) -> ApiResult<(StatusCode, Json<Site>)> {
+    caller.require(Action::PutSite { provider: &spec.provider })?;
+    spec.validate()?;
+    if state.store.get_site(&spec.name).await.is_ok() {
+        return Err(ApiError::Conflict(format!(
+            "site `{}` exists already; use PUT to change it",
+            spec.name
+        )));
+    }
+    let (s, _) = state.store.put_site(&caller.actor(), &spec, state.now()).await?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// Read a site.
+#[utoipa::path(get, path = "/api/v1/sites/{name}", tag = "directory",
+    responses((status = 200, body = Site), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Site>> {
+    caller.require(Action::ReadDirectory)?;
+    Ok(Json(state.store.get_site(&name).await?))
+}
+
+/// Create or update a site (idempotent apply).
+#[utoipa::path(put, path = "/api/v1/sites/{name}", tag = "directory", request_body = SiteSpec,
+    responses((status = 200, body = Site), (status = 201, body = Site), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn apply(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(spec): ApiJson<SiteSpec>,
+) -> ApiResult<(StatusCode, Json<Site>)> {
+    if spec.name != name {
+        return Err(Invalid::new("/name", format!("`{}` differs from the name in the path `{name}`", spec.name)).into());
+    }
+    caller.require(Action::PutSite { provider: &spec.provider })?;
+    if let Ok(existing) = state.store.get_site(&name).await {
+        // An operator must also own the site as it is now, not only the one it names.
+        caller.require(Action::PutSite { provider: &existing.spec.provider })?;
+    }
+    let (s, created) = state.store.put_site(&caller.actor(), &spec, state.now()).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(s)))
+}
