@@ -7,6 +7,7 @@
 pub mod access;
 pub mod account;
 pub mod audit;
+pub mod booking;
 pub mod catalog;
 pub mod directory;
 pub mod error;

@@ -1,0 +1,440 @@
+//! Bookings: an organisation × offering × plan × configuration × update channel, and
+//! the lifecycle it goes through.
+//!
+//! The lifecycle is an explicit state machine; every transition is named by an event so
+//! that the audit trail says what happened, and impossible transitions are refused.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::catalog::OfferingSpec;
+use crate::error::{Invalid, Result};
+
+/// Where a booking is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BookingState {
+    Requested,
+    AwaitingApproval,
+    Placed,
+    Provisioning,
+    Active,
+    Updating,
+    Degraded,
+    Cancelling,
+    Retained,
+    Deleted,
+    Rejected,
+}
+
+impl BookingState {
+    pub const ALL: [BookingState; 11] = [
+        BookingState::Requested,
+        BookingState::AwaitingApproval,
+        BookingState::Placed,
+        BookingState::Provisioning,
+        BookingState::Active,
+        BookingState::Updating,
+        BookingState::Degraded,
+        BookingState::Cancelling,
+        BookingState::Retained,
+        BookingState::Deleted,
+        BookingState::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingState::Requested => "requested",
+            BookingState::AwaitingApproval => "awaiting-approval",
+            BookingState::Placed => "placed",
+            BookingState::Provisioning => "provisioning",
+            BookingState::Active => "active",
+            BookingState::Updating => "updating",
+            BookingState::Degraded => "degraded",
+            BookingState::Cancelling => "cancelling",
+            BookingState::Retained => "retained",
+            BookingState::Deleted => "deleted",
+            BookingState::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BookingState> {
+        BookingState::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+
+    /// Whether the booking holds a site and its capacity.
+    pub fn holds_capacity(self) -> bool {
+        matches!(
+            self,
+            BookingState::Placed
+                | BookingState::Provisioning
+                | BookingState::Active
+                | BookingState::Updating
+                | BookingState::Degraded
+                | BookingState::Cancelling
+        )
+    }
+
+    /// Whether the booking is running or about to run on its site.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            BookingState::Placed
+                | BookingState::Provisioning
+                | BookingState::Active
+                | BookingState::Updating
+                | BookingState::Degraded
+        )
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, BookingState::Deleted | BookingState::Rejected)
+    }
+}
+
+impl fmt::Display for BookingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happens to a booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BookingEvent {
+    /// The offering or organisation requires approval.
+    RequireApproval,
+    /// A site was found (after approval, where needed).
+    Place,
+    /// Refused: no allowed site, or an approver said no.
+    Reject,
+    /// The desired state was written for the site.
+    Provision,
+    /// The site reports the desired version ready.
+    BecomeReady,
+    /// A new version is being rolled out to the booking.
+    StartUpdate,
+    /// The site reports the booking unhealthy.
+    Degrade,
+    /// The organisation cancels.
+    Cancel,
+    /// Cancellation done: the workload is gone, the data kept for the retention period.
+    Retain,
+    /// The retention period ended; the data is deleted.
+    Purge,
+}
+
+impl BookingEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookingEvent::RequireApproval => "require-approval",
+            BookingEvent::Place => "place",
+            BookingEvent::Reject => "reject",
+            BookingEvent::Provision => "provision",
+            BookingEvent::BecomeReady => "become-ready",
+            BookingEvent::StartUpdate => "start-update",
+            BookingEvent::Degrade => "degrade",
+            BookingEvent::Cancel => "cancel",
+            BookingEvent::Retain => "retain",
+            BookingEvent::Purge => "purge",
+        }
+    }
+}
+
+/// A transition the state machine does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a booking in state `{from}` cannot `{}`", event.as_str())]
+pub struct InvalidTransition {
+    pub from: BookingState,
+    pub event: BookingEvent,
+}
+
+/// The lifecycle: the state after `event`, or why it cannot happen.
+pub fn transition(from: BookingState, event: BookingEvent) -> Result<BookingState, InvalidTransition> {
+    use BookingEvent as E;
+    use BookingState as S;
+    let to = match (from, event) {
+        (S::Requested, E::RequireApproval) => S::AwaitingApproval,
+        (S::Requested | S::AwaitingApproval, E::Place) => S::Placed,
+        (S::Requested | S::AwaitingApproval, E::Reject) => S::Rejected,
+        (S::Placed, E::Provision) => S::Provisioning,
+        (S::Provisioning | S::Updating | S::Degraded, E::BecomeReady) => S::Active,
+        (S::Active | S::Degraded | S::Provisioning, E::StartUpdate) => S::Updating,
+        (S::Provisioning | S::Active | S::Updating, E::Degrade) => S::Degraded,
+        (
+            S::Requested | S::AwaitingApproval | S::Placed | S::Provisioning | S::Active | S::Updating
+            | S::Degraded,
+            E::Cancel,
+        ) => S::Cancelling,
+        (S::Cancelling, E::Retain) => S::Retained,
+        (S::Retained, E::Purge) => S::Deleted,
+        _ => return Err(InvalidTransition { from, event }),
+    };
+    Ok(to)
+}
+
+/// A weekly maintenance window in local German time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaintenanceWindow {
+    /// Days of the week, 0 = Monday.
+    pub days: Vec<u8>,
+    /// Minutes after midnight.
+    pub start: u16,
+    pub end: u16,
+}
+
+/// Which versions a booking receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateChannel {
+    /// Every new version, as soon as its rollout reaches the booking.
+    Stable,
+    /// Exactly this version; rollouts leave the booking alone.
+    Pinned(semver::Version),
+    /// Every new version, but only inside the window.
+    Window(MaintenanceWindow),
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn parse_hm(s: &str) -> Option<u16> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
+}
+
+impl FromStr for UpdateChannel {
+    type Err = String;
+
+    /// `stable`, `pinned:1.2.3`, or `window:sat,sun 02:00-05:00`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s == "stable" {
+            return Ok(UpdateChannel::Stable);
+        }
+        if let Some(v) = s.strip_prefix("pinned:") {
+            return semver::Version::parse(v)
+                .map(UpdateChannel::Pinned)
+                .map_err(|e| format!("`{v}` is not a semantic version: {e}"));
+        }
+        if let Some(w) = s.strip_prefix("window:") {
+            let bad = || format!("`{s}` is not a maintenance window (e.g. `window:sat,sun 02:00-05:00`)");
+            let (days, times) = w.trim().split_once(' ').ok_or_else(bad)?;
+            let days = days
+                .split(',')
+                .map(|d| DAYS.iter().position(|x| *x == d).map(|p| p as u8))
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(bad)?;
+            let (a, b) = times.split_once('-').ok_or_else(bad)?;
+            let (start, end) = (parse_hm(a).ok_or_else(bad)?, parse_hm(b).ok_or_else(bad)?);
+            if start >= end || days.is_empty() {
+                return Err(bad());
+            }
+            return Ok(UpdateChannel::Window(MaintenanceWindow { days, start, end }));
+        }
+        Err(format!(
+            "`{s}` is not an update channel (`stable`, `pinned:<version>` or `window:<days> <from>-<to>`)"
+        ))
+    }
+}
+
+impl fmt::Display for UpdateChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateChannel::Stable => f.write_str("stable"),
+            UpdateChannel::Pinned(v) => write!(f, "pinned:{v}"),
+            UpdateChannel::Window(w) => {
+                let days: Vec<&str> = w.days.iter().map(|d| DAYS[*d as usize % 7]).collect();
+                write!(
+                    f,
+                    "window:{} {:02}:{:02}-{:02}:{:02}",
+                    days.join(","),
+                    w.start / 60,
+                    w.start % 60,
+                    w.end / 60,
+                    w.end % 60
+                )
+            }
+        }
+    }
+}
+
+/// What an organisation submits to book an offering.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookingSpec {
+    /// Id of the booking organisation.
+    pub organisation: String,
+    /// Name of the offering.
+    pub offering: String,
+    /// Name of one of the offering's plans.
+    pub plan: String,
+    /// Tenant configuration, valid against the offering's JSON Schema.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub config: Value,
+    /// `stable` (default), `pinned:<version>` or `window:<days> <from>-<to>`.
+    #[serde(default = "stable")]
+    pub channel: String,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+fn stable() -> String {
+    "stable".into()
+}
+
+impl BookingSpec {
+    /// Checks the booking against its offering: plan, channel and configuration.
+    pub fn validate(&self, offering: &OfferingSpec) -> Result<UpdateChannel> {
+        if offering.plan(&self.plan).is_none() {
+            let plans: Vec<&str> = offering.plans.iter().map(|p| p.name.as_str()).collect();
+            return Err(Invalid::new(
+                "/plan",
+                format!("offering `{}` has no plan `{}` (plans: {})", offering.name, self.plan, plans.join(", ")),
+            ));
+        }
+        let channel: UpdateChannel = self.channel.parse().map_err(|e| Invalid::new("/channel", e))?;
+        validate_config(&offering.config_schema, &self.config)?;
+        Ok(channel)
+    }
+}
+
+/// Validates a tenant configuration; the error names the JSON pointer of the first
+/// offending value.
+pub fn validate_config(schema: &Value, config: &Value) -> Result<()> {
+    let validator = jsonschema::validator_for(schema)
+        .map_err(|e| Invalid::new("/config", format!("the offering's schema is unusable: {e}")))?;
+    let mut errors: Vec<(String, String)> = validator
+        .iter_errors(config)
+        .map(|e| (e.instance_path.to_string(), e.to_string()))
+        .collect();
+    errors.sort();
+    match errors.into_iter().next() {
+        None => Ok(()),
+        Some((path, message)) => Err(Invalid::new(format!("/config{path}"), message)),
+    }
+}
+
+/// Whether a booking still satisfies the policies in force, and where it could go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Compliance {
+    pub compliant: bool,
+    pub checked_at: DateTime<Utc>,
+    /// Why the current site is no longer allowed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// A compliant site proposed as the target of a move (never moved silently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_site: Option<String>,
+}
+
+/// A stored booking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Booking {
+    pub id: String,
+    pub organisation: String,
+    pub offering: String,
+    pub plan: String,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    pub channel: String,
+    pub state: BookingState,
+    /// The site it is placed on (while it holds one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// The version the booking should run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Why it was rejected, or other notes on its state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The booking this one was created for, if it is a dependency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependency_of: Option<String>,
+    /// Bookings this one depends on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compliance: Option<Compliance>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When it entered its current state (drives retention).
+    pub state_since: DateTime<Utc>,
+}
+
+/// A change an organisation may make to its booking.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookingPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lifecycle_happy_path() {
+        let mut s = BookingState::Requested;
+        for e in [
+            BookingEvent::RequireApproval,
+            BookingEvent::Place,
+            BookingEvent::Provision,
+            BookingEvent::BecomeReady,
+            BookingEvent::StartUpdate,
+            BookingEvent::Degrade,
+            BookingEvent::BecomeReady,
+            BookingEvent::Cancel,
+            BookingEvent::Retain,
+            BookingEvent::Purge,
+        ] {
+            s = transition(s, e).unwrap();
+        }
+        assert_eq!(s, BookingState::Deleted);
+    }
+
+    #[test]
+    fn impossible_transitions_are_refused() {
+        assert!(transition(BookingState::Rejected, BookingEvent::Place).is_err());
+        assert!(transition(BookingState::Deleted, BookingEvent::Cancel).is_err());
+        assert!(transition(BookingState::Retained, BookingEvent::BecomeReady).is_err());
+        assert!(transition(BookingState::Placed, BookingEvent::BecomeReady).is_err());
+    }
+
+    #[test]
+    fn channels_round_trip() {
+        for s in ["stable", "pinned:1.2.3", "window:sat,sun 02:00-05:30"] {
+            assert_eq!(s.parse::<UpdateChannel>().unwrap().to_string(), s);
+        }
+        for bad in ["beta", "pinned:1.2", "window:sat 05:00-02:00", "window:xyz 01:00-02:00"] {
+            assert!(bad.parse::<UpdateChannel>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn config_errors_name_the_pointer() {
+        let schema = json!({
+            "type": "object",
+            "required": ["contact"],
+            "properties": {"contact": {"type": "object", "properties": {"email": {"type": "string", "format": "email", "pattern": "@"}}}}
+        });
+        assert!(validate_config(&schema, &json!({"contact": {"email": "a@b.de"}})).is_ok());
+        let e = validate_config(&schema, &json!({"contact": {"email": 5}})).unwrap_err();
+        assert_eq!(e.field, "/config/contact/email");
+        let e = validate_config(&schema, &json!({})).unwrap_err();
+        assert_eq!(e.field, "/config");
+    }
+}

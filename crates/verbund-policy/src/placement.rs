@@ -1,0 +1,341 @@
+//! Sovereignty placement: where may a booking run, and why (not) elsewhere.
+//!
+//! For each candidate site the decision checks, in order, the site's capabilities and
+//! Kubernetes version, its free `prod` capacity, and the Cedar policies that apply to
+//! the booking organisation (federation, its Land, itself and its ancestors). Allowed
+//! sites are ranked: the organisation's own Land first, then its contracted providers,
+//! then the most headroom. Every candidate's verdict carries its reasons.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use verbund_domain::catalog::{DataClass, OfferingSpec, Plan};
+use verbund_domain::directory::{Organisation, ProviderSpec, Resources, SiteSpec};
+
+use crate::entities;
+use crate::{PolicyBook, PolicyError};
+
+/// A site that could host the booking, with its free `prod` capacity.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub site: SiteSpec,
+    pub provider: ProviderSpec,
+    pub free: Resources,
+}
+
+/// What the booking needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Need<'a> {
+    pub offering: &'a OfferingSpec,
+    pub plan: &'a Plan,
+}
+
+/// Why a site is or is not allowed, or why it ranks where it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reason {
+    /// A policy forbids the placement.
+    ForbiddenBy {
+        policy: String,
+        layer: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
+        description: String,
+    },
+    /// No federation policy permits the placement.
+    NotPermitted,
+    /// The site lacks a capability the offering requires.
+    MissingCapability { capability: String },
+    /// The site's Kubernetes is older than the offering requires.
+    KubernetesTooOld { site: String, required: String },
+    /// Not enough free capacity in the site's `prod` environment.
+    InsufficientCapacity {
+        #[schema(inline)]
+        need: Resources,
+        #[schema(inline)]
+        free: Resources,
+    },
+    /// The policy evaluation failed; treated as forbidden.
+    EvaluationError { message: String },
+    /// Ranking: the site lies in the organisation's own Land.
+    SameLand,
+    /// Ranking: the site's provider is one the organisation contracts with.
+    ContractedProvider,
+}
+
+/// The verdict on one candidate site.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SiteVerdict {
+    pub site: String,
+    pub provider: String,
+    pub region: String,
+    pub allowed: bool,
+    /// 1 for the best allowed site; absent for forbidden ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
+    /// Share of the site's free capacity left after placing the booking (0–1).
+    pub headroom: f64,
+    pub reasons: Vec<Reason>,
+}
+
+/// The whole decision: the chosen site and every candidate's verdict, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlacementDecision {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    #[schema(value_type = String, format = Date)]
+    pub decided_on: NaiveDate,
+    pub candidates: Vec<SiteVerdict>,
+}
+
+impl PlacementDecision {
+    /// The verdict for one site.
+    pub fn verdict(&self, site: &str) -> Option<&SiteVerdict> {
+        self.candidates.iter().find(|c| c.site == site)
+    }
+}
+
+/// ISO 3166-2 region of each Land, by its two-digit key.
+pub fn land_region(land: &str) -> Option<&'static str> {
+    Some(match land {
+        "01" => "DE-SH",
+        "02" => "DE-HH",
+        "03" => "DE-NI",
+        "04" => "DE-HB",
+        "05" => "DE-NW",
+        "06" => "DE-HE",
+        "07" => "DE-RP",
+        "08" => "DE-BW",
+        "09" => "DE-BY",
+        "10" => "DE-SL",
+        "11" => "DE-BE",
+        "12" => "DE-BB",
+        "13" => "DE-MV",
+        "14" => "DE-SN",
+        "15" => "DE-ST",
+        "16" => "DE-TH",
+        _ => return None,
+    })
+}
+
+fn context(need: &Need<'_>) -> Result<Context, PolicyError> {
+    let classes = &need.offering.data_classes;
+    let personal = classes.iter().any(|c| *c >= DataClass::Personal);
+    let special = classes.iter().any(|c| *c >= DataClass::SpecialCategories);
+    let names: BTreeSet<String> = classes
+        .iter()
+        .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+        .collect();
+    Context::from_pairs([
+        ("offering".to_string(), RestrictedExpression::new_string(need.offering.name.clone())),
+        ("category".to_string(), RestrictedExpression::new_string(need.offering.category.as_str().to_string())),
+        (
+            "data_classes".to_string(),
+            RestrictedExpression::new_set(names.into_iter().map(RestrictedExpression::new_string)),
+        ),
+        ("personal".to_string(), RestrictedExpression::new_bool(personal)),
+        ("special".to_string(), RestrictedExpression::new_bool(special)),
+    ])
+    .map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+fn headroom(need: &Resources, free: &Resources) -> f64 {
+    let ratio = |n: u64, f: u64| if f == 0 { 0.0 } else { (f.saturating_sub(n)) as f64 / f as f64 };
+    ratio(need.cpu_millis, free.cpu_millis).min(ratio(need.memory_mib, free.memory_mib))
+}
+
+/// Decides placements for many bookings against one set of sites and policies.
+///
+/// Building the Cedar entities once and reusing them is what makes placing all of
+/// Germany's bookings fast; `reserve` keeps the free capacity current between decisions.
+pub struct Placer {
+    book: PolicyBook,
+    entities: Entities,
+    candidates: Vec<Candidate>,
+    action: EntityUid,
+    today: NaiveDate,
+    authorizer: Authorizer,
+    sets: Mutex<HashMap<Vec<String>, PolicySet>>,
+}
+
+impl Placer {
+    /// `organisations` must contain every booking organisation and all its ancestors.
+    pub fn new(
+        book: PolicyBook,
+        organisations: &[Organisation],
+        candidates: Vec<Candidate>,
+        today: NaiveDate,
+    ) -> Result<Self, PolicyError> {
+        let mut all = Vec::with_capacity(organisations.len() + candidates.len());
+        for o in organisations {
+            all.push(entities::organisation(o)?);
+        }
+        for c in &candidates {
+            all.push(entities::site(&c.site, &c.provider, today)?);
+        }
+        let entities = Entities::from_entities(all, None).map_err(|e| PolicyError::Schema(e.to_string()))?;
+        Ok(Placer {
+            book,
+            entities,
+            candidates,
+            action: entities::uid("Verbund::Action", "place")?,
+            today,
+            authorizer: Authorizer::new(),
+            sets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+
+    /// Takes a booking's resources off a site's free capacity.
+    pub fn reserve(&mut self, site: &str, r: &Resources) {
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
+            c.free.cpu_millis = c.free.cpu_millis.saturating_sub(r.cpu_millis);
+            c.free.memory_mib = c.free.memory_mib.saturating_sub(r.memory_mib);
+            c.free.storage_gib = c.free.storage_gib.saturating_sub(r.storage_gib);
+        }
+    }
+
+    /// Gives a booking's resources back to a site.
+    pub fn release(&mut self, site: &str, r: &Resources) {
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
+            c.free.cpu_millis += r.cpu_millis;
+            c.free.memory_mib += r.memory_mib;
+            c.free.storage_gib += r.storage_gib;
+        }
+    }
+
+    fn policy_set(&self, chain: &[String]) -> PolicySet {
+        let owners: Vec<String> = self.book.owners_in(chain).into_iter().map(str::to_string).collect();
+        let mut sets = match self.sets.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        sets.entry(owners.clone())
+            .or_insert_with(|| {
+                let refs: Vec<&str> = owners.iter().map(String::as_str).collect();
+                self.book.set_for(&refs)
+            })
+            .clone()
+    }
+
+    /// Decides where a booking of `organisation` may run.
+    ///
+    /// `chain` is the organisation's id followed by its ancestors' ids; `contracted`
+    /// names providers the organisation prefers by contract.
+    pub fn decide(
+        &self,
+        organisation: &Organisation,
+        chain: &[String],
+        need: Need<'_>,
+        contracted: &[String],
+    ) -> Result<PlacementDecision, PolicyError> {
+        let policies = self.policy_set(chain);
+        let ctx = context(&need)?;
+        let principal = entities::org_uid(&organisation.id)?;
+        let home = organisation.land.as_deref().and_then(land_region);
+        let required = &need.offering.requirements;
+        let required_minor = required
+            .min_kubernetes
+            .as_deref()
+            .and_then(|v| v.split_once('.'))
+            .and_then(|(_, m)| m.parse::<u16>().ok());
+        let mut verdicts = Vec::with_capacity(self.candidates.len());
+        for c in &self.candidates {
+            let mut reasons = Vec::new();
+            for cap in required.capabilities.difference(&c.site.capabilities) {
+                reasons.push(Reason::MissingCapability { capability: cap.clone() });
+            }
+            if let (Some(req), Some(v)) = (required_minor, required.min_kubernetes.as_ref()) {
+                if c.site.kubernetes_minor().unwrap_or(0) < req {
+                    reasons.push(Reason::KubernetesTooOld {
+                        site: c.site.kubernetes_version.clone(),
+                        required: v.clone(),
+                    });
+                }
+            }
+            if !need.plan.resources.fits_in(&c.free) {
+                reasons.push(Reason::InsufficientCapacity { need: need.plan.resources, free: c.free });
+            }
+            let request = Request::new(
+                principal.clone(),
+                self.action.clone(),
+                entities::site_uid(&c.site.name)?,
+                ctx.clone(),
+                None,
+            )
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+            let response = self.authorizer.is_authorized(&request, &policies, &self.entities);
+            let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
+            if !errors.is_empty() {
+                reasons.push(Reason::EvaluationError { message: errors.join("; ") });
+            }
+            if response.decision() == Decision::Deny {
+                let mut forbidden = false;
+                for id in response.diagnostics().reason() {
+                    if let Some(info) = self.book.info(id.as_ref()) {
+                        if info.effect == "forbid" {
+                            forbidden = true;
+                            reasons.push(Reason::ForbiddenBy {
+                                policy: info.id.clone(),
+                                layer: info.layer.as_str().to_string(),
+                                owner: info.owner.clone(),
+                                description: info.description.clone(),
+                            });
+                        }
+                    }
+                }
+                if !forbidden && errors.is_empty() {
+                    reasons.push(Reason::NotPermitted);
+                }
+            }
+            let allowed = reasons.is_empty();
+            if allowed {
+                if home == Some(c.site.location.region.as_str()) {
+                    reasons.push(Reason::SameLand);
+                }
+                if contracted.contains(&c.site.provider) {
+                    reasons.push(Reason::ContractedProvider);
+                }
+            }
+            verdicts.push(SiteVerdict {
+                site: c.site.name.clone(),
+                provider: c.site.provider.clone(),
+                region: c.site.location.region.clone(),
+                allowed,
+                rank: None,
+                headroom: headroom(&need.plan.resources, &c.free),
+                reasons,
+            });
+        }
+        verdicts.sort_by(|a, b| {
+            let key = |v: &SiteVerdict| {
+                (
+                    !v.allowed,
+                    !v.reasons.contains(&Reason::SameLand),
+                    !v.reasons.contains(&Reason::ContractedProvider),
+                )
+            };
+            key(a)
+                .cmp(&key(b))
+                .then(b.headroom.total_cmp(&a.headroom))
+                .then(a.site.cmp(&b.site))
+        });
+        let mut rank = 0;
+        for v in verdicts.iter_mut().filter(|v| v.allowed) {
+            rank += 1;
+            v.rank = Some(rank);
+        }
+        Ok(PlacementDecision {
+            site: verdicts.first().filter(|v| v.allowed).map(|v| v.site.clone()),
+            decided_on: self.today,
+            candidates: verdicts,
+        })
+    }
+}
