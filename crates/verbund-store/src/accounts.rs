@@ -9,7 +9,7 @@ use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{paginate, parse_ts, parse_ts_opt, ts, Arg, Select};
+use crate::rows::{stored_time, paginate, parse_ts, parse_ts_opt, ts, Arg, Select};
 use crate::Store;
 
 /// Filters for listing users.
@@ -41,6 +41,7 @@ impl Store {
     /// Creates a user; every organisation and provider named in its roles must exist.
     pub async fn create_user(&self, actor: &str, spec: &UserSpec, now: DateTime<Utc>) -> Result<User> {
         spec.validate()?;
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         for (i, m) in spec.memberships.iter().enumerate() {
             if let Some(o) = &m.organisation {
@@ -130,7 +131,7 @@ impl Store {
 
     async fn user_from_row(&self, r: &AnyRow) -> Result<User> {
         let id: String = r.try_get(0)?;
-        let memberships = sqlx::query(
+        let mut memberships = sqlx::query(
             "SELECT role, organisation, provider FROM memberships WHERE user_id = $1 \
              ORDER BY role, organisation, provider",
         )
@@ -146,6 +147,8 @@ impl Store {
             })
         })
         .collect::<Result<Vec<_>>>()?;
+        // In the order `create_user` returns them (the roles' order, not their names').
+        memberships.sort();
         Ok(User {
             id,
             spec: UserSpec {
@@ -220,6 +223,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Token> {
         verbund_domain::name::check_text("/name", name, 100)?;
+        let (now, expires_at) = (stored_time(now), expires_at.map(stored_time));
         if matches!(expires_at, Some(e) if e <= now) {
             return Err(Invalid::new("/expires_at", "must lie in the future").into());
         }
@@ -311,6 +315,7 @@ impl Store {
     }
 
     pub async fn revoke_token(&self, actor: &str, id: &str, now: DateTime<Utc>) -> Result<Token> {
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let before = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
             .bind(id)

@@ -80,11 +80,6 @@ fn event(r: &AnyRow) -> Result<AuditEvent> {
     })
 }
 
-fn prefix_pattern(p: &str) -> String {
-    let escaped = p.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-    format!("{escaped}%")
-}
-
 impl Store {
     /// Lists events, newest first.
     pub async fn list_audit(
@@ -96,11 +91,12 @@ impl Store {
         if let Some(a) = &filter.actor {
             s.and("actor = {}", Arg::Text(a.clone()));
         }
+        // Not LIKE: SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not.
         if let Some(a) = &filter.action {
-            s.and("action LIKE {} ESCAPE '\\'", Arg::Text(prefix_pattern(a)));
+            s.and("substr(action, 1, length({})) = {}", Arg::Text(a.clone()));
         }
         if let Some(o) = &filter.object {
-            s.and("object LIKE {} ESCAPE '\\'", Arg::Text(prefix_pattern(o)));
+            s.and("substr(object, 1, length({})) = {}", Arg::Text(o.clone()));
         }
         if let Some(t) = &filter.since {
             s.and("at >= {}", Arg::Text(ts(t)));

@@ -11,7 +11,7 @@ use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
+use crate::rows::{stored_time, from_json, paginate, parse_ts, to_json, ts, Arg, Select};
 use crate::Store;
 
 /// Filters for listing offerings.
@@ -50,6 +50,7 @@ impl Store {
         services: &[OzgService],
         now: DateTime<Utc>,
     ) -> Result<ImportSummary> {
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let mut summary = ImportSummary::default();
         let existing: std::collections::HashMap<String, OzgService> =
@@ -138,6 +139,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(Offering, bool)> {
         spec.validate()?;
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         if sqlx::query("SELECT id FROM organisations WHERE id = $1")
             .bind(&spec.vendor)
@@ -291,6 +293,7 @@ impl Store {
         spec: &VersionSpec,
         now: DateTime<Utc>,
     ) -> Result<OfferingVersion> {
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let latest: Option<String> = sqlx::query("SELECT latest_version FROM offerings WHERE name = $1")
             .bind(offering_name)

@@ -15,7 +15,7 @@ use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
+use crate::rows::{stored_time, from_json, paginate, parse_ts, to_json, ts, Arg, Select};
 use crate::Store;
 
 /// Name of the root organisation that the GV100AD import creates when missing.
@@ -121,6 +121,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Organisation> {
         spec.validate()?;
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let parent = match &spec.parent {
             Some(p) => Some(self.parent_for(&mut w.tx, p).await?),
@@ -177,6 +178,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Organisation> {
         spec.validate()?;
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1"))
             .bind(id)
@@ -231,11 +233,11 @@ impl Store {
         }
     }
 
-    /// Finds an organisation by its ARS or AGS.
+    /// Finds an organisation by its ARS or AGS; an ARS match wins over an AGS match.
     pub async fn find_organisation_by_key(&self, key: &str) -> Result<Option<Organisation>> {
         let row = sqlx::query(&format!(
             "SELECT {ORG_COLUMNS} FROM organisations WHERE ars = $1 OR ags = $1 \
-             ORDER BY length(ars) DESC LIMIT 1"
+             ORDER BY CASE WHEN ars = $1 THEN 0 ELSE 1 END LIMIT 1"
         ))
         .bind(key)
         .fetch_optional(&self.pool)
@@ -303,6 +305,7 @@ impl Store {
         records: &[KeyedOrganisation],
         now: DateTime<Utc>,
     ) -> Result<ImportSummary> {
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let mut summary = ImportSummary::default();
         let rows = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organisations"))
@@ -426,6 +429,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(Provider, bool)> {
         spec.validate()?;
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let existing = sqlx::query("SELECT spec, created_at, updated_at FROM providers WHERE name = $1")
             .bind(&spec.name)
@@ -502,6 +506,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(Site, bool)> {
         spec.validate()?;
+        let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let provider_exists = sqlx::query("SELECT name FROM providers WHERE name = $1")
             .bind(&spec.provider)

@@ -121,7 +121,14 @@ impl Store {
             Dialect::Sqlite => Some(self.write_lock.lock().await),
             Dialect::Postgres => None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = match self.dialect {
+            // IMMEDIATE takes SQLite's write lock right away, waiting (busy_timeout) while
+            // another connection still holds it, e.g. a failed write whose rollback is
+            // still in flight after its guard was released. A deferred transaction that
+            // has already read would instead fail at once with "database is locked".
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        };
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7310)")
                 .execute(&mut *tx)

@@ -1,7 +1,7 @@
 //! Conversions between domain values and the columns both databases understand
 //! (text, 64-bit integers), plus a small builder for filtered list queries.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{de::DeserializeOwned, Serialize};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -11,6 +11,12 @@ use crate::error::{Result, StoreError};
 
 pub(crate) fn ts(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `t` at the precision timestamps are stored with, so that what a write returns equals
+/// what later reads return.
+pub(crate) fn stored_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(3)
 }
 
 pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
@@ -51,6 +57,19 @@ impl Select {
         self.args.push(arg);
         let n = self.args.len();
         self.conditions.push(condition.replace("{}", &format!("${n}")));
+        self
+    }
+
+    /// Adds `head $a, $b, …` closed with as many `)` as `head` opens: an IN list.
+    pub(crate) fn and_many(&mut self, head: &str, args: Vec<Arg>) -> &mut Self {
+        let mut placeholders = Vec::with_capacity(args.len());
+        for a in args {
+            self.args.push(a);
+            placeholders.push(format!("${}", self.args.len()));
+        }
+        let close = ")".repeat(head.matches('(').count());
+        self.conditions
+            .push(format!("{head}{}{close}", placeholders.join(", ")));
         self
     }
 

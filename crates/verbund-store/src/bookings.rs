@@ -1,0 +1,475 @@
+//! Bookings and site capacity.
+//!
+//! Placement must see the capacity that is really free, so the decision runs inside the
+//! serialised write transaction: `create_bookings` and `update_booking` hand the caller a
+//! snapshot of every site's usage, take back what to store, and commit both together.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use verbund_domain::audit::Change;
+use verbund_domain::booking::{Booking, BookingState, Compliance};
+use verbund_domain::directory::{Provider, Resources, Site};
+use verbund_domain::page::{Page, PageRequest};
+
+use crate::error::{Result, StoreError};
+use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
+use crate::Store;
+
+/// A site, its operator, and the resources its placed bookings hold.
+#[derive(Debug, Clone)]
+pub struct SiteUsage {
+    pub site: Site,
+    pub provider: Provider,
+    pub used: Resources,
+}
+
+impl SiteUsage {
+    /// Capacity left in the site's `prod` environment.
+    pub fn free(&self) -> Resources {
+        let c = self.site.spec.capacity;
+        Resources {
+            cpu_millis: c.cpu_millis.saturating_sub(self.used.cpu_millis),
+            memory_mib: c.memory_mib.saturating_sub(self.used.memory_mib),
+            storage_gib: c.storage_gib.saturating_sub(self.used.storage_gib),
+        }
+    }
+}
+
+/// A booking to store, with the resources it reserves and its placement decision.
+#[derive(Debug, Clone)]
+pub struct NewBooking {
+    pub booking: Booking,
+    pub resources: Resources,
+    pub decision: Option<Value>,
+    /// The audit action, e.g. `booking.create`.
+    pub action: String,
+}
+
+/// Filters for listing bookings; all given ones must match.
+#[derive(Debug, Clone, Default)]
+pub struct BookingFilter {
+    /// Restrict to these organisations (the caller's scope); `None` means no restriction.
+    pub scope_organisations: Option<Vec<String>>,
+    /// Restrict to sites of this provider (a provider operator's scope).
+    pub scope_provider: Option<String>,
+    /// Restrict to offerings of this vendor organisation (a vendor's scope).
+    pub scope_vendor: Option<Vec<String>>,
+    pub organisation: Option<String>,
+    pub offering: Option<String>,
+    pub site: Option<String>,
+    pub state: Option<BookingState>,
+    /// Only bookings flagged as no longer compliant.
+    pub noncompliant: bool,
+}
+
+const COLUMNS: &str = "id, organisation, offering, plan, config, channel, state, site, version, reason, \
+    dependency_of, compliance, created_at, updated_at, state_since";
+
+fn booking(r: &AnyRow) -> Result<Booking> {
+    let state: String = r.try_get(6)?;
+    Ok(Booking {
+        id: r.try_get(0)?,
+        organisation: r.try_get(1)?,
+        offering: r.try_get(2)?,
+        plan: r.try_get(3)?,
+        config: from_json(&r.try_get::<String, _>(4)?)?,
+        channel: r.try_get(5)?,
+        state: BookingState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("booking state `{state}`")))?,
+        site: r.try_get(7)?,
+        version: r.try_get(8)?,
+        reason: r.try_get(9)?,
+        dependency_of: r.try_get(10)?,
+        dependencies: Vec::new(),
+        compliance: r
+            .try_get::<Option<String>, _>(11)?
+            .as_deref()
+            .map(from_json::<Compliance>)
+            .transpose()?,
+        created_at: parse_ts(&r.try_get::<String, _>(12)?)?,
+        updated_at: parse_ts(&r.try_get::<String, _>(13)?)?,
+        state_since: parse_ts(&r.try_get::<String, _>(14)?)?,
+    })
+}
+
+const HOLDING: &str = "('placed','provisioning','active','updating','degraded','cancelling')";
+
+async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
+    let sites = sqlx::query(
+        "SELECT s.spec, s.created_at, s.updated_at, p.spec, p.created_at, p.updated_at \
+         FROM sites s JOIN providers p ON p.name = s.provider ORDER BY s.name",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let used_rows = sqlx::query(&format!(
+        "SELECT site, SUM(cpu_millis), SUM(memory_mib), SUM(storage_gib) FROM bookings \
+         WHERE site IS NOT NULL AND state IN {HOLDING} GROUP BY site"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut used: HashMap<String, Resources> = HashMap::new();
+    for r in &used_rows {
+        // SUM is BIGINT on SQLite and NUMERIC on PostgreSQL; read both as text-free i64.
+        let get = |i: usize| -> Result<u64> {
+            let v: i64 = r
+                .try_get::<i64, _>(i)
+                .or_else(|_| r.try_get::<f64, _>(i).map(|f| f as i64))
+                .map_err(StoreError::from)?;
+            Ok(v.max(0) as u64)
+        };
+        used.insert(
+            r.try_get(0)?,
+            Resources { cpu_millis: get(1)?, memory_mib: get(2)?, storage_gib: get(3)? },
+        );
+    }
+    sites
+        .iter()
+        .map(|r| {
+            let site = Site {
+                spec: from_json(&r.try_get::<String, _>(0)?)?,
+                created_at: parse_ts(&r.try_get::<String, _>(1)?)?,
+                updated_at: parse_ts(&r.try_get::<String, _>(2)?)?,
+            };
+            let provider = Provider {
+                spec: from_json(&r.try_get::<String, _>(3)?)?,
+                created_at: parse_ts(&r.try_get::<String, _>(4)?)?,
+                updated_at: parse_ts(&r.try_get::<String, _>(5)?)?,
+            };
+            let used = used.get(&site.spec.name).copied().unwrap_or_default();
+            Ok(SiteUsage { site, provider, used })
+        })
+        .collect()
+}
+
+async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
+    let b = &n.booking;
+    sqlx::query(&format!(
+        "INSERT INTO bookings ({COLUMNS}, compliant, decision, cpu_millis, memory_mib, storage_gib) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+    ))
+    .bind(&b.id)
+    .bind(&b.organisation)
+    .bind(&b.offering)
+    .bind(&b.plan)
+    .bind(to_json(&b.config)?)
+    .bind(&b.channel)
+    .bind(b.state.as_str())
+    .bind(&b.site)
+    .bind(&b.version)
+    .bind(&b.reason)
+    .bind(&b.dependency_of)
+    .bind(b.compliance.as_ref().map(to_json).transpose()?)
+    .bind(ts(&b.created_at))
+    .bind(ts(&b.updated_at))
+    .bind(ts(&b.state_since))
+    .bind(i64::from(b.compliance.as_ref().is_none_or(|c| c.compliant)))
+    .bind(n.decision.as_ref().map(to_json).transpose()?)
+    .bind(n.resources.cpu_millis as i64)
+    .bind(n.resources.memory_mib as i64)
+    .bind(n.resources.storage_gib as i64)
+    .execute(&mut *conn)
+    .await?;
+    for d in &b.dependencies {
+        sqlx::query(
+            "INSERT INTO booking_dependencies (booking, dependency) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(&b.id)
+        .bind(d)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
+    let b = &n.booking;
+    sqlx::query(
+        "UPDATE bookings SET plan = $2, config = $3, channel = $4, state = $5, site = $6, version = $7, \
+         reason = $8, compliance = $9, compliant = $10, cpu_millis = $11, memory_mib = $12, storage_gib = $13, \
+         updated_at = $14, state_since = $15, decision = COALESCE($16, decision) WHERE id = $1",
+    )
+    .bind(&b.id)
+    .bind(&b.plan)
+    .bind(to_json(&b.config)?)
+    .bind(&b.channel)
+    .bind(b.state.as_str())
+    .bind(&b.site)
+    .bind(&b.version)
+    .bind(&b.reason)
+    .bind(b.compliance.as_ref().map(to_json).transpose()?)
+    .bind(i64::from(b.compliance.as_ref().is_none_or(|c| c.compliant)))
+    .bind(n.resources.cpu_millis as i64)
+    .bind(n.resources.memory_mib as i64)
+    .bind(n.resources.storage_gib as i64)
+    .bind(ts(&b.updated_at))
+    .bind(ts(&b.state_since))
+    .bind(n.decision.as_ref().map(to_json).transpose()?)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Booking>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM bookings WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut b = booking(&row)?;
+    b.dependencies = sqlx::query("SELECT dependency FROM booking_dependencies WHERE booking = $1 ORDER BY dependency")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+    Ok(Some(b))
+}
+
+fn audit_change(actor: &str, n: &NewBooking, before: Option<&Booking>) -> Change {
+    Change {
+        actor: actor.into(),
+        action: n.action.clone(),
+        object: format!("booking/{}", n.booking.id),
+        before: before.map(|b| serde_json::to_value(b).unwrap_or_default()),
+        after: Some(serde_json::to_value(&n.booking).unwrap_or_default()),
+    }
+}
+
+/// What a decision inside a write transaction sees.
+pub struct BookingSnapshot {
+    pub sites: Vec<SiteUsage>,
+    /// The organisation's bookings that hold a site.
+    pub organisation_bookings: Vec<Booking>,
+}
+
+impl Store {
+    /// Every site with its operator and used capacity.
+    pub async fn site_usage(&self) -> Result<Vec<SiteUsage>> {
+        let mut conn = self.pool.acquire().await?;
+        usage(&mut conn).await
+    }
+
+    /// Decides and stores new bookings atomically: `decide` sees the current capacity
+    /// and the organisation's live bookings, and returns the bookings to insert (a
+    /// booking and the dependency bookings created for it). Nothing is stored when it
+    /// fails.
+    pub async fn create_bookings<F, E>(
+        &self,
+        actor: &str,
+        organisation: &str,
+        now: DateTime<Utc>,
+        decide: F,
+    ) -> std::result::Result<Vec<Booking>, E>
+    where
+        F: FnOnce(&BookingSnapshot) -> std::result::Result<Vec<NewBooking>, E>,
+        E: From<StoreError>,
+    {
+        let mut w = self.begin_write().await?;
+        let sites = usage(&mut w.tx).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM bookings WHERE organisation = $1 AND state IN {HOLDING} ORDER BY id"
+        ))
+        .bind(organisation)
+        .fetch_all(&mut *w.tx)
+        .await
+        .map_err(StoreError::from)?;
+        let organisation_bookings = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
+        let snapshot = BookingSnapshot { sites, organisation_bookings };
+        let new = decide(&snapshot)?;
+        // Dependencies first, so that the main booking's references resolve.
+        for n in new.iter().rev() {
+            insert(&mut w.tx, n).await?;
+        }
+        for n in &new {
+            w.audit(audit_change(actor, n, None), now).await?;
+        }
+        w.commit().await?;
+        Ok(new.into_iter().map(|n| n.booking).collect())
+    }
+
+    /// Changes one booking atomically: `change` sees the booking as stored and the
+    /// current capacity, and returns the booking to store (or an error, storing nothing).
+    pub async fn update_booking<F, E>(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        change: F,
+    ) -> std::result::Result<Booking, E>
+    where
+        F: FnOnce(&Booking, &[SiteUsage]) -> std::result::Result<Option<NewBooking>, E>,
+        E: From<StoreError>,
+    {
+        let mut w = self.begin_write().await?;
+        let before = load(&mut w.tx, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("booking", id))?;
+        let sites = usage(&mut w.tx).await?;
+        let Some(next) = change(&before, &sites)? else {
+            return Ok(before);
+        };
+        write_update(&mut w.tx, &next).await?;
+        w.audit(audit_change(actor, &next, Some(&before)), now).await?;
+        w.commit().await?;
+        Ok(next.booking)
+    }
+
+    pub async fn get_booking(&self, id: &str) -> Result<Booking> {
+        let mut conn = self.pool.acquire().await?;
+        load(&mut conn, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("booking", id))
+    }
+
+    /// The stored placement decision of a booking.
+    pub async fn booking_decision(&self, id: &str) -> Result<Option<Value>> {
+        let row = sqlx::query("SELECT decision FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found("booking", id))?;
+        row.try_get::<Option<String>, _>(0)?
+            .as_deref()
+            .map(from_json)
+            .transpose()
+    }
+
+    pub async fn list_bookings(&self, filter: &BookingFilter, page: &PageRequest) -> Result<Page<Booking>> {
+        let mut s = Select::default();
+        if let Some(orgs) = &filter.scope_organisations {
+            add_in(&mut s, "organisation", orgs);
+        }
+        if let Some(p) = &filter.scope_provider {
+            s.and("site IN (SELECT name FROM sites WHERE provider = {})", Arg::Text(p.clone()));
+        }
+        if let Some(vendors) = &filter.scope_vendor {
+            add_in_sub(&mut s, "offering IN (SELECT name FROM offerings WHERE vendor IN (", vendors);
+        }
+        if let Some(o) = &filter.organisation {
+            s.and("organisation = {}", Arg::Text(o.clone()));
+        }
+        if let Some(o) = &filter.offering {
+            s.and("offering = {}", Arg::Text(o.clone()));
+        }
+        if let Some(x) = &filter.site {
+            s.and("site = {}", Arg::Text(x.clone()));
+        }
+        if let Some(st) = filter.state {
+            s.and("state = {}", Arg::Text(st.as_str().into()));
+        }
+        if filter.noncompliant {
+            s.and("compliant = {}", Arg::Int(0));
+        }
+        if let Some(after) = &page.after {
+            s.and("id > {}", Arg::Text(after.clone()));
+        }
+        let limit = page.limit();
+        let sql = s.sql(
+            &format!("SELECT {COLUMNS} FROM bookings"),
+            &format!("ORDER BY id LIMIT {}", limit + 1),
+        );
+        let rows = s.bind(&sql).fetch_all(&self.pool).await?;
+        let items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
+        Ok(paginate(items, limit, |b| b.id.clone()))
+    }
+
+    /// Every booking that holds a site, with the resources it reserves.
+    pub async fn live_bookings(&self) -> Result<Vec<(Booking, Resources)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS}, cpu_millis, memory_mib, storage_gib FROM bookings \
+             WHERE state IN ('placed','provisioning','active','updating','degraded') ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let b = booking(r)?;
+                let res = Resources {
+                    cpu_millis: r.try_get::<i64, _>(15)?.max(0) as u64,
+                    memory_mib: r.try_get::<i64, _>(16)?.max(0) as u64,
+                    storage_gib: r.try_get::<i64, _>(17)?.max(0) as u64,
+                };
+                Ok((b, res))
+            })
+            .collect()
+    }
+
+    /// Records compliance verdicts; only changes are written and audited.
+    pub async fn set_compliance(
+        &self,
+        actor: &str,
+        verdicts: &[(String, Compliance)],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut w = self.begin_write().await?;
+        let mut changed = 0;
+        for (id, c) in verdicts {
+            let Some(before) = load(&mut w.tx, id).await? else { continue };
+            let was = before.compliance.as_ref();
+            let same = was.is_some_and(|w| {
+                w.compliant == c.compliant && w.reasons == c.reasons && w.proposed_site == c.proposed_site
+            }) || (was.is_none() && c.compliant);
+            if same {
+                continue;
+            }
+            sqlx::query("UPDATE bookings SET compliance = $2, compliant = $3, updated_at = $4 WHERE id = $1")
+                .bind(id)
+                .bind(to_json(c)?)
+                .bind(i64::from(c.compliant))
+                .bind(ts(&now))
+                .execute(&mut *w.tx)
+                .await?;
+            w.audit(
+                Change {
+                    actor: actor.into(),
+                    action: if c.compliant { "booking.compliance.restore" } else { "booking.compliance.flag" }.into(),
+                    object: format!("booking/{id}"),
+                    before: was.map(|w| serde_json::to_value(w).unwrap_or_default()),
+                    after: Some(serde_json::to_value(c).unwrap_or_default()),
+                },
+                now,
+            )
+            .await?;
+            changed += 1;
+        }
+        w.commit().await?;
+        Ok(changed)
+    }
+
+    /// Number of bookings by state, and of non-compliant ones.
+    pub async fn booking_counts(&self) -> Result<(Vec<(BookingState, i64)>, i64)> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM bookings GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let s: String = r.try_get(0)?;
+            if let Some(st) = BookingState::parse(&s) {
+                out.push((st, r.try_get::<i64, _>(1)?));
+            }
+        }
+        let nc: i64 = sqlx::query("SELECT COUNT(*) FROM bookings WHERE compliant = 0")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok((out, nc))
+    }
+}
+
+fn add_in(s: &mut Select, col: &str, items: &[String]) {
+    add_in_sub(s, &format!("{col} IN ("), items);
+}
+
+/// Adds `head $1, $2, …)` (closing one more paren per `(` in `head` beyond the first).
+fn add_in_sub(s: &mut Select, head: &str, items: &[String]) {
+    if items.is_empty() {
+        s.and("1 = {}", Arg::Int(0));
+        return;
+    }
+    s.and_many(head, items.iter().map(|i| Arg::Text(i.clone())).collect());
+}
