@@ -7,6 +7,8 @@
 //! either fully applies (and is recorded) or changes nothing.
 
 mod audit;
+mod bookings;
+mod policies;
 mod catalog;
 mod directory;
 mod accounts;
@@ -21,6 +23,8 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Mutex;
 
 pub use audit::AuditFilter;
+pub use bookings::{BookingFilter, BookingSnapshot, NewBooking, SiteUsage};
+pub use policies::{PolicyRecord, StoredPolicy};
 pub use catalog::OfferingFilter;
 pub use directory::SiteFilter;
 pub use accounts::UserFilter;
