@@ -5,27 +5,38 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use verbund_domain::access::{authorize, Action, Decision};
 use verbund_domain::account::{hash_token, token_secret, Principal, Token};
+use verbund_policy::authz::{Act, Target, Verdict};
 use verbund_store::Store;
 
 use crate::problem::ApiError;
 use crate::AppState;
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+/// The authenticated caller of a request, with the role policies that judge it.
+#[derive(Clone)]
+pub struct Caller(pub Principal, std::sync::Arc<verbund_policy::authz::Authz>);
 
 impl Caller {
-    /// Passes if the caller may perform `action`; otherwise logs and refuses with 403.
-    pub fn require(&self, action: Action<'_>) -> Result<(), ApiError> {
-        match authorize(&self.0, &action) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => {
-                tracing::warn!(user = %self.0.user_name, action = ?action, %reason, "request refused");
+    /// Whether the caller may `act` on `target` (no logging; for filtering lists).
+    pub fn may(&self, act: Act, target: &Target) -> bool {
+        self.1.decide(&self.0, act, target).is_allowed()
+    }
+
+    /// Passes if the caller may `act` on `target`; otherwise logs and refuses with 403.
+    pub fn require(&self, act: Act, target: &Target) -> Result<(), ApiError> {
+        match self.1.decide(&self.0, act, target) {
+            Verdict::Allow => Ok(()),
+            Verdict::Deny(reason) => {
+                tracing::warn!(user = %self.0.user_name, act = ?act, kind = target.kind, %reason, "request refused");
                 Err(ApiError::Forbidden(reason))
             }
         }
+    }
+
+    /// Like `require`, but refuses with 404: for objects whose existence is secret.
+    pub fn require_or_hide(&self, act: Act, target: &Target, what: &str) -> Result<(), ApiError> {
+        self.require(act, target)
+            .map_err(|_| ApiError::NotFound(format!("{what} not found")))
     }
 
     pub fn actor(&self) -> String {
@@ -46,20 +57,33 @@ impl FromRequestParts<AppState> for Caller {
                 )
             })?
             .to_str()
-            .map_err(|_| ApiError::Unauthenticated("the Authorization header is not text".into()))?;
+            .map_err(|_| {
+                ApiError::Unauthenticated("the Authorization header is not text".into())
+            })?;
+        // The scheme is case-insensitive (RFC 9110, section 11.1).
         let secret = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+            .map(|(_, secret)| secret.trim())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
-                ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+                ApiError::Unauthenticated(
+                    "the Authorization header must be `Bearer <token>`".into(),
+                )
             })?;
-        match state.store.authenticate(&hash_token(secret), state.now()).await? {
-            Some((_, user)) => Ok(Caller(Principal {
-                user_id: user.id,
-                user_name: user.spec.name,
-                memberships: user.spec.memberships,
-            })),
+        match state
+            .store
+            .authenticate(&hash_token(secret), state.now())
+            .await?
+        {
+            Some((_, user)) => Ok(Caller(
+                Principal {
+                    user_id: user.id,
+                    user_name: user.spec.name,
+                    memberships: user.spec.memberships,
+                },
+                state.authz.clone(),
+            )),
             None => {
                 tracing::warn!("request with an unknown, expired or revoked token");
                 Err(ApiError::Unauthenticated(

@@ -28,18 +28,44 @@ where
                 if b.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                     Err(ApiError::TooLarge(MAX_BODY_BYTES))
                 } else {
-                    Err(ApiError::BadRequest(format!("cannot read the request body: {}", b.body_text())))
+                    Err(ApiError::BadRequest(format!(
+                        "cannot read the request body: {}",
+                        b.body_text()
+                    )))
                 }
             }
             Err(JsonRejection::JsonDataError(e)) => {
-                Err(ApiError::Invalid(verbund_domain::Invalid::new("", e.body_text().replace("Failed to deserialize the JSON body into the target type: ", ""))))
+                let text = e.body_text().replace(
+                    "Failed to deserialize the JSON body into the target type: ",
+                    "",
+                );
+                let (field, message) = split_path(&text);
+                Err(ApiError::Invalid(verbund_domain::Invalid::new(
+                    field, message,
+                )))
             }
             Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest(format!(
                 "the body is not valid JSON: {}",
-                e.body_text().replace("Failed to parse the request body as JSON: ", "")
+                e.body_text()
+                    .replace("Failed to parse the request body as JSON: ", "")
             ))),
             Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
+    }
+}
+
+/// Splits a deserialisation error of the form `plans[0].name: message` (the path is
+/// absent for errors at the top level) into a JSON pointer (`/plans/0/name`) and the message.
+fn split_path(text: &str) -> (String, &str) {
+    match text.split_once(": ") {
+        Some((path, message)) if !path.is_empty() && !path.contains(char::is_whitespace) => {
+            let pointer = path
+                .split(['.', '[', ']'])
+                .filter(|s| !s.is_empty())
+                .fold(String::new(), |acc, s| format!("{acc}/{s}"));
+            (pointer, message)
+        }
+        _ => (String::new(), text),
     }
 }
 

@@ -44,16 +44,28 @@ impl Clock for SystemClock {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub bookings: verbund_placement::Bookings,
+    pub authz: Arc<verbund_policy::authz::Authz>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// Wakes the background re-evaluation of all placements (after a site or policy
+    /// changed).
+    pub reevaluate: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
+    /// # Panics
+    /// Never in practice: the shipped role policies are checked by the test suite.
     pub fn new(store: Store) -> Self {
+        #[allow(clippy::expect_used, reason = "the shipped role policies are validated by tests")]
+        let authz = verbund_policy::authz::Authz::new().expect("shipped role policies compile");
         Self {
+            bookings: verbund_placement::Bookings::new(store.clone()),
             store,
+            authz: Arc::new(authz),
             clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::default()),
+            reevaluate: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -72,7 +84,13 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::tokens::router())
         .merge(routes::audit::router())
+        .merge(routes::bookings::router())
+        .merge(routes::policies::router())
         .merge(openapi::router())
+        // Only affects the routes merged so far, so it must come after the last merge.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(format!("this endpoint does not support `{method}`"))
+        })
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

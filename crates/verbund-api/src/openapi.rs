@@ -5,7 +5,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{audit, offerings, organisations, providers, sites, tokens, users};
+use crate::routes::{audit, bookings, offerings, organisations, policies, providers, sites, tokens, users};
 use crate::AppState;
 
 #[derive(OpenApi)]
@@ -20,6 +20,9 @@ use crate::AppState;
         users::list, users::create, users::me, users::read,
         tokens::list, tokens::create, tokens::revoke,
         audit::list, audit::verify,
+        bookings::list, bookings::create, bookings::read, bookings::update, bookings::cancel,
+        bookings::approve, bookings::reject, bookings::placement, bookings::explain, bookings::reevaluate,
+        policies::list, policies::submit, policies::read, policies::versions, policies::remove,
     ),
     components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus)),
     modifiers(&BearerAuth),

@@ -38,6 +38,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, but not with this method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("the request body exceeds the limit of {0} bytes")]
@@ -65,6 +68,11 @@ impl ApiError {
             ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,7 +118,8 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %e, "request failed");
         }
         let problem = self.problem();
-        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
@@ -145,3 +154,16 @@ impl From<StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<verbund_placement::BookingError> for ApiError {
+    fn from(e: verbund_placement::BookingError) -> Self {
+        use verbund_placement::BookingError as B;
+        match e {
+            B::Invalid(i) => ApiError::Invalid(i),
+            B::Transition(t) => ApiError::Conflict(t.to_string()),
+            B::Store(s) => s.into(),
+            B::Policy(p) => ApiError::Internal(p.to_string()),
+            B::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}

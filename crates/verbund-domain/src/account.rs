@@ -49,10 +49,20 @@ pub struct Membership {
     /// Provider name, for provider-operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// For org-admin: the role also covers every organisation below this one
+    /// (e.g. a Kreis IT department administering its Gemeinden).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delegated: bool,
 }
 
 impl Membership {
     pub fn validate(&self, at: &str) -> Result<()> {
+        if self.delegated && self.role != Role::OrgAdmin {
+            return Err(Invalid::new(
+                format!("{at}/delegated"),
+                "only an org-admin role can be delegated to the organisations below",
+            ));
+        }
         let (needs_org, needs_provider) = match self.role {
             Role::FederationAdmin | Role::Auditor => (false, false),
             Role::ProviderOperator => (false, true),
@@ -220,6 +230,7 @@ mod tests {
             role,
             organisation: o.map(Into::into),
             provider: p.map(Into::into),
+            delegated: false,
         };
         assert!(m(Role::FederationAdmin, None, None).validate("").is_ok());
         assert!(m(Role::OrgAdmin, None, None).validate("").is_err());

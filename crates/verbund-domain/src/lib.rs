@@ -4,7 +4,6 @@
 //! is always a parameter, so that tests control it and adapters (store, API, CLI) stay
 //! the only places that talk to the world.
 
-pub mod access;
 pub mod account;
 pub mod audit;
 pub mod booking;

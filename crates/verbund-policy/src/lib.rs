@@ -5,6 +5,7 @@
 //! but never loosen the federal rules. Decisions are pure: entities, policies and the
 //! decision day in; a decision with its explanation out.
 
+pub mod authz;
 mod book;
 mod entities;
 pub mod placement;

@@ -105,12 +105,13 @@ impl Store {
         })?;
         for m in &user.spec.memberships {
             sqlx::query(
-                "INSERT INTO memberships (user_id, role, organisation, provider) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO memberships (user_id, role, organisation, provider, delegated) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&user.id)
             .bind(m.role.as_str())
             .bind(&m.organisation)
             .bind(&m.provider)
+            .bind(i64::from(m.delegated))
             .execute(&mut *w.tx)
             .await?;
         }
@@ -132,7 +133,7 @@ impl Store {
     async fn user_from_row(&self, r: &AnyRow) -> Result<User> {
         let id: String = r.try_get(0)?;
         let mut memberships = sqlx::query(
-            "SELECT role, organisation, provider FROM memberships WHERE user_id = $1 \
+            "SELECT role, organisation, provider, delegated FROM memberships WHERE user_id = $1 \
              ORDER BY role, organisation, provider",
         )
         .bind(&id)
@@ -144,6 +145,7 @@ impl Store {
                 role: role(&m.try_get::<String, _>(0)?)?,
                 organisation: m.try_get(1)?,
                 provider: m.try_get(2)?,
+                delegated: m.try_get::<i64, _>(3)? != 0,
             })
         })
         .collect::<Result<Vec<_>>>()?;

@@ -173,6 +173,10 @@ async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     .bind(n.resources.storage_gib as i64)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+async fn insert_dependencies(conn: &mut AnyConnection, b: &Booking) -> Result<()> {
     for d in &b.dependencies {
         sqlx::query(
             "INSERT INTO booking_dependencies (booking, dependency) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -281,9 +285,12 @@ impl Store {
         let organisation_bookings = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
         let snapshot = BookingSnapshot { sites, organisation_bookings };
         let new = decide(&snapshot)?;
-        // Dependencies first, so that the main booking's references resolve.
-        for n in new.iter().rev() {
+        // Rows first (a dependency names the booking it serves), then the links.
+        for n in &new {
             insert(&mut w.tx, n).await?;
+        }
+        for n in &new {
+            insert_dependencies(&mut w.tx, &n.booking).await?;
         }
         for n in &new {
             w.audit(audit_change(actor, n, None), now).await?;

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use verbund_domain::access::Action;
+use verbund_policy::authz::{Act, Target};
 use verbund_domain::audit::{AuditEvent, BrokenLink};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_store::AuditFilter;
@@ -47,7 +47,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
-    caller.require(Action::ReadAudit)?;
+    caller.require(Act::Read, &Target::new("audit"))?;
     let filter = AuditFilter {
         actor: q.actor,
         action: q.action,
@@ -55,7 +55,10 @@ pub async fn list(
         since: q.since,
         until: q.until,
     };
-    let page = PageRequest { limit: q.limit, after: q.after };
+    let page = PageRequest {
+        limit: q.limit,
+        after: q.after,
+    };
     Ok(Json(state.store.list_audit(&filter, &page).await?))
 }
 
@@ -73,9 +76,17 @@ pub struct ChainStatus {
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = ChainStatus)), security(("bearer" = [])))]
 pub async fn verify(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<ChainStatus>> {
-    caller.require(Action::ReadAudit)?;
+    caller.require(Act::Read, &Target::new("audit"))?;
     Ok(Json(match state.store.verify_audit().await? {
-        Ok(n) => ChainStatus { intact: true, verified: n, broken: None },
-        Err(b) => ChainStatus { intact: false, verified: b.seq - 1, broken: Some(b) },
+        Ok(n) => ChainStatus {
+            intact: true,
+            verified: n,
+            broken: None,
+        },
+        Err(b) => ChainStatus {
+            intact: false,
+            verified: b.seq - 1,
+            broken: Some(b),
+        },
     }))
 }

@@ -1,6 +1,8 @@
 //! One module per API resource, each exposing `router()`.
 
 pub mod audit;
+pub mod bookings;
+pub mod policies;
 pub mod health;
 pub mod offerings;
 pub mod organisations;

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use verbund_domain::access::Action;
+use verbund_policy::authz::{Act, Target};
 use verbund_domain::catalog::{Category, Offering, OfferingSpec, OfferingVersion, VersionSpec};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
@@ -44,9 +44,16 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<OfferingQuery>,
 ) -> ApiResult<Json<Page<Offering>>> {
-    caller.require(Action::ReadDirectory)?;
-    let filter = OfferingFilter { category: q.category, vendor: q.vendor, ozg_id: q.ozg_id };
-    let page = PageRequest { limit: q.limit, after: q.after };
+    caller.require(Act::Read, &Target::new("offering"))?;
+    let filter = OfferingFilter {
+        category: q.category,
+        vendor: q.vendor,
+        ozg_id: q.ozg_id,
+    };
+    let page = PageRequest {
+        limit: q.limit,
+        after: q.after,
+    };
     Ok(Json(state.store.list_offerings(&filter, &page).await?))
 }
 
@@ -59,7 +66,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(spec): ApiJson<OfferingSpec>,
 ) -> ApiResult<(StatusCode, Json<Offering>)> {
-    caller.require(Action::PutOffering { vendor: &spec.vendor })?;
+    caller.require(Act::Write, &Target::new("offering").vendor(&spec.vendor))?;
     spec.validate()?;
     if state.store.get_offering(&spec.name).await.is_ok() {
         return Err(ApiError::Conflict(format!(
@@ -67,7 +74,10 @@ pub async fn create(
             spec.name
         )));
     }
-    let (o, _) = state.store.put_offering(&caller.actor(), &spec, state.now()).await?;
+    let (o, _) = state
+        .store
+        .put_offering(&caller.actor(), &spec, state.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(o)))
 }
 
@@ -80,7 +90,7 @@ pub async fn read(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Offering>> {
-    caller.require(Action::ReadDirectory)?;
+    caller.require(Act::Read, &Target::new("offering"))?;
     Ok(Json(state.store.get_offering(&name).await?))
 }
 
@@ -95,14 +105,28 @@ pub async fn apply(
     ApiJson(spec): ApiJson<OfferingSpec>,
 ) -> ApiResult<(StatusCode, Json<Offering>)> {
     if spec.name != name {
-        return Err(Invalid::new("/name", format!("`{}` differs from the name in the path `{name}`", spec.name)).into());
+        return Err(Invalid::new(
+            "/name",
+            format!("`{}` differs from the name in the path `{name}`", spec.name),
+        )
+        .into());
     }
-    caller.require(Action::PutOffering { vendor: &spec.vendor })?;
+    caller.require(Act::Write, &Target::new("offering").vendor(&spec.vendor))?;
     if let Ok(existing) = state.store.get_offering(&name).await {
-        caller.require(Action::PutOffering { vendor: &existing.spec.vendor })?;
+        caller.require(Act::Write, &Target::new("offering").vendor(&existing.spec.vendor))?;
     }
-    let (o, created) = state.store.put_offering(&caller.actor(), &spec, state.now()).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(o)))
+    let (o, created) = state
+        .store
+        .put_offering(&caller.actor(), &spec, state.now())
+        .await?;
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(o),
+    ))
 }
 
 /// List an offering's versions, newest first.
@@ -114,7 +138,7 @@ pub async fn versions(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Vec<OfferingVersion>>> {
-    caller.require(Action::ReadDirectory)?;
+    caller.require(Act::Read, &Target::new("offering"))?;
     Ok(Json(state.store.list_versions(&name).await?))
 }
 
@@ -129,7 +153,10 @@ pub async fn publish(
     ApiJson(spec): ApiJson<VersionSpec>,
 ) -> ApiResult<(StatusCode, Json<OfferingVersion>)> {
     let offering = state.store.get_offering(&name).await?;
-    caller.require(Action::PublishVersion { vendor: &offering.spec.vendor })?;
-    let v = state.store.publish_version(&caller.actor(), &name, &spec, state.now()).await?;
+    caller.require(Act::Write, &Target::new("offering").vendor(&offering.spec.vendor))?;
+    let v = state
+        .store
+        .publish_version(&caller.actor(), &name, &spec, state.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(v)))
 }

@@ -6,8 +6,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use verbund_domain::access::Action;
-use verbund_domain::directory::{check_ars, Level, Organisation, OrganisationFilter, OrganisationSpec};
+use verbund_policy::authz::{Act, Target};
+use verbund_domain::directory::{
+    check_ars, Level, Organisation, OrganisationFilter, OrganisationSpec,
+};
 use verbund_domain::page::Page;
 
 use crate::auth::Caller;
@@ -47,10 +49,12 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<OrganisationQuery>,
 ) -> ApiResult<Json<Page<Organisation>>> {
-    caller.require(Action::ReadDirectory)?;
+    caller.require(Act::Read, &Target::new("organisation"))?;
     if let Some(land) = &q.land {
         if land.len() != 2 {
-            return Err(ApiError::BadRequest(format!("`land` must be a two-digit Land key, not `{land}`")));
+            return Err(ApiError::BadRequest(format!(
+                "`land` must be a two-digit Land key, not `{land}`"
+            )));
         }
         check_ars("land", land).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     }
@@ -61,7 +65,10 @@ pub async fn list(
         name_prefix: q.name.filter(|n| !n.is_empty()),
         key: q.key,
     };
-    let page = verbund_domain::page::PageRequest { limit: q.limit, after: q.after };
+    let page = verbund_domain::page::PageRequest {
+        limit: q.limit,
+        after: q.after,
+    };
     Ok(Json(state.store.list_organisations(&filter, &page).await?))
 }
 
@@ -75,8 +82,11 @@ pub async fn create(
     caller: Caller,
     ApiJson(spec): ApiJson<OrganisationSpec>,
 ) -> ApiResult<(StatusCode, Json<Organisation>)> {
-    caller.require(Action::CreateOrganisation)?;
-    let org = state.store.create_organisation(&caller.actor(), &spec, state.now()).await?;
+    caller.require(Act::Write, &Target::new("organisation"))?;
+    let org = state
+        .store
+        .create_organisation(&caller.actor(), &spec, state.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(org)))
 }
 
@@ -89,7 +99,7 @@ pub async fn read(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Organisation>> {
-    caller.require(Action::ReadDirectory)?;
+    caller.require(Act::Read, &Target::new("organisation"))?;
     Ok(Json(state.store.get_organisation(&id).await?))
 }
 
@@ -104,6 +114,11 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(spec): ApiJson<OrganisationSpec>,
 ) -> ApiResult<Json<Organisation>> {
-    caller.require(Action::UpdateOrganisation { id: &id })?;
-    Ok(Json(state.store.update_organisation(&caller.actor(), &id, &spec, state.now()).await?))
+    caller.require(Act::Write, &Target::new("organisation"))?;
+    Ok(Json(
+        state
+            .store
+            .update_organisation(&caller.actor(), &id, &spec, state.now())
+            .await?,
+    ))
 }

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use verbund_domain::access::Action;
+use verbund_policy::authz::{Act, Target};
 use verbund_domain::directory::{Provider, ProviderSpec};
 use verbund_domain::page::Page;
 use verbund_domain::Invalid;
@@ -29,7 +29,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<Provider>>> {
-    caller.require(Action::ReadDirectory)?;
+    caller.require(Act::Read, &Target::new("provider"))?;
     Ok(Json(state.store.list_providers(&q.page()).await?))
 }
 
@@ -42,7 +42,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(spec): ApiJson<ProviderSpec>,
 ) -> ApiResult<(StatusCode, Json<Provider>)> {
-    caller.require(Action::CreateProvider)?;
+    caller.require(Act::Write, &Target::new("provider"))?;
     spec.validate()?;
     if state.store.get_provider(&spec.name).await.is_ok() {
         return Err(ApiError::Conflict(format!(
@@ -50,7 +50,10 @@ pub async fn create(
             spec.name
         )));
     }
-    let (p, _) = state.store.put_provider(&caller.actor(), &spec, state.now()).await?;
+    let (p, _) = state
+        .store
+        .put_provider(&caller.actor(), &spec, state.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -63,7 +66,7 @@ pub async fn read(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Provider>> {
-    caller.require(Action::ReadDirectory)?;
+    caller.require(Act::Read, &Target::new("provider"))?;
     Ok(Json(state.store.get_provider(&name).await?))
 }
 
@@ -78,14 +81,28 @@ pub async fn apply(
     ApiJson(spec): ApiJson<ProviderSpec>,
 ) -> ApiResult<(StatusCode, Json<Provider>)> {
     if spec.name != name {
-        return Err(Invalid::new("/name", format!("`{}` differs from the name in the path `{name}`", spec.name)).into());
+        return Err(Invalid::new(
+            "/name",
+            format!("`{}` differs from the name in the path `{name}`", spec.name),
+        )
+        .into());
     }
     let exists = state.store.get_provider(&name).await.is_ok();
     if exists {
-        caller.require(Action::UpdateProvider { provider: &name })?;
+        caller.require(Act::Write, &Target::new("provider").provider(&name))?;
     } else {
-        caller.require(Action::CreateProvider)?;
+        caller.require(Act::Write, &Target::new("provider"))?;
     }
-    let (p, created) = state.store.put_provider(&caller.actor(), &spec, state.now()).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(p)))
+    let (p, created) = state
+        .store
+        .put_provider(&caller.actor(), &spec, state.now())
+        .await?;
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(p),
+    ))
 }

@@ -6,7 +6,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use verbund_domain::access::Action;
+use verbund_policy::authz::{Act, Target};
 use verbund_domain::directory::{Site, SiteSpec};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
@@ -40,9 +40,14 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<SiteQuery>,
 ) -> ApiResult<Json<Page<Site>>> {
-    caller.require(Action::ReadDirectory)?;
-    let filter = SiteFilter { provider: q.provider };
-    let page = PageRequest { limit: q.limit, after: q.after };
+    caller.require(Act::Read, &Target::new("site"))?;
+    let filter = SiteFilter {
+        provider: q.provider,
+    };
+    let page = PageRequest {
+        limit: q.limit,
+        after: q.after,
+    };
     Ok(Json(state.store.list_sites(&filter, &page).await?))
 }
 
@@ -55,7 +60,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(spec): ApiJson<SiteSpec>,
 ) -> ApiResult<(StatusCode, Json<Site>)> {
-    caller.require(Action::PutSite { provider: &spec.provider })?;
+    caller.require(Act::Write, &Target::new("site").provider(&spec.provider))?;
     spec.validate()?;
     if state.store.get_site(&spec.name).await.is_ok() {
         return Err(ApiError::Conflict(format!(
@@ -63,7 +68,11 @@ pub async fn create(
             spec.name
         )));
     }
-    let (s, _) = state.store.put_site(&caller.actor(), &spec, state.now()).await?;
+    let (s, _) = state
+        .store
+        .put_site(&caller.actor(), &spec, state.now())
+        .await?;
+    state.reevaluate.notify_one();
     Ok((StatusCode::CREATED, Json(s)))
 }
 
@@ -76,7 +85,7 @@ pub async fn read(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Site>> {
-    caller.require(Action::ReadDirectory)?;
+    caller.require(Act::Read, &Target::new("site"))?;
     Ok(Json(state.store.get_site(&name).await?))
 }
 
@@ -91,13 +100,28 @@ pub async fn apply(
     ApiJson(spec): ApiJson<SiteSpec>,
 ) -> ApiResult<(StatusCode, Json<Site>)> {
     if spec.name != name {
-        return Err(Invalid::new("/name", format!("`{}` differs from the name in the path `{name}`", spec.name)).into());
+        return Err(Invalid::new(
+            "/name",
+            format!("`{}` differs from the name in the path `{name}`", spec.name),
+        )
+        .into());
     }
-    caller.require(Action::PutSite { provider: &spec.provider })?;
+    caller.require(Act::Write, &Target::new("site").provider(&spec.provider))?;
     if let Ok(existing) = state.store.get_site(&name).await {
         // An operator must also own the site as it is now, not only the one it names.
-        caller.require(Action::PutSite { provider: &existing.spec.provider })?;
+        caller.require(Act::Write, &Target::new("site").provider(&existing.spec.provider))?;
     }
-    let (s, created) = state.store.put_site(&caller.actor(), &spec, state.now()).await?;
-    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(s)))
+    let (s, created) = state
+        .store
+        .put_site(&caller.actor(), &spec, state.now())
+        .await?;
+    state.reevaluate.notify_one();
+    Ok((
+        if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(s),
+    ))
 }

@@ -6,13 +6,13 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use verbund_domain::access::Action;
+use verbund_policy::authz::{Act, Target};
 use verbund_domain::account::{Token, TokenSpec};
 use verbund_domain::page::{Page, PageRequest};
 
 use crate::auth::{issue_token, Caller};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::ApiResult;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -48,8 +48,11 @@ pub async fn list(
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> ApiResult<Json<Page<Token>>> {
     let owner = q.user.unwrap_or_else(|| caller.0.user_id.clone());
-    caller.require(Action::ManageTokens { owner: &owner })?;
-    let page = PageRequest { limit: q.limit, after: q.after };
+    caller.require(Act::Write, &Target::new("token").owner(&owner))?;
+    let page = PageRequest {
+        limit: q.limit,
+        after: q.after,
+    };
     Ok(Json(state.store.list_tokens(Some(&owner), &page).await?))
 }
 
@@ -62,8 +65,11 @@ pub async fn create(
     caller: Caller,
     ApiJson(spec): ApiJson<TokenSpec>,
 ) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
-    let owner = spec.user.clone().unwrap_or_else(|| caller.0.user_id.clone());
-    caller.require(Action::ManageTokens { owner: &owner })?;
+    let owner = spec
+        .user
+        .clone()
+        .unwrap_or_else(|| caller.0.user_id.clone());
+    caller.require(Act::Write, &Target::new("token").owner(&owner))?;
     let (token, secret) = issue_token(
         &state.store,
         &caller.actor(),
@@ -86,8 +92,15 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Token>> {
     let token = state.store.get_token(&id).await?;
-    caller
-        .require(Action::ManageTokens { owner: &token.user })
-        .map_err(|_| ApiError::NotFound(format!("token `{id}` not found")))?;
-    Ok(Json(state.store.revoke_token(&caller.actor(), &id, state.now()).await?))
+    caller.require_or_hide(
+        Act::Write,
+        &Target::new("token").owner(&token.user),
+        &format!("token `{id}`"),
+    )?;
+    Ok(Json(
+        state
+            .store
+            .revoke_token(&caller.actor(), &id, state.now())
+            .await?,
+    ))
 }

@@ -6,14 +6,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use verbund_domain::access::Action;
-use verbund_domain::account::{User, UserSpec};
+use verbund_policy::authz::{Act, Target};
+use verbund_domain::account::{Membership, Role, User, UserSpec};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_store::UserFilter;
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::ApiResult;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -41,9 +41,14 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<Page<User>>> {
-    caller.require(Action::ListUsers { organisation: q.organisation.as_deref() })?;
-    let filter = UserFilter { organisation: q.organisation };
-    let page = PageRequest { limit: q.limit, after: q.after };
+    caller.require(Act::Read, &accounts_target(q.organisation.iter().cloned().collect(), None, None))?;
+    let filter = UserFilter {
+        organisation: q.organisation,
+    };
+    let page = PageRequest {
+        limit: q.limit,
+        after: q.after,
+    };
     Ok(Json(state.store.list_users(&filter, &page).await?))
 }
 
@@ -56,8 +61,11 @@ pub async fn create(
     caller: Caller,
     ApiJson(spec): ApiJson<UserSpec>,
 ) -> ApiResult<(StatusCode, Json<User>)> {
-    caller.require(Action::CreateUser { memberships: &spec.memberships })?;
-    let user = state.store.create_user(&caller.actor(), &spec, state.now()).await?;
+    caller.require(Act::Write, &user_target(&spec.memberships, None))?;
+    let user = state
+        .store
+        .create_user(&caller.actor(), &spec, state.now())
+        .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -79,8 +87,35 @@ pub async fn read(
 ) -> ApiResult<Json<User>> {
     let user = state.store.get_user(&id).await?;
     // Users the caller may not see answer like unknown ones: their existence is private.
-    caller
-        .require(Action::ReadUser { memberships: &user.spec.memberships, user_id: &user.id })
-        .map_err(|_| ApiError::NotFound(format!("user `{id}` not found")))?;
+    caller.require_or_hide(
+        Act::Read,
+        &user_target(&user.spec.memberships, Some(&user.id)),
+        &format!("user `{id}`"),
+    )?;
     Ok(Json(user))
+}
+
+/// An account as a target: the organisations of its roles and whether those are only
+/// org-admin or org-member roles (what an org admin may hand out).
+fn user_target(memberships: &[Membership], owner: Option<&str>) -> Target {
+    let organisations: Vec<String> = memberships
+        .iter()
+        .filter_map(|m| m.organisation.clone())
+        .collect();
+    let org_roles_only = memberships
+        .iter()
+        .all(|m| matches!(m.role, Role::OrgAdmin | Role::OrgMember) && m.organisation.is_some());
+    accounts_target(organisations, Some(org_roles_only), owner)
+}
+
+fn accounts_target(organisations: Vec<String>, org_roles_only: Option<bool>, owner: Option<&str>) -> Target {
+    let mut t = Target::new("user");
+    if !organisations.is_empty() {
+        t.organisations = Some(organisations);
+    }
+    t.org_roles_only = org_roles_only;
+    if let Some(o) = owner {
+        t = t.owner(o);
+    }
+    t
 }

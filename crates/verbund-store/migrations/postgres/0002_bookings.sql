@@ -46,3 +46,6 @@ CREATE TABLE policy_documents (
     created_by  TEXT NOT NULL,
     PRIMARY KEY (id, version)
 );
+
+-- An org-admin role may cover the organisations below its own.
+ALTER TABLE memberships ADD COLUMN delegated BIGINT NOT NULL DEFAULT 0;

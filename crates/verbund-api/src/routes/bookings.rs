@@ -1,0 +1,286 @@
+//! `/bookings`, `/placement/explain` and `/compliance`: the marketplace's heart.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use verbund_domain::account::Role;
+use verbund_domain::booking::{Booking, BookingPatch, BookingSpec, BookingState};
+use verbund_domain::page::{Page, PageRequest};
+use verbund_placement::ReevaluationSummary;
+use verbund_policy::authz::{Act, Target};
+use verbund_policy::PlacementDecision;
+use verbund_store::BookingFilter;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::problem::{ApiError, ApiResult};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/bookings", get(list).post(create))
+        .route("/bookings/{id}", get(read).patch(update).delete(cancel))
+        .route("/bookings/{id}/approve", post(approve))
+        .route("/bookings/{id}/reject", post(reject))
+        .route("/bookings/{id}/placement", get(placement))
+        .route("/placement/explain", post(explain))
+        .route("/compliance/reevaluate", post(reevaluate))
+}
+
+/// The authorization target for a booking: in its organisation, on its site's provider.
+async fn target(state: &AppState, b: &Booking) -> ApiResult<Target> {
+    let chain = state.store.organisation_chain(&b.organisation).await?;
+    let mut t = Target::new("booking").in_organisation(chain);
+    if let Some(site) = &b.site {
+        if let Ok(s) = state.store.get_site(site).await {
+            t = t.provider(s.spec.provider);
+        }
+    }
+    Ok(t)
+}
+
+/// Loads a booking the caller may `act` on; others answer 404 (their existence is secret).
+async fn load(state: &AppState, caller: &Caller, id: &str, act: Act) -> ApiResult<Booking> {
+    let hidden = || ApiError::NotFound(format!("booking `{id}` not found"));
+    let b = state.store.get_booking(id).await.map_err(|_| hidden())?;
+    let t = target(state, &b).await?;
+    if !caller.may(Act::Read, &t) {
+        return Err(hidden());
+    }
+    caller.require(act, &t)?;
+    Ok(b)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BookingQuery {
+    pub organisation: Option<String>,
+    pub offering: Option<String>,
+    pub site: Option<String>,
+    pub state: Option<BookingState>,
+    /// Only bookings flagged as no longer compliant.
+    #[serde(default)]
+    pub noncompliant: bool,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+}
+
+/// List the bookings the caller may see.
+#[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(BookingQuery),
+    responses((status = 200, body = Page<Booking>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<BookingQuery>,
+) -> ApiResult<Json<Page<Booking>>> {
+    let p = &caller.0;
+    let mut filter = BookingFilter {
+        organisation: q.organisation,
+        offering: q.offering,
+        site: q.site,
+        state: q.state,
+        noncompliant: q.noncompliant,
+        ..Default::default()
+    };
+    if !p.has_role(Role::FederationAdmin) && !p.has_role(Role::Auditor) {
+        let mut orgs = Vec::new();
+        for m in &p.memberships {
+            if let (Role::OrgAdmin | Role::OrgMember, Some(o)) = (m.role, &m.organisation) {
+                orgs.push(o.clone());
+                if m.delegated {
+                    orgs.extend(state.store.organisation_descendants(o).await?);
+                }
+            }
+        }
+        let operated = p
+            .memberships
+            .iter()
+            .find(|m| m.role == Role::ProviderOperator)
+            .and_then(|m| m.provider.clone());
+        match (orgs.is_empty(), operated) {
+            (false, _) => filter.scope_organisations = Some(orgs),
+            (true, Some(provider)) => filter.scope_provider = Some(provider),
+            (true, None) => filter.scope_organisations = Some(Vec::new()),
+        }
+    }
+    let page = state
+        .store
+        .list_bookings(&filter, &PageRequest { limit: q.limit, after: q.after })
+        .await?;
+    // Every listed booking passes the same decision as a single read.
+    let mut chains: HashMap<String, Vec<String>> = HashMap::new();
+    let mut items = Vec::with_capacity(page.items.len());
+    for b in page.items {
+        if !chains.contains_key(&b.organisation) {
+            let c = state.store.organisation_chain(&b.organisation).await?;
+            chains.insert(b.organisation.clone(), c);
+        }
+        let mut t = Target::new("booking").in_organisation(chains[&b.organisation].clone());
+        if let Some(provider) = &filter.scope_provider {
+            // The SQL scope already restricted these to the operator's sites.
+            t = t.provider(provider.clone());
+        }
+        if caller.may(Act::Read, &t) {
+            items.push(b);
+        }
+    }
+    Ok(Json(Page { items, next: page.next }))
+}
+
+/// A new booking with everything its request caused.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BookingCreated {
+    pub booking: Booking,
+    /// Dependency bookings created for it (existing ones are only referenced).
+    pub dependencies: Vec<Booking>,
+    /// Why it was placed where it was, or rejected.
+    pub placement: Option<PlacementDecision>,
+}
+
+/// Book an offering.
+#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = BookingSpec,
+    responses((status = 201, body = BookingCreated), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(spec): ApiJson<BookingSpec>,
+) -> ApiResult<(StatusCode, Json<BookingCreated>)> {
+    let chain = state
+        .store
+        .organisation_chain(&spec.organisation)
+        .await
+        .map_err(|_| ApiError::Invalid(verbund_domain::Invalid::new(
+            "/organisation",
+            format!("unknown organisation `{}`", spec.organisation),
+        )))?;
+    caller.require(Act::Write, &Target::new("booking").in_organisation(chain))?;
+    let mut created = state.bookings.book(&caller.actor(), &spec, state.now()).await?;
+    let booking = created.remove(0);
+    let placement = state
+        .store
+        .booking_decision(&booking.id)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok());
+    Ok((StatusCode::CREATED, Json(BookingCreated { booking, dependencies: created, placement })))
+}
+
+/// Read a booking.
+#[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings",
+    responses((status = 200, body = Booking), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Booking>> {
+    Ok(Json(load(&state, &caller, &id, Act::Read).await?))
+}
+
+/// Change plan, configuration or update channel.
+#[utoipa::path(patch, path = "/api/v1/bookings/{id}", tag = "bookings", request_body = BookingPatch,
+    responses((status = 200, body = Booking), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<BookingPatch>,
+) -> ApiResult<Json<Booking>> {
+    load(&state, &caller, &id, Act::Write).await?;
+    Ok(Json(state.bookings.patch(&caller.actor(), &id, &patch, state.now()).await?))
+}
+
+/// Cancel a booking; its data is retained for the offering's retention period.
+#[utoipa::path(delete, path = "/api/v1/bookings/{id}", tag = "bookings",
+    responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Booking>> {
+    load(&state, &caller, &id, Act::Delete).await?;
+    Ok(Json(state.bookings.cancel(&caller.actor(), &id, state.now()).await?))
+}
+
+/// Approve a booking that awaits approval; it is placed now.
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/approve", tag = "bookings",
+    responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Booking>> {
+    load(&state, &caller, &id, Act::Approve).await?;
+    Ok(Json(state.bookings.approve(&caller.actor(), &id, state.now()).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    pub reason: String,
+}
+
+/// Refuse a booking that awaits approval.
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/reject", tag = "bookings", request_body = Rejection,
+    responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<Rejection>,
+) -> ApiResult<Json<Booking>> {
+    load(&state, &caller, &id, Act::Approve).await?;
+    Ok(Json(state.bookings.reject(&caller.actor(), &id, &r.reason, state.now()).await?))
+}
+
+/// The stored placement decision of a booking, with every candidate's verdict.
+#[utoipa::path(get, path = "/api/v1/bookings/{id}/placement", tag = "bookings",
+    responses((status = 200, body = PlacementDecision), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn placement(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PlacementDecision>> {
+    load(&state, &caller, &id, Act::Read).await?;
+    let d = state
+        .store
+        .booking_decision(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("booking `{id}` has no placement decision")))?;
+    serde_json::from_value(d)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(format!("stored decision of `{id}`: {e}")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainRequest {
+    pub organisation: String,
+    pub offering: String,
+    pub plan: String,
+}
+
+/// Where could this organisation book this offering, and why not elsewhere? Books nothing.
+#[utoipa::path(post, path = "/api/v1/placement/explain", tag = "bookings", request_body = ExplainRequest,
+    responses((status = 200, body = PlacementDecision), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn explain(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(r): ApiJson<ExplainRequest>,
+) -> ApiResult<Json<PlacementDecision>> {
+    let chain = state.store.organisation_chain(&r.organisation).await.map_err(|_| {
+        ApiError::Invalid(verbund_domain::Invalid::new(
+            "/organisation",
+            format!("unknown organisation `{}`", r.organisation),
+        ))
+    })?;
+    caller.require(Act::Read, &Target::new("placement").in_organisation(chain))?;
+    Ok(Json(state.bookings.explain(&r.organisation, &r.offering, &r.plan, state.now()).await?))
+}
+
+/// Re-evaluate every placement against the policies and sites now in force.
+#[utoipa::path(post, path = "/api/v1/compliance/reevaluate", tag = "bookings",
+    responses((status = 200, body = ReevaluationSummary)), security(("bearer" = [])))]
+pub async fn reevaluate(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<ReevaluationSummary>> {
+    caller.require(Act::Write, &Target::new("placement"))?;
+    Ok(Json(state.bookings.reevaluate(&caller.actor(), state.now()).await?))
+}

@@ -1,0 +1,167 @@
+//! `/policies`: placement policy documents in three layers, versioned and audited.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use verbund_placement::PolicySubmission;
+use verbund_policy::authz::{Act, Target};
+use verbund_store::StoredPolicy;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::problem::{ApiError, ApiResult};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/policies", get(list).post(submit))
+        .route("/policies/{id}", get(read).delete(remove))
+        .route("/policies/{id}/versions", get(versions))
+}
+
+/// A stored version of a policy document.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PolicyView {
+    /// `federation:<name>` or `<owner id>:<name>`.
+    pub id: String,
+    pub name: String,
+    pub layer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    pub text: String,
+    pub version: i64,
+    pub deleted: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_by: String,
+}
+
+impl From<StoredPolicy> for PolicyView {
+    fn from(p: StoredPolicy) -> Self {
+        PolicyView {
+            id: p.record.id,
+            name: p.record.name,
+            layer: p.record.layer,
+            owner: p.record.owner,
+            text: p.record.text,
+            version: p.version,
+            deleted: p.deleted,
+            created_at: p.created_at,
+            created_by: p.created_by,
+        }
+    }
+}
+
+async fn target(state: &AppState, layer: &str, owner: Option<&str>) -> ApiResult<Target> {
+    let mut t = Target::new("policy").layer(layer);
+    if let Some(o) = owner {
+        let chain = state.store.organisation_chain(o).await.map_err(|_| {
+            ApiError::Invalid(verbund_domain::Invalid::new("/owner", format!("unknown organisation `{o}`")))
+        })?;
+        t = t.in_organisation(chain);
+    }
+    Ok(t)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PolicyQuery {
+    /// The policies in force for this organisation: the federation's, its ancestors'
+    /// and its own. Without it, every document (federation admins and auditors).
+    pub organisation: Option<String>,
+}
+
+/// List the policy documents in force.
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(PolicyQuery),
+    responses((status = 200, body = Vec<PolicyView>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PolicyQuery>,
+) -> ApiResult<Json<Vec<PolicyView>>> {
+    let all = state.store.policies_in_force().await?;
+    match q.organisation {
+        None => {
+            caller.require(Act::Read, &Target::new("policy"))?;
+            Ok(Json(all.into_iter().map(Into::into).collect()))
+        }
+        Some(org) => {
+            let chain = state.store.organisation_chain(&org).await.map_err(|_| {
+                ApiError::Invalid(verbund_domain::Invalid::new(
+                    "/organisation",
+                    format!("unknown organisation `{org}`"),
+                ))
+            })?;
+            caller.require(Act::Read, &Target::new("policy").in_organisation(chain.clone()))?;
+            Ok(Json(
+                all.into_iter()
+                    .filter(|p| p.record.owner.as_ref().is_none_or(|o| chain.contains(o)))
+                    .map(Into::into)
+                    .collect(),
+            ))
+        }
+    }
+}
+
+/// Submit a policy document (a new version if it exists). Land and organisation
+/// documents may only `forbid`.
+#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = PolicySubmission,
+    responses((status = 201, body = PolicyView), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(sub): ApiJson<PolicySubmission>,
+) -> ApiResult<(StatusCode, Json<PolicyView>)> {
+    let t = target(&state, sub.layer.as_str(), sub.owner.as_deref()).await?;
+    caller.require(Act::Write, &t)?;
+    let stored = state.bookings.submit_policy(&caller.actor(), &sub, state.now()).await?;
+    state.reevaluate.notify_one();
+    Ok((StatusCode::CREATED, Json(stored.into())))
+}
+
+async fn readable(state: &AppState, caller: &Caller, id: &str) -> ApiResult<StoredPolicy> {
+    let hidden = || ApiError::NotFound(format!("policy `{id}` not found"));
+    let p = state.store.policy(id).await?.ok_or_else(hidden)?;
+    let t = target(state, &p.record.layer, p.record.owner.as_deref()).await?;
+    if p.record.layer != "federation" && !caller.may(Act::Read, &t) {
+        return Err(hidden());
+    }
+    Ok(p)
+}
+
+/// The latest version of a policy document.
+#[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "policies",
+    responses((status = 200, body = PolicyView), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<PolicyView>> {
+    Ok(Json(readable(&state, &caller, &id).await?.into()))
+}
+
+/// Every version of a policy document, newest first.
+#[utoipa::path(get, path = "/api/v1/policies/{id}/versions", tag = "policies",
+    responses((status = 200, body = Vec<PolicyView>), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<PolicyView>>> {
+    readable(&state, &caller, &id).await?;
+    Ok(Json(state.store.policy_versions(&id).await?.into_iter().map(Into::into).collect()))
+}
+
+/// Withdraw a policy document (a tombstone version; its history stays).
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies",
+    responses((status = 200, body = PolicyView), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<PolicyView>> {
+    let p = readable(&state, &caller, &id).await?;
+    let t = target(&state, &p.record.layer, p.record.owner.as_deref()).await?;
+    caller.require(Act::Delete, &t)?;
+    let stored = state.store.delete_policy(&caller.actor(), &id, state.now()).await?;
+    state.reevaluate.notify_one();
+    Ok(Json(stored.into()))
+}

@@ -1,0 +1,342 @@
+//! Authorization: every API action is decided by the Cedar role policies in
+//! `policies/authorization.cedar`.
+//!
+//! The caller becomes a `User` entity carrying its role scopes; the target becomes a
+//! `Resource` entity with the attributes the rules look at, placed `in` its
+//! organisation so that delegated admins reach the organisations below theirs.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{Authorizer, Context, Decision, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
+use verbund_domain::account::{Principal, Role};
+
+use crate::entities::{org_uid, uid};
+use crate::{schema, PolicyError};
+
+/// The shipped role policies.
+pub const ROLE_POLICIES: &str = include_str!("../../../policies/authorization.cedar");
+
+/// What the caller wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Read,
+    /// Create or change.
+    Write,
+    Delete,
+    Approve,
+}
+
+impl Act {
+    fn name(self) -> &'static str {
+        match self {
+            Act::Read => "read",
+            Act::Write => "write",
+            Act::Delete => "delete",
+            Act::Approve => "approve",
+        }
+    }
+}
+
+/// What the caller acts on.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// `organisation`, `provider`, `site`, `offering`, `booking`, `policy`, `placement`,
+    /// `audit`, `user` or `token`.
+    pub kind: &'static str,
+    /// The owning organisation and its ancestors, nearest first.
+    pub organisation: Vec<String>,
+    pub provider: Option<String>,
+    pub vendor: Option<String>,
+    pub owner: Option<String>,
+    /// For accounts: the organisations of its roles, and whether they are only
+    /// org-admin or org-member roles.
+    pub organisations: Option<Vec<String>>,
+    pub org_roles_only: Option<bool>,
+    pub layer: Option<String>,
+}
+
+impl Target {
+    pub fn new(kind: &'static str) -> Self {
+        Target { kind, ..Default::default() }
+    }
+
+    /// The owning organisation, as `[id, parent, grandparent, …]`.
+    pub fn in_organisation(mut self, chain: Vec<String>) -> Self {
+        self.organisation = chain;
+        self
+    }
+
+    pub fn provider(mut self, p: impl Into<String>) -> Self {
+        self.provider = Some(p.into());
+        self
+    }
+
+    pub fn vendor(mut self, v: impl Into<String>) -> Self {
+        self.vendor = Some(v.into());
+        self
+    }
+
+    pub fn owner(mut self, u: impl Into<String>) -> Self {
+        self.owner = Some(u.into());
+        self
+    }
+
+    pub fn layer(mut self, l: impl Into<String>) -> Self {
+        self.layer = Some(l.into());
+        self
+    }
+}
+
+/// The outcome, with the reason for a refusal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny(String),
+}
+
+impl Verdict {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Verdict::Allow)
+    }
+}
+
+/// The compiled role policies.
+pub struct Authz {
+    policies: PolicySet,
+    authorizer: Authorizer,
+}
+
+fn orgs(ids: impl IntoIterator<Item = String>) -> Result<RestrictedExpression, PolicyError> {
+    let uids = ids.into_iter().map(|i| org_uid(&i)).collect::<Result<Vec<_>, _>>()?;
+    Ok(RestrictedExpression::new_set(uids.into_iter().map(RestrictedExpression::new_entity_uid)))
+}
+
+fn strings(items: impl IntoIterator<Item = String>) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.into_iter().map(RestrictedExpression::new_string))
+}
+
+fn scoped(p: &Principal, role: Role) -> Vec<String> {
+    p.memberships
+        .iter()
+        .filter(|m| m.role == role)
+        .filter_map(|m| m.organisation.clone())
+        .collect()
+}
+
+impl Authz {
+    /// Compiles and validates the shipped role policies.
+    pub fn new() -> Result<Self, PolicyError> {
+        let policies = PolicySet::from_str(ROLE_POLICIES).map_err(|e| PolicyError::Parse {
+            document: "authorization".into(),
+            message: e.to_string(),
+        })?;
+        let result = cedar_policy::Validator::new(schema()?.clone())
+            .validate(&policies, cedar_policy::ValidationMode::Strict);
+        if !result.validation_passed() {
+            return Err(PolicyError::Invalid {
+                document: "authorization".into(),
+                message: result.validation_errors().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+            });
+        }
+        Ok(Authz { policies, authorizer: Authorizer::new() })
+    }
+
+    fn user(&self, p: &Principal) -> Result<Entity, PolicyError> {
+        let delegated: Vec<String> = p
+            .memberships
+            .iter()
+            .filter(|m| m.role == Role::OrgAdmin && m.delegated)
+            .filter_map(|m| m.organisation.clone())
+            .collect();
+        let admin: Vec<String> = p
+            .memberships
+            .iter()
+            .filter(|m| m.role == Role::OrgAdmin && !m.delegated)
+            .filter_map(|m| m.organisation.clone())
+            .collect();
+        let attrs = HashMap::from([
+            ("id".to_string(), RestrictedExpression::new_string(p.user_id.clone())),
+            ("federation_admin".to_string(), RestrictedExpression::new_bool(p.has_role(Role::FederationAdmin))),
+            ("auditor".to_string(), RestrictedExpression::new_bool(p.has_role(Role::Auditor))),
+            ("org_admin".to_string(), orgs(admin)?),
+            ("org_admin_delegated".to_string(), orgs(delegated)?),
+            ("org_member".to_string(), orgs(scoped(p, Role::OrgMember))?),
+            ("vendor".to_string(), orgs(scoped(p, Role::Vendor))?),
+            (
+                "operator".to_string(),
+                strings(
+                    p.memberships
+                        .iter()
+                        .filter(|m| m.role == Role::ProviderOperator)
+                        .filter_map(|m| m.provider.clone()),
+                ),
+            ),
+        ]);
+        Entity::new(uid("Verbund::User", &p.user_id)?, attrs, HashSet::new())
+            .map_err(|e| PolicyError::Schema(e.to_string()))
+    }
+
+    /// Decides whether `p` may `act` on `target`.
+    pub fn decide(&self, p: &Principal, act: Act, target: &Target) -> Verdict {
+        match self.try_decide(p, act, target) {
+            Ok(v) => v,
+            Err(e) => Verdict::Deny(format!("the authorization check failed: {e}")),
+        }
+    }
+
+    fn try_decide(&self, p: &Principal, act: Act, target: &Target) -> Result<Verdict, PolicyError> {
+        let mut entities = vec![self.user(p)?];
+        let mut attrs = HashMap::from([(
+            "kind".to_string(),
+            RestrictedExpression::new_string(target.kind.to_string()),
+        )]);
+        let mut parents = HashSet::new();
+        if let Some(first) = target.organisation.first() {
+            attrs.insert("organisation".into(), RestrictedExpression::new_entity_uid(org_uid(first)?));
+            parents.insert(org_uid(first)?);
+            // The organisation chain, so that `in` reaches the ancestors.
+            for (i, id) in target.organisation.iter().enumerate() {
+                let parent: HashSet<EntityUid> = target
+                    .organisation
+                    .get(i + 1)
+                    .map(|p| org_uid(p))
+                    .transpose()?
+                    .into_iter()
+                    .collect();
+                entities.push(Entity::new_no_attrs(org_uid(id)?, parent));
+            }
+        }
+        if let Some(v) = &target.provider {
+            attrs.insert("provider".into(), RestrictedExpression::new_string(v.clone()));
+        }
+        if let Some(v) = &target.vendor {
+            attrs.insert("vendor".into(), RestrictedExpression::new_entity_uid(org_uid(v)?));
+        }
+        if let Some(v) = &target.owner {
+            attrs.insert("owner".into(), RestrictedExpression::new_string(v.clone()));
+        }
+        if let Some(v) = &target.organisations {
+            attrs.insert("organisations".into(), orgs(v.clone())?);
+        }
+        if let Some(v) = target.org_roles_only {
+            attrs.insert("org_roles_only".into(), RestrictedExpression::new_bool(v));
+        }
+        if let Some(v) = &target.layer {
+            attrs.insert("layer".into(), RestrictedExpression::new_string(v.clone()));
+        }
+        let resource = uid("Verbund::Resource", "target")?;
+        entities.push(Entity::new(resource.clone(), attrs, parents).map_err(|e| PolicyError::Schema(e.to_string()))?);
+        let entities = Entities::from_entities(entities, None).map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let request = Request::new(
+            uid("Verbund::User", &p.user_id)?,
+            uid("Verbund::Action", act.name())?,
+            resource,
+            Context::empty(),
+            None,
+        )
+        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        Ok(match response.decision() {
+            Decision::Allow => Verdict::Allow,
+            Decision::Deny => {
+                let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
+                if !errors.is_empty() {
+                    tracing_free_log(&errors);
+                }
+                let forbids: Vec<String> = response.diagnostics().reason().map(|r| r.to_string()).collect();
+                Verdict::Deny(if forbids.is_empty() {
+                    format!("your roles do not allow to {} this {}", act.name(), target.kind)
+                } else {
+                    format!("refused by {}", forbids.join(", "))
+                })
+            }
+        })
+    }
+}
+
+/// Evaluation errors are programming errors; they surface in test failures via the
+/// denial, and here for debugging.
+fn tracing_free_log(errors: &[String]) {
+    if cfg!(debug_assertions) {
+        eprintln!("authorization evaluation errors: {}", errors.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verbund_domain::account::Membership;
+
+    fn principal(role: Role, org: Option<&str>, provider: Option<&str>) -> Principal {
+        Principal {
+            user_id: "u1".into(),
+            user_name: "u".into(),
+            memberships: vec![Membership {
+                role,
+                organisation: org.map(Into::into),
+                provider: provider.map(Into::into),
+                delegated: false,
+            }],
+        }
+    }
+
+    fn booking(chain: &[&str]) -> Target {
+        Target::new("booking").in_organisation(chain.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn role_policies_compile() {
+        Authz::new().unwrap();
+    }
+
+    #[test]
+    fn org_admin_only_own_organisation() {
+        let a = Authz::new().unwrap();
+        let admin = principal(Role::OrgAdmin, Some("muc"), None);
+        assert!(a.decide(&admin, Act::Write, &booking(&["muc", "by", "bund"])).is_allowed());
+        assert!(!a.decide(&admin, Act::Read, &booking(&["fl", "sh", "bund"])).is_allowed());
+        // Without delegation, not even a child organisation.
+        assert!(!a.decide(&admin, Act::Read, &booking(&["child", "muc", "by"])).is_allowed());
+        let mut delegated = principal(Role::OrgAdmin, Some("muc"), None);
+        delegated.memberships[0].delegated = true;
+        assert!(a.decide(&delegated, Act::Write, &booking(&["child", "muc", "by"])).is_allowed());
+        assert!(!a.decide(&delegated, Act::Write, &booking(&["other", "by"])).is_allowed());
+    }
+
+    #[test]
+    fn auditors_read_but_never_write() {
+        let a = Authz::new().unwrap();
+        let auditor = principal(Role::Auditor, None, None);
+        assert!(a.decide(&auditor, Act::Read, &booking(&["x"])).is_allowed());
+        assert!(a.decide(&auditor, Act::Read, &Target::new("audit")).is_allowed());
+        for kind in ["organisation", "provider", "site", "offering", "booking", "policy", "user", "token"] {
+            let t = Target::new(kind).in_organisation(vec!["x".into()]);
+            assert!(!a.decide(&auditor, Act::Write, &t).is_allowed(), "{kind}");
+        }
+    }
+
+    #[test]
+    fn operators_and_vendors_are_scoped() {
+        let a = Authz::new().unwrap();
+        let op = principal(Role::ProviderOperator, None, Some("p1"));
+        assert!(a.decide(&op, Act::Write, &Target::new("site").provider("p1")).is_allowed());
+        assert!(!a.decide(&op, Act::Write, &Target::new("site").provider("p2")).is_allowed());
+        assert!(a.decide(&op, Act::Read, &booking(&["x"]).provider("p1")).is_allowed());
+        assert!(!a.decide(&op, Act::Write, &booking(&["x"]).provider("p1")).is_allowed());
+        let v = principal(Role::Vendor, Some("v1"), None);
+        assert!(a.decide(&v, Act::Write, &Target::new("offering").vendor("v1")).is_allowed());
+        assert!(!a.decide(&v, Act::Write, &Target::new("offering").vendor("v2")).is_allowed());
+        assert!(!a.decide(&v, Act::Read, &booking(&["v1"])).is_allowed());
+    }
+
+    #[test]
+    fn federation_policies_only_for_federation_admins() {
+        let a = Authz::new().unwrap();
+        let admin = principal(Role::OrgAdmin, Some("by"), None);
+        let land = Target::new("policy").in_organisation(vec!["by".into()]).layer("land");
+        assert!(a.decide(&admin, Act::Write, &land).is_allowed());
+        let fed = Target::new("policy").in_organisation(vec!["by".into()]).layer("federation");
+        assert!(!a.decide(&admin, Act::Write, &fed).is_allowed());
+    }
+}
