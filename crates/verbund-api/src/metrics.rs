@@ -8,6 +8,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -20,11 +21,20 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
 /// The metric registry and the handles the middleware updates.
 pub struct Metrics {
     pub registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram>,
+    /// Bookings by lifecycle state, refreshed at every scrape.
+    pub bookings: Family<StateLabels, Gauge>,
+    /// Bookings whose placement no longer complies with the policies in force.
+    pub noncompliant: Gauge,
 }
 
 impl Default for Metrics {
@@ -40,10 +50,20 @@ impl Default for Metrics {
             "Time to handle an HTTP request",
             latency.clone(),
         );
+        let bookings = Family::<StateLabels, Gauge>::default();
+        registry.register("bookings", "Bookings by lifecycle state", bookings.clone());
+        let noncompliant = Gauge::default();
+        registry.register(
+            "bookings_noncompliant",
+            "Bookings whose placement no longer complies with the policies in force",
+            noncompliant.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
+            bookings,
+            noncompliant,
         }
     }
 }

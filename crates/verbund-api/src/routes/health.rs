@@ -30,6 +30,20 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.booking_counts().await {
+        Ok((by_state, noncompliant)) => {
+            for s in verbund_domain::booking::BookingState::ALL {
+                let n = by_state.iter().find(|(x, _)| *x == s).map_or(0, |(_, n)| *n);
+                state
+                    .metrics
+                    .bookings
+                    .get_or_create(&crate::metrics::StateLabels { state: s.as_str().into() })
+                    .set(n);
+            }
+            state.metrics.noncompliant.set(noncompliant);
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count bookings for metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,
