@@ -9,7 +9,7 @@ use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{stored_time, paginate, parse_ts, parse_ts_opt, ts, Arg, Select};
+use crate::rows::{paginate, parse_ts, parse_ts_opt, stored_time, ts, Arg, Select};
 use crate::Store;
 
 /// Filters for listing users.
@@ -39,7 +39,12 @@ fn token(r: &AnyRow) -> Result<Token> {
 
 impl Store {
     /// Creates a user; every organisation and provider named in its roles must exist.
-    pub async fn create_user(&self, actor: &str, spec: &UserSpec, now: DateTime<Utc>) -> Result<User> {
+    pub async fn create_user(
+        &self,
+        actor: &str,
+        spec: &UserSpec,
+        now: DateTime<Utc>,
+    ) -> Result<User> {
         spec.validate()?;
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
@@ -164,19 +169,23 @@ impl Store {
     }
 
     pub async fn get_user(&self, id: &str) -> Result<User> {
-        let row = sqlx::query("SELECT id, name, display_name, email, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::not_found("user", id))?;
+        let row = sqlx::query(
+            "SELECT id, name, display_name, email, created_at FROM users WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found("user", id))?;
         self.user_from_row(&row).await
     }
 
     pub async fn get_user_by_name(&self, name: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, name, display_name, email, created_at FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, display_name, email, created_at FROM users WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(r) => Ok(Some(self.user_from_row(&r).await?)),
             None => Ok(None),
@@ -274,11 +283,17 @@ impl Store {
     }
 
     /// The usable token with this hash and its user.
-    pub async fn authenticate(&self, secret_hash: &str, now: DateTime<Utc>) -> Result<Option<(Token, User)>> {
-        let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"))
-            .bind(secret_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn authenticate(
+        &self,
+        secret_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Token, User)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let t = token(&row)?;
         if !t.is_usable(now) {
@@ -334,7 +349,10 @@ impl Store {
             .bind(ts(&now))
             .execute(&mut *w.tx)
             .await?;
-        let after = Token { revoked_at: Some(now), ..before.clone() };
+        let after = Token {
+            revoked_at: Some(now),
+            ..before.clone()
+        };
         w.audit(
             Change {
                 actor: actor.into(),

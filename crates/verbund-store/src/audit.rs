@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use verbund_domain::audit::{AuditEvent, BrokenLink, Change, ChainVerifier};
+use verbund_domain::audit::{AuditEvent, BrokenLink, ChainVerifier, Change};
 use verbund_domain::page::{Page, PageRequest};
 
 use crate::error::Result;

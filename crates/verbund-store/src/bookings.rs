@@ -66,7 +66,8 @@ pub struct BookingFilter {
     pub noncompliant: bool,
 }
 
-const COLUMNS: &str = "id, organisation, offering, plan, config, channel, state, site, version, reason, \
+const COLUMNS: &str =
+    "id, organisation, offering, plan, config, channel, state, site, version, reason, \
     dependency_of, compliance, created_at, updated_at, state_since";
 
 fn booking(r: &AnyRow) -> Result<Booking> {
@@ -123,7 +124,11 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
         };
         used.insert(
             r.try_get(0)?,
-            Resources { cpu_millis: get(1)?, memory_mib: get(2)?, storage_gib: get(3)? },
+            Resources {
+                cpu_millis: get(1)?,
+                memory_mib: get(2)?,
+                storage_gib: get(3)?,
+            },
         );
     }
     sites
@@ -140,7 +145,11 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
                 updated_at: parse_ts(&r.try_get::<String, _>(5)?)?,
             };
             let used = used.get(&site.spec.name).copied().unwrap_or_default();
-            Ok(SiteUsage { site, provider, used })
+            Ok(SiteUsage {
+                site,
+                provider,
+                used,
+            })
         })
         .collect()
 }
@@ -224,13 +233,15 @@ async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Booking>> {
         .await?;
     let Some(row) = row else { return Ok(None) };
     let mut b = booking(&row)?;
-    b.dependencies = sqlx::query("SELECT dependency FROM booking_dependencies WHERE booking = $1 ORDER BY dependency")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<_, _>>()?;
+    b.dependencies = sqlx::query(
+        "SELECT dependency FROM booking_dependencies WHERE booking = $1 ORDER BY dependency",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<String, _>(0))
+    .collect::<Result<_, _>>()?;
     Ok(Some(b))
 }
 
@@ -283,7 +294,10 @@ impl Store {
         .await
         .map_err(StoreError::from)?;
         let organisation_bookings = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
-        let snapshot = BookingSnapshot { sites, organisation_bookings };
+        let snapshot = BookingSnapshot {
+            sites,
+            organisation_bookings,
+        };
         let new = decide(&snapshot)?;
         // Rows first (a dependency names the booking it serves), then the links.
         for n in &new {
@@ -321,7 +335,8 @@ impl Store {
             return Ok(before);
         };
         write_update(&mut w.tx, &next).await?;
-        w.audit(audit_change(actor, &next, Some(&before)), now).await?;
+        w.audit(audit_change(actor, &next, Some(&before)), now)
+            .await?;
         w.commit().await?;
         Ok(next.booking)
     }
@@ -346,16 +361,27 @@ impl Store {
             .transpose()
     }
 
-    pub async fn list_bookings(&self, filter: &BookingFilter, page: &PageRequest) -> Result<Page<Booking>> {
+    pub async fn list_bookings(
+        &self,
+        filter: &BookingFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Booking>> {
         let mut s = Select::default();
         if let Some(orgs) = &filter.scope_organisations {
             add_in(&mut s, "organisation", orgs);
         }
         if let Some(p) = &filter.scope_provider {
-            s.and("site IN (SELECT name FROM sites WHERE provider = {})", Arg::Text(p.clone()));
+            s.and(
+                "site IN (SELECT name FROM sites WHERE provider = {})",
+                Arg::Text(p.clone()),
+            );
         }
         if let Some(vendors) = &filter.scope_vendor {
-            add_in_sub(&mut s, "offering IN (SELECT name FROM offerings WHERE vendor IN (", vendors);
+            add_in_sub(
+                &mut s,
+                "offering IN (SELECT name FROM offerings WHERE vendor IN (",
+                vendors,
+            );
         }
         if let Some(o) = &filter.organisation {
             s.and("organisation = {}", Arg::Text(o.clone()));
@@ -416,10 +442,14 @@ impl Store {
         let mut w = self.begin_write().await?;
         let mut changed = 0;
         for (id, c) in verdicts {
-            let Some(before) = load(&mut w.tx, id).await? else { continue };
+            let Some(before) = load(&mut w.tx, id).await? else {
+                continue;
+            };
             let was = before.compliance.as_ref();
             let same = was.is_some_and(|w| {
-                w.compliant == c.compliant && w.reasons == c.reasons && w.proposed_site == c.proposed_site
+                w.compliant == c.compliant
+                    && w.reasons == c.reasons
+                    && w.proposed_site == c.proposed_site
             }) || (was.is_none() && c.compliant);
             if same {
                 continue;
@@ -434,7 +464,12 @@ impl Store {
             w.audit(
                 Change {
                     actor: actor.into(),
-                    action: if c.compliant { "booking.compliance.restore" } else { "booking.compliance.flag" }.into(),
+                    action: if c.compliant {
+                        "booking.compliance.restore"
+                    } else {
+                        "booking.compliance.flag"
+                    }
+                    .into(),
                     object: format!("booking/{id}"),
                     before: was.map(|w| serde_json::to_value(w).unwrap_or_default()),
                     after: Some(serde_json::to_value(c).unwrap_or_default()),

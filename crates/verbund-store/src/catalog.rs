@@ -11,7 +11,7 @@ use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{stored_time, from_json, paginate, parse_ts, to_json, ts, Arg, Select};
+use crate::rows::{from_json, paginate, parse_ts, stored_time, to_json, ts, Arg, Select};
 use crate::Store;
 
 /// Filters for listing offerings.
@@ -98,7 +98,9 @@ impl Store {
                 action: "catalog.ozg.import".into(),
                 object: format!("import/{source}"),
                 before: None,
-                after: Some(json!({"source": source, "records": services.len(), "summary": summary})),
+                after: Some(
+                    json!({"source": source, "records": services.len(), "summary": summary}),
+                ),
             },
             now,
         )
@@ -205,7 +207,10 @@ impl Store {
             if o.spec.vendor != spec.vendor {
                 return Err(Invalid::new(
                     "/vendor",
-                    format!("offering `{}` belongs to another vendor; the vendor cannot change", spec.name),
+                    format!(
+                        "offering `{}` belongs to another vendor; the vendor cannot change",
+                        spec.name
+                    ),
                 )
                 .into());
             }
@@ -235,7 +240,12 @@ impl Store {
         w.audit(
             Change {
                 actor: actor.into(),
-                action: if created { "offering.create" } else { "offering.update" }.into(),
+                action: if created {
+                    "offering.create"
+                } else {
+                    "offering.update"
+                }
+                .into(),
                 object: format!("offering/{}", spec.name),
                 before: existing.map(|o| serde_json::to_value(o.spec).unwrap_or_default()),
                 after: Some(serde_json::to_value(spec).unwrap_or_default()),
@@ -248,13 +258,15 @@ impl Store {
     }
 
     pub async fn get_offering(&self, name: &str) -> Result<Offering> {
-        sqlx::query(&format!("SELECT {OFFERING_COLUMNS} FROM offerings WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| offering(&r))
-            .transpose()?
-            .ok_or_else(|| StoreError::not_found("offering", name))
+        sqlx::query(&format!(
+            "SELECT {OFFERING_COLUMNS} FROM offerings WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| offering(&r))
+        .transpose()?
+        .ok_or_else(|| StoreError::not_found("offering", name))
     }
 
     pub async fn list_offerings(
@@ -295,14 +307,18 @@ impl Store {
     ) -> Result<OfferingVersion> {
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
-        let latest: Option<String> = sqlx::query("SELECT latest_version FROM offerings WHERE name = $1")
-            .bind(offering_name)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .ok_or_else(|| StoreError::not_found("offering", offering_name))?
-            .try_get(0)?;
+        let latest: Option<String> =
+            sqlx::query("SELECT latest_version FROM offerings WHERE name = $1")
+                .bind(offering_name)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .ok_or_else(|| StoreError::not_found("offering", offering_name))?
+                .try_get(0)?;
         let v = spec.validate(latest.as_deref())?;
-        let spec = VersionSpec { version: v.to_string(), ..spec.clone() };
+        let spec = VersionSpec {
+            version: v.to_string(),
+            ..spec.clone()
+        };
         let stored = OfferingVersion {
             offering: offering_name.to_string(),
             spec: spec.clone(),

@@ -15,7 +15,7 @@ use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{stored_time, from_json, paginate, parse_ts, to_json, ts, Arg, Select};
+use crate::rows::{from_json, paginate, parse_ts, stored_time, to_json, ts, Arg, Select};
 use crate::Store;
 
 /// Name of the root organisation that the GV100AD import creates when missing.
@@ -76,7 +76,10 @@ async fn insert_org(conn: &mut sqlx::AnyConnection, o: &Organisation) -> Result<
             StoreError::Conflict(match (&o.ars, &o.ags, o.level) {
                 (_, _, Level::Bund) => "the Bund exists already".to_string(),
                 (Some(ars), _, _) => {
-                    format!("an organisation with ARS `{ars}` or AGS `{}` exists already", o.ags.as_deref().unwrap_or("-"))
+                    format!(
+                        "an organisation with ARS `{ars}` or AGS `{}` exists already",
+                        o.ags.as_deref().unwrap_or("-")
+                    )
                 }
                 (None, Some(ags), _) => format!("an organisation with AGS `{ags}` exists already"),
                 _ => "organisation exists already".to_string(),
@@ -159,13 +162,17 @@ impl Store {
     }
 
     async fn parent_for(&self, conn: &mut sqlx::AnyConnection, id: &str) -> Result<Organisation> {
-        let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
         match row {
             Some(r) => organisation(&r),
-            None => Err(Invalid::new("/parent", format!("unknown parent organisation `{id}`")).into()),
+            None => {
+                Err(Invalid::new("/parent", format!("unknown parent organisation `{id}`")).into())
+            }
         }
     }
 
@@ -180,10 +187,12 @@ impl Store {
         spec.validate()?;
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
-        let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&mut *w.tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *w.tx)
+        .await?;
         let before = match row {
             Some(r) => organisation(&r)?,
             None => return Err(StoreError::not_found("organisation", id)),
@@ -203,7 +212,11 @@ impl Store {
             updated_at: now,
             ..before.clone()
         };
-        if (Organisation { updated_at: before.updated_at, ..after.clone() }) == before {
+        if (Organisation {
+            updated_at: before.updated_at,
+            ..after.clone()
+        }) == before
+        {
             return Ok(before);
         }
         update_org(&mut w.tx, &after).await?;
@@ -223,10 +236,12 @@ impl Store {
     }
 
     pub async fn get_organisation(&self, id: &str) -> Result<Organisation> {
-        let row = sqlx::query(&format!("SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ORG_COLUMNS} FROM organisations WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(r) => organisation(&r),
             None => Err(StoreError::not_found("organisation", id)),
@@ -251,7 +266,9 @@ impl Store {
         let mut current = self.get_organisation(id).await?.parent;
         while let Some(p) = current {
             if out.contains(&p) || out.len() > 16 {
-                return Err(StoreError::Corrupt(format!("cycle in the parents of `{id}`")));
+                return Err(StoreError::Corrupt(format!(
+                    "cycle in the parents of `{id}`"
+                )));
             }
             out.push(p.clone());
             current = self.get_organisation(&p).await?.parent;
@@ -351,18 +368,26 @@ impl Store {
                 parent: Some(String::new()),
                 population: rec.population,
             };
-            spec.validate().map_err(|e| e.at(&format!("/records/{i}")))?;
+            spec.validate()
+                .map_err(|e| e.at(&format!("/records/{i}")))?;
             let parent = match &rec.parent_ars {
                 None => bund.clone(),
                 Some(p) => by_ars.get(p).cloned().ok_or_else(|| {
                     Invalid::new(
                         format!("/records/{i}/parent_ars"),
-                        format!("`{}` ({}) names the unknown parent `{p}`", rec.name, rec.ars),
+                        format!(
+                            "`{}` ({}) names the unknown parent `{p}`",
+                            rec.name, rec.ars
+                        ),
                     )
                 })?,
             };
-            let spec = OrganisationSpec { parent: Some(parent.id.clone()), ..spec };
-            spec.check_parent(&parent).map_err(|e| e.at(&format!("/records/{i}")))?;
+            let spec = OrganisationSpec {
+                parent: Some(parent.id.clone()),
+                ..spec
+            };
+            spec.check_parent(&parent)
+                .map_err(|e| e.at(&format!("/records/{i}")))?;
             let land = spec.land(Some(&parent));
             match by_ars.get(&rec.ars) {
                 Some(existing) => {
@@ -377,7 +402,10 @@ impl Store {
                     if &updated == existing {
                         summary.unchanged += 1;
                     } else {
-                        let updated = Organisation { updated_at: now, ..updated };
+                        let updated = Organisation {
+                            updated_at: now,
+                            ..updated
+                        };
                         update_org(&mut w.tx, &updated).await?;
                         by_ars.insert(rec.ars.clone(), updated);
                         summary.updated += 1;
@@ -411,7 +439,9 @@ impl Store {
                 action: "directory.import".into(),
                 object: format!("import/{source}"),
                 before: None,
-                after: Some(json!({"source": source, "records": records.len(), "summary": summary})),
+                after: Some(
+                    json!({"source": source, "records": records.len(), "summary": summary}),
+                ),
             },
             now,
         )
@@ -431,12 +461,13 @@ impl Store {
         spec.validate()?;
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
-        let existing = sqlx::query("SELECT spec, created_at, updated_at FROM providers WHERE name = $1")
-            .bind(&spec.name)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .map(|r| provider(&r))
-            .transpose()?;
+        let existing =
+            sqlx::query("SELECT spec, created_at, updated_at FROM providers WHERE name = $1")
+                .bind(&spec.name)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .map(|r| provider(&r))
+                .transpose()?;
         let created = existing.is_none();
         if let Some(p) = &existing {
             if &p.spec == spec {
@@ -461,7 +492,12 @@ impl Store {
         w.audit(
             Change {
                 actor: actor.into(),
-                action: if created { "provider.create" } else { "provider.update" }.into(),
+                action: if created {
+                    "provider.create"
+                } else {
+                    "provider.update"
+                }
+                .into(),
                 object: format!("provider/{}", spec.name),
                 before: existing.map(|p| serde_json::to_value(p.spec).unwrap_or_default()),
                 after: Some(serde_json::to_value(spec).unwrap_or_default()),
@@ -514,18 +550,17 @@ impl Store {
             .await?
             .is_some();
         if !provider_exists {
-            return Err(Invalid::new(
-                "/provider",
-                format!("unknown provider `{}`", spec.provider),
-            )
-            .into());
+            return Err(
+                Invalid::new("/provider", format!("unknown provider `{}`", spec.provider)).into(),
+            );
         }
-        let existing = sqlx::query("SELECT spec, created_at, updated_at FROM sites WHERE name = $1")
-            .bind(&spec.name)
-            .fetch_optional(&mut *w.tx)
-            .await?
-            .map(|r| site(&r))
-            .transpose()?;
+        let existing =
+            sqlx::query("SELECT spec, created_at, updated_at FROM sites WHERE name = $1")
+                .bind(&spec.name)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .map(|r| site(&r))
+                .transpose()?;
         if let Some(s) = &existing {
             if &s.spec == spec {
                 return Ok((s.clone(), false));
@@ -561,7 +596,12 @@ impl Store {
         w.audit(
             Change {
                 actor: actor.into(),
-                action: if created { "site.create" } else { "site.update" }.into(),
+                action: if created {
+                    "site.create"
+                } else {
+                    "site.update"
+                }
+                .into(),
                 object: format!("site/{}", spec.name),
                 before: existing.map(|s| serde_json::to_value(s.spec).unwrap_or_default()),
                 after: Some(serde_json::to_value(spec).unwrap_or_default()),
@@ -630,7 +670,9 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok(r.try_get::<String, _>(0)?)).collect()
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
     }
 
     /// An organisation's id followed by its ancestors' ids, nearest first.

@@ -30,7 +30,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
-        StoreError::NotFound { kind, id: id.into() }
+        StoreError::NotFound {
+            kind,
+            id: id.into(),
+        }
     }
 
     /// Whether a database error is a unique-constraint violation.

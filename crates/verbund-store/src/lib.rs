@@ -6,13 +6,13 @@
 //! Every write runs in one transaction together with its audit event, so a request
 //! either fully applies (and is recorded) or changes nothing.
 
+mod accounts;
 mod audit;
 mod bookings;
-mod policies;
 mod catalog;
 mod directory;
-mod accounts;
 mod error;
+mod policies;
 mod rows;
 
 use std::str::FromStr;
@@ -22,13 +22,13 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Mutex;
 
+pub use accounts::UserFilter;
 pub use audit::AuditFilter;
 pub use bookings::{BookingFilter, BookingSnapshot, NewBooking, SiteUsage};
-pub use policies::{PolicyRecord, StoredPolicy};
 pub use catalog::OfferingFilter;
 pub use directory::SiteFilter;
-pub use accounts::UserFilter;
 pub use error::{Result, StoreError};
+pub use policies::{PolicyRecord, StoredPolicy};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

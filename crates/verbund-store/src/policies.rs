@@ -54,12 +54,22 @@ fn stored(r: &AnyRow) -> Result<StoredPolicy> {
 
 impl Store {
     /// Stores a new version of a document (unless the text is unchanged).
-    pub async fn put_policy(&self, actor: &str, p: &PolicyRecord, now: DateTime<Utc>) -> Result<StoredPolicy> {
+    pub async fn put_policy(
+        &self,
+        actor: &str,
+        p: &PolicyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy> {
         self.write_policy(actor, p, false, now).await
     }
 
     /// Marks a document deleted with a new version.
-    pub async fn delete_policy(&self, actor: &str, id: &str, now: DateTime<Utc>) -> Result<StoredPolicy> {
+    pub async fn delete_policy(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy> {
         let current = self
             .policy(id)
             .await?
@@ -113,7 +123,12 @@ impl Store {
         w.audit(
             Change {
                 actor: actor.into(),
-                action: if deleted { "policy.delete" } else { "policy.put" }.into(),
+                action: if deleted {
+                    "policy.delete"
+                } else {
+                    "policy.put"
+                }
+                .into(),
                 object: format!("policy/{}", p.id),
                 before: last.map(|l| serde_json::to_value(l).unwrap_or_default()),
                 after: Some(serde_json::to_value(&s).unwrap_or_default()),

@@ -56,7 +56,8 @@ impl Select {
     pub(crate) fn and(&mut self, condition: &str, arg: Arg) -> &mut Self {
         self.args.push(arg);
         let n = self.args.len();
-        self.conditions.push(condition.replace("{}", &format!("${n}")));
+        self.conditions
+            .push(condition.replace("{}", &format!("${n}")));
         self
     }
 
