@@ -1,0 +1,170 @@
+//! Command-line grammar and dispatch.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use verbund_store::Store;
+
+use crate::client;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "verbund",
+    version,
+    about = "Control plane of the sovereign federated administration cloud"
+)]
+pub struct Cli {
+    /// Log more (repeat for debug output).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the data lives: the data folder, and optionally an external database.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Data folder: SQLite database, desired-state repository, admin token.
+    #[arg(long, env = "VERBUND_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// Use this database instead of the SQLite file in the data folder
+    /// (`postgres://…` for production).
+    #[arg(long, env = "VERBUND_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data.join("verbund.db").display()),
+        }
+    }
+
+    /// Creates the data folder and opens the store.
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(&self.data)
+            .with_context(|| format!("cannot create the data folder {}", self.data.display()))?;
+        Store::open(&self.url())
+            .await
+            .with_context(|| format!("cannot open the database {}", redact(&self.url())))
+    }
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on.
+    #[arg(long, env = "VERBUND_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (API and, later, the portal).
+    Serve(ServeArgs),
+    /// Run the control plane with a demo federation loaded on first start.
+    Demo(ServeArgs),
+    /// Load official reference data into the store.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Check or read the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    #[command(flatten)]
+    Client(client::ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import the Destatis municipality directory (GV100AD fixed-width file).
+    Gv100ad {
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Import the OZG catalog (`ozg-leistungen.csv`).
+    Ozg {
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the hash chain of the whole audit trail in the database.
+    Verify(StoreArgs),
+    /// List audit events through the API.
+    List(client::AuditListArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(a) => crate::serve::serve(a, None).await,
+        Command::Demo(a) => crate::demo::run(a).await,
+        Command::Import(ImportCommand::Gv100ad { file, store }) => {
+            crate::import::gv100ad(&file, &store).await
+        }
+        Command::Import(ImportCommand::Ozg { file, store }) => {
+            crate::import::ozg(&file, &store).await
+        }
+        Command::Audit(AuditCommand::Verify(store)) => verify_audit(&store).await,
+        Command::Audit(AuditCommand::List(a)) => client::audit_list(a).await,
+        Command::Client(c) => client::run(c).await,
+    }
+}
+
+async fn verify_audit(args: &StoreArgs) -> anyhow::Result<()> {
+    let store = args.open().await?;
+    match store.verify_audit().await? {
+        Ok(n) => {
+            println!("audit chain intact: {n} events verified");
+            Ok(())
+        }
+        Err(b) => anyhow::bail!(
+            "audit chain broken at event {}: {} ({} events before it verified)",
+            b.seq,
+            b.reason,
+            b.seq - 1
+        ),
+    }
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "info,sqlx=warn,tower_http=warn",
+        1 => "debug,sqlx=warn,hyper=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VERBUND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// An error chain as one plain sentence for the terminal.
+pub fn sentence(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}

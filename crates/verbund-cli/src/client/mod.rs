@@ -1,0 +1,138 @@
+//! The API client behind `verbund org|provider|site|offering|user|token …` and
+//! `verbund audit list`: talks to a running server over HTTP, never to the database.
+//!
+//! Each resource has its own module with its subcommands; `http` holds the connection
+//! and error sentences, `manifest` reads `-f` files and applies them object by object,
+//! `output` prints tables, JSON or YAML.
+
+mod audit;
+mod http;
+mod manifest;
+mod offering;
+mod org;
+mod output;
+mod provider;
+mod site;
+mod token;
+mod user;
+
+use clap::{Args, Subcommand};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use audit::{audit_list, AuditListArgs};
+pub use http::ConnArgs;
+
+use http::{segment, Api};
+
+/// The client's subcommands, one group per resource.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Organisations: the directory of authorities (Bund, Länder, Kreise, Gemeinden).
+    Org(org::OrgArgs),
+    /// Providers: the legal entities that run data centers.
+    Provider(provider::ProviderArgs),
+    /// Sites: data centers and their Kubernetes clusters.
+    Site(site::SiteArgs),
+    /// Offerings: the catalog, and the versions vendors publish.
+    Offering(offering::OfferingArgs),
+    /// Users and their roles.
+    User(user::UserArgs),
+    /// API tokens.
+    Token(token::TokenArgs),
+}
+
+pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
+    match cmd {
+        ClientCommand::Org(a) => org::run(a).await,
+        ClientCommand::Provider(a) => provider::run(a).await,
+        ClientCommand::Site(a) => site::run(a).await,
+        ClientCommand::Offering(a) => offering::run(a).await,
+        ClientCommand::User(a) => user::run(a).await,
+        ClientCommand::Token(a) => token::run(a).await,
+    }
+}
+
+/// Page size and whether to follow the cursor through every page.
+#[derive(Debug, Clone, Args)]
+pub struct PageArgs {
+    /// Items per page (1–1000; the server's default is 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: Option<u32>,
+    /// Fetch every page, not only the first.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// What an idempotent PUT did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Configured => "configured",
+            Outcome::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// PUTs `spec` to `/{collection}/{name}` and tells created, configured and unchanged
+/// apart: the server answers 201 for a new object and leaves `updated_at` alone when
+/// nothing changed.
+async fn put_named<S: Serialize>(
+    api: &Api,
+    collection: &str,
+    name: &str,
+    spec: &S,
+) -> anyhow::Result<(Outcome, Value)> {
+    let path = format!("/{collection}/{}", segment(name));
+    let before: Option<Value> = api.get_opt(&path).await?;
+    let (status, after): (StatusCode, Value) = api.write(Method::PUT, &path, spec).await?;
+    let outcome = if status == StatusCode::CREATED {
+        Outcome::Created
+    } else {
+        match before {
+            Some(b)
+                if b.get("updated_at").is_some()
+                    && b.get("updated_at") == after.get("updated_at") =>
+            {
+                Outcome::Unchanged
+            }
+            _ => Outcome::Configured,
+        }
+    };
+    Ok((outcome, after))
+}
+
+/// Applies a file of named specs with PUT, one line per object.
+async fn apply_named<S: Serialize + serde::de::DeserializeOwned>(
+    conn: &ConnArgs,
+    file: &manifest::FileArg,
+    collection: &str,
+    kind: &str,
+    name_of: impl Fn(&S) -> &str,
+) -> anyhow::Result<()> {
+    let m = manifest::Manifest::read(&file.file)?;
+    let specs: Vec<S> = m.objects()?;
+    let api = Api::connect(conn)?;
+    let mut applier = manifest::Applier::new(&m, conn.output);
+    for (i, spec) in specs.iter().enumerate() {
+        let label = format!("{kind}/{}", name_of(spec));
+        match put_named(&api, collection, name_of(spec), spec).await {
+            Ok((outcome, answer)) => applier.applied(
+                label.clone(),
+                format!("{label} {}", outcome.as_str()),
+                answer,
+            )?,
+            Err(e) => return Err(applier.failed(i, &label, e)),
+        }
+    }
+    applier.finish()
+}

@@ -1,0 +1,242 @@
+//! `verbund demo`: the control plane with a demo federation — all 16 Länder, a sample of
+//! real municipalities, example providers and sites, and a catalog of real open-source
+//! applications used in administration. Loading is idempotent: a restart loads nothing
+//! twice, and what a user changed in the demo is only overwritten where the demo
+//! defines it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+use verbund_api::issue_token;
+use verbund_domain::account::{Membership, Role, UserSpec};
+use verbund_domain::catalog::{OfferingSpec, VersionSpec};
+use verbund_domain::directory::{
+    KeyedOrganisation, Level, OrganisationFilter, OrganisationSpec, OzgService, ProviderSpec,
+    SiteSpec,
+};
+use verbund_domain::page::PageRequest;
+use verbund_store::{Store, StoreError};
+
+use crate::cli::ServeArgs;
+
+const MUNICIPALITIES: &str = include_str!("../demo/municipalities.yaml");
+const OZG: &str = include_str!("../demo/ozg.yaml");
+const PROVIDERS: &str = include_str!("../demo/providers.yaml");
+const SITES: &str = include_str!("../demo/sites.yaml");
+const OFFERINGS: &str = include_str!("../demo/offerings.yaml");
+
+/// The actor recorded for everything the demo loads.
+const ACTOR: &str = "system/demo";
+/// Placeholder in `offerings.yaml` for the vendor organisation's id.
+const VENDOR_PLACEHOLDER: &str = "demo-vendor";
+const VENDOR_NAME: &str = "Open-Source-Anbieterverbund (Demo)";
+
+#[derive(Debug, Deserialize)]
+struct OfferingEntry {
+    offering: OfferingSpec,
+    versions: Vec<VersionSpec>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> anyhow::Result<T> {
+    serde_yaml_ng::from_str(text).with_context(|| format!("demo file {name} is invalid"))
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    crate::serve::bootstrap_admin(&store, &args.store.data).await?;
+    load(&store, &args.store.data).await?;
+    crate::serve::serve(args, Some(store)).await
+}
+
+/// Loads the demo federation into the store; safe to call on every start.
+pub async fn load(store: &Store, data: &Path) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let orgs: Vec<KeyedOrganisation> = parse("municipalities.yaml", MUNICIPALITIES)?;
+    store
+        .import_organisations(ACTOR, "demo-municipalities", &orgs, now)
+        .await
+        .context("loading the demo municipalities")?;
+    let ozg: Vec<OzgService> = parse("ozg.yaml", OZG)?;
+    store
+        .import_ozg(ACTOR, "demo-ozg-sample", &ozg, now)
+        .await?;
+    let vendor = vendor_organisation(store, now).await?;
+    let providers: Vec<ProviderSpec> = parse("providers.yaml", PROVIDERS)?;
+    for p in &providers {
+        store.put_provider(ACTOR, p, now).await?;
+    }
+    let sites: Vec<SiteSpec> = parse("sites.yaml", SITES)?;
+    for s in &sites {
+        store.put_site(ACTOR, s, now).await?;
+    }
+    let offerings: Vec<OfferingEntry> = parse("offerings.yaml", OFFERINGS)?;
+    for entry in &offerings {
+        let mut spec = entry.offering.clone();
+        if spec.vendor == VENDOR_PLACEHOLDER {
+            spec.vendor = vendor.clone();
+        }
+        store
+            .put_offering(ACTOR, &spec, now)
+            .await
+            .with_context(|| format!("loading demo offering `{}`", spec.name))?;
+        let published = store.list_versions(&spec.name).await?;
+        for v in &entry.versions {
+            if !published.iter().any(|p| p.spec.version == v.version) {
+                store.publish_version(ACTOR, &spec.name, v, now).await?;
+            }
+        }
+    }
+    demo_users(store, data, &vendor, &providers).await?;
+    println!(
+        "demo federation ready: {} organisations, {} providers, {} sites, {} offerings",
+        orgs.len() + 2,
+        providers.len(),
+        sites.len(),
+        offerings.len()
+    );
+    Ok(())
+}
+
+/// The organisation that publishes the demo catalog, created once.
+async fn vendor_organisation(
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<String> {
+    let filter = OrganisationFilter {
+        level: Some(Level::Verband),
+        name_prefix: Some(VENDOR_NAME.into()),
+        ..Default::default()
+    };
+    let found = store
+        .list_organisations(&filter, &PageRequest::default())
+        .await?;
+    if let Some(o) = found.items.into_iter().find(|o| o.name == VENDOR_NAME) {
+        return Ok(o.id);
+    }
+    let bund = store
+        .list_organisations(
+            &OrganisationFilter {
+                level: Some(Level::Bund),
+                ..Default::default()
+            },
+            &PageRequest::default(),
+        )
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .context("the demo needs the Bund, which the municipality import creates")?;
+    let org = store
+        .create_organisation(
+            ACTOR,
+            &OrganisationSpec {
+                name: VENDOR_NAME.into(),
+                level: Level::Verband,
+                ars: None,
+                ags: None,
+                parent: Some(bund.id),
+                population: None,
+            },
+            now,
+        )
+        .await?;
+    Ok(org.id)
+}
+
+/// One user per role, each with a token in `DATA/tokens/<name>.token`.
+async fn demo_users(
+    store: &Store,
+    data: &Path,
+    vendor: &str,
+    providers: &[ProviderSpec],
+) -> anyhow::Result<()> {
+    let by_key = |key: &'static str| async move {
+        store
+            .find_organisation_by_key(key)
+            .await?
+            .map(|o| o.id)
+            .ok_or(StoreError::NotFound {
+                kind: "organisation",
+                id: key.into(),
+            })
+    };
+    let mut users = vec![
+        (
+            "pruefer",
+            "Prüferin (Datenschutz)",
+            Membership {
+                role: Role::Auditor,
+                organisation: None,
+                provider: None,
+                delegated: false,
+            },
+        ),
+        (
+            "anbieter",
+            "Anbieter des Demo-Katalogs",
+            Membership {
+                role: Role::Vendor,
+                organisation: Some(vendor.into()),
+                provider: None,
+                delegated: false,
+            },
+        ),
+        (
+            "it-muenchen",
+            "IT-Leitung München",
+            Membership {
+                role: Role::OrgAdmin,
+                organisation: Some(by_key("09162000").await?),
+                provider: None,
+                delegated: false,
+            },
+        ),
+        (
+            "it-flensburg",
+            "IT-Leitung Flensburg",
+            Membership {
+                role: Role::OrgAdmin,
+                organisation: Some(by_key("01001000").await?),
+                provider: None,
+                delegated: false,
+            },
+        ),
+    ];
+    if let Some(p) = providers.first() {
+        users.push((
+            "betrieb",
+            "Betrieb (Demo-Provider)",
+            Membership {
+                role: Role::ProviderOperator,
+                organisation: None,
+                provider: Some(p.name.clone()),
+                delegated: false,
+            },
+        ));
+    }
+    let dir = data.join("tokens");
+    std::fs::create_dir_all(&dir)?;
+    let now = chrono::Utc::now();
+    for (name, display, membership) in users {
+        if store.get_user_by_name(name).await?.is_some() {
+            continue;
+        }
+        let user = store
+            .create_user(
+                ACTOR,
+                &UserSpec {
+                    name: name.into(),
+                    display_name: display.into(),
+                    email: None,
+                    memberships: vec![membership],
+                },
+                now,
+            )
+            .await?;
+        let (_, secret) = issue_token(store, ACTOR, &user.id, "demo", None, now).await?;
+        crate::serve::write_secret(&dir.join(format!("{name}.token")), &secret)?;
+    }
+    println!("demo users' tokens are in {}", dir.display());
+    Ok(())
+}

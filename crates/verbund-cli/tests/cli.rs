@@ -1,0 +1,613 @@
+//! The `verbund` client commands, end to end: a real `verbund serve` on a free port, and
+//! the binary run against it as a user would, checking what it prints and its exit code.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_verbund");
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local address").port()
+}
+
+/// Whether `GET /healthz` answers 200.
+fn healthy(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp.starts_with("HTTP/1.1 200")
+}
+
+/// A command of the binary with none of the caller's VERBUND_* settings.
+fn verbund() -> Command {
+    let mut c = Command::new(BIN);
+    for var in [
+        "VERBUND_SERVER",
+        "VERBUND_TOKEN",
+        "VERBUND_DATA",
+        "VERBUND_DATABASE_URL",
+        "VERBUND_LISTEN",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("VERBUND_LOG", "warn");
+    c
+}
+
+/// A running `verbund serve` on its own data folder; killed when dropped, also when a
+/// test panics, and then its log is shown.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+    url: String,
+    token: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("serve.log")).expect("log file");
+        let child = verbund()
+            .args(["serve", "--data"])
+            .arg(dir.path().join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start verbund serve");
+        let mut server = Server {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            token: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !healthy(port) {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("verbund serve exited with {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "verbund serve did not become healthy in time"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let token_file = server.data().join("admin.token");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&token_file)
+                .expect("admin.token exists")
+                .permissions()
+                .mode();
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "admin.token must be readable by its owner only"
+            );
+        }
+        server.token = std::fs::read_to_string(&token_file)
+            .expect("read admin.token")
+            .trim()
+            .to_string();
+        assert!(server.token.starts_with("vbd_"), "{}", server.token);
+        server
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Writes a file into the test's folder and returns its path.
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write file");
+        path.display().to_string()
+    }
+
+    /// Runs a client command as the federation admin (flags after the subcommand).
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_as(&self.token, args)
+    }
+
+    fn run_as(&self, token: &str, args: &[&str]) -> Run {
+        let out = verbund()
+            .args(args)
+            .args(["--server", &self.url, "--token", token])
+            .output()
+            .expect("run verbund");
+        Run::new(args, out)
+    }
+
+    /// Runs a command expected to succeed and returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        self.run(args).ok()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let out = self.ok(&a);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}):\n{out}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default();
+            eprintln!("--- verbund serve log ---\n{log}");
+        }
+    }
+}
+
+/// The outcome of one run of the binary.
+struct Run {
+    args: String,
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn new(args: &[&str], out: Output) -> Run {
+        Run {
+            args: args.join(" "),
+            success: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn ok(self) -> String {
+        assert!(
+            self.success,
+            "`verbund {}` failed:\n{}\n{}",
+            self.args, self.stdout, self.stderr
+        );
+        self.stdout
+    }
+
+    /// Asserts failure and returns stderr, which must be one `error: …` sentence.
+    fn fails(self) -> String {
+        assert!(
+            !self.success,
+            "`verbund {}` should have failed:\n{}",
+            self.args, self.stdout
+        );
+        assert!(self.stderr.starts_with("error: "), "{}", self.stderr);
+        self.stderr
+    }
+}
+
+fn items(v: &Value) -> &Vec<Value> {
+    v.as_array().unwrap_or_else(|| panic!("not a list: {v}"))
+}
+
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+const PROVIDER: &str = "\
+name: nordwerk-it
+display_name: Nordwerk IT AöR
+legal_form: AöR
+public_law: true
+seat: {city: Hamburg, country: DE}
+jurisdictions: [DE]
+";
+
+fn site(name: &str, region: &str, k8s: &str) -> String {
+    format!(
+        "- name: {name}
+  display_name: Rechenzentrum {name}
+  provider: nordwerk-it
+  location: {{country: DE, region: {region}, city: Hamburg}}
+  certifications:
+    - {{scheme: iso27001, level: it-grundschutz, valid_until: 2027-09-30}}
+  kubernetes_version: \"{k8s}\"
+  capacity: {{cpu_millis: 64000, memory_mib: 262144, storage_gib: 10000}}
+  environments: [test, prod]
+  delivery: flux
+"
+    )
+}
+
+#[test]
+fn directory_apply_refusals_and_audit() {
+    let s = Server::start();
+
+    // A provider from a file with one object, two sites from a file with a list.
+    let provider = s.file("provider.yaml", PROVIDER);
+    assert_eq!(
+        s.ok(&["provider", "apply", "-f", &provider]),
+        "provider/nordwerk-it created\n"
+    );
+    let sites = s.file(
+        "sites.yaml",
+        &(site("nordwerk-hh-1", "DE-HH", "1.31") + &site("nordwerk-hh-2", "DE-HH", "1.31")),
+    );
+    assert_eq!(
+        lines(&s.ok(&["site", "apply", "-f", &sites])),
+        ["site/nordwerk-hh-1 created", "site/nordwerk-hh-2 created"]
+    );
+    // Re-applying changes nothing; changing one site changes only that one.
+    assert_eq!(
+        lines(&s.ok(&["site", "apply", "-f", &sites])),
+        [
+            "site/nordwerk-hh-1 unchanged",
+            "site/nordwerk-hh-2 unchanged"
+        ]
+    );
+    assert_eq!(
+        s.ok(&["provider", "apply", "-f", &provider]),
+        "provider/nordwerk-it unchanged\n"
+    );
+    let changed = s.file(
+        "changed.yaml",
+        &(site("nordwerk-hh-1", "DE-HH", "1.32") + &site("nordwerk-hh-2", "DE-HH", "1.31")),
+    );
+    assert_eq!(
+        lines(&s.ok(&["site", "apply", "-f", &changed])),
+        [
+            "site/nordwerk-hh-1 configured",
+            "site/nordwerk-hh-2 unchanged"
+        ]
+    );
+
+    let list = s.json(&["site", "list"]);
+    assert_eq!(items(&list).len(), 2, "{list}");
+    assert_eq!(list[0]["kubernetes_version"], "1.32");
+    let table = s.ok(&["site", "list", "--provider", "nordwerk-it"]);
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "PROVIDER",
+            "REGION",
+            "CITY",
+            "K8S",
+            "DELIVERY",
+            "CERTIFICATIONS"
+        ]
+    );
+    assert!(
+        table.contains("iso27001 it-grundschutz until 2027-09-30"),
+        "{table}"
+    );
+    let yaml = s.ok(&["provider", "get", "nordwerk-it", "-o", "yaml"]);
+    let p: Value = serde_yaml_ng::from_str(&yaml).expect("provider get -o yaml is YAML");
+    assert_eq!(p["seat"]["city"], "Hamburg");
+
+    // The server refuses an invalid site; the sentence names the field; nothing changes.
+    let bad = s.file("bad.yaml", &site("nordwerk-xx-1", "XX-1", "1.31"));
+    let err = s.run(&["site", "apply", "-f", &bad]).fails();
+    assert!(
+        err.contains("the server refused the request (422 Invalid input)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/location/region: `XX-1` is not an ISO 3166-2 code"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was applied"), "{err}");
+    // Several documents: the first is applied, the second fails, the third is not tried.
+    let mixed = s.file(
+        "mixed.yaml",
+        &format!(
+            "{}---\n{}---\n{}",
+            site("nordwerk-hh-2", "DE-HH", "1.31"),
+            site("nordwerk-xx-1", "XX-1", "1.31"),
+            site("nordwerk-hh-3", "DE-HH", "1.31")
+        ),
+    );
+    let run = s.run(&["site", "apply", "-f", &mixed]);
+    assert_eq!(run.stdout, "site/nordwerk-hh-2 unchanged\n");
+    let err = run.fails();
+    assert!(
+        err.contains("stopped at site/nordwerk-xx-1, object 2 of 3")
+            && err.contains("applied before it: site/nordwerk-hh-2; 1 after it not attempted"),
+        "{err}"
+    );
+    assert_eq!(items(&s.json(&["site", "list"])).len(), 2);
+
+    // Files are checked before anything is sent: unknown fields and broken YAML.
+    let unknown = s.file(
+        "unknown.yaml",
+        &site("nordwerk-hh-9", "DE-HH", "1.31")
+            .replace("city: Hamburg}", "city: Hamburg, zip: 20095}"),
+    );
+    let err = s.run(&["site", "apply", "-f", &unknown]).fails();
+    assert!(
+        err.contains("unknown.yaml (item 1, `nordwerk-hh-9`): /location/zip: unknown field `zip`"),
+        "{err}"
+    );
+    let broken = s.file("broken.yaml", "- name: a\n  location: {country: DE\n");
+    let err = s.run(&["site", "apply", "-f", &broken]).fails();
+    assert!(
+        err.contains("broken.yaml is not valid YAML or JSON") && err.contains("line"),
+        "{err}"
+    );
+    assert_eq!(items(&s.json(&["site", "list"])).len(), 2);
+
+    // A wrong token, no server, no token at all.
+    let err = s.run_as("vbd_wrong", &["site", "list"]).fails();
+    assert!(
+        err.contains("did not accept the API token") && err.contains("401"),
+        "{err}"
+    );
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    let run = verbund()
+        .args(["site", "list", "--server", &nobody, "--token", &s.token])
+        .output()
+        .unwrap();
+    let err = Run::new(&["site", "list"], run).fails();
+    assert!(
+        err.contains(&format!(
+            "cannot reach the verbund server at {nobody}: is `verbund serve` running?"
+        )),
+        "{err}"
+    );
+    let run = verbund()
+        .current_dir(s.dir.path())
+        .args(["site", "list", "--server", &s.url])
+        .env("VERBUND_DATA", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = Run::new(&["site", "list"], run).fails();
+    assert!(
+        err.contains("no API token") && err.contains("/nonexistent/admin.token"),
+        "{err}"
+    );
+    // Without `--token`, the admin token in VERBUND_DATA is used; env vars work too.
+    let run = verbund()
+        .env("VERBUND_SERVER", &s.url)
+        .env("VERBUND_DATA", s.data())
+        .args(["site", "list"])
+        .output()
+        .unwrap();
+    assert!(Run::new(&["site", "list"], run)
+        .ok()
+        .contains("nordwerk-hh-1"));
+
+    // Organisations: the Bund, then a Land below it.
+    let bund = s.file(
+        "bund.yaml",
+        "name: Bundesrepublik Deutschland\nlevel: bund\n",
+    );
+    let bund = s.json(&["org", "create", "-f", &bund]);
+    let bund_id = bund["id"].as_str().expect("the Bund has an id");
+    let land = s.file(
+        "land.json",
+        &format!(r#"[{{"name": "Hamburg", "level": "land", "ars": "02", "parent": "{bund_id}", "population": 1892122}}]"#),
+    );
+    let out = s.ok(&["org", "create", "-f", &land]);
+    assert!(
+        out.starts_with("organisation/") && out.ends_with("created (Hamburg, land)\n"),
+        "{out}"
+    );
+    let lands = s.json(&["org", "list", "--level", "land"]);
+    assert_eq!(items(&lands).len(), 1);
+    assert_eq!(lands[0]["name"], "Hamburg");
+    let table = s.ok(&["org", "list", "--level", "land"]);
+    assert!(
+        table.starts_with("ID") && table.contains("1892122"),
+        "{table}"
+    );
+    let by_key = s.json(&["org", "get", "02"]);
+    assert_eq!(by_key["name"], "Hamburg");
+    assert_eq!(s.json(&["org", "get", bund_id])["level"], "bund");
+    let err = s.run(&["org", "get", "17"]).fails();
+    assert!(
+        err.contains("no organisation has the ARS or AGS `17`"),
+        "{err}"
+    );
+    let orphan = s.file("orphan.yaml", "name: Kreis ohne Land\nlevel: kreis\n");
+    let err = s.run(&["org", "create", "-f", &orphan]).fails();
+    assert!(err.contains("/parent"), "{err}");
+
+    // Every change is in the audit trail, and the chain is intact.
+    let audit = s.ok(&["audit", "list", "--all", "--limit", "3"]);
+    for action in [
+        "provider.create",
+        "site.create",
+        "site.update",
+        "organisation.create",
+        "user.create",
+    ] {
+        assert!(audit.contains(action), "{action} missing:\n{audit}");
+    }
+    let sites_only = s.json(&["audit", "list", "--action", "site."]);
+    assert_eq!(items(&sites_only).len(), 3, "{sites_only}");
+    assert!(items(&sites_only).iter().all(|e| e["object"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("site/")));
+    let verify = verbund()
+        .args(["audit", "verify", "--data"])
+        .arg(s.data())
+        .output()
+        .unwrap();
+    let out = Run::new(&["audit", "verify"], verify).ok();
+    assert!(out.contains("intact"), "{out}");
+}
+
+#[test]
+fn tokens_are_shown_once_and_revocable() {
+    let s = Server::start();
+    let out = s.ok(&["token", "create", "ci", "--expires-in-days", "30"]);
+    assert_eq!(out.matches("vbd_").count(), 1, "{out}");
+    let secret = out
+        .split_whitespace()
+        .find(|w| w.starts_with("vbd_"))
+        .expect("the secret is printed")
+        .to_string();
+    let id = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("token/"))
+        .expect("the token id is printed")
+        .to_string();
+
+    let me = s.run_as(&secret, &["user", "me"]).ok();
+    assert!(
+        me.contains("admin") && me.contains("federation-admin"),
+        "{me}"
+    );
+    let tokens = s.ok(&["token", "list"]);
+    assert!(
+        tokens.contains(&id) && tokens.contains("ci") && !tokens.contains("vbd_"),
+        "{tokens}"
+    );
+
+    assert_eq!(
+        s.ok(&["token", "revoke", &id]),
+        format!("token/{id} revoked\n")
+    );
+    let err = s.run_as(&secret, &["user", "me"]).fails();
+    assert!(
+        err.contains("API token") && err.contains("revoked"),
+        "{err}"
+    );
+    let list = s.json(&["token", "list"]);
+    let ci = items(&list)
+        .iter()
+        .find(|t| t["id"] == id.as_str())
+        .expect("ci is listed");
+    assert!(ci["revoked_at"].is_string(), "{ci}");
+    assert!(s.ok(&["token", "list"]).contains("revoked"));
+    let err = s.run(&["token", "revoke", "no-such-token"]).fails();
+    assert!(err.contains("404"), "{err}");
+}
+
+fn offering(vendor: &str, versions: &[&str]) -> String {
+    let mut text = format!(
+        "offering:
+  name: nextcloud
+  display_name: Nextcloud
+  vendor: {vendor}
+  category: saas
+  data_classes: [personal]
+  plans:
+    - name: s
+      display_name: Small
+      replicas: 1
+      resources: {{cpu_millis: 500, memory_mib: 1024, storage_gib: 50}}
+      monthly_price_cents: 9900
+versions:
+"
+    );
+    for v in versions {
+        text.push_str(&format!(
+            "  - version: {v}
+    package: {{type: helm, repository: https://nextcloud.github.io/helm, chart: nextcloud, chart_version: {v}}}
+"
+        ));
+    }
+    text
+}
+
+#[test]
+fn offerings_publish_only_new_versions_that_grow() {
+    let s = Server::start();
+    let bund = s.file("bund.yaml", "name: Bund\nlevel: bund\n");
+    let bund_id = s.json(&["org", "create", "-f", &bund])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let vendor = s.file(
+        "vendor.yaml",
+        &format!("name: Open-Source-Verband der Verwaltung\nlevel: verband\nparent: {bund_id}\n"),
+    );
+    let vendor_id = s.json(&["org", "create", "-f", &vendor])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
+    let file = s.file(
+        "nextcloud.yaml",
+        &offering(&vendor_id, &["29.0.0", "29.0.1"]),
+    );
+    assert_eq!(
+        lines(&s.ok(&["offering", "publish", "-f", &file])),
+        [
+            "offering/nextcloud created",
+            "offering/nextcloud@29.0.0 published",
+            "offering/nextcloud@29.0.1 published"
+        ]
+    );
+    assert_eq!(
+        lines(&s.ok(&["offering", "publish", "-f", &file])),
+        [
+            "offering/nextcloud unchanged",
+            "offering/nextcloud@29.0.0 already published",
+            "offering/nextcloud@29.0.1 already published"
+        ]
+    );
+    let versions = s.json(&["offering", "versions", "nextcloud"]);
+    let names: Vec<&str> = items(&versions)
+        .iter()
+        .filter_map(|v| v["version"].as_str())
+        .collect();
+    assert_eq!(names, ["29.0.1", "29.0.0"]);
+    let list = s.ok(&["offering", "list", "--vendor", &vendor_id]);
+    assert!(
+        list.contains("nextcloud") && list.contains("29.0.1"),
+        "{list}"
+    );
+    assert_eq!(
+        s.json(&["offering", "get", "nextcloud"])["latest_version"],
+        "29.0.1"
+    );
+
+    // A version below the latest is refused by the server, naming `/version`.
+    let lower = s.file(
+        "lower.yaml",
+        &offering(&vendor_id, &["29.0.0", "29.0.1", "28.0.9"]),
+    );
+    let run = s.run(&["offering", "publish", "-f", &lower]);
+    assert!(
+        run.stdout
+            .contains("offering/nextcloud@29.0.1 already published"),
+        "{}",
+        run.stdout
+    );
+    let err = run.fails();
+    assert!(
+        err.contains("stopped at offering/nextcloud@28.0.9"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/version: `28.0.9` is not newer than the latest published version `29.0.1`"),
+        "{err}"
+    );
+    assert_eq!(
+        items(&s.json(&["offering", "versions", "nextcloud"])).len(),
+        2
+    );
+}
