@@ -105,6 +105,8 @@ impl Verdict {
 pub struct Authz {
     policies: PolicySet,
     authorizer: Authorizer,
+    /// The schema's action entities, so that `action in Action::"api"` resolves.
+    actions: Vec<Entity>,
 }
 
 fn orgs(ids: impl IntoIterator<Item = String>) -> Result<RestrictedExpression, PolicyError> {
@@ -139,7 +141,13 @@ impl Authz {
                 message: result.validation_errors().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
             });
         }
-        Ok(Authz { policies, authorizer: Authorizer::new() })
+        let actions = schema()?
+            .action_entities()
+            .map_err(|e| PolicyError::Schema(e.to_string()))?
+            .iter()
+            .cloned()
+            .collect();
+        Ok(Authz { policies, authorizer: Authorizer::new(), actions })
     }
 
     fn user(&self, p: &Principal) -> Result<Entity, PolicyError> {
@@ -186,7 +194,8 @@ impl Authz {
     }
 
     fn try_decide(&self, p: &Principal, act: Act, target: &Target) -> Result<Verdict, PolicyError> {
-        let mut entities = vec![self.user(p)?];
+        let mut entities = self.actions.clone();
+        entities.push(self.user(p)?);
         let mut attrs = HashMap::from([(
             "kind".to_string(),
             RestrictedExpression::new_string(target.kind.to_string()),
@@ -288,6 +297,18 @@ mod tests {
     #[test]
     fn role_policies_compile() {
         Authz::new().unwrap();
+    }
+
+    #[test]
+    fn federation_admins_may_do_everything() {
+        let a = Authz::new().unwrap();
+        let admin = principal(Role::FederationAdmin, None, None);
+        for act in [Act::Read, Act::Write, Act::Delete, Act::Approve] {
+            for kind in ["organisation", "provider", "site", "booking", "policy", "audit", "user", "token"] {
+                let t = Target::new(kind).in_organisation(vec!["x".into()]).layer("federation");
+                assert!(a.decide(&admin, act, &t).is_allowed(), "{act:?} {kind}");
+            }
+        }
     }
 
     #[test]
