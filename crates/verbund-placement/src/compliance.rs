@@ -25,10 +25,16 @@ pub struct ReevaluationSummary {
 
 fn describe(r: &Reason) -> Option<String> {
     match r {
-        Reason::ForbiddenBy { description, policy, .. } => Some(format!("{description} ({policy})")),
+        Reason::ForbiddenBy {
+            description,
+            policy,
+            ..
+        } => Some(format!("{description} ({policy})")),
         Reason::NotPermitted => Some("no policy permits the placement any more".into()),
         Reason::MissingCapability { capability } => Some(format!("the site lacks `{capability}`")),
-        Reason::KubernetesTooOld { site, required } => Some(format!("Kubernetes {site} is older than {required}")),
+        Reason::KubernetesTooOld { site, required } => {
+            Some(format!("Kubernetes {site} is older than {required}"))
+        }
         Reason::EvaluationError { message } => Some(format!("policy error: {message}")),
         Reason::InsufficientCapacity { .. } | Reason::SameLand | Reason::ContractedProvider => None,
     }
@@ -36,14 +42,21 @@ fn describe(r: &Reason) -> Option<String> {
 
 impl Bookings {
     /// Re-evaluates every live placement in one pass.
-    pub async fn reevaluate(&self, actor: &str, now: DateTime<Utc>) -> Result<ReevaluationSummary, BookingError> {
+    pub async fn reevaluate(
+        &self,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ReevaluationSummary, BookingError> {
         let store = self.store();
         let book = self.policy_book().await?;
         let live = store.live_bookings().await?;
         let sites = store.site_usage().await?;
         // Every organisation is needed for ancestor chains; the directory fits in memory.
         let mut orgs: HashMap<String, Organisation> = HashMap::new();
-        let mut page = verbund_domain::page::PageRequest { limit: Some(1000), after: None };
+        let mut page = verbund_domain::page::PageRequest {
+            limit: Some(1000),
+            after: None,
+        };
         loop {
             let batch = store.list_organisations(&Default::default(), &page).await?;
             for o in batch.items {
@@ -69,41 +82,85 @@ impl Bookings {
         let mut summary = ReevaluationSummary::default();
         for (b, _) in &live {
             let Some(site) = &b.site else { continue };
-            let Some(org) = orgs.get(&b.organisation) else { continue };
+            let Some(org) = orgs.get(&b.organisation) else {
+                continue;
+            };
             if !offerings.contains_key(&b.offering) {
                 offerings.insert(b.offering.clone(), store.get_offering(&b.offering).await?);
             }
             let offering = &offerings[&b.offering];
-            let Some(plan) = offering.spec.plan(&b.plan) else { continue };
+            let Some(plan) = offering.spec.plan(&b.plan) else {
+                continue;
+            };
             let mut chain = vec![org.id.clone()];
             let mut cur = org.parent.clone();
             while let Some(p) = cur {
                 chain.push(p.clone());
                 cur = orgs.get(&p).and_then(|o| o.parent.clone());
             }
-            let d = placer.decide(org, &chain, Need { offering: &offering.spec, plan }, &[])?;
+            // One evaluation per booking: its own site. Only a booking that no longer
+            // complies is placed anew, to propose a target.
+            let here = placer.check(
+                org,
+                &chain,
+                Need {
+                    offering: &offering.spec,
+                    plan,
+                },
+                site,
+            )?;
             summary.checked += 1;
-            let here = d.verdict(site);
             // Capacity does not make a running booking non-compliant.
             let reasons: Vec<String> = here
                 .map(|v| v.reasons.iter().filter_map(describe).collect())
                 .unwrap_or_else(|| vec![format!("site `{site}` no longer exists")]);
             let compliant = reasons.is_empty();
-            if !compliant {
-                summary.noncompliant += 1;
-            }
             let proposed_site = if compliant {
                 None
             } else {
-                d.candidates.iter().find(|v| v.allowed && &v.site != site).map(|v| v.site.clone())
+                summary.noncompliant += 1;
+                let d = placer.decide(
+                    org,
+                    &chain,
+                    Need {
+                        offering: &offering.spec,
+                        plan,
+                    },
+                    &[],
+                )?;
+                d.candidates
+                    .iter()
+                    .find(|v| v.allowed && &v.site != site)
+                    .map(|v| v.site.clone())
             };
-            verdicts.push((
-                b.id.clone(),
-                Compliance { compliant, checked_at: now, reasons, proposed_site },
-            ));
+            // Only changed verdicts go to the store (and into the audit trail).
+            let unchanged = match &b.compliance {
+                None => compliant,
+                Some(c) => {
+                    c.compliant == compliant
+                        && c.reasons == reasons
+                        && c.proposed_site == proposed_site
+                }
+            };
+            if !unchanged {
+                verdicts.push((
+                    b.id.clone(),
+                    Compliance {
+                        compliant,
+                        checked_at: now,
+                        reasons,
+                        proposed_site,
+                    },
+                ));
+            }
         }
         summary.changed = store.set_compliance(actor, &verdicts, now).await?;
-        tracing::info!(checked = summary.checked, noncompliant = summary.noncompliant, changed = summary.changed, "placements re-evaluated");
+        tracing::info!(
+            checked = summary.checked,
+            noncompliant = summary.noncompliant,
+            changed = summary.changed,
+            "placements re-evaluated"
+        );
         Ok(summary)
     }
 }

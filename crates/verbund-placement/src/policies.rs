@@ -80,18 +80,25 @@ pub(crate) async fn submit(
         (layer, None) => {
             return Err(Invalid::new(
                 "/owner",
-                format!("{} policies need the owning organisation's id", layer.as_str()),
+                format!(
+                    "{} policies need the owning organisation's id",
+                    layer.as_str()
+                ),
             )
             .into())
         }
         (layer, Some(owner)) => {
-            let org = store.get_organisation(owner).await.map_err(|_| {
-                Invalid::new("/owner", format!("unknown organisation `{owner}`"))
-            })?;
+            let org = store
+                .get_organisation(owner)
+                .await
+                .map_err(|_| Invalid::new("/owner", format!("unknown organisation `{owner}`")))?;
             if layer == PolicyLayer::Land && org.level != Level::Land {
                 return Err(Invalid::new(
                     "/owner",
-                    format!("`{}` is not a Land; Land policies belong to a Land", org.name),
+                    format!(
+                        "`{}` is not a Land; Land policies belong to a Land",
+                        org.name
+                    ),
                 )
                 .into());
             }
@@ -118,7 +125,10 @@ pub(crate) async fn submit(
 
 /// Stores the shipped federation policies on first start, so that they are versioned
 /// and audited like every other policy.
-pub async fn ensure_default_policies(store: &Store, now: DateTime<Utc>) -> Result<(), BookingError> {
+pub async fn ensure_default_policies(
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<(), BookingError> {
     for doc in PolicyBook::defaults()? {
         // Only documents that never existed: a deliberately deleted default stays deleted.
         if store.policy(&document_id(None, &doc.name)).await?.is_some() {

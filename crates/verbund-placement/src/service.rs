@@ -65,7 +65,11 @@ fn chain_ids(chain: &[Organisation]) -> Vec<String> {
 
 fn plan<'a>(o: &'a OfferingSpec, name: &str) -> Result<&'a Plan, BookingError> {
     o.plan(name).ok_or_else(|| {
-        Invalid::new("/plan", format!("offering `{}` has no plan `{name}`", o.name)).into()
+        Invalid::new(
+            "/plan",
+            format!("offering `{}` has no plan `{name}`", o.name),
+        )
+        .into()
     })
 }
 
@@ -120,13 +124,17 @@ impl Bookings {
 
     /// An organisation and its ancestors, nearest first.
     pub async fn chain(&self, organisation: &str) -> Result<Vec<Organisation>, BookingError> {
-        let org = self.store.get_organisation(organisation).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => BookingError::Invalid(Invalid::new(
-                "/organisation",
-                format!("unknown organisation `{organisation}`"),
-            )),
-            other => other.into(),
-        })?;
+        let org = self
+            .store
+            .get_organisation(organisation)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => BookingError::Invalid(Invalid::new(
+                    "/organisation",
+                    format!("unknown organisation `{organisation}`"),
+                )),
+                other => other.into(),
+            })?;
         let mut chain = vec![org];
         for id in self.store.organisation_ancestors(organisation).await? {
             chain.push(self.store.get_organisation(&id).await?);
@@ -153,7 +161,9 @@ impl Bookings {
                 .plan
                 .clone()
                 .or_else(|| dep.spec.plans.first().map(|p| p.name.clone()))
-                .ok_or_else(|| BookingError::Internal(format!("offering `{}` has no plan", dep.spec.name)))?;
+                .ok_or_else(|| {
+                    BookingError::Internal(format!("offering `{}` has no plan", dep.spec.name))
+                })?;
             dependencies.push((dep, plan));
         }
         Ok(Inputs {
@@ -180,7 +190,10 @@ impl Bookings {
         Ok(placer.decide(
             &inp.organisation,
             &chain_ids(&inp.chain),
-            Need { offering: &inp.offering.spec, plan },
+            Need {
+                offering: &inp.offering.spec,
+                plan,
+            },
             &[],
         )?)
     }
@@ -203,19 +216,25 @@ impl Bookings {
             let v = dep.latest_version.clone().ok_or_else(|| {
                 Invalid::new(
                     "/offering",
-                    format!("dependency `{}` has no published version yet", dep.spec.name),
+                    format!(
+                        "dependency `{}` has no published version yet",
+                        dep.spec.name
+                    ),
                 )
             })?;
-            verbund_domain::booking::validate_config(&dep.spec.config_schema, &serde_json::json!({}))
-                .map_err(|e| {
-                    Invalid::new(
-                        "/offering",
-                        format!(
-                            "dependency `{}` needs its own configuration ({e}); book it first",
-                            dep.spec.name
-                        ),
-                    )
-                })?;
+            verbund_domain::booking::validate_config(
+                &dep.spec.config_schema,
+                &serde_json::json!({}),
+            )
+            .map_err(|e| {
+                Invalid::new(
+                    "/offering",
+                    format!(
+                        "dependency `{}` needs its own configuration ({e}); book it first",
+                        dep.spec.name
+                    ),
+                )
+            })?;
             dep_versions.push((dep.clone(), dep_plan.clone(), v));
         }
         let today = now.date_naive();
@@ -228,7 +247,10 @@ impl Bookings {
                 let decision = placer.decide(
                     &inp.organisation,
                     &chain,
-                    Need { offering: &inp.offering.spec, plan: &main_plan },
+                    Need {
+                        offering: &inp.offering.spec,
+                        plan: &main_plan,
+                    },
                     &[],
                 )?;
                 let id = new_id();
@@ -253,7 +275,8 @@ impl Bookings {
                 let mut out = Vec::new();
                 if inp.offering.spec.requires_approval {
                     main.state = transition(main.state, BookingEvent::RequireApproval)?;
-                    main.reason = Some("the offering requires a federation admin's approval".into());
+                    main.reason =
+                        Some("the offering requires a federation admin's approval".into());
                 } else if let Some(site) = decision.site.clone() {
                     placer.reserve(&site, &main_plan.resources);
                     // Dependencies run on the same site, so that network policies can
@@ -271,7 +294,10 @@ impl Bookings {
                         let d = placer.decide(
                             &inp.organisation,
                             &chain,
-                            Need { offering: &dep.spec, plan: dep_plan },
+                            Need {
+                                offering: &dep.spec,
+                                plan: dep_plan,
+                            },
                             &[],
                         )?;
                         if !d.verdict(&site).is_some_and(|v| v.allowed) {
@@ -361,7 +387,10 @@ impl Bookings {
             _ => offering.latest_version.clone().ok_or_else(|| {
                 Invalid::new(
                     "/offering",
-                    format!("offering `{}` has no published version yet", offering.spec.name),
+                    format!(
+                        "offering `{}` has no published version yet",
+                        offering.spec.name
+                    ),
                 )
                 .into()
             }),
@@ -369,19 +398,38 @@ impl Bookings {
     }
 
     /// Approves a booking that awaits approval and places it.
-    pub async fn approve(&self, actor: &str, id: &str, now: DateTime<Utc>) -> Result<Booking, BookingError> {
+    pub async fn approve(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Booking, BookingError> {
         let current = self.store.get_booking(id).await?;
-        let inp = self.inputs(&current.organisation, &current.offering).await?;
+        let inp = self
+            .inputs(&current.organisation, &current.offering)
+            .await?;
         let chain = chain_ids(&inp.chain);
         let today = now.date_naive();
         self.store
             .update_booking(actor, id, now, move |b, sites| {
                 if b.state != BookingState::AwaitingApproval {
-                    return Err(InvalidTransition { from: b.state, event: BookingEvent::Place }.into());
+                    return Err(InvalidTransition {
+                        from: b.state,
+                        event: BookingEvent::Place,
+                    }
+                    .into());
                 }
                 let p = plan(&inp.offering.spec, &b.plan)?.clone();
                 let placer = Placer::new(inp.book, &inp.chain, candidates(sites), today)?;
-                let d = placer.decide(&inp.organisation, &chain, Need { offering: &inp.offering.spec, plan: &p }, &[])?;
+                let d = placer.decide(
+                    &inp.organisation,
+                    &chain,
+                    Need {
+                        offering: &inp.offering.spec,
+                        plan: &p,
+                    },
+                    &[],
+                )?;
                 let mut next = b.clone();
                 next.updated_at = now;
                 next.state_since = now;
@@ -407,34 +455,61 @@ impl Bookings {
     }
 
     /// Refuses a booking that awaits approval.
-    pub async fn reject(&self, actor: &str, id: &str, reason: &str, now: DateTime<Utc>) -> Result<Booking, BookingError> {
+    pub async fn reject(
+        &self,
+        actor: &str,
+        id: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Booking, BookingError> {
         verbund_domain::name::check_text("/reason", reason, 1000)?;
         let reason = reason.to_string();
         self.store
             .update_booking(actor, id, now, move |b, _| {
                 if b.state != BookingState::AwaitingApproval {
-                    return Err(InvalidTransition { from: b.state, event: BookingEvent::Reject }.into());
+                    return Err(InvalidTransition {
+                        from: b.state,
+                        event: BookingEvent::Reject,
+                    }
+                    .into());
                 }
                 let mut next = b.clone();
                 next.state = transition(b.state, BookingEvent::Reject)?;
                 next.reason = Some(reason);
                 next.updated_at = now;
                 next.state_since = now;
-                Ok(Some(NewBooking { booking: next, resources: Resources::default(), decision: None, action: "booking.reject".into() }))
+                Ok(Some(NewBooking {
+                    booking: next,
+                    resources: Resources::default(),
+                    decision: None,
+                    action: "booking.reject".into(),
+                }))
             })
             .await
     }
 
     /// Changes plan, configuration or update channel. A larger plan must fit on the
     /// booking's site; the configuration is validated against the offering's schema.
-    pub async fn patch(&self, actor: &str, id: &str, patch: &BookingPatch, now: DateTime<Utc>) -> Result<Booking, BookingError> {
+    pub async fn patch(
+        &self,
+        actor: &str,
+        id: &str,
+        patch: &BookingPatch,
+        now: DateTime<Utc>,
+    ) -> Result<Booking, BookingError> {
         let current = self.store.get_booking(id).await?;
         let offering = self.offering(&current.offering, "/offering").await?;
         let patch = patch.clone();
         self.store
             .update_booking(actor, id, now, move |b, sites| {
-                if b.state.is_final() || matches!(b.state, BookingState::Cancelling | BookingState::Retained) {
-                    return Err(Invalid::new("", format!("a booking in state `{}` cannot be changed", b.state)).into());
+                if b.state.is_final()
+                    || matches!(b.state, BookingState::Cancelling | BookingState::Retained)
+                {
+                    return Err(Invalid::new(
+                        "",
+                        format!("a booking in state `{}` cannot be changed", b.state),
+                    )
+                    .into());
                 }
                 let mut next = b.clone();
                 if let Some(p) = &patch.plan {
@@ -469,19 +544,32 @@ impl Bookings {
                     if !new_plan.resources.fits_in(&free) {
                         return Err(Invalid::new(
                             "/plan",
-                            format!("plan `{}` does not fit into the free capacity of site `{site}`", new_plan.name),
+                            format!(
+                                "plan `{}` does not fit into the free capacity of site `{site}`",
+                                new_plan.name
+                            ),
                         )
                         .into());
                     }
                 }
                 next.updated_at = now;
-                Ok(Some(NewBooking { booking: next, resources: new_plan.resources, decision: None, action: "booking.update".into() }))
+                Ok(Some(NewBooking {
+                    booking: next,
+                    resources: new_plan.resources,
+                    decision: None,
+                    action: "booking.update".into(),
+                }))
             })
             .await
     }
 
     /// Cancels a booking: it goes to `cancelling`; the lifecycle sweep retains its data.
-    pub async fn cancel(&self, actor: &str, id: &str, now: DateTime<Utc>) -> Result<Booking, BookingError> {
+    pub async fn cancel(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Booking, BookingError> {
         let current = self.store.get_booking(id).await?;
         let offering = self.offering(&current.offering, "/offering").await?;
         self.store
@@ -490,8 +578,15 @@ impl Bookings {
                 next.state = transition(b.state, BookingEvent::Cancel)?;
                 next.updated_at = now;
                 next.state_since = now;
-                let resources = plan(&offering.spec, &b.plan).map(|p| p.resources).unwrap_or_default();
-                Ok(Some(NewBooking { booking: next, resources, decision: None, action: "booking.cancel".into() }))
+                let resources = plan(&offering.spec, &b.plan)
+                    .map(|p| p.resources)
+                    .unwrap_or_default();
+                Ok(Some(NewBooking {
+                    booking: next,
+                    resources,
+                    decision: None,
+                    action: "booking.cancel".into(),
+                }))
             })
             .await
     }
@@ -502,12 +597,22 @@ impl Bookings {
     pub async fn sweep(&self, actor: &str, now: DateTime<Utc>) -> Result<u64, BookingError> {
         let mut moved = 0;
         for state in [BookingState::Cancelling, BookingState::Retained] {
-            let filter = verbund_store::BookingFilter { state: Some(state), ..Default::default() };
-            let mut page = verbund_domain::page::PageRequest { limit: Some(1000), after: None };
+            let filter = verbund_store::BookingFilter {
+                state: Some(state),
+                ..Default::default()
+            };
+            let mut page = verbund_domain::page::PageRequest {
+                limit: Some(1000),
+                after: None,
+            };
             loop {
                 let batch = self.store.list_bookings(&filter, &page).await?;
                 for b in &batch.items {
-                    let retention = self.offering(&b.offering, "/offering").await?.spec.retention_days;
+                    let retention = self
+                        .offering(&b.offering, "/offering")
+                        .await?
+                        .spec
+                        .retention_days;
                     let due = match state {
                         BookingState::Cancelling => true,
                         _ => now >= b.state_since + chrono::Duration::days(i64::from(retention)),
@@ -515,7 +620,11 @@ impl Bookings {
                     if !due {
                         continue;
                     }
-                    let event = if state == BookingState::Cancelling { BookingEvent::Retain } else { BookingEvent::Purge };
+                    let event = if state == BookingState::Cancelling {
+                        BookingEvent::Retain
+                    } else {
+                        BookingEvent::Purge
+                    };
                     self.store
                         .update_booking(actor, &b.id, now, |b, _| {
                             if b.state != state {
@@ -545,7 +654,12 @@ impl Bookings {
     }
 
     /// Checks and stores a policy document (see `PolicySubmission`).
-    pub async fn submit_policy(&self, actor: &str, sub: &PolicySubmission, now: DateTime<Utc>) -> Result<StoredPolicy, BookingError> {
+    pub async fn submit_policy(
+        &self,
+        actor: &str,
+        sub: &PolicySubmission,
+        now: DateTime<Utc>,
+    ) -> Result<StoredPolicy, BookingError> {
         policies::submit(&self.store, actor, sub, now).await
     }
 }

@@ -8,7 +8,10 @@
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
-use cedar_policy::{Authorizer, Context, Decision, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression};
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, Entity, EntityUid, PolicySet, Request,
+    RestrictedExpression,
+};
 use verbund_domain::account::{Principal, Role};
 
 use crate::entities::{org_uid, uid};
@@ -58,7 +61,10 @@ pub struct Target {
 
 impl Target {
     pub fn new(kind: &'static str) -> Self {
-        Target { kind, ..Default::default() }
+        Target {
+            kind,
+            ..Default::default()
+        }
     }
 
     /// The owning organisation, as `[id, parent, grandparent, …]`.
@@ -110,8 +116,13 @@ pub struct Authz {
 }
 
 fn orgs(ids: impl IntoIterator<Item = String>) -> Result<RestrictedExpression, PolicyError> {
-    let uids = ids.into_iter().map(|i| org_uid(&i)).collect::<Result<Vec<_>, _>>()?;
-    Ok(RestrictedExpression::new_set(uids.into_iter().map(RestrictedExpression::new_entity_uid)))
+    let uids = ids
+        .into_iter()
+        .map(|i| org_uid(&i))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RestrictedExpression::new_set(
+        uids.into_iter().map(RestrictedExpression::new_entity_uid),
+    ))
 }
 
 fn strings(items: impl IntoIterator<Item = String>) -> RestrictedExpression {
@@ -138,7 +149,11 @@ impl Authz {
         if !result.validation_passed() {
             return Err(PolicyError::Invalid {
                 document: "authorization".into(),
-                message: result.validation_errors().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+                message: result
+                    .validation_errors()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             });
         }
         let actions = schema()?
@@ -147,7 +162,11 @@ impl Authz {
             .iter()
             .cloned()
             .collect();
-        Ok(Authz { policies, authorizer: Authorizer::new(), actions })
+        Ok(Authz {
+            policies,
+            authorizer: Authorizer::new(),
+            actions,
+        })
     }
 
     fn user(&self, p: &Principal) -> Result<Entity, PolicyError> {
@@ -164,9 +183,18 @@ impl Authz {
             .filter_map(|m| m.organisation.clone())
             .collect();
         let attrs = HashMap::from([
-            ("id".to_string(), RestrictedExpression::new_string(p.user_id.clone())),
-            ("federation_admin".to_string(), RestrictedExpression::new_bool(p.has_role(Role::FederationAdmin))),
-            ("auditor".to_string(), RestrictedExpression::new_bool(p.has_role(Role::Auditor))),
+            (
+                "id".to_string(),
+                RestrictedExpression::new_string(p.user_id.clone()),
+            ),
+            (
+                "federation_admin".to_string(),
+                RestrictedExpression::new_bool(p.has_role(Role::FederationAdmin)),
+            ),
+            (
+                "auditor".to_string(),
+                RestrictedExpression::new_bool(p.has_role(Role::Auditor)),
+            ),
             ("org_admin".to_string(), orgs(admin)?),
             ("org_admin_delegated".to_string(), orgs(delegated)?),
             ("org_member".to_string(), orgs(scoped(p, Role::OrgMember))?),
@@ -202,7 +230,10 @@ impl Authz {
         )]);
         let mut parents = HashSet::new();
         if let Some(first) = target.organisation.first() {
-            attrs.insert("organisation".into(), RestrictedExpression::new_entity_uid(org_uid(first)?));
+            attrs.insert(
+                "organisation".into(),
+                RestrictedExpression::new_entity_uid(org_uid(first)?),
+            );
             parents.insert(org_uid(first)?);
             // The organisation chain, so that `in` reaches the ancestors.
             for (i, id) in target.organisation.iter().enumerate() {
@@ -217,10 +248,16 @@ impl Authz {
             }
         }
         if let Some(v) = &target.provider {
-            attrs.insert("provider".into(), RestrictedExpression::new_string(v.clone()));
+            attrs.insert(
+                "provider".into(),
+                RestrictedExpression::new_string(v.clone()),
+            );
         }
         if let Some(v) = &target.vendor {
-            attrs.insert("vendor".into(), RestrictedExpression::new_entity_uid(org_uid(v)?));
+            attrs.insert(
+                "vendor".into(),
+                RestrictedExpression::new_entity_uid(org_uid(v)?),
+            );
         }
         if let Some(v) = &target.owner {
             attrs.insert("owner".into(), RestrictedExpression::new_string(v.clone()));
@@ -235,8 +272,12 @@ impl Authz {
             attrs.insert("layer".into(), RestrictedExpression::new_string(v.clone()));
         }
         let resource = uid("Verbund::Resource", "target")?;
-        entities.push(Entity::new(resource.clone(), attrs, parents).map_err(|e| PolicyError::Schema(e.to_string()))?);
-        let entities = Entities::from_entities(entities, None).map_err(|e| PolicyError::Schema(e.to_string()))?;
+        entities.push(
+            Entity::new(resource.clone(), attrs, parents)
+                .map_err(|e| PolicyError::Schema(e.to_string()))?,
+        );
+        let entities = Entities::from_entities(entities, None)
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
         let request = Request::new(
             uid("Verbund::User", &p.user_id)?,
             uid("Verbund::Action", act.name())?,
@@ -245,17 +286,31 @@ impl Authz {
             None,
         )
         .map_err(|e| PolicyError::Schema(e.to_string()))?;
-        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities);
         Ok(match response.decision() {
             Decision::Allow => Verdict::Allow,
             Decision::Deny => {
-                let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
+                let errors: Vec<String> = response
+                    .diagnostics()
+                    .errors()
+                    .map(|e| e.to_string())
+                    .collect();
                 if !errors.is_empty() {
                     tracing_free_log(&errors);
                 }
-                let forbids: Vec<String> = response.diagnostics().reason().map(|r| r.to_string()).collect();
+                let forbids: Vec<String> = response
+                    .diagnostics()
+                    .reason()
+                    .map(|r| r.to_string())
+                    .collect();
                 Verdict::Deny(if forbids.is_empty() {
-                    format!("your roles do not allow to {} this {}", act.name(), target.kind)
+                    format!(
+                        "your roles do not allow to {} this {}",
+                        act.name(),
+                        target.kind
+                    )
                 } else {
                     format!("refused by {}", forbids.join(", "))
                 })
@@ -304,8 +359,19 @@ mod tests {
         let a = Authz::new().unwrap();
         let admin = principal(Role::FederationAdmin, None, None);
         for act in [Act::Read, Act::Write, Act::Delete, Act::Approve] {
-            for kind in ["organisation", "provider", "site", "booking", "policy", "audit", "user", "token"] {
-                let t = Target::new(kind).in_organisation(vec!["x".into()]).layer("federation");
+            for kind in [
+                "organisation",
+                "provider",
+                "site",
+                "booking",
+                "policy",
+                "audit",
+                "user",
+                "token",
+            ] {
+                let t = Target::new(kind)
+                    .in_organisation(vec!["x".into()])
+                    .layer("federation");
                 assert!(a.decide(&admin, act, &t).is_allowed(), "{act:?} {kind}");
             }
         }
@@ -315,14 +381,24 @@ mod tests {
     fn org_admin_only_own_organisation() {
         let a = Authz::new().unwrap();
         let admin = principal(Role::OrgAdmin, Some("muc"), None);
-        assert!(a.decide(&admin, Act::Write, &booking(&["muc", "by", "bund"])).is_allowed());
-        assert!(!a.decide(&admin, Act::Read, &booking(&["fl", "sh", "bund"])).is_allowed());
+        assert!(a
+            .decide(&admin, Act::Write, &booking(&["muc", "by", "bund"]))
+            .is_allowed());
+        assert!(!a
+            .decide(&admin, Act::Read, &booking(&["fl", "sh", "bund"]))
+            .is_allowed());
         // Without delegation, not even a child organisation.
-        assert!(!a.decide(&admin, Act::Read, &booking(&["child", "muc", "by"])).is_allowed());
+        assert!(!a
+            .decide(&admin, Act::Read, &booking(&["child", "muc", "by"]))
+            .is_allowed());
         let mut delegated = principal(Role::OrgAdmin, Some("muc"), None);
         delegated.memberships[0].delegated = true;
-        assert!(a.decide(&delegated, Act::Write, &booking(&["child", "muc", "by"])).is_allowed());
-        assert!(!a.decide(&delegated, Act::Write, &booking(&["other", "by"])).is_allowed());
+        assert!(a
+            .decide(&delegated, Act::Write, &booking(&["child", "muc", "by"]))
+            .is_allowed());
+        assert!(!a
+            .decide(&delegated, Act::Write, &booking(&["other", "by"]))
+            .is_allowed());
     }
 
     #[test]
@@ -330,8 +406,19 @@ mod tests {
         let a = Authz::new().unwrap();
         let auditor = principal(Role::Auditor, None, None);
         assert!(a.decide(&auditor, Act::Read, &booking(&["x"])).is_allowed());
-        assert!(a.decide(&auditor, Act::Read, &Target::new("audit")).is_allowed());
-        for kind in ["organisation", "provider", "site", "offering", "booking", "policy", "user", "token"] {
+        assert!(a
+            .decide(&auditor, Act::Read, &Target::new("audit"))
+            .is_allowed());
+        for kind in [
+            "organisation",
+            "provider",
+            "site",
+            "offering",
+            "booking",
+            "policy",
+            "user",
+            "token",
+        ] {
             let t = Target::new(kind).in_organisation(vec!["x".into()]);
             assert!(!a.decide(&auditor, Act::Write, &t).is_allowed(), "{kind}");
         }
@@ -341,13 +428,25 @@ mod tests {
     fn operators_and_vendors_are_scoped() {
         let a = Authz::new().unwrap();
         let op = principal(Role::ProviderOperator, None, Some("p1"));
-        assert!(a.decide(&op, Act::Write, &Target::new("site").provider("p1")).is_allowed());
-        assert!(!a.decide(&op, Act::Write, &Target::new("site").provider("p2")).is_allowed());
-        assert!(a.decide(&op, Act::Read, &booking(&["x"]).provider("p1")).is_allowed());
-        assert!(!a.decide(&op, Act::Write, &booking(&["x"]).provider("p1")).is_allowed());
+        assert!(a
+            .decide(&op, Act::Write, &Target::new("site").provider("p1"))
+            .is_allowed());
+        assert!(!a
+            .decide(&op, Act::Write, &Target::new("site").provider("p2"))
+            .is_allowed());
+        assert!(a
+            .decide(&op, Act::Read, &booking(&["x"]).provider("p1"))
+            .is_allowed());
+        assert!(!a
+            .decide(&op, Act::Write, &booking(&["x"]).provider("p1"))
+            .is_allowed());
         let v = principal(Role::Vendor, Some("v1"), None);
-        assert!(a.decide(&v, Act::Write, &Target::new("offering").vendor("v1")).is_allowed());
-        assert!(!a.decide(&v, Act::Write, &Target::new("offering").vendor("v2")).is_allowed());
+        assert!(a
+            .decide(&v, Act::Write, &Target::new("offering").vendor("v1"))
+            .is_allowed());
+        assert!(!a
+            .decide(&v, Act::Write, &Target::new("offering").vendor("v2"))
+            .is_allowed());
         assert!(!a.decide(&v, Act::Read, &booking(&["v1"])).is_allowed());
     }
 
@@ -355,9 +454,13 @@ mod tests {
     fn federation_policies_only_for_federation_admins() {
         let a = Authz::new().unwrap();
         let admin = principal(Role::OrgAdmin, Some("by"), None);
-        let land = Target::new("policy").in_organisation(vec!["by".into()]).layer("land");
+        let land = Target::new("policy")
+            .in_organisation(vec!["by".into()])
+            .layer("land");
         assert!(a.decide(&admin, Act::Write, &land).is_allowed());
-        let fed = Target::new("policy").in_organisation(vec!["by".into()]).layer("federation");
+        let fed = Target::new("policy")
+            .in_organisation(vec!["by".into()])
+            .layer("federation");
         assert!(!a.decide(&admin, Act::Write, &fed).is_allowed());
     }
 }

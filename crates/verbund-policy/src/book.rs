@@ -98,7 +98,9 @@ pub enum PolicyError {
 pub fn compile(doc: &PolicyDocument) -> Result<Vec<(Policy, PolicyInfo)>, PolicyError> {
     match (doc.layer, &doc.owner) {
         (PolicyLayer::Federation, Some(_)) => {
-            return Err(PolicyError::Owner("federation policies have no owner".into()))
+            return Err(PolicyError::Owner(
+                "federation policies have no owner".into(),
+            ))
         }
         (PolicyLayer::Land | PolicyLayer::Organisation, None) => {
             return Err(PolicyError::Owner(format!(
@@ -275,7 +277,9 @@ mod tests {
     #[test]
     fn shipped_defaults_compile() {
         let book = PolicyBook::new(&PolicyBook::defaults().unwrap()).unwrap();
-        assert!(book.info("federation/sovereignty/federation.baseline").is_some());
+        assert!(book
+            .info("federation/sovereignty/federation.baseline")
+            .is_some());
     }
 
     #[test]
@@ -285,7 +289,10 @@ mod tests {
             Some("by"),
             r#"permit (principal, action == Verbund::Action::"place", resource);"#,
         );
-        assert!(matches!(compile(&d), Err(PolicyError::PermitNotAllowed { .. })));
+        assert!(matches!(
+            compile(&d),
+            Err(PolicyError::PermitNotAllowed { .. })
+        ));
     }
 
     #[test]

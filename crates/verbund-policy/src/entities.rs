@@ -50,7 +50,11 @@ pub(crate) fn organisation(o: &Organisation) -> Result<Entity, PolicyError> {
     if let Some(k) = o.ags.as_ref().or(o.ars.as_ref()) {
         attrs.insert("key".into(), s(k));
     }
-    let parents = o.parent.iter().map(|p| org_uid(p)).collect::<Result<_, _>>()?;
+    let parents = o
+        .parent
+        .iter()
+        .map(|p| org_uid(p))
+        .collect::<Result<_, _>>()?;
     entity(org_uid(&o.id)?, attrs, parents)
 }
 
@@ -66,26 +70,45 @@ pub fn valid_certifications(site: &SiteSpec, day: NaiveDate) -> BTreeSet<String>
     out
 }
 
-pub(crate) fn site(site: &SiteSpec, provider: &ProviderSpec, day: NaiveDate) -> Result<Entity, PolicyError> {
+pub(crate) fn site(
+    site: &SiteSpec,
+    provider: &ProviderSpec,
+    day: NaiveDate,
+) -> Result<Entity, PolicyError> {
     let certs = valid_certifications(site, day);
     let attrs = HashMap::from([
         ("provider".to_string(), s(&site.provider)),
         ("country".to_string(), s(&site.location.country)),
         ("region".to_string(), s(&site.location.region)),
         ("city".to_string(), s(&site.location.city)),
-        ("eu".to_string(), RestrictedExpression::new_bool(is_eu(&site.location.country))),
-        ("certifications".to_string(), set(certs.iter().map(String::as_str))),
-        ("capabilities".to_string(), set(site.capabilities.iter().map(String::as_str))),
+        (
+            "eu".to_string(),
+            RestrictedExpression::new_bool(is_eu(&site.location.country)),
+        ),
+        (
+            "certifications".to_string(),
+            set(certs.iter().map(String::as_str)),
+        ),
+        (
+            "capabilities".to_string(),
+            set(site.capabilities.iter().map(String::as_str)),
+        ),
         (
             "kubernetes_minor".to_string(),
             RestrictedExpression::new_long(i64::from(site.kubernetes_minor().unwrap_or(0))),
         ),
-        ("public_law".to_string(), RestrictedExpression::new_bool(provider.public_law)),
+        (
+            "public_law".to_string(),
+            RestrictedExpression::new_bool(provider.public_law),
+        ),
         (
             "non_eu_exposure".to_string(),
             RestrictedExpression::new_bool(provider.non_eu_exposure()),
         ),
-        ("jurisdictions".to_string(), set(provider.all_jurisdictions())),
+        (
+            "jurisdictions".to_string(),
+            set(provider.all_jurisdictions()),
+        ),
     ]);
     entity(site_uid(&site.name)?, attrs, HashSet::new())
 }

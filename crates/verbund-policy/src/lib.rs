@@ -31,7 +31,5 @@ static SCHEMA: LazyLock<Result<cedar_policy::Schema, String>> = LazyLock::new(||
 });
 
 pub(crate) fn schema() -> Result<&'static cedar_policy::Schema, PolicyError> {
-    SCHEMA
-        .as_ref()
-        .map_err(|e| PolicyError::Schema(e.clone()))
+    SCHEMA.as_ref().map_err(|e| PolicyError::Schema(e.clone()))
 }

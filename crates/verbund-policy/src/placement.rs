@@ -9,7 +9,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use cedar_policy::{Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression};
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression,
+};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -128,23 +130,46 @@ fn context(need: &Need<'_>) -> Result<Context, PolicyError> {
     let special = classes.iter().any(|c| *c >= DataClass::SpecialCategories);
     let names: BTreeSet<String> = classes
         .iter()
-        .map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+        .map(|c| {
+            serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
         .collect();
     Context::from_pairs([
-        ("offering".to_string(), RestrictedExpression::new_string(need.offering.name.clone())),
-        ("category".to_string(), RestrictedExpression::new_string(need.offering.category.as_str().to_string())),
+        (
+            "offering".to_string(),
+            RestrictedExpression::new_string(need.offering.name.clone()),
+        ),
+        (
+            "category".to_string(),
+            RestrictedExpression::new_string(need.offering.category.as_str().to_string()),
+        ),
         (
             "data_classes".to_string(),
             RestrictedExpression::new_set(names.into_iter().map(RestrictedExpression::new_string)),
         ),
-        ("personal".to_string(), RestrictedExpression::new_bool(personal)),
-        ("special".to_string(), RestrictedExpression::new_bool(special)),
+        (
+            "personal".to_string(),
+            RestrictedExpression::new_bool(personal),
+        ),
+        (
+            "special".to_string(),
+            RestrictedExpression::new_bool(special),
+        ),
     ])
     .map_err(|e| PolicyError::Schema(e.to_string()))
 }
 
 fn headroom(need: &Resources, free: &Resources) -> f64 {
-    let ratio = |n: u64, f: u64| if f == 0 { 0.0 } else { (f.saturating_sub(n)) as f64 / f as f64 };
+    let ratio = |n: u64, f: u64| {
+        if f == 0 {
+            0.0
+        } else {
+            (f.saturating_sub(n)) as f64 / f as f64
+        }
+    };
     ratio(need.cpu_millis, free.cpu_millis).min(ratio(need.memory_mib, free.memory_mib))
 }
 
@@ -177,7 +202,8 @@ impl Placer {
         for c in &candidates {
             all.push(entities::site(&c.site, &c.provider, today)?);
         }
-        let entities = Entities::from_entities(all, None).map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let entities =
+            Entities::from_entities(all, None).map_err(|e| PolicyError::Schema(e.to_string()))?;
         Ok(Placer {
             book,
             entities,
@@ -212,7 +238,12 @@ impl Placer {
     }
 
     fn policy_set(&self, chain: &[String]) -> PolicySet {
-        let owners: Vec<String> = self.book.owners_in(chain).into_iter().map(str::to_string).collect();
+        let owners: Vec<String> = self
+            .book
+            .owners_in(chain)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let mut sets = match self.sets.lock() {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
@@ -229,6 +260,138 @@ impl Placer {
     ///
     /// `chain` is the organisation's id followed by its ancestors' ids; `contracted`
     /// names providers the organisation prefers by contract.
+    /// The verdict on one candidate for one booking.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the per-booking inputs, computed once per decision"
+    )]
+    fn verdict(
+        &self,
+        c: &Candidate,
+        principal: &EntityUid,
+        ctx: &Context,
+        policies: &PolicySet,
+        need: &Need<'_>,
+        home: Option<&str>,
+        contracted: &[String],
+    ) -> Result<SiteVerdict, PolicyError> {
+        let required = &need.offering.requirements;
+        let required_minor = required
+            .min_kubernetes
+            .as_deref()
+            .and_then(|v| v.split_once('.'))
+            .and_then(|(_, m)| m.parse::<u16>().ok());
+        let mut reasons = Vec::new();
+        for cap in required.capabilities.difference(&c.site.capabilities) {
+            reasons.push(Reason::MissingCapability {
+                capability: cap.clone(),
+            });
+        }
+        if let (Some(req), Some(v)) = (required_minor, required.min_kubernetes.as_ref()) {
+            if c.site.kubernetes_minor().unwrap_or(0) < req {
+                reasons.push(Reason::KubernetesTooOld {
+                    site: c.site.kubernetes_version.clone(),
+                    required: v.clone(),
+                });
+            }
+        }
+        if !need.plan.resources.fits_in(&c.free) {
+            reasons.push(Reason::InsufficientCapacity {
+                need: need.plan.resources,
+                free: c.free,
+            });
+        }
+        let request = Request::new(
+            principal.clone(),
+            self.action.clone(),
+            entities::site_uid(&c.site.name)?,
+            ctx.clone(),
+            None,
+        )
+        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &policies, &self.entities);
+        // Cedar reports reasons and errors from hash sets; sort them so that the same
+        // inputs always give the same (stored, audited) explanation.
+        let mut errors: Vec<String> = response
+            .diagnostics()
+            .errors()
+            .map(|e| e.to_string())
+            .collect();
+        errors.sort();
+        if !errors.is_empty() {
+            reasons.push(Reason::EvaluationError {
+                message: errors.join("; "),
+            });
+        }
+        if response.decision() == Decision::Deny {
+            let mut forbidden = false;
+            let mut ids: Vec<&str> = response
+                .diagnostics()
+                .reason()
+                .map(|id| id.as_ref())
+                .collect();
+            ids.sort_unstable();
+            for id in ids {
+                if let Some(info) = self.book.info(id) {
+                    if info.effect == "forbid" {
+                        forbidden = true;
+                        reasons.push(Reason::ForbiddenBy {
+                            policy: info.id.clone(),
+                            layer: info.layer.as_str().to_string(),
+                            owner: info.owner.clone(),
+                            description: info.description.clone(),
+                        });
+                    }
+                }
+            }
+            if !forbidden && errors.is_empty() {
+                reasons.push(Reason::NotPermitted);
+            }
+        }
+        let allowed = reasons.is_empty();
+        if allowed {
+            if home == Some(c.site.location.region.as_str()) {
+                reasons.push(Reason::SameLand);
+            }
+            if contracted.contains(&c.site.provider) {
+                reasons.push(Reason::ContractedProvider);
+            }
+        }
+        Ok(SiteVerdict {
+            site: c.site.name.clone(),
+            provider: c.site.provider.clone(),
+            region: c.site.location.region.clone(),
+            allowed,
+            rank: None,
+            headroom: headroom(&need.plan.resources, &c.free),
+            reasons,
+        })
+    }
+
+    /// The verdict on the site a booking runs on, without ranking the others: what
+    /// continuous compliance needs, one evaluation per booking.
+    pub fn check(
+        &self,
+        organisation: &Organisation,
+        chain: &[String],
+        need: Need<'_>,
+        site: &str,
+    ) -> Result<Option<SiteVerdict>, PolicyError> {
+        let Some(c) = self.candidates.iter().find(|c| c.site.name == site) else {
+            return Ok(None);
+        };
+        let policies = self.policy_set(chain);
+        let ctx = context(&need)?;
+        let principal = entities::org_uid(&organisation.id)?;
+        let home = organisation.land.as_deref().and_then(land_region);
+        // Capacity is judged as if the booking were not there yet; a running booking
+        // already holds its share, so callers ignore `InsufficientCapacity` here.
+        self.verdict(c, &principal, &ctx, &policies, &need, home, &[])
+            .map(Some)
+    }
+
     pub fn decide(
         &self,
         organisation: &Organisation,
@@ -240,79 +403,9 @@ impl Placer {
         let ctx = context(&need)?;
         let principal = entities::org_uid(&organisation.id)?;
         let home = organisation.land.as_deref().and_then(land_region);
-        let required = &need.offering.requirements;
-        let required_minor = required
-            .min_kubernetes
-            .as_deref()
-            .and_then(|v| v.split_once('.'))
-            .and_then(|(_, m)| m.parse::<u16>().ok());
         let mut verdicts = Vec::with_capacity(self.candidates.len());
         for c in &self.candidates {
-            let mut reasons = Vec::new();
-            for cap in required.capabilities.difference(&c.site.capabilities) {
-                reasons.push(Reason::MissingCapability { capability: cap.clone() });
-            }
-            if let (Some(req), Some(v)) = (required_minor, required.min_kubernetes.as_ref()) {
-                if c.site.kubernetes_minor().unwrap_or(0) < req {
-                    reasons.push(Reason::KubernetesTooOld {
-                        site: c.site.kubernetes_version.clone(),
-                        required: v.clone(),
-                    });
-                }
-            }
-            if !need.plan.resources.fits_in(&c.free) {
-                reasons.push(Reason::InsufficientCapacity { need: need.plan.resources, free: c.free });
-            }
-            let request = Request::new(
-                principal.clone(),
-                self.action.clone(),
-                entities::site_uid(&c.site.name)?,
-                ctx.clone(),
-                None,
-            )
-            .map_err(|e| PolicyError::Schema(e.to_string()))?;
-            let response = self.authorizer.is_authorized(&request, &policies, &self.entities);
-            let errors: Vec<String> = response.diagnostics().errors().map(|e| e.to_string()).collect();
-            if !errors.is_empty() {
-                reasons.push(Reason::EvaluationError { message: errors.join("; ") });
-            }
-            if response.decision() == Decision::Deny {
-                let mut forbidden = false;
-                for id in response.diagnostics().reason() {
-                    if let Some(info) = self.book.info(id.as_ref()) {
-                        if info.effect == "forbid" {
-                            forbidden = true;
-                            reasons.push(Reason::ForbiddenBy {
-                                policy: info.id.clone(),
-                                layer: info.layer.as_str().to_string(),
-                                owner: info.owner.clone(),
-                                description: info.description.clone(),
-                            });
-                        }
-                    }
-                }
-                if !forbidden && errors.is_empty() {
-                    reasons.push(Reason::NotPermitted);
-                }
-            }
-            let allowed = reasons.is_empty();
-            if allowed {
-                if home == Some(c.site.location.region.as_str()) {
-                    reasons.push(Reason::SameLand);
-                }
-                if contracted.contains(&c.site.provider) {
-                    reasons.push(Reason::ContractedProvider);
-                }
-            }
-            verdicts.push(SiteVerdict {
-                site: c.site.name.clone(),
-                provider: c.site.provider.clone(),
-                region: c.site.location.region.clone(),
-                allowed,
-                rank: None,
-                headroom: headroom(&need.plan.resources, &c.free),
-                reasons,
-            });
+            verdicts.push(self.verdict(c, &principal, &ctx, &policies, &need, home, contracted)?);
         }
         verdicts.sort_by(|a, b| {
             let key = |v: &SiteVerdict| {
@@ -333,7 +426,10 @@ impl Placer {
             v.rank = Some(rank);
         }
         Ok(PlacementDecision {
-            site: verdicts.first().filter(|v| v.allowed).map(|v| v.site.clone()),
+            site: verdicts
+                .first()
+                .filter(|v| v.allowed)
+                .map(|v| v.site.clone()),
             decided_on: self.today,
             candidates: verdicts,
         })
