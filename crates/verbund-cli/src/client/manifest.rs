@@ -225,7 +225,9 @@ impl<'a> Applier<'a> {
     /// Turns the failure of object `index` into the error that ends the command, naming
     /// what was applied before it; JSON/YAML output of those is printed first.
     pub fn failed(&mut self, index: usize, label: &str, err: anyhow::Error) -> anyhow::Error {
-        let _ = self.print_results();
+        if !self.results.is_empty() {
+            let _ = self.print_results();
+        }
         let n = self.manifest.entries.len();
         let before = if self.done.is_empty() {
             "nothing was applied".to_string()
