@@ -311,7 +311,7 @@ impl Placer {
         .map_err(|e| PolicyError::Schema(e.to_string()))?;
         let response = self
             .authorizer
-            .is_authorized(&request, &policies, &self.entities);
+            .is_authorized(&request, policies, &self.entities);
         // Cedar reports reasons and errors from hash sets; sort them so that the same
         // inputs always give the same (stored, audited) explanation.
         let mut errors: Vec<String> = response
