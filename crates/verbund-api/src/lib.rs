@@ -57,7 +57,10 @@ impl AppState {
     /// # Panics
     /// Never in practice: the shipped role policies are checked by the test suite.
     pub fn new(store: Store) -> Self {
-        #[allow(clippy::expect_used, reason = "the shipped role policies are validated by tests")]
+        #[allow(
+            clippy::expect_used,
+            reason = "the shipped role policies are validated by tests"
+        )]
         let authz = verbund_policy::authz::Authz::new().expect("shipped role policies compile");
         Self {
             bookings: verbund_placement::Bookings::new(store.clone()),

@@ -5,7 +5,9 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{audit, bookings, offerings, organisations, policies, providers, sites, tokens, users};
+use crate::routes::{
+    audit, bookings, offerings, organisations, policies, providers, sites, tokens, users,
+};
 use crate::AppState;
 
 #[derive(OpenApi)]

@@ -25,7 +25,10 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-#[allow(clippy::zombie_processes, reason = "`Server` kills and waits for the child on drop")]
+#[allow(
+    clippy::zombie_processes,
+    reason = "`Server` kills and waits for the child on drop"
+)]
 async fn start(data: &Path) -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_verbund"))

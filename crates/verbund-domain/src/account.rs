@@ -114,23 +114,33 @@ impl UserSpec {
     pub fn validate(&self) -> Result<()> {
         let ok = !self.name.is_empty()
             && self.name.len() <= 100
-            && self.name.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b)
-            });
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b));
         if !ok {
             return Err(Invalid::new(
                 "/name",
-                format!("`{}` is not a login name (lowercase letters, digits, `.`, `-`, `_`, `@`)", self.name),
+                format!(
+                    "`{}` is not a login name (lowercase letters, digits, `.`, `-`, `_`, `@`)",
+                    self.name
+                ),
             ));
         }
         check_text("/display_name", &self.display_name, 200)?;
         if let Some(email) = &self.email {
             if !email.contains('@') || email.len() > 254 {
-                return Err(Invalid::new("/email", format!("`{email}` is not an e-mail address")));
+                return Err(Invalid::new(
+                    "/email",
+                    format!("`{email}` is not an e-mail address"),
+                ));
             }
         }
         if self.memberships.is_empty() {
-            return Err(Invalid::new("/memberships", "a user needs at least one role"));
+            return Err(Invalid::new(
+                "/memberships",
+                "a user needs at least one role",
+            ));
         }
         for (i, m) in self.memberships.iter().enumerate() {
             m.validate(&format!("/memberships/{i}"))?;
@@ -235,8 +245,12 @@ mod tests {
         assert!(m(Role::FederationAdmin, None, None).validate("").is_ok());
         assert!(m(Role::OrgAdmin, None, None).validate("").is_err());
         assert!(m(Role::OrgAdmin, Some("o"), None).validate("").is_ok());
-        assert!(m(Role::ProviderOperator, Some("o"), Some("p")).validate("").is_err());
-        assert!(m(Role::ProviderOperator, None, Some("p")).validate("").is_ok());
+        assert!(m(Role::ProviderOperator, Some("o"), Some("p"))
+            .validate("")
+            .is_err());
+        assert!(m(Role::ProviderOperator, None, Some("p"))
+            .validate("")
+            .is_ok());
     }
 
     #[test]

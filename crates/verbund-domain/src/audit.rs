@@ -48,10 +48,45 @@ pub fn canonical_time(at: &DateTime<Utc>) -> String {
 }
 
 fn canonical_json(v: &Option<Value>) -> String {
-    // serde_json's default map is a BTreeMap, so keys serialise sorted.
+    let mut out = String::new();
     match v {
-        Some(v) => v.to_string(),
-        None => "null".to_string(),
+        Some(v) => write_canonical(v, &mut out),
+        None => out.push_str("null"),
+    }
+    out
+}
+
+/// JSON with object keys sorted at every level, independent of how `serde_json` keeps
+/// maps (a dependency may switch on its `preserve_order` feature).
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(x) = map.get(k) {
+                    write_canonical(x, out);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
@@ -141,7 +176,10 @@ impl ChainVerifier {
         if e.seq != self.expected_seq {
             return Err(BrokenLink {
                 seq: self.expected_seq,
-                reason: format!("event {} is missing (found {} next)", self.expected_seq, e.seq),
+                reason: format!(
+                    "event {} is missing (found {} next)",
+                    self.expected_seq, e.seq
+                ),
             });
         }
         if e.prev_hash != self.prev_hash {
@@ -223,8 +261,14 @@ mod tests {
 
     #[test]
     fn key_order_does_not_matter() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":2}"#).unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
-        assert_eq!(canonical_json(&Some(a)), canonical_json(&Some(b)));
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"d":[{"f":1,"e":2}],"c":"x"}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"c":"x","d":[{"e":2,"f":1}]},"b":1}"#).unwrap();
+        assert_eq!(canonical_json(&Some(a.clone())), canonical_json(&Some(b)));
+        assert_eq!(
+            canonical_json(&Some(a)),
+            r#"{"a":{"c":"x","d":[{"e":2,"f":1}]},"b":1}"#
+        );
     }
 }

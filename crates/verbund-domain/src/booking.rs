@@ -16,7 +16,9 @@ use crate::catalog::OfferingSpec;
 use crate::error::{Invalid, Result};
 
 /// Where a booking is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum BookingState {
     Requested,
@@ -155,7 +157,10 @@ pub struct InvalidTransition {
 }
 
 /// The lifecycle: the state after `event`, or why it cannot happen.
-pub fn transition(from: BookingState, event: BookingEvent) -> Result<BookingState, InvalidTransition> {
+pub fn transition(
+    from: BookingState,
+    event: BookingEvent,
+) -> Result<BookingState, InvalidTransition> {
     use BookingEvent as E;
     use BookingState as S;
     let to = match (from, event) {
@@ -167,7 +172,12 @@ pub fn transition(from: BookingState, event: BookingEvent) -> Result<BookingStat
         (S::Active | S::Degraded | S::Provisioning, E::StartUpdate) => S::Updating,
         (S::Provisioning | S::Active | S::Updating, E::Degrade) => S::Degraded,
         (
-            S::Requested | S::AwaitingApproval | S::Placed | S::Provisioning | S::Active | S::Updating
+            S::Requested
+            | S::AwaitingApproval
+            | S::Placed
+            | S::Provisioning
+            | S::Active
+            | S::Updating
             | S::Degraded,
             E::Cancel,
         ) => S::Cancelling,
@@ -221,7 +231,8 @@ impl FromStr for UpdateChannel {
                 .map_err(|e| format!("`{v}` is not a semantic version: {e}"));
         }
         if let Some(w) = s.strip_prefix("window:") {
-            let bad = || format!("`{s}` is not a maintenance window (e.g. `window:sat,sun 02:00-05:00`)");
+            let bad =
+                || format!("`{s}` is not a maintenance window (e.g. `window:sat,sun 02:00-05:00`)");
             let (days, times) = w.trim().split_once(' ').ok_or_else(bad)?;
             let days = days
                 .split(',')
@@ -233,7 +244,11 @@ impl FromStr for UpdateChannel {
             if start >= end || days.is_empty() {
                 return Err(bad());
             }
-            return Ok(UpdateChannel::Window(MaintenanceWindow { days, start, end }));
+            return Ok(UpdateChannel::Window(MaintenanceWindow {
+                days,
+                start,
+                end,
+            }));
         }
         Err(format!(
             "`{s}` is not an update channel (`stable`, `pinned:<version>` or `window:<days> <from>-<to>`)"
@@ -296,10 +311,18 @@ impl BookingSpec {
             let plans: Vec<&str> = offering.plans.iter().map(|p| p.name.as_str()).collect();
             return Err(Invalid::new(
                 "/plan",
-                format!("offering `{}` has no plan `{}` (plans: {})", offering.name, self.plan, plans.join(", ")),
+                format!(
+                    "offering `{}` has no plan `{}` (plans: {})",
+                    offering.name,
+                    self.plan,
+                    plans.join(", ")
+                ),
             ));
         }
-        let channel: UpdateChannel = self.channel.parse().map_err(|e| Invalid::new("/channel", e))?;
+        let channel: UpdateChannel = self
+            .channel
+            .parse()
+            .map_err(|e| Invalid::new("/channel", e))?;
         validate_config(&offering.config_schema, &self.config)?;
         Ok(channel)
     }
@@ -419,7 +442,12 @@ mod tests {
         for s in ["stable", "pinned:1.2.3", "window:sat,sun 02:00-05:30"] {
             assert_eq!(s.parse::<UpdateChannel>().unwrap().to_string(), s);
         }
-        for bad in ["beta", "pinned:1.2", "window:sat 05:00-02:00", "window:xyz 01:00-02:00"] {
+        for bad in [
+            "beta",
+            "pinned:1.2",
+            "window:sat 05:00-02:00",
+            "window:xyz 01:00-02:00",
+        ] {
             assert!(bad.parse::<UpdateChannel>().is_err(), "{bad}");
         }
     }

@@ -153,12 +153,14 @@ impl OfferingSpec {
         check_name("/name", &self.name)?;
         check_text("/display_name", &self.display_name, 200)?;
         if self.description.chars().count() > 10_000 {
-            return Err(Invalid::new("/description", "must be at most 10000 characters"));
+            return Err(Invalid::new(
+                "/description",
+                "must be at most 10000 characters",
+            ));
         }
         check_text("/vendor", &self.vendor, 100)?;
         if let Some(ozg) = &self.ozg_id {
-            if ozg.is_empty() || ozg.len() > 20 || !ozg.bytes().all(|b| b.is_ascii_alphanumeric())
-            {
+            if ozg.is_empty() || ozg.len() > 20 || !ozg.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(Invalid::new(
                     "/ozg_id",
                     format!("`{ozg}` is not an OZG id (e.g. `10048`)"),
@@ -192,7 +194,10 @@ impl OfferingSpec {
                 return Err(Invalid::new(field, "an offering cannot depend on itself"));
             }
             if !deps.insert(&d.offering) {
-                return Err(Invalid::new(field, format!("`{}` is listed twice", d.offering)));
+                return Err(Invalid::new(
+                    field,
+                    format!("`{}` is listed twice", d.offering),
+                ));
             }
         }
         if let Some(t) = &self.smoke_test {
@@ -209,7 +214,10 @@ impl OfferingSpec {
 
     fn validate_plans(&self) -> Result<()> {
         if self.plans.is_empty() {
-            return Err(Invalid::new("/plans", "an offering needs at least one plan"));
+            return Err(Invalid::new(
+                "/plans",
+                "an offering needs at least one plan",
+            ));
         }
         let mut names = BTreeSet::new();
         for (i, p) in self.plans.iter().enumerate() {
@@ -257,7 +265,10 @@ impl OfferingSpec {
 /// Checks that a value is a valid JSON Schema (against its meta-schema).
 pub fn check_schema(field: &str, schema: &Value) -> Result<()> {
     if !schema.is_object() && !schema.is_boolean() {
-        return Err(Invalid::new(field, "a JSON Schema must be an object or a boolean"));
+        return Err(Invalid::new(
+            field,
+            "a JSON Schema must be an object or a boolean",
+        ));
     }
     jsonschema::validator_for(schema)
         .map(|_| ())
@@ -356,7 +367,11 @@ impl VersionSpec {
                     return Err(Invalid::new("/package/manifests", "must not be empty"));
                 }
                 for (i, m) in manifests.iter().enumerate() {
-                    let has = |k: &str| m.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+                    let has = |k: &str| {
+                        m.get(k)
+                            .and_then(Value::as_str)
+                            .is_some_and(|s| !s.is_empty())
+                    };
                     if !has("apiVersion") || !has("kind") {
                         return Err(Invalid::new(
                             format!("/package/manifests/{i}"),
@@ -421,7 +436,10 @@ mod tests {
     #[test]
     fn plans_are_checked() {
         let mut s = spec();
-        s.plans[0].autoscaling = Some(Autoscaling { min_replicas: 3, max_replicas: 2 });
+        s.plans[0].autoscaling = Some(Autoscaling {
+            min_replicas: 3,
+            max_replicas: 2,
+        });
         assert_eq!(s.validate().unwrap_err().field, "/plans/0/autoscaling");
         s.plans.clear();
         assert_eq!(s.validate().unwrap_err().field, "/plans");
@@ -443,7 +461,10 @@ mod tests {
         assert!(v.validate(Some("1.2.2")).is_ok());
         assert!(v.validate(Some("1.2.3")).is_err());
         assert!(v.validate(Some("2.0.0")).is_err());
-        let bad = VersionSpec { version: "1.2".into(), ..v };
+        let bad = VersionSpec {
+            version: "1.2".into(),
+            ..v
+        };
         assert!(bad.validate(None).is_err());
     }
 }

@@ -89,7 +89,10 @@ fn check_key(field: &str, value: &str, lengths: &[usize], what: &str) -> Result<
     if !(1..=16).contains(&land) {
         return Err(Invalid::new(
             field,
-            format!("`{value}` is not a valid {what}: Land code `{}` is not 01–16", &value[..2]),
+            format!(
+                "`{value}` is not a valid {what}: Land code `{}` is not 01–16",
+                &value[..2]
+            ),
         ));
     }
     Ok(())
@@ -135,8 +138,7 @@ impl OrganisationSpec {
             check_ags("/ags", ags)?;
         }
         if let (Some(ars), Some(ags)) = (&self.ars, &self.ags) {
-            if ars.len() == 12 && ags.len() == 8 && (ars[..5] != ags[..5] || ars[9..] != ags[5..])
-            {
+            if ars.len() == 12 && ags.len() == 8 && (ars[..5] != ags[..5] || ars[9..] != ags[5..]) {
                 return Err(Invalid::new(
                     "/ags",
                     format!("`{ags}` does not match the ARS `{ars}`"),
@@ -151,7 +153,10 @@ impl OrganisationSpec {
             (Level::Bund, None) => Ok(()),
             (_, None) => Err(Invalid::new(
                 "/parent",
-                format!("an organisation of level `{}` needs a parent", self.level.as_str()),
+                format!(
+                    "an organisation of level `{}` needs a parent",
+                    self.level.as_str()
+                ),
             )),
             (_, Some(_)) => Ok(()),
         }
@@ -228,8 +233,8 @@ pub struct OrganisationFilter {
 
 /// ISO 3166-1 alpha-2 codes of the member states of the European Union.
 pub const EU_COUNTRIES: [&str; 27] = [
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE",
-    "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT",
+    "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
 ];
 
 pub fn is_eu(country: &str) -> bool {
@@ -301,7 +306,10 @@ impl ProviderSpec {
         }
         for (i, p) in self.parent_companies.iter().enumerate() {
             check_text(&format!("/parent_companies/{i}/name"), &p.name, 200)?;
-            check_country(&format!("/parent_companies/{i}/jurisdiction"), &p.jurisdiction)?;
+            check_country(
+                &format!("/parent_companies/{i}/jurisdiction"),
+                &p.jurisdiction,
+            )?;
         }
         Ok(())
     }
@@ -311,7 +319,11 @@ impl ProviderSpec {
         self.jurisdictions
             .iter()
             .map(String::as_str)
-            .chain(self.parent_companies.iter().map(|p| p.jurisdiction.as_str()))
+            .chain(
+                self.parent_companies
+                    .iter()
+                    .map(|p| p.jurisdiction.as_str()),
+            )
             .collect()
     }
 
@@ -439,7 +451,9 @@ impl SiteSpec {
             .is_some_and(|(c, sub)| {
                 c == self.location.country
                     && (1..=3).contains(&sub.len())
-                    && sub.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                    && sub
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
             });
         if !region_ok {
             return Err(Invalid::new(
@@ -458,7 +472,10 @@ impl SiteSpec {
         }
         if let Some(lon) = self.location.longitude {
             if !(-180.0..=180.0).contains(&lon) {
-                return Err(Invalid::new("/location/longitude", "must be within -180..180"));
+                return Err(Invalid::new(
+                    "/location/longitude",
+                    "must be within -180..180",
+                ));
             }
         }
         for (i, c) in self.certifications.iter().enumerate() {
@@ -564,12 +581,18 @@ mod tests {
             display_name: "P".into(),
             legal_form: "GmbH".into(),
             public_law: false,
-            seat: Seat { city: "Berlin".into(), country: "DE".into() },
+            seat: Seat {
+                city: "Berlin".into(),
+                country: "DE".into(),
+            },
             jurisdictions: ["DE".to_string()].into(),
             parent_companies: vec![],
         };
         assert!(!p.non_eu_exposure());
-        p.parent_companies.push(ParentCompany { name: "Big".into(), jurisdiction: "US".into() });
+        p.parent_companies.push(ParentCompany {
+            name: "Big".into(),
+            jurisdiction: "US".into(),
+        });
         assert!(p.non_eu_exposure());
     }
 }

@@ -6,9 +6,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use verbund_policy::authz::{Act, Target};
 use verbund_domain::audit::{AuditEvent, BrokenLink};
 use verbund_domain::page::{Page, PageRequest};
+use verbund_policy::authz::{Act, Target};
 use verbund_store::AuditFilter;
 
 use crate::auth::Caller;

@@ -110,7 +110,13 @@ pub async fn list(
     }
     let page = state
         .store
-        .list_bookings(&filter, &PageRequest { limit: q.limit, after: q.after })
+        .list_bookings(
+            &filter,
+            &PageRequest {
+                limit: q.limit,
+                after: q.after,
+            },
+        )
         .await?;
     // Every listed booking passes the same decision as a single read.
     let mut chains: HashMap<String, Vec<String>> = HashMap::new();
@@ -129,7 +135,10 @@ pub async fn list(
             items.push(b);
         }
     }
-    Ok(Json(Page { items, next: page.next }))
+    Ok(Json(Page {
+        items,
+        next: page.next,
+    }))
 }
 
 /// A new booking with everything its request caused.
@@ -155,26 +164,42 @@ pub async fn create(
         .store
         .organisation_chain(&spec.organisation)
         .await
-        .map_err(|_| ApiError::Invalid(verbund_domain::Invalid::new(
-            "/organisation",
-            format!("unknown organisation `{}`", spec.organisation),
-        )))?;
+        .map_err(|_| {
+            ApiError::Invalid(verbund_domain::Invalid::new(
+                "/organisation",
+                format!("unknown organisation `{}`", spec.organisation),
+            ))
+        })?;
     caller.require(Act::Write, &Target::new("booking").in_organisation(chain))?;
-    let mut created = state.bookings.book(&caller.actor(), &spec, state.now()).await?;
+    let mut created = state
+        .bookings
+        .book(&caller.actor(), &spec, state.now())
+        .await?;
     let booking = created.remove(0);
     let placement = state
         .store
         .booking_decision(&booking.id)
         .await?
         .and_then(|v| serde_json::from_value(v).ok());
-    Ok((StatusCode::CREATED, Json(BookingCreated { booking, dependencies: created, placement })))
+    Ok((
+        StatusCode::CREATED,
+        Json(BookingCreated {
+            booking,
+            dependencies: created,
+            placement,
+        }),
+    ))
 }
 
 /// Read a booking.
 #[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings",
     responses((status = 200, body = Booking), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Booking>> {
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Booking>> {
     Ok(Json(load(&state, &caller, &id, Act::Read).await?))
 }
 
@@ -189,25 +214,48 @@ pub async fn update(
     ApiJson(patch): ApiJson<BookingPatch>,
 ) -> ApiResult<Json<Booking>> {
     load(&state, &caller, &id, Act::Write).await?;
-    Ok(Json(state.bookings.patch(&caller.actor(), &id, &patch, state.now()).await?))
+    Ok(Json(
+        state
+            .bookings
+            .patch(&caller.actor(), &id, &patch, state.now())
+            .await?,
+    ))
 }
 
 /// Cancel a booking; its data is retained for the offering's retention period.
 #[utoipa::path(delete, path = "/api/v1/bookings/{id}", tag = "bookings",
     responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Booking>> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Booking>> {
     load(&state, &caller, &id, Act::Delete).await?;
-    Ok(Json(state.bookings.cancel(&caller.actor(), &id, state.now()).await?))
+    Ok(Json(
+        state
+            .bookings
+            .cancel(&caller.actor(), &id, state.now())
+            .await?,
+    ))
 }
 
 /// Approve a booking that awaits approval; it is placed now.
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/approve", tag = "bookings",
     responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Booking>> {
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Booking>> {
     load(&state, &caller, &id, Act::Approve).await?;
-    Ok(Json(state.bookings.approve(&caller.actor(), &id, state.now()).await?))
+    Ok(Json(
+        state
+            .bookings
+            .approve(&caller.actor(), &id, state.now())
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -227,7 +275,12 @@ pub async fn reject(
     ApiJson(r): ApiJson<Rejection>,
 ) -> ApiResult<Json<Booking>> {
     load(&state, &caller, &id, Act::Approve).await?;
-    Ok(Json(state.bookings.reject(&caller.actor(), &id, &r.reason, state.now()).await?))
+    Ok(Json(
+        state
+            .bookings
+            .reject(&caller.actor(), &id, &r.reason, state.now())
+            .await?,
+    ))
 }
 
 /// The stored placement decision of a booking, with every candidate's verdict.
@@ -240,11 +293,10 @@ pub async fn placement(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PlacementDecision>> {
     load(&state, &caller, &id, Act::Read).await?;
-    let d = state
-        .store
-        .booking_decision(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("booking `{id}` has no placement decision")))?;
+    let d =
+        state.store.booking_decision(&id).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("booking `{id}` has no placement decision"))
+        })?;
     serde_json::from_value(d)
         .map(Json)
         .map_err(|e| ApiError::Internal(format!("stored decision of `{id}`: {e}")))
@@ -267,20 +319,37 @@ pub async fn explain(
     caller: Caller,
     ApiJson(r): ApiJson<ExplainRequest>,
 ) -> ApiResult<Json<PlacementDecision>> {
-    let chain = state.store.organisation_chain(&r.organisation).await.map_err(|_| {
-        ApiError::Invalid(verbund_domain::Invalid::new(
-            "/organisation",
-            format!("unknown organisation `{}`", r.organisation),
-        ))
-    })?;
+    let chain = state
+        .store
+        .organisation_chain(&r.organisation)
+        .await
+        .map_err(|_| {
+            ApiError::Invalid(verbund_domain::Invalid::new(
+                "/organisation",
+                format!("unknown organisation `{}`", r.organisation),
+            ))
+        })?;
     caller.require(Act::Read, &Target::new("placement").in_organisation(chain))?;
-    Ok(Json(state.bookings.explain(&r.organisation, &r.offering, &r.plan, state.now()).await?))
+    Ok(Json(
+        state
+            .bookings
+            .explain(&r.organisation, &r.offering, &r.plan, state.now())
+            .await?,
+    ))
 }
 
 /// Re-evaluate every placement against the policies and sites now in force.
 #[utoipa::path(post, path = "/api/v1/compliance/reevaluate", tag = "bookings",
     responses((status = 200, body = ReevaluationSummary)), security(("bearer" = [])))]
-pub async fn reevaluate(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<ReevaluationSummary>> {
+pub async fn reevaluate(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<ReevaluationSummary>> {
     caller.require(Act::Write, &Target::new("placement"))?;
-    Ok(Json(state.bookings.reevaluate(&caller.actor(), state.now()).await?))
+    Ok(Json(
+        state
+            .bookings
+            .reevaluate(&caller.actor(), state.now())
+            .await?,
+    ))
 }

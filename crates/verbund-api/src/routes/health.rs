@@ -33,11 +33,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.booking_counts().await {
         Ok((by_state, noncompliant)) => {
             for s in verbund_domain::booking::BookingState::ALL {
-                let n = by_state.iter().find(|(x, _)| *x == s).map_or(0, |(_, n)| *n);
+                let n = by_state
+                    .iter()
+                    .find(|(x, _)| *x == s)
+                    .map_or(0, |(_, n)| *n);
                 state
                     .metrics
                     .bookings
-                    .get_or_create(&crate::metrics::StateLabels { state: s.as_str().into() })
+                    .get_or_create(&crate::metrics::StateLabels {
+                        state: s.as_str().into(),
+                    })
                     .set(n);
             }
             state.metrics.noncompliant.set(noncompliant);

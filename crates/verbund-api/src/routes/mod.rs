@@ -2,10 +2,10 @@
 
 pub mod audit;
 pub mod bookings;
-pub mod policies;
 pub mod health;
 pub mod offerings;
 pub mod organisations;
+pub mod policies;
 pub mod providers;
 pub mod sites;
 pub mod tokens;

@@ -6,10 +6,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use verbund_policy::authz::{Act, Target};
 use verbund_domain::catalog::{Category, Offering, OfferingSpec, OfferingVersion, VersionSpec};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
+use verbund_policy::authz::{Act, Target};
 use verbund_store::OfferingFilter;
 
 use crate::auth::Caller;
@@ -113,7 +113,10 @@ pub async fn apply(
     }
     caller.require(Act::Write, &Target::new("offering").vendor(&spec.vendor))?;
     if let Ok(existing) = state.store.get_offering(&name).await {
-        caller.require(Act::Write, &Target::new("offering").vendor(&existing.spec.vendor))?;
+        caller.require(
+            Act::Write,
+            &Target::new("offering").vendor(&existing.spec.vendor),
+        )?;
     }
     let (o, created) = state
         .store
@@ -153,7 +156,10 @@ pub async fn publish(
     ApiJson(spec): ApiJson<VersionSpec>,
 ) -> ApiResult<(StatusCode, Json<OfferingVersion>)> {
     let offering = state.store.get_offering(&name).await?;
-    caller.require(Act::Write, &Target::new("offering").vendor(&offering.spec.vendor))?;
+    caller.require(
+        Act::Write,
+        &Target::new("offering").vendor(&offering.spec.vendor),
+    )?;
     let v = state
         .store
         .publish_version(&caller.actor(), &name, &spec, state.now())

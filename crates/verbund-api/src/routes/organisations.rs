@@ -6,11 +6,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use verbund_policy::authz::{Act, Target};
 use verbund_domain::directory::{
     check_ars, Level, Organisation, OrganisationFilter, OrganisationSpec,
 };
 use verbund_domain::page::Page;
+use verbund_policy::authz::{Act, Target};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};

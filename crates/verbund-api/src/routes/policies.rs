@@ -58,7 +58,10 @@ async fn target(state: &AppState, layer: &str, owner: Option<&str>) -> ApiResult
     let mut t = Target::new("policy").layer(layer);
     if let Some(o) = owner {
         let chain = state.store.organisation_chain(o).await.map_err(|_| {
-            ApiError::Invalid(verbund_domain::Invalid::new("/owner", format!("unknown organisation `{o}`")))
+            ApiError::Invalid(verbund_domain::Invalid::new(
+                "/owner",
+                format!("unknown organisation `{o}`"),
+            ))
         })?;
         t = t.in_organisation(chain);
     }
@@ -94,7 +97,10 @@ pub async fn list(
                     format!("unknown organisation `{org}`"),
                 ))
             })?;
-            caller.require(Act::Read, &Target::new("policy").in_organisation(chain.clone()))?;
+            caller.require(
+                Act::Read,
+                &Target::new("policy").in_organisation(chain.clone()),
+            )?;
             Ok(Json(
                 all.into_iter()
                     .filter(|p| p.record.owner.as_ref().is_none_or(|o| chain.contains(o)))
@@ -117,7 +123,10 @@ pub async fn submit(
 ) -> ApiResult<(StatusCode, Json<PolicyView>)> {
     let t = target(&state, sub.layer.as_str(), sub.owner.as_deref()).await?;
     caller.require(Act::Write, &t)?;
-    let stored = state.bookings.submit_policy(&caller.actor(), &sub, state.now()).await?;
+    let stored = state
+        .bookings
+        .submit_policy(&caller.actor(), &sub, state.now())
+        .await?;
     state.reevaluate.notify_one();
     Ok((StatusCode::CREATED, Json(stored.into())))
 }
@@ -136,7 +145,11 @@ async fn readable(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Stor
 #[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "policies",
     responses((status = 200, body = PolicyView), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn read(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<PolicyView>> {
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PolicyView>> {
     Ok(Json(readable(&state, &caller, &id).await?.into()))
 }
 
@@ -150,18 +163,33 @@ pub async fn versions(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<PolicyView>>> {
     readable(&state, &caller, &id).await?;
-    Ok(Json(state.store.policy_versions(&id).await?.into_iter().map(Into::into).collect()))
+    Ok(Json(
+        state
+            .store
+            .policy_versions(&id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
 }
 
 /// Withdraw a policy document (a tombstone version; its history stays).
 #[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies",
     responses((status = 200, body = PolicyView), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
-pub async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<PolicyView>> {
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PolicyView>> {
     let p = readable(&state, &caller, &id).await?;
     let t = target(&state, &p.record.layer, p.record.owner.as_deref()).await?;
     caller.require(Act::Delete, &t)?;
-    let stored = state.store.delete_policy(&caller.actor(), &id, state.now()).await?;
+    let stored = state
+        .store
+        .delete_policy(&caller.actor(), &id, state.now())
+        .await?;
     state.reevaluate.notify_one();
     Ok(Json(stored.into()))
 }

@@ -4,10 +4,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use verbund_policy::authz::{Act, Target};
 use verbund_domain::directory::{Provider, ProviderSpec};
 use verbund_domain::page::Page;
 use verbund_domain::Invalid;
+use verbund_policy::authz::{Act, Target};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};

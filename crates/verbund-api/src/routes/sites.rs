@@ -6,10 +6,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use verbund_policy::authz::{Act, Target};
 use verbund_domain::directory::{Site, SiteSpec};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
+use verbund_policy::authz::{Act, Target};
 use verbund_store::SiteFilter;
 
 use crate::auth::Caller;
@@ -109,7 +109,10 @@ pub async fn apply(
     caller.require(Act::Write, &Target::new("site").provider(&spec.provider))?;
     if let Ok(existing) = state.store.get_site(&name).await {
         // An operator must also own the site as it is now, not only the one it names.
-        caller.require(Act::Write, &Target::new("site").provider(&existing.spec.provider))?;
+        caller.require(
+            Act::Write,
+            &Target::new("site").provider(&existing.spec.provider),
+        )?;
     }
     let (s, created) = state
         .store

@@ -6,9 +6,9 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use verbund_policy::authz::{Act, Target};
 use verbund_domain::account::{Token, TokenSpec};
 use verbund_domain::page::{Page, PageRequest};
+use verbund_policy::authz::{Act, Target};
 
 use crate::auth::{issue_token, Caller};
 use crate::extract::{ApiJson, ApiQuery};

@@ -6,9 +6,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use verbund_policy::authz::{Act, Target};
 use verbund_domain::account::{Membership, Role, User, UserSpec};
 use verbund_domain::page::{Page, PageRequest};
+use verbund_policy::authz::{Act, Target};
 use verbund_store::UserFilter;
 
 use crate::auth::Caller;
@@ -41,7 +41,10 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<Page<User>>> {
-    caller.require(Act::Read, &accounts_target(q.organisation.iter().cloned().collect(), None, None))?;
+    caller.require(
+        Act::Read,
+        &accounts_target(q.organisation.iter().cloned().collect(), None, None),
+    )?;
     let filter = UserFilter {
         organisation: q.organisation,
     };
@@ -108,7 +111,11 @@ fn user_target(memberships: &[Membership], owner: Option<&str>) -> Target {
     accounts_target(organisations, Some(org_roles_only), owner)
 }
 
-fn accounts_target(organisations: Vec<String>, org_roles_only: Option<bool>, owner: Option<&str>) -> Target {
+fn accounts_target(
+    organisations: Vec<String>,
+    org_roles_only: Option<bool>,
+    owner: Option<&str>,
+) -> Target {
     let mut t = Target::new("user");
     if !organisations.is_empty() {
         t.organisations = Some(organisations);

@@ -6,11 +6,13 @@
 //! `output` prints tables, JSON or YAML.
 
 mod audit;
+mod booking;
 mod http;
 mod manifest;
 mod offering;
 mod org;
 mod output;
+mod policy;
 mod provider;
 mod site;
 mod token;
@@ -41,6 +43,14 @@ pub enum ClientCommand {
     User(user::UserArgs),
     /// API tokens.
     Token(token::TokenArgs),
+    /// Book an offering for an organisation; placement decides where it runs.
+    Book(booking::BookArgs),
+    /// Bookings: list, inspect, change, cancel, approve.
+    Booking(booking::BookingArgs),
+    /// Ask where a booking could run, and why not elsewhere.
+    Placement(booking::PlacementArgs),
+    /// Placement policies: federation rules, Land and organisation restrictions.
+    Policy(policy::PolicyArgs),
 }
 
 pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
@@ -51,6 +61,10 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Offering(a) => offering::run(a).await,
         ClientCommand::User(a) => user::run(a).await,
         ClientCommand::Token(a) => token::run(a).await,
+        ClientCommand::Book(a) => booking::book(a).await,
+        ClientCommand::Booking(a) => booking::booking(a).await,
+        ClientCommand::Placement(a) => booking::placement(a).await,
+        ClientCommand::Policy(a) => policy::run(a).await,
     }
 }
 

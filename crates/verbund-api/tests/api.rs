@@ -1,0 +1,1589 @@
+//! Behaviour of the REST API through the real router (`oneshot`, no sockets), each test on
+//! SQLite and on PostgreSQL: authentication, refused input that must change nothing,
+//! filters and pagination, role scopes, the audit trail, OpenAPI and operations endpoints,
+//! and snapshots of the problem documents clients see.
+
+#[macro_use]
+mod common;
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+
+use common::*;
+
+// ---------------------------------------------------------------------------------------
+// 1. Authentication
+
+api_tests!(
+    missing_token_is_unauthenticated,
+    garbage_token_is_unauthenticated,
+    bearer_scheme_is_case_insensitive,
+    revoked_token_is_unauthenticated,
+    expired_token_is_unauthenticated,
+);
+
+async fn missing_token_is_unauthenticated(kit: Kit) {
+    let r = get(&kit.app, "", "/api/v1/organisations").await;
+    let detail = assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    assert!(
+        detail.contains("Bearer"),
+        "the detail should say how: {detail}"
+    );
+    let challenge = r.1.get(header::WWW_AUTHENTICATE).expect("WWW-Authenticate");
+    assert!(
+        challenge.to_str().unwrap().starts_with("Bearer"),
+        "{challenge:?}"
+    );
+    // Writes are refused the same way, and before the body is looked at.
+    let before = world(&kit).await;
+    let r = post(&kit.app, "", "/api/v1/organisations", bund()).await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    assert_unchanged(&kit, &before, "an unauthenticated POST").await;
+}
+
+async fn garbage_token_is_unauthenticated(kit: Kit) {
+    let well_formed_but_unknown = format!("Bearer vbd_{}", "0".repeat(64));
+    for auth in [
+        "Bearer garbage",
+        "Bearer ",
+        "Basic YWRtaW46YWRtaW4=",
+        "garbage",
+        &well_formed_but_unknown,
+    ] {
+        let req = Request::get("/api/v1/organisations")
+            .header(header::AUTHORIZATION, auth)
+            .body(Body::empty())
+            .unwrap();
+        let r = send(&kit.app, req).await;
+        assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+        assert!(
+            r.1.get(header::WWW_AUTHENTICATE).is_some(),
+            "`{auth}`: a 401 needs a challenge"
+        );
+    }
+}
+
+async fn bearer_scheme_is_case_insensitive(kit: Kit) {
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let req = Request::get("/api/v1/users/me")
+            .header(header::AUTHORIZATION, format!("{scheme} {}", kit.admin))
+            .body(Body::empty())
+            .unwrap();
+        let me = ok(send(&kit.app, req).await, StatusCode::OK);
+        assert_eq!(me["name"], "admin", "`{scheme}`");
+    }
+}
+
+async fn revoked_token_is_unauthenticated(kit: Kit) {
+    let issued = ok(
+        post(
+            &kit.app,
+            &kit.admin,
+            "/api/v1/tokens",
+            json!({"name": "ci"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let secret = issued["secret"].as_str().expect("secret").to_string();
+    assert!(secret.starts_with("vbd_"), "{secret}");
+    let id = issued["id"].as_str().expect("token id").to_string();
+    ok(
+        get(&kit.app, &secret, "/api/v1/users/me").await,
+        StatusCode::OK,
+    );
+    let revoked = ok(
+        delete(&kit.app, &kit.admin, &format!("/api/v1/tokens/{id}")).await,
+        StatusCode::OK,
+    );
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    let r = get(&kit.app, &secret, "/api/v1/users/me").await;
+    let detail = assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    assert!(detail.contains("revoked"), "{detail}");
+    // The admin's own token is untouched.
+    ok(
+        get(&kit.app, &kit.admin, "/api/v1/users/me").await,
+        StatusCode::OK,
+    );
+}
+
+async fn expired_token_is_unauthenticated(kit: Kit) {
+    let now = Utc::now();
+    let (_, secret) = verbund_api::issue_token(
+        &kit.store,
+        SETUP_ACTOR,
+        &kit.admin_id,
+        "short-lived",
+        Some(now + Duration::hours(1)),
+        now,
+    )
+    .await
+    .expect("issue a token");
+    let me = ok(
+        get(&kit.app, &secret, "/api/v1/users/me").await,
+        StatusCode::OK,
+    );
+    assert_eq!(me["name"], "admin");
+    let later = kit.app_at(now + Duration::hours(2));
+    let r = get(&later, &secret, "/api/v1/users/me").await;
+    let detail = assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    assert!(detail.contains("expired"), "{detail}");
+    // A token without an expiry still works at that time.
+    ok(
+        get(&later, &kit.admin, "/api/v1/users/me").await,
+        StatusCode::OK,
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Refused input changes nothing
+
+/// Bund, Bayern, provider `alpha` with site `alpha-1`, offering `nextcloud` of Bayern
+/// with version 2.0.0; returns Bayern's id.
+async fn directory(kit: &Kit) -> String {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    let bund = create_org(app, admin, bund()).await;
+    let bayern = create_org(app, admin, land("Freistaat Bayern", "09", &bund)).await;
+    ok(
+        post(app, admin, "/api/v1/providers", provider("alpha")).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(app, admin, "/api/v1/sites", site("alpha-1", "alpha")).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            admin,
+            "/api/v1/offerings",
+            offering("nextcloud", &bayern),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            admin,
+            "/api/v1/offerings/nextcloud/versions",
+            version("2.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    bayern
+}
+
+/// Sends `req` as the admin, asserts the problem and that nothing changed; returns the detail.
+async fn refused(
+    kit: &Kit,
+    what: &str,
+    req: Request<Body>,
+    status: StatusCode,
+    field: Option<&str>,
+) -> String {
+    let before = world(kit).await;
+    let r = send(&kit.app, req).await;
+    let detail = assert_problem(&r, status, field);
+    assert_unchanged(kit, &before, what).await;
+    detail
+}
+
+fn admin_json(kit: &Kit, method: Method, path: &str, body: Value) -> Request<Body> {
+    request(method, path, &kit.admin, Some(&body))
+}
+
+api_tests!(
+    refused_organisations_change_nothing,
+    refused_sites_change_nothing,
+    refused_catalog_changes_nothing,
+    malformed_requests_change_nothing,
+);
+
+async fn refused_organisations_change_nothing(kit: Kit) {
+    let bayern = directory(&kit).await;
+    let bund = ok(
+        get(&kit.app, &kit.admin, "/api/v1/organisations?level=bund").await,
+        StatusCode::OK,
+    )["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let orgs = "/api/v1/organisations";
+
+    let d = refused(
+        &kit,
+        "an unknown parent",
+        admin_json(
+            &kit,
+            Method::POST,
+            orgs,
+            kreis("Landkreis X", "09184", "nope"),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/parent"),
+    )
+    .await;
+    assert!(d.contains("`nope`"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a malformed ARS",
+        admin_json(
+            &kit,
+            Method::POST,
+            orgs,
+            kreis("Landkreis X", "0916", &bayern),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/ars"),
+    )
+    .await;
+    assert!(d.contains("`0916`") && d.contains("ARS"), "{d}");
+
+    let mut bad_ags = gemeinde("Y", "091620000000", "09162000", &bayern);
+    bad_ags["ags"] = json!("0916200");
+    let d = refused(
+        &kit,
+        "a malformed AGS",
+        admin_json(&kit, Method::POST, orgs, bad_ags),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/ags"),
+    )
+    .await;
+    assert!(d.contains("`0916200`") && d.contains("AGS"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a duplicate ARS",
+        admin_json(
+            &kit,
+            Method::POST,
+            orgs,
+            land("Bayern, noch einmal", "09", &bund),
+        ),
+        StatusCode::CONFLICT,
+        None,
+    )
+    .await;
+    assert!(d.contains("`09`"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a second Bund",
+        admin_json(&kit, Method::POST, orgs, common::bund()),
+        StatusCode::CONFLICT,
+        None,
+    )
+    .await;
+    assert!(d.contains("Bund"), "{d}");
+}
+
+async fn refused_sites_change_nothing(kit: Kit) {
+    directory(&kit).await;
+
+    let mut no_prod = site("alpha-2", "alpha");
+    no_prod["environments"] = json!(["test"]);
+    let d = refused(
+        &kit,
+        "a site without prod",
+        admin_json(&kit, Method::POST, "/api/v1/sites", no_prod),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/environments"),
+    )
+    .await;
+    assert!(d.contains("`prod`"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a site of an unknown provider",
+        admin_json(
+            &kit,
+            Method::POST,
+            "/api/v1/sites",
+            site("ghost-1", "ghost"),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/provider"),
+    )
+    .await;
+    assert!(d.contains("`ghost`"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a PUT whose name differs from the path",
+        admin_json(
+            &kit,
+            Method::PUT,
+            "/api/v1/sites/alpha-1",
+            site("alpha-9", "alpha"),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/name"),
+    )
+    .await;
+    assert!(d.contains("`alpha-9`") && d.contains("`alpha-1`"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a second POST of a site",
+        admin_json(
+            &kit,
+            Method::POST,
+            "/api/v1/sites",
+            site("alpha-1", "alpha"),
+        ),
+        StatusCode::CONFLICT,
+        None,
+    )
+    .await;
+    assert!(d.contains("`alpha-1`"), "{d}");
+}
+
+async fn refused_catalog_changes_nothing(kit: Kit) {
+    let bayern = directory(&kit).await;
+
+    let mut bad_schema = offering("opendesk", &bayern);
+    bad_schema["config_schema"] = json!({"type": "objekt"});
+    let d = refused(
+        &kit,
+        "an invalid JSON Schema",
+        admin_json(&kit, Method::POST, "/api/v1/offerings", bad_schema),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/config_schema"),
+    )
+    .await;
+    assert!(d.contains("JSON Schema"), "{d}");
+
+    let versions = "/api/v1/offerings/nextcloud/versions";
+    let d = refused(
+        &kit,
+        "a non-semver version",
+        admin_json(&kit, Method::POST, versions, version("2.1")),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/version"),
+    )
+    .await;
+    assert!(d.contains("`2.1`") && d.contains("semantic version"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a shrinking version",
+        admin_json(&kit, Method::POST, versions, version("1.9.9")),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/version"),
+    )
+    .await;
+    assert!(d.contains("`1.9.9`") && d.contains("`2.0.0`"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a republished version",
+        admin_json(&kit, Method::POST, versions, version("2.0.0")),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/version"),
+    )
+    .await;
+    assert!(d.contains("`2.0.0`"), "{d}");
+}
+
+async fn malformed_requests_change_nothing(kit: Kit) {
+    directory(&kit).await;
+    let admin = kit.admin.clone();
+    let raw = |method: Method, path: &str, content_type: &str, body: Vec<u8>| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+
+    let mut unknown = provider("beta");
+    unknown["colour"] = json!("blue");
+    let d = refused(
+        &kit,
+        "an unknown field",
+        admin_json(&kit, Method::POST, "/api/v1/providers", unknown),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/colour"),
+    )
+    .await;
+    assert!(d.contains("unknown field `colour`"), "{d}");
+
+    let mut nested = offering("beta", "whatever");
+    nested["plans"][0]["gpu"] = json!(1);
+    let d = refused(
+        &kit,
+        "an unknown nested field",
+        admin_json(&kit, Method::POST, "/api/v1/offerings", nested),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/plans/0/gpu"),
+    )
+    .await;
+    assert!(d.contains("unknown field `gpu`"), "{d}");
+
+    let mut missing = provider("beta");
+    missing.as_object_mut().unwrap().remove("seat");
+    let d = refused(
+        &kit,
+        "a missing field",
+        admin_json(&kit, Method::POST, "/api/v1/providers", missing),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some(""),
+    )
+    .await;
+    assert!(d.contains("missing field `seat`"), "{d}");
+
+    let d = refused(
+        &kit,
+        "an unknown level",
+        admin_json(
+            &kit,
+            Method::POST,
+            "/api/v1/organisations",
+            json!({"name": "Stadt", "level": "stadt"}),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/level"),
+    )
+    .await;
+    assert!(d.contains("`stadt`"), "{d}");
+
+    let d = refused(
+        &kit,
+        "broken JSON",
+        raw(
+            Method::POST,
+            "/api/v1/providers",
+            "application/json",
+            br#"{"name": "beta","#.to_vec(),
+        ),
+        StatusCode::BAD_REQUEST,
+        None,
+    )
+    .await;
+    assert!(d.contains("not valid JSON"), "{d}");
+
+    let d = refused(
+        &kit,
+        "a wrong content type",
+        raw(
+            Method::POST,
+            "/api/v1/providers",
+            "text/plain",
+            provider("beta").to_string().into_bytes(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        None,
+    )
+    .await;
+    assert!(d.contains("application/json"), "{d}");
+
+    // Valid JSON, just too much of it: a description of 1 MiB and a bit.
+    let mut huge = offering("huge", "whatever");
+    huge["description"] = json!("x".repeat(verbund_api::MAX_BODY_BYTES + 1));
+    let d = refused(
+        &kit,
+        "an oversized body",
+        raw(
+            Method::POST,
+            "/api/v1/offerings",
+            "application/json",
+            huge.to_string().into_bytes(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+    )
+    .await;
+    assert!(d.contains(&verbund_api::MAX_BODY_BYTES.to_string()), "{d}");
+
+    for (path, needle) in [
+        ("/api/v1/organisations?level=stadt", "stadt"),
+        ("/api/v1/organisations?limit=viele", "limit"),
+        ("/api/v1/organisations?land=9", "`9`"),
+        ("/api/v1/organisations?land=17", "`17`"),
+        ("/api/v1/offerings?category=cloud", "cloud"),
+    ] {
+        let r = get(&kit.app, &kit.admin, path).await;
+        let d = assert_problem(&r, StatusCode::BAD_REQUEST, None);
+        assert!(d.contains(needle), "{path}: {d}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Filters and pagination
+
+api_tests!(organisation_filters_and_pages);
+
+async fn organisation_filters_and_pages(kit: Kit) {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    let bund = create_org(app, admin, bund()).await;
+    let by = create_org(app, admin, land("Freistaat Bayern", "09", &bund)).await;
+    let bw = create_org(app, admin, land("Baden-Württemberg", "08", &bund)).await;
+    let lk_m = create_org(app, admin, kreis("Landkreis München", "09184", &by)).await;
+    let lk_mue = create_org(app, admin, kreis("Landkreis Mühldorf a.Inn", "09183", &by)).await;
+    let lk_es = create_org(app, admin, kreis("Landkreis Esslingen", "08116", &bw)).await;
+    let mut spec = gemeinde("München", "091620000000", "09162000", &by);
+    spec["population"] = json!(1_510_378_i64);
+    let muenchen = create_org(app, admin, spec).await;
+    let read = ok(
+        get(app, admin, &format!("/api/v1/organisations/{muenchen}")).await,
+        StatusCode::OK,
+    );
+    assert_eq!(read["population"], 1_510_378_i64);
+    assert_eq!(read["land"], "09");
+    assert_eq!(read["parent"], json!(by));
+    let muehldorf = create_org(
+        app,
+        admin,
+        gemeinde("Mühldorf a.Inn", "091830139139", "09183139", &lk_mue),
+    )
+    .await;
+    let murnau = create_org(
+        app,
+        admin,
+        gemeinde("Murnau a.Staffelsee", "091800125125", "09180125", &by),
+    )
+    .await;
+    let unterhaching = create_org(
+        app,
+        admin,
+        gemeinde("Unterhaching", "091840148148", "09184148", &lk_m),
+    )
+    .await;
+    let esslingen = create_org(
+        app,
+        admin,
+        gemeinde("Esslingen am Neckar", "081160019019", "08116019", &lk_es),
+    )
+    .await;
+    let everyone: BTreeSet<String> = [
+        &bund,
+        &by,
+        &bw,
+        &lk_m,
+        &lk_mue,
+        &lk_es,
+        &muenchen,
+        &muehldorf,
+        &murnau,
+        &unterhaching,
+        &esslingen,
+    ]
+    .into_iter()
+    .cloned()
+    .collect();
+
+    let ids = |items: Vec<Value>| -> BTreeSet<String> {
+        items
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let set = |xs: &[&String]| -> BTreeSet<String> { xs.iter().map(|s| s.to_string()).collect() };
+    let q = |query: String| format!("/api/v1/organisations?{query}");
+
+    assert_eq!(
+        ids(all(app, admin, "/api/v1/organisations").await),
+        everyone
+    );
+    assert_eq!(
+        ids(all(app, admin, &q("level=land".into())).await),
+        set(&[&by, &bw])
+    );
+    assert_eq!(
+        ids(all(app, admin, &q(format!("parent={by}"))).await),
+        set(&[&lk_m, &lk_mue, &muenchen, &murnau])
+    );
+    assert_eq!(
+        ids(all(app, admin, &q("land=09".into())).await),
+        set(&[
+            &by,
+            &lk_m,
+            &lk_mue,
+            &muenchen,
+            &muehldorf,
+            &murnau,
+            &unterhaching
+        ])
+    );
+    assert_eq!(
+        ids(all(app, admin, &q("land=08&level=gemeinde".into())).await),
+        set(&[&esslingen])
+    );
+    assert_eq!(
+        ids(all(app, admin, &q(format!("name={}", enc("Mü")))).await),
+        set(&[&muenchen, &muehldorf]),
+        "the prefix `Mü` matches München and Mühldorf, not Murnau"
+    );
+    assert_eq!(
+        ids(all(app, admin, &q(format!("name={}", enc("Landkreis Mü")))).await),
+        set(&[&lk_m, &lk_mue])
+    );
+    assert_eq!(
+        ids(all(app, admin, &q(format!("name={}", enc("Baden-Württemberg")))).await),
+        set(&[&bw])
+    );
+    assert!(all(app, admin, &q(format!("name={}", enc("Mü-"))))
+        .await
+        .is_empty());
+    assert_eq!(
+        ids(all(app, admin, &q("key=091620000000".into())).await),
+        set(&[&muenchen]),
+        "by ARS"
+    );
+    assert_eq!(
+        ids(all(app, admin, &q("key=09162000".into())).await),
+        set(&[&muenchen]),
+        "by AGS"
+    );
+    assert_eq!(ids(all(app, admin, &q("key=09".into())).await), set(&[&by]));
+    assert!(all(app, admin, &q("key=09999".into())).await.is_empty());
+
+    // Walk with two items per page: every organisation exactly once, in a stable order.
+    for (filter, expected) in [
+        ("", everyone.clone()),
+        (
+            "land=09&",
+            set(&[
+                &by,
+                &lk_m,
+                &lk_mue,
+                &muenchen,
+                &muehldorf,
+                &murnau,
+                &unterhaching,
+            ]),
+        ),
+    ] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let url = match &after {
+                Some(a) => q(format!("{filter}limit=2&after={}", enc(a))),
+                None => q(format!("{filter}limit=2")),
+            };
+            let page = ok(get(app, admin, &url).await, StatusCode::OK);
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= 2, "{url} returned {} items", items.len());
+            seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_string()));
+            pages += 1;
+            assert!(pages <= expected.len(), "pagination does not end");
+            match page["next"].as_str() {
+                Some(n) => {
+                    assert_eq!(items.len(), 2, "only the last page may be short");
+                    after = Some(n.to_string());
+                }
+                None => break,
+            }
+        }
+        let unique: BTreeSet<String> = seen.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "an item was returned twice: {seen:?}"
+        );
+        assert_eq!(unique, expected, "filter `{filter}`");
+        assert_eq!(pages, expected.len().div_ceil(2), "filter `{filter}`");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Authorization by role
+
+/// Two Länder (X = Bayern, Y = Baden-Württemberg), providers `alpha` and `beta` with a
+/// site each, an offering of each Land.
+struct Scene {
+    bund: String,
+    x: String,
+    y: String,
+}
+
+async fn scene(kit: &Kit) -> Scene {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    let bund = create_org(app, admin, bund()).await;
+    let x = create_org(app, admin, land("Freistaat Bayern", "09", &bund)).await;
+    let y = create_org(app, admin, land("Baden-Württemberg", "08", &bund)).await;
+    for p in ["alpha", "beta"] {
+        ok(
+            post(app, admin, "/api/v1/providers", provider(p)).await,
+            StatusCode::CREATED,
+        );
+        ok(
+            post(app, admin, "/api/v1/sites", site(&format!("{p}-1"), p)).await,
+            StatusCode::CREATED,
+        );
+    }
+    for (name, vendor) in [("offering-x", &x), ("offering-y", &y)] {
+        ok(
+            post(app, admin, "/api/v1/offerings", offering(name, vendor)).await,
+            StatusCode::CREATED,
+        );
+    }
+    Scene { bund, x, y }
+}
+
+/// Sends a write that must be refused with 403 and change nothing.
+async fn forbidden(kit: &Kit, token: &str, method: Method, path: &str, body: Value) {
+    let before = world(kit).await;
+    let r = send(&kit.app, request(method.clone(), path, token, Some(&body))).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    assert_unchanged(kit, &before, &format!("a refused {method} {path}")).await;
+}
+
+api_tests!(
+    auditor_reads_but_never_writes,
+    provider_operator_is_scoped_to_its_provider,
+    vendor_is_scoped_to_its_organisation,
+    org_admin_is_scoped_to_its_organisation,
+    org_member_sees_only_what_is_its_own,
+    tokens_are_managed_by_their_owner,
+);
+
+async fn auditor_reads_but_never_writes(kit: Kit) {
+    let s = scene(&kit).await;
+    let (_, auditor) = kit.user("auditor", json!([{"role": "auditor"}])).await;
+    let events = audit_count(&kit).await;
+    let page = ok(
+        get(&kit.app, &auditor, "/api/v1/audit").await,
+        StatusCode::OK,
+    );
+    assert_eq!(page["items"].as_array().unwrap().len() as i64, events);
+    let status = ok(
+        get(&kit.app, &auditor, "/api/v1/audit/verify").await,
+        StatusCode::OK,
+    );
+    assert_eq!(status, json!({"intact": true, "verified": events}));
+    ok(
+        get(&kit.app, &auditor, "/api/v1/users").await,
+        StatusCode::OK,
+    );
+
+    let mut alpha = provider("alpha");
+    alpha["display_name"] = json!("Changed");
+    let mut alpha_1 = site("alpha-1", "alpha");
+    alpha_1["display_name"] = json!("Changed");
+    let mut offering_x = offering("offering-x", &s.x);
+    offering_x["display_name"] = json!("Changed");
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/organisations",
+            kreis("Landkreis Z", "09184", &s.x),
+        ),
+        (
+            Method::PUT,
+            &format!("/api/v1/organisations/{}", s.x),
+            land("Bayern", "09", &s.bund),
+        ),
+        (Method::PUT, "/api/v1/providers/alpha", alpha),
+        (Method::POST, "/api/v1/providers", provider("gamma")),
+        (Method::PUT, "/api/v1/sites/alpha-1", alpha_1),
+        (Method::PUT, "/api/v1/offerings/offering-x", offering_x),
+        (
+            Method::POST,
+            "/api/v1/offerings/offering-x/versions",
+            version("1.0.0"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/users",
+            json!({"name": "mallory", "display_name": "Mallory",
+                   "memberships": [{"role": "federation-admin"}]}),
+        ),
+    ] {
+        forbidden(&kit, &auditor, method, path, body).await;
+    }
+}
+
+async fn provider_operator_is_scoped_to_its_provider(kit: Kit) {
+    scene(&kit).await;
+    let (_, op) = kit
+        .user(
+            "operator-alpha",
+            json!([{"role": "provider-operator", "provider": "alpha"}]),
+        )
+        .await;
+    let mut own = site("alpha-1", "alpha");
+    own["kubernetes_version"] = json!("1.32");
+    let updated = ok(
+        put(&kit.app, &op, "/api/v1/sites/alpha-1", own).await,
+        StatusCode::OK,
+    );
+    assert_eq!(updated["kubernetes_version"], "1.32");
+    ok(
+        put(
+            &kit.app,
+            &op,
+            "/api/v1/sites/alpha-2",
+            site("alpha-2", "alpha"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let mut alpha = provider("alpha");
+    alpha["display_name"] = json!("Alpha AöR");
+    ok(
+        put(&kit.app, &op, "/api/v1/providers/alpha", alpha).await,
+        StatusCode::OK,
+    );
+
+    let mut foreign = site("beta-1", "beta");
+    foreign["kubernetes_version"] = json!("1.32");
+    forbidden(&kit, &op, Method::PUT, "/api/v1/sites/beta-1", foreign).await;
+    // Naming its own provider does not let it take over another provider's site.
+    forbidden(
+        &kit,
+        &op,
+        Method::PUT,
+        "/api/v1/sites/beta-1",
+        site("beta-1", "alpha"),
+    )
+    .await;
+    forbidden(
+        &kit,
+        &op,
+        Method::POST,
+        "/api/v1/sites",
+        site("beta-2", "beta"),
+    )
+    .await;
+    forbidden(
+        &kit,
+        &op,
+        Method::PUT,
+        "/api/v1/providers/beta",
+        provider("beta"),
+    )
+    .await;
+    forbidden(
+        &kit,
+        &op,
+        Method::POST,
+        "/api/v1/providers",
+        provider("gamma"),
+    )
+    .await;
+}
+
+async fn vendor_is_scoped_to_its_organisation(kit: Kit) {
+    let s = scene(&kit).await;
+    let (_, vendor) = kit
+        .user("vendor-x", json!([{"role": "vendor", "organisation": s.x}]))
+        .await;
+    let v = ok(
+        post(
+            &kit.app,
+            &vendor,
+            "/api/v1/offerings/offering-x/versions",
+            version("1.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(v["offering"], "offering-x");
+    let o = ok(
+        get(&kit.app, &vendor, "/api/v1/offerings/offering-x").await,
+        StatusCode::OK,
+    );
+    assert_eq!(o["latest_version"], "1.0.0");
+    ok(
+        post(
+            &kit.app,
+            &vendor,
+            "/api/v1/offerings",
+            offering("opendesk", &s.x),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+
+    forbidden(
+        &kit,
+        &vendor,
+        Method::POST,
+        "/api/v1/offerings/offering-y/versions",
+        version("1.0.0"),
+    )
+    .await;
+    let mut y = offering("offering-y", &s.y);
+    y["display_name"] = json!("Taken over");
+    forbidden(
+        &kit,
+        &vendor,
+        Method::PUT,
+        "/api/v1/offerings/offering-y",
+        y,
+    )
+    .await;
+    // Claiming another Land's offering for its own organisation is refused too.
+    forbidden(
+        &kit,
+        &vendor,
+        Method::PUT,
+        "/api/v1/offerings/offering-y",
+        offering("offering-y", &s.x),
+    )
+    .await;
+    forbidden(
+        &kit,
+        &vendor,
+        Method::POST,
+        "/api/v1/offerings",
+        offering("foreign", &s.y),
+    )
+    .await;
+}
+
+async fn org_admin_is_scoped_to_its_organisation(kit: Kit) {
+    let s = scene(&kit).await;
+    let (_, oa) = kit
+        .user(
+            "orgadmin-x",
+            json!([{"role": "org-admin", "organisation": s.x}]),
+        )
+        .await;
+    let member = ok(
+        post(
+            &kit.app,
+            &oa,
+            "/api/v1/users",
+            json!({"name": "member-x", "display_name": "Member X",
+                   "memberships": [{"role": "org-member", "organisation": s.x}]}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let listed = ok(
+        get(
+            &kit.app,
+            &oa,
+            &format!("/api/v1/users?organisation={}", s.x),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let names: BTreeSet<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["member-x", "orgadmin-x"]));
+    let id = member["id"].as_str().unwrap();
+    ok(
+        get(&kit.app, &oa, &format!("/api/v1/users/{id}")).await,
+        StatusCode::OK,
+    );
+
+    for memberships in [
+        json!([{"role": "org-member", "organisation": s.y}]),
+        json!([{"role": "federation-admin"}]),
+        json!([{"role": "auditor"}]),
+        json!([{"role": "vendor", "organisation": s.x}]),
+        json!([{"role": "org-member", "organisation": s.x},
+               {"role": "org-member", "organisation": s.y}]),
+    ] {
+        forbidden(
+            &kit,
+            &oa,
+            Method::POST,
+            "/api/v1/users",
+            json!({"name": "eve", "display_name": "Eve", "memberships": memberships}),
+        )
+        .await;
+    }
+    let r = get(
+        &kit.app,
+        &oa,
+        &format!("/api/v1/users?organisation={}", s.y),
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    let r = get(&kit.app, &oa, "/api/v1/users").await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+}
+
+async fn org_member_sees_only_what_is_its_own(kit: Kit) {
+    let s = scene(&kit).await;
+    let (member_id, member) = kit
+        .user(
+            "member-x",
+            json!([{"role": "org-member", "organisation": s.x}]),
+        )
+        .await;
+    let (other_id, _) = kit
+        .user(
+            "member-y",
+            json!([{"role": "org-member", "organisation": s.y}]),
+        )
+        .await;
+
+    // The directory and the catalog are open to every signed-in user.
+    for path in [
+        "/api/v1/organisations",
+        "/api/v1/providers",
+        "/api/v1/sites",
+        "/api/v1/offerings",
+    ] {
+        ok(get(&kit.app, &member, path).await, StatusCode::OK);
+    }
+    for path in ["/api/v1/audit", "/api/v1/audit/verify", "/api/v1/users"] {
+        let r = get(&kit.app, &member, path).await;
+        assert_problem(&r, StatusCode::FORBIDDEN, None);
+    }
+    let me = ok(
+        get(&kit.app, &member, "/api/v1/users/me").await,
+        StatusCode::OK,
+    );
+    assert_eq!(me["id"], json!(member_id));
+    ok(
+        get(&kit.app, &member, &format!("/api/v1/users/{member_id}")).await,
+        StatusCode::OK,
+    );
+
+    // Foreign users answer exactly like users that do not exist.
+    for id in [&other_id, &kit.admin_id] {
+        let r = get(&kit.app, &member, &format!("/api/v1/users/{id}")).await;
+        let d = assert_problem(&r, StatusCode::NOT_FOUND, None);
+        assert_eq!(d, format!("user `{id}` not found"));
+    }
+    let r = get(&kit.app, &member, "/api/v1/users/no-such-user").await;
+    let d = assert_problem(&r, StatusCode::NOT_FOUND, None);
+    assert_eq!(d, "user `no-such-user` not found");
+
+    forbidden(
+        &kit,
+        &member,
+        Method::POST,
+        "/api/v1/organisations",
+        kreis("Landkreis Z", "09184", &s.x),
+    )
+    .await;
+}
+
+async fn tokens_are_managed_by_their_owner(kit: Kit) {
+    let s = scene(&kit).await;
+    let (member_id, member) = kit
+        .user(
+            "member-x",
+            json!([{"role": "org-member", "organisation": s.x}]),
+        )
+        .await;
+
+    let issued = ok(
+        post(
+            &kit.app,
+            &member,
+            "/api/v1/tokens",
+            json!({"name": "laptop"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(issued["user"], json!(member_id));
+    let own_id = issued["id"].as_str().unwrap().to_string();
+    let listed = ok(
+        get(&kit.app, &member, "/api/v1/tokens").await,
+        StatusCode::OK,
+    );
+    let tokens = listed["items"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2, "the kit's token and the new one: {listed}");
+    assert!(tokens.iter().all(|t| t["user"] == json!(member_id)));
+    assert!(
+        tokens.iter().all(|t| t.get("secret").is_none()),
+        "a list never shows secrets: {listed}"
+    );
+
+    let admin_tokens = ok(
+        get(
+            &kit.app,
+            &kit.admin,
+            &format!("/api/v1/tokens?user={}", kit.admin_id),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let admin_token = admin_tokens["items"][0]["id"].as_str().unwrap().to_string();
+    let before = world(&kit).await;
+    let r = delete(&kit.app, &member, &format!("/api/v1/tokens/{admin_token}")).await;
+    let d = assert_problem(&r, StatusCode::NOT_FOUND, None);
+    assert_eq!(d, format!("token `{admin_token}` not found"));
+    let r = get(
+        &kit.app,
+        &member,
+        &format!("/api/v1/tokens?user={}", kit.admin_id),
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    let r = post(
+        &kit.app,
+        &member,
+        "/api/v1/tokens",
+        json!({"name": "stolen", "user": kit.admin_id}),
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    assert_unchanged(&kit, &before, "refused token requests").await;
+    ok(
+        get(&kit.app, &kit.admin, "/api/v1/users/me").await,
+        StatusCode::OK,
+    );
+
+    let revoked = ok(
+        delete(&kit.app, &member, &format!("/api/v1/tokens/{own_id}")).await,
+        StatusCode::OK,
+    );
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    let secret = issued["secret"].as_str().unwrap();
+    let r = get(&kit.app, secret, "/api/v1/users/me").await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    ok(
+        get(&kit.app, &member, "/api/v1/users/me").await,
+        StatusCode::OK,
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Audit trail
+
+api_tests!(audit_trail_records_and_verifies);
+
+async fn audit_trail_records_and_verifies(kit: Kit) {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    let setup_events = audit_count(&kit).await;
+    let bund = create_org(app, admin, bund()).await;
+    let by = create_org(app, admin, land("Freistaat Bayern", "09", &bund)).await;
+    ok(
+        post(app, admin, "/api/v1/providers", provider("alpha")).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        put(app, admin, "/api/v1/sites/alpha", site("alpha", "alpha")).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        put(app, admin, "/api/v1/sites/beta", site("beta", "alpha")).await,
+        StatusCode::CREATED,
+    );
+    // An unchanged apply records nothing.
+    ok(
+        put(app, admin, "/api/v1/sites/alpha", site("alpha", "alpha")).await,
+        StatusCode::OK,
+    );
+    let mut changed = site("alpha", "alpha");
+    changed["kubernetes_version"] = json!("1.32");
+    ok(
+        put(app, admin, "/api/v1/sites/alpha", changed).await,
+        StatusCode::OK,
+    );
+    ok(
+        post(app, admin, "/api/v1/offerings", offering("nextcloud", &by)).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            admin,
+            "/api/v1/offerings/nextcloud/versions",
+            version("1.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let (_, op) = kit
+        .user(
+            "operator",
+            json!([{"role": "provider-operator", "provider": "alpha"}]),
+        )
+        .await;
+    let mut by_op = site("alpha", "alpha");
+    by_op["kubernetes_version"] = json!("1.33");
+    ok(
+        put(app, &op, "/api/v1/sites/alpha", by_op).await,
+        StatusCode::OK,
+    );
+
+    let events = all(app, admin, "/api/v1/audit").await;
+    let total = audit_count(&kit).await;
+    assert_eq!(events.len() as i64, total);
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let newest_first: Vec<i64> = (1..=total).rev().collect();
+    assert_eq!(seqs, newest_first, "gapless, newest first");
+    let summary = |items: &[Value]| -> Vec<(String, String, String)> {
+        items
+            .iter()
+            .map(|e| {
+                (
+                    e["actor"].as_str().unwrap().to_string(),
+                    e["action"].as_str().unwrap().to_string(),
+                    e["object"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let ours: Vec<(String, String, String)> = summary(&events)
+        .into_iter()
+        .filter(|(actor, _, _)| actor != SETUP_ACTOR)
+        .collect();
+    let expected: Vec<(&str, &str, String)> = vec![
+        ("user/operator", "site.update", "site/alpha".into()),
+        ("user/admin", "user.create", String::new()),
+        (
+            "user/admin",
+            "offering.version.publish",
+            "offering/nextcloud/versions/1.0.0".into(),
+        ),
+        ("user/admin", "offering.create", "offering/nextcloud".into()),
+        ("user/admin", "site.update", "site/alpha".into()),
+        ("user/admin", "site.create", "site/beta".into()),
+        ("user/admin", "site.create", "site/alpha".into()),
+        ("user/admin", "provider.create", "provider/alpha".into()),
+        (
+            "user/admin",
+            "organisation.create",
+            format!("organisation/{by}"),
+        ),
+        (
+            "user/admin",
+            "organisation.create",
+            format!("organisation/{bund}"),
+        ),
+    ];
+    assert_eq!(ours.len(), expected.len(), "{ours:#?}");
+    for (got, want) in ours.iter().zip(&expected) {
+        assert_eq!((got.0.as_str(), got.1.as_str()), (want.0, want.1));
+        if !want.2.is_empty() {
+            assert_eq!(got.2, want.2);
+        }
+    }
+    assert_eq!(
+        total,
+        setup_events + expected.len() as i64 + 1,
+        "the kit's token"
+    );
+
+    let sites = all(app, admin, "/api/v1/audit?action=site.").await;
+    assert_eq!(
+        summary(&sites),
+        vec![
+            (
+                "user/operator".into(),
+                "site.update".into(),
+                "site/alpha".into()
+            ),
+            (
+                "user/admin".into(),
+                "site.update".into(),
+                "site/alpha".into()
+            ),
+            (
+                "user/admin".into(),
+                "site.create".into(),
+                "site/beta".into()
+            ),
+            (
+                "user/admin".into(),
+                "site.create".into(),
+                "site/alpha".into()
+            ),
+        ]
+    );
+    let alpha = all(app, admin, "/api/v1/audit?object=site/alpha").await;
+    assert_eq!(alpha.len(), 3);
+    assert!(alpha.iter().all(|e| e["object"] == "site/alpha"));
+    assert_eq!(alpha[0]["after"]["kubernetes_version"], "1.33");
+    assert_eq!(alpha[0]["before"]["kubernetes_version"], "1.32");
+    let by_admin = all(app, admin, "/api/v1/audit?actor=user/admin").await;
+    assert_eq!(by_admin.len(), expected.len() - 1);
+    assert!(by_admin.iter().all(|e| e["actor"] == "user/admin"));
+    let combined = all(
+        app,
+        admin,
+        "/api/v1/audit?actor=user/operator&action=site.&object=site/",
+    )
+    .await;
+    assert_eq!(combined.len(), 1);
+    // `_` and `%` are literal in the prefixes.
+    assert!(all(app, admin, "/api/v1/audit?action=site_")
+        .await
+        .is_empty());
+    assert!(all(app, admin, "/api/v1/audit?action=%25").await.is_empty());
+
+    // Pages of two walk the same events.
+    let mut walked = Vec::new();
+    let mut url = "/api/v1/audit?limit=2".to_string();
+    loop {
+        let page = ok(get(app, admin, &url).await, StatusCode::OK);
+        walked.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_i64().unwrap()),
+        );
+        match page["next"].as_str() {
+            Some(n) => url = format!("/api/v1/audit?limit=2&after={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(walked, newest_first);
+
+    let status = ok(
+        get(app, admin, "/api/v1/audit/verify").await,
+        StatusCode::OK,
+    );
+    assert_eq!(status, json!({"intact": true, "verified": total}));
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. OpenAPI and operations
+
+/// Every route the API router serves, with its methods in lowercase, read from the
+/// `.route("…", get(…).post(…))` calls in `src/routes/` (health and metrics excepted:
+/// they live outside `/api/v1`). Reading the source is the only way to enumerate what
+/// axum routes; a route added there without documentation fails the OpenAPI test.
+fn served_routes() -> BTreeSet<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("src/routes") {
+        let path = entry.expect("a directory entry").path();
+        if path.file_name().is_some_and(|n| n == "health.rs") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).expect("a route module");
+        let mut rest = src.as_str();
+        while let Some(i) = rest.find(".route(") {
+            rest = &rest[i + ".route(".len()..];
+            // The arguments up to the matching parenthesis.
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map(|(j, _)| j)
+                .expect("balanced parentheses");
+            let args = &rest[..end];
+            let route = args.split('"').nth(1).expect("a route path literal");
+            for method in ["get", "post", "put", "patch", "delete"] {
+                let called = args.match_indices(&format!("{method}(")).any(|(k, _)| {
+                    k == 0
+                        || !args.as_bytes()[k - 1].is_ascii_alphanumeric()
+                            && args.as_bytes()[k - 1] != b'_'
+                });
+                if called {
+                    out.insert((format!("/api/v1{route}"), method.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+api_tests!(openapi_document_lists_every_route, operations_endpoints);
+
+async fn openapi_document_lists_every_route(kit: Kit) {
+    let r = get(&kit.app, "", "/api/v1/openapi.json").await;
+    let doc = ok(r, StatusCode::OK);
+    let parsed = oas3::from_json(doc.to_string()).expect("a structurally valid OpenAPI document");
+    let version = parsed
+        .validate_version()
+        .expect("a supported OpenAPI version");
+    assert_eq!(version.major, 3, "{}", parsed.openapi);
+    assert!(!parsed.info.title.is_empty());
+
+    let mut documented = BTreeSet::new();
+    for (path, method, op) in parsed.operations() {
+        documented.insert((path.clone(), method.as_str().to_lowercase()));
+        assert!(
+            !op.responses(&parsed).is_empty(),
+            "{method} {path} documents no response"
+        );
+        assert!(
+            !op.security.is_empty(),
+            "{method} {path} does not say it needs a bearer token"
+        );
+    }
+    let served = served_routes();
+    for (path, method) in [
+        ("/api/v1/organisations", "post"),
+        ("/api/v1/providers/{name}", "put"),
+        ("/api/v1/sites/{name}", "put"),
+        ("/api/v1/offerings/{name}", "put"),
+        ("/api/v1/offerings/{name}/versions", "post"),
+        ("/api/v1/users/{id}", "get"),
+        ("/api/v1/tokens/{id}", "delete"),
+        ("/api/v1/audit/verify", "get"),
+    ] {
+        assert!(
+            served.contains(&(path.to_string(), method.to_string())),
+            "reading the routes from the source missed {method} {path}: {served:?}"
+        );
+    }
+    assert_eq!(documented, served, "the document and the router disagree");
+    let components = parsed.components.as_ref().expect("components");
+    assert!(
+        components.security_schemes.contains_key("bearer"),
+        "no bearer security scheme"
+    );
+
+    // Every `$ref` points at something the document defines.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(!found.is_empty());
+    for r in found {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("external $ref `{r}`"));
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref `{r}`");
+    }
+
+    // Every documented operation is really routed: none falls through to the fallback
+    // or answers 405.
+    for (path, method) in &documented {
+        let concrete = path
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "unknown" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let body = matches!(method, Method::POST | Method::PUT).then(|| json!({}));
+        let r = send(
+            &kit.app,
+            request(method.clone(), &concrete, &kit.admin, body.as_ref()),
+        )
+        .await;
+        assert_ne!(r.0, StatusCode::METHOD_NOT_ALLOWED, "{method} {concrete}");
+        assert_ne!(
+            r.2["detail"], "no such API endpoint",
+            "{method} {concrete} is documented but not routed"
+        );
+    }
+    let r = get(&kit.app, &kit.admin, "/api/v1/nothing-here").await;
+    let d = assert_problem(&r, StatusCode::NOT_FOUND, None);
+    assert_eq!(d, "no such API endpoint");
+
+    // A known path with an unsupported method is a problem too, and says what is allowed.
+    for (method, path, allowed) in [
+        (Method::DELETE, "/api/v1/organisations", "GET,HEAD,POST"),
+        (Method::PATCH, "/api/v1/sites/alpha", "GET,HEAD,PUT"),
+        (Method::GET, "/api/v1/tokens/some-id", "DELETE"),
+    ] {
+        let r = send(&kit.app, request(method.clone(), path, &kit.admin, None)).await;
+        let d = assert_problem(&r, StatusCode::METHOD_NOT_ALLOWED, None);
+        assert!(d.contains(&format!("`{method}`")), "{d}");
+        let allow =
+            r.1.get(header::ALLOW)
+                .map(|v| v.to_str().unwrap().replace(' ', ""));
+        assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
+    }
+}
+
+async fn operations_endpoints(kit: Kit) {
+    let r = get(&kit.app, "", "/healthz").await;
+    assert_eq!(r.0, StatusCode::OK);
+    let r = get(&kit.app, "", "/readyz").await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+
+    ok(
+        get(&kit.app, &kit.admin, "/api/v1/organisations").await,
+        StatusCode::OK,
+    );
+    ok(
+        get(&kit.app, &kit.admin, "/api/v1/organisations").await,
+        StatusCode::OK,
+    );
+    let r = get(&kit.app, "", "/api/v1/providers").await;
+    assert_eq!(r.0, StatusCode::UNAUTHORIZED);
+    let r = get(&kit.app, &kit.admin, "/api/v1/sites/unknown").await;
+    assert_eq!(r.0, StatusCode::NOT_FOUND);
+
+    let r = get(&kit.app, "", "/metrics").await;
+    assert_eq!(r.0, StatusCode::OK);
+    let text = r.2.as_str().expect("metrics are text").to_string();
+    let line = |route: &str, status: u16| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("verbund_http_requests_total{")
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains(&format!("status=\"{status}\""))
+            })
+            .map(str::to_string)
+    };
+    let orgs = line("/api/v1/organisations", 200)
+        .unwrap_or_else(|| panic!("no counter for the organisations list:\n{text}"));
+    assert!(orgs.contains("method=\"GET\""), "{orgs}");
+    assert!(orgs.ends_with(" 2"), "two requests: {orgs}");
+    assert!(
+        line("/api/v1/providers", 401).is_some(),
+        "refused requests are counted:\n{text}"
+    );
+    assert!(
+        line("/api/v1/sites/{name}", 404).is_some(),
+        "routes are labelled by pattern, not by path:\n{text}"
+    );
+    assert!(
+        text.contains("verbund_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Problem documents as clients see them
+
+api_tests!(problem_documents);
+
+/// A JSON snapshot with sorted keys: the order of a parsed `Value` depends on serde_json's
+/// `preserve_order` feature, which a dependency may switch on for the whole build.
+fn snapshot(name: &str, value: &Value) {
+    insta::with_settings!({sort_maps => true}, {
+        insta::assert_json_snapshot!(name, value);
+    });
+}
+
+async fn problem_documents(kit: Kit) {
+    let bund = create_org(&kit.app, &kit.admin, bund()).await;
+    let r = post(
+        &kit.app,
+        &kit.admin,
+        "/api/v1/organisations",
+        land("Freistaat Bayern", "0916", &bund),
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/ars"));
+    snapshot("problem_validation", &r.2);
+
+    let r = get(&kit.app, "", "/api/v1/organisations").await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    snapshot("problem_unauthenticated", &r.2);
+
+    let r = get(&kit.app, &kit.admin, "/api/v1/sites/dataport-hh-1").await;
+    assert_problem(&r, StatusCode::NOT_FOUND, None);
+    snapshot("problem_not_found", &r.2);
+}

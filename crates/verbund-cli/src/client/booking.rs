@@ -1,0 +1,423 @@
+//! `verbund book …`, `verbund booking …` and `verbund placement explain`: book
+//! offerings, follow bookings through their lifecycle, and ask where one may run.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{json, Value};
+use verbund_domain::booking::{Booking, BookingPatch};
+use verbund_domain::directory::Organisation;
+use verbund_domain::page::Page;
+
+use super::http::{segment, Api, ConnArgs};
+use super::output::{opt, print_data, print_list, print_one, Format, Table};
+use super::PageArgs;
+
+/// `verbund book`: book an offering for an organisation.
+#[derive(Debug, Args)]
+pub struct BookArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// The booking organisation: its id, or its AGS/ARS (e.g. `09162000`).
+    #[arg(long = "org")]
+    organisation: String,
+    #[arg(long)]
+    offering: String,
+    #[arg(long)]
+    plan: String,
+    /// Tenant configuration as a YAML or JSON file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Set one configuration value, e.g. `--set domain=cloud.example.de` or
+    /// `--set contact.email=it@example.de` (repeatable; numbers and booleans are parsed).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// `stable`, `pinned:<version>` or `window:<days> <from>-<to>`.
+    #[arg(long, default_value = "stable")]
+    channel: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BookingArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(subcommand)]
+    cmd: BookingCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BookingCommand {
+    /// List the bookings you may see.
+    List {
+        /// Organisation id or AGS/ARS.
+        #[arg(long = "org")]
+        organisation: Option<String>,
+        #[arg(long)]
+        offering: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+        /// Only bookings whose placement no longer complies with the policies.
+        #[arg(long)]
+        noncompliant: bool,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one booking.
+    Get { id: String },
+    /// Show why a booking was placed where it is (or rejected).
+    Placement { id: String },
+    /// Change plan, configuration or update channel.
+    Update {
+        id: String,
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Cancel a booking (its data is kept for the offering's retention period).
+    Cancel { id: String },
+    /// Approve a booking that awaits approval (federation admins).
+    Approve { id: String },
+    /// Refuse a booking that awaits approval.
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PlacementArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(subcommand)]
+    cmd: PlacementCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum PlacementCommand {
+    /// Where could the organisation book the offering, and why not elsewhere? Books nothing.
+    Explain {
+        #[arg(long = "org")]
+        organisation: String,
+        #[arg(long)]
+        offering: String,
+        #[arg(long)]
+        plan: String,
+    },
+}
+
+const HEADERS: &[&str] = &[
+    "ID",
+    "OFFERING",
+    "PLAN",
+    "STATE",
+    "SITE",
+    "VERSION",
+    "CHANNEL",
+    "COMPLIANT",
+];
+
+fn row(b: &Booking) -> Vec<String> {
+    vec![
+        b.id.clone(),
+        b.offering.clone(),
+        b.plan.clone(),
+        b.state.to_string(),
+        opt(b.site.clone()),
+        opt(b.version.clone()),
+        b.channel.clone(),
+        match &b.compliance {
+            Some(c) if !c.compliant => format!("no → {}", opt(c.proposed_site.clone())),
+            _ => "yes".into(),
+        },
+    ]
+}
+
+/// An organisation id, looked up by key when the argument is all digits.
+async fn organisation_id(api: &Api, arg: &str) -> anyhow::Result<String> {
+    if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit()) {
+        let page: Page<Organisation> = api
+            .get("/organisations", &[("key", arg.to_string())])
+            .await?;
+        return page
+            .items
+            .into_iter()
+            .next()
+            .map(|o| o.id)
+            .with_context(|| format!("no organisation has the key `{arg}`"));
+    }
+    Ok(arg.to_string())
+}
+
+fn read_config(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+            .context("cannot read the configuration from stdin")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("{} is not valid YAML or JSON", path.display()))
+}
+
+/// Applies `a.b.c=value` to a JSON object.
+fn set_path(config: &mut Value, assignment: &str) -> anyhow::Result<()> {
+    let (path, raw) = assignment
+        .split_once('=')
+        .with_context(|| format!("`--set {assignment}` needs the form PATH=VALUE"))?;
+    let value: Value =
+        serde_yaml_ng::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+    let mut cur = config;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            anyhow::bail!("`--set {assignment}`: the path has an empty segment");
+        }
+        let obj = cur.as_object_mut().with_context(|| {
+            format!(
+                "`--set {assignment}`: `{}` is not an object",
+                parts[..i].join(".")
+            )
+        })?;
+        if i == parts.len() - 1 {
+            obj.insert((*part).to_string(), value);
+            return Ok(());
+        }
+        cur = obj.entry((*part).to_string()).or_insert_with(|| json!({}));
+    }
+    Ok(())
+}
+
+fn print_decision(format: Format, d: &Value) -> anyhow::Result<()> {
+    if format != Format::Table {
+        return print_data(format, d);
+    }
+    let mut t = Table::new(&["RANK", "SITE", "PROVIDER", "REGION", "VERDICT"]);
+    for c in d["candidates"].as_array().into_iter().flatten() {
+        let reasons: Vec<String> = c["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| match r["kind"].as_str() {
+                Some("forbidden-by") => format!(
+                    "forbidden: {} ({})",
+                    r["description"].as_str().unwrap_or(""),
+                    r["policy"].as_str().unwrap_or("")
+                ),
+                Some("missing-capability") => {
+                    format!("lacks `{}`", r["capability"].as_str().unwrap_or(""))
+                }
+                Some("kubernetes-too-old") => format!(
+                    "Kubernetes {} < {}",
+                    r["site"].as_str().unwrap_or(""),
+                    r["required"].as_str().unwrap_or("")
+                ),
+                Some("insufficient-capacity") => "not enough free capacity".into(),
+                Some("not-permitted") => "no policy permits it".into(),
+                Some("same-land") => "in the organisation's Land".into(),
+                Some("contracted-provider") => "contracted provider".into(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            })
+            .collect();
+        let verdict = if c["allowed"].as_bool() == Some(true) {
+            format!(
+                "allowed{}",
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", reasons.join(", "))
+                }
+            )
+        } else {
+            format!("not allowed: {}", reasons.join("; "))
+        };
+        t.row(vec![
+            c["rank"]
+                .as_u64()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "-".into()),
+            c["site"].as_str().unwrap_or("").into(),
+            c["provider"].as_str().unwrap_or("").into(),
+            c["region"].as_str().unwrap_or("").into(),
+            verdict,
+        ]);
+    }
+    super::output::emit(&t.to_string())
+}
+
+pub async fn book(a: BookArgs) -> anyhow::Result<()> {
+    let api = Api::connect(&a.conn)?;
+    let mut config = match &a.config {
+        Some(p) => read_config(p)?,
+        None => json!({}),
+    };
+    for s in &a.set {
+        set_path(&mut config, s)?;
+    }
+    let body = json!({
+        "organisation": organisation_id(&api, &a.organisation).await?,
+        "offering": a.offering,
+        "plan": a.plan,
+        "config": config,
+        "channel": a.channel,
+    });
+    let (_, created): (_, Value) = api.write(Method::POST, "/bookings", &body).await?;
+    if a.conn.output != Format::Table {
+        return print_data(a.conn.output, &created);
+    }
+    let b = &created["booking"];
+    let mut line = format!(
+        "booking/{} {}",
+        b["id"].as_str().unwrap_or("?"),
+        b["state"].as_str().unwrap_or("?")
+    );
+    if let Some(site) = b["site"].as_str() {
+        line.push_str(&format!(" on site {site}"));
+    }
+    if let Some(reason) = b["reason"].as_str() {
+        line.push_str(&format!(": {reason}"));
+    }
+    super::output::emit_line(&line)?;
+    for d in created["dependencies"].as_array().into_iter().flatten() {
+        super::output::emit_line(&format!(
+            "  dependency booking/{} ({}) {} on site {}",
+            d["id"].as_str().unwrap_or("?"),
+            d["offering"].as_str().unwrap_or("?"),
+            d["state"].as_str().unwrap_or("?"),
+            d["site"].as_str().unwrap_or("-"),
+        ))?;
+    }
+    if !created["placement"].is_null() {
+        print_decision(Format::Table, &created["placement"])?;
+    }
+    Ok(())
+}
+
+pub async fn booking(a: BookingArgs) -> anyhow::Result<()> {
+    let format = a.conn.output;
+    let api = Api::connect(&a.conn)?;
+    match a.cmd {
+        BookingCommand::List {
+            organisation,
+            offering,
+            site,
+            state,
+            noncompliant,
+            page,
+        } => {
+            let mut query = Vec::new();
+            if let Some(o) = organisation {
+                query.push(("organisation", organisation_id(&api, &o).await?));
+            }
+            query.extend(offering.map(|v| ("offering", v)));
+            query.extend(site.map(|v| ("site", v)));
+            query.extend(state.map(|v| ("state", v)));
+            if noncompliant {
+                query.push(("noncompliant", "true".into()));
+            }
+            let list = api
+                .list::<Booking>("/bookings", query, page.limit, page.all)
+                .await?;
+            print_list(format, &list.items, list.next.as_deref(), HEADERS, row)
+        }
+        BookingCommand::Get { id } => {
+            let b: Booking = api.get(&format!("/bookings/{}", segment(&id)), &[]).await?;
+            print_one(format, &b, HEADERS, row)
+        }
+        BookingCommand::Placement { id } => {
+            let d: Value = api
+                .get(&format!("/bookings/{}/placement", segment(&id)), &[])
+                .await?;
+            print_decision(format, &d)
+        }
+        BookingCommand::Update {
+            id,
+            plan,
+            config,
+            channel,
+        } => {
+            let patch = BookingPatch {
+                plan,
+                config: config.as_deref().map(read_config).transpose()?,
+                channel,
+            };
+            let (_, b): (_, Booking) = api
+                .write(
+                    Method::PATCH,
+                    &format!("/bookings/{}", segment(&id)),
+                    &patch,
+                )
+                .await?;
+            print_one(format, &b, HEADERS, row)
+        }
+        BookingCommand::Cancel { id } => {
+            let b: Booking = api.delete(&format!("/bookings/{}", segment(&id))).await?;
+            print_one(format, &b, HEADERS, row)
+        }
+        BookingCommand::Approve { id } => {
+            let (_, b): (_, Booking) = api
+                .write(
+                    Method::POST,
+                    &format!("/bookings/{}/approve", segment(&id)),
+                    &json!({}),
+                )
+                .await?;
+            print_one(format, &b, HEADERS, row)
+        }
+        BookingCommand::Reject { id, reason } => {
+            let (_, b): (_, Booking) = api
+                .write(
+                    Method::POST,
+                    &format!("/bookings/{}/reject", segment(&id)),
+                    &json!({"reason": reason}),
+                )
+                .await?;
+            print_one(format, &b, HEADERS, row)
+        }
+    }
+}
+
+pub async fn placement(a: PlacementArgs) -> anyhow::Result<()> {
+    let api = Api::connect(&a.conn)?;
+    match a.cmd {
+        PlacementCommand::Explain {
+            organisation,
+            offering,
+            plan,
+        } => {
+            let body = json!({
+                "organisation": organisation_id(&api, &organisation).await?,
+                "offering": offering,
+                "plan": plan,
+            });
+            let (_, d): (_, Value) = api.write(Method::POST, "/placement/explain", &body).await?;
+            print_decision(a.conn.output, &d)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_builds_nested_values() {
+        let mut c = json!({});
+        set_path(&mut c, "domain=cloud.example.de").unwrap();
+        set_path(&mut c, "contact.email=it@example.de").unwrap();
+        set_path(&mut c, "features.talk=true").unwrap();
+        set_path(&mut c, "quota=5").unwrap();
+        assert_eq!(
+            c,
+            json!({"domain": "cloud.example.de", "contact": {"email": "it@example.de"}, "features": {"talk": true}, "quota": 5})
+        );
+        assert!(set_path(&mut c, "novalue").is_err());
+        assert!(set_path(&mut c, "domain.x=1").is_err());
+    }
+}
