@@ -97,6 +97,7 @@ fn main() {
 }
 
 fn run(rt: &Runtime, plan: &Plan) {
+    print_load("start");
     let records = records(plan.laender);
     let mut fixtures = vec![rt.block_on(Fixture::sqlite(&records))];
     if let Some(pg) = rt.block_on(Fixture::postgres(&records)) {
@@ -151,6 +152,7 @@ fn run(rt: &Runtime, plan: &Plan) {
             group.finish();
         }
     }
+    print_load("end");
     print_table(&rows, plan);
     for f in fixtures {
         rt.block_on(f.remove());
@@ -564,4 +566,11 @@ fn print_table(rows: &[Row], plan: &Plan) {
         );
     }
     println!();
+}
+
+/// Prints the load average, since other work on the machine disturbs the figures.
+fn print_load(when: &str) {
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at {when}: {}", l.trim());
+    }
 }

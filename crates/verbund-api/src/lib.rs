@@ -51,6 +51,8 @@ pub struct AppState {
     /// Wakes the background re-evaluation of all placements (after a site or policy
     /// changed).
     pub reevaluate: Arc<tokio::sync::Notify>,
+    /// Where sites fetch their desired state from, and the renderer's other settings.
+    pub render: Arc<verbund_render::RenderOptions>,
 }
 
 impl AppState {
@@ -69,7 +71,16 @@ impl AppState {
             clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::default()),
             reevaluate: Arc::new(tokio::sync::Notify::new()),
+            render: Arc::new(verbund_render::RenderOptions::new(
+                "file:///var/lib/verbund/desired-state",
+            )),
         }
+    }
+
+    /// Sets where sites fetch the desired state from (the Git URL written into roots).
+    pub fn with_repository_url(mut self, url: impl Into<String>) -> Self {
+        self.render = Arc::new(verbund_render::RenderOptions::new(url));
+        self
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -89,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::bookings::router())
         .merge(routes::policies::router())
+        .merge(routes::desired_state::router())
         .merge(openapi::router())
         // Only affects the routes merged so far, so it must come after the last merge.
         .method_not_allowed_fallback(|method: axum::http::Method| async move {

@@ -6,7 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    audit, bookings, offerings, organisations, policies, providers, sites, tokens, users,
+    audit, bookings, desired_state, offerings, organisations, policies, providers, sites, tokens,
+    users,
 };
 use crate::AppState;
 
@@ -25,6 +26,7 @@ use crate::AppState;
         bookings::list, bookings::create, bookings::read, bookings::update, bookings::cancel,
         bookings::approve, bookings::reject, bookings::placement, bookings::explain, bookings::reevaluate,
         policies::list, policies::submit, policies::read, policies::versions, policies::remove,
+        desired_state::site, desired_state::booking,
     ),
     components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus)),
     modifiers(&BearerAuth),

@@ -227,6 +227,7 @@ async fn open(url: &str) -> Store {
 // Benchmarks
 
 fn run_benchmarks(rt: &Runtime) {
+    print_load("start");
     let mut c = Criterion::default().configure_from_args();
     let records = parse().organisations.len();
     println!(
@@ -313,6 +314,7 @@ fn run_benchmarks(rt: &Runtime) {
         });
     }
     c.final_summary();
+    print_load("end");
 }
 
 /// Times the phases of one cold import (median of three runs) and prints them.
@@ -387,4 +389,11 @@ fn smoke(rt: &Runtime) {
             );
         }
     });
+}
+
+/// Prints the load average, since other work on the machine disturbs the figures.
+fn print_load(when: &str) {
+    if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at {when}: {}", l.trim());
+    }
 }

@@ -107,21 +107,15 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
     .fetch_all(&mut *conn)
     .await?;
     let used_rows = sqlx::query(&format!(
-        "SELECT site, SUM(cpu_millis), SUM(memory_mib), SUM(storage_gib) FROM bookings \
+        "SELECT site, CAST(SUM(cpu_millis) AS BIGINT), CAST(SUM(memory_mib) AS BIGINT), CAST(SUM(storage_gib) AS BIGINT) FROM bookings \
          WHERE site IS NOT NULL AND state IN {HOLDING} GROUP BY site"
     ))
     .fetch_all(&mut *conn)
     .await?;
     let mut used: HashMap<String, Resources> = HashMap::new();
     for r in &used_rows {
-        // SUM is BIGINT on SQLite and NUMERIC on PostgreSQL; read both as text-free i64.
-        let get = |i: usize| -> Result<u64> {
-            let v: i64 = r
-                .try_get::<i64, _>(i)
-                .or_else(|_| r.try_get::<f64, _>(i).map(|f| f as i64))
-                .map_err(StoreError::from)?;
-            Ok(v.max(0) as u64)
-        };
+        // SUM is NUMERIC on PostgreSQL, hence the casts to BIGINT in the query.
+        let get = |i: usize| -> Result<u64> { Ok(r.try_get::<i64, _>(i)?.max(0) as u64) };
         used.insert(
             r.try_get(0)?,
             Resources {

@@ -44,6 +44,15 @@ async fn target(state: &AppState, b: &Booking) -> ApiResult<Target> {
     Ok(t)
 }
 
+/// Loads a booking the caller may read (others answer 404).
+pub(crate) async fn load_readable(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Booking> {
+    load(state, caller, id, Act::Read).await
+}
+
 /// Loads a booking the caller may `act` on; others answer 404 (their existence is secret).
 async fn load(state: &AppState, caller: &Caller, id: &str, act: Act) -> ApiResult<Booking> {
     let hidden = || ApiError::NotFound(format!("booking `{id}` not found"));

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bookings;
+pub mod desired_state;
 pub mod health;
 pub mod offerings;
 pub mod organisations;

@@ -48,11 +48,33 @@ pub async fn list(
     let filter = UserFilter {
         organisation: q.organisation,
     };
-    let page = PageRequest {
+    let mut page = PageRequest {
         limit: q.limit,
         after: q.after,
     };
-    Ok(Json(state.store.list_users(&filter, &page).await?))
+    // Every listed account passes the same decision as a single read, so an account that
+    // also holds roles in other organisations stays hidden here too; pages are filled up
+    // and `next` names a listed account only, never a hidden one.
+    let limit = page.limit() as usize;
+    let mut items = Vec::new();
+    loop {
+        let batch = state.store.list_users(&filter, &page).await?;
+        items.extend(
+            batch
+                .items
+                .into_iter()
+                .filter(|u| caller.may(Act::Read, &user_target(&u.spec.memberships, Some(&u.id)))),
+        );
+        match batch.next {
+            Some(next) if items.len() <= limit => page.after = Some(next),
+            _ => break,
+        }
+    }
+    let next = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        items[limit - 1].id.clone()
+    });
+    Ok(Json(Page { items, next }))
 }
 
 /// Create a user.
@@ -99,15 +121,19 @@ pub async fn read(
 }
 
 /// An account as a target: the organisations of its roles and whether those are only
-/// org-admin or org-member roles (what an org admin may hand out).
+/// org-admin or org-member roles (what an org admin may hand out). A delegated org-admin
+/// role reaches the organisations below, beyond any org admin's own: only federation
+/// admins grant it.
 fn user_target(memberships: &[Membership], owner: Option<&str>) -> Target {
     let organisations: Vec<String> = memberships
         .iter()
         .filter_map(|m| m.organisation.clone())
         .collect();
-    let org_roles_only = memberships
-        .iter()
-        .all(|m| matches!(m.role, Role::OrgAdmin | Role::OrgMember) && m.organisation.is_some());
+    let org_roles_only = memberships.iter().all(|m| {
+        matches!(m.role, Role::OrgAdmin | Role::OrgMember)
+            && m.organisation.is_some()
+            && !m.delegated
+    });
     accounts_target(organisations, Some(org_roles_only), owner)
 }
 
