@@ -7,7 +7,7 @@
 //! then the most headroom. Every candidate's verdict carries its reasons.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression,
@@ -184,7 +184,45 @@ pub struct Placer {
     action: EntityUid,
     today: NaiveDate,
     authorizer: Authorizer,
-    sets: Mutex<HashMap<Vec<String>, PolicySet>>,
+    /// Each candidate's entity id, parsed once.
+    site_uids: Vec<EntityUid>,
+    /// Policy sets by the owners (in an organisation's chain) whose policies they add.
+    sets: Mutex<HashMap<Vec<String>, Arc<ApplicableSet>>>,
+    /// Policy outcomes already evaluated (see `OutcomeKey`).
+    outcomes: Mutex<HashMap<OutcomeKey, Arc<Vec<Reason>>>>,
+}
+
+/// The policies that apply to an organisation, and whether any of them looks at the
+/// organisation itself (its attributes or identity) rather than only at the site and the
+/// offering.
+struct ApplicableSet {
+    id: usize,
+    set: PolicySet,
+    reads_principal: bool,
+}
+
+/// What a policy outcome depends on: the applicable set, the organisation (only when a
+/// policy reads it), the site, and the offering's data. Everything else is the same for
+/// every booking, so equal keys give equal outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct OutcomeKey {
+    set: usize,
+    principal: Option<String>,
+    site: usize,
+    offering: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn reads_principal(p: &cedar_policy::Policy) -> bool {
+    // The scope names `principal` once; any further mention is in a condition.
+    p.principal_constraint() != cedar_policy::PrincipalConstraint::Any
+        || p.to_string().matches("principal").count() > 1
 }
 
 impl Placer {
@@ -204,6 +242,10 @@ impl Placer {
         }
         let entities =
             Entities::from_entities(all, None).map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let site_uids = candidates
+            .iter()
+            .map(|c| entities::site_uid(&c.site.name))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Placer {
             book,
             entities,
@@ -211,7 +253,9 @@ impl Placer {
             action: entities::uid("Verbund::Action", "place")?,
             today,
             authorizer: Authorizer::new(),
+            site_uids,
             sets: Mutex::new(HashMap::new()),
+            outcomes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -237,81 +281,61 @@ impl Placer {
         }
     }
 
-    fn policy_set(&self, chain: &[String]) -> PolicySet {
+    fn policy_set(&self, chain: &[String]) -> Arc<ApplicableSet> {
         let owners: Vec<String> = self
             .book
             .owners_in(chain)
             .into_iter()
             .map(str::to_string)
             .collect();
-        let mut sets = match self.sets.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut sets = lock(&self.sets);
+        let next = sets.len();
         sets.entry(owners.clone())
             .or_insert_with(|| {
                 let refs: Vec<&str> = owners.iter().map(String::as_str).collect();
-                self.book.set_for(&refs)
+                let set = self.book.set_for(&refs);
+                let reads_principal = set.policies().any(reads_principal);
+                Arc::new(ApplicableSet {
+                    id: next,
+                    set,
+                    reads_principal,
+                })
             })
             .clone()
     }
 
-    /// Decides where a booking of `organisation` may run.
-    ///
-    /// `chain` is the organisation's id followed by its ancestors' ids; `contracted`
-    /// names providers the organisation prefers by contract.
-    /// The verdict on one candidate for one booking.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "the per-booking inputs, computed once per decision"
-    )]
-    fn verdict(
+    /// The policy part of a verdict: forbidding policies, no permit, or evaluation
+    /// errors; empty when the policies allow the placement. Evaluated once per
+    /// `OutcomeKey`.
+    fn policy_reasons(
         &self,
-        c: &Candidate,
+        applicable: &ApplicableSet,
         principal: &EntityUid,
-        ctx: &Context,
-        policies: &PolicySet,
+        organisation: &str,
+        site: usize,
         need: &Need<'_>,
-        home: Option<&str>,
-        contracted: &[String],
-    ) -> Result<SiteVerdict, PolicyError> {
-        let required = &need.offering.requirements;
-        let required_minor = required
-            .min_kubernetes
-            .as_deref()
-            .and_then(|v| v.split_once('.'))
-            .and_then(|(_, m)| m.parse::<u16>().ok());
-        let mut reasons = Vec::new();
-        for cap in required.capabilities.difference(&c.site.capabilities) {
-            reasons.push(Reason::MissingCapability {
-                capability: cap.clone(),
-            });
-        }
-        if let (Some(req), Some(v)) = (required_minor, required.min_kubernetes.as_ref()) {
-            if c.site.kubernetes_minor().unwrap_or(0) < req {
-                reasons.push(Reason::KubernetesTooOld {
-                    site: c.site.kubernetes_version.clone(),
-                    required: v.clone(),
-                });
-            }
-        }
-        if !need.plan.resources.fits_in(&c.free) {
-            reasons.push(Reason::InsufficientCapacity {
-                need: need.plan.resources,
-                free: c.free,
-            });
+    ) -> Result<Arc<Vec<Reason>>, PolicyError> {
+        let key = OutcomeKey {
+            set: applicable.id,
+            principal: applicable.reads_principal.then(|| organisation.to_string()),
+            site,
+            offering: need.offering.name.clone(),
+        };
+        if let Some(hit) = lock(&self.outcomes).get(&key) {
+            return Ok(hit.clone());
         }
         let request = Request::new(
             principal.clone(),
             self.action.clone(),
-            entities::site_uid(&c.site.name)?,
-            ctx.clone(),
+            self.site_uids[site].clone(),
+            context(need)?,
             None,
         )
         .map_err(|e| PolicyError::Schema(e.to_string()))?;
         let response = self
             .authorizer
-            .is_authorized(&request, policies, &self.entities);
+            .is_authorized(&request, &applicable.set, &self.entities);
+        let mut reasons = Vec::new();
         // Cedar reports reasons and errors from hash sets; sort them so that the same
         // inputs always give the same (stored, audited) explanation.
         let mut errors: Vec<String> = response
@@ -350,8 +374,58 @@ impl Placer {
                 reasons.push(Reason::NotPermitted);
             }
         }
+        let reasons = Arc::new(reasons);
+        lock(&self.outcomes).insert(key, reasons.clone());
+        Ok(reasons)
+    }
+
+    /// Decides where a booking of `organisation` may run.
+    ///
+    /// `chain` is the organisation's id followed by its ancestors' ids; `contracted`
+    /// names providers the organisation prefers by contract.
+    /// The verdict on one candidate for one booking.
+    fn verdict(
+        &self,
+        index: usize,
+        organisation: &Organisation,
+        principal: &EntityUid,
+        applicable: &ApplicableSet,
+        need: &Need<'_>,
+        contracted: &[String],
+    ) -> Result<SiteVerdict, PolicyError> {
+        let c = &self.candidates[index];
+        let required = &need.offering.requirements;
+        let mut reasons = Vec::new();
+        for cap in required.capabilities.difference(&c.site.capabilities) {
+            reasons.push(Reason::MissingCapability {
+                capability: cap.clone(),
+            });
+        }
+        if let Some(v) = &required.min_kubernetes {
+            let required_minor = v.split_once('.').and_then(|(_, m)| m.parse::<u16>().ok());
+            if let Some(req) = required_minor {
+                if c.site.kubernetes_minor().unwrap_or(0) < req {
+                    reasons.push(Reason::KubernetesTooOld {
+                        site: c.site.kubernetes_version.clone(),
+                        required: v.clone(),
+                    });
+                }
+            }
+        }
+        if !need.plan.resources.fits_in(&c.free) {
+            reasons.push(Reason::InsufficientCapacity {
+                need: need.plan.resources,
+                free: c.free,
+            });
+        }
+        reasons.extend(
+            self.policy_reasons(applicable, principal, &organisation.id, index, need)?
+                .iter()
+                .cloned(),
+        );
         let allowed = reasons.is_empty();
         if allowed {
+            let home = organisation.land.as_deref().and_then(land_region);
             if home == Some(c.site.location.region.as_str()) {
                 reasons.push(Reason::SameLand);
             }
@@ -372,6 +446,9 @@ impl Placer {
 
     /// The verdict on the site a booking runs on, without ranking the others: what
     /// continuous compliance needs, one evaluation per booking.
+    ///
+    /// Capacity is judged as if the booking were not there yet; a running booking
+    /// already holds its share, so callers ignore `InsufficientCapacity` here.
     pub fn check(
         &self,
         organisation: &Organisation,
@@ -379,19 +456,19 @@ impl Placer {
         need: Need<'_>,
         site: &str,
     ) -> Result<Option<SiteVerdict>, PolicyError> {
-        let Some(c) = self.candidates.iter().find(|c| c.site.name == site) else {
+        let Some(index) = self.candidates.iter().position(|c| c.site.name == site) else {
             return Ok(None);
         };
-        let policies = self.policy_set(chain);
-        let ctx = context(&need)?;
+        let applicable = self.policy_set(chain);
         let principal = entities::org_uid(&organisation.id)?;
-        let home = organisation.land.as_deref().and_then(land_region);
-        // Capacity is judged as if the booking were not there yet; a running booking
-        // already holds its share, so callers ignore `InsufficientCapacity` here.
-        self.verdict(c, &principal, &ctx, &policies, &need, home, &[])
+        self.verdict(index, organisation, &principal, &applicable, &need, &[])
             .map(Some)
     }
 
+    /// Decides where a booking of `organisation` may run.
+    ///
+    /// `chain` is the organisation's id followed by its ancestors' ids; `contracted`
+    /// names providers the organisation prefers by contract.
     pub fn decide(
         &self,
         organisation: &Organisation,
@@ -399,13 +476,18 @@ impl Placer {
         need: Need<'_>,
         contracted: &[String],
     ) -> Result<PlacementDecision, PolicyError> {
-        let policies = self.policy_set(chain);
-        let ctx = context(&need)?;
+        let applicable = self.policy_set(chain);
         let principal = entities::org_uid(&organisation.id)?;
-        let home = organisation.land.as_deref().and_then(land_region);
         let mut verdicts = Vec::with_capacity(self.candidates.len());
-        for c in &self.candidates {
-            verdicts.push(self.verdict(c, &principal, &ctx, &policies, &need, home, contracted)?);
+        for index in 0..self.candidates.len() {
+            verdicts.push(self.verdict(
+                index,
+                organisation,
+                &principal,
+                &applicable,
+                &need,
+                contracted,
+            )?);
         }
         verdicts.sort_by(|a, b| {
             let key = |v: &SiteVerdict| {
