@@ -27,17 +27,25 @@ pub struct AuditFilter {
 }
 
 /// Appends one event to the chain; call only inside a serialised write transaction.
+/// `head` is the chain's last link as this transaction knows it: read from the table on
+/// the first append, then carried from event to event (writers are serialised).
 pub(crate) async fn append(
     conn: &mut AnyConnection,
+    head: &mut Option<Option<(i64, String)>>,
     change: Change,
     now: DateTime<Utc>,
 ) -> Result<AuditEvent> {
-    let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let prev = match &head {
-        Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)),
-        None => None,
+    let prev = match head.take() {
+        Some(known) => known,
+        None => {
+            let row = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+            match &row {
+                Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)),
+                None => None,
+            }
+        }
     };
     let event = AuditEvent::chain(prev.as_ref().map(|(s, h)| (*s, h.as_str())), now, change);
     sqlx::query(
@@ -55,6 +63,7 @@ pub(crate) async fn append(
     .bind(&event.hash)
     .execute(&mut *conn)
     .await?;
+    *head = Some(Some((event.seq, event.hash.clone())));
     Ok(event)
 }
 

@@ -436,10 +436,19 @@ impl Store {
         let mut w = self.begin_write().await?;
         let mut changed = 0;
         for (id, c) in verdicts {
-            let Some(before) = load(&mut w.tx, id).await? else {
+            let Some(row) = sqlx::query("SELECT compliance FROM bookings WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *w.tx)
+                .await?
+            else {
                 continue;
             };
-            let was = before.compliance.as_ref();
+            let before: Option<Compliance> = row
+                .try_get::<Option<String>, _>(0)?
+                .as_deref()
+                .map(from_json)
+                .transpose()?;
+            let was = before.as_ref();
             let same = was.is_some_and(|w| {
                 w.compliant == c.compliant
                     && w.reasons == c.reasons

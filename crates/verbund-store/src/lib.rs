@@ -138,7 +138,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        Ok(Write { tx, _guard: guard })
+        Ok(Write {
+            tx,
+            _guard: guard,
+            head: None,
+        })
     }
 }
 
@@ -146,6 +150,8 @@ impl Store {
 pub(crate) struct Write<'a> {
     pub(crate) tx: sqlx::Transaction<'static, sqlx::Any>,
     _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+    /// The audit chain's head once this transaction has read or extended it.
+    head: Option<Option<(i64, String)>>,
 }
 
 impl Write<'_> {
@@ -155,7 +161,7 @@ impl Write<'_> {
         change: verbund_domain::audit::Change,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<verbund_domain::audit::AuditEvent> {
-        audit::append(&mut self.tx, change, now).await
+        audit::append(&mut self.tx, &mut self.head, change, now).await
     }
 
     pub(crate) async fn commit(self) -> Result<()> {
