@@ -98,7 +98,7 @@ fn site(i: usize) -> SiteSpec {
         level: Some("it-grundschutz".into()),
         valid_until: valid,
     }];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         certifications.push(Certification {
             scheme: "bsi-c5".into(),
             level: Some("type2".into()),

@@ -86,7 +86,14 @@ pub fn rejection_reason(d: &PlacementDecision) -> String {
                 .reasons
                 .iter()
                 .map(|r| match r {
-                    Reason::ForbiddenBy { description, .. } => format!("forbidden: {description}"),
+                    // Name the policy, as compliance reasons do, so that it can be found.
+                    Reason::ForbiddenBy {
+                        description,
+                        policy,
+                        ..
+                    } => {
+                        format!("forbidden: {description} ({policy})")
+                    }
                     Reason::NotPermitted => "no policy permits it".into(),
                     Reason::MissingCapability { capability } => format!("lacks `{capability}`"),
                     Reason::KubernetesTooOld { site, required } => {
@@ -285,7 +292,9 @@ impl Bookings {
                     let mut failure = None;
                     for (dep, dep_plan_name, dep_version) in &dep_versions {
                         if let Some(existing) = snap.organisation_bookings.iter().find(|b| {
-                            b.offering == dep.spec.name && b.site.as_deref() == Some(site.as_str())
+                            b.offering == dep.spec.name
+                                && b.state.is_live()
+                                && b.site.as_deref() == Some(site.as_str())
                         }) {
                             main.dependencies.push(existing.id.clone());
                             continue;

@@ -300,11 +300,13 @@ impl Authz {
                 if !errors.is_empty() {
                     tracing_free_log(&errors);
                 }
-                let forbids: Vec<String> = response
+                let mut forbids: Vec<String> = response
                     .diagnostics()
                     .reason()
                     .map(|r| r.to_string())
                     .collect();
+                // Cedar reports them from a hash set; the same request gives the same words.
+                forbids.sort();
                 Verdict::Deny(if forbids.is_empty() {
                     format!(
                         "your roles do not allow to {} this {}",

@@ -1,6 +1,8 @@
 //! Placement never violates policy: random federations, offerings, organisation chains
 //! and Land or organisation `forbid` rules, checked against an independent
 //! re-implementation ("oracle") of the federation rules and of every generated rule.
+//! One placer also serves every organisation and two offerings in turn, so that its
+//! memory of policy outcomes is checked against the oracle as well.
 
 use std::collections::BTreeSet;
 
@@ -340,6 +342,22 @@ fn org(
     }
 }
 
+impl Orgs {
+    /// An organisation's id, then its ancestors'.
+    fn chain_of(&self, i: usize) -> Vec<String> {
+        let mut chain = Vec::new();
+        let mut current = Some(&self.all[i]);
+        while let Some(o) = current {
+            chain.push(o.id.clone());
+            current = o
+                .parent
+                .as_ref()
+                .and_then(|p| self.all.iter().find(|x| &x.id == p));
+        }
+        chain
+    }
+}
+
 fn orgs() -> impl Strategy<Value = Orgs> {
     ("[a-z0-9]{4}", 0..LANDS.len(), 1..LANDS.len(), 0..=3usize).prop_map(
         |(s, land, shift, depth)| {
@@ -568,10 +586,16 @@ impl GenDoc {
 struct World {
     providers: Vec<ProviderSpec>,
     sites: Vec<GenSite>,
+    /// The offering being booked.
     offering: OfferingSpec,
+    /// Another offering (another name) booked through the same placer.
+    other: OfferingSpec,
     orgs: Orgs,
     docs: Vec<GenDoc>,
     contracted: Vec<String>,
+    /// The organisations (positions in `Orgs::all`) that book through one shared placer,
+    /// in this order.
+    bookers: Vec<usize>,
 }
 
 fn world() -> impl Strategy<Value = World> {
@@ -580,29 +604,40 @@ fn world() -> impl Strategy<Value = World> {
             (
                 (0..n).map(provider).collect::<Vec<_>>(),
                 (1..=10usize).prop_flat_map(|m| (0..m).map(site).collect::<Vec<_>>()),
-                offering(),
+                (offering(), offering(), 1..OFFERINGS.len()),
                 orgs(),
                 proptest::collection::vec(gen_doc(n), 0..=5),
                 subsequence((0..n).map(|p| format!("p{p}")).collect::<Vec<_>>(), 0..=n),
+                Just((0..7usize).collect::<Vec<_>>()).prop_shuffle(),
             )
         })
-        .prop_map(|(providers, sites, offering, orgs, docs, contracted)| {
-            let sites = sites
-                .into_iter()
-                .map(|(p, mut s)| {
-                    s.spec.provider = providers[p.index(providers.len())].name.clone();
-                    s
-                })
-                .collect();
-            World {
-                providers,
-                sites,
-                offering,
-                orgs,
-                docs,
-                contracted,
-            }
-        })
+        .prop_map(
+            |(providers, sites, offerings, orgs, docs, contracted, bookers)| {
+                let (offering, mut other, shift) = offerings;
+                let at = OFFERINGS
+                    .iter()
+                    .position(|o| *o == offering.name)
+                    .unwrap_or(0);
+                other.name = OFFERINGS[(at + shift) % OFFERINGS.len()].into();
+                let sites = sites
+                    .into_iter()
+                    .map(|(p, mut s)| {
+                        s.spec.provider = providers[p.index(providers.len())].name.clone();
+                        s
+                    })
+                    .collect();
+                World {
+                    providers,
+                    sites,
+                    offering,
+                    other,
+                    orgs,
+                    docs,
+                    contracted,
+                    bookers,
+                }
+            },
+        )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -658,7 +693,37 @@ impl World {
         docs
     }
 
+    /// The same world, booked by another organisation or for another offering.
+    fn viewed_as(&self, booker: usize, offering: &OfferingSpec) -> World {
+        let mut w = self.clone();
+        w.orgs.chain = self.orgs.chain_of(booker);
+        w.offering = offering.clone();
+        w
+    }
+
+    fn need(&self) -> Need<'_> {
+        Need {
+            offering: &self.offering,
+            plan: &self.offering.plans[0],
+        }
+    }
+
     fn decide(&self, docs: &[PolicyDocument]) -> PlacementDecision {
+        self.decide_with(&self.placer(docs))
+    }
+
+    fn decide_with(&self, placer: &Placer) -> PlacementDecision {
+        placer
+            .decide(
+                self.principal(),
+                &self.orgs.chain,
+                self.need(),
+                &self.contracted,
+            )
+            .unwrap_or_else(|e| panic!("decision failed: {e}"))
+    }
+
+    fn placer(&self, docs: &[PolicyDocument]) -> Placer {
         let book = PolicyBook::new(docs).unwrap_or_else(|e| panic!("book refused: {e}"));
         let candidates = self
             .sites
@@ -674,19 +739,8 @@ impl World {
                 free: s.free,
             })
             .collect();
-        let placer = Placer::new(book, &self.orgs.all, candidates, today())
-            .unwrap_or_else(|e| panic!("placer refused: {e}"));
-        placer
-            .decide(
-                self.principal(),
-                &self.orgs.chain,
-                Need {
-                    offering: &self.offering,
-                    plan: &self.offering.plans[0],
-                },
-                &self.contracted,
-            )
-            .unwrap_or_else(|e| panic!("decision failed: {e}"))
+        Placer::new(book, &self.orgs.all, candidates, today())
+            .unwrap_or_else(|e| panic!("placer refused: {e}"))
     }
 
     fn placement<'a>(&'a self, s: &'a GenSite) -> Placement<'a> {
@@ -858,13 +912,55 @@ fn headroom(need: &Resources, free: &Resources) -> f64 {
 // The properties
 
 fn check(w: &World) -> Result<(), TestCaseError> {
-    let decision = w.decide(&w.documents(|_| true));
+    let docs = w.documents(|_| true);
+    let decision = w.decide(&docs);
+    for outside in [SIBLING, OTHER_LAND, OTHER_KREIS] {
+        prop_assert!(!w.orgs.chain.contains(&w.orgs.all[outside].id));
+    }
+    check_decision(w, &decision)?;
+
+    // (c) policies of organisations outside the chain change nothing.
+    let applicable_only = w.decide(&w.documents(|d| w.applies(d)));
+    prop_assert_eq!(&decision, &applicable_only);
+
+    // One placer serves many bookings (it remembers policy outcomes): every
+    // organisation, for two offerings, in a random order, decides as the oracle says.
+    let shared = w.placer(&docs);
+    for &booker in &w.bookers {
+        for offering in [&w.offering, &w.other] {
+            let view = w.viewed_as(booker, offering);
+            let d = view.decide_with(&shared);
+            check_decision(&view, &d)?;
+            // The verdict on one site alone (continuous compliance) agrees too.
+            for v in &d.candidates {
+                let alone = shared
+                    .check(view.principal(), &view.orgs.chain, view.need(), &v.site)
+                    .unwrap_or_else(|e| panic!("check failed: {e}"))
+                    .ok_or_else(|| TestCaseError::fail(format!("no verdict on `{}`", v.site)))?;
+                let policy_part = |v: &SiteVerdict| -> Vec<Reason> {
+                    v.reasons
+                        .iter()
+                        .filter(|r| !matches!(r, Reason::SameLand | Reason::ContractedProvider))
+                        .cloned()
+                        .collect()
+                };
+                prop_assert_eq!(alone.allowed, v.allowed, "site `{}`", &v.site);
+                prop_assert_eq!(policy_part(&alone), policy_part(v), "site `{}`", &v.site);
+            }
+        }
+    }
+    let unknown = shared
+        .check(w.principal(), &w.orgs.chain, w.need(), "no-such-site")
+        .unwrap_or_else(|e| panic!("check failed: {e}"));
+    prop_assert!(unknown.is_none());
+    Ok(())
+}
+
+/// (a), (b) and (d) for one decision, against the oracle.
+fn check_decision(w: &World, decision: &PlacementDecision) -> Result<(), TestCaseError> {
     prop_assert_eq!(decision.decided_on, today());
     prop_assert_eq!(decision.candidates.len(), w.sites.len());
     let chain: BTreeSet<&String> = w.orgs.chain.iter().collect();
-    for outside in [SIBLING, OTHER_LAND, OTHER_KREIS] {
-        prop_assert!(!chain.contains(&w.orgs.all[outside].id));
-    }
 
     for s in &w.sites {
         let name = &s.spec.name;
@@ -961,10 +1057,6 @@ fn check(w: &World) -> Result<(), TestCaseError> {
             }
         }
     }
-
-    // (c) policies of organisations outside the chain change nothing.
-    let applicable_only = w.decide(&w.documents(|d| w.applies(d)));
-    prop_assert_eq!(&decision, &applicable_only);
 
     // (d) ranking: allowed first, ranks 1..n, own Land before other Länder, then
     // contracted providers, then headroom, then the name.
