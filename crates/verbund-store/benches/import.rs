@@ -227,7 +227,7 @@ async fn open(url: &str) -> Store {
 // Benchmarks
 
 fn run_benchmarks(rt: &Runtime) {
-    print_load("start");
+    let load = Load::start();
     let mut c = Criterion::default().configure_from_args();
     let records = parse().organisations.len();
     println!(
@@ -314,7 +314,7 @@ fn run_benchmarks(rt: &Runtime) {
         });
     }
     c.final_summary();
-    print_load("end");
+    load.report();
 }
 
 /// Times the phases of one cold import (median of three runs) and prints them.
@@ -391,9 +391,56 @@ fn smoke(rt: &Runtime) {
     });
 }
 
-/// Prints the load average, since other work on the machine disturbs the figures.
-fn print_load(when: &str) {
+/// Shows how busy the machine was while the benchmark ran, since other work on it (two
+/// cores, shared with builds) disturbs the figures: the load average, and the CPU time of
+/// the whole machine and of this process (PostgreSQL's server counts as the machine's).
+struct Load {
+    start: Option<(u64, u64, u64)>,
+}
+
+impl Load {
+    fn start() -> Load {
+        print_loadavg("start");
+        Load { start: cpu_ticks() }
+    }
+
+    fn report(&self) {
+        print_loadavg("end");
+        if let (Some((busy0, total0, own0)), Some((busy1, total1, own1))) =
+            (self.start, cpu_ticks())
+        {
+            let total = (total1 - total0).max(1) as f64;
+            println!(
+                "CPU during the run: machine {:.0}% busy, this process {:.0}% (of all cores)",
+                100.0 * (busy1 - busy0) as f64 / total,
+                100.0 * (own1 - own0) as f64 / total,
+            );
+        }
+    }
+}
+
+fn print_loadavg(when: &str) {
     if let Ok(l) = std::fs::read_to_string("/proc/loadavg") {
         println!("load average at {when}: {}", l.trim());
     }
+}
+
+/// Busy and total clock ticks of the machine, and this process's, from `/proc` (Linux).
+fn cpu_ticks() -> Option<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let total: u64 = cpu.iter().take(8).sum();
+    let idle = cpu.get(3)? + cpu.get(4)?;
+    let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = own.rsplit(')').next()?.split_whitespace().collect();
+    let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((total - idle, total, own))
 }
