@@ -633,6 +633,10 @@ async fn book_places_on_best_site_with_dependency(store: Store) {
     assert_eq!(main.dependencies, vec![db.id.clone()]);
     let stored = f.get(&main.id).await;
     assert_eq!(stored.dependencies, vec![db.id.clone()]);
+    // Lists carry the links too: the renderer reads a site's bookings from a list.
+    let listed = f.all_bookings(&BookingFilter::default()).await;
+    let listed_main = listed.iter().find(|b| b.id == main.id).expect("listed");
+    assert_eq!(listed_main.dependencies, vec![db.id.clone()]);
     assert_eq!(
         f.get(&db.id).await.dependency_of.as_deref(),
         Some(main.id.as_str())

@@ -401,8 +401,33 @@ impl Store {
             &format!("ORDER BY id LIMIT {}", limit + 1),
         );
         let rows = s.bind(&sql).fetch_all(&self.pool).await?;
-        let items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
+        self.attach_dependencies(&mut items).await?;
         Ok(paginate(items, limit, |b| b.id.clone()))
+    }
+
+    /// Fills in the dependency links of listed bookings with one query.
+    async fn attach_dependencies(&self, items: &mut [Booking]) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut s = Select::default();
+        s.and_many(
+            "booking IN (",
+            items.iter().map(|b| Arg::Text(b.id.clone())).collect(),
+        );
+        let sql = s.sql(
+            "SELECT booking, dependency FROM booking_dependencies",
+            "ORDER BY booking, dependency",
+        );
+        let mut links: HashMap<String, Vec<String>> = HashMap::new();
+        for r in s.bind(&sql).fetch_all(&self.pool).await? {
+            links.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
+        for b in items.iter_mut() {
+            b.dependencies = links.remove(&b.id).unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// Every booking that holds a site, with the resources it reserves.
