@@ -34,3 +34,25 @@ impl PageQuery {
         }
     }
 }
+
+/// Refuses an idempotent PUT whose body names another object than its path.
+pub fn same_name(body: &str, path: &str) -> Result<(), crate::problem::ApiError> {
+    if body == path {
+        return Ok(());
+    }
+    Err(verbund_domain::Invalid::new(
+        "/name",
+        format!("`{body}` differs from the name in the path `{path}`"),
+    )
+    .into())
+}
+
+/// The answer of an idempotent PUT: 201 for a new object, 200 otherwise.
+pub fn applied<T>(created: bool, value: T) -> (axum::http::StatusCode, axum::Json<T>) {
+    let status = if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    };
+    (status, axum::Json(value))
+}

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use verbund_domain::catalog::{Category, Offering, OfferingSpec, OfferingVersion, VersionSpec};
 use verbund_domain::page::{Page, PageRequest};
-use verbund_domain::Invalid;
 use verbund_policy::authz::{Act, Target};
 use verbund_store::OfferingFilter;
 
@@ -104,13 +103,7 @@ pub async fn apply(
     Path(name): Path<String>,
     ApiJson(spec): ApiJson<OfferingSpec>,
 ) -> ApiResult<(StatusCode, Json<Offering>)> {
-    if spec.name != name {
-        return Err(Invalid::new(
-            "/name",
-            format!("`{}` differs from the name in the path `{name}`", spec.name),
-        )
-        .into());
-    }
+    crate::routes::same_name(&spec.name, &name)?;
     caller.require(Act::Write, &Target::new("offering").vendor(&spec.vendor))?;
     if let Ok(existing) = state.store.get_offering(&name).await {
         caller.require(
@@ -122,14 +115,7 @@ pub async fn apply(
         .store
         .put_offering(&caller.actor(), &spec, state.now())
         .await?;
-    Ok((
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        Json(o),
-    ))
+    Ok(crate::routes::applied(created, o))
 }
 
 /// List an offering's versions, newest first.

@@ -6,7 +6,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use verbund_domain::directory::{Provider, ProviderSpec};
 use verbund_domain::page::Page;
-use verbund_domain::Invalid;
 use verbund_policy::authz::{Act, Target};
 
 use crate::auth::Caller;
@@ -80,13 +79,7 @@ pub async fn apply(
     Path(name): Path<String>,
     ApiJson(spec): ApiJson<ProviderSpec>,
 ) -> ApiResult<(StatusCode, Json<Provider>)> {
-    if spec.name != name {
-        return Err(Invalid::new(
-            "/name",
-            format!("`{}` differs from the name in the path `{name}`", spec.name),
-        )
-        .into());
-    }
+    crate::routes::same_name(&spec.name, &name)?;
     let exists = state.store.get_provider(&name).await.is_ok();
     if exists {
         caller.require(Act::Write, &Target::new("provider").provider(&name))?;
@@ -97,12 +90,5 @@ pub async fn apply(
         .store
         .put_provider(&caller.actor(), &spec, state.now())
         .await?;
-    Ok((
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        Json(p),
-    ))
+    Ok(crate::routes::applied(created, p))
 }

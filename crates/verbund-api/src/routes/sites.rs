@@ -8,7 +8,6 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use verbund_domain::directory::{Site, SiteSpec};
 use verbund_domain::page::{Page, PageRequest};
-use verbund_domain::Invalid;
 use verbund_policy::authz::{Act, Target};
 use verbund_store::SiteFilter;
 
@@ -99,13 +98,7 @@ pub async fn apply(
     Path(name): Path<String>,
     ApiJson(spec): ApiJson<SiteSpec>,
 ) -> ApiResult<(StatusCode, Json<Site>)> {
-    if spec.name != name {
-        return Err(Invalid::new(
-            "/name",
-            format!("`{}` differs from the name in the path `{name}`", spec.name),
-        )
-        .into());
-    }
+    crate::routes::same_name(&spec.name, &name)?;
     caller.require(Act::Write, &Target::new("site").provider(&spec.provider))?;
     if let Ok(existing) = state.store.get_site(&name).await {
         // An operator must also own the site as it is now, not only the one it names.
@@ -119,12 +112,5 @@ pub async fn apply(
         .put_site(&caller.actor(), &spec, state.now())
         .await?;
     state.reevaluate.notify_one();
-    Ok((
-        if created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-        Json(s),
-    ))
+    Ok(crate::routes::applied(created, s))
 }
