@@ -10,9 +10,10 @@
 //!
 //! ```text
 //! sites/<site>/<environment>/
-//!   kustomization.yaml                 every file below, what each engine builds
+//!   kustomization.yaml                 every booking folder below, what each engine builds
 //!   root.yaml                          Flux or Argo CD only: applied once by the operator
 //!   bookings/<namespace>/
+//!     kustomization.yaml               the files of this folder
 //!     namespace.yaml                   Namespace (Pod Security `restricted`)
 //!     quota.yaml                       ResourceQuota and LimitRange from the plan
 //!     networkpolicies.yaml             default deny, plus what the booking needs
@@ -20,6 +21,10 @@
 //!     externalsecrets.yaml             credentials of its dependencies, if it has any
 //!     app.yaml                         the application (HelmRelease, Application or manifests)
 //! ```
+//!
+//! Each booking folder is self-contained (its own `kustomization.yaml`), so a change of
+//! one booking rewrites its folder and the one-line-per-booking site `kustomization.yaml`
+//! and nothing else ([`render_folders`], [`site_files`]).
 //!
 //! Names are stable: a booking's namespace is `<offering>-<organisation>-<hash of the
 //! booking id>` (see [`names::namespace_name`]); the objects inside have fixed names.
@@ -81,6 +86,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use verbund_domain::catalog::Package;
+use verbund_domain::directory::{Environment, SiteSpec};
 
 pub use error::{Error, Result};
 pub use input::{
@@ -95,32 +101,134 @@ use yaml::{documents, to_value};
 /// folder, sorted by path. Refuses as a whole (see [`Error`]) rather than leave a
 /// booking out, which would prune it from the site.
 pub fn render(input: &RenderInput<'_>, options: &RenderOptions) -> Result<Vec<RenderedFile>> {
-    let site = input.site;
+    let tenants = tenants(input)?;
+    let folder = site_folder(&input.site.name, input.environment);
+    let mut files = site_files(
+        input.site,
+        input.environment,
+        tenants.iter().map(|t| t.namespace.as_str()),
+        options,
+    )?;
+    for t in &tenants {
+        files.extend(tenant_files(t, &folder, input.site.delivery, options)?);
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// One booking's folder of a site's environment and its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookingFolder {
+    /// The booking's id.
+    pub booking: String,
+    /// The booking's namespace, the folder's last name.
+    pub namespace: String,
+    /// `sites/<site>/<environment>/bookings/<namespace>`.
+    pub folder: String,
+    /// Every file of the folder, sorted by path.
+    pub files: Vec<RenderedFile>,
+}
+
+/// Renders only the folders of the bookings in `selected` (by id): what an incremental
+/// change rewrites. `input.bookings` must hold, besides the selected bookings, every
+/// booking of the site that depends on one of them (a booking's network policies admit
+/// its dependents); bookings not selected only serve as that context. A selected folder
+/// is byte-identical to the same folder of [`render`] over the whole site.
+pub fn render_folders(
+    input: &RenderInput<'_>,
+    options: &RenderOptions,
+    selected: &BTreeSet<&str>,
+) -> Result<Vec<BookingFolder>> {
+    let folder = site_folder(&input.site.name, input.environment);
+    let mut out = Vec::new();
+    for t in tenants(input)? {
+        if !selected.contains(t.placed.booking.id.as_str()) {
+            continue;
+        }
+        out.push(BookingFolder {
+            booking: t.placed.booking.id.clone(),
+            folder: booking_folder(&folder, &t.namespace),
+            files: tenant_files(&t, &folder, input.site.delivery, options)?,
+            namespace: t.namespace,
+        });
+    }
+    Ok(out)
+}
+
+/// The folder of the booking with `namespace` inside a site's environment `folder`.
+pub fn booking_folder(folder: &str, namespace: &str) -> String {
+    format!("{folder}/bookings/{namespace}")
+}
+
+/// The booking's namespace, as [`render`] names it.
+pub fn booking_namespace(p: &PlacedBooking<'_>) -> String {
+    namespace_name(&p.offering.name, &p.organisation.name, &p.booking.id)
+}
+
+/// The entry points of a site's environment: `kustomization.yaml`, listing the folders
+/// of the bookings with these `namespaces`, and `root.yaml` (Flux and Argo CD sites).
+pub fn site_files<'n>(
+    site: &SiteSpec,
+    environment: Environment,
+    namespaces: impl IntoIterator<Item = &'n str>,
+    options: &RenderOptions,
+) -> Result<Vec<RenderedFile>> {
+    check_site(site, environment)?;
+    let folder = site_folder(&site.name, environment);
+    let mut resources: Vec<String> = namespaces
+        .into_iter()
+        .map(|ns| format!("bookings/{ns}"))
+        .collect();
+    resources.sort();
+    resources.dedup();
+    let kustomization = format!("{folder}/kustomization.yaml");
+    let mut files = vec![RenderedFile {
+        content: documents(&kustomization, &[root::kustomization(resources)?])?,
+        path: kustomization,
+    }];
+    let root_objects = root::root(&folder, environment, site.delivery, options)?;
+    if !root_objects.is_empty() {
+        let path = format!("{folder}/root.yaml");
+        files.push(RenderedFile {
+            content: documents(&path, &root_objects)?,
+            path,
+        });
+    }
+    Ok(files)
+}
+
+fn check_site(site: &SiteSpec, environment: Environment) -> Result<()> {
     if !is_dns_label(&site.name) {
         return Err(Error::Invalid {
             field: "/site/name".into(),
             message: format!("`{}` is not a DNS-1123 label", site.name),
         });
     }
-    if !site.environments.contains(&input.environment) {
+    if !site.environments.contains(&environment) {
         return Err(Error::Invalid {
             field: "/environment".into(),
             message: format!(
                 "site `{}` has no `{}` environment",
                 site.name,
-                environment_name(input.environment)
+                environment_name(environment)
             ),
         });
     }
-    let folder = site_folder(&site.name, input.environment);
+    Ok(())
+}
 
+/// Checks every booking of `input` and names its namespace; who depends on whom among
+/// them is filled in. Sorted by booking id.
+fn tenants<'i>(input: &'i RenderInput<'_>) -> Result<Vec<Tenant<'i>>> {
+    let site = input.site;
+    check_site(site, input.environment)?;
     let mut placed: Vec<&PlacedBooking<'_>> = input.bookings.iter().collect();
     placed.sort_by(|a, b| a.booking.id.cmp(&b.booking.id));
     let mut tenants = Vec::with_capacity(placed.len());
     let mut namespaces: BTreeMap<String, &str> = BTreeMap::new();
     for p in placed {
         check(p, &site.name)?;
-        let namespace = namespace_name(&p.offering.name, &p.organisation.name, &p.booking.id);
+        let namespace = booking_namespace(p);
         if let Some(first) = namespaces.insert(namespace.clone(), &p.booking.id) {
             return Err(if first == p.booking.id {
                 Error::DuplicateBooking {
@@ -154,39 +262,37 @@ pub fn render(input: &RenderInput<'_>, options: &RenderOptions) -> Result<Vec<Re
             t.dependents = of.iter().cloned().collect();
         }
     }
+    Ok(tenants)
+}
 
+/// The files of one booking's folder: its objects, and a `kustomization.yaml` listing
+/// them, sorted by path.
+fn tenant_files(
+    t: &Tenant<'_>,
+    folder: &str,
+    delivery: verbund_domain::directory::Delivery,
+    options: &RenderOptions,
+) -> Result<Vec<RenderedFile>> {
+    let dir = booking_folder(folder, &t.namespace);
     let mut files = Vec::new();
-    for t in &tenants {
-        let dir = format!("bookings/{}", t.namespace);
-        for (name, objects) in booking_files(t, site.delivery, options)? {
-            if objects.is_empty() {
-                continue;
-            }
-            let path = format!("{dir}/{name}");
-            files.push(RenderedFile {
-                content: documents(&path, &objects)?,
-                path,
-            });
+    let mut names = Vec::new();
+    for (name, objects) in booking_files(t, delivery, options)? {
+        if objects.is_empty() {
+            continue;
         }
-    }
-    let mut resources: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
-    resources.sort();
-    for file in &mut files {
-        file.path = format!("{folder}/{}", file.path);
-    }
-    let kustomization = format!("{folder}/kustomization.yaml");
-    files.push(RenderedFile {
-        content: documents(&kustomization, &[root::kustomization(resources)?])?,
-        path: kustomization,
-    });
-    let root_objects = root::root(&folder, input.environment, site.delivery, options)?;
-    if !root_objects.is_empty() {
-        let path = format!("{folder}/root.yaml");
+        let path = format!("{dir}/{name}");
         files.push(RenderedFile {
-            content: documents(&path, &root_objects)?,
+            content: documents(&path, &objects)?,
             path,
         });
+        names.push(name.to_string());
     }
+    names.sort();
+    let kustomization = format!("{dir}/kustomization.yaml");
+    files.push(RenderedFile {
+        content: documents(&kustomization, &[root::kustomization(names)?])?,
+        path: kustomization,
+    });
     files.sort();
     Ok(files)
 }

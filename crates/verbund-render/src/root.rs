@@ -1,5 +1,5 @@
 //! The entry points of a site's environment: `kustomization.yaml`, which lists every
-//! booking file and is what each engine builds, and `root.yaml`, which an operator
+//! booking folder (each with its own `kustomization.yaml`) and is what each engine builds, and `root.yaml`, which an operator
 //! applies once to point the site's engine at it.
 //!
 //! - Flux: a `GitRepository` `verbund` for the desired-state repository and a
@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::input::{environment_name, RenderOptions};
 use crate::yaml::to_value;
 
-/// The `kustomization.yaml` listing `resources` (paths relative to the folder).
+/// A `kustomization.yaml` listing `resources` (paths relative to its folder).
 pub(crate) fn kustomization(resources: Vec<String>) -> Result<Value> {
     to_value("kustomization.yaml", &KustomizationFile::new(resources))
 }

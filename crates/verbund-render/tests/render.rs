@@ -913,21 +913,38 @@ fn layout_per_delivery_mode() {
     for p in paths("agent") {
         assert!(p.starts_with(&format!("{folder}/")), "{p}");
     }
-    // The kustomization lists every other file except the root.
+    // The site's kustomization lists every booking folder; each folder's kustomization
+    // lists every other file of the folder.
     let files = render(&w.input("flux", false), &options()).unwrap();
-    let k = objects(file(&files, "kustomization.yaml")).remove(0);
+    let k = objects(file(&files, &format!("{folder}/kustomization.yaml"))).remove(0);
     let listed: Vec<String> = k["resources"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| format!("{folder}/{}", r.as_str().unwrap()))
         .collect();
-    let expected: Vec<String> = files
+    let folders: std::collections::BTreeSet<String> = files
         .iter()
-        .map(|f| f.path.clone())
-        .filter(|p| !p.ends_with("kustomization.yaml") && !p.ends_with("root.yaml"))
+        .filter_map(|f| f.path.strip_prefix(&format!("{folder}/bookings/")))
+        .map(|rest| format!("{folder}/bookings/{}", rest.split('/').next().unwrap()))
         .collect();
-    assert_eq!(listed, expected);
+    assert_eq!(listed, folders.iter().cloned().collect::<Vec<_>>());
+    assert!(!folders.is_empty());
+    for dir in &folders {
+        let k = objects(file(&files, &format!("{dir}/kustomization.yaml"))).remove(0);
+        let listed: Vec<String> = k["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{dir}/{}", r.as_str().unwrap()))
+            .collect();
+        let expected: Vec<String> = files
+            .iter()
+            .map(|f| f.path.clone())
+            .filter(|p| p.starts_with(&format!("{dir}/")) && !p.ends_with("kustomization.yaml"))
+            .collect();
+        assert_eq!(listed, expected);
+    }
 
     // An environment without bookings still has its entry points.
     let mut empty = w.input("flux", false);
@@ -1020,4 +1037,42 @@ fn inconsistent_or_unreachable_inputs_are_refused() {
         render(&w.input("flux", false), &opts).is_ok(),
         "only agent sites are affected"
     );
+}
+
+#[test]
+fn rendering_selected_folders_gives_the_same_bytes_as_the_whole_site() {
+    let w = world();
+    for mode in ["flux", "argocd", "agent"] {
+        let input = w.input(mode, false);
+        let all = render(&input, &options()).unwrap();
+        for p in &input.bookings {
+            let selected = [p.booking.id.as_str()].into_iter().collect();
+            let folders = verbund_render::render_folders(&input, &options(), &selected).unwrap();
+            assert_eq!(folders.len(), 1, "{mode}");
+            let folder = &folders[0];
+            assert_eq!(folder.booking, p.booking.id);
+            assert_eq!(folder.namespace, verbund_render::booking_namespace(p));
+            let whole: Vec<&RenderedFile> = all
+                .iter()
+                .filter(|f| f.path.starts_with(&format!("{}/", folder.folder)))
+                .collect();
+            assert_eq!(folder.files.iter().collect::<Vec<_>>(), whole, "{mode}");
+        }
+        // The site's entry points from the namespaces alone are the whole render's.
+        let namespaces: Vec<String> = input
+            .bookings
+            .iter()
+            .map(verbund_render::booking_namespace)
+            .collect();
+        let entry = verbund_render::site_files(
+            input.site,
+            input.environment,
+            namespaces.iter().map(String::as_str),
+            &options(),
+        )
+        .unwrap();
+        for f in &entry {
+            assert!(all.contains(f), "{mode}: {}", f.path);
+        }
+    }
 }
