@@ -22,10 +22,29 @@ pub enum Error {
     /// The same path appears twice in a batch.
     #[error("`{0}` appears twice in the batch")]
     DuplicatePath(String),
+    /// A file and a folder of the same name in one folder (`a` and `a/b`).
+    #[error("`{0}` is both a file and a folder")]
+    PathConflict(String),
+    /// A path put in a change lies inside (or is) another path of the same change.
+    #[error("`{0}` overlaps another path of the change")]
+    Overlap(String),
+    /// The branch moved between the start of a change and its commit (another writer);
+    /// nothing was overwritten.
+    #[error("`{branch}` moved while the change was prepared (expected {expected})")]
+    HeadMoved { branch: String, expected: String },
+    /// Text that is not a 40-digit hexadecimal object name.
+    #[error("`{0}` is not an object name")]
+    InvalidOid(String),
+    /// An object the repository should have is missing.
+    #[error("object {0} is missing from the repository")]
+    MissingObject(String),
+    /// An object is not what its name or its use says it is.
+    #[error("object {0} is corrupt or of an unexpected kind")]
+    CorruptObject(String),
     /// A branch name git does not accept.
     #[error("`{0}` is not a valid branch name")]
     InvalidBranch(String),
-    /// Reading or writing the work tree failed.
+    /// Reading or writing a file of the repository failed.
     #[error("{action} `{path}`: {source}")]
     Io {
         action: &'static str,

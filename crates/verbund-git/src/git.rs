@@ -29,28 +29,40 @@ const ISOLATE: &[&str] = &[
 /// line-ending conversion and detached housekeeping switched off so that what is committed is what was rendered.
 pub(crate) fn command(repo: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("git");
-    cmd.arg("-C")
-        .arg(repo)
-        .args([
-            "-c",
-            "core.hooksPath=/dev/null",
-            "-c",
-            "commit.gpgSign=false",
-            "-c",
-            "core.autocrlf=false",
-            "-c",
-            "core.quotePath=false",
-            // Housekeeping runs inside the command that triggers it, never as a
-            // detached process that outlives it.
-            "-c",
-            "gc.autoDetach=false",
-        ])
-        .args(args);
+    cmd.arg("-C").arg(repo);
+    isolate(&mut cmd, args);
+    cmd
+}
+
+/// Like [`command`], but naming the repository with `--git-dir` and running in `/`, for
+/// long-lived readers that must not look like a git at work in the repository.
+pub(crate) fn command_for_git_dir(git_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir("/").arg("--git-dir").arg(git_dir);
+    isolate(&mut cmd, args);
+    cmd
+}
+
+fn isolate(cmd: &mut Command, args: &[&str]) {
+    cmd.args([
+        "-c",
+        "core.hooksPath=/dev/null",
+        "-c",
+        "commit.gpgSign=false",
+        "-c",
+        "core.autocrlf=false",
+        "-c",
+        "core.quotePath=false",
+        // Housekeeping runs inside the command that triggers it, never as a
+        // detached process that outlives it.
+        "-c",
+        "gc.autoDetach=false",
+    ])
+    .args(args);
     for var in ISOLATE {
         cmd.env_remove(var);
     }
     cmd.env("GIT_TERMINAL_PROMPT", "0").env("LC_ALL", "C");
-    cmd
 }
 
 /// The output of a finished git command.
@@ -164,11 +176,6 @@ fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> Option<thread::JoinHandl
 
 fn join(handle: Option<thread::JoinHandle<Vec<u8>>>) -> Vec<u8> {
     handle.and_then(|h| h.join().ok()).unwrap_or_default()
-}
-
-/// A pathspec that matches `path` literally (no globbing), with everything below it.
-pub(crate) fn literal(path: &str) -> String {
-    format!(":(literal){path}")
 }
 
 /// An object read by [`cat_blobs`]: its type (`blob`, `tree`, …) and content.

@@ -4,30 +4,47 @@
 //!
 //! Architecture Invariant: this crate knows files and Git, nothing of bookings, policy
 //! or the store. Its input is [`verbund_render::RenderedFile`]s and the folders a change
-//! owns ([`ChangeBatch`]); what a booking is, and who may change it, was decided before.
+//! owns ([`Change::put_folder`], [`ChangeBatch`]); what a booking is, and who may change
+//! it, was decided before.
 //!
-//! # Why the git executable
+//! # Why a bare repository with its own object writing
 //!
-//! The crate drives the `git` command line through [`std::process::Command`] rather
-//! than a library: `gix` cannot push, and the project's dependency list allows the git
-//! CLI where `gix` lacks a feature. Using one tool for every operation keeps the on-disk
-//! format and locking identical to what operators use to inspect the repository. Every
-//! call is isolated from the caller's `GIT_*` environment and runs without hooks,
-//! signing or line-ending conversion. The calls block; async callers use
+//! At the design scale (100,000 bookings of about seven files, 700,000 files and 530 MB
+//! of YAML) a work tree driven by `git add`/`status`/`commit` cannot commit a booking in
+//! milliseconds or everything in seconds, and `git fast-import` is too slow as well. So
+//! the repository is **bare** and this crate writes Git objects itself: blob, tree and
+//! commit names are SHA-1s computed in process ([`oid`]), a [`Change`] turns each folder
+//! put into it into the objects HEAD lacks at once (memory stays bounded by one folder),
+//! all objects of a change go into one pack file with its index (zlib at a fast level,
+//! on all cores), and the commit rewrites only the trees above the put paths. Because
+//! the names are git's, [`folder_oid`] and [`DesiredStateRepo::tree_oid_at`] let callers
+//! and [`DesiredStateRepo::verify`] compare whole folders without reading a file.
+//!
+//! The git executable is still used where it is cheap and its behaviour matters more
+//! than its speed: `init`, `config`, reading old trees (one long-lived
+//! `git cat-file --batch`, with a bounded cache of parsed trees), moving the branch
+//! (`update-ref` with compare-and-swap), `gc` ([`DesiredStateRepo::maintain`]), push and
+//! the history scan (`gix` cannot push, and the project's dependency list allows the git
+//! CLI where `gix` lacks a feature). Every call is isolated from the caller's `GIT_*`
+//! environment and runs without hooks or signing. The calls block; async callers use
 //! `spawn_blocking`.
 //!
 //! # Crash safety
 //!
-//! - A file is replaced by writing a temporary file in the same folder, `fsync`, and a
-//!   rename, followed by an `fsync` of the folder; a crash leaves the old or the new
-//!   file, and at worst a stray temporary file that the next apply prunes.
-//! - Commits are written by git, whose object writes and ref updates are atomic (lock
-//!   file plus rename).
-//! - [`DesiredStateRepo::open_or_init`] removes lock files a killed git left behind.
-//! - [`DesiredStateRepo::apply`] commits everything inside its scope that differs from
-//!   HEAD, so the next apply after a crash completes the interrupted one;
-//!   [`DesiredStateRepo::verify`] compares HEAD's objects with what the store expects,
-//!   and [`DesiredStateRepo::repair`] discards the scope's uncommitted state and applies.
+//! - A change's pack is written under a temporary name, its checksum completed, fsynced
+//!   with its index, renamed into place (pack before index, as git only reads packs
+//!   that have an index) and the folder fsynced, all before the branch moves. A crash
+//!   before that leaves an unreferenced temporary file, which the next open removes;
+//!   objects are never deleted, and duplicates across packs are harmless.
+//! - The branch moves by `git update-ref <branch> <new> <old>` (lock file, fsync as the
+//!   repository is configured with `core.fsync=committed`, rename): atomic, and refused
+//!   ([`Error::HeadMoved`]) when someone else moved it, never silently overwritten.
+//! - [`DesiredStateRepo::open_or_init`] removes lock files and temporary packs a killed
+//!   process left behind, after waiting for git processes still working in the
+//!   repository.
+//! - There is no work tree to repair: after a crash HEAD is the old or the new commit,
+//!   and applying the store's state again (or [`DesiredStateRepo::verify`]) completes or
+//!   confirms it.
 //!
 //! # History
 //!
@@ -40,15 +57,22 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod change;
 pub mod error;
 mod git;
+mod odb;
+pub mod oid;
+mod pack;
+mod paths;
 pub mod push;
 pub mod repo;
 pub mod scan;
-mod worktree;
+mod tree;
 
+pub use change::Change;
 pub use error::{Error, Result};
+pub use oid::Oid;
 pub use push::PushOptions;
-pub use repo::{ChangeBatch, CommitId, DesiredStateRepo, Difference};
+pub use repo::{folder_oid, Author, ChangeBatch, CommitId, DesiredStateRepo, Difference};
 pub use scan::{Finding, FindingKind};
 pub use verbund_render::RenderedFile;

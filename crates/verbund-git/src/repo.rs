@@ -1,25 +1,36 @@
-//! The desired-state repository: opening (and recovering after a crash), applying a
-//! batch of rendered files as one attributed commit, verifying HEAD against what the
-//! store says, and repairing the work tree.
+//! The desired-state repository: a bare Git repository that verbund writes objects into
+//! itself. Opening (and recovering after a crash), applying a batch of rendered folders
+//! as one attributed commit, reading HEAD's trees, verifying HEAD against what the store
+//! says, and housekeeping.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use verbund_render::RenderedFile;
 
+use crate::change::Change;
 use crate::error::{Error, Result};
 use crate::git;
-use crate::worktree;
+use crate::odb::{Odb, Tree};
+use crate::oid::Oid;
+use crate::pack;
+use crate::paths;
+use crate::tree::{self, Child, Entry, Leaf, Node, MODE_FILE};
 
 /// Committer identity configured in a repository that has none of its own; the author of
-/// every commit is the actor of its batch.
+/// every commit is the actor of its change.
 pub const FALLBACK_NAME: &str = "verbund";
 /// See [`FALLBACK_NAME`].
 pub const FALLBACK_EMAIL: &str = "verbund@localhost";
 
 /// The branch a new repository starts on.
 pub const DEFAULT_BRANCH: &str = "main";
+
+/// Configuration a repository gets on every open: refs and objects are fsynced by git
+/// too (`update-ref`, `gc`), so a commit that was reported is on disk.
+const DURABILITY: &[(&str, &str)] = &[("core.fsync", "committed"), ("core.fsyncMethod", "fsync")];
 
 /// The full hexadecimal name of a commit.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,11 +42,39 @@ impl std::fmt::Display for CommitId {
     }
 }
 
+/// Who a commit is attributed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+impl Author {
+    /// `Name <email>` as it appears in a commit, with `<`, `>` and line breaks removed
+    /// (they would end the identity early or forge another); an empty name becomes
+    /// `unknown`, as git refuses a commit without one.
+    pub(crate) fn ident(&self) -> String {
+        let clean = |s: &str| {
+            s.replace(['<', '>', '\n', '\r', '\0'], "")
+                .trim()
+                .to_owned()
+        };
+        let name = clean(&self.name);
+        let name = if name.is_empty() {
+            "unknown".to_owned()
+        } else {
+            name
+        };
+        format!("{name} <{}>", clean(&self.email))
+    }
+}
+
 /// One change to the desired state: the complete content of the folders it owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeBatch {
     /// Folders the batch owns completely, e.g. `sites/s1/prod`: any file below them that
-    /// is not in [`ChangeBatch::files`] is deleted. Nothing outside them is touched.
+    /// is not in [`ChangeBatch::files`] is deleted. Nothing outside them is touched. The
+    /// folders must not lie inside each other.
     pub scope: Vec<String>,
     /// Every file of the scope; each must lie inside one of the scope's folders.
     pub files: Vec<RenderedFile>,
@@ -45,9 +84,9 @@ pub struct ChangeBatch {
     pub author_email: String,
     /// The commit message (the subject first).
     pub message: String,
-    /// Sequence number of the audit event behind the change; becomes the trailer
-    /// `Audit-Event: <seq>`.
-    pub audit_event: Option<i64>,
+    /// Sequence numbers of the audit events behind the change; each becomes a trailer
+    /// line `Audit-Event: <seq>`.
+    pub audit_events: Vec<i64>,
 }
 
 /// How the committed desired state differs from the expected one.
@@ -59,25 +98,40 @@ pub enum Difference {
     Extra(String),
     /// At HEAD with other content than expected.
     Changed(String),
-    /// Differs between HEAD and the work tree or index (uncommitted or stray file).
-    Uncommitted(String),
 }
 
-/// A desired-state repository in the data folder. The repository belongs to one
-/// verbund process (the leader) at a time.
-#[derive(Debug, Clone)]
+/// A desired-state repository in the data folder: a bare Git repository. It belongs to
+/// one verbund process (the leader) at a time; clones share one object reader.
+#[derive(Clone)]
 pub struct DesiredStateRepo {
     root: PathBuf,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    committer: Author,
+    odb: Mutex<Odb>,
+}
+
+impl std::fmt::Debug for DesiredStateRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesiredStateRepo")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DesiredStateRepo {
-    /// Opens the repository at `path`, or creates it (`git init -b main`) when `path`
-    /// does not exist or is an empty folder. A non-empty folder that is not a repository
-    /// is refused. A committer identity is configured locally when none is, and lock
-    /// files left by a crash are removed (see [`DesiredStateRepo::remove_stale_locks`]).
+    /// Opens the bare repository at `path`, or creates it (`git init --bare -b main`)
+    /// when `path` does not exist or is an empty folder. A non-empty folder that is not a
+    /// bare repository is refused. A committer identity is configured locally when none
+    /// is, git is told to fsync objects and refs, and lock and temporary files left by a
+    /// crash are removed (see [`DesiredStateRepo::remove_stale_locks`]).
     pub fn open_or_init(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let is_repo = path.join(".git").exists();
+        let is_repo = path.join("HEAD").is_file()
+            && path.join("objects").is_dir()
+            && path.join("refs").is_dir();
         if !is_repo {
             match fs::read_dir(path) {
                 Ok(mut entries) => {
@@ -93,27 +147,38 @@ impl DesiredStateRepo {
         }
         let root = fs::canonicalize(path).map_err(|e| Error::io("resolving", path, e))?;
         if !is_repo {
-            git::run(&root, &["init", "-q", "-b", DEFAULT_BRANCH], None)?;
+            git::run(&root, &["init", "--bare", "-q", "-b", DEFAULT_BRANCH], None)?;
         }
-        let repo = DesiredStateRepo { root };
+        let committer = configure(&root)?;
+        let repo = DesiredStateRepo {
+            shared: Arc::new(Shared {
+                committer,
+                odb: Mutex::new(Odb::new(root.clone())),
+            }),
+            root,
+        };
         repo.remove_stale_locks()?;
-        repo.configure_identity()?;
         Ok(repo)
     }
 
-    /// The work tree's root folder.
+    /// The repository's folder (the git directory itself).
     pub fn path(&self) -> &Path {
         &self.root
     }
 
-    /// Removes lock files under `.git` (`index.lock`, `HEAD.lock`, `config.lock`,
-    /// `packed-refs.lock` and `refs/**/*.lock`) once no git process works in the
-    /// repository any more. git creates a lock exclusively and renames it into place when
-    /// done, so one that remains after every git in the repository has ended was left by a
-    /// killed one. A git started by a verbund process that was killed outlives it and
-    /// still holds its lock, so this first waits (up to [`LOCK_WAIT`]) for git processes
-    /// whose working folder is the repository to end (found through `/proc`; where there
-    /// is no `/proc` the wait is skipped). Returns the removed paths.
+    /// The identity every commit names as committer.
+    pub fn committer(&self) -> &Author {
+        &self.shared.committer
+    }
+
+    /// Removes lock files (`HEAD.lock`, `config.lock`, `packed-refs.lock`,
+    /// `refs/**/*.lock`) and this crate's temporary pack files once no git process works
+    /// in the repository any more. git creates a lock exclusively and renames it into
+    /// place when done, so one that remains after every git in the repository has ended
+    /// was left by a killed one. A git started by a verbund process that was killed
+    /// outlives it and still holds its lock, so this first waits (up to [`LOCK_WAIT`]) for
+    /// git processes whose working folder is the repository to end (found through
+    /// `/proc`; where there is no `/proc` the wait is skipped). Returns the removed paths.
     pub fn remove_stale_locks(&self) -> Result<Vec<PathBuf>> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         while !git_processes_in(&self.root).is_empty() {
@@ -122,16 +187,15 @@ impl DesiredStateRepo {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let git_dir = self.root.join(".git");
         let mut removed = Vec::new();
-        for name in ["index.lock", "HEAD.lock", "config.lock", "packed-refs.lock"] {
-            let lock = git_dir.join(name);
+        for name in ["HEAD.lock", "config.lock", "packed-refs.lock"] {
+            let lock = self.root.join(name);
             if lock.is_file() {
                 fs::remove_file(&lock).map_err(|e| Error::io("removing", &lock, e))?;
                 removed.push(lock);
             }
         }
-        let mut stack = vec![git_dir.join("refs")];
+        let mut stack = vec![self.root.join("refs")];
         while let Some(dir) = stack.pop() {
             let Ok(entries) = fs::read_dir(&dir) else {
                 continue;
@@ -146,264 +210,313 @@ impl DesiredStateRepo {
                 }
             }
         }
+        removed.extend(pack::remove_temporaries(&self.root)?);
         Ok(removed)
     }
 
-    fn configure_identity(&self) -> Result<()> {
-        for (key, value) in [("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL)] {
-            let out =
-                git::run_status(&self.root, &["config", "--local", "--get", key], None, None)?;
-            if !out.success() || out.stdout.iter().all(u8::is_ascii_whitespace) {
-                git::run(&self.root, &["config", "--local", key, value], None)?;
+    /// The commit HEAD names, or `None` while the branch is unborn.
+    pub fn head(&self) -> Result<Option<CommitId>> {
+        Ok(self.head_ref()?.1.map(|oid| CommitId(oid.to_string())))
+    }
+
+    /// The ref HEAD points to (`refs/heads/main`) and the commit it names.
+    pub(crate) fn head_ref(&self) -> Result<(String, Option<Oid>)> {
+        let head_file = self.root.join("HEAD");
+        let head =
+            fs::read_to_string(&head_file).map_err(|e| Error::io("reading", &head_file, e))?;
+        let head = head.trim();
+        match head.strip_prefix("ref: ") {
+            Some(name) => Ok((name.to_owned(), self.read_ref(name)?)),
+            None => Ok(("HEAD".to_owned(), Some(head.parse()?))),
+        }
+    }
+
+    /// The value of a ref: its loose file, else its line in `packed-refs`.
+    fn read_ref(&self, name: &str) -> Result<Option<Oid>> {
+        let loose = self.root.join(name);
+        match fs::read_to_string(&loose) {
+            Ok(value) => return Ok(Some(value.trim().parse()?)),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound) => {}
+            Err(e) => return Err(Error::io("reading", &loose, e)),
+        }
+        let packed = self.root.join("packed-refs");
+        let text = match fs::read_to_string(&packed) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("reading", &packed, e)),
+        };
+        for line in text.lines() {
+            if let Some((oid, refname)) = line.split_once(' ') {
+                if refname == name && !line.starts_with(['#', '^']) {
+                    return Ok(Some(oid.parse()?));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The root tree of HEAD, `None` while the branch is unborn.
+    pub(crate) fn head_tree(&self) -> Result<Option<Oid>> {
+        match self.head_ref()?.1 {
+            Some(commit) => Ok(Some(self.odb().commit_tree(commit)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn odb(&self) -> MutexGuard<'_, Odb> {
+        // A panic while holding the reader leaves at worst a cache without an entry.
+        self.shared
+            .odb
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn tree(&self, oid: Oid) -> Result<Tree> {
+        self.odb().tree(oid)
+    }
+
+    /// The entry at `path` below the tree `root`.
+    pub(crate) fn entry_at(&self, root: Oid, path: &str) -> Result<Option<Entry>> {
+        let mut tree = root;
+        let mut parts = path.split('/').peekable();
+        while let Some(part) = parts.next() {
+            let entries = self.tree(tree)?;
+            let Some(entry) = entries.iter().find(|e| e.name == part.as_bytes()) else {
+                return Ok(None);
+            };
+            if parts.peek().is_none() {
+                return Ok(Some(entry.clone()));
+            }
+            if !entry.is_tree() {
+                return Ok(None);
+            }
+            tree = entry.oid;
+        }
+        Ok(None)
+    }
+
+    /// The object name of the tree (or blob) at `path` in HEAD (`""` is the root tree),
+    /// `None` when HEAD has nothing there or the branch is unborn.
+    pub fn tree_oid_at(&self, path: &str) -> Result<Option<Oid>> {
+        if !path.is_empty() {
+            paths::check_path(path)?;
+        }
+        let Some(root) = self.head_tree()? else {
+            return Ok(None);
+        };
+        if path.is_empty() {
+            return Ok(Some(root));
+        }
+        Ok(self.entry_at(root, path)?.map(|e| e.oid))
+    }
+
+    /// Starts a change based on the current HEAD (which may be unborn).
+    pub fn change(&self) -> Result<Change<'_>> {
+        let (branch, parent) = self.head_ref()?;
+        let base_tree = match parent {
+            Some(commit) => self.odb().commit_tree(commit)?,
+            None => Oid::EMPTY_TREE,
+        };
+        Ok(Change::new(self, branch, parent, base_tree))
+    }
+
+    /// Makes the scope of `batch` hold exactly its files and commits the result,
+    /// attributed to the batch's actor: one [`Change`] with one
+    /// [`Change::put_folder`] per scope folder. Returns `None`, and commits nothing, when
+    /// HEAD already holds exactly the batch.
+    pub fn apply(&self, batch: &ChangeBatch) -> Result<Option<CommitId>> {
+        check_batch(&batch.scope, &batch.files)?;
+        let mut scopes: Vec<&String> = batch.scope.iter().collect();
+        scopes.sort();
+        scopes.dedup();
+        let mut change = self.change()?;
+        for scope in scopes {
+            let files = batch
+                .files
+                .iter()
+                .filter(|f| paths::in_scope(&f.path, scope))
+                .cloned()
+                .collect();
+            change.put_folder(scope, files)?;
+        }
+        let author = Author {
+            name: batch.author_name.clone(),
+            email: batch.author_email.clone(),
+        };
+        change.commit(&author, &batch.message, &batch.audit_events)
+    }
+
+    /// Compares what HEAD holds inside the `scope` folders with `expected` (every
+    /// expected file must lie inside one of them). Empty when in line. Whole folders are
+    /// compared by tree name first; only folders whose names differ are walked, and
+    /// files are compared by blob name, so no content is read.
+    pub fn verify(&self, expected: &[RenderedFile], scope: &[String]) -> Result<Vec<Difference>> {
+        check_batch(scope, expected)?;
+        let root = self.head_tree()?;
+        let mut differences = Vec::new();
+        let mut scopes: Vec<&String> = scope.iter().collect();
+        scopes.sort();
+        scopes.dedup();
+        for folder in scopes {
+            let mut leaves: Vec<Leaf<'_>> = expected
+                .iter()
+                .filter_map(|f| {
+                    paths::inside(&f.path, folder).map(|rel| Leaf {
+                        path: rel,
+                        content: f.content.as_bytes(),
+                    })
+                })
+                .collect();
+            let node = if leaves.is_empty() {
+                None
+            } else {
+                Some(tree::build(&mut leaves, &|rel| format!("{folder}/{rel}"))?)
+            };
+            let old = match root {
+                Some(root) => self.entry_at(root, folder)?,
+                None => None,
+            };
+            self.compare(folder, node.as_ref(), old.as_ref(), &mut differences)?;
+        }
+        differences.sort();
+        differences.dedup();
+        Ok(differences)
+    }
+
+    fn compare(
+        &self,
+        path: &str,
+        new: Option<&Node>,
+        old: Option<&Entry>,
+        out: &mut Vec<Difference>,
+    ) -> Result<()> {
+        match (new, old) {
+            (None, None) => {}
+            (None, Some(old)) => self.all_extra(path, old, out)?,
+            (Some(new), None) => all_missing(path, new, out),
+            (Some(new), Some(old)) if !old.is_tree() => {
+                out.push(Difference::Extra(path.to_owned()));
+                all_missing(path, new, out);
+            }
+            (Some(new), Some(old)) if old.oid == new.oid => {}
+            (Some(new), Some(old)) => {
+                let old_entries = self.tree(old.oid)?;
+                let by_name: HashMap<&[u8], &Entry> =
+                    old_entries.iter().map(|e| (e.name.as_slice(), e)).collect();
+                for (name, child) in &new.children {
+                    let child_path = join(path, name);
+                    let previous = by_name.get(name.as_slice()).copied();
+                    match (child, previous) {
+                        (Child::Blob(_, oid), Some(e)) if !e.is_tree() => {
+                            if e.oid != *oid || e.mode != MODE_FILE {
+                                out.push(Difference::Changed(child_path));
+                            }
+                        }
+                        (Child::Blob(..), Some(e)) => {
+                            out.push(Difference::Missing(child_path.clone()));
+                            self.all_extra(&child_path, e, out)?;
+                        }
+                        (Child::Blob(..), None) => out.push(Difference::Missing(child_path)),
+                        (Child::Tree(sub), previous) => {
+                            self.compare(&child_path, Some(sub), previous, out)?;
+                        }
+                    }
+                }
+                let names: std::collections::HashSet<&[u8]> =
+                    new.children.iter().map(|(n, _)| n.as_slice()).collect();
+                for e in old_entries.iter() {
+                    if !names.contains(e.name.as_slice()) {
+                        self.all_extra(&join(path, &e.name), e, out)?;
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// Brings the scope of `batch` in line with its files and commits the result,
-    /// attributed to the batch's actor. Only files whose bytes differ are written (each
-    /// atomically); files inside the scope that the batch no longer has are deleted.
-    /// Returns `None`, and commits nothing, when HEAD already holds exactly the batch.
-    ///
-    /// What is committed is everything inside the scope that differs from HEAD, not only
-    /// what this call wrote, so a batch interrupted by a crash is completed by the next.
-    pub fn apply(&self, batch: &ChangeBatch) -> Result<Option<CommitId>> {
-        let expected = check_batch(&batch.scope, &batch.files)?;
-
-        let mut writes = Vec::new();
-        for (path, content) in &expected {
-            let full = self.root.join(path);
-            if !worktree::same_content(&full, content)? {
-                writes.push((full, *content));
-            }
+    fn all_extra(&self, path: &str, entry: &Entry, out: &mut Vec<Difference>) -> Result<()> {
+        if !entry.is_tree() {
+            out.push(Difference::Extra(path.to_owned()));
+            return Ok(());
         }
-        let mut dirs: BTreeSet<PathBuf> = writes
-            .iter()
-            .filter_map(|(full, _)| full.parent().map(Path::to_owned))
-            .collect();
-        worktree::write_all(&writes)?;
-        for scope in &batch.scope {
-            for path in worktree::list_files(&self.root, scope)? {
-                if !expected.contains_key(path.as_str()) {
-                    worktree::remove_file(&self.root, &path)?;
-                    if let Some(dir) = self.root.join(&path).parent() {
-                        dirs.insert(dir.to_owned());
-                    }
-                }
-            }
+        for child in self.tree(entry.oid)?.iter() {
+            self.all_extra(&join(path, &child.name), child, out)?;
         }
-        for dir in &dirs {
-            worktree::sync_dir(dir)?;
-        }
-
-        let changed = self.changed_paths(&batch.scope)?;
-        if changed.is_empty() {
-            return Ok(None);
-        }
-        // Staging by scope stages exactly the changed paths (all of them lie inside the
-        // scope, and nothing else inside it differs) and keeps git from matching thousands
-        // of single-path pathspecs.
-        let specs: Vec<String> = batch
-            .scope
-            .iter()
-            .filter(|scope| changed.iter().any(|path| worktree::in_scope(path, scope)))
-            .map(|scope| git::literal(scope))
-            .collect();
-        let mut pathspecs = Vec::new();
-        for spec in &specs {
-            pathspecs.extend_from_slice(spec.as_bytes());
-            pathspecs.push(0);
-        }
-        let from_stdin = ["--pathspec-from-file=-", "--pathspec-file-nul"];
-        let mut add = vec!["add", "-A"];
-        add.extend(from_stdin);
-        git::run(&self.root, &add, Some(&pathspecs))?;
-
-        // The index may lag behind HEAD after a crash between a commit's ref update and
-        // its index update: then status sees changes that staging turns into none.
-        let mut diff = vec!["diff", "--cached", "--quiet", "--no-renames", "--"];
-        diff.extend(specs.iter().map(String::as_str));
-        let staged = git::run_status(&self.root, &diff, None, None)?;
-        match staged.status.code() {
-            Some(0) => return Ok(None),
-            Some(1) => {}
-            _ => return Err(git::failure(&diff, &staged)),
-        }
-
-        // `<`, `>` and line breaks would end the identity early or forge another.
-        let clean = |s: &str| s.replace(['<', '>', '\n', '\r'], "").trim().to_owned();
-        let author = format!(
-            "{} <{}>",
-            clean(&batch.author_name),
-            clean(&batch.author_email)
-        );
-        let author_arg = format!("--author={author}");
-        let trailer;
-        let mut commit = vec![
-            "commit",
-            "-q",
-            "--no-verify",
-            "--allow-empty-message",
-            "--only",
-        ];
-        commit.push(&author_arg);
-        if let Some(seq) = batch.audit_event {
-            trailer = format!("--trailer=Audit-Event: {seq}");
-            commit.push(&trailer);
-        }
-        // The message goes through a file: standard input carries the pathspecs.
-        let message_file = self.root.join(".git").join("VERBUND_COMMIT_MSG");
-        fs::write(&message_file, batch.message.as_bytes())
-            .map_err(|e| Error::io("writing", &message_file, e))?;
-        let message_arg = format!("--file={}", message_file.display());
-        commit.push(&message_arg);
-        commit.extend(from_stdin);
-        let result = git::run(&self.root, &commit, Some(&pathspecs));
-        let _ = fs::remove_file(&message_file);
-        result?;
-        let head = git::run_text(&self.root, &["rev-parse", "HEAD"])?;
-        Ok(Some(CommitId(head.trim().to_owned())))
+        Ok(())
     }
 
-    /// Paths inside `scope` that differ between HEAD, the index and the work tree.
-    fn changed_paths(&self, scope: &[String]) -> Result<BTreeSet<String>> {
-        if scope.is_empty() {
-            return Ok(BTreeSet::new());
-        }
-        let mut args = vec![
-            "status".to_owned(),
-            "--porcelain=v1".to_owned(),
-            "-z".to_owned(),
-            "--no-renames".to_owned(),
-            "--untracked-files=all".to_owned(),
-            "--".to_owned(),
-        ];
-        args.extend(scope.iter().map(|s| git::literal(s)));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = git::run(&self.root, &args, None)?;
-        let mut paths = BTreeSet::new();
-        for entry in out.split(|b| *b == 0).filter(|e| !e.is_empty()) {
-            let path = entry.get(3..).ok_or_else(|| Error::Parse {
-                command: args.join(" "),
-                detail: String::from_utf8_lossy(entry).into_owned(),
-            })?;
-            paths.insert(String::from_utf8_lossy(path).into_owned());
-        }
-        Ok(paths)
+    /// Housekeeping: `git gc --auto`, which packs loose objects and folds many packs into
+    /// one when git's thresholds say so. Runs in the calling thread; may take long on a
+    /// large repository, so callers schedule it outside the request path.
+    pub fn maintain(&self) -> Result<()> {
+        git::run(&self.root, &["gc", "--auto", "--quiet"], None).map(|_| ())
     }
+}
 
-    /// Compares the files committed at HEAD inside `scope` with `expected` (read from
-    /// Git's objects, not the work tree), and reports in addition every path inside the
-    /// scope where the work tree or index differs from HEAD. Empty when in line. Every
-    /// expected file must lie inside `scope`, as in [`DesiredStateRepo::apply`].
-    pub fn verify(&self, expected: &[RenderedFile], scope: &[String]) -> Result<Vec<Difference>> {
-        let expected = check_batch(scope, expected)?;
-        let committed = self.committed_files(scope)?;
-        let mut differences = Vec::new();
-        for (path, content) in &expected {
-            match committed.get(*path) {
-                None => differences.push(Difference::Missing((*path).to_owned())),
-                Some(actual) if actual.as_slice() != *content => {
-                    differences.push(Difference::Changed((*path).to_owned()));
-                }
-                Some(_) => {}
-            }
-        }
-        for path in committed.keys() {
-            if !expected.contains_key(path.as_str()) {
-                differences.push(Difference::Extra(path.clone()));
-            }
-        }
-        for path in self.changed_paths(scope)? {
-            differences.push(Difference::Uncommitted(path));
-        }
-        differences.sort();
-        Ok(differences)
+/// The expected object name of a folder holding exactly `files` (repository paths, each
+/// inside `folder`), computed in process exactly as git would. A folder without files is
+/// [`Oid::EMPTY_TREE`], which git never stores below the root: compare it with
+/// `tree_oid_at(folder).unwrap_or(Oid::EMPTY_TREE)`.
+pub fn folder_oid(folder: &str, files: &[RenderedFile]) -> Result<Oid> {
+    let mut leaves = Leaf::of_folder(folder, files)?;
+    if leaves.is_empty() {
+        return Ok(Oid::EMPTY_TREE);
     }
+    Ok(tree::build(&mut leaves, &|rel| format!("{folder}/{rel}"))?.oid)
+}
 
-    /// The files committed at HEAD inside `scope`, with their content.
-    fn committed_files(&self, scope: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
-        let head = git::run_status(
-            &self.root,
-            &["rev-parse", "--verify", "-q", "HEAD"],
-            None,
-            None,
-        )?;
-        if !head.success() || scope.is_empty() {
-            return Ok(BTreeMap::new());
+fn all_missing(path: &str, node: &Node, out: &mut Vec<Difference>) {
+    for (name, child) in &node.children {
+        let child_path = join(path, name);
+        match child {
+            Child::Blob(..) => out.push(Difference::Missing(child_path)),
+            Child::Tree(sub) => all_missing(&child_path, sub, out),
         }
-        let mut args = vec![
-            "ls-tree".to_owned(),
-            "-r".to_owned(),
-            "-z".to_owned(),
-            "HEAD".to_owned(),
-            "--".to_owned(),
-        ];
-        args.extend(scope.iter().map(|s| git::literal(s)));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = git::run(&self.root, &args, None)?;
-        let mut paths = Vec::new();
-        let mut oids = Vec::new();
-        for entry in out.split(|b| *b == 0).filter(|e| !e.is_empty()) {
-            let entry = String::from_utf8_lossy(entry);
-            let parsed = entry.split_once('\t').and_then(|(meta, path)| {
-                let mut fields = meta.split(' ');
-                let (_mode, _kind, oid) = (fields.next()?, fields.next()?, fields.next()?);
-                Some((path.to_owned(), oid.to_owned()))
-            });
-            let (path, oid) = parsed.ok_or_else(|| Error::Parse {
-                command: args.join(" "),
-                detail: entry.clone().into_owned(),
-            })?;
-            paths.push(path);
-            oids.push(oid);
-        }
-        let blobs = git::cat_blobs(&self.root, &oids)?;
-        Ok(paths
-            .into_iter()
-            .zip(blobs)
-            .map(|(path, blob)| (path, blob.map(|(_, content)| content).unwrap_or_default()))
-            .collect())
     }
+}
 
-    /// Throws away whatever inside the batch's scope differs from HEAD (staged changes,
-    /// modified, deleted and untracked files, as `git reset`, `git checkout -- <scope>`
-    /// and `git clean -fdx -- <scope>` do) and then applies the batch. Used after a
-    /// restart to bring the repository back in line with the store.
-    pub fn repair(&self, batch: &ChangeBatch) -> Result<Option<CommitId>> {
-        check_batch(&batch.scope, &batch.files)?;
-        let has_head = git::run_status(
-            &self.root,
-            &["rev-parse", "--verify", "-q", "HEAD"],
-            None,
-            None,
-        )?
-        .success();
-        for scope in &batch.scope {
-            let spec = git::literal(scope);
-            if has_head {
-                git::run(&self.root, &["reset", "-q", "HEAD", "--", &spec], None)?;
+fn join(path: &str, name: &[u8]) -> String {
+    format!("{path}/{}", String::from_utf8_lossy(name))
+}
+
+/// Sets what every open needs (committer identity, durability) where it is not set yet,
+/// and returns the committer identity.
+fn configure(root: &Path) -> Result<Author> {
+    // Only the repository's own configuration counts: the committer must not depend on
+    // who runs verbund.
+    let get = |key: &str| -> Result<Option<String>> {
+        let out = git::run_status(root, &["config", "--local", "--get", key], None, None)?;
+        let value = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok((out.success() && !value.is_empty()).then_some(value))
+    };
+    let mut identity = Vec::new();
+    for (key, fallback) in [("user.name", FALLBACK_NAME), ("user.email", FALLBACK_EMAIL)] {
+        let value = match get(key)? {
+            Some(value) => value,
+            None => {
+                git::run(root, &["config", "--local", key, fallback], None)?;
+                fallback.to_owned()
             }
-            let tracked = git::run(&self.root, &["ls-files", "-z", "--", &spec], None)?;
-            if !tracked.is_empty() {
-                git::run(&self.root, &["checkout", "-q", "--", &spec], None)?;
-            }
-            git::run(
-                &self.root,
-                &["clean", "-q", "-f", "-d", "-x", "--", &spec],
-                None,
-            )?;
-        }
-        self.apply(batch)
+        };
+        identity.push(value);
     }
+    for (key, value) in DURABILITY {
+        if get(key)?.as_deref() != Some(value) {
+            git::run(root, &["config", "--local", key, value], None)?;
+        }
+    }
+    let email = identity.pop().unwrap_or_default();
+    let name = identity.pop().unwrap_or_default();
+    Ok(Author { name, email })
 }
 
 /// How long [`DesiredStateRepo::remove_stale_locks`] waits for git processes of a
 /// killed predecessor to end.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Ids of the running `git` processes whose working folder is `root` or below it (every git this
-/// crate starts runs with `-C <root>`); empty where `/proc` cannot be read.
+/// Ids of the running `git` processes whose working folder is `root` or below it (every
+/// git this crate starts that may take a lock runs with `-C <root>`); empty where `/proc`
+/// cannot be read.
 fn git_processes_in(root: &Path) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
@@ -419,26 +532,21 @@ fn git_processes_in(root: &Path) -> Vec<u32> {
         .collect()
 }
 
-/// Checks the scope and files of a batch and indexes the files by path.
-fn check_batch<'a>(
-    scope: &[String],
-    files: &'a [RenderedFile],
-) -> Result<BTreeMap<&'a str, &'a [u8]>> {
+/// Checks the scope and files of a batch: valid paths, each file strictly inside a scope
+/// folder, no path twice.
+fn check_batch(scope: &[String], files: &[RenderedFile]) -> Result<()> {
     for folder in scope {
-        worktree::check_path(folder)?;
+        paths::check_path(folder)?;
     }
-    let mut expected = BTreeMap::new();
+    let mut seen = std::collections::HashSet::with_capacity(files.len());
     for file in files {
-        worktree::check_path(&file.path)?;
-        if !scope.iter().any(|s| worktree::in_scope(&file.path, s)) {
+        paths::check_path(&file.path)?;
+        if !scope.iter().any(|s| paths::inside(&file.path, s).is_some()) {
             return Err(Error::OutsideScope(file.path.clone()));
         }
-        if expected
-            .insert(file.path.as_str(), file.content.as_bytes())
-            .is_some()
-        {
+        if !seen.insert(file.path.as_str()) {
             return Err(Error::DuplicatePath(file.path.clone()));
         }
     }
-    Ok(expected)
+    Ok(())
 }

@@ -1,15 +1,16 @@
 //! Behaviour of the desired-state repository against real git in temporary folders:
-//! attributed commits, idempotent re-apply, scoped pruning, verify, crash recovery,
-//! the history secret scan and push.
+//! attributed commits, idempotent re-apply, scoped changes that write only what changed,
+//! verify, git-compatible object names and packs, crash recovery, the history secret scan
+//! and push.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use verbund_git::{
-    ChangeBatch, DesiredStateRepo, Difference, Error, FindingKind, PushOptions, RenderedFile,
+    folder_oid, Author, ChangeBatch, DesiredStateRepo, Difference, Error, FindingKind, Oid,
+    PushOptions, RenderedFile,
 };
 
 const CRASH_CHILD: &str = "VERBUND_GIT_CRASH_CHILD";
@@ -29,6 +30,19 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+fn fsck(dir: &Path) {
+    git(
+        dir,
+        &[
+            "fsck",
+            "--full",
+            "--strict",
+            "--no-progress",
+            "--no-dangling",
+        ],
+    );
+}
+
 fn commits(repo: &DesiredStateRepo) -> u32 {
     git(repo.path(), &["rev-list", "--count", "HEAD"])
         .trim()
@@ -36,10 +50,43 @@ fn commits(repo: &DesiredStateRepo) -> u32 {
         .unwrap()
 }
 
+/// Every object in the repository.
+fn objects(repo: &DesiredStateRepo) -> std::collections::BTreeSet<String> {
+    git(
+        repo.path(),
+        &[
+            "cat-file",
+            "--batch-all-objects",
+            "--batch-check=%(objectname) %(objecttype)",
+        ],
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+/// Every file of HEAD with its content, as git reads it.
+fn head_files(repo: &DesiredStateRepo) -> BTreeMap<String, String> {
+    git(repo.path(), &["ls-tree", "-r", "--name-only", "HEAD"])
+        .lines()
+        .map(|path| {
+            let content = git(repo.path(), &["cat-file", "blob", &format!("HEAD:{path}")]);
+            (path.to_owned(), content)
+        })
+        .collect()
+}
+
 fn file(path: &str, content: &str) -> RenderedFile {
     RenderedFile {
         path: path.to_owned(),
         content: content.to_owned(),
+    }
+}
+
+fn author() -> Author {
+    Author {
+        name: "Erika Mustermann".to_owned(),
+        email: "erika@kiel.de".to_owned(),
     }
 }
 
@@ -50,7 +97,7 @@ fn batch(scope: &[&str], files: Vec<RenderedFile>) -> ChangeBatch {
         author_name: "Erika Mustermann".to_owned(),
         author_email: "erika@kiel.de".to_owned(),
         message: "Book nextcloud for Kiel".to_owned(),
-        audit_event: Some(42),
+        audit_events: vec![42],
     }
 }
 
@@ -77,44 +124,62 @@ fn site_files() -> Vec<RenderedFile> {
     ]
 }
 
-fn inodes(root: &Path, files: &[RenderedFile]) -> BTreeMap<String, (u64, i64, i64)> {
-    files
-        .iter()
-        .map(|f| {
-            let m = std::fs::metadata(root.join(&f.path)).unwrap();
-            (f.path.clone(), (m.ino(), m.mtime(), m.mtime_nsec()))
-        })
-        .collect()
-}
-
 #[test]
-fn first_apply_commits_with_author_and_audit_trailer() {
+fn first_apply_commits_with_author_and_audit_trailers() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = DesiredStateRepo::open_or_init(dir.path().join("desired-state")).unwrap();
-    let id = repo
-        .apply(&batch(&["sites/s1/prod"], site_files()))
-        .unwrap()
-        .unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path().join("desired-state.git")).unwrap();
+    assert_eq!(repo.head().unwrap(), None);
+    assert_eq!(repo.tree_oid_at("").unwrap(), None);
+    let mut b = batch(&["sites/s1/prod"], site_files());
+    b.audit_events = vec![42, 43];
+    b.author_name = "Erika <x@y>\nMustermann".to_owned();
+    let id = repo.apply(&b).unwrap().unwrap();
+    assert_eq!(repo.head().unwrap(), Some(id.clone()));
     let log = git(repo.path(), &["log", "-1", "--format=%H%n%an%n%ae%n%B"]);
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines[0], id.0);
-    assert_eq!(lines[1], "Erika Mustermann");
+    assert_eq!(lines[1], "Erika x@yMustermann");
     assert_eq!(lines[2], "erika@kiel.de");
-    assert_eq!(lines[3], "Book nextcloud for Kiel");
-    assert!(lines.contains(&"Audit-Event: 42"), "{log}");
     assert_eq!(
-        git(repo.path(), &["branch", "--show-current"]).trim(),
+        lines[3..].join("\n").trim_end(),
+        "Book nextcloud for Kiel\n\nAudit-Event: 42\nAudit-Event: 43"
+    );
+    let trailers = git(
+        repo.path(),
+        &[
+            "log",
+            "-1",
+            "--format=%(trailers:key=Audit-Event,valueonly)",
+        ],
+    );
+    assert_eq!(trailers.trim(), "42\n43");
+    assert_eq!(
+        git(repo.path(), &["symbolic-ref", "--short", "HEAD"]).trim(),
         "main"
     );
     assert_eq!(
-        git(repo.path(), &["log", "-1", "--format=%cn"]).trim(),
-        "verbund"
+        git(repo.path(), &["rev-parse", "--is-bare-repository"]).trim(),
+        "true"
     );
-    let tracked = git(repo.path(), &["ls-files"]);
-    assert_eq!(tracked.lines().count(), 5);
+    assert_eq!(
+        git(repo.path(), &["log", "-1", "--format=%cn <%ce>"]).trim(),
+        "verbund <verbund@localhost>"
+    );
+    assert_eq!(
+        git(repo.path(), &["config", "core.fsync"]).trim(),
+        "committed"
+    );
+    let files = head_files(&repo);
+    assert_eq!(files.len(), 5);
+    assert_eq!(
+        files["sites/s1/prod/bookings/a/app.yaml"],
+        "kind: HelmRelease\nname: a\n"
+    );
+    fsck(repo.path());
     // Reopening an existing repository works and keeps its history.
     let again = DesiredStateRepo::open_or_init(repo.path()).unwrap();
     assert_eq!(commits(&again), 1);
+    assert_eq!(again.head().unwrap(), Some(id));
 }
 
 #[test]
@@ -123,50 +188,61 @@ fn unchanged_reapply_creates_no_commit() {
     let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
     let b = batch(&["sites/s1/prod"], site_files());
     assert!(repo.apply(&b).unwrap().is_some());
+    let before = objects(&repo);
     assert_eq!(repo.apply(&b).unwrap(), None);
     assert_eq!(repo.apply(&b).unwrap(), None);
     assert_eq!(commits(&repo), 1);
-    // An empty batch on an empty scope commits nothing either.
+    // An empty batch on an empty scope commits nothing either, on a born or unborn branch.
     assert_eq!(
         repo.apply(&batch(&["sites/s9/test"], vec![])).unwrap(),
         None
     );
+    let empty = DesiredStateRepo::open_or_init(dir.path().join("empty")).unwrap();
+    assert_eq!(
+        empty.apply(&batch(&["sites/s9/test"], vec![])).unwrap(),
+        None
+    );
+    assert_eq!(empty.head().unwrap(), None);
+    // No object and no stray file was written by the no-op changes.
+    assert_eq!(objects(&repo), before);
+    let pack_dir = repo.path().join("objects/pack");
+    let names: Vec<String> = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| n.starts_with("pack-")), "{names:?}");
 }
 
 #[test]
-fn changing_one_file_writes_only_that_file() {
+fn changing_one_file_writes_only_the_changed_objects() {
     let dir = tempfile::tempdir().unwrap();
     let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
     let mut files = site_files();
     repo.apply(&batch(&["sites/s1/prod"], files.clone()))
         .unwrap();
-    let before = inodes(repo.path(), &files);
-    std::thread::sleep(Duration::from_millis(20));
+    let before = objects(&repo);
     files[2].content = "kind: HelmRelease\nname: a\nversion: 2\n".to_owned();
     let mut b = batch(&["sites/s1/prod"], files.clone());
-    b.audit_event = None;
+    b.audit_events = vec![];
     b.message = "Update a".to_owned();
     assert!(repo.apply(&b).unwrap().is_some());
-    let after = inodes(repo.path(), &files);
-    for f in &files {
-        if f.path == files[2].path {
-            assert_ne!(
-                before[&f.path], after[&f.path],
-                "{} was not rewritten",
-                f.path
-            );
-        } else {
-            assert_eq!(before[&f.path], after[&f.path], "{} was rewritten", f.path);
-        }
-    }
+    let added: Vec<String> = objects(&repo).difference(&before).cloned().collect();
+    let kinds = |kind: &str| added.iter().filter(|o| o.ends_with(kind)).count();
+    // The blob, the trees a, bookings, prod, s1, sites and the root, and the commit.
+    assert_eq!(
+        (kinds(" blob"), kinds(" tree"), kinds(" commit")),
+        (1, 6, 1),
+        "{added:?}"
+    );
     assert_eq!(commits(&repo), 2);
-    let changed = git(repo.path(), &["show", "--name-only", "--format=%s", "HEAD"]);
+    let changed = git(repo.path(), &["show", "--name-only", "--format=%B", "HEAD"]);
     let changed: Vec<&str> = changed.lines().filter(|l| !l.is_empty()).collect();
     assert_eq!(changed, ["Update a", "sites/s1/prod/bookings/a/app.yaml"]);
+    fsck(repo.path());
 }
 
 #[test]
-fn a_cancelled_booking_disappears_and_nothing_outside_the_scope_is_touched() {
+fn a_cancelled_booking_disappears_and_nothing_outside_the_puts_changes() {
     let dir = tempfile::tempdir().unwrap();
     let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
     let other = vec![file("sites/s2/prod/kustomization.yaml", "resources: []\n")];
@@ -174,36 +250,68 @@ fn a_cancelled_booking_disappears_and_nothing_outside_the_scope_is_touched() {
         .unwrap();
     repo.apply(&batch(&["sites/s1/prod"], site_files()))
         .unwrap();
-    std::fs::write(repo.path().join("NOTES.local"), "operator notes").unwrap();
-    std::fs::write(repo.path().join("sites/s1/test.local"), "beside the scope").unwrap();
-    let other_before = inodes(repo.path(), &other);
+    let s2_before = repo.tree_oid_at("sites/s2").unwrap().unwrap();
 
     let without_b: Vec<RenderedFile> = site_files()
         .into_iter()
         .filter(|f| !f.path.contains("/bookings/b/"))
         .collect();
     repo.apply(&batch(&["sites/s1/prod"], without_b)).unwrap();
-
-    assert!(!repo.path().join("sites/s1/prod/bookings/b").exists());
+    assert_eq!(repo.tree_oid_at("sites/s1/prod/bookings/b").unwrap(), None);
     assert!(repo
-        .path()
-        .join("sites/s1/prod/bookings/a/app.yaml")
-        .exists());
-    assert_eq!(inodes(repo.path(), &other), other_before);
-    assert!(repo.path().join("NOTES.local").exists());
-    assert!(repo.path().join("sites/s1/test.local").exists());
+        .tree_oid_at("sites/s1/prod/bookings/a/app.yaml")
+        .unwrap()
+        .is_some());
+    assert_eq!(repo.tree_oid_at("sites/s2").unwrap(), Some(s2_before));
     let changed = git(repo.path(), &["show", "--name-status", "--format=", "HEAD"]);
     assert_eq!(
         changed.trim(),
         "D\tsites/s1/prod/bookings/b/app.yaml\nD\tsites/s1/prod/bookings/b/namespace.yaml"
     );
-    let tracked = git(repo.path(), &["ls-files"]);
-    assert!(tracked.contains("sites/s2/prod/kustomization.yaml"));
-    assert!(!tracked.contains("NOTES.local"));
+
+    // Through a change: one booking folder removed, one file replaced, one removed.
+    let mut change = repo.change().unwrap();
+    change
+        .put_folder("sites/s1/prod/bookings/a", vec![])
+        .unwrap();
+    change
+        .put_file("sites/s1/prod/kustomization.yaml", Some("resources: []\n"))
+        .unwrap();
+    change
+        .put_file("sites/s2/prod/kustomization.yaml", None)
+        .unwrap();
+    change
+        .put_folder(
+            "sites/s3/prod/bookings/c",
+            vec![file("sites/s3/prod/bookings/c/app.yaml", "c\n")],
+        )
+        .unwrap();
+    assert_eq!(change.list("sites").unwrap(), ["s1", "s3"]);
+    assert_eq!(
+        change.list("sites/s1/prod").unwrap(),
+        ["kustomization.yaml"]
+    );
+    assert_eq!(
+        change.list("sites/s3/prod/bookings/c").unwrap(),
+        ["app.yaml"]
+    );
+    assert_eq!(change.list("sites/s3/prod/bookings").unwrap(), ["c"]);
+    assert_eq!(change.list("nowhere").unwrap(), Vec::<String>::new());
+    let id = change.commit(&author(), "Cancel a", &[7]).unwrap().unwrap();
+    assert_eq!(repo.head().unwrap(), Some(id));
+    let files = head_files(&repo);
+    assert_eq!(
+        files.keys().collect::<Vec<_>>(),
+        [
+            "sites/s1/prod/kustomization.yaml",
+            "sites/s3/prod/bookings/c/app.yaml"
+        ]
+    );
+    fsck(repo.path());
 }
 
 #[test]
-fn batches_are_checked() {
+fn batches_and_changes_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
     let outside = batch(&["sites/s1/prod"], vec![file("sites/s1/prodx/a.yaml", "")]);
@@ -227,6 +335,55 @@ fn batches_are_checked() {
         repo.apply(&batch(&[".."], vec![])),
         Err(Error::InvalidPath(_))
     ));
+    let nested = batch(&["s", "s/t"], vec![file("s/t/a", "1")]);
+    assert!(matches!(repo.apply(&nested), Err(Error::Overlap(_))));
+    let conflict = batch(&["s"], vec![file("s/a", "1"), file("s/a/b", "2")]);
+    assert!(matches!(repo.apply(&conflict), Err(Error::PathConflict(p)) if p == "s/a"));
+
+    let mut change = repo.change().unwrap();
+    change.put_folder("s/t", vec![file("s/t/a", "1")]).unwrap();
+    assert!(matches!(
+        change.put_file("s/t/b", Some("x")),
+        Err(Error::Overlap(_))
+    ));
+    assert!(matches!(
+        change.put_folder("s", vec![]),
+        Err(Error::Overlap(_))
+    ));
+    assert!(matches!(
+        change.put_folder("s/t", vec![]),
+        Err(Error::Overlap(_))
+    ));
+    assert!(matches!(
+        change.put_file("../x", None),
+        Err(Error::InvalidPath(_))
+    ));
+    assert!(matches!(
+        change.put_folder("u", vec![file("v/a", "")]),
+        Err(Error::OutsideScope(_))
+    ));
+    change.put_file("s/u", Some("x")).unwrap();
+    drop(change);
+    assert_eq!(repo.head().unwrap(), None);
+    assert!(matches!(
+        repo.tree_oid_at("a/../b"),
+        Err(Error::InvalidPath(_))
+    ));
+}
+
+#[test]
+fn a_change_fails_when_the_branch_moved_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    let mut first = repo.change().unwrap();
+    first.put_file("a", Some("1")).unwrap();
+    let mut second = repo.change().unwrap();
+    second.put_file("b", Some("2")).unwrap();
+    let id = first.commit(&author(), "first", &[]).unwrap().unwrap();
+    let err = second.commit(&author(), "second", &[]).unwrap_err();
+    assert!(matches!(err, Error::HeadMoved { .. }), "{err}");
+    assert_eq!(repo.head().unwrap(), Some(id));
+    assert_eq!(head_files(&repo).len(), 1);
 }
 
 #[test]
@@ -235,16 +392,16 @@ fn refuses_a_non_empty_folder_that_is_not_a_repository() {
     std::fs::write(dir.path().join("something"), "x").unwrap();
     let err = DesiredStateRepo::open_or_init(dir.path()).unwrap_err();
     assert!(matches!(err, Error::NotARepository(_)), "{err}");
-    assert!(!dir.path().join(".git").exists());
-    // An empty existing folder is initialised.
+    assert!(!dir.path().join("HEAD").exists());
+    // An empty existing folder is initialised as a bare repository.
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     DesiredStateRepo::open_or_init(&empty).unwrap();
-    assert!(empty.join(".git").is_dir());
+    assert!(empty.join("HEAD").is_file() && empty.join("objects").is_dir());
 }
 
 #[test]
-fn verify_reports_missing_extra_changed_and_uncommitted() {
+fn verify_reports_missing_extra_and_changed() {
     let dir = tempfile::tempdir().unwrap();
     let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
     let scope = vec!["sites/s1/prod".to_owned()];
@@ -261,32 +418,156 @@ fn verify_reports_missing_extra_changed_and_uncommitted() {
     let mut expected = files.clone();
     expected.remove(0); // kustomization.yaml is now extra at HEAD
     expected[0].content = "changed".to_owned(); // bookings/a/namespace.yaml
+    expected.retain(|f| !f.path.contains("/bookings/b/")); // all of b is extra
     expected.push(file("sites/s1/prod/bookings/c/app.yaml", "new"));
-    // Garbage in the work tree is reported but does not mask HEAD.
-    std::fs::write(
-        repo.path().join("sites/s1/prod/bookings/a/app.yaml"),
-        "garbage",
-    )
-    .unwrap();
-    std::fs::write(repo.path().join("sites/s1/prod/stray.yaml"), "stray").unwrap();
+    expected.push(file(
+        "sites/s1/prod/bookings/a/app.yaml/x",
+        "a file became a folder",
+    ));
+    expected.retain(|f| f.path != "sites/s1/prod/bookings/a/app.yaml");
     assert_eq!(
         repo.verify(&expected, &scope).unwrap(),
         vec![
+            Difference::Missing("sites/s1/prod/bookings/a/app.yaml/x".into()),
             Difference::Missing("sites/s1/prod/bookings/c/app.yaml".into()),
+            Difference::Extra("sites/s1/prod/bookings/a/app.yaml".into()),
+            Difference::Extra("sites/s1/prod/bookings/b/app.yaml".into()),
+            Difference::Extra("sites/s1/prod/bookings/b/namespace.yaml".into()),
             Difference::Extra("sites/s1/prod/kustomization.yaml".into()),
             Difference::Changed("sites/s1/prod/bookings/a/namespace.yaml".into()),
-            Difference::Uncommitted("sites/s1/prod/bookings/a/app.yaml".into()),
-            Difference::Uncommitted("sites/s1/prod/stray.yaml".into()),
         ]
     );
-    // Repair discards the garbage; the original batch is then in line again.
-    assert_eq!(
-        repo.repair(&batch(&["sites/s1/prod"], files.clone()))
-            .unwrap(),
-        None
+    // Nothing expected in a scope that holds files: all of them are extra.
+    assert_eq!(repo.verify(&[], &scope).unwrap().len(), files.len());
+    assert!(matches!(
+        repo.verify(&[file("x/y", "")], &scope),
+        Err(Error::OutsideScope(_))
+    ));
+}
+
+#[test]
+fn folder_oids_match_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    let shapes: Vec<Vec<&str>> = vec![
+        vec!["f/a"],
+        // git sorts a tree as if its name ended in `/`: a-b, a.b, a/, a0.
+        vec!["f/a/x", "f/a.b", "f/a-b", "f/a0", "f/a/y/z"],
+        vec!["f/a.b/c", "f/a/c", "f/a-b/c", "f/ab", "f/A", "f/_", "f/~"],
+        vec!["f/über/ä.yaml", "f/x y", "f/1", "f/10", "f/9"],
+        vec!["f/deep/er/and/deeper/still.yaml", "f/deep/er.yaml"],
+    ];
+    for (i, shape) in shapes.iter().enumerate() {
+        let files: Vec<RenderedFile> = shape
+            .iter()
+            .enumerate()
+            .map(|(j, p)| file(p, &format!("content {i} {j}\n")))
+            .collect();
+        let expected = folder_oid("f", &files).unwrap();
+        repo.apply(&batch(&["f"], files)).unwrap();
+        let actual = git(repo.path(), &["rev-parse", "HEAD:f"]);
+        assert_eq!(expected.to_string(), actual.trim(), "shape {shape:?}");
+        assert_eq!(repo.tree_oid_at("f").unwrap(), Some(expected));
+        let root: Oid = git(repo.path(), &["rev-parse", "HEAD^{tree}"])
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(repo.tree_oid_at("").unwrap(), Some(root));
+    }
+    assert_eq!(folder_oid("f", &[]).unwrap(), Oid::EMPTY_TREE);
+    assert!(matches!(
+        folder_oid("f", &[file("g/a", "")]),
+        Err(Error::OutsideScope(_))
+    ));
+    fsck(repo.path());
+}
+
+#[test]
+fn a_large_cold_write_reads_back_identically_and_survives_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    let mut expected = BTreeMap::new();
+    let mut change = repo.change().unwrap();
+    for site in 0..4 {
+        let folder = format!("sites/s{site}/prod");
+        let mut files = vec![file(
+            &format!("{folder}/kustomization.yaml"),
+            "resources: []\n",
+        )];
+        for booking in 0..500 {
+            for name in ["namespace.yaml", "app.yaml", "netpol.yaml"] {
+                files.push(file(
+                    &format!("{folder}/bookings/ns-{booking:04}/{name}"),
+                    &format!("kind: {name}\nmetadata:\n  name: b{booking}\n  site: s{site}\n"),
+                ));
+            }
+        }
+        for f in &files {
+            expected.insert(f.path.clone(), f.content.clone());
+        }
+        change.put_folder(&folder, files).unwrap();
+    }
+    assert_eq!(change.list("sites/s3/prod/bookings").unwrap().len(), 500);
+    change.commit(&author(), "cold", &[1]).unwrap().unwrap();
+    fsck(repo.path());
+    assert_eq!(head_files(&repo).len(), expected.len());
+    // `git archive` reads every blob through git's own pack reader.
+    let archive = dir.path().join("head.tar");
+    git(
+        repo.path(),
+        &["archive", "-o", archive.to_str().unwrap(), "HEAD"],
     );
-    assert_eq!(repo.verify(&files, &scope).unwrap(), vec![]);
-    assert_eq!(commits(&repo), 1);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let status = Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for (path, content) in &expected {
+        assert_eq!(
+            &std::fs::read_to_string(out.join(path)).unwrap(),
+            content,
+            "{path}"
+        );
+    }
+    // Many small commits (one pack each), then housekeeping folds them together.
+    git(repo.path(), &["config", "gc.autoPackLimit", "4"]);
+    for i in 0..6 {
+        let mut change = repo.change().unwrap();
+        change
+            .put_file(
+                "sites/s0/prod/kustomization.yaml",
+                Some(&format!("round {i}\n")),
+            )
+            .unwrap();
+        change.commit(&author(), "small", &[]).unwrap().unwrap();
+    }
+    repo.maintain().unwrap();
+    let packs = std::fs::read_dir(repo.path().join("objects/pack"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "pack")
+        })
+        .count();
+    assert!(packs < 4, "{packs} packs after gc");
+    fsck(repo.path());
+    let files: Vec<RenderedFile> = expected
+        .iter()
+        .filter(|(p, _)| p.starts_with("sites/s1/"))
+        .map(|(p, c)| file(p, c))
+        .collect();
+    assert_eq!(
+        repo.verify(&files, &["sites/s1/prod".to_owned()]).unwrap(),
+        vec![]
+    );
 }
 
 fn large_batch(round: usize) -> ChangeBatch {
@@ -300,7 +581,7 @@ fn large_batch(round: usize) -> ChangeBatch {
         .collect();
     let mut b = batch(&["sites/big/prod"], files);
     b.message = format!("round {round}");
-    b.audit_event = Some(round as i64);
+    b.audit_events = vec![round as i64];
     b
 }
 
@@ -320,15 +601,17 @@ fn crash_child() {
 #[test]
 fn survives_being_killed_mid_apply() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("repo");
+    let path = dir.path().join("repo.git");
     let repo = DesiredStateRepo::open_or_init(&path).unwrap();
     repo.apply(&batch(&["sites/s1/prod"], site_files()))
         .unwrap();
     let exe = std::env::current_exe().unwrap();
     // The first child runs until it has committed a round, so that later ones find
-    // history to protect; the others are killed at points spread over write, stage and
-    // commit of a round.
-    for (i, delay) in [1500u64, 700, 2600, 4400, 6100].into_iter().enumerate() {
+    // history to protect; the others are killed at points spread over rounds.
+    for (i, delay) in [300u64, 150, 520, 880, 1220, 77, 401]
+        .into_iter()
+        .enumerate()
+    {
         let mut child = Command::new(&exe)
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(CRASH_CHILD, &path)
@@ -341,7 +624,7 @@ fn survives_being_killed_mid_apply() {
             while commits(&repo) < 2 {
                 assert!(Instant::now() < deadline, "the child never committed");
                 assert!(child.try_wait().unwrap().is_none(), "the child failed");
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(20));
             }
         }
         std::thread::sleep(Duration::from_millis(delay));
@@ -353,22 +636,27 @@ fn survives_being_killed_mid_apply() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
-    // The children got far enough to commit.
     assert!(commits(&repo) > 1, "no child committed a round");
     // Whatever the kills left, a lock of a killed git is certainly stale now.
-    std::fs::write(path.join(".git/index.lock"), "").unwrap();
+    std::fs::write(path.join("refs/heads/main.lock"), "").unwrap();
     let repo = DesiredStateRepo::open_or_init(&path).unwrap();
-    assert!(!path.join(".git/index.lock").exists());
-    git(&path, &["fsck", "--full", "--no-progress"]);
+    assert!(!path.join("refs/heads/main.lock").exists());
+    let leftovers: Vec<String> = std::fs::read_dir(path.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("pack-"))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new());
+    fsck(&path);
 
     let wanted = large_batch(1000);
-    repo.repair(&wanted).unwrap();
+    repo.apply(&wanted).unwrap();
     assert_eq!(repo.verify(&wanted.files, &wanted.scope).unwrap(), vec![]);
     // The other site was never touched.
     let s1 = vec!["sites/s1/prod".to_owned()];
     assert_eq!(repo.verify(&site_files(), &s1).unwrap(), vec![]);
     assert_eq!(repo.apply(&wanted).unwrap(), None);
-    git(&path, &["fsck", "--full", "--no-progress"]);
+    fsck(&path);
 }
 
 #[test]
@@ -412,7 +700,7 @@ fn secret_scan_finds_nothing_in_a_normal_repository() {
 #[test]
 fn push_to_a_bare_repository_and_fail_bounded_on_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = DesiredStateRepo::open_or_init(dir.path().join("local")).unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path().join("local.git")).unwrap();
     repo.apply(&batch(&["sites/s1/prod"], site_files()))
         .unwrap();
     let remote = dir.path().join("remote.git");

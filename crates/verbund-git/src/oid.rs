@@ -1,0 +1,134 @@
+//! Git object names: the SHA-1 of an object's kind, length and bytes, computed in
+//! process so that trees can be compared and written without asking git.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha1::{Digest, Sha1};
+
+use crate::error::Error;
+
+/// The name of a Git object (blob, tree or commit): 20 bytes of SHA-1, shown as 40
+/// lowercase hexadecimal digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Oid(pub [u8; 20]);
+
+impl Oid {
+    /// The name of the tree without entries, which Git never stores at a path below the
+    /// root: an absent folder and an empty one are the same thing.
+    pub const EMPTY_TREE: Oid = Oid([
+        0x4b, 0x82, 0x5d, 0xc6, 0x42, 0xcb, 0x6e, 0xb9, 0xa0, 0x60, 0xe5, 0x4b, 0xf8, 0xd6, 0x92,
+        0x88, 0xfb, 0xee, 0x49, 0x04,
+    ]);
+
+    /// The all-zero name git uses for "no object" (an unborn branch in `update-ref`).
+    pub const ZERO: Oid = Oid([0; 20]);
+
+    /// The name of an object of `kind` with content `data`, exactly as git computes it.
+    pub(crate) fn hash(kind: Kind, data: &[u8]) -> Oid {
+        let mut hasher = Sha1::new();
+        hasher.update(kind.name().as_bytes());
+        hasher.update(b" ");
+        hasher.update(data.len().to_string().as_bytes());
+        hasher.update([0u8]);
+        hasher.update(data);
+        Oid(hasher.finalize().into())
+    }
+
+    /// The 40 hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Oid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Oid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Oid({self})")
+    }
+}
+
+impl FromStr for Oid {
+    type Err = Error;
+
+    /// Parses 40 hexadecimal digits (either case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || Error::InvalidOid(s.to_owned());
+        let bytes = s.as_bytes();
+        if bytes.len() != 40 {
+            return Err(invalid());
+        }
+        let mut oid = [0u8; 20];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let high = hex_digit(pair[0]).ok_or_else(invalid)?;
+            let low = hex_digit(pair[1]).ok_or_else(invalid)?;
+            oid[i] = high << 4 | low;
+        }
+        Ok(Oid(oid))
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The kinds of object this crate writes and reads; the discriminant is the pack type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Commit = 1,
+    Tree = 2,
+    Blob = 3,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Commit => "commit",
+            Kind::Tree => "tree",
+            Kind::Blob => "blob",
+        }
+    }
+
+    pub(crate) fn from_pack_type(t: u8) -> Option<Kind> {
+        match t {
+            1 => Some(Kind::Commit),
+            2 => Some(Kind::Tree),
+            3 => Some(Kind::Blob),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_like_git() {
+        assert_eq!(Oid::hash(Kind::Tree, b""), Oid::EMPTY_TREE);
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(
+            Oid::hash(Kind::Blob, b"hello\n").to_string(),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
+        let oid: Oid = "CE013625030ba8dba906f756967f9e9ca394464a".parse().unwrap();
+        assert_eq!(oid, Oid::hash(Kind::Blob, b"hello\n"));
+        assert!("xyz".parse::<Oid>().is_err());
+        assert!("ce013625030ba8dba906f756967f9e9ca394464g"
+            .parse::<Oid>()
+            .is_err());
+    }
+}

@@ -1,0 +1,436 @@
+//! Writing Git objects: the objects of one change go into one pack file (whole objects,
+//! zlib at a fast level, compressed on all cores) with its version-2 index, made durable
+//! before the change's commit is referenced. git reads the result like any pack it
+//! received; `git gc` folds the packs of many commits together later.
+//!
+//! A pack is written as `objects/pack/tmp_pack_verbund_*`, its object count patched in
+//! and its checksum computed when the change commits; pack and index are fsynced and
+//! renamed into place (pack first: git only looks at packs that have an index), then the
+//! folder is fsynced. A crash leaves at most a temporary file, removed on the next open.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flate2::{Compress, Compression, FlushCompress, Status};
+use sha1::{Digest, Sha1};
+
+use crate::error::{Error, Result};
+use crate::oid::{Kind, Oid};
+
+/// Prefix of this crate's temporary files in `objects/pack`; see [`remove_temporaries`].
+pub(crate) const TEMP_PREFIX: &str = "tmp_verbund_";
+
+/// zlib level of pack entries: the fastest one, as the objects are small and `git gc`
+/// recompresses (with deltas) whatever it repacks.
+const LEVEL: u32 = 1;
+
+/// Below this many bytes of work a batch is handled on the calling thread.
+const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+/// Threads used for hashing and compression.
+pub(crate) fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
+
+/// `f` over `items` in order, on [`threads`] threads when the summed `weight` is large
+/// enough to pay for them; each thread starts with its own state from `init`.
+pub(crate) fn parallel_map<T, S, R>(
+    items: &[T],
+    weight: impl Fn(&T) -> usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, &T) -> R + Sync,
+) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+{
+    let threads = threads();
+    let total: usize = items.iter().map(weight).sum();
+    if threads < 2 || items.len() < 2 || total < PARALLEL_MIN_BYTES {
+        let mut state = init();
+        return items.iter().map(|item| f(&mut state, item)).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                let (init, f) = (&init, &f);
+                scope.spawn(move || {
+                    let mut state = init();
+                    part.iter()
+                        .map(|item| f(&mut state, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| match worker.join() {
+                Ok(results) => results,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// zlib-compresses `data` with a reused compressor.
+pub(crate) fn deflate(compress: &mut Compress, data: &[u8]) -> Vec<u8> {
+    compress.reset();
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    loop {
+        let consumed = compress.total_in() as usize;
+        let status = compress.compress_vec(&data[consumed..], &mut out, FlushCompress::Finish);
+        match status {
+            Ok(Status::StreamEnd) => return out,
+            // Out of room (or no progress possible without it): grow and go on.
+            Ok(_) | Err(_) => out.reserve(out.capacity().max(64)),
+        }
+    }
+}
+
+pub(crate) fn compressor() -> Compress {
+    Compress::new(Compression::new(LEVEL), true)
+}
+
+/// One object of a pack's index.
+#[derive(Clone, Copy)]
+struct Indexed {
+    oid: Oid,
+    offset: u64,
+    crc: u32,
+}
+
+/// The objects a change writes, collected in one temporary pack file.
+pub(crate) struct PackWriter {
+    pack_dir: PathBuf,
+    pack: Option<Pending>,
+}
+
+struct Pending {
+    temp: PathBuf,
+    file: BufWriter<File>,
+    offset: u64,
+    entries: Vec<Indexed>,
+    index: HashMap<Oid, u32>,
+}
+
+impl PackWriter {
+    /// A writer into `objects/pack` of the repository at `git_dir`; no file is created
+    /// before the first object.
+    pub(crate) fn new(git_dir: &Path) -> Self {
+        PackWriter {
+            pack_dir: git_dir.join("objects").join("pack"),
+            pack: None,
+        }
+    }
+
+    /// Whether the pending pack holds `oid`.
+    pub(crate) fn contains(&self, oid: &Oid) -> bool {
+        self.pack
+            .as_ref()
+            .is_some_and(|p| p.index.contains_key(oid))
+    }
+
+    /// Adds objects (name, kind, content) that the pack does not hold yet, compressing
+    /// them in parallel.
+    pub(crate) fn add(&mut self, objects: &[(Oid, Kind, &[u8])]) -> Result<()> {
+        let mut fresh: Vec<(Oid, Kind, &[u8])> = Vec::with_capacity(objects.len());
+        {
+            let mut seen = std::collections::HashSet::new();
+            for (oid, kind, data) in objects {
+                if !self.contains(oid) && seen.insert(*oid) {
+                    fresh.push((*oid, *kind, *data));
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let compressed = parallel_map(
+            &fresh,
+            |(_, _, data)| data.len(),
+            compressor,
+            |compress, (_, _, data)| deflate(compress, data),
+        );
+        let pending = self.pending()?;
+        for ((oid, kind, data), body) in fresh.iter().zip(compressed) {
+            let header = entry_header(*kind, data.len() as u64);
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&header);
+            crc.update(&body);
+            let io = |e| Error::io("writing", &pending.temp, e);
+            pending.file.write_all(&header).map_err(io)?;
+            pending.file.write_all(&body).map_err(io)?;
+            let position = u32::try_from(pending.entries.len())
+                .map_err(|_| Error::io("writing", &pending.temp, too_many()))?;
+            pending.index.insert(*oid, position);
+            pending.entries.push(Indexed {
+                oid: *oid,
+                offset: pending.offset,
+                crc: crc.finalize(),
+            });
+            pending.offset += (header.len() + body.len()) as u64;
+        }
+        Ok(())
+    }
+
+    fn pending(&mut self) -> Result<&mut Pending> {
+        if self.pack.is_none() {
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            fs::create_dir_all(&self.pack_dir)
+                .map_err(|e| Error::io("creating", &self.pack_dir, e))?;
+            let temp = self.pack_dir.join(format!(
+                "{TEMP_PREFIX}pack_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+                .map_err(|e| Error::io("creating", &temp, e))?;
+            let mut file = BufWriter::with_capacity(1 << 20, file);
+            // The object count is patched in by `finish`.
+            file.write_all(b"PACK\0\0\0\x02\0\0\0\0")
+                .map_err(|e| Error::io("writing", &temp, e))?;
+            self.pack = Some(Pending {
+                temp,
+                file,
+                offset: 12,
+                entries: Vec::new(),
+                index: HashMap::new(),
+            });
+        }
+        self.pack
+            .as_mut()
+            .ok_or_else(|| Error::io("writing", PathBuf::new(), std::io::Error::other("no pack")))
+    }
+
+    /// Reads back an object of the pending pack.
+    pub(crate) fn read(&mut self, oid: &Oid) -> Result<Option<(Kind, Vec<u8>)>> {
+        let Some(pending) = self.pack.as_mut() else {
+            return Ok(None);
+        };
+        let Some(position) = pending.index.get(oid) else {
+            return Ok(None);
+        };
+        let offset = pending.entries[*position as usize].offset;
+        let io = |e| Error::io("reading", &pending.temp, e);
+        pending.file.flush().map_err(io)?;
+        let mut file = File::open(&pending.temp).map_err(io)?;
+        file.seek(SeekFrom::Start(offset)).map_err(io)?;
+        let mut reader = BufReader::new(file);
+        let mut byte = [0u8; 1];
+        reader.read_exact(&mut byte).map_err(io)?;
+        let kind = Kind::from_pack_type((byte[0] >> 4) & 7)
+            .ok_or_else(|| Error::CorruptObject(oid.to_string()))?;
+        let mut size = u64::from(byte[0] & 0x0f);
+        let mut shift = 4;
+        while byte[0] & 0x80 != 0 {
+            reader.read_exact(&mut byte).map_err(io)?;
+            size |= u64::from(byte[0] & 0x7f) << shift;
+            shift += 7;
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        flate2::read::ZlibDecoder::new(reader)
+            .take(size)
+            .read_to_end(&mut data)
+            .map_err(io)?;
+        Ok(Some((kind, data)))
+    }
+
+    /// Completes the pack and its index durably and moves them into place. Does
+    /// nothing when no object was added.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        let Some(pending) = self.pack.take() else {
+            return Ok(());
+        };
+        let temp = pending.temp.clone();
+        let result = finish(&self.pack_dir, pending);
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+}
+
+impl Drop for PackWriter {
+    /// A change that is dropped (or commits nothing) leaves no file behind.
+    fn drop(&mut self) {
+        if let Some(pending) = self.pack.take() {
+            drop(pending.file);
+            let _ = fs::remove_file(&pending.temp);
+        }
+    }
+}
+
+fn too_many() -> std::io::Error {
+    std::io::Error::other("more than 2^32 objects in one pack")
+}
+
+/// The header of a pack entry: type and inflated size.
+fn entry_header(kind: Kind, mut size: u64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(10);
+    let mut byte = ((kind as u8) << 4) | (size & 0x0f) as u8;
+    size >>= 4;
+    while size != 0 {
+        header.push(byte | 0x80);
+        byte = (size & 0x7f) as u8;
+        size >>= 7;
+    }
+    header.push(byte);
+    header
+}
+
+fn finish(pack_dir: &Path, pending: Pending) -> Result<()> {
+    let Pending {
+        temp,
+        file,
+        mut entries,
+        ..
+    } = pending;
+    let io = |action, e| Error::io(action, &temp, e);
+    let mut file = file
+        .into_inner()
+        .map_err(|e| io("writing", e.into_error()))?;
+    let count = u32::try_from(entries.len()).map_err(|_| io("writing", too_many()))?;
+    file.seek(SeekFrom::Start(8))
+        .map_err(|e| io("writing", e))?;
+    file.write_all(&count.to_be_bytes())
+        .map_err(|e| io("writing", e))?;
+    // The checksum covers the patched header, so the pack is read once more.
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| io("reading", e))?;
+    let mut hasher = Sha1::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(|e| io("reading", e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    let checksum: [u8; 20] = hasher.finalize().into();
+    file.write_all(&checksum).map_err(|e| io("writing", e))?;
+    file.sync_all().map_err(|e| io("syncing", e))?;
+    drop(file);
+
+    entries.sort_unstable_by_key(|e| e.oid);
+    let index = index_bytes(&entries, &checksum);
+    let name = Oid(checksum).to_string();
+    let temp_index = temp.with_extension("idx");
+    let write_index = || -> std::io::Result<()> {
+        let mut f = File::create(&temp_index)?;
+        f.write_all(&index)?;
+        f.sync_all()
+    };
+    if let Err(e) = write_index() {
+        let _ = fs::remove_file(&temp_index);
+        return Err(Error::io("writing", &temp_index, e));
+    }
+    let pack = pack_dir.join(format!("pack-{name}.pack"));
+    let idx = pack_dir.join(format!("pack-{name}.idx"));
+    fs::rename(&temp, &pack).map_err(|e| Error::io("renaming into", &pack, e))?;
+    if let Err(e) = fs::rename(&temp_index, &idx) {
+        let _ = fs::remove_file(&temp_index);
+        return Err(Error::io("renaming into", &idx, e));
+    }
+    sync_dir(pack_dir)
+}
+
+/// A version-2 pack index of `entries` (sorted by name).
+fn index_bytes(entries: &[Indexed], pack_checksum: &[u8; 20]) -> Vec<u8> {
+    let n = entries.len();
+    let mut out = Vec::with_capacity(8 + 1024 + n * 28 + 40);
+    out.extend_from_slice(b"\xfftOc\0\0\0\x02");
+    let mut fanout = [0u32; 256];
+    for e in entries {
+        fanout[e.oid.0[0] as usize] += 1;
+    }
+    let mut total = 0u32;
+    for count in fanout {
+        total += count;
+        out.extend_from_slice(&total.to_be_bytes());
+    }
+    for e in entries {
+        out.extend_from_slice(&e.oid.0);
+    }
+    for e in entries {
+        out.extend_from_slice(&e.crc.to_be_bytes());
+    }
+    let mut large = Vec::new();
+    for e in entries {
+        if e.offset < 0x8000_0000 {
+            out.extend_from_slice(&(e.offset as u32).to_be_bytes());
+        } else {
+            let slot = 0x8000_0000 | large.len() as u32;
+            out.extend_from_slice(&slot.to_be_bytes());
+            large.push(e.offset);
+        }
+    }
+    for offset in large {
+        out.extend_from_slice(&offset.to_be_bytes());
+    }
+    out.extend_from_slice(pack_checksum);
+    let checksum: [u8; 20] = Sha1::digest(&out).into();
+    out.extend_from_slice(&checksum);
+    out
+}
+
+/// Flushes a folder's entries (the renames into it) to disk.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|e| Error::io("syncing", dir, e))
+}
+
+/// Removes temporary pack files a killed writer left in `objects/pack`.
+pub(crate) fn remove_temporaries(git_dir: &Path) -> Result<Vec<PathBuf>> {
+    let dir = git_dir.join("objects").join("pack");
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Ok(removed);
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_headers_carry_type_and_size() {
+        assert_eq!(entry_header(Kind::Blob, 5), [0x35]);
+        assert_eq!(entry_header(Kind::Tree, 16), [0xa0, 0x01]);
+        assert_eq!(entry_header(Kind::Commit, 1000), [0x98, 0x3e]);
+    }
+
+    #[test]
+    fn deflate_round_trips() {
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut c = compressor();
+        for input in [&b""[..], b"x", &data] {
+            let packed = deflate(&mut c, input);
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(packed.as_slice())
+                .read_to_end(&mut out)
+                .unwrap();
+            assert_eq!(out, input);
+        }
+    }
+}
