@@ -53,6 +53,9 @@ pub struct AppState {
     pub reevaluate: Arc<tokio::sync::Notify>,
     /// Where sites fetch their desired state from, and the renderer's other settings.
     pub render: Arc<verbund_render::RenderOptions>,
+    /// Delivers changes into the desired-state repository, when the server runs one;
+    /// woken after every successful change through the API.
+    pub publisher: Option<verbund_delivery::Publisher>,
 }
 
 impl AppState {
@@ -74,7 +77,15 @@ impl AppState {
             render: Arc::new(verbund_render::RenderOptions::new(
                 "file:///var/lib/verbund/desired-state",
             )),
+            publisher: None,
         }
+    }
+
+    /// Delivers every change through `publisher`; previews render with its settings.
+    pub fn with_publisher(mut self, publisher: verbund_delivery::Publisher) -> Self {
+        self.render = Arc::new(publisher.options().render.clone());
+        self.publisher = Some(publisher);
+        self
     }
 
     /// Sets where sites fetch the desired state from (the Git URL written into roots).
@@ -86,6 +97,23 @@ impl AppState {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
+}
+
+/// Wakes the publisher after a successful change, so that it reaches the desired-state
+/// repository at once (the publisher also polls, so a missed wake-up only costs time).
+async fn wake_publisher(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let writes = !req.method().is_safe();
+    let resp = next.run(req).await;
+    if writes && resp.status().is_success() {
+        if let Some(p) = &state.publisher {
+            p.wake();
+        }
+    }
+    resp
 }
 
 /// The complete HTTP application.
@@ -109,6 +137,10 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            wake_publisher,
         ))
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) });
     Router::new()

@@ -26,7 +26,7 @@ use crate::AppState;
         bookings::list, bookings::create, bookings::read, bookings::update, bookings::cancel,
         bookings::approve, bookings::reject, bookings::placement, bookings::explain, bookings::reevaluate,
         policies::list, policies::submit, policies::read, policies::versions, policies::remove,
-        desired_state::site, desired_state::booking,
+        desired_state::site, desired_state::booking, desired_state::status,
     ),
     components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus)),
     modifiers(&BearerAuth),

@@ -66,10 +66,62 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Where the desired state goes.
+#[derive(Debug, Clone, Args)]
+pub struct DeliveryArgs {
+    /// URL of the desired-state repository as the sites' Flux or Argo CD reach it; it is
+    /// written into each site's `root.yaml`. Defaults to `--git-remote` when that is a
+    /// URL, else to a placeholder in the reserved `.invalid` domain.
+    #[arg(long, env = "VERBUND_REPOSITORY_URL")]
+    pub repository_url: Option<String>,
+    /// Push every commit of the desired state to this Git remote (a URL or a path to a
+    /// bare repository); failed pushes are retried with back-off and never hold up a
+    /// booking.
+    #[arg(long, env = "VERBUND_GIT_REMOTE")]
+    pub git_remote: Option<String>,
+}
+
+/// Where sites are told to pull from when nothing better is known.
+pub const PLACEHOLDER_REPOSITORY_URL: &str = "https://git.verbund.invalid/desired-state.git";
+
+impl DeliveryArgs {
+    /// The repository URL written into the sites' roots.
+    pub fn repository_url(&self) -> String {
+        if let Some(url) = &self.repository_url {
+            return url.clone();
+        }
+        match &self.git_remote {
+            Some(remote)
+                if ["https://", "http://", "ssh://"]
+                    .iter()
+                    .any(|scheme| remote.starts_with(scheme)) =>
+            {
+                remote.clone()
+            }
+            _ => PLACEHOLDER_REPOSITORY_URL.to_string(),
+        }
+    }
+
+    pub fn options(&self) -> verbund_delivery::PublisherOptions {
+        let mut options = verbund_delivery::PublisherOptions::new(
+            verbund_render::RenderOptions::new(self.repository_url()),
+        );
+        options.remote = self.git_remote.clone();
+        options
+    }
+}
+
+/// The desired-state repository inside the data folder.
+pub fn repository_path(store: &StoreArgs) -> PathBuf {
+    store.data.join("desired-state.git")
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
     /// Address to listen on.
     #[arg(long, env = "VERBUND_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
@@ -87,6 +139,9 @@ pub enum Command {
     /// Check or read the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check the desired-state repository against the store.
+    #[command(subcommand, name = "desired-state")]
+    DesiredState(DesiredStateCommand),
     #[command(flatten)]
     Client(client::ClientCommand),
 }
@@ -115,6 +170,22 @@ pub enum AuditCommand {
     List(client::AuditListArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum DesiredStateCommand {
+    /// Render everything from the store and report every difference from the
+    /// repository's HEAD (exit status 1 when there is one); `--repair` commits the
+    /// store's version instead, as the server does when it starts.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        delivery: DeliveryArgs,
+        /// Commit what differs (attributed to `system/cli`).
+        #[arg(long)]
+        repair: bool,
+    },
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(a) => crate::serve::serve(a, None).await,
@@ -127,6 +198,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Audit(AuditCommand::Verify(store)) => verify_audit(&store).await,
         Command::Audit(AuditCommand::List(a)) => client::audit_list(a).await,
+        Command::DesiredState(DesiredStateCommand::Verify {
+            store,
+            delivery,
+            repair,
+        }) => crate::serve::verify_desired_state(&store, &delivery, repair).await,
         Command::Client(c) => client::run(c).await,
     }
 }

@@ -8,7 +8,7 @@ use verbund_api::{issue_token, AppState};
 use verbund_domain::account::{Membership, Role, UserSpec};
 use verbund_store::Store;
 
-use crate::cli::ServeArgs;
+use crate::cli::{repository_path, DeliveryArgs, ServeArgs, StoreArgs};
 
 /// Name of the federation administrator created on first start.
 pub const ADMIN: &str = "admin";
@@ -79,7 +79,31 @@ pub async fn serve(args: ServeArgs, store: Option<Store>) -> anyhow::Result<()> 
     verbund_placement::ensure_default_policies(&store, chrono::Utc::now())
         .await
         .context("cannot install the federation's default policies")?;
-    let state = AppState::new(store.clone());
+    let publisher = open_publisher(&args.store, &args.delivery, store.clone()).await?;
+    let started = publisher
+        .start()
+        .await
+        .context("cannot bring the desired-state repository in line with the store")?;
+    println!(
+        "desired state: {} ({})",
+        publisher.repo().path().display(),
+        match &started.commit {
+            Some(c) => format!(
+                "{} folders brought in line with the store in commit {}",
+                started.folders.len(),
+                short(&c.0)
+            ),
+            None => "in line with the store".to_string(),
+        }
+    );
+    if args.delivery.repository_url.is_none() && args.delivery.git_remote.is_none() {
+        println!(
+            "sites are told to pull from {}; set --repository-url (and --git-remote) to the Git server they reach",
+            args.delivery.repository_url()
+        );
+    }
+    publisher.spawn();
+    let state = AppState::new(store.clone()).with_publisher(publisher);
     tokio::spawn(housekeeping(state.clone()));
     let app = verbund_api::app(state);
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -93,6 +117,73 @@ pub async fn serve(args: ServeArgs, store: Option<Store>) -> anyhow::Result<()> 
         .context("server failed")?;
     store.close().await;
     Ok(())
+}
+
+/// Opens the desired-state repository of the data folder (creating it on first start).
+async fn open_publisher(
+    store_args: &StoreArgs,
+    delivery: &DeliveryArgs,
+    store: Store,
+) -> anyhow::Result<verbund_delivery::Publisher> {
+    let path = repository_path(store_args);
+    let options = delivery.options();
+    let shown = path.display().to_string();
+    tokio::task::spawn_blocking(move || verbund_delivery::Publisher::open(store, &path, options))
+        .await?
+        .with_context(|| format!("cannot open the desired-state repository {shown}"))
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// `verbund desired-state verify [--repair]`.
+pub async fn verify_desired_state(
+    store_args: &StoreArgs,
+    delivery: &DeliveryArgs,
+    repair: bool,
+) -> anyhow::Result<()> {
+    let store = store_args.open().await?;
+    let publisher = open_publisher(store_args, delivery, store.clone()).await?;
+    if repair {
+        let r = publisher.reconcile("system/cli", "repair").await?;
+        match r.commit {
+            Some(c) => println!(
+                "repaired: {} folders brought in line with the store in commit {}",
+                r.folders.len(),
+                short(&c.0)
+            ),
+            None => println!(
+                "desired state in line with the store ({} bookings)",
+                r.bookings
+            ),
+        }
+        return Ok(());
+    }
+    let differences = publisher.verify().await?;
+    if differences.is_empty() {
+        println!(
+            "desired state in line with the store: {} matches what the store renders",
+            publisher.repo().path().display()
+        );
+        return Ok(());
+    }
+    for d in &differences {
+        println!("{}", describe(d));
+    }
+    anyhow::bail!(
+        "the desired state differs from the store in {} files; `verbund desired-state verify --repair` (or a restart of the server) commits the store's version",
+        differences.len()
+    )
+}
+
+fn describe(d: &verbund_git::Difference) -> String {
+    use verbund_git::Difference;
+    match d {
+        Difference::Missing(p) => format!("missing   {p}"),
+        Difference::Extra(p) => format!("extra     {p}"),
+        Difference::Changed(p) => format!("changed   {p}"),
+    }
 }
 
 /// How often placements are re-checked and the lifecycle swept, at the latest
@@ -109,6 +200,19 @@ async fn housekeeping(state: AppState) {
         }
         if let Err(e) = state.bookings.sweep("system/lifecycle", now).await {
             tracing::error!(error = %e, "the lifecycle sweep failed");
+        }
+        if let Some(p) = &state.publisher {
+            // Whatever changed without an event of its own (an organisation renamed, a
+            // commit lost) is caught here; then Git packs what the commits wrote.
+            if let Err(e) = p.reconcile(verbund_delivery::ACTOR, "housekeeping").await {
+                tracing::error!(error = %e, "reconciling the desired state failed");
+            }
+            let repo = p.clone();
+            match tokio::task::spawn_blocking(move || repo.repo().maintain()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "packing the desired-state repository failed"),
+                Err(e) => tracing::warn!(error = %e, "packing the desired-state repository failed"),
+            }
         }
         tokio::select! {
             _ = state.reevaluate.notified() => {

@@ -10,12 +10,16 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use verbund_domain::booking::{Booking, BookingState};
-use verbund_domain::catalog::{Offering, OfferingVersion};
-use verbund_domain::directory::{Environment, Organisation};
-use verbund_domain::page::PageRequest;
-use verbund_render::{PlacedBooking, RenderInput, RenderOptions, RenderedFile};
-use verbund_store::{BookingFilter, Store, StoreError};
+use verbund_domain::booking::Booking;
+use verbund_domain::directory::{Environment, SiteSpec};
+use verbund_render::{RenderInput, RenderOptions, RenderedFile};
+use verbund_store::{Store, StoreError};
+
+mod publisher;
+mod records;
+
+pub use publisher::{Publisher, PublisherOptions, PushStatus, Reconciled, ACTOR};
+use records::Records;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -28,6 +32,12 @@ pub enum DeliveryError {
     /// The stored data does not fit together (e.g. a booking names a missing version).
     #[error("{0}")]
     Inconsistent(String),
+    /// The desired-state repository failed.
+    #[error("desired-state repository: {0}")]
+    Git(#[from] verbund_git::Error),
+    /// A blocking delivery job ended abnormally.
+    #[error("delivery job failed: {0}")]
+    Job(String),
 }
 
 pub type Result<T, E = DeliveryError> = std::result::Result<T, E>;
@@ -48,71 +58,6 @@ impl From<RenderedFile> for FileView {
     }
 }
 
-/// Whether a booking in this state has a workload on its site.
-fn is_delivered(state: BookingState) -> bool {
-    matches!(
-        state,
-        BookingState::Placed
-            | BookingState::Provisioning
-            | BookingState::Active
-            | BookingState::Updating
-            | BookingState::Degraded
-    )
-}
-
-/// Everything the renderer borrows, owned.
-struct Inputs {
-    bookings: Vec<Booking>,
-    organisations: HashMap<String, Organisation>,
-    offerings: HashMap<String, Offering>,
-    versions: HashMap<(String, String), OfferingVersion>,
-}
-
-async fn gather(store: &Store, site: &str, environment: Environment) -> Result<Inputs> {
-    let mut bookings = Vec::new();
-    if environment == Environment::Prod {
-        let filter = BookingFilter {
-            site: Some(site.to_string()),
-            ..Default::default()
-        };
-        let mut page = PageRequest {
-            limit: Some(1000),
-            after: None,
-        };
-        loop {
-            let p = store.list_bookings(&filter, &page).await?;
-            bookings.extend(p.items.into_iter().filter(|b| is_delivered(b.state)));
-            match p.next {
-                Some(n) => page.after = Some(n),
-                None => break,
-            }
-        }
-    }
-    let mut organisations = HashMap::new();
-    let mut offerings = HashMap::new();
-    let mut versions = HashMap::new();
-    for b in &bookings {
-        if !organisations.contains_key(&b.organisation) {
-            organisations.insert(
-                b.organisation.clone(),
-                store.get_organisation(&b.organisation).await?,
-            );
-        }
-        if !offerings.contains_key(&b.offering) {
-            offerings.insert(b.offering.clone(), store.get_offering(&b.offering).await?);
-            for v in store.list_versions(&b.offering).await? {
-                versions.insert((b.offering.clone(), v.spec.version.clone()), v);
-            }
-        }
-    }
-    Ok(Inputs {
-        bookings,
-        organisations,
-        offerings,
-        versions,
-    })
-}
-
 /// Renders one site's environment from the store.
 pub async fn render_site(
     store: &Store,
@@ -121,62 +66,45 @@ pub async fn render_site(
     options: &RenderOptions,
 ) -> Result<Vec<RenderedFile>> {
     let spec = store.get_site(site).await?.spec;
-    let inputs = gather(store, site, environment).await?;
-    let by_id: HashMap<&str, &Booking> =
-        inputs.bookings.iter().map(|b| (b.id.as_str(), b)).collect();
-    let mut placed = Vec::with_capacity(inputs.bookings.len());
-    for b in &inputs.bookings {
-        let organisation = inputs.organisations.get(&b.organisation).ok_or_else(|| {
-            DeliveryError::Inconsistent(format!("booking `{}` names a missing organisation", b.id))
-        })?;
-        let offering = inputs.offerings.get(&b.offering).ok_or_else(|| {
-            DeliveryError::Inconsistent(format!("booking `{}` names a missing offering", b.id))
-        })?;
-        let version_name = b
-            .version
-            .clone()
-            .or_else(|| offering.latest_version.clone())
-            .ok_or_else(|| {
-                DeliveryError::Inconsistent(format!("booking `{}` has no version to deliver", b.id))
-            })?;
-        let version = inputs
-            .versions
-            .get(&(b.offering.clone(), version_name.clone()))
-            .ok_or_else(|| {
-                DeliveryError::Inconsistent(format!(
-                    "booking `{}` names the missing version `{version_name}`",
-                    b.id
-                ))
-            })?;
-        let plan = offering.spec.plan(&b.plan).ok_or_else(|| {
-            DeliveryError::Inconsistent(format!(
-                "booking `{}` names the missing plan `{}`",
-                b.id, b.plan
-            ))
-        })?;
-        let dependencies = b
-            .dependencies
-            .iter()
-            .filter_map(|d| by_id.get(d.as_str()).copied())
-            .collect();
-        placed.push(PlacedBooking {
-            booking: b,
-            organisation,
-            offering: &offering.spec,
-            version: &version.spec,
-            plan,
-            dependencies,
-        });
-    }
-    let input = RenderInput {
-        site: &spec,
-        environment,
-        bookings: placed,
-    };
-    Ok(verbund_render::render(&input, options)?)
+    let mut records = Records::default();
+    Ok(render_site_with(store, &mut records, &spec, environment, options)
+        .await?
+        .0)
 }
 
-/// The files of one booking: its folder within its site's rendered state.
+/// The bookings delivered to a site's environment. Bookings run in production; the
+/// test environments receive reference tenants with the rollouts that need them.
+async fn delivered(store: &Store, site: &str, environment: Environment) -> Result<Vec<Booking>> {
+    Ok(match environment {
+        Environment::Prod => store.delivered_bookings_on(site).await?,
+        Environment::Test => Vec::new(),
+    })
+}
+
+/// [`render_site`] with records shared across sites; also gives the bookings rendered.
+pub(crate) async fn render_site_with(
+    store: &Store,
+    records: &mut Records,
+    spec: &SiteSpec,
+    environment: Environment,
+    options: &RenderOptions,
+) -> Result<(Vec<RenderedFile>, Vec<Booking>)> {
+    let bookings = delivered(store, &spec.name, environment).await?;
+    records.load(store, &bookings).await?;
+    let context: HashMap<&str, &Booking> = bookings.iter().map(|b| (b.id.as_str(), b)).collect();
+    let input = RenderInput {
+        site: spec,
+        environment,
+        bookings: records.placed(&bookings, &context)?,
+    };
+    let files = verbund_render::render(&input, options)?;
+    drop(input);
+    drop(context);
+    Ok((files, bookings))
+}
+
+/// The files of one booking: its folder within its site's rendered state, as the
+/// delivery commits it. Empty for a booking without desired state.
 pub async fn render_booking(
     store: &Store,
     booking: &Booking,
@@ -185,21 +113,22 @@ pub async fn render_booking(
     let Some(site) = &booking.site else {
         return Ok(Vec::new());
     };
-    if !is_delivered(booking.state) {
+    if !booking.state.is_delivered() {
         return Ok(Vec::new());
     }
-    let files = render_site(store, site, Environment::Prod, options).await?;
-    let marker = format!("verbund.dev/booking: {}", booking.id);
-    // The booking's folder is the one whose namespace carries its booking label.
-    let folder = files
-        .iter()
-        .find(|f| f.path.ends_with("/namespace.yaml") && f.content.contains(&marker))
-        .and_then(|f| f.path.rsplit_once('/').map(|(dir, _)| format!("{dir}/")));
-    Ok(match folder {
-        Some(dir) => files
-            .into_iter()
-            .filter(|f| f.path.starts_with(&dir))
-            .collect(),
-        None => Vec::new(),
-    })
+    let spec = store.get_site(site).await?.spec;
+    let bookings = delivered(store, site, Environment::Prod).await?;
+    let mut records = Records::default();
+    records.load(store, &bookings).await?;
+    let context: HashMap<&str, &Booking> = bookings.iter().map(|b| (b.id.as_str(), b)).collect();
+    let input = RenderInput {
+        site: &spec,
+        environment: Environment::Prod,
+        bookings: records.placed(&bookings, &context)?,
+    };
+    let selected = [booking.id.as_str()].into_iter().collect();
+    Ok(verbund_render::render_folders(&input, options, &selected)?
+        .into_iter()
+        .flat_map(|f| f.files)
+        .collect())
 }

@@ -94,6 +94,13 @@ impl BookingState {
         )
     }
 
+    /// Whether the booking's folder belongs in its site's desired state: from placement
+    /// until it is retained (a cancelling booking keeps running until the sweep retains
+    /// it, then its folder is removed). The same states that hold capacity.
+    pub fn is_delivered(self) -> bool {
+        self.holds_capacity()
+    }
+
     pub fn is_final(self) -> bool {
         matches!(self, BookingState::Deleted | BookingState::Rejected)
     }

@@ -600,6 +600,22 @@ impl Bookings {
             .await
     }
 
+    /// Records that the desired state of these bookings has been committed: each that is
+    /// `placed` moves on to `provisioning` (the site's engine now applies it).
+    pub async fn mark_delivered(
+        &self,
+        actor: &str,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Booking>, BookingError> {
+        let to = transition(BookingState::Placed, BookingEvent::Provision)?;
+        let action = format!("booking.{}", BookingEvent::Provision.as_str());
+        Ok(self
+            .store
+            .advance_bookings(actor, ids, BookingState::Placed, to, &action, now)
+            .await?)
+    }
+
     /// Moves bookings through the time-driven part of the lifecycle: `cancelling` →
     /// `retained` (their workload is removed; capacity is freed), and `retained` →
     /// `deleted` once the offering's retention period is over. Returns how many moved.

@@ -127,6 +127,44 @@ impl Store {
         Ok(paginate(items, limit, |e| e.seq.to_string()))
     }
 
+    /// Events after `after` (by sequence number) whose action starts with
+    /// `action_prefix`, oldest first, at most `limit`: how background workers follow the
+    /// trail as an event log.
+    pub async fn audit_after(
+        &self,
+        after: i64,
+        action_prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_events \
+             WHERE seq > $1 AND substr(action, 1, length($2)) = $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(after)
+        .bind(action_prefix)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event).collect()
+    }
+
+    /// The sequence number of the newest event, 0 for an empty trail.
+    pub async fn audit_head(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM audit_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Records an event that goes with no stored object of its own, e.g. a commit of
+    /// the desired state that repairs drift.
+    pub async fn record_event(&self, change: Change, now: DateTime<Utc>) -> Result<AuditEvent> {
+        let mut w = self.begin_write().await?;
+        let event = w.audit(change, now).await?;
+        w.commit().await?;
+        Ok(event)
+    }
+
     /// Walks the whole chain in order; `Ok(Err(link))` names the first broken link.
     pub async fn verify_audit(&self) -> Result<std::result::Result<i64, BrokenLink>> {
         let mut verifier = ChainVerifier::default();

@@ -335,6 +335,58 @@ impl Store {
         Ok(next.booking)
     }
 
+    /// Moves each of `ids` that is in state `from` to `to` in one transaction, keeping
+    /// everything else (resources, decision) and auditing each move as `action`.
+    /// Bookings in another state, or missing, are left alone. Returns the moved ones.
+    pub async fn advance_bookings(
+        &self,
+        actor: &str,
+        ids: &[String],
+        from: BookingState,
+        to: BookingState,
+        action: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Booking>> {
+        let mut w = self.begin_write().await?;
+        let mut moved = Vec::new();
+        for id in ids {
+            let Some(before) = load(&mut w.tx, id).await? else {
+                continue;
+            };
+            if before.state != from {
+                continue;
+            }
+            let mut next = before.clone();
+            next.state = to;
+            next.updated_at = now;
+            next.state_since = now;
+            sqlx::query(
+                "UPDATE bookings SET state = $2, updated_at = $3, state_since = $3 \
+                 WHERE id = $1 AND state = $4",
+            )
+            .bind(id)
+            .bind(to.as_str())
+            .bind(ts(&now))
+            .bind(from.as_str())
+            .execute(&mut *w.tx)
+            .await?;
+            w.audit(
+                Change {
+                    actor: actor.into(),
+                    action: action.into(),
+                    object: format!("booking/{id}"),
+                    before: serde_json::to_value(&before).ok(),
+                    after: serde_json::to_value(&next).ok(),
+                },
+                now,
+            )
+            .await?;
+            moved.push(next);
+        }
+        w.commit().await?;
+        Ok(moved)
+    }
+
     pub async fn get_booking(&self, id: &str) -> Result<Booking> {
         let mut conn = self.pool.acquire().await?;
         load(&mut conn, id)
@@ -428,6 +480,58 @@ impl Store {
             b.dependencies = links.remove(&b.id).unwrap_or_default();
         }
         Ok(())
+    }
+
+    /// The bookings with these ids (those that exist), with their dependency links, by id.
+    pub async fn bookings_by_ids(&self, ids: &[String]) -> Result<Vec<Booking>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut s = Select::default();
+            add_in(&mut s, "id", chunk);
+            let sql = s.sql(&format!("SELECT {COLUMNS} FROM bookings"), "ORDER BY id");
+            let rows = s.bind(&sql).fetch_all(&self.pool).await?;
+            let mut items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
+            self.attach_dependencies(&mut items).await?;
+            out.extend(items);
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Every booking on `site` whose folder belongs in the site's desired state
+    /// ([`BookingState::is_delivered`]), with its dependency links, by id.
+    pub async fn delivered_bookings_on(&self, site: &str) -> Result<Vec<Booking>> {
+        let states: Vec<String> = BookingState::ALL
+            .into_iter()
+            .filter(|s| s.is_delivered())
+            .map(|s| s.as_str().to_string())
+            .collect();
+        let mut s = Select::default();
+        s.and("site = {}", Arg::Text(site.to_string()));
+        add_in(&mut s, "state", &states);
+        let sql = s.sql(&format!("SELECT {COLUMNS} FROM bookings"), "ORDER BY id");
+        let rows = s.bind(&sql).fetch_all(&self.pool).await?;
+        let mut items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
+        for chunk in items.chunks_mut(IN_CHUNK) {
+            self.attach_dependencies(chunk).await?;
+        }
+        Ok(items)
+    }
+
+    /// Ids of the bookings that depend on any of `ids`, sorted.
+    pub async fn dependents_of(&self, ids: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut s = Select::default();
+            add_in(&mut s, "dependency", chunk);
+            let sql = s.sql("SELECT booking FROM booking_dependencies", "");
+            for r in s.bind(&sql).fetch_all(&self.pool).await? {
+                out.push(r.try_get::<String, _>(0)?);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     /// Every booking that holds a site, with the resources it reserves.
@@ -530,6 +634,9 @@ impl Store {
         Ok((out, nc))
     }
 }
+
+/// Ids bound per `IN (…)` list: below every backend's limit of bound parameters.
+const IN_CHUNK: usize = 500;
 
 fn add_in(s: &mut Select, col: &str, items: &[String]) {
     add_in_sub(s, &format!("{col} IN ("), items);

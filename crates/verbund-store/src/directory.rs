@@ -248,6 +248,20 @@ impl Store {
         }
     }
 
+    /// The organisations with these ids (those that exist), in no particular order.
+    pub async fn organisations_by_ids(&self, ids: &[String]) -> Result<Vec<Organisation>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut s = Select::default();
+            s.and_many("id IN (", chunk.iter().map(|i| Arg::Text(i.clone())).collect());
+            let sql = s.sql(&format!("SELECT {ORG_COLUMNS} FROM organisations"), "");
+            for r in s.bind(&sql).fetch_all(&self.pool).await? {
+                out.push(organisation(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Finds an organisation by its ARS or AGS; an ARS match wins over an AGS match.
     pub async fn find_organisation_by_key(&self, key: &str) -> Result<Option<Organisation>> {
         let row = sqlx::query(&format!(

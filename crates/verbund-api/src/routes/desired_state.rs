@@ -4,8 +4,8 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use verbund_delivery::{DeliveryError, FileView};
 use verbund_domain::directory::Environment;
 use verbund_policy::authz::{Act, Target};
@@ -19,6 +19,68 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/sites/{name}/desired-state", get(site))
         .route("/bookings/{id}/manifests", get(booking))
+        .route("/desired-state", get(status))
+}
+
+/// Where delivery stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryStatus {
+    /// Whether this server delivers into a desired-state repository at all.
+    pub enabled: bool,
+    /// The repository's current commit.
+    pub head: Option<String>,
+    /// The last audit event delivered.
+    pub delivered_event: i64,
+    /// The newest audit event.
+    pub latest_event: i64,
+    /// Commits made since the server started.
+    pub commits: i64,
+    /// Whether commits are pushed to a Git server.
+    pub pushing: bool,
+    /// The last commit pushed.
+    pub pushed: Option<String>,
+    /// Why the last push failed, if it did.
+    pub push_error: Option<String>,
+}
+
+/// How far the desired-state repository is behind the store, and the push.
+#[utoipa::path(get, path = "/api/v1/desired-state", tag = "desired-state",
+    responses((status = 200, body = DeliveryStatus), (status = 403, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<DeliveryStatus>> {
+    caller.require(Act::Read, &Target::new("audit"))?;
+    let latest_event = state.store.audit_head().await?;
+    let Some(p) = state.publisher.clone() else {
+        return Ok(Json(DeliveryStatus {
+            enabled: false,
+            head: None,
+            delivered_event: 0,
+            latest_event,
+            commits: 0,
+            pushing: false,
+            pushed: None,
+            push_error: None,
+        }));
+    };
+    let repo = p.clone();
+    let head = tokio::task::spawn_blocking(move || repo.repo().head())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let push = p.push_status();
+    Ok(Json(DeliveryStatus {
+        enabled: true,
+        head: head.map(|h| h.0),
+        delivered_event: p.cursor(),
+        latest_event,
+        commits: p.commits(),
+        pushing: p.options().remote.is_some(),
+        pushed: push.pushed,
+        push_error: push.error,
+    }))
 }
 
 impl From<DeliveryError> for ApiError {
@@ -29,6 +91,8 @@ impl From<DeliveryError> for ApiError {
                 ApiError::Conflict(format!("the desired state cannot be rendered: {r}"))
             }
             DeliveryError::Inconsistent(m) => ApiError::Internal(m),
+            DeliveryError::Git(g) => ApiError::Internal(g.to_string()),
+            DeliveryError::Job(m) => ApiError::Internal(m),
         }
     }
 }

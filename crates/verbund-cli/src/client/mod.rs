@@ -1,4 +1,4 @@
-//! The API client behind `verbund org|provider|site|offering|user|token …` and
+//! The API client behind `verbund org|provider|site|offering|user|token|render …` and
 //! `verbund audit list`: talks to a running server over HTTP, never to the database.
 //!
 //! Each resource has its own module with its subcommands; `http` holds the connection
@@ -14,6 +14,7 @@ mod org;
 mod output;
 mod policy;
 mod provider;
+mod render;
 mod site;
 mod token;
 mod user;
@@ -51,6 +52,8 @@ pub enum ClientCommand {
     Placement(booking::PlacementArgs),
     /// Placement policies: federation rules, Land and organisation restrictions.
     Policy(policy::PolicyArgs),
+    /// Show the desired state of a site (or one booking) exactly as it is committed.
+    Render(render::RenderArgs),
 }
 
 pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
@@ -65,6 +68,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Booking(a) => booking::booking(a).await,
         ClientCommand::Placement(a) => booking::placement(a).await,
         ClientCommand::Policy(a) => policy::run(a).await,
+        ClientCommand::Render(a) => render::run(a).await,
     }
 }
 

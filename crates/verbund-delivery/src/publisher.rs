@@ -1,0 +1,703 @@
+//! The publisher keeps the desired-state repository in line with the store: it follows
+//! the audit trail as its event log and commits each batch of booking changes, attributed
+//! to the actor with the audit events as trailers, and it can reconcile (or verify) the
+//! whole repository against a render of the entire store.
+//!
+//! # Why the audit trail is the event log
+//!
+//! Every change of a booking is an audit event, stored in the same transaction as the
+//! change. Following the trail from a cursor therefore sees every acknowledged change
+//! exactly once, whichever process or request made it, and a wake-up that is lost (or a
+//! process killed between a booking and its commit) costs only latency: on start the
+//! publisher reconciles everything and then follows the trail from its head.
+//!
+//! # Incremental delivery
+//!
+//! A changed booking rewrites its own folder, the folders of the bookings it depends on
+//! (their network policies admit it) and of the bookings that depend on it (they reach
+//! it), and its site's `kustomization.yaml`, whose list of folders is read from the
+//! repository itself. Nothing else is rendered, so one change costs the same whatever
+//! the size of the fleet. A booking that leaves the delivered states (retained, deleted)
+//! loses its folder. A changed site is rendered whole.
+//!
+//! # Lifecycle
+//!
+//! Once a commit holds a `placed` booking's folder, the booking moves on to
+//! `provisioning`: from then on the site's engine is applying it.
+//!
+//! # Blocking work
+//!
+//! Repository work blocks (it hashes, compresses and runs `git`), so every job runs on a
+//! blocking thread and reaches the async store through the runtime handle. One job runs
+//! at a time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+use verbund_domain::audit::{AuditEvent, Change as AuditChange};
+use verbund_domain::booking::{Booking, BookingState};
+use verbund_domain::directory::{Environment, Site};
+use verbund_domain::page::PageRequest;
+use verbund_git::{folder_oid, Author, CommitId, DesiredStateRepo, Difference, PushOptions};
+use verbund_placement::Bookings;
+use verbund_render::{
+    booking_folder, names::namespace_name, site_files, site_folder, RenderInput, RenderOptions,
+    RenderedFile,
+};
+use verbund_store::{SiteFilter, Store};
+
+use crate::records::Records;
+use crate::{render_site_with, DeliveryError, Result};
+
+/// The actor of the publisher's own audit events and lifecycle moves.
+pub const ACTOR: &str = "system/delivery";
+
+/// Audit events read per pass.
+const EVENTS_PER_PASS: u32 = 2000;
+
+/// How often the publisher looks at the audit trail without being woken.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// The folder holding every site.
+const SITES: &str = "sites";
+
+/// How the publisher delivers.
+#[derive(Debug, Clone)]
+pub struct PublisherOptions {
+    /// The renderer's settings (repository URL and branch the sites follow, …).
+    pub render: RenderOptions,
+    /// The Git server the sites pull from, if any; every commit is pushed there.
+    pub remote: Option<String>,
+    /// How hard one push tries before it is left to the next commit or retry.
+    pub push: PushOptions,
+}
+
+impl PublisherOptions {
+    pub fn new(render: RenderOptions) -> Self {
+        PublisherOptions {
+            render,
+            remote: None,
+            push: PushOptions::default(),
+        }
+    }
+}
+
+/// What a reconciliation changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The commit, if anything differed.
+    pub commit: Option<CommitId>,
+    /// The folders (`sites/<site>/<environment>`, or a removed `sites/<site>`) rewritten.
+    pub folders: Vec<String>,
+    /// Bookings whose folders were rendered.
+    pub bookings: usize,
+}
+
+/// The outcome of the last push, for health and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushStatus {
+    /// The commit last pushed successfully.
+    pub pushed: Option<String>,
+    /// Why the last push failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Keeps the desired-state repository in line with the store. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    bookings: Bookings,
+    repo: DesiredStateRepo,
+    options: PublisherOptions,
+    /// The last audit event delivered.
+    cursor: AtomicI64,
+    /// One job at a time.
+    job: tokio::sync::Mutex<()>,
+    wake: Notify,
+    push_wake: Notify,
+    push_status: Mutex<PushStatus>,
+    commits: AtomicI64,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("repository", &self.inner.repo.path())
+            .field("cursor", &self.inner.cursor.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Publisher {
+    /// Opens (or creates) the repository at `path`. Blocks briefly (runs `git`).
+    pub fn open(store: Store, path: &Path, options: PublisherOptions) -> Result<Self> {
+        let repo = DesiredStateRepo::open_or_init(path)?;
+        Ok(Publisher {
+            inner: Arc::new(Inner {
+                bookings: Bookings::new(store.clone()),
+                store,
+                repo,
+                options,
+                cursor: AtomicI64::new(0),
+                job: tokio::sync::Mutex::new(()),
+                wake: Notify::new(),
+                push_wake: Notify::new(),
+                push_status: Mutex::new(PushStatus::default()),
+                commits: AtomicI64::new(0),
+            }),
+        })
+    }
+
+    pub fn repo(&self) -> &DesiredStateRepo {
+        &self.inner.repo
+    }
+
+    pub fn options(&self) -> &PublisherOptions {
+        &self.inner.options
+    }
+
+    /// Commits made by this publisher since it was opened.
+    pub fn commits(&self) -> i64 {
+        self.inner.commits.load(Ordering::Relaxed)
+    }
+
+    /// The last audit event delivered.
+    pub fn cursor(&self) -> i64 {
+        self.inner.cursor.load(Ordering::Relaxed)
+    }
+
+    pub fn push_status(&self) -> PushStatus {
+        self.inner
+            .push_status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Asks the running publisher to look at the audit trail now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Brings the repository in line with the whole store and follows the audit trail
+    /// from its current head: what a starting control plane does before serving.
+    pub async fn start(&self) -> Result<Reconciled> {
+        let head = self.inner.store.audit_head().await?;
+        let reconciled = self.reconcile(ACTOR, "start").await?;
+        self.inner.cursor.fetch_max(head, Ordering::SeqCst);
+        Ok(reconciled)
+    }
+
+    /// Runs the publisher until the process ends: delivers what the audit trail shows
+    /// whenever woken (or every few seconds), and pushes every new commit.
+    pub fn spawn(&self) -> tokio::task::JoinHandle<()> {
+        if self.inner.options.remote.is_some() {
+            let pusher = self.clone();
+            tokio::spawn(async move { pusher.push_loop().await });
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = this.deliver_pending().await {
+                    tracing::error!(error = %e, "delivering the desired state failed");
+                }
+                tokio::select! {
+                    _ = this.inner.wake.notified() => {}
+                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                }
+            }
+        })
+    }
+
+    async fn push_loop(&self) {
+        let Some(remote) = self.inner.options.remote.clone() else {
+            return;
+        };
+        let mut retry = false;
+        loop {
+            if retry {
+                tokio::select! {
+                    _ = self.inner.push_wake.notified() => {}
+                    _ = tokio::time::sleep(self.inner.options.push.max_backoff) => {}
+                }
+            } else {
+                self.inner.push_wake.notified().await;
+            }
+            let this = self.clone();
+            let target = remote.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let repo = &this.inner.repo;
+                let head = repo.head()?;
+                repo.push_with(
+                    &target,
+                    &this.inner.options.render.branch,
+                    &this.inner.options.push,
+                )?;
+                Ok::<_, verbund_git::Error>(head)
+            })
+            .await;
+            let mut status = match self.inner.push_status.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match result {
+                Ok(Ok(head)) => {
+                    status.pushed = head.map(|h| h.0);
+                    status.error = None;
+                    retry = false;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, remote = %remote, "pushing the desired state failed; will retry");
+                    status.error = Some(e.to_string());
+                    retry = true;
+                }
+                Err(e) => {
+                    status.error = Some(e.to_string());
+                    retry = true;
+                }
+            }
+        }
+    }
+
+    fn committed(&self, commit: &Option<CommitId>) {
+        if commit.is_some() {
+            self.inner.commits.fetch_add(1, Ordering::Relaxed);
+            self.inner.push_wake.notify_one();
+        }
+    }
+
+    /// Renders the whole store and commits whatever differs from HEAD as one commit
+    /// attributed to `actor`, recorded as a `desired_state.reconcile` audit event whose
+    /// sequence number the commit names. Placed bookings move on to provisioning.
+    pub async fn reconcile(&self, actor: &str, reason: &str) -> Result<Reconciled> {
+        let _job = self.inner.job.lock().await;
+        let this = self.clone();
+        let actor = actor.to_owned();
+        let reason = reason.to_owned();
+        let reconciled = blocking(move || this.reconcile_blocking(&actor, &reason)).await?;
+        self.committed(&reconciled.commit);
+        Ok(reconciled)
+    }
+
+    fn reconcile_blocking(&self, actor: &str, reason: &str) -> Result<Reconciled> {
+        let rt = Handle::current();
+        let store = &self.inner.store;
+        let repo = &self.inner.repo;
+        let sites = rt.block_on(all_sites(store))?;
+        let mut records = Records::default();
+        let mut change = repo.change()?;
+        let mut folders = Vec::new();
+        let mut placed = Vec::new();
+        let mut bookings = 0;
+        for site in &sites {
+            for environment in [Environment::Test, Environment::Prod] {
+                let folder = site_folder(&site.spec.name, environment);
+                let files = if site.spec.environments.contains(&environment) {
+                    let (files, delivered) = rt.block_on(render_site_with(
+                        store,
+                        &mut records,
+                        &site.spec,
+                        environment,
+                        &self.inner.options.render,
+                    ))?;
+                    bookings += delivered.len();
+                    placed.extend(
+                        delivered
+                            .into_iter()
+                            .filter(|b| b.state == BookingState::Placed)
+                            .map(|b| b.id),
+                    );
+                    files
+                } else {
+                    Vec::new()
+                };
+                let expected = if files.is_empty() {
+                    None
+                } else {
+                    Some(folder_oid(&folder, &files)?)
+                };
+                if expected != repo.tree_oid_at(&folder)? {
+                    change.put_folder(&folder, files)?;
+                    folders.push(folder);
+                }
+            }
+        }
+        let known: BTreeSet<&str> = sites.iter().map(|s| s.spec.name.as_str()).collect();
+        for name in change.list(SITES)? {
+            if !known.contains(name.as_str()) {
+                let folder = format!("{SITES}/{name}");
+                change.put_folder(&folder, Vec::new())?;
+                folders.push(folder);
+            }
+        }
+        if folders.is_empty() {
+            return Ok(Reconciled {
+                commit: None,
+                folders,
+                bookings,
+            });
+        }
+        let event = rt.block_on(store.record_event(
+            AuditChange {
+                actor: actor.to_owned(),
+                action: "desired_state.reconcile".into(),
+                object: format!("desired-state/{}", self.inner.options.render.branch),
+                before: None,
+                after: Some(json!({"reason": reason, "folders": folders})),
+            },
+            chrono::Utc::now(),
+        ))?;
+        let message = format!(
+            "Reconcile the desired state with the store ({reason})\n\n{}",
+            summary(&folders)
+        );
+        let commit = change.commit(&author(actor), &message, &[event.seq])?;
+        if commit.is_some() && !placed.is_empty() {
+            rt.block_on(
+                self.inner
+                    .bookings
+                    .mark_delivered(ACTOR, &placed, chrono::Utc::now()),
+            )
+            .map_err(|e| DeliveryError::Job(e.to_string()))?;
+        }
+        Ok(Reconciled {
+            commit,
+            folders,
+            bookings,
+        })
+    }
+
+    /// Renders the whole store and compares it with HEAD, changing nothing.
+    pub async fn verify(&self) -> Result<Vec<Difference>> {
+        let this = self.clone();
+        blocking(move || {
+            let rt = Handle::current();
+            let store = &this.inner.store;
+            let repo = &this.inner.repo;
+            let sites = rt.block_on(all_sites(store))?;
+            let mut records = Records::default();
+            let mut differences = Vec::new();
+            for site in &sites {
+                for environment in [Environment::Test, Environment::Prod] {
+                    let folder = site_folder(&site.spec.name, environment);
+                    let files = if site.spec.environments.contains(&environment) {
+                        rt.block_on(render_site_with(
+                            store,
+                            &mut records,
+                            &site.spec,
+                            environment,
+                            &this.inner.options.render,
+                        ))?
+                        .0
+                    } else {
+                        Vec::new()
+                    };
+                    let expected = if files.is_empty() {
+                        None
+                    } else {
+                        Some(folder_oid(&folder, &files)?)
+                    };
+                    if expected != repo.tree_oid_at(&folder)? {
+                        differences.extend(repo.verify(&files, std::slice::from_ref(&folder))?);
+                    }
+                }
+            }
+            let known: BTreeSet<&str> = sites.iter().map(|s| s.spec.name.as_str()).collect();
+            if let Some(_root) = repo.tree_oid_at(SITES)? {
+                let listed = repo.change()?.list(SITES)?;
+                for name in listed {
+                    if !known.contains(name.as_str()) {
+                        let folder = format!("{SITES}/{name}");
+                        differences.extend(repo.verify(&[], &[folder])?);
+                    }
+                }
+            }
+            differences.sort();
+            Ok(differences)
+        })
+        .await
+    }
+
+    /// Delivers every booking and site change the audit trail holds after the cursor:
+    /// one commit per run of events by the same actor. Returns the commits made.
+    pub async fn deliver_pending(&self) -> Result<Vec<CommitId>> {
+        let _job = self.inner.job.lock().await;
+        let mut commits = Vec::new();
+        loop {
+            let cursor = self.inner.cursor.load(Ordering::SeqCst);
+            let events = self
+                .inner
+                .store
+                .audit_after(cursor, "", EVENTS_PER_PASS)
+                .await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                break;
+            };
+            for run in runs_by_actor(events.into_iter().filter(is_relevant).collect()) {
+                let this = self.clone();
+                let seqs: Vec<i64> = run.iter().map(|e| e.seq).collect();
+                match blocking(move || this.deliver_blocking(&run)).await {
+                    Ok(Some(commit)) => {
+                        self.committed(&Some(commit.clone()));
+                        commits.push(commit);
+                    }
+                    Ok(None) => {}
+                    // A change the renderer refuses must not stop every later one: it is
+                    // logged, and the next reconciliation reports it again.
+                    Err(e) => {
+                        tracing::error!(error = %e, events = ?seqs, "these changes could not be delivered");
+                    }
+                }
+            }
+            self.inner.cursor.fetch_max(last, Ordering::SeqCst);
+        }
+        Ok(commits)
+    }
+
+    /// Delivers one run of events by one actor as one commit.
+    fn deliver_blocking(&self, events: &[AuditEvent]) -> Result<Option<CommitId>> {
+        let rt = Handle::current();
+        let store = &self.inner.store;
+        let options = &self.inner.options.render;
+        let mut changed_ids = BTreeSet::new();
+        let mut changed_sites = BTreeSet::new();
+        for e in events {
+            if let Some(id) = e.object.strip_prefix("booking/") {
+                changed_ids.insert(id.to_owned());
+            } else if let Some(name) = e.object.strip_prefix("site/") {
+                changed_sites.insert(name.to_owned());
+            }
+        }
+
+        // What to rewrite, by site: the changed bookings, their dependencies and their
+        // dependents.
+        let changed_ids: Vec<String> = changed_ids.into_iter().collect();
+        let mut touched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut loaded = rt.block_on(store.bookings_by_ids(&changed_ids))?;
+        let dependents = rt.block_on(store.dependents_of(&changed_ids))?;
+        loaded.extend(rt.block_on(store.bookings_by_ids(&dependents))?);
+        for b in &loaded {
+            let Some(site) = &b.site else { continue };
+            if changed_sites.contains(site) {
+                continue;
+            }
+            let ids = touched.entry(site.clone()).or_default();
+            ids.insert(b.id.clone());
+            ids.extend(b.dependencies.iter().cloned());
+        }
+        // What to render them with: every booking they link to, and every dependent of
+        // theirs (network policies admit dependents).
+        let touched_ids: Vec<String> = touched.values().flatten().cloned().collect();
+        let mut context_ids: BTreeSet<String> = touched_ids.iter().cloned().collect();
+        context_ids.extend(rt.block_on(store.dependents_of(&touched_ids))?);
+        let first = rt.block_on(store.bookings_by_ids(&context_ids.iter().cloned().collect::<Vec<_>>()))?;
+        for b in &first {
+            context_ids.extend(b.dependencies.iter().cloned());
+        }
+        let context = rt.block_on(store.bookings_by_ids(&context_ids.into_iter().collect::<Vec<_>>()))?;
+
+        let mut records = Records::default();
+        let mut change = self.inner.repo.change()?;
+        let mut placed = Vec::new();
+        for (site, ids) in &touched {
+            let Some(spec) = rt.block_on(find_site(store, site))? else {
+                continue;
+            };
+            let folder = site_folder(site, Environment::Prod);
+            let on_site: Vec<Booking> = context
+                .iter()
+                .filter(|b| b.site.as_deref() == Some(site.as_str()))
+                .cloned()
+                .collect();
+            rt.block_on(records.load(store, &on_site))?;
+            let (delivered, gone): (Vec<Booking>, Vec<Booking>) =
+                on_site.into_iter().partition(|b| b.state.is_delivered());
+            let by_id: HashMap<&str, &Booking> =
+                delivered.iter().map(|b| (b.id.as_str(), b)).collect();
+            let selected: BTreeSet<&str> = ids
+                .iter()
+                .map(String::as_str)
+                .filter(|id| by_id.contains_key(id))
+                .collect();
+            let input = RenderInput {
+                site: &spec,
+                environment: Environment::Prod,
+                bookings: records.placed(&delivered, &by_id)?,
+            };
+            for f in verbund_render::render_folders(&input, options, &selected)? {
+                if by_id
+                    .get(f.booking.as_str())
+                    .is_some_and(|b| b.state == BookingState::Placed)
+                {
+                    placed.push(f.booking.clone());
+                }
+                change.put_folder(&f.folder, f.files)?;
+            }
+            for b in gone.iter().filter(|b| ids.contains(&b.id)) {
+                let organisation = records.organisation(b)?;
+                let namespace = namespace_name(&b.offering, &organisation.name, &b.id);
+                change.put_folder(&booking_folder(&folder, &namespace), Vec::new())?;
+            }
+            let names = change.list(&format!("{folder}/bookings"))?;
+            for f in site_files(
+                &spec,
+                Environment::Prod,
+                names.iter().map(String::as_str),
+                options,
+            )? {
+                change.put_file(&f.path, Some(&f.content))?;
+            }
+        }
+        for site in &changed_sites {
+            let spec = rt.block_on(find_site(store, site))?;
+            for environment in [Environment::Test, Environment::Prod] {
+                let folder = site_folder(site, environment);
+                let files: Vec<RenderedFile> = match &spec {
+                    Some(spec) if spec.environments.contains(&environment) => {
+                        rt.block_on(render_site_with(
+                            store,
+                            &mut records,
+                            spec,
+                            environment,
+                            options,
+                        ))?
+                        .0
+                    }
+                    _ => Vec::new(),
+                };
+                change.put_folder(&folder, files)?;
+            }
+        }
+
+        let Some(actor) = events.first().map(|e| e.actor.as_str()) else {
+            return Ok(None);
+        };
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let message = format!("{}\n\n{}", subject(events), event_lines(events));
+        let commit = change.commit(&author(actor), &message, &seqs)?;
+        if commit.is_some() && !placed.is_empty() {
+            rt.block_on(
+                self.inner
+                    .bookings
+                    .mark_delivered(ACTOR, &placed, chrono::Utc::now()),
+            )
+            .map_err(|e| DeliveryError::Job(e.to_string()))?;
+        }
+        Ok(commit)
+    }
+}
+
+/// Runs `job` on a blocking thread.
+async fn blocking<T, F>(job: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| DeliveryError::Job(e.to_string()))?
+}
+
+/// The site, or `None` when it no longer exists.
+async fn find_site(store: &Store, name: &str) -> Result<Option<verbund_domain::directory::SiteSpec>> {
+    match store.get_site(name).await {
+        Ok(site) => Ok(Some(site.spec)),
+        Err(verbund_store::StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn all_sites(store: &Store) -> Result<Vec<Site>> {
+    let mut sites = Vec::new();
+    let mut page = PageRequest {
+        limit: Some(1000),
+        after: None,
+    };
+    loop {
+        let p = store.list_sites(&SiteFilter::default(), &page).await?;
+        sites.extend(p.items);
+        match p.next {
+            Some(n) => page.after = Some(n),
+            None => break,
+        }
+    }
+    Ok(sites)
+}
+
+/// Events that change the desired state: any booking change except the move to
+/// provisioning the publisher itself records, and any site change.
+fn is_relevant(e: &AuditEvent) -> bool {
+    (e.object.starts_with("booking/") && e.action != "booking.provision")
+        || e.object.starts_with("site/")
+}
+
+/// Splits events into runs of consecutive events by the same actor.
+fn runs_by_actor(events: Vec<AuditEvent>) -> Vec<Vec<AuditEvent>> {
+    let mut runs: Vec<Vec<AuditEvent>> = Vec::new();
+    for e in events {
+        match runs.last_mut() {
+            Some(run) if run.first().is_some_and(|f| f.actor == e.actor) => run.push(e),
+            _ => runs.push(vec![e]),
+        }
+    }
+    runs
+}
+
+/// The commit author for an audit actor (`user/erika` → `erika <erika@users.verbund.invalid>`).
+fn author(actor: &str) -> Author {
+    let name = actor.strip_prefix("user/").unwrap_or(actor);
+    let local: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Author {
+        name: actor.to_owned(),
+        email: format!("{local}@users.verbund.invalid"),
+    }
+}
+
+fn subject(events: &[AuditEvent]) -> String {
+    match events {
+        [one] => format!("{} {}", one.action, one.object),
+        _ => format!("{} changes by {}", events.len(), events[0].actor),
+    }
+}
+
+/// At most this many event lines in a commit message; the trailers name all of them.
+const MAX_LINES: usize = 50;
+
+fn event_lines(events: &[AuditEvent]) -> String {
+    let mut lines: Vec<String> = events
+        .iter()
+        .take(MAX_LINES)
+        .map(|e| format!("{} {} (audit event {})", e.action, e.object, e.seq))
+        .collect();
+    if events.len() > MAX_LINES {
+        lines.push(format!("… and {} more", events.len() - MAX_LINES));
+    }
+    lines.join("\n")
+}
+
+fn summary(folders: &[String]) -> String {
+    let mut lines: Vec<String> = folders.iter().take(MAX_LINES).cloned().collect();
+    if folders.len() > MAX_LINES {
+        lines.push(format!("… and {} more folders", folders.len() - MAX_LINES));
+    }
+    lines.join("\n")
+}
