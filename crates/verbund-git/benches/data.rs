@@ -35,7 +35,8 @@ pub fn booking_files(site: usize, b: usize, v: usize) -> Vec<RenderedFile> {
     let ns = format!("ns-{b:06}");
     let org = format!("org-{:05}", b / 7);
     let labels = format!(
-        "  labels:\n    app.kubernetes.io/managed-by: verbund\n    verbund.example/booking: bk-{b:06}\n    verbund.example/organisation: {org}\n    verbund.example/site: s{site:02}\n"
+        "  labels:\n    app.kubernetes.io/managed-by: verbund\n    verbund.example/booking: bk-{b:06}\n    verbund.example/organisation: {org}\n    verbund.example/site: s{site:02}\n    verbund.example/tier: standard\n    verbund.example/environment: prod\n    verbund.example/contract: ct-{b:06}-{org}\n    verbund.example/cost-centre: cc-{:04}\n    verbund.example/data-classification: internal\n    verbund.example/backup-policy: daily-30d\n",
+        b % 9973
     );
     let files = [
         ("namespace.yaml", format!(

@@ -29,7 +29,19 @@ impl Oid {
         let mut hasher = Sha1::new();
         hasher.update(kind.name().as_bytes());
         hasher.update(b" ");
-        hasher.update(data.len().to_string().as_bytes());
+        // The length in decimal, without allocating.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut len = data.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (len % 10) as u8;
+            len /= 10;
+            if len == 0 {
+                break;
+            }
+        }
+        hasher.update(&digits[at..]);
         hasher.update([0u8]);
         hasher.update(data);
         Oid(hasher.finalize().into())

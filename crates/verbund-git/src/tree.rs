@@ -55,12 +55,21 @@ pub(crate) fn serialize(entries: &[Entry]) -> Vec<u8> {
     let size = entries.iter().map(|e| e.name.len() + 28).sum();
     let mut data = Vec::with_capacity(size);
     for entry in entries {
-        data.extend_from_slice(format!("{:o} ", entry.mode).as_bytes());
-        data.extend_from_slice(&entry.name);
-        data.push(0);
-        data.extend_from_slice(&entry.oid.0);
+        push_entry(&mut data, entry.mode, &entry.name, &entry.oid);
     }
     data
+}
+
+/// Appends one entry in the tree format: octal mode, space, name, NUL, binary name.
+fn push_entry(data: &mut Vec<u8>, mode: u32, name: &[u8], oid: &Oid) {
+    match mode {
+        MODE_FILE => data.extend_from_slice(b"100644 "),
+        MODE_TREE => data.extend_from_slice(b"40000 "),
+        other => data.extend_from_slice(format!("{other:o} ").as_bytes()),
+    }
+    data.extend_from_slice(name);
+    data.push(0);
+    data.extend_from_slice(&oid.0);
 }
 
 /// The entries of a tree object.
@@ -153,18 +162,16 @@ fn build_level(
     full: &dyn Fn(&str) -> String,
 ) -> Result<Node> {
     let mut children: Vec<(Vec<u8>, Child)> = Vec::new();
-    let mut entries: Vec<Entry> = Vec::new();
+    // Byte order of whole paths is git's order of entries, so the tree is written as the
+    // children are found.
+    let mut data = Vec::new();
     let mut i = 0;
     while i < leaves.len() {
         let rest = &leaves[i].path[depth..];
         match rest.find('/') {
             None => {
+                push_entry(&mut data, MODE_FILE, rest.as_bytes(), &oids[i]);
                 children.push((rest.as_bytes().to_vec(), Child::Blob(first + i, oids[i])));
-                entries.push(Entry {
-                    name: rest.as_bytes().to_vec(),
-                    mode: MODE_FILE,
-                    oid: oids[i],
-                });
                 i += 1;
             }
             Some(slash) => {
@@ -185,18 +192,12 @@ fn build_level(
                 }
                 let node =
                     build_level(&leaves[i..end], &oids[i..end], first + i, prefix_len, full)?;
-                entries.push(Entry {
-                    name: name.as_bytes().to_vec(),
-                    mode: MODE_TREE,
-                    oid: node.oid,
-                });
+                push_entry(&mut data, MODE_TREE, name.as_bytes(), &node.oid);
                 children.push((name.as_bytes().to_vec(), Child::Tree(node)));
                 i = end;
             }
         }
     }
-    // Byte order of whole paths is git's order of entries, so nothing to sort.
-    let data = serialize(&entries);
     Ok(Node {
         oid: Oid::hash(Kind::Tree, &data),
         data,
