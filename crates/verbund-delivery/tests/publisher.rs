@@ -1,0 +1,809 @@
+//! The publisher on a real store (SQLite and PostgreSQL) and a real repository: each
+//! change becomes one attributed commit, incremental delivery always equals a full
+//! render, drift is found and repaired, and no secret ever enters the history.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{json, Value};
+use verbund_delivery::{render_booking, Publisher, PublisherOptions};
+use verbund_domain::booking::{Booking, BookingPatch, BookingSpec, BookingState};
+use verbund_domain::catalog::{OfferingSpec, VersionSpec};
+use verbund_domain::directory::{Level, OrganisationSpec, ProviderSpec, SiteSpec};
+use verbund_domain::page::PageRequest;
+use verbund_git::{Author, Difference};
+use verbund_placement::{ensure_default_policies, Bookings};
+use verbund_render::RenderOptions;
+use verbund_store::{AuditFilter, Store};
+use verbund_testkit::on_both;
+
+const ADMIN: &str = "user/federation-admin";
+const ERIKA: &str = "user/erika";
+const MAX: &str = "user/max";
+const LIFECYCLE: &str = "system/lifecycle";
+const REPOSITORY_URL: &str = "https://git.example.org/desired-state.git";
+/// Flux site in Bayern.
+const FLUX: &str = "by-muc-1";
+/// Argo CD site in Schleswig-Holstein.
+const ARGO: &str = "sh-ki-1";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0)
+        .single()
+        .expect("a time")
+}
+
+// ---------------------------------------------------------------------------------------
+// The federation
+
+/// Bund; Bayern with the Landkreis München and three of its Gemeinden; Schleswig-Holstein
+/// with the Kreis Pinneberg and Elmshorn. One provider runs a Flux site in Bayern and an
+/// Argo CD site in Schleswig-Holstein (own Land first, so each Gemeinde's bookings land
+/// on its Land's site). Offerings `nextcloud` (needs `postgresql`) and `postgresql`.
+struct Fed {
+    store: Store,
+    bookings: Bookings,
+    /// Unterhaching, Haar, Ottobrunn (Bayern), Elmshorn (Schleswig-Holstein).
+    gemeinden: Vec<String>,
+    publisher: Publisher,
+    /// Holds the repository.
+    _dir: tempfile::TempDir,
+}
+
+fn org(
+    name: &str,
+    level: Level,
+    keys: Option<(&str, &str)>,
+    parent: Option<&str>,
+) -> OrganisationSpec {
+    OrganisationSpec {
+        name: name.into(),
+        level,
+        ars: keys.map(|k| k.0.into()),
+        ags: keys.map(|k| k.1.into()),
+        parent: parent.map(Into::into),
+        population: None,
+    }
+}
+
+fn site(name: &str, region: &str, delivery: &str) -> SiteSpec {
+    serde_json::from_value(json!({
+        "name": name,
+        "display_name": format!("Rechenzentrum {name}"),
+        "provider": "kommunal-it",
+        "location": {"country": "DE", "region": region, "city": "Stadt"},
+        "certifications": [
+            {"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2099-12-31"},
+            {"scheme": "bsi-c5", "level": "type2", "valid_until": "2099-12-31"},
+        ],
+        "kubernetes_version": "1.31",
+        "capabilities": ["storage:rwx", "storage:rwo", "ingress:nginx", "backup"],
+        "capacity": {"cpu_millis": 1_000_000, "memory_mib": 4_000_000, "storage_gib": 1_000_000},
+        "environments": ["test", "prod"],
+        "delivery": delivery
+    }))
+    .expect("site fixture")
+}
+
+fn offering(name: &str, vendor: &str, extra: Value) -> OfferingSpec {
+    let mut v = json!({
+        "name": name,
+        "display_name": format!("Angebot {name}"),
+        "vendor": vendor,
+        "category": "saas",
+        "data_classes": ["internal", "personal"],
+        "plans": [
+            {"name": "s", "display_name": "S", "replicas": 1, "monthly_price_cents": 9900,
+             "resources": {"cpu_millis": 1000, "memory_mib": 1024, "storage_gib": 10}},
+            {"name": "m", "display_name": "M", "replicas": 2, "monthly_price_cents": 19900,
+             "resources": {"cpu_millis": 2000, "memory_mib": 2048, "storage_gib": 20}}
+        ]
+    });
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    serde_json::from_value(v).expect("offering fixture")
+}
+
+fn version(chart: &str, v: &str) -> VersionSpec {
+    serde_json::from_value(json!({
+        "version": v,
+        "package": {"type": "helm", "repository": "https://charts.example.org",
+                    "chart": chart, "chart_version": v}
+    }))
+    .expect("version fixture")
+}
+
+async fn federation(store: Store) -> Fed {
+    let now = t0();
+    let create = |spec: OrganisationSpec| {
+        let store = store.clone();
+        async move {
+            store
+                .create_organisation(ADMIN, &spec, now)
+                .await
+                .unwrap_or_else(|e| panic!("create `{}`: {e}", spec.name))
+                .id
+        }
+    };
+    let bund = create(org("Bundesrepublik Deutschland", Level::Bund, None, None)).await;
+    let bayern = create(org(
+        "Freistaat Bayern",
+        Level::Land,
+        Some(("09", "09")),
+        Some(&bund),
+    ))
+    .await;
+    let lk = create(org(
+        "Landkreis München",
+        Level::Kreis,
+        Some(("09184", "09184")),
+        Some(&bayern),
+    ))
+    .await;
+    let sh = create(org(
+        "Schleswig-Holstein",
+        Level::Land,
+        Some(("01", "01")),
+        Some(&bund),
+    ))
+    .await;
+    let pinneberg = create(org(
+        "Kreis Pinneberg",
+        Level::Kreis,
+        Some(("01056", "01056")),
+        Some(&sh),
+    ))
+    .await;
+    let mut gemeinden = Vec::new();
+    for (name, ars, ags, parent) in [
+        ("Unterhaching", "091840147147", "09184147", &lk),
+        ("Haar", "091840121121", "09184121", &lk),
+        ("Ottobrunn", "091840137137", "09184137", &lk),
+        ("Elmshorn", "010560015015", "01056015", &pinneberg),
+    ] {
+        gemeinden.push(create(org(name, Level::Gemeinde, Some((ars, ags)), Some(parent))).await);
+    }
+    let provider: ProviderSpec = serde_json::from_value(json!({
+        "name": "kommunal-it",
+        "display_name": "Kommunale IT",
+        "legal_form": "AöR",
+        "public_law": true,
+        "seat": {"city": "München", "country": "DE"},
+        "jurisdictions": ["DE"],
+    }))
+    .expect("provider fixture");
+    store
+        .put_provider(ADMIN, &provider, now)
+        .await
+        .expect("put_provider");
+    for s in [site(FLUX, "DE-BY", "flux"), site(ARGO, "DE-SH", "argocd")] {
+        store.put_site(ADMIN, &s, now).await.expect("put_site");
+    }
+    ensure_default_policies(&store, now)
+        .await
+        .expect("default policies");
+    // The schema lets anything through: whether a literal secret is refused is the
+    // booking's and the publisher's business, not the vendor's.
+    let nextcloud = offering(
+        "nextcloud",
+        &bund,
+        json!({"dependencies": [{"offering": "postgresql", "plan": "s"}], "retention_days": 30}),
+    );
+    let postgresql = offering("postgresql", &bund, json!({"category": "paas"}));
+    for (spec, chart) in [(&postgresql, "postgresql"), (&nextcloud, "nextcloud")] {
+        store
+            .put_offering(ADMIN, spec, now)
+            .await
+            .expect("put_offering");
+        store
+            .publish_version(ADMIN, &spec.name, &version(chart, "1.0.0"), now)
+            .await
+            .expect("publish_version");
+    }
+
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let options = PublisherOptions::new(RenderOptions::new(REPOSITORY_URL));
+    let publisher = Publisher::open(
+        store.clone(),
+        &dir.path().join("desired-state.git"),
+        options,
+    )
+    .expect("open the publisher");
+    let started = publisher.start().await.expect("start");
+    assert!(
+        started.commit.is_some(),
+        "the sites' entry points are committed on start"
+    );
+    Fed {
+        bookings: Bookings::new(store.clone()),
+        store,
+        gemeinden,
+        publisher,
+        _dir: dir,
+    }
+}
+
+fn spec(organisation: &str, offering: &str, plan: &str, config: Value) -> BookingSpec {
+    BookingSpec {
+        organisation: organisation.into(),
+        offering: offering.into(),
+        plan: plan.into(),
+        config,
+        channel: "stable".into(),
+    }
+}
+
+impl Fed {
+    /// Books `nextcloud` for a Gemeinde: the booking first, then a new `postgresql`.
+    async fn book(&self, actor: &str, gemeinde: usize, plan: &str) -> Vec<Booking> {
+        let s = spec(
+            &self.gemeinden[gemeinde],
+            "nextcloud",
+            plan,
+            json!({"domain": "cloud.example.de"}),
+        );
+        let out = self
+            .bookings
+            .book(actor, &s, t0())
+            .await
+            .unwrap_or_else(|e| panic!("book: {e}"));
+        assert!(
+            out.iter().all(|b| b.state == BookingState::Placed),
+            "{out:#?}"
+        );
+        out
+    }
+
+    async fn get(&self, id: &str) -> Booking {
+        self.store.get_booking(id).await.expect("get_booking")
+    }
+
+    async fn deliver(&self) -> Vec<verbund_git::CommitId> {
+        self.publisher
+            .deliver_pending()
+            .await
+            .expect("deliver_pending")
+    }
+
+    /// Incremental delivery left the repository exactly as a full render would.
+    async fn assert_in_line(&self, when: &str) {
+        let differences = self.publisher.verify().await.expect("verify");
+        assert!(differences.is_empty(), "{when}: {differences:#?}");
+    }
+
+    fn repo_path(&self) -> &Path {
+        self.publisher.repo().path()
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        git(self.repo_path(), args)
+    }
+
+    fn head(&self) -> Option<String> {
+        self.publisher.repo().head().expect("head").map(|c| c.0)
+    }
+
+    /// Every file at HEAD below `prefix`, with its content.
+    fn files_at_head(&self, prefix: &str) -> BTreeMap<String, String> {
+        self.git(&["ls-tree", "-r", "--name-only", "HEAD", "--", prefix])
+            .lines()
+            .map(|p| (p.to_owned(), self.git(&["show", &format!("HEAD:{p}")])))
+            .collect()
+    }
+
+    /// Sequence numbers of the audit events of one object, oldest first.
+    async fn audit_seqs(&self, object: &str, action: Option<&str>) -> Vec<i64> {
+        let filter = AuditFilter {
+            object: Some(object.into()),
+            action: action.map(Into::into),
+            ..Default::default()
+        };
+        let page = PageRequest {
+            limit: Some(1000),
+            after: None,
+        };
+        let mut seqs: Vec<i64> = self
+            .store
+            .list_audit(&filter, &page)
+            .await
+            .expect("list_audit")
+            .items
+            .into_iter()
+            .map(|e| e.seq)
+            .collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    /// The folder of a delivered booking: `sites/<site>/prod/bookings/<namespace>`.
+    async fn folder(&self, b: &Booking) -> String {
+        let files = self.rendered(b).await;
+        let first = files.keys().next().expect("a delivered booking has files");
+        let parts: Vec<&str> = first.splitn(6, '/').collect();
+        assert_eq!(
+            parts[..4],
+            ["sites", b.site.as_deref().unwrap_or(""), "prod", "bookings"]
+        );
+        parts[..5].join("/")
+    }
+
+    async fn rendered(&self, b: &Booking) -> BTreeMap<String, String> {
+        let b = self.get(&b.id).await;
+        render_booking(&self.store, &b, &self.publisher.options().render)
+            .await
+            .expect("render_booking")
+            .into_iter()
+            .map(|f| (f.path, f.content))
+            .collect()
+    }
+
+    /// The end of every test: the repository is in line, fsck-clean and secret-free.
+    async fn finish(&self) {
+        self.assert_in_line("at the end").await;
+        self.fsck();
+        let findings = self
+            .publisher
+            .repo()
+            .scan_history_for_secrets()
+            .expect("scan");
+        assert!(findings.is_empty(), "secrets in the history: {findings:#?}");
+    }
+
+    /// Commits files behind the publisher's back.
+    fn hand_edit(&self, files: &[(&str, &str)]) {
+        let mut change = self.publisher.repo().change().expect("change");
+        for (path, content) in files {
+            change.put_file(path, Some(content)).expect("put_file");
+        }
+        let author = Author {
+            name: "mallory".into(),
+            email: "mallory@example.org".into(),
+        };
+        change
+            .commit(&author, "hand edit", &[])
+            .expect("commit")
+            .expect("a commit");
+    }
+
+    fn fsck(&self) {
+        self.git(&["fsck", "--full", "--strict", "--no-progress"]);
+    }
+}
+
+/// Runs git in the bare repository; panics on failure.
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+/// The `Audit-Event:` trailers of HEAD's message.
+fn trailers(message: &str) -> Vec<i64> {
+    message
+        .lines()
+        .filter_map(|l| l.strip_prefix("Audit-Event: "))
+        .map(|s| s.trim().parse().expect("a sequence number"))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests
+
+on_both!(
+    a_booking_is_one_attributed_commit,
+    incremental_delivery_equals_a_full_render,
+    a_random_sequence_stays_in_line,
+    drift_is_reported_and_repaired,
+    drift_is_not_activated_by_a_later_delivery,
+    a_literal_secret_never_reaches_the_repository,
+);
+
+/// (1, 2) A booking with its new dependency is one commit by the booking's actor naming
+/// both audit events; both folders are exactly what `render_booking` gives, listed in
+/// the site's kustomization; both bookings move on to `provisioning`. Delivering or
+/// reconciling again changes nothing.
+async fn a_booking_is_one_attributed_commit(store: Store) {
+    let f = federation(store).await;
+    let booked = f.book(ERIKA, 0, "s").await;
+    assert_eq!(booked.len(), 2, "nextcloud and its postgresql");
+    assert_eq!(booked[1].offering, "postgresql");
+    assert_eq!(booked[0].site.as_deref(), Some(FLUX));
+
+    let commits = f.deliver().await;
+    assert_eq!(commits.len(), 1, "{commits:?}");
+    assert_eq!(f.head().as_ref(), Some(&commits[0].0));
+    let log = f.git(&["log", "-1", "--format=%an%n%ae%n%B"]);
+    let mut lines = log.lines();
+    assert_eq!(lines.next(), Some(ERIKA), "{log}");
+    assert_eq!(lines.next(), Some("erika@users.verbund.invalid"), "{log}");
+    let mut expected = Vec::new();
+    for b in &booked {
+        expected.extend(
+            f.audit_seqs(&format!("booking/{}", b.id), Some("booking.create"))
+                .await,
+        );
+    }
+    expected.sort_unstable();
+    assert_eq!(expected.len(), 2);
+    assert_eq!(trailers(&log), expected, "{log}");
+
+    let kustomization = f.git(&[
+        "show",
+        &format!("HEAD:sites/{FLUX}/prod/kustomization.yaml"),
+    ]);
+    for b in &booked {
+        let folder = f.folder(b).await;
+        assert_eq!(f.files_at_head(&folder), f.rendered(b).await, "{folder}");
+        let namespace = folder.rsplit('/').next().expect("a namespace");
+        assert!(
+            kustomization.contains(&format!("- bookings/{namespace}\n")),
+            "{kustomization}"
+        );
+        assert_eq!(f.get(&b.id).await.state, BookingState::Provisioning);
+    }
+    assert!(
+        f.files_at_head(&format!("sites/{ARGO}/prod/bookings"))
+            .is_empty(),
+        "nothing was booked on the Argo CD site"
+    );
+
+    let head = f.head();
+    assert!(
+        f.deliver().await.is_empty(),
+        "the move to provisioning is not a change"
+    );
+    let again = f
+        .publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile");
+    assert_eq!(again.commit, None, "{again:?}");
+    assert_eq!(f.head(), head);
+    f.finish().await;
+}
+
+/// (3) After each step of a scripted sequence the repository equals a full render:
+/// bookings on both sites, a plan change, a cancellation (the folder stays), the sweep
+/// (the folder and its kustomization line go), and the dependency's network policy
+/// admitting exactly its dependents.
+async fn incremental_delivery_equals_a_full_render(store: Store) {
+    let f = federation(store).await;
+    let first = f.book(ERIKA, 1, "s").await;
+    let (nc1, pg) = (&first[0], &first[1]);
+    f.deliver().await;
+    f.assert_in_line("first booking").await;
+    // A second nextcloud of the same Gemeinde binds the existing postgresql.
+    let second = f.book(ERIKA, 1, "m").await;
+    assert_eq!(second.len(), 1);
+    let nc2 = &second[0];
+    assert_eq!(nc2.dependencies, vec![pg.id.clone()]);
+    let elmshorn = f.book(MAX, 3, "s").await;
+    assert_eq!(elmshorn[0].site.as_deref(), Some(ARGO));
+    assert_eq!(f.deliver().await.len(), 2, "one commit per actor");
+    f.assert_in_line("bookings on both sites").await;
+
+    let pg_folder = f.folder(pg).await;
+    let policy = |f: &Fed| f.files_at_head(&format!("{pg_folder}/networkpolicies.yaml"));
+    let nc1_ns = f
+        .folder(nc1)
+        .await
+        .rsplit('/')
+        .next()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let nc2_folder = f.folder(nc2).await;
+    let nc2_ns = nc2_folder
+        .rsplit('/')
+        .next()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let before = policy(&f).into_values().collect::<String>();
+    assert!(before.contains("allow-from-dependents"), "{before}");
+    assert!(
+        before.contains(&nc1_ns) && before.contains(&nc2_ns),
+        "{before}"
+    );
+
+    f.bookings
+        .patch(
+            ERIKA,
+            &nc1.id,
+            &BookingPatch {
+                plan: Some("m".into()),
+                ..Default::default()
+            },
+            t0(),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(f.deliver().await.len(), 1);
+    f.assert_in_line("plan changed").await;
+
+    f.bookings
+        .cancel(ERIKA, &nc2.id, t0())
+        .await
+        .expect("cancel");
+    f.deliver().await;
+    f.assert_in_line("cancelled").await;
+    assert_eq!(f.get(&nc2.id).await.state, BookingState::Cancelling);
+    assert!(
+        !f.files_at_head(&nc2_folder).is_empty(),
+        "a cancelling booking keeps running"
+    );
+
+    assert_eq!(f.bookings.sweep(LIFECYCLE, t0()).await.expect("sweep"), 1);
+    assert_eq!(f.get(&nc2.id).await.state, BookingState::Retained);
+    let commits = f.deliver().await;
+    assert_eq!(commits.len(), 1);
+    f.assert_in_line("retained").await;
+    assert!(
+        f.files_at_head(&nc2_folder).is_empty(),
+        "a retained booking's folder is removed"
+    );
+    let kustomization = f.git(&[
+        "show",
+        &format!("HEAD:sites/{FLUX}/prod/kustomization.yaml"),
+    ]);
+    assert!(!kustomization.contains(&nc2_ns), "{kustomization}");
+    let after = policy(&f).into_values().collect::<String>();
+    assert!(
+        after.contains(&nc1_ns) && !after.contains(&nc2_ns),
+        "{after}"
+    );
+    assert_eq!(
+        f.git(&["log", "-1", "--format=%an"]).trim(),
+        LIFECYCLE,
+        "the sweep's commit is the lifecycle's"
+    );
+    f.finish().await;
+}
+
+/// A small deterministic generator (xorshift64*), so that the sequence is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n.max(1)
+    }
+}
+
+/// (3) A seeded random sequence of bookings, plan changes, cancellations (of
+/// applications and of dependencies) and sweeps by alternating actors, delivered after
+/// one to three steps at a time: after each delivery the repository equals a full render.
+async fn a_random_sequence_stays_in_line(store: Store) {
+    let f = federation(store).await;
+    let mut rng = Rng(0x5eed_0f_7e57_2026);
+    let mut live: Vec<String> = Vec::new();
+    let mut log = Vec::new();
+    let actors = [ERIKA, MAX];
+    for step in 0..36 {
+        let actor = actors[rng.below(2)];
+        match rng.below(10) {
+            0..=3 => {
+                let g = rng.below(f.gemeinden.len());
+                let plan = ["s", "m"][rng.below(2)];
+                let out = f.book(actor, g, plan).await;
+                log.push(format!("{step}: {actor} books for {g} ({plan})"));
+                live.extend(out.into_iter().map(|b| b.id));
+            }
+            4..=5 if !live.is_empty() => {
+                let id = live[rng.below(live.len())].clone();
+                let plan = ["s", "m"][rng.below(2)];
+                let patch = BookingPatch {
+                    plan: Some(plan.into()),
+                    ..Default::default()
+                };
+                f.bookings
+                    .patch(actor, &id, &patch, t0())
+                    .await
+                    .expect("patch");
+                log.push(format!("{step}: {actor} changes {id} to {plan}"));
+            }
+            6..=7 if !live.is_empty() => {
+                let id = live.remove(rng.below(live.len()));
+                f.bookings.cancel(actor, &id, t0()).await.expect("cancel");
+                log.push(format!("{step}: {actor} cancels {id}"));
+            }
+            _ => {
+                let moved = f.bookings.sweep(LIFECYCLE, t0()).await.expect("sweep");
+                log.push(format!("{step}: sweep moved {moved}"));
+            }
+        }
+        if rng.below(3) == 0 || step == 35 {
+            f.deliver().await;
+            f.assert_in_line(&log.join("\n")).await;
+        }
+    }
+    assert!(
+        live.len() >= 3,
+        "the sequence should leave a fleet: {log:#?}"
+    );
+    f.finish().await;
+}
+
+/// (4) A commit behind the publisher's back is reported by `verify` and repaired by
+/// `reconcile`, in a commit naming its `desired_state.reconcile` audit event.
+async fn drift_is_reported_and_repaired(store: Store) {
+    let f = federation(store).await;
+    let booked = f.book(ERIKA, 0, "s").await;
+    f.book(MAX, 3, "s").await;
+    f.deliver().await;
+    f.assert_in_line("delivered").await;
+
+    let folder = f.folder(&booked[0]).await;
+    let changed = format!("{folder}/kustomization.yaml");
+    let extra = format!("sites/{FLUX}/prod/bookings/unbekannt/deployment.yaml");
+    let ghost = "sites/ghost-1/prod/kustomization.yaml".to_owned();
+    f.hand_edit(&[
+        (&changed, "resources: []\n"),
+        (&extra, "kind: Deployment\n"),
+        (&ghost, "resources: []\n"),
+    ]);
+    let differences = f.publisher.verify().await.expect("verify");
+    assert_eq!(
+        differences,
+        vec![
+            Difference::Extra(extra.clone()),
+            Difference::Extra(ghost.clone()),
+            Difference::Changed(changed.clone()),
+        ]
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>(),
+    );
+    let repaired = f
+        .publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile");
+    let commit = repaired.commit.expect("a repair commit");
+    assert_eq!(f.head(), Some(commit.0));
+    let reconciles = f
+        .audit_seqs("desired-state/", Some("desired_state.reconcile"))
+        .await;
+    let log = f.git(&["log", "-1", "--format=%an%n%B"]);
+    assert!(log.starts_with("system/test\n"), "{log}");
+    assert_eq!(
+        trailers(&log),
+        vec![*reconciles.last().expect("an event")],
+        "{log}"
+    );
+    assert!(f.files_at_head(&extra).is_empty() && f.files_at_head("sites/ghost-1").is_empty());
+    assert!(f
+        .publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile")
+        .commit
+        .is_none());
+    f.finish().await;
+}
+
+/// (4) A folder committed behind the publisher's back stays inert: the next booking on
+/// the same site does not list it in the site's kustomization (which would make the
+/// site's engine apply it), and `verify` keeps reporting only the folder itself.
+async fn drift_is_not_activated_by_a_later_delivery(store: Store) {
+    let f = federation(store).await;
+    f.book(ERIKA, 0, "s").await;
+    f.deliver().await;
+    let extra = format!("sites/{FLUX}/prod/bookings/unbekannt/deployment.yaml");
+    f.hand_edit(&[(&extra, "kind: Deployment\n")]);
+    assert_eq!(
+        f.publisher.verify().await.expect("verify"),
+        vec![Difference::Extra(extra.clone())]
+    );
+
+    f.book(MAX, 2, "s").await;
+    assert_eq!(f.deliver().await.len(), 1);
+    let kustomization = f.git(&[
+        "show",
+        &format!("HEAD:sites/{FLUX}/prod/kustomization.yaml"),
+    ]);
+    assert!(
+        !kustomization.contains("bookings/unbekannt"),
+        "a delivery listed the hand-made folder for the site to apply:\n{kustomization}"
+    );
+    assert_eq!(
+        f.publisher.verify().await.expect("verify"),
+        vec![Difference::Extra(extra)]
+    );
+    f.publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile");
+    f.finish().await;
+}
+
+/// (5) A configuration holding a literal secret is refused when booked or changed, or
+/// else never committed; either way the scan of the history stays empty and the rest of
+/// the fleet, the same Gemeinde included, is still delivered and verifiable.
+async fn a_literal_secret_never_reaches_the_repository(store: Store) {
+    let f = federation(store).await;
+    let secret = json!({"domain": "cloud.example.de", "smtp": {"password": "hunter2"}});
+    assert_eq!(
+        verbund_render::secrets::find_literal_secret(&secret).as_deref(),
+        Some("/smtp/password")
+    );
+    let good = f.book(ERIKA, 0, "s").await;
+    f.deliver().await;
+
+    // Booked with the secret, by the same actor as a good booking right after it.
+    let booked = f
+        .bookings
+        .book(
+            ERIKA,
+            &spec(&f.gemeinden[0], "nextcloud", "s", secret.clone()),
+            t0(),
+        )
+        .await;
+    let later = f.book(ERIKA, 0, "m").await;
+    // Changed to hold the secret.
+    let patched = f
+        .bookings
+        .patch(
+            ERIKA,
+            &good[0].id,
+            &BookingPatch {
+                config: Some(secret.clone()),
+                ..Default::default()
+            },
+            t0(),
+        )
+        .await;
+    f.deliver().await;
+    let findings = f.publisher.repo().scan_history_for_secrets().expect("scan");
+    assert!(findings.is_empty(), "{findings:#?}");
+    assert!(!f.git(&["log", "--all", "-p"]).contains("hunter2"));
+    if let Ok(b) = &booked {
+        assert!(
+            f.files_at_head(&format!("sites/{FLUX}/prod/bookings"))
+                .keys()
+                .all(|p| !p.contains(&b[0].id[..8])),
+            "the secret booking's folder must not be committed"
+        );
+    }
+
+    // The rest of the fleet is delivered: another Gemeinde's booking, and the good
+    // booking of the same Gemeinde that shares its postgresql with the refused one.
+    let other = f.book(MAX, 1, "s").await;
+    f.deliver().await;
+    for b in other.iter().chain(&later) {
+        let state = f.get(&b.id).await.state;
+        assert_eq!(
+            state,
+            BookingState::Provisioning,
+            "{} {} was never committed (secret booking: {booked:?}, change: {patched:?})",
+            b.offering,
+            b.id
+        );
+    }
+    for b in other.iter().chain(&later) {
+        let folder = f.folder(b).await;
+        assert_eq!(f.files_at_head(&folder), f.rendered(b).await, "{folder}");
+    }
+    eprintln!("booking with a literal secret: {booked:?}; change to one: {patched:?}");
+    // What a starting server does must still work.
+    f.publisher
+        .reconcile("system/test", "restart")
+        .await
+        .expect("reconcile");
+    f.finish().await;
+}
