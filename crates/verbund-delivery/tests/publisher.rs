@@ -589,7 +589,7 @@ impl Rng {
 /// one to three steps at a time: after each delivery the repository equals a full render.
 async fn a_random_sequence_stays_in_line(store: Store) {
     let f = federation(store).await;
-    let mut rng = Rng(0x5eed_0f_7e57_2026);
+    let mut rng = Rng(0x5eed_f00d_7e57_2026);
     let mut live: Vec<String> = Vec::new();
     let mut log = Vec::new();
     let actors = [ERIKA, MAX];
