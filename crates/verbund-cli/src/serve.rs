@@ -210,7 +210,9 @@ async fn housekeeping(state: AppState) {
             let repo = p.clone();
             match tokio::task::spawn_blocking(move || repo.repo().maintain()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "packing the desired-state repository failed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "packing the desired-state repository failed")
+                }
                 Err(e) => tracing::warn!(error = %e, "packing the desired-state repository failed"),
             }
         }

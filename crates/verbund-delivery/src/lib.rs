@@ -35,6 +35,9 @@ pub enum DeliveryError {
     /// The desired-state repository failed.
     #[error("desired-state repository: {0}")]
     Git(#[from] verbund_git::Error),
+    /// A folder of the desired state cannot be rendered.
+    #[error("{folder} cannot be rendered: {message}")]
+    Folder { folder: String, message: String },
     /// A blocking delivery job ended abnormally.
     #[error("delivery job failed: {0}")]
     Job(String),
@@ -67,14 +70,20 @@ pub async fn render_site(
 ) -> Result<Vec<RenderedFile>> {
     let spec = store.get_site(site).await?.spec;
     let mut records = Records::default();
-    Ok(render_site_with(store, &mut records, &spec, environment, options)
-        .await?
-        .0)
+    Ok(
+        render_site_with(store, &mut records, &spec, environment, options)
+            .await?
+            .0,
+    )
 }
 
 /// The bookings delivered to a site's environment. Bookings run in production; the
 /// test environments receive reference tenants with the rollouts that need them.
-async fn delivered(store: &Store, site: &str, environment: Environment) -> Result<Vec<Booking>> {
+pub(crate) async fn delivered(
+    store: &Store,
+    site: &str,
+    environment: Environment,
+) -> Result<Vec<Booking>> {
     Ok(match environment {
         Environment::Prod => store.delivered_bookings_on(site).await?,
         Environment::Test => Vec::new(),
@@ -91,16 +100,25 @@ pub(crate) async fn render_site_with(
 ) -> Result<(Vec<RenderedFile>, Vec<Booking>)> {
     let bookings = delivered(store, &spec.name, environment).await?;
     records.load(store, &bookings).await?;
+    let files = render_loaded(records, spec, environment, &bookings, options)?;
+    Ok((files, bookings))
+}
+
+/// Renders a site's environment from bookings and records already loaded.
+pub(crate) fn render_loaded(
+    records: &Records,
+    spec: &SiteSpec,
+    environment: Environment,
+    bookings: &[Booking],
+    options: &RenderOptions,
+) -> Result<Vec<RenderedFile>> {
     let context: HashMap<&str, &Booking> = bookings.iter().map(|b| (b.id.as_str(), b)).collect();
     let input = RenderInput {
         site: spec,
         environment,
-        bookings: records.placed(&bookings, &context)?,
+        bookings: records.placed(bookings, &context)?,
     };
-    let files = verbund_render::render(&input, options)?;
-    drop(input);
-    drop(context);
-    Ok((files, bookings))
+    Ok(verbund_render::render(&input, options)?)
 }
 
 /// The files of one booking: its folder within its site's rendered state, as the

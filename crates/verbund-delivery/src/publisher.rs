@@ -35,14 +35,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use verbund_domain::audit::{AuditEvent, Change as AuditChange};
 use verbund_domain::booking::{Booking, BookingState};
-use verbund_domain::directory::{Environment, Site};
+use verbund_domain::directory::{Environment, Site, SiteSpec};
 use verbund_domain::page::PageRequest;
 use verbund_git::{folder_oid, Author, CommitId, DesiredStateRepo, Difference, PushOptions};
 use verbund_placement::Bookings;
@@ -53,7 +53,7 @@ use verbund_render::{
 use verbund_store::{SiteFilter, Store};
 
 use crate::records::Records;
-use crate::{render_site_with, DeliveryError, Result};
+use crate::{delivered, render_loaded, render_site_with, DeliveryError, Result};
 
 /// The actor of the publisher's own audit events and lifecycle moves.
 pub const ACTOR: &str = "system/delivery";
@@ -97,6 +97,9 @@ pub struct Reconciled {
     pub folders: Vec<String>,
     /// Bookings whose folders were rendered.
     pub bookings: usize,
+    /// Folders that could not be rendered (they keep their last committed state), with
+    /// the reason.
+    pub failures: Vec<(String, String)>,
 }
 
 /// The outcome of the last push, for health and metrics.
@@ -294,44 +297,25 @@ impl Publisher {
         let store = &self.inner.store;
         let repo = &self.inner.repo;
         let sites = rt.block_on(all_sites(store))?;
-        let mut records = Records::default();
         let mut change = repo.change()?;
         let mut folders = Vec::new();
         let mut placed = Vec::new();
-        let mut bookings = 0;
-        for site in &sites {
-            for environment in [Environment::Test, Environment::Prod] {
-                let folder = site_folder(&site.spec.name, environment);
-                let files = if site.spec.environments.contains(&environment) {
-                    let (files, delivered) = rt.block_on(render_site_with(
-                        store,
-                        &mut records,
-                        &site.spec,
-                        environment,
-                        &self.inner.options.render,
-                    ))?;
-                    bookings += delivered.len();
-                    placed.extend(
-                        delivered
-                            .into_iter()
-                            .filter(|b| b.state == BookingState::Placed)
-                            .map(|b| b.id),
-                    );
-                    files
-                } else {
-                    Vec::new()
-                };
-                let expected = if files.is_empty() {
-                    None
-                } else {
-                    Some(folder_oid(&folder, &files)?)
-                };
-                if expected != repo.tree_oid_at(&folder)? {
-                    change.put_folder(&folder, files)?;
-                    folders.push(folder);
-                }
+        let mut written = Duration::ZERO;
+        let fleet = self.render_fleet(&sites, |site| {
+            placed.extend(
+                site.bookings
+                    .iter()
+                    .filter(|b| b.state == BookingState::Placed)
+                    .map(|b| b.id.clone()),
+            );
+            let t = Instant::now();
+            if site.oid != repo.tree_oid_at(&site.folder)? {
+                change.put_folder(&site.folder, site.files)?;
+                folders.push(site.folder);
             }
-        }
+            written += t.elapsed();
+            Ok(())
+        })?;
         let known: BTreeSet<&str> = sites.iter().map(|s| s.spec.name.as_str()).collect();
         for name in change.list(SITES)? {
             if !known.contains(name.as_str()) {
@@ -340,28 +324,27 @@ impl Publisher {
                 folders.push(folder);
             }
         }
-        if folders.is_empty() {
-            return Ok(Reconciled {
-                commit: None,
-                folders,
-                bookings,
-            });
-        }
-        let event = rt.block_on(store.record_event(
-            AuditChange {
-                actor: actor.to_owned(),
-                action: "desired_state.reconcile".into(),
-                object: format!("desired-state/{}", self.inner.options.render.branch),
-                before: None,
-                after: Some(json!({"reason": reason, "folders": folders})),
-            },
-            chrono::Utc::now(),
-        ))?;
-        let message = format!(
-            "Reconcile the desired state with the store ({reason})\n\n{}",
-            summary(&folders)
-        );
-        let commit = change.commit(&author(actor), &message, &[event.seq])?;
+        let t = Instant::now();
+        let commit = if folders.is_empty() {
+            None
+        } else {
+            let event = rt.block_on(store.record_event(
+                AuditChange {
+                    actor: actor.to_owned(),
+                    action: "desired_state.reconcile".into(),
+                    object: format!("desired-state/{}", self.inner.options.render.branch),
+                    before: None,
+                    after: Some(json!({"reason": reason, "folders": folders})),
+                },
+                chrono::Utc::now(),
+            ))?;
+            let message = format!(
+                "Reconcile the desired state with the store ({reason})\n\n{}",
+                summary(&folders)
+            );
+            change.commit(&author(actor), &message, &[event.seq])?
+        };
+        written += t.elapsed();
         if commit.is_some() && !placed.is_empty() {
             rt.block_on(
                 self.inner
@@ -370,55 +353,209 @@ impl Publisher {
             )
             .map_err(|e| DeliveryError::Job(e.to_string()))?;
         }
+        for (folder, error) in &fleet.failures {
+            tracing::error!(%folder, %error, "this folder cannot be rendered; it keeps its last committed state");
+        }
+        tracing::info!(
+            reason,
+            bookings = fleet.bookings,
+            folders = folders.len(),
+            load_ms = fleet.load.as_millis() as u64,
+            render_ms = fleet.render.as_millis() as u64,
+            write_ms = written.as_millis() as u64,
+            commit = commit.as_ref().map(|c| c.0.as_str()).unwrap_or("none"),
+            "desired state reconciled"
+        );
         Ok(Reconciled {
             commit,
             folders,
-            bookings,
+            bookings: fleet.bookings,
+            failures: fleet.failures,
         })
     }
 
-    /// Renders the whole store and compares it with HEAD, changing nothing.
+    /// Renders every site's environments, on every core, and hands each folder to
+    /// `sink` (on the calling thread, in no particular order) with the object name its
+    /// tree will have. A folder the renderer refuses is reported in the result instead.
+    fn render_fleet(
+        &self,
+        sites: &[Site],
+        mut sink: impl FnMut(RenderedSite) -> Result<()>,
+    ) -> Result<Fleet> {
+        let rt = Handle::current();
+        let store = &self.inner.store;
+        let options = &self.inner.options.render;
+        let t = Instant::now();
+        let mut records = Records::default();
+        let mut jobs = Vec::new();
+        for site in sites {
+            for environment in [Environment::Test, Environment::Prod] {
+                let bookings = if site.spec.environments.contains(&environment) {
+                    let bookings = rt.block_on(delivered(store, &site.spec.name, environment))?;
+                    rt.block_on(records.load(store, &bookings))?;
+                    Some(bookings)
+                } else {
+                    None
+                };
+                jobs.push((&site.spec, environment, bookings));
+            }
+        }
+        let load = t.elapsed();
+        let t = Instant::now();
+        let bookings = jobs.iter().map(|j| j.2.as_ref().map_or(0, Vec::len)).sum();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut failures = Vec::new();
+        let records = &records;
+        let jobs = &jobs;
+        std::thread::scope(|scope| -> Result<()> {
+            // A small queue: at most a few rendered sites wait in memory at a time.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<RenderedSite>>(workers);
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let next = &next;
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((spec, environment, bookings)) = jobs.get(i) else {
+                        break;
+                    };
+                    let folder = site_folder(&spec.name, *environment);
+                    let rendered = match bookings {
+                        Some(bookings) => {
+                            render_loaded(records, spec, *environment, bookings, options)
+                        }
+                        None => Ok(Vec::new()),
+                    };
+                    let site = rendered.and_then(|files| {
+                        let oid = if files.is_empty() {
+                            None
+                        } else {
+                            Some(folder_oid(&folder, &files)?)
+                        };
+                        Ok(RenderedSite {
+                            folder: folder.clone(),
+                            files,
+                            oid,
+                            bookings: bookings.clone().unwrap_or_default(),
+                        })
+                    });
+                    let site = site.map_err(|e| (folder, e));
+                    let sent = match site {
+                        Ok(site) => tx.send(Ok(site)),
+                        Err((folder, e)) => tx.send(Err(DeliveryError::Folder {
+                            folder,
+                            message: e.to_string(),
+                        })),
+                    };
+                    if sent.is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            for site in rx {
+                match site {
+                    Ok(site) => sink(site)?,
+                    Err(DeliveryError::Folder { folder, message }) => {
+                        failures.push((folder, message));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })?;
+        failures.sort();
+        Ok(Fleet {
+            bookings,
+            failures,
+            load,
+            render: t.elapsed(),
+        })
+    }
+
+    /// The folders of `ids` on one site's production environment, rendered from
+    /// `on_site` (the site's bookings they link to or are linked from), and the site's
+    /// entry points. The site's `kustomization.yaml` keeps HEAD's list of folders with
+    /// the gone ones taken out and the rendered ones in: never a folder that merely sits
+    /// in the repository (one committed behind verbund's back stays inert until a
+    /// reconciliation removes it).
+    fn site_update(
+        &self,
+        records: &Records,
+        spec: &SiteSpec,
+        ids: &BTreeSet<String>,
+        on_site: Vec<Booking>,
+    ) -> Result<SiteUpdate> {
+        let options = &self.inner.options.render;
+        let folder = site_folder(&spec.name, Environment::Prod);
+        let (delivered, gone): (Vec<Booking>, Vec<Booking>) =
+            on_site.into_iter().partition(|b| b.state.is_delivered());
+        let by_id: HashMap<&str, &Booking> = delivered.iter().map(|b| (b.id.as_str(), b)).collect();
+        let selected: BTreeSet<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| by_id.contains_key(id))
+            .collect();
+        let input = RenderInput {
+            site: spec,
+            environment: Environment::Prod,
+            bookings: records.placed(&delivered, &by_id)?,
+        };
+        let kustomization = format!("{folder}/kustomization.yaml");
+        let mut namespaces =
+            listed_folders(self.inner.repo.file_at_head(&kustomization)?.as_deref());
+        let mut update = SiteUpdate::default();
+        for f in verbund_render::render_folders(&input, options, &selected)? {
+            if by_id
+                .get(f.booking.as_str())
+                .is_some_and(|b| b.state == BookingState::Placed)
+            {
+                update.placed.push(f.booking.clone());
+            }
+            namespaces.insert(f.namespace);
+            update.folders.push((f.folder, f.files));
+        }
+        for b in gone.iter().filter(|b| ids.contains(&b.id)) {
+            let organisation = records.organisation(b)?;
+            let namespace = namespace_name(&b.offering, &organisation.name, &b.id);
+            update
+                .folders
+                .push((booking_folder(&folder, &namespace), Vec::new()));
+            namespaces.remove(&namespace);
+        }
+        update.entry = site_files(
+            spec,
+            Environment::Prod,
+            namespaces.iter().map(String::as_str),
+            options,
+        )?;
+        Ok(update)
+    }
+
+    /// Renders the whole store and compares it with HEAD, changing nothing. A folder
+    /// that cannot be rendered is an error naming it.
     pub async fn verify(&self) -> Result<Vec<Difference>> {
         let this = self.clone();
         blocking(move || {
             let rt = Handle::current();
-            let store = &this.inner.store;
             let repo = &this.inner.repo;
-            let sites = rt.block_on(all_sites(store))?;
-            let mut records = Records::default();
+            let sites = rt.block_on(all_sites(&this.inner.store))?;
             let mut differences = Vec::new();
-            for site in &sites {
-                for environment in [Environment::Test, Environment::Prod] {
-                    let folder = site_folder(&site.spec.name, environment);
-                    let files = if site.spec.environments.contains(&environment) {
-                        rt.block_on(render_site_with(
-                            store,
-                            &mut records,
-                            &site.spec,
-                            environment,
-                            &this.inner.options.render,
-                        ))?
-                        .0
-                    } else {
-                        Vec::new()
-                    };
-                    let expected = if files.is_empty() {
-                        None
-                    } else {
-                        Some(folder_oid(&folder, &files)?)
-                    };
-                    if expected != repo.tree_oid_at(&folder)? {
-                        differences.extend(repo.verify(&files, std::slice::from_ref(&folder))?);
-                    }
+            let fleet = this.render_fleet(&sites, |site| {
+                if site.oid != repo.tree_oid_at(&site.folder)? {
+                    differences
+                        .extend(repo.verify(&site.files, std::slice::from_ref(&site.folder))?);
                 }
+                Ok(())
+            })?;
+            if let Some((folder, message)) = fleet.failures.into_iter().next() {
+                return Err(DeliveryError::Folder { folder, message });
             }
             let known: BTreeSet<&str> = sites.iter().map(|s| s.spec.name.as_str()).collect();
-            if let Some(_root) = repo.tree_oid_at(SITES)? {
-                let listed = repo.change()?.list(SITES)?;
-                for name in listed {
+            if repo.tree_oid_at(SITES)?.is_some() {
+                for name in repo.change()?.list(SITES)? {
                     if !known.contains(name.as_str()) {
-                        let folder = format!("{SITES}/{name}");
-                        differences.extend(repo.verify(&[], &[folder])?);
+                        differences.extend(repo.verify(&[], &[format!("{SITES}/{name}")])?);
                     }
                 }
             }
@@ -500,11 +637,13 @@ impl Publisher {
         let touched_ids: Vec<String> = touched.values().flatten().cloned().collect();
         let mut context_ids: BTreeSet<String> = touched_ids.iter().cloned().collect();
         context_ids.extend(rt.block_on(store.dependents_of(&touched_ids))?);
-        let first = rt.block_on(store.bookings_by_ids(&context_ids.iter().cloned().collect::<Vec<_>>()))?;
+        let first =
+            rt.block_on(store.bookings_by_ids(&context_ids.iter().cloned().collect::<Vec<_>>()))?;
         for b in &first {
             context_ids.extend(b.dependencies.iter().cloned());
         }
-        let context = rt.block_on(store.bookings_by_ids(&context_ids.into_iter().collect::<Vec<_>>()))?;
+        let context =
+            rt.block_on(store.bookings_by_ids(&context_ids.into_iter().collect::<Vec<_>>()))?;
 
         let mut records = Records::default();
         let mut change = self.inner.repo.change()?;
@@ -513,49 +652,26 @@ impl Publisher {
             let Some(spec) = rt.block_on(find_site(store, site))? else {
                 continue;
             };
-            let folder = site_folder(site, Environment::Prod);
             let on_site: Vec<Booking> = context
                 .iter()
                 .filter(|b| b.site.as_deref() == Some(site.as_str()))
                 .cloned()
                 .collect();
             rt.block_on(records.load(store, &on_site))?;
-            let (delivered, gone): (Vec<Booking>, Vec<Booking>) =
-                on_site.into_iter().partition(|b| b.state.is_delivered());
-            let by_id: HashMap<&str, &Booking> =
-                delivered.iter().map(|b| (b.id.as_str(), b)).collect();
-            let selected: BTreeSet<&str> = ids
-                .iter()
-                .map(String::as_str)
-                .filter(|id| by_id.contains_key(id))
-                .collect();
-            let input = RenderInput {
-                site: &spec,
-                environment: Environment::Prod,
-                bookings: records.placed(&delivered, &by_id)?,
-            };
-            for f in verbund_render::render_folders(&input, options, &selected)? {
-                if by_id
-                    .get(f.booking.as_str())
-                    .is_some_and(|b| b.state == BookingState::Placed)
-                {
-                    placed.push(f.booking.clone());
+            // A site the renderer refuses keeps its committed state; the others go on.
+            match self.site_update(&records, &spec, ids, on_site) {
+                Ok(update) => {
+                    placed.extend(update.placed);
+                    for (folder, files) in update.folders {
+                        change.put_folder(&folder, files)?;
+                    }
+                    for f in update.entry {
+                        change.put_file(&f.path, Some(&f.content))?;
+                    }
                 }
-                change.put_folder(&f.folder, f.files)?;
-            }
-            for b in gone.iter().filter(|b| ids.contains(&b.id)) {
-                let organisation = records.organisation(b)?;
-                let namespace = namespace_name(&b.offering, &organisation.name, &b.id);
-                change.put_folder(&booking_folder(&folder, &namespace), Vec::new())?;
-            }
-            let names = change.list(&format!("{folder}/bookings"))?;
-            for f in site_files(
-                &spec,
-                Environment::Prod,
-                names.iter().map(String::as_str),
-                options,
-            )? {
-                change.put_file(&f.path, Some(&f.content))?;
+                Err(e) => {
+                    tracing::error!(site = %site, error = %e, "these changes of the site cannot be delivered; it keeps its committed state");
+                }
             }
         }
         for site in &changed_sites {
@@ -564,14 +680,19 @@ impl Publisher {
                 let folder = site_folder(site, environment);
                 let files: Vec<RenderedFile> = match &spec {
                     Some(spec) if spec.environments.contains(&environment) => {
-                        rt.block_on(render_site_with(
+                        match rt.block_on(render_site_with(
                             store,
                             &mut records,
                             spec,
                             environment,
                             options,
-                        ))?
-                        .0
+                        )) {
+                            Ok((files, _)) => files,
+                            Err(e) => {
+                                tracing::error!(%folder, error = %e, "this folder cannot be rendered; it keeps its committed state");
+                                continue;
+                            }
+                        }
                     }
                     _ => Vec::new(),
                 };
@@ -597,6 +718,53 @@ impl Publisher {
     }
 }
 
+/// What one site's production environment gets from an incremental delivery.
+#[derive(Default)]
+struct SiteUpdate {
+    /// Booking folders and their files (none: the folder goes).
+    folders: Vec<(String, Vec<RenderedFile>)>,
+    /// The site's `kustomization.yaml` and root.
+    entry: Vec<RenderedFile>,
+    /// Bookings rendered while `placed`.
+    placed: Vec<String>,
+}
+
+/// The booking folders a site's `kustomization.yaml` lists (`bookings/<namespace>`).
+fn listed_folders(kustomization: Option<&[u8]>) -> BTreeSet<String> {
+    let Some(text) = kustomization else {
+        return BTreeSet::new();
+    };
+    let value: serde_json::Value = serde_yaml_ng::from_slice(text).unwrap_or_default();
+    value["resources"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|r| r.as_str()?.strip_prefix("bookings/"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One site environment's rendered folder.
+struct RenderedSite {
+    folder: String,
+    files: Vec<RenderedFile>,
+    /// The folder's tree, `None` when it has no files.
+    oid: Option<verbund_git::Oid>,
+    /// The bookings rendered into it.
+    bookings: Vec<Booking>,
+}
+
+/// What rendering the fleet took.
+struct Fleet {
+    bookings: usize,
+    failures: Vec<(String, String)>,
+    load: Duration,
+    render: Duration,
+}
+
 /// Runs `job` on a blocking thread.
 async fn blocking<T, F>(job: F) -> Result<T>
 where
@@ -609,7 +777,10 @@ where
 }
 
 /// The site, or `None` when it no longer exists.
-async fn find_site(store: &Store, name: &str) -> Result<Option<verbund_domain::directory::SiteSpec>> {
+async fn find_site(
+    store: &Store,
+    name: &str,
+) -> Result<Option<verbund_domain::directory::SiteSpec>> {
     match store.get_site(name).await {
         Ok(site) => Ok(Some(site.spec)),
         Err(verbund_store::StoreError::NotFound { .. }) => Ok(None),

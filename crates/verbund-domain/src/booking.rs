@@ -331,6 +331,13 @@ impl BookingSpec {
             .parse()
             .map_err(|e| Invalid::new("/channel", e))?;
         validate_config(&offering.config_schema, &self.config)?;
+        if let Some(pointer) = crate::secrets::find_literal_secret(&self.config) {
+            return Err(Invalid::new(
+                format!("/config{pointer}"),
+                "a secret's value may not be part of a booking: everything booked is \
+                 delivered through Git; name a secret instead (e.g. `existingSecret`)",
+            ));
+        }
         Ok(channel)
     }
 }

@@ -361,6 +361,13 @@ impl VersionSpec {
                 if !values.is_object() {
                     return Err(Invalid::new("/package/values", "must be an object"));
                 }
+                if let Some(pointer) = crate::secrets::find_literal_secret(values) {
+                    return Err(Invalid::new(
+                        format!("/package/values{pointer}"),
+                        "a secret's value may not be part of a package: every value is \
+                         delivered through Git; name a secret instead (e.g. `existingSecret`)",
+                    ));
+                }
             }
             Package::Manifests { manifests } => {
                 if manifests.is_empty() {

@@ -12,5 +12,6 @@ pub mod directory;
 pub mod error;
 pub mod name;
 pub mod page;
+pub mod secrets;
 
 pub use error::{Invalid, Result};

@@ -310,6 +310,22 @@ impl DesiredStateRepo {
         Ok(self.entry_at(root, path)?.map(|e| e.oid))
     }
 
+    /// The content of the file at `path` in HEAD, `None` when HEAD has no file there (or
+    /// the branch is unborn).
+    pub fn file_at_head(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        paths::check_path(path)?;
+        let Some(root) = self.head_tree()? else {
+            return Ok(None);
+        };
+        match self.entry_at(root, path)? {
+            Some(entry) if !entry.is_tree() => match self.odb().read(entry.oid)? {
+                Some((kind, content)) if kind == "blob" => Ok(Some(content)),
+                _ => Err(Error::MissingObject(entry.oid.to_hex())),
+            },
+            _ => Ok(None),
+        }
+    }
+
     /// Starts a change based on the current HEAD (which may be unborn).
     pub fn change(&self) -> Result<Change<'_>> {
         let (branch, parent) = self.head_ref()?;

@@ -1,41 +1,20 @@
-//! Placement at the scale of Germany: 100,000 bookings of the 10,787 real municipalities
-//! (GV100AD, from `../shared/data/`) over 60 sites, decided by the Cedar policies of
+//! Placement at the scale of Germany (the federation of `verbund_testkit::germany`):
+//! 100,000 bookings of the 10,787 real municipalities over 60 sites, decided by the Cedar policies of
 //! three layers; then the re-evaluation of every placement after a policy change,
 //! through the store (SQLite, and PostgreSQL when reachable).
 //!
 //! `cargo bench -p verbund-placement --bench placement` runs the full scenario;
 //! under `cargo test` (no `--bench` argument) it runs a small smoke version.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use serde_json::json;
-use verbund_domain::booking::{Booking, BookingState};
-use verbund_domain::catalog::{Category, DataClass, OfferingSpec, Package, Plan, VersionSpec};
-use verbund_domain::directory::{
-    Certification, Delivery, Environment, Level, Location, Organisation, OrganisationSpec,
-    ProviderSpec, Resources, Seat, SiteSpec,
-};
+use verbund_domain::booking::BookingState;
+use verbund_domain::directory::{Level, Organisation};
 use verbund_placement::{Bookings, PolicySubmission};
 use verbund_policy::{Candidate, Need, Placer, PolicyBook, PolicyDocument, PolicyLayer};
-use verbund_store::{NewBooking, Store};
-
-const REGIONS: [&str; 16] = [
-    "DE-SH", "DE-HH", "DE-NI", "DE-HB", "DE-NW", "DE-HE", "DE-RP", "DE-BW", "DE-BY", "DE-SL",
-    "DE-BE", "DE-BB", "DE-MV", "DE-SN", "DE-ST", "DE-TH",
-];
-
-fn gv100ad() -> Vec<verbund_domain::directory::KeyedOrganisation> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/GV100AD_301121.ASC"
-    );
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    verbund_import::gv100ad::parse(std::io::BufReader::new(file))
-        .expect("GV100AD parses")
-        .organisations
-}
+use verbund_store::Store;
+use verbund_testkit::germany::{self, gv100ad, offerings, provider, site};
 
 /// The directory in memory, ids = ARS, Bund = "bund".
 fn organisations(records: &[verbund_domain::directory::KeyedOrganisation]) -> Vec<Organisation> {
@@ -67,107 +46,6 @@ fn organisations(records: &[verbund_domain::directory::KeyedOrganisation]) -> Ve
         });
     }
     out
-}
-
-fn provider(i: usize) -> ProviderSpec {
-    ProviderSpec {
-        name: format!("provider-{i}"),
-        display_name: format!("Provider {i}"),
-        legal_form: if i % 5 == 4 { "GmbH" } else { "AöR" }.into(),
-        public_law: i % 5 != 4,
-        seat: Seat {
-            city: "Berlin".into(),
-            country: "DE".into(),
-        },
-        jurisdictions: ["DE".to_string()].into(),
-        parent_companies: if i % 5 == 4 {
-            vec![verbund_domain::directory::ParentCompany {
-                name: "Global".into(),
-                jurisdiction: "US".into(),
-            }]
-        } else {
-            vec![]
-        },
-    }
-}
-
-fn site(i: usize) -> SiteSpec {
-    let valid = NaiveDate::from_ymd_opt(2028, 12, 31).unwrap();
-    let mut certifications = vec![Certification {
-        scheme: "iso27001".into(),
-        level: Some("it-grundschutz".into()),
-        valid_until: valid,
-    }];
-    if i.is_multiple_of(3) {
-        certifications.push(Certification {
-            scheme: "bsi-c5".into(),
-            level: Some("type2".into()),
-            valid_until: valid,
-        });
-    }
-    SiteSpec {
-        name: format!("site-{i:02}"),
-        display_name: format!("Site {i}"),
-        provider: format!("provider-{}", i % 20),
-        location: Location {
-            country: "DE".into(),
-            region: REGIONS[i % 16].into(),
-            city: format!("City {i}"),
-            latitude: None,
-            longitude: None,
-        },
-        certifications,
-        kubernetes_version: format!("1.{}", 29 + i % 4),
-        capabilities: ["storage:rwo".to_string(), "ingress:nginx".to_string()].into(),
-        capacity: Resources {
-            cpu_millis: 4_000_000,
-            memory_mib: 16_000_000,
-            storage_gib: 4_000_000,
-        },
-        environments: [Environment::Test, Environment::Prod].into(),
-        delivery: [Delivery::Flux, Delivery::Argocd, Delivery::Agent][i % 3],
-    }
-}
-
-fn offering(name: &str, classes: &[DataClass]) -> OfferingSpec {
-    OfferingSpec {
-        name: name.into(),
-        display_name: name.into(),
-        description: String::new(),
-        vendor: "bund".into(),
-        category: Category::Saas,
-        ozg_id: None,
-        data_classes: classes.iter().copied().collect::<BTreeSet<_>>(),
-        requirements: Default::default(),
-        plans: vec![Plan {
-            name: "s".into(),
-            display_name: "S".into(),
-            resources: Resources {
-                cpu_millis: 500,
-                memory_mib: 1024,
-                storage_gib: 10,
-            },
-            replicas: 1,
-            autoscaling: None,
-            monthly_price_cents: 1000,
-        }],
-        config_schema: json!({"type": "object"}),
-        dependencies: vec![],
-        smoke_test: None,
-        requires_approval: false,
-        retention_days: 30,
-    }
-}
-
-fn offerings() -> Vec<OfferingSpec> {
-    vec![
-        offering("website", &[DataClass::Public]),
-        offering("collaboration", &[DataClass::Internal, DataClass::Personal]),
-        offering(
-            "meldewesen",
-            &[DataClass::Personal, DataClass::SpecialCategories],
-        ),
-    ]
 }
 
 /// Federation defaults, a restriction for Bayern and one per Land for some Kreise.
@@ -261,139 +139,13 @@ fn decisions(full: bool) {
 async fn reevaluation(url: &str, full: bool) {
     let store = Store::open(url).await.expect("store opens");
     let now = Utc::now();
-    let records = gv100ad();
-    store
-        .import_organisations("bench", "gv100ad", &records, now)
-        .await
-        .expect("import");
     verbund_placement::ensure_default_policies(&store, now)
         .await
         .expect("defaults");
-    for i in 0..20 {
-        store
-            .put_provider("bench", &provider(i), now)
-            .await
-            .expect("provider");
-    }
-    for i in 0..60 {
-        store.put_site("bench", &site(i), now).await.expect("site");
-    }
-    let bund = store
-        .list_organisations(
-            &verbund_domain::directory::OrganisationFilter {
-                level: Some(Level::Bund),
-                ..Default::default()
-            },
-            &Default::default(),
-        )
-        .await
-        .expect("bund")
-        .items
-        .remove(0);
-    let vendor = store
-        .create_organisation(
-            "bench",
-            &OrganisationSpec {
-                name: "Vendor".into(),
-                level: Level::Verband,
-                ars: None,
-                ags: None,
-                parent: Some(bund.id.clone()),
-                population: None,
-            },
-            now,
-        )
-        .await
-        .expect("vendor");
-    let offerings: Vec<OfferingSpec> = offerings()
-        .into_iter()
-        .map(|mut o| {
-            o.vendor = vendor.id.clone();
-            o
-        })
-        .collect();
-    for o in &offerings {
-        store.put_offering("bench", o, now).await.expect("offering");
-        let v = VersionSpec {
-            version: "1.0.0".into(),
-            package: Package::Helm {
-                repository: "https://charts.example.org".into(),
-                chart: o.name.clone(),
-                chart_version: "1.0.0".into(),
-                values: json!({}),
-            },
-            changelog: String::new(),
-        };
-        store
-            .publish_version("bench", &o.name, &v, now)
-            .await
-            .expect("version");
-    }
-    // All Gemeinden, by id.
-    let mut gemeinden = Vec::new();
-    let mut page = verbund_domain::page::PageRequest {
-        limit: Some(1000),
-        after: None,
-    };
-    loop {
-        let p = store
-            .list_organisations(
-                &verbund_domain::directory::OrganisationFilter {
-                    level: Some(Level::Gemeinde),
-                    ..Default::default()
-                },
-                &page,
-            )
-            .await
-            .expect("list");
-        gemeinden.extend(p.items);
-        match p.next {
-            Some(n) => page.after = Some(n),
-            None => break,
-        }
-    }
+    let fleet = germany::load(&store, now).await;
     let n = if full { 100_000 } else { 1_000 };
     let t = Instant::now();
-    // Bulk-load bookings as already placed, in chunks of one transaction each.
-    for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
-        let rows: Vec<NewBooking> = chunk
-            .iter()
-            .map(|&i| {
-                let org = &gemeinden[i % gemeinden.len()];
-                let o = &offerings[i % offerings.len()];
-                let site = format!("site-{:02}", (i * 7) % 60);
-                NewBooking {
-                    booking: Booking {
-                        id: format!("b-{i:06}"),
-                        organisation: org.id.clone(),
-                        offering: o.name.clone(),
-                        plan: "s".into(),
-                        config: json!({}),
-                        channel: "stable".into(),
-                        state: BookingState::Active,
-                        site: Some(site),
-                        version: Some("1.0.0".into()),
-                        reason: None,
-                        dependency_of: None,
-                        dependencies: vec![],
-                        compliance: None,
-                        created_at: now,
-                        updated_at: now,
-                        state_since: now,
-                    },
-                    resources: o.plans[0].resources,
-                    decision: None,
-                    action: "booking.create".into(),
-                }
-            })
-            .collect();
-        store
-            .create_bookings("bench", "-", now, |_| {
-                Ok::<_, verbund_store::StoreError>(rows)
-            })
-            .await
-            .expect("bulk load");
-    }
+    fleet.book(&store, n, BookingState::Active, now).await;
     let load = t.elapsed();
     let bookings = Bookings::new(store.clone());
     // A Land policy change: Bayern keeps personal data in Bayern.

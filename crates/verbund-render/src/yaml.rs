@@ -2,6 +2,12 @@
 //! turned into a JSON value, its keys sorted at every depth (whatever serde_json's map
 //! order is in this build), and written as one YAML document; a file is its documents,
 //! each introduced by `---`.
+//!
+//! The writer is our own rather than `serde_yaml`'s: rendering all of Germany writes
+//! about half a gigabyte of YAML, and libyaml's emitter (which also test-parses every
+//! scalar to decide its quoting) was most of the renderer's time. This one writes the
+//! same block layout, quotes every string a YAML 1.1 or 1.2 reader could take for
+//! something else, and is checked by reading its output back with `serde_yaml_ng`.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -37,20 +43,145 @@ pub fn canonical(value: Value) -> Value {
 }
 
 /// Documents as the text of one YAML file.
-pub fn documents(what: &str, docs: &[Value]) -> Result<String> {
-    let mut out = String::new();
+pub fn documents(_what: &str, docs: &[Value]) -> Result<String> {
+    let mut out = String::with_capacity(1024);
     for doc in docs {
-        let text = serde_yaml_ng::to_string(doc).map_err(|e| Error::Serialise {
-            what: what.to_string(),
-            message: e.to_string(),
-        })?;
         out.push_str("---\n");
-        out.push_str(&text);
-        if !text.ends_with('\n') {
+        emit_document(&mut out, doc);
+    }
+    Ok(out)
+}
+
+/// Writes one document in block style, as `serde_yaml` lays it out: two spaces per level
+/// of mapping, sequence items (`- `) at their key's indentation, `{}` and `[]` for empty
+/// collections, and scalars plain where that reads back as the same string and
+/// double-quoted (JSON escapes, which YAML shares) everywhere else.
+fn emit_document(out: &mut String, value: &Value) {
+    match value {
+        Value::Object(map) if !map.is_empty() => emit_mapping(out, map, 0),
+        Value::Array(items) if !items.is_empty() => emit_sequence(out, items, 0),
+        scalar => {
+            emit_inline(out, scalar);
             out.push('\n');
         }
     }
-    Ok(out)
+}
+
+fn indent(out: &mut String, n: usize) {
+    for _ in 0..n {
+        out.push(' ');
+    }
+}
+
+/// Entries of a mapping, each on its own line at `depth` spaces.
+fn emit_mapping(out: &mut String, map: &Map<String, Value>, depth: usize) {
+    for (i, (key, value)) in map.iter().enumerate() {
+        // The first entry of a mapping inside a sequence item continues the `- ` line.
+        if i > 0 || depth == 0 || !out.ends_with("- ") {
+            indent(out, depth);
+        }
+        emit_string(out, key);
+        out.push(':');
+        emit_value(out, value, depth);
+    }
+}
+
+/// Items of a sequence, each starting `- ` at `depth` spaces.
+fn emit_sequence(out: &mut String, items: &[Value], depth: usize) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 || depth == 0 || !out.ends_with("- ") {
+            indent(out, depth);
+        }
+        out.push_str("- ");
+        match item {
+            Value::Object(map) if !map.is_empty() => emit_mapping(out, map, depth + 2),
+            Value::Array(inner) if !inner.is_empty() => emit_sequence(out, inner, depth + 2),
+            scalar => {
+                emit_inline(out, scalar);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+/// What follows `key:` of a mapping entry at `depth`.
+fn emit_value(out: &mut String, value: &Value, depth: usize) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            out.push('\n');
+            emit_mapping(out, map, depth + 2);
+        }
+        Value::Array(items) if !items.is_empty() => {
+            out.push('\n');
+            emit_sequence(out, items, depth);
+        }
+        scalar => {
+            out.push(' ');
+            emit_inline(out, scalar);
+            out.push('\n');
+        }
+    }
+}
+
+/// A scalar, or an empty collection, on the current line.
+fn emit_inline(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => emit_string(out, s),
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
+    }
+}
+
+/// Digits and a unit: a quantity such as `500m` or `10Gi`, or a duration such as `1h`.
+/// No YAML resolver reads digits followed by letters alone as a number (exponents and
+/// base prefixes need digits after their letter).
+fn is_quantity(s: &str) -> bool {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0 && s.len() > digits && s.bytes().skip(digits).all(|b| b.is_ascii_alphabetic())
+}
+
+fn emit_string(out: &mut String, s: &str) {
+    if is_plain(s) {
+        out.push_str(s);
+    } else {
+        // A JSON string is a valid YAML double-quoted scalar with the same value.
+        out.push_str(&Value::String(s.to_owned()).to_string());
+    }
+}
+
+/// Whether `s` may be written unquoted and reads back as the same string under YAML 1.1
+/// and 1.2 alike: a conservative character set, no indicator at the start, and nothing
+/// a resolver would take for a null, boolean, number or timestamp.
+fn is_plain(s: &str) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    if first.is_ascii_digit() {
+        return is_quantity(s);
+    }
+    if !(first.is_ascii_alphabetic() || first == '/' || first == '_') {
+        return false;
+    }
+    if !s.bytes().all(|b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'$' | b'+' | b':')
+    }) || s.ends_with(['.', ':'])
+    {
+        return false;
+    }
+    // Words some YAML resolver reads as null or a boolean.
+    const RESERVED: [&str; 12] = [
+        "null", "true", "false", "yes", "no", "on", "off", "y", "n", "nan", "inf", "_",
+    ];
+    let lower = s.to_ascii_lowercase();
+    if RESERVED.contains(&lower.as_str()) || lower.starts_with(".") {
+        return false;
+    }
+    // A leading letter rules out numbers and timestamps, except in base prefixes, which
+    // need a leading digit too. What remains is safe.
+    true
 }
 
 #[cfg(test)]
@@ -68,7 +199,102 @@ mod tests {
         let text = documents("f", &[a, json!({"n": "500m"})]).unwrap_or_default();
         assert_eq!(
             text,
-            "---\nkind: X\nspec:\n  a:\n  - y: 2\n    z: 1\n  b: 1\n---\nn: 500m\n"
+            // `y` and `n` are booleans to YAML 1.1 readers, so they are quoted.
+            "---\nkind: X\nspec:\n  a:\n  - \"y\": 2\n    z: 1\n  b: 1\n---\n\"n\": 500m\n"
         );
+    }
+
+    #[test]
+    fn strings_a_resolver_would_misread_are_quoted() {
+        for s in [
+            "",
+            "true",
+            "Yes",
+            "no",
+            "ON",
+            "null",
+            "~",
+            "1.0",
+            "1e3",
+            "0x1F",
+            "2026-01-01",
+            "12",
+            "-1",
+            ".inf",
+            "a: b",
+            "a #b",
+            "- x",
+            "*ref",
+            "&a",
+            "!tag",
+            "@x",
+            "`x`",
+            "'q'",
+            "\"q\"",
+            "x\ny",
+            " lead",
+            "trail ",
+            "München",
+            "{}",
+            "[]",
+            "%x",
+            "1E",
+            "a:",
+            "1e",
+            "1e5",
+            "0x",
+            "0o7",
+            "10m0s",
+            "http://x",
+            "a:b",
+            "y",
+            "N",
+            "_",
+        ] {
+            let text = documents("f", &[json!({ s: s })]).unwrap_or_default();
+            let back: Value = serde_yaml_ng::from_str(text.trim_start_matches("---\n"))
+                .unwrap_or_else(|e| panic!("{s:?} → {text:?}: {e}"));
+            assert_eq!(back, json!({ s: s }), "{s:?} → {text:?}");
+        }
+        for plain in [
+            "nginx",
+            "app.kubernetes.io/name",
+            "500m",
+            "10Gi",
+            "1h",
+            "v1",
+            "ClusterIP",
+            "https://charts.example.org/x",
+        ] {
+            assert!(is_plain(plain), "{plain}");
+        }
+    }
+
+    fn arb_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            (-1.0e6f64..1.0e6).prop_map(|f| json!(f)),
+            "[a-zA-Z0-9 ./:#_\\-'\"\\n{}\\[\\],&*!|>%@`~äß]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-zA-Z0-9./_ -]{0,10}", inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_value_reads_back_as_itself(v in arb_value()) {
+            let text = documents("f", std::slice::from_ref(&v)).unwrap_or_default();
+            let back: Value = serde_yaml_ng::from_str(text.trim_start_matches("---\n"))
+                .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            proptest::prop_assert_eq!(back, v, "{}", text);
+        }
     }
 }

@@ -253,7 +253,10 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let mut s = Select::default();
-            s.and_many("id IN (", chunk.iter().map(|i| Arg::Text(i.clone())).collect());
+            s.and_many(
+                "id IN (",
+                chunk.iter().map(|i| Arg::Text(i.clone())).collect(),
+            );
             let sql = s.sql(&format!("SELECT {ORG_COLUMNS} FROM organisations"), "");
             for r in s.bind(&sql).fetch_all(&self.pool).await? {
                 out.push(organisation(&r)?);

@@ -1,10 +1,13 @@
-//! Test support for the workspace's behaviour tests: every test body runs against a
-//! fresh store, once on SQLite and once on PostgreSQL ([`on_both!`]).
+//! Test support for the workspace's behaviour tests and benchmarks: every test body runs
+//! against a fresh store, once on SQLite and once on PostgreSQL ([`on_both!`]); and the
+//! federation at the design scale of all Germany ([`germany`]).
 //!
 //! PostgreSQL: `VERBUND_TEST_POSTGRES` names a server the tests may create and drop
 //! databases on (default `postgres://postgres@127.0.0.1:5432/test`); each test gets its
 //! own `verbund_t_<hex>` database, dropped afterwards (also when the test panics). An
 //! unreachable server fails the `postgres_*` tests unless `VERBUND_SKIP_POSTGRES=1`.
+
+pub mod germany;
 
 use std::future::Future;
 

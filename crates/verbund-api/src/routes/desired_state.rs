@@ -93,6 +93,9 @@ impl From<DeliveryError> for ApiError {
             DeliveryError::Inconsistent(m) => ApiError::Internal(m),
             DeliveryError::Git(g) => ApiError::Internal(g.to_string()),
             DeliveryError::Job(m) => ApiError::Internal(m),
+            DeliveryError::Folder { folder, message } => ApiError::Conflict(format!(
+                "the desired state of {folder} cannot be rendered: {message}"
+            )),
         }
     }
 }
