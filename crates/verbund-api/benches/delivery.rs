@@ -6,12 +6,15 @@
 //!    and committed as one commit (`Publisher::open` + `reconcile`); wall time and the
 //!    process's peak resident memory during that step (`VmHWM`, reset just before
 //!    through `/proc/self/clear_refs`);
-//! 2. **unchanged** — the same again: everything re-rendered and compared, no commit;
+//! 2. **unchanged** — the same again, no commit: every site's inputs are read from the
+//!    store and digested, and a site whose digest and tree match the last render is not
+//!    rendered again (`Records::fingerprint`);
 //! 3. **one change** — `POST /api/v1/bookings` through the real router (auth, Cedar
 //!    placement, store) while the publisher runs in the background as in `verbund
 //!    serve`, timed from the request until the publisher reports the commit; mean, p50,
 //!    p99 and max over `VERBUND_BENCH_CHANGES` (default 300) sequential changes;
-//! 4. a final `verify` (nothing may differ), and `git fsck`.
+//! 4. a final `verify`, which renders everything without the memo (nothing may
+//!    differ), and `git fsck`.
 //!
 //! Targets (issue 4): cold < 15 s and < 1 GiB, one change p99 < 50 ms, unchanged < 2 s.
 //! `cargo bench -p verbund-api --bench delivery` runs it in full
@@ -33,6 +36,10 @@ use verbund_domain::booking::BookingState;
 use verbund_render::RenderOptions;
 use verbund_store::Store;
 use verbund_testkit::germany;
+
+// The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -109,10 +116,13 @@ async fn run(full: bool) {
         .expect("git ls-tree");
     let files = files.stdout.iter().filter(|b| **b == b'\n').count();
     println!(
-        "cold: {bookings} bookings over {} folders ({files} files) rendered and committed in {:.2} s, peak RSS {:.0} MiB (bulk load of the bookings took {:.1} s)",
+        "cold: {bookings} bookings over {} folders ({files} files) rendered and committed in {:.2} s, peak RSS {:.0} MiB (store {:.2} s, rendering {:.2} s, writing {:.2} s; bulk load of the bookings took {:.1} s)",
         cold.folders.len(),
         cold_time.as_secs_f64(),
         cold_peak,
+        cold.load.as_secs_f64(),
+        cold.render.as_secs_f64(),
+        cold.write.as_secs_f64(),
         load.as_secs_f64()
     );
 
@@ -125,8 +135,11 @@ async fn run(full: bool) {
     let unchanged = t.elapsed();
     assert!(again.commit.is_none(), "an unchanged fleet made a commit");
     println!(
-        "unchanged: {bookings} bookings re-rendered and compared in {:.2} s, no commit",
-        unchanged.as_secs_f64()
+        "unchanged: {bookings} bookings re-rendered and compared in {:.2} s, no commit (store {:.2} s, rendering {:.2} s, comparing {:.2} s)",
+        unchanged.as_secs_f64(),
+        again.load.as_secs_f64(),
+        again.render.as_secs_f64(),
+        again.write.as_secs_f64()
     );
 
     // 3. one change, API call to commit
@@ -153,8 +166,33 @@ async fn run(full: bool) {
         .expect("token");
     let bearer = format!("Bearer {token}");
     let app = verbund_api::app(AppState::new(store.clone()).with_publisher(publisher.clone()));
+    if std::env::var("VERBUND_BENCH_PROBE").is_ok() {
+        for _ in 0..3 {
+            let t = Instant::now();
+            let _ = store.site_usage().await.expect("usage");
+            println!("probe: site usage {:.1} ms", ms(t.elapsed()));
+        }
+        let b = verbund_placement::Bookings::new(store.clone());
+        for i in 0..3 {
+            let org = &fleet.gemeinden[(i * 31) % fleet.gemeinden.len()];
+            let spec: verbund_domain::booking::BookingSpec = serde_json::from_value(
+                json!({"organisation": org.id, "offering": "website", "plan": "s"}),
+            )
+            .expect("spec");
+            let t = Instant::now();
+            let _ = b
+                .book("system/bench", &spec, Utc::now())
+                .await
+                .expect("book");
+            println!("probe: book {:.1} ms", ms(t.elapsed()));
+            let t = Instant::now();
+            let _ = b.explain(&org.id, "website", "s", Utc::now()).await;
+            println!("probe: explain {:.1} ms", ms(t.elapsed()));
+        }
+    }
     let worker = publisher.spawn();
     let mut latencies = Vec::with_capacity(changes);
+    let mut answered = Vec::with_capacity(changes);
     for i in 0..changes {
         let org = &fleet.gemeinden[(i * 7919) % fleet.gemeinden.len()];
         let body = json!({"organisation": org.id, "offering": "website", "plan": "s"});
@@ -172,6 +210,7 @@ async fn run(full: bool) {
             .await
             .expect("response");
         assert_eq!(resp.status(), StatusCode::CREATED, "booking {i}");
+        answered.push(t.elapsed());
         while publisher.commits() == before {
             assert!(
                 t.elapsed() < Duration::from_secs(30),
@@ -183,6 +222,7 @@ async fn run(full: bool) {
     }
     worker.abort();
     latencies.sort();
+    answered.sort();
     let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
     println!(
         "one change, POST /api/v1/bookings → commit, {changes} in a row: mean {:.1} ms, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -191,9 +231,21 @@ async fn run(full: bool) {
         ms(percentile(&latencies, 0.99)),
         ms(latencies[latencies.len() - 1]),
     );
+    println!(
+        "  of which the API's answer (placement and store): p50 {:.1} ms, p99 {:.1} ms",
+        ms(percentile(&answered, 0.50)),
+        ms(percentile(&answered, 0.99)),
+    );
 
-    // 4. nothing differs, and git accepts the repository.
+    // 4. nothing differs — a full render without the memo — and git accepts the
+    // repository.
+    let t = Instant::now();
     let differences = publisher.verify().await.expect("verify");
+    println!(
+        "verify: all {} bookings rendered without the memo and compared with HEAD in {:.2} s",
+        bookings + changes,
+        t.elapsed().as_secs_f64()
+    );
     assert!(differences.is_empty(), "{differences:?}");
     let fsck = std::process::Command::new("git")
         .arg("-C")

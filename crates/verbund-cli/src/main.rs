@@ -8,6 +8,12 @@ mod serve;
 
 use clap::Parser;
 
+// Rendering the desired state of a whole federation allocates millions of small
+// objects; mimalloc does that markedly faster than the system allocator (measured in
+// BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();

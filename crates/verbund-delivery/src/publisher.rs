@@ -100,6 +100,12 @@ pub struct Reconciled {
     /// Folders that could not be rendered (they keep their last committed state), with
     /// the reason.
     pub failures: Vec<(String, String)>,
+    /// Time spent reading the store.
+    pub load: Duration,
+    /// Time spent rendering (and hashing) on every core, overlapping with `write`.
+    pub render: Duration,
+    /// Time spent comparing with HEAD, writing objects and committing.
+    pub write: Duration,
 }
 
 /// The outcome of the last push, for health and metrics.
@@ -130,7 +136,13 @@ struct Inner {
     push_wake: Notify,
     push_status: Mutex<PushStatus>,
     commits: AtomicI64,
+    /// Per site folder: the digest of the inputs of its last render, and the tree it
+    /// rendered to (see `Records::fingerprint`).
+    memo: Mutex<HashMap<String, Remembered>>,
 }
+
+/// The digest of a folder's render inputs and the tree they rendered to.
+type Remembered = ([u8; 20], Option<verbund_git::Oid>);
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,6 +169,7 @@ impl Publisher {
                 push_wake: Notify::new(),
                 push_status: Mutex::new(PushStatus::default()),
                 commits: AtomicI64::new(0),
+                memo: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -301,7 +314,7 @@ impl Publisher {
         let mut folders = Vec::new();
         let mut placed = Vec::new();
         let mut written = Duration::ZERO;
-        let fleet = self.render_fleet(&sites, |site| {
+        let fleet = self.render_fleet(&sites, true, |site| {
             placed.extend(
                 site.bookings
                     .iter()
@@ -309,7 +322,7 @@ impl Publisher {
                     .map(|b| b.id.clone()),
             );
             let t = Instant::now();
-            if site.oid != repo.tree_oid_at(&site.folder)? {
+            if !site.unchanged && site.oid != repo.tree_oid_at(&site.folder)? {
                 change.put_folder(&site.folder, site.files)?;
                 folders.push(site.folder);
             }
@@ -371,6 +384,9 @@ impl Publisher {
             folders,
             bookings: fleet.bookings,
             failures: fleet.failures,
+            load: fleet.load,
+            render: fleet.render,
+            write: written,
         })
     }
 
@@ -380,25 +396,38 @@ impl Publisher {
     fn render_fleet(
         &self,
         sites: &[Site],
+        memoised: bool,
         mut sink: impl FnMut(RenderedSite) -> Result<()>,
     ) -> Result<Fleet> {
         let rt = Handle::current();
         let store = &self.inner.store;
-        let options = &self.inner.options.render;
         let t = Instant::now();
-        let mut records = Records::default();
-        let mut jobs = Vec::new();
+        // Every site environment's bookings, read concurrently (the pool bounds it).
+        let mut reads = Vec::new();
         for site in sites {
             for environment in [Environment::Test, Environment::Prod] {
-                let bookings = if site.spec.environments.contains(&environment) {
-                    let bookings = rt.block_on(delivered(store, &site.spec.name, environment))?;
-                    rt.block_on(records.load(store, &bookings))?;
-                    Some(bookings)
-                } else {
-                    None
-                };
-                jobs.push((&site.spec, environment, bookings));
+                let read = site.spec.environments.contains(&environment).then(|| {
+                    let store = store.clone();
+                    let name = site.spec.name.clone();
+                    rt.spawn(async move { delivered(&store, &name, environment).await })
+                });
+                reads.push((&site.spec, environment, read));
             }
+        }
+        let mut jobs = Vec::with_capacity(reads.len());
+        for (spec, environment, read) in reads {
+            let bookings = match read {
+                Some(handle) => Some(
+                    rt.block_on(handle)
+                        .map_err(|e| DeliveryError::Job(e.to_string()))??,
+                ),
+                None => None,
+            };
+            jobs.push((spec, environment, bookings));
+        }
+        let mut records = Records::default();
+        for bookings in jobs.iter().filter_map(|j| j.2.as_ref()) {
+            rt.block_on(records.load(store, bookings))?;
         }
         let load = t.elapsed();
         let t = Instant::now();
@@ -420,25 +449,14 @@ impl Publisher {
                         break;
                     };
                     let folder = site_folder(&spec.name, *environment);
-                    let rendered = match bookings {
-                        Some(bookings) => {
-                            render_loaded(records, spec, *environment, bookings, options)
-                        }
-                        None => Ok(Vec::new()),
-                    };
-                    let site = rendered.and_then(|files| {
-                        let oid = if files.is_empty() {
-                            None
-                        } else {
-                            Some(folder_oid(&folder, &files)?)
-                        };
-                        Ok(RenderedSite {
-                            folder: folder.clone(),
-                            files,
-                            oid,
-                            bookings: bookings.clone().unwrap_or_default(),
-                        })
-                    });
+                    let site = self.render_job(
+                        records,
+                        spec,
+                        *environment,
+                        bookings.as_deref(),
+                        &folder,
+                        memoised,
+                    );
                     let site = site.map_err(|e| (folder, e));
                     let sent = match site {
                         Ok(site) => tx.send(Ok(site)),
@@ -532,6 +550,63 @@ impl Publisher {
         Ok(update)
     }
 
+    /// Renders one site environment's folder, unless `memoised` and its inputs are
+    /// those of the last render whose tree HEAD holds (then only its tree is known).
+    fn render_job(
+        &self,
+        records: &Records,
+        spec: &SiteSpec,
+        environment: Environment,
+        bookings: Option<&[Booking]>,
+        folder: &str,
+        memoised: bool,
+    ) -> Result<RenderedSite> {
+        let options = &self.inner.options.render;
+        let Some(bookings) = bookings else {
+            return Ok(RenderedSite {
+                folder: folder.to_owned(),
+                files: Vec::new(),
+                oid: None,
+                bookings: Vec::new(),
+                unchanged: false,
+            });
+        };
+        let fingerprint = records.fingerprint(spec, environment, bookings, options)?;
+        let remembered = self
+            .inner
+            .memo
+            .lock()
+            .ok()
+            .and_then(|m| m.get(folder).copied());
+        if let Some((known, oid)) = remembered.filter(|_| memoised) {
+            if known == fingerprint && oid == self.inner.repo.tree_oid_at(folder)? {
+                return Ok(RenderedSite {
+                    folder: folder.to_owned(),
+                    files: Vec::new(),
+                    oid,
+                    bookings: bookings.to_vec(),
+                    unchanged: true,
+                });
+            }
+        }
+        let files = render_loaded(records, spec, environment, bookings, options)?;
+        let oid = if files.is_empty() {
+            None
+        } else {
+            Some(folder_oid(folder, &files)?)
+        };
+        if let Ok(mut memo) = self.inner.memo.lock() {
+            memo.insert(folder.to_owned(), (fingerprint, oid));
+        }
+        Ok(RenderedSite {
+            folder: folder.to_owned(),
+            files,
+            oid,
+            bookings: bookings.to_vec(),
+            unchanged: false,
+        })
+    }
+
     /// Renders the whole store and compares it with HEAD, changing nothing. A folder
     /// that cannot be rendered is an error naming it.
     pub async fn verify(&self) -> Result<Vec<Difference>> {
@@ -541,7 +616,7 @@ impl Publisher {
             let repo = &this.inner.repo;
             let sites = rt.block_on(all_sites(&this.inner.store))?;
             let mut differences = Vec::new();
-            let fleet = this.render_fleet(&sites, |site| {
+            let fleet = this.render_fleet(&sites, false, |site| {
                 if site.oid != repo.tree_oid_at(&site.folder)? {
                     differences
                         .extend(repo.verify(&site.files, std::slice::from_ref(&site.folder))?);
@@ -755,6 +830,8 @@ struct RenderedSite {
     oid: Option<verbund_git::Oid>,
     /// The bookings rendered into it.
     bookings: Vec<Booking>,
+    /// Not rendered: its inputs are those of the tree HEAD holds.
+    unchanged: bool,
 }
 
 /// What rendering the fleet took.

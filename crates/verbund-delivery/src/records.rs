@@ -8,7 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 use verbund_domain::booking::Booking;
 use verbund_domain::catalog::{Offering, OfferingVersion};
 use verbund_domain::directory::Organisation;
-use verbund_render::PlacedBooking;
+use verbund_domain::directory::{Environment, SiteSpec};
+use verbund_render::{PlacedBooking, RenderOptions};
 use verbund_store::Store;
 
 use crate::{DeliveryError, Result};
@@ -49,6 +50,58 @@ impl Records {
             }
         }
         Ok(())
+    }
+
+    /// A digest of everything [`verbund_render::render`] reads for this site's
+    /// environment: the site, the options, and each booking with its organisation,
+    /// offering and version (the dependencies and dependents of a booking are bookings
+    /// of the same site, so they are in it too). Equal digests mean byte-identical
+    /// renders, which lets an unchanged site skip rendering.
+    pub(crate) fn fingerprint(
+        &self,
+        spec: &SiteSpec,
+        environment: Environment,
+        bookings: &[Booking],
+        options: &RenderOptions,
+    ) -> Result<[u8; 20]> {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        let json = |h: &mut sha1::Sha1, value: &dyn erased::Json| -> Result<()> {
+            value
+                .write(h)
+                .map_err(|e| DeliveryError::Inconsistent(e.to_string()))?;
+            h.update([0]);
+            Ok(())
+        };
+        json(&mut h, spec)?;
+        h.update(format!("{environment:?}\0{options:?}\0").as_bytes());
+        // Offering and version, digested once per site.
+        let mut packages: HashMap<(&str, Option<&str>), [u8; 20]> = HashMap::new();
+        for b in bookings {
+            json(&mut h, b)?;
+            json(&mut h, self.organisation(b)?)?;
+            let key = (b.offering.as_str(), b.version.as_deref());
+            let digest = match packages.get(&key) {
+                Some(d) => *d,
+                None => {
+                    let mut o = sha1::Sha1::new();
+                    if let Some(offering) = self.offerings.get(&b.offering) {
+                        json(&mut o, offering)?;
+                        let version = b.version.as_ref().or(offering.latest_version.as_ref());
+                        if let Some(v) = version
+                            .and_then(|v| self.versions.get(&(b.offering.clone(), v.clone())))
+                        {
+                            json(&mut o, v)?;
+                        }
+                    }
+                    let d: [u8; 20] = o.finalize().into();
+                    packages.insert(key, d);
+                    d
+                }
+            };
+            h.update(digest);
+        }
+        Ok(h.finalize().into())
     }
 
     /// The organisation of a loaded booking.
@@ -116,5 +169,18 @@ impl Records {
             });
         }
         Ok(placed)
+    }
+}
+
+/// Serialising into a hasher through a trait object.
+mod erased {
+    pub(crate) trait Json {
+        fn write(&self, out: &mut sha1::Sha1) -> serde_json::Result<()>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn write(&self, out: &mut sha1::Sha1) -> serde_json::Result<()> {
+            serde_json::to_writer(out, self)
+        }
     }
 }

@@ -14,14 +14,12 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
-/// An object as a JSON value with sorted keys.
+/// An object as a JSON value (its keys are sorted when it is written).
 pub fn to_value(what: &str, object: &impl Serialize) -> Result<Value> {
-    serde_json::to_value(object)
-        .map(canonical)
-        .map_err(|e| Error::Serialise {
-            what: what.to_string(),
-            message: e.to_string(),
-        })
+    serde_json::to_value(object).map_err(|e| Error::Serialise {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// Sorts the keys of every object in `value`.
@@ -73,9 +71,11 @@ fn indent(out: &mut String, n: usize) {
     }
 }
 
-/// Entries of a mapping, each on its own line at `depth` spaces.
+/// Entries of a mapping, sorted by key, each on its own line at `depth` spaces.
 fn emit_mapping(out: &mut String, map: &Map<String, Value>, depth: usize) {
-    for (i, (key, value)) in map.iter().enumerate() {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (i, (key, value)) in entries.into_iter().enumerate() {
         // The first entry of a mapping inside a sequence item continues the `- ` line.
         if i > 0 || depth == 0 || !out.ends_with("- ") {
             indent(out, depth);

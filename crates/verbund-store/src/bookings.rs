@@ -106,15 +106,12 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
     )
     .fetch_all(&mut *conn)
     .await?;
-    let used_rows = sqlx::query(&format!(
-        "SELECT site, CAST(SUM(cpu_millis) AS BIGINT), CAST(SUM(memory_mib) AS BIGINT), CAST(SUM(storage_gib) AS BIGINT) FROM bookings \
-         WHERE site IS NOT NULL AND state IN {HOLDING} GROUP BY site"
-    ))
-    .fetch_all(&mut *conn)
-    .await?;
+    // Running totals kept by triggers on `bookings` (migration 0003).
+    let used_rows = sqlx::query("SELECT site, cpu_millis, memory_mib, storage_gib FROM site_usage")
+        .fetch_all(&mut *conn)
+        .await?;
     let mut used: HashMap<String, Resources> = HashMap::new();
     for r in &used_rows {
-        // SUM is NUMERIC on PostgreSQL, hence the casts to BIGINT in the query.
         let get = |i: usize| -> Result<u64> { Ok(r.try_get::<i64, _>(i)?.max(0) as u64) };
         used.insert(
             r.try_get(0)?,
