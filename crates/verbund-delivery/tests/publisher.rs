@@ -410,7 +410,111 @@ on_both!(
     drift_is_reported_and_repaired,
     drift_is_not_activated_by_a_later_delivery,
     a_literal_secret_never_reaches_the_repository,
+    a_change_without_a_booking_event_is_caught_by_reconciling,
+    site_capacity_totals_match_the_bookings,
 );
+
+/// Renaming an organisation changes its bookings' namespaces but is no booking event:
+/// the reconciliation (whose shortcut skips only sites whose inputs are unchanged) finds
+/// it and moves the folders, and the repository is again what a full render gives.
+async fn a_change_without_a_booking_event_is_caught_by_reconciling(store: Store) {
+    let f = federation(store).await;
+    let booked = f.book(ERIKA, 0, "s").await;
+    f.deliver().await;
+    let before = f.folder(&booked[0]).await;
+    let unchanged = f
+        .publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile");
+    assert!(unchanged.commit.is_none(), "{unchanged:?}");
+
+    let mut org = f
+        .store
+        .get_organisation(&f.gemeinden[0])
+        .await
+        .expect("org");
+    org.name = "Gemeinde Unterhaching (umbenannt)".into();
+    let spec = verbund_domain::directory::OrganisationSpec {
+        name: org.name.clone(),
+        level: org.level,
+        ars: org.ars.clone(),
+        ags: org.ags.clone(),
+        parent: org.parent.clone(),
+        population: org.population,
+    };
+    f.store
+        .update_organisation(ERIKA, &org.id, &spec, t0())
+        .await
+        .expect("rename");
+    assert_ne!(f.folder(&booked[0]).await, before);
+    let renamed = f
+        .publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile");
+    assert!(renamed.commit.is_some(), "the rename was not delivered");
+    f.assert_in_line("after the rename").await;
+    assert!(
+        f.files_at_head(&before).is_empty(),
+        "the old folder is still there"
+    );
+}
+
+/// The running capacity totals the triggers keep equal the sum over the bookings that
+/// hold capacity, after bookings, changes of plan, cancellation and retention.
+async fn site_capacity_totals_match_the_bookings(store: Store) {
+    let f = federation(store).await;
+    let a = f.book(ERIKA, 0, "s").await;
+    f.book(MAX, 3, "s").await;
+    f.bookings
+        .patch(
+            ERIKA,
+            &a[0].id,
+            &verbund_domain::booking::BookingPatch {
+                plan: Some("m".into()),
+                ..Default::default()
+            },
+            t0(),
+        )
+        .await
+        .expect("patch");
+    f.bookings
+        .cancel(ERIKA, &a[0].id, t0())
+        .await
+        .expect("cancel");
+    f.bookings
+        .sweep("system/lifecycle", t0())
+        .await
+        .expect("sweep");
+    let usage = f.store.site_usage().await.expect("usage");
+    let live = f.store.live_bookings().await.expect("live");
+    let cancelling = f
+        .store
+        .list_bookings(
+            &verbund_store::BookingFilter {
+                state: Some(BookingState::Cancelling),
+                ..Default::default()
+            },
+            &Default::default(),
+        )
+        .await
+        .expect("list");
+    assert!(cancelling.items.is_empty());
+    for u in &usage {
+        let mut sum = verbund_domain::directory::Resources::default();
+        for (b, r) in live
+            .iter()
+            .filter(|(b, _)| b.site.as_deref() == Some(u.site.spec.name.as_str()))
+        {
+            assert!(b.state.holds_capacity());
+            sum.cpu_millis += r.cpu_millis;
+            sum.memory_mib += r.memory_mib;
+            sum.storage_gib += r.storage_gib;
+        }
+        assert_eq!(u.used, sum, "site {}", u.site.spec.name);
+    }
+}
 
 /// (1, 2) A booking with its new dependency is one commit by the booking's actor naming
 /// both audit events; both folders are exactly what `render_booking` gives, listed in
