@@ -117,6 +117,20 @@ fn version(chart: &str, v: &str) -> VersionSpec {
 }
 
 async fn federation(store: Store) -> Fed {
+    federation_pushing(store, Remote::None).await
+}
+
+/// Where the publisher of a test federation pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remote {
+    None,
+    /// A bare repository beside the desired-state repository.
+    Bare,
+    /// A path where no repository is.
+    Missing,
+}
+
+async fn federation_pushing(store: Store, remote: Remote) -> Fed {
     let now = t0();
     let create = |spec: OrganisationSpec| {
         let store = store.clone();
@@ -205,7 +219,25 @@ async fn federation(store: Store) -> Fed {
     }
 
     let dir = tempfile::tempdir().expect("temporary folder");
-    let options = PublisherOptions::new(RenderOptions::new(REPOSITORY_URL));
+    let mut options = PublisherOptions::new(RenderOptions::new(REPOSITORY_URL));
+    let remote_path = dir.path().join("remote.git");
+    if remote == Remote::Bare {
+        let made = Command::new("git")
+            .args(["init", "-q", "--bare", "-b", "main"])
+            .arg(&remote_path)
+            .status()
+            .expect("git init");
+        assert!(made.success());
+    }
+    if remote != Remote::None {
+        options.remote = Some(remote_path.display().to_string());
+        options.push = verbund_git::PushOptions {
+            attempts: 2,
+            initial_backoff: std::time::Duration::from_millis(10),
+            max_backoff: std::time::Duration::from_millis(50),
+            attempt_timeout: std::time::Duration::from_secs(10),
+        };
+    }
     let publisher = Publisher::open(
         store.clone(),
         &dir.path().join("desired-state.git"),
@@ -412,7 +444,67 @@ on_both!(
     a_literal_secret_never_reaches_the_repository,
     a_change_without_a_booking_event_is_caught_by_reconciling,
     site_capacity_totals_match_the_bookings,
+    every_commit_reaches_the_remote,
+    a_failing_remote_never_holds_up_a_booking,
 );
+
+/// Waits (≤ 10 s) until the publisher's push status satisfies `done`.
+async fn push_settles(f: &Fed, done: impl Fn(&verbund_delivery::PushStatus) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done(&f.publisher.push_status()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "push status: {:?}",
+            f.publisher.push_status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// With `--git-remote`, the running publisher pushes each commit to the Git server the
+/// sites pull from: the remote's `main` is HEAD after a booking is delivered.
+async fn every_commit_reaches_the_remote(store: Store) {
+    let f = federation_pushing(store, Remote::Bare).await;
+    let worker = f.publisher.spawn();
+    f.book(ERIKA, 0, "s").await;
+    f.publisher.wake();
+    let first = f.head();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while f.head() == first {
+        assert!(std::time::Instant::now() < deadline, "no commit");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let head = f.head();
+    push_settles(&f, |s| s.pushed == head).await;
+    let remote = f.repo_path().parent().expect("parent").join("remote.git");
+    assert_eq!(
+        git(&remote, &["rev-parse", "main"]).trim(),
+        head.as_deref().unwrap_or_default()
+    );
+    worker.abort();
+}
+
+/// A remote that cannot be reached is retried and reported, and changes go on being
+/// committed locally meanwhile.
+async fn a_failing_remote_never_holds_up_a_booking(store: Store) {
+    let f = federation_pushing(store, Remote::Missing).await;
+    let worker = f.publisher.spawn();
+    for gemeinde in [0, 3] {
+        let before = f.head();
+        let booked = f.book(ERIKA, gemeinde, "s").await;
+        f.publisher.wake();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while f.head() == before {
+            assert!(std::time::Instant::now() < deadline, "no local commit");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!f.files_at_head(&f.folder(&booked[0]).await).is_empty());
+    }
+    push_settles(&f, |s| s.error.is_some()).await;
+    assert!(f.publisher.push_status().pushed.is_none());
+    worker.abort();
+    f.assert_in_line("with a failing remote").await;
+}
 
 /// Renaming an organisation changes its bookings' namespaces but is no booking event:
 /// the reconciliation (whose shortcut skips only sites whose inputs are unchanged) finds
