@@ -358,7 +358,9 @@ impl Publisher {
             change.commit(&author(actor), &message, &[event.seq])?
         };
         written += t.elapsed();
-        if commit.is_some() && !placed.is_empty() {
+        // Whether committed now or already at HEAD (a crash between a commit and this
+        // step), these placed bookings' folders are delivered.
+        if !placed.is_empty() {
             rt.block_on(
                 self.inner
                     .bookings
@@ -657,19 +659,15 @@ impl Publisher {
             };
             for run in runs_by_actor(events.into_iter().filter(is_relevant).collect()) {
                 let this = self.clone();
-                let seqs: Vec<i64> = run.iter().map(|e| e.seq).collect();
-                match blocking(move || this.deliver_blocking(&run)).await {
-                    Ok(Some(commit)) => {
-                        self.committed(&Some(commit.clone()));
-                        commits.push(commit);
-                    }
-                    Ok(None) => {}
-                    // A change the renderer refuses must not stop every later one: it is
-                    // logged, and the next reconciliation reports it again.
-                    Err(e) => {
-                        tracing::error!(error = %e, events = ?seqs, "these changes could not be delivered");
-                    }
+                let done = run.last().map_or(cursor, |e| e.seq);
+                // A site the renderer refuses is skipped inside (and logged); what fails
+                // here is the store or the repository: the run is tried again on the next
+                // pass, and nothing after it is delivered before it.
+                if let Some(commit) = blocking(move || this.deliver_blocking(&run)).await? {
+                    self.committed(&Some(commit.clone()));
+                    commits.push(commit);
                 }
+                self.inner.cursor.fetch_max(done, Ordering::SeqCst);
             }
             self.inner.cursor.fetch_max(last, Ordering::SeqCst);
         }
@@ -781,7 +779,9 @@ impl Publisher {
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let message = format!("{}\n\n{}", subject(events), event_lines(events));
         let commit = change.commit(&author(actor), &message, &seqs)?;
-        if commit.is_some() && !placed.is_empty() {
+        // Whether committed now or already at HEAD (a crash between a commit and this
+        // step), these placed bookings' folders are delivered.
+        if !placed.is_empty() {
             rt.block_on(
                 self.inner
                     .bookings

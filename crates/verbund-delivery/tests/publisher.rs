@@ -446,7 +446,53 @@ on_both!(
     site_capacity_totals_match_the_bookings,
     every_commit_reaches_the_remote,
     a_failing_remote_never_holds_up_a_booking,
+    a_crash_between_commit_and_provisioning_is_completed_on_start,
 );
+
+/// The process died after committing a placed booking's folder but before moving the
+/// booking to `provisioning`: the reconciliation on start finds nothing to commit and
+/// completes the move.
+async fn a_crash_between_commit_and_provisioning_is_completed_on_start(store: Store) {
+    let f = federation(store).await;
+    let booked = f.book(ERIKA, 0, "s").await;
+    let site = booked[0].site.clone().expect("placed");
+    let folder = format!("sites/{site}/prod");
+    let files = verbund_delivery::render_site(
+        &f.store,
+        &site,
+        verbund_domain::directory::Environment::Prod,
+        &RenderOptions::new(REPOSITORY_URL),
+    )
+    .await
+    .expect("render");
+    let mut change = f.publisher.repo().change().expect("change");
+    change.put_folder(&folder, files).expect("put");
+    change
+        .commit(
+            &verbund_git::Author {
+                name: ERIKA.into(),
+                email: "erika@example.org".into(),
+            },
+            "the commit before the crash",
+            &[],
+        )
+        .expect("commit")
+        .expect("a commit");
+    let head = f.head();
+    for b in &booked {
+        assert_eq!(f.get(&b.id).await.state, BookingState::Placed);
+    }
+    let r = f
+        .publisher
+        .reconcile("system/delivery", "start")
+        .await
+        .expect("reconcile");
+    assert!(r.commit.is_none(), "{r:?}");
+    assert_eq!(f.head(), head);
+    for b in &booked {
+        assert_eq!(f.get(&b.id).await.state, BookingState::Provisioning);
+    }
+}
 
 /// Waits (≤ 10 s) until the publisher's push status satisfies `done`.
 async fn push_settles(f: &Fed, done: impl Fn(&verbund_delivery::PushStatus) -> bool) {
