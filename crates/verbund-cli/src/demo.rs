@@ -1,6 +1,7 @@
 //! `verbund demo`: the control plane with a demo federation — all 16 Länder, a sample of
-//! real municipalities, example providers and sites, and a catalog of real open-source
-//! applications used in administration. Loading is idempotent: a restart loads nothing
+//! real municipalities, example providers and sites, a catalog of real open-source
+//! applications used in administration, and a few bookings of München and Flensburg
+//! (placed on the first start only), whose desired state the repository then holds. Loading is idempotent: a restart loads nothing
 //! twice, and what a user changed in the demo is only overwritten where the demo
 //! defines it.
 
@@ -25,6 +26,7 @@ const OZG: &str = include_str!("../demo/ozg.yaml");
 const PROVIDERS: &str = include_str!("../demo/providers.yaml");
 const SITES: &str = include_str!("../demo/sites.yaml");
 const OFFERINGS: &str = include_str!("../demo/offerings.yaml");
+const BOOKINGS: &str = include_str!("../demo/bookings.yaml");
 
 /// The actor recorded for everything the demo loads.
 const ACTOR: &str = "system/demo";
@@ -88,6 +90,7 @@ pub async fn load(store: &Store, data: &Path) -> anyhow::Result<()> {
         }
     }
     demo_users(store, data, &vendor, &providers).await?;
+    demo_bookings(store, now).await?;
     println!(
         "demo federation ready: {} organisations, {} providers, {} sites, {} offerings",
         orgs.len() + 2,
@@ -95,6 +98,48 @@ pub async fn load(store: &Store, data: &Path) -> anyhow::Result<()> {
         sites.len(),
         offerings.len()
     );
+    Ok(())
+}
+
+/// A booking of `bookings.yaml`: the organisation by its official key.
+#[derive(Debug, Deserialize)]
+struct BookingEntry {
+    organisation: String,
+    offering: String,
+    plan: String,
+    #[serde(default)]
+    config: serde_json::Value,
+}
+
+/// Places the demo's bookings on the first start (when there are no bookings at all).
+async fn demo_bookings(store: &Store, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+    let (by_state, _noncompliant) = store.booking_counts().await?;
+    if by_state.iter().any(|(_, n)| *n > 0) {
+        return Ok(());
+    }
+    verbund_placement::ensure_default_policies(store, now)
+        .await
+        .context("installing the federation's default policies")?;
+    let bookings = verbund_placement::Bookings::new(store.clone());
+    let entries: Vec<BookingEntry> = parse("bookings.yaml", BOOKINGS)?;
+    for e in &entries {
+        let organisation = store
+            .find_organisation_by_key(&e.organisation)
+            .await?
+            .with_context(|| {
+                format!("demo booking: no organisation with key {}", e.organisation)
+            })?;
+        let spec = verbund_domain::booking::BookingSpec {
+            organisation: organisation.id,
+            offering: e.offering.clone(),
+            plan: e.plan.clone(),
+            config: e.config.clone(),
+            channel: "stable".into(),
+        };
+        bookings.book(ACTOR, &spec, now).await.with_context(|| {
+            format!("demo booking of `{}` for {}", e.offering, organisation.name)
+        })?;
+    }
     Ok(())
 }
 

@@ -239,9 +239,13 @@ impl Publisher {
         let Some(remote) = self.inner.options.remote.clone() else {
             return;
         };
+        // The first push happens at once: the remote may be behind a HEAD made earlier.
+        let mut first = true;
         let mut retry = false;
         loop {
-            if retry {
+            if first {
+                first = false;
+            } else if retry {
                 tokio::select! {
                     _ = self.inner.push_wake.notified() => {}
                     _ = tokio::time::sleep(self.inner.options.push.max_backoff) => {}
