@@ -248,9 +248,14 @@ async fn a_demo_booking_is_committed_by_its_user() {
         .expect("an answer");
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["booking"]["site"], SITE, "{created}");
+    // The nextcloud and the postgresql it depends on (a new one, or the one München's
+    // demo bookings already have).
     let mut ids = vec![created["booking"]["id"].as_str().expect("id").to_owned()];
-    for d in created["dependencies"].as_array().expect("dependencies") {
-        ids.push(d["id"].as_str().expect("id").to_owned());
+    for d in created["booking"]["dependencies"]
+        .as_array()
+        .expect("dependencies")
+    {
+        ids.push(d.as_str().expect("id").to_owned());
     }
     assert_eq!(ids.len(), 2, "nextcloud and its postgresql: {created}");
 
