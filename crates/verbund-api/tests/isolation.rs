@@ -21,20 +21,19 @@ use chrono::{NaiveDate, Utc};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection};
 use tower::ServiceExt;
 use verbund_api::AppState;
 use verbund_domain::account::UserSpec;
 use verbund_domain::catalog::{OfferingSpec, VersionSpec};
 use verbund_domain::directory::{Certification, KeyedOrganisation, ProviderSpec, SiteSpec};
 use verbund_store::Store;
+use verbund_testkit::Scratch;
 
 const MUNICIPALITIES: &str = include_str!("../../verbund-cli/demo/municipalities.yaml");
 const PROVIDERS: &str = include_str!("../../verbund-cli/demo/providers.yaml");
 const SITES: &str = include_str!("../../verbund-cli/demo/sites.yaml");
 const OFFERINGS: &str = include_str!("../../verbund-cli/demo/offerings.yaml");
 
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// The actor recorded for what the test sets up behind the API's back.
 const SETUP: &str = "test/isolation";
 
@@ -2160,89 +2159,18 @@ impl Backend {
     }
 }
 
-/// A throw-away database: a SQLite file in a temporary folder, or a PostgreSQL database
-/// `verbund_i_<hex>` on the server `VERBUND_TEST_POSTGRES` names.
-struct Scratch {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    /// The server to connect to for the drop, and the database's name.
-    drop: Option<(String, String)>,
-}
-
-impl Scratch {
-    /// `None` when PostgreSQL is unreachable and `VERBUND_SKIP_POSTGRES=1`.
-    async fn new(backend: Backend) -> Option<Scratch> {
-        if let Backend::Sqlite = backend {
-            let dir = tempfile::TempDir::new().expect("a temporary folder");
-            return Some(Scratch {
-                url: format!("sqlite://{}", dir.path().join("verbund.db").display()),
-                _dir: Some(dir),
-                drop: None,
-            });
-        }
-        let server =
-            std::env::var("VERBUND_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
-        let mut conn = match PgConnection::connect(&server).await {
-            Ok(c) => c,
-            Err(e) if std::env::var("VERBUND_SKIP_POSTGRES").as_deref() == Ok("1") => {
-                eprintln!("skipped the PostgreSQL run: `{server}` is unreachable ({e})");
-                return None;
-            }
-            Err(e) => panic!(
-                "PostgreSQL at `{server}` is unreachable: {e}\n\
-                 start it (trust auth, user postgres, database test), point \
-                 VERBUND_TEST_POSTGRES at a server where tests may create databases, or set \
-                 VERBUND_SKIP_POSTGRES=1 to skip the PostgreSQL run"
-            ),
-        };
-        let name = format!("verbund_i_{}", uuid::Uuid::now_v7().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create database `{name}` on `{server}`: {e}"));
-        let _ = conn.close().await;
-        Some(Scratch {
-            url: with_database(&server, &name),
-            _dir: None,
-            drop: Some((server, name)),
-        })
+/// A throw-away database (see `verbund_testkit::Scratch`); `None` when PostgreSQL is
+/// unreachable and `VERBUND_SKIP_POSTGRES=1`.
+async fn scratch(backend: Backend) -> Option<Scratch> {
+    match backend {
+        Backend::Sqlite => Some(Scratch::sqlite()),
+        Backend::Postgres => Scratch::postgres("the PostgreSQL run").await,
     }
-
-    /// Best effort: a database that cannot be dropped is reported, not failed on.
-    async fn remove(self) {
-        let Some((server, name)) = self.drop else {
-            return;
-        };
-        let dropped = async {
-            let mut conn = PgConnection::connect(&server).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await
-        };
-        if let Err(e) = dropped.await {
-            eprintln!("could not drop test database `{name}`: {e}");
-        }
-    }
-}
-
-/// Replaces the database in a `postgres://` URL, keeping its query string.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[start..].find('/') {
-        Some(i) => &base[..start + i],
-        None => base,
-    };
-    format!("{server}/{name}{query}")
 }
 
 /// Runs the test on a fresh database and drops it afterwards, also when the test fails.
 async fn run(backend: Backend) {
-    let Some(scratch) = Scratch::new(backend).await else {
+    let Some(scratch) = scratch(backend).await else {
         return;
     };
     let outcome: Result<(), Box<dyn Any + Send>> = match Store::open(&scratch.url).await {

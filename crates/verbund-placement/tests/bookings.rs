@@ -2,16 +2,10 @@
 //! and on PostgreSQL: placement with dependencies, validation, approval, atomic
 //! capacity, rejection, continuous compliance, cancellation and retention.
 //!
-//! PostgreSQL: `VERBUND_TEST_POSTGRES` names a server the tests may create and drop
-//! databases on (default `postgres://postgres@127.0.0.1:5432/test`); each test gets its
-//! own `verbund_p_<hex>` database. An unreachable server fails the `postgres_*` tests
-//! unless `VERBUND_SKIP_POSTGRES=1`.
-
-use std::future::Future;
+//! PostgreSQL: see `verbund_testkit` (`VERBUND_TEST_POSTGRES`, `VERBUND_SKIP_POSTGRES`).
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection};
 use verbund_domain::booking::{Booking, BookingSpec, BookingState};
 use verbund_domain::catalog::{OfferingSpec, VersionSpec};
 use verbund_domain::directory::{Level, OrganisationSpec, ProviderSpec, Resources, SiteSpec};
@@ -21,160 +15,10 @@ use verbund_placement::{
 };
 use verbund_policy::PolicyLayer;
 use verbund_store::{AuditFilter, BookingFilter, Store};
+use verbund_testkit::on_both;
 
-// ---------------------------------------------------------------------------------------
-// Test kit: one fresh database per test, on both backends
-
-const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// Generates `sqlite_<name>` and `postgres_<name>` for each `async fn name(store: Store)`.
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        $(
-            pastey::paste! {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn [<sqlite_ $name>]() {
-                    run(Backend::Sqlite, $name).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn [<postgres_ $name>]() {
-                    run(Backend::Postgres, $name).await;
-                }
-            }
-        )*
-    };
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A throw-away database; for PostgreSQL the server URL and the database to drop.
-struct Scratch {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    drop: Option<(String, String)>,
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[start..].find('/') {
-        Some(i) => &base[..start + i],
-        None => base,
-    };
-    format!("{server}/{name}{query}")
-}
-
-impl Scratch {
-    fn sqlite() -> Scratch {
-        let dir = tempfile::TempDir::new().expect("cannot create a temporary folder");
-        let url = format!("sqlite://{}", dir.path().join("verbund.db").display());
-        Scratch {
-            url,
-            _dir: Some(dir),
-            drop: None,
-        }
-    }
-
-    /// `None` when PostgreSQL is unreachable and `VERBUND_SKIP_POSTGRES=1`.
-    async fn postgres(test: &str) -> Option<Scratch> {
-        let admin =
-            std::env::var("VERBUND_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
-        let connected = match tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            PgConnection::connect(&admin),
-        )
-        .await
-        {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err("no answer within 10 s".to_string()),
-        };
-        let mut conn = match connected {
-            Ok(c) => c,
-            Err(e) if std::env::var("VERBUND_SKIP_POSTGRES").as_deref() == Ok("1") => {
-                eprintln!("skipped {test}: PostgreSQL at `{admin}` is unreachable ({e})");
-                return None;
-            }
-            Err(e) => panic!(
-                "PostgreSQL at `{admin}` is unreachable: {e}\n\
-                 start it, point VERBUND_TEST_POSTGRES at a server where the tests may create \
-                 databases, or set VERBUND_SKIP_POSTGRES=1 to skip the postgres_* tests"
-            ),
-        };
-        let name = format!("verbund_p_{}", uuid::Uuid::now_v7().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create database `{name}` via `{admin}`: {e}"));
-        let _ = conn.close().await;
-        Some(Scratch {
-            url: with_database(&admin, &name),
-            _dir: None,
-            drop: Some((admin, name)),
-        })
-    }
-
-    async fn remove(self) {
-        let Some((admin, name)) = self.drop else {
-            return;
-        };
-        let dropped = async {
-            let mut conn = PgConnection::connect(&admin).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await
-        };
-        if let Err(e) = dropped.await {
-            eprintln!("could not drop test database `{name}`: {e}");
-        }
-    }
-}
-
-/// Runs a test body on a fresh database and removes it afterwards, also on panic.
-async fn run<F, Fut>(backend: Backend, body: F)
-where
-    F: FnOnce(Store) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("a test")
-        .to_string();
-    let scratch = match backend {
-        Backend::Sqlite => Scratch::sqlite(),
-        Backend::Postgres => match Scratch::postgres(&test).await {
-            Some(s) => s,
-            None => return,
-        },
-    };
-    let outcome = match Store::open(&scratch.url).await {
-        Ok(store) => {
-            let outcome = tokio::spawn(body(store.clone())).await;
-            store.close().await;
-            outcome.map_err(|e| match e.try_into_panic() {
-                Ok(panic) => panic,
-                Err(e) => Box::new(format!("the test was cancelled: {e}"))
-                    as Box<dyn std::any::Any + Send>,
-            })
-        }
-        Err(e) => Err(
-            Box::new(format!("cannot open the store on `{}`: {e}", scratch.url))
-                as Box<dyn std::any::Any + Send>,
-        ),
-    };
-    scratch.remove().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
+// Each `async fn name(store: Store)` runs on a fresh SQLite and PostgreSQL store
+// (`verbund_testkit::on_both!`).
 
 // ---------------------------------------------------------------------------------------
 // Time

@@ -18,7 +18,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection};
+
 use tower::ServiceExt;
 use verbund_api::{AppState, Clock};
 use verbund_domain::account::UserSpec;
@@ -110,86 +110,7 @@ impl Clock for FixedClock {
     }
 }
 
-/// A scratch database created for one test, dropped when the test ends.
-struct Scratch {
-    url: String,
-    /// Kept alive until the test ends: the SQLite file's folder.
-    _dir: Option<tempfile::TempDir>,
-    /// For PostgreSQL: the server's URL to connect to for the drop, and the name.
-    drop: Option<(String, String)>,
-}
-
-impl Scratch {
-    fn sqlite() -> Scratch {
-        let dir = tempfile::TempDir::new().expect("cannot create a temporary folder");
-        let path = dir.path().join("verbund.db");
-        Scratch {
-            url: format!("sqlite://{}", path.display()),
-            _dir: Some(dir),
-            drop: None,
-        }
-    }
-
-    /// `None` when PostgreSQL is unreachable and `VERBUND_SKIP_POSTGRES=1`.
-    async fn postgres(test: &str) -> Option<Scratch> {
-        let admin =
-            std::env::var("VERBUND_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
-        let mut conn = match PgConnection::connect(&admin).await {
-            Ok(c) => c,
-            Err(e) if std::env::var("VERBUND_SKIP_POSTGRES").as_deref() == Ok("1") => {
-                eprintln!("skipped {test}: PostgreSQL at `{admin}` is unreachable ({e})");
-                return None;
-            }
-            Err(e) => panic!(
-                "PostgreSQL at `{admin}` is unreachable: {e}\n\
-                 start it, point VERBUND_TEST_POSTGRES at a server where the tests may create \
-                 databases, or set VERBUND_SKIP_POSTGRES=1 to skip the postgres_* tests"
-            ),
-        };
-        let name = format!("verbund_a_{}", uuid::Uuid::now_v7().simple());
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create database `{name}` via `{admin}`: {e}"));
-        let _ = conn.close().await;
-        Some(Scratch {
-            url: with_database(&admin, &name),
-            _dir: None,
-            drop: Some((admin, name)),
-        })
-    }
-
-    /// Best effort: a database that cannot be dropped is reported, not failed on.
-    async fn remove(self) {
-        let Some((admin, name)) = self.drop else {
-            return;
-        };
-        let dropped = async {
-            let mut conn = PgConnection::connect(&admin).await?;
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await?;
-            conn.close().await
-        };
-        if let Err(e) = dropped.await {
-            eprintln!("could not drop test database `{name}`: {e}");
-        }
-    }
-}
-
-/// Replaces the database name in a `postgres://` URL, keeping its query string.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let server = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    format!("{server}/{name}{query}")
-}
+use verbund_testkit::Scratch;
 
 /// Creates the federation admin and its token directly through the store.
 async fn bootstrap(store: Store, backend: Backend) -> Kit {
