@@ -1,10 +1,11 @@
-//! Desired state from the store: gathers a site's placed bookings with their
-//! organisations, offerings, versions and plans, and hands them to the pure renderer.
+//! Desired state from the store, and its delivery into the desired-state repository.
 //!
-//! This is what previews show (`GET /api/v1/sites/{name}/desired-state`,
-//! `GET /api/v1/bookings/{id}/manifests`, `verbund render --site S`): exactly the files
-//! that the site's folder in the desired-state repository holds for that state of the
-//! store.
+//! This module gathers a site's placed bookings with their organisations, offerings,
+//! versions and plans and hands them to the pure renderer: that is what the previews
+//! show (`GET /api/v1/sites/{name}/desired-state`, `GET /api/v1/bookings/{id}/manifests`,
+//! `verbund render`), exactly the files the site's folder holds for that state of the
+//! store. The [`Publisher`] (module `publisher`) keeps the repository itself in line
+//! with the store; `records` loads what rendering needs in bulk and digests it.
 
 use std::collections::HashMap;
 
