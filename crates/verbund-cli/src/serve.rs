@@ -193,6 +193,9 @@ const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(1
 /// Background work of the control plane: continuous compliance and the time-driven
 /// lifecycle (cancelled bookings retained, retention ended → deleted).
 async fn housekeeping(state: AppState) {
+    // The publisher reconciled when it started; later passes reconcile on the timer only,
+    // not on every site or policy change (those arrive as events the publisher follows).
+    let mut reconciled = std::time::Instant::now();
     loop {
         let now = state.now();
         if let Err(e) = state.bookings.reevaluate("system/compliance", now).await {
@@ -201,7 +204,9 @@ async fn housekeeping(state: AppState) {
         if let Err(e) = state.bookings.sweep("system/lifecycle", now).await {
             tracing::error!(error = %e, "the lifecycle sweep failed");
         }
-        if let Some(p) = &state.publisher {
+        let due = reconciled.elapsed() >= HOUSEKEEPING_EVERY;
+        if let Some(p) = state.publisher.as_ref().filter(|_| due) {
+            reconciled = std::time::Instant::now();
             // Whatever changed without an event of its own (an organisation renamed, a
             // commit lost) is caught here; then Git packs what the commits wrote.
             if let Err(e) = p.reconcile(verbund_delivery::ACTOR, "housekeeping").await {
