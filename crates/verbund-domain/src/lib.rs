@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod name;
 pub mod page;
+pub mod report;
 pub mod secrets;
 
 pub use error::{Invalid, Result};

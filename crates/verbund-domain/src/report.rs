@@ -1,0 +1,541 @@
+//! What a site's agent reports about what actually runs, and what verbund concludes from it.
+//!
+//! The desired state says what should run; only the sites know what does. An agent (the
+//! real one in a cluster, or a simulated one) sends a [`SiteReport`]: a batch with the
+//! site's own condition and, per booking, the applied version, replicas, conditions and
+//! the smoke test's result. This module holds the wire format, its validation, and the
+//! pure rule ([`assess`]) that turns an observation into a booking lifecycle event, so
+//! that the API, the store and the simulator all judge a report the same way.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::booking::{BookingEvent, BookingState};
+use crate::error::{Invalid, Result};
+
+/// Most bookings one batch may carry; a larger site splits its report.
+pub const MAX_BOOKINGS_PER_REPORT: usize = 10_000;
+/// Most bytes one batch may have on the wire.
+pub const MAX_REPORT_BYTES: usize = 16 * 1024 * 1024;
+/// Report interval an agent announces unless it says otherwise.
+pub const DEFAULT_INTERVAL_SECONDS: u32 = 30;
+/// Bounds of the announced interval.
+pub const INTERVAL_SECONDS: std::ops::RangeInclusive<u32> = 2..=3600;
+/// Most conditions per booking.
+const MAX_CONDITIONS: usize = 32;
+
+/// One batch of observations from a site's agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteReport {
+    /// Strictly increasing per site (agents use Unix milliseconds, which survive restarts).
+    /// A batch whose sequence is not above the last accepted one changes nothing.
+    pub sequence: u64,
+    /// Who reports.
+    pub agent: AgentInfo,
+    /// The site's own condition.
+    pub site: SiteObservation,
+    /// Observations per booking; a site may split them over several batches.
+    #[serde(default)]
+    pub bookings: Vec<BookingObservation>,
+}
+
+/// The reporting agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentInfo {
+    /// e.g. `verbund-agent/0.1.0` or `verbund-simulate/0.1.0`.
+    pub name: String,
+    /// True for `verbund simulate`: everything it reports is labelled simulated.
+    #[serde(default)]
+    pub simulated: bool,
+    /// Seconds until the next report; silent longer than [`stale_after`] → `unknown`.
+    #[serde(default = "default_interval")]
+    pub interval_seconds: u32,
+}
+
+fn default_interval() -> u32 {
+    DEFAULT_INTERVAL_SECONDS
+}
+
+/// The site's cluster as its agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteObservation {
+    /// e.g. `v1.33.2`.
+    pub kubernetes_version: String,
+    /// Allocatable minus requested, over the ready nodes.
+    pub free: FreeCapacity,
+    pub health: SiteHealth,
+    /// A sentence for operators when not healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreeCapacity {
+    pub cpu_millis: u64,
+    pub memory_mib: u64,
+    pub storage_gib: u64,
+}
+
+/// The health a site reports of itself. `Unknown` is never reported: verbund concludes
+/// it when a site falls silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SiteHealth {
+    Healthy,
+    Degraded,
+    Unhealthy,
+    Unknown,
+}
+
+impl SiteHealth {
+    pub const ALL: [SiteHealth; 4] = [
+        SiteHealth::Healthy,
+        SiteHealth::Degraded,
+        SiteHealth::Unhealthy,
+        SiteHealth::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteHealth::Healthy => "healthy",
+            SiteHealth::Degraded => "degraded",
+            SiteHealth::Unhealthy => "unhealthy",
+            SiteHealth::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|h| h.as_str() == s)
+    }
+}
+
+/// What runs of one booking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BookingObservation {
+    /// The booking's id (the namespace's `verbund.dev/booking` label).
+    pub booking: String,
+    /// The version running (`verbund.dev/version` of the workloads), if any yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_version: Option<String>,
+    pub desired_replicas: u32,
+    pub ready_replicas: u32,
+    /// Kubernetes-style conditions (HelmRelease/Application/Deployment), for operators.
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    pub smoke_test: SmokeResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// e.g. `Ready`, `Available`, `Synced`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The result of the smoke-test Job of the applied version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmokeResult {
+    /// The offering has no smoke test.
+    None,
+    /// Not finished yet.
+    Pending,
+    Passed,
+    Failed,
+}
+
+impl SmokeResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmokeResult::None => "none",
+            SmokeResult::Pending => "pending",
+            SmokeResult::Passed => "passed",
+            SmokeResult::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::None, Self::Pending, Self::Passed, Self::Failed]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Invalid::new(field, format!("is longer than {max} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+impl SiteReport {
+    /// Checks the batch on its own (the store checks that each booking is on the site).
+    pub fn validate(&self) -> Result<()> {
+        if self.sequence == 0 {
+            return Err(Invalid::new("/sequence", "must be greater than 0"));
+        }
+        check_text("/agent/name", &self.agent.name, 100)?;
+        if self.agent.name.trim().is_empty() {
+            return Err(Invalid::new("/agent/name", "must not be empty"));
+        }
+        if !INTERVAL_SECONDS.contains(&self.agent.interval_seconds) {
+            return Err(Invalid::new(
+                "/agent/interval_seconds",
+                format!(
+                    "must be between {} and {}",
+                    INTERVAL_SECONDS.start(),
+                    INTERVAL_SECONDS.end()
+                ),
+            ));
+        }
+        check_text(
+            "/site/kubernetes_version",
+            &self.site.kubernetes_version,
+            50,
+        )?;
+        if self.site.health == SiteHealth::Unknown {
+            return Err(Invalid::new(
+                "/site/health",
+                "`unknown` is concluded by verbund, not reported; send healthy, degraded or unhealthy",
+            ));
+        }
+        if let Some(m) = &self.site.message {
+            check_text("/site/message", m, 1000)?;
+        }
+        if self.bookings.len() > MAX_BOOKINGS_PER_REPORT {
+            return Err(Invalid::new(
+                "/bookings",
+                format!(
+                    "holds {} bookings, at most {MAX_BOOKINGS_PER_REPORT} per batch: split the report",
+                    self.bookings.len()
+                ),
+            ));
+        }
+        let mut seen = HashSet::with_capacity(self.bookings.len());
+        for (i, b) in self.bookings.iter().enumerate() {
+            let at = format!("/bookings/{i}");
+            b.validate().map_err(|e| e.at(&at))?;
+            if !seen.insert(b.booking.as_str()) {
+                return Err(Invalid::new(
+                    format!("{at}/booking"),
+                    format!("booking `{}` is reported twice in this batch", b.booking),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BookingObservation {
+    fn validate(&self) -> Result<()> {
+        if self.booking.is_empty() || self.booking.len() > 64 {
+            return Err(Invalid::new("/booking", "must be a booking id"));
+        }
+        check_text("/booking", &self.booking, 64)?;
+        if let Some(v) = &self.applied_version {
+            semver::Version::parse(v).map_err(|e| {
+                Invalid::new("/applied_version", format!("`{v}` is not a version: {e}"))
+            })?;
+        }
+        if self.conditions.len() > MAX_CONDITIONS {
+            return Err(Invalid::new(
+                "/conditions",
+                format!("at most {MAX_CONDITIONS} conditions"),
+            ));
+        }
+        for (i, c) in self.conditions.iter().enumerate() {
+            let at = format!("/conditions/{i}");
+            check_text(&format!("{at}/type"), &c.kind, 100)?;
+            if !matches!(c.status.as_str(), "True" | "False" | "Unknown") {
+                return Err(Invalid::new(
+                    format!("{at}/status"),
+                    format!("`{}` is not True, False or Unknown", c.status),
+                ));
+            }
+            if let Some(r) = &c.reason {
+                check_text(&format!("{at}/reason"), r, 200)?;
+            }
+            if let Some(m) = &c.message {
+                check_text(&format!("{at}/message"), m, 1000)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the desired version runs completely and passed its smoke test.
+    pub fn ready_at(&self, desired: &str) -> bool {
+        self.runs(desired)
+            && self.desired_replicas > 0
+            && self.ready_replicas >= self.desired_replicas
+            && matches!(self.smoke_test, SmokeResult::Passed | SmokeResult::None)
+            && !self.failing_condition()
+    }
+
+    fn runs(&self, desired: &str) -> bool {
+        self.applied_version.as_deref() == Some(desired)
+    }
+
+    fn failing_condition(&self) -> bool {
+        self.conditions.iter().any(|c| {
+            matches!(c.kind.as_str(), "Ready" | "Available" | "Healthy") && c.status == "False"
+        })
+    }
+
+    /// Why a booking is not ready at `desired`, in one sentence; `None` if it is.
+    pub fn problem(&self, desired: &str) -> Option<String> {
+        if self.ready_at(desired) {
+            return None;
+        }
+        Some(match &self.applied_version {
+            None => "nothing runs yet".to_string(),
+            Some(v) if v != desired => format!("runs version {v}, desired is {desired}"),
+            Some(_) if self.smoke_test == SmokeResult::Failed => {
+                "the smoke test failed".to_string()
+            }
+            Some(_) if self.failing_condition() => {
+                let c = self
+                    .conditions
+                    .iter()
+                    .find(|c| c.status == "False")
+                    .expect("a failing condition");
+                format!(
+                    "{} is False{}",
+                    c.kind,
+                    c.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                )
+            }
+            Some(_)
+                if self.ready_replicas < self.desired_replicas || self.desired_replicas == 0 =>
+            {
+                format!(
+                    "{} of {} replicas ready",
+                    self.ready_replicas, self.desired_replicas
+                )
+            }
+            Some(_) => "the smoke test has not finished".to_string(),
+        })
+    }
+
+    /// Whether this observation shows a failure, as opposed to work still in progress.
+    fn failed(&self, desired: &str) -> bool {
+        self.runs(desired) && (self.smoke_test == SmokeResult::Failed || self.failing_condition())
+    }
+}
+
+/// The lifecycle event an observation of a booking in `state` at `desired` version
+/// implies, if any.
+///
+/// - provisioning/updating → active once the desired version is ready; → degraded
+///   when it runs and fails (smoke test, a `Ready=False` condition). Not ready yet is
+///   work in progress and changes nothing.
+/// - active → degraded when it is no longer ready (fewer replicas, failed smoke test,
+///   another version than desired); degraded → active once ready again.
+/// - every other state: reports are recorded, the lifecycle is not theirs.
+pub fn assess(
+    state: BookingState,
+    desired: &str,
+    observed: &BookingObservation,
+) -> Option<BookingEvent> {
+    let ready = observed.ready_at(desired);
+    match state {
+        BookingState::Provisioning | BookingState::Updating => {
+            if ready {
+                Some(BookingEvent::BecomeReady)
+            } else if observed.failed(desired) {
+                Some(BookingEvent::Degrade)
+            } else {
+                None
+            }
+        }
+        BookingState::Active => (!ready).then_some(BookingEvent::Degrade),
+        BookingState::Degraded => ready.then_some(BookingEvent::BecomeReady),
+        _ => None,
+    }
+}
+
+/// How long a site may stay silent before it is `unknown`: its interval plus half of it,
+/// so that one late report (jitter, a slow API call) does not flap.
+pub fn stale_after(interval_seconds: u32) -> Duration {
+    Duration::milliseconds(i64::from(interval_seconds) * 1500)
+}
+
+/// Whether a site that last reported at `reported_at` with `interval_seconds` is silent.
+pub fn is_stale(reported_at: DateTime<Utc>, interval_seconds: u32, now: DateTime<Utc>) -> bool {
+    now - reported_at > stale_after(interval_seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observation(version: &str, ready: u32, smoke: SmokeResult) -> BookingObservation {
+        BookingObservation {
+            booking: "b1".into(),
+            applied_version: Some(version.into()),
+            desired_replicas: 2,
+            ready_replicas: ready,
+            conditions: vec![],
+            smoke_test: smoke,
+        }
+    }
+
+    fn report(bookings: Vec<BookingObservation>) -> SiteReport {
+        SiteReport {
+            sequence: 1,
+            agent: AgentInfo {
+                name: "verbund-agent/test".into(),
+                simulated: false,
+                interval_seconds: 30,
+            },
+            site: SiteObservation {
+                kubernetes_version: "v1.33.2".into(),
+                free: FreeCapacity::default(),
+                health: SiteHealth::Healthy,
+                message: None,
+            },
+            bookings,
+        }
+    }
+
+    #[test]
+    fn provisioning_becomes_active_only_when_the_desired_version_is_ready() {
+        use BookingState::*;
+        let s = Provisioning;
+        assert_eq!(
+            assess(s, "1.0.0", &observation("1.0.0", 1, SmokeResult::None)),
+            None
+        );
+        assert_eq!(
+            assess(s, "1.0.0", &observation("1.0.0", 2, SmokeResult::Pending)),
+            None
+        );
+        assert_eq!(
+            assess(s, "1.1.0", &observation("1.0.0", 2, SmokeResult::Passed)),
+            None
+        );
+        assert_eq!(
+            assess(s, "1.0.0", &observation("1.0.0", 2, SmokeResult::Passed)),
+            Some(BookingEvent::BecomeReady)
+        );
+        assert_eq!(
+            assess(s, "1.0.0", &observation("1.0.0", 2, SmokeResult::Failed)),
+            Some(BookingEvent::Degrade)
+        );
+    }
+
+    #[test]
+    fn active_degrades_and_recovers() {
+        use BookingState::*;
+        let healthy = observation("1.0.0", 2, SmokeResult::Passed);
+        let short = observation("1.0.0", 1, SmokeResult::Passed);
+        assert_eq!(assess(Active, "1.0.0", &healthy), None);
+        assert_eq!(assess(Active, "1.0.0", &short), Some(BookingEvent::Degrade));
+        assert_eq!(assess(Degraded, "1.0.0", &short), None);
+        assert_eq!(
+            assess(Degraded, "1.0.0", &healthy),
+            Some(BookingEvent::BecomeReady)
+        );
+        assert_eq!(assess(Cancelling, "1.0.0", &short), None);
+        let mut failing = healthy.clone();
+        failing.conditions.push(Condition {
+            kind: "Ready".into(),
+            status: "False".into(),
+            reason: Some("InstallFailed".into()),
+            message: None,
+        });
+        assert_eq!(
+            assess(Active, "1.0.0", &failing),
+            Some(BookingEvent::Degrade)
+        );
+        assert_eq!(
+            failing.problem("1.0.0").unwrap(),
+            "Ready is False (InstallFailed)"
+        );
+    }
+
+    #[test]
+    fn every_assessed_event_is_a_legal_transition() {
+        let smokes = [
+            SmokeResult::None,
+            SmokeResult::Pending,
+            SmokeResult::Passed,
+            SmokeResult::Failed,
+        ];
+        for state in BookingState::ALL {
+            for ready in 0..=2 {
+                for smoke in smokes {
+                    for v in ["1.0.0", "2.0.0"] {
+                        if let Some(e) = assess(state, "1.0.0", &observation(v, ready, smoke)) {
+                            assert!(
+                                crate::booking::transition(state, e).is_ok(),
+                                "{state:?} {e:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_batches_are_refused_with_a_pointer() {
+        assert!(report(vec![observation("1.0.0", 2, SmokeResult::Passed)])
+            .validate()
+            .is_ok());
+        let twice = report(vec![
+            observation("1.0.0", 2, SmokeResult::Passed),
+            observation("1.0.0", 2, SmokeResult::Passed),
+        ]);
+        assert_eq!(twice.validate().unwrap_err().field, "/bookings/1/booking");
+        let mut bad_version = report(vec![observation("one", 2, SmokeResult::Passed)]);
+        assert_eq!(
+            bad_version.validate().unwrap_err().field,
+            "/bookings/0/applied_version"
+        );
+        bad_version.bookings.clear();
+        bad_version.sequence = 0;
+        assert_eq!(bad_version.validate().unwrap_err().field, "/sequence");
+        let mut unknown = report(vec![]);
+        unknown.site.health = SiteHealth::Unknown;
+        assert_eq!(unknown.validate().unwrap_err().field, "/site/health");
+        let many = report(
+            (0..=MAX_BOOKINGS_PER_REPORT)
+                .map(|i| BookingObservation {
+                    booking: format!("b{i}"),
+                    ..observation("1.0.0", 2, SmokeResult::None)
+                })
+                .collect(),
+        );
+        assert_eq!(many.validate().unwrap_err().field, "/bookings");
+    }
+
+    #[test]
+    fn a_site_is_stale_after_one_and_a_half_intervals() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(!is_stale(t0, 10, t0 + Duration::seconds(15)));
+        assert!(is_stale(t0, 10, t0 + Duration::milliseconds(15_001)));
+    }
+}
