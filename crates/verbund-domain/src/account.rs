@@ -230,6 +230,26 @@ impl Principal {
     }
 }
 
+/// A site's credential (its secret is only ever shown once, at creation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SiteToken {
+    pub id: String,
+    pub site: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl SiteToken {
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

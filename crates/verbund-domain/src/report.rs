@@ -385,6 +385,67 @@ pub fn is_stale(reported_at: DateTime<Utc>, interval_seconds: u32, now: DateTime
     now - reported_at > stale_after(interval_seconds)
 }
 
+/// What verbund last heard from a site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SiteStatus {
+    pub site: String,
+    /// The highest sequence accepted.
+    pub sequence: u64,
+    pub reported_at: DateTime<Utc>,
+    pub interval_seconds: u32,
+    pub agent: String,
+    /// Reported by `verbund simulate`, not by a real cluster.
+    pub simulated: bool,
+    pub kubernetes_version: String,
+    pub free: FreeCapacity,
+    /// What the site said of itself; see [`SiteStatus::health_at`] for what holds now.
+    pub reported_health: SiteHealth,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When verbund concluded the site silent, until it reports again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silent_since: Option<DateTime<Utc>>,
+}
+
+impl SiteStatus {
+    /// The site's health at `now`: `unknown` once it is silent past its interval.
+    pub fn health_at(&self, now: DateTime<Utc>) -> SiteHealth {
+        if self.is_stale(now) {
+            SiteHealth::Unknown
+        } else {
+            self.reported_health
+        }
+    }
+
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        is_stale(self.reported_at, self.interval_seconds, now)
+    }
+
+    /// Seconds since the last report.
+    pub fn lag_seconds(&self, now: DateTime<Utc>) -> f64 {
+        (now - self.reported_at).num_milliseconds().max(0) as f64 / 1000.0
+    }
+}
+
+/// What verbund last heard about one booking from its site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BookingStatus {
+    pub booking: String,
+    pub site: String,
+    /// The sequence of the report it came with.
+    pub sequence: u64,
+    pub observed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_version: Option<String>,
+    pub desired_replicas: u32,
+    pub ready_replicas: u32,
+    pub smoke_test: SmokeResult,
+    pub conditions: Vec<Condition>,
+    /// Why it is not ready at its desired version, if it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

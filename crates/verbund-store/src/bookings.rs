@@ -66,11 +66,11 @@ pub struct BookingFilter {
     pub noncompliant: bool,
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, organisation, offering, plan, config, channel, state, site, version, reason, \
     dependency_of, compliance, created_at, updated_at, state_since";
 
-fn booking(r: &AnyRow) -> Result<Booking> {
+pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
     let state: String = r.try_get(6)?;
     Ok(Booking {
         id: r.try_get(0)?,
@@ -217,7 +217,7 @@ async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     Ok(())
 }
 
-async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Booking>> {
+pub(crate) async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Booking>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM bookings WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -633,9 +633,9 @@ impl Store {
 }
 
 /// Ids bound per `IN (…)` list: below every backend's limit of bound parameters.
-const IN_CHUNK: usize = 500;
+pub(crate) const IN_CHUNK: usize = 500;
 
-fn add_in(s: &mut Select, col: &str, items: &[String]) {
+pub(crate) fn add_in(s: &mut Select, col: &str, items: &[String]) {
     add_in_sub(s, &format!("{col} IN ("), items);
 }
 

@@ -13,6 +13,7 @@ mod catalog;
 mod directory;
 mod error;
 mod policies;
+mod reports;
 mod rows;
 
 use std::str::FromStr;
@@ -29,6 +30,7 @@ pub use catalog::OfferingFilter;
 pub use directory::SiteFilter;
 pub use error::{Result, StoreError};
 pub use policies::{PolicyRecord, StoredPolicy};
+pub use reports::{Ingested, Move};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
