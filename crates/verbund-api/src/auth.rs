@@ -48,29 +48,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| {
-                ApiError::Unauthenticated(
-                    "send an API token as `Authorization: Bearer <token>`".into(),
-                )
-            })?
-            .to_str()
-            .map_err(|_| {
-                ApiError::Unauthenticated("the Authorization header is not text".into())
-            })?;
-        // The scheme is case-insensitive (RFC 9110, section 11.1).
-        let secret = header
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
-            .map(|(_, secret)| secret.trim())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthenticated(
-                    "the Authorization header must be `Bearer <token>`".into(),
-                )
-            })?;
+        let secret = bearer(parts)?;
         match state
             .store
             .authenticate(&hash_token(secret), state.now())
@@ -94,6 +72,27 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The secret of an `Authorization: Bearer <secret>` header.
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("send an API token as `Authorization: Bearer <token>`".into())
+        })?
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("the Authorization header is not text".into()))?;
+    // The scheme is case-insensitive (RFC 9110, section 11.1).
+    header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, secret)| secret.trim())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+        })
+}
+
 /// Creates a token for `user_id` and returns it with its secret, which is shown only once.
 pub async fn issue_token(
     store: &Store,
@@ -108,6 +107,53 @@ pub async fn issue_token(
     let secret = token_secret(&random);
     let token = store
         .create_token(actor, user_id, name, &hash_token(&secret), expires_at, now)
+        .await?;
+    Ok((token, secret))
+}
+
+/// The credential of a site's agent, which may do exactly one thing: report for its site.
+///
+/// Site tokens live apart from user tokens, so a site token opens no other endpoint
+/// (the `Caller` extractor does not know it) and a user token cannot report.
+#[derive(Clone)]
+pub struct SiteCaller(pub verbund_domain::account::SiteToken);
+
+impl FromRequestParts<AppState> for SiteCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let secret = bearer(parts)?;
+        match state
+            .store
+            .authenticate_site(&hash_token(secret), state.now())
+            .await?
+        {
+            Some(token) => Ok(SiteCaller(token)),
+            None => {
+                tracing::warn!(path = %parts.uri.path(), "site report with an unknown, expired or revoked site token");
+                state.metrics.report_refused("unauthenticated");
+                Err(ApiError::Unauthenticated(
+                    "the site token is unknown, expired or revoked (site reports need a site token, not a user token)".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Creates a credential for `site` and returns it with its secret, shown only once.
+pub async fn issue_site_token(
+    store: &Store,
+    actor: &str,
+    site: &str,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(verbund_domain::account::SiteToken, String), verbund_store::StoreError> {
+    let mut random = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut random);
+    let secret = format!("vbs_{}", hex::encode(random));
+    let token = store
+        .create_site_token(actor, site, name, &hash_token(&secret), expires_at, now)
         .await?;
     Ok((token, secret))
 }

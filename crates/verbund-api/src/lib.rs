@@ -18,7 +18,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use verbund_store::Store;
 
-pub use auth::{issue_token, Caller};
+pub use auth::{issue_site_token, issue_token, Caller};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 pub use problem::ApiError;
@@ -129,6 +129,8 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::bookings::router())
         .merge(routes::policies::router())
         .merge(routes::desired_state::router())
+        .merge(routes::reports::router())
+        .merge(routes::fleet::router())
         .merge(openapi::router())
         // Only affects the routes merged so far, so it must come after the last merge.
         .method_not_allowed_fallback(|method: axum::http::Method| async move {

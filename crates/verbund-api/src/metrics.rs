@@ -26,6 +26,22 @@ pub struct StateLabels {
     pub state: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabels {
+    pub site: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteHealthLabels {
+    pub site: String,
+    pub health: String,
+}
+
 /// The metric registry and the handles the middleware updates.
 pub struct Metrics {
     pub registry: Registry,
@@ -35,6 +51,14 @@ pub struct Metrics {
     pub bookings: Family<StateLabels, Gauge>,
     /// Bookings whose placement no longer complies with the policies in force.
     pub noncompliant: Gauge,
+    /// Site report batches by outcome (accepted, duplicate, or the reason of a refusal).
+    pub site_reports: Family<OutcomeLabels, Counter>,
+    /// Booking observations in accepted batches.
+    pub booking_reports: Counter,
+    /// 1 for each site's current health (`unknown` once silent), 0 for the others.
+    pub site_health: Family<SiteHealthLabels, Gauge>,
+    /// Seconds since each site's last accepted report, refreshed at every scrape.
+    pub report_lag: Family<SiteLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -58,17 +82,92 @@ impl Default for Metrics {
             "Bookings whose placement no longer complies with the policies in force",
             noncompliant.clone(),
         );
+        let site_reports = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "site_reports",
+            "Site report batches received, by outcome",
+            site_reports.clone(),
+        );
+        let booking_reports = Counter::default();
+        registry.register(
+            "booking_reports",
+            "Booking observations in accepted site reports",
+            booking_reports.clone(),
+        );
+        let site_health = Family::<SiteHealthLabels, Gauge>::default();
+        registry.register(
+            "site_health",
+            "1 for the health each site is in (unknown when silent past its interval)",
+            site_health.clone(),
+        );
+        let report_lag = Family::<SiteLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "site_report_lag_seconds",
+            "Seconds since the site's last accepted report",
+            report_lag.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             bookings,
             noncompliant,
+            site_reports,
+            booking_reports,
+            site_health,
+            report_lag,
         }
     }
 }
 
 impl Metrics {
+    /// Counts a refused site report by the reason's short name.
+    pub fn report_refused(&self, reason: &str) {
+        self.site_reports
+            .get_or_create(&OutcomeLabels {
+                outcome: format!("refused-{reason}"),
+            })
+            .inc();
+    }
+
+    /// Counts a site report that was applied (or was a duplicate).
+    pub fn report_received(&self, accepted: bool, bookings: usize) {
+        let outcome = if accepted { "accepted" } else { "duplicate" };
+        self.site_reports
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.into(),
+            })
+            .inc();
+        if accepted {
+            self.booking_reports.inc_by(bookings as u64);
+        }
+    }
+
+    /// Sets the health and lag gauges of every site from its last status.
+    pub fn observe_sites(
+        &self,
+        sites: &[verbund_domain::report::SiteStatus],
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        use verbund_domain::report::SiteHealth;
+        for s in sites {
+            let health = s.health_at(now);
+            for h in SiteHealth::ALL {
+                self.site_health
+                    .get_or_create(&SiteHealthLabels {
+                        site: s.site.clone(),
+                        health: h.as_str().into(),
+                    })
+                    .set(i64::from(h == health));
+            }
+            self.report_lag
+                .get_or_create(&SiteLabels {
+                    site: s.site.clone(),
+                })
+                .set(s.lag_seconds(now));
+        }
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

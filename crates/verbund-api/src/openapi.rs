@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    audit, bookings, desired_state, offerings, organisations, policies, providers, sites, tokens,
-    users,
+    audit, bookings, desired_state, fleet, offerings, organisations, policies, providers, reports,
+    sites, tokens, users,
 };
 use crate::AppState;
 
@@ -27,6 +27,8 @@ use crate::AppState;
         bookings::approve, bookings::reject, bookings::placement, bookings::explain, bookings::reevaluate,
         policies::list, policies::submit, policies::read, policies::versions, policies::remove,
         desired_state::site, desired_state::booking, desired_state::status,
+        reports::create_token, reports::list_tokens, reports::revoke_token, reports::report,
+        fleet::fleet,
     ),
     components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus)),
     modifiers(&BearerAuth),
@@ -40,6 +42,12 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // A site's agent authenticates with its site token (`vbs_…`), valid only for
+        // that site's reports.
+        components.add_security_scheme(
+            "site-token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

@@ -12,6 +12,7 @@ mod bookings;
 mod catalog;
 mod directory;
 mod error;
+mod fleet;
 mod policies;
 mod reports;
 mod rows;
@@ -29,6 +30,7 @@ pub use bookings::{BookingFilter, BookingSnapshot, NewBooking, SiteUsage};
 pub use catalog::OfferingFilter;
 pub use directory::SiteFilter;
 pub use error::{Result, StoreError};
+pub use fleet::{FleetCounts, FleetScope};
 pub use policies::{PolicyRecord, StoredPolicy};
 pub use reports::{Ingested, Move};
 

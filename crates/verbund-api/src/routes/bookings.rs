@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use verbund_domain::account::Role;
 use verbund_domain::booking::{Booking, BookingPatch, BookingSpec, BookingState};
 use verbund_domain::page::{Page, PageRequest};
+use verbund_domain::report::{BookingStatus, SiteHealth};
 use verbund_placement::ReevaluationSummary;
 use verbund_policy::authz::{Act, Target};
 use verbund_policy::PlacementDecision;
@@ -87,7 +88,6 @@ pub async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<BookingQuery>,
 ) -> ApiResult<Json<Page<Booking>>> {
-    let p = &caller.0;
     let mut filter = BookingFilter {
         organisation: q.organisation,
         offering: q.offering,
@@ -96,26 +96,10 @@ pub async fn list(
         noncompliant: q.noncompliant,
         ..Default::default()
     };
-    if !p.has_role(Role::FederationAdmin) && !p.has_role(Role::Auditor) {
-        let mut orgs = Vec::new();
-        for m in &p.memberships {
-            if let (Role::OrgAdmin | Role::OrgMember, Some(o)) = (m.role, &m.organisation) {
-                orgs.push(o.clone());
-                if m.delegated {
-                    orgs.extend(state.store.organisation_descendants(o).await?);
-                }
-            }
-        }
-        let operated = p
-            .memberships
-            .iter()
-            .find(|m| m.role == Role::ProviderOperator)
-            .and_then(|m| m.provider.clone());
-        match (orgs.is_empty(), operated) {
-            (false, _) => filter.scope_organisations = Some(orgs),
-            (true, Some(provider)) => filter.scope_provider = Some(provider),
-            (true, None) => filter.scope_organisations = Some(Vec::new()),
-        }
+    match visible_scope(&state, &caller).await? {
+        Visible::All => {}
+        Visible::Organisations(orgs) => filter.scope_organisations = Some(orgs),
+        Visible::Provider(provider) => filter.scope_provider = Some(provider),
     }
     let page = state
         .store
@@ -148,6 +132,42 @@ pub async fn list(
         items,
         next: page.next,
     }))
+}
+
+/// Which bookings a caller may see in lists and aggregates.
+pub(crate) enum Visible {
+    /// The federation's admins and auditors.
+    All,
+    /// Members and admins of organisations: their own (and delegated descendants').
+    Organisations(Vec<String>),
+    /// A provider's operators: what runs on the provider's sites.
+    Provider(String),
+}
+
+pub(crate) async fn visible_scope(state: &AppState, caller: &Caller) -> ApiResult<Visible> {
+    let p = &caller.0;
+    if p.has_role(Role::FederationAdmin) || p.has_role(Role::Auditor) {
+        return Ok(Visible::All);
+    }
+    let mut orgs = Vec::new();
+    for m in &p.memberships {
+        if let (Role::OrgAdmin | Role::OrgMember, Some(o)) = (m.role, &m.organisation) {
+            orgs.push(o.clone());
+            if m.delegated {
+                orgs.extend(state.store.organisation_descendants(o).await?);
+            }
+        }
+    }
+    let operated = p
+        .memberships
+        .iter()
+        .find(|m| m.role == Role::ProviderOperator)
+        .and_then(|m| m.provider.clone());
+    Ok(match (orgs.is_empty(), operated) {
+        (false, _) => Visible::Organisations(orgs),
+        (true, Some(provider)) => Visible::Provider(provider),
+        (true, None) => Visible::Organisations(Vec::new()),
+    })
 }
 
 /// A new booking with everything its request caused.
@@ -200,16 +220,56 @@ pub async fn create(
     ))
 }
 
-/// Read a booking.
+/// A booking with what its site last reported about it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BookingView {
+    #[serde(flatten)]
+    pub booking: Booking,
+    /// Absent until its site reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<Observed>,
+}
+
+/// The last report about a booking, and whether its site still reports.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Observed {
+    #[serde(flatten)]
+    pub status: BookingStatus,
+    /// The site's health now: `unknown` once it is silent past its interval, and with
+    /// it everything it last said about this booking.
+    pub site_health: SiteHealth,
+    /// Reported by `verbund simulate`, not by a real cluster.
+    pub simulated: bool,
+}
+
+/// Read a booking, with what its site last reported about it.
 #[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings",
-    responses((status = 200, body = Booking), (status = 404, body = crate::problem::Problem)),
+    responses((status = 200, body = BookingView), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Booking>> {
-    Ok(Json(load(&state, &caller, &id, Act::Read).await?))
+) -> ApiResult<Json<BookingView>> {
+    let booking = load(&state, &caller, &id, Act::Read).await?;
+    let status = state
+        .store
+        .booking_statuses(std::slice::from_ref(&booking.id))
+        .await?
+        .pop();
+    let observed = match status {
+        Some(status) => {
+            let site = state.store.site_status(&status.site).await?;
+            let now = state.now();
+            Some(Observed {
+                site_health: site.as_ref().map_or(SiteHealth::Unknown, |s| s.health_at(now)),
+                simulated: site.is_some_and(|s| s.simulated),
+                status,
+            })
+        }
+        None => None,
+    };
+    Ok(Json(BookingView { booking, observed }))
 }
 
 /// Change plan, configuration or update channel.

@@ -49,6 +49,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         Err(e) => tracing::warn!(error = %e, "cannot count bookings for metrics"),
     }
+    match state.store.site_statuses().await {
+        Ok(sites) => state.metrics.observe_sites(&sites, state.now()),
+        Err(e) => tracing::warn!(error = %e, "cannot read site health for metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,

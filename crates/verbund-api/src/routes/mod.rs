@@ -3,11 +3,13 @@
 pub mod audit;
 pub mod bookings;
 pub mod desired_state;
+pub mod fleet;
 pub mod health;
 pub mod offerings;
 pub mod organisations;
 pub mod policies;
 pub mod providers;
+pub mod reports;
 pub mod sites;
 pub mod tokens;
 pub mod users;

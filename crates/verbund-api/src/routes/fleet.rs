@@ -1,0 +1,233 @@
+//! `/fleet`: what runs where, aggregated per site, per offering and per organisation.
+//!
+//! The view answers an operator's first questions at a glance: which sites are silent
+//! or unhealthy, how many bookings are in which state, and which versions really run.
+//! Each caller sees the part of the fleet it may see: the federation's admins and
+//! auditors everything, a provider's operators their own sites, an organisation's
+//! people their own bookings (and the sites those run on).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use verbund_domain::page::PageRequest;
+use verbund_domain::report::{FreeCapacity, SiteHealth};
+use verbund_store::{FleetScope, SiteFilter};
+
+use crate::auth::Caller;
+use crate::problem::ApiResult;
+use crate::routes::bookings::{visible_scope, Visible};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/fleet", get(fleet))
+}
+
+/// The fleet as its caller may see it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Fleet {
+    pub generated_at: DateTime<Utc>,
+    /// Bookings by state, over everything below.
+    pub bookings: BTreeMap<String, i64>,
+    /// Sites that have not reported within their interval (health `unknown`).
+    pub stale_sites: Vec<String>,
+    pub sites: Vec<FleetSite>,
+    pub offerings: Vec<FleetOffering>,
+    pub organisations: Vec<FleetOrganisation>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FleetSite {
+    pub site: String,
+    /// `unknown` when the site never reported or fell silent.
+    pub health: SiteHealth,
+    /// Reported by `verbund simulate`, not by a real cluster.
+    pub simulated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_at: Option<DateTime<Utc>>,
+    /// Seconds since the last report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_lag_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free: Option<FreeCapacity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Bookings by state.
+    pub bookings: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FleetOffering {
+    pub offering: String,
+    /// Bookings by state.
+    pub bookings: BTreeMap<String, i64>,
+    /// Bookings by the version they should run (those that hold a site).
+    pub desired_versions: BTreeMap<String, i64>,
+    /// Bookings by the version their sites report running.
+    pub versions_in_use: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct FleetOrganisation {
+    pub organisation: String,
+    /// Bookings by state.
+    pub bookings: BTreeMap<String, i64>,
+}
+
+fn add(map: &mut BTreeMap<String, i64>, key: &str, n: i64) {
+    *map.entry(key.to_string()).or_default() += n;
+}
+
+/// The fleet: sites with health, bookings by state per site, offering and organisation.
+#[utoipa::path(get, path = "/api/v1/fleet", tag = "fleet",
+    responses((status = 200, body = Fleet)), security(("bearer" = [])))]
+pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Fleet>> {
+    let now = state.now();
+    let mut scope = FleetScope::default();
+    // Sites listed even without bookings: all for the federation, the provider's own.
+    let mut listed: Option<Option<String>> = None;
+    match visible_scope(&state, &caller).await? {
+        Visible::All => listed = Some(None),
+        Visible::Organisations(orgs) => scope.organisations = Some(orgs),
+        Visible::Provider(provider) => {
+            let sites = all_sites(&state, Some(provider.clone())).await?;
+            scope.sites = Some(sites.into_iter().collect());
+            listed = Some(Some(provider));
+        }
+    }
+    let (counts, statuses) = tokio::try_join!(
+        state.store.fleet_counts(&scope),
+        state.store.site_statuses()
+    )?;
+
+    let mut sites: BTreeMap<String, FleetSite> = BTreeMap::new();
+    let blank = |site: &str| FleetSite {
+        site: site.to_string(),
+        health: SiteHealth::Unknown,
+        simulated: false,
+        reported_at: None,
+        report_lag_seconds: None,
+        interval_seconds: None,
+        kubernetes_version: None,
+        free: None,
+        message: None,
+        bookings: BTreeMap::new(),
+    };
+    if let Some(provider) = listed {
+        for s in all_sites(&state, provider).await? {
+            sites.insert(s.clone(), blank(&s));
+        }
+    }
+    let mut totals = BTreeMap::new();
+    for (site, st, n) in &counts.by_site {
+        add(&mut totals, st, *n);
+        if site.is_empty() {
+            continue; // not placed (requested, rejected): counted, but on no site
+        }
+        add(
+            &mut sites.entry(site.clone()).or_insert_with(|| blank(site)).bookings,
+            st,
+            *n,
+        );
+    }
+    for s in statuses {
+        if let Some(entry) = sites.get_mut(&s.site) {
+            entry.health = s.health_at(now);
+            entry.simulated = s.simulated;
+            entry.reported_at = Some(s.reported_at);
+            entry.report_lag_seconds = Some(s.lag_seconds(now));
+            entry.interval_seconds = Some(s.interval_seconds);
+            entry.kubernetes_version = Some(s.kubernetes_version.clone());
+            entry.free = Some(s.free);
+            entry.message = s.message.clone();
+        }
+    }
+    let stale_sites = sites
+        .values()
+        .filter(|s| s.health == SiteHealth::Unknown)
+        .map(|s| s.site.clone())
+        .collect();
+
+    let mut offerings: BTreeMap<String, FleetOffering> = BTreeMap::new();
+    let offering = |map: &mut BTreeMap<String, FleetOffering>, name: &str| {
+        map.entry(name.to_string())
+            .or_insert_with(|| FleetOffering {
+                offering: name.to_string(),
+                bookings: BTreeMap::new(),
+                desired_versions: BTreeMap::new(),
+                versions_in_use: BTreeMap::new(),
+            });
+    };
+    let delivered: BTreeSet<&str> = verbund_domain::booking::BookingState::ALL
+        .iter()
+        .filter(|s| s.is_delivered())
+        .map(|s| s.as_str())
+        .collect();
+    for (name, st, version, n) in &counts.by_offering {
+        offering(&mut offerings, name);
+        let o = offerings.get_mut(name).expect("just inserted");
+        add(&mut o.bookings, st, *n);
+        if let (Some(v), true) = (version, delivered.contains(st.as_str())) {
+            add(&mut o.desired_versions, v, *n);
+        }
+    }
+    for (name, version, n) in &counts.applied {
+        offering(&mut offerings, name);
+        let o = offerings.get_mut(name).expect("just inserted");
+        add(
+            &mut o.versions_in_use,
+            version.as_deref().unwrap_or("none"),
+            *n,
+        );
+    }
+
+    let mut organisations: BTreeMap<String, FleetOrganisation> = BTreeMap::new();
+    for (org, st, n) in &counts.by_organisation {
+        add(
+            &mut organisations
+                .entry(org.clone())
+                .or_insert_with(|| FleetOrganisation {
+                    organisation: org.clone(),
+                    bookings: BTreeMap::new(),
+                })
+                .bookings,
+            st,
+            *n,
+        );
+    }
+
+    Ok(Json(Fleet {
+        generated_at: now,
+        bookings: totals,
+        stale_sites,
+        sites: sites.into_values().collect(),
+        offerings: offerings.into_values().collect(),
+        organisations: organisations.into_values().collect(),
+    }))
+}
+
+/// The names of every site (of `provider`, if given).
+async fn all_sites(state: &AppState, provider: Option<String>) -> ApiResult<Vec<String>> {
+    let filter = SiteFilter { provider };
+    let mut names = Vec::new();
+    let mut page = PageRequest {
+        limit: Some(1000),
+        after: None,
+    };
+    loop {
+        let p = state.store.list_sites(&filter, &page).await?;
+        names.extend(p.items.into_iter().map(|s| s.spec.name));
+        match p.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(names),
+        }
+    }
+}
