@@ -105,6 +105,7 @@ pub async fn serve(args: ServeArgs, store: Option<Store>) -> anyhow::Result<()> 
     publisher.spawn();
     let state = AppState::new(store.clone()).with_publisher(publisher);
     tokio::spawn(housekeeping(state.clone()));
+    tokio::spawn(watch_silent_sites(state.clone()));
     let app = verbund_api::app(state);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -228,6 +229,29 @@ async fn housekeeping(state: AppState) {
             }
             _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
         }
+    }
+}
+
+/// How often silent sites are looked for. Reads answer `unknown` the moment a site is
+/// silent past its interval anyway; this pass records it once in the audit trail.
+const SILENCE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Marks sites that stopped reporting, auditing each as `site.silent` once.
+async fn watch_silent_sites(state: AppState) {
+    loop {
+        match state
+            .store
+            .mark_silent_sites("system/fleet", state.now())
+            .await
+        {
+            Ok(sites) => {
+                for site in sites {
+                    tracing::warn!(%site, "site is silent past its report interval: its health is unknown");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "looking for silent sites failed"),
+        }
+        tokio::time::sleep(SILENCE_CHECK_EVERY).await;
     }
 }
 

@@ -262,7 +262,9 @@ pub async fn read(
             let site = state.store.site_status(&status.site).await?;
             let now = state.now();
             Some(Observed {
-                site_health: site.as_ref().map_or(SiteHealth::Unknown, |s| s.health_at(now)),
+                site_health: site
+                    .as_ref()
+                    .map_or(SiteHealth::Unknown, |s| s.health_at(now)),
                 simulated: site.is_some_and(|s| s.simulated),
                 status,
             })

@@ -133,7 +133,10 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
             continue; // not placed (requested, rejected): counted, but on no site
         }
         add(
-            &mut sites.entry(site.clone()).or_insert_with(|| blank(site)).bookings,
+            &mut sites
+                .entry(site.clone())
+                .or_insert_with(|| blank(site))
+                .bookings,
             st,
             *n,
         );

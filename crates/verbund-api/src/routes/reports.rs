@@ -79,7 +79,10 @@ pub async fn create_token(
         state.now(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(SiteTokenCreated { token, secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(SiteTokenCreated { token, secret }),
+    ))
 }
 
 /// List a site's tokens (never their secrets).
@@ -150,11 +153,9 @@ pub async fn report(
             )),
         ));
     }
-    let ApiJson(report) = body.map_err(|e| {
-        match e {
-            ApiError::TooLarge(_) => refuse("too-large", ApiError::TooLarge(MAX_REPORT_BYTES)),
-            e => refuse("malformed", e),
-        }
+    let ApiJson(report) = body.map_err(|e| match e {
+        ApiError::TooLarge(_) => refuse("too-large", ApiError::TooLarge(MAX_REPORT_BYTES)),
+        e => refuse("malformed", e),
     })?;
     report
         .validate()

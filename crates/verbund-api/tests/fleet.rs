@@ -1,0 +1,679 @@
+//! Site reports and fleet health through the real router, on SQLite and PostgreSQL:
+//! site tokens, the lifecycle moves reports drive, idempotent sequences, refused batches
+//! that change nothing, silence turning a site `unknown`, and the fleet view per caller.
+
+#[macro_use]
+mod common;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use chrono::{Duration, Utc};
+use common::*;
+use serde_json::{json, Value};
+
+api_tests!(
+    reports_drive_the_lifecycle,
+    repeated_and_late_reports_change_nothing,
+    bad_reports_are_refused_and_change_nothing,
+    silent_sites_turn_unknown,
+    fleet_is_scoped_to_the_caller,
+);
+
+/// Two providers with a site each, two Gemeinden with an admin each, one offering; one
+/// booking per Gemeinde, moved to `provisioning` as the publisher would.
+struct Fleet {
+    /// The site the bookings landed on, and the other one.
+    site: String,
+    other: String,
+    /// Booking of the first and the second Gemeinde.
+    a: String,
+    b: String,
+    a_admin: String,
+    a_org: String,
+    b_org: String,
+    /// Site tokens of `site` and `other`.
+    token: String,
+    other_token: String,
+}
+
+async fn fleet(kit: &Kit) -> Fleet {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    verbund_placement::ensure_default_policies(&kit.store, Utc::now())
+        .await
+        .expect("default policies");
+    let bund = create_org(app, admin, bund()).await;
+    let hh = create_org(app, admin, land("Hamburg", "02", &bund)).await;
+    let a_org = create_org(
+        app,
+        admin,
+        gemeinde("Hamburg", "020000000000", "02000000", &hh),
+    )
+    .await;
+    let sh = create_org(app, admin, land("Schleswig-Holstein", "01", &bund)).await;
+    let b_org = create_org(
+        app,
+        admin,
+        gemeinde("Flensburg", "010010000000", "01001000", &sh),
+    )
+    .await;
+    for p in ["p1", "p2"] {
+        ok(
+            post(app, admin, "/api/v1/providers", provider(p)).await,
+            StatusCode::CREATED,
+        );
+    }
+    let add_site = async |name: &str, p: &str| {
+        let mut spec = site(name, p);
+        spec["certifications"]
+            .as_array_mut()
+            .expect("certifications")
+            .push(json!({"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2027-12-31"}));
+        ok(
+            post(app, admin, "/api/v1/sites", spec).await,
+            StatusCode::CREATED,
+        );
+    };
+    // The second site comes after the bookings, so both land on the first.
+    add_site("s1", "p1").await;
+    let vendor = a_org.clone();
+    ok(
+        post(app, admin, "/api/v1/offerings", offering("portal", &vendor)).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            admin,
+            "/api/v1/offerings/portal/versions",
+            version("1.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let book = async |org: &str| {
+        let body = json!({"organisation": org, "offering": "portal", "plan": "s", "config": {}});
+        let b = ok(
+            post(app, admin, "/api/v1/bookings", body).await,
+            StatusCode::CREATED,
+        );
+        assert_eq!(b["booking"]["state"], "placed", "{b}");
+        (
+            b["booking"]["id"].as_str().expect("id").to_string(),
+            b["booking"]["site"].as_str().expect("site").to_string(),
+        )
+    };
+    let (a, site_a) = book(&a_org).await;
+    let (b, site_b) = book(&b_org).await;
+    assert_eq!((site_a.as_str(), site_b.as_str()), ("s1", "s1"));
+    add_site("s2", "p2").await;
+    kit.store
+        .advance_bookings(
+            "test/publisher",
+            &[a.clone(), b.clone()],
+            verbund_domain::booking::BookingState::Placed,
+            verbund_domain::booking::BookingState::Provisioning,
+            "booking.provision",
+            Utc::now(),
+        )
+        .await
+        .expect("provision");
+    let other = if site_a == "s1" { "s2" } else { "s1" }.to_string();
+    let token = site_token(kit, &site_a).await;
+    let other_token = site_token(kit, &other).await;
+    let (_, a_admin) = kit
+        .user(
+            "hh-admin",
+            json!([{"role": "org-admin", "organisation": a_org}]),
+        )
+        .await;
+    Fleet {
+        site: site_a,
+        other,
+        a,
+        b,
+        a_admin,
+        a_org,
+        b_org,
+        token,
+        other_token,
+    }
+}
+
+async fn site_token(kit: &Kit, site: &str) -> String {
+    let r = ok(
+        post(
+            &kit.app,
+            &kit.admin,
+            &format!("/api/v1/sites/{site}/tokens"),
+            json!({"name": "agent"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(r["site"], site);
+    r["secret"].as_str().expect("secret").to_string()
+}
+
+fn observation(booking: &str, version: &str, ready: u32, smoke: &str) -> Value {
+    json!({"booking": booking, "applied_version": version, "desired_replicas": 1,
+           "ready_replicas": ready, "conditions": [], "smoke_test": smoke})
+}
+
+fn report(sequence: u64, bookings: Vec<Value>) -> Value {
+    json!({
+        "sequence": sequence,
+        "agent": {"name": "verbund-agent/test", "interval_seconds": 10},
+        "site": {"kubernetes_version": "v1.33.2", "health": "healthy",
+                 "free": {"cpu_millis": 1000, "memory_mib": 2048, "storage_gib": 100}},
+        "bookings": bookings,
+    })
+}
+
+async fn send_report(app: &axum::Router, token: &str, site: &str, body: &Value) -> Resp {
+    post(
+        app,
+        token,
+        &format!("/api/v1/sites/{site}/reports"),
+        body.clone(),
+    )
+    .await
+}
+
+async fn state_of(kit: &Kit, id: &str) -> Value {
+    ok(
+        get(&kit.app, &kit.admin, &format!("/api/v1/bookings/{id}")).await,
+        StatusCode::OK,
+    )
+}
+
+async fn audit_actions(kit: &Kit, object: &str) -> Vec<(String, String)> {
+    all(
+        &kit.app,
+        &kit.admin,
+        &format!("/api/v1/audit?object={}", enc(object)),
+    )
+    .await
+    .iter()
+    .map(|e| {
+        (
+            e["actor"].as_str().unwrap_or_default().to_string(),
+            e["action"].as_str().unwrap_or_default().to_string(),
+        )
+    })
+    .collect()
+}
+
+async fn reports_drive_the_lifecycle(kit: Kit) {
+    let f = fleet(&kit).await;
+    let app = &kit.app;
+    // Not ready yet: nothing moves, but the observation is recorded.
+    let r = ok(
+        send_report(
+            app,
+            &f.token,
+            &f.site,
+            &report(1, vec![observation(&f.a, "1.0.0", 0, "pending")]),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        r,
+        json!({"accepted": true, "sequence": 1, "bookings": 1, "transitions": 0})
+    );
+    let a = state_of(&kit, &f.a).await;
+    assert_eq!(a["state"], "provisioning");
+    assert_eq!(a["observed"]["ready_replicas"], 0);
+    assert_eq!(a["observed"]["problem"], "0 of 1 replicas ready");
+    assert_eq!(a["observed"]["site_health"], "healthy");
+    assert_eq!(a["observed"]["simulated"], false);
+
+    // Ready with a passed smoke test: provisioning → active, attributed to the site.
+    let ready = vec![
+        observation(&f.a, "1.0.0", 1, "passed"),
+        observation(&f.b, "1.0.0", 1, "none"),
+    ];
+    let r = ok(
+        send_report(app, &f.token, &f.site, &report(2, ready)).await,
+        StatusCode::OK,
+    );
+    assert_eq!(r["transitions"], 2);
+    assert_eq!(state_of(&kit, &f.a).await["state"], "active");
+    assert_eq!(state_of(&kit, &f.b).await["state"], "active");
+    let site_actor = format!("site/{}", f.site);
+    assert!(
+        audit_actions(&kit, &format!("booking/{}", f.a))
+            .await
+            .contains(&(site_actor.clone(), "booking.ready".into())),
+        "the move is audited as the site"
+    );
+
+    // A failing smoke test degrades it, with the reason; a passing one restores it.
+    let r = send_report(
+        app,
+        &f.token,
+        &f.site,
+        &report(3, vec![observation(&f.a, "1.0.0", 1, "failed")]),
+    )
+    .await;
+    assert_eq!(ok(r, StatusCode::OK)["transitions"], 1);
+    let a = state_of(&kit, &f.a).await;
+    assert_eq!(a["state"], "degraded");
+    assert_eq!(a["reason"], "the smoke test failed");
+    let r = send_report(
+        app,
+        &f.token,
+        &f.site,
+        &report(4, vec![observation(&f.a, "1.0.0", 1, "passed")]),
+    )
+    .await;
+    assert_eq!(ok(r, StatusCode::OK)["transitions"], 1);
+    let a = state_of(&kit, &f.a).await;
+    assert_eq!(a["state"], "active");
+    assert!(a.get("reason").is_none(), "{a}");
+    let actions: Vec<String> = audit_actions(&kit, &format!("booking/{}", f.a))
+        .await
+        .into_iter()
+        .filter(|(actor, _)| *actor == site_actor)
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(
+        actions,
+        ["booking.ready", "booking.degrade", "booking.ready"]
+    );
+
+    // The fleet view counts them, with the version the site runs.
+    let fleet = ok(get(app, &kit.admin, "/api/v1/fleet").await, StatusCode::OK);
+    let s = fleet["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == f.site.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(s["bookings"], json!({"active": 2}));
+    assert_eq!(s["health"], "healthy");
+    assert_eq!(s["kubernetes_version"], "v1.33.2");
+    let o = &fleet["offerings"][0];
+    assert_eq!(o["versions_in_use"], json!({"1.0.0": 2}));
+    assert_eq!(o["desired_versions"], json!({"1.0.0": 2}));
+    assert_eq!(fleet["bookings"], json!({"active": 2}));
+
+    // Metrics: reports counted, the site's health exposed.
+    let r = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let text = r.2.as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("verbund_site_reports_total{outcome=\"accepted\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "verbund_site_health{{site=\"{}\",health=\"healthy\"}} 1",
+            f.site
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("verbund_bookings{state=\"active\"} 2"),
+        "{text}"
+    );
+}
+
+async fn repeated_and_late_reports_change_nothing(kit: Kit) {
+    let f = fleet(&kit).await;
+    let app = &kit.app;
+    let ready = report(10, vec![observation(&f.a, "1.0.0", 1, "passed")]);
+    ok(
+        send_report(app, &f.token, &f.site, &ready).await,
+        StatusCode::OK,
+    );
+    assert_eq!(state_of(&kit, &f.a).await["state"], "active");
+    let audit = audit_count(&kit).await;
+    // The same batch again, and an older one saying it is not ready: both acknowledged
+    // as known, neither moves anything back.
+    let r = ok(
+        send_report(app, &f.token, &f.site, &ready).await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        r,
+        json!({"accepted": false, "sequence": 10, "bookings": 1, "transitions": 0})
+    );
+    let late = report(9, vec![observation(&f.a, "1.0.0", 0, "failed")]);
+    let r = ok(
+        send_report(app, &f.token, &f.site, &late).await,
+        StatusCode::OK,
+    );
+    assert_eq!(r["accepted"], false);
+    let a = state_of(&kit, &f.a).await;
+    assert_eq!(a["state"], "active");
+    assert_eq!(a["observed"]["sequence"], 10);
+    assert_eq!(a["observed"]["ready_replicas"], 1);
+    assert_eq!(audit_count(&kit).await, audit, "nothing audited");
+}
+
+async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {
+    let f = fleet(&kit).await;
+    let app = &kit.app;
+    ok(
+        send_report(
+            app,
+            &f.token,
+            &f.site,
+            &report(5, vec![observation(&f.a, "1.0.0", 0, "pending")]),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let snapshot = async || {
+        let mut fleet = ok(get(app, &kit.admin, "/api/v1/fleet").await, StatusCode::OK);
+        fleet["generated_at"] = Value::Null;
+        for s in fleet["sites"].as_array_mut().unwrap() {
+            s["report_lag_seconds"] = Value::Null;
+        }
+        json!({
+            "a": state_of(&kit, &f.a).await,
+            "b": state_of(&kit, &f.b).await,
+            "fleet": fleet,
+            "audit": audit_count(&kit).await,
+        })
+    };
+    let before = snapshot().await;
+    let ready = |seq| report(seq, vec![observation(&f.a, "1.0.0", 1, "passed")]);
+
+    // Another site's token.
+    let r = send_report(app, &f.other_token, &f.site, &ready(6)).await;
+    let detail = assert_problem(&r, StatusCode::FORBIDDEN, None);
+    assert!(
+        detail.contains(&format!("belongs to site `{}`", f.other)),
+        "{detail}"
+    );
+    // A user's token (even the federation admin's) cannot report.
+    let r = send_report(app, &kit.admin, &f.site, &ready(6)).await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    // A site token opens nothing else.
+    let r = get(app, &f.token, "/api/v1/fleet").await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    // A booking not placed on that site, within an otherwise good batch.
+    let mut foreign = ready(6);
+    foreign["bookings"]
+        .as_array_mut()
+        .unwrap()
+        .push(observation(&f.b, "1.0.0", 1, "passed"));
+    let r = send_report(app, &f.other_token, &f.other, &foreign).await;
+    let detail = assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/bookings/0/booking"),
+    );
+    assert!(detail.contains("is not placed on site"), "{detail}");
+    let mut unknown = ready(6);
+    unknown["bookings"]
+        .as_array_mut()
+        .unwrap()
+        .push(observation("no-such-booking", "1.0.0", 1, "passed"));
+    let r = send_report(app, &f.token, &f.site, &unknown).await;
+    assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/bookings/1/booking"),
+    );
+    // Malformed: not JSON, a wrong type, an unknown field, an invalid version.
+    let raw = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/v1/sites/{}/reports", f.site))
+        .header(header::AUTHORIZATION, format!("Bearer {}", f.token))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"sequence\": 7,"))
+        .unwrap();
+    assert_problem(&send(app, raw).await, StatusCode::BAD_REQUEST, None);
+    let mut wrong = ready(6);
+    wrong["bookings"][0]["ready_replicas"] = json!("one");
+    assert_problem(
+        &send_report(app, &f.token, &f.site, &wrong).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/bookings/0/ready_replicas"),
+    );
+    let mut extra = ready(6);
+    extra["site"]["owner"] = json!("me");
+    assert_problem(
+        &send_report(app, &f.token, &f.site, &extra).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+    );
+    let mut bad_version = ready(6);
+    bad_version["bookings"][0]["applied_version"] = json!("latest");
+    assert_problem(
+        &send_report(app, &f.token, &f.site, &bad_version).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/bookings/0/applied_version"),
+    );
+    // Oversized: more bookings than a batch may carry, and more bytes than the limit.
+    let many: Vec<Value> = (0..=verbund_domain::report::MAX_BOOKINGS_PER_REPORT)
+        .map(|i| observation(&format!("b{i}"), "1.0.0", 1, "none"))
+        .collect();
+    assert_problem(
+        &send_report(app, &f.token, &f.site, &report(6, many)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/bookings"),
+    );
+    let mut huge = ready(6);
+    huge["site"]["message"] = json!("x".repeat(verbund_domain::report::MAX_REPORT_BYTES));
+    assert_problem(
+        &send_report(app, &f.token, &f.site, &huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+    );
+    // A revoked token.
+    let tokens = ok(
+        get(
+            app,
+            &kit.admin,
+            &format!("/api/v1/sites/{}/tokens", f.other),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let id = tokens[0]["id"].as_str().unwrap();
+    assert!(
+        tokens[0].get("secret").is_none(),
+        "secrets are never listed"
+    );
+    ok(
+        delete(
+            app,
+            &kit.admin,
+            &format!("/api/v1/sites/{}/tokens/{id}", f.other),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let r = send_report(app, &f.other_token, &f.other, &report(6, vec![])).await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+
+    // Nothing changed but the revocation's audit event.
+    let mut after = snapshot().await;
+    assert_eq!(after["audit"], json!(before["audit"].as_i64().unwrap() + 1));
+    after["audit"] = before["audit"].clone();
+    assert_eq!(after, before);
+    // Every refusal was counted by reason.
+    let r = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let text = r.2.as_str().unwrap_or_default().to_string();
+    for (reason, n) in [
+        ("wrong-site", 1),
+        ("unauthenticated", 2),
+        ("foreign-booking", 2),
+        ("malformed", 3),
+        ("invalid", 2),
+        ("too-large", 1),
+    ] {
+        assert!(
+            text.contains(&format!(
+                "verbund_site_reports_total{{outcome=\"refused-{reason}\"}} {n}"
+            )),
+            "{reason}: {text}"
+        );
+    }
+    // The good report still works afterwards.
+    assert_eq!(
+        ok(
+            send_report(app, &f.token, &f.site, &ready(6)).await,
+            StatusCode::OK
+        )["transitions"],
+        1
+    );
+}
+
+async fn silent_sites_turn_unknown(kit: Kit) {
+    let f = fleet(&kit).await;
+    ok(
+        send_report(
+            &kit.app,
+            &f.token,
+            &f.site,
+            &report(1, vec![observation(&f.a, "1.0.0", 1, "passed")]),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let health = async |app: &axum::Router| {
+        let fleet = ok(get(app, &kit.admin, "/api/v1/fleet").await, StatusCode::OK);
+        let a = ok(
+            get(app, &kit.admin, &format!("/api/v1/bookings/{}", f.a)).await,
+            StatusCode::OK,
+        );
+        (fleet, a["observed"]["site_health"].clone())
+    };
+    // The interval is 10 s: within 15 s the site is still healthy, after that unknown.
+    let soon = kit.app_at(Utc::now() + Duration::seconds(12));
+    let (fleet, booking) = health(&soon).await;
+    assert_eq!(
+        fleet["stale_sites"],
+        json!([f.other]),
+        "only the never-reporting site"
+    );
+    assert_eq!(booking, "healthy");
+    let later_at = Utc::now() + Duration::seconds(16);
+    let later = kit.app_at(later_at);
+    let (fleet, booking) = health(&later).await;
+    let mut stale = vec![f.site.clone(), f.other.clone()];
+    stale.sort();
+    assert_eq!(fleet["stale_sites"], json!(stale));
+    assert_eq!(booking, "unknown", "the booking shows its site's silence");
+    assert_eq!(
+        state_of(&kit, &f.a).await["state"],
+        "active",
+        "silence is not a failure"
+    );
+    // The watchdog records it once; a new report brings the site back, also audited.
+    let marked = kit
+        .store
+        .mark_silent_sites("system/fleet", later_at)
+        .await
+        .unwrap();
+    assert_eq!(marked, [f.site.clone()]);
+    assert!(kit
+        .store
+        .mark_silent_sites("system/fleet", later_at)
+        .await
+        .unwrap()
+        .is_empty());
+    let site_events = audit_actions(&kit, &format!("site/{}", f.site)).await;
+    assert!(
+        site_events.contains(&("system/fleet".into(), "site.silent".into())),
+        "{site_events:?}"
+    );
+    let back = kit.app_at(later_at);
+    ok(
+        send_report(&back, &f.token, &f.site, &report(2, vec![])).await,
+        StatusCode::OK,
+    );
+    let (fleet, booking) = health(&back).await;
+    assert_eq!(fleet["stale_sites"], json!([f.other]));
+    assert_eq!(booking, "healthy");
+    let site_events = audit_actions(&kit, &format!("site/{}", f.site)).await;
+    let reporting = site_events
+        .iter()
+        .filter(|(_, a)| a == "site.reporting")
+        .count();
+    assert_eq!(reporting, 2, "first report and return: {site_events:?}");
+}
+
+async fn fleet_is_scoped_to_the_caller(kit: Kit) {
+    let f = fleet(&kit).await;
+    let app = &kit.app;
+    ok(
+        send_report(
+            app,
+            &f.token,
+            &f.site,
+            &report(
+                1,
+                vec![
+                    observation(&f.a, "1.0.0", 1, "passed"),
+                    observation(&f.b, "1.0.0", 0, "pending"),
+                ],
+            ),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let all = ok(get(app, &kit.admin, "/api/v1/fleet").await, StatusCode::OK);
+    assert_eq!(all["organisations"].as_array().unwrap().len(), 2);
+    assert_eq!(all["sites"].as_array().unwrap().len(), 2);
+    // The Gemeinde's admin sees its own booking and the site it runs on, nothing else.
+    let own = ok(get(app, &f.a_admin, "/api/v1/fleet").await, StatusCode::OK);
+    assert_eq!(own["bookings"], json!({"active": 1}));
+    assert_eq!(
+        own["organisations"],
+        json!([{"organisation": f.a_org, "bookings": {"active": 1}}])
+    );
+    let sites: Vec<&str> = own["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["site"].as_str().unwrap())
+        .collect();
+    assert_eq!(sites, [f.site.as_str()]);
+    assert_eq!(own["offerings"][0]["versions_in_use"], json!({"1.0.0": 1}));
+    let text = own.to_string();
+    assert!(
+        !text.contains(&f.b_org) && !text.contains(&f.other),
+        "{text}"
+    );
+    // A provider's operator sees its own sites.
+    let provider = if f.other == "s1" { "p1" } else { "p2" };
+    let (_, operator) = kit
+        .user(
+            "op",
+            json!([{"role": "provider-operator", "provider": provider}]),
+        )
+        .await;
+    let theirs = ok(get(app, &operator, "/api/v1/fleet").await, StatusCode::OK);
+    let sites: Vec<&str> = theirs["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["site"].as_str().unwrap())
+        .collect();
+    assert_eq!(sites, [f.other.as_str()]);
+    assert_eq!(theirs["bookings"], json!({}));
+    assert_eq!(theirs["stale_sites"], json!([f.other]));
+    // … and may not issue tokens for another provider's site.
+    let r = post(
+        app,
+        &operator,
+        &format!("/api/v1/sites/{}/tokens", f.site),
+        json!({"name": "x"}),
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    let r = post(
+        app,
+        &operator,
+        &format!("/api/v1/sites/{}/tokens", f.other),
+        json!({"name": "agent"}),
+    )
+    .await;
+    ok(r, StatusCode::CREATED);
+}
