@@ -4,7 +4,32 @@
 //! - [`sender`] delivers a [`SiteReport`](verbund_domain::report::SiteReport) to
 //!   `POST /api/v1/sites/{site}/reports` with the site's own token, retrying what may
 //!   succeed later and giving up on what never will.
+//! - [`observe`] keeps reflector stores of the cluster's objects and reads the
+//!   report's observations from their snapshot (a pure function).
+//! - [`report`] is the loop: observe, split into batches, send, every interval.
+//! - [`desired`] fetches the desired-state repository with the `git` CLI and reads a
+//!   site's environment folder the way kustomize would (only `resources` lists).
+//! - [`apply`] applies it with server-side apply and prunes what is no longer desired
+//!   (`--apply`, for sites whose delivery mode is the agent).
+//! - [`kinds`] is the fixed table of kinds the agent applies; [`install`] builds the
+//!   agent's own install manifests (RBAC from that table).
+//!
+//! Architecture Invariant: the Kubernetes client is only ever given to the stores and
+//! the applier; what the agent concludes ([`observe::observe`], [`report::batches`],
+//! [`apply::plan_prune`], [`install::install_manifests`]) is pure and tested without a
+//! cluster.
 
+// Library code reports errors, it does not abort; tests may unwrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
+
+pub mod apply;
+pub mod desired;
+pub mod error;
+pub mod install;
+pub mod kinds;
+pub mod observe;
+pub mod report;
 pub mod sender;
 
+pub use error::{Error, Result};
 pub use sender::{Receipt, ReportSender, SendError};

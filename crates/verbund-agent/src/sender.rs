@@ -51,7 +51,10 @@ impl ReportSender {
             .expect("an HTTP client with default TLS");
         Self {
             client,
-            url: format!("{}/api/v1/sites/{site}/reports", server.trim_end_matches('/')),
+            url: format!(
+                "{}/api/v1/sites/{site}/reports",
+                server.trim_end_matches('/')
+            ),
             token: token.to_string(),
             attempts: 4,
         }

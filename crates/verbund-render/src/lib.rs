@@ -19,7 +19,8 @@
 //!     networkpolicies.yaml             default deny, plus what the booking needs
 //!     rbac.yaml                        RoleBinding of the tenant's group
 //!     externalsecrets.yaml             credentials of its dependencies, if it has any
-//!     app.yaml                         the application (HelmRelease, Application or manifests)
+//!     app.yaml                         the application (HelmRelease, Application or manifests),
+//!                                      and the smoke-test Job if the offering has one
 //! ```
 //!
 //! Each booking folder is self-contained (its own `kustomization.yaml`), so a change of
@@ -78,6 +79,7 @@ pub mod names;
 pub mod resources;
 pub mod root;
 pub mod secrets;
+pub mod smoke;
 mod tenant;
 pub mod values;
 mod yaml;
@@ -333,7 +335,13 @@ fn booking_files(
                 .map(|s| to_value("ExternalSecret", s))
                 .collect::<Result<_>>()?,
         ),
-        ("app.yaml", app::application(t, delivery, options)?),
+        ("app.yaml", {
+            let mut objects = app::application(t, delivery, options)?;
+            if let Some(test) = &t.placed.offering.smoke_test {
+                objects.push(to_value("Job", &smoke::smoke_test_job(t, test, delivery))?);
+            }
+            objects
+        }),
     ])
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use verbund_domain::booking::{Booking, BookingState};
-use verbund_domain::catalog::{OfferingSpec, Package, VersionSpec};
+use verbund_domain::catalog::{OfferingSpec, Package, SmokeTest, VersionSpec};
 use verbund_domain::directory::{Delivery, Environment, Level, Organisation, SiteSpec};
 use verbund_render::names::{is_dns_label, is_label_value};
 use verbund_render::{render, Error, PlacedBooking, RenderInput, RenderOptions, RenderedFile};
@@ -169,7 +169,15 @@ fn world() -> World {
                 "replicaCount": 1
             }),
         ),
-        forms: offering("formulare", &["postgresql"]),
+        // The plain-manifests application has a smoke test (the Helm ones have none).
+        forms: OfferingSpec {
+            smoke_test: Some(SmokeTest {
+                image: "registry.example/formulare-smoke:1".into(),
+                command: vec!["/smoke".into(), "--url".into(), "http://formulare".into()],
+                timeout_seconds: 120,
+            }),
+            ..offering("formulare", &["postgresql"])
+        },
         forms_manifests: manifests(
             "1.4.0",
             vec![
@@ -318,12 +326,79 @@ fn snapshot_agent() {
     );
 }
 
+#[test]
+fn an_offering_with_a_smoke_test_gets_a_job_per_version() {
+    let w = world();
+    for mode in ["flux", "argocd", "agent"] {
+        let files = render(&w.input(mode, true), &options()).unwrap();
+        let apps: Vec<&RenderedFile> = files
+            .iter()
+            .filter(|f| f.path.ends_with("/app.yaml"))
+            .collect();
+        let jobs: Vec<Value> = apps
+            .iter()
+            .flat_map(|f| objects(f))
+            .filter(|o| o["kind"] == "Job")
+            .collect();
+        // Only the forms booking's offering has a smoke test.
+        assert_eq!(jobs.len(), 1, "{mode}");
+        let job = &jobs[0];
+        assert_eq!(job["apiVersion"], "batch/v1");
+        assert_eq!(job["metadata"]["name"], "smoke-test-1-4-0");
+        let labels = &job["metadata"]["labels"];
+        assert_eq!(labels["verbund.dev/smoke-test"], "true");
+        assert_eq!(
+            labels["verbund.dev/booking"],
+            "0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e21"
+        );
+        assert_eq!(labels["verbund.dev/version"], "1.4.0");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "verbund");
+        let spec = &job["spec"];
+        assert_eq!(spec["backoffLimit"], 0);
+        assert_eq!(spec["activeDeadlineSeconds"], 120);
+        assert!(spec.get("ttlSecondsAfterFinished").is_none());
+        let pod = &spec["template"]["spec"];
+        assert_eq!(pod["restartPolicy"], "Never");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        let container = &pod["containers"][0];
+        assert_eq!(container["image"], "registry.example/formulare-smoke:1");
+        assert_eq!(
+            container["command"],
+            json!(["/smoke", "--url", "http://formulare"])
+        );
+        assert_eq!(
+            container["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
+        assert_eq!(
+            container["securityContext"]["capabilities"]["drop"],
+            json!(["ALL"])
+        );
+        assert_eq!(
+            container["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(
+            job["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"],
+            if mode == "argocd" {
+                json!("2")
+            } else {
+                Value::Null
+            },
+            "{mode}"
+        );
+    }
+    // Without manifests (Helm offerings, no smoke test) no Job is rendered.
+    let files = render(&w.input("flux", false), &options()).unwrap();
+    assert!(!text(&files).contains("kind: Job"));
+}
+
 // ---------------------------------------------------------------- schemas
 
 const DEFINITIONS: &str = "https://kubernetes.io/api/_definitions.json";
 /// Oldest Kubernetes among the demo sites, the one k8s-openapi is built for, the newest.
 const KUBERNETES: [&str; 3] = ["v1.30.0", "v1.33.0", "v1.37.0"];
-const BUILTIN: [(&str, &str, &str); 8] = [
+const BUILTIN: [(&str, &str, &str); 9] = [
     ("v1", "Namespace", "namespace-v1.json"),
     ("v1", "ResourceQuota", "resourcequota-v1.json"),
     ("v1", "LimitRange", "limitrange-v1.json"),
@@ -340,6 +415,7 @@ const BUILTIN: [(&str, &str, &str); 8] = [
     ("v1", "ConfigMap", "configmap-v1.json"),
     ("v1", "Service", "service-v1.json"),
     ("apps/v1", "Deployment", "deployment-apps-v1.json"),
+    ("batch/v1", "Job", "job-batch-v1.json"),
 ];
 const CUSTOM: [(&str, &str, &str); 8] = [
     (

@@ -22,6 +22,8 @@ KINDS = [
     "configmap-v1.json",
     "service-v1.json",
     "deployment-apps-v1.json",
+    # The smoke-test Job of offerings that have one.
+    "job-batch-v1.json",
 ]
 PREFIXES = ("/api/_definitions.json#/$defs/", "#/$defs/")
 

@@ -1,0 +1,322 @@
+//! `--apply`: the agent as the site's delivery engine. It applies the desired state of
+//! its site's environment with server-side apply and prunes what is no longer desired.
+//!
+//! Why server-side apply: the agent owns exactly the fields it sets (field manager
+//! `verbund-agent`, forced, so that a hand edit of those fields is taken back), and
+//! fields others own (controllers, HPAs) stay theirs. Order: namespaces first, then the
+//! rest as the kustomizations list them; pruning after everything was applied.
+//!
+//! # Prune rule ([`plan_prune`])
+//!
+//! Candidates are the objects of the kinds in [`crate::kinds::APPLIED`] labelled
+//! `app.kubernetes.io/managed-by=verbund` and without `ownerReferences` (objects a
+//! controller made from one of ours are the controller's to delete). Of those:
+//! - a Namespace labelled `verbund.dev/booking` that is not desired (its booking folder
+//!   is gone) is deleted, and with it everything inside;
+//! - a namespaced object inside a namespace that holds desired objects, but which is not
+//!   desired itself (same kind, namespace and name), is deleted; e.g. the previous
+//!   version's smoke-test Job.
+//!
+//! Objects in other namespaces are never touched.
+//!
+//! # When
+//!
+//! [`run`] applies when the fetched commit changed, and every `resync` anyway, to take
+//! back drift.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::Client;
+use serde_json::Value;
+
+use crate::desired::Repository;
+use crate::error::{Error, Result};
+use crate::kinds::{self, Kind};
+use crate::observe::BOOKING_LABEL;
+
+/// The field manager of everything the agent applies.
+pub const FIELD_MANAGER: &str = "verbund-agent";
+/// The selector of what verbund manages.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=verbund";
+
+/// An object of the desired state, of a kind the agent applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub kind: &'static Kind,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub object: Value,
+}
+
+/// Where an object is, for pruning.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub kind: &'static str,
+    pub api_version: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+/// An object found in the cluster.
+#[derive(Debug, Clone)]
+pub struct Existing {
+    pub kind: &'static Kind,
+    pub object: DynamicObject,
+}
+
+impl Desired {
+    fn key(&self) -> ObjectKey {
+        ObjectKey {
+            kind: self.kind.kind,
+            api_version: self.kind.api_version(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The objects the agent applies, in order; objects of other kinds or without a name
+/// are refused (returned as errors, not applied).
+pub fn classify(objects: Vec<Value>) -> (Vec<Desired>, Vec<Error>) {
+    let mut desired = Vec::new();
+    let mut refused = Vec::new();
+    for object in crate::desired::namespaces_first(objects) {
+        let api_version = object["apiVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let kind_name = object["kind"].as_str().unwrap_or_default().to_string();
+        let Some(kind) = kinds::find(&api_version, &kind_name) else {
+            refused.push(Error::UnknownKind {
+                api_version,
+                kind: kind_name,
+            });
+            continue;
+        };
+        let Some(name) = object["metadata"]["name"].as_str().map(String::from) else {
+            refused.push(Error::Desired {
+                path: format!("{api_version} {kind_name}"),
+                message: "an object without `metadata.name`".into(),
+            });
+            continue;
+        };
+        let namespace = kind
+            .namespaced
+            .then(|| object["metadata"]["namespace"].as_str().map(String::from))
+            .flatten();
+        if kind.namespaced && namespace.is_none() {
+            refused.push(Error::Desired {
+                path: format!("{kind_name} {name}"),
+                message: "a namespaced object without `metadata.namespace`".into(),
+            });
+            continue;
+        }
+        desired.push(Desired {
+            kind,
+            namespace,
+            name,
+            object,
+        });
+    }
+    (desired, refused)
+}
+
+/// What to delete: see the module's prune rule.
+pub fn plan_prune(desired: &[Desired], existing: &[Existing]) -> Vec<ObjectKey> {
+    let wanted: BTreeSet<ObjectKey> = desired.iter().map(Desired::key).collect();
+    let scope: BTreeSet<&str> = desired
+        .iter()
+        .filter_map(|d| match d.kind.namespaced {
+            true => d.namespace.as_deref(),
+            false if d.kind.kind == "Namespace" => Some(d.name.as_str()),
+            false => None,
+        })
+        .collect();
+    let mut out: Vec<ObjectKey> = existing
+        .iter()
+        .filter(|e| {
+            let meta = &e.object.metadata;
+            let managed = meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app.kubernetes.io/managed-by"))
+                .is_some_and(|v| v == "verbund");
+            let owned = meta
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| !o.is_empty());
+            managed && !owned && meta.deletion_timestamp.is_none()
+        })
+        .filter_map(|e| {
+            let meta = &e.object.metadata;
+            let key = ObjectKey {
+                kind: e.kind.kind,
+                api_version: e.kind.api_version(),
+                namespace: e.kind.namespaced.then(|| meta.namespace.clone()).flatten(),
+                name: meta.name.clone()?,
+            };
+            if wanted.contains(&key) {
+                return None;
+            }
+            let prune = if e.kind.kind == "Namespace" {
+                meta.labels
+                    .as_ref()
+                    .is_some_and(|l| l.contains_key(BOOKING_LABEL))
+            } else {
+                key.namespace
+                    .as_deref()
+                    .is_some_and(|ns| scope.contains(ns))
+            };
+            prune.then_some(key)
+        })
+        .collect();
+    // Inside namespaces first, namespaces last.
+    out.sort_by_key(|k| (k.kind == "Namespace", k.clone()));
+    out
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub applied: usize,
+    pub pruned: usize,
+    /// Objects refused or failed, one sentence each.
+    pub problems: Vec<String>,
+}
+
+/// Applies and prunes with a Kubernetes client.
+#[derive(Clone)]
+pub struct Applier {
+    client: Client,
+}
+
+impl Applier {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+        let resource = kind.api_resource();
+        match namespace {
+            Some(ns) if kind.namespaced => Api::namespaced_with(self.client.clone(), ns, &resource),
+            _ => Api::all_with(self.client.clone(), &resource),
+        }
+    }
+
+    /// Applies `objects` (a site environment's desired state), then prunes. A failed
+    /// object is logged and counted; the others go on.
+    pub async fn apply(&self, objects: Vec<Value>) -> Result<ApplyOutcome> {
+        let (desired, refused) = classify(objects);
+        let mut outcome = ApplyOutcome::default();
+        for e in refused {
+            tracing::warn!(error = %e, "not applied");
+            outcome.problems.push(e.to_string());
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        for d in &desired {
+            let api = self.api(d.kind, d.namespace.as_deref());
+            match api.patch(&d.name, &params, &Patch::Apply(&d.object)).await {
+                Ok(_) => outcome.applied += 1,
+                Err(e) => {
+                    tracing::warn!(kind = d.kind.kind, namespace = ?d.namespace, name = %d.name, error = %e, "apply failed");
+                    outcome
+                        .problems
+                        .push(format!("{} {}: {e}", d.kind.kind, d.name));
+                }
+            }
+        }
+        let existing = self.existing().await?;
+        for key in plan_prune(&desired, &existing) {
+            let Some(kind) = kinds::find(&key.api_version, key.kind) else {
+                continue;
+            };
+            let api = self.api(kind, key.namespace.as_deref());
+            match api.delete(&key.name, &DeleteParams::background()).await {
+                Ok(_) => {
+                    tracing::info!(kind = key.kind, namespace = ?key.namespace, name = %key.name, "pruned");
+                    outcome.pruned += 1;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(kind = key.kind, name = %key.name, error = %e, "prune failed");
+                    outcome
+                        .problems
+                        .push(format!("{} {}: {e}", key.kind, key.name));
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Every object verbund manages, of the kinds the agent applies. A kind the cluster
+    /// does not serve (no Flux installed) has none.
+    async fn existing(&self) -> Result<Vec<Existing>> {
+        let mut out = Vec::new();
+        let params = ListParams::default().labels(MANAGED_BY);
+        for kind in &kinds::APPLIED {
+            match self.api(kind, None).list(&params).await {
+                Ok(list) => out.extend(
+                    list.items
+                        .into_iter()
+                        .map(|object| Existing { kind, object }),
+                ),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Fetches every `poll`, applies `folder` when the commit changed or `resync` has
+/// passed since the last apply. Never returns; errors are logged.
+pub async fn run(
+    applier: Applier,
+    repository: Repository,
+    folder: String,
+    poll: Duration,
+    resync: Duration,
+) {
+    let mut last: Option<(String, Instant)> = None;
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let commit = match repository.fetch().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "desired state not fetched");
+                continue;
+            }
+        };
+        let due = match &last {
+            Some((applied, at)) => *applied != commit || at.elapsed() >= resync,
+            None => true,
+        };
+        if !due {
+            continue;
+        }
+        let objects = match repository.objects(&commit, &folder).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(commit = %commit, error = %e, "desired state unreadable, nothing applied");
+                continue;
+            }
+        };
+        match applier.apply(objects).await {
+            Ok(outcome) => {
+                tracing::info!(
+                    commit = %commit,
+                    applied = outcome.applied,
+                    pruned = outcome.pruned,
+                    problems = outcome.problems.len(),
+                    "desired state applied"
+                );
+                last = Some((commit, Instant::now()));
+            }
+            Err(e) => tracing::warn!(commit = %commit, error = %e, "apply failed"),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The kinds the agent applies and prunes: a fixed table rather than API discovery.
+//!
+//! Why fixed: the renderer emits a known set of kinds (see `verbund-render`), the
+//! agent's write ClusterRole ([`crate::install`]) must name exactly the kinds it may
+//! touch, and pruning must never reach kinds that controllers create from verbund's
+//! objects. So the table is the single list both read. An object of any other kind in
+//! the desired state is refused (logged, not applied), never guessed.
+//!
+//! `PersistentVolumeClaim` is deliberately absent: claims made from a StatefulSet's
+//! `volumeClaimTemplates` carry the template's labels, and pruning them would delete
+//! tenant data. `Role` is absent too: creating one needs the `escalate` right over
+//! everything it grants; tenants get the site's cluster role through their RoleBinding.
+
+use kube::core::{ApiResource, GroupVersionKind};
+
+/// One kind the agent applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+}
+
+impl Kind {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn api_resource(&self) -> ApiResource {
+        ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(self.group, self.version, self.kind),
+            self.plural,
+        )
+    }
+}
+
+const fn kind(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+) -> Kind {
+    Kind {
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+    }
+}
+
+/// Every kind the agent applies, the namespace first (it is applied first).
+pub const APPLIED: [Kind; 19] = [
+    kind("", "v1", "Namespace", "namespaces", false),
+    // The tenancy (namespace.yaml, quota.yaml, networkpolicies.yaml, rbac.yaml).
+    kind("", "v1", "ResourceQuota", "resourcequotas", true),
+    kind("", "v1", "LimitRange", "limitranges", true),
+    kind(
+        "networking.k8s.io",
+        "v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        true,
+    ),
+    kind(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+    ),
+    kind(
+        "external-secrets.io",
+        "v1",
+        "ExternalSecret",
+        "externalsecrets",
+        true,
+    ),
+    // The application: Flux (where the agent's site runs Flux's controllers) …
+    kind(
+        "helm.toolkit.fluxcd.io",
+        "v2",
+        "HelmRelease",
+        "helmreleases",
+        true,
+    ),
+    kind(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "HelmRepository",
+        "helmrepositories",
+        true,
+    ),
+    kind(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "OCIRepository",
+        "ocirepositories",
+        true,
+    ),
+    // … or the plain manifests vendors ship, and the smoke test.
+    kind("", "v1", "ConfigMap", "configmaps", true),
+    kind("", "v1", "Service", "services", true),
+    kind("", "v1", "ServiceAccount", "serviceaccounts", true),
+    kind("apps", "v1", "Deployment", "deployments", true),
+    kind("apps", "v1", "StatefulSet", "statefulsets", true),
+    kind("batch", "v1", "Job", "jobs", true),
+    kind("batch", "v1", "CronJob", "cronjobs", true),
+    kind("networking.k8s.io", "v1", "Ingress", "ingresses", true),
+    kind(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        true,
+    ),
+    kind(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+    ),
+];
+
+/// The kind of an object with `apiVersion` and `kind`, if the agent applies it.
+pub fn find(api_version: &str, kind: &str) -> Option<&'static Kind> {
+    APPLIED
+        .iter()
+        .find(|k| k.kind == kind && k.api_version() == api_version)
+}
+
+/// Flux's HelmRelease, which the agent also observes.
+pub fn helm_release() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("helm.toolkit.fluxcd.io", "v2", "HelmRelease"),
+        "helmreleases",
+    )
+}
+
+/// Argo CD's Application, which the agent observes.
+pub fn application() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
+        "applications",
+    )
+}

@@ -1,0 +1,623 @@
+//! What runs on the site, as the control plane wants to hear it: reflector stores of the
+//! cluster's objects ([`Stores`]) and a pure function from their snapshot to the report's
+//! observations ([`observe`]).
+//!
+//! Why two halves: the stores are I/O (watches that follow the cluster), the reading is
+//! a decision that tests pin down exactly from recorded API responses.
+//!
+//! # What is watched
+//!
+//! | store | selector | why |
+//! | --- | --- | --- |
+//! | Namespaces | label `verbund.dev/booking` | one per booking, its id in the label |
+//! | Deployments, StatefulSets | all | Helm charts label their workloads their own way, so the booking's are those *in its namespace* |
+//! | Jobs | label `verbund.dev/smoke-test=true` | the smoke tests |
+//! | HelmReleases (Flux), Applications (Argo CD) | all | the application's own verdict |
+//! | Nodes | all | capacity, site health |
+//! | Pods | not `Succeeded`/`Failed` | requests, for free capacity |
+//!
+//! # Rules
+//!
+//! - **applied_version** is the `verbund.dev/version` label (a semantic version, `_`
+//!   read back as `+`) of what delivers the application, once it has acted on it:
+//!   a HelmRelease whose `status.observedGeneration` is its generation and whose `Ready`
+//!   is `True` or `False` (an attempt at this version finished); an Application that is
+//!   `Synced`; otherwise (plain manifests) the label all of the namespace's labelled
+//!   Deployments and StatefulSets agree on, each observed by its controller
+//!   (`status.observedGeneration` ≥ generation). While an upgrade is still under way,
+//!   or the workloads disagree, no version is reported: the control plane keeps waiting.
+//!   Chart versions are not used: a verbund version is the offering's, not the chart's.
+//! - **replicas**: `spec.replicas` (default 1) and `status.readyReplicas`, summed over the
+//!   namespace's Deployments and StatefulSets.
+//! - **conditions**: the HelmRelease's `Ready`; the Application's `Healthy`
+//!   (`status.health.status` is `Healthy` → True, `Degraded`/`Missing` → False, else
+//!   Unknown) and `Synced` (`Synced` → True, `OutOfSync` → False, else Unknown); each
+//!   Deployment's `Available` (its message names the Deployment). At most 32.
+//! - **smoke_test**: the smoke-test Job (`verbund.dev/smoke-test=true`) whose
+//!   `verbund.dev/version` is the applied version: succeeded → passed, failed →
+//!   failed, otherwise pending. The agent cannot know whether an offering has a smoke
+//!   test, only whether a Job exists: a namespace without any smoke-test Job reports
+//!   `none`; one with smoke-test Jobs but none for the applied version (the new Job not
+//!   created yet) or without an applied version reports `pending`.
+//! - **site**: the API server's `/version`; free capacity is the allocatable of the
+//!   Ready nodes minus the requests of the pods bound to them (not finished; per pod
+//!   the larger of its containers' sum and its largest init container, plus overhead);
+//!   storage is `ephemeral-storage` (persistent volumes are the storage system's,
+//!   which the cluster does not account per node), 0 where nodes do not report it.
+//!   Health: all nodes Ready → healthy, some → degraded, none (or no nodes) → unhealthy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::{self, store::Writer, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Client, Resource, ResourceExt};
+use verbund_domain::report::{
+    BookingObservation, Condition, FreeCapacity, SiteHealth, SiteObservation, SmokeResult,
+};
+
+use crate::error::{Error, Result};
+use crate::kinds;
+
+pub const BOOKING_LABEL: &str = "verbund.dev/booking";
+pub const VERSION_LABEL: &str = "verbund.dev/version";
+pub const SMOKE_TEST_LABEL: &str = "verbund.dev/smoke-test";
+const MAX_CONDITIONS: usize = 32;
+
+/// Everything [`observe`] reads, at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub kubernetes_version: String,
+    pub namespaces: Vec<Arc<Namespace>>,
+    pub deployments: Vec<Arc<Deployment>>,
+    pub stateful_sets: Vec<Arc<StatefulSet>>,
+    pub jobs: Vec<Arc<Job>>,
+    pub helm_releases: Vec<Arc<DynamicObject>>,
+    pub applications: Vec<Arc<DynamicObject>>,
+    pub nodes: Vec<Arc<Node>>,
+    pub pods: Vec<Arc<Pod>>,
+}
+
+/// The site's condition and one observation per booking namespace, sorted by booking.
+pub fn observe(s: &Snapshot) -> (SiteObservation, Vec<BookingObservation>) {
+    (site(s), bookings(s))
+}
+
+// ------------------------------------------------------------------- bookings
+
+fn bookings(s: &Snapshot) -> Vec<BookingObservation> {
+    let mut out: Vec<BookingObservation> = s
+        .namespaces
+        .iter()
+        .filter_map(|ns| {
+            let booking = ns.labels().get(BOOKING_LABEL)?.clone();
+            let name = ns.metadata.name.as_deref()?;
+            Some(booking_in(s, &booking, name))
+        })
+        .collect();
+    out.sort_by(|a, b| a.booking.cmp(&b.booking));
+    out.dedup_by(|a, b| a.booking == b.booking);
+    out
+}
+
+fn in_namespace<K: Resource>(objects: &[Arc<K>], namespace: &str) -> Vec<Arc<K>> {
+    objects
+        .iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        .cloned()
+        .collect()
+}
+
+fn booking_in(s: &Snapshot, booking: &str, namespace: &str) -> BookingObservation {
+    let deployments = in_namespace(&s.deployments, namespace);
+    let stateful_sets = in_namespace(&s.stateful_sets, namespace);
+    let releases = in_namespace(&s.helm_releases, namespace);
+    // Applications live in Argo CD's namespace; they carry the booking's label.
+    let applications: Vec<&Arc<DynamicObject>> = s
+        .applications
+        .iter()
+        .filter(|a| a.labels().get(BOOKING_LABEL).map(String::as_str) == Some(booking))
+        .collect();
+
+    let mut desired = 0u32;
+    let mut ready = 0u32;
+    for d in &deployments {
+        desired += replicas(d.spec.as_ref().and_then(|s| s.replicas));
+        ready += replicas_seen(d.status.as_ref().and_then(|s| s.ready_replicas));
+    }
+    for st in &stateful_sets {
+        desired += replicas(st.spec.as_ref().and_then(|s| s.replicas));
+        ready += replicas_seen(st.status.as_ref().and_then(|s| s.ready_replicas));
+    }
+
+    let mut conditions = Vec::new();
+    let mut versions: Vec<Option<String>> = Vec::new();
+    for r in &releases {
+        let ready = dynamic_condition(r, "Ready");
+        if let Some(c) = &ready {
+            conditions.push(c.clone());
+        }
+        let observed = r.data["status"]["observedGeneration"].as_i64();
+        let finished = ready.is_some_and(|c| c.status == "True" || c.status == "False");
+        versions.push(
+            (finished && observed.is_some() && observed == r.metadata.generation)
+                .then(|| label_version(r.labels()))
+                .flatten(),
+        );
+    }
+    for a in &applications {
+        let health = a.data["status"]["health"]["status"].as_str();
+        let sync = a.data["status"]["sync"]["status"].as_str();
+        let healthy = match health {
+            Some("Healthy") => "True",
+            Some("Degraded" | "Missing") => "False",
+            _ => "Unknown",
+        };
+        let synced = match sync {
+            Some("Synced") => "True",
+            Some("OutOfSync") => "False",
+            _ => "Unknown",
+        };
+        conditions.push(condition("Healthy", healthy, health, None));
+        conditions.push(condition("Synced", synced, sync, None));
+        versions.push(
+            (sync == Some("Synced"))
+                .then(|| label_version(a.labels()))
+                .flatten(),
+        );
+    }
+    if releases.is_empty() && applications.is_empty() {
+        versions.push(workload_version(&deployments, &stateful_sets));
+    }
+    for d in &deployments {
+        let available = d
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Available"));
+        if let Some(c) = available {
+            let name = d.metadata.name.as_deref().unwrap_or_default();
+            let message = match &c.message {
+                Some(m) => format!("deployment {name}: {m}"),
+                None => format!("deployment {name}"),
+            };
+            conditions.push(condition(
+                "Available",
+                &c.status,
+                c.reason.as_deref(),
+                Some(&message),
+            ));
+        }
+    }
+    conditions.truncate(MAX_CONDITIONS);
+
+    // All that deliver the application must agree on the version.
+    let applied_version = match versions.split_first() {
+        Some((first, rest)) if rest.iter().all(|v| v == first) => first.clone(),
+        _ => None,
+    };
+    let smoke_test = smoke(
+        &in_namespace(&s.jobs, namespace),
+        applied_version.as_deref(),
+    );
+    BookingObservation {
+        booking: booking.to_string(),
+        applied_version,
+        desired_replicas: desired,
+        ready_replicas: ready,
+        conditions,
+        smoke_test,
+    }
+}
+
+fn replicas(spec: Option<i32>) -> u32 {
+    u32::try_from(spec.unwrap_or(1)).unwrap_or(0)
+}
+
+fn replicas_seen(status: Option<i32>) -> u32 {
+    u32::try_from(status.unwrap_or(0)).unwrap_or(0)
+}
+
+/// The version label as a semantic version (the renderer writes `+` as `_`).
+fn label_version(labels: &BTreeMap<String, String>) -> Option<String> {
+    let v = labels.get(VERSION_LABEL)?.replace('_', "+");
+    semver::Version::parse(&v).ok().map(|_| v)
+}
+
+/// The version the labelled workloads agree on, once each controller has seen it.
+fn workload_version(
+    deployments: &[Arc<Deployment>],
+    stateful_sets: &[Arc<StatefulSet>],
+) -> Option<String> {
+    let mut versions = BTreeSet::new();
+    let mut seen = true;
+    for d in deployments {
+        if let Some(v) = label_version(d.labels()) {
+            versions.insert(v);
+            let observed = d.status.as_ref().and_then(|s| s.observed_generation);
+            seen &= observed.is_some() && observed >= d.metadata.generation;
+        }
+    }
+    for st in stateful_sets {
+        if let Some(v) = label_version(st.labels()) {
+            versions.insert(v);
+            let observed = st.status.as_ref().and_then(|s| s.observed_generation);
+            seen &= observed.is_some() && observed >= st.metadata.generation;
+        }
+    }
+    (seen && versions.len() == 1)
+        .then(|| versions.pop_first())
+        .flatten()
+}
+
+fn smoke(jobs: &[Arc<Job>], applied: Option<&str>) -> SmokeResult {
+    let smoke_jobs: Vec<&Arc<Job>> = jobs
+        .iter()
+        .filter(|j| j.labels().get(SMOKE_TEST_LABEL).map(String::as_str) == Some("true"))
+        .collect();
+    if smoke_jobs.is_empty() {
+        return SmokeResult::None;
+    }
+    let Some(applied) = applied else {
+        return SmokeResult::Pending;
+    };
+    let Some(job) = smoke_jobs
+        .iter()
+        .find(|j| label_version(j.labels()).as_deref() == Some(applied))
+    else {
+        return SmokeResult::Pending;
+    };
+    let Some(status) = &job.status else {
+        return SmokeResult::Pending;
+    };
+    let condition = |kind: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == kind && c.status == "True")
+    };
+    if condition("Failed") || status.failed.unwrap_or(0) > 0 {
+        SmokeResult::Failed
+    } else if condition("Complete") || status.succeeded.unwrap_or(0) > 0 {
+        SmokeResult::Passed
+    } else {
+        SmokeResult::Pending
+    }
+}
+
+fn dynamic_condition(o: &DynamicObject, kind: &str) -> Option<Condition> {
+    let c = o.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"].as_str() == Some(kind))?;
+    Some(condition(
+        kind,
+        c["status"].as_str().unwrap_or("Unknown"),
+        c["reason"].as_str(),
+        c["message"].as_str(),
+    ))
+}
+
+fn condition(kind: &str, status: &str, reason: Option<&str>, message: Option<&str>) -> Condition {
+    let status = match status {
+        "True" | "False" => status,
+        _ => "Unknown",
+    };
+    Condition {
+        kind: kind.to_string(),
+        status: status.to_string(),
+        reason: reason.map(|r| clean(r, 200)),
+        message: message.map(|m| clean(m, 1000)),
+    }
+}
+
+/// Text the report accepts: no control characters, at most `max` bytes.
+pub(crate) fn clean(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if out.len() > max {
+        let mut end = max;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
+}
+
+// ----------------------------------------------------------------------- site
+
+fn site(s: &Snapshot) -> SiteObservation {
+    let is_ready = |n: &Node| {
+        n.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let mut ready_nodes = BTreeSet::new();
+    let mut not_ready = Vec::new();
+    let (mut cpu, mut memory, mut storage) = (0f64, 0f64, 0f64);
+    for n in &s.nodes {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        if !is_ready(n) {
+            not_ready.push(name);
+            continue;
+        }
+        let allocatable = n.status.as_ref().and_then(|s| s.allocatable.as_ref());
+        let get = |key: &str| allocatable.and_then(|a| a.get(key)).map_or(0.0, quantity);
+        cpu += get("cpu");
+        memory += get("memory");
+        storage += get("ephemeral-storage");
+        ready_nodes.insert(name);
+    }
+    for p in &s.pods {
+        let spec = p.spec.as_ref();
+        let on_ready_node = spec
+            .and_then(|s| s.node_name.as_ref())
+            .is_some_and(|n| ready_nodes.contains(n));
+        let finished = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|phase| phase == "Succeeded" || phase == "Failed");
+        if !on_ready_node || finished {
+            continue;
+        }
+        let requested = pod_requests(p);
+        cpu -= requested[0];
+        memory -= requested[1];
+        storage -= requested[2];
+    }
+    let health = match (s.nodes.len(), not_ready.len()) {
+        (0, _) => SiteHealth::Unhealthy,
+        (_, 0) => SiteHealth::Healthy,
+        (all, n) if n == all => SiteHealth::Unhealthy,
+        _ => SiteHealth::Degraded,
+    };
+    let message = match health {
+        _ if s.nodes.is_empty() => Some("no nodes".to_string()),
+        SiteHealth::Healthy => None,
+        _ => {
+            let shown: Vec<&str> = not_ready.iter().take(10).map(String::as_str).collect();
+            let more = not_ready.len().saturating_sub(shown.len());
+            let tail = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            Some(clean(
+                &format!(
+                    "{} of {} nodes not ready: {}{tail}",
+                    not_ready.len(),
+                    s.nodes.len(),
+                    shown.join(", ")
+                ),
+                1000,
+            ))
+        }
+    };
+    let whole = |v: f64| if v > 0.0 { v.floor() as u64 } else { 0 };
+    SiteObservation {
+        kubernetes_version: clean(&s.kubernetes_version, 50),
+        free: FreeCapacity {
+            cpu_millis: whole(cpu * 1000.0 + 1e-6),
+            memory_mib: whole(memory / f64::from(1u32 << 20)),
+            storage_gib: whole(storage / f64::from(1u32 << 30)),
+        },
+        health,
+        message,
+    }
+}
+
+/// CPU (cores), memory and ephemeral storage (bytes) a pod requests.
+fn pod_requests(p: &Pod) -> [f64; 3] {
+    const KEYS: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+    let Some(spec) = &p.spec else {
+        return [0.0; 3];
+    };
+    let request = |c: &k8s_openapi::api::core::v1::Container, key: &str| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get(key))
+            .map_or(0.0, quantity)
+    };
+    let mut out = [0.0; 3];
+    for (i, key) in KEYS.iter().enumerate() {
+        let containers: f64 = spec.containers.iter().map(|c| request(c, key)).sum();
+        let init = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| request(c, key))
+            .fold(0.0, f64::max);
+        let overhead = spec
+            .overhead
+            .as_ref()
+            .and_then(|o| o.get(*key))
+            .map_or(0.0, quantity);
+        out[i] = containers.max(init) + overhead;
+    }
+    out
+}
+
+/// A Kubernetes quantity in base units (cores, bytes); 0 if unreadable.
+pub fn quantity(q: &Quantity) -> f64 {
+    let s = q.0.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let Ok(number) = number.parse::<f64>() else {
+        return 0.0;
+    };
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exp if exp.starts_with(['e', 'E']) => match exp[1..].parse::<i32>() {
+            Ok(e) => 10f64.powi(e),
+            Err(_) => return 0.0,
+        },
+        _ => return 0.0,
+    };
+    number * factor
+}
+
+// --------------------------------------------------------------------- stores
+
+/// Reflector stores of what [`observe`] reads, kept current by watches.
+#[derive(Clone)]
+pub struct Stores {
+    client: Client,
+    namespaces: Store<Namespace>,
+    deployments: Store<Deployment>,
+    stateful_sets: Store<StatefulSet>,
+    jobs: Store<Job>,
+    helm_releases: Store<DynamicObject>,
+    applications: Store<DynamicObject>,
+    nodes: Store<Node>,
+    pods: Store<Pod>,
+}
+
+impl Stores {
+    /// Starts a watch per store on the runtime; they run until the process ends and
+    /// restart with back-off after errors (a missing CRD only leaves its store empty
+    /// and not ready: see [`Stores::wait_until_ready`]).
+    pub fn start(client: Client) -> Self {
+        fn spawn<K>(kind: String, api: Api<K>, config: watcher::Config, writer: Writer<K>)
+        where
+            K: Resource
+                + Clone
+                + serde::de::DeserializeOwned
+                + std::fmt::Debug
+                + Send
+                + Sync
+                + 'static,
+            K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+        {
+            let stream = watcher(api, config).default_backoff().reflect(writer);
+            tokio::spawn(async move {
+                let mut stream = std::pin::pin!(stream);
+                while let Some(event) = stream.next().await {
+                    if let Err(e) = event {
+                        tracing::warn!(kind = %kind, error = %e, "watch failed, retrying");
+                    }
+                }
+            });
+        }
+        fn typed<K>(client: &Client, config: watcher::Config) -> Store<K>
+        where
+            K: Resource<DynamicType = ()>
+                + Clone
+                + serde::de::DeserializeOwned
+                + std::fmt::Debug
+                + Send
+                + Sync
+                + 'static,
+        {
+            let (reader, writer) = reflector::store();
+            spawn(
+                K::kind(&()).to_string(),
+                Api::<K>::all(client.clone()),
+                config,
+                writer,
+            );
+            reader
+        }
+        fn dynamic(client: &Client, resource: kube::core::ApiResource) -> Store<DynamicObject> {
+            let writer = Writer::new(resource.clone());
+            let reader = writer.as_reader();
+            spawn(
+                resource.kind.clone(),
+                Api::<DynamicObject>::all_with(client.clone(), &resource),
+                watcher::Config::default(),
+                writer,
+            );
+            reader
+        }
+        let all = watcher::Config::default;
+        Self {
+            namespaces: typed(&client, all().labels(BOOKING_LABEL)),
+            deployments: typed(&client, all()),
+            stateful_sets: typed(&client, all()),
+            jobs: typed(&client, all().labels(&format!("{SMOKE_TEST_LABEL}=true"))),
+            helm_releases: dynamic(&client, kinds::helm_release()),
+            applications: dynamic(&client, kinds::application()),
+            nodes: typed(&client, all()),
+            pods: typed(
+                &client,
+                all().fields("status.phase!=Succeeded,status.phase!=Failed"),
+            ),
+            client,
+        }
+    }
+
+    /// Waits until the core stores are filled; HelmReleases and Applications are not
+    /// awaited, since a site runs only one of Flux and Argo CD (or neither).
+    pub async fn wait_until_ready(&self) -> Result<()> {
+        self.namespaces
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotReady("namespaces"))?;
+        self.deployments
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotReady("deployments"))?;
+        self.stateful_sets
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotReady("statefulsets"))?;
+        self.jobs
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotReady("jobs"))?;
+        self.nodes
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotReady("nodes"))?;
+        self.pods
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotReady("pods"))?;
+        Ok(())
+    }
+
+    /// The stores' content now, with the API server's version.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let version = self.client.apiserver_version().await?;
+        Ok(Snapshot {
+            kubernetes_version: version.git_version,
+            namespaces: self.namespaces.state(),
+            deployments: self.deployments.state(),
+            stateful_sets: self.stateful_sets.state(),
+            jobs: self.jobs.state(),
+            helm_releases: self.helm_releases.state(),
+            applications: self.applications.state(),
+            nodes: self.nodes.state(),
+            pods: self.pods.state(),
+        })
+    }
+}
