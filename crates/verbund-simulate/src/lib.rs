@@ -1,0 +1,37 @@
+//! Simulated site agents: sites that behave like real ones without Kubernetes.
+//!
+//! Demos, load tests and the rollout engine's tests need sites that take time to roll a
+//! version out, pass or fail smoke tests, lose replicas and fall silent, on demand. A
+//! simulated agent reads the desired state from the real Git repository (as a site's
+//! engine would) and reports through the same HTTP API and sender as the real agent,
+//! labelled `simulated: true`.
+//!
+//! - [`model`]: one booking over time (rollout latency, ready, smoke test), pure.
+//! - [`faults`]: failure injection rules and the handle to change them at runtime.
+//! - [`desired`]: reading a booking's folder (labels, replicas, smoke-test Job, quota).
+//! - [`source`]: reading the repository read-only, also while the server writes it.
+//! - [`site`]: one site's reports at a given moment, pure.
+//! - [`run`]: the tasks ([`Simulation::start`] → [`SimulationHandle`]).
+//!
+//! Architecture Invariant: the simulator only knows what a real agent knows — the
+//! repository's content and the report API. It never reads the store.
+
+// Library code reports failures as errors, never by aborting; tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod desired;
+pub mod error;
+pub mod faults;
+pub mod model;
+pub mod run;
+pub mod site;
+pub mod source;
+
+pub use error::{Error, Result};
+pub use faults::{Faults, FaultsHandle};
+pub use model::Resources;
+pub use run::{mint_site_token, Simulation, SimulationConfig, SimulationHandle, SiteStats};
+pub use site::{SiteProfile, AGENT_NAME};

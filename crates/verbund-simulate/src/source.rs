@@ -1,0 +1,419 @@
+//! Reading the desired-state repository, read-only, from another process.
+//!
+//! The simulator reads the same repository the control plane writes, usually while the
+//! server runs. `verbund_git::DesiredStateRepo::open_or_init` is made for the writer:
+//! it configures the repository and removes lock files and temporary packs it believes
+//! a crashed writer left, which would break a live server's commit in progress. So this
+//! reader never writes to the repository: it resolves HEAD with `git rev-parse` and
+//! reads trees and blobs through one long-lived `git cat-file --batch` (started outside
+//! the repository, like verbund-git's own reader, so the writer's stale-lock check does
+//! not wait for it). Folders are content-addressed, so a booking folder whose tree did
+//! not change is not parsed again. A remote URL is fetched into a private cache first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use crate::desired::{self, FolderFiles, ENVIRONMENTS};
+use crate::error::{Error, Result};
+use crate::model::DesiredBooking;
+
+/// The desired state of every site at one commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fleet {
+    /// The commit read; `None` while the repository has no commit.
+    pub head: Option<String>,
+    /// Per site (folder under `sites/`), its bookings of both environments.
+    pub sites: BTreeMap<String, Vec<DesiredBooking>>,
+}
+
+/// Environment variables that would point git elsewhere than the repository we name.
+const ISOLATE: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_CEILING_DIRECTORIES",
+];
+
+fn git(git_dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir("/").arg("--git-dir").arg(git_dir);
+    for var in ISOLATE {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_TERMINAL_PROMPT", "0").env("LC_ALL", "C");
+    cmd
+}
+
+fn run(git_dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+    git(git_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(Error::Spawn)
+}
+
+fn failed(git_dir: &Path, args: &[&str], out: &std::process::Output) -> Error {
+    Error::Git {
+        command: args.join(" "),
+        repository: git_dir.display().to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    }
+}
+
+/// One tree entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    oid: String,
+    is_tree: bool,
+}
+
+fn parse_tree(data: &[u8]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Some(space) = rest.iter().position(|b| *b == b' ') {
+        let mode = &rest[..space];
+        let Some(nul) = rest[space..]
+            .iter()
+            .position(|b| *b == 0)
+            .map(|i| i + space)
+        else {
+            break;
+        };
+        if rest.len() < nul + 21 {
+            break;
+        }
+        let name = String::from_utf8_lossy(&rest[space + 1..nul]).into_owned();
+        let oid: String = rest[nul + 1..nul + 21]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out.push(Entry {
+            name,
+            oid,
+            is_tree: mode == b"40000",
+        });
+        rest = &rest[nul + 21..];
+    }
+    out
+}
+
+struct CatFile {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl CatFile {
+    fn spawn(git_dir: &Path) -> Result<Self> {
+        let mut child = git(git_dir)
+            .args(["cat-file", "--batch"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(Error::Spawn)?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Spawn(std::io::Error::other(
+                "no pipes to git cat-file",
+            )));
+        };
+        Ok(CatFile {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
+    }
+
+    fn read(&mut self, name: &str) -> std::io::Result<Option<(String, Vec<u8>)>> {
+        writeln!(self.stdin, "{name}")?;
+        self.stdin.flush()?;
+        let mut header = String::new();
+        if self.stdout.read_line(&mut header)? == 0 {
+            return Err(std::io::Error::other("git cat-file ended"));
+        }
+        let fields: Vec<&str> = header.trim_end().split(' ').collect();
+        match fields.as_slice() {
+            [_, "missing"] | [_, "ambiguous"] => Ok(None),
+            [_, kind, size] => {
+                let size: usize = size
+                    .parse()
+                    .map_err(|_| std::io::Error::other(format!("bad header `{header}`")))?;
+                let mut data = vec![0; size + 1];
+                self.stdout.read_exact(&mut data)?;
+                data.pop();
+                Ok(Some(((*kind).to_owned(), data)))
+            }
+            _ => Err(std::io::Error::other(format!(
+                "bad header `{}`",
+                header.trim_end()
+            ))),
+        }
+    }
+}
+
+impl Drop for CatFile {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A read-only reader of a desired-state repository (a local path or a remote URL).
+pub struct GitReader {
+    git_dir: PathBuf,
+    remote: Option<String>,
+    cat: Option<CatFile>,
+    /// Parsed booking folders by tree name (`None`: not a booking, or unreadable).
+    folders: HashMap<String, Option<DesiredBooking>>,
+}
+
+impl std::fmt::Debug for GitReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitReader")
+            .field("git_dir", &self.git_dir)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `repository` names a remote rather than a local path.
+pub fn is_remote(repository: &str) -> bool {
+    repository.contains("://") || repository.starts_with("git@")
+}
+
+impl GitReader {
+    /// A reader of the repository at a local path (bare or not), or of a remote URL
+    /// fetched into a cache under `cache_dir` (the system's temporary folder if `None`).
+    pub fn open(repository: &str, cache_dir: Option<&Path>) -> Result<Self> {
+        let (git_dir, remote) = if is_remote(repository) {
+            let base = cache_dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in repository.bytes() {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            let dir = base.join(format!("verbund-simulate-{hash:016x}.git"));
+            if !dir.join("HEAD").is_file() {
+                let out = Command::new("git")
+                    .args(["init", "--bare", "-q"])
+                    .arg(&dir)
+                    .output()
+                    .map_err(Error::Spawn)?;
+                if !out.status.success() {
+                    return Err(failed(&dir, &["init", "--bare"], &out));
+                }
+            }
+            (dir, Some(repository.to_owned()))
+        } else {
+            let path = PathBuf::from(repository);
+            let out = run(&path, &["rev-parse", "--absolute-git-dir"]);
+            let dir = match out {
+                Ok(o) if o.status.success() => {
+                    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+                }
+                Ok(o) => return Err(failed(&path, &["rev-parse", "--absolute-git-dir"], &o)),
+                Err(e) => return Err(e),
+            };
+            (dir, None)
+        };
+        Ok(GitReader {
+            git_dir,
+            remote,
+            cat: None,
+            folders: HashMap::new(),
+        })
+    }
+
+    /// The commit HEAD names now (after fetching, for a remote), `None` while unborn.
+    pub fn head(&mut self) -> Result<Option<String>> {
+        let reference = if let Some(url) = &self.remote {
+            let args = [
+                "fetch",
+                "-q",
+                "--depth",
+                "1",
+                url,
+                "+HEAD:refs/heads/simulated",
+            ];
+            let out = run(&self.git_dir, &args)?;
+            if !out.status.success() {
+                // Keep reading what was fetched last; say why once per tick.
+                tracing::warn!(remote = %url, error = %String::from_utf8_lossy(&out.stderr).trim(), "fetching the desired state failed");
+            }
+            "refs/heads/simulated^{commit}"
+        } else {
+            "HEAD^{commit}"
+        };
+        let out = run(&self.git_dir, &["rev-parse", "--verify", "-q", reference])?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let head = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Ok((!head.is_empty()).then_some(head))
+    }
+
+    fn object(&mut self, name: &str) -> Result<Option<(String, Vec<u8>)>> {
+        for attempt in 0..2 {
+            if self.cat.is_none() {
+                self.cat = Some(CatFile::spawn(&self.git_dir)?);
+            }
+            let Some(cat) = self.cat.as_mut() else {
+                continue;
+            };
+            match cat.read(name) {
+                Ok(found) => return Ok(found),
+                Err(e) => {
+                    // A broken reader is replaced once (e.g. after repacking).
+                    self.cat = None;
+                    if attempt == 1 {
+                        return Err(Error::Read {
+                            repository: self.git_dir.display().to_string(),
+                            source: e,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn tree(&mut self, name: &str) -> Result<Vec<Entry>> {
+        Ok(match self.object(name)? {
+            Some((kind, data)) if kind == "tree" => parse_tree(&data),
+            _ => Vec::new(),
+        })
+    }
+
+    fn blob(&mut self, oid: &str) -> Result<Option<Vec<u8>>> {
+        Ok(match self.object(oid)? {
+            Some((kind, data)) if kind == "blob" => Some(data),
+            _ => None,
+        })
+    }
+
+    /// Reads every site's bookings at `commit`.
+    pub fn scan(&mut self, commit: &str) -> Result<Fleet> {
+        let mut fleet = Fleet {
+            head: Some(commit.to_owned()),
+            sites: BTreeMap::new(),
+        };
+        let mut used = HashMap::new();
+        for site in self.tree(&format!("{commit}:sites"))? {
+            if !site.is_tree {
+                continue;
+            }
+            let mut bookings = Vec::new();
+            for env_entry in self.tree(&site.oid)? {
+                if !env_entry.is_tree || !ENVIRONMENTS.contains(&env_entry.name.as_str()) {
+                    continue;
+                }
+                let folder = format!("sites/{}/{}", site.name, env_entry.name);
+                self.environment(&folder, &env_entry, &mut used, &mut bookings)?;
+            }
+            fleet.sites.insert(site.name, bookings);
+        }
+        self.folders = used;
+        Ok(fleet)
+    }
+
+    fn environment(
+        &mut self,
+        folder: &str,
+        env: &Entry,
+        used: &mut HashMap<String, Option<DesiredBooking>>,
+        out: &mut Vec<DesiredBooking>,
+    ) -> Result<()> {
+        let entries = self.tree(&env.oid)?;
+        let bookings: HashMap<String, String> =
+            match entries.iter().find(|e| e.name == "bookings" && e.is_tree) {
+                Some(b) => self
+                    .tree(&b.oid.clone())?
+                    .into_iter()
+                    .filter(|e| e.is_tree)
+                    .map(|e| (e.name, e.oid))
+                    .collect(),
+                None => HashMap::new(),
+            };
+        let listed = match entries
+            .iter()
+            .find(|e| e.name == "kustomization.yaml" && !e.is_tree)
+        {
+            Some(k) => {
+                let path = format!("{folder}/kustomization.yaml");
+                let bytes = self.blob(&k.oid.clone())?.unwrap_or_default();
+                match desired::kustomization_resources(&path, &bytes) {
+                    Ok(resources) => resources
+                        .into_iter()
+                        .filter_map(|r| {
+                            r.trim_end_matches('/')
+                                .strip_prefix("bookings/")
+                                .map(String::from)
+                        })
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable kustomization, simulating every booking folder");
+                        bookings.keys().cloned().collect()
+                    }
+                }
+            }
+            None => bookings.keys().cloned().collect::<Vec<_>>(),
+        };
+        for namespace in listed {
+            let Some(oid) = bookings.get(&namespace) else {
+                continue;
+            };
+            let parsed = match used.get(oid).or_else(|| self.folders.get(oid)) {
+                Some(known) => known.clone(),
+                None => {
+                    let path = format!("{folder}/bookings/{namespace}");
+                    self.parse_folder(&path, &env.name, oid)?
+                }
+            };
+            if let Some(b) = &parsed {
+                let mut b = b.clone();
+                b.environment = env.name.clone();
+                out.push(b);
+            }
+            used.insert(oid.clone(), parsed);
+        }
+        Ok(())
+    }
+
+    fn parse_folder(
+        &mut self,
+        path: &str,
+        environment: &str,
+        oid: &str,
+    ) -> Result<Option<DesiredBooking>> {
+        let mut files: [Option<Vec<u8>>; 3] = [None, None, None];
+        for entry in self.tree(oid)? {
+            let slot = match entry.name.as_str() {
+                "namespace.yaml" => 0,
+                "app.yaml" => 1,
+                "quota.yaml" => 2,
+                _ => continue,
+            };
+            files[slot] = self.blob(&entry.oid)?;
+        }
+        let [namespace, app, quota] = &files;
+        let files = FolderFiles {
+            namespace: namespace.as_deref(),
+            app: app.as_deref(),
+            quota: quota.as_deref(),
+        };
+        match desired::booking(path, environment, files) {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                tracing::warn!(folder = %path, error = %e, "booking folder not simulated");
+                Ok(None)
+            }
+        }
+    }
+}
