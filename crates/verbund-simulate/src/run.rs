@@ -462,6 +462,7 @@ async fn run_site(
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut head: Option<Option<String>> = None;
+    let mut excluded: BTreeSet<String> = BTreeSet::new();
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -484,17 +485,44 @@ async fn run_site(
                 config.latency + extra
             });
             head = Some(snapshot.head.clone());
+            // The repository moved: give left-out bookings another chance.
+            excluded.clear();
         }
         if f.is_silent(&site) {
             shared.stat(&site, |s| s.silent += 1);
             continue;
         }
-        for report in sim.reports(now, unix_millis(), interval_seconds, &f) {
+        for mut report in sim.reports(now, unix_millis(), interval_seconds, &f) {
             if f.drop_reports > 0.0 && rand::thread_rng().gen_bool(f.drop_reports) {
                 shared.stat(&site, |s| s.dropped += 1);
                 continue;
             }
-            match sender.send(&report).await {
+            report.bookings.retain(|b| !excluded.contains(&b.booking));
+            let outcome = loop {
+                match sender.send(&report).await {
+                    // The repository may list a booking the control plane no longer
+                    // places here (it lags the store a little): leave it out and resend,
+                    // as the batch is refused as a whole.
+                    Err(SendError::Refused {
+                        status: 422,
+                        detail,
+                    }) => match refused_booking(&detail) {
+                        Some(b) if report.bookings.iter().any(|o| o.booking == b) => {
+                            tracing::info!(site = %site, booking = %b, "booking not placed on the site, left out of the reports");
+                            report.bookings.retain(|o| o.booking != b);
+                            excluded.insert(b);
+                        }
+                        _ => {
+                            break Err(SendError::Refused {
+                                status: 422,
+                                detail,
+                            })
+                        }
+                    },
+                    other => break other,
+                }
+            };
+            match outcome {
                 Ok(_) => shared.stat(&site, |s| {
                     s.sent += 1;
                     s.last_sequence = report.sequence;
@@ -515,5 +543,31 @@ async fn run_site(
                 }
             }
         }
+    }
+}
+
+/// The booking a refusal names as not placed on the site (`booking `<id>` is not placed
+/// on site …`).
+fn refused_booking(detail: &str) -> Option<String> {
+    if !detail.contains("is not placed on site") {
+        return None;
+    }
+    let start = detail.find("booking `")? + "booking `".len();
+    let end = detail[start..].find('`')? + start;
+    Some(detail[start..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_the_booking_that_is_not_placed_here() {
+        assert_eq!(
+            refused_booking("/bookings/3/booking: booking `b-7` is not placed on site `s`")
+                .as_deref(),
+            Some("b-7")
+        );
+        assert_eq!(refused_booking("the sequence is too large"), None);
     }
 }

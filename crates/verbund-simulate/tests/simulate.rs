@@ -18,6 +18,8 @@ use verbund_simulate::{Simulation, SimulationConfig};
 const FORMULARE: &str = "0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e21";
 const NEXTCLOUD: &str = "0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e22";
 const DEMO: &str = "0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e23";
+/// In the repository, but not placed on its site as far as the control plane knows.
+const STRAY: &str = "0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e24";
 
 fn namespace(ns: &str, booking: &str, offering: &str, version: &str) -> String {
     format!(
@@ -240,6 +242,7 @@ fn the_repository_is_read_like_a_cluster_would_apply_it() {
 struct Received {
     reports: Vec<(String, String, SiteReport)>,
     minted: Vec<String>,
+    refused: usize,
 }
 
 type Shared = Arc<Mutex<Received>>;
@@ -251,6 +254,15 @@ async fn receive_report(
     Json(report): Json<SiteReport>,
 ) -> (StatusCode, Json<serde_json::Value>) {
     report.validate().unwrap();
+    if let Some(i) = report.bookings.iter().position(|b| b.booking == STRAY) {
+        let detail =
+            format!("/bookings/{i}/booking: booking `{STRAY}` is not placed on site `{site}`");
+        state.lock().unwrap().refused += 1;
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "detail": detail })),
+        );
+    }
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -475,8 +487,13 @@ async fn sites_get_minted_tokens_and_new_site_folders_are_picked_up() {
     wait_until("site-a reports", || count(&state, "site-a") >= 1).await;
     assert!(count(&state, "site-b") == 0);
 
-    commit(&repo, &[formulare("1.4.0"), demo_on_site_b()]);
-    wait_until("site-b picked up", || count(&state, "site-b") >= 1).await;
+    let stray = Folder {
+        ns: "stray",
+        booking: STRAY,
+        ..demo_on_site_b()
+    };
+    commit(&repo, &[formulare("1.4.0"), demo_on_site_b(), stray]);
+    wait_until("site-b picked up", || count(&state, "site-b") >= 2).await;
     {
         let seen = state.lock().unwrap();
         assert_eq!(seen.minted, ["site-a", "site-b"]);
