@@ -28,6 +28,9 @@ pub enum Error {
     /// The faults file could not be read or parsed.
     #[error("faults file `{path}`: {reason}")]
     Faults { path: PathBuf, reason: String },
+    /// The simulation's settings cannot work.
+    #[error("{0}")]
+    Config(String),
     /// A fault setting is out of range.
     #[error("{0}")]
     InvalidFaults(String),

@@ -13,6 +13,27 @@
 //! - [`site`]: one site's reports at a given moment, pure.
 //! - [`run`]: the tasks ([`Simulation::start`] → [`SimulationHandle`]).
 //!
+//! ```no_run
+//! # async fn demo() -> verbund_simulate::Result<()> {
+//! use std::collections::BTreeMap;
+//! use std::time::Duration;
+//! use verbund_simulate::{Simulation, SimulationConfig};
+//!
+//! let tokens = BTreeMap::from([("site-a".to_string(), "vbs_…".to_string())]);
+//! let config = SimulationConfig::new("http://127.0.0.1:8080", "data/desired-state.git", tokens)
+//!     .interval(Duration::from_millis(300))
+//!     .latency(Duration::from_millis(300));
+//! let sim = Simulation::start(config).await?;
+//! sim.faults().update(|f| {
+//!     f.degraded.insert("<booking id>".into());
+//! })?;
+//! // … the booking goes active → degraded; clearing the fault brings it back.
+//! sim.faults().set(Default::default())?;
+//! sim.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Architecture Invariant: the simulator only knows what a real agent knows — the
 //! repository's content and the report API. It never reads the store.
 

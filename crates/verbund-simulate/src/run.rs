@@ -139,6 +139,11 @@ impl Simulation {
     /// simulation's tasks on the current tokio runtime.
     pub async fn start(config: SimulationConfig) -> Result<SimulationHandle> {
         config.faults.validate()?;
+        if config.interval.is_zero() {
+            return Err(Error::Config(
+                "the report interval must be above zero".into(),
+            ));
+        }
         let repository = config.repository.clone();
         let cache = config.cache_dir.clone();
         let (reader, fleet) = tokio::task::spawn_blocking(move || -> Result<_> {
@@ -188,8 +193,8 @@ impl Simulation {
     }
 }
 
-/// A running simulation. Dropping it without [`SimulationHandle::stop`] leaves the tasks
-/// running until the runtime ends.
+/// A running simulation. Keep it for as long as the sites should report: dropping it
+/// stops the tasks as well (without waiting for them, unlike [`SimulationHandle::stop`]).
 #[derive(Debug)]
 pub struct SimulationHandle {
     faults: FaultsHandle,

@@ -235,6 +235,14 @@ fn the_repository_is_read_like_a_cluster_would_apply_it() {
         .map(|b| b.booking.as_str())
         .collect();
     assert_eq!(b, [DEMO]);
+
+    // A remote is fetched into a cache and read the same way.
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", path.display());
+    let mut remote = GitReader::open(&url, Some(cache.path())).unwrap();
+    let remote_head = remote.head().unwrap().unwrap();
+    assert_eq!(remote_head, head);
+    assert_eq!(remote.scan(&remote_head).unwrap().sites, fleet.sites);
 }
 
 /// What the receiver saw.
