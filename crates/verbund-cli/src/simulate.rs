@@ -26,7 +26,9 @@ pub struct SimulateArgs {
     /// own; without one, the file `$VERBUND_DATA/admin.token` is used.
     #[arg(long, env = "VERBUND_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// The desired-state repository: a path (e.g. `data/desired-state.git`) or a Git URL.
+    /// The desired-state repository: a path or a Git URL (default:
+    /// `$VERBUND_DATA/desired-state.git`, VERBUND_DATA defaulting to `data`). It is only
+    /// read, also while the server writes it.
     #[arg(long, env = "VERBUND_SIMULATE_REPOSITORY")]
     pub repository: Option<String>,
     /// Simulate only this site (repeatable); default: every site with a folder in the
@@ -34,7 +36,7 @@ pub struct SimulateArgs {
     #[arg(long = "site")]
     pub sites: Vec<String>,
     /// Use this site token instead of issuing one, as `SITE=TOKEN` (repeatable).
-    #[arg(long = "site-token", value_name = "SITE=TOKEN", hide_env_values = true)]
+    #[arg(long = "site-token", value_name = "SITE=TOKEN")]
     pub site_tokens: Vec<String>,
     /// How often each site reports (e.g. `10s`, `500ms`).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
