@@ -3,8 +3,10 @@
 //!
 //! Why server-side apply: the agent owns exactly the fields it sets (field manager
 //! `verbund-agent`, forced, so that a hand edit of those fields is taken back), and
-//! fields others own (controllers, HPAs) stay theirs. Order: namespaces first, then the
-//! rest as the kustomizations list them; pruning after everything was applied.
+//! fields others own (controllers, HPAs) stay theirs. Order: by kind as
+//! [`crate::kinds::APPLIED`] lists them (namespaces first, then quotas, limits, policies
+//! and bindings, then the application), within a kind as the kustomizations list them;
+//! pruning after everything was applied.
 //!
 //! # Prune rule ([`plan_prune`])
 //!
@@ -82,7 +84,7 @@ impl Desired {
 pub fn classify(objects: Vec<Value>) -> (Vec<Desired>, Vec<Error>) {
     let mut desired = Vec::new();
     let mut refused = Vec::new();
-    for object in crate::desired::namespaces_first(objects) {
+    for object in objects {
         let api_version = object["apiVersion"]
             .as_str()
             .unwrap_or_default()
@@ -120,6 +122,8 @@ pub fn classify(objects: Vec<Value>) -> (Vec<Desired>, Vec<Error>) {
             object,
         });
     }
+    // Stable: within a kind, the kustomizations' order.
+    desired.sort_by_key(|d| kinds::APPLIED.iter().position(|k| k == d.kind));
     (desired, refused)
 }
 
@@ -270,6 +274,14 @@ impl Applier {
     }
 }
 
+/// Whether to apply `commit`, given the last applied commit and how long ago that was.
+pub fn due(last: Option<(&str, Duration)>, commit: &str, resync: Duration) -> bool {
+    match last {
+        Some((applied, ago)) => applied != commit || ago >= resync,
+        None => true,
+    }
+}
+
 /// Fetches every `poll`, applies `folder` when the commit changed or `resync` has
 /// passed since the last apply. Never returns; errors are logged.
 pub async fn run(
@@ -291,11 +303,11 @@ pub async fn run(
                 continue;
             }
         };
-        let due = match &last {
-            Some((applied, at)) => *applied != commit || at.elapsed() >= resync,
-            None => true,
-        };
-        if !due {
+        if !due(
+            last.as_ref().map(|(c, at)| (c.as_str(), at.elapsed())),
+            &commit,
+            resync,
+        ) {
             continue;
         }
         let objects = match repository.objects(&commit, &folder).await {

@@ -56,78 +56,33 @@ const fn kind(
     }
 }
 
-/// Every kind the agent applies, the namespace first (it is applied first).
+/// Every kind the agent applies, in the order it applies them: the namespace, the
+/// tenancy (a pod must not start before its quota and limits exist), the sources,
+/// then the application and its smoke test.
+#[rustfmt::skip]
 pub const APPLIED: [Kind; 19] = [
     kind("", "v1", "Namespace", "namespaces", false),
     // The tenancy (namespace.yaml, quota.yaml, networkpolicies.yaml, rbac.yaml).
     kind("", "v1", "ResourceQuota", "resourcequotas", true),
     kind("", "v1", "LimitRange", "limitranges", true),
-    kind(
-        "networking.k8s.io",
-        "v1",
-        "NetworkPolicy",
-        "networkpolicies",
-        true,
-    ),
-    kind(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "RoleBinding",
-        "rolebindings",
-        true,
-    ),
-    kind(
-        "external-secrets.io",
-        "v1",
-        "ExternalSecret",
-        "externalsecrets",
-        true,
-    ),
+    kind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true),
+    kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
+    kind("external-secrets.io", "v1", "ExternalSecret", "externalsecrets", true),
     // The application: Flux (where the agent's site runs Flux's controllers) …
-    kind(
-        "helm.toolkit.fluxcd.io",
-        "v2",
-        "HelmRelease",
-        "helmreleases",
-        true,
-    ),
-    kind(
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "HelmRepository",
-        "helmrepositories",
-        true,
-    ),
-    kind(
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "OCIRepository",
-        "ocirepositories",
-        true,
-    ),
-    // … or the plain manifests vendors ship, and the smoke test.
+    kind("source.toolkit.fluxcd.io", "v1", "HelmRepository", "helmrepositories", true),
+    kind("source.toolkit.fluxcd.io", "v1", "OCIRepository", "ocirepositories", true),
+    kind("helm.toolkit.fluxcd.io", "v2", "HelmRelease", "helmreleases", true),
+    // … or the plain manifests vendors ship, and the smoke test last.
     kind("", "v1", "ConfigMap", "configmaps", true),
-    kind("", "v1", "Service", "services", true),
     kind("", "v1", "ServiceAccount", "serviceaccounts", true),
+    kind("", "v1", "Service", "services", true),
     kind("apps", "v1", "Deployment", "deployments", true),
     kind("apps", "v1", "StatefulSet", "statefulsets", true),
-    kind("batch", "v1", "Job", "jobs", true),
     kind("batch", "v1", "CronJob", "cronjobs", true),
     kind("networking.k8s.io", "v1", "Ingress", "ingresses", true),
-    kind(
-        "policy",
-        "v1",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true,
-    ),
-    kind(
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        true,
-    ),
+    kind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
+    kind("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true),
+    kind("batch", "v1", "Job", "jobs", true),
 ];
 
 /// The kind of an object with `apiVersion` and `kind`, if the agent applies it.

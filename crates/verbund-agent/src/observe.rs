@@ -107,11 +107,14 @@ fn bookings(s: &Snapshot) -> Vec<BookingObservation> {
 }
 
 fn in_namespace<K: Resource>(objects: &[Arc<K>], namespace: &str) -> Vec<Arc<K>> {
-    objects
+    let mut out: Vec<Arc<K>> = objects
         .iter()
         .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
         .cloned()
-        .collect()
+        .collect();
+    // Stores have no order; the report does.
+    out.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    out
 }
 
 fn booking_in(s: &Snapshot, booking: &str, namespace: &str) -> BookingObservation {
@@ -124,6 +127,10 @@ fn booking_in(s: &Snapshot, booking: &str, namespace: &str) -> BookingObservatio
         .iter()
         .filter(|a| a.labels().get(BOOKING_LABEL).map(String::as_str) == Some(booking))
         .collect();
+    let mut applications = applications;
+    applications.sort_by(|a, b| {
+        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+    });
 
     let mut desired = 0u32;
     let mut ready = 0u32;
