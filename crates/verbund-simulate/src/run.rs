@@ -334,6 +334,8 @@ async fn supervise(
     let mut retry = tokio::time::interval(config.interval.max(Duration::from_secs(1)));
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let client = reqwest::Client::new();
+    // Sites whose token could not be issued: when to try again, and the wait after that.
+    let mut backoff: BTreeMap<String, (Instant, Duration)> = BTreeMap::new();
     loop {
         let snapshot = fleet.borrow_and_update().clone();
         let tokens = shared
@@ -355,9 +357,17 @@ async fn supervise(
             let token = match tokens.get(site) {
                 Some(t) => t.clone(),
                 None => match &config.mint_with {
+                    Some(_)
+                        if backoff
+                            .get(site)
+                            .is_some_and(|(at, _)| Instant::now() < *at) =>
+                    {
+                        continue
+                    }
                     Some(user_token) => {
                         match mint_site_token(&client, &config.server, user_token, site).await {
                             Ok(t) => {
+                                backoff.remove(site);
                                 tracing::info!(site = %site, "site token issued for the simulation");
                                 shared
                                     .tokens
@@ -367,7 +377,12 @@ async fn supervise(
                                 t
                             }
                             Err(e) => {
-                                tracing::warn!(site = %site, error = %e, "site not simulated yet");
+                                let wait =
+                                    backoff.get(site).map_or(Duration::from_secs(5), |(_, w)| {
+                                        (*w * 2).min(Duration::from_secs(300))
+                                    });
+                                tracing::warn!(site = %site, error = %e, retry_in = ?wait, "site not simulated yet");
+                                backoff.insert(site.clone(), (Instant::now() + wait, wait));
                                 continue;
                             }
                         }
@@ -468,6 +483,7 @@ async fn run_site(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut head: Option<Option<String>> = None;
     let mut excluded: BTreeSet<String> = BTreeSet::new();
+    let mut last_logged: Option<String> = None;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -528,18 +544,28 @@ async fn run_site(
                 }
             };
             match outcome {
-                Ok(_) => shared.stat(&site, |s| {
-                    s.sent += 1;
-                    s.last_sequence = report.sequence;
-                }),
+                Ok(_) => {
+                    if last_logged.take().is_some() {
+                        tracing::info!(site = %site, "reports accepted again");
+                    }
+                    shared.stat(&site, |s| {
+                        s.sent += 1;
+                        s.last_sequence = report.sequence;
+                    })
+                }
                 Err(e) => {
-                    match &e {
-                        SendError::Refused { .. } => {
-                            tracing::warn!(site = %site, error = %e, "report refused")
+                    // Said once per distinct error, not on every tick.
+                    let text = e.to_string();
+                    if last_logged.as_deref() != Some(text.as_str()) {
+                        match &e {
+                            SendError::Refused { .. } => {
+                                tracing::warn!(site = %site, error = %e, "report refused")
+                            }
+                            SendError::Unreachable(_) => {
+                                tracing::warn!(site = %site, error = %e, "report not delivered")
+                            }
                         }
-                        SendError::Unreachable(_) => {
-                            tracing::debug!(site = %site, error = %e, "report not delivered")
-                        }
+                        last_logged = Some(text);
                     }
                     shared.stat(&site, |s| {
                         s.failed += 1;
