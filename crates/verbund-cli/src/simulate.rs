@@ -64,6 +64,10 @@ pub struct SimulateArgs {
     /// Allocatable storage of each site, in GiB.
     #[arg(long, default_value_t = 4 * 1024)]
     pub storage_gib: u64,
+    /// YAML file of per-site overrides of the four settings above, e.g.
+    /// `site-a: { cpu_millis: 8000, kubernetes_version: v1.31.2 }`.
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 /// `300ms`, `10s`, `2m`, `1h`; a bare number is seconds.
@@ -167,6 +171,12 @@ pub fn config(args: &SimulateArgs) -> anyhow::Result<SimulationConfig> {
         },
         kubernetes_version: args.kubernetes_version.clone(),
     };
+    if let Some(path) = &args.profiles {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the profiles file {}", path.display()))?;
+        config.profiles = verbund_simulate::profiles_from_yaml(&text, &config.default_profile)
+            .map_err(|e| anyhow!("profiles file {}: {e}", path.display()))?;
+    }
     Ok(config)
 }
 

@@ -55,4 +55,4 @@ pub use error::{Error, Result};
 pub use faults::{Faults, FaultsHandle};
 pub use model::Resources;
 pub use run::{mint_site_token, Simulation, SimulationConfig, SimulationHandle, SiteStats};
-pub use site::{SiteProfile, AGENT_NAME};
+pub use site::{profiles_from_yaml, SiteProfile, AGENT_NAME};

@@ -32,6 +32,47 @@ impl Default for SiteProfile {
     }
 }
 
+/// Per-site overrides of a profile, as written in a profiles file:
+/// `<site>: { cpu_millis: 8000, memory_mib: 32768, storage_gib: 500, kubernetes_version: v1.31.2 }`,
+/// every field optional.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ProfileOverride {
+    cpu_millis: Option<u64>,
+    memory_mib: Option<u64>,
+    storage_gib: Option<u64>,
+    kubernetes_version: Option<String>,
+}
+
+/// Reads per-site profiles (YAML, site → overrides of `defaults`).
+pub fn profiles_from_yaml(
+    text: &str,
+    defaults: &SiteProfile,
+) -> std::result::Result<BTreeMap<String, SiteProfile>, String> {
+    if text.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let overrides: BTreeMap<String, ProfileOverride> =
+        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    Ok(overrides
+        .into_iter()
+        .map(|(site, o)| {
+            let d = defaults.capacity;
+            let profile = SiteProfile {
+                capacity: Resources {
+                    cpu_millis: o.cpu_millis.unwrap_or(d.cpu_millis),
+                    memory_mib: o.memory_mib.unwrap_or(d.memory_mib),
+                    storage_gib: o.storage_gib.unwrap_or(d.storage_gib),
+                },
+                kubernetes_version: o
+                    .kubernetes_version
+                    .unwrap_or_else(|| defaults.kubernetes_version.clone()),
+            };
+            (site, profile)
+        })
+        .collect())
+}
+
 /// A simulated site.
 #[derive(Debug, Clone)]
 pub struct SiteSim {
@@ -274,6 +315,19 @@ mod tests {
         };
         assert_eq!(version(&mut site, 11).as_deref(), Some("1.0.0"));
         assert_eq!(version(&mut site, 12).as_deref(), Some("2.0.0"));
+    }
+
+    #[test]
+    fn profiles_override_the_defaults_per_site() {
+        let p = profiles_from_yaml(
+            "small: { cpu_millis: 8000 }\nold: { kubernetes_version: v1.30.1 }\n",
+            &SiteProfile::default(),
+        )
+        .unwrap();
+        assert_eq!(p["small"].capacity.cpu_millis, 8000);
+        assert_eq!(p["small"].capacity.memory_mib, 256 * 1024);
+        assert_eq!(p["old"].kubernetes_version, "v1.30.1");
+        assert!(profiles_from_yaml("x: { cpus: 1 }", &SiteProfile::default()).is_err());
     }
 
     #[test]
