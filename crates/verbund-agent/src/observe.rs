@@ -26,6 +26,9 @@
 //!   Deployments and StatefulSets agree on, each observed by its controller
 //!   (`status.observedGeneration` ≥ generation). While an upgrade is still under way,
 //!   or the workloads disagree, no version is reported: the control plane keeps waiting.
+//!   (Except a HelmRelease whose in-flight change keeps the chart version of Helm's last
+//!   deployed release, `status.history[0]`: a values change, not an upgrade; it reports
+//!   its label, so that a running booking does not look gone during a reconfiguration.)
 //!   Chart versions are not used: a verbund version is the offering's, not the chart's.
 //! - **replicas**: `spec.replicas` (default 1) and `status.readyReplicas`, summed over the
 //!   namespace's Deployments and StatefulSets.
@@ -92,13 +95,21 @@ pub fn observe(s: &Snapshot) -> (SiteObservation, Vec<BookingObservation>) {
 // ------------------------------------------------------------------- bookings
 
 fn bookings(s: &Snapshot) -> Vec<BookingObservation> {
+    // Indexed once: a site has thousands of namespaces.
+    let index = Index {
+        deployments: by_namespace(&s.deployments),
+        stateful_sets: by_namespace(&s.stateful_sets),
+        jobs: by_namespace(&s.jobs),
+        releases: by_namespace(&s.helm_releases),
+        applications: by_label(&s.applications, BOOKING_LABEL),
+    };
     let mut out: Vec<BookingObservation> = s
         .namespaces
         .iter()
         .filter_map(|ns| {
             let booking = ns.labels().get(BOOKING_LABEL)?.clone();
             let name = ns.metadata.name.as_deref()?;
-            Some(booking_in(s, &booking, name))
+            Some(booking_in(&index, &booking, name))
         })
         .collect();
     out.sort_by(|a, b| a.booking.cmp(&b.booking));
@@ -106,31 +117,63 @@ fn bookings(s: &Snapshot) -> Vec<BookingObservation> {
     out
 }
 
-fn in_namespace<K: Resource>(objects: &[Arc<K>], namespace: &str) -> Vec<Arc<K>> {
-    let mut out: Vec<Arc<K>> = objects
-        .iter()
-        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
-        .cloned()
-        .collect();
-    // Stores have no order; the report does.
-    out.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+/// A snapshot's objects by namespace (Applications by booking label), each list sorted
+/// by name: stores have no order, the report has one.
+struct Index<'s> {
+    deployments: BTreeMap<&'s str, Vec<Arc<Deployment>>>,
+    stateful_sets: BTreeMap<&'s str, Vec<Arc<StatefulSet>>>,
+    jobs: BTreeMap<&'s str, Vec<Arc<Job>>>,
+    releases: BTreeMap<&'s str, Vec<Arc<DynamicObject>>>,
+    applications: BTreeMap<&'s str, Vec<Arc<DynamicObject>>>,
+}
+
+fn group<'s, K: Resource>(
+    objects: &'s [Arc<K>],
+    key: impl Fn(&'s K) -> Option<&'s str>,
+) -> BTreeMap<&'s str, Vec<Arc<K>>> {
+    let mut out: BTreeMap<&str, Vec<Arc<K>>> = BTreeMap::new();
+    for o in objects {
+        if let Some(k) = key(o) {
+            out.entry(k).or_default().push(o.clone());
+        }
+    }
+    for list in out.values_mut() {
+        list.sort_by(|a, b| {
+            (&a.meta().namespace, &a.meta().name).cmp(&(&b.meta().namespace, &b.meta().name))
+        });
+    }
     out
 }
 
-fn booking_in(s: &Snapshot, booking: &str, namespace: &str) -> BookingObservation {
-    let deployments = in_namespace(&s.deployments, namespace);
-    let stateful_sets = in_namespace(&s.stateful_sets, namespace);
-    let releases = in_namespace(&s.helm_releases, namespace);
+fn by_namespace<K: Resource>(objects: &[Arc<K>]) -> BTreeMap<&str, Vec<Arc<K>>> {
+    group(objects, |o| o.meta().namespace.as_deref())
+}
+
+fn by_label<'s, K: Resource>(objects: &'s [Arc<K>], label: &str) -> BTreeMap<&'s str, Vec<Arc<K>>> {
+    group(objects, |o| {
+        o.meta()
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(label))
+            .map(String::as_str)
+    })
+}
+
+fn booking_in(index: &Index<'_>, booking: &str, namespace: &str) -> BookingObservation {
+    let deployments = index
+        .deployments
+        .get(namespace)
+        .cloned()
+        .unwrap_or_default();
+    let stateful_sets = index
+        .stateful_sets
+        .get(namespace)
+        .cloned()
+        .unwrap_or_default();
+    let releases = index.releases.get(namespace).cloned().unwrap_or_default();
+    let jobs = index.jobs.get(namespace).cloned().unwrap_or_default();
     // Applications live in Argo CD's namespace; they carry the booking's label.
-    let applications: Vec<&Arc<DynamicObject>> = s
-        .applications
-        .iter()
-        .filter(|a| a.labels().get(BOOKING_LABEL).map(String::as_str) == Some(booking))
-        .collect();
-    let mut applications = applications;
-    applications.sort_by(|a, b| {
-        (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
-    });
+    let applications = index.applications.get(booking).cloned().unwrap_or_default();
 
     let mut desired = 0u32;
     let mut ready = 0u32;
@@ -150,13 +193,7 @@ fn booking_in(s: &Snapshot, booking: &str, namespace: &str) -> BookingObservatio
         if let Some(c) = &ready {
             conditions.push(c.clone());
         }
-        let observed = r.data["status"]["observedGeneration"].as_i64();
-        let finished = ready.is_some_and(|c| c.status == "True" || c.status == "False");
-        versions.push(
-            (finished && observed.is_some() && observed == r.metadata.generation)
-                .then(|| label_version(r.labels()))
-                .flatten(),
-        );
+        versions.push(helm_release_version(r, ready.as_ref()));
     }
     for a in &applications {
         let health = a.data["status"]["health"]["status"].as_str();
@@ -209,10 +246,7 @@ fn booking_in(s: &Snapshot, booking: &str, namespace: &str) -> BookingObservatio
         Some((first, rest)) if rest.iter().all(|v| v == first) => first.clone(),
         _ => None,
     };
-    let smoke_test = smoke(
-        &in_namespace(&s.jobs, namespace),
-        applied_version.as_deref(),
-    );
+    let smoke_test = smoke(&jobs, applied_version.as_deref());
     BookingObservation {
         booking: booking.to_string(),
         applied_version,
@@ -221,6 +255,22 @@ fn booking_in(s: &Snapshot, booking: &str, namespace: &str) -> BookingObservatio
         conditions,
         smoke_test,
     }
+}
+
+/// The HelmRelease's version label once an attempt at its generation finished, or while
+/// a change is under way that keeps the chart version Helm last deployed.
+fn helm_release_version(r: &DynamicObject, ready: Option<&Condition>) -> Option<String> {
+    let status = &r.data["status"];
+    let observed = status["observedGeneration"].as_i64();
+    let finished = ready.is_some_and(|c| c.status == "True" || c.status == "False");
+    if finished && observed.is_some() && observed == r.metadata.generation {
+        return label_version(r.labels());
+    }
+    let last = &status["history"][0];
+    let wanted = r.data["spec"]["chart"]["spec"]["version"].as_str();
+    let same_chart =
+        last["status"] == "deployed" && wanted.is_some() && last["chartVersion"].as_str() == wanted;
+    same_chart.then(|| label_version(r.labels())).flatten()
 }
 
 fn replicas(spec: Option<i32>) -> u32 {

@@ -72,14 +72,24 @@ pub async fn run(stores: Stores, sender: ReportSender, interval: Duration) {
     let interval_seconds = u32::try_from(interval.as_secs())
         .unwrap_or(u32::MAX)
         .clamp(2, 3600);
-    if let Err(e) = stores.wait_until_ready().await {
-        tracing::error!(error = %e, "the cluster's objects could not be listed");
-    }
     let mut last = 0u64;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        // Half-filled stores would report bookings missing and nodes gone: better silent
+        // (the control plane then marks the site unknown) than wrong.
+        match tokio::time::timeout(interval, stores.wait_until_ready()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the cluster's objects cannot be listed; not reporting");
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!("the cluster's objects are not listed yet; not reporting");
+                continue;
+            }
+        }
         let snapshot = match stores.snapshot().await {
             Ok(s) => s,
             Err(e) => {

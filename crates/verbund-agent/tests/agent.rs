@@ -366,6 +366,19 @@ fn smoke_tests_follow_the_applied_version() {
 }
 
 #[test]
+fn a_helm_values_change_keeps_the_version_an_upgrade_does_not() {
+    // b-3 is being upgraded from chart 16.4.1: no version until the attempt finished.
+    let s = recorded_snapshot();
+    assert_eq!(observe(&s).1[2].applied_version, None);
+    // The same chart as last deployed (a values change): the label holds.
+    let mut s = recorded_snapshot();
+    let mut release = (*s.helm_releases[1]).clone();
+    release.data["status"]["history"][0]["chartVersion"] = json!("16.4.2");
+    s.helm_releases[1] = Arc::new(release);
+    assert_eq!(observe(&s).1[2].applied_version.as_deref(), Some("16.4.2"));
+}
+
+#[test]
 fn a_site_without_ready_nodes_is_unhealthy() {
     let mut s = recorded_snapshot();
     s.nodes
