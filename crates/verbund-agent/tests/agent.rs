@@ -393,6 +393,87 @@ fn a_site_without_ready_nodes_is_unhealthy() {
     assert_eq!(observe(&s).0.message, None);
 }
 
+// ------------------------------------------------------------------ report loop
+
+#[tokio::test]
+async fn the_report_loop_sends_increasing_batches_and_survives_a_failed_send() {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::Json;
+
+    type Received = Arc<Mutex<Vec<(String, Option<String>, Value)>>>;
+    async fn receive(
+        State(received): State<Received>,
+        UrlPath(site): UrlPath<String>,
+        headers: HeaderMap,
+        Json(report): Json<Value>,
+    ) -> (StatusCode, Json<Value>) {
+        let auth = headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string());
+        let mut r = received.lock().unwrap();
+        r.push((site, auth, report.clone()));
+        if r.len() == 1 {
+            // The control plane is down once: the loop must go on.
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"detail": "starting"})),
+            );
+        }
+        let bookings = report["bookings"].as_array().unwrap().len();
+        (
+            StatusCode::OK,
+            Json(
+                json!({"accepted": true, "sequence": report["sequence"], "bookings": bookings, "transitions": 0}),
+            ),
+        )
+    }
+    let received: Received = Arc::default();
+    let app = axum::Router::new()
+        .route("/api/v1/sites/{site}/reports", axum::routing::post(receive))
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let (client, _) = mock_client(observed_cluster);
+    let sender = verbund_agent::ReportSender::new(
+        &format!("http://{address}"),
+        "dataport-hh-1",
+        "site-token",
+    )
+    .with_attempts(1);
+    let run = tokio::spawn(verbund_agent::report::run(
+        Stores::start(client),
+        sender,
+        std::time::Duration::from_millis(50),
+    ));
+    for _ in 0..200 {
+        if received.lock().unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(!run.is_finished(), "the loop stopped");
+    run.abort();
+    let received = received.lock().unwrap().clone();
+    assert!(received.len() >= 3, "only {} reports", received.len());
+    let mut last = 0;
+    for (site, auth, report) in &received {
+        assert_eq!(site, "dataport-hh-1");
+        assert_eq!(auth.as_deref(), Some("Bearer site-token"));
+        let report: verbund_domain::report::SiteReport =
+            serde_json::from_value(report.clone()).unwrap();
+        report.validate().unwrap();
+        assert!(report.sequence > last, "sequences must increase");
+        last = report.sequence;
+        assert!(!report.agent.simulated);
+        assert!(report.agent.name.starts_with("verbund-agent/"));
+        assert_eq!(report.site.health, SiteHealth::Degraded);
+        assert_eq!(report.bookings.len(), 4);
+    }
+}
+
 // ------------------------------------------------------------------ apply
 
 fn git(dir: &Path, args: &[&str]) {
