@@ -19,7 +19,10 @@
 //!   desired itself (same kind, namespace and name), is deleted; e.g. the previous
 //!   version's smoke-test Job.
 //!
-//! Objects in other namespaces are never touched.
+//! Objects in other namespaces are never touched. So one applying agent per cluster:
+//! two (say the `prod` and `test` environments of a site on one cluster) would prune
+//! each other's booking namespaces. If objects failed to apply, pruning still runs: it
+//! only removes what is not desired, whatever happened to what is.
 //!
 //! # When
 //!

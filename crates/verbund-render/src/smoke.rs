@@ -10,7 +10,10 @@
 //! `restricted`, like the namespace demands; resources come from the namespace's
 //! LimitRange.
 //!
-//! On Argo CD sites it carries sync wave 2, after the application (wave 1).
+//! On Argo CD sites it carries sync wave 2, after the application (wave 1). Elsewhere
+//! (Flux, the agent) it starts as soon as it is applied, possibly before the
+//! application is up: a smoke test must wait for the application itself, retrying
+//! until its deadline, rather than fail on the first refused connection.
 
 use std::collections::BTreeMap;
 
