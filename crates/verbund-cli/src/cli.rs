@@ -131,8 +131,9 @@ pub struct ServeArgs {
 pub enum Command {
     /// Run the control plane (API and, later, the portal).
     Serve(ServeArgs),
-    /// Run the control plane with a demo federation loaded on first start.
-    Demo(ServeArgs),
+    /// Run the control plane with a demo federation loaded on first start, and
+    /// simulated agents reporting for its sites.
+    Demo(DemoArgs),
     /// Load official reference data into the store.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -142,8 +143,22 @@ pub enum Command {
     /// Check the desired-state repository against the store.
     #[command(subcommand, name = "desired-state")]
     DesiredState(DesiredStateCommand),
+    /// The site agent: runs in a site's cluster and reports what runs there.
+    #[command(subcommand)]
+    Agent(crate::agent::AgentCommand),
+    /// Simulated site agents: read the desired state and report as real sites would.
+    Simulate(crate::simulate::SimulateArgs),
     #[command(flatten)]
     Client(client::ClientCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Do not start simulated agents (e.g. to run `verbund simulate` or real agents instead).
+    #[arg(long)]
+    pub no_simulation: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,7 +203,7 @@ pub enum DesiredStateCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(a) => crate::serve::serve(a, None).await,
+        Command::Serve(a) => crate::serve::serve(a, None, crate::serve::Extras::None).await,
         Command::Demo(a) => crate::demo::run(a).await,
         Command::Import(ImportCommand::Gv100ad { file, store }) => {
             crate::import::gv100ad(&file, &store).await
@@ -203,6 +218,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             delivery,
             repair,
         }) => crate::serve::verify_desired_state(&store, &delivery, repair).await,
+        Command::Agent(c) => crate::agent::command(c).await,
+        Command::Simulate(a) => crate::simulate::run(a).await,
         Command::Client(c) => client::run(c).await,
     }
 }

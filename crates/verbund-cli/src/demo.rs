@@ -19,7 +19,7 @@ use verbund_domain::directory::{
 use verbund_domain::page::PageRequest;
 use verbund_store::{Store, StoreError};
 
-use crate::cli::ServeArgs;
+use crate::cli::DemoArgs;
 
 const MUNICIPALITIES: &str = include_str!("../demo/municipalities.yaml");
 const OZG: &str = include_str!("../demo/ozg.yaml");
@@ -44,11 +44,20 @@ fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> anyhow::Resu
     serde_yaml_ng::from_str(text).with_context(|| format!("demo file {name} is invalid"))
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let DemoArgs {
+        serve: args,
+        no_simulation,
+    } = args;
     let store = args.store.open().await?;
     crate::serve::bootstrap_admin(&store, &args.store.data).await?;
     load(&store, &args.store.data).await?;
-    crate::serve::serve(args, Some(store)).await
+    let extras = if no_simulation {
+        crate::serve::Extras::None
+    } else {
+        crate::serve::Extras::SimulatedSites
+    };
+    crate::serve::serve(args, Some(store), extras).await
 }
 
 /// Loads the demo federation into the store; safe to call on every start.

@@ -1,10 +1,12 @@
 //! The `verbund` binary: server, demo, importers and the API client in one command.
 
+mod agent;
 mod cli;
 mod client;
 mod demo;
 mod import;
 mod serve;
+mod simulate;
 
 use clap::Parser;
 

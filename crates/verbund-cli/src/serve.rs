@@ -69,8 +69,16 @@ pub async fn bootstrap_admin(store: &Store, data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the API; `ready` is called once the listener is bound (the demo prints hints).
-pub async fn serve(args: ServeArgs, store: Option<Store>) -> anyhow::Result<()> {
+/// What else runs in the server's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extras {
+    None,
+    /// `verbund demo`: simulated agents for every site, reporting through the API.
+    SimulatedSites,
+}
+
+/// Serves the API (with `extras` once the listener is bound).
+pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> anyhow::Result<()> {
     let store = match store {
         Some(s) => s,
         None => args.store.open().await?,
@@ -112,12 +120,68 @@ pub async fn serve(args: ServeArgs, store: Option<Store>) -> anyhow::Result<()> 
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("verbund listens on http://{addr} (API at http://{addr}/api/v1)");
+    let _simulation = match extras {
+        Extras::SimulatedSites => {
+            Some(simulate_sites(&store, &repository_path(&args.store), addr).await?)
+        }
+        Extras::None => None,
+    };
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await
         .context("server failed")?;
     store.close().await;
     Ok(())
+}
+
+/// The name of the site tokens the demo's simulation uses; revoked and issued anew at
+/// every start, so that tokens do not pile up.
+const DEMO_TOKEN: &str = "simulated agent (verbund demo)";
+
+/// Starts a simulated agent for every site, each with a fresh site token.
+async fn simulate_sites(
+    store: &Store,
+    repository: &std::path::Path,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<crate::simulate::SimulationHandle> {
+    let now = chrono::Utc::now();
+    let mut tokens = std::collections::BTreeMap::new();
+    let sites = store
+        .list_sites(
+            &verbund_store::SiteFilter::default(),
+            &verbund_domain::page::PageRequest {
+                limit: Some(1000),
+                after: None,
+            },
+        )
+        .await?;
+    for site in sites.items {
+        let name = site.spec.name;
+        for old in store.site_tokens(&name).await? {
+            if old.name == DEMO_TOKEN && old.revoked_at.is_none() {
+                store
+                    .revoke_site_token("system/demo", &name, &old.id, now)
+                    .await?;
+            }
+        }
+        let (_, secret) =
+            verbund_api::issue_site_token(store, "system/demo", &name, DEMO_TOKEN, None, now)
+                .await?;
+        tokens.insert(name, secret);
+    }
+    let count = tokens.len();
+    let handle = crate::simulate::start_in_process(
+        &format!("http://{addr}"),
+        repository,
+        tokens,
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_secs(3),
+    )
+    .await?;
+    println!(
+        "simulated agents report for {count} sites every 5 s (labelled simulated in /api/v1/fleet); bookings turn active once their simulated site reports them ready"
+    );
+    Ok(handle)
 }
 
 /// Opens the desired-state repository of the data folder (creating it on first start).

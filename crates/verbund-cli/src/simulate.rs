@@ -221,10 +221,6 @@ fn log_stats(stats: &BTreeMap<String, SiteStats>) {
 
 /// Starts simulated agents in this process, e.g. for `verbund demo`, with site tokens
 /// the caller issued (`site → secret`). Stop them with [`SimulationHandle::stop`].
-#[allow(
-    dead_code,
-    reason = "for `verbund demo`, which starts the simulation in process"
-)]
 pub async fn start_in_process(
     server: &str,
     repository: &std::path::Path,

@@ -886,11 +886,25 @@ async fn all_sites(store: &Store) -> Result<Vec<Site>> {
     Ok(sites)
 }
 
-/// Events that change the desired state: any booking change except the move to
-/// provisioning the publisher itself records, and any site change.
+/// Events about what runs, not what should: the publisher's own move to provisioning,
+/// the lifecycle moves sites' reports cause, sites' health and their credentials.
+const NOT_DESIRED_STATE: [&str; 7] = [
+    "booking.provision",
+    "booking.ready",
+    "booking.degrade",
+    "site.reporting",
+    "site.health",
+    "site.silent",
+    "site.token.",
+];
+
+/// Events that change the desired state: any change of a booking or a site, except
+/// those in [`NOT_DESIRED_STATE`].
 fn is_relevant(e: &AuditEvent) -> bool {
-    (e.object.starts_with("booking/") && e.action != "booking.provision")
-        || e.object.starts_with("site/")
+    (e.object.starts_with("booking/") || e.object.starts_with("site/"))
+        && !NOT_DESIRED_STATE
+            .iter()
+            .any(|a| e.action == *a || (a.ends_with('.') && e.action.starts_with(a)))
 }
 
 /// Splits events into runs of consecutive events by the same actor.

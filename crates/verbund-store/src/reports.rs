@@ -58,7 +58,8 @@ fn site_token(r: &AnyRow) -> Result<SiteToken> {
     })
 }
 
-const SITE_STATUS_COLUMNS: &str = "site, sequence, reported_at, interval_seconds, agent, simulated, \
+const SITE_STATUS_COLUMNS: &str =
+    "site, sequence, reported_at, interval_seconds, agent, simulated, \
      kubernetes_version, free_cpu_millis, free_memory_mib, free_storage_gib, health, message, \
      silent_since";
 
@@ -296,7 +297,10 @@ impl Store {
         for chunk in ids.chunks(IN_CHUNK) {
             let mut s = Select::default();
             add_in(&mut s, "id", chunk);
-            let sql = s.sql("SELECT id, site, state, version, offering FROM bookings", "");
+            let sql = s.sql(
+                "SELECT id, site, state, version, offering FROM bookings",
+                "",
+            );
             for r in s.bind(&sql).fetch_all(&mut *w.tx).await? {
                 let state: String = r.try_get(2)?;
                 known.insert(
@@ -328,11 +332,15 @@ impl Store {
             problems.push(obs.problem(desired));
             if let Some(event) = assess(k.state, desired, obs) {
                 let to = transition(k.state, event).expect("assess only proposes legal moves");
-                moves.push((i, event, Move {
-                    booking: obs.booking.clone(),
-                    from: k.state,
-                    to,
-                }));
+                moves.push((
+                    i,
+                    event,
+                    Move {
+                        booking: obs.booking.clone(),
+                        from: k.state,
+                        to,
+                    },
+                ));
             }
         }
 
@@ -349,7 +357,17 @@ impl Store {
                 }
                 sql.push_str(&format!(
                     "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9,
+                    b + 10,
+                    b + 11
                 ));
             }
             sql.push_str(

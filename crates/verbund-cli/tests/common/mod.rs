@@ -1,0 +1,130 @@
+//! The test kit of the binary's behaviour tests: the real `verbund` with none of the
+//! caller's settings, a server on a free port that is killed when dropped (its log shown
+//! when the test fails), and small API helpers.
+
+#![allow(dead_code, reason = "not every test uses every helper")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_verbund");
+
+/// A command of the binary with none of the caller's VERBUND_* settings.
+pub fn verbund() -> Command {
+    let mut c = Command::new(BIN);
+    for var in [
+        "VERBUND_SERVER",
+        "VERBUND_TOKEN",
+        "VERBUND_DATA",
+        "VERBUND_DATABASE_URL",
+        "VERBUND_LISTEN",
+        "VERBUND_REPOSITORY_URL",
+        "VERBUND_GIT_REMOTE",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("VERBUND_LOG", "warn");
+    c
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running `verbund demo` or `verbund serve` on a data folder; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `verbund <command>` on `data` and waits until it is ready.
+    pub async fn start(command: &str, data: &Path) -> Server {
+        Self::start_with(command, &[], data).await
+    }
+
+    /// Starts `verbund <command> <extra…>` on `data` and waits until it is ready.
+    pub async fn start_with(command: &str, extra: &[&str], data: &Path) -> Server {
+        let port = free_port();
+        let log = data.with_extension(format!("{port}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = verbund()
+            .args([command, "--listen", &format!("127.0.0.1:{port}"), "--data"])
+            .arg(data)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("verbund starts");
+        let mut server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/readyz", server.base)).await {
+                if r.status().is_success() {
+                    return server;
+                }
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "verbund {command} exited with {status}:\n{}",
+                    server.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "verbund {command} did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log_text());
+        }
+    }
+}
+
+pub fn token(data: &Path, file: &str) -> String {
+    std::fs::read_to_string(data.join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .trim()
+        .to_owned()
+}
+
+pub async fn get(base: &str, token: &str, path: &str) -> Value {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/api/v1{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert!(r.status().is_success(), "GET {path}: {}", r.status());
+    r.json().await.expect("JSON")
+}
