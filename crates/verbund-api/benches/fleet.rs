@@ -196,6 +196,25 @@ async fn run(backend: &str, full: bool) {
     let (_, token) = verbund_api::issue_token(&store, "system/bench", &user.id, "bench", None, now)
         .await
         .expect("token");
+    if std::env::var("VERBUND_BENCH_PROBE").is_ok() {
+        for _ in 0..3 {
+            let t = Instant::now();
+            let counts = store
+                .fleet_counts(&verbund_store::FleetScope::default())
+                .await
+                .expect("counts");
+            let all = t.elapsed();
+            let t = Instant::now();
+            store.site_statuses().await.expect("statuses");
+            println!(
+                "probe: fleet counts {:.1} ms ({} site × offering rows, {} organisation rows), site statuses {:.1} ms",
+                ms(all),
+                counts.bookings.len(),
+                counts.by_organisation.len(),
+                ms(t.elapsed())
+            );
+        }
+    }
     let mut times = Vec::with_capacity(reads);
     let mut size = 0;
     for _ in 0..reads {

@@ -299,6 +299,13 @@ async fn reports_drive_the_lifecycle(kit: Kit) {
     assert_eq!(o["desired_versions"], json!({"1.0.0": 2}));
     assert_eq!(fleet["bookings"], json!({"active": 2}));
 
+    // The moves were written in bulk, chained like every other event.
+    let chain = ok(
+        get(app, &kit.admin, "/api/v1/audit/verify").await,
+        StatusCode::OK,
+    );
+    assert_eq!(chain["intact"], true, "{chain}");
+
     // Metrics: reports counted, the site's health exposed.
     let r = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
     let text = r.2.as_str().unwrap_or_default().to_string();

@@ -1116,6 +1116,14 @@ fn endpoints() -> Vec<Endpoint> {
             s["provider"] = json!(P1);
             s
         }),
+        // reports.rs: a site's tokens are the business of the federation and the site's
+        // own provider only.
+        ep(M::GET, "/api/v1/sites/{site}/tokens", federation_reads),
+        ep(M::POST, "/api/v1/sites/{site}/tokens", federation_writes)
+            .body(&[], |_, _| json!({"name": "uebernahme"})),
+        // fleet.rs: everyone sees the fleet, scoped to what they may see (the leak check
+        // searches the answer for every foreign id).
+        ep(M::GET, "/api/v1/fleet", everyone),
         // offerings.rs
         ep(M::GET, "/api/v1/offerings?vendor={vendor}", everyone).public(),
         ep(M::GET, "/api/v1/offerings/{offering}", everyone).public(),

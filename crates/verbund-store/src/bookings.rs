@@ -236,6 +236,56 @@ pub(crate) async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Bo
     Ok(Some(b))
 }
 
+/// The bookings with these ids (those that exist), with their dependency links, by id.
+pub(crate) async fn load_many(
+    conn: &mut AnyConnection,
+    dialect: crate::Dialect,
+    ids: &[String],
+) -> Result<Vec<Booking>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        let list = crate::rows::placeholders(dialect, 1, chunk.len());
+        let sql = format!("SELECT {COLUMNS} FROM bookings WHERE id IN ({list}) ORDER BY id");
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone());
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
+        attach_dependencies(conn, dialect, &mut items).await?;
+        out.extend(items);
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+async fn attach_dependencies(
+    conn: &mut AnyConnection,
+    dialect: crate::Dialect,
+    items: &mut [Booking],
+) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let list = crate::rows::placeholders(dialect, 1, items.len());
+    let sql = format!(
+        "SELECT booking, dependency FROM booking_dependencies WHERE booking IN ({list}) \
+         ORDER BY booking, dependency"
+    );
+    let mut q = sqlx::query(&sql);
+    for b in items.iter() {
+        q = q.bind(b.id.clone());
+    }
+    let mut links: HashMap<String, Vec<String>> = HashMap::new();
+    for r in q.fetch_all(&mut *conn).await? {
+        links.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+    }
+    for b in items.iter_mut() {
+        b.dependencies = links.remove(&b.id).unwrap_or_default();
+    }
+    Ok(())
+}
+
 fn audit_change(actor: &str, n: &NewBooking, before: Option<&Booking>) -> Change {
     Change {
         actor: actor.into(),
@@ -457,42 +507,14 @@ impl Store {
 
     /// Fills in the dependency links of listed bookings with one query.
     async fn attach_dependencies(&self, items: &mut [Booking]) -> Result<()> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        let mut s = Select::default();
-        s.and_many(
-            "booking IN (",
-            items.iter().map(|b| Arg::Text(b.id.clone())).collect(),
-        );
-        let sql = s.sql(
-            "SELECT booking, dependency FROM booking_dependencies",
-            "ORDER BY booking, dependency",
-        );
-        let mut links: HashMap<String, Vec<String>> = HashMap::new();
-        for r in s.bind(&sql).fetch_all(&self.pool).await? {
-            links.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
-        }
-        for b in items.iter_mut() {
-            b.dependencies = links.remove(&b.id).unwrap_or_default();
-        }
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        attach_dependencies(&mut conn, self.dialect, items).await
     }
 
     /// The bookings with these ids (those that exist), with their dependency links, by id.
     pub async fn bookings_by_ids(&self, ids: &[String]) -> Result<Vec<Booking>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
-            let mut s = Select::default();
-            add_in(&mut s, "id", chunk);
-            let sql = s.sql(&format!("SELECT {COLUMNS} FROM bookings"), "ORDER BY id");
-            let rows = s.bind(&sql).fetch_all(&self.pool).await?;
-            let mut items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
-            self.attach_dependencies(&mut items).await?;
-            out.extend(items);
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        let mut conn = self.pool.acquire().await?;
+        load_many(&mut conn, self.dialect, ids).await
     }
 
     /// Every booking on `site` whose folder belongs in the site's desired state

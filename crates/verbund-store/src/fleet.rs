@@ -1,103 +1,162 @@
 //! Counts of the fleet's bookings, for the fleet view and the metrics.
 //!
-//! Each count is one `GROUP BY` answered from an index alone (`bookings_site`,
-//! `bookings_offering_state`, `bookings_organisation_state`, `booking_status_versions`),
-//! and the four run concurrently on the pool, so the view of 100,000 bookings stays a
-//! few index scans instead of loading rows.
+//! The federation's and a provider's views read running totals that triggers keep in the
+//! transaction of every booking and observation write (`fleet_counts`,
+//! `organisation_counts`, `applied_counts`, migration 0004): a few thousand rows instead
+//! of 100,000 bookings. An organisation's own view counts its bookings directly, through
+//! the `bookings_organisation_state` index; they are few.
 
 use sqlx::Row;
 
 use crate::bookings::add_in;
-use crate::rows::Select;
+use crate::rows::{Arg, Select};
 use crate::{Result, Store};
 
-/// Which bookings to count: all, or only those on some sites or of some organisations.
+/// Which bookings to count: all, those on some sites, or those of some organisations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetScope {
     pub sites: Option<Vec<String>>,
     pub organisations: Option<Vec<String>>,
 }
 
-/// Booking counts along the fleet's dimensions (rows with zero bookings are absent).
+/// Booking counts along the fleet's dimensions (absent rows count zero).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetCounts {
-    /// (site, state, bookings)
-    pub by_site: Vec<(String, String, i64)>,
-    /// (offering, state, desired version, bookings)
-    pub by_offering: Vec<(String, String, Option<String>, i64)>,
+    /// (site, offering, state, desired version, bookings); site and version `""` when none.
+    pub bookings: Vec<(String, String, String, String, i64)>,
     /// (organisation, state, bookings)
     pub by_organisation: Vec<(String, String, i64)>,
-    /// (offering, applied version as reported, bookings)
-    pub applied: Vec<(String, Option<String>, i64)>,
-}
-
-impl FleetScope {
-    fn select(&self, site_col: &str, org_col: Option<&str>) -> Select {
-        let mut s = Select::default();
-        if let Some(sites) = &self.sites {
-            add_in(&mut s, site_col, sites);
-        }
-        if let (Some(orgs), Some(col)) = (&self.organisations, org_col) {
-            add_in(&mut s, col, orgs);
-        }
-        s
-    }
+    /// (offering, version its sites report running or `""`, bookings)
+    pub applied: Vec<(String, String, i64)>,
 }
 
 impl Store {
     pub async fn fleet_counts(&self, scope: &FleetScope) -> Result<FleetCounts> {
-        let site = scope.select("site", Some("organisation"));
-        let site_sql = site.sql(
-            "SELECT site, state, CAST(COUNT(*) AS BIGINT) FROM bookings",
-            "GROUP BY site, state",
+        match &scope.organisations {
+            Some(orgs) => {
+                self.organisation_fleet_counts(orgs, scope.sites.as_deref())
+                    .await
+            }
+            None => self.summed_fleet_counts(scope.sites.as_deref()).await,
+        }
+    }
+
+    /// From the running totals, optionally only for `sites`.
+    async fn summed_fleet_counts(&self, sites: Option<&[String]>) -> Result<FleetCounts> {
+        let scoped = |col: &str| {
+            let mut s = Select::default();
+            s.and("bookings <> {}", Arg::Int(0));
+            if let Some(sites) = sites {
+                add_in(&mut s, col, sites);
+            }
+            s
+        };
+        let totals = scoped("site");
+        let totals_sql = totals.sql(
+            "SELECT site, offering, state, version, bookings FROM fleet_counts",
+            "",
         );
-        let offering = scope.select("site", Some("organisation"));
-        let offering_sql = offering.sql(
-            "SELECT offering, state, version, CAST(COUNT(*) AS BIGINT) FROM bookings",
-            "GROUP BY offering, state, version",
+        let applied = scoped("site");
+        let applied_sql = applied.sql(
+            "SELECT offering, applied_version, CAST(SUM(bookings) AS BIGINT) FROM applied_counts",
+            "GROUP BY offering, applied_version",
         );
-        let organisation = scope.select("site", Some("organisation"));
-        let organisation_sql = organisation.sql(
+        let (totals, applied) = tokio::try_join!(
+            totals.bind(&totals_sql).fetch_all(&self.pool),
+            applied.bind(&applied_sql).fetch_all(&self.pool),
+        )?;
+        // Per organisation: the running totals for the whole federation; a provider's
+        // share is counted from its sites' bookings.
+        let organisations = match sites {
+            None => {
+                sqlx::query(
+                    "SELECT organisation, state, bookings FROM organisation_counts \
+                     WHERE bookings <> 0",
+                )
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(sites) => {
+                let mut s = Select::default();
+                add_in(&mut s, "site", sites);
+                let sql = s.sql(
+                    "SELECT organisation, state, CAST(COUNT(*) AS BIGINT) FROM bookings",
+                    "GROUP BY organisation, state",
+                );
+                s.bind(&sql).fetch_all(&self.pool).await?
+            }
+        };
+        let mut counts = FleetCounts::default();
+        for r in totals {
+            counts.bookings.push((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ));
+        }
+        for r in organisations {
+            counts
+                .by_organisation
+                .push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+        }
+        for r in applied {
+            let n: i64 = r.try_get(2)?;
+            if n != 0 {
+                counts.applied.push((r.try_get(0)?, r.try_get(1)?, n));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Counted directly from the bookings of `orgs` (and on `sites`, if given).
+    async fn organisation_fleet_counts(
+        &self,
+        orgs: &[String],
+        sites: Option<&[String]>,
+    ) -> Result<FleetCounts> {
+        let scoped = |org_col: &str, site_col: &str| {
+            let mut s = Select::default();
+            add_in(&mut s, org_col, orgs);
+            if let Some(sites) = sites {
+                add_in(&mut s, site_col, sites);
+            }
+            s
+        };
+        let totals = scoped("organisation", "site");
+        let totals_sql = totals.sql(
+            "SELECT COALESCE(site, ''), offering, state, COALESCE(version, ''), \
+             CAST(COUNT(*) AS BIGINT) FROM bookings",
+            "GROUP BY COALESCE(site, ''), offering, state, COALESCE(version, '')",
+        );
+        let organisations = scoped("organisation", "site");
+        let organisations_sql = organisations.sql(
             "SELECT organisation, state, CAST(COUNT(*) AS BIGINT) FROM bookings",
             "GROUP BY organisation, state",
         );
-        // Reported versions: scoped by organisation through the booking.
-        let applied = if scope.organisations.is_some() {
-            scope.select("s.site", Some("b.organisation"))
-        } else {
-            scope.select("site", None)
-        };
-        let applied_sql = if scope.organisations.is_some() {
-            applied.sql(
-                "SELECT s.offering, s.applied_version, CAST(COUNT(*) AS BIGINT) \
-                 FROM booking_status s JOIN bookings b ON b.id = s.booking",
-                "GROUP BY s.offering, s.applied_version",
-            )
-        } else {
-            applied.sql(
-                "SELECT offering, applied_version, CAST(COUNT(*) AS BIGINT) FROM booking_status",
-                "GROUP BY offering, applied_version",
-            )
-        };
-        let (by_site, by_offering, by_organisation, applied) = tokio::try_join!(
-            site.bind(&site_sql).fetch_all(&self.pool),
-            offering.bind(&offering_sql).fetch_all(&self.pool),
-            organisation.bind(&organisation_sql).fetch_all(&self.pool),
+        let applied = scoped("b.organisation", "s.site");
+        let applied_sql = applied.sql(
+            "SELECT s.offering, COALESCE(s.applied_version, ''), CAST(COUNT(*) AS BIGINT) \
+             FROM booking_status s JOIN bookings b ON b.id = s.booking",
+            "GROUP BY s.offering, COALESCE(s.applied_version, '')",
+        );
+        let (totals, organisations, applied) = tokio::try_join!(
+            totals.bind(&totals_sql).fetch_all(&self.pool),
+            organisations.bind(&organisations_sql).fetch_all(&self.pool),
             applied.bind(&applied_sql).fetch_all(&self.pool),
         )?;
         let mut counts = FleetCounts::default();
-        for r in by_site {
-            let site: Option<String> = r.try_get(0)?;
-            counts
-                .by_site
-                .push((site.unwrap_or_default(), r.try_get(1)?, r.try_get(2)?));
+        for r in totals {
+            counts.bookings.push((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ));
         }
-        for r in by_offering {
-            counts
-                .by_offering
-                .push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
-        }
-        for r in by_organisation {
+        for r in organisations {
             counts
                 .by_organisation
                 .push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));

@@ -168,6 +168,16 @@ impl Write<'_> {
         audit::append(&mut self.tx, &mut self.head, change, now).await
     }
 
+    /// Records many changes in the audit trail, in order, as part of this transaction.
+    pub(crate) async fn audit_many(
+        &mut self,
+        dialect: Dialect,
+        changes: Vec<verbund_domain::audit::Change>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        audit::append_many(&mut self.tx, dialect, &mut self.head, changes, now).await
+    }
+
     pub(crate) async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
         Ok(())

@@ -8,7 +8,7 @@
 //! `site/<name>`. So a report is either applied completely or not at all, and state never
 //! moves backwards because of a late or repeated batch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -22,7 +22,9 @@ use verbund_domain::report::{
 use verbund_domain::Invalid;
 
 use crate::bookings::{add_in, IN_CHUNK};
-use crate::rows::{from_json, parse_ts, parse_ts_opt, stored_time, to_json, ts, Select};
+use crate::rows::{
+    from_json, parse_ts, parse_ts_opt, placeholders, stored_time, to_json, ts, Select,
+};
 use crate::{Result, Store, StoreError};
 
 /// One lifecycle move a report caused.
@@ -295,13 +297,15 @@ impl Store {
         let ids: Vec<String> = report.bookings.iter().map(|b| b.booking.clone()).collect();
         let mut known: HashMap<String, Known> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let mut s = Select::default();
-            add_in(&mut s, "id", chunk);
-            let sql = s.sql(
-                "SELECT id, site, state, version, offering FROM bookings",
-                "",
+            let sql = format!(
+                "SELECT id, site, state, version, offering FROM bookings WHERE id IN ({})",
+                placeholders(self.dialect, 1, chunk.len())
             );
-            for r in s.bind(&sql).fetch_all(&mut *w.tx).await? {
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            for r in q.fetch_all(&mut *w.tx).await? {
                 let state: String = r.try_get(2)?;
                 known.insert(
                     r.try_get(0)?,
@@ -351,24 +355,12 @@ impl Store {
                  applied_version, desired_replicas, ready_replicas, smoke_test, conditions, problem) VALUES ",
             );
             for j in 0..chunk.len() {
-                let b = j * 11;
                 if j > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9,
-                    b + 10,
-                    b + 11
-                ));
+                sql.push('(');
+                sql.push_str(&placeholders(self.dialect, j * 11 + 1, 11));
+                sql.push(')');
             }
             sql.push_str(
                 " ON CONFLICT (booking) DO UPDATE SET site = excluded.site, \
@@ -397,8 +389,19 @@ impl Store {
             q.execute(&mut *w.tx).await?;
         }
 
+        // The moves: their bookings loaded in bulk, updated in one statement per target
+        // state and reason, each audited.
+        let move_ids: Vec<String> = moves.iter().map(|(_, _, m)| m.booking.clone()).collect();
+        let loaded: HashMap<String, verbund_domain::booking::Booking> =
+            crate::bookings::load_many(&mut w.tx, self.dialect, &move_ids)
+                .await?
+                .into_iter()
+                .map(|b| (b.id.clone(), b))
+                .collect();
+        let mut groups: BTreeMap<(&'static str, Option<String>), Vec<String>> = BTreeMap::new();
+        let mut changes = Vec::with_capacity(moves.len());
         for (i, event, m) in &moves {
-            let Some(before) = crate::bookings::load(&mut w.tx, &m.booking).await? else {
+            let Some(before) = loaded.get(&m.booking) else {
                 continue;
             };
             let mut after = before.clone();
@@ -409,32 +412,45 @@ impl Store {
                 BookingEvent::Degrade => problems[*i].clone(),
                 _ => None,
             };
-            sqlx::query(
-                "UPDATE bookings SET state = $2, reason = $3, updated_at = $4, state_since = $4 \
-                 WHERE id = $1",
-            )
-            .bind(&m.booking)
-            .bind(m.to.as_str())
-            .bind(after.reason.clone())
-            .bind(&at)
-            .execute(&mut *w.tx)
-            .await?;
+            groups
+                .entry((m.to.as_str(), after.reason.clone()))
+                .or_default()
+                .push(m.booking.clone());
             let action = match event {
                 BookingEvent::Degrade => "booking.degrade",
                 _ => "booking.ready",
             };
-            w.audit(
-                Change {
-                    actor: actor.clone(),
-                    action: action.into(),
-                    object: format!("booking/{}", m.booking),
-                    before: serde_json::to_value(&before).ok(),
-                    after: serde_json::to_value(&after).ok(),
-                },
-                now,
-            )
-            .await?;
+            changes.push(Change {
+                actor: actor.clone(),
+                action: action.into(),
+                object: format!("booking/{}", m.booking),
+                before: serde_json::to_value(before).ok(),
+                after: serde_json::to_value(&after).ok(),
+            });
         }
+        for ((to, reason), ids) in &groups {
+            for chunk in ids.chunks(IN_CHUNK) {
+                let sql = format!(
+                    "UPDATE bookings SET state = {}, reason = {}, updated_at = {}, \
+                     state_since = {} WHERE id IN ({})",
+                    placeholders(self.dialect, 1, 1),
+                    placeholders(self.dialect, 2, 1),
+                    placeholders(self.dialect, 3, 1),
+                    placeholders(self.dialect, 4, 1),
+                    placeholders(self.dialect, 5, chunk.len())
+                );
+                let mut q = sqlx::query(&sql)
+                    .bind(*to)
+                    .bind(reason.clone())
+                    .bind(at.clone())
+                    .bind(at.clone());
+                for id in chunk {
+                    q = q.bind(id.clone());
+                }
+                q.execute(&mut *w.tx).await?;
+            }
+        }
+        w.audit_many(self.dialect, changes, now).await?;
 
         let o = &report.site;
         sqlx::query(&format!(

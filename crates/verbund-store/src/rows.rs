@@ -111,3 +111,19 @@ pub(crate) fn paginate<T>(
     };
     verbund_domain::page::Page { items, next }
 }
+
+/// `count` placeholders numbered from `first` on, comma-separated, for statements with
+/// many parameters (multi-row inserts, long `IN` lists): anonymous `?` for SQLite, `$n`
+/// for PostgreSQL. SQLite finds the name of each numbered parameter (`$n`) by a linear
+/// scan, and sqlx asks for every one of them, which makes a statement with thousands of
+/// `$n` quadratic; anonymous ones have no name to look up. The whole statement must use
+/// this form for SQLite, as anonymous parameters are numbered by position.
+pub(crate) fn placeholders(dialect: crate::Dialect, first: usize, count: usize) -> String {
+    match dialect {
+        crate::Dialect::Sqlite => vec!["?"; count].join(", "),
+        crate::Dialect::Postgres => (first..first + count)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}

@@ -127,7 +127,7 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
         }
     }
     let mut totals = BTreeMap::new();
-    for (site, st, n) in &counts.by_site {
+    for (site, _, st, _, n) in &counts.bookings {
         add(&mut totals, st, *n);
         if site.is_empty() {
             continue; // not placed (requested, rejected): counted, but on no site
@@ -174,22 +174,19 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
         .filter(|s| s.is_delivered())
         .map(|s| s.as_str())
         .collect();
-    for (name, st, version, n) in &counts.by_offering {
+    for (_, name, st, version, n) in &counts.bookings {
         offering(&mut offerings, name);
         let o = offerings.get_mut(name).expect("just inserted");
         add(&mut o.bookings, st, *n);
-        if let (Some(v), true) = (version, delivered.contains(st.as_str())) {
-            add(&mut o.desired_versions, v, *n);
+        if !version.is_empty() && delivered.contains(st.as_str()) {
+            add(&mut o.desired_versions, version, *n);
         }
     }
     for (name, version, n) in &counts.applied {
         offering(&mut offerings, name);
         let o = offerings.get_mut(name).expect("just inserted");
-        add(
-            &mut o.versions_in_use,
-            version.as_deref().unwrap_or("none"),
-            *n,
-        );
+        let version = if version.is_empty() { "none" } else { version };
+        add(&mut o.versions_in_use, version, *n);
     }
 
     let mut organisations: BTreeMap<String, FleetOrganisation> = BTreeMap::new();
