@@ -578,7 +578,7 @@ async fn silent_sites_turn_unknown(kit: Kit) {
         .mark_silent_sites("system/fleet", later_at)
         .await
         .unwrap();
-    assert_eq!(marked, [f.site.clone()]);
+    assert_eq!(marked, std::slice::from_ref(&f.site));
     assert!(kit
         .store
         .mark_silent_sites("system/fleet", later_at)

@@ -116,6 +116,7 @@ struct Known {
     state: BookingState,
     version: Option<String>,
     offering: String,
+    reason: Option<String>,
 }
 
 impl Store {
@@ -298,7 +299,7 @@ impl Store {
         let mut known: HashMap<String, Known> = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
             let sql = format!(
-                "SELECT id, site, state, version, offering FROM bookings WHERE id IN ({})",
+                "SELECT id, site, state, version, offering, reason FROM bookings WHERE id IN ({})",
                 placeholders(self.dialect, 1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
@@ -316,6 +317,7 @@ impl Store {
                         })?,
                         version: r.try_get(3)?,
                         offering: r.try_get(4)?,
+                        reason: r.try_get(5)?,
                     },
                 );
             }
@@ -389,31 +391,19 @@ impl Store {
             q.execute(&mut *w.tx).await?;
         }
 
-        // The moves: their bookings loaded in bulk, updated in one statement per target
-        // state and reason, each audited.
-        let move_ids: Vec<String> = moves.iter().map(|(_, _, m)| m.booking.clone()).collect();
-        let loaded: HashMap<String, verbund_domain::booking::Booking> =
-            crate::bookings::load_many(&mut w.tx, self.dialect, &move_ids)
-                .await?
-                .into_iter()
-                .map(|b| (b.id.clone(), b))
-                .collect();
+        // The moves: updated in one statement per target state and reason, each audited
+        // with the observation that caused it (the rest of the booking is unchanged).
         let mut groups: BTreeMap<(&'static str, Option<String>), Vec<String>> = BTreeMap::new();
         let mut changes = Vec::with_capacity(moves.len());
         for (i, event, m) in &moves {
-            let Some(before) = loaded.get(&m.booking) else {
-                continue;
-            };
-            let mut after = before.clone();
-            after.state = m.to;
-            after.updated_at = now;
-            after.state_since = now;
-            after.reason = match event {
+            let k = &known[&m.booking];
+            let obs = &report.bookings[*i];
+            let reason = match event {
                 BookingEvent::Degrade => problems[*i].clone(),
                 _ => None,
             };
             groups
-                .entry((m.to.as_str(), after.reason.clone()))
+                .entry((m.to.as_str(), reason.clone()))
                 .or_default()
                 .push(m.booking.clone());
             let action = match event {
@@ -424,8 +414,19 @@ impl Store {
                 actor: actor.clone(),
                 action: action.into(),
                 object: format!("booking/{}", m.booking),
-                before: serde_json::to_value(before).ok(),
-                after: serde_json::to_value(&after).ok(),
+                before: Some(serde_json::json!({"state": m.from, "reason": k.reason})),
+                after: Some(serde_json::json!({
+                    "state": m.to,
+                    "reason": reason,
+                    "observed": {
+                        "sequence": report.sequence,
+                        "applied_version": obs.applied_version,
+                        "desired_version": k.version,
+                        "ready_replicas": obs.ready_replicas,
+                        "desired_replicas": obs.desired_replicas,
+                        "smoke_test": obs.smoke_test,
+                    },
+                })),
             });
         }
         for ((to, reason), ids) in &groups {
