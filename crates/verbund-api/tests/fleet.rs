@@ -206,6 +206,14 @@ async fn audit_actions(kit: &Kit, object: &str) -> Vec<(String, String)> {
 async fn reports_drive_the_lifecycle(kit: Kit) {
     let f = fleet(&kit).await;
     let app = &kit.app;
+    let used = async || -> Vec<(String, verbund_domain::directory::Resources)> {
+        let usage = kit.store.site_usage().await.expect("usage");
+        usage
+            .into_iter()
+            .map(|u| (u.site.spec.name, u.used))
+            .collect()
+    };
+    let capacity_before = used().await;
     // Not ready yet: nothing moves, but the observation is recorded.
     let r = ok(
         send_report(
@@ -299,6 +307,8 @@ async fn reports_drive_the_lifecycle(kit: Kit) {
     assert_eq!(o["desired_versions"], json!({"1.0.0": 2}));
     assert_eq!(fleet["bookings"], json!({"active": 2}));
 
+    // Moves between states that hold capacity leave the sites' usage as it was.
+    assert_eq!(used().await, capacity_before);
     // The moves were written in bulk, chained like every other event.
     let chain = ok(
         get(app, &kit.admin, "/api/v1/audit/verify").await,

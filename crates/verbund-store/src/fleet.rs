@@ -68,13 +68,24 @@ impl Store {
         // Per organisation: the running totals for the whole federation; a provider's
         // share is counted from its sites' bookings.
         let organisations = match sites {
+            // One row holding all ~11,000 as a JSON array: sqlx hands rows over from its
+            // SQLite worker thread one message at a time, which cost more than the query.
             None => {
-                sqlx::query(
-                    "SELECT organisation, state, bookings FROM organisation_counts \
-                     WHERE bookings <> 0",
-                )
-                .fetch_all(&self.pool)
-                .await?
+                let sql = match self.dialect {
+                    crate::Dialect::Sqlite => {
+                        "SELECT json_group_array(json_array(organisation, state, bookings)) \
+                         FROM organisation_counts WHERE bookings <> 0"
+                    }
+                    crate::Dialect::Postgres => {
+                        "SELECT CAST(COALESCE(json_agg(json_build_array(organisation, state, bookings)), \
+                         '[]') AS TEXT) FROM organisation_counts WHERE bookings <> 0"
+                    }
+                };
+                let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+                let text: Option<String> = row.try_get(0)?;
+                crate::rows::from_json::<Vec<(String, String, i64)>>(
+                    text.as_deref().unwrap_or("[]"),
+                )?
             }
             Some(sites) => {
                 let mut s = Select::default();
@@ -83,7 +94,12 @@ impl Store {
                     "SELECT organisation, state, CAST(COUNT(*) AS BIGINT) FROM bookings",
                     "GROUP BY organisation, state",
                 );
-                s.bind(&sql).fetch_all(&self.pool).await?
+                s.bind(&sql)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                    .collect::<Result<Vec<_>>>()?
             }
         };
         let mut counts = FleetCounts::default();
@@ -96,11 +112,7 @@ impl Store {
                 r.try_get(4)?,
             ));
         }
-        for r in organisations {
-            counts
-                .by_organisation
-                .push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
-        }
+        counts.by_organisation = organisations;
         for r in applied {
             let n: i64 = r.try_get(2)?;
             if n != 0 {

@@ -149,3 +149,36 @@ BEGIN
     VALUES (NEW.site, NEW.offering, COALESCE(NEW.applied_version, ''), 1)
     ON CONFLICT (site, offering, applied_version) DO UPDATE SET bookings = applied_counts.bookings + excluded.bookings;
 END;
+
+-- A booking's move between states that both hold capacity (provisioning → active →
+-- degraded, the moves site reports cause) leaves site_usage as it is: the triggers of
+-- 0003 released and took the same amount again on every such update.
+DROP TRIGGER bookings_usage_release;
+DROP TRIGGER bookings_usage_take;
+
+CREATE TRIGGER bookings_usage_release AFTER UPDATE ON bookings
+WHEN OLD.site IS NOT NULL AND OLD.state IN ('placed','provisioning','active','updating','degraded','cancelling')
+  AND (OLD.site IS NOT NEW.site OR OLD.cpu_millis <> NEW.cpu_millis
+       OR OLD.memory_mib <> NEW.memory_mib OR OLD.storage_gib <> NEW.storage_gib
+       OR NEW.state NOT IN ('placed','provisioning','active','updating','degraded','cancelling'))
+BEGIN
+    UPDATE site_usage SET
+        cpu_millis = cpu_millis - OLD.cpu_millis,
+        memory_mib = memory_mib - OLD.memory_mib,
+        storage_gib = storage_gib - OLD.storage_gib
+    WHERE site = OLD.site;
+END;
+
+CREATE TRIGGER bookings_usage_take AFTER UPDATE ON bookings
+WHEN NEW.site IS NOT NULL AND NEW.state IN ('placed','provisioning','active','updating','degraded','cancelling')
+  AND (OLD.site IS NOT NEW.site OR OLD.cpu_millis <> NEW.cpu_millis
+       OR OLD.memory_mib <> NEW.memory_mib OR OLD.storage_gib <> NEW.storage_gib
+       OR OLD.state NOT IN ('placed','provisioning','active','updating','degraded','cancelling'))
+BEGIN
+    INSERT INTO site_usage (site, cpu_millis, memory_mib, storage_gib)
+    VALUES (NEW.site, NEW.cpu_millis, NEW.memory_mib, NEW.storage_gib)
+    ON CONFLICT (site) DO UPDATE SET
+        cpu_millis = cpu_millis + excluded.cpu_millis,
+        memory_mib = memory_mib + excluded.memory_mib,
+        storage_gib = storage_gib + excluded.storage_gib;
+END;
