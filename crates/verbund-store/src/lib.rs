@@ -84,9 +84,14 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
+                        // temp_store: statement sub-journals (multi-row writes with
+                        // triggers) stay in memory instead of a temporary file, and
+                        // cache_size: 32 MiB per connection, so a site report's write
+                        // does not spill pages mid-transaction. Durability is WAL's.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;",
                         )
                         .await?;
                     }
