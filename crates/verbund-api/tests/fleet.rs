@@ -139,6 +139,13 @@ async fn fleet(kit: &Kit) -> Fleet {
     }
 }
 
+impl Fleet {
+    /// Posts a report of `bookings` as the bookings' own site, with its token.
+    async fn report(&self, app: &axum::Router, sequence: u64, bookings: Vec<Value>) -> Resp {
+        send_report(app, &self.token, &self.site, &report(sequence, bookings)).await
+    }
+}
+
 async fn site_token(kit: &Kit, site: &str) -> String {
     let r = ok(
         post(
@@ -216,13 +223,8 @@ async fn reports_drive_the_lifecycle(kit: Kit) {
     let capacity_before = used().await;
     // Not ready yet: nothing moves, but the observation is recorded.
     let r = ok(
-        send_report(
-            app,
-            &f.token,
-            &f.site,
-            &report(1, vec![observation(&f.a, "1.0.0", 0, "pending")]),
-        )
-        .await,
+        f.report(app, 1, vec![observation(&f.a, "1.0.0", 0, "pending")])
+            .await,
         StatusCode::OK,
     );
     assert_eq!(
@@ -257,24 +259,16 @@ async fn reports_drive_the_lifecycle(kit: Kit) {
     );
 
     // A failing smoke test degrades it, with the reason; a passing one restores it.
-    let r = send_report(
-        app,
-        &f.token,
-        &f.site,
-        &report(3, vec![observation(&f.a, "1.0.0", 1, "failed")]),
-    )
-    .await;
+    let r = f
+        .report(app, 3, vec![observation(&f.a, "1.0.0", 1, "failed")])
+        .await;
     assert_eq!(ok(r, StatusCode::OK)["transitions"], 1);
     let a = state_of(&kit, &f.a).await;
     assert_eq!(a["state"], "degraded");
     assert_eq!(a["reason"], "the smoke test failed");
-    let r = send_report(
-        app,
-        &f.token,
-        &f.site,
-        &report(4, vec![observation(&f.a, "1.0.0", 1, "passed")]),
-    )
-    .await;
+    let r = f
+        .report(app, 4, vec![observation(&f.a, "1.0.0", 1, "passed")])
+        .await;
     assert_eq!(ok(r, StatusCode::OK)["transitions"], 1);
     let a = state_of(&kit, &f.a).await;
     assert_eq!(a["state"], "active");
@@ -373,13 +367,8 @@ async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {
     let f = fleet(&kit).await;
     let app = &kit.app;
     ok(
-        send_report(
-            app,
-            &f.token,
-            &f.site,
-            &report(5, vec![observation(&f.a, "1.0.0", 0, "pending")]),
-        )
-        .await,
+        f.report(app, 5, vec![observation(&f.a, "1.0.0", 0, "pending")])
+            .await,
         StatusCode::OK,
     );
     let snapshot = async || {
@@ -544,13 +533,8 @@ async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {
 async fn silent_sites_turn_unknown(kit: Kit) {
     let f = fleet(&kit).await;
     ok(
-        send_report(
-            &kit.app,
-            &f.token,
-            &f.site,
-            &report(1, vec![observation(&f.a, "1.0.0", 1, "passed")]),
-        )
-        .await,
+        f.report(&kit.app, 1, vec![observation(&f.a, "1.0.0", 1, "passed")])
+            .await,
         StatusCode::OK,
     );
     let health = async |app: &axum::Router| {
@@ -601,10 +585,7 @@ async fn silent_sites_turn_unknown(kit: Kit) {
         "{site_events:?}"
     );
     let back = kit.app_at(later_at);
-    ok(
-        send_report(&back, &f.token, &f.site, &report(2, vec![])).await,
-        StatusCode::OK,
-    );
+    ok(f.report(&back, 2, vec![]).await, StatusCode::OK);
     let (fleet, booking) = health(&back).await;
     assert_eq!(fleet["stale_sites"], json!([f.other]));
     assert_eq!(booking, "healthy");
@@ -620,17 +601,13 @@ async fn fleet_is_scoped_to_the_caller(kit: Kit) {
     let f = fleet(&kit).await;
     let app = &kit.app;
     ok(
-        send_report(
+        f.report(
             app,
-            &f.token,
-            &f.site,
-            &report(
-                1,
-                vec![
-                    observation(&f.a, "1.0.0", 1, "passed"),
-                    observation(&f.b, "1.0.0", 0, "pending"),
-                ],
-            ),
+            1,
+            vec![
+                observation(&f.a, "1.0.0", 1, "passed"),
+                observation(&f.b, "1.0.0", 0, "pending"),
+            ],
         )
         .await,
         StatusCode::OK,
