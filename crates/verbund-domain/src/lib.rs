@@ -13,6 +13,7 @@ pub mod error;
 pub mod name;
 pub mod page;
 pub mod report;
+pub mod rollout;
 pub mod secrets;
 
 pub use error::{Invalid, Result};
