@@ -34,6 +34,7 @@ use tower::ServiceExt;
 use verbund_api::AppState;
 use verbund_domain::account::{Membership, Role, UserSpec};
 use verbund_domain::booking::BookingState;
+use verbund_domain::directory::Environment;
 use verbund_store::Store;
 use verbund_testkit::{germany, Scratch};
 
@@ -157,7 +158,7 @@ async fn run(backend: &str, full: bool) {
                 .await
                 .expect("site token");
         let ids = store
-            .delivered_bookings_on(&site)
+            .delivered_bookings_on(&site, Environment::Prod)
             .await
             .expect("bookings")
             .into_iter()

@@ -56,6 +56,9 @@ pub struct AppState {
     /// Delivers changes into the desired-state repository, when the server runs one;
     /// woken after every successful change through the API.
     pub publisher: Option<verbund_delivery::Publisher>,
+    /// The rollout engine of this process, when it runs one: woken after a rollout is
+    /// started or controlled, and its status shown in `/metrics`.
+    pub rollouts: Option<verbund_rollout::Engine>,
 }
 
 impl AppState {
@@ -78,6 +81,20 @@ impl AppState {
                 "file:///var/lib/verbund/desired-state",
             )),
             publisher: None,
+            rollouts: None,
+        }
+    }
+
+    /// Runs rollouts with `engine` (its wake-ups and status).
+    pub fn with_rollout_engine(mut self, engine: verbund_rollout::Engine) -> Self {
+        self.rollouts = Some(engine);
+        self
+    }
+
+    /// Wakes the rollout engine for a tick now.
+    pub fn wake_rollouts(&self) {
+        if let Some(e) = &self.rollouts {
+            e.waker().notify_one();
         }
     }
 
@@ -131,6 +148,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::desired_state::router())
         .merge(routes::reports::router())
         .merge(routes::fleet::router())
+        .merge(routes::rollouts::router())
         .merge(openapi::router())
         // Only affects the routes merged so far, so it must come after the last merge.
         .method_not_allowed_fallback(|method: axum::http::Method| async move {

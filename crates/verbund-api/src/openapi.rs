@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     audit, bookings, desired_state, fleet, offerings, organisations, policies, providers, reports,
-    sites, tokens, users,
+    rollouts, sites, tokens, users,
 };
 use crate::AppState;
 
@@ -29,6 +29,10 @@ use crate::AppState;
         desired_state::site, desired_state::booking, desired_state::status,
         reports::create_token, reports::list_tokens, reports::revoke_token, reports::report,
         fleet::fleet,
+        rollouts::plan, rollouts::create, rollouts::list, rollouts::read, rollouts::items,
+        rollouts::site_items, rollouts::pause, rollouts::resume, rollouts::abort,
+        rollouts::retry_site, rollouts::skip_site,
+        organisations::early_adopter, organisations::set_early_adopter,
     ),
     components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus)),
     modifiers(&BearerAuth),

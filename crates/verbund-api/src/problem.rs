@@ -155,6 +155,15 @@ impl From<StoreError> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+impl From<verbund_rollout::RolloutError> for ApiError {
+    fn from(e: verbund_rollout::RolloutError) -> Self {
+        match e {
+            verbund_rollout::RolloutError::Store(s) => s.into(),
+            verbund_rollout::RolloutError::Invalid(i) => ApiError::Invalid(i),
+        }
+    }
+}
+
 impl From<verbund_placement::BookingError> for ApiError {
     fn from(e: verbund_placement::BookingError) -> Self {
         use verbund_placement::BookingError as B;

@@ -125,6 +125,15 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "VERBUND_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// How often the rollout engine advances running rollouts, in milliseconds; a
+    /// replica that does not lead asks for the lead as often.
+    #[arg(long, env = "VERBUND_ROLLOUT_INTERVAL_MS", default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub rollout_interval_ms: u64,
+    /// This replica's name in logs (several replicas share one PostgreSQL database;
+    /// one of them leads the rollout engine).
+    #[arg(long, env = "VERBUND_REPLICA")]
+    pub replica: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

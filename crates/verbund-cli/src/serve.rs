@@ -111,7 +111,24 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         );
     }
     publisher.spawn();
-    let state = AppState::new(store.clone()).with_publisher(publisher);
+    let every = std::time::Duration::from_millis(args.rollout_interval_ms);
+    let replica = args
+        .replica
+        .clone()
+        .unwrap_or_else(|| format!("pid-{}", std::process::id()));
+    let wake_publisher = publisher.clone();
+    let engine = verbund_rollout::Engine::new(
+        store.clone(),
+        std::sync::Arc::new(chrono::Utc::now),
+        every,
+        every,
+        replica,
+    )
+    .on_change(move || wake_publisher.wake());
+    tokio::spawn(engine.clone().run());
+    let state = AppState::new(store.clone())
+        .with_publisher(publisher)
+        .with_rollout_engine(engine);
     tokio::spawn(housekeeping(state.clone()));
     tokio::spawn(watch_silent_sites(state.clone()));
     let app = verbund_api::app(state);

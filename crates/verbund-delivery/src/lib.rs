@@ -78,17 +78,15 @@ pub async fn render_site(
     )
 }
 
-/// The bookings delivered to a site's environment. Bookings run in production; the
-/// test environments receive reference tenants with the rollouts that need them.
+/// The bookings delivered to a site's environment: organisations' bookings run in
+/// production; the test environment holds the site's reference bookings (its test
+/// tenant), which rollouts create and update first.
 pub(crate) async fn delivered(
     store: &Store,
     site: &str,
     environment: Environment,
 ) -> Result<Vec<Booking>> {
-    Ok(match environment {
-        Environment::Prod => store.delivered_bookings_on(site).await?,
-        Environment::Test => Vec::new(),
-    })
+    Ok(store.delivered_bookings_on(site, environment).await?)
 }
 
 /// [`render_site`] with records shared across sites; also gives the bookings rendered.
@@ -136,13 +134,13 @@ pub async fn render_booking(
         return Ok(Vec::new());
     }
     let spec = store.get_site(site).await?.spec;
-    let bookings = delivered(store, site, Environment::Prod).await?;
+    let bookings = delivered(store, site, booking.environment).await?;
     let mut records = Records::default();
     records.load(store, &bookings).await?;
     let context: HashMap<&str, &Booking> = bookings.iter().map(|b| (b.id.as_str(), b)).collect();
     let input = RenderInput {
         site: &spec,
-        environment: Environment::Prod,
+        environment: booking.environment,
         bookings: records.placed(&bookings, &context)?,
     };
     let selected = [booking.id.as_str()].into_iter().collect();

@@ -497,7 +497,7 @@ impl Publisher {
         })
     }
 
-    /// The folders of `ids` on one site's production environment, rendered from
+    /// The folders of `ids` in one site's `environment`, rendered from
     /// `on_site` (the site's bookings they link to or are linked from), and the site's
     /// entry points. The site's `kustomization.yaml` keeps HEAD's list of folders with
     /// the gone ones taken out and the rendered ones in: never a folder that merely sits
@@ -507,11 +507,12 @@ impl Publisher {
         &self,
         records: &Records,
         spec: &SiteSpec,
+        environment: Environment,
         ids: &BTreeSet<String>,
         on_site: Vec<Booking>,
     ) -> Result<SiteUpdate> {
         let options = &self.inner.options.render;
-        let folder = site_folder(&spec.name, Environment::Prod);
+        let folder = site_folder(&spec.name, environment);
         let (delivered, gone): (Vec<Booking>, Vec<Booking>) =
             on_site.into_iter().partition(|b| b.state.is_delivered());
         let by_id: HashMap<&str, &Booking> = delivered.iter().map(|b| (b.id.as_str(), b)).collect();
@@ -522,7 +523,7 @@ impl Publisher {
             .collect();
         let input = RenderInput {
             site: spec,
-            environment: Environment::Prod,
+            environment,
             bookings: records.placed(&delivered, &by_id)?,
         };
         let kustomization = format!("{folder}/kustomization.yaml");
@@ -549,7 +550,7 @@ impl Publisher {
         }
         update.entry = site_files(
             spec,
-            Environment::Prod,
+            environment,
             namespaces.iter().map(String::as_str),
             options,
         )?;
@@ -696,7 +697,7 @@ impl Publisher {
         // What to rewrite, by site: the changed bookings, their dependencies and their
         // dependents.
         let changed_ids: Vec<String> = changed_ids.into_iter().collect();
-        let mut touched: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut touched: BTreeMap<(String, Environment), BTreeSet<String>> = BTreeMap::new();
         let mut loaded = rt.block_on(store.bookings_by_ids(&changed_ids))?;
         let dependents = rt.block_on(store.dependents_of(&changed_ids))?;
         loaded.extend(rt.block_on(store.bookings_by_ids(&dependents))?);
@@ -705,7 +706,7 @@ impl Publisher {
             if changed_sites.contains(site) {
                 continue;
             }
-            let ids = touched.entry(site.clone()).or_default();
+            let ids = touched.entry((site.clone(), b.environment)).or_default();
             ids.insert(b.id.clone());
             ids.extend(b.dependencies.iter().cloned());
         }
@@ -725,18 +726,20 @@ impl Publisher {
         let mut records = Records::default();
         let mut change = self.inner.repo.change()?;
         let mut placed = Vec::new();
-        for (site, ids) in &touched {
+        for ((site, environment), ids) in &touched {
             let Some(spec) = rt.block_on(find_site(store, site))? else {
                 continue;
             };
             let on_site: Vec<Booking> = context
                 .iter()
-                .filter(|b| b.site.as_deref() == Some(site.as_str()))
+                .filter(|b| {
+                    b.site.as_deref() == Some(site.as_str()) && b.environment == *environment
+                })
                 .cloned()
                 .collect();
             rt.block_on(records.load(store, &on_site))?;
             // A site the renderer refuses keeps its committed state; the others go on.
-            match self.site_update(&records, &spec, ids, on_site) {
+            match self.site_update(&records, &spec, *environment, ids, on_site) {
                 Ok(update) => {
                     placed.extend(update.placed);
                     for (folder, files) in update.folders {
@@ -797,7 +800,7 @@ impl Publisher {
     }
 }
 
-/// What one site's production environment gets from an incremental delivery.
+/// What one site's environment gets from an incremental delivery.
 #[derive(Default)]
 struct SiteUpdate {
     /// Booking folders and their files (none: the folder goes).

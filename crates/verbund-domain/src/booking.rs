@@ -13,6 +13,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::catalog::OfferingSpec;
+use crate::directory::Environment;
 use crate::error::{Invalid, Result};
 
 /// Where a booking is in its life.
@@ -388,6 +389,10 @@ pub struct Booking {
     /// The version the booking should run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// `prod` for an organisation's booking; `test` for a site's reference booking, the
+    /// test tenant that every rollout updates first.
+    #[serde(default)]
+    pub environment: Environment,
     /// Why it was rejected, or other notes on its state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

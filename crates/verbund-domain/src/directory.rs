@@ -345,12 +345,39 @@ pub struct Provider {
 /// Environments a site offers. Every site has `prod`; `test` hosts the rollout's
 /// first stage.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Environment {
     Test,
+    #[default]
     Prod,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Test => "test",
+            Environment::Prod => "prod",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Environment::Test, Environment::Prod]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+    }
 }
 
 /// How a site receives its desired state.

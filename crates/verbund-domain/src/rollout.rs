@@ -889,6 +889,189 @@ pub fn item_state_after(action: &Action) -> Option<ItemState> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Views and control
+// ---------------------------------------------------------------------------------------
+
+/// Bookings per item state.
+pub type Counts = BTreeMap<ItemState, u64>;
+
+/// A wave as stored, with where its bookings are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WaveSummary {
+    pub index: u32,
+    pub stage: Stage,
+    /// `pending`, `running` or `done`.
+    pub status: String,
+    pub sites: Vec<String>,
+    #[schema(value_type = BTreeMap<String, u64>)]
+    pub bookings: Counts,
+}
+
+/// A site's part in a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SiteSummary {
+    pub site: String,
+    /// The state of its reference booking in the test stage (none: untested site).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<ItemState>,
+    #[schema(value_type = BTreeMap<String, u64>)]
+    pub bookings: Counts,
+}
+
+/// A stored rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Rollout {
+    pub id: String,
+    pub offering: String,
+    pub version: String,
+    pub state: RolloutState,
+    /// Why it halted, or was aborted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub policy: RolloutPolicy,
+    pub current_wave: u32,
+    pub waves: Vec<WaveSummary>,
+    pub sites: Vec<SiteSummary>,
+    /// Every item, by state.
+    #[schema(value_type = BTreeMap<String, u64>)]
+    pub bookings: Counts,
+    pub pinned: Vec<Excluded>,
+    pub excluded: Vec<Excluded>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One booking of a stored rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RolloutItem {
+    pub booking: String,
+    pub site: String,
+    pub wave: u32,
+    /// The site's reference booking (test stage).
+    pub reference: bool,
+    pub state: ItemState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<String>,
+    pub since: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What an operator does to a rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    Pause,
+    /// Goes on after a pause, or after a halt (accepting the failures so far).
+    Resume,
+    /// Stops for good and rolls back every booking it changed.
+    Abort,
+    /// Runs a site's failed or skipped bookings again (its test stage first).
+    RetrySite(String),
+    /// Leaves a site's bookings that have not started out, e.g. during maintenance.
+    SkipSite {
+        site: String,
+        reason: String,
+    },
+}
+
+impl Control {
+    pub fn action(&self) -> &'static str {
+        match self {
+            Control::Pause => "rollout.pause",
+            Control::Resume => "rollout.resume",
+            Control::Abort => "rollout.abort",
+            Control::RetrySite(_) => "rollout.retry-site",
+            Control::SkipSite { .. } => "rollout.skip-site",
+        }
+    }
+
+    /// Whether the control applies to a rollout in `state`.
+    pub fn allowed_in(&self, state: RolloutState) -> bool {
+        use RolloutState as S;
+        match self {
+            Control::Pause => state == S::Running,
+            Control::Resume => matches!(state, S::Paused | S::Halted),
+            Control::Abort => matches!(state, S::Running | S::Paused | S::Halted),
+            Control::RetrySite(_) => {
+                matches!(state, S::Running | S::Paused | S::Halted | S::Completed)
+            }
+            Control::SkipSite { .. } => matches!(state, S::Running | S::Paused | S::Halted),
+        }
+    }
+}
+
+/// A configuration for a site's reference booking: the schema's defaults, examples or
+/// simplest valid values for every required property. The caller validates it against
+/// the schema; an offering whose schema admits no such value needs its vendor to add
+/// defaults.
+pub fn reference_config(schema: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    fn value_for(schema: &Value) -> Value {
+        if let Some(v) = schema.get("default").or_else(|| schema.get("const")) {
+            return v.clone();
+        }
+        if let Some(v) = schema.get("examples").and_then(|e| e.get(0)) {
+            return v.clone();
+        }
+        if let Some(v) = schema.get("enum").and_then(|e| e.get(0)) {
+            return v.clone();
+        }
+        let kind = match schema.get("type") {
+            Some(Value::Array(kinds)) => kinds.first().and_then(Value::as_str).unwrap_or("object"),
+            Some(Value::String(k)) => k.as_str(),
+            _ => "object",
+        };
+        match kind {
+            "string" => {
+                // The first of a few plausible test values that the property admits.
+                let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0);
+                let padded = format!("test{}", "x".repeat(min.saturating_sub(4) as usize));
+                let candidates = [
+                    padded.as_str(),
+                    "test.verbund.invalid",
+                    "test@verbund.invalid",
+                    "https://test.verbund.invalid",
+                    "ldaps://test.verbund.invalid",
+                    "test-1",
+                ];
+                let fits = |c: &&&str| {
+                    jsonschema::validator_for(schema).is_ok_and(|v| v.is_valid(&json!(c)))
+                };
+                json!(candidates.iter().find(fits).copied().unwrap_or("test"))
+            }
+            "integer" | "number" => schema.get("minimum").cloned().unwrap_or(json!(1)),
+            "boolean" => json!(false),
+            "array" => json!([]),
+            "null" => Value::Null,
+            _ => {
+                let mut out = serde_json::Map::new();
+                let props = schema.get("properties").and_then(Value::as_object);
+                for name in schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                {
+                    let sub = props
+                        .and_then(|p| p.get(name))
+                        .cloned()
+                        .unwrap_or(json!({}));
+                    out.insert(name.to_owned(), value_for(&sub));
+                }
+                Value::Object(out)
+            }
+        }
+    }
+    value_for(schema)
+}
+
+// ---------------------------------------------------------------------------------------
 // Maintenance windows in German local time
 // ---------------------------------------------------------------------------------------
 

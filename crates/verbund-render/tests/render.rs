@@ -101,6 +101,7 @@ fn booking(id: &str, org: &str, offering: &str, plan: &str, config: Value) -> Bo
         state: BookingState::Active,
         site: Some("dataport-hh-1".into()),
         version: None,
+        environment: Default::default(),
         reason: None,
         dependency_of: None,
         dependencies: vec![],

@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use verbund_domain::audit::Change;
 use verbund_domain::booking::{Booking, BookingState, Compliance};
-use verbund_domain::directory::{Provider, Resources, Site};
+use verbund_domain::directory::{Environment, Provider, Resources, Site};
 use verbund_domain::page::{Page, PageRequest};
 
 use crate::error::{Result, StoreError};
@@ -68,7 +68,7 @@ pub struct BookingFilter {
 
 pub(crate) const COLUMNS: &str =
     "id, organisation, offering, plan, config, channel, state, site, version, reason, \
-    dependency_of, compliance, created_at, updated_at, state_since";
+    dependency_of, compliance, created_at, updated_at, state_since, environment";
 
 pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
     let state: String = r.try_get(6)?;
@@ -94,6 +94,11 @@ pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
         created_at: parse_ts(&r.try_get::<String, _>(12)?)?,
         updated_at: parse_ts(&r.try_get::<String, _>(13)?)?,
         state_since: parse_ts(&r.try_get::<String, _>(14)?)?,
+        environment: {
+            let e: String = r.try_get(15)?;
+            Environment::parse(&e)
+                .ok_or_else(|| StoreError::Corrupt(format!("booking environment `{e}`")))?
+        },
     })
 }
 
@@ -145,11 +150,11 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
         .collect()
 }
 
-async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
+pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     let b = &n.booking;
     sqlx::query(&format!(
         "INSERT INTO bookings ({COLUMNS}, compliant, decision, cpu_millis, memory_mib, storage_gib) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
     ))
     .bind(&b.id)
     .bind(&b.organisation)
@@ -166,6 +171,7 @@ async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     .bind(ts(&b.created_at))
     .bind(ts(&b.updated_at))
     .bind(ts(&b.state_since))
+    .bind(b.environment.as_str())
     .bind(i64::from(b.compliance.as_ref().is_none_or(|c| c.compliant)))
     .bind(n.decision.as_ref().map(to_json).transpose()?)
     .bind(n.resources.cpu_millis as i64)
@@ -176,7 +182,7 @@ async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     Ok(())
 }
 
-async fn insert_dependencies(conn: &mut AnyConnection, b: &Booking) -> Result<()> {
+pub(crate) async fn insert_dependencies(conn: &mut AnyConnection, b: &Booking) -> Result<()> {
     for d in &b.dependencies {
         sqlx::query(
             "INSERT INTO booking_dependencies (booking, dependency) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -517,9 +523,13 @@ impl Store {
         load_many(&mut conn, self.dialect, ids).await
     }
 
-    /// Every booking on `site` whose folder belongs in the site's desired state
-    /// ([`BookingState::is_delivered`]), with its dependency links, by id.
-    pub async fn delivered_bookings_on(&self, site: &str) -> Result<Vec<Booking>> {
+    /// Every booking in `site`'s `environment` whose folder belongs in the site's
+    /// desired state ([`BookingState::is_delivered`]), with its dependency links, by id.
+    pub async fn delivered_bookings_on(
+        &self,
+        site: &str,
+        environment: Environment,
+    ) -> Result<Vec<Booking>> {
         let states: Vec<String> = BookingState::ALL
             .into_iter()
             .filter(|s| s.is_delivered())
@@ -527,6 +537,10 @@ impl Store {
             .collect();
         let mut s = Select::default();
         s.and("site = {}", Arg::Text(site.to_string()));
+        s.and(
+            "environment = {}",
+            Arg::Text(environment.as_str().to_string()),
+        );
         add_in(&mut s, "state", &states);
         let sql = s.sql(&format!("SELECT {COLUMNS} FROM bookings"), "ORDER BY id");
         let rows = s.bind(&sql).fetch_all(&self.pool).await?;
@@ -557,7 +571,8 @@ impl Store {
     pub async fn live_bookings(&self) -> Result<Vec<(Booking, Resources)>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS}, cpu_millis, memory_mib, storage_gib FROM bookings \
-             WHERE state IN ('placed','provisioning','active','updating','degraded') ORDER BY id"
+             WHERE state IN ('placed','provisioning','active','updating','degraded') \
+             AND environment = 'prod' ORDER BY id"
         ))
         .fetch_all(&self.pool)
         .await?;
@@ -565,9 +580,9 @@ impl Store {
             .map(|r| {
                 let b = booking(r)?;
                 let res = Resources {
-                    cpu_millis: r.try_get::<i64, _>(15)?.max(0) as u64,
-                    memory_mib: r.try_get::<i64, _>(16)?.max(0) as u64,
-                    storage_gib: r.try_get::<i64, _>(17)?.max(0) as u64,
+                    cpu_millis: r.try_get::<i64, _>(16)?.max(0) as u64,
+                    memory_mib: r.try_get::<i64, _>(17)?.max(0) as u64,
+                    storage_gib: r.try_get::<i64, _>(18)?.max(0) as u64,
                 };
                 Ok((b, res))
             })

@@ -55,7 +55,7 @@ fn org_json(o: &Organisation) -> serde_json::Value {
     serde_json::to_value(o).unwrap_or_default()
 }
 
-async fn insert_org(conn: &mut sqlx::AnyConnection, o: &Organisation) -> Result<()> {
+pub(crate) async fn insert_org(conn: &mut sqlx::AnyConnection, o: &Organisation) -> Result<()> {
     sqlx::query(&format!(
         "INSERT INTO organisations ({ORG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     ))

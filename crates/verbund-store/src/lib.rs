@@ -15,6 +15,7 @@ mod error;
 mod fleet;
 mod policies;
 mod reports;
+mod rollouts;
 mod rows;
 
 use std::str::FromStr;
@@ -33,6 +34,10 @@ pub use error::{Result, StoreError};
 pub use fleet::{FleetCounts, FleetScope};
 pub use policies::{PolicyRecord, StoredPolicy};
 pub use reports::{Ingested, Move};
+pub use rollouts::{
+    test_tenant, ItemFilter, Leadership, ReferenceSpec, RolloutFilter, Ticked,
+    ENGINE as ROLLOUT_ENGINE,
+};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

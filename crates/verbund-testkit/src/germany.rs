@@ -272,6 +272,7 @@ impl Fleet {
                             state,
                             site: Some(format!("site-{:02}", (i * 7) % SITES)),
                             version: Some("1.0.0".into()),
+                            environment: Default::default(),
                             reason: None,
                             dependency_of: None,
                             dependencies: vec![],

@@ -10,6 +10,7 @@ pub mod organisations;
 pub mod policies;
 pub mod providers;
 pub mod reports;
+pub mod rollouts;
 pub mod sites;
 pub mod tokens;
 pub mod users;

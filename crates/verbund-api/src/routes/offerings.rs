@@ -4,10 +4,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use verbund_domain::catalog::{Category, Offering, OfferingSpec, OfferingVersion, VersionSpec};
 use verbund_domain::page::{Page, PageRequest};
+use verbund_domain::rollout::{Rollout, RolloutPolicy};
 use verbund_policy::authz::{Act, Target};
 use verbund_store::OfferingFilter;
 
@@ -131,24 +132,73 @@ pub async fn versions(
     Ok(Json(state.store.list_versions(&name).await?))
 }
 
-/// Publish a version; it must be semver and newer than every published one.
+/// A published version, and the rollout it started.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Published {
+    #[serde(flatten)]
+    pub version: OfferingVersion,
+    /// The rollout over every booking that follows the offering; none when no booking
+    /// needs the version, or while another rollout of the offering is unfinished (start
+    /// one later with `POST /api/v1/rollouts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// Publish a version; it must be semver and newer than every published one. Starts a
+/// rollout with the default policy over the bookings that follow the offering.
 #[utoipa::path(post, path = "/api/v1/offerings/{name}/versions", tag = "catalog", request_body = VersionSpec,
-    responses((status = 201, body = OfferingVersion), (status = 422, body = crate::problem::Problem)),
+    responses((status = 201, body = Published), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     ApiJson(spec): ApiJson<VersionSpec>,
-) -> ApiResult<(StatusCode, Json<OfferingVersion>)> {
+) -> ApiResult<(StatusCode, Json<Published>)> {
     let offering = state.store.get_offering(&name).await?;
     caller.require(
         Act::Write,
         &Target::new("offering").vendor(&offering.spec.vendor),
     )?;
+    let actor = caller.actor();
     let v = state
         .store
-        .publish_version(&caller.actor(), &name, &spec, state.now())
+        .publish_version(&actor, &name, &spec, state.now())
         .await?;
-    Ok((StatusCode::CREATED, Json(v)))
+    let rollout = release(&state, &actor, &name, &v.spec.version).await;
+    Ok((
+        StatusCode::CREATED,
+        Json(Published {
+            version: v,
+            rollout,
+        }),
+    ))
+}
+
+/// Starts the rollout of a newly published version, if any booking needs it. The
+/// version is published either way: a rollout that cannot start now (another one is
+/// unfinished) is logged and can be started later.
+async fn release(state: &AppState, actor: &str, offering: &str, version: &str) -> Option<Rollout> {
+    let policy = RolloutPolicy::default();
+    let needed = match verbund_rollout::plan(&state.store, offering, version, &policy).await {
+        Ok(p) => p.bookings() > 0,
+        Err(e) => {
+            tracing::warn!(%offering, %version, error = %e, "no rollout planned for the new version");
+            false
+        }
+    };
+    if !needed {
+        return None;
+    }
+    match verbund_rollout::start(&state.store, actor, offering, version, &policy, state.now()).await
+    {
+        Ok(r) => {
+            state.wake_rollouts();
+            Some(r)
+        }
+        Err(e) => {
+            tracing::warn!(%offering, %version, error = %e, "the new version's rollout did not start");
+            None
+        }
+    }
 }

@@ -4,8 +4,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use verbund_domain::directory::{
     check_ars, Level, Organisation, OrganisationFilter, OrganisationSpec,
 };
@@ -21,6 +21,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/organisations", get(list).post(create))
         .route("/organisations/{id}", get(read).put(update))
+        .route(
+            "/organisations/{id}/early-adopter",
+            get(early_adopter).put(set_early_adopter),
+        )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -121,4 +125,56 @@ pub async fn update(
             .update_organisation(&caller.actor(), &id, &spec, state.now())
             .await?,
     ))
+}
+
+/// Whether an organisation receives new versions first: its bookings are in the canary
+/// stage of every rollout.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyAdopter {
+    pub early_adopter: bool,
+}
+
+async fn settings_target(state: &AppState, id: &str) -> ApiResult<Target> {
+    let chain = state.store.organisation_chain(id).await?;
+    Ok(Target::new("settings").in_organisation(chain))
+}
+
+/// Whether the organisation opted in as an early adopter.
+#[utoipa::path(get, path = "/api/v1/organisations/{id}/early-adopter", tag = "directory",
+    responses((status = 200, body = EarlyAdopter), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn early_adopter(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EarlyAdopter>> {
+    let target = settings_target(&state, &id).await?;
+    caller.require_or_hide(Act::Read, &target, &format!("organisation `{id}`"))?;
+    Ok(Json(EarlyAdopter {
+        early_adopter: state.store.early_adopter(&id).await?,
+    }))
+}
+
+/// Opt in (or out) as an early adopter: the organisation's bookings then get every new
+/// version in the canary stage, before the production waves.
+#[utoipa::path(put, path = "/api/v1/organisations/{id}/early-adopter", tag = "directory",
+    request_body = EarlyAdopter,
+    responses((status = 200, body = EarlyAdopter), (status = 403, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn set_early_adopter(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EarlyAdopter>,
+) -> ApiResult<Json<EarlyAdopter>> {
+    let target = settings_target(&state, &id).await?;
+    caller.require(Act::Write, &target)?;
+    let now = state.now();
+    Ok(Json(EarlyAdopter {
+        early_adopter: state
+            .store
+            .set_early_adopter(&caller.actor(), &id, body.early_adopter, now)
+            .await?,
+    }))
 }

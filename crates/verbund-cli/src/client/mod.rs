@@ -1,4 +1,4 @@
-//! The API client behind `verbund org|provider|site|offering|user|token|render …` and
+//! The API client behind `verbund org|provider|site|offering|user|token|render|rollout …` and
 //! `verbund audit list`: talks to a running server over HTTP, never to the database.
 //!
 //! Each resource has its own module with its subcommands; `http` holds the connection
@@ -15,6 +15,7 @@ mod output;
 mod policy;
 mod provider;
 mod render;
+mod rollout;
 mod site;
 mod token;
 mod user;
@@ -54,6 +55,8 @@ pub enum ClientCommand {
     Policy(policy::PolicyArgs),
     /// Show the desired state of a site (or one booking) exactly as it is committed.
     Render(render::RenderArgs),
+    /// Staged rollouts of a new version: plan, start, watch, pause, resume, abort.
+    Rollout(rollout::RolloutArgs),
 }
 
 pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
@@ -69,6 +72,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Placement(a) => booking::placement(a).await,
         ClientCommand::Policy(a) => policy::run(a).await,
         ClientCommand::Render(a) => render::run(a).await,
+        ClientCommand::Rollout(a) => rollout::run(a).await,
     }
 }
 

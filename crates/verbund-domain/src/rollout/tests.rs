@@ -552,3 +552,31 @@ fn german_local_time_follows_summer_time() {
     assert_eq!(local(2026, 10, 25, 1, 0), at(2026, 10, 25, 2, 0));
     assert_eq!(local(2026, 7, 1, 22, 30), at(2026, 7, 2, 0, 30));
 }
+
+#[test]
+fn reference_configs_fill_required_properties_validly() {
+    let schema = serde_json::json!({
+        "type": "object",
+        "required": ["domain", "admin_email", "realm", "size", "ldap"],
+        "properties": {
+            "domain": {"type": "string", "pattern": "^([a-z0-9-]+\\.)+[a-z]{2,63}$"},
+            "admin_email": {"type": "string", "format": "email", "pattern": "@"},
+            "realm": {"type": "string", "default": "verbund"},
+            "size": {"type": "integer", "minimum": 3},
+            "ldap": {"type": "object", "required": ["url"], "properties": {"url": {"type": "string", "pattern": "^ldaps://"}}},
+            "optional": {"type": "string"}
+        }
+    });
+    let config = reference_config(&schema);
+    assert_eq!(
+        config,
+        serde_json::json!({
+            "domain": "test.verbund.invalid",
+            "admin_email": "test@verbund.invalid",
+            "realm": "verbund",
+            "size": 3,
+            "ldap": {"url": "ldaps://test.verbund.invalid"}
+        })
+    );
+    crate::booking::validate_config(&schema, &config).unwrap();
+}
