@@ -59,6 +59,13 @@ pub struct Metrics {
     pub site_health: Family<SiteHealthLabels, Gauge>,
     /// Seconds since each site's last accepted report, refreshed at every scrape.
     pub report_lag: Family<SiteLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Rollouts by state, refreshed at every scrape.
+    pub rollouts: Family<StateLabels, Gauge>,
+    /// 1 while this replica leads the rollout engine.
+    pub rollout_leader: Gauge,
+    /// Rollout ticks this replica ran, and those that changed something.
+    pub rollout_ticks: Gauge,
+    pub rollout_changes: Gauge,
 }
 
 impl Default for Metrics {
@@ -106,8 +113,32 @@ impl Default for Metrics {
             "Seconds since the site's last accepted report",
             report_lag.clone(),
         );
+        let rollouts = Family::<StateLabels, Gauge>::default();
+        registry.register("rollouts", "Rollouts by state", rollouts.clone());
+        let rollout_leader = Gauge::default();
+        registry.register(
+            "rollout_engine_leader",
+            "1 while this replica leads the rollout engine",
+            rollout_leader.clone(),
+        );
+        let rollout_ticks = Gauge::default();
+        registry.register(
+            "rollout_engine_ticks",
+            "Rollout ticks this replica ran",
+            rollout_ticks.clone(),
+        );
+        let rollout_changes = Gauge::default();
+        registry.register(
+            "rollout_engine_changes",
+            "Rollout ticks of this replica that changed something",
+            rollout_changes.clone(),
+        );
         Self {
             registry,
+            rollouts,
+            rollout_leader,
+            rollout_ticks,
+            rollout_changes,
             requests,
             latency,
             bookings,

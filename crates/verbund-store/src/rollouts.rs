@@ -603,6 +603,21 @@ impl Store {
         Ok(paginate(items, limit, |i| i.booking.clone()))
     }
 
+    /// Rollouts by state.
+    pub async fn rollout_counts(&self) -> Result<Vec<(RolloutState, i64)>> {
+        let mut out = Vec::new();
+        for r in sqlx::query("SELECT state, COUNT(*) FROM rollouts GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let state: String = r.try_get(0)?;
+            if let Some(s) = RolloutState::parse(&state) {
+                out.push((s, r.try_get::<i64, _>(1)?));
+            }
+        }
+        Ok(out)
+    }
+
     /// The rollouts the engine advances.
     pub async fn running_rollouts(&self) -> Result<Vec<String>> {
         sqlx::query("SELECT id FROM rollouts WHERE state = 'running' ORDER BY id")

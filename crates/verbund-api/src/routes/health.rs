@@ -53,6 +53,28 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(sites) => state.metrics.observe_sites(&sites, state.now()),
         Err(e) => tracing::warn!(error = %e, "cannot read site health for metrics"),
     }
+    match state.store.rollout_counts().await {
+        Ok(counts) => {
+            for s in verbund_domain::rollout::RolloutState::ALL {
+                let n = counts.iter().find(|(x, _)| *x == s).map_or(0, |c| c.1);
+                state
+                    .metrics
+                    .rollouts
+                    .get_or_create(&crate::metrics::StateLabels {
+                        state: s.as_str().into(),
+                    })
+                    .set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count rollouts for metrics"),
+    }
+    if let Some(engine) = &state.rollouts {
+        let status = engine.status();
+        let m = &state.metrics;
+        m.rollout_leader.set(i64::from(status.is_leader()));
+        m.rollout_ticks.set(status.ticks() as i64);
+        m.rollout_changes.set(status.changes() as i64);
+    }
     (
         [(
             header::CONTENT_TYPE,

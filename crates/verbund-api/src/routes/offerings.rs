@@ -132,6 +132,14 @@ pub async fn versions(
     Ok(Json(state.store.list_versions(&name).await?))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PublishQuery {
+    /// `false` publishes without starting a rollout (start one with `POST
+    /// /api/v1/rollouts` and a policy of your own).
+    pub rollout: Option<bool>,
+}
+
 /// A published version, and the rollout it started.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Published {
@@ -147,12 +155,14 @@ pub struct Published {
 /// Publish a version; it must be semver and newer than every published one. Starts a
 /// rollout with the default policy over the bookings that follow the offering.
 #[utoipa::path(post, path = "/api/v1/offerings/{name}/versions", tag = "catalog", request_body = VersionSpec,
+    params(PublishQuery),
     responses((status = 201, body = Published), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<PublishQuery>,
     ApiJson(spec): ApiJson<VersionSpec>,
 ) -> ApiResult<(StatusCode, Json<Published>)> {
     let offering = state.store.get_offering(&name).await?;
@@ -165,7 +175,11 @@ pub async fn publish(
         .store
         .publish_version(&actor, &name, &spec, state.now())
         .await?;
-    let rollout = release(&state, &actor, &name, &v.spec.version).await;
+    let rollout = if q.rollout.unwrap_or(true) {
+        release(&state, &actor, &name, &v.spec.version).await
+    } else {
+        None
+    };
     Ok((
         StatusCode::CREATED,
         Json(Published {
