@@ -552,7 +552,7 @@ impl Store {
             }
             let args = vendors.iter().map(|v| Arg::Text(v.clone())).collect();
             s.and_many(
-                "offering IN (SELECT name FROM offerings WHERE vendor IN ({}))",
+                "offering IN (SELECT name FROM offerings WHERE vendor IN (",
                 args,
             );
         }
