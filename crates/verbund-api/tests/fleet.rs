@@ -146,21 +146,6 @@ impl Fleet {
     }
 }
 
-async fn site_token(kit: &Kit, site: &str) -> String {
-    let r = ok(
-        post(
-            &kit.app,
-            &kit.admin,
-            &format!("/api/v1/sites/{site}/tokens"),
-            json!({"name": "agent"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    assert_eq!(r["site"], site);
-    r["secret"].as_str().expect("secret").to_string()
-}
-
 fn observation(booking: &str, version: &str, ready: u32, smoke: &str) -> Value {
     json!({"booking": booking, "applied_version": version, "desired_replicas": 1,
            "ready_replicas": ready, "conditions": [], "smoke_test": smoke})
@@ -191,23 +176,6 @@ async fn state_of(kit: &Kit, id: &str) -> Value {
         get(&kit.app, &kit.admin, &format!("/api/v1/bookings/{id}")).await,
         StatusCode::OK,
     )
-}
-
-async fn audit_actions(kit: &Kit, object: &str) -> Vec<(String, String)> {
-    all(
-        &kit.app,
-        &kit.admin,
-        &format!("/api/v1/audit?object={}", enc(object)),
-    )
-    .await
-    .iter()
-    .map(|e| {
-        (
-            e["actor"].as_str().unwrap_or_default().to_string(),
-            e["action"].as_str().unwrap_or_default().to_string(),
-        )
-    })
-    .collect()
 }
 
 async fn reports_drive_the_lifecycle(kit: Kit) {

@@ -185,20 +185,6 @@ impl World {
     }
 }
 
-async fn site_token(kit: &Kit, site: &str) -> String {
-    let r = ok(
-        post(
-            &kit.app,
-            &kit.admin,
-            &format!("/api/v1/sites/{site}/tokens"),
-            json!({"name": "agent"}),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
-    r["secret"].as_str().expect("secret").to_string()
-}
-
 /// What the publisher does after committing: placed bookings move to provisioning.
 async fn provision(kit: &Kit) {
     let placed: Vec<String> = kit
@@ -303,22 +289,11 @@ async fn start(kit: &Kit, policy: Value) -> String {
     r["id"].as_str().expect("id").to_string()
 }
 
+/// (actor, action) of every audit event on `object`, oldest first.
 async fn actions_on(kit: &Kit, object: &str) -> Vec<(String, String)> {
-    all(
-        &kit.app,
-        &kit.admin,
-        &format!("/api/v1/audit?object={}", enc(object)),
-    )
-    .await
-    .iter()
-    .rev()
-    .map(|e| {
-        (
-            e["actor"].as_str().unwrap_or_default().to_string(),
-            e["action"].as_str().unwrap_or_default().to_string(),
-        )
-    })
-    .collect()
+    let mut trail = audit_actions(kit, object).await;
+    trail.reverse();
+    trail
 }
 
 async fn a_rollout_passes_its_gates_halts_on_failure_and_resumes(kit: Kit) {

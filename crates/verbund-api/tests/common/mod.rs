@@ -433,3 +433,37 @@ pub async fn create_org(app: &Router, token: &str, spec: Value) -> String {
     );
     body["id"].as_str().expect("organisation id").to_string()
 }
+
+/// Issues a token for `site`'s agent as the admin and returns its secret.
+pub async fn site_token(kit: &Kit, site: &str) -> String {
+    let r = ok(
+        post(
+            &kit.app,
+            &kit.admin,
+            &format!("/api/v1/sites/{site}/tokens"),
+            json!({"name": "agent"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(r["site"], site);
+    r["secret"].as_str().expect("secret").to_string()
+}
+
+/// (actor, action) of every audit event on `object`, newest first.
+pub async fn audit_actions(kit: &Kit, object: &str) -> Vec<(String, String)> {
+    all(
+        &kit.app,
+        &kit.admin,
+        &format!("/api/v1/audit?object={}", enc(object)),
+    )
+    .await
+    .iter()
+    .map(|e| {
+        (
+            e["actor"].as_str().unwrap_or_default().to_string(),
+            e["action"].as_str().unwrap_or_default().to_string(),
+        )
+    })
+    .collect()
+}
