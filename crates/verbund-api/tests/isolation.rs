@@ -1033,6 +1033,15 @@ fn oversight(r: Role) -> Want {
     }
 }
 
+/// Rollouts are seen by the federation, auditors, vendors and operators (each scoped),
+/// not by organisations.
+fn rollout_readers(r: Role) -> Want {
+    match r {
+        Role::Federation | Role::Auditor | Role::Vendor | Role::Operator => Want::Allowed,
+        _ => Want::Forbidden,
+    }
+}
+
 /// A foreign object whose existence is secret.
 fn hidden(r: Role) -> Want {
     match r {
@@ -1124,6 +1133,28 @@ fn endpoints() -> Vec<Endpoint> {
         // fleet.rs: everyone sees the fleet, scoped to what they may see (the leak check
         // searches the answer for every foreign id).
         ep(M::GET, "/api/v1/fleet", everyone),
+        // rollouts.rs: the federation, auditors, vendors (their own offerings') and
+        // operators (their own sites' part) see rollouts; only the offering's vendor and
+        // the federation start or control them. Organisations opt in as early adopters
+        // for themselves only.
+        ep(M::GET, "/api/v1/rollouts", rollout_readers),
+        ep(M::POST, "/api/v1/rollouts", federation_writes).body(&["offering"], |_, f| {
+            json!({"offering": f.get("offering"), "version": "99.0.0"})
+        }),
+        ep(M::POST, "/api/v1/rollouts/plan", oversight).body(&["offering"], |_, f| {
+            // The first demo version of the offering (or of what it copies) is published.
+            let offering = f.get("offering");
+            let source = if offering == REVIEWED { JITSI } else { offering.as_str() };
+            let entries: Vec<OfferingEntry> = demo("offerings.yaml", OFFERINGS);
+            let first = entries
+                .iter()
+                .find(|e| e.offering.name == source)
+                .map(|e| e.versions[0].version.clone());
+            json!({"offering": offering, "version": first})
+        }),
+        ep(M::GET, "/api/v1/organisations/{org}/early-adopter", hidden),
+        ep(M::PUT, "/api/v1/organisations/{org}/early-adopter", federation_writes)
+            .body(&[], |_, _| json!({"early_adopter": true})),
         // offerings.rs
         ep(M::GET, "/api/v1/offerings?vendor={vendor}", everyone).public(),
         ep(M::GET, "/api/v1/offerings/{offering}", everyone).public(),

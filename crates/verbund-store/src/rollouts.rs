@@ -1207,38 +1207,6 @@ impl Store {
         )
     }
 
-    /// The rollouts a booking is part of, newest first, with its item in each.
-    pub async fn rollouts_of_booking(&self, booking: &str) -> Result<Vec<(String, RolloutItem)>> {
-        sqlx::query(&format!(
-            "SELECT rollout, {ITEM_COLUMNS} FROM rollout_items WHERE booking = $1 ORDER BY rollout DESC"
-        ))
-        .bind(booking)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| {
-            let rollout: String = r.try_get(0)?;
-            // The item's columns follow the rollout id.
-            let state: String = r.try_get(5)?;
-            Ok((
-                rollout,
-                RolloutItem {
-                    booking: r.try_get(1)?,
-                    site: r.try_get(2)?,
-                    wave: r.try_get::<i64, _>(3)? as u32,
-                    reference: r.try_get::<i64, _>(4)? != 0,
-                    state: ItemState::parse(&state).ok_or_else(|| {
-                        StoreError::Corrupt(format!("rollout item state `{state}`"))
-                    })?,
-                    from_version: r.try_get(6)?,
-                    since: parse_ts(&r.try_get::<String, _>(7)?)?,
-                    ready_since: parse_ts_opt(r.try_get(8)?)?,
-                    reason: r.try_get(9)?,
-                },
-            ))
-        })
-        .collect()
-    }
 }
 
 async fn row_tolerated(w: &mut crate::Write<'_>, id: &str) -> Result<u32> {
