@@ -21,7 +21,9 @@ pub struct Faults {
     /// `<offering>@<version>` that never becomes ready (0 ready replicas,
     /// `Ready=False`, reason `ProgressDeadlineExceeded`).
     pub never_ready: BTreeSet<String>,
-    /// Sites, booking ids or `<offering>@<version>` whose smoke test fails.
+    /// Sites, booking ids, `<offering>@<version>` or `<booking id>@<version>` whose
+    /// smoke test fails (the last: that one booking, only while it runs that version, e.g.
+    /// to fail one production booking in a rollout's wave and let its rollback recover).
     pub failing_smoke: BTreeSet<String>,
     /// Sites whose agent stops reporting entirely.
     pub silent: BTreeSet<String>,
@@ -81,6 +83,7 @@ impl Faults {
         self.failing_smoke.contains(site)
             || self.failing_smoke.contains(booking)
             || self.failing_smoke.contains(&release(offering, version))
+            || self.failing_smoke.contains(&release(booking, version))
     }
 
     pub fn is_silent(&self, site: &str) -> bool {
@@ -141,11 +144,26 @@ mod tests {
         assert!(f.failing_smoke("s", "b-1", "o", "1.0.0"));
         assert!(f.failing_smoke("s", "x", "nextcloud", "29.0.4"));
         assert!(!f.failing_smoke("s", "x", "nextcloud", "29.0.5"));
+        assert!(!f.failing_smoke("s", "b-2", "o", "1.1.0"));
         assert!(f.is_silent("site-b") && !f.is_silent("site-a"));
         assert!(f.is_degraded("b-2"));
         assert_eq!(Faults::from_yaml("").unwrap(), Faults::default());
         assert!(Faults::from_yaml("drop_reports: 1.5").is_err());
         assert!(Faults::from_yaml("silence: [x]").is_err());
+    }
+
+    #[test]
+    fn a_booking_at_a_version_fails_only_while_it_runs_that_version() {
+        let f = Faults::from_yaml("failing_smoke: [\"b-1@2.0.0\"]\n").unwrap();
+        assert!(f.failing_smoke("s", "b-1", "o", "2.0.0"));
+        assert!(
+            !f.failing_smoke("s", "b-1", "o", "1.0.0"),
+            "its rollback recovers"
+        );
+        assert!(
+            !f.failing_smoke("s", "b-2", "o", "2.0.0"),
+            "other bookings pass"
+        );
     }
 
     #[test]

@@ -52,8 +52,20 @@ impl Server {
 
     /// Starts `verbund <command> <extra…>` on `data` and waits until it is ready.
     pub async fn start_with(command: &str, extra: &[&str], data: &Path) -> Server {
-        let port = free_port();
-        let log = data.with_extension(format!("{port}.log"));
+        Self::start_on(command, extra, data, free_port()).await
+    }
+
+    /// Starts `verbund <command> <extra…>` on `data` listening on `port` (e.g. again on
+    /// the port of a server that was killed) and waits until it is ready. Each start
+    /// logs to a file of its own.
+    pub async fn start_on(command: &str, extra: &[&str], data: &Path, port: u16) -> Server {
+        let mut log = data.with_extension(format!("{port}.log"));
+        for n in 1.. {
+            if !log.exists() {
+                break;
+            }
+            log = data.with_extension(format!("{port}-{n}.log"));
+        }
         let file = std::fs::File::create(&log).expect("log file");
         let child = verbund()
             .args([command, "--listen", &format!("127.0.0.1:{port}"), "--data"])
@@ -90,6 +102,15 @@ impl Server {
         }
     }
 
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the base URL")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -109,6 +130,33 @@ impl Drop for Server {
             eprintln!("--- server log ---\n{}", self.log_text());
         }
     }
+}
+
+/// Starts `verbund simulate` for one site, reading `repository` and the faults file
+/// `faults`, reporting every `interval` to `base` with a site token minted with `admin`;
+/// its output goes to `log`.
+pub fn simulate(
+    base: &str,
+    admin: &str,
+    site: &str,
+    repository: &Path,
+    faults: &Path,
+    timing: [&str; 2],
+    log: &Path,
+) -> Child {
+    let [interval, latency] = timing;
+    let log = std::fs::File::create(log).expect("log file");
+    verbund()
+        .args(["simulate", "--server", base, "--site", site, "--repository"])
+        .arg(repository)
+        .args(["--interval", interval, "--latency", latency, "--faults"])
+        .arg(faults)
+        .env("VERBUND_TOKEN", admin)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .expect("verbund simulate starts")
 }
 
 pub fn token(data: &Path, file: &str) -> String {
