@@ -572,6 +572,11 @@ pub struct RolloutView {
     pub tolerated: u32,
     /// Whether the offering has a smoke test that must pass.
     pub smoke_test: bool,
+    /// The last wave whose items are all given to [`step`]: the engine reads the current
+    /// and the next wave (and whatever is in flight, waiting, or a reference), not the
+    /// whole rollout, so that a tick costs what its wave costs. `step` advances no
+    /// further than this wave in one call.
+    pub loaded_through: u32,
 }
 
 /// What the site last said about an item's booking.
@@ -766,6 +771,9 @@ pub fn step(rollout: &RolloutView, items: &[ItemView], now: DateTime<Utc>) -> Ve
             current += 1;
             tolerated = 0;
             actions.push(Action::Advance { wave: current });
+            if current > rollout.loaded_through {
+                return actions;
+            }
             continue;
         }
         if items.iter().all(|i| i.state.is_done()) {

@@ -678,6 +678,7 @@ impl Store {
             waves: rollout.waves.iter().map(|w| w.stage).collect(),
             tolerated,
             smoke_test,
+            loaded_through: rollout.current_wave + 1,
         };
         let rows = sqlx::query(
             "SELECT i.booking, i.site, i.wave, i.reference, i.state, i.since, i.ready_since, \
@@ -685,9 +686,12 @@ impl Store {
              i.from_version \
              FROM rollout_items i LEFT JOIN bookings b ON b.id = i.booking \
              LEFT JOIN booking_status s ON s.booking = i.booking \
-             WHERE i.rollout = $1 ORDER BY i.wave, i.booking",
+             WHERE i.rollout = $1 AND (i.wave IN ($2, $3) OR i.reference = 1 \
+             OR i.state IN ('updating', 'baking', 'waiting')) ORDER BY i.wave, i.booking",
         )
         .bind(id)
+        .bind(i64::from(rollout.current_wave))
+        .bind(i64::from(rollout.current_wave) + 1)
         .fetch_all(&mut *w.tx)
         .await?;
         let mut items = Vec::with_capacity(rows.len());
@@ -1206,7 +1210,6 @@ impl Store {
                 != 0,
         )
     }
-
 }
 
 async fn row_tolerated(w: &mut crate::Write<'_>, id: &str) -> Result<u32> {

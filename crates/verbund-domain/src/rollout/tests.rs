@@ -214,6 +214,7 @@ impl World {
                 ],
                 tolerated: 0,
                 smoke_test: true,
+                loaded_through: u32::MAX,
             },
             items,
         }
@@ -579,4 +580,34 @@ fn reference_configs_fill_required_properties_validly() {
         })
     );
     crate::booking::validate_config(&schema, &config).unwrap();
+}
+
+#[test]
+fn a_tick_advances_no_further_than_the_waves_it_was_given() {
+    let mut w = World::new(0, 0);
+    w.rollout.loaded_through = 1;
+    w.tick(t(0));
+    w.all_ready();
+    // The canary wave has nothing left to do (its site was skipped): wave 1 is through
+    // at once, but wave 2 was not read, so the tick stops at the advance into it.
+    w.item("a1").state = ItemState::Skipped;
+    let a = w.tick(t(1));
+    assert_eq!(a.last(), Some(&Action::Advance { wave: 2 }), "{a:?}");
+    assert!(
+        !a.iter().any(|a| matches!(a, Action::Start { .. })),
+        "{a:?}"
+    );
+    w.rollout.loaded_through = 3;
+    let a = w.tick(t(2));
+    assert_eq!(
+        a,
+        vec![
+            Action::Start {
+                booking: "a2".into()
+            },
+            Action::Start {
+                booking: "a3".into()
+            }
+        ]
+    );
 }
