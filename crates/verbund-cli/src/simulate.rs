@@ -48,7 +48,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub jitter: Duration,
     /// YAML faults file, re-read on every tick: `never_ready: ["<offering>@<version>"]`,
-    /// `failing_smoke: [<site> | <booking> | "<offering>@<version>"]`, `silent: [<site>]`,
+    /// `failing_smoke: [<site> | <booking> | "<offering>@<version>" | "<booking>@<version>"]`,
+    /// `silent: [<site>]`,
     /// `unhealthy: [<site>]`, `degraded: [<booking>]`, `drop_reports: 0.0..1.0`.
     #[arg(long)]
     pub faults: Option<PathBuf>,

@@ -546,8 +546,6 @@ async fn a_clean_rollout_goes_through_every_stage_in_order() {
 
 /// `verbund rollout plan` shows the plan the API makes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: the CLI cannot read the plan the server sends (`PlannedItem` \
-            leaves `window: false` out when serialising but requires it when reading)"]
 async fn verbund_rollout_plan_shows_the_plan_of_the_api() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");

@@ -325,9 +325,9 @@ pub struct PlannedItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_version: Option<String>,
     /// It waits for a maintenance window.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub window: bool,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub early_adopter: bool,
 }
 

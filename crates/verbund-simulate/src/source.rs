@@ -41,6 +41,12 @@ const ISOLATE: &[&str] = &[
 
 fn git(git_dir: &Path) -> Command {
     let mut cmd = Command::new("git");
+    // git runs in `/` (never inside a repository by accident), so a relative path is
+    // made absolute against this process's working directory first.
+    let git_dir = match std::env::current_dir() {
+        Ok(cwd) if git_dir.is_relative() => cwd.join(git_dir),
+        _ => git_dir.to_path_buf(),
+    };
     cmd.current_dir("/").arg("--git-dir").arg(git_dir);
     for var in ISOLATE {
         cmd.env_remove(var);

@@ -748,8 +748,10 @@ impl Store {
         let mut baking = Vec::new();
         let mut to_new = Vec::new();
         let mut to_old = Vec::new();
-        let mut rollout_changes = Vec::new();
-        for a in &actions {
+        // The rollout's own events by the index of their action, so that the audit trail
+        // follows the order of the decisions (a wave opens before its bookings start).
+        let mut rollout_changes: HashMap<usize, (&str, Value)> = HashMap::new();
+        for (i, a) in actions.iter().enumerate() {
             if let Some(state) = item_state_after(a) {
                 let (booking, reason) = match a {
                     Action::Fail { booking, reason } | Action::Skip { booking, reason } => {
@@ -793,21 +795,26 @@ impl Store {
                     .bind(&at)
                     .execute(&mut *w.tx)
                     .await?;
-                    rollout_changes.push((
-                        "rollout.wave",
-                        json!({"wave": wave, "stage": view.waves.get(*wave as usize)}),
-                    ));
+                    rollout_changes.insert(
+                        i,
+                        (
+                            "rollout.wave",
+                            json!({"wave": wave, "stage": view.waves.get(*wave as usize)}),
+                        ),
+                    );
                 }
                 Action::Halt { reason } => {
                     ticked.finished = Some(RolloutState::Halted);
                     set_state(&mut w, id, RolloutState::Halted, Some(reason), &at).await?;
-                    rollout_changes
-                        .push(("rollout.halt", json!({"state": "halted", "reason": reason})));
+                    rollout_changes.insert(
+                        i,
+                        ("rollout.halt", json!({"state": "halted", "reason": reason})),
+                    );
                 }
                 Action::Complete => {
                     ticked.finished = Some(RolloutState::Completed);
                     set_state(&mut w, id, RolloutState::Completed, None, &at).await?;
-                    rollout_changes.push(("rollout.complete", json!({"state": "completed"})));
+                    rollout_changes.insert(i, ("rollout.complete", json!({"state": "completed"})));
                 }
                 _ => {}
             }
@@ -838,7 +845,7 @@ impl Store {
             q.execute(&mut *w.tx).await?;
         }
         // The bookings' desired versions, each change audited.
-        let mut changes = Vec::new();
+        let mut booking_changes: HashMap<String, Change> = HashMap::new();
         let version = rollout.version.clone();
         let targets: Vec<(String, Option<String>, &str, Option<String>)> = to_new
             .iter()
@@ -868,18 +875,21 @@ impl Store {
                 .entry((to.clone(), next_state.as_str(), next_state != o.state))
                 .or_default()
                 .push(booking.clone());
-            changes.push(Change {
-                actor: ENGINE.into(),
-                action: (*action).into(),
-                object: format!("booking/{booking}"),
-                before: Some(json!({"version": o.version, "state": o.state})),
-                after: Some(json!({
-                    "version": to,
-                    "state": next_state,
-                    "rollout": id,
-                    "reason": reason,
-                })),
-            });
+            booking_changes.insert(
+                booking.clone(),
+                Change {
+                    actor: ENGINE.into(),
+                    action: (*action).into(),
+                    object: format!("booking/{booking}"),
+                    before: Some(json!({"version": o.version, "state": o.state})),
+                    after: Some(json!({
+                        "version": to,
+                        "state": next_state,
+                        "rollout": id,
+                        "reason": reason,
+                    })),
+                },
+            );
         }
         for ((to, state, moved), ids) in &moves {
             for chunk in ids.chunks(IN_CHUNK) {
@@ -911,14 +921,24 @@ impl Store {
                 q.execute(&mut *w.tx).await?;
             }
         }
-        for (action, after) in rollout_changes {
-            changes.push(Change {
-                actor: ENGINE.into(),
-                action: action.into(),
-                object: format!("rollout/{id}"),
-                before: None,
-                after: Some(after),
-            });
+        let mut changes = Vec::with_capacity(booking_changes.len() + rollout_changes.len());
+        for (i, a) in actions.iter().enumerate() {
+            match a {
+                Action::Start { booking } | Action::Fail { booking, .. } => {
+                    changes.extend(booking_changes.remove(booking));
+                }
+                _ => {
+                    if let Some((action, after)) = rollout_changes.remove(&i) {
+                        changes.push(Change {
+                            actor: ENGINE.into(),
+                            action: action.into(),
+                            object: format!("rollout/{id}"),
+                            before: None,
+                            after: Some(after),
+                        });
+                    }
+                }
+            }
         }
         sqlx::query("UPDATE rollouts SET ticks = ticks + 1, updated_at = $2 WHERE id = $1")
             .bind(id)
@@ -1010,9 +1030,20 @@ impl Store {
                 let mut back = Vec::new();
                 let mut skip = Vec::new();
                 for i in &items {
-                    match i.state {
-                        ItemState::Updating | ItemState::Baking | ItemState::Passed => back.push(i),
-                        ItemState::Pending | ItemState::Waiting => skip.push(i.booking.clone()),
+                    match (i.state, &i.from_version) {
+                        // A reference booking created by this rollout has no earlier
+                        // version: it keeps the new one in its test environment.
+                        (ItemState::Passed, None) => {}
+                        (ItemState::Updating | ItemState::Baking | ItemState::Passed, Some(_)) => {
+                            back.push(i)
+                        }
+                        (
+                            ItemState::Pending
+                            | ItemState::Waiting
+                            | ItemState::Updating
+                            | ItemState::Baking,
+                            _,
+                        ) => skip.push(i.booking.clone()),
                         _ => {}
                     }
                 }
