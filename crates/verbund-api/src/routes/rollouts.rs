@@ -139,7 +139,6 @@ async fn visible(state: &AppState, caller: &Caller, mut r: Rollout) -> ApiResult
 async fn own_sites(state: &AppState, provider: &str) -> ApiResult<Vec<String>> {
     let filter = verbund_store::SiteFilter {
         provider: Some(provider.to_owned()),
-        ..Default::default()
     };
     let page = PageRequest {
         limit: Some(1000),
