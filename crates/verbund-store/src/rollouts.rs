@@ -663,13 +663,7 @@ impl Store {
             return Ok(Ticked::default());
         };
         let rollout = rollout_row(&row)?;
-        let tolerated = row_tolerated(&mut w, id).await?;
-        let smoke_test = sqlx::query("SELECT smoke_test FROM rollouts WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *w.tx)
-            .await?
-            .try_get::<i64, _>(0)?
-            != 0;
+        let (tolerated, smoke_test) = (tolerated(&row)?, row.try_get::<i64, _>(9)? != 0);
         let view = RolloutView {
             state: rollout.state,
             version: rollout.version.clone(),
@@ -1016,7 +1010,7 @@ impl Store {
                 let tolerated = if rollout.state == RolloutState::Halted {
                     failed
                 } else {
-                    row_tolerated(&mut w, id).await?.into()
+                    tolerated(&row)?.into()
                 };
                 set_state(&mut w, id, RolloutState::Running, None, &at).await?;
                 sqlx::query("UPDATE rollouts SET tolerated = $2 WHERE id = $1")
@@ -1243,13 +1237,10 @@ impl Store {
     }
 }
 
-async fn row_tolerated(w: &mut crate::Write<'_>, id: &str) -> Result<u32> {
-    Ok(sqlx::query("SELECT tolerated FROM rollouts WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *w.tx)
-        .await?
-        .try_get::<i64, _>(0)?
-        .max(0) as u32)
+/// The failures of the current wave an operator accepted, from a row of
+/// `ROLLOUT_COLUMNS` (its ninth column).
+fn tolerated(row: &AnyRow) -> Result<u32> {
+    Ok(row.try_get::<i64, _>(8)?.max(0) as u32)
 }
 
 async fn set_state(
