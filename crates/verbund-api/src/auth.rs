@@ -17,6 +17,12 @@ use crate::AppState;
 pub struct Caller(pub Principal, std::sync::Arc<verbund_policy::authz::Authz>);
 
 impl Caller {
+    /// A caller authenticated some other way (the portal's session), judged by the same
+    /// role policies as every API request.
+    pub fn new(principal: Principal, authz: std::sync::Arc<verbund_policy::authz::Authz>) -> Self {
+        Caller(principal, authz)
+    }
+
     /// Whether the caller may `act` on `target` (no logging; for filtering lists).
     pub fn may(&self, act: Act, target: &Target) -> bool {
         self.1.decide(&self.0, act, target).is_allowed()

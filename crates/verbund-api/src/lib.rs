@@ -5,11 +5,11 @@
 //! Every error leaves as RFC 9457 problem+json.
 
 mod auth;
-mod extract;
+pub mod extract;
 mod metrics;
 mod openapi;
 mod problem;
-mod routes;
+pub mod routes;
 
 use std::sync::Arc;
 

@@ -134,11 +134,26 @@ pub struct ServeArgs {
     /// one of them leads the rollout engine).
     #[arg(long, env = "VERBUND_REPLICA")]
     pub replica: Option<String>,
+    #[command(flatten)]
+    pub portal: PortalArgs,
+}
+
+/// The portal (served at `/` beside the API).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PortalArgs {
+    /// Mark the portal's cookies `Secure`: set this whenever browsers reach verbund over
+    /// HTTPS (through a TLS-terminating proxy).
+    #[arg(long, env = "VERBUND_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// How long a portal session lasts, in hours.
+    #[arg(long, env = "VERBUND_SESSION_HOURS", default_value_t = 8,
+        value_parser = clap::value_parser!(i64).range(1..=24))]
+    pub session_hours: i64,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the control plane (API and, later, the portal).
+    /// Run the control plane (the API and the portal).
     Serve(ServeArgs),
     /// Run the control plane with a demo federation loaded on first start, and
     /// simulated agents reporting for its sites.

@@ -273,7 +273,11 @@ async fn demo_users(
     std::fs::create_dir_all(&dir)?;
     let now = chrono::Utc::now();
     for (name, display, membership) in users {
-        if store.get_user_by_name(name).await?.is_some() {
+        if let Some((user, credential)) = store.credential(name).await? {
+            if credential.is_none() {
+                let path = dir.join(format!("{name}.password"));
+                crate::serve::set_portal_password(store, ACTOR, &user, &path).await?;
+            }
             continue;
         }
         let user = store
@@ -290,7 +294,12 @@ async fn demo_users(
             .await?;
         let (_, secret) = issue_token(store, ACTOR, &user.id, "demo", None, now).await?;
         crate::serve::write_secret(&dir.join(format!("{name}.token")), &secret)?;
+        let path = dir.join(format!("{name}.password"));
+        crate::serve::set_portal_password(store, ACTOR, &user, &path).await?;
     }
-    println!("demo users' tokens are in {}", dir.display());
+    println!(
+        "demo users' API tokens (`<name>.token`) and portal passwords (`<name>.password`) are in {}",
+        dir.display()
+    );
     Ok(())
 }

@@ -62,10 +62,32 @@ pub async fn bootstrap_admin(store: &Store, data: &Path) -> anyhow::Result<()> {
     let (_, secret) =
         issue_token(store, "system/bootstrap", &user.id, "bootstrap", None, now).await?;
     write_secret(&path, &secret)?;
+    set_portal_password(store, "system/bootstrap", &user, &data.join("admin.password")).await?;
     println!(
         "created the federation admin `{ADMIN}`; its API token is in {} (readable only by you)",
         path.display()
     );
+    Ok(())
+}
+
+/// Gives `user` a random portal password and writes it to `path` (readable only by you).
+pub async fn set_portal_password(
+    store: &Store,
+    actor: &str,
+    user: &verbund_domain::account::User,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let mut random = [0u8; 12];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
+    let password: String = random
+        .iter()
+        .map(|b| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[usize::from(*b) % 32]))
+        .collect();
+    let hash = verbund_web::hash_password(&password).map_err(anyhow::Error::msg)?;
+    store
+        .set_password(actor, &user.id, &hash, chrono::Utc::now())
+        .await?;
+    write_secret(path, &password)?;
     Ok(())
 }
 
@@ -131,12 +153,13 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         .with_rollout_engine(engine);
     tokio::spawn(housekeeping(state.clone()));
     tokio::spawn(watch_silent_sites(state.clone()));
-    let app = verbund_api::app(state);
+    let web = verbund_web::WebState::new(state.clone(), portal_config(&args.portal));
+    let app = verbund_api::app(state).merge(verbund_web::router(web));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("verbund listens on http://{addr} (API at http://{addr}/api/v1)");
+    println!("verbund listens on http://{addr}: the portal at http://{addr}/, the API at http://{addr}/api/v1");
     let _simulation = match extras {
         Extras::SimulatedSites => {
             Some(simulate_sites(&store, &repository_path(&args.store), addr).await?)
@@ -149,6 +172,15 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         .context("server failed")?;
     store.close().await;
     Ok(())
+}
+
+/// The portal's settings from the command line.
+fn portal_config(args: &crate::cli::PortalArgs) -> verbund_web::PortalConfig {
+    verbund_web::PortalConfig {
+        secure_cookies: args.secure_cookies,
+        session_hours: args.session_hours,
+        ..Default::default()
+    }
 }
 
 /// The name of the site tokens the demo's simulation uses; revoked and issued anew at

@@ -48,89 +48,7 @@ impl Store {
         spec.validate()?;
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
-        for (i, m) in spec.memberships.iter().enumerate() {
-            if let Some(o) = &m.organisation {
-                if sqlx::query("SELECT id FROM organisations WHERE id = $1")
-                    .bind(o)
-                    .fetch_optional(&mut *w.tx)
-                    .await?
-                    .is_none()
-                {
-                    return Err(Invalid::new(
-                        format!("/memberships/{i}/organisation"),
-                        format!("unknown organisation `{o}`"),
-                    )
-                    .into());
-                }
-            }
-            if let Some(p) = &m.provider {
-                if sqlx::query("SELECT name FROM providers WHERE name = $1")
-                    .bind(p)
-                    .fetch_optional(&mut *w.tx)
-                    .await?
-                    .is_none()
-                {
-                    return Err(Invalid::new(
-                        format!("/memberships/{i}/provider"),
-                        format!("unknown provider `{p}`"),
-                    )
-                    .into());
-                }
-            }
-        }
-        let user = User {
-            id: uuid::Uuid::now_v7().to_string(),
-            spec: UserSpec {
-                memberships: {
-                    let mut m = spec.memberships.clone();
-                    m.sort();
-                    m.dedup();
-                    m
-                },
-                ..spec.clone()
-            },
-            created_at: now,
-        };
-        sqlx::query(
-            "INSERT INTO users (id, name, display_name, email, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&user.id)
-        .bind(&user.spec.name)
-        .bind(&user.spec.display_name)
-        .bind(&user.spec.email)
-        .bind(ts(&now))
-        .execute(&mut *w.tx)
-        .await
-        .map_err(|e| {
-            if StoreError::is_unique_violation(&e) {
-                StoreError::Conflict(format!("a user named `{}` exists already", spec.name))
-            } else {
-                e.into()
-            }
-        })?;
-        for m in &user.spec.memberships {
-            sqlx::query(
-                "INSERT INTO memberships (user_id, role, organisation, provider, delegated) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&user.id)
-            .bind(m.role.as_str())
-            .bind(&m.organisation)
-            .bind(&m.provider)
-            .bind(i64::from(m.delegated))
-            .execute(&mut *w.tx)
-            .await?;
-        }
-        w.audit(
-            Change {
-                actor: actor.into(),
-                action: "user.create".into(),
-                object: format!("user/{}", user.id),
-                before: None,
-                after: Some(serde_json::to_value(&user).unwrap_or_default()),
-            },
-            now,
-        )
-        .await?;
+        let user = insert_user(&mut w, actor, spec, now).await?;
         w.commit().await?;
         Ok(user)
     }
@@ -367,4 +285,113 @@ impl Store {
         w.commit().await?;
         Ok(after)
     }
+}
+
+/// Inserts a validated user with its memberships, audited, inside the open transaction.
+pub(crate) async fn insert_user(
+    w: &mut crate::Write<'_>,
+    actor: &str,
+    spec: &UserSpec,
+    now: DateTime<Utc>,
+) -> Result<User> {
+        check_memberships(w, &spec.memberships).await?;
+    let user = User {
+        id: uuid::Uuid::now_v7().to_string(),
+        spec: UserSpec {
+            memberships: {
+                let mut m = spec.memberships.clone();
+                m.sort();
+                m.dedup();
+                m
+            },
+            ..spec.clone()
+        },
+        created_at: now,
+    };
+    sqlx::query(
+        "INSERT INTO users (id, name, display_name, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&user.id)
+    .bind(&user.spec.name)
+    .bind(&user.spec.display_name)
+    .bind(&user.spec.email)
+    .bind(ts(&now))
+    .execute(&mut *w.tx)
+    .await
+    .map_err(|e| {
+        if StoreError::is_unique_violation(&e) {
+            StoreError::Conflict(format!("a user named `{}` exists already", spec.name))
+        } else {
+            e.into()
+        }
+    })?;
+    insert_memberships(w, &user.id, &user.spec.memberships).await?;
+    w.audit(
+        Change {
+            actor: actor.into(),
+            action: "user.create".into(),
+            object: format!("user/{}", user.id),
+            before: None,
+            after: Some(serde_json::to_value(&user).unwrap_or_default()),
+        },
+        now,
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Refuses memberships that name an organisation or provider that does not exist.
+pub(crate) async fn check_memberships(w: &mut crate::Write<'_>, memberships: &[Membership]) -> Result<()> {
+    for (i, m) in memberships.iter().enumerate() {
+        if let Some(o) = &m.organisation {
+            if sqlx::query("SELECT id FROM organisations WHERE id = $1")
+                .bind(o)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .is_none()
+            {
+                return Err(Invalid::new(
+                    format!("/memberships/{i}/organisation"),
+                    format!("unknown organisation `{o}`"),
+                )
+                .into());
+            }
+        }
+        if let Some(p) = &m.provider {
+            if sqlx::query("SELECT name FROM providers WHERE name = $1")
+                .bind(p)
+                .fetch_optional(&mut *w.tx)
+                .await?
+                .is_none()
+            {
+                return Err(Invalid::new(
+                    format!("/memberships/{i}/provider"),
+                    format!("unknown provider `{p}`"),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Inserts a user's memberships inside the open transaction.
+pub(crate) async fn insert_memberships(
+    w: &mut crate::Write<'_>,
+    user_id: &str,
+    memberships: &[Membership],
+) -> Result<()> {
+    for m in memberships {
+        sqlx::query(
+            "INSERT INTO memberships (user_id, role, organisation, provider, delegated) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user_id)
+        .bind(m.role.as_str())
+        .bind(&m.organisation)
+        .bind(&m.provider)
+        .bind(i64::from(m.delegated))
+        .execute(&mut *w.tx)
+        .await?;
+    }
+    Ok(())
 }

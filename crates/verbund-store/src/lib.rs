@@ -17,6 +17,7 @@ mod policies;
 mod reports;
 mod rollouts;
 mod rows;
+mod sessions;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use error::{Result, StoreError};
 pub use fleet::{FleetCounts, FleetScope};
 pub use policies::{PolicyRecord, StoredPolicy};
 pub use reports::{Ingested, Move};
+pub use sessions::{Credential, LockPolicy, Session, PORTAL};
 pub use rollouts::{
     test_tenant, ItemFilter, Leadership, ReferenceSpec, RolloutFilter, Ticked,
     ENGINE as ROLLOUT_ENGINE,

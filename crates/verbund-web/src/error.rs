@@ -1,0 +1,72 @@
+//! Error pages: what went wrong in plain words, with the status the API would answer.
+
+use askama::Template;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use verbund_api::ApiError;
+
+use crate::i18n::Lang;
+use crate::session::MaybeViewer;
+use crate::view::{render, Chrome};
+use crate::session::Viewer;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    c: Chrome,
+    heading: String,
+    detail: String,
+    back: String,
+}
+
+/// The status and heading for an API error; the detail is the API's own sentence.
+fn classify(e: &ApiError, lang: Lang) -> (StatusCode, &'static str) {
+    let t = lang.texts();
+    match e {
+        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, t.error_not_found),
+        ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, t.error_forbidden),
+        ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, t.error_forbidden),
+        ApiError::Conflict(_) => (StatusCode::CONFLICT, t.error_conflict),
+        ApiError::Invalid(_) | ApiError::BadRequest(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, t.error_invalid)
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, t.error_internal),
+    }
+}
+
+/// An error page for a signed-in person.
+pub fn api_error(v: &Viewer, e: &ApiError, back: &str) -> Response {
+    let (status, heading) = classify(e, v.lang);
+    let detail = match (e, status) {
+        (_, StatusCode::INTERNAL_SERVER_ERROR) => v.lang.texts().error_internal_detail.to_string(),
+        (ApiError::Invalid(i), _) => format!("{} ({})", i.message, i.field),
+        _ => e.to_string(),
+    };
+    render(
+        status,
+        &ErrorPage {
+            c: Chrome::for_viewer(v, heading, "", back),
+            heading: heading.into(),
+            detail,
+            back: back.into(),
+        },
+    )
+}
+
+/// Pages that do not exist.
+pub async fn not_found(MaybeViewer(v, lang): MaybeViewer, uri: Uri) -> Response {
+    let t = lang.texts();
+    let c = match &v {
+        Some(v) => Chrome::for_viewer(v, t.error_not_found, "", uri.path()),
+        None => Chrome::public(lang, t.error_not_found, "", uri.path()),
+    };
+    render(
+        StatusCode::NOT_FOUND,
+        &ErrorPage {
+            c,
+            heading: t.error_not_found.into(),
+            detail: t.error_not_found_detail.into(),
+            back: "/".into(),
+        },
+    )
+}

@@ -1,0 +1,132 @@
+//! The portal: the marketplace, the fleet and the rollouts as server-rendered HTML.
+//!
+//! The portal is a second face of the API, not a second implementation of it: every page
+//! calls the same handler functions that serve `/api/v1` (`verbund_api::routes`), with a
+//! `Caller` built from the browser's session instead of a bearer token. Authorization,
+//! tenant isolation, validation and the audit trail are therefore exactly the API's.
+//!
+//! Pages are askama templates styled with the KERN UX design system (vendored from npm's
+//! `@kern-ux/native`, built into the binary by `assets`). Every page works without
+//! JavaScript: forms post and redirect (POST/redirect/GET), and the one small script only
+//! refreshes live status in place. German is the default language, English is one click
+//! away (`i18n`).
+
+mod assets;
+mod error;
+mod i18n;
+mod login;
+mod pages;
+mod password;
+mod session;
+mod view;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use verbund_api::AppState;
+use verbund_store::LockPolicy;
+
+pub use password::hash_password;
+
+/// How the portal runs.
+#[derive(Clone)]
+pub struct PortalConfig {
+    /// Cookies carry `Secure` (set this whenever the portal is reached over HTTPS).
+    pub secure_cookies: bool,
+    /// How long a session lasts after sign-in.
+    pub session_hours: i64,
+    /// Lock-out after repeated failed sign-ins.
+    pub lock: LockPolicy,
+    /// Sign-in through an OpenID Connect provider (Keycloak), when configured.
+    pub oidc: Option<Arc<()>>,
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        Self {
+            secure_cookies: false,
+            session_hours: 8,
+            lock: LockPolicy::default(),
+            oidc: None,
+        }
+    }
+}
+
+/// What every portal handler gets: the API's state and the portal's settings.
+#[derive(Clone)]
+pub struct WebState {
+    pub api: AppState,
+    pub config: Arc<PortalConfig>,
+}
+
+impl WebState {
+    pub fn new(api: AppState, config: PortalConfig) -> Self {
+        Self {
+            api,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The portal's routes, to be merged beside the API's (`/api/v1`).
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/language", get(i18n::switch))
+        .merge(pages::router())
+        .route("/assets/{*file}", get(assets::serve))
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(protect))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Security headers on every page, and the same-origin check on every form post (the
+/// CSRF token in the form is the main defence; this stops cross-site posts early).
+async fn protect(req: Request, next: Next) -> Response {
+    if req.method() == Method::POST && !same_origin(&req) {
+        tracing::warn!(path = %req.uri().path(), "cross-origin form post refused");
+        return (StatusCode::FORBIDDEN, "cross-origin form posts are refused").into_response();
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// A post without `Origin` (old browsers, curl) passes; one from another origin does not.
+fn same_origin(req: &Request) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    match (origin.to_str().ok(), host) {
+        (Some(o), Some(h)) => o
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/'))
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(h)),
+        _ => false,
+    }
+}

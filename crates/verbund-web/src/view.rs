@@ -1,0 +1,178 @@
+//! What every page shares: the frame around it (`Chrome`), rendering, and the small
+//! formatting rules (euros, German local time, state badges).
+
+use askama::Template;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use verbund_policy::authz::{Act, Target};
+
+use crate::i18n::{Lang, Texts};
+use crate::session::Viewer;
+
+/// The frame of a page: language, title, navigation, who is signed in.
+pub struct Chrome {
+    pub t: &'static Texts,
+    pub lang: Lang,
+    pub other_lang: Lang,
+    pub title: String,
+    /// Which navigation entry is the current page.
+    pub nav: &'static str,
+    /// The signed-in person's display name.
+    pub user: Option<String>,
+    pub csrf: String,
+    /// This page's path and query, URL-encoded, to come back to after switching language.
+    pub path_encoded: String,
+    pub links: Links,
+    pub flash: Option<String>,
+    pub version: &'static str,
+    pub kern: &'static str,
+}
+
+/// Which sections of the portal the signed-in person may open (decided by the role
+/// policies, like every API call).
+#[derive(Default)]
+pub struct Links {
+    pub organisation: bool,
+    pub fleet: bool,
+    pub rollouts: bool,
+    pub audit: bool,
+}
+
+impl Chrome {
+    /// The frame for a signed-in person.
+    pub fn for_viewer(v: &Viewer, title: impl Into<String>, nav: &'static str, path: &str) -> Self {
+        use verbund_domain::account::Role;
+        let p = &v.caller.0;
+        let links = Links {
+            organisation: p.memberships.iter().any(|m| {
+                matches!(m.role, Role::OrgAdmin | Role::OrgMember) && m.organisation.is_some()
+            }) || p.has_role(Role::FederationAdmin)
+                || p.has_role(Role::Auditor),
+            fleet: p.has_role(Role::ProviderOperator)
+                || p.has_role(Role::FederationAdmin)
+                || p.has_role(Role::Auditor),
+            rollouts: p.has_role(Role::Vendor)
+                || p.has_role(Role::ProviderOperator)
+                || p.has_role(Role::FederationAdmin)
+                || p.has_role(Role::Auditor),
+            audit: v.caller.may(Act::Read, &Target::new("audit")),
+        };
+        Self {
+            user: Some(v.user.spec.display_name.clone()),
+            csrf: v.csrf.clone(),
+            links,
+            ..Self::public(v.lang, title, nav, path)
+        }
+    }
+
+    /// The frame for nobody signed in (the sign-in page, errors before sign-in).
+    pub fn public(lang: Lang, title: impl Into<String>, nav: &'static str, path: &str) -> Self {
+        Self {
+            t: lang.texts(),
+            lang,
+            other_lang: lang.other(),
+            title: title.into(),
+            nav,
+            user: None,
+            csrf: String::new(),
+            path_encoded: url_encode(path),
+            links: Links::default(),
+            flash: None,
+            version: env!("CARGO_PKG_VERSION"),
+            kern: crate::assets::KERN_VERSION,
+        }
+    }
+
+    pub fn with_flash(mut self, flash: Option<String>) -> Self {
+        self.flash = flash;
+        self
+    }
+}
+
+/// Renders a page as `text/html`; a template error is logged and answered with 500.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A monthly price in cents, the German way: `1.234,50 €`.
+pub fn euros(cents: u64, lang: Lang) -> String {
+    let whole = cents / 100;
+    let rest = cents % 100;
+    let digits = whole.to_string();
+    let (group, decimal) = match lang {
+        Lang::De => ('.', ','),
+        Lang::En => (',', '.'),
+    };
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(group);
+        }
+        grouped.push(ch);
+    }
+    match lang {
+        Lang::De => format!("{grouped}{decimal}{rest:02} €"),
+        Lang::En => format!("€{grouped}{decimal}{rest:02}"),
+    }
+}
+
+/// A time in German local time (CET/CEST), e.g. `26.11.2026, 14:05`.
+pub fn local_time(t: DateTime<Utc>, lang: Lang) -> String {
+    let local = verbund_domain::rollout::german_local(t);
+    match lang {
+        Lang::De => local.format("%d.%m.%Y, %H:%M").to_string(),
+        Lang::En => local.format("%Y-%m-%d %H:%M").to_string(),
+    }
+}
+
+/// The KERN badge variant for a lifecycle, health or rollout state.
+pub fn badge(state: &str) -> &'static str {
+    match state {
+        "active" | "healthy" | "passed" | "completed" | "ok" => "success",
+        "degraded" | "failed" | "rejected" | "halted" | "aborted" | "rolled-back" | "broken" => {
+            "danger"
+        }
+        "awaiting-approval" | "paused" | "unknown" | "cancelling" | "retained" | "skipped"
+        | "waiting" | "expiring" => "warning",
+        _ => "info",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(euros(123_450, Lang::De), "1.234,50 €");
+        assert_eq!(euros(5, Lang::En), "€0.05");
+        assert_eq!(url_encode("/a b?x=ü"), "/a%20b%3Fx%3D%C3%BC");
+        let t = "2026-07-01T12:00:00Z".parse().unwrap();
+        assert_eq!(local_time(t, Lang::De), "01.07.2026, 14:00");
+    }
+}
