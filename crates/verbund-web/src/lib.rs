@@ -13,8 +13,11 @@
 
 mod assets;
 mod error;
+mod form;
 mod i18n;
 mod login;
+mod map;
+pub mod oidc;
 mod pages;
 mod password;
 mod session;
@@ -43,7 +46,7 @@ pub struct PortalConfig {
     /// Lock-out after repeated failed sign-ins.
     pub lock: LockPolicy,
     /// Sign-in through an OpenID Connect provider (Keycloak), when configured.
-    pub oidc: Option<Arc<()>>,
+    pub oidc: Option<Arc<oidc::Oidc>>,
 }
 
 impl Default for PortalConfig {
@@ -78,11 +81,14 @@ pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(login::form).post(login::submit))
+        .route("/oidc/login", get(oidc::start))
+        .route("/oidc/callback", get(oidc::callback))
         .route("/logout", post(login::logout))
         .route("/language", get(i18n::switch))
         .merge(pages::router())
         .route("/assets/{*file}", get(assets::serve))
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), deliver))
         .layer(axum::middleware::from_fn(protect))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -113,6 +119,23 @@ async fn protect(req: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// Wakes the publisher after a form changed something, so the change reaches the
+/// desired-state repository at once (as the API's own middleware does for API calls).
+async fn deliver(
+    axum::extract::State(state): axum::extract::State<WebState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let post = req.method() == Method::POST;
+    let resp = next.run(req).await;
+    if post && (resp.status().is_success() || resp.status().is_redirection()) {
+        if let Some(p) = &state.api.publisher {
+            p.wake();
+        }
+    }
     resp
 }
 

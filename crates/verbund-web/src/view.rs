@@ -150,6 +150,14 @@ pub fn local_time(t: DateTime<Utc>, lang: Lang) -> String {
     }
 }
 
+/// A date, e.g. `31.12.2027`.
+pub fn date(d: chrono::NaiveDate, lang: Lang) -> String {
+    match lang {
+        Lang::De => d.format("%d.%m.%Y").to_string(),
+        Lang::En => d.format("%Y-%m-%d").to_string(),
+    }
+}
+
 /// The KERN badge variant for a lifecycle, health or rollout state.
 pub fn badge(state: &str) -> &'static str {
     match state {

@@ -1,19 +1,160 @@
-//! The portal's pages, one module per section.
+//! The portal's pages, one module per section. Each handler calls the API's own handler
+//! functions with the signed-in person's `Caller`, so what a page shows and may change
+//! is exactly what the API allows that person.
+
+mod audit;
+mod booking;
+mod catalog;
+mod explain;
+mod fleet;
+mod offering;
+mod organisation;
+mod policies;
+mod rollouts;
 
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::Router;
+use verbund_domain::account::Role;
+use verbund_domain::directory::Organisation;
 
-use crate::session::MaybeViewer;
+use crate::session::{MaybeViewer, Viewer};
 use crate::WebState;
 
 pub fn router() -> Router<WebState> {
     Router::new()
+        .route("/catalog", get(catalog::page))
+        .route("/offerings/{name}", get(offering::page))
+        .route("/offerings/{name}/book", get(offering::form_page).post(offering::submit))
+        .route("/bookings/{id}", get(booking::page))
+        .route("/bookings/{id}/cancel", post(booking::cancel))
+        .route("/bookings/{id}/channel", post(booking::channel))
+        .route("/bookings/{id}/approve", post(booking::approve))
+        .route("/bookings/{id}/reject", post(booking::reject))
+        .route("/organisation", get(organisation::page))
+        .route("/organisation/data", get(organisation::data))
+        .route("/organisation/export", get(organisation::export))
+        .route("/fleet", get(fleet::page))
+        .route("/rollouts", get(rollouts::list))
+        .route("/rollouts/new", get(rollouts::new_form).post(rollouts::start))
+        .route("/rollouts/{id}", get(rollouts::page))
+        .route("/rollouts/{id}/{action}", post(rollouts::control))
+        .route("/rollouts/{id}/sites/{site}/{action}", post(rollouts::site_control))
+        .route("/audit", get(audit::page))
+        .route("/policies", get(policies::page))
 }
 
-/// `GET /`: the catalog for the signed-in, the sign-in page for everyone else.
+/// `GET /`: where the signed-in person's work is; the sign-in page for everyone else.
 pub async fn home(MaybeViewer(v, _): MaybeViewer) -> Response {
-    match v {
-        Some(_) => Redirect::to("/catalog").into_response(),
-        None => Redirect::to("/login").into_response(),
+    let Some(v) = v else {
+        return Redirect::to("/login").into_response();
+    };
+    let p = &v.caller.0;
+    let to = if p
+        .memberships
+        .iter()
+        .any(|m| matches!(m.role, Role::OrgAdmin | Role::OrgMember))
+    {
+        "/organisation"
+    } else if p.has_role(Role::ProviderOperator) {
+        "/fleet"
+    } else {
+        "/catalog"
+    };
+    Redirect::to(to).into_response()
+}
+
+/// The organisations the signed-in person acts for (as org-admin or org-member; with a
+/// delegated role also those below).
+pub async fn my_organisations(state: &WebState, v: &Viewer) -> verbund_store::Result<Vec<Organisation>> {
+    let mut ids = Vec::new();
+    for m in &v.caller.0.memberships {
+        if let (Role::OrgAdmin | Role::OrgMember, Some(o)) = (m.role, &m.organisation) {
+            ids.push(o.clone());
+            if m.delegated {
+                ids.extend(state.api.store.organisation_descendants(o).await?);
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    let mut orgs = state.api.store.organisations_by_ids(&ids).await?;
+    orgs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(orgs)
+}
+
+/// Like `my_organisations`, with a store failure answered as an error page.
+pub async fn orgs_or_error(state: &WebState, v: &Viewer) -> Result<Vec<Organisation>, Response> {
+    my_organisations(state, v).await.map_err(|e| {
+        crate::error::api_error(v, &verbund_api::ApiError::Internal(e.to_string()), "/")
+    })
+}
+
+/// A form posted without this session's token (forged, or from before a new sign-in).
+pub fn expired(v: &Viewer) -> Response {
+    crate::error::api_error(
+        v,
+        &verbund_api::ApiError::Forbidden(v.lang.texts().form_expired.into()),
+        "/",
+    )
+}
+
+/// After a change: back to `to`, telling the next page which change succeeded (a code,
+/// never free text, so that a link cannot put words into the portal's mouth).
+pub fn done(to: &str, code: &'static str) -> Response {
+    let sep = if to.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{to}{sep}done={code}")).into_response()
+}
+
+/// The success note for a `done` code.
+pub fn flash(lang: crate::i18n::Lang, code: Option<&str>) -> Option<String> {
+    let t = lang.texts();
+    Some(
+        match code? {
+            "booked" => t.done_booked,
+            "cancelled" => t.done_cancelled,
+            "channel" => t.done_channel,
+            "approved" => t.done_approved,
+            "rejected" => t.done_rejected,
+            "started" => t.done_started,
+            "pause" => t.done_paused,
+            "resume" => t.done_resumed,
+            "abort" => t.done_aborted,
+            "retry" => t.done_retried,
+            "skip" => t.done_skipped,
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+
+/// A booking's lifecycle state in words.
+pub fn state_label(lang: crate::i18n::Lang, state: &str) -> &'static str {
+    use crate::i18n::Lang::*;
+    match (state, lang) {
+        ("requested", De) => "angefragt",
+        ("awaiting-approval", De) => "wartet auf Freigabe",
+        ("placed", De) => "platziert",
+        ("provisioning", De) => "wird bereitgestellt",
+        ("active", De) => "aktiv",
+        ("updating", De) => "wird aktualisiert",
+        ("degraded", De) => "gestört",
+        ("cancelling", De) => "wird gekündigt",
+        ("retained", De) => "gekündigt, Daten aufbewahrt",
+        ("deleted", De) => "gelöscht",
+        ("rejected", De) => "abgelehnt",
+        ("requested", En) => "requested",
+        ("awaiting-approval", En) => "awaiting approval",
+        ("placed", En) => "placed",
+        ("provisioning", En) => "provisioning",
+        ("active", En) => "active",
+        ("updating", En) => "updating",
+        ("degraded", En) => "degraded",
+        ("cancelling", En) => "cancelling",
+        ("retained", En) => "cancelled, data retained",
+        ("deleted", En) => "deleted",
+        ("rejected", En) => "rejected",
+        _ => "?",
     }
 }

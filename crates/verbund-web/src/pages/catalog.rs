@@ -1,0 +1,173 @@
+//! The catalog: every offering, searchable and filtered by category, OZG Themenfeld,
+//! data class and vendor.
+
+use std::collections::{BTreeSet, HashMap};
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use serde::Deserialize;
+use verbund_api::extract::ApiQuery;
+use verbund_api::routes::offerings::{self, OfferingQuery};
+use verbund_domain::catalog::Offering;
+
+use crate::error::api_error;
+use crate::session::Viewer;
+use crate::view::{euros, render, Chrome};
+use crate::WebState;
+
+#[derive(Deserialize, Default)]
+pub struct Filters {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub field: String,
+    #[serde(default)]
+    pub data_class: String,
+    #[serde(default)]
+    pub vendor: String,
+}
+
+pub struct Card {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub category: String,
+    pub field: Option<String>,
+    pub vendor: String,
+    pub classes: Vec<String>,
+    pub from_price: String,
+    pub version: String,
+}
+
+#[derive(Template)]
+#[template(path = "catalog.html")]
+struct CatalogPage {
+    c: Chrome,
+    f: Filters,
+    cards: Vec<Card>,
+    total: usize,
+    categories: Vec<&'static str>,
+    fields: Vec<String>,
+    classes: Vec<&'static str>,
+    vendors: Vec<(String, String)>,
+}
+
+/// Every offering the caller may read, through the API's list, page by page.
+pub async fn all_offerings(state: &WebState, v: &Viewer) -> Result<Vec<Offering>, verbund_api::ApiError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let axum::Json(page) = offerings::list(
+            State(state.api.clone()),
+            v.caller.clone(),
+            ApiQuery(OfferingQuery {
+                category: None,
+                vendor: None,
+                ozg_id: None,
+                limit: Some(1000),
+                after,
+            }),
+        )
+        .await?;
+        out.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+pub fn data_class_label(c: &str, lang: crate::i18n::Lang) -> &str {
+    use crate::i18n::Lang::*;
+    match (c, lang) {
+        ("public", De) => "öffentlich",
+        ("internal", De) => "intern",
+        ("personal", De) => "personenbezogen",
+        ("special-categories", De) => "besondere Kategorien (Art. 9 DSGVO)",
+        ("vs-nfd", De) => "VS-NfD",
+        ("special-categories", En) => "special categories (Art. 9 GDPR)",
+        (c, _) => c,
+    }
+}
+
+/// `GET /catalog`.
+pub async fn page(State(state): State<WebState>, v: Viewer, uri: Uri, Query(f): Query<Filters>) -> Response {
+    let all = match all_offerings(&state, &v).await {
+        Ok(a) => a,
+        Err(e) => return api_error(&v, &e, "/"),
+    };
+    let store = &state.api.store;
+    let vendor_ids: Vec<String> = all.iter().map(|o| o.spec.vendor.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let vendor_names: HashMap<String, String> = store
+        .organisations_by_ids(&vendor_ids)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect();
+    let mut fields_by_ozg: HashMap<String, String> = HashMap::new();
+    for o in &all {
+        if let Some(id) = &o.spec.ozg_id {
+            if let Ok(Some(s)) = store.get_ozg_service(id).await {
+                fields_by_ozg.insert(id.clone(), s.field);
+            }
+        }
+    }
+    let q = f.q.trim().to_lowercase();
+    let lang = v.lang;
+    let mut cards = Vec::new();
+    for o in &all {
+        let s = &o.spec;
+        let field = s.ozg_id.as_ref().and_then(|id| fields_by_ozg.get(id)).cloned();
+        let classes: Vec<String> = s.data_classes.iter().map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect();
+        let keep = (q.is_empty()
+            || s.name.contains(&q)
+            || s.display_name.to_lowercase().contains(&q)
+            || s.description.to_lowercase().contains(&q))
+            && (f.category.is_empty() || s.category.as_str() == f.category)
+            && (f.field.is_empty() || field.as_deref() == Some(f.field.as_str()))
+            && (f.data_class.is_empty() || classes.contains(&f.data_class))
+            && (f.vendor.is_empty() || s.vendor == f.vendor);
+        if !keep {
+            continue;
+        }
+        cards.push(Card {
+            name: s.name.clone(),
+            title: s.display_name.clone(),
+            description: s.description.clone(),
+            category: s.category.as_str().to_uppercase(),
+            field,
+            vendor: vendor_names.get(&s.vendor).cloned().unwrap_or_else(|| s.vendor.clone()),
+            classes: classes.iter().map(|c| data_class_label(c, lang).to_string()).collect(),
+            from_price: s.plans.iter().map(|p| p.monthly_price_cents).min().map(|c| euros(c, lang)).unwrap_or_default(),
+            version: o.latest_version.clone().unwrap_or_else(|| "–".into()),
+        });
+    }
+    let fields: Vec<String> = fields_by_ozg.values().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let mut vendors: Vec<(String, String)> = vendor_names.into_iter().collect();
+    vendors.sort_by(|a, b| a.1.cmp(&b.1));
+    let t = lang.texts();
+    render(
+        StatusCode::OK,
+        &CatalogPage {
+            c: Chrome::for_viewer(&v, t.catalog_title, "catalog", &uri.to_string()),
+            total: all.len(),
+            f,
+            cards,
+            categories: vec!["iaas", "paas", "saas"],
+            fields,
+            classes: vec!["public", "internal", "personal", "special-categories", "vs-nfd"],
+            vendors,
+        },
+    )
+}
+
+impl CatalogPage {
+    fn class_label(&self, c: &str) -> String {
+        data_class_label(c, self.c.lang).to_string()
+    }
+}

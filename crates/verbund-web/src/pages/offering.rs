@@ -1,0 +1,272 @@
+//! One offering (description, plans and prices, versions and changelog, where it may run
+//! for my organisation) and its booking form.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use verbund_api::extract::ApiJson;
+use verbund_api::routes::bookings::{self, ExplainRequest};
+use verbund_api::routes::offerings;
+use verbund_api::ApiError;
+use verbund_domain::booking::BookingSpec;
+use verbund_domain::catalog::{Offering, OfferingVersion};
+use verbund_domain::directory::Organisation;
+
+use super::explain::{verdicts, Directory, Verdict};
+use super::{my_organisations, orgs_or_error};
+use crate::error::api_error;
+use crate::form::{self, Field};
+use crate::session::Viewer;
+use crate::view::{euros, local_time, render, Chrome};
+use crate::WebState;
+
+pub struct PlanRow {
+    pub name: String,
+    pub title: String,
+    pub price: String,
+    pub resources: String,
+}
+
+pub struct VersionRow {
+    pub version: String,
+    pub published: String,
+    pub changelog: String,
+}
+
+#[derive(Template)]
+#[template(path = "offering.html")]
+struct OfferingPage {
+    c: Chrome,
+    o: Offering,
+    vendor: String,
+    classes: Vec<String>,
+    plans: Vec<PlanRow>,
+    versions: Vec<VersionRow>,
+    for_org: Option<Organisation>,
+    verdicts: Vec<Verdict>,
+    can_book: bool,
+    can_roll_out: bool,
+}
+
+fn plan_rows(o: &Offering, lang: crate::i18n::Lang) -> Vec<PlanRow> {
+    o.spec
+        .plans
+        .iter()
+        .map(|p| PlanRow {
+            name: p.name.clone(),
+            title: p.display_name.clone(),
+            price: euros(p.monthly_price_cents, lang),
+            resources: format!(
+                "{} vCPU · {} GiB RAM · {} GiB · {}×",
+                p.resources.cpu_millis as f64 / 1000.0,
+                p.resources.memory_mib / 1024,
+                p.resources.storage_gib,
+                p.replicas
+            ),
+        })
+        .collect()
+}
+
+async fn load(state: &WebState, v: &Viewer, name: &str) -> Result<(Offering, Vec<OfferingVersion>), ApiError> {
+    let Json(o) = offerings::read(State(state.api.clone()), v.caller.clone(), Path(name.to_string())).await?;
+    let Json(versions) = offerings::versions(State(state.api.clone()), v.caller.clone(), Path(name.to_string())).await?;
+    Ok((o, versions))
+}
+
+/// `GET /offerings/{name}`.
+pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<String>) -> Response {
+    let (o, mut versions) = match load(&state, &v, &name).await {
+        Ok(x) => x,
+        Err(e) => return api_error(&v, &e, "/catalog"),
+    };
+    let lang = v.lang;
+    let store = &state.api.store;
+    let vendor = store
+        .get_organisation(&o.spec.vendor)
+        .await
+        .map_or_else(|_| o.spec.vendor.clone(), |org| org.name);
+    let orgs = my_organisations(&state, &v).await.unwrap_or_default();
+    let for_org = orgs.first().cloned();
+    let mut explained = Vec::new();
+    if let (Some(org), Some(plan)) = (&for_org, o.spec.plans.first()) {
+        let asked = bookings::explain(
+            State(state.api.clone()),
+            v.caller.clone(),
+            ApiJson(ExplainRequest {
+                organisation: org.id.clone(),
+                offering: o.spec.name.clone(),
+                plan: plan.name.clone(),
+            }),
+        )
+        .await;
+        if let (Ok(Json(d)), Ok(dir)) = (asked, Directory::load(store).await) {
+            explained = verdicts(&d, &dir, lang);
+        }
+    }
+    versions.reverse();
+    let p = &v.caller.0;
+    use verbund_domain::account::Role;
+    let can_roll_out = p.has_role(Role::FederationAdmin)
+        || p.memberships.iter().any(|m| m.role == Role::Vendor && m.organisation.as_deref() == Some(o.spec.vendor.as_str()));
+    let t = lang.texts();
+    let page = OfferingPage {
+        c: Chrome::for_viewer(&v, o.spec.display_name.clone(), "catalog", &format!("/offerings/{name}")),
+        vendor,
+        classes: o
+            .spec
+            .data_classes
+            .iter()
+            .map(|c| {
+                let s = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                super::catalog::data_class_label(&s, lang).to_string()
+            })
+            .collect(),
+        plans: plan_rows(&o, lang),
+        versions: versions
+            .into_iter()
+            .map(|ver| VersionRow {
+                version: ver.spec.version.clone(),
+                published: local_time(ver.published_at, lang),
+                changelog: ver.spec.changelog.clone(),
+            })
+            .collect(),
+        can_book: !orgs.is_empty() || p.has_role(Role::FederationAdmin),
+        can_roll_out,
+        for_org,
+        verdicts: explained,
+        o,
+    };
+    let _ = t;
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Template)]
+#[template(path = "book.html")]
+struct BookPage {
+    c: Chrome,
+    o: Offering,
+    plans: Vec<PlanRow>,
+    orgs: Vec<Organisation>,
+    organisation: String,
+    plan: String,
+    channel: String,
+    fields: Vec<Field>,
+    error: Option<String>,
+    /// The general error's control (`organisation`, `plan`, `channel`), if it names one.
+    error_at: String,
+    latest: String,
+}
+
+impl BookPage {
+    fn has_errors(&self) -> bool {
+        self.error.is_some() || self.fields.iter().any(|f| f.error.is_some())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn book_page(
+    v: &Viewer,
+    o: Offering,
+    orgs: Vec<Organisation>,
+    organisation: String,
+    plan: String,
+    channel: String,
+    fields: Vec<Field>,
+    error: Option<(String, String)>,
+) -> BookPage {
+    let lang = v.lang;
+    let title = format!("{}: {}", lang.texts().book_title, o.spec.display_name);
+    let (error, error_at) = match error {
+        Some((at, msg)) => (Some(msg), at),
+        None => (None, String::new()),
+    };
+    BookPage {
+        c: Chrome::for_viewer(v, title, "catalog", &format!("/offerings/{}/book", o.spec.name)),
+        plans: plan_rows(&o, lang),
+        latest: o.latest_version.clone().unwrap_or_default(),
+        o,
+        orgs,
+        organisation,
+        plan,
+        channel,
+        fields,
+        error,
+        error_at,
+    }
+}
+
+/// `GET /offerings/{name}/book`.
+pub async fn form_page(State(state): State<WebState>, v: Viewer, Path(name): Path<String>) -> Response {
+    let (o, _) = match load(&state, &v, &name).await {
+        Ok(x) => x,
+        Err(e) => return api_error(&v, &e, "/catalog"),
+    };
+    let orgs = match orgs_or_error(&state, &v).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let fields = form::fields(&o.spec.config_schema, &serde_json::Value::Null);
+    let plan = o.spec.plans.first().map(|p| p.name.clone()).unwrap_or_default();
+    let organisation = orgs.first().map(|o| o.id.clone()).unwrap_or_default();
+    render(StatusCode::OK, &book_page(&v, o, orgs, organisation, plan, "stable".into(), fields, None))
+}
+
+/// `POST /offerings/{name}/book`: books through the API; its validation errors come back
+/// to the form at the control they name, with everything entered kept.
+pub async fn submit(
+    State(state): State<WebState>,
+    v: Viewer,
+    Path(name): Path<String>,
+    Form(answers): Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| answers.iter().find(|(key, _)| key == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    if !v.csrf_ok(&get("csrf")) {
+        return super::expired(&v);
+    }
+    let (o, _) = match load(&state, &v, &name).await {
+        Ok(x) => x,
+        Err(e) => return api_error(&v, &e, "/catalog"),
+    };
+    let orgs = match orgs_or_error(&state, &v).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let config = form::config(&o.spec.config_schema, &answers);
+    let mut organisation = get("organisation");
+    if let Ok(Some(org)) = state.api.store.find_organisation_by_key(&organisation).await {
+        organisation = org.id;
+    }
+    let (plan, channel) = (get("plan"), get("channel"));
+    let spec = BookingSpec {
+        organisation: organisation.clone(),
+        offering: name.clone(),
+        plan: plan.clone(),
+        config: config.clone(),
+        channel: if channel.is_empty() { "stable".into() } else { channel.clone() },
+    };
+    let created = bookings::create(State(state.api.clone()), v.caller.clone(), ApiJson(spec)).await;
+    match created {
+        Ok((_, Json(c))) => {
+            Redirect::to(&format!("/bookings/{}?new=1", c.booking.id)).into_response()
+        }
+        Err(ApiError::Invalid(i)) => {
+            let mut fields = form::fields(&o.spec.config_schema, &config);
+            let t = v.lang.texts();
+            let general = match form::property_of(&i.field) {
+                Some(prop) if fields.iter().any(|f| f.name == prop) => {
+                    if let Some(f) = fields.iter_mut().find(|f| f.name == prop) {
+                        f.error = Some(i.message.clone());
+                    }
+                    None
+                }
+                _ => Some((i.field.trim_start_matches('/').to_string(), format!("{} ({})", i.message, i.field))),
+            };
+            let _ = t;
+            let page = book_page(&v, o, orgs, organisation, plan, channel, fields, general);
+            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+        }
+        Err(e) => api_error(&v, &e, &format!("/offerings/{name}/book")),
+    }
+}

@@ -1,0 +1,319 @@
+//! My organisation: its bookings with live status, "where is our data?", its own
+//! placement restrictions, and a data export.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use verbund_api::extract::ApiQuery;
+use verbund_api::routes::bookings::{self, BookingQuery};
+use verbund_api::routes::policies::{self, PolicyQuery, PolicyView};
+use verbund_api::ApiError;
+use verbund_domain::booking::Booking;
+use verbund_domain::directory::Organisation;
+
+use super::explain::Directory;
+use super::{flash, my_organisations, state_label};
+use crate::error::api_error;
+use crate::session::Viewer;
+use crate::view::{badge, render, Chrome};
+use crate::WebState;
+
+#[derive(Deserialize, Default)]
+pub struct OrgQuery {
+    org: Option<String>,
+    done: Option<String>,
+}
+
+/// The organisation a page is about: the one asked for (the API decides whether the
+/// person may see it), else the person's first.
+async fn chosen(state: &WebState, v: &Viewer, asked: Option<&str>) -> Result<(Organisation, Vec<Organisation>), ApiError> {
+    let mine = my_organisations(state, v).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let id = match asked.or(mine.first().map(|o| o.id.as_str())) {
+        Some(id) => id.to_string(),
+        None => return Err(ApiError::NotFound(v.lang.texts().no_organisation.into())),
+    };
+    let id = match state.api.store.find_organisation_by_key(&id).await {
+        Ok(Some(o)) => o.id,
+        _ => id,
+    };
+    let Json(org) = verbund_api::routes::organisations::read(
+        State(state.api.clone()),
+        v.caller.clone(),
+        axum::extract::Path(id),
+    )
+    .await?;
+    Ok((org, mine))
+}
+
+/// Every booking of `org` the person may see, through the API's list.
+async fn org_bookings(state: &WebState, v: &Viewer, org: &str) -> Result<Vec<Booking>, ApiError> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let Json(page) = bookings::list(
+            State(state.api.clone()),
+            v.caller.clone(),
+            ApiQuery(BookingQuery {
+                organisation: Some(org.to_string()),
+                offering: None,
+                site: None,
+                state: None,
+                noncompliant: false,
+                limit: Some(1000),
+                after,
+            }),
+        )
+        .await?;
+        out.extend(page.items);
+        match page.next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+pub struct Row {
+    pub id: String,
+    pub offering: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub badge: &'static str,
+    pub version: String,
+    pub running: String,
+    pub channel: String,
+    pub site: String,
+    pub simulated: bool,
+}
+
+#[derive(Template)]
+#[template(path = "organisation.html")]
+struct OrgPage {
+    c: Chrome,
+    org: Organisation,
+    others: Vec<Organisation>,
+    rows: Vec<Row>,
+    counts: BTreeMap<&'static str, usize>,
+    restrictions: Vec<PolicyView>,
+}
+
+/// `GET /organisation`.
+pub async fn page(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQuery>) -> Response {
+    let (org, mine) = match chosen(&state, &v, q.org.as_deref()).await {
+        Ok(x) => x,
+        Err(e) => return api_error(&v, &e, "/catalog"),
+    };
+    let list = match org_bookings(&state, &v, &org.id).await {
+        Ok(l) => l,
+        Err(e) => return api_error(&v, &e, "/catalog"),
+    };
+    let store = &state.api.store;
+    let ids: Vec<String> = list.iter().map(|b| b.id.clone()).collect();
+    let observed: HashMap<String, (Option<String>, String)> = store
+        .booking_statuses(&ids)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.booking.clone(), (s.applied_version.clone(), s.site.clone())))
+        .collect();
+    let simulated: BTreeSet<String> = simulated_sites(store).await;
+    let names: HashMap<String, String> = super::catalog::all_offerings(&state, &v)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| (o.spec.name, o.spec.display_name))
+        .collect();
+    let lang = v.lang;
+    let mut counts = BTreeMap::new();
+    let rows = list
+        .iter()
+        .map(|b| {
+            let st = b.state.as_str();
+            *counts.entry(state_label(lang, st)).or_insert(0) += 1;
+            Row {
+                id: b.id.clone(),
+                offering: names.get(&b.offering).cloned().unwrap_or_else(|| b.offering.clone()),
+                state: st,
+                state_label: state_label(lang, st),
+                badge: badge(st),
+                version: b.version.clone().unwrap_or_else(|| "–".into()),
+                running: observed.get(&b.id).and_then(|o| o.0.clone()).unwrap_or_else(|| "–".into()),
+                channel: b.channel.clone(),
+                site: b.site.clone().unwrap_or_else(|| "–".into()),
+                simulated: b.site.as_ref().is_some_and(|s| simulated.contains(s)),
+            }
+        })
+        .collect();
+    let restrictions = policies::list(
+        State(state.api.clone()),
+        v.caller.clone(),
+        ApiQuery(PolicyQuery { organisation: Some(org.id.clone()) }),
+    )
+    .await
+    .map(|Json(p)| p.into_iter().filter(|p| p.owner.as_deref() == Some(org.id.as_str())).collect())
+    .unwrap_or_default();
+    let t = lang.texts();
+    render(
+        StatusCode::OK,
+        &OrgPage {
+            c: Chrome::for_viewer(&v, format!("{}: {}", t.nav_organisation, org.name), "organisation", "/organisation")
+                .with_flash(flash(lang, q.done.as_deref())),
+            others: mine.into_iter().filter(|o| o.id != org.id).collect(),
+            org,
+            rows,
+            counts,
+            restrictions,
+        },
+    )
+}
+
+pub struct Place {
+    pub site: String,
+    pub title: String,
+    pub location: String,
+    pub operator: String,
+    pub operator_detail: String,
+    pub certifications: Vec<(String, String, bool)>,
+    pub offerings: Vec<String>,
+    pub environment: String,
+    pub simulated: bool,
+}
+
+#[derive(Template)]
+#[template(path = "data.html")]
+struct DataPage {
+    c: Chrome,
+    org: Organisation,
+    places: Vec<Place>,
+}
+
+/// The sites that hold data of the organisation's live bookings.
+async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<Place>, ApiError> {
+    let list = org_bookings(state, v, &org.id).await?;
+    let dir = Directory::load(&state.api.store).await?;
+    let simulated: BTreeSet<String> = simulated_sites(&state.api.store).await;
+    let mut by_site: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for b in list.iter().filter(|b| !matches!(b.state.as_str(), "deleted" | "rejected")) {
+        if let Some(s) = &b.site {
+            by_site.entry(s.clone()).or_default().insert(b.offering.clone());
+        }
+    }
+    let today = state.api.now().date_naive();
+    let lang = v.lang;
+    let t = lang.texts();
+    Ok(by_site
+        .into_iter()
+        .map(|(site, offerings)| {
+            let s = dir.sites.get(&site);
+            let p = s.and_then(|s| dir.providers.get(&s.spec.provider));
+            Place {
+                title: s.map_or_else(|| site.clone(), |s| s.spec.display_name.clone()),
+                location: s.map_or_else(String::new, |s| format!("{}, {} ({})", s.spec.location.city, s.spec.location.region, s.spec.location.country)),
+                operator: p.map_or_else(String::new, |p| p.spec.display_name.clone()),
+                operator_detail: p.map_or_else(String::new, |p| {
+                    format!(
+                        "{}, {} {}; {}: {}",
+                        p.spec.legal_form,
+                        t.seat,
+                        p.spec.seat.city,
+                        t.jurisdictions,
+                        p.spec.jurisdictions.iter().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                }),
+                certifications: s.map_or_else(Vec::new, |s| {
+                    s.spec
+                        .certifications
+                        .iter()
+                        .map(|c| {
+                            let name = match &c.level {
+                                Some(l) => format!("{} ({l})", c.scheme),
+                                None => c.scheme.clone(),
+                            };
+                            (name, crate::view::date(c.valid_until, lang), c.valid_until >= today)
+                        })
+                        .collect()
+                }),
+                environment: s.map_or_else(String::new, |s| s.spec.environments.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")),
+                simulated: simulated.contains(&site),
+                offerings: offerings.into_iter().collect(),
+                site,
+            }
+        })
+        .collect())
+}
+
+/// `GET /organisation/data`: where is our data? One click from every page.
+pub async fn data(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQuery>) -> Response {
+    let (org, _) = match chosen(&state, &v, q.org.as_deref()).await {
+        Ok(x) => x,
+        Err(e) => return api_error(&v, &e, "/catalog"),
+    };
+    let places = match places(&state, &v, &org).await {
+        Ok(p) => p,
+        Err(e) => return api_error(&v, &e, "/organisation"),
+    };
+    let t = v.lang.texts();
+    render(
+        StatusCode::OK,
+        &DataPage {
+            c: Chrome::for_viewer(&v, t.nav_where, "data", "/organisation/data"),
+            org,
+            places,
+        },
+    )
+}
+
+/// `GET /organisation/export`: everything verbund keeps about the organisation's
+/// bookings (configuration, state, placement with its reasons, sites), as JSON.
+pub async fn export(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQuery>) -> Response {
+    let (org, _) = match chosen(&state, &v, q.org.as_deref()).await {
+        Ok(x) => x,
+        Err(e) => return api_error(&v, &e, "/organisation"),
+    };
+    let list = match org_bookings(&state, &v, &org.id).await {
+        Ok(l) => l,
+        Err(e) => return api_error(&v, &e, "/organisation"),
+    };
+    let mut out = Vec::new();
+    for b in list {
+        let placement = state.api.store.booking_decision(&b.id).await.ok().flatten();
+        out.push(serde_json::json!({ "booking": b, "placement": placement }));
+    }
+    let sites: Vec<serde_json::Value> = places(&state, &v, &org)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| serde_json::json!({ "site": p.site, "name": p.title, "location": p.location, "operator": p.operator, "offerings": p.offerings }))
+        .collect();
+    let body = serde_json::json!({
+        "organisation": org,
+        "exported_at": state.api.now(),
+        "exported_by": v.caller.actor(),
+        "bookings": out,
+        "sites": sites,
+    });
+    let name = format!("attachment; filename=\"verbund-{}.json\"", org.ags.clone().unwrap_or(org.id.clone()));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, name)],
+        serde_json::to_string_pretty(&body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+
+/// The sites whose reports come from `verbund simulate`, not a real cluster.
+pub async fn simulated_sites(store: &verbund_store::Store) -> BTreeSet<String> {
+    store
+        .site_statuses()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.simulated)
+        .map(|s| s.site)
+        .collect()
+}
