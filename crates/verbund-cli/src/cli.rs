@@ -149,6 +149,24 @@ pub struct PortalArgs {
     #[arg(long, env = "VERBUND_SESSION_HOURS", default_value_t = 8,
         value_parser = clap::value_parser!(i64).range(1..=24))]
     pub session_hours: i64,
+    /// Sign-in through this OpenID Connect provider (a Keycloak realm, e.g.
+    /// `https://id.example.de/realms/verwaltung`); roles come from the ID token's groups.
+    #[arg(long, env = "VERBUND_OIDC_ISSUER", requires_all = ["oidc_client_id", "oidc_client_secret"])]
+    pub oidc_issuer: Option<String>,
+    /// The portal's client id at the OpenID Connect provider.
+    #[arg(long, env = "VERBUND_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The portal's client secret at the OpenID Connect provider.
+    #[arg(long, env = "VERBUND_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// The group path under which the provider keeps verbund's groups, e.g.
+    /// `/verbund/organisation/<ARS>/org-admin`.
+    #[arg(long, env = "VERBUND_OIDC_GROUP_PREFIX", default_value = "/verbund")]
+    pub oidc_group_prefix: String,
+    /// The URL at which browsers reach the portal (the OIDC redirect goes to
+    /// `<public url>/oidc/callback`).
+    #[arg(long, env = "VERBUND_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
 }
 
 #[derive(Debug, Subcommand)]

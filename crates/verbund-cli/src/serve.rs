@@ -153,7 +153,7 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         .with_rollout_engine(engine);
     tokio::spawn(housekeeping(state.clone()));
     tokio::spawn(watch_silent_sites(state.clone()));
-    let web = verbund_web::WebState::new(state.clone(), portal_config(&args.portal));
+    let web = verbund_web::WebState::new(state.clone(), portal_config(&args.portal).await?);
     let app = verbund_api::app(state).merge(verbund_web::router(web));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -175,12 +175,37 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
 }
 
 /// The portal's settings from the command line.
-fn portal_config(args: &crate::cli::PortalArgs) -> verbund_web::PortalConfig {
-    verbund_web::PortalConfig {
+async fn portal_config(
+    args: &crate::cli::PortalArgs,
+) -> anyhow::Result<verbund_web::PortalConfig> {
+    let oidc = match &args.oidc_issuer {
+        Some(issuer) => {
+            let redirect = format!("{}/oidc/callback", args.public_url.trim_end_matches('/'));
+            let oidc = verbund_web::oidc::Oidc::discover(
+                issuer,
+                args.oidc_client_id.as_deref().unwrap_or_default(),
+                args.oidc_client_secret.as_deref().unwrap_or_default(),
+                &redirect,
+            )
+            .await
+            .with_context(|| {
+                format!("cannot use the OpenID Connect provider `{issuer}` (--oidc-issuer)")
+            })?
+            .with_group_prefix(&args.oidc_group_prefix);
+            println!(
+                "portal sign-in through {issuer}, redirecting to {redirect}, roles from groups under {}",
+                oidc.group_prefix
+            );
+            Some(std::sync::Arc::new(oidc))
+        }
+        None => None,
+    };
+    Ok(verbund_web::PortalConfig {
         secure_cookies: args.secure_cookies,
         session_hours: args.session_hours,
+        oidc,
         ..Default::default()
-    }
+    })
 }
 
 /// The name of the site tokens the demo's simulation uses; revoked and issued anew at
