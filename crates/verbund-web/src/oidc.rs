@@ -198,7 +198,7 @@ impl Oidc {
             id_token: Option<String>,
         }
         #[derive(Deserialize)]
-        struct Refusal {
+        struct TokenError {
             error: String,
             error_description: Option<String>,
         }
@@ -218,11 +218,14 @@ impl Oidc {
             ])
             .send()
             .await
-            .map_err(|e| unreachable(url, e))?;
+            .map_err(|e| unreachable(url, cause(&e)))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| unreachable(url, e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| unreachable(url, cause(&e)))?;
         if !status.is_success() {
-            let why = serde_json::from_slice::<Refusal>(&body).map_or_else(
+            let why = serde_json::from_slice::<TokenError>(&body).map_or_else(
                 |_| format!("status {status}"),
                 |r| match r.error_description {
                     Some(d) => format!("{} ({d})", r.error),
@@ -294,11 +297,11 @@ async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &
         .get(url)
         .send()
         .await
-        .map_err(|e| unreachable(url, e))?;
+        .map_err(|e| unreachable(url, cause(&e)))?;
     if !resp.status().is_success() {
         return Err(unreachable(url, format!("status {}", resp.status())));
     }
-    resp.json().await.map_err(|e| bad(url, e))
+    resp.json().await.map_err(|e| bad(url, cause(&e)))
 }
 
 fn unreachable(url: &str, reason: impl ToString) -> OidcError {
@@ -306,6 +309,18 @@ fn unreachable(url: &str, reason: impl ToString) -> OidcError {
         url: url.into(),
         reason: reason.to_string(),
     }
+}
+
+/// A reqwest error with its causes (reqwest's own message leaves out "connection refused").
+fn cause(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn bad(url: &str, reason: impl ToString) -> OidcError {
