@@ -150,6 +150,14 @@ pub fn local_time(t: DateTime<Utc>, lang: Lang) -> String {
     }
 }
 
+/// Versions newest first (by semantic version, not by text).
+pub fn newest_first(versions: &mut [String]) {
+    versions.sort_by(|a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => b.cmp(&a),
+        _ => b.cmp(a),
+    });
+}
+
 /// A date, e.g. `31.12.2027`.
 pub fn date(d: chrono::NaiveDate, lang: Lang) -> String {
     match lang {

@@ -105,7 +105,12 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
             explained = verdicts(&d, &dir, lang);
         }
     }
-    versions.reverse();
+    versions.sort_by(|a, b| {
+        match (semver::Version::parse(&a.spec.version), semver::Version::parse(&b.spec.version)) {
+            (Ok(x), Ok(y)) => y.cmp(&x),
+            _ => b.spec.version.cmp(&a.spec.version),
+        }
+    });
     let p = &v.caller.0;
     use verbund_domain::account::Role;
     let can_roll_out = p.has_role(Role::FederationAdmin)

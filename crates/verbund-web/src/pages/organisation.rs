@@ -41,6 +41,18 @@ async fn chosen(state: &WebState, v: &Viewer, asked: Option<&str>) -> Result<(Or
         Ok(Some(o)) => o.id,
         _ => id,
     };
+    // The directory is public; an organisation's bookings, data and export are not:
+    // the page is for those who may read its bookings (its own people, the federation).
+    let chain = state.api.store.organisation_chain(&id).await.unwrap_or_default();
+    let hidden = || ApiError::NotFound(format!("organisation `{id}` not found"));
+    if chain.is_empty()
+        || !v.caller.may(
+            verbund_policy::authz::Act::Read,
+            &verbund_policy::authz::Target::new("booking").in_organisation(chain),
+        )
+    {
+        return Err(hidden());
+    }
     let Json(org) = verbund_api::routes::organisations::read(
         State(state.api.clone()),
         v.caller.clone(),

@@ -310,7 +310,7 @@ async fn new_page(state: &WebState, v: &Viewer, offering: &str, version: String,
         .await
         .map(|Json(vs)| vs.into_iter().map(|x| x.spec.version).collect())
         .unwrap_or_default();
-    versions.reverse();
+    crate::view::newest_first(&mut versions);
     let t = v.lang.texts();
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     render(

@@ -1,0 +1,528 @@
+//! The portal in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, installed by `scripts/test`) driven through ChromeDriver against the
+//! real `verbund demo`, with its simulated sites.
+//!
+//! One journey, as the people who use verbund would take it: a municipality's IT lead
+//! signs in by keyboard, finds an offering, books it with an invalid and then a valid
+//! configuration, reads where it was placed and why, and watches it become active; the
+//! vendor starts a rollout of a new version and pauses it; another municipality signs in
+//! and cannot see the first one's booking. Every page on the way is checked by the
+//! axe-core engine for WCAG 2.1 A and AA violations (there must be none) and for its
+//! landmarks, its one `h1` and its skip link. With `VERBUND_SCREENSHOTS=<dir>` the main
+//! pages are also saved at desktop and phone width (that is how `docs/screenshots/` is
+//! made).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use common::{free_port, token, Server};
+
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (390, 844);
+
+/// ChromeDriver with one headless Chromium session; both end when dropped.
+struct Browser {
+    driver: Child,
+    client: Client,
+    axe: String,
+    shots: Option<PathBuf>,
+    base: String,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn axe_source() -> String {
+    let path = std::env::var("VERBUND_AXE_JS").map(PathBuf::from).unwrap_or_else(|_| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/browser-tools/node_modules/axe-core/axe.min.js")
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the accessibility engine axe-core is not at {} ({e}); ./scripts/test installs it",
+            path.display()
+        )
+    })
+}
+
+impl Browser {
+    async fn start(base: &str) -> Browser {
+        let chromedriver =
+            std::env::var("VERBUND_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let chromium =
+            std::env::var("VERBUND_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let port = free_port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {chromedriver} ({e}); ./scripts/test installs chromium-driver")
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{url}/status")).await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--hide-scrollbars",
+                         format!("--window-size={},{}", DESKTOP.0, DESKTOP.1)]
+            }),
+        );
+        let client = ClientBuilder::new(
+            hyper_util::client::legacy::connect::HttpConnector::new(),
+        )
+        .capabilities(caps)
+        .connect(&url)
+        .await
+        .expect("a Chromium session");
+        Browser {
+            driver,
+            client,
+            axe: axe_source(),
+            shots: std::env::var("VERBUND_SCREENSHOTS").ok().map(PathBuf::from),
+            base: base.to_string(),
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.expect("the current URL");
+        let mut p = url.path().to_string();
+        if let Some(q) = url.query() {
+            p.push('?');
+            p.push_str(q);
+        }
+        p
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        let found = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await;
+        match found {
+            Ok(e) => e,
+            Err(e) => {
+                let main = self.js("return document.querySelector('main') ? document.querySelector('main').innerText : document.body.innerText;").await;
+                panic!("no `{css}` on {}: {e}\n{}", self.path().await, main.as_str().unwrap_or_default())
+            }
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.expect("element text")
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}"))
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let el = self.find(css).await;
+        el.clear().await.expect("clear");
+        el.send_keys(value).await.expect("type");
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.find(css).await;
+        let arg = serde_json::to_value(&el).expect("element reference");
+        self.client
+            .execute("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", vec![arg])
+            .await
+            .expect("scroll");
+        if let Err(e) = el.click().await {
+            let arg = serde_json::to_value(&el).expect("element reference");
+            let cover = self
+                .client
+                .execute(
+                    "const r = arguments[0].getBoundingClientRect();
+                     const t = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+                     return t ? t.outerHTML.slice(0, 300) : null;",
+                    vec![arg],
+                )
+                .await;
+            panic!("click `{css}` on {}: {e}; covered by {cover:?}", self.path().await);
+        }
+    }
+
+    /// Signs in through the form with the keyboard only: Tab from the top of the page
+    /// reaches the skip link first; the name and the password are typed, Enter submits.
+    async fn sign_in(&self, name: &str, password: &str) {
+        self.goto("/login").await;
+        self.check_page("sign-in").await;
+        self.fill("#name", name).await;
+        let pw = self.find("#password").await;
+        pw.send_keys(password).await.expect("type");
+        pw.send_keys(&Key::Enter.to_string()).await.expect("enter");
+        self.wait_until("signed in", || async {
+            (!self.path().await.starts_with("/login")).then_some(())
+        })
+        .await;
+    }
+
+    async fn sign_out(&self) {
+        self.click("form[action='/logout'] button").await;
+        self.wait_until("signed out", || async {
+            self.path().await.starts_with("/login").then_some(())
+        })
+        .await;
+    }
+
+    async fn wait_until<T, F, Fut>(&self, what: &str, mut probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(v) = probe().await {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting: {what}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The page's structure (one h1, landmarks, skip link as the first tab stop, a
+    /// visible focus) and axe-core's WCAG 2.1 A/AA rules, with zero violations allowed.
+    async fn check_page(&self, name: &str) {
+        let s = self
+            .js(
+                "return {
+                    h1: document.querySelectorAll('h1').length,
+                    main: document.querySelectorAll('main').length,
+                    banner: document.querySelectorAll('body > header').length,
+                    contentinfo: document.querySelectorAll('body > footer').length,
+                    lang: document.documentElement.lang,
+                    skip: (document.querySelector('a.skip-link') || {}).hash || null
+                };",
+            )
+            .await;
+        assert_eq!(s["h1"], 1, "{name}: exactly one h1: {s}");
+        assert_eq!(s["main"], 1, "{name}: one main landmark: {s}");
+        assert_eq!(s["banner"], 1, "{name}: one banner: {s}");
+        assert_eq!(s["contentinfo"], 1, "{name}: one contentinfo: {s}");
+        assert_eq!(s["skip"], "#main", "{name}: a skip link to the content: {s}");
+        assert!(s["lang"] == "de" || s["lang"] == "en", "{name}: {s}");
+        // Keyboard: the first Tab lands on the skip link, and the focus is visible.
+        self.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
+            .await;
+        self.find("body")
+            .await
+            .send_keys(&Key::Tab.to_string())
+            .await
+            .expect("tab");
+        let focus = self
+            .js(
+                "const a = document.activeElement; const st = getComputedStyle(a);
+                 return {cls: a.className, outline: st.outlineStyle, width: st.outlineWidth};",
+            )
+            .await;
+        assert_eq!(focus["cls"], "skip-link", "{name}: first tab stop: {focus}");
+        assert!(
+            focus["outline"] != "none" && focus["width"] != "0px",
+            "{name}: the focus is not visible: {focus}"
+        );
+        self.client
+            .execute(&self.axe, vec![])
+            .await
+            .expect("axe-core loads");
+        let violations = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {runOnly: {type: 'tag',
+                     values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+                   .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact,
+                       help: v.help, nodes: v.nodes.slice(0, 5).map(n => n.target.join(' '))}))))
+                   .catch(e => done([{id: 'axe-failed', help: String(e)}]));",
+                vec![],
+            )
+            .await
+            .expect("axe-core runs");
+        assert_eq!(
+            violations,
+            json!([]),
+            "{name} ({}): WCAG 2.1 A/AA violations",
+            self.path().await
+        );
+    }
+
+    /// Saves the page at desktop and phone width when screenshots are asked for.
+    async fn shoot(&self, name: &str) {
+        let Some(dir) = &self.shots else { return };
+        std::fs::create_dir_all(dir).expect("screenshot folder");
+        for (label, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
+            self.client.set_window_size(w, h).await.expect("resize");
+            let height = self
+                .js("return Math.min(document.documentElement.scrollHeight, 2400);")
+                .await
+                .as_u64()
+                .unwrap_or(u64::from(h));
+            // The window's outer size includes no chrome in headless mode.
+            self.client
+                .set_window_size(w, u32::try_from(height).unwrap_or(h).max(h))
+                .await
+                .expect("resize");
+            let png = self.client.screenshot().await.expect("screenshot");
+            std::fs::write(dir.join(format!("{name}-{label}.png")), png).expect("write png");
+        }
+        self.client
+            .set_window_size(DESKTOP.0, DESKTOP.1)
+            .await
+            .expect("resize");
+    }
+}
+
+fn password(data: &Path, user: &str) -> String {
+    token(data, &format!("tokens/{user}.password"))
+}
+
+async fn api(base: &str, admin: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut r = reqwest::Client::new()
+        .request(method, format!("{base}/api/v1{path}"))
+        .bearer_auth(admin);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("API request");
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let server = Server::start("demo", &data).await;
+    let base = server.base.clone();
+    let admin = token(&data, "admin.token");
+    let b = Browser::start(&base).await;
+
+    // Sign in: a wrong password first (the form says so, in German), then the right one.
+    b.goto("/").await;
+    assert!(b.path().await.starts_with("/login"), "{}", b.path().await);
+    b.fill("#name", "it-muenchen").await;
+    b.fill("#password", "wrong password, long enough").await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    assert_eq!(
+        b.text("#login-error").await,
+        "Benutzername oder Passwort ist falsch."
+    );
+    b.check_page("sign-in with an error").await;
+    b.sign_in("it-muenchen", &password(&data, "it-muenchen")).await;
+    assert_eq!(b.path().await, "/organisation");
+    b.check_page("my organisation").await;
+
+    // Find an offering: search the catalog, open it.
+    b.goto("/catalog").await;
+    b.check_page("catalog").await;
+    b.shoot("catalog").await;
+    b.fill("#q", "jitsi").await;
+    b.find("#q").await.send_keys(&Key::Enter.to_string()).await.expect("enter");
+    b.wait_until("search results", || async {
+        b.path().await.contains("q=jitsi").then_some(())
+    })
+    .await;
+    let titles = b
+        .js("return [...document.querySelectorAll('.portal-cards h2')].map(h => h.textContent.trim());")
+        .await;
+    assert_eq!(titles, json!(["Jitsi Meet – Videokonferenzen"]), "{titles}");
+    b.click(".portal-cards h2 a").await;
+    assert_eq!(b.path().await, "/offerings/jitsi-meet");
+    b.check_page("offering").await;
+    b.shoot("offering").await;
+    let may_run = b.text("main").await;
+    assert!(may_run.contains("zulässig, Rang 1"), "{may_run}");
+
+    // Book it: an invalid domain first, shown at its control; then a valid one.
+    b.click("a[href='/offerings/jitsi-meet/book']").await;
+    b.check_page("booking form").await;
+    b.fill("#cfg-domain", "Kein Domainname!").await;
+    b.click("form.portal-form button[type=submit]").await;
+    assert!(b.text("#cfg-domain-error").await.contains("does not match"));
+    assert_eq!(
+        b.js("return document.querySelector('#cfg-domain').getAttribute('aria-invalid');")
+            .await,
+        "true"
+    );
+    assert!(b.text("#form-errors").await.contains("Domain"));
+    b.check_page("booking form with an error").await;
+    b.shoot("book-error").await;
+    let before = api(&base, &admin, reqwest::Method::GET, "/bookings?limit=1000", None).await;
+    b.fill("#cfg-domain", "meet.muenchen.de").await;
+    b.click("form.portal-form button[type=submit]").await;
+    let id = b
+        .wait_until("the new booking", || async {
+            let p = b.path().await;
+            p.strip_prefix("/bookings/")
+                .and_then(|rest| rest.strip_suffix("?new=1"))
+                .map(str::to_string)
+        })
+        .await;
+    let after = api(&base, &admin, reqwest::Method::GET, "/bookings?limit=1000", None).await;
+    assert_eq!(
+        after["items"].as_array().map(Vec::len),
+        before["items"].as_array().map(|v| v.len() + 1),
+        "exactly one booking was created (the invalid form created none)"
+    );
+    b.check_page("booking").await;
+    let explained = b.text("main").await;
+    assert!(explained.contains("Gewählt:"), "{explained}");
+    assert!(explained.contains(": zulässig"), "{explained}");
+    assert!(
+        explained.contains("nicht zulässig, weil"),
+        "the demo has sites a personal-data booking may not use: {explained}"
+    );
+
+    // Watch it become active: the page updates itself (no reload) from the simulated
+    // site's reports.
+    b.wait_until("the booking turns active", || async {
+        let s = b
+            .js("const e = document.querySelector('#booking-status [data-state]'); return e && e.dataset.state;")
+            .await;
+        (s == "active").then_some(())
+    })
+    .await;
+    assert!(b.text("#booking-status").await.contains("simuliert"));
+    b.shoot("booking").await;
+    b.goto("/organisation/data").await;
+    b.check_page("where is our data").await;
+    b.shoot("where-is-our-data").await;
+    b.goto("/policies").await;
+    b.check_page("policies").await;
+    b.shoot("policies").await;
+    b.goto("/organisation").await;
+    b.shoot("organisation").await;
+    b.sign_out().await;
+
+    // The vendor starts a rollout of a new version from the portal and pauses it.
+    api(
+        &base,
+        &admin,
+        reqwest::Method::POST,
+        "/offerings/jitsi-meet/versions?rollout=false",
+        Some(json!({
+            "version": "2.0.9700",
+            "package": {"type": "helm", "repository": "https://jitsi-contrib.github.io/jitsi-helm/",
+                        "chart": "jitsi-meet", "chart_version": "1.5.1"},
+            "changelog": "Jitsi Meet stable-9700."
+        })),
+    )
+    .await;
+    b.sign_in("anbieter", &password(&data, "anbieter")).await;
+    b.goto("/offerings/jitsi-meet").await;
+    assert!(b.text("main").await.contains("2.0.9700"));
+    b.click("a[href='/rollouts/new?offering=jitsi-meet']").await;
+    b.check_page("start a rollout").await;
+    assert_eq!(
+        b.js("return document.querySelector('#version').value;").await,
+        "2.0.9700",
+        "the newest version is offered first"
+    );
+    b.fill("#bake_seconds", "600").await;
+    b.click("form.portal-form button[type=submit]").await;
+    let rollout = b
+        .wait_until("the rollout page", || async {
+            let p = b.path().await;
+            p.strip_prefix("/rollouts/")
+                .and_then(|rest| rest.strip_suffix("?done=started"))
+                .map(str::to_string)
+        })
+        .await;
+    b.check_page("rollout").await;
+    b.click("#pause").await;
+    b.wait_until("paused", || async {
+        b.path().await.ends_with("done=pause").then_some(())
+    })
+    .await;
+    assert_eq!(
+        b.js("return document.querySelector('#rollout-state').dataset.state;").await,
+        "paused"
+    );
+    let r = api(&base, &admin, reqwest::Method::GET, &format!("/rollouts/{rollout}"), None).await;
+    assert_eq!(r["state"], "paused", "{r}");
+    let audit = api(&base, &admin, reqwest::Method::GET, "/audit?action=rollout.pause", None).await;
+    assert_eq!(audit["items"][0]["actor"], "user/anbieter", "{audit}");
+    b.check_page("paused rollout").await;
+    b.shoot("rollout").await;
+    b.goto("/rollouts").await;
+    b.check_page("rollouts").await;
+    b.sign_out().await;
+
+    // Another municipality signs in and cannot see München's booking.
+    b.sign_in("it-flensburg", &password(&data, "it-flensburg")).await;
+    assert_eq!(b.path().await, "/organisation");
+    assert!(!b.text("main").await.contains(&id));
+    b.goto(&format!("/bookings/{id}")).await;
+    assert_eq!(b.text("h1").await, "Nicht gefunden");
+    assert!(!b.text("main").await.contains("meet.muenchen.de"));
+    b.check_page("not found").await;
+    let muenchen = api(&base, &admin, reqwest::Method::GET, &format!("/bookings/{id}"), None).await;
+    let org = muenchen["organisation"].as_str().expect("organisation").to_string();
+    for page in ["/organisation", "/organisation/data"] {
+        b.goto(&format!("{page}?org={org}")).await;
+        assert_eq!(b.text("h1").await, "Nicht gefunden", "{page}");
+        assert!(!b.text("main").await.contains("München"), "{page}");
+    }
+    // In English, by choice.
+    b.goto("/organisation").await;
+    b.click("a[hreflang='en']").await;
+    assert_eq!(b.js("return document.documentElement.lang;").await, "en");
+    assert!(b.text("nav").await.contains("Where is our data?"));
+    b.check_page("organisation in English").await;
+    b.click("a[hreflang='de']").await;
+    b.sign_out().await;
+
+    // The operator's fleet and the auditor's trail.
+    b.sign_in("betrieb", &password(&data, "betrieb")).await;
+    b.goto("/fleet").await;
+    b.check_page("fleet").await;
+    assert!(b.find("svg.portal-map circle").await.is_displayed().await.expect("map"));
+    b.shoot("fleet").await;
+    b.sign_out().await;
+    b.sign_in("pruefer", &password(&data, "pruefer")).await;
+    b.goto("/audit").await;
+    b.check_page("audit").await;
+    assert!(b.text("#chain-status").await.contains("unversehrt"));
+    b.shoot("audit").await;
+    b.goto("/fleet").await;
+    b.check_page("fleet for the auditor").await;
+    b.sign_out().await;
+
+    drop(b);
+    drop(server);
+}
