@@ -283,6 +283,8 @@ impl Browser {
     async fn shoot(&self, name: &str) {
         let Some(dir) = &self.shots else { return };
         std::fs::create_dir_all(dir).expect("screenshot folder");
+        self.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
+            .await;
         for (label, (w, h)) in [("desktop", DESKTOP), ("phone", PHONE)] {
             self.client.set_window_size(w, h).await.expect("resize");
             let height = self

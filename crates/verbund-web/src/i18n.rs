@@ -149,7 +149,7 @@ texts! {
     catalog_title: "Katalog", "Catalog";
     category: "Kategorie", "Category";
     cedar_text: "Richtlinientext (Cedar) anzeigen", "Show the policy text (Cedar)";
-    cert_warnings: "Zertifikate laufen in den nächsten 60 Tagen ab oder sind abgelaufen.", "certificates expire within 60 days or have expired.";
+    cert_warnings: "Zertifikate, die in den nächsten 60 Tagen ablaufen oder abgelaufen sind", "Certificates that expire within 60 days or have expired";
     certifications: "Zertifizierungen", "Certifications";
     chain_broken: "Die Prüfprotokoll-Kette ist beschädigt.", "The audit chain is broken.";
     chain_intact: "Prüfprotokoll-Kette unversehrt", "Audit chain intact";

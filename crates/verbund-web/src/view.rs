@@ -166,6 +166,34 @@ pub fn date(d: chrono::NaiveDate, lang: Lang) -> String {
     }
 }
 
+/// A site's health, a rollout's, wave's or item's state in words (unknown words pass).
+pub fn status_label(lang: Lang, s: &str) -> &str {
+    match (lang, s) {
+        (Lang::De, "healthy") => "gesund",
+        (Lang::De, "degraded") => "gestört",
+        (Lang::De, "unknown") => "keine Meldung",
+        (Lang::De, "running") => "läuft",
+        (Lang::De, "paused") => "angehalten",
+        (Lang::De, "halted") => "gestoppt",
+        (Lang::De, "completed") => "abgeschlossen",
+        (Lang::De, "aborted") => "abgebrochen",
+        (Lang::De, "pending") => "ausstehend",
+        (Lang::De, "waiting") => "wartet auf Wartungsfenster",
+        (Lang::De, "updating") => "wird aktualisiert",
+        (Lang::De, "baking") => "in Beobachtung",
+        (Lang::De, "passed") => "bestanden",
+        (Lang::De, "failed") => "fehlgeschlagen",
+        (Lang::De, "rolled-back") => "zurückgerollt",
+        (Lang::De, "skipped") => "übersprungen",
+        (Lang::De, "done") => "erledigt",
+        (Lang::De, "test") => "Test",
+        (Lang::De, "canary") => "Pilot",
+        (Lang::De, "production") => "Produktion",
+        (Lang::En, "rolled-back") => "rolled back",
+        (_, s) => s,
+    }
+}
+
 /// The KERN badge variant for a lifecycle, health or rollout state.
 pub fn badge(state: &str) -> &'static str {
     match state {

@@ -24,7 +24,9 @@ pub struct Verdict {
 
 /// The federation's shipped rules, in German (their `@description` is English).
 pub fn german_rule(policy: &str) -> Option<&'static str> {
-    Some(match policy {
+    // Decisions name a rule as `<layer>/<document>/<id>`; documents by its `@id` alone.
+    let id = policy.rsplit('/').next().unwrap_or(policy);
+    Some(match id {
         "federation.baseline" => "Buchungen auf jedem Rechenzentrum des Verbunds laufen dürfen, sofern keine Regel es verbietet",
         "federation.personal-data-in-eu" => "personenbezogene Daten nur in Rechenzentren innerhalb der EU verarbeitet werden dürfen",
         "federation.personal-data-iso27001" => "personenbezogene Daten ein gültiges ISO-27001-Zertifikat (auf Basis von IT-Grundschutz) verlangen",

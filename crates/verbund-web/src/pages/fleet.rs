@@ -13,7 +13,7 @@ use super::state_label;
 use crate::error::api_error;
 use crate::map::{self, Pin};
 use crate::session::Viewer;
-use crate::view::{badge, date, local_time, render, Chrome};
+use crate::view::{badge, date, local_time, render, status_label, Chrome};
 use crate::WebState;
 
 /// Certificates that expire within this many days are flagged.
@@ -25,6 +25,7 @@ pub struct SiteRow {
     pub location: String,
     pub operator: String,
     pub health: String,
+    pub health_label: String,
     pub health_badge: &'static str,
     pub simulated: bool,
     pub reported: String,
@@ -94,7 +95,12 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
             if let Some(s) = s {
                 if let (Some(lat), Some(lon)) = (s.spec.location.latitude, s.spec.location.longitude) {
                     let (x, y) = map::project(lon, lat);
-                    pins.push(Pin { x, y, label: s.spec.display_name.clone(), health: health.clone() });
+                    pins.push(Pin {
+                        x,
+                        y,
+                        label: format!("{} ({})", s.spec.display_name, status_label(lang, &health)),
+                        health: health.clone(),
+                    });
                 }
             }
             let certifications = s.map_or_else(Vec::new, |s| {
@@ -129,6 +135,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
                     .and_then(|s| dir.providers.get(&s.spec.provider))
                     .map_or_else(String::new, |p| p.spec.display_name.clone()),
                 health_badge: badge(&health),
+                health_label: status_label(lang, &health).to_string(),
                 health,
                 simulated: fs.simulated,
                 reported: fs.reported_at.map_or_else(|| "–".into(), |r| local_time(r, lang)),

@@ -18,7 +18,7 @@ use verbund_policy::authz::{Act, Target};
 use super::{done, expired, flash};
 use crate::error::api_error;
 use crate::session::Viewer;
-use crate::view::{badge, local_time, render, Chrome};
+use crate::view::{badge, local_time, render, status_label, Chrome};
 use crate::WebState;
 
 pub struct Row {
@@ -26,6 +26,7 @@ pub struct Row {
     pub offering: String,
     pub version: String,
     pub state: String,
+    pub state_label: String,
     pub badge: &'static str,
     pub progress: u64,
     pub wave: String,
@@ -80,6 +81,7 @@ pub async fn list(State(state): State<WebState>, v: Viewer) -> Response {
             offering: r.offering.clone(),
             version: r.version.clone(),
             state: r.state.as_str().into(),
+            state_label: status_label(lang, r.state.as_str()).into(),
             badge: badge(r.state.as_str()),
             progress: progress(r),
             wave: format!("{} / {}", r.current_wave.min(r.waves.len() as u32), r.waves.len()),
@@ -124,6 +126,7 @@ struct RolloutPage {
     c: Chrome,
     r: Rollout,
     state: String,
+    state_label: String,
     state_badge: &'static str,
     progress: u64,
     waves: Vec<WaveRow>,
@@ -133,8 +136,11 @@ struct RolloutPage {
     created: String,
 }
 
-fn counts(c: &verbund_domain::rollout::Counts) -> String {
-    c.iter().map(|(s, n)| format!("{n} {}", s.as_str())).collect::<Vec<_>>().join(", ")
+fn counts(c: &verbund_domain::rollout::Counts, lang: crate::i18n::Lang) -> String {
+    c.iter()
+        .map(|(s, n)| format!("{n} {}", status_label(lang, s.as_str())))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn vendor_of(state: &WebState, offering: &str) -> String {
@@ -183,9 +189,9 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(id): Path<Strin
             let target = Target::new("rollout-site").vendor(&vendor).provider(&provider);
             SiteRow {
                 site: s.site.clone(),
-                test: test.into(),
+                test: status_label(lang, test).into(),
                 test_badge: badge(test),
-                bookings: counts(&s.bookings),
+                bookings: counts(&s.bookings, lang),
                 may_control: v.caller.may(Act::Write, &target),
             }
         })
@@ -194,6 +200,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(id): Path<Strin
         c: Chrome::for_viewer(&v, format!("Rollout {} {}", r.offering, r.version), "rollouts", &format!("/rollouts/{id}"))
             .with_flash(flash(lang, q.done.as_deref())),
         state: r.state.as_str().into(),
+        state_label: status_label(lang, r.state.as_str()).into(),
         state_badge: badge(r.state.as_str()),
         progress: progress(&r),
         waves: r
@@ -201,14 +208,14 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(id): Path<Strin
             .iter()
             .map(|w| WaveRow {
                 index: w.index,
-                stage: format!("{:?}", w.stage).to_lowercase(),
+                stage: status_label(lang, &format!("{:?}", w.stage).to_lowercase()).into(),
                 badge: badge(match w.status.as_str() {
                     "done" => "passed",
                     s => s,
                 }),
-                status: w.status.clone(),
+                status: status_label(lang, &w.status).into(),
                 sites: w.sites.join(", "),
-                bookings: counts(&w.bookings),
+                bookings: counts(&w.bookings, lang),
                 current: w.index == r.current_wave,
             })
             .collect(),
@@ -219,7 +226,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(id): Path<Strin
                 booking: i.booking,
                 site: i.site,
                 wave: i.wave,
-                state: i.state.as_str().into(),
+                state: status_label(lang, i.state.as_str()).into(),
                 badge: badge(i.state.as_str()),
                 reason: i.reason.unwrap_or_default(),
                 reference: i.reference,
