@@ -57,6 +57,9 @@ portal_tests!(
                 `chosen`), showing it with no bookings instead of refusing"]
     foreign_organisation_pages_are_refused,
     headers_language_and_unknown_pages,
+    #[ignore = "bug: session.rs `local_path` lets `/<TAB>/evil.example` through (an open \
+                redirect: browsers drop the tab) and `/<LF>…` (a 500 after the session opened)"]
+    no_way_back_leads_off_site,
     every_page_has_the_shared_frame,
 );
 
@@ -986,15 +989,15 @@ async fn booking_works_without_javascript(store: Store) {
     );
     assert_eq!(booking.state.as_str(), "placed");
     assert_eq!(booking.site.as_deref(), Some("nordwerk-hh-1"));
-    let created: Vec<_> = w.trail().await[before.len()..]
-        .iter()
-        .filter(|e| e.2 == format!("booking/{id}"))
-        .cloned()
-        .collect();
-    assert!(
-        created.iter().all(|e| e.0 == "user/admin-a") && !created.is_empty(),
-        "{created:?}"
-    );
+    let object = format!("booking/{id}");
+    let event = |action: &str| {
+        (
+            "user/admin-a".to_string(),
+            action.to_string(),
+            object.clone(),
+        )
+    };
+    assert_eq!(w.trail().await[before.len()..], [event("booking.create")]);
 
     let page = a.get(&to).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -1011,24 +1014,8 @@ async fn booking_works_without_javascript(store: Store) {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location(), format!("/bookings/{id}?done=cancelled"));
-    let state = w.booking_state(&id).await;
-    assert!(
-        matches!(state.as_str(), "cancelling" | "deleted" | "retained"),
-        "{state}"
-    );
-    let changes = &w.trail().await[before.len()..];
-    assert!(!changes.is_empty());
-    for e in changes {
-        assert_eq!(
-            (e.0.as_str(), e.2.as_str()),
-            ("user/admin-a", format!("booking/{id}").as_str()),
-            "{changes:?}"
-        );
-    }
-    assert!(
-        changes.iter().any(|e| e.1.starts_with("booking.cancel")),
-        "{changes:?}"
-    );
+    assert_eq!(w.booking_state(&id).await, "cancelling");
+    assert_eq!(w.trail().await[before.len()..], [event("booking.cancel")]);
     let after = a.get(&r.location()).await;
     after.shows("Die Buchung ist gekündigt.");
     assert!(
@@ -1162,6 +1149,27 @@ async fn headers_language_and_unknown_pages(store: Store) {
         r.shows("Nicht gefunden");
         r.shows("<main id=\"main\"");
         assert_security_headers(&r, "404");
+    }
+}
+
+/// Browsers drop tabs and line breaks from a `Location` (WHATWG URL parsing), so
+/// `/<TAB>/evil.example` is `//evil.example` to them: no return path may lead there.
+async fn no_way_back_leads_off_site(store: Store) {
+    let w = world(store).await;
+    for evil in ["/\t/evil.example", "/\n/evil.example", "/\r/evil.example"] {
+        let mut b = w.browser();
+        let r = b.sign_in("admin-a", PASSWORD, evil).await;
+        assert_eq!(
+            (r.status, r.location().as_str()),
+            (StatusCode::SEE_OTHER, "/"),
+            "sign-in with next={evil:?}"
+        );
+        let r = b.get(&format!("/language?to=en&back={}", enc(evil))).await;
+        assert_eq!(
+            (r.status, r.location().as_str()),
+            (StatusCode::SEE_OTHER, "/"),
+            "language switch with back={evil:?}"
+        );
     }
 }
 
