@@ -23,11 +23,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::{Request, StatusCode};
+use axum::Router;
 use chrono::Utc;
 use criterion::{Criterion, SamplingMode};
 use http_body_util::BodyExt;
@@ -41,7 +41,7 @@ use verbund_domain::booking::{BookingSpec, BookingState};
 use verbund_domain::directory::Environment;
 use verbund_domain::report::SiteReport;
 use verbund_store::Store;
-use verbund_testkit::{Scratch, germany};
+use verbund_testkit::{germany, Scratch};
 use verbund_web::{PortalConfig, WebState};
 
 // The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
