@@ -7,8 +7,8 @@ use verbund_api::ApiError;
 
 use crate::i18n::Lang;
 use crate::session::MaybeViewer;
-use crate::view::{render, Chrome};
 use crate::session::Viewer;
+use crate::view::{render, Chrome};
 
 #[derive(Template)]
 #[template(path = "error.html")]

@@ -159,7 +159,10 @@ pub fn fields(schema: &Value, config: &Value) -> Vec<Field> {
                     .get("title")
                     .and_then(Value::as_str)
                     .map_or_else(|| humanize(name), str::to_string),
-                hint: p.get("description").and_then(Value::as_str).map(str::to_string),
+                hint: p
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 required: required.contains(&name.as_str()),
                 pattern: p.get("pattern").and_then(Value::as_str).map(str::to_string),
                 min: num("minimum"),

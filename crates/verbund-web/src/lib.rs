@@ -144,7 +144,10 @@ fn same_origin(req: &Request) -> bool {
     let Some(origin) = req.headers().get(header::ORIGIN) else {
         return true;
     };
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok());
     match (origin.to_str().ok(), host) {
         (Some(o), Some(h)) => o
             .split_once("://")

@@ -15,7 +15,10 @@ use verbund_domain::account::{hash_token, User};
 
 use crate::i18n::Lang;
 use crate::password;
-use crate::session::{cookie, local_path, random_secret, same_token, set_cookie, MaybeViewer, LOGIN_COOKIE, SESSION_COOKIE};
+use crate::session::{
+    cookie, local_path, random_secret, same_token, set_cookie, MaybeViewer, LOGIN_COOKIE,
+    SESSION_COOKIE,
+};
 use crate::view::{local_time, render, url_encode, Chrome};
 use crate::WebState;
 
@@ -49,7 +52,12 @@ fn page(
     let mut resp = render(
         status,
         &LoginPage {
-            c: Chrome::public(lang, t.sign_in, "login", &format!("/login?next={}", url_encode(next))),
+            c: Chrome::public(
+                lang,
+                t.sign_in,
+                "login",
+                &format!("/login?next={}", url_encode(next)),
+            ),
             error,
             login_csrf: token.clone(),
             next: next.into(),
@@ -100,7 +108,15 @@ pub async fn submit(
     let next = local_path(f.next.as_deref());
     let name = f.name.trim().to_lowercase();
     let again = |status, error: String| {
-        page(&state, lang, status, random_secret(), &next, &name, Some(error))
+        page(
+            &state,
+            lang,
+            status,
+            random_secret(),
+            &next,
+            &name,
+            Some(error),
+        )
     };
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same_token(c, &f.csrf)) {
         return again(StatusCode::FORBIDDEN, t.login_expired.into());
@@ -111,14 +127,23 @@ pub async fn submit(
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cannot read credentials");
-            return again(StatusCode::INTERNAL_SERVER_ERROR, t.error_internal_detail.into());
+            return again(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                t.error_internal_detail.into(),
+            );
         }
     };
     if let Some((_, Some(c))) = &found {
         if c.is_locked(now) {
             tracing::warn!(user = %name, "sign-in to a locked account");
-            let until = c.locked_until.map(|u| local_time(u, lang)).unwrap_or_default();
-            return again(StatusCode::TOO_MANY_REQUESTS, format!("{} {until}.", t.login_locked));
+            let until = c
+                .locked_until
+                .map(|u| local_time(u, lang))
+                .unwrap_or_default();
+            return again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{} {until}.", t.login_locked),
+            );
         }
     }
     let hash = found
@@ -138,13 +163,22 @@ pub async fn submit(
             tracing::warn!(user = %name, "failed sign-in");
             match store.login_failed(&user, state.config.lock, now).await {
                 Ok(c) if c.is_locked(now) => {
-                    let until = c.locked_until.map(|u| local_time(u, lang)).unwrap_or_default();
-                    again(StatusCode::TOO_MANY_REQUESTS, format!("{} {until}.", t.login_locked))
+                    let until = c
+                        .locked_until
+                        .map(|u| local_time(u, lang))
+                        .unwrap_or_default();
+                    again(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("{} {until}.", t.login_locked),
+                    )
                 }
                 Ok(_) => again(StatusCode::UNAUTHORIZED, t.login_failed.into()),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot count a failed sign-in");
-                    again(StatusCode::INTERNAL_SERVER_ERROR, t.error_internal_detail.into())
+                    again(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        t.error_internal_detail.into(),
+                    )
                 }
             }
         }
@@ -164,7 +198,14 @@ pub async fn open(state: &WebState, user: &User, via: &str, next: &str) -> Respo
     match state
         .api
         .store
-        .open_session(user, &hash_token(&secret), &random_secret(), via, expires, now)
+        .open_session(
+            user,
+            &hash_token(&secret),
+            &random_secret(),
+            via,
+            expires,
+            now,
+        )
         .await
     {
         Ok(_) => {
@@ -202,7 +243,11 @@ pub async fn logout(
 ) -> Response {
     if let (Some(v), Some(secret)) = (v, cookie(&headers, SESSION_COOKIE)) {
         if !v.csrf_ok(&f.csrf) {
-            return (StatusCode::FORBIDDEN, "the form has expired; reload the page").into_response();
+            return (
+                StatusCode::FORBIDDEN,
+                "the form has expired; reload the page",
+            )
+                .into_response();
         }
         if let Err(e) = state
             .api

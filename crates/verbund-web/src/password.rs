@@ -14,9 +14,7 @@ pub const MIN_LENGTH: usize = 12;
 /// When the password is shorter than `MIN_LENGTH` characters.
 pub fn hash_password(password: &str) -> Result<String, String> {
     if password.chars().count() < MIN_LENGTH {
-        return Err(format!(
-            "a password needs at least {MIN_LENGTH} characters"
-        ));
+        return Err(format!("a password needs at least {MIN_LENGTH} characters"));
     }
     let mut salt = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
@@ -29,8 +27,11 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 
 /// Whether `password` matches the stored PHC string (a malformed hash never matches).
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A hash to verify against when the user is unknown or has no password, so that the

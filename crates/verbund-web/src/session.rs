@@ -48,8 +48,7 @@ pub fn set_cookie(name: &str, value: &str, max_age: i64, secure: bool) -> String
 /// Compares two tokens in constant time.
 pub fn same_token(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -134,10 +133,19 @@ impl FromRequestParts<WebState> for MaybeViewer {
     }
 }
 
-/// A path to return to after sign-in: only local paths, never another site.
+/// A path to return to after sign-in: only local paths, never another site. Browsers
+/// drop tabs and line breaks inside URLs (so `/\t/evil.example` is `//evil.example` to
+/// them), so no control character or whitespace passes either.
 pub fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.into(),
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && !p.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            p.into()
+        }
         _ => "/".into(),
     }
 }
@@ -149,7 +157,10 @@ mod tests {
     #[test]
     fn cookies_tokens_and_return_paths() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, "a=1; verbund_session=abc; b=2".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; verbund_session=abc; b=2".parse().unwrap(),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "c"), None);
         assert!(same_token("abc", "abc") && !same_token("abc", "abd") && !same_token("a", "ab"));
@@ -157,6 +168,8 @@ mod tests {
         assert_eq!(local_path(Some("//evil.example")), "/");
         assert_eq!(local_path(Some("https://evil.example")), "/");
         assert_eq!(local_path(None), "/");
+        assert_eq!(local_path(Some("/\t/evil.example")), "/");
+        assert_eq!(local_path(Some("/fleet\r\nSet-Cookie: x=1")), "/");
         assert!(set_cookie("s", "v", 10, true).ends_with("; Secure"));
     }
 }

@@ -45,10 +45,11 @@ impl Chrome {
         use verbund_domain::account::Role;
         let p = &v.caller.0;
         let links = Links {
+            // Only for people of an organisation: the federation's admins and auditors
+            // reach an organisation's pages from its bookings (`?org=`), not as "mine".
             organisation: p.memberships.iter().any(|m| {
                 matches!(m.role, Role::OrgAdmin | Role::OrgMember) && m.organisation.is_some()
-            }) || p.has_role(Role::FederationAdmin)
-                || p.has_role(Role::Auditor),
+            }),
             fleet: p.has_role(Role::ProviderOperator)
                 || p.has_role(Role::FederationAdmin)
                 || p.has_role(Role::Auditor),
@@ -130,7 +131,7 @@ pub fn euros(cents: u64, lang: Lang) -> String {
     };
     let mut grouped = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push(group);
         }
         grouped.push(ch);
@@ -152,10 +153,12 @@ pub fn local_time(t: DateTime<Utc>, lang: Lang) -> String {
 
 /// Versions newest first (by semantic version, not by text).
 pub fn newest_first(versions: &mut [String]) {
-    versions.sort_by(|a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
-        (Ok(a), Ok(b)) => b.cmp(&a),
-        _ => b.cmp(a),
-    });
+    versions.sort_by(
+        |a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
+            (Ok(a), Ok(b)) => b.cmp(&a),
+            _ => b.cmp(a),
+        },
+    );
 }
 
 /// A date, e.g. `31.12.2027`.

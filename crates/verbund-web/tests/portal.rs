@@ -54,13 +54,8 @@ portal_tests!(
     tenants_are_isolated_in_the_portal,
     foreign_organisation_pages_are_refused,
     headers_language_and_unknown_pages,
-    #[ignore = "bug: session.rs `local_path` lets `/<TAB>/evil.example` through (an open \
-                redirect: browsers drop the tab) and `/<LF>…` (a 500 after the session opened)"]
     no_way_back_leads_off_site,
     every_page_has_the_shared_frame,
-    #[ignore = "bug: view.rs `Links::organisation` offers /organisation and /organisation/data \
-                to a federation admin and an auditor, who belong to no organisation: both links \
-                answer 404 \"Ihr Konto gehört zu keiner Organisation.\""]
     every_navigation_link_opens_a_page,
 );
 

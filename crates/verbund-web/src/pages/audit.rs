@@ -50,7 +50,12 @@ fn opt(s: &str) -> Option<String> {
 }
 
 /// `GET /audit`.
-pub async fn page(State(state): State<WebState>, v: Viewer, uri: Uri, Query(f): Query<Filters>) -> Response {
+pub async fn page(
+    State(state): State<WebState>,
+    v: Viewer,
+    uri: Uri,
+    Query(f): Query<Filters>,
+) -> Response {
     let q = AuditQuery {
         actor: opt(&f.actor),
         action: opt(&f.action),

@@ -57,7 +57,10 @@ struct CatalogPage {
 }
 
 /// Every offering the caller may read, through the API's list, page by page.
-pub async fn all_offerings(state: &WebState, v: &Viewer) -> Result<Vec<Offering>, verbund_api::ApiError> {
+pub async fn all_offerings(
+    state: &WebState,
+    v: &Viewer,
+) -> Result<Vec<Offering>, verbund_api::ApiError> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
@@ -95,13 +98,23 @@ pub fn data_class_label(c: &str, lang: crate::i18n::Lang) -> &str {
 }
 
 /// `GET /catalog`.
-pub async fn page(State(state): State<WebState>, v: Viewer, uri: Uri, Query(f): Query<Filters>) -> Response {
+pub async fn page(
+    State(state): State<WebState>,
+    v: Viewer,
+    uri: Uri,
+    Query(f): Query<Filters>,
+) -> Response {
     let all = match all_offerings(&state, &v).await {
         Ok(a) => a,
         Err(e) => return api_error(&v, &e, "/"),
     };
     let store = &state.api.store;
-    let vendor_ids: Vec<String> = all.iter().map(|o| o.spec.vendor.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let vendor_ids: Vec<String> = all
+        .iter()
+        .map(|o| o.spec.vendor.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let vendor_names: HashMap<String, String> = store
         .organisations_by_ids(&vendor_ids)
         .await
@@ -122,8 +135,21 @@ pub async fn page(State(state): State<WebState>, v: Viewer, uri: Uri, Query(f): 
     let mut cards = Vec::new();
     for o in &all {
         let s = &o.spec;
-        let field = s.ozg_id.as_ref().and_then(|id| fields_by_ozg.get(id)).cloned();
-        let classes: Vec<String> = s.data_classes.iter().map(|c| serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()).collect();
+        let field = s
+            .ozg_id
+            .as_ref()
+            .and_then(|id| fields_by_ozg.get(id))
+            .cloned();
+        let classes: Vec<String> = s
+            .data_classes
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            })
+            .collect();
         let keep = (q.is_empty()
             || s.name.contains(&q)
             || s.display_name.to_lowercase().contains(&q)
@@ -141,13 +167,30 @@ pub async fn page(State(state): State<WebState>, v: Viewer, uri: Uri, Query(f): 
             description: s.description.clone(),
             category: s.category.as_str().to_uppercase(),
             field,
-            vendor: vendor_names.get(&s.vendor).cloned().unwrap_or_else(|| s.vendor.clone()),
-            classes: classes.iter().map(|c| data_class_label(c, lang).to_string()).collect(),
-            from_price: s.plans.iter().map(|p| p.monthly_price_cents).min().map(|c| euros(c, lang)).unwrap_or_default(),
+            vendor: vendor_names
+                .get(&s.vendor)
+                .cloned()
+                .unwrap_or_else(|| s.vendor.clone()),
+            classes: classes
+                .iter()
+                .map(|c| data_class_label(c, lang).to_string())
+                .collect(),
+            from_price: s
+                .plans
+                .iter()
+                .map(|p| p.monthly_price_cents)
+                .min()
+                .map(|c| euros(c, lang))
+                .unwrap_or_default(),
             version: o.latest_version.clone().unwrap_or_else(|| "–".into()),
         });
     }
-    let fields: Vec<String> = fields_by_ozg.values().cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    let fields: Vec<String> = fields_by_ozg
+        .values()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let mut vendors: Vec<(String, String)> = vendor_names.into_iter().collect();
     vendors.sort_by(|a, b| a.1.cmp(&b.1));
     let t = lang.texts();
@@ -160,7 +203,13 @@ pub async fn page(State(state): State<WebState>, v: Viewer, uri: Uri, Query(f): 
             cards,
             categories: vec!["iaas", "paas", "saas"],
             fields,
-            classes: vec!["public", "internal", "personal", "special-categories", "vs-nfd"],
+            classes: vec![
+                "public",
+                "internal",
+                "personal",
+                "special-categories",
+                "vs-nfd",
+            ],
             vendors,
         },
     )

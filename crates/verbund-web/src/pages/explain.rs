@@ -114,7 +114,10 @@ impl Directory {
             let page = store
                 .list_sites(
                     &SiteFilter::default(),
-                    &verbund_domain::page::PageRequest { limit: Some(1000), after },
+                    &verbund_domain::page::PageRequest {
+                        limit: Some(1000),
+                        after,
+                    },
                 )
                 .await?;
             for s in page.items {
@@ -129,7 +132,10 @@ impl Directory {
         let mut after = None;
         loop {
             let page = store
-                .list_providers(&verbund_domain::page::PageRequest { limit: Some(1000), after })
+                .list_providers(&verbund_domain::page::PageRequest {
+                    limit: Some(1000),
+                    after,
+                })
                 .await?;
             for p in page.items {
                 providers.insert(p.spec.name.clone(), p);
@@ -173,10 +179,13 @@ fn verdict(v: &SiteVerdict, chosen: Option<&str>, dir: &Directory, lang: Lang) -
             s.push_str(&format!(", {rank} {r}"));
         }
         if !reasons.is_empty() {
-            s.push_str(&format!(", {because} {}", reasons.join(match lang {
-                Lang::De => " und ",
-                Lang::En => " and ",
-            })));
+            s.push_str(&format!(
+                ", {because} {}",
+                reasons.join(match lang {
+                    Lang::De => " und ",
+                    Lang::En => " and ",
+                })
+            ));
         }
         s
     } else {

@@ -68,7 +68,10 @@ fn counts(m: &std::collections::BTreeMap<String, i64>, lang: crate::i18n::Lang) 
 }
 
 fn versions(m: &std::collections::BTreeMap<String, i64>) -> String {
-    m.iter().map(|(k, n)| format!("{k} ({n})")).collect::<Vec<_>>().join(", ")
+    m.iter()
+        .map(|(k, n)| format!("{k} ({n})"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `GET /fleet`.
@@ -91,9 +94,14 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
         .iter()
         .map(|fs| {
             let s = dir.sites.get(&fs.site);
-            let health = serde_json::to_value(fs.health).ok().and_then(|h| h.as_str().map(str::to_string)).unwrap_or_default();
+            let health = serde_json::to_value(fs.health)
+                .ok()
+                .and_then(|h| h.as_str().map(str::to_string))
+                .unwrap_or_default();
             if let Some(s) = s {
-                if let (Some(lat), Some(lon)) = (s.spec.location.latitude, s.spec.location.longitude) {
+                if let (Some(lat), Some(lon)) =
+                    (s.spec.location.latitude, s.spec.location.longitude)
+                {
                     let (x, y) = map::project(lon, lat);
                     pins.push(Pin {
                         x,
@@ -130,7 +138,9 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
             SiteRow {
                 name: fs.site.clone(),
                 title: s.map_or_else(|| fs.site.clone(), |s| s.spec.display_name.clone()),
-                location: s.map_or_else(String::new, |s| format!("{}, {}", s.spec.location.city, s.spec.location.region)),
+                location: s.map_or_else(String::new, |s| {
+                    format!("{}, {}", s.spec.location.city, s.spec.location.region)
+                }),
                 operator: s
                     .and_then(|s| dir.providers.get(&s.spec.provider))
                     .map_or_else(String::new, |p| p.spec.display_name.clone()),
@@ -138,14 +148,31 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
                 health_label: status_label(lang, &health).to_string(),
                 health,
                 simulated: fs.simulated,
-                reported: fs.reported_at.map_or_else(|| "–".into(), |r| local_time(r, lang)),
-                kubernetes: fs.kubernetes_version.clone().or_else(|| s.map(|s| s.spec.kubernetes_version.clone())).unwrap_or_default(),
+                reported: fs
+                    .reported_at
+                    .map_or_else(|| "–".into(), |r| local_time(r, lang)),
+                kubernetes: fs
+                    .kubernetes_version
+                    .clone()
+                    .or_else(|| s.map(|s| s.spec.kubernetes_version.clone()))
+                    .unwrap_or_default(),
                 capacity: s.map_or_else(String::new, |s| {
-                    format!("{} vCPU, {} GiB", s.spec.capacity.cpu_millis / 1000, s.spec.capacity.memory_mib / 1024)
+                    format!(
+                        "{} vCPU, {} GiB",
+                        s.spec.capacity.cpu_millis / 1000,
+                        s.spec.capacity.memory_mib / 1024
+                    )
                 }),
-                free: fs.free.as_ref().map_or_else(|| "–".into(), |fr| {
-                    format!("{} vCPU, {} GiB", fr.cpu_millis / 1000, fr.memory_mib / 1024)
-                }),
+                free: fs.free.as_ref().map_or_else(
+                    || "–".into(),
+                    |fr| {
+                        format!(
+                            "{} vCPU, {} GiB",
+                            fr.cpu_millis / 1000,
+                            fr.memory_mib / 1024
+                        )
+                    },
+                ),
                 certifications,
                 bookings: counts(&fs.bookings, lang),
             }
@@ -165,7 +192,11 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
         StatusCode::OK,
         &FleetPage {
             c: Chrome::for_viewer(&v, t.nav_fleet, "fleet", "/fleet"),
-            totals: f.bookings.iter().map(|(k, n)| (state_label(lang, k).to_string(), *n)).collect(),
+            totals: f
+                .bookings
+                .iter()
+                .map(|(k, n)| (state_label(lang, k).to_string(), *n))
+                .collect(),
             stale: f.stale_sites.clone(),
             sites,
             offerings,

@@ -25,7 +25,10 @@ pub fn router() -> Router<WebState> {
     Router::new()
         .route("/catalog", get(catalog::page))
         .route("/offerings/{name}", get(offering::page))
-        .route("/offerings/{name}/book", get(offering::form_page).post(offering::submit))
+        .route(
+            "/offerings/{name}/book",
+            get(offering::form_page).post(offering::submit),
+        )
         .route("/bookings/{id}", get(booking::page))
         .route("/bookings/{id}/cancel", post(booking::cancel))
         .route("/bookings/{id}/channel", post(booking::channel))
@@ -36,10 +39,16 @@ pub fn router() -> Router<WebState> {
         .route("/organisation/export", get(organisation::export))
         .route("/fleet", get(fleet::page))
         .route("/rollouts", get(rollouts::list))
-        .route("/rollouts/new", get(rollouts::new_form).post(rollouts::start))
+        .route(
+            "/rollouts/new",
+            get(rollouts::new_form).post(rollouts::start),
+        )
         .route("/rollouts/{id}", get(rollouts::page))
         .route("/rollouts/{id}/{action}", post(rollouts::control))
-        .route("/rollouts/{id}/sites/{site}/{action}", post(rollouts::site_control))
+        .route(
+            "/rollouts/{id}/sites/{site}/{action}",
+            post(rollouts::site_control),
+        )
         .route("/audit", get(audit::page))
         .route("/policies", get(policies::page))
 }
@@ -66,7 +75,10 @@ pub async fn home(MaybeViewer(v, _): MaybeViewer) -> Response {
 
 /// The organisations the signed-in person acts for (as org-admin or org-member; with a
 /// delegated role also those below).
-pub async fn my_organisations(state: &WebState, v: &Viewer) -> verbund_store::Result<Vec<Organisation>> {
+pub async fn my_organisations(
+    state: &WebState,
+    v: &Viewer,
+) -> verbund_store::Result<Vec<Organisation>> {
     let mut ids = Vec::new();
     for m in &v.caller.0.memberships {
         if let (Role::OrgAdmin | Role::OrgMember, Some(o)) = (m.role, &m.organisation) {
@@ -127,7 +139,6 @@ pub fn flash(lang: crate::i18n::Lang, code: Option<&str>) -> Option<String> {
         .to_string(),
     )
 }
-
 
 /// A booking's lifecycle state in words.
 pub fn state_label(lang: crate::i18n::Lang, state: &str) -> &'static str {

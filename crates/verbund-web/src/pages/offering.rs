@@ -69,9 +69,23 @@ fn plan_rows(o: &Offering, lang: crate::i18n::Lang) -> Vec<PlanRow> {
         .collect()
 }
 
-async fn load(state: &WebState, v: &Viewer, name: &str) -> Result<(Offering, Vec<OfferingVersion>), ApiError> {
-    let Json(o) = offerings::read(State(state.api.clone()), v.caller.clone(), Path(name.to_string())).await?;
-    let Json(versions) = offerings::versions(State(state.api.clone()), v.caller.clone(), Path(name.to_string())).await?;
+async fn load(
+    state: &WebState,
+    v: &Viewer,
+    name: &str,
+) -> Result<(Offering, Vec<OfferingVersion>), ApiError> {
+    let Json(o) = offerings::read(
+        State(state.api.clone()),
+        v.caller.clone(),
+        Path(name.to_string()),
+    )
+    .await?;
+    let Json(versions) = offerings::versions(
+        State(state.api.clone()),
+        v.caller.clone(),
+        Path(name.to_string()),
+    )
+    .await?;
     Ok((o, versions))
 }
 
@@ -106,7 +120,10 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
         }
     }
     versions.sort_by(|a, b| {
-        match (semver::Version::parse(&a.spec.version), semver::Version::parse(&b.spec.version)) {
+        match (
+            semver::Version::parse(&a.spec.version),
+            semver::Version::parse(&b.spec.version),
+        ) {
             (Ok(x), Ok(y)) => y.cmp(&x),
             _ => b.spec.version.cmp(&a.spec.version),
         }
@@ -114,17 +131,27 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
     let p = &v.caller.0;
     use verbund_domain::account::Role;
     let can_roll_out = p.has_role(Role::FederationAdmin)
-        || p.memberships.iter().any(|m| m.role == Role::Vendor && m.organisation.as_deref() == Some(o.spec.vendor.as_str()));
+        || p.memberships.iter().any(|m| {
+            m.role == Role::Vendor && m.organisation.as_deref() == Some(o.spec.vendor.as_str())
+        });
     let t = lang.texts();
     let page = OfferingPage {
-        c: Chrome::for_viewer(&v, o.spec.display_name.clone(), "catalog", &format!("/offerings/{name}")),
+        c: Chrome::for_viewer(
+            &v,
+            o.spec.display_name.clone(),
+            "catalog",
+            &format!("/offerings/{name}"),
+        ),
         vendor,
         classes: o
             .spec
             .data_classes
             .iter()
             .map(|c| {
-                let s = serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let s = serde_json::to_value(c)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
                 super::catalog::data_class_label(&s, lang).to_string()
             })
             .collect(),
@@ -188,7 +215,12 @@ fn book_page(
         None => (None, String::new()),
     };
     BookPage {
-        c: Chrome::for_viewer(v, title, "catalog", &format!("/offerings/{}/book", o.spec.name)),
+        c: Chrome::for_viewer(
+            v,
+            title,
+            "catalog",
+            &format!("/offerings/{}/book", o.spec.name),
+        ),
         plans: plan_rows(&o, lang),
         latest: o.latest_version.clone().unwrap_or_default(),
         o,
@@ -203,7 +235,11 @@ fn book_page(
 }
 
 /// `GET /offerings/{name}/book`.
-pub async fn form_page(State(state): State<WebState>, v: Viewer, Path(name): Path<String>) -> Response {
+pub async fn form_page(
+    State(state): State<WebState>,
+    v: Viewer,
+    Path(name): Path<String>,
+) -> Response {
     let (o, _) = match load(&state, &v, &name).await {
         Ok(x) => x,
         Err(e) => return api_error(&v, &e, "/catalog"),
@@ -213,9 +249,26 @@ pub async fn form_page(State(state): State<WebState>, v: Viewer, Path(name): Pat
         Err(r) => return r,
     };
     let fields = form::fields(&o.spec.config_schema, &serde_json::Value::Null);
-    let plan = o.spec.plans.first().map(|p| p.name.clone()).unwrap_or_default();
+    let plan = o
+        .spec
+        .plans
+        .first()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     let organisation = orgs.first().map(|o| o.id.clone()).unwrap_or_default();
-    render(StatusCode::OK, &book_page(&v, o, orgs, organisation, plan, "stable".into(), fields, None))
+    render(
+        StatusCode::OK,
+        &book_page(
+            &v,
+            o,
+            orgs,
+            organisation,
+            plan,
+            "stable".into(),
+            fields,
+            None,
+        ),
+    )
 }
 
 /// `POST /offerings/{name}/book`: books through the API; its validation errors come back
@@ -226,7 +279,13 @@ pub async fn submit(
     Path(name): Path<String>,
     Form(answers): Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |k: &str| answers.iter().find(|(key, _)| key == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+    let get = |k: &str| {
+        answers
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
     if !v.csrf_ok(&get("csrf")) {
         return super::expired(&v);
     }
@@ -240,7 +299,12 @@ pub async fn submit(
     };
     let config = form::config(&o.spec.config_schema, &answers);
     let mut organisation = get("organisation");
-    if let Ok(Some(org)) = state.api.store.find_organisation_by_key(&organisation).await {
+    if let Ok(Some(org)) = state
+        .api
+        .store
+        .find_organisation_by_key(&organisation)
+        .await
+    {
         organisation = org.id;
     }
     let (plan, channel) = (get("plan"), get("channel"));
@@ -249,7 +313,11 @@ pub async fn submit(
         offering: name.clone(),
         plan: plan.clone(),
         config: config.clone(),
-        channel: if channel.is_empty() { "stable".into() } else { channel.clone() },
+        channel: if channel.is_empty() {
+            "stable".into()
+        } else {
+            channel.clone()
+        },
     };
     let created = bookings::create(State(state.api.clone()), v.caller.clone(), ApiJson(spec)).await;
     match created {
@@ -266,7 +334,10 @@ pub async fn submit(
                     }
                     None
                 }
-                _ => Some((i.field.trim_start_matches('/').to_string(), format!("{} ({})", i.message, i.field))),
+                _ => Some((
+                    i.field.trim_start_matches('/').to_string(),
+                    format!("{} ({})", i.message, i.field),
+                )),
             };
             let _ = t;
             let page = book_page(&v, o, orgs, organisation, plan, channel, fields, general);

@@ -31,8 +31,14 @@ pub struct OrgQuery {
 
 /// The organisation a page is about: the one asked for (the API decides whether the
 /// person may see it), else the person's first.
-async fn chosen(state: &WebState, v: &Viewer, asked: Option<&str>) -> Result<(Organisation, Vec<Organisation>), ApiError> {
-    let mine = my_organisations(state, v).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+async fn chosen(
+    state: &WebState,
+    v: &Viewer,
+    asked: Option<&str>,
+) -> Result<(Organisation, Vec<Organisation>), ApiError> {
+    let mine = my_organisations(state, v)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let id = match asked.or(mine.first().map(|o| o.id.as_str())) {
         Some(id) => id.to_string(),
         None => return Err(ApiError::NotFound(v.lang.texts().no_organisation.into())),
@@ -43,7 +49,12 @@ async fn chosen(state: &WebState, v: &Viewer, asked: Option<&str>) -> Result<(Or
     };
     // The directory is public; an organisation's bookings, data and export are not:
     // the page is for those who may read its bookings (its own people, the federation).
-    let chain = state.api.store.organisation_chain(&id).await.unwrap_or_default();
+    let chain = state
+        .api
+        .store
+        .organisation_chain(&id)
+        .await
+        .unwrap_or_default();
     let hidden = || ApiError::NotFound(format!("organisation `{id}` not found"));
     if chain.is_empty()
         || !v.caller.may(
@@ -130,7 +141,12 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQ
         .await
         .unwrap_or_default()
         .into_iter()
-        .map(|s| (s.booking.clone(), (s.applied_version.clone(), s.site.clone())))
+        .map(|s| {
+            (
+                s.booking.clone(),
+                (s.applied_version.clone(), s.site.clone()),
+            )
+        })
         .collect();
     let simulated: BTreeSet<String> = simulated_sites(store).await;
     let names: HashMap<String, String> = super::catalog::all_offerings(&state, &v)
@@ -148,12 +164,18 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQ
             *counts.entry(state_label(lang, st)).or_insert(0) += 1;
             Row {
                 id: b.id.clone(),
-                offering: names.get(&b.offering).cloned().unwrap_or_else(|| b.offering.clone()),
+                offering: names
+                    .get(&b.offering)
+                    .cloned()
+                    .unwrap_or_else(|| b.offering.clone()),
                 state: st,
                 state_label: state_label(lang, st),
                 badge: badge(st),
                 version: b.version.clone().unwrap_or_else(|| "–".into()),
-                running: observed.get(&b.id).and_then(|o| o.0.clone()).unwrap_or_else(|| "–".into()),
+                running: observed
+                    .get(&b.id)
+                    .and_then(|o| o.0.clone())
+                    .unwrap_or_else(|| "–".into()),
                 channel: b.channel.clone(),
                 site: b.site.clone().unwrap_or_else(|| "–".into()),
                 simulated: b.site.as_ref().is_some_and(|s| simulated.contains(s)),
@@ -163,17 +185,28 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQ
     let restrictions = policies::list(
         State(state.api.clone()),
         v.caller.clone(),
-        ApiQuery(PolicyQuery { organisation: Some(org.id.clone()) }),
+        ApiQuery(PolicyQuery {
+            organisation: Some(org.id.clone()),
+        }),
     )
     .await
-    .map(|Json(p)| p.into_iter().filter(|p| p.owner.as_deref() == Some(org.id.as_str())).collect())
+    .map(|Json(p)| {
+        p.into_iter()
+            .filter(|p| p.owner.as_deref() == Some(org.id.as_str()))
+            .collect()
+    })
     .unwrap_or_default();
     let t = lang.texts();
     render(
         StatusCode::OK,
         &OrgPage {
-            c: Chrome::for_viewer(&v, format!("{}: {}", t.nav_organisation, org.name), "organisation", "/organisation")
-                .with_flash(flash(lang, q.done.as_deref())),
+            c: Chrome::for_viewer(
+                &v,
+                format!("{}: {}", t.nav_organisation, org.name),
+                "organisation",
+                "/organisation",
+            )
+            .with_flash(flash(lang, q.done.as_deref())),
             others: mine.into_iter().filter(|o| o.id != org.id).collect(),
             org,
             rows,
@@ -209,9 +242,15 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
     let dir = Directory::load(&state.api.store).await?;
     let simulated: BTreeSet<String> = simulated_sites(&state.api.store).await;
     let mut by_site: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for b in list.iter().filter(|b| !matches!(b.state.as_str(), "deleted" | "rejected")) {
+    for b in list
+        .iter()
+        .filter(|b| !matches!(b.state.as_str(), "deleted" | "rejected"))
+    {
         if let Some(s) = &b.site {
-            by_site.entry(s.clone()).or_default().insert(b.offering.clone());
+            by_site
+                .entry(s.clone())
+                .or_default()
+                .insert(b.offering.clone());
         }
     }
     let today = state.api.now().date_naive();
@@ -224,7 +263,12 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
             let p = s.and_then(|s| dir.providers.get(&s.spec.provider));
             Place {
                 title: s.map_or_else(|| site.clone(), |s| s.spec.display_name.clone()),
-                location: s.map_or_else(String::new, |s| format!("{}, {} ({})", s.spec.location.city, s.spec.location.region, s.spec.location.country)),
+                location: s.map_or_else(String::new, |s| {
+                    format!(
+                        "{}, {} ({})",
+                        s.spec.location.city, s.spec.location.region, s.spec.location.country
+                    )
+                }),
                 operator: p.map_or_else(String::new, |p| p.spec.display_name.clone()),
                 operator_detail: p.map_or_else(String::new, |p| {
                     format!(
@@ -233,7 +277,12 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                         t.seat,
                         p.spec.seat.city,
                         t.jurisdictions,
-                        p.spec.jurisdictions.iter().cloned().collect::<Vec<_>>().join(", ")
+                        p.spec
+                            .jurisdictions
+                            .iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 }),
                 certifications: s.map_or_else(Vec::new, |s| {
@@ -245,11 +294,22 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                                 Some(l) => format!("{} ({l})", c.scheme),
                                 None => c.scheme.clone(),
                             };
-                            (name, crate::view::date(c.valid_until, lang), c.valid_until >= today)
+                            (
+                                name,
+                                crate::view::date(c.valid_until, lang),
+                                c.valid_until >= today,
+                            )
                         })
                         .collect()
                 }),
-                environment: s.map_or_else(String::new, |s| s.spec.environments.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ")),
+                environment: s.map_or_else(String::new, |s| {
+                    s.spec
+                        .environments
+                        .iter()
+                        .map(|e| e.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }),
                 simulated: simulated.contains(&site),
                 offerings: offerings.into_iter().collect(),
                 site,
@@ -281,7 +341,11 @@ pub async fn data(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQ
 
 /// `GET /organisation/export`: everything verbund keeps about the organisation's
 /// bookings (configuration, state, placement with its reasons, sites), as JSON.
-pub async fn export(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQuery>) -> Response {
+pub async fn export(
+    State(state): State<WebState>,
+    v: Viewer,
+    Query(q): Query<OrgQuery>,
+) -> Response {
     let (org, _) = match chosen(&state, &v, q.org.as_deref()).await {
         Ok(x) => x,
         Err(e) => return api_error(&v, &e, "/organisation"),
@@ -308,15 +372,20 @@ pub async fn export(State(state): State<WebState>, v: Viewer, Query(q): Query<Or
         "bookings": out,
         "sites": sites,
     });
-    let name = format!("attachment; filename=\"verbund-{}.json\"", org.ags.clone().unwrap_or(org.id.clone()));
+    let name = format!(
+        "attachment; filename=\"verbund-{}.json\"",
+        org.ags.clone().unwrap_or(org.id.clone())
+    );
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json".to_string()), (header::CONTENT_DISPOSITION, name)],
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
         serde_json::to_string_pretty(&body).unwrap_or_default(),
     )
         .into_response()
 }
-
 
 /// The sites whose reports come from `verbund simulate`, not a real cluster.
 pub async fn simulated_sites(store: &verbund_store::Store) -> BTreeSet<String> {

@@ -64,7 +64,11 @@ pub fn rules(text: &str, lang: Lang) -> Vec<Rule> {
                 _ => described,
             };
             out.push(Rule {
-                effect: if l.starts_with("permit") { "permit" } else { "forbid" },
+                effect: if l.starts_with("permit") {
+                    "permit"
+                } else {
+                    "forbid"
+                },
                 id: id_text,
                 text,
             });
@@ -85,14 +89,27 @@ struct PoliciesPage {
 pub async fn page(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQuery>) -> Response {
     let mine = my_organisations(&state, &v).await.unwrap_or_default();
     let org = q.org.clone().or_else(|| mine.first().map(|o| o.id.clone()));
-    let got = policies::list(State(state.api.clone()), v.caller.clone(), ApiQuery(PolicyQuery { organisation: org.clone() })).await;
+    let got = policies::list(
+        State(state.api.clone()),
+        v.caller.clone(),
+        ApiQuery(PolicyQuery {
+            organisation: org.clone(),
+        }),
+    )
+    .await;
     let list = match got {
         Ok(Json(l)) => l,
         Err(e) => return api_error(&v, &e, "/"),
     };
     let lang = v.lang;
     let org_name = match &org {
-        Some(id) => state.api.store.get_organisation(id).await.ok().map(|o| o.name),
+        Some(id) => state
+            .api
+            .store
+            .get_organisation(id)
+            .await
+            .ok()
+            .map(|o| o.name),
         None => None,
     };
     let mut docs: Vec<Doc> = list
@@ -133,9 +150,15 @@ mod tests {
         let text = "@id(\"a.one\")\n@description(\"no \\\"x\\\"\")\nforbid (principal, action, resource);\n\npermit (principal, action, resource);\n";
         let r = rules(text, Lang::En);
         assert_eq!(r.len(), 2);
-        assert_eq!((r[0].id.as_str(), r[0].effect, r[0].text.as_str()), ("a.one", "forbid", "no \"x\""));
+        assert_eq!(
+            (r[0].id.as_str(), r[0].effect, r[0].text.as_str()),
+            ("a.one", "forbid", "no \"x\"")
+        );
         assert_eq!((r[1].id.as_str(), r[1].effect), ("#2", "permit"));
-        let de = rules("@id(\"federation.personal-data-in-eu\")\n@description(\"x\")\nforbid (p, a, r);", Lang::De);
+        let de = rules(
+            "@id(\"federation.personal-data-in-eu\")\n@description(\"x\")\nforbid (p, a, r);",
+            Lang::De,
+        );
         assert!(de[0].text.starts_with("personenbezogene Daten"));
     }
 }

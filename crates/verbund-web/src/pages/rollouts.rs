@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
 use verbund_api::extract::{ApiJson, ApiQuery};
@@ -39,14 +39,15 @@ fn progress(r: &Rollout) -> u64 {
     let settled: u64 = r
         .bookings
         .iter()
-        .filter(|(s, _)| matches!(s, ItemState::Passed | ItemState::Failed | ItemState::RolledBack | ItemState::Skipped))
+        .filter(|(s, _)| {
+            matches!(
+                s,
+                ItemState::Passed | ItemState::Failed | ItemState::RolledBack | ItemState::Skipped
+            )
+        })
         .map(|(_, n)| n)
         .sum();
-    if total == 0 {
-        100
-    } else {
-        settled * 100 / total
-    }
+    (settled * 100).checked_div(total).unwrap_or(100)
 }
 
 #[derive(Template)]
@@ -66,7 +67,12 @@ pub async fn list(State(state): State<WebState>, v: Viewer) -> Response {
     let page = rollouts::list(
         State(state.api.clone()),
         v.caller.clone(),
-        ApiQuery(RolloutQuery { offering: None, state: None, limit: Some(100), after: None }),
+        ApiQuery(RolloutQuery {
+            offering: None,
+            state: None,
+            limit: Some(100),
+            after: None,
+        }),
     )
     .await;
     let items = match page {
@@ -84,12 +90,22 @@ pub async fn list(State(state): State<WebState>, v: Viewer) -> Response {
             state_label: status_label(lang, r.state.as_str()).into(),
             badge: badge(r.state.as_str()),
             progress: progress(r),
-            wave: format!("{} / {}", r.current_wave.min(r.waves.len() as u32), r.waves.len()),
+            wave: format!(
+                "{} / {}",
+                r.current_wave.min(r.waves.len() as u32),
+                r.waves.len()
+            ),
             created: local_time(r.created_at, lang),
             created_by: r.created_by.clone(),
         })
         .collect();
-    render(StatusCode::OK, &ListPage { c: Chrome::for_viewer(&v, v.lang.texts().nav_rollouts, "rollouts", "/rollouts"), rows })
+    render(
+        StatusCode::OK,
+        &ListPage {
+            c: Chrome::for_viewer(&v, v.lang.texts().nav_rollouts, "rollouts", "/rollouts"),
+            rows,
+        },
+    )
 }
 
 pub struct WaveRow {
@@ -144,26 +160,50 @@ fn counts(c: &verbund_domain::rollout::Counts, lang: crate::i18n::Lang) -> Strin
 }
 
 async fn vendor_of(state: &WebState, offering: &str) -> String {
-    state.api.store.get_offering(offering).await.map(|o| o.spec.vendor).unwrap_or_default()
+    state
+        .api
+        .store
+        .get_offering(offering)
+        .await
+        .map(|o| o.spec.vendor)
+        .unwrap_or_default()
 }
 
 /// `GET /rollouts/{id}`.
-pub async fn page(State(state): State<WebState>, v: Viewer, Path(id): Path<String>, Query(q): Query<Done>) -> Response {
-    let r = match rollouts::read(State(state.api.clone()), v.caller.clone(), Path(id.clone())).await {
+pub async fn page(
+    State(state): State<WebState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<Done>,
+) -> Response {
+    let r = match rollouts::read(State(state.api.clone()), v.caller.clone(), Path(id.clone())).await
+    {
         Ok(Json(r)) => r,
         Err(e) => return api_error(&v, &e, "/rollouts"),
     };
     let lang = v.lang;
     let vendor = vendor_of(&state, &r.offering).await;
-    let may_control = v.caller.may(Act::Write, &Target::new("rollout").vendor(&vendor));
+    let may_control = v
+        .caller
+        .may(Act::Write, &Target::new("rollout").vendor(&vendor));
     // Gate results: the current wave's bookings, and every failure so far.
     let mut gates: Vec<RolloutItem> = Vec::new();
-    for (wave, st) in [(Some(r.current_wave), None), (None, Some(ItemState::Failed)), (None, Some(ItemState::RolledBack))] {
+    for (wave, st) in [
+        (Some(r.current_wave), None),
+        (None, Some(ItemState::Failed)),
+        (None, Some(ItemState::RolledBack)),
+    ] {
         let got = rollouts::items(
             State(state.api.clone()),
             v.caller.clone(),
             Path(id.clone()),
-            ApiQuery(ItemQuery { wave, site: None, state: st, limit: Some(200), after: None }),
+            ApiQuery(ItemQuery {
+                wave,
+                site: None,
+                state: st,
+                limit: Some(200),
+                after: None,
+            }),
         )
         .await;
         if let Ok(Json(p)) = got {
@@ -186,7 +226,9 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(id): Path<Strin
                 .and_then(|d| d.sites.get(&s.site))
                 .map(|x| x.spec.provider.clone())
                 .unwrap_or_default();
-            let target = Target::new("rollout-site").vendor(&vendor).provider(&provider);
+            let target = Target::new("rollout-site")
+                .vendor(&vendor)
+                .provider(&provider);
             SiteRow {
                 site: s.site.clone(),
                 test: status_label(lang, test).into(),
@@ -197,8 +239,13 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(id): Path<Strin
         })
         .collect();
     let page = RolloutPage {
-        c: Chrome::for_viewer(&v, format!("Rollout {} {}", r.offering, r.version), "rollouts", &format!("/rollouts/{id}"))
-            .with_flash(flash(lang, q.done.as_deref())),
+        c: Chrome::for_viewer(
+            &v,
+            format!("Rollout {} {}", r.offering, r.version),
+            "rollouts",
+            &format!("/rollouts/{id}"),
+        )
+        .with_flash(flash(lang, q.done.as_deref())),
         state: r.state.as_str().into(),
         state_label: status_label(lang, r.state.as_str()).into(),
         state_badge: badge(r.state.as_str()),
@@ -261,7 +308,13 @@ pub async fn control(
         "pause" => (rollouts::pause(s, c, p).await, "pause"),
         "resume" => (rollouts::resume(s, c, p).await, "resume"),
         "abort" => (rollouts::abort(s, c, p).await, "abort"),
-        _ => return api_error(&v, &ApiError::NotFound(format!("no rollout action `{action}`")), &format!("/rollouts/{id}")),
+        _ => {
+            return api_error(
+                &v,
+                &ApiError::NotFound(format!("no rollout action `{action}`")),
+                &format!("/rollouts/{id}"),
+            )
+        }
     };
     match result {
         Ok(_) => done(&format!("/rollouts/{id}"), code),
@@ -279,11 +332,32 @@ pub async fn site_control(
     if !v.csrf_ok(&f.csrf) {
         return expired(&v);
     }
-    let (s, c, p) = (State(state.api.clone()), v.caller.clone(), Path((id.clone(), site)));
+    let (s, c, p) = (
+        State(state.api.clone()),
+        v.caller.clone(),
+        Path((id.clone(), site)),
+    );
     let (result, code) = match action.as_str() {
         "retry" => (rollouts::retry_site(s, c, p).await, "retry"),
-        "skip" => (rollouts::skip_site(s, c, p, ApiJson(SkipRequest { reason: f.reason.filter(|r| !r.trim().is_empty()) })).await, "skip"),
-        _ => return api_error(&v, &ApiError::NotFound(format!("no site action `{action}`")), &format!("/rollouts/{id}")),
+        "skip" => (
+            rollouts::skip_site(
+                s,
+                c,
+                p,
+                ApiJson(SkipRequest {
+                    reason: f.reason.filter(|r| !r.trim().is_empty()),
+                }),
+            )
+            .await,
+            "skip",
+        ),
+        _ => {
+            return api_error(
+                &v,
+                &ApiError::NotFound(format!("no site action `{action}`")),
+                &format!("/rollouts/{id}"),
+            )
+        }
     };
     match result {
         Ok(_) => done(&format!("/rollouts/{id}"), code),
@@ -293,7 +367,7 @@ pub async fn site_control(
 
 #[derive(Deserialize)]
 pub struct NewQuery {
-    offering: String,
+    offering: Option<String>,
 }
 
 #[derive(Template)]
@@ -308,25 +382,55 @@ struct NewPage {
     error: Option<String>,
 }
 
-async fn new_page(state: &WebState, v: &Viewer, offering: &str, version: String, policy: RolloutPolicy, error: Option<String>) -> Response {
-    let o = match offerings::read(State(state.api.clone()), v.caller.clone(), Path(offering.to_string())).await {
+async fn new_page(
+    state: &WebState,
+    v: &Viewer,
+    offering: &str,
+    version: String,
+    policy: RolloutPolicy,
+    error: Option<String>,
+) -> Response {
+    let o = match offerings::read(
+        State(state.api.clone()),
+        v.caller.clone(),
+        Path(offering.to_string()),
+    )
+    .await
+    {
         Ok(Json(o)) => o,
         Err(e) => return api_error(v, &e, "/rollouts"),
     };
-    let mut versions: Vec<String> = offerings::versions(State(state.api.clone()), v.caller.clone(), Path(offering.to_string()))
-        .await
-        .map(|Json(vs)| vs.into_iter().map(|x| x.spec.version).collect())
-        .unwrap_or_default();
+    let mut versions: Vec<String> = offerings::versions(
+        State(state.api.clone()),
+        v.caller.clone(),
+        Path(offering.to_string()),
+    )
+    .await
+    .map(|Json(vs)| vs.into_iter().map(|x| x.spec.version).collect())
+    .unwrap_or_default();
     crate::view::newest_first(&mut versions);
     let t = v.lang.texts();
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     render(
         status,
         &NewPage {
-            c: Chrome::for_viewer(v, format!("{}: {}", t.rollout_start, o.spec.display_name), "rollouts", &format!("/rollouts/new?offering={offering}")),
+            c: Chrome::for_viewer(
+                v,
+                format!("{}: {}", t.rollout_start, o.spec.display_name),
+                "rollouts",
+                &format!("/rollouts/new?offering={offering}"),
+            ),
             offering: offering.into(),
             title: o.spec.display_name,
-            version: if version.is_empty() { versions.first().cloned().unwrap_or_default() } else { version },
+            version: if version.is_empty() {
+                versions.first().cloned().unwrap_or_default()
+            } else {
+                version
+            },
             versions,
             policy,
             error,
@@ -335,8 +439,26 @@ async fn new_page(state: &WebState, v: &Viewer, offering: &str, version: String,
 }
 
 /// `GET /rollouts/new?offering=x`.
-pub async fn new_form(State(state): State<WebState>, v: Viewer, Query(q): Query<NewQuery>) -> Response {
-    new_page(&state, &v, &q.offering, String::new(), RolloutPolicy::default(), None).await
+pub async fn new_form(
+    State(state): State<WebState>,
+    v: Viewer,
+    Query(q): Query<NewQuery>,
+) -> Response {
+    match q.offering {
+        Some(o) => {
+            new_page(
+                &state,
+                &v,
+                &o,
+                String::new(),
+                RolloutPolicy::default(),
+                None,
+            )
+            .await
+        }
+        // A rollout is started from an offering's page.
+        None => axum::response::Redirect::to("/catalog").into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -362,19 +484,44 @@ pub async fn start(State(state): State<WebState>, v: Viewer, Form(f): Form<Start
     let parsed = (|| -> Result<(), &'static str> {
         policy.bake_seconds = num(&f.bake_seconds).map_err(|_| "bake_seconds")?;
         policy.wave_size = num(&f.wave_size).map_err(|_| "wave_size")?;
-        policy.max_concurrent_sites = num(&f.max_concurrent_sites).map_err(|_| "max_concurrent_sites")?;
+        policy.max_concurrent_sites =
+            num(&f.max_concurrent_sites).map_err(|_| "max_concurrent_sites")?;
         policy.canary_percent = num(&f.canary_percent).map_err(|_| "canary_percent")?;
         policy.failure_budget = num(&f.failure_budget).map_err(|_| "failure_budget")?;
         Ok(())
     })();
     if let Err(field) = parsed {
-        return new_page(&state, &v, &f.offering, f.version, policy, Some(format!("{}: {field}", t.whole_number))).await;
+        return new_page(
+            &state,
+            &v,
+            &f.offering,
+            f.version,
+            policy,
+            Some(format!("{}: {field}", t.whole_number)),
+        )
+        .await;
     }
-    let req = RolloutRequest { offering: f.offering.clone(), version: f.version.clone(), policy: policy.clone() };
+    let req = RolloutRequest {
+        offering: f.offering.clone(),
+        version: f.version.clone(),
+        policy: policy.clone(),
+    };
     match rollouts::create(State(state.api.clone()), v.caller.clone(), ApiJson(req)).await {
         Ok((_, Json(r))) => done(&format!("/rollouts/{}", r.id), "started"),
-        Err(ApiError::Invalid(i)) => new_page(&state, &v, &f.offering, f.version, policy, Some(format!("{} ({})", i.message, i.field))).await,
-        Err(ApiError::Conflict(m)) => new_page(&state, &v, &f.offering, f.version, policy, Some(m)).await,
+        Err(ApiError::Invalid(i)) => {
+            new_page(
+                &state,
+                &v,
+                &f.offering,
+                f.version,
+                policy,
+                Some(format!("{} ({})", i.message, i.field)),
+            )
+            .await
+        }
+        Err(ApiError::Conflict(m)) => {
+            new_page(&state, &v, &f.offering, f.version, policy, Some(m)).await
+        }
         Err(e) => api_error(&v, &e, "/rollouts"),
     }
 }
