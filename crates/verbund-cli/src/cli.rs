@@ -165,7 +165,11 @@ pub struct PortalArgs {
     pub oidc_group_prefix: String,
     /// The URL at which browsers reach the portal (the OIDC redirect goes to
     /// `<public url>/oidc/callback`).
-    #[arg(long, env = "VERBUND_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "VERBUND_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub public_url: String,
 }
 

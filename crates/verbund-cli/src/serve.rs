@@ -62,7 +62,13 @@ pub async fn bootstrap_admin(store: &Store, data: &Path) -> anyhow::Result<()> {
     let (_, secret) =
         issue_token(store, "system/bootstrap", &user.id, "bootstrap", None, now).await?;
     write_secret(&path, &secret)?;
-    set_portal_password(store, "system/bootstrap", &user, &data.join("admin.password")).await?;
+    set_portal_password(
+        store,
+        "system/bootstrap",
+        &user,
+        &data.join("admin.password"),
+    )
+    .await?;
     println!(
         "created the federation admin `{ADMIN}`; its API token is in {} (readable only by you)",
         path.display()
@@ -175,9 +181,7 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
 }
 
 /// The portal's settings from the command line.
-async fn portal_config(
-    args: &crate::cli::PortalArgs,
-) -> anyhow::Result<verbund_web::PortalConfig> {
+async fn portal_config(args: &crate::cli::PortalArgs) -> anyhow::Result<verbund_web::PortalConfig> {
     let oidc = match &args.oidc_issuer {
         Some(issuer) => {
             let redirect = format!("{}/oidc/callback", args.public_url.trim_end_matches('/'));

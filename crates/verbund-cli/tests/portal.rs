@@ -45,10 +45,12 @@ impl Drop for Browser {
 }
 
 fn axe_source() -> String {
-    let path = std::env::var("VERBUND_AXE_JS").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/browser-tools/node_modules/axe-core/axe.min.js")
-    });
+    let path = std::env::var("VERBUND_AXE_JS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/browser-tools/node_modules/axe-core/axe.min.js")
+        });
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "the accessibility engine axe-core is not at {} ({e}); ./scripts/test installs it",
@@ -88,13 +90,11 @@ impl Browser {
                          format!("--window-size={},{}", DESKTOP.0, DESKTOP.1)]
             }),
         );
-        let client = ClientBuilder::new(
-            hyper_util::client::legacy::connect::HttpConnector::new(),
-        )
-        .capabilities(caps)
-        .connect(&url)
-        .await
-        .expect("a Chromium session");
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&url)
+            .await
+            .expect("a Chromium session");
         Browser {
             driver,
             client,
@@ -132,7 +132,11 @@ impl Browser {
             Ok(e) => e,
             Err(e) => {
                 let main = self.js("return document.querySelector('main') ? document.querySelector('main').innerText : document.body.innerText;").await;
-                panic!("no `{css}` on {}: {e}\n{}", self.path().await, main.as_str().unwrap_or_default())
+                panic!(
+                    "no `{css}` on {}: {e}\n{}",
+                    self.path().await,
+                    main.as_str().unwrap_or_default()
+                )
             }
         }
     }
@@ -158,7 +162,10 @@ impl Browser {
         let el = self.find(css).await;
         let arg = serde_json::to_value(&el).expect("element reference");
         self.client
-            .execute("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", vec![arg])
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});",
+                vec![arg],
+            )
             .await
             .expect("scroll");
         if let Err(e) = el.click().await {
@@ -172,7 +179,10 @@ impl Browser {
                     vec![arg],
                 )
                 .await;
-            panic!("click `{css}` on {}: {e}; covered by {cover:?}", self.path().await);
+            panic!(
+                "click `{css}` on {}: {e}; covered by {cover:?}",
+                self.path().await
+            );
         }
     }
 
@@ -218,22 +228,23 @@ impl Browser {
     /// visible focus) and axe-core's WCAG 2.1 A/AA rules, with zero violations allowed.
     async fn check_page(&self, name: &str) {
         let s = self
-            .js(
-                "return {
+            .js("return {
                     h1: document.querySelectorAll('h1').length,
                     main: document.querySelectorAll('main').length,
                     banner: document.querySelectorAll('body > header').length,
                     contentinfo: document.querySelectorAll('body > footer').length,
                     lang: document.documentElement.lang,
                     skip: (document.querySelector('a.skip-link') || {}).hash || null
-                };",
-            )
+                };")
             .await;
         assert_eq!(s["h1"], 1, "{name}: exactly one h1: {s}");
         assert_eq!(s["main"], 1, "{name}: one main landmark: {s}");
         assert_eq!(s["banner"], 1, "{name}: one banner: {s}");
         assert_eq!(s["contentinfo"], 1, "{name}: one contentinfo: {s}");
-        assert_eq!(s["skip"], "#main", "{name}: a skip link to the content: {s}");
+        assert_eq!(
+            s["skip"], "#main",
+            "{name}: a skip link to the content: {s}"
+        );
         assert!(s["lang"] == "de" || s["lang"] == "en", "{name}: {s}");
         // Keyboard: the first Tab lands on the skip link, and the focus is visible.
         self.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
@@ -311,7 +322,13 @@ fn password(data: &Path, user: &str) -> String {
     token(data, &format!("tokens/{user}.password"))
 }
 
-async fn api(base: &str, admin: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+async fn api(
+    base: &str,
+    admin: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
     let mut r = reqwest::Client::new()
         .request(method, format!("{base}/api/v1{path}"))
         .bearer_auth(admin);
@@ -345,7 +362,8 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
         "Benutzername oder Passwort ist falsch."
     );
     b.check_page("sign-in with an error").await;
-    b.sign_in("it-muenchen", &password(&data, "it-muenchen")).await;
+    b.sign_in("it-muenchen", &password(&data, "it-muenchen"))
+        .await;
     assert_eq!(b.path().await, "/organisation");
     b.check_page("my organisation").await;
 
@@ -354,7 +372,11 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.check_page("catalog").await;
     b.shoot("catalog").await;
     b.fill("#q", "jitsi").await;
-    b.find("#q").await.send_keys(&Key::Enter.to_string()).await.expect("enter");
+    b.find("#q")
+        .await
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .expect("enter");
     b.wait_until("search results", || async {
         b.path().await.contains("q=jitsi").then_some(())
     })
@@ -384,7 +406,14 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     assert!(b.text("#form-errors").await.contains("Domain"));
     b.check_page("booking form with an error").await;
     b.shoot("book-error").await;
-    let before = api(&base, &admin, reqwest::Method::GET, "/bookings?limit=1000", None).await;
+    let before = api(
+        &base,
+        &admin,
+        reqwest::Method::GET,
+        "/bookings?limit=1000",
+        None,
+    )
+    .await;
     b.fill("#cfg-domain", "meet.muenchen.de").await;
     b.click("form.portal-form button[type=submit]").await;
     let id = b
@@ -395,7 +424,14 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
                 .map(str::to_string)
         })
         .await;
-    let after = api(&base, &admin, reqwest::Method::GET, "/bookings?limit=1000", None).await;
+    let after = api(
+        &base,
+        &admin,
+        reqwest::Method::GET,
+        "/bookings?limit=1000",
+        None,
+    )
+    .await;
     assert_eq!(
         after["items"].as_array().map(Vec::len),
         before["items"].as_array().map(|v| v.len() + 1),
@@ -451,7 +487,8 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.click("a[href='/rollouts/new?offering=jitsi-meet']").await;
     b.check_page("start a rollout").await;
     assert_eq!(
-        b.js("return document.querySelector('#version').value;").await,
+        b.js("return document.querySelector('#version').value;")
+            .await,
         "2.0.9700",
         "the newest version is offered first"
     );
@@ -472,12 +509,27 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     })
     .await;
     assert_eq!(
-        b.js("return document.querySelector('#rollout-state').dataset.state;").await,
+        b.js("return document.querySelector('#rollout-state').dataset.state;")
+            .await,
         "paused"
     );
-    let r = api(&base, &admin, reqwest::Method::GET, &format!("/rollouts/{rollout}"), None).await;
+    let r = api(
+        &base,
+        &admin,
+        reqwest::Method::GET,
+        &format!("/rollouts/{rollout}"),
+        None,
+    )
+    .await;
     assert_eq!(r["state"], "paused", "{r}");
-    let audit = api(&base, &admin, reqwest::Method::GET, "/audit?action=rollout.pause", None).await;
+    let audit = api(
+        &base,
+        &admin,
+        reqwest::Method::GET,
+        "/audit?action=rollout.pause",
+        None,
+    )
+    .await;
     assert_eq!(audit["items"][0]["actor"], "user/anbieter", "{audit}");
     b.check_page("paused rollout").await;
     b.shoot("rollout").await;
@@ -486,15 +538,26 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.sign_out().await;
 
     // Another municipality signs in and cannot see München's booking.
-    b.sign_in("it-flensburg", &password(&data, "it-flensburg")).await;
+    b.sign_in("it-flensburg", &password(&data, "it-flensburg"))
+        .await;
     assert_eq!(b.path().await, "/organisation");
     assert!(!b.text("main").await.contains(&id));
     b.goto(&format!("/bookings/{id}")).await;
     assert_eq!(b.text("h1").await, "Nicht gefunden");
     assert!(!b.text("main").await.contains("meet.muenchen.de"));
     b.check_page("not found").await;
-    let muenchen = api(&base, &admin, reqwest::Method::GET, &format!("/bookings/{id}"), None).await;
-    let org = muenchen["organisation"].as_str().expect("organisation").to_string();
+    let muenchen = api(
+        &base,
+        &admin,
+        reqwest::Method::GET,
+        &format!("/bookings/{id}"),
+        None,
+    )
+    .await;
+    let org = muenchen["organisation"]
+        .as_str()
+        .expect("organisation")
+        .to_string();
     for page in ["/organisation", "/organisation/data"] {
         b.goto(&format!("{page}?org={org}")).await;
         assert_eq!(b.text("h1").await, "Nicht gefunden", "{page}");
@@ -513,7 +576,12 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.sign_in("betrieb", &password(&data, "betrieb")).await;
     b.goto("/fleet").await;
     b.check_page("fleet").await;
-    assert!(b.find("svg.portal-map circle").await.is_displayed().await.expect("map"));
+    assert!(b
+        .find("svg.portal-map circle")
+        .await
+        .is_displayed()
+        .await
+        .expect("map"));
     b.shoot("fleet").await;
     b.sign_out().await;
     b.sign_in("pruefer", &password(&data, "pruefer")).await;

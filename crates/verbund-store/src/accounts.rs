@@ -294,7 +294,7 @@ pub(crate) async fn insert_user(
     spec: &UserSpec,
     now: DateTime<Utc>,
 ) -> Result<User> {
-        check_memberships(w, &spec.memberships).await?;
+    check_memberships(w, &spec.memberships).await?;
     let user = User {
         id: uuid::Uuid::now_v7().to_string(),
         spec: UserSpec {
@@ -341,7 +341,10 @@ pub(crate) async fn insert_user(
 }
 
 /// Refuses memberships that name an organisation or provider that does not exist.
-pub(crate) async fn check_memberships(w: &mut crate::Write<'_>, memberships: &[Membership]) -> Result<()> {
+pub(crate) async fn check_memberships(
+    w: &mut crate::Write<'_>,
+    memberships: &[Membership],
+) -> Result<()> {
     for (i, m) in memberships.iter().enumerate() {
         if let Some(o) = &m.organisation {
             if sqlx::query("SELECT id FROM organisations WHERE id = $1")

@@ -35,11 +35,11 @@ pub use error::{Result, StoreError};
 pub use fleet::{FleetCounts, FleetScope};
 pub use policies::{PolicyRecord, StoredPolicy};
 pub use reports::{Ingested, Move};
-pub use sessions::{Credential, LockPolicy, Session, PORTAL};
 pub use rollouts::{
     test_tenant, ItemFilter, Leadership, ReferenceSpec, RolloutFilter, Ticked,
     ENGINE as ROLLOUT_ENGINE,
 };
+pub use sessions::{Credential, LockPolicy, Session, PORTAL};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

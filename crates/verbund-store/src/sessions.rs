@@ -251,7 +251,11 @@ impl Store {
     }
 
     /// The live session with this hash and its user.
-    pub async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<(Session, User)>> {
+    pub async fn session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, User)>> {
         let row = sqlx::query(
             "SELECT user_id, csrf, via, created_at, expires_at FROM sessions \
              WHERE id_hash = $1 AND ended_at IS NULL",
@@ -308,13 +312,12 @@ impl Store {
 
     /// The user linked to an OIDC identity.
     pub async fn oidc_user(&self, issuer: &str, subject: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2",
-        )
-        .bind(issuer)
-        .bind(subject)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT user_id FROM oidc_identities WHERE issuer = $1 AND subject = $2")
+                .bind(issuer)
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?;
         match row {
             Some(r) => Ok(Some(self.get_user(&r.try_get::<String, _>(0)?).await?)),
             None => Ok(None),
