@@ -19,6 +19,19 @@ struct ErrorPage {
     back: String,
 }
 
+/// An error page in the given frame.
+pub fn page(status: StatusCode, c: Chrome, heading: &str, detail: &str, back: &str) -> Response {
+    render(
+        status,
+        &ErrorPage {
+            c,
+            heading: heading.into(),
+            detail: detail.into(),
+            back: back.into(),
+        },
+    )
+}
+
 /// The status and heading for an API error; the detail is the API's own sentence.
 fn classify(e: &ApiError, lang: Lang) -> (StatusCode, &'static str) {
     let t = lang.texts();

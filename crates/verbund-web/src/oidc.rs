@@ -11,7 +11,6 @@
 
 use std::sync::RwLock;
 
-use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -27,7 +26,7 @@ use verbund_store::{Store, StoreError};
 
 use crate::i18n::Lang;
 use crate::session::{cookie, local_path, random_secret, same_token, set_cookie};
-use crate::view::{render, Chrome};
+use crate::view::Chrome;
 use crate::WebState;
 
 /// The cookie that carries state, nonce, code verifier and return path to the callback.
@@ -499,29 +498,18 @@ impl From<&OidcError> for Refusal {
     }
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
-struct RefusalPage {
-    c: Chrome,
-    heading: String,
-    detail: String,
-    back: String,
-}
-
 /// The error page for a refused sign-in; it also forgets the started sign-in.
 fn refused(state: &WebState, lang: Lang, why: Refusal) -> Response {
     let heading = match lang {
         Lang::De => "Anmeldung fehlgeschlagen",
         Lang::En => "Sign-in failed",
     };
-    let mut resp = render(
+    let mut resp = crate::error::page(
         why.status(),
-        &RefusalPage {
-            c: Chrome::public(lang, heading, "login", "/login"),
-            heading: heading.into(),
-            detail: why.detail(lang).into(),
-            back: "/login".into(),
-        },
+        Chrome::public(lang, heading, "login", "/login"),
+        heading,
+        why.detail(lang),
+        "/login",
     );
     forget_flow(state, &mut resp);
     resp
