@@ -257,7 +257,6 @@ texts! {
     since: "seit", "since";
     site: "Rechenzentrum", "Data center";
     sites: "Rechenzentren", "Data centers";
-    sites_count: "Rechenzentren verarbeiten ihre Daten.", "data centers process its data.";
     skip: "Überspringen", "Skip";
     stage: "Stufe", "Stage";
     stale_sites: "Ohne aktuelle Meldung", "Not reporting";
@@ -274,7 +273,7 @@ texts! {
     wave: "Welle", "Wave";
     wave_size: "Buchungen je Standort und Welle höchstens", "Bookings per site and wave at most";
     waves: "Wellen", "Waves";
-    where_intro: "Jedes Rechenzentrum, das Daten der folgenden Organisation verarbeitet:", "Every data center that processes data of";
+    where_intro: "Rechenzentren, die Daten verarbeiten von", "Data centers that process data of";
     where_may_run: "Wo darf die Leistung laufen?", "Where may it run?";
     where_may_run_intro: "Entscheidung der Richtlinien für", "What the policies decide for";
     where_may_run_none: "Melden Sie sich mit einer Organisation an, um zu sehen, wo die Leistung für sie laufen darf.", "Sign in with an organisation to see where the service may run for it.";
