@@ -8,6 +8,7 @@ mod auth;
 pub mod extract;
 mod metrics;
 mod openapi;
+pub mod password;
 mod problem;
 pub mod routes;
 

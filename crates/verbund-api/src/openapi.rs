@@ -20,7 +20,7 @@ use crate::AppState;
         sites::list, sites::create, sites::read, sites::apply,
         offerings::list, offerings::create, offerings::read, offerings::apply,
         offerings::versions, offerings::publish,
-        users::list, users::create, users::me, users::read,
+        users::list, users::create, users::me, users::read, users::set_password,
         tokens::list, tokens::create, tokens::revoke,
         audit::list, audit::verify,
         bookings::list, bookings::create, bookings::read, bookings::update, bookings::cancel,

@@ -1587,3 +1587,87 @@ async fn problem_documents(kit: Kit) {
     assert_problem(&r, StatusCode::NOT_FOUND, None);
     snapshot("problem_not_found", &r.2);
 }
+
+// ---------------------------------------------------------------------------------------
+// Portal passwords
+
+api_tests!(portal_passwords_are_set_by_their_owner_or_an_administrator);
+
+async fn portal_passwords_are_set_by_their_owner_or_an_administrator(kit: Kit) {
+    let bund = create_org(&kit.app, &kit.admin, bund()).await;
+    let sh = create_org(
+        &kit.app,
+        &kit.admin,
+        land("Schleswig-Holstein", "01", &bund),
+    )
+    .await;
+    let hh = create_org(&kit.app, &kit.admin, land("Hamburg", "02", &bund)).await;
+    let (clerk, clerk_token) = kit
+        .user("clerk", json!([{"role": "org-member", "organisation": sh}]))
+        .await;
+    let (_, sh_admin) = kit
+        .user(
+            "sh-admin",
+            json!([{"role": "org-admin", "organisation": sh}]),
+        )
+        .await;
+    let (_, hh_admin) = kit
+        .user(
+            "hh-admin",
+            json!([{"role": "org-admin", "organisation": hh}]),
+        )
+        .await;
+    let path = format!("/api/v1/users/{clerk}/password");
+    let hash = |kit: Kit| async move {
+        kit.store
+            .credential("clerk")
+            .await
+            .expect("credential")
+            .and_then(|(_, c)| c)
+            .and_then(|c| c.password_hash)
+    };
+
+    // Bad input and foreign administrators change nothing.
+    let before = audit_count(&kit).await;
+    let r = put(&kit.app, &clerk_token, &path, json!({"password": "short"})).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/password"));
+    let r = put(
+        &kit.app,
+        &clerk_token,
+        &path,
+        json!({"password": "long enough really", "x": 1}),
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, None);
+    let r = put(
+        &kit.app,
+        &hh_admin,
+        &path,
+        json!({"password": "long enough really"}),
+    )
+    .await;
+    assert_problem(&r, StatusCode::NOT_FOUND, None);
+    assert_eq!(audit_count(&kit).await, before);
+    assert_eq!(hash(kit.clone()).await, None);
+
+    // The owner, and an administrator of the account's organisation, may.
+    for (token, actor) in [(&clerk_token, "user/clerk"), (&sh_admin, "user/sh-admin")] {
+        let r = put(
+            &kit.app,
+            token,
+            &path,
+            json!({"password": "correct horse battery"}),
+        )
+        .await;
+        assert_eq!(ok(r, StatusCode::OK)["id"], clerk.as_str());
+        let h = hash(kit.clone()).await.expect("a hash");
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verbund_api::password::verify("correct horse battery", &h));
+        let events = all(&kit.app, &kit.admin, "/api/v1/audit?action=user.password").await;
+        assert_eq!(events[0]["actor"], actor, "{events:?}");
+        assert!(
+            !events[0].to_string().contains("argon2"),
+            "no hash in the trail"
+        );
+    }
+}

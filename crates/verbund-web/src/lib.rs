@@ -19,7 +19,6 @@ mod login;
 mod map;
 pub mod oidc;
 mod pages;
-mod password;
 mod session;
 mod view;
 
@@ -34,7 +33,7 @@ use axum::Router;
 use verbund_api::AppState;
 use verbund_store::LockPolicy;
 
-pub use password::hash_password;
+pub use verbund_api::password::hash_password;
 
 /// How the portal runs.
 #[derive(Clone)]

@@ -14,13 +14,13 @@ use serde::Deserialize;
 use verbund_domain::account::{hash_token, User};
 
 use crate::i18n::Lang;
-use crate::password;
 use crate::session::{
     cookie, local_path, random_secret, same_token, set_cookie, MaybeViewer, LOGIN_COOKIE,
     SESSION_COOKIE,
 };
 use crate::view::{local_time, render, url_encode, Chrome};
 use crate::WebState;
+use verbund_api::password;
 
 #[derive(Template)]
 #[template(path = "login.html")]

@@ -2,10 +2,10 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use verbund_domain::account::{Membership, Role, User, UserSpec};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_policy::authz::{Act, Target};
@@ -13,7 +13,7 @@ use verbund_store::UserFilter;
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::problem::ApiResult;
+use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/users", get(list).post(create))
         .route("/users/me", get(me))
         .route("/users/{id}", get(read))
+        .route("/users/{id}/password", put(set_password))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -117,6 +118,47 @@ pub async fn read(
         &user_target(&user.spec.memberships, Some(&user.id)),
         &format!("user `{id}`"),
     )?;
+    Ok(Json(user))
+}
+
+/// A new portal password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// At least 12 characters.
+    pub password: String,
+}
+
+/// Set a user's portal password: one's own, or that of an account one may administer.
+/// The password is stored only as an Argon2id hash; the change is audited. Answers the
+/// account.
+#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "accounts", request_body = PasswordChange,
+    responses((status = 200, body = User), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn set_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(change): ApiJson<PasswordChange>,
+) -> ApiResult<Json<User>> {
+    let hidden = || ApiError::NotFound(format!("user `{id}` not found"));
+    let user = state.store.get_user(&id).await.map_err(|_| hidden())?;
+    if caller.0.user_id != user.id {
+        let target = user_target(&user.spec.memberships, Some(&user.id));
+        if !caller.may(Act::Read, &target) {
+            return Err(hidden());
+        }
+        caller.require(Act::Write, &target)?;
+    }
+    let hash =
+        tokio::task::spawn_blocking(move || crate::password::hash_password(&change.password))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|m| ApiError::Invalid(verbund_domain::Invalid::new("/password", m)))?;
+    state
+        .store
+        .set_password(&caller.actor(), &user.id, &hash, state.now())
+        .await?;
     Ok(Json(user))
 }
 

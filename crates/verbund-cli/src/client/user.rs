@@ -32,6 +32,13 @@ enum UserCommand {
     Me,
     /// Create the users in a file.
     Create(FileArg),
+    /// Set a user's portal password (your own, or one of an account you administer),
+    /// read from the first line of standard input so that it never appears in the
+    /// process list or the shell history.
+    SetPassword {
+        /// The user's id.
+        id: String,
+    },
 }
 
 const HEADERS: &[&str] = &["ID", "NAME", "DISPLAY NAME", "EMAIL", "ROLES"];
@@ -70,6 +77,18 @@ pub async fn run(a: UserArgs) -> anyhow::Result<()> {
             let api = Api::connect(&a.conn)?;
             let me: User = api.get("/users/me", &[]).await?;
             print_one(format, &me, HEADERS, row)
+        }
+        UserCommand::SetPassword { id } => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            let api = Api::connect(&a.conn)?;
+            let body = serde_json::json!({ "password": password });
+            let (_, u): (_, User) = api
+                .write(Method::PUT, &format!("/users/{id}/password"), &body)
+                .await?;
+            println!("the portal password of `{}` is set", u.spec.name);
+            Ok(())
         }
         UserCommand::Create(f) => {
             let m = Manifest::read(&f.file)?;

@@ -1,4 +1,4 @@
-//! Password hashing with Argon2id (the OWASP-recommended parameters of the `argon2`
+//! Portal passwords, hashed with Argon2id (the OWASP-recommended parameters of the `argon2`
 //! crate's default), in PHC string format so that parameters can be raised later.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
