@@ -111,20 +111,27 @@ pub async fn list(
             },
         )
         .await?;
-    // Every listed booking passes the same decision as a single read.
-    let mut chains: HashMap<String, Vec<String>> = HashMap::new();
+    // Every listed booking passes the same decision as a single read. The target depends
+    // only on the booking's organisation (and the operator's provider, the same for the
+    // whole list), so the decision is taken once per organisation.
+    let mut allowed: HashMap<String, bool> = HashMap::new();
     let mut items = Vec::with_capacity(page.items.len());
     for b in page.items {
-        if !chains.contains_key(&b.organisation) {
-            let c = state.store.organisation_chain(&b.organisation).await?;
-            chains.insert(b.organisation.clone(), c);
-        }
-        let mut t = Target::new("booking").in_organisation(chains[&b.organisation].clone());
-        if let Some(provider) = &filter.scope_provider {
-            // The SQL scope already restricted these to the operator's sites.
-            t = t.provider(provider.clone());
-        }
-        if caller.may(Act::Read, &t) {
+        let may = match allowed.get(&b.organisation) {
+            Some(may) => *may,
+            None => {
+                let chain = state.store.organisation_chain(&b.organisation).await?;
+                let mut t = Target::new("booking").in_organisation(chain);
+                if let Some(provider) = &filter.scope_provider {
+                    // The SQL scope already restricted these to the operator's sites.
+                    t = t.provider(provider.clone());
+                }
+                let may = caller.may(Act::Read, &t);
+                allowed.insert(b.organisation.clone(), may);
+                may
+            }
+        };
+        if may {
             items.push(b);
         }
     }
