@@ -48,6 +48,18 @@ pub enum DataClass {
     VsNfd,
 }
 
+impl DataClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataClass::Public => "public",
+            DataClass::Internal => "internal",
+            DataClass::Personal => "personal",
+            DataClass::SpecialCategories => "special-categories",
+            DataClass::VsNfd => "vs-nfd",
+        }
+    }
+}
+
 /// What a site must offer to run the offering.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -410,6 +422,19 @@ pub struct OfferingVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_class_names_are_their_wire_names() {
+        for c in [
+            DataClass::Public,
+            DataClass::Internal,
+            DataClass::Personal,
+            DataClass::SpecialCategories,
+            DataClass::VsNfd,
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
     use serde_json::json;
 
     fn spec() -> OfferingSpec {

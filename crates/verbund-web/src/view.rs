@@ -151,14 +151,12 @@ pub fn local_time(t: DateTime<Utc>, lang: Lang) -> String {
     }
 }
 
-/// Versions newest first (by semantic version, not by text).
-pub fn newest_first(versions: &mut [String]) {
-    versions.sort_by(
-        |a, b| match (semver::Version::parse(a), semver::Version::parse(b)) {
-            (Ok(a), Ok(b)) => b.cmp(&a),
-            _ => b.cmp(a),
-        },
-    );
+/// Orders versions newest first (by semantic version, not by text).
+pub fn newer_first(a: &str, b: &str) -> std::cmp::Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => b.cmp(&a),
+        _ => b.cmp(a),
+    }
 }
 
 /// A date, e.g. `31.12.2027`.

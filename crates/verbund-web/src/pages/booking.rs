@@ -13,7 +13,7 @@ use verbund_domain::booking::BookingPatch;
 use verbund_policy::authz::{Act, Target};
 
 use super::explain::{verdicts, Directory, Verdict};
-use super::{done, expired, flash};
+use super::{expired, flash, outcome};
 use crate::error::api_error;
 use crate::session::Viewer;
 use crate::view::{badge, local_time, render, Chrome};
@@ -138,102 +138,49 @@ pub async fn page(
     render(StatusCode::OK, &p)
 }
 
+/// What the booking page's forms send: the session's token, and the new channel or the
+/// reason for a rejection where the action needs one.
 #[derive(Deserialize)]
-pub struct CsrfForm {
+pub struct ActionForm {
     csrf: String,
-}
-
-/// `POST /bookings/{id}/cancel`.
-pub async fn cancel(
-    State(state): State<WebState>,
-    v: Viewer,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if !v.csrf_ok(&f.csrf) {
-        return expired(&v);
-    }
-    match bookings::cancel(State(state.api.clone()), v.caller.clone(), Path(id.clone())).await {
-        Ok(_) => done(&format!("/bookings/{id}"), "cancelled"),
-        Err(e) => api_error(&v, &e, &format!("/bookings/{id}")),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct ChannelForm {
-    csrf: String,
+    #[serde(default)]
     channel: String,
-}
-
-/// `POST /bookings/{id}/channel`.
-pub async fn channel(
-    State(state): State<WebState>,
-    v: Viewer,
-    Path(id): Path<String>,
-    Form(f): Form<ChannelForm>,
-) -> Response {
-    if !v.csrf_ok(&f.csrf) {
-        return expired(&v);
-    }
-    let patch = BookingPatch {
-        channel: Some(f.channel.trim().to_string()),
-        ..Default::default()
-    };
-    match bookings::update(
-        State(state.api.clone()),
-        v.caller.clone(),
-        Path(id.clone()),
-        ApiJson(patch),
-    )
-    .await
-    {
-        Ok(_) => done(&format!("/bookings/{id}"), "channel"),
-        Err(e) => api_error(&v, &e, &format!("/bookings/{id}")),
-    }
-}
-
-/// `POST /bookings/{id}/approve`.
-pub async fn approve(
-    State(state): State<WebState>,
-    v: Viewer,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
-    if !v.csrf_ok(&f.csrf) {
-        return expired(&v);
-    }
-    match bookings::approve(State(state.api.clone()), v.caller.clone(), Path(id.clone())).await {
-        Ok(_) => done(&format!("/bookings/{id}"), "approved"),
-        Err(e) => api_error(&v, &e, &format!("/bookings/{id}")),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct RejectForm {
-    csrf: String,
+    #[serde(default)]
     reason: String,
 }
 
-/// `POST /bookings/{id}/reject`.
-pub async fn reject(
+/// `POST /bookings/{id}/{cancel|channel|approve|reject}`: through the API's handler of the
+/// same name, then back to the booking.
+pub async fn action(
     State(state): State<WebState>,
     v: Viewer,
-    Path(id): Path<String>,
-    Form(f): Form<RejectForm>,
+    Path((id, action)): Path<(String, String)>,
+    Form(f): Form<ActionForm>,
 ) -> Response {
     if !v.csrf_ok(&f.csrf) {
         return expired(&v);
     }
-    let r = Rejection { reason: f.reason };
-    match bookings::reject(
-        State(state.api.clone()),
-        v.caller.clone(),
-        Path(id.clone()),
-        ApiJson(r),
-    )
-    .await
-    {
-        Ok(_) => done(&format!("/bookings/{id}"), "rejected"),
-        Err(e) => api_error(&v, &e, &format!("/bookings/{id}")),
-    }
+    let (s, c, p) = (State(state.api.clone()), v.caller.clone(), Path(id.clone()));
+    let (result, code) = match action.as_str() {
+        "cancel" => (bookings::cancel(s, c, p).await, "cancelled"),
+        "channel" => {
+            let patch = BookingPatch {
+                channel: Some(f.channel.trim().to_string()),
+                ..Default::default()
+            };
+            (bookings::update(s, c, p, ApiJson(patch)).await, "channel")
+        }
+        "approve" => (bookings::approve(s, c, p).await, "approved"),
+        "reject" => {
+            let r = Rejection { reason: f.reason };
+            (bookings::reject(s, c, p, ApiJson(r)).await, "rejected")
+        }
+        _ => (
+            Err(verbund_api::ApiError::NotFound(format!(
+                "no booking action `{action}`"
+            ))),
+            "",
+        ),
+    };
+    outcome(&v, result, &format!("/bookings/{id}"), code)
 }

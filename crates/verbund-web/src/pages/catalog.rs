@@ -61,10 +61,8 @@ pub async fn all_offerings(
     state: &WebState,
     v: &Viewer,
 ) -> Result<Vec<Offering>, verbund_api::ApiError> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let axum::Json(page) = offerings::list(
+    super::every_page(|after| async move {
+        offerings::list(
             State(state.api.clone()),
             v.caller.clone(),
             ApiQuery(OfferingQuery {
@@ -75,13 +73,10 @@ pub async fn all_offerings(
                 after,
             }),
         )
-        .await?;
-        out.extend(page.items);
-        match page.next {
-            Some(n) => after = Some(n),
-            None => return Ok(out),
-        }
-    }
+        .await
+        .map(|axum::Json(page)| page)
+    })
+    .await
 }
 
 pub fn data_class_label(c: &str, lang: crate::i18n::Lang) -> &str {
@@ -143,12 +138,7 @@ pub async fn page(
         let classes: Vec<String> = s
             .data_classes
             .iter()
-            .map(|c| {
-                serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            })
+            .map(|c| c.as_str().to_string())
             .collect();
         let keep = (q.is_empty()
             || s.name.contains(&q)

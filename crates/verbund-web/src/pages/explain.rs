@@ -108,43 +108,25 @@ pub struct Directory {
 
 impl Directory {
     pub async fn load(store: &Store) -> verbund_store::Result<Self> {
-        let mut sites = HashMap::new();
-        let mut after = None;
-        loop {
-            let page = store
-                .list_sites(
-                    &SiteFilter::default(),
-                    &verbund_domain::page::PageRequest {
-                        limit: Some(1000),
-                        after,
-                    },
-                )
-                .await?;
-            for s in page.items {
-                sites.insert(s.spec.name.clone(), s);
-            }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
-        let mut providers = HashMap::new();
-        let mut after = None;
-        loop {
-            let page = store
-                .list_providers(&verbund_domain::page::PageRequest {
-                    limit: Some(1000),
-                    after,
-                })
-                .await?;
-            for p in page.items {
-                providers.insert(p.spec.name.clone(), p);
-            }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
+        let request = |after| verbund_domain::page::PageRequest {
+            limit: Some(1000),
+            after,
+        };
+        let sites = super::every_page(|after| async move {
+            store
+                .list_sites(&SiteFilter::default(), &request(after))
+                .await
+        })
+        .await?
+        .into_iter()
+        .map(|s| (s.spec.name.clone(), s))
+        .collect();
+        let providers =
+            super::every_page(|after| async move { store.list_providers(&request(after)).await })
+                .await?
+                .into_iter()
+                .map(|p| (p.spec.name.clone(), p))
+                .collect();
         Ok(Self { sites, providers })
     }
 

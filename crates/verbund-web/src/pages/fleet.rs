@@ -94,10 +94,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
         .iter()
         .map(|fs| {
             let s = dir.sites.get(&fs.site);
-            let health = serde_json::to_value(fs.health)
-                .ok()
-                .and_then(|h| h.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let health = fs.health.as_str().to_string();
             if let Some(s) = s {
                 if let (Some(lat), Some(lon)) =
                     (s.spec.location.latitude, s.spec.location.longitude)

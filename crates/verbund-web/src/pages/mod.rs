@@ -30,10 +30,7 @@ pub fn router() -> Router<WebState> {
             get(offering::form_page).post(offering::submit),
         )
         .route("/bookings/{id}", get(booking::page))
-        .route("/bookings/{id}/cancel", post(booking::cancel))
-        .route("/bookings/{id}/channel", post(booking::channel))
-        .route("/bookings/{id}/approve", post(booking::approve))
-        .route("/bookings/{id}/reject", post(booking::reject))
+        .route("/bookings/{id}/{action}", post(booking::action))
         .route("/organisation", get(organisation::page))
         .route("/organisation/data", get(organisation::data))
         .route("/organisation/export", get(organisation::export))
@@ -116,6 +113,38 @@ pub fn expired(v: &Viewer) -> Response {
 pub fn done(to: &str, code: &'static str) -> Response {
     let sep = if to.contains('?') { '&' } else { '?' };
     Redirect::to(&format!("{to}{sep}done={code}")).into_response()
+}
+
+/// Every item of a paged list: asks for `page(after)` until the answer names no next page.
+pub async fn every_page<T, E, F, Fut>(mut page: F) -> Result<Vec<T>, E>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<verbund_domain::page::Page<T>, E>>,
+{
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let p = page(after).await?;
+        out.extend(p.items);
+        match p.next {
+            Some(n) => after = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// After a form's change through the API: back to `back` with its `done` code, or the
+/// API's refusal as an error page.
+pub fn outcome<T>(
+    v: &Viewer,
+    result: Result<T, verbund_api::ApiError>,
+    back: &str,
+    code: &'static str,
+) -> Response {
+    match result {
+        Ok(_) => done(back, code),
+        Err(e) => crate::error::api_error(v, &e, back),
+    }
 }
 
 /// The success note for a `done` code.

@@ -119,22 +119,13 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
             explained = verdicts(&d, &dir, lang);
         }
     }
-    versions.sort_by(|a, b| {
-        match (
-            semver::Version::parse(&a.spec.version),
-            semver::Version::parse(&b.spec.version),
-        ) {
-            (Ok(x), Ok(y)) => y.cmp(&x),
-            _ => b.spec.version.cmp(&a.spec.version),
-        }
-    });
+    versions.sort_by(|a, b| crate::view::newer_first(&a.spec.version, &b.spec.version));
     let p = &v.caller.0;
     use verbund_domain::account::Role;
     let can_roll_out = p.has_role(Role::FederationAdmin)
         || p.memberships.iter().any(|m| {
             m.role == Role::Vendor && m.organisation.as_deref() == Some(o.spec.vendor.as_str())
         });
-    let t = lang.texts();
     let page = OfferingPage {
         c: Chrome::for_viewer(
             &v,
@@ -147,13 +138,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
             .spec
             .data_classes
             .iter()
-            .map(|c| {
-                let s = serde_json::to_value(c)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                super::catalog::data_class_label(&s, lang).to_string()
-            })
+            .map(|c| super::catalog::data_class_label(c.as_str(), lang).to_string())
             .collect(),
         plans: plan_rows(&o, lang),
         versions: versions
@@ -170,7 +155,6 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
         verdicts: explained,
         o,
     };
-    let _ = t;
     render(StatusCode::OK, &page)
 }
 
@@ -326,20 +310,18 @@ pub async fn submit(
         }
         Err(ApiError::Invalid(i)) => {
             let mut fields = form::fields(&o.spec.config_schema, &config);
-            let t = v.lang.texts();
-            let general = match form::property_of(&i.field) {
-                Some(prop) if fields.iter().any(|f| f.name == prop) => {
-                    if let Some(f) = fields.iter_mut().find(|f| f.name == prop) {
-                        f.error = Some(i.message.clone());
-                    }
+            let at = form::property_of(&i.field)
+                .and_then(|prop| fields.iter_mut().find(|f| f.name == prop));
+            let general = match at {
+                Some(f) => {
+                    f.error = Some(i.message.clone());
                     None
                 }
-                _ => Some((
+                None => Some((
                     i.field.trim_start_matches('/').to_string(),
                     format!("{} ({})", i.message, i.field),
                 )),
             };
-            let _ = t;
             let page = book_page(&v, o, orgs, organisation, plan, channel, fields, general);
             render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }

@@ -75,10 +75,8 @@ async fn chosen(
 
 /// Every booking of `org` the person may see, through the API's list.
 async fn org_bookings(state: &WebState, v: &Viewer, org: &str) -> Result<Vec<Booking>, ApiError> {
-    let mut out = Vec::new();
-    let mut after = None;
-    loop {
-        let Json(page) = bookings::list(
+    super::every_page(|after| async move {
+        bookings::list(
             State(state.api.clone()),
             v.caller.clone(),
             ApiQuery(BookingQuery {
@@ -91,13 +89,10 @@ async fn org_bookings(state: &WebState, v: &Viewer, org: &str) -> Result<Vec<Boo
                 after,
             }),
         )
-        .await?;
-        out.extend(page.items);
-        match page.next {
-            Some(n) => after = Some(n),
-            None => return Ok(out),
-        }
-    }
+        .await
+        .map(|Json(page)| page)
+    })
+    .await
 }
 
 pub struct Row {

@@ -15,7 +15,7 @@ use verbund_api::ApiError;
 use verbund_domain::rollout::{ItemState, Rollout, RolloutItem, RolloutPolicy};
 use verbund_policy::authz::{Act, Target};
 
-use super::{done, expired, flash};
+use super::{done, expired, flash, outcome};
 use crate::error::api_error;
 use crate::session::Viewer;
 use crate::view::{badge, local_time, render, status_label, Chrome};
@@ -316,10 +316,7 @@ pub async fn control(
             )
         }
     };
-    match result {
-        Ok(_) => done(&format!("/rollouts/{id}"), code),
-        Err(e) => api_error(&v, &e, &format!("/rollouts/{id}")),
-    }
+    outcome(&v, result, &format!("/rollouts/{id}"), code)
 }
 
 /// `POST /rollouts/{id}/sites/{site}/{retry|skip}`.
@@ -359,10 +356,7 @@ pub async fn site_control(
             )
         }
     };
-    match result {
-        Ok(_) => done(&format!("/rollouts/{id}"), code),
-        Err(e) => api_error(&v, &e, &format!("/rollouts/{id}")),
-    }
+    outcome(&v, result, &format!("/rollouts/{id}"), code)
 }
 
 #[derive(Deserialize)]
@@ -408,7 +402,7 @@ async fn new_page(
     .await
     .map(|Json(vs)| vs.into_iter().map(|x| x.spec.version).collect())
     .unwrap_or_default();
-    crate::view::newest_first(&mut versions);
+    versions.sort_by(|a, b| crate::view::newer_first(a, b));
     let t = v.lang.texts();
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
