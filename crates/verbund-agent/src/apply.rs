@@ -1,6 +1,17 @@
 //! `--apply`: the agent as the site's delivery engine. It applies the desired state of
 //! its site's environment with server-side apply and prunes what is no longer desired.
 //!
+//! Two kinds of content, two sets of rights: verbund's own objects (the tenancy: the
+//! namespace, its quota, policies, bindings, credentials and configuration, the smoke
+//! test) are applied with the agent's rights; a booking's vendor content (its `app/`
+//! manifests, or the objects its chart renders to) is first checked against the kinds a
+//! tenant may own ([`verbund_domain::tenancy::check_tenant_object`], the rule that also
+//! decided at publish time), placed in the booking's namespace with verbund's labels,
+//! and applied *as the booking's deployer* (`Impersonate-User:
+//! system:serviceaccount:<namespace>:verbund-deployer`), so the API server refuses
+//! whatever its tenant may not do. A booking whose content is refused or fails is that
+//! booking's problem: the others are applied.
+//!
 //! Why server-side apply: the agent owns exactly the fields it sets (field manager
 //! `verbund-agent`, forced, so that a hand edit of those fields is taken back), and
 //! fields others own (controllers, HPAs) stay theirs. Order: by kind as
@@ -33,10 +44,13 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::Resource;
 use kube::Client;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use verbund_domain::tenancy::{check_tenant_object, DEPLOYER};
 
-use crate::desired::Repository;
+use crate::chart::Charts;
+use crate::desired::{DesiredState, Repository, TenantContent};
 use crate::error::{Error, Result};
 use crate::kinds::{self, Kind};
 use crate::observe::BOOKING_LABEL;
@@ -53,6 +67,9 @@ pub struct Desired {
     pub namespace: Option<String>,
     pub name: String,
     pub object: Value,
+    /// Who applies it: the agent itself (`None`), or, for vendor content, the booking's
+    /// deployer (`system:serviceaccount:<namespace>:verbund-deployer`).
+    pub deployer: Option<String>,
 }
 
 /// Where an object is, for pruning.
@@ -87,7 +104,11 @@ impl Desired {
 pub fn classify(objects: Vec<Value>) -> (Vec<Desired>, Vec<Error>) {
     let mut desired = Vec::new();
     let mut refused = Vec::new();
-    for object in objects {
+    for mut object in objects {
+        let deployer = object
+            .as_object_mut()
+            .and_then(|m| m.remove(AS_USER))
+            .and_then(|v| v.as_str().map(str::to_string));
         let api_version = object["apiVersion"]
             .as_str()
             .unwrap_or_default()
@@ -123,6 +144,7 @@ pub fn classify(objects: Vec<Value>) -> (Vec<Desired>, Vec<Error>) {
             namespace,
             name,
             object,
+            deployer,
         });
     }
     // Stable: within a kind, the kustomizations' order.
@@ -154,7 +176,7 @@ pub fn plan_prune(desired: &[Desired], existing: &[Existing]) -> Vec<ObjectKey> 
                 .owner_references
                 .as_ref()
                 .is_some_and(|o| !o.is_empty());
-            managed && !owned && meta.deletion_timestamp.is_none()
+            managed && !owned && meta.deletion_timestamp.is_none() && e.kind.prune
         })
         .filter_map(|e| {
             let meta = &e.object.metadata;
@@ -197,11 +219,16 @@ pub struct ApplyOutcome {
 #[derive(Clone)]
 pub struct Applier {
     client: Client,
+    charts: std::sync::Arc<Charts>,
 }
 
 impl Applier {
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    /// An applier that renders charts with `charts`.
+    pub fn new(client: Client, charts: Charts) -> Self {
+        Self {
+            client,
+            charts: std::sync::Arc::new(charts),
+        }
     }
 
     fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -212,20 +239,44 @@ impl Applier {
         }
     }
 
-    /// Applies `objects` (a site environment's desired state), then prunes. A failed
+    /// Applies `desired` (a site environment's desired state), then prunes. A failed
     /// object is logged and counted; the others go on.
-    pub async fn apply(&self, objects: Vec<Value>) -> Result<ApplyOutcome> {
-        let (desired, refused) = classify(objects);
+    pub async fn apply(&self, desired: DesiredState) -> Result<ApplyOutcome> {
         let mut outcome = ApplyOutcome::default();
+        let labels = namespace_labels(&desired.objects);
+        let mut objects = desired.objects;
+        let mut as_deployer = Vec::new();
+        for tenant in &desired.tenants {
+            match self
+                .tenant_objects(tenant, labels.get(&tenant.namespace))
+                .await
+            {
+                Ok(o) => as_deployer.extend(o),
+                Err(e) => {
+                    tracing::warn!(namespace = %tenant.namespace, error = %e, "booking content not applied");
+                    outcome.problems.push(e.to_string());
+                }
+            }
+        }
+        objects.extend(as_deployer);
+        let (desired, refused) = classify(objects);
         for e in refused {
             tracing::warn!(error = %e, "not applied");
             outcome.problems.push(e.to_string());
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
         for d in &desired {
-            let api = self.api(d.kind, d.namespace.as_deref());
-            match api.patch(&d.name, &params, &Patch::Apply(&d.object)).await {
-                Ok(_) => outcome.applied += 1,
+            let result = match d.deployer.as_deref() {
+                None => self
+                    .api(d.kind, d.namespace.as_deref())
+                    .patch(&d.name, &params, &Patch::Apply(&d.object))
+                    .await
+                    .map(|_| ())
+                    .map_err(Error::from),
+                Some(user) => self.patch_as(user, d, &params).await,
+            };
+            match result {
+                Ok(()) => outcome.applied += 1,
                 Err(e) => {
                     tracing::warn!(kind = d.kind.kind, namespace = ?d.namespace, name = %d.name, error = %e, "apply failed");
                     outcome
@@ -257,8 +308,52 @@ impl Applier {
         Ok(outcome)
     }
 
+    /// A booking's vendor content as objects to apply as its deployer: its manifests and
+    /// its chart's output, each checked, in its namespace, with verbund's labels.
+    async fn tenant_objects(
+        &self,
+        tenant: &TenantContent,
+        labels: Option<&Map<String, Value>>,
+    ) -> Result<Vec<Value>> {
+        let mut objects = tenant.manifests.clone();
+        if let Some(chart) = &tenant.chart {
+            objects.extend(self.charts.render(chart).await?);
+        }
+        let user = format!("system:serviceaccount:{}:{DEPLOYER}", tenant.namespace);
+        objects
+            .into_iter()
+            .map(|object| {
+                check_tenant_object(&object).map_err(|refusal| Error::Tenant {
+                    namespace: tenant.namespace.clone(),
+                    message: refusal.to_string(),
+                })?;
+                Ok(placed(object, &tenant.namespace, labels, &user))
+            })
+            .collect()
+    }
+
+    /// Server-side apply of `d` as `user`: the API server decides with that user's
+    /// rights.
+    async fn patch_as(&self, user: &str, d: &Desired, params: &PatchParams) -> Result<()> {
+        let resource = d.kind.api_resource();
+        let url = DynamicObject::url_path(&resource, d.namespace.as_deref());
+        let mut request = kube::core::Request::new(url)
+            .patch(&d.name, params, &Patch::Apply(&d.object))
+            .map_err(|e| Error::Desired {
+                path: format!("{} {}", d.kind.kind, d.name),
+                message: e.to_string(),
+            })?;
+        let header = http::HeaderValue::from_str(user).map_err(|e| Error::Desired {
+            path: format!("{} {}", d.kind.kind, d.name),
+            message: e.to_string(),
+        })?;
+        request.headers_mut().insert("Impersonate-User", header);
+        self.client.request::<DynamicObject>(request).await?;
+        Ok(())
+    }
+
     /// Every object verbund manages, of the kinds the agent applies. A kind the cluster
-    /// does not serve (no Flux installed) has none.
+    /// does not serve (no External Secrets installed) has none.
     async fn existing(&self) -> Result<Vec<Existing>> {
         let mut out = Vec::new();
         let params = ListParams::default().labels(MANAGED_BY);
@@ -276,6 +371,62 @@ impl Applier {
         Ok(out)
     }
 }
+
+/// The labels of each booking namespace among `objects`, by name: what a booking's
+/// vendor content is labelled with (verbund's `verbund.dev/*` and `managed-by`).
+fn namespace_labels(objects: &[Value]) -> std::collections::BTreeMap<String, Map<String, Value>> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == "Namespace" && o["apiVersion"] == "v1")
+        .filter_map(|o| {
+            let name = o["metadata"]["name"].as_str()?.to_string();
+            let labels: Map<String, Value> = o["metadata"]["labels"]
+                .as_object()?
+                .iter()
+                .filter(|(k, _)| {
+                    k.starts_with("verbund.dev/") || *k == "app.kubernetes.io/managed-by"
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Some((name, labels))
+        })
+        .collect()
+}
+
+/// `object` in `namespace`, with verbund's `labels` (which win over the vendor's), marked
+/// to be applied as `user`.
+fn placed(
+    mut object: Value,
+    namespace: &str,
+    labels: Option<&Map<String, Value>>,
+    user: &str,
+) -> Value {
+    if let Some(map) = object.as_object_mut() {
+        let metadata = map
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(metadata) = metadata.as_object_mut() {
+            metadata.insert("namespace".into(), Value::String(namespace.to_string()));
+            let existing = metadata
+                .entry("labels")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(existing) = existing.as_object_mut() {
+                existing.insert(
+                    "app.kubernetes.io/managed-by".into(),
+                    Value::String("verbund".into()),
+                );
+                for (k, v) in labels.into_iter().flatten() {
+                    existing.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        map.insert(AS_USER.into(), Value::String(user.to_string()));
+    }
+    object
+}
+
+/// A marker key (never sent) on vendor content: the user it is applied as.
+const AS_USER: &str = "$verbund-apply-as";
 
 /// Whether to apply `commit`, given the last applied commit and how long ago that was.
 pub fn due(last: Option<(&str, Duration)>, commit: &str, resync: Duration) -> bool {
@@ -313,14 +464,14 @@ pub async fn run(
         ) {
             continue;
         }
-        let objects = match repository.objects(&commit, &folder).await {
-            Ok(o) => o,
+        let desired = match repository.desired(&commit, &folder).await {
+            Ok(d) => d,
             Err(e) => {
                 tracing::warn!(commit = %commit, error = %e, "desired state unreadable, nothing applied");
                 continue;
             }
         };
-        match applier.apply(objects).await {
+        match applier.apply(desired).await {
             Ok(outcome) => {
                 tracing::info!(
                     commit = %commit,

@@ -16,6 +16,12 @@ pub enum Error {
     /// An object of a kind the agent does not apply (see [`crate::kinds`]).
     #[error("`{api_version}` `{kind}` is not a kind the agent applies")]
     UnknownKind { api_version: String, kind: String },
+    /// A booking's chart could not be rendered.
+    #[error("chart {chart}: {message}")]
+    Chart { chart: String, message: String },
+    /// A booking's vendor content holds an object a tenant may not own.
+    #[error("booking namespace `{namespace}`: {message}")]
+    Tenant { namespace: String, message: String },
     /// A watcher's store never became ready.
     #[error("the cluster's {0} could not be listed")]
     NotReady(&'static str),

@@ -9,8 +9,11 @@
 //! Reading needs `get`, `list`, `watch` on namespaces, nodes, pods, deployments,
 //! statefulsets, jobs, helmreleases and applications, nothing else. Applying (only
 //! with `apply`) adds a second ClusterRole: every verb server-side apply and pruning
-//! use on exactly the applied kinds, and `bind` on the tenants' cluster role (`edit`),
-//! which the bookings' RoleBindings name. The site token comes from the Secret
+//! use on exactly the applied kinds, `bind` on the two cluster roles the bookings'
+//! RoleBindings name (the tenants' `edit` and `verbund-deployer`), and `impersonate` on
+//! service accounts named `verbund-deployer`, as which it applies vendor content; and the
+//! ClusterRole `verbund-deployer` itself, the same object the renderer gives Flux and
+//! Argo CD sites ([`verbund_domain::tenancy::deployer_cluster_role`]). The site token comes from the Secret
 //! `verbund-agent-token` (key `token`), which the operator creates; it is never a
 //! literal in the manifests.
 
@@ -26,6 +29,8 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Ro
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde_json::Value;
+
+use verbund_domain::tenancy::{deployer_cluster_role, DEPLOYER};
 
 use crate::kinds::APPLIED;
 
@@ -155,8 +160,15 @@ pub fn apply_rules() -> Vec<PolicyRule> {
     rules.push(PolicyRule {
         api_groups: Some(vec!["rbac.authorization.k8s.io".to_string()]),
         resources: Some(vec!["clusterroles".to_string()]),
-        resource_names: Some(vec![TENANT_CLUSTER_ROLE.to_string()]),
+        resource_names: Some(vec![TENANT_CLUSTER_ROLE.to_string(), DEPLOYER.to_string()]),
         verbs: vec!["bind".to_string()],
+        ..PolicyRule::default()
+    });
+    rules.push(PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec!["serviceaccounts".to_string()]),
+        resource_names: Some(vec![DEPLOYER.to_string()]),
+        verbs: vec!["impersonate".to_string()],
         ..PolicyRule::default()
     });
     rules
@@ -217,6 +229,7 @@ pub fn manifests(install: &Install) -> Vec<Value> {
             ..ClusterRole::default()
         }));
         out.push(value(&binding(&write, ns)));
+        out.push(canonical(deployer_cluster_role()));
     }
     out.push(value(&deployment(install)));
     out

@@ -6,10 +6,11 @@
 //! objects. So the table is the single list both read. An object of any other kind in
 //! the desired state is refused (logged, not applied), never guessed.
 //!
-//! `PersistentVolumeClaim` is deliberately absent: claims made from a StatefulSet's
-//! `volumeClaimTemplates` carry the template's labels, and pruning them would delete
-//! tenant data. `Role` is absent too: creating one needs the `escalate` right over
-//! everything it grants; tenants get the site's cluster role through their RoleBinding.
+//! `PersistentVolumeClaim`s are applied (a tenant's package may ask for one) but never
+//! pruned: claims made from a StatefulSet's `volumeClaimTemplates` carry the template's
+//! labels, and pruning them would delete tenant data; they go with their namespace.
+//! `Role`s come only from vendor content, applied as the booking's deployer, so the API
+//! server refuses any that grants more than the deployer holds.
 
 use kube::core::{ApiResource, GroupVersionKind};
 
@@ -21,6 +22,9 @@ pub struct Kind {
     pub kind: &'static str,
     pub plural: &'static str,
     pub namespaced: bool,
+    /// Whether an object of this kind that is no longer desired is deleted. Claims are
+    /// not: they hold tenant data and go only with their namespace.
+    pub prune: bool,
 }
 
 impl Kind {
@@ -53,28 +57,36 @@ const fn kind(
         kind,
         plural,
         namespaced,
+        prune: true,
     }
 }
 
+const fn kept(k: Kind) -> Kind {
+    Kind { prune: false, ..k }
+}
+
 /// Every kind the agent applies, in the order it applies them: the namespace, the
-/// tenancy (a pod must not start before its quota and limits exist), the sources,
-/// then the application and its smoke test.
+/// tenancy (a pod must not start before its quota, limits and credentials exist), then
+/// the application and its smoke test. It is verbund's own kinds for an agent site
+/// (see `verbund-render`) and every kind a tenant may own
+/// ([`verbund_domain::tenancy::TENANT_KINDS`], checked by a test).
 #[rustfmt::skip]
-pub const APPLIED: [Kind; 19] = [
+pub const APPLIED: [Kind; 20] = [
     kind("", "v1", "Namespace", "namespaces", false),
-    // The tenancy (namespace.yaml, quota.yaml, networkpolicies.yaml, rbac.yaml).
+    // The tenancy (namespace.yaml, quota.yaml, networkpolicies.yaml, rbac.yaml,
+    // credentials.yaml, config.yaml).
     kind("", "v1", "ResourceQuota", "resourcequotas", true),
     kind("", "v1", "LimitRange", "limitranges", true),
     kind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true),
-    kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
-    kind("external-secrets.io", "v1", "ExternalSecret", "externalsecrets", true),
-    // The application: Flux (where the agent's site runs Flux's controllers) …
-    kind("source.toolkit.fluxcd.io", "v1", "HelmRepository", "helmrepositories", true),
-    kind("source.toolkit.fluxcd.io", "v1", "OCIRepository", "ocirepositories", true),
-    kind("helm.toolkit.fluxcd.io", "v2", "HelmRelease", "helmreleases", true),
-    // … or the plain manifests vendors ship, and the smoke test last.
-    kind("", "v1", "ConfigMap", "configmaps", true),
     kind("", "v1", "ServiceAccount", "serviceaccounts", true),
+    kind("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
+    kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
+    kind("generators.external-secrets.io", "v1alpha1", "Password", "passwords", true),
+    kind("external-secrets.io", "v1", "ExternalSecret", "externalsecrets", true),
+    kind("external-secrets.io", "v1alpha1", "PushSecret", "pushsecrets", true),
+    kind("", "v1", "ConfigMap", "configmaps", true),
+    // The application, and the smoke test last.
+    kept(kind("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true)),
     kind("", "v1", "Service", "services", true),
     kind("apps", "v1", "Deployment", "deployments", true),
     kind("apps", "v1", "StatefulSet", "statefulsets", true),
@@ -106,4 +118,24 @@ pub fn application() -> ApiResource {
         &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application"),
         "applications",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use verbund_domain::tenancy::TENANT_KINDS;
+
+    #[test]
+    fn every_kind_a_tenant_may_own_is_applied() {
+        for k in TENANT_KINDS {
+            assert!(
+                APPLIED.iter().any(|a| a.group == k.group
+                    && a.kind == k.kind
+                    && a.plural == k.plural
+                    && a.namespaced),
+                "{}",
+                k.kind
+            );
+        }
+    }
 }

@@ -10,7 +10,10 @@
 //! - [`desired`] fetches the desired-state repository with the `git` CLI and reads a
 //!   site's environment folder the way kustomize would (only `resources` lists).
 //! - [`apply`] applies it with server-side apply and prunes what is no longer desired
-//!   (`--apply`, for sites whose delivery mode is the agent).
+//!   (`--apply`, for sites whose delivery mode is the agent): verbund's own objects with
+//!   the agent's rights, each booking's vendor content (its manifests, its chart rendered
+//!   by [`chart`]) as the booking's deployer, so the API server holds it to its tenant's
+//!   rights.
 //! - [`kinds`] is the fixed table of kinds the agent applies; [`install`] builds the
 //!   agent's own install manifests (RBAC from that table).
 //!
@@ -23,6 +26,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
 
 pub mod apply;
+pub mod chart;
 pub mod desired;
 pub mod error;
 pub mod install;

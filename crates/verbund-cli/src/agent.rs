@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use verbund_agent::apply::{self, Applier};
+use verbund_agent::chart::Charts;
 use verbund_agent::desired::Repository;
 use verbund_agent::install::{manifests, to_yaml, Install, DEFAULT_IMAGE};
 use verbund_agent::observe::Stores;
@@ -59,6 +60,9 @@ pub struct AgentArgs {
     /// Apply an unchanged commit again after this long, to take back drift.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub resync: Duration,
+    /// The `helm` binary that renders bookings' charts (with `--apply`).
+    #[arg(long, env = "VERBUND_HELM", default_value = "helm")]
+    pub helm: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,8 +141,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create {}", args.cache_dir.display()))?;
         let repository = Repository::new(url, &args.branch, &args.cache_dir);
         let folder = format!("sites/{}/{}", args.site, args.environment);
+        let kube_version = client.apiserver_version().await.map(|v| v.git_version).ok();
+        let charts = Charts::new(&args.helm, kube_version);
         tasks.push(tokio::spawn(apply::run(
-            Applier::new(client),
+            Applier::new(client, charts),
             repository,
             folder,
             args.interval,

@@ -205,7 +205,14 @@ pub struct DemoArgs {
     /// Do not start simulated agents (e.g. to run `verbund simulate` or real agents instead).
     #[arg(long)]
     pub no_simulation: bool,
+    /// The Helm repository that serves the demo's own charts (`charts/` of the
+    /// repository, packaged with `helm package` and indexed with `helm repo index`).
+    #[arg(long, env = "VERBUND_DEMO_CHARTS", default_value = DEMO_CHARTS)]
+    pub charts: String,
 }
+
+/// Where the demo's own charts are served unless `--charts` says otherwise.
+pub const DEMO_CHARTS: &str = "https://charts.verbund.example/demo";
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {

@@ -33,6 +33,8 @@ const ACTOR: &str = "system/demo";
 /// Placeholder in `offerings.yaml` for the vendor organisation's id.
 const VENDOR_PLACEHOLDER: &str = "demo-vendor";
 const VENDOR_NAME: &str = "Open-Source-Anbieterverbund (Demo)";
+/// Placeholder in `offerings.yaml` for the Helm repository of the demo's own charts.
+const CHARTS_PLACEHOLDER: &str = "${VERBUND_DEMO_CHARTS}";
 
 #[derive(Debug, Deserialize)]
 struct OfferingEntry {
@@ -48,10 +50,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let DemoArgs {
         serve: args,
         no_simulation,
+        charts,
     } = args;
     let store = args.store.open().await?;
     crate::serve::bootstrap_admin(&store, &args.store.data).await?;
-    load(&store, &args.store.data).await?;
+    load(&store, &args.store.data, &charts).await?;
     let extras = if no_simulation {
         crate::serve::Extras::None
     } else {
@@ -60,8 +63,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     crate::serve::serve(args, Some(store), extras).await
 }
 
-/// Loads the demo federation into the store; safe to call on every start.
-pub async fn load(store: &Store, data: &Path) -> anyhow::Result<()> {
+/// Loads the demo federation into the store; safe to call on every start. `charts` is
+/// the Helm repository of the demo's own charts.
+pub async fn load(store: &Store, data: &Path, charts: &str) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let orgs: Vec<KeyedOrganisation> = parse("municipalities.yaml", MUNICIPALITIES)?;
     store
@@ -81,7 +85,10 @@ pub async fn load(store: &Store, data: &Path) -> anyhow::Result<()> {
     for s in &sites {
         store.put_site(ACTOR, s, now).await?;
     }
-    let offerings: Vec<OfferingEntry> = parse("offerings.yaml", OFFERINGS)?;
+    let offerings: Vec<OfferingEntry> = parse(
+        "offerings.yaml",
+        &OFFERINGS.replace(CHARTS_PLACEHOLDER, charts.trim_end_matches('/')),
+    )?;
     for entry in &offerings {
         let mut spec = entry.offering.clone();
         if spec.vendor == VENDOR_PLACEHOLDER {

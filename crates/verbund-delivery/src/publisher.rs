@@ -15,7 +15,7 @@
 //!
 //! A changed booking rewrites its own folder, the folders of the bookings it depends on
 //! (their network policies admit it) and of the bookings that depend on it (they reach
-//! it), and its site's `kustomization.yaml`, whose list of folders is read from the
+//! it), and its site's entry files and shards, whose lists of folders are read from the
 //! repository itself. Nothing else is rendered, so one change costs the same whatever
 //! the size of the fleet. A booking that leaves the delivered states (retained, deleted)
 //! loses its folder. A changed site is rendered whole.
@@ -47,8 +47,8 @@ use verbund_domain::page::PageRequest;
 use verbund_git::{folder_oid, Author, CommitId, DesiredStateRepo, Difference, PushOptions};
 use verbund_placement::Bookings;
 use verbund_render::{
-    booking_folder, names::namespace_name, site_files, site_folder, RenderInput, RenderOptions,
-    RenderedFile,
+    booking_folder, listed_namespaces, names::namespace_name, site_files, site_folder, RenderInput,
+    RenderOptions, RenderedFile,
 };
 use verbund_store::{SiteFilter, Store};
 
@@ -526,9 +526,7 @@ impl Publisher {
             environment,
             bookings: records.placed(&delivered, &by_id)?,
         };
-        let kustomization = format!("{folder}/kustomization.yaml");
-        let mut namespaces =
-            listed_folders(self.inner.repo.file_at_head(&kustomization)?.as_deref());
+        let mut namespaces = self.listed_at_head(&folder)?;
         let mut update = SiteUpdate::default();
         for f in verbund_render::render_folders(&input, options, &selected)? {
             if by_id
@@ -548,13 +546,44 @@ impl Publisher {
                 .push((booking_folder(&folder, &namespace), Vec::new()));
             namespaces.remove(&namespace);
         }
-        update.entry = site_files(
+        let (shards, entry): (Vec<RenderedFile>, Vec<RenderedFile>) = site_files(
             spec,
             environment,
             namespaces.iter().map(String::as_str),
             options,
-        )?;
+        )?
+        .into_iter()
+        .partition(|f| f.path.starts_with(&format!("{folder}/shards/")));
+        update.entry = ENTRY_FILES
+            .iter()
+            .map(|name| {
+                let path = format!("{folder}/{name}");
+                let content = entry
+                    .iter()
+                    .find(|f| f.path == path)
+                    .map(|f| f.content.clone());
+                (path, content)
+            })
+            .collect();
+        update.shards = (format!("{folder}/shards"), shards);
         Ok(update)
+    }
+
+    /// The namespaces of the bookings HEAD's shards of a site environment `folder` list.
+    fn listed_at_head(&self, folder: &str) -> Result<BTreeSet<String>> {
+        let repo = &self.inner.repo;
+        let shards = format!("{folder}/shards");
+        let mut out = BTreeSet::new();
+        if repo.tree_oid_at(&shards)?.is_none() {
+            return Ok(out);
+        }
+        for shard in repo.change()?.list(&shards)? {
+            let path = format!("{shards}/{shard}/kustomization.yaml");
+            if let Some(text) = repo.file_at_head(&path)? {
+                out.extend(listed_namespaces(&String::from_utf8_lossy(&text)));
+            }
+        }
+        Ok(out)
     }
 
     /// Renders one site environment's folder, unless `memoised` and its inputs are
@@ -745,9 +774,11 @@ impl Publisher {
                     for (folder, files) in update.folders {
                         change.put_folder(&folder, files)?;
                     }
-                    for f in update.entry {
-                        change.put_file(&f.path, Some(&f.content))?;
+                    for (path, content) in update.entry {
+                        change.put_file(&path, content.as_deref())?;
                     }
+                    let (shards, files) = update.shards;
+                    change.put_folder(&shards, files)?;
                 }
                 Err(e) => {
                     tracing::error!(site = %site, error = %e, "these changes of the site cannot be delivered; it keeps its committed state");
@@ -800,33 +831,20 @@ impl Publisher {
     }
 }
 
+/// The files a site environment's folder holds beside its shards and bookings.
+const ENTRY_FILES: [&str; 3] = ["kustomization.yaml", "root.yaml", "shards.yaml"];
+
 /// What one site's environment gets from an incremental delivery.
 #[derive(Default)]
 struct SiteUpdate {
     /// Booking folders and their files (none: the folder goes).
     folders: Vec<(String, Vec<RenderedFile>)>,
-    /// The site's `kustomization.yaml` and root.
-    entry: Vec<RenderedFile>,
+    /// The site's entry files ([`ENTRY_FILES`]) and their content (none: the file goes).
+    entry: Vec<(String, Option<String>)>,
+    /// The `shards` folder and all its files.
+    shards: (String, Vec<RenderedFile>),
     /// Bookings rendered while `placed`.
     placed: Vec<String>,
-}
-
-/// The booking folders a site's `kustomization.yaml` lists (`bookings/<namespace>`).
-fn listed_folders(kustomization: Option<&[u8]>) -> BTreeSet<String> {
-    let Some(text) = kustomization else {
-        return BTreeSet::new();
-    };
-    let value: serde_json::Value = serde_yaml_ng::from_slice(text).unwrap_or_default();
-    value["resources"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|r| r.as_str()?.strip_prefix("bookings/"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// One site environment's rendered folder.

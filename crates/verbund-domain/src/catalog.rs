@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use crate::directory::Resources;
 use crate::error::{Invalid, Result};
 use crate::name::{check_name, check_text};
+use crate::tenancy::{secret_names_in_values, unmet_references, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -150,6 +151,12 @@ pub struct OfferingSpec {
     /// Days a cancelled booking's data is kept before deletion.
     #[serde(default = "default_retention")]
     pub retention_days: u32,
+    /// Each booking has credentials of its own, generated at its site and kept in the
+    /// site's secret store: the Secret `<name>-credentials` (keys `username`,
+    /// `password`) in its namespace, and in the namespace of every booking that depends
+    /// on it (e.g. a PostgreSQL's, read by the application that uses the database).
+    #[serde(default)]
+    pub credentials: bool,
 }
 
 fn empty_object_schema() -> Value {
@@ -312,10 +319,16 @@ pub enum Package {
         #[schema(value_type = Object)]
         values: Value,
     },
-    /// Plain Kubernetes manifests.
+    /// Plain Kubernetes manifests, each of a kind a tenant may own
+    /// ([`crate::tenancy::TENANT_KINDS`]), placed in the booking's namespace.
     Manifests {
         #[schema(value_type = Vec<Object>)]
         manifests: Vec<Value>,
+        /// The ConfigMap the manifests read the tenant's configuration from (e.g. through
+        /// `envFrom`); verbund renders it from the booking's configuration, one key per
+        /// leaf in environment-variable form (`tax_rates.first_dog` → `TAX_RATES_FIRST_DOG`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config_map: Option<String>,
     },
 }
 
@@ -381,33 +394,105 @@ impl VersionSpec {
                     ));
                 }
             }
-            Package::Manifests { manifests } => {
+            Package::Manifests {
+                manifests,
+                config_map,
+            } => {
                 if manifests.is_empty() {
                     return Err(Invalid::new("/package/manifests", "must not be empty"));
                 }
                 for (i, m) in manifests.iter().enumerate() {
-                    let has = |k: &str| {
-                        m.get(k)
-                            .and_then(Value::as_str)
-                            .is_some_and(|s| !s.is_empty())
-                    };
-                    if !has("apiVersion") || !has("kind") {
-                        return Err(Invalid::new(
-                            format!("/package/manifests/{i}"),
-                            "a manifest needs `apiVersion` and `kind`",
-                        ));
-                    }
-                    if m.get("kind").and_then(Value::as_str) == Some("Secret") {
-                        return Err(Invalid::new(
-                            format!("/package/manifests/{i}"),
-                            "manifests must not carry a `Secret`; reference one (e.g. an ExternalSecret) instead",
-                        ));
-                    }
+                    crate::tenancy::check_tenant_object(m).map_err(|e| {
+                        Invalid::new(format!("/package/manifests/{i}"), e.to_string())
+                    })?;
+                }
+                if let Some(name) = config_map {
+                    check_name("/package/config_map", name)?;
                 }
             }
         }
         Ok(v)
     }
+}
+
+/// The Secret holding a booking's credentials (see [`OfferingSpec::credentials`]), in its
+/// own namespace and in those of the bookings that depend on it.
+pub fn credentials_secret(offering: &str) -> String {
+    format!("{offering}-credentials")
+}
+
+/// The ConfigMaps and Secrets a booking of `offering` gets from verbund besides its
+/// package's own objects: the package's configuration ConfigMap, its own credentials and
+/// its dependencies'.
+pub fn provided_references(offering: &OfferingSpec, package: &Package) -> Vec<Reference> {
+    let mut out: Vec<Reference> = offering
+        .dependencies
+        .iter()
+        .map(|d| Reference::Secret(credentials_secret(&d.offering)))
+        .collect();
+    if offering.credentials {
+        out.push(Reference::Secret(credentials_secret(&offering.name)));
+    }
+    if let Package::Manifests {
+        config_map: Some(name),
+        ..
+    } = package
+    {
+        out.push(Reference::ConfigMap(name.clone()));
+    }
+    out.sort();
+    out
+}
+
+/// Whether `version`'s package can start as a booking of `offering`: every ConfigMap and
+/// Secret its manifests' pods read exists (made by the package or provided by verbund),
+/// and every Secret its Helm values name (`existingSecret`, …) is one verbund provides.
+/// Publishing a version and rendering a booking both ask this, so a version that is
+/// accepted never fails at render time for these reasons.
+pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<()> {
+    let provided = provided_references(offering, &version.package);
+    let provided_text = || {
+        if provided.is_empty() {
+            "none".to_string()
+        } else {
+            provided
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    match &version.package {
+        Package::Manifests { manifests, .. } => {
+            let unmet = unmet_references(manifests, &provided);
+            if !unmet.is_empty() {
+                let names: Vec<String> = unmet.iter().map(ToString::to_string).collect();
+                return Err(Invalid::new(
+                    "/package/manifests",
+                    format!(
+                        "the pods read {} which nothing creates; the manifests may read what they create and what verbund provides: {}",
+                        names.join(", "),
+                        provided_text()
+                    ),
+                ));
+            }
+        }
+        Package::Helm { values, .. } => {
+            for (pointer, name) in secret_names_in_values(values) {
+                if !provided.contains(&Reference::Secret(name.clone())) {
+                    return Err(Invalid::new(
+                        format!("/package/values{pointer}"),
+                        format!(
+                            "names the Secret `{name}`, which no booking of `{}` gets; verbund provides: {}",
+                            offering.name,
+                            provided_text()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A stored version of an offering.

@@ -15,5 +15,6 @@ pub mod page;
 pub mod report;
 pub mod rollout;
 pub mod secrets;
+pub mod tenancy;
 
 pub use error::{Invalid, Result};

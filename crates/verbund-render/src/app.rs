@@ -1,72 +1,70 @@
-//! The application of a booking, in the form its site's engine understands.
+//! The application of a booking, in the form its site's engine understands, always
+//! applied with the booking's own rights (its deployer, see [`crate::tenant`]).
 //!
 //! | package | Flux site | Argo CD site | agent site |
 //! | --- | --- | --- | --- |
-//! | Helm, `https://` | `HelmRepository` + `HelmRelease` | `Application` (chart source) | as Flux¹ |
-//! | Helm, `oci://` | `OCIRepository` + `HelmRelease` (`chartRef`) | `Application`² | as Flux¹ |
-//! | manifests | the manifests, in the booking's namespace | the same | the same |
+//! | Helm, `https://` | `HelmRepository` + `HelmRelease` | `AppProject` + `Application` (chart) | `helm.yaml`¹ |
+//! | Helm, `oci://` | `OCIRepository` + `HelmRelease` (`chartRef`) | `AppProject` + `Application`² | `helm.yaml`¹ |
+//! | manifests | `app/` + a `Kustomization` of it | `app/` + `AppProject` + `Application` of it | `app/`¹ |
 //!
-//! ¹ Only where the agent runs Flux's source- and helm-controllers
-//! ([`RenderOptions::agent_runs_helm_controller`]); otherwise refused.
+//! ¹ An agent site gets plain objects only: the agent renders `helm.yaml` with
+//! `helm template` and applies the result, and applies `app/`, as the deployer.
 //! ² Argo CD names OCI Helm repositories without the scheme (`registry/path`); the
 //! site's Argo CD must know the registry as an OCI Helm repository (`enableOCI`).
 //!
-//! For OCI charts Flux's recommended source is an `OCIRepository` (its `HelmRepository`
-//! of `type: oci` is in maintenance), which needs Flux 2.6 or later.
+//! The HelmRelease and the Kustomization name the deployer as `serviceAccountName`; the
+//! AppProject allows exactly the booking's namespace, no cluster-scoped kind and only the
+//! kinds a tenant may own ([`verbund_domain::tenancy::TENANT_KINDS`]), and names the
+//! deployer for Argo CD's sync impersonation. For OCI charts Flux's recommended source is
+//! an `OCIRepository`, which needs Flux 2.6 or later.
 //!
-//! Plain manifests are vendor-given objects: each is placed in the booking's namespace
-//! (whatever namespace it names) and gets verbund's labels; `Secret`s, lists and
-//! cluster-scoped kinds are refused, and so are `ConfigMap` entries that look like
-//! secrets (see [`crate::secrets`]). Tenant configuration and plan values do not reach
-//! plain manifests: they have no values to fill.
+//! Plain manifests are vendor-given objects: each must be of a kind a tenant may own
+//! (checked by [`verbund_domain::tenancy::check_tenant_object`], the same function that
+//! decided when the version was published), is placed in the booking's namespace
+//! (whatever namespace it names) and gets verbund's labels. They live in the booking's
+//! `app/` folder, which the booking's own `kustomization.yaml` does not list: the site's
+//! trusted delivery never applies vendor content itself.
+//!
+//! Helm values are the package defaults < the plan < the tenant's configuration, and then
+//! the block `verbund` (see [`verbund_values`]), which tenants cannot override.
 
-use serde_json::{Map, Value};
-use verbund_domain::catalog::Package;
+use serde_json::{json, Map, Value};
+use verbund_domain::catalog::{credentials_secret, Package};
 use verbund_domain::directory::Delivery;
+use verbund_domain::tenancy::{
+    check_tenant_object, AgentChart, AgentChartMetadata, AgentChartSpec, TENANT_KINDS,
+};
 
 use crate::crd::{
-    Application, ApplicationDestination, ApplicationSource, ApplicationSourceHelm, Automated,
-    HelmChartTemplate, HelmChartTemplateSpec, HelmRelease, HelmReleaseSpec, HelmRepository,
-    HelmRepositorySpec, LayerSelector, OciReference, OciRepository, OciRepositorySpec, Remediated,
+    AppProject, AppProjectSpec, Application, ApplicationDestination, ApplicationSource,
+    ApplicationSourceHelm, Automated, DestinationServiceAccount, GroupKind, HelmChartTemplate,
+    HelmChartTemplateSpec, HelmRelease, HelmReleaseSpec, HelmRepository, HelmRepositorySpec,
+    LayerSelector, OciReference, OciRepository, OciRepositorySpec, ProjectDestination, Remediated,
     Remediation, SourceReference, SyncPolicy,
 };
 use crate::error::{Error, Result};
 use crate::input::RenderOptions;
-use crate::secrets::find_literal_secret;
-use crate::tenant::Tenant;
+use crate::tenant::{Tenant, DEPLOYER};
 use crate::values::layered;
 use crate::yaml::{canonical, to_value};
 
 /// The Kubernetes API server as seen from inside the cluster.
 pub(crate) const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 
-/// Kinds that are not namespaced, so a tenant's package must not carry them.
-const CLUSTER_SCOPED: [&str; 22] = [
-    "APIService",
-    "CSIDriver",
-    "CertificateSigningRequest",
-    "ClusterExternalSecret",
-    "ClusterIssuer",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "ClusterSecretStore",
-    "CustomResourceDefinition",
-    "FlowSchema",
-    "IngressClass",
-    "MutatingWebhookConfiguration",
-    "Namespace",
-    "Node",
-    "PersistentVolume",
-    "PriorityClass",
-    "PriorityLevelConfiguration",
-    "RuntimeClass",
-    "StorageClass",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-    "ValidatingWebhookConfiguration",
-];
+/// The files of a booking's application.
+#[derive(Debug, Default)]
+pub(crate) struct AppFiles {
+    /// `app.yaml`: what the site's engine reconciles to deploy the application (empty on
+    /// agent sites).
+    pub engine: Vec<Value>,
+    /// `app/manifests.yaml`: the vendor's manifests, in the booking's namespace.
+    pub manifests: Vec<Value>,
+    /// `helm.yaml`: the chart an agent site renders.
+    pub agent_chart: Option<Value>,
+}
 
-/// The booking's Helm values: package defaults < plan < tenant configuration.
+/// The booking's Helm values: package defaults < plan < tenant configuration, then the
+/// `verbund` block.
 pub(crate) fn helm_values(tenant: &Tenant<'_>, defaults: &Value) -> Result<Value> {
     let placed = tenant.placed;
     let config = match &placed.booking.config {
@@ -79,17 +77,56 @@ pub(crate) fn helm_values(tenant: &Tenant<'_>, defaults: &Value) -> Result<Value
         }
     };
     let plan = crate::resources::plan_values(placed.plan);
-    Ok(canonical(layered([defaults, &plan, &config])))
+    let mut values = layered([defaults, &plan, &config]);
+    if let Value::Object(map) = &mut values {
+        map.insert("verbund".into(), verbund_values(tenant));
+    }
+    Ok(canonical(values))
 }
 
-/// The application objects of a booking, for its site's delivery mode.
+/// What verbund tells every chart about the booking, under the key `verbund`:
+/// `namespace`, `booking`, `organisation` (its key), `credentialsSecret` (if the
+/// offering has credentials) and per dependency (by offering) its `namespace`, `host`
+/// (`<offering>.<namespace>.svc.cluster.local`, the Service its chart names after the
+/// release) and `credentialsSecret`. Charts written for verbund read their connections
+/// from here.
+pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
+    let placed = tenant.placed;
+    let dependencies: Map<String, Value> = tenant
+        .dependencies
+        .iter()
+        .map(|(offering, namespace)| {
+            (
+                offering.clone(),
+                json!({
+                    "namespace": namespace,
+                    "host": format!("{offering}.{namespace}.svc.cluster.local"),
+                    "credentialsSecret": credentials_secret(offering),
+                }),
+            )
+        })
+        .collect();
+    let mut block = json!({
+        "namespace": tenant.namespace,
+        "booking": placed.booking.id,
+        "organisation": tenant.organisation_key,
+        "dependencies": dependencies,
+    });
+    if placed.offering.credentials {
+        block["credentialsSecret"] = json!(credentials_secret(&placed.offering.name));
+    }
+    block
+}
+
+/// The application files of a booking whose folder is `folder`, for its site's delivery
+/// mode.
 pub(crate) fn application(
     tenant: &Tenant<'_>,
+    folder: &str,
     delivery: Delivery,
     options: &RenderOptions,
-) -> Result<Vec<Value>> {
+) -> Result<AppFiles> {
     let placed = tenant.placed;
-    let booking = &placed.booking.id;
     match &placed.version.package {
         Package::Helm {
             repository,
@@ -103,25 +140,39 @@ pub(crate) fn application(
                 chart,
                 version: chart_version,
             };
-            match delivery {
-                Delivery::Flux => flux(tenant, &chart, values),
-                Delivery::Agent if options.agent_runs_helm_controller => {
-                    flux(tenant, &chart, values)
-                }
-                Delivery::Agent => Err(Error::Unsupported {
-                    booking: booking.clone(),
-                    message:
-                        "the package is a Helm chart, and the site's agent runs no Helm controller"
-                            .into(),
-                }),
-                Delivery::Argocd => argocd(tenant, &chart, values, options),
-            }
+            Ok(match delivery {
+                Delivery::Flux => AppFiles {
+                    engine: flux_helm(tenant, &chart, values)?,
+                    ..AppFiles::default()
+                },
+                Delivery::Argocd => AppFiles {
+                    engine: argocd(tenant, Source::Chart(&chart, values), options)?,
+                    ..AppFiles::default()
+                },
+                Delivery::Agent => AppFiles {
+                    agent_chart: Some(agent_chart(tenant, &chart, values)?),
+                    ..AppFiles::default()
+                },
+            })
         }
-        Package::Manifests { manifests } => manifests
-            .iter()
-            .enumerate()
-            .map(|(index, manifest)| namespaced(tenant, index, manifest))
-            .collect(),
+        Package::Manifests { manifests, .. } => {
+            let manifests = manifests
+                .iter()
+                .enumerate()
+                .map(|(index, manifest)| namespaced(tenant, index, manifest))
+                .collect::<Result<Vec<_>>>()?;
+            let path = format!("{folder}/app");
+            let engine = match delivery {
+                Delivery::Flux => vec![flux_manifests(tenant, &path, options)?],
+                Delivery::Argocd => argocd(tenant, Source::Folder(&path), options)?,
+                Delivery::Agent => Vec::new(),
+            };
+            Ok(AppFiles {
+                engine,
+                manifests,
+                agent_chart: None,
+            })
+        }
     }
 }
 
@@ -135,9 +186,26 @@ impl HelmChart<'_> {
     fn oci(&self) -> Option<&str> {
         self.repository.strip_prefix("oci://")
     }
+
+    /// The repository as Argo CD names it: OCI registries without the scheme.
+    fn argocd_repository(&self) -> String {
+        self.oci()
+            .map_or(self.repository, |r| r.trim_end_matches('/'))
+            .to_string()
+    }
 }
 
-fn flux(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Result<Vec<Value>> {
+/// A Helm release name (at most 53 characters) for the offering.
+fn release_name(offering: &str) -> String {
+    offering
+        .chars()
+        .take(53)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+fn flux_helm(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Result<Vec<Value>> {
     let name = &tenant.placed.offering.name;
     let remediated = || Remediated {
         remediation: Remediation { retries: 3 },
@@ -161,6 +229,7 @@ fn flux(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Result<Vec
             let reference = SourceReference {
                 kind: OciRepository::KIND.into(),
                 name: name.clone(),
+                namespace: None,
             };
             (to_value("OCIRepository", &source)?, None, Some(reference))
         }
@@ -179,6 +248,7 @@ fn flux(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Result<Vec
                     source_ref: SourceReference {
                         kind: HelmRepository::KIND.into(),
                         name: name.clone(),
+                        namespace: None,
                     },
                 },
             };
@@ -193,52 +263,124 @@ fn flux(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Result<Vec
             chart_ref,
             install: remediated(),
             upgrade: remediated(),
+            service_account_name: DEPLOYER.into(),
             values,
         },
     );
     Ok(vec![source, to_value("HelmRelease", &release)?])
 }
 
-fn argocd(
-    tenant: &Tenant<'_>,
-    chart: &HelmChart<'_>,
-    values: Value,
-    options: &RenderOptions,
-) -> Result<Vec<Value>> {
+/// A Flux Kustomization in the booking's namespace that applies the booking's `app/`
+/// folder as its deployer, from the site's Git source in Flux's namespace.
+fn flux_manifests(tenant: &Tenant<'_>, path: &str, options: &RenderOptions) -> Result<Value> {
+    crate::root::flux_kustomization(
+        tenant.meta(&tenant.placed.offering.name),
+        path,
+        Some(&options.flux_namespace),
+        DEPLOYER,
+        Some(&tenant.namespace),
+    )
+}
+
+fn agent_chart(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Result<Value> {
+    let file = AgentChart {
+        api_version: AgentChart::API_VERSION.into(),
+        kind: AgentChart::KIND.into(),
+        metadata: AgentChartMetadata {
+            name: release_name(&tenant.placed.offering.name),
+            namespace: tenant.namespace.clone(),
+        },
+        spec: AgentChartSpec {
+            repository: chart.repository.to_string(),
+            chart: chart.chart.to_string(),
+            version: chart.version.to_string(),
+            service_account_name: DEPLOYER.into(),
+            values,
+        },
+    };
+    to_value(AgentChart::FILE, &file)
+}
+
+/// What an Argo CD application of a booking deploys.
+enum Source<'a> {
+    /// A Helm chart with the booking's values.
+    Chart(&'a HelmChart<'a>, Value),
+    /// A folder of the site's desired-state repository.
+    Folder(&'a str),
+}
+
+/// The booking's AppProject (its namespace only, the tenant kinds only) and its
+/// Application in it.
+fn argocd(tenant: &Tenant<'_>, source: Source<'_>, options: &RenderOptions) -> Result<Vec<Value>> {
     let offering = &tenant.placed.offering.name;
-    let mut metadata = tenant.meta(&tenant.namespace);
-    metadata.namespace = Some(options.argocd_namespace.clone());
-    // Deleting the application deletes what it deployed, like a Flux HelmRelease.
-    metadata.finalizers = Some(vec!["resources-finalizer.argocd.argoproj.io".into()]);
-    // After the namespace, its quota and policies (wave 0) exist.
-    metadata.annotations = Some(
-        [("argocd.argoproj.io/sync-wave".to_string(), "1".to_string())]
-            .into_iter()
-            .collect(),
-    );
-    let application = Application::new(
-        metadata,
-        crate::crd::ApplicationSpec {
-            project: options.argocd_project.clone(),
-            source: ApplicationSource {
-                repo_url: chart
-                    .oci()
-                    .map_or(chart.repository, |r| r.trim_end_matches('/'))
-                    .to_string(),
+    let in_argocd = |annotations: Option<Vec<(&str, &str)>>| {
+        let mut metadata = tenant.meta(&tenant.namespace);
+        metadata.namespace = Some(options.argocd_namespace.clone());
+        metadata.annotations = annotations.map(|a| {
+            a.into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        });
+        metadata
+    };
+    let (source_repo, application_source) = match source {
+        Source::Chart(chart, values) => (
+            chart.argocd_repository(),
+            ApplicationSource {
+                repo_url: chart.argocd_repository(),
                 target_revision: chart.version.to_string(),
                 chart: Some(chart.chart.to_string()),
                 path: None,
                 helm: Some(ApplicationSourceHelm {
-                    // Helm release names are at most 53 characters.
-                    release_name: offering
-                        .chars()
-                        .take(53)
-                        .collect::<String>()
-                        .trim_end_matches('-')
-                        .to_string(),
+                    release_name: release_name(offering),
                     values_object: values,
                 }),
             },
+        ),
+        Source::Folder(path) => (
+            options.repository_url.clone(),
+            ApplicationSource {
+                repo_url: options.repository_url.clone(),
+                target_revision: options.branch.clone(),
+                chart: None,
+                path: Some(path.to_string()),
+                helm: None,
+            },
+        ),
+    };
+    let project = AppProject::new(
+        in_argocd(None),
+        AppProjectSpec {
+            description: format!("booking {} of {offering}", tenant.placed.booking.id),
+            source_repos: vec![source_repo],
+            destinations: vec![ProjectDestination {
+                server: IN_CLUSTER.into(),
+                namespace: tenant.namespace.clone(),
+            }],
+            cluster_resource_whitelist: Vec::new(),
+            namespace_resource_whitelist: TENANT_KINDS
+                .iter()
+                .map(|k| GroupKind {
+                    group: k.group.to_string(),
+                    kind: k.kind.to_string(),
+                })
+                .collect(),
+            destination_service_accounts: vec![DestinationServiceAccount {
+                server: IN_CLUSTER.into(),
+                namespace: tenant.namespace.clone(),
+                default_service_account: DEPLOYER.into(),
+            }],
+        },
+    );
+    // Deleting the application deletes what it deployed, like a Flux HelmRelease; it
+    // comes after the namespace, its quota and policies (wave 0).
+    let mut metadata = in_argocd(Some(vec![("argocd.argoproj.io/sync-wave", "1")]));
+    metadata.finalizers = Some(vec!["resources-finalizer.argocd.argoproj.io".into()]);
+    let application = Application::new(
+        metadata,
+        crate::crd::ApplicationSpec {
+            project: tenant.namespace.clone(),
+            source: application_source,
             destination: ApplicationDestination {
                 server: IN_CLUSTER.into(),
                 namespace: tenant.namespace.clone(),
@@ -252,75 +394,38 @@ fn argocd(
             },
         },
     );
-    Ok(vec![to_value("Application", &application)?])
+    Ok(vec![
+        to_value("AppProject", &project)?,
+        to_value("Application", &application)?,
+    ])
 }
 
 /// A vendor's manifest, checked, in the booking's namespace and with verbund's labels.
 fn namespaced(tenant: &Tenant<'_>, index: usize, manifest: &Value) -> Result<Value> {
     let booking = &tenant.placed.booking.id;
-    let forbidden = |reason: String| Error::ForbiddenManifest {
+    check_tenant_object(manifest).map_err(|refusal| Error::ForbiddenManifest {
         booking: booking.clone(),
         index,
-        reason,
+        reason: refusal.to_string(),
+    })?;
+    let forbidden = |reason: &str| Error::ForbiddenManifest {
+        booking: booking.clone(),
+        index,
+        reason: reason.to_string(),
     };
-    let Value::Object(object) = manifest else {
-        return Err(forbidden("a manifest must be an object".into()));
+    let mut object = manifest
+        .as_object()
+        .cloned()
+        .ok_or_else(|| forbidden("a manifest must be an object"))?;
+    let Some(Value::Object(metadata)) = object.get_mut("metadata") else {
+        return Err(forbidden("`metadata` must be an object"));
     };
-    let text = |key: &str| {
-        object
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let (Some(_), Some(kind)) = (text("apiVersion"), text("kind")) else {
-        return Err(forbidden("a manifest needs `apiVersion` and `kind`".into()));
-    };
-    if kind == "Secret" {
-        return Err(Error::SecretManifest {
-            booking: booking.clone(),
-            index,
-        });
-    }
-    if kind.ends_with("List") {
-        return Err(forbidden(format!(
-            "`{kind}` is a list; give its items one by one"
-        )));
-    }
-    if CLUSTER_SCOPED.contains(&kind) {
-        return Err(forbidden(format!(
-            "`{kind}` is cluster-scoped; a booking only gets its own namespace"
-        )));
-    }
-    if kind == "ConfigMap" {
-        for field in ["data", "binaryData"] {
-            if let Some(pointer) = object.get(field).and_then(find_literal_secret) {
-                return Err(Error::SecretValue {
-                    booking: booking.clone(),
-                    pointer: format!("/package/manifests/{index}/{field}{pointer}"),
-                });
-            }
-        }
-    }
-    let mut object = object.clone();
-    let metadata = object
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    let Value::Object(metadata) = metadata else {
-        return Err(forbidden("`metadata` must be an object".into()));
-    };
-    if metadata
-        .get("name")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        return Err(forbidden("a manifest needs `metadata.name`".into()));
-    }
     metadata.insert("namespace".into(), Value::String(tenant.namespace.clone()));
     let labels = metadata
         .entry("labels")
         .or_insert_with(|| Value::Object(Map::new()));
     let Value::Object(labels) = labels else {
-        return Err(forbidden("`metadata.labels` must be an object".into()));
+        return Err(forbidden("`metadata.labels` must be an object"));
     };
     for (key, value) in tenant.manifest_labels() {
         labels.insert(key, Value::String(value));

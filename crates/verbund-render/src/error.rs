@@ -54,6 +54,14 @@ pub enum Error {
     /// The site, environment or a name used in paths or object names is not usable.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// The booking's package cannot start as a booking of its offering (see
+    /// `verbund_domain::catalog::check_package`, which also decides at publish time).
+    #[error("booking `{booking}`: `{field}`: {message}")]
+    Package {
+        booking: String,
+        field: String,
+        message: String,
+    },
     /// The site cannot run what a booking needs.
     #[error("booking `{booking}`: {message}")]
     Unsupported { booking: String, message: String },

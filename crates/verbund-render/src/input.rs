@@ -47,23 +47,16 @@ pub struct RenderOptions {
     pub flux_namespace: String,
     /// Namespace of Argo CD, where its applications live.
     pub argocd_namespace: String,
-    /// The Argo CD project of verbund's applications.
-    pub argocd_project: String,
     /// The `ClusterSecretStore` every `ExternalSecret` reads from.
     pub secret_store: String,
     /// The `ClusterRole` bound to the tenant's group in its namespace.
     pub tenant_cluster_role: String,
-    /// Whether verbund's agent runs Flux's source- and helm-controllers next to itself,
-    /// so that Helm packages can be delivered to agent sites as `HelmRelease`s. Without
-    /// them, bookings of Helm packages on agent sites are refused.
-    pub agent_runs_helm_controller: bool,
 }
 
 impl RenderOptions {
     /// The defaults for everything but the repository: branch `main`, ingress controller
-    /// in `ingress-nginx`, Flux in `flux-system`, Argo CD in `argocd` (project
-    /// `default`), secret store `verbund`, tenant role `edit`, and an agent that runs the
-    /// Helm controller.
+    /// in `ingress-nginx`, Flux in `flux-system`, Argo CD in `argocd`, secret store
+    /// `verbund`, tenant role `edit`.
     pub fn new(repository_url: impl Into<String>) -> Self {
         Self {
             repository_url: repository_url.into(),
@@ -71,10 +64,8 @@ impl RenderOptions {
             ingress_namespace: "ingress-nginx".into(),
             flux_namespace: "flux-system".into(),
             argocd_namespace: "argocd".into(),
-            argocd_project: "default".into(),
             secret_store: "verbund".into(),
             tenant_cluster_role: "edit".into(),
-            agent_runs_helm_controller: true,
         }
     }
 }

@@ -10,27 +10,35 @@
 //!
 //! ```text
 //! sites/<site>/<environment>/
-//!   kustomization.yaml                 every booking folder below, what each engine builds
-//!   root.yaml                          Flux or Argo CD only: applied once by the operator
+//!   kustomization.yaml          Flux, Argo CD: shards.yaml; agent: every shard folder
+//!   shards.yaml                 Flux, Argo CD: a Kustomization / Application per shard
+//!   root.yaml                   Flux, Argo CD: applied once by the operator (see [`root`])
+//!   shards/<nn>/kustomization.yaml   the booking folders of shard nn (00–63)
 //!   bookings/<namespace>/
-//!     kustomization.yaml               the files of this folder
-//!     namespace.yaml                   Namespace (Pod Security `restricted`)
-//!     quota.yaml                       ResourceQuota and LimitRange from the plan
-//!     networkpolicies.yaml             default deny, plus what the booking needs
-//!     rbac.yaml                        RoleBinding of the tenant's group
-//!     externalsecrets.yaml             credentials of its dependencies, if it has any
-//!     app.yaml                         the application (HelmRelease, Application or manifests),
-//!                                      and the smoke-test Job if the offering has one
+//!     kustomization.yaml        the files below but app/ and helm.yaml
+//!     namespace.yaml            Namespace (Pod Security `restricted`)
+//!     quota.yaml                ResourceQuota and LimitRange from the plan
+//!     networkpolicies.yaml      default deny, plus what the booking needs
+//!     rbac.yaml                 the tenant's RoleBinding; the deployer ServiceAccount and its RoleBinding
+//!     credentials.yaml          its own and its dependencies' credentials, if any
+//!     config.yaml               ConfigMap of the configuration (manifests packages that name one)
+//!     app.yaml                  Flux, Argo CD: what deploys the application as the deployer
+//!     smoke-test.yaml           the smoke-test Job, if the offering has one
+//!     app/                      manifests packages: the vendor's manifests (kustomization.yaml, manifests.yaml)
+//!     helm.yaml                 agent sites, Helm packages: the chart the agent renders
 //! ```
 //!
 //! Each booking folder is self-contained (its own `kustomization.yaml`), so a change of
-//! one booking rewrites its folder and the one-line-per-booking site `kustomization.yaml`
-//! and nothing else ([`render_folders`], [`site_files`]).
+//! one booking rewrites its folder, its shard's `kustomization.yaml` and the site's
+//! small entry files and nothing else ([`render_folders`], [`site_files`]). Vendor
+//! content (`app/`, `helm.yaml`) is never listed by the booking's `kustomization.yaml`:
+//! only the booking's deployer applies it (see [`app`]).
 //!
 //! Names are stable: a booking's namespace is `<offering>-<organisation>-<hash of the
 //! booking id>` (see [`names::namespace_name`]); the objects inside have fixed names.
-//! Every object of a booking carries the recommended `app.kubernetes.io/*` labels and
-//! verbund's `verbund.dev/{organisation-key,booking,offering,version}`. The namespace
+//! Every object of a booking carries the recommended `app.kubernetes.io/*` labels (never
+//! `instance`, which Argo CD's tracking owns) and verbund's
+//! `verbund.dev/{organisation-key,booking,offering,version}`. The namespace
 //! name reads the organisation's *name*: should an organisation be renamed, its
 //! bookings would move to new namespaces, so callers that allow renames must keep the
 //! names once rendered.
@@ -38,12 +46,17 @@
 //! # Values
 //!
 //! A Helm chart's values are three layers, merged object by object at every depth,
-//! the later winning (arrays and scalars are replaced whole):
+//! the later winning (arrays and scalars are replaced whole), and verbund's block:
 //!
 //! 1. the version's package defaults (`Package::Helm { values }`),
 //! 2. the plan: `replicaCount`, `resources` (requests and limits, one pod's share of the
 //!    plan) and `autoscaling` (`enabled`, `minReplicas`, `maxReplicas`),
-//! 3. the tenant's `config`.
+//! 3. the tenant's `config`,
+//! 4. `verbund`: the booking's namespace, id, organisation and its dependencies'
+//!    namespaces, hosts and credentials secrets.
+//!
+//! Plain manifests get the configuration as the ConfigMap their package names (see
+//! [`config`]).
 //!
 //! # Network policies
 //!
@@ -58,8 +71,8 @@
 //! # Secrets
 //!
 //! No rendered file contains a `Secret` or a secret's value; see [`secrets`] for the rule
-//! and its errors. Credentials of a booking's dependencies arrive as `ExternalSecret`s
-//! named `<dependency offering>-credentials` (see [`crd`]).
+//! and its errors. Credentials arrive through the External Secrets Operator (see
+//! [`tenant`]'s credentials).
 //!
 //! # Delivery
 //!
@@ -72,6 +85,7 @@
 )]
 
 pub mod app;
+pub mod config;
 pub mod crd;
 pub mod error;
 pub mod input;
@@ -80,15 +94,16 @@ pub mod resources;
 pub mod root;
 pub mod secrets;
 pub mod smoke;
-mod tenant;
+pub mod tenant;
 pub mod values;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use verbund_domain::catalog::Package;
-use verbund_domain::directory::{Environment, SiteSpec};
+use verbund_domain::catalog::{check_package, Package};
+use verbund_domain::directory::{Delivery, Environment, SiteSpec};
+use verbund_domain::tenancy::AgentChart;
 
 pub use error::{Error, Result};
 pub use input::{
@@ -167,8 +182,9 @@ pub fn booking_namespace(p: &PlacedBooking<'_>) -> String {
     namespace_name(&p.offering.name, &p.organisation.name, &p.booking.id)
 }
 
-/// The entry points of a site's environment: `kustomization.yaml`, listing the folders
-/// of the bookings with these `namespaces`, and `root.yaml` (Flux and Argo CD sites).
+/// The entry points of a site's environment for the bookings with these `namespaces`:
+/// `kustomization.yaml`, `shards.yaml` (Flux, Argo CD), each non-empty shard's
+/// `kustomization.yaml`, and `root.yaml` (Flux, Argo CD). See [`root`].
 pub fn site_files<'n>(
     site: &SiteSpec,
     environment: Environment,
@@ -177,26 +193,66 @@ pub fn site_files<'n>(
 ) -> Result<Vec<RenderedFile>> {
     check_site(site, environment)?;
     let folder = site_folder(&site.name, environment);
-    let mut resources: Vec<String> = namespaces
-        .into_iter()
-        .map(|ns| format!("bookings/{ns}"))
-        .collect();
-    resources.sort();
-    resources.dedup();
-    let kustomization = format!("{folder}/kustomization.yaml");
-    let mut files = vec![RenderedFile {
-        content: documents(&kustomization, &[root::kustomization(resources)?])?,
-        path: kustomization,
-    }];
-    let root_objects = root::root(&folder, environment, site.delivery, options)?;
-    if !root_objects.is_empty() {
-        let path = format!("{folder}/root.yaml");
+    let shards = root::shards(namespaces);
+    let mut files = Vec::new();
+    let mut file = |path: String, objects: &[Value]| -> Result<()> {
         files.push(RenderedFile {
-            content: documents(&path, &root_objects)?,
+            content: documents(&path, objects)?,
             path,
         });
+        Ok(())
+    };
+    let listed = match site.delivery {
+        Delivery::Agent => shards.keys().map(|s| format!("shards/{s}")).collect(),
+        Delivery::Flux | Delivery::Argocd => {
+            let objects = root::shard_objects(
+                &folder,
+                environment,
+                site.delivery,
+                shards.keys().cloned(),
+                options,
+            )?;
+            if objects.is_empty() {
+                Vec::new()
+            } else {
+                file(format!("{folder}/shards.yaml"), &objects)?;
+                vec!["shards.yaml".to_string()]
+            }
+        }
+    };
+    file(
+        format!("{folder}/kustomization.yaml"),
+        &[root::kustomization(listed)?],
+    )?;
+    for (shard, folders) in shards {
+        file(
+            format!("{folder}/shards/{shard}/kustomization.yaml"),
+            &[root::kustomization(folders)?],
+        )?;
     }
+    let root_objects = root::root(&folder, environment, site.delivery, options)?;
+    if !root_objects.is_empty() {
+        file(format!("{folder}/root.yaml"), &root_objects)?;
+    }
+    files.sort();
     Ok(files)
+}
+
+/// The namespaces of the bookings a site environment's shard `kustomization.yaml`
+/// lists (`../../bookings/<namespace>`), in its order; what an incremental change starts
+/// from.
+pub fn listed_namespaces(kustomization: &str) -> Vec<String> {
+    let Ok(value) = serde_yaml_ng::from_str::<Value>(kustomization) else {
+        return Vec::new();
+    };
+    value["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter_map(|r| r.strip_prefix("../../bookings/"))
+        .map(str::to_string)
+        .collect()
 }
 
 fn check_site(site: &SiteSpec, environment: Environment) -> Result<()> {
@@ -267,18 +323,19 @@ fn tenants<'i>(input: &'i RenderInput<'_>) -> Result<Vec<Tenant<'i>>> {
     Ok(tenants)
 }
 
-/// The files of one booking's folder: its objects, and a `kustomization.yaml` listing
-/// them, sorted by path.
+/// The files of one booking's folder: its objects, a `kustomization.yaml` listing
+/// them, and the vendor content (`app/`, `helm.yaml`) beside them; sorted by path.
 fn tenant_files(
     t: &Tenant<'_>,
     folder: &str,
-    delivery: verbund_domain::directory::Delivery,
+    delivery: Delivery,
     options: &RenderOptions,
 ) -> Result<Vec<RenderedFile>> {
     let dir = booking_folder(folder, &t.namespace);
+    let app = app::application(t, &dir, delivery, options)?;
     let mut files = Vec::new();
     let mut names = Vec::new();
-    for (name, objects) in booking_files(t, delivery, options)? {
+    for (name, objects) in booking_files(t, app.engine, delivery, options)? {
         if objects.is_empty() {
             continue;
         }
@@ -295,16 +352,51 @@ fn tenant_files(
         content: documents(&kustomization, &[root::kustomization(names)?])?,
         path: kustomization,
     });
+    if !app.manifests.is_empty() {
+        let path = format!("{dir}/app/manifests.yaml");
+        files.push(RenderedFile {
+            content: documents(&path, &app.manifests)?,
+            path,
+        });
+        let path = format!("{dir}/app/kustomization.yaml");
+        files.push(RenderedFile {
+            content: documents(
+                &path,
+                &[root::kustomization(vec!["manifests.yaml".into()])?],
+            )?,
+            path,
+        });
+    }
+    if let Some(chart) = app.agent_chart {
+        let path = format!("{dir}/{}", AgentChart::FILE);
+        files.push(RenderedFile {
+            content: documents(&path, &[chart])?,
+            path,
+        });
+    }
     files.sort();
     Ok(files)
 }
 
-/// The objects of a booking's folder, by file name.
+/// The objects of a booking's own files (those its `kustomization.yaml` lists), by file
+/// name; `engine` is what deploys its application (`app.yaml`).
 fn booking_files(
     t: &Tenant<'_>,
-    delivery: verbund_domain::directory::Delivery,
+    engine: Vec<Value>,
+    delivery: Delivery,
     options: &RenderOptions,
 ) -> Result<Vec<(&'static str, Vec<Value>)>> {
+    let config = match &t.placed.version.package {
+        Package::Manifests {
+            config_map: Some(name),
+            ..
+        } => vec![to_value("ConfigMap", &config::config_map(t, name))?],
+        _ => Vec::new(),
+    };
+    let smoke_test = match &t.placed.offering.smoke_test {
+        Some(test) => vec![to_value("Job", &smoke::smoke_test_job(t, test, delivery))?],
+        None => Vec::new(),
+    };
     Ok(vec![
         (
             "namespace.yaml",
@@ -326,22 +418,16 @@ fn booking_files(
         ),
         (
             "rbac.yaml",
-            vec![to_value("RoleBinding", &t.role_binding(options))?],
+            vec![
+                to_value("RoleBinding", &t.role_binding(options))?,
+                to_value("ServiceAccount", &t.deployer())?,
+                to_value("RoleBinding", &t.deployer_binding())?,
+            ],
         ),
-        (
-            "externalsecrets.yaml",
-            t.external_secrets(options)
-                .iter()
-                .map(|s| to_value("ExternalSecret", s))
-                .collect::<Result<_>>()?,
-        ),
-        ("app.yaml", {
-            let mut objects = app::application(t, delivery, options)?;
-            if let Some(test) = &t.placed.offering.smoke_test {
-                objects.push(to_value("Job", &smoke::smoke_test_job(t, test, delivery))?);
-            }
-            objects
-        }),
+        ("credentials.yaml", t.credentials(options)?),
+        ("config.yaml", config),
+        ("app.yaml", engine),
+        ("smoke-test.yaml", smoke_test),
     ])
 }
 
@@ -395,6 +481,11 @@ fn check(p: &PlacedBooking<'_>, site: &str) -> Result<()> {
             });
         }
     }
+    check_package(p.offering, p.version).map_err(|e| Error::Package {
+        booking: booking.clone(),
+        field: e.field,
+        message: e.message,
+    })?;
     Ok(())
 }
 

@@ -1,12 +1,18 @@
 //! From a plan's resources to Kubernetes quantities, the namespace's quota and limit
 //! range, and the Helm values that size the application.
 //!
-//! A plan's `resources` are the booking's total, which placement reserves on the site:
-//! the quota caps the namespace at exactly that (requests and limits alike). Every pod
-//! gets an equal share of it at the plan's largest replica count (the autoscaling
-//! maximum, else `replicas`), so that the application still fits its quota when scaled
+//! A plan's `resources` are the booking's total, which placement reserves on the site.
+//! Every pod gets an equal share of it at the plan's largest replica count (the
+//! autoscaling maximum, else `replicas`), so that the application still fits when scaled
 //! out; that share is both the limit range's container default and the chart's
 //! `resources`.
+//!
+//! The namespace's quota is that total plus the room a real cluster needs beside it
+//! (requests and limits alike): one more pod share for the surge pod of a rolling update
+//! (Kubernetes starts the new pod before it stops an old one), and the smoke-test Job's
+//! own fixed share ([`SMOKE_TEST_CPU_MILLIS`], [`SMOKE_TEST_MEMORY_MIB`]) where the offering
+//! has a smoke test. Without that room, an update or a smoke test of a booking at its
+//! plan's full size could never start.
 
 use std::collections::BTreeMap;
 
@@ -51,14 +57,28 @@ pub fn pod_share(plan: &Plan) -> Resources {
     }
 }
 
-/// The namespace's hard quota: the plan's total for requests and limits alike.
-pub fn quota_hard(plan: &Plan) -> BTreeMap<String, Quantity> {
+/// CPU of the smoke-test Job's container, requests and limits.
+pub const SMOKE_TEST_CPU_MILLIS: u64 = 100;
+/// Memory of the smoke-test Job's container, requests and limits.
+pub const SMOKE_TEST_MEMORY_MIB: u64 = 128;
+
+/// The namespace's hard quota: the plan's total, one pod share for a rolling update's
+/// surge pod, and the smoke test's share if there is one; requests and limits alike.
+pub fn quota_hard(plan: &Plan, smoke_test: bool) -> BTreeMap<String, Quantity> {
     let r = plan.resources;
+    let share = pod_share(plan);
+    let (test_cpu, test_memory) = if smoke_test {
+        (SMOKE_TEST_CPU_MILLIS, SMOKE_TEST_MEMORY_MIB)
+    } else {
+        (0, 0)
+    };
+    let cpu_total = r.cpu_millis + share.cpu_millis + test_cpu;
+    let memory_total = r.memory_mib + share.memory_mib + test_memory;
     BTreeMap::from([
-        ("requests.cpu".to_string(), cpu(r.cpu_millis)),
-        ("limits.cpu".to_string(), cpu(r.cpu_millis)),
-        ("requests.memory".to_string(), memory(r.memory_mib)),
-        ("limits.memory".to_string(), memory(r.memory_mib)),
+        ("requests.cpu".to_string(), cpu(cpu_total)),
+        ("limits.cpu".to_string(), cpu(cpu_total)),
+        ("requests.memory".to_string(), memory(memory_total)),
+        ("limits.memory".to_string(), memory(memory_total)),
         ("requests.storage".to_string(), storage(r.storage_gib)),
     ])
 }
@@ -128,14 +148,20 @@ mod tests {
     }
 
     #[test]
-    fn quota_is_the_plan_total() {
-        let hard = quota_hard(&plan(2000, 4096, 2, Some(4)));
+    fn quota_is_the_plan_total_with_room_for_a_surge_pod_and_the_smoke_test() {
+        // 4 pods at most, each 500m / 1024Mi: one more for the surge, plus the test.
+        let hard = quota_hard(&plan(2000, 4096, 2, Some(4)), true);
         let get = |k: &str| hard.get(k).map(|q| q.0.as_str());
-        assert_eq!(get("requests.cpu"), Some("2000m"));
-        assert_eq!(get("limits.cpu"), Some("2000m"));
-        assert_eq!(get("requests.memory"), Some("4096Mi"));
-        assert_eq!(get("limits.memory"), Some("4096Mi"));
+        assert_eq!(get("requests.cpu"), Some("2600m"));
+        assert_eq!(get("limits.cpu"), Some("2600m"));
+        assert_eq!(get("requests.memory"), Some("5248Mi"));
+        assert_eq!(get("limits.memory"), Some("5248Mi"));
         assert_eq!(get("requests.storage"), Some("10Gi"));
+        let hard = quota_hard(&plan(2000, 4096, 2, Some(4)), false);
+        assert_eq!(
+            hard.get("requests.cpu").map(|q| q.0.as_str()),
+            Some("2500m")
+        );
     }
 
     #[test]

@@ -1,35 +1,190 @@
-//! The entry points of a site's environment: `kustomization.yaml`, which lists every
-//! booking folder (each with its own `kustomization.yaml`) and is what each engine builds, and `root.yaml`, which an operator
-//! applies once to point the site's engine at it.
+//! The entry points of a site's environment, split so that no object's status grows
+//! with the number of bookings beyond a fixed bound.
 //!
-//! - Flux: a `GitRepository` `verbund` for the desired-state repository and a
-//!   `Kustomization` `verbund-<environment>` applying `sites/<site>/<environment>`,
-//!   pruning what disappears.
-//! - Argo CD: an app of apps, the `Application` `verbund-<environment>` syncing
-//!   `sites/<site>/<environment>` (automated, prune, self-heal); the booking
-//!   `Application`s it finds there deploy the charts.
-//! - agent: no `root.yaml`; the agent builds `kustomization.yaml` itself.
+//! Bookings fall into [`SHARDS`] shards by a hash of their namespace (stable: a booking
+//! never changes shard, so no engine ever prunes a booking to re-create it elsewhere).
+//! `shards/<nn>/kustomization.yaml` lists the booking folders of shard `nn`, and only
+//! non-empty shards exist. Above them:
 //!
-//! `root.yaml` sits beside `kustomization.yaml` but is not listed in it, so the engine
-//! never manages its own entry point.
+//! - Flux: `kustomization.yaml` lists `shards.yaml`, which holds one `Kustomization`
+//!   `verbund-<environment>-<nn>` per shard; the root `Kustomization`
+//!   `verbund-<environment>` (in `root.yaml`) applies it. So the root's inventory holds at
+//!   most 64 objects, and a shard's holds the objects of its bookings, about one
+//!   sixty-fourth of the site's: ~12 objects per booking, so ~320 at the design's 1,700
+//!   bookings per site, and Flux's inventory (about 100 bytes an entry) would reach
+//!   etcd's 1.5 MiB only at ~80,000 bookings on one site.
+//! - Argo CD: the same, with `Application`s: the root `verbund-<environment>` syncs
+//!   `shards.yaml`, each shard application its bookings' tenancy objects and their
+//!   `AppProject`s and `Application`s; each booking's application holds only its own
+//!   objects.
+//! - agent: `kustomization.yaml` lists the shard folders directly (the agent keeps no
+//!   status object).
+//!
+//! `root.yaml` is applied once by the site's operator and is not listed in
+//! `kustomization.yaml`, so the engine never manages its own entry point. Besides the
+//! source and the root it holds what the site's delivery acts as: for Flux the
+//! ServiceAccount `verbund-site` in Flux's namespace with the ClusterRole `verbund-site`
+//! (exactly the kinds verbund renders, and `bind` on the tenant role and the deployer
+//! role only), named as `serviceAccountName` by the root and every shard, so that nothing
+//! depends on the controller's own rights; for Argo CD the AppProject `verbund`, which
+//! allows the same kinds; and for both the ClusterRole `verbund-deployer`, which each
+//! booking binds to its deployer in its namespace.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use verbund_domain::directory::{Delivery, Environment};
+use verbund_domain::tenancy::deployer_cluster_role;
 
 use crate::app::IN_CLUSTER;
 use crate::crd::{
-    Application, ApplicationDestination, ApplicationSource, ApplicationSpec, Automated,
-    GitReference, GitRepository, GitRepositorySpec, Kustomization, KustomizationFile,
-    KustomizationSpec, SourceReference, SyncPolicy,
+    AppProject, AppProjectSpec, Application, ApplicationDestination, ApplicationSource,
+    ApplicationSpec, Automated, GitReference, GitRepository, GitRepositorySpec, GroupKind,
+    Kustomization, KustomizationFile, KustomizationSpec, ProjectDestination, SourceReference,
+    SyncPolicy,
 };
 use crate::error::{Error, Result};
 use crate::input::{environment_name, RenderOptions};
-use crate::yaml::to_value;
+use crate::tenant::DEPLOYER;
+use crate::yaml::{canonical, to_value};
+
+/// How many shards a site's environment has.
+pub const SHARDS: u8 = 64;
+/// The name of the Flux Git source of a site, in Flux's namespace.
+pub const GIT_SOURCE: &str = "verbund";
+/// What a Flux site's root and shards act as, and the name of its ClusterRole.
+pub const SITE_ACCOUNT: &str = "verbund-site";
+/// The Argo CD project of a site's root and shards.
+pub const SITE_PROJECT: &str = "verbund";
+
+/// The shard of the booking with `namespace`: `00` … `63`.
+pub fn shard_of(namespace: &str) -> String {
+    let digest = Sha256::digest(namespace.as_bytes());
+    format!("{:02}", digest.first().copied().unwrap_or(0) % SHARDS)
+}
 
 /// A `kustomization.yaml` listing `resources` (paths relative to its folder).
 pub(crate) fn kustomization(resources: Vec<String>) -> Result<Value> {
     to_value("kustomization.yaml", &KustomizationFile::new(resources))
+}
+
+/// The booking folders of each non-empty shard, as its `kustomization.yaml` lists them
+/// (`../../bookings/<namespace>`), sorted.
+pub(crate) fn shards<'n>(
+    namespaces: impl IntoIterator<Item = &'n str>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for namespace in namespaces {
+        out.entry(shard_of(namespace))
+            .or_default()
+            .push(format!("../../bookings/{namespace}"));
+    }
+    for folders in out.values_mut() {
+        folders.sort();
+        folders.dedup();
+    }
+    out
+}
+
+fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(str::to_string),
+        labels: Some(BTreeMap::from([(
+            "app.kubernetes.io/managed-by".to_string(),
+            "verbund".to_string(),
+        )])),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The objects of `shards.yaml`: one Flux Kustomization or Argo CD Application per shard
+/// in `shards`; none for agent sites.
+pub(crate) fn shard_objects(
+    folder: &str,
+    environment: Environment,
+    delivery: Delivery,
+    shards: impl IntoIterator<Item = String>,
+    options: &RenderOptions,
+) -> Result<Vec<Value>> {
+    let env = environment_name(environment);
+    shards
+        .into_iter()
+        .filter_map(|shard| {
+            let name = format!("verbund-{env}-{shard}");
+            let path = format!("{folder}/shards/{shard}");
+            match delivery {
+                Delivery::Flux => Some(flux_kustomization(
+                    meta(&name, Some(&options.flux_namespace)),
+                    &path,
+                    None,
+                    SITE_ACCOUNT,
+                    None,
+                )),
+                Delivery::Argocd => Some(argocd_application(&name, &path, options)),
+                Delivery::Agent => None,
+            }
+        })
+        .collect()
+}
+
+/// A Flux Kustomization applying `path` of the site's Git source (in Flux's namespace,
+/// or in `source_namespace`) as `service_account`, into `target_namespace` if given.
+pub(crate) fn flux_kustomization(
+    metadata: ObjectMeta,
+    path: &str,
+    source_namespace: Option<&str>,
+    service_account: &str,
+    target_namespace: Option<&str>,
+) -> Result<Value> {
+    let kustomization = Kustomization::new(
+        metadata,
+        KustomizationSpec {
+            interval: "10m".into(),
+            path: format!("./{path}"),
+            prune: true,
+            source_ref: SourceReference {
+                kind: GitRepository::KIND.into(),
+                name: GIT_SOURCE.into(),
+                namespace: source_namespace.map(str::to_string),
+            },
+            service_account_name: service_account.into(),
+            target_namespace: target_namespace.map(str::to_string),
+        },
+    );
+    to_value("Kustomization", &kustomization)
+}
+
+fn argocd_application(name: &str, path: &str, options: &RenderOptions) -> Result<Value> {
+    let app = Application::new(
+        meta(name, Some(&options.argocd_namespace)),
+        ApplicationSpec {
+            project: SITE_PROJECT.into(),
+            source: ApplicationSource {
+                repo_url: options.repository_url.clone(),
+                target_revision: options.branch.clone(),
+                chart: None,
+                path: Some(path.to_string()),
+                helm: None,
+            },
+            destination: ApplicationDestination {
+                server: IN_CLUSTER.into(),
+                namespace: options.argocd_namespace.clone(),
+            },
+            sync_policy: SyncPolicy {
+                automated: Automated {
+                    prune: true,
+                    self_heal: true,
+                },
+                sync_options: Vec::new(),
+            },
+        },
+    );
+    to_value("Application", &app)
 }
 
 /// The objects of `root.yaml`, or none for agent sites.
@@ -40,19 +195,6 @@ pub(crate) fn root(
     options: &RenderOptions,
 ) -> Result<Vec<Value>> {
     let name = format!("verbund-{}", environment_name(environment));
-    let meta = |name: &str, namespace: &str| ObjectMeta {
-        name: Some(name.to_string()),
-        namespace: Some(namespace.to_string()),
-        labels: Some(
-            [(
-                "app.kubernetes.io/managed-by".to_string(),
-                "verbund".to_string(),
-            )]
-            .into_iter()
-            .collect(),
-        ),
-        ..ObjectMeta::default()
-    };
     match delivery {
         Delivery::Flux => {
             let url = &options.repository_url;
@@ -69,7 +211,7 @@ pub(crate) fn root(
             }
             let ns = &options.flux_namespace;
             let source = GitRepository::new(
-                meta("verbund", ns),
+                meta(GIT_SOURCE, Some(ns)),
                 GitRepositorySpec {
                     interval: "1m".into(),
                     url: options.repository_url.clone(),
@@ -78,51 +220,151 @@ pub(crate) fn root(
                     },
                 },
             );
-            let kustomization = Kustomization::new(
-                meta(&name, ns),
-                KustomizationSpec {
-                    interval: "10m".into(),
-                    path: format!("./{folder}"),
-                    prune: true,
-                    source_ref: SourceReference {
-                        kind: GitRepository::KIND.into(),
-                        name: "verbund".into(),
-                    },
+            let account = ServiceAccount {
+                metadata: meta(SITE_ACCOUNT, Some(ns)),
+                ..ServiceAccount::default()
+            };
+            let binding = ClusterRoleBinding {
+                metadata: meta(SITE_ACCOUNT, None),
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "ClusterRole".into(),
+                    name: SITE_ACCOUNT.into(),
                 },
-            );
+                subjects: Some(vec![Subject {
+                    api_group: None,
+                    kind: "ServiceAccount".into(),
+                    name: SITE_ACCOUNT.into(),
+                    namespace: Some(ns.clone()),
+                }]),
+            };
             Ok(vec![
+                to_value("ServiceAccount", &account)?,
+                to_value("ClusterRole", &site_role(options))?,
+                to_value("ClusterRoleBinding", &binding)?,
+                canonical(deployer_cluster_role()),
                 to_value("GitRepository", &source)?,
-                to_value("Kustomization", &kustomization)?,
+                flux_kustomization(meta(&name, Some(ns)), folder, None, SITE_ACCOUNT, None)?,
             ])
         }
         Delivery::Argocd => {
-            let ns = &options.argocd_namespace;
-            let app = Application::new(
-                meta(&name, ns),
-                ApplicationSpec {
-                    project: options.argocd_project.clone(),
-                    source: ApplicationSource {
-                        repo_url: options.repository_url.clone(),
-                        target_revision: options.branch.clone(),
-                        chart: None,
-                        path: Some(folder.to_string()),
-                        helm: None,
-                    },
-                    destination: ApplicationDestination {
+            let project = AppProject::new(
+                meta(SITE_PROJECT, Some(&options.argocd_namespace)),
+                AppProjectSpec {
+                    description: "verbund: the site's tenancies and their applications".into(),
+                    source_repos: vec![options.repository_url.clone()],
+                    destinations: vec![ProjectDestination {
                         server: IN_CLUSTER.into(),
-                        namespace: ns.clone(),
-                    },
-                    sync_policy: SyncPolicy {
-                        automated: Automated {
-                            prune: true,
-                            self_heal: true,
-                        },
-                        sync_options: Vec::new(),
-                    },
+                        namespace: "*".into(),
+                    }],
+                    cluster_resource_whitelist: vec![GroupKind {
+                        group: String::new(),
+                        kind: "Namespace".into(),
+                    }],
+                    namespace_resource_whitelist: SITE_KINDS
+                        .iter()
+                        .filter(|(group, _, _)| {
+                            !group.starts_with("source.toolkit")
+                                && !group.starts_with("helm.toolkit")
+                                && !group.starts_with("kustomize.toolkit")
+                        })
+                        .filter(|(_, kind, _)| *kind != "Namespace")
+                        .map(|(group, kind, _)| GroupKind {
+                            group: (*group).into(),
+                            kind: (*kind).into(),
+                        })
+                        .chain(["AppProject", "Application"].map(|kind| GroupKind {
+                            group: "argoproj.io".into(),
+                            kind: kind.into(),
+                        }))
+                        .collect(),
+                    destination_service_accounts: Vec::new(),
                 },
             );
-            Ok(vec![to_value("Application", &app)?])
+            Ok(vec![
+                to_value("AppProject", &project)?,
+                canonical(deployer_cluster_role()),
+                argocd_application(&name, folder, options)?,
+            ])
         }
         Delivery::Agent => Ok(Vec::new()),
+    }
+}
+
+/// The kinds verbund's own (trusted) delivery applies on a site: API group, kind and
+/// plural.
+#[rustfmt::skip]
+pub const SITE_KINDS: [(&str, &str, &str); 15] = [
+    ("", "Namespace", "namespaces"),
+    ("", "ResourceQuota", "resourcequotas"),
+    ("", "LimitRange", "limitranges"),
+    ("", "ServiceAccount", "serviceaccounts"),
+    ("", "ConfigMap", "configmaps"),
+    ("networking.k8s.io", "NetworkPolicy", "networkpolicies"),
+    ("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
+    ("batch", "Job", "jobs"),
+    ("external-secrets.io", "ExternalSecret", "externalsecrets"),
+    ("external-secrets.io", "PushSecret", "pushsecrets"),
+    ("generators.external-secrets.io", "Password", "passwords"),
+    ("source.toolkit.fluxcd.io", "HelmRepository", "helmrepositories"),
+    ("source.toolkit.fluxcd.io", "OCIRepository", "ocirepositories"),
+    ("helm.toolkit.fluxcd.io", "HelmRelease", "helmreleases"),
+    ("kustomize.toolkit.fluxcd.io", "Kustomization", "kustomizations"),
+];
+
+/// What a Flux site's root and shards act as: every kind verbund renders, and binding
+/// exactly the tenant role and the deployer role.
+fn site_role(options: &RenderOptions) -> ClusterRole {
+    let verbs = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    let mut by_group: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (group, _, plural) in &SITE_KINDS {
+        by_group.entry(group).or_default().push(plural);
+    }
+    let mut rules: Vec<PolicyRule> = by_group
+        .into_iter()
+        .map(|(group, resources)| PolicyRule {
+            api_groups: Some(vec![group.to_string()]),
+            resources: Some(resources.into_iter().map(str::to_string).collect()),
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+            ..PolicyRule::default()
+        })
+        .collect();
+    let mut bound = vec![options.tenant_cluster_role.clone(), DEPLOYER.to_string()];
+    bound.sort();
+    bound.dedup();
+    rules.push(PolicyRule {
+        api_groups: Some(vec!["rbac.authorization.k8s.io".into()]),
+        resources: Some(vec!["clusterroles".into()]),
+        resource_names: Some(bound),
+        verbs: vec!["bind".into()],
+        ..PolicyRule::default()
+    });
+    ClusterRole {
+        metadata: meta(SITE_ACCOUNT, None),
+        rules: Some(rules),
+        ..ClusterRole::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(
+            shard_of("jitsi-meet-muenchen-0123456789"),
+            shard_of("jitsi-meet-muenchen-0123456789")
+        );
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..2000 {
+            let s = shard_of(&format!("app-org-{i:010}"));
+            assert_eq!(s.len(), 2);
+            assert!(s.as_str() < "64", "{s}");
+            seen.insert(s);
+        }
+        assert_eq!(seen.len(), 64, "2,000 bookings fill every shard");
     }
 }

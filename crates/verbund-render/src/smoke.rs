@@ -7,8 +7,9 @@
 //! (`backoffLimit: 0`) within the offering's timeout (`activeDeadlineSeconds`), and is
 //! kept after it finished (no `ttlSecondsAfterFinished`), or the agent could not read
 //! its result and a GitOps engine would recreate it. Its pod meets Pod Security
-//! `restricted`, like the namespace demands; resources come from the namespace's
-//! LimitRange.
+//! `restricted`, like the namespace demands; it asks for a small fixed share
+//! ([`SMOKE_TEST_CPU_MILLIS`], [`SMOKE_TEST_MEMORY_MIB`]) that the namespace's quota keeps
+//! free for it (see [`crate::resources`]).
 //!
 //! On Argo CD sites it carries sync wave 2, after the application (wave 1). Elsewhere
 //! (Flux, the agent) it starts as soon as it is applied, possibly before the
@@ -19,14 +20,15 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
-    SecurityContext,
+    Capabilities, Container, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use verbund_domain::catalog::SmokeTest;
 use verbund_domain::directory::Delivery;
 
 use crate::names::{short_hash, slug, MAX_LABEL};
+use crate::resources::{cpu, memory, SMOKE_TEST_CPU_MILLIS, SMOKE_TEST_MEMORY_MIB};
 use crate::tenant::Tenant;
 
 /// The label that marks a smoke-test Job (value `"true"`).
@@ -86,6 +88,7 @@ pub(crate) fn smoke_test_job(tenant: &Tenant<'_>, test: &SmokeTest, delivery: De
                         image: Some(test.image.clone()),
                         command: (!test.command.is_empty()).then(|| test.command.clone()),
                         security_context: Some(restricted_container()),
+                        resources: Some(smoke_test_resources()),
                         ..Container::default()
                     }],
                     ..PodSpec::default()
@@ -94,6 +97,19 @@ pub(crate) fn smoke_test_job(tenant: &Tenant<'_>, test: &SmokeTest, delivery: De
             ..JobSpec::default()
         }),
         ..Job::default()
+    }
+}
+
+/// The smoke test's fixed share, requests and limits alike.
+fn smoke_test_resources() -> ResourceRequirements {
+    let amounts = std::collections::BTreeMap::from([
+        ("cpu".to_string(), cpu(SMOKE_TEST_CPU_MILLIS)),
+        ("memory".to_string(), memory(SMOKE_TEST_MEMORY_MIB)),
+    ]);
+    ResourceRequirements {
+        limits: Some(amounts.clone()),
+        requests: Some(amounts),
+        ..ResourceRequirements::default()
     }
 }
 

@@ -1,6 +1,24 @@
 //! The objects that make a booking's namespace a tenancy: the namespace itself, its
-//! quota and limit range, network policies, the tenant's role binding and the external
-//! secrets of its dependencies.
+//! quota and limit range, network policies, the tenant's role binding, the deployer that
+//! vendor content is applied as, and the booking's credentials.
+//!
+//! Labels: every object carries the recommended `app.kubernetes.io/{name,version,
+//! managed-by,part-of}` and verbund's `verbund.dev/{organisation-key,booking,offering,
+//! version}`, but never `app.kubernetes.io/instance`: Argo CD's label tracking reads that
+//! label as "owned by the application of this name", so it must stay the GitOps
+//! engine's (or the chart's) to set.
+//!
+//! The deployer: a ServiceAccount `verbund-deployer` in the booking's namespace, bound
+//! there to the site's ClusterRole `verbund-deployer` (the rules of
+//! [`verbund_domain::tenancy::DEPLOYER_RULES`]). Flux's HelmRelease and the Kustomization
+//! of a booking's manifests act as it, Argo CD syncs as it where sync impersonation is
+//! on, and the agent impersonates it: vendor content gets its tenant's rights only.
+//!
+//! Credentials: a booking of an offering with `credentials` generates its own at the site
+//! (an External Secrets `Password` generator into the Secret `<offering>-credentials`,
+//! made once) and pushes them into the site's secret store under
+//! `verbund/<namespace>/credentials`; each booking that depends on it reads them from
+//! there into its own `<dependency>-credentials`.
 //!
 //! Network policies: `default-deny` isolates every pod in both directions; then
 //! `allow-same-namespace` (pods of the booking talk to each other), `allow-dns` (egress
@@ -14,6 +32,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec,
+    ServiceAccount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -23,13 +42,19 @@ use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use serde_json::Value;
+
 use crate::crd::{
-    ExternalSecret, ExternalSecretDataFrom, ExternalSecretSpec, ExternalSecretTarget, RemoteKey,
-    SecretStoreReference,
+    ExternalSecret, ExternalSecretDataFrom, ExternalSecretSpec, ExternalSecretTarget,
+    GeneratorReference, GeneratorSource, NamedSecret, Password, PasswordSpec, PushData, PushMatch,
+    PushRemoteRef, PushSecret, PushSecretSpec, PushSelector, RemoteKey, SecretStoreReference,
+    SecretTemplate,
 };
+use crate::error::Result;
 use crate::input::{PlacedBooking, RenderOptions};
 use crate::names::label_value;
 use crate::resources;
+use crate::yaml::to_value;
 
 /// The label Kubernetes puts on every namespace with its name.
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -61,7 +86,6 @@ impl<'a> Tenant<'a> {
         let offering = placed.offering.name.clone();
         let labels = BTreeMap::from([
             ("app.kubernetes.io/name".to_string(), offering.clone()),
-            ("app.kubernetes.io/instance".to_string(), namespace.clone()),
             ("app.kubernetes.io/version".to_string(), version.clone()),
             (
                 "app.kubernetes.io/managed-by".to_string(),
@@ -144,7 +168,10 @@ impl<'a> Tenant<'a> {
         ResourceQuota {
             metadata: self.meta("verbund"),
             spec: Some(ResourceQuotaSpec {
-                hard: Some(resources::quota_hard(self.placed.plan)),
+                hard: Some(resources::quota_hard(
+                    self.placed.plan,
+                    self.placed.offering.smoke_test.is_some(),
+                )),
                 ..ResourceQuotaSpec::default()
             }),
             ..ResourceQuota::default()
@@ -273,11 +300,7 @@ impl<'a> Tenant<'a> {
     pub fn role_binding(&self, options: &RenderOptions) -> RoleBinding {
         RoleBinding {
             metadata: self.meta("verbund-tenant"),
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".to_string(),
-                kind: "ClusterRole".to_string(),
-                name: options.tenant_cluster_role.clone(),
-            },
+            role_ref: cluster_role(&options.tenant_cluster_role),
             subjects: Some(vec![Subject {
                 api_group: Some("rbac.authorization.k8s.io".to_string()),
                 kind: "Group".to_string(),
@@ -287,42 +310,152 @@ impl<'a> Tenant<'a> {
         }
     }
 
-    /// One secret per dependency, `<dependency offering>-credentials`, fetched whole
-    /// from the remote key `verbund/<namespace>/<name>`.
-    pub fn external_secrets(&self, options: &RenderOptions) -> Vec<ExternalSecret> {
-        self.dependencies
-            .keys()
-            .map(|offering| {
-                let name = credentials_secret(offering);
-                ExternalSecret::new(
-                    self.meta(&name),
-                    ExternalSecretSpec {
-                        refresh_interval: "1h".to_string(),
-                        secret_store_ref: SecretStoreReference {
-                            kind: "ClusterSecretStore".to_string(),
-                            name: options.secret_store.clone(),
-                        },
-                        target: ExternalSecretTarget {
-                            name: name.clone(),
-                            creation_policy: "Owner".to_string(),
-                        },
-                        data_from: vec![ExternalSecretDataFrom {
-                            extract: RemoteKey {
-                                key: format!("verbund/{}/{name}", self.namespace),
-                            },
-                        }],
+    /// The booking's deployer: its ServiceAccount.
+    pub fn deployer(&self) -> ServiceAccount {
+        ServiceAccount {
+            metadata: self.meta(DEPLOYER),
+            automount_service_account_token: Some(false),
+            ..ServiceAccount::default()
+        }
+    }
+
+    /// Binds the deployer to the site's `verbund-deployer` ClusterRole, in this namespace
+    /// only.
+    pub fn deployer_binding(&self) -> RoleBinding {
+        RoleBinding {
+            metadata: self.meta(DEPLOYER),
+            role_ref: cluster_role(DEPLOYER),
+            subjects: Some(vec![Subject {
+                api_group: None,
+                kind: "ServiceAccount".to_string(),
+                name: DEPLOYER.to_string(),
+                namespace: Some(self.namespace.clone()),
+            }]),
+        }
+    }
+
+    /// The credentials objects of the booking, in order: for an offering with
+    /// credentials its generator, the ExternalSecret that makes them once and the
+    /// PushSecret that stores them; then one ExternalSecret per dependency reading the
+    /// dependency's from the secret store.
+    pub fn credentials(&self, options: &RenderOptions) -> Result<Vec<Value>> {
+        let store = || SecretStoreReference {
+            kind: "ClusterSecretStore".to_string(),
+            name: options.secret_store.clone(),
+        };
+        let mut out = Vec::new();
+        let offering = &self.placed.offering.name;
+        if self.placed.offering.credentials {
+            let name = credentials_secret(offering);
+            let generator = Password::new(
+                self.meta(&name),
+                PasswordSpec {
+                    length: 32,
+                    digits: 6,
+                    symbols: 0,
+                    no_upper: false,
+                    allow_repeat: true,
+                },
+            );
+            let made = ExternalSecret::new(
+                self.meta(&name),
+                ExternalSecretSpec {
+                    refresh_interval: "0s".to_string(),
+                    refresh_policy: Some("CreatedOnce".to_string()),
+                    secret_store_ref: None,
+                    target: ExternalSecretTarget {
+                        name: name.clone(),
+                        creation_policy: "Owner".to_string(),
+                        template: Some(SecretTemplate {
+                            engine_version: "v2".to_string(),
+                            merge_policy: "Merge".to_string(),
+                            data: BTreeMap::from([("username".to_string(), username(offering))]),
+                        }),
                     },
-                )
-            })
-            .collect()
+                    data_from: vec![ExternalSecretDataFrom {
+                        extract: None,
+                        source_ref: Some(GeneratorSource {
+                            generator_ref: GeneratorReference {
+                                api_version: Password::API_VERSION.to_string(),
+                                kind: Password::KIND.to_string(),
+                                name: name.clone(),
+                            },
+                        }),
+                    }],
+                },
+            );
+            let pushed = PushSecret::new(
+                self.meta(&name),
+                PushSecretSpec {
+                    refresh_interval: "1h".to_string(),
+                    update_policy: "IfNotExists".to_string(),
+                    deletion_policy: "None".to_string(),
+                    secret_store_refs: vec![store()],
+                    selector: PushSelector {
+                        secret: NamedSecret { name: name.clone() },
+                    },
+                    data: vec![PushData {
+                        matching: PushMatch {
+                            remote_ref: PushRemoteRef {
+                                remote_key: remote_key(&self.namespace),
+                            },
+                        },
+                    }],
+                },
+            );
+            out.push(to_value("Password", &generator)?);
+            out.push(to_value("ExternalSecret", &made)?);
+            out.push(to_value("PushSecret", &pushed)?);
+        }
+        for (dependency, namespace) in &self.dependencies {
+            let name = credentials_secret(dependency);
+            let read = ExternalSecret::new(
+                self.meta(&name),
+                ExternalSecretSpec {
+                    refresh_interval: "1h".to_string(),
+                    refresh_policy: None,
+                    secret_store_ref: Some(store()),
+                    target: ExternalSecretTarget {
+                        name: name.clone(),
+                        creation_policy: "Owner".to_string(),
+                        template: None,
+                    },
+                    data_from: vec![ExternalSecretDataFrom {
+                        extract: Some(RemoteKey {
+                            key: remote_key(namespace),
+                        }),
+                        source_ref: None,
+                    }],
+                },
+            );
+            out.push(to_value("ExternalSecret", &read)?);
+        }
+        Ok(out)
     }
 }
 
-/// The name of the secret with a dependency's credentials, for charts to reference
-/// (e.g. as `existingSecret`).
-pub fn credentials_secret(dependency_offering: &str) -> String {
-    format!("{dependency_offering}-credentials")
+pub use verbund_domain::tenancy::DEPLOYER;
+
+/// Where a booking's credentials live in the site's secret store.
+pub fn remote_key(namespace: &str) -> String {
+    format!("verbund/{namespace}/credentials")
 }
+
+/// The database or service user of an offering's credentials: its name with `-` as `_`
+/// (valid for PostgreSQL and most others).
+fn username(offering: &str) -> String {
+    offering.replace('-', "_")
+}
+
+fn cluster_role(name: &str) -> RoleRef {
+    RoleRef {
+        api_group: "rbac.authorization.k8s.io".to_string(),
+        kind: "ClusterRole".to_string(),
+        name: name.to_string(),
+    }
+}
+
+pub use verbund_domain::catalog::credentials_secret;
 
 /// A policy spec selecting every pod of the namespace, with nothing allowed yet.
 fn all_pods() -> NetworkPolicySpec {

@@ -307,14 +307,15 @@ impl Store {
     ) -> Result<OfferingVersion> {
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
-        let latest: Option<String> =
-            sqlx::query("SELECT latest_version FROM offerings WHERE name = $1")
-                .bind(offering_name)
-                .fetch_optional(&mut *w.tx)
-                .await?
-                .ok_or_else(|| StoreError::not_found("offering", offering_name))?
-                .try_get(0)?;
+        let row = sqlx::query("SELECT latest_version, spec FROM offerings WHERE name = $1")
+            .bind(offering_name)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .ok_or_else(|| StoreError::not_found("offering", offering_name))?;
+        let latest: Option<String> = row.try_get(0)?;
+        let offering_spec: OfferingSpec = from_json(&row.try_get::<String, _>(1)?)?;
         let v = spec.validate(latest.as_deref())?;
+        verbund_domain::catalog::check_package(&offering_spec, spec)?;
         let spec = VersionSpec {
             version: v.to_string(),
             ..spec.clone()

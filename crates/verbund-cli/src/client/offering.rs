@@ -89,7 +89,7 @@ fn version_row(v: &OfferingVersion) -> Vec<String> {
         } => {
             format!("helm {chart} {chart_version} from {repository}")
         }
-        Package::Manifests { manifests } => format!("{} manifests", manifests.len()),
+        Package::Manifests { manifests, .. } => format!("{} manifests", manifests.len()),
     };
     vec![
         v.spec.version.clone(),
