@@ -18,6 +18,10 @@ KINDS = [
     "limitrange-v1.json",
     "networkpolicy-networking-v1.json",
     "rolebinding-rbac-v1.json",
+    # The booking's deployer, and the ClusterRoles a Flux or Argo CD site's root.yaml holds.
+    "serviceaccount-v1.json",
+    "clusterrole-rbac-v1.json",
+    "clusterrolebinding-rbac-v1.json",
     # What the test fixtures' plain-manifest package ships.
     "configmap-v1.json",
     "service-v1.json",
