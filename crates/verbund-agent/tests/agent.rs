@@ -12,6 +12,7 @@ use kube::client::Body;
 use kube::Client;
 use serde_json::{json, Value};
 use verbund_agent::apply::{self, Applier};
+use verbund_agent::chart::Charts;
 use verbund_agent::desired::Repository;
 use verbund_agent::install::{install_manifests, to_yaml};
 use verbund_agent::observe::{observe, Snapshot, Stores};
@@ -30,6 +31,8 @@ struct Seen {
     path: String,
     query: BTreeMap<String, String>,
     content_type: Option<String>,
+    /// The `Impersonate-User` header, if the request was made as someone else.
+    impersonate: Option<String>,
     body: Option<Value>,
 }
 
@@ -87,6 +90,10 @@ fn mock_client(
                 content_type: parts
                     .headers
                     .get(http::header::CONTENT_TYPE)
+                    .map(|v| v.to_str().unwrap().to_string()),
+                impersonate: parts
+                    .headers
+                    .get("Impersonate-User")
                     .map(|v| v.to_str().unwrap().to_string()),
                 body: (!bytes.is_empty()).then(|| serde_json::from_slice(&bytes).unwrap()),
             };
@@ -685,94 +692,72 @@ async fn apply_patches_every_desired_object_in_order_and_prunes_the_rest() {
     let repository = Repository::new(remote.to_str().unwrap(), "main", cache.path());
     let commit = repository.fetch().await.unwrap();
     assert_eq!(commit.len(), 40);
-    let objects = repository
-        .objects(&commit, "sites/dataport-hh-1/prod")
+    let desired = repository
+        .desired(&commit, "sites/dataport-hh-1/prod")
         .await
         .unwrap();
-    assert_eq!(objects.len(), 25);
+    let own = desired.objects.clone();
+    assert_eq!(own.len(), 27, "verbund's own objects of both bookings");
+    // Vendor content: the forms booking's manifests, the database's chart.
+    assert_eq!(desired.tenants.len(), 2);
+    let forms = desired
+        .tenants
+        .iter()
+        .find(|t| t.namespace == FORMS)
+        .unwrap();
+    assert_eq!(forms.manifests.len(), 3);
+    assert!(forms.chart.is_none());
+    let db = desired
+        .tenants
+        .iter()
+        .find(|t| t.namespace == POSTGRES)
+        .unwrap();
+    assert_eq!(db.chart.as_ref().unwrap().spec.chart, "postgresql");
 
     let (client, seen) = mock_client(apply_server);
-    let outcome = Applier::new(client).apply(objects.clone()).await.unwrap();
-    assert_eq!(outcome.problems, Vec::<String>::new());
-    assert_eq!((outcome.applied, outcome.pruned), (25, 3));
+    // No helm here: the database's chart cannot be rendered, which is that booking's
+    // problem alone.
+    let charts = Charts::new("/nonexistent/helm", None);
+    let outcome = Applier::new(client, charts)
+        .apply(desired.clone())
+        .await
+        .unwrap();
+    assert_eq!(outcome.problems.len(), 1, "{:?}", outcome.problems);
+    assert!(
+        outcome.problems[0].contains("chart postgresql 15.5.38")
+            || outcome.problems[0].contains("chart postgresql"),
+        "{:?}",
+        outcome.problems
+    );
+    assert_eq!((outcome.applied, outcome.pruned), (own.len() + 3, 3));
 
     let seen = seen.lock().unwrap().clone();
-    let changes: Vec<String> = seen
-        .iter()
-        .filter(|s| s.method != "GET")
-        .map(|s| format!("{} {}", s.method, s.path))
-        .collect();
-    let ns = |ns: &str, plural: &str, name: &str| {
-        format!("PATCH /api/v1/namespaces/{ns}/{plural}/{name}")
-    };
-    let apis = |group: &str, ns: &str, plural: &str, name: &str| {
-        format!("PATCH /apis/{group}/namespaces/{ns}/{plural}/{name}")
-    };
-    let policies = |n: &str, last: &str| {
-        [
-            "default-deny",
-            "allow-same-namespace",
-            "allow-dns",
-            "allow-ingress-controller",
-            last,
-        ]
-        .map(|p| apis("networking.k8s.io/v1", n, "networkpolicies", p))
-        .to_vec()
-    };
-    let mut expected = vec![
-        format!("PATCH /api/v1/namespaces/{FORMS}"),
-        format!("PATCH /api/v1/namespaces/{POSTGRES}"),
-        ns(FORMS, "resourcequotas", "verbund"),
-        ns(POSTGRES, "resourcequotas", "verbund"),
-        ns(FORMS, "limitranges", "verbund"),
-        ns(POSTGRES, "limitranges", "verbund"),
-    ];
-    expected.extend(policies(FORMS, "allow-to-dependencies"));
-    expected.extend(policies(POSTGRES, "allow-from-dependents"));
-    expected.extend([
-        apis(
-            "rbac.authorization.k8s.io/v1",
-            FORMS,
-            "rolebindings",
-            "verbund-tenant",
-        ),
-        apis(
-            "rbac.authorization.k8s.io/v1",
-            POSTGRES,
-            "rolebindings",
-            "verbund-tenant",
-        ),
-        apis(
-            "external-secrets.io/v1",
-            FORMS,
-            "externalsecrets",
-            "postgresql-credentials",
-        ),
-        apis(
-            "source.toolkit.fluxcd.io/v1",
-            POSTGRES,
-            "ocirepositories",
-            "postgresql",
-        ),
-        apis(
-            "helm.toolkit.fluxcd.io/v2",
-            POSTGRES,
-            "helmreleases",
-            "postgresql",
-        ),
-        ns(FORMS, "configmaps", "formulare"),
-        ns(FORMS, "services", "formulare"),
-        apis("apps/v1", FORMS, "deployments", "formulare"),
-        apis("batch/v1", FORMS, "jobs", "smoke-test-1-4-0"),
-        // Prune: inside namespaces first, then the namespaces.
-        format!("DELETE /apis/apps/v1/namespaces/{FORMS}/deployments/formulare-legacy"),
-        format!("DELETE /apis/batch/v1/namespaces/{FORMS}/jobs/smoke-test-1-3-0"),
-        format!("DELETE /api/v1/namespaces/{GONE}"),
-    ]);
-    assert_eq!(changes, expected);
-
-    // Every PATCH is a forced server-side apply of exactly the desired object.
     let patches: Vec<&Seen> = seen.iter().filter(|s| s.method == "PATCH").collect();
+    // In the order of the kinds table: namespaces first, the smoke test last.
+    let position = |p: &Seen| {
+        let body = p.body.as_ref().unwrap();
+        verbund_agent::kinds::APPLIED
+            .iter()
+            .position(|k| k.kind == body["kind"] && k.api_version() == body["apiVersion"])
+            .unwrap()
+    };
+    let order: Vec<usize> = patches.iter().map(|p| position(p)).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted, "applied in the kinds' order");
+    assert_eq!(
+        patches.first().unwrap().body.as_ref().unwrap()["kind"],
+        "Namespace"
+    );
+    assert_eq!(
+        patches.last().unwrap().body.as_ref().unwrap()["kind"],
+        "Job"
+    );
+
+    // Every PATCH is a forced server-side apply; verbund's own objects exactly as
+    // desired and with the agent's rights, the vendor's as the booking's deployer, in its
+    // namespace, with verbund's labels.
+    let deployer = format!("system:serviceaccount:{FORMS}:verbund-deployer");
     for p in &patches {
         assert_eq!(
             p.content_type.as_deref(),
@@ -786,23 +771,69 @@ async fn apply_patches_every_desired_object_in_order_and_prunes_the_rest() {
         );
         assert_eq!(p.query.get("force").map(String::as_str), Some("true"));
         let body = p.body.as_ref().unwrap();
-        assert!(
-            objects.contains(body),
-            "{} sent an object that is not desired",
-            p.path
-        );
         assert!(p.path.ends_with(body["metadata"]["name"].as_str().unwrap()));
+        if own.contains(body) {
+            assert_eq!(p.impersonate, None, "{}", p.path);
+        } else {
+            assert_eq!(
+                p.impersonate.as_deref(),
+                Some(deployer.as_str()),
+                "{}",
+                p.path
+            );
+            assert_eq!(body["metadata"]["namespace"], FORMS);
+            assert_eq!(
+                body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+                "verbund"
+            );
+            assert_eq!(
+                body["metadata"]["labels"]["verbund.dev/booking"],
+                "0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e21"
+            );
+            assert!(
+                body.get("$verbund-apply-as").is_none(),
+                "the marker is never sent"
+            );
+        }
     }
-    // Every object was sent once.
-    for o in &objects {
+    let vendor: Vec<String> = patches
+        .iter()
+        .filter(|p| p.impersonate.is_some())
+        .map(|p| p.path.clone())
+        .collect();
+    assert_eq!(
+        vendor,
+        [
+            format!("/api/v1/namespaces/{FORMS}/configmaps/formulare"),
+            format!("/api/v1/namespaces/{FORMS}/services/formulare"),
+            format!("/apis/apps/v1/namespaces/{FORMS}/deployments/formulare"),
+        ]
+    );
+    // Every own object was sent once.
+    for o in &own {
         assert_eq!(
             patches
                 .iter()
                 .filter(|p| p.body.as_ref() == Some(o))
                 .count(),
-            1
+            1,
+            "{o}"
         );
     }
+    // Prune: inside namespaces first, then the namespaces.
+    let deletes: Vec<String> = seen
+        .iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| s.path.clone())
+        .collect();
+    assert_eq!(
+        deletes,
+        [
+            format!("/apis/apps/v1/namespaces/{FORMS}/deployments/formulare-legacy"),
+            format!("/apis/batch/v1/namespaces/{FORMS}/jobs/smoke-test-1-3-0"),
+            format!("/api/v1/namespaces/{GONE}"),
+        ]
+    );
     // Besides: one list per applied kind, of what verbund manages, cluster-wide.
     let reads: Vec<&Seen> = seen.iter().filter(|s| s.method == "GET").collect();
     assert_eq!(reads.len(), verbund_agent::kinds::APPLIED.len());
@@ -830,14 +861,19 @@ async fn the_desired_state_is_applied_when_its_commit_changes_or_to_correct_drif
     assert!(!apply::due(Some((&first, minute)), &first, hour));
     assert!(apply::due(Some((&first, hour)), &first, hour));
 
-    // A booking is cancelled: its folder goes, the site's list shrinks.
+    // A booking is cancelled: its folder goes, its shard's list shrinks.
     std::fs::remove_dir_all(remote.join(format!("sites/dataport-hh-1/prod/bookings/{FORMS}")))
         .unwrap();
-    let k = remote.join("sites/dataport-hh-1/prod/kustomization.yaml");
-    let text = std::fs::read_to_string(&k)
-        .unwrap()
-        .replace(&format!("- bookings/{FORMS}\n"), "");
-    std::fs::write(&k, text).unwrap();
+    for shard in std::fs::read_dir(remote.join("sites/dataport-hh-1/prod/shards")).unwrap() {
+        let k = shard.unwrap().path().join("kustomization.yaml");
+        let text: String = std::fs::read_to_string(&k)
+            .unwrap()
+            .lines()
+            .filter(|line| !line.contains(FORMS))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&k, text).unwrap();
+    }
     git(&remote, &["commit", "--quiet", "-am", "cancel formulare"]);
     let second = repository.fetch().await.unwrap();
     assert_ne!(first, second);
@@ -856,7 +892,7 @@ async fn the_desired_state_is_applied_when_its_commit_changes_or_to_correct_drif
             .await
             .unwrap()
             .len(),
-        25
+        27
     );
 }
 
@@ -905,6 +941,7 @@ fn the_install_manifests_in_deploy_are_the_generated_ones() {
                 "ClusterRoleBinding",
                 "ClusterRole",
                 "ClusterRoleBinding",
+                "ClusterRole",
                 "Deployment",
             ]
         } else {
@@ -966,7 +1003,12 @@ fn the_apply_role_covers_exactly_the_applied_kinds() {
     let mut granted: Vec<String> = Vec::new();
     for rule in role["rules"].as_array().unwrap() {
         if rule["verbs"] == json!(["bind"]) {
-            assert_eq!(rule["resourceNames"], json!(["edit"]));
+            assert_eq!(rule["resourceNames"], json!(["edit", "verbund-deployer"]));
+            continue;
+        }
+        if rule["verbs"] == json!(["impersonate"]) {
+            assert_eq!(rule["resources"], json!(["serviceaccounts"]));
+            assert_eq!(rule["resourceNames"], json!(["verbund-deployer"]));
             continue;
         }
         for group in rule["apiGroups"].as_array().unwrap() {
