@@ -92,7 +92,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $dependency := dig "dependencies" "keycloak" (dict) $verbund -}}
 {{- $host := get $dependency "host" | default .Values.keycloak.host -}}
 {{- if $host -}}
-{{- dict "host" $host "port" (get $dependency "port" | default .Values.keycloak.port | default 80 | int) "credentialsSecret" (get $dependency "credentialsSecret" | default .Values.keycloak.existingSecret) | toJson -}}
+{{- dict "host" $host "port" (get $dependency "port" | default .Values.keycloak.port | default 80 | int) "credentialsSecretName" (get $dependency "credentialsSecretName" | default .Values.keycloak.existingSecret) | toJson -}}
 {{- else -}}
 {{- dict | toJson -}}
 {{- end -}}

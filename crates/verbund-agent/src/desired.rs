@@ -27,6 +27,9 @@ pub struct Repository {
     url: String,
     branch: String,
     git_dir: PathBuf,
+    /// The site token, sent as `Authorization: Bearer` to an HTTP(S) repository (through
+    /// git's environment, never its command line, which other users can read).
+    token: Option<String>,
 }
 
 impl Repository {
@@ -36,15 +39,31 @@ impl Repository {
             url: url.to_string(),
             branch: branch.to_string(),
             git_dir: cache_dir.join("desired-state.git"),
+            token: None,
         }
     }
 
+    /// The same repository, fetched with the site's `token` (verbund's Git endpoint
+    /// wants it).
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
+    }
+
     async fn git(&self, args: &[&str]) -> Result<Vec<u8>> {
-        let output = Command::new("git")
+        let mut command = Command::new("git");
+        command
             .arg("--git-dir")
             .arg(&self.git_dir)
             .args(args)
-            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_TERMINAL_PROMPT", "0");
+        if let Some(token) = &self.token {
+            command
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Bearer {token}"));
+        }
+        let output = command
             .output()
             .await
             .map_err(|e| Error::Git {

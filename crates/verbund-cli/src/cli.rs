@@ -69,9 +69,10 @@ fn redact(url: &str) -> String {
 /// Where the desired state goes.
 #[derive(Debug, Clone, Args)]
 pub struct DeliveryArgs {
-    /// URL of the desired-state repository as the sites' Flux or Argo CD reach it; it is
-    /// written into each site's `root.yaml`. Defaults to `--git-remote` when that is a
-    /// URL, else to a placeholder in the reserved `.invalid` domain.
+    /// URL of each site's desired-state repository as the site's Flux or Argo CD reach
+    /// it, `{site}` standing for the site's name; it is written into each site's
+    /// `root.yaml`. By default the repositories verbund serves itself:
+    /// `<public URL>/git/{site}.git`.
     #[arg(long, env = "VERBUND_REPOSITORY_URL")]
     pub repository_url: Option<String>,
     /// Push every commit of the desired state to this Git remote (a URL or a path to a
@@ -79,26 +80,22 @@ pub struct DeliveryArgs {
     /// booking.
     #[arg(long, env = "VERBUND_GIT_REMOTE")]
     pub git_remote: Option<String>,
+    /// The URL at which browsers and sites reach verbund (the OIDC redirect goes to
+    /// `<public URL>/oidc/callback`, the sites' repositories are `<public URL>/git/…`).
+    #[arg(
+        long,
+        env = "VERBUND_PUBLIC_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub public_url: String,
 }
 
-/// Where sites are told to pull from when nothing better is known.
-pub const PLACEHOLDER_REPOSITORY_URL: &str = "https://git.verbund.invalid/desired-state.git";
-
 impl DeliveryArgs {
-    /// The repository URL written into the sites' roots.
+    /// The repository URL written into the sites' roots (with `{site}`).
     pub fn repository_url(&self) -> String {
-        if let Some(url) = &self.repository_url {
-            return url.clone();
-        }
-        match &self.git_remote {
-            Some(remote)
-                if ["https://", "http://", "ssh://"]
-                    .iter()
-                    .any(|scheme| remote.starts_with(scheme)) =>
-            {
-                remote.clone()
-            }
-            _ => PLACEHOLDER_REPOSITORY_URL.to_string(),
+        match &self.repository_url {
+            Some(url) => url.clone(),
+            None => format!("{}/git/{{site}}.git", self.public_url.trim_end_matches('/')),
         }
     }
 
@@ -163,14 +160,6 @@ pub struct PortalArgs {
     /// `/verbund/organisation/<ARS>/org-admin`.
     #[arg(long, env = "VERBUND_OIDC_GROUP_PREFIX", default_value = "/verbund")]
     pub oidc_group_prefix: String,
-    /// The URL at which browsers reach the portal (the OIDC redirect goes to
-    /// `<public url>/oidc/callback`).
-    #[arg(
-        long,
-        env = "VERBUND_PUBLIC_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub public_url: String,
 }
 
 #[derive(Debug, Subcommand)]

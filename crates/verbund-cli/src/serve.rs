@@ -132,12 +132,10 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
             None => "in line with the store".to_string(),
         }
     );
-    if args.delivery.repository_url.is_none() && args.delivery.git_remote.is_none() {
-        println!(
-            "sites are told to pull from {}; set --repository-url (and --git-remote) to the Git server they reach",
-            args.delivery.repository_url()
-        );
-    }
+    println!(
+        "sites pull their desired state from {} (each with its site token as the password)",
+        args.delivery.options().render.repository_url
+    );
     publisher.spawn();
     let every = std::time::Duration::from_millis(args.rollout_interval_ms);
     let replica = args
@@ -159,7 +157,10 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         .with_rollout_engine(engine);
     tokio::spawn(housekeeping(state.clone()));
     tokio::spawn(watch_silent_sites(state.clone()));
-    let web = verbund_web::WebState::new(state.clone(), portal_config(&args.portal).await?);
+    let web = verbund_web::WebState::new(
+        state.clone(),
+        portal_config(&args.portal, &args.delivery.public_url).await?,
+    );
     let app = verbund_api::app(state).merge(verbund_web::router(web));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -181,10 +182,13 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
 }
 
 /// The portal's settings from the command line.
-async fn portal_config(args: &crate::cli::PortalArgs) -> anyhow::Result<verbund_web::PortalConfig> {
+async fn portal_config(
+    args: &crate::cli::PortalArgs,
+    public_url: &str,
+) -> anyhow::Result<verbund_web::PortalConfig> {
     let oidc = match &args.oidc_issuer {
         Some(issuer) => {
-            let redirect = format!("{}/oidc/callback", args.public_url.trim_end_matches('/'));
+            let redirect = format!("{}/oidc/callback", public_url.trim_end_matches('/'));
             let oidc = verbund_web::oidc::Oidc::discover(
                 issuer,
                 args.oidc_client_id.as_deref().unwrap_or_default(),

@@ -18,9 +18,11 @@ use verbund_store::{Store, StoreError};
 
 mod publisher;
 mod records;
+mod sites;
 
 pub use publisher::{Publisher, PublisherOptions, PushStatus, Reconciled, ACTOR};
 use records::Records;
+pub use sites::SiteRepos;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {

@@ -53,6 +53,7 @@ use verbund_render::{
 use verbund_store::{SiteFilter, Store};
 
 use crate::records::Records;
+use crate::sites::SiteRepos;
 use crate::{delivered, render_loaded, render_site_with, DeliveryError, Result};
 
 /// The actor of the publisher's own audit events and lifecycle moves.
@@ -76,6 +77,9 @@ pub struct PublisherOptions {
     pub remote: Option<String>,
     /// How hard one push tries before it is left to the next commit or retry.
     pub push: PushOptions,
+    /// Where each site's own repository lives (`<dir>/<site>.git`); by default the
+    /// folder `sites` beside the whole desired state.
+    pub sites_dir: Option<std::path::PathBuf>,
 }
 
 impl PublisherOptions {
@@ -84,6 +88,7 @@ impl PublisherOptions {
             render,
             remote: None,
             push: PushOptions::default(),
+            sites_dir: None,
         }
     }
 }
@@ -139,6 +144,8 @@ struct Inner {
     /// Per site folder: the digest of the inputs of its last render, and the tree it
     /// rendered to (see `Records::fingerprint`).
     memo: Mutex<HashMap<String, Remembered>>,
+    /// Each site's own repository.
+    sites: SiteRepos,
 }
 
 /// The digest of a folder's render inputs and the tree they rendered to.
@@ -157,6 +164,11 @@ impl Publisher {
     /// Opens (or creates) the repository at `path`. Blocks briefly (runs `git`).
     pub fn open(store: Store, path: &Path, options: PublisherOptions) -> Result<Self> {
         let repo = DesiredStateRepo::open_or_init(path)?;
+        let sites_dir = options.sites_dir.clone().unwrap_or_else(|| {
+            path.parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join("sites")
+        });
         Ok(Publisher {
             inner: Arc::new(Inner {
                 bookings: Bookings::new(store.clone()),
@@ -170,6 +182,7 @@ impl Publisher {
                 push_status: Mutex::new(PushStatus::default()),
                 commits: AtomicI64::new(0),
                 memo: Mutex::new(HashMap::new()),
+                sites: SiteRepos::new(sites_dir),
             }),
         })
     }
@@ -180,6 +193,11 @@ impl Publisher {
 
     pub fn options(&self) -> &PublisherOptions {
         &self.inner.options
+    }
+
+    /// Each site's own repository (see [`SiteRepos`]).
+    pub fn sites(&self) -> &SiteRepos {
+        &self.inner.sites
     }
 
     /// Commits made by this publisher since it was opened.
@@ -361,6 +379,14 @@ impl Publisher {
             );
             change.commit(&author(actor), &message, &[event.seq])?
         };
+        // Every site's own repository follows (on the first start this creates them
+        // from an existing whole-state repository).
+        let message = format!("Follow the desired state ({reason})");
+        for site in &sites {
+            self.inner
+                .sites
+                .follow(&site.spec.name, repo, &author(actor), &message, &[])?;
+        }
         written += t.elapsed();
         // Whether committed now or already at HEAD (a crash between a commit and this
         // step), these placed bookings' folders are delivered.
@@ -817,6 +843,15 @@ impl Publisher {
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let message = format!("{}\n\n{}", subject(events), event_lines(events));
         let commit = change.commit(&author(actor), &message, &seqs)?;
+        // The sites' own repositories follow, whether committed now or already at HEAD
+        // (a crash between the two): a site reads its own.
+        let mut sites: BTreeSet<&str> = touched.keys().map(|(site, _)| site.as_str()).collect();
+        sites.extend(changed_sites.iter().map(String::as_str));
+        for site in sites {
+            self.inner
+                .sites
+                .follow(site, &self.inner.repo, &author(actor), &message, &seqs)?;
+        }
         // Whether committed now or already at HEAD (a crash between a commit and this
         // step), these placed bookings' folders are delivered.
         if !placed.is_empty() {

@@ -14,7 +14,8 @@
 //!    `password`, `passwd`, `secret` or `token`, or ends in `key` (case-insensitive), with a
 //!    non-empty string value. Keys that *name* a secret rather than hold one are allowed:
 //!    those starting with `existing` or ending in `name`, `ref`, `file` or `path` (e.g.
-//!    `existingSecret`, `secretName`, `tokenSecretRef`, `passwordFile`). Empty strings,
+//!    `existingSecret`, `secretName`, `tokenSecretRef`, `passwordFile`, and `passwordKey`
+//!    or `tokenKey`, the key within a secret). Empty strings,
 //!    numbers, booleans and `null` pass. The error names the JSON pointer.
 
 use serde_json::Value;
@@ -26,10 +27,20 @@ pub fn looks_like_secret_key(key: &str) -> bool {
         .iter()
         .any(|word| key.contains(word))
         || key.ends_with("key");
+    // `passwordKey`, `userPasswordKey`, `usernameKey`, `tokenKey`: the key *within* a secret that holds
+    // the password or token (Helm charts' convention), a name and never the value.
     let reference = key.starts_with("existing")
-        || ["name", "ref", "file", "path"]
-            .iter()
-            .any(|suffix| key.ends_with(suffix));
+        || [
+            "name",
+            "ref",
+            "file",
+            "path",
+            "passwordkey",
+            "usernamekey",
+            "tokenkey",
+        ]
+        .iter()
+        .any(|suffix| key.ends_with(suffix));
     secretish && !reference
 }
 
@@ -90,6 +101,9 @@ mod tests {
             "secretName",
             "tokenSecretRef",
             "passwordFile",
+            "passwordKey",
+            "userPasswordKey",
+            "tokenKey",
             "keyPath",
             "username",
             "keyboard",

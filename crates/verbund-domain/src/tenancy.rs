@@ -435,6 +435,7 @@ pub fn secret_names_in_values(values: &Value) -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     walk(values, "", &mut out);
+    out.sort();
     out
 }
 

@@ -19,6 +19,14 @@ use crate::paths;
 use crate::repo::{Author, CommitId, DesiredStateRepo};
 use crate::tree::{self, Child, Entry, Leaf, Node, MODE_FILE, MODE_TREE};
 
+/// The content of object `oid` of `source`, which must be of `kind`.
+fn read_object(source: &DesiredStateRepo, oid: Oid, kind: &str) -> Result<Vec<u8>> {
+    match source.odb().read(oid)? {
+        Some((found, content)) if found == kind => Ok(content),
+        _ => Err(Error::MissingObject(oid.to_hex())),
+    }
+}
+
 /// What a change puts at a path.
 #[derive(Clone, Copy, Debug)]
 enum Put {
@@ -144,6 +152,62 @@ impl<'r> Change<'r> {
             }
         }
         out.push((node.oid, Kind::Tree, &node.data));
+        Ok(())
+    }
+
+    /// The folder becomes exactly what `source`'s HEAD holds at `folder` (nothing, if it
+    /// holds nothing there). The objects this change's base lacks are read from `source`
+    /// and written to the pending pack, walking both trees and skipping equal subtrees, so
+    /// a folder that changed in one file costs that file and the trees above it. This is
+    /// how another repository follows one folder of `source`'s history, e.g. a site's own
+    /// repository following its folder of the whole desired state.
+    pub fn put_tree_from(&mut self, folder: &str, source: &DesiredStateRepo) -> Result<()> {
+        paths::check_path(folder)?;
+        self.check_overlap(folder)?;
+        let new = source.tree_oid_at(folder)?;
+        let Some(new) = new else {
+            self.puts.insert(folder.to_owned(), Put::Folder(None));
+            return Ok(());
+        };
+        let old = self
+            .repo
+            .entry_at(self.base_tree, folder)?
+            .filter(Entry::is_tree)
+            .map(|e| e.oid);
+        self.copy_missing(source, new, old)?;
+        self.puts.insert(folder.to_owned(), Put::Folder(Some(new)));
+        Ok(())
+    }
+
+    /// Copies the tree `new` of `source`, and everything below it that the tree `old` of
+    /// this repository lacks, into the pending pack.
+    fn copy_missing(&self, source: &DesiredStateRepo, new: Oid, old: Option<Oid>) -> Result<()> {
+        if old == Some(new) {
+            return Ok(());
+        }
+        let old_tree: Tree = match old {
+            Some(oid) => self.repo.tree(oid)?,
+            None => Arc::new(Vec::new()),
+        };
+        let by_name: HashMap<&[u8], &Entry> =
+            old_tree.iter().map(|e| (e.name.as_slice(), e)).collect();
+        for entry in source.tree(new)?.iter() {
+            let previous = by_name.get(entry.name.as_slice());
+            if previous.map(|e| e.oid) == Some(entry.oid) {
+                continue;
+            }
+            if entry.is_tree() {
+                let previous = previous.filter(|e| e.is_tree()).map(|e| e.oid);
+                self.copy_missing(source, entry.oid, previous)?;
+            } else {
+                let content = read_object(source, entry.oid, "blob")?;
+                self.writer
+                    .borrow_mut()
+                    .add(&[(entry.oid, Kind::Blob, &content)])?;
+            }
+        }
+        let data = read_object(source, new, "tree")?;
+        self.writer.borrow_mut().add(&[(new, Kind::Tree, &data)])?;
         Ok(())
     }
 

@@ -736,3 +736,94 @@ fn push_to_a_bare_repository_and_fail_bounded_on_a_missing_one() {
         Err(Error::InvalidBranch(_))
     ));
 }
+
+#[test]
+fn a_repository_follows_one_folder_of_another_and_holds_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = DesiredStateRepo::open_or_init(dir.path().join("main.git")).unwrap();
+    let site = DesiredStateRepo::open_or_init(dir.path().join("a.git")).unwrap();
+    let follow = |message: &str| {
+        let mut change = site.change().unwrap();
+        change.put_tree_from("sites/a", &main).unwrap();
+        change.commit(&author(), message, &[7]).unwrap()
+    };
+    main.apply(&batch(
+        &["sites"],
+        vec![
+            file("sites/a/prod/kustomization.yaml", "a: 1\n"),
+            file("sites/a/prod/bookings/x/ns.yaml", "x: 1\n"),
+            file(
+                "sites/b/prod/kustomization.yaml",
+                "b: secret of another tenant\n",
+            ),
+        ],
+    ))
+    .unwrap();
+    assert!(follow("first").is_some());
+    assert_eq!(follow("again"), None, "nothing new, no commit");
+    // Changes in main: one of `a`, one of `b` only.
+    main.apply(&batch(
+        &["sites/a/prod/bookings"],
+        vec![
+            file("sites/a/prod/bookings/x/ns.yaml", "x: 2\n"),
+            file("sites/a/prod/bookings/y/ns.yaml", "y: 1\n"),
+        ],
+    ))
+    .unwrap();
+    main.apply(&batch(
+        &["sites/b"],
+        vec![file("sites/b/prod/kustomization.yaml", "b: 2\n")],
+    ))
+    .unwrap();
+    assert!(follow("second").is_some());
+    assert_eq!(
+        site.tree_oid_at("sites/a").unwrap(),
+        main.tree_oid_at("sites/a").unwrap()
+    );
+    assert_eq!(
+        head_files(&site),
+        BTreeMap::from([
+            (
+                "sites/a/prod/bookings/x/ns.yaml".to_string(),
+                "x: 2\n".to_string()
+            ),
+            (
+                "sites/a/prod/bookings/y/ns.yaml".to_string(),
+                "y: 1\n".to_string()
+            ),
+            (
+                "sites/a/prod/kustomization.yaml".to_string(),
+                "a: 1\n".to_string()
+            ),
+        ])
+    );
+    // Not one object of `b`, ever, and only the second version's new objects were added.
+    let b_objects: Vec<String> = ["b: secret of another tenant\n", "b: 2\n"]
+        .iter()
+        .map(|c| {
+            let mut child = Command::new("git")
+                .args(["hash-object", "--stdin"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), c.as_bytes()).unwrap();
+            String::from_utf8(child.wait_with_output().unwrap().stdout)
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    for object in objects(&site) {
+        assert!(!b_objects.iter().any(|b| object.starts_with(b)), "{object}");
+    }
+    assert_eq!(commits(&site), 2);
+    let log = git(site.path(), &["log", "-1", "--format=%an%n%B"]);
+    assert!(log.contains("Audit-Event: 7"), "{log}");
+    fsck(site.path());
+    // A folder gone from main goes from the follower.
+    main.apply(&batch(&["sites/a"], vec![])).unwrap();
+    assert!(follow("gone").is_some());
+    assert_eq!(site.tree_oid_at("sites/a").unwrap(), None);
+    fsck(site.path());
+}

@@ -28,6 +28,11 @@ struct CatalogEntry {
 fn load<T: DeserializeOwned>(file: &str) -> Vec<T> {
     let path = format!("{DEMO}{file}");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // The demo loader's placeholder for its own charts' Helm repository (`--charts`).
+    let text = text.replace(
+        "${VERBUND_DEMO_CHARTS}",
+        "https://charts.verbund.example/demo",
+    );
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
@@ -177,6 +182,10 @@ fn offerings() {
         let mut latest: Option<&str> = None;
         for v in versions {
             v.validate(latest)
+                .unwrap_or_else(|e| panic!("{} {}: {e}", o.name, v.version));
+            // What publishing checks against the offering: every Secret and ConfigMap
+            // the package reads is one it makes or verbund provides.
+            verbund_domain::catalog::check_package(o, v)
                 .unwrap_or_else(|e| panic!("{} {}: {e}", o.name, v.version));
             assert!(!v.changelog.trim().is_empty(), "{} {}", o.name, v.version);
             latest = Some(&v.version);

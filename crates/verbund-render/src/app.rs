@@ -85,10 +85,10 @@ pub(crate) fn helm_values(tenant: &Tenant<'_>, defaults: &Value) -> Result<Value
 }
 
 /// What verbund tells every chart about the booking, under the key `verbund`:
-/// `namespace`, `booking`, `organisation` (its key), `credentialsSecret` (if the
+/// `namespace`, `booking`, `organisation` (its key), `credentialsSecretName` (if the
 /// offering has credentials) and per dependency (by offering) its `namespace`, `host`
 /// (`<offering>.<namespace>.svc.cluster.local`, the Service its chart names after the
-/// release) and `credentialsSecret`. Charts written for verbund read their connections
+/// release) and `credentialsSecretName`. Charts written for verbund read their connections
 /// from here.
 pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
     let placed = tenant.placed;
@@ -101,7 +101,7 @@ pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
                 json!({
                     "namespace": namespace,
                     "host": format!("{offering}.{namespace}.svc.cluster.local"),
-                    "credentialsSecret": credentials_secret(offering),
+                    "credentialsSecretName": credentials_secret(offering),
                 }),
             )
         })
@@ -113,7 +113,7 @@ pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
         "dependencies": dependencies,
     });
     if placed.offering.credentials {
-        block["credentialsSecret"] = json!(credentials_secret(&placed.offering.name));
+        block["credentialsSecretName"] = json!(credentials_secret(&placed.offering.name));
     }
     block
 }
@@ -122,6 +122,7 @@ pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
 /// mode.
 pub(crate) fn application(
     tenant: &Tenant<'_>,
+    site: &str,
     folder: &str,
     delivery: Delivery,
     options: &RenderOptions,
@@ -146,7 +147,7 @@ pub(crate) fn application(
                     ..AppFiles::default()
                 },
                 Delivery::Argocd => AppFiles {
-                    engine: argocd(tenant, Source::Chart(&chart, values), options)?,
+                    engine: argocd(tenant, site, Source::Chart(&chart, values), options)?,
                     ..AppFiles::default()
                 },
                 Delivery::Agent => AppFiles {
@@ -164,7 +165,7 @@ pub(crate) fn application(
             let path = format!("{folder}/app");
             let engine = match delivery {
                 Delivery::Flux => vec![flux_manifests(tenant, &path, options)?],
-                Delivery::Argocd => argocd(tenant, Source::Folder(&path), options)?,
+                Delivery::Argocd => argocd(tenant, site, Source::Folder(&path), options)?,
                 Delivery::Agent => Vec::new(),
             };
             Ok(AppFiles {
@@ -311,7 +312,12 @@ enum Source<'a> {
 
 /// The booking's AppProject (its namespace only, the tenant kinds only) and its
 /// Application in it.
-fn argocd(tenant: &Tenant<'_>, source: Source<'_>, options: &RenderOptions) -> Result<Vec<Value>> {
+fn argocd(
+    tenant: &Tenant<'_>,
+    site: &str,
+    source: Source<'_>,
+    options: &RenderOptions,
+) -> Result<Vec<Value>> {
     let offering = &tenant.placed.offering.name;
     let in_argocd = |annotations: Option<Vec<(&str, &str)>>| {
         let mut metadata = tenant.meta(&tenant.namespace);
@@ -338,9 +344,9 @@ fn argocd(tenant: &Tenant<'_>, source: Source<'_>, options: &RenderOptions) -> R
             },
         ),
         Source::Folder(path) => (
-            options.repository_url.clone(),
+            options.repository_for(site),
             ApplicationSource {
-                repo_url: options.repository_url.clone(),
+                repo_url: options.repository_for(site),
                 target_revision: options.branch.clone(),
                 chart: None,
                 path: Some(path.to_string()),

@@ -200,11 +200,20 @@ pub struct LayerSelector {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GitRepositorySpec {
     pub interval: String,
     pub url: String,
     #[serde(rename = "ref")]
     pub reference: GitReference,
+    /// A Secret of the same namespace with `username` and `password` for HTTP basic auth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalReference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalReference {
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

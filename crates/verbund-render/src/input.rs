@@ -36,8 +36,13 @@ pub struct PlacedBooking<'a> {
 /// How the federation's sites are set up; the same for every site of a federation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderOptions {
-    /// URL of the desired-state Git repository as the sites' engines reach it.
+    /// URL of each site's desired-state Git repository as its engine reaches it; `{site}`
+    /// stands for the site's name (e.g. `https://verbund.example/git/{site}.git`, the
+    /// repositories verbund serves itself), see [`RenderOptions::repository_for`].
     pub repository_url: String,
+    /// The Secret (in Flux's namespace) with the credentials Flux sends to the
+    /// repository (`username`, `password`: the site's token), if it needs any.
+    pub git_secret: Option<String>,
     /// The branch the engines follow.
     pub branch: String,
     /// Namespace of the ingress controller whose traffic reaches every booking
@@ -54,12 +59,13 @@ pub struct RenderOptions {
 }
 
 impl RenderOptions {
-    /// The defaults for everything but the repository: branch `main`, ingress controller
-    /// in `ingress-nginx`, Flux in `flux-system`, Argo CD in `argocd`, secret store
-    /// `verbund`, tenant role `edit`.
+    /// The defaults for everything but the repository: credentials for Flux in the
+    /// Secret `verbund-git`, branch `main`, ingress controller in `ingress-nginx`, Flux in
+    /// `flux-system`, Argo CD in `argocd`, secret store `verbund`, tenant role `edit`.
     pub fn new(repository_url: impl Into<String>) -> Self {
         Self {
             repository_url: repository_url.into(),
+            git_secret: Some("verbund-git".into()),
             branch: "main".into(),
             ingress_namespace: "ingress-nginx".into(),
             flux_namespace: "flux-system".into(),
@@ -67,6 +73,14 @@ impl RenderOptions {
             secret_store: "verbund".into(),
             tenant_cluster_role: "edit".into(),
         }
+    }
+}
+
+impl RenderOptions {
+    /// The repository `site`'s engine pulls from: [`RenderOptions::repository_url`]
+    /// with `{site}` replaced.
+    pub fn repository_for(&self, site: &str) -> String {
+        self.repository_url.replace("{site}", site)
     }
 }
 

@@ -127,7 +127,13 @@ pub fn render(input: &RenderInput<'_>, options: &RenderOptions) -> Result<Vec<Re
         options,
     )?;
     for t in &tenants {
-        files.extend(tenant_files(t, &folder, input.site.delivery, options)?);
+        files.extend(tenant_files(
+            t,
+            &input.site.name,
+            &folder,
+            input.site.delivery,
+            options,
+        )?);
     }
     files.sort();
     Ok(files)
@@ -165,7 +171,7 @@ pub fn render_folders(
         out.push(BookingFolder {
             booking: t.placed.booking.id.clone(),
             folder: booking_folder(&folder, &t.namespace),
-            files: tenant_files(&t, &folder, input.site.delivery, options)?,
+            files: tenant_files(&t, &input.site.name, &folder, input.site.delivery, options)?,
             namespace: t.namespace,
         });
     }
@@ -206,6 +212,7 @@ pub fn site_files<'n>(
         Delivery::Agent => shards.keys().map(|s| format!("shards/{s}")).collect(),
         Delivery::Flux | Delivery::Argocd => {
             let objects = root::shard_objects(
+                &site.name,
                 &folder,
                 environment,
                 site.delivery,
@@ -230,7 +237,7 @@ pub fn site_files<'n>(
             &[root::kustomization(folders)?],
         )?;
     }
-    let root_objects = root::root(&folder, environment, site.delivery, options)?;
+    let root_objects = root::root(&site.name, &folder, environment, site.delivery, options)?;
     if !root_objects.is_empty() {
         file(format!("{folder}/root.yaml"), &root_objects)?;
     }
@@ -327,12 +334,13 @@ fn tenants<'i>(input: &'i RenderInput<'_>) -> Result<Vec<Tenant<'i>>> {
 /// them, and the vendor content (`app/`, `helm.yaml`) beside them; sorted by path.
 fn tenant_files(
     t: &Tenant<'_>,
+    site: &str,
     folder: &str,
     delivery: Delivery,
     options: &RenderOptions,
 ) -> Result<Vec<RenderedFile>> {
     let dir = booking_folder(folder, &t.namespace);
-    let app = app::application(t, &dir, delivery, options)?;
+    let app = app::application(t, site, &dir, delivery, options)?;
     let mut files = Vec::new();
     let mut names = Vec::new();
     for (name, objects) in booking_files(t, app.engine, delivery, options)? {

@@ -44,8 +44,8 @@ use crate::app::IN_CLUSTER;
 use crate::crd::{
     AppProject, AppProjectSpec, Application, ApplicationDestination, ApplicationSource,
     ApplicationSpec, Automated, GitReference, GitRepository, GitRepositorySpec, GroupKind,
-    Kustomization, KustomizationFile, KustomizationSpec, ProjectDestination, SourceReference,
-    SyncPolicy,
+    Kustomization, KustomizationFile, KustomizationSpec, LocalReference, ProjectDestination,
+    SourceReference, SyncPolicy,
 };
 use crate::error::{Error, Result};
 use crate::input::{environment_name, RenderOptions};
@@ -105,6 +105,7 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
 /// The objects of `shards.yaml`: one Flux Kustomization or Argo CD Application per shard
 /// in `shards`; none for agent sites.
 pub(crate) fn shard_objects(
+    site: &str,
     folder: &str,
     environment: Environment,
     delivery: Delivery,
@@ -125,7 +126,7 @@ pub(crate) fn shard_objects(
                     SITE_ACCOUNT,
                     None,
                 )),
-                Delivery::Argocd => Some(argocd_application(&name, &path, options)),
+                Delivery::Argocd => Some(argocd_application(site, &name, &path, options)),
                 Delivery::Agent => None,
             }
         })
@@ -159,13 +160,18 @@ pub(crate) fn flux_kustomization(
     to_value("Kustomization", &kustomization)
 }
 
-fn argocd_application(name: &str, path: &str, options: &RenderOptions) -> Result<Value> {
+fn argocd_application(
+    site: &str,
+    name: &str,
+    path: &str,
+    options: &RenderOptions,
+) -> Result<Value> {
     let app = Application::new(
         meta(name, Some(&options.argocd_namespace)),
         ApplicationSpec {
             project: SITE_PROJECT.into(),
             source: ApplicationSource {
-                repo_url: options.repository_url.clone(),
+                repo_url: options.repository_for(site),
                 target_revision: options.branch.clone(),
                 chart: None,
                 path: Some(path.to_string()),
@@ -189,6 +195,7 @@ fn argocd_application(name: &str, path: &str, options: &RenderOptions) -> Result
 
 /// The objects of `root.yaml`, or none for agent sites.
 pub(crate) fn root(
+    site: &str,
     folder: &str,
     environment: Environment,
     delivery: Delivery,
@@ -197,7 +204,7 @@ pub(crate) fn root(
     let name = format!("verbund-{}", environment_name(environment));
     match delivery {
         Delivery::Flux => {
-            let url = &options.repository_url;
+            let url = &options.repository_for(site);
             if !["http://", "https://", "ssh://"]
                 .iter()
                 .any(|scheme| url.starts_with(scheme))
@@ -214,10 +221,14 @@ pub(crate) fn root(
                 meta(GIT_SOURCE, Some(ns)),
                 GitRepositorySpec {
                     interval: "1m".into(),
-                    url: options.repository_url.clone(),
+                    url: url.clone(),
                     reference: GitReference {
                         branch: options.branch.clone(),
                     },
+                    secret_ref: options
+                        .git_secret
+                        .as_ref()
+                        .map(|name| LocalReference { name: name.clone() }),
                 },
             );
             let account = ServiceAccount {
@@ -252,7 +263,7 @@ pub(crate) fn root(
                 meta(SITE_PROJECT, Some(&options.argocd_namespace)),
                 AppProjectSpec {
                     description: "verbund: the site's tenancies and their applications".into(),
-                    source_repos: vec![options.repository_url.clone()],
+                    source_repos: vec![options.repository_for(site)],
                     destinations: vec![ProjectDestination {
                         server: IN_CLUSTER.into(),
                         namespace: "*".into(),
@@ -284,7 +295,7 @@ pub(crate) fn root(
             Ok(vec![
                 to_value("AppProject", &project)?,
                 canonical(deployer_cluster_role()),
-                argocd_application(&name, folder, options)?,
+                argocd_application(site, &name, folder, options)?,
             ])
         }
         Delivery::Agent => Ok(Vec::new()),

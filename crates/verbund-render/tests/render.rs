@@ -823,7 +823,7 @@ fn values_are_defaults_then_plan_then_config() {
         let db_ns = db["namespace"].as_str().unwrap();
         assert!(db_ns.starts_with("postgresql-"), "{mode}");
         assert_eq!(db["host"], format!("postgresql.{db_ns}.svc.cluster.local"));
-        assert_eq!(db["credentialsSecret"], "postgresql-credentials");
+        assert_eq!(db["credentialsSecretName"], "postgresql-credentials");
     }
     // A tenant cannot override verbund's block.
     let mut w = world();

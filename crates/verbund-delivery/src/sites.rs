@@ -1,0 +1,93 @@
+//! Each site's own repository: a bare Git repository per site that follows that site's
+//! folder (`sites/<site>`) of the whole desired state, commit by commit.
+//!
+//! Why: a site's engine must read only its own tenants. A repository of its own holds
+//! exactly the objects of its folder and nothing of another site — not even an object
+//! that could be asked for by its id — so serving it (see `verbund-api`'s Git endpoint)
+//! or pushing it to a Git server of the operator's choice can reveal nothing else.
+//! The whole desired state (`desired-state.git`) stays the publisher's record: verify and
+//! the history scan read it, and each site repository is derived from it.
+//!
+//! A site's commit carries the whole-state commit's author, message and audit trailers
+//! and holds only `sites/<site>/…`, so the paths the site's roots name are the same in
+//! both. Following is idempotent: a site whose folder equals its repository's gets no
+//! commit, so the publisher follows every site on start (which also migrates an existing
+//! whole-state repository) and the sites it touched after each commit.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use verbund_git::{Author, CommitId, DesiredStateRepo};
+use verbund_render::names::is_dns_label;
+
+use crate::{DeliveryError, Result};
+
+/// The site repositories, `<dir>/<site>.git`, opened on first use.
+#[derive(Debug)]
+pub struct SiteRepos {
+    dir: PathBuf,
+    open: Mutex<HashMap<String, DesiredStateRepo>>,
+}
+
+impl SiteRepos {
+    /// The site repositories in `dir` (created when needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The folder holding them.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The repository of `site`: `<dir>/<site>.git`. `None` for a name that is no site
+    /// name (so no request can reach outside the folder).
+    pub fn path(&self, site: &str) -> Option<PathBuf> {
+        is_dns_label(site).then(|| self.dir.join(format!("{site}.git")))
+    }
+
+    /// The opened repository of `site`, created if it does not exist yet.
+    pub fn repo(&self, site: &str) -> Result<DesiredStateRepo> {
+        let path = self
+            .path(site)
+            .ok_or_else(|| DeliveryError::Inconsistent(format!("`{site}` is not a site name")))?;
+        let mut open = self
+            .open
+            .lock()
+            .map_err(|_| DeliveryError::Job("the site repositories' lock is poisoned".into()))?;
+        if let Some(repo) = open.get(site) {
+            return Ok(repo.clone());
+        }
+        let repo = DesiredStateRepo::open_or_init(&path)?;
+        open.insert(site.to_owned(), repo.clone());
+        Ok(repo)
+    }
+
+    /// Makes `site`'s repository hold what `whole`'s HEAD holds at `sites/<site>`, as
+    /// one commit attributed like the whole state's; `None` when it already does.
+    pub fn follow(
+        &self,
+        site: &str,
+        whole: &DesiredStateRepo,
+        author: &Author,
+        message: &str,
+        audit_events: &[i64],
+    ) -> Result<Option<CommitId>> {
+        let repo = self.repo(site)?;
+        let folder = format!("sites/{site}");
+        if repo.tree_oid_at(&folder)? == whole.tree_oid_at(&folder)? && repo.head()?.is_some() {
+            return Ok(None);
+        }
+        let mut change = repo.change()?;
+        change.put_tree_from(&folder, whole)?;
+        let commit = change.commit(author, message, audit_events)?;
+        if let Some(c) = &commit {
+            tracing::debug!(site, commit = %c, "site repository follows the desired state");
+        }
+        Ok(commit)
+    }
+}
