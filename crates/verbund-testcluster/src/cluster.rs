@@ -44,6 +44,10 @@ pub struct ClusterOptions {
     /// How long each start-up step may take (default 120 s: generous for a loaded
     /// 2-core machine).
     pub step_timeout: Duration,
+    /// Whether pods labelled `kwok.verbund.dev/ready: never` never turn Ready (default
+    /// true): a version that never comes up. A cluster that does not honour the label
+    /// runs them like any pod (e.g. a test environment where the version works).
+    pub never_ready: bool,
 }
 
 impl Default for ClusterOptions {
@@ -56,6 +60,7 @@ impl Default for ClusterOptions {
             node_ephemeral_storage: "1Ti".to_owned(),
             region: "de-1".to_owned(),
             step_timeout: Duration::from_secs(120),
+            never_ready: true,
         }
     }
 }
@@ -302,7 +307,11 @@ impl Cluster {
             &[],
         )?;
         let kwok_config = self.root.join("kwok.yaml");
-        crate::write_file(&kwok_config, KWOK_CONFIGURATION.as_bytes(), 0o644)?;
+        crate::write_file(
+            &kwok_config,
+            kwok_configuration(options.never_ready).as_bytes(),
+            0o644,
+        )?;
         let kwok_args = vec![
             format!("--kubeconfig={kubeconfig}"),
             format!("--config={}", kwok_config.display()),
@@ -506,9 +515,59 @@ impl Drop for Cluster {
 /// `~/.kwok/kwok.yaml` adds to it.
 const KWOK_CONFIGURATION: &str = include_str!("kwok.yaml");
 
+/// [`KWOK_CONFIGURATION`], without what makes labelled pods never ready unless
+/// `never_ready`.
+fn kwok_configuration(never_ready: bool) -> String {
+    if never_ready {
+        return KWOK_CONFIGURATION.to_string();
+    }
+    let mut out = Vec::new();
+    let mut skip = 0;
+    for document in KWOK_CONFIGURATION.split("\n---\n") {
+        if document.trim_start().starts_with("# never-ready") {
+            continue;
+        }
+        let mut lines = Vec::new();
+        for line in document.lines() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if line.trim() == "# never-ready" {
+                skip = 2;
+                continue;
+            }
+            lines.push(line);
+        }
+        out.push(lines.join("\n"));
+    }
+    out.join("\n---\n")
+}
+
 fn create_dir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod kwok_tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_that_does_not_honour_never_ready_has_no_trace_of_it() {
+        let all = kwok_configuration(true);
+        let plain = kwok_configuration(false);
+        let key = r#"labels."kwok.verbund.dev/ready""#;
+        assert!(all.contains(key));
+        assert!(!plain.contains(key), "{plain}");
+        assert_eq!(
+            plain.matches("kind: Stage").count() + 1,
+            all.matches("kind: Stage").count()
+        );
+        for document in plain.split("\n---\n") {
+            serde_yaml_ng::from_str::<serde_json::Value>(document).expect("YAML");
+        }
+    }
 }

@@ -36,6 +36,10 @@
 //! with its own metrics and health port; source-controller's artifacts in the folder,
 //! served on a free port).
 //!
+//! [`ChartRepository::serve`] packages the project's own charts (`charts/`) at the versions
+//! a test names with the test environment's `helm` and serves them as a Helm repository
+//! on a free loopback port, so charts are fetched as from a real repository.
+//!
 //! # Lifetime
 //!
 //! Dropping a [`Cluster`] (or [`FluxControllers`]) sends SIGTERM to every process group,
@@ -66,6 +70,7 @@
 //! 125 MB (mostly etcd's preallocated WAL).
 
 mod bootstrap;
+mod charts;
 mod cluster;
 mod env;
 mod flux;
@@ -79,6 +84,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use bootstrap::{INGRESS_CLASS, KWOK_NODE_ANNOTATION, KWOK_NODE_VALUE, SITE_NAMESPACES};
+pub use charts::ChartRepository;
 pub use cluster::{
     Cluster, ClusterOptions, Ports, POD_CIDR, SERVICE_ACCOUNT_ISSUER, SERVICE_CLUSTER_IP_RANGE,
 };
@@ -115,6 +121,14 @@ pub enum Error {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// A tool of the test environment (e.g. `helm package`) ran and failed.
+    #[error("`{command}` failed: {reason}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its exit status and error output.
+        reason: String,
     },
     /// A component's binary could not be started.
     #[error("cannot start {component} (`{program}`): {source}")]

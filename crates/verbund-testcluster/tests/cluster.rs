@@ -560,3 +560,69 @@ async fn a_dropped_cluster_leaves_no_process_and_no_folder() {
         assert!(!dir.exists(), "{} was not removed", dir.display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_labelled_never_ready_run_but_never_turn_ready() {
+    let cluster = cluster().await;
+    let client = cluster.client();
+    restricted_namespace(&client, "never").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "never");
+    for (name, labels) in [
+        ("good", json!({ "app": "good" })),
+        (
+            "bad",
+            json!({ "app": "bad", "kwok.verbund.dev/ready": "never" }),
+        ),
+    ] {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": { "name": name },
+            "spec": {
+                "replicas": 1,
+                "selector": { "matchLabels": { "app": name } },
+                "template": {
+                    "metadata": { "labels": labels },
+                    "spec": restricted_spec("100m", "Always"),
+                },
+            },
+        }))
+        .expect("a deployment");
+        deployments
+            .create(&PostParams::default(), &deployment)
+            .await
+            .expect("deployment created");
+    }
+    wait_for_deployment_ready(&client, "never", "good", 1, WAIT)
+        .await
+        .expect("the unlabelled one comes up");
+    // The labelled one's pod runs, and stays unready.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "never");
+    let pod = wait_for_value(
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels("app=bad"))
+                .await
+                .ok()?;
+            list.items
+                .into_iter()
+                .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        },
+        WAIT,
+    )
+    .await
+    .expect("the labelled pod runs");
+    let ready = |p: &Pod| {
+        p.status
+            .iter()
+            .flat_map(|s| s.conditions.iter().flatten())
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    };
+    assert!(!ready(&pod));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let bad = deployments.get("bad").await.expect("deployment");
+    assert_eq!(bad.status.and_then(|s| s.ready_replicas).unwrap_or(0), 0);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .delete("never", &DeleteParams::default())
+        .await
+        .expect("deletion accepted");
+}
