@@ -60,9 +60,10 @@ done
 argocd="$(module_dir github.com/argoproj/argo-cd/v3@v3.5.7)"
 cp "$argocd/manifests/crds/application-crd.yaml" "$argocd/manifests/crds/appproject-crd.yaml" "$crds/"
 eso="$(module_dir github.com/external-secrets/external-secrets@v0.16.2)"
-for kind in externalsecret clustersecretstore secretstore; do
+for kind in externalsecret clustersecretstore secretstore pushsecret; do
   cp "$eso/config/crds/bases/external-secrets.io_${kind}s.yaml" "$crds/"
 done
+cp "$eso/config/crds/bases/generators.external-secrets.io_passwords.yaml" "$crds/"
 chmod -R u+w "$crds"
 
 echo "$stamp" > "$out/stamp"

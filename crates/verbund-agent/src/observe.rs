@@ -179,11 +179,14 @@ fn booking_in(index: &Index<'_>, booking: &str, namespace: &str) -> BookingObser
     let mut ready = 0u32;
     for d in &deployments {
         desired += replicas(d.spec.as_ref().and_then(|s| s.replicas));
-        ready += replicas_seen(d.status.as_ref().and_then(|s| s.ready_replicas));
+        ready += deployment_ready(d);
     }
     for st in &stateful_sets {
         desired += replicas(st.spec.as_ref().and_then(|s| s.replicas));
-        ready += replicas_seen(st.status.as_ref().and_then(|s| s.ready_replicas));
+        let status = st.status.as_ref();
+        // Only pods of the current revision count (a StatefulSet updates in order).
+        ready += replicas_seen(status.and_then(|s| s.ready_replicas))
+            .min(replicas_seen(status.and_then(|s| s.updated_replicas)));
     }
 
     let mut conditions = Vec::new();
@@ -220,19 +223,25 @@ fn booking_in(index: &Index<'_>, booking: &str, namespace: &str) -> BookingObser
         versions.push(workload_version(&deployments, &stateful_sets));
     }
     for d in &deployments {
-        let available = d
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == "Available"));
-        if let Some(c) = available {
-            let name = d.metadata.name.as_deref().unwrap_or_default();
+        let name = d.metadata.name.as_deref().unwrap_or_default();
+        let found = |kind: &str| {
+            d.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
+        };
+        // Available; and Progressing once it is False: Kubernetes' own verdict that a
+        // rollout exceeded its `progressDeadlineSeconds` (a version that never comes up
+        // while the old pods keep serving).
+        let available = found("Available");
+        let stalled = found("Progressing").filter(|c| c.status == "False");
+        for c in available.into_iter().chain(stalled) {
             let message = match &c.message {
                 Some(m) => format!("deployment {name}: {m}"),
                 None => format!("deployment {name}"),
             };
             conditions.push(condition(
-                "Available",
+                &c.type_,
                 &c.status,
                 c.reason.as_deref(),
                 Some(&message),
@@ -271,6 +280,28 @@ fn helm_release_version(r: &DynamicObject, ready: Option<&Condition>) -> Option<
     let same_chart =
         last["status"] == "deployed" && wanted.is_some() && last["chartVersion"].as_str() == wanted;
     same_chart.then(|| label_version(r.labels())).flatten()
+}
+
+/// The ready pods of a Deployment that run its current template. During a rolling
+/// update the old pods stay ready while the new ones start, so `readyReplicas` alone would
+/// call a version ready whose pods never come up: the old pods (`replicas -
+/// updatedReplicas`) are taken off, and nothing counts before the controller has seen
+/// the current generation.
+fn deployment_ready(d: &Deployment) -> u32 {
+    let Some(status) = d.status.as_ref() else {
+        return 0;
+    };
+    let seen =
+        status.observed_generation.is_some() && status.observed_generation >= d.metadata.generation;
+    if !seen {
+        return 0;
+    }
+    let total = replicas_seen(status.replicas);
+    let updated = replicas_seen(status.updated_replicas);
+    let old = total.saturating_sub(updated);
+    replicas_seen(status.ready_replicas)
+        .saturating_sub(old)
+        .min(updated)
 }
 
 fn replicas(spec: Option<i32>) -> u32 {
@@ -676,5 +707,47 @@ impl Stores {
             nodes: self.nodes.state(),
             pods: self.pods.state(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(generation: i64, status: serde_json::Value) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app", "generation": generation},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": status,
+        }))
+        .expect("a deployment")
+    }
+
+    #[test]
+    fn only_ready_pods_of_the_current_template_count() {
+        // Rolled out: both new pods ready.
+        let done = deployment(
+            3,
+            serde_json::json!({"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2}),
+        );
+        assert_eq!(deployment_ready(&done), 2);
+        // A surge pod of a new version that never comes up: the two old pods are ready.
+        let hanging = deployment(
+            4,
+            serde_json::json!({"observedGeneration": 4, "replicas": 3, "updatedReplicas": 1, "readyReplicas": 2}),
+        );
+        assert_eq!(deployment_ready(&hanging), 0);
+        // Half way: one new ready, one old ready.
+        let half = deployment(
+            4,
+            serde_json::json!({"observedGeneration": 4, "replicas": 2, "updatedReplicas": 1, "readyReplicas": 2}),
+        );
+        assert_eq!(deployment_ready(&half), 1);
+        // The controller has not seen the new generation yet.
+        let unseen = deployment(
+            5,
+            serde_json::json!({"observedGeneration": 4, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2}),
+        );
+        assert_eq!(deployment_ready(&unseen), 0);
     }
 }

@@ -346,7 +346,7 @@ impl BookingSpec {
 /// Validates a tenant configuration; the error names the JSON pointer of the first
 /// offending value.
 pub fn validate_config(schema: &Value, config: &Value) -> Result<()> {
-    let validator = jsonschema::validator_for(schema)
+    let validator = crate::catalog::config_validator(schema)
         .map_err(|e| Invalid::new("/config", format!("the offering's schema is unusable: {e}")))?;
     let mut errors: Vec<(String, String)> = validator
         .iter_errors(config)

@@ -281,6 +281,19 @@ impl OfferingSpec {
     }
 }
 
+/// The validator of a tenant configuration schema: its draft as it declares it, and
+/// with `format` asserted (an `email` must be an e-mail address, a `uri` a URI), as Helm
+/// asserts it against a chart's `values.schema.json` — so what verbund accepts, the chart
+/// accepts too. Booking, publishing and the test stage's reference configuration all use
+/// it.
+pub fn config_validator(
+    schema: &Value,
+) -> std::result::Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(schema)
+}
+
 /// Checks that a value is a valid JSON Schema (against its meta-schema).
 pub fn check_schema(field: &str, schema: &Value) -> Result<()> {
     if !schema.is_object() && !schema.is_boolean() {
@@ -289,7 +302,7 @@ pub fn check_schema(field: &str, schema: &Value) -> Result<()> {
             "a JSON Schema must be an object or a boolean",
         ));
     }
-    jsonschema::validator_for(schema)
+    config_validator(schema)
         .map(|_| ())
         .map_err(|e| Invalid::new(field, format!("not a valid JSON Schema: {e}")))
 }

@@ -293,9 +293,14 @@ impl BookingObservation {
         self.applied_version.as_deref() == Some(desired)
     }
 
+    /// A condition that says the booking fails: `Ready`, `Available` or `Healthy`
+    /// False, or `Progressing` False (a Deployment past its progress deadline).
     fn failing_condition(&self) -> bool {
         self.conditions.iter().any(|c| {
-            matches!(c.kind.as_str(), "Ready" | "Available" | "Healthy") && c.status == "False"
+            matches!(
+                c.kind.as_str(),
+                "Ready" | "Available" | "Healthy" | "Progressing"
+            ) && c.status == "False"
         })
     }
 
@@ -347,7 +352,8 @@ impl BookingObservation {
 /// implies, if any.
 ///
 /// - provisioning/updating → active once the desired version is ready; → degraded
-///   when it runs and fails (smoke test, a `Ready=False` condition). Not ready yet is
+///   when it runs and fails (smoke test, a `Ready=False` condition, a Deployment whose
+///   rollout is past its progress deadline: `Progressing=False`). Not ready yet is
 ///   work in progress and changes nothing.
 /// - active → degraded when it is no longer ready (fewer replicas, failed smoke test,
 ///   another version than desired); degraded → active once ready again.
@@ -503,6 +509,17 @@ mod tests {
             assess(s, "1.0.0", &observation("1.0.0", 2, SmokeResult::Failed)),
             Some(BookingEvent::Degrade)
         );
+        // The new version's pods never come up while the old ones serve: not ready, and
+        // once the Deployment is past its progress deadline, degraded.
+        let mut stalled = observation("1.0.0", 0, SmokeResult::None);
+        assert_eq!(assess(s, "1.0.0", &stalled), None);
+        stalled.conditions.push(Condition {
+            kind: "Progressing".into(),
+            status: "False".into(),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            message: None,
+        });
+        assert_eq!(assess(s, "1.0.0", &stalled), Some(BookingEvent::Degrade));
     }
 
     #[test]

@@ -1048,7 +1048,7 @@ pub fn reference_config(schema: &serde_json::Value) -> serde_json::Value {
                     "test-1",
                 ];
                 let fits = |c: &&&str| {
-                    jsonschema::validator_for(schema).is_ok_and(|v| v.is_valid(&json!(c)))
+                    crate::catalog::config_validator(schema).is_ok_and(|v| v.is_valid(&json!(c)))
                 };
                 json!(candidates.iter().find(fits).copied().unwrap_or("test"))
             }

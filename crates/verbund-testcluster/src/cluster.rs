@@ -421,6 +421,40 @@ impl Cluster {
         &self.kubeconfig
     }
 
+    /// A kubeconfig file that acts as the ServiceAccount `namespace`/`name`, with a
+    /// token from the TokenRequest API valid for `hours`: to run a component with exactly
+    /// the rights its install manifests grant, not the admin's.
+    pub async fn kubeconfig_for_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+        hours: i64,
+    ) -> Result<PathBuf> {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let accounts: kube::Api<ServiceAccount> = kube::Api::namespaced(self.client(), namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: Vec::new(),
+                expiration_seconds: Some(hours * 3600),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let issued = accounts
+            .create_token_request(name, &kube::api::PostParams::default(), &request)
+            .await
+            .map_err(|source| Error::Kube {
+                action: format!("requesting a token for {namespace}/{name}"),
+                source,
+            })?;
+        let token = issued.status.map(|s| s.token).unwrap_or_default();
+        let path = self.root.join(format!("kubeconfig-{namespace}-{name}"));
+        let text = kubeconfig::render_with_token(&self.server_url, &self.ca_pem, &token)?;
+        crate::write_file(&path, text.as_bytes(), 0o600)?;
+        Ok(path)
+    }
+
     /// The API server's URL, `https://127.0.0.1:<port>`.
     pub fn server_url(&self) -> &str {
         &self.server_url

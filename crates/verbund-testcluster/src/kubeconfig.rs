@@ -44,6 +44,30 @@ pub(crate) fn render(server: &str, pki: &Pki) -> Result<String> {
     })
 }
 
+/// A kubeconfig for `server` that authenticates with a bearer `token` (e.g. a service
+/// account's), as YAML.
+pub(crate) fn render_with_token(server: &str, ca_pem: &str, token: &str) -> Result<String> {
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem.as_bytes());
+    let document = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{
+            "name": CONTEXT,
+            "cluster": { "server": server, "certificate-authority-data": b64(ca_pem) },
+        }],
+        "users": [{ "name": CONTEXT, "user": { "token": token } }],
+        "contexts": [{
+            "name": CONTEXT,
+            "context": { "cluster": CONTEXT, "user": CONTEXT, "namespace": "default" },
+        }],
+        "current-context": CONTEXT,
+    });
+    serde_yaml_ng::to_string(&document).map_err(|source| Error::Yaml {
+        path: "kubeconfig".into(),
+        source,
+    })
+}
+
 /// Writes the kubeconfig (mode 0600: it holds the admin key).
 pub(crate) fn write(path: &Path, server: &str, pki: &Pki) -> Result<()> {
     write_file(path, render(server, pki)?.as_bytes(), 0o600)

@@ -310,12 +310,14 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Booking>> {
     load(&state, &caller, &id, Act::Delete).await?;
-    Ok(Json(
-        state
-            .bookings
-            .cancel(&caller.actor(), &id, state.now())
-            .await?,
-    ))
+    let cancelled = state
+        .bookings
+        .cancel(&caller.actor(), &id, state.now())
+        .await?;
+    // The lifecycle sweep moves it on to `retained` now, not at the next timer: its
+    // desired state goes, and the site tears it down.
+    state.reevaluate.notify_one();
+    Ok(Json(cancelled))
 }
 
 /// Approve a booking that awaits approval; it is placed now.

@@ -1,0 +1,511 @@
+//! The site agent for real: `verbund agent run --apply` applies a site's desired state,
+//! fetched from verbund's own Git endpoint with the site's token, to a real Kubernetes
+//! API server (with controller-manager, scheduler and kwok nodes, see
+//! `verbund-testcluster`), reports what runs, and the control plane acts on it.
+//!
+//! One site with two clusters, as data centers run them: production and the test
+//! environment, each with its own agent. Through the real binaries:
+//!
+//! - the agent is installed from `verbund agent manifests --apply` and runs with its own
+//!   service account's rights, never the admin's; vendor content is applied as the
+//!   booking's deployer;
+//! - a booking of the demo's Hundesteuer-Anmeldung (plain manifests that read a
+//!   ConfigMap verbund renders from the booking's configuration) for Dresden lands on the
+//!   Saxon agent site; its namespace, quota, network policies, bindings and deployer
+//!   appear, its pod runs, the agent reports, and the booking turns `active`;
+//! - a new version rolls the Deployment at the plan's full size, which needs the quota's
+//!   room for the surge pod, test environment first;
+//! - a version whose pods never become ready (kwok's stage for the label
+//!   `kwok.verbund.dev/ready: never`, honoured by the production cluster only: the
+//!   version works in the test environment and hangs in production) degrades the booking,
+//!   the rollout halts and rolls it back, and the Deployment runs the old version again;
+//! - a cancellation prunes the namespace until it is gone.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use serde_json::{json, Value};
+use verbund_testcluster::{apply_objects, parse_objects, Cluster, ClusterOptions};
+
+mod common;
+use common::{free_port, get, token, verbund, Server};
+
+const SITE: &str = "landes-it-sn-dd-1";
+const OFFERING: &str = "hundesteuer-anmeldung";
+/// Dresden, Stadt (a kreisfreie Stadt in Sachsen, the Land of the agent site).
+const DRESDEN: &str = "14612";
+const LIMIT: Duration = Duration::from_secs(90);
+
+/// POST `body`; the status must be `expected`.
+async fn post(base: &str, token: &str, path: &str, body: &Value, expected: u16) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1{path}"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    assert_eq!(status, expected, "POST {path}: {text}");
+    serde_json::from_str(&text).expect("JSON")
+}
+
+/// Polls `probe` every 250 ms until it yields a value; panics after `limit`.
+async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
+            return v;
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// `verbund agent run --apply` for the site's `environment` against `cluster`; its log
+/// is shown when the test fails.
+struct Agent(Child, std::path::PathBuf);
+
+impl Agent {
+    /// Installs the agent as `verbund agent manifests --apply` describes it (namespace,
+    /// service account, its roles, the `verbund-deployer` role; not the Deployment: it runs
+    /// here as a process) and starts it with its service account's rights only.
+    async fn install_and_start(
+        base: &str,
+        site_token: &str,
+        environment: &str,
+        cluster: &Cluster,
+        dir: &Path,
+    ) -> Agent {
+        let repository = format!("{base}/git/{SITE}.git");
+        let out = verbund()
+            .args([
+                "agent",
+                "manifests",
+                "--site",
+                SITE,
+                "--server",
+                base,
+                "--apply",
+            ])
+            .args(["--repository", &repository])
+            .output()
+            .expect("verbund agent manifests");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let objects: Vec<Value> = parse_objects(&String::from_utf8_lossy(&out.stdout))
+            .expect("install manifests")
+            .into_iter()
+            .filter(|o| o["kind"] != "Deployment")
+            .collect();
+        apply_objects(&cluster.client(), &objects, "test-operator")
+            .await
+            .expect("the install manifests apply");
+        let kubeconfig = cluster
+            .kubeconfig_for_service_account("verbund-system", "verbund-agent", 2)
+            .await
+            .expect("the agent's service account token");
+        Agent::start(base, site_token, environment, cluster, &kubeconfig, dir)
+    }
+
+    fn start(
+        base: &str,
+        site_token: &str,
+        environment: &str,
+        cluster: &Cluster,
+        kubeconfig: &Path,
+        dir: &Path,
+    ) -> Agent {
+        let cache = dir.join(format!("agent-{environment}"));
+        let path = dir.join(format!("agent-{environment}.log"));
+        let log = std::fs::File::create(&path).expect("log");
+        let child = verbund()
+            .args(["agent", "run", "--server", base, "--site", SITE, "--apply"])
+            .args(["--repository", &format!("{base}/git/{SITE}.git")])
+            .args([
+                "--environment",
+                environment,
+                "--interval",
+                "1s",
+                "--resync",
+                "20s",
+            ])
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("--helm")
+            .arg(cluster.bin("helm"))
+            .env("KUBECONFIG", kubeconfig)
+            .env("VERBUND_SITE_TOKEN", site_token)
+            .env("VERBUND_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("verbund agent starts");
+        Agent(child, path)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.1).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- {} (last lines) ---", self.1.display());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// The manifests of Hundesteuer-Anmeldung at `version`, from the demo's 1.0.0, with the
+/// image's tag and, for a version that never comes up, kwok's never-ready label. The
+/// Deployment gives up after 20 s (`progressDeadlineSeconds`): the vendor's choice,
+/// which Kubernetes reports as `Progressing=False`.
+fn hundesteuer(version: &str, never_ready: bool) -> Value {
+    let mut pod_labels = json!({"app.kubernetes.io/name": "hundesteuer"});
+    if never_ready {
+        pod_labels["kwok.verbund.dev/ready"] = json!("never");
+    }
+    json!({
+        "version": version,
+        "changelog": format!("Hundesteuer-Anmeldung {version} (test)."),
+        "package": {
+            "type": "manifests",
+            "config_map": "hundesteuer-config",
+            "manifests": [
+                {"apiVersion": "apps/v1", "kind": "Deployment",
+                 "metadata": {"name": "hundesteuer", "labels": {"app.kubernetes.io/name": "hundesteuer"}},
+                 "spec": {"replicas": 1, "progressDeadlineSeconds": 20,
+                          "selector": {"matchLabels": {"app.kubernetes.io/name": "hundesteuer"}},
+                          "template": {"metadata": {"labels": pod_labels},
+                                       "spec": {"containers": [{
+                                           "name": "app",
+                                           "image": format!("registry.example.org/verbund-demo/hundesteuer:{version}"),
+                                           "ports": [{"containerPort": 8080}],
+                                           "envFrom": [{"configMapRef": {"name": "hundesteuer-config"}}],
+                                           "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false,
+                                                               "capabilities": {"drop": ["ALL"]},
+                                                               "seccompProfile": {"type": "RuntimeDefault"}}}]}}}},
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hundesteuer"},
+                 "spec": {"selector": {"app.kubernetes.io/name": "hundesteuer"},
+                          "ports": [{"port": 80, "targetPort": 8080}]}}
+            ]
+        }
+    })
+}
+
+/// The Deployment `hundesteuer` of `namespace`, once it runs `version` with every
+/// replica ready and no old one left.
+async fn running(client: &Client, namespace: &str, version: &str) -> Option<Deployment> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let d = deployments.get_opt("hundesteuer").await.ok()??;
+    let image = d
+        .spec
+        .as_ref()?
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .clone()?;
+    let status = d.status.as_ref()?;
+    let done = image.ends_with(&format!(":{version}"))
+        && status.ready_replicas == Some(1)
+        && status.updated_replicas == Some(1)
+        && status.replicas == Some(1)
+        && d.metadata.labels.as_ref()?.get("verbund.dev/version")? == version;
+    done.then_some(d)
+}
+
+async fn booking(base: &str, admin: &str, id: &str) -> Value {
+    get(base, admin, &format!("/bookings/{id}")).await
+}
+
+/// The namespace of the booking `id` in `client`'s cluster.
+async fn namespace_of(client: &Client, id: &str) -> Option<String> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let list = namespaces
+        .list(&ListParams::default().labels(&format!("verbund.dev/booking={id}")))
+        .await
+        .ok()?;
+    list.items.first()?.metadata.name.clone()
+}
+
+/// Starts a rollout of `version` with a short bake time, one booking per wave.
+async fn roll_out(base: &str, admin: &str, version: &str) -> String {
+    let body = json!({"offering": OFFERING, "version": version, "policy": {
+        "bake_seconds": 2, "canary_percent": 0, "wave_size": 1, "max_concurrent_sites": 1,
+        "failure_budget": 0, "progress_deadline_seconds": 180
+    }});
+    let r = post(base, admin, "/rollouts", &body, 201).await;
+    r["id"].as_str().expect("a rollout id").to_owned()
+}
+
+async fn rollout_state(base: &str, admin: &str, id: &str) -> String {
+    get(base, admin, &format!("/rollouts/{id}")).await["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is_pruned() {
+    let prod = Cluster::start(ClusterOptions::default())
+        .await
+        .expect("the production cluster starts (testenv/build.sh builds its parts)");
+    let test = Cluster::start(ClusterOptions {
+        never_ready: false,
+        ..ClusterOptions::default()
+    })
+    .await
+    .expect("the test environment's cluster starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Server::start_on(
+        "demo",
+        &[
+            "--no-simulation",
+            "--rollout-interval-ms",
+            "200",
+            "--public-url",
+            &base,
+        ],
+        &data,
+        port,
+    )
+    .await;
+    let admin = token(&data, "admin.token");
+    let site_token = post(
+        &base,
+        &admin,
+        &format!("/sites/{SITE}/tokens"),
+        &json!({"name": "agent"}),
+        201,
+    )
+    .await["secret"]
+        .as_str()
+        .expect("a site token")
+        .to_owned();
+
+    // Dresden books Hundesteuer-Anmeldung; placement keeps it in Sachsen.
+    let page = get(&base, &admin, &format!("/organisations?key={DRESDEN}")).await;
+    let dresden = page["items"][0]["id"].as_str().expect("Dresden").to_owned();
+    let booked = post(&base, &admin, "/bookings", &json!({
+        "organisation": dresden, "offering": OFFERING, "plan": "s", "channel": "stable",
+        "config": {"municipality": "14612000", "contact_email": "steueramt@dresden.de",
+                   "tax_rates": {"first_dog": 10800, "further_dog": 18000}, "sepa_mandate": true}
+    }), 201).await["booking"].clone();
+    let id = booked["id"].as_str().expect("a booking id").to_owned();
+    assert_eq!(booked["site"], SITE, "{booked}");
+
+    let _prod_agent = Agent::install_and_start(&base, &site_token, "prod", &prod, dir.path()).await;
+    let _test_agent = Agent::install_and_start(&base, &site_token, "test", &test, dir.path()).await;
+    let client = prod.client();
+
+    // Applied: the tenancy, the configuration, and the pod runs.
+    let ns = until("the booking's namespace appears", LIMIT, async || {
+        namespace_of(&client, &id).await
+    })
+    .await;
+    let namespace = Api::<Namespace>::all(client.clone())
+        .get(&ns)
+        .await
+        .expect("namespace");
+    let labels = namespace.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("restricted")
+    );
+    assert!(!labels.contains_key("app.kubernetes.io/instance"));
+    until("the 1.0.0 Deployment is ready", LIMIT, async || {
+        running(&client, &ns, "1.0.0").await
+    })
+    .await;
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns)
+        .get("verbund")
+        .await
+        .expect("quota");
+    let hard = quota.spec.and_then(|s| s.hard).unwrap_or_default();
+    // Plan s: 250m at 1 pod, plus a surge pod's 250m (no smoke test).
+    assert_eq!(hard.get("requests.cpu").map(|q| q.0.as_str()), Some("500m"));
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("policies");
+    let mut names: Vec<String> = policies
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "allow-dns",
+            "allow-ingress-controller",
+            "allow-same-namespace",
+            "default-deny"
+        ]
+    );
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("bindings");
+    let mut names: Vec<String> = bindings
+        .items
+        .iter()
+        .filter_map(|b| b.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["verbund-deployer", "verbund-tenant"]);
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .get("verbund-deployer")
+        .await
+        .expect("the deployer");
+    let config = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("hundesteuer-config")
+        .await
+        .expect("the configuration");
+    let data_keys = config.data.unwrap_or_default();
+    assert_eq!(
+        data_keys.get("MUNICIPALITY").map(String::as_str),
+        Some("14612000")
+    );
+    assert_eq!(
+        data_keys.get("TAX_RATES_FIRST_DOG").map(String::as_str),
+        Some("10800")
+    );
+    // The agent reported, and the control plane made the booking active.
+    until("the booking turns active", LIMIT, async || {
+        (booking(&base, &admin, &id).await["state"] == "active").then_some(())
+    })
+    .await;
+
+    // A new version, test environment first, then production: the Deployment rolls
+    // (a surge pod beside the old one, which the quota admits).
+    post(
+        &base,
+        &admin,
+        &format!("/offerings/{OFFERING}/versions?rollout=false"),
+        &hundesteuer("1.1.0", false),
+        201,
+    )
+    .await;
+    let rollout = roll_out(&base, &admin, "1.1.0").await;
+    until("the rollout of 1.1.0 completes", LIMIT, async || {
+        (rollout_state(&base, &admin, &rollout).await == "completed").then_some(())
+    })
+    .await;
+    until("production runs 1.1.0", LIMIT, async || {
+        running(&client, &ns, "1.1.0").await
+    })
+    .await;
+    let test_client = test.client();
+    let reference = until(
+        "the test tenant's booking runs in the test cluster",
+        LIMIT,
+        async || {
+            let namespaces: Api<Namespace> = Api::all(test_client.clone());
+            let list = namespaces
+                .list(&ListParams::default().labels("verbund.dev/offering=hundesteuer-anmeldung"))
+                .await
+                .ok()?;
+            list.items.first()?.metadata.name.clone()
+        },
+    )
+    .await;
+    until("the test environment runs 1.1.0", LIMIT, async || {
+        running(&test_client, &reference, "1.1.0").await
+    })
+    .await;
+    assert_eq!(booking(&base, &admin, &id).await["version"], "1.1.0");
+
+    // A version that passes the test environment but never comes up in production:
+    // degraded, halted, rolled back.
+    post(
+        &base,
+        &admin,
+        &format!("/offerings/{OFFERING}/versions?rollout=false"),
+        &hundesteuer("1.2.0", true),
+        201,
+    )
+    .await;
+    let rollout = roll_out(&base, &admin, "1.2.0").await;
+    until("the rollout of 1.2.0 halts", LIMIT, async || {
+        (rollout_state(&base, &admin, &rollout).await == "halted").then_some(())
+    })
+    .await;
+    let audit = get(
+        &base,
+        &admin,
+        &format!("/audit?object=booking/{id}&limit=200"),
+    )
+    .await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"booking.rollback"), "{actions:?}");
+    // The site said so first (Kubernetes' progress deadline, reported by the agent), not
+    // the engine's own, longer deadline.
+    assert!(actions.contains(&"booking.degrade"), "{actions:?}");
+    let halted = get(&base, &admin, &format!("/rollouts/{rollout}")).await;
+    assert!(
+        halted["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("1 of 1 bookings failed"),
+        "{halted}"
+    );
+    until("production runs 1.1.0 again", LIMIT, async || {
+        running(&client, &ns, "1.1.0").await
+    })
+    .await;
+    until("the booking is active on 1.1.0 again", LIMIT, async || {
+        let b = booking(&base, &admin, &id).await;
+        (b["state"] == "active" && b["version"] == "1.1.0").then_some(())
+    })
+    .await;
+
+    // Cancelled: the namespace is pruned until it is gone.
+    let r = reqwest::Client::new()
+        .delete(format!("{base}/api/v1/bookings/{id}"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(r.status().as_u16(), 200);
+    until("the namespace is gone", LIMIT, async || {
+        Api::<Namespace>::all(client.clone())
+            .get_opt(&ns)
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    drop(server);
+}
