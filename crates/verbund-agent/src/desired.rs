@@ -61,15 +61,15 @@ impl Repository {
             command
                 .env("GIT_CONFIG_COUNT", "1")
                 .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Bearer {token}"));
+                .env(
+                    "GIT_CONFIG_VALUE_0",
+                    format!("Authorization: Bearer {token}"),
+                );
         }
-        let output = command
-            .output()
-            .await
-            .map_err(|e| Error::Git {
-                command: args.first().copied().unwrap_or_default().to_string(),
-                message: e.to_string(),
-            })?;
+        let output = command.output().await.map_err(|e| Error::Git {
+            command: args.first().copied().unwrap_or_default().to_string(),
+            message: e.to_string(),
+        })?;
         if !output.status.success() {
             return Err(Error::Git {
                 command: args.first().copied().unwrap_or_default().to_string(),

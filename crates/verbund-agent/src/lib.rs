@@ -16,11 +16,14 @@
 //!   rights.
 //! - [`kinds`] is the fixed table of kinds the agent applies; [`install`] builds the
 //!   agent's own install manifests (RBAC from that table).
+//! - [`preflight`] checks whether the cluster can run what verbund's desired state
+//!   needs (versions, custom resources, secret store, ingress class, roles, and a probe
+//!   that proves NetworkPolicy is enforced), for `verbund agent preflight`.
 //!
-//! Architecture Invariant: the Kubernetes client is only ever given to the stores and
-//! the applier; what the agent concludes ([`observe::observe`], [`report::batches`],
-//! [`apply::plan_prune`], [`install::install_manifests`]) is pure and tested without a
-//! cluster.
+//! Architecture Invariant: the Kubernetes client is only ever given to the stores, the
+//! applier and the preflight's reads and probe; what the agent concludes ([`observe::observe`],
+//! [`report::batches`], [`apply::plan_prune`], [`install::install_manifests`],
+//! [`preflight::judge`]) is pure and tested without a cluster.
 
 // Library code reports errors, it does not abort; tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic))]
@@ -32,6 +35,7 @@ pub mod error;
 pub mod install;
 pub mod kinds;
 pub mod observe;
+pub mod preflight;
 pub mod report;
 pub mod sender;
 

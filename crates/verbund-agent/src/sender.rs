@@ -1,13 +1,15 @@
 //! Sends a site's reports to the control plane.
 //!
 //! One sender per site: it holds the site's token, which the control plane accepts only
-//! for that site's reports. Transport failures and 5xx answers are retried with
-//! back-off; a 4xx answer is final (the batch is wrong, or the token), so it is
+//! for that site's reports and preflight. Transport failures and 5xx answers are retried
+//! with back-off; a 4xx answer is final (the batch is wrong, or the token), so it is
 //! returned with the server's problem detail for the operator.
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use verbund_domain::preflight::{PreflightReport, PreflightRequirements, SitePreflight};
 use verbund_domain::report::SiteReport;
 
 /// The control plane's answer to an accepted (or already known) batch.
@@ -26,7 +28,7 @@ pub struct Receipt {
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// The control plane refused the batch; retrying would not help.
-    #[error("the control plane refused the report ({status}): {detail}")]
+    #[error("the control plane refused the request ({status}): {detail}")]
     Refused { status: u16, detail: String },
     /// The control plane could not be reached or failed, also after retries.
     #[error("the control plane is unreachable: {0}")]
@@ -37,7 +39,8 @@ pub enum SendError {
 #[derive(Clone)]
 pub struct ReportSender {
     client: reqwest::Client,
-    url: String,
+    /// `…/api/v1/sites/{site}`.
+    site_url: String,
     token: String,
     attempts: u32,
 }
@@ -51,10 +54,7 @@ impl ReportSender {
             .expect("an HTTP client with default TLS");
         Self {
             client,
-            url: format!(
-                "{}/api/v1/sites/{site}/reports",
-                server.trim_end_matches('/')
-            ),
+            site_url: format!("{}/api/v1/sites/{site}", server.trim_end_matches('/')),
             token: token.to_string(),
             attempts: 4,
         }
@@ -67,13 +67,40 @@ impl ReportSender {
     }
 
     pub async fn send(&self, report: &SiteReport) -> Result<Receipt, SendError> {
+        self.request(reqwest::Method::POST, "reports", Some(report))
+            .await
+    }
+
+    /// What the control plane expects of the site's cluster, for its preflight.
+    pub async fn preflight_requirements(&self) -> Result<PreflightRequirements, SendError> {
+        self.request::<(), _>(reqwest::Method::GET, "preflight", None)
+            .await
+    }
+
+    /// Reports the site's preflight; the answer is the preflight as the control plane
+    /// keeps it (with its overall verdict).
+    pub async fn send_preflight(
+        &self,
+        report: &PreflightReport,
+    ) -> Result<SitePreflight, SendError> {
+        self.request(reqwest::Method::POST, "preflight", Some(report))
+            .await
+    }
+
+    /// One request to `…/sites/{site}/{path}`, retried as the module says.
+    async fn request<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, SendError> {
         let mut delay = Duration::from_millis(200);
         let mut last = String::new();
         for attempt in 1..=self.attempts {
-            match self.try_send(report).await {
+            match self.try_request(method.clone(), path, body).await {
                 Ok(receipt) => return Ok(receipt),
                 Err(SendError::Unreachable(why)) => {
-                    tracing::debug!(attempt, %why, "report not delivered, retrying");
+                    tracing::debug!(attempt, path, %why, "request to the control plane failed, retrying");
                     last = why;
                 }
                 Err(refused) => return Err(refused),
@@ -86,12 +113,20 @@ impl ReportSender {
         Err(SendError::Unreachable(last))
     }
 
-    async fn try_send(&self, report: &SiteReport) -> Result<Receipt, SendError> {
-        let response = self
+    async fn try_request<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, SendError> {
+        let mut request = self
             .client
-            .post(&self.url)
-            .bearer_auth(&self.token)
-            .json(report)
+            .request(method, format!("{}/{path}", self.site_url))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| SendError::Unreachable(e.to_string()))?;

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    audit, bookings, desired_state, fleet, offerings, organisations, policies, providers, reports,
-    rollouts, sites, tokens, users,
+    audit, bookings, desired_state, fleet, offerings, organisations, policies, preflight,
+    providers, reports, rollouts, sites, tokens, users,
 };
 use crate::AppState;
 
@@ -28,6 +28,7 @@ use crate::AppState;
         policies::list, policies::submit, policies::read, policies::versions, policies::remove,
         desired_state::site, desired_state::booking, desired_state::status,
         reports::create_token, reports::list_tokens, reports::revoke_token, reports::report,
+        preflight::requirements, preflight::report,
         fleet::fleet,
         rollouts::plan, rollouts::create, rollouts::list, rollouts::read, rollouts::items,
         rollouts::site_items, rollouts::pause, rollouts::resume, rollouts::abort,

@@ -1,6 +1,8 @@
 //! Site reports and fleet health through the real router, on SQLite and PostgreSQL:
 //! site tokens, the lifecycle moves reports drive, idempotent sequences, refused batches
-//! that change nothing, silence turning a site `unknown`, and the fleet view per caller.
+//! that change nothing, silence turning a site `unknown`, the fleet view per caller, and
+//! sites' preflights: kept, audited, refused for the wrong site, and keeping new
+//! bookings off a site that failed.
 
 #[macro_use]
 mod common;
@@ -17,6 +19,9 @@ api_tests!(
     bad_reports_are_refused_and_change_nothing,
     silent_sites_turn_unknown,
     fleet_is_scoped_to_the_caller,
+    preflights_are_kept_audited_and_shown,
+    bad_preflights_are_refused_and_change_nothing,
+    a_failed_preflight_keeps_new_bookings_off_the_site,
 );
 
 /// Two providers with a site each, two Gemeinden with an admin each, one offering; one
@@ -638,4 +643,309 @@ async fn fleet_is_scoped_to_the_caller(kit: Kit) {
     )
     .await;
     ok(r, StatusCode::CREATED);
+}
+
+// ---------------------------------------------------------------------------------------
+// Preflight
+
+/// A preflight of a Flux site; `failing` names the checks that failed.
+fn preflight(failing: &[&str]) -> Value {
+    let checks: Vec<Value> = [
+        ("kubernetes-version", "Kubernetes v1.31.4 is supported (1.30 to 1.37) and matches the site's declared 1.31"),
+        ("custom-resources", "all 8 custom resources a Flux site needs are served"),
+        ("network-policy", "NetworkPolicy is enforced: the probe's allowed client connected and the client a default-deny policy forbids did not"),
+    ]
+    .into_iter()
+    .map(|(name, pass)| {
+        if failing.contains(&name) {
+            let reason = match name {
+                "network-policy" => "NetworkPolicy is not enforced: the probe's client that a default-deny policy forbids connected all the same".to_string(),
+                other => format!("{other} failed"),
+            };
+            json!({"name": name, "verdict": "fail", "reason": reason})
+        } else {
+            json!({"name": name, "verdict": "pass", "reason": pass})
+        }
+    })
+    .collect();
+    json!({"agent": "verbund-agent/test", "delivery": "flux",
+           "kubernetes_version": "v1.31.4", "checks": checks})
+}
+
+async fn send_preflight(app: &axum::Router, token: &str, site: &str, body: &Value) -> Resp {
+    post(
+        app,
+        token,
+        &format!("/api/v1/sites/{site}/preflight"),
+        body.clone(),
+    )
+    .await
+}
+
+/// The fleet view's entry of `site`.
+async fn fleet_site(kit: &Kit, site: &str) -> Value {
+    let fleet = ok(
+        get(&kit.app, &kit.admin, "/api/v1/fleet").await,
+        StatusCode::OK,
+    );
+    fleet["sites"]
+        .as_array()
+        .expect("sites")
+        .iter()
+        .find(|s| s["site"] == site)
+        .cloned()
+        .unwrap_or_else(|| panic!("site `{site}` in the fleet view: {fleet}"))
+}
+
+async fn preflights_are_kept_audited_and_shown(kit: Kit) {
+    let f = fleet(&kit).await;
+    let app = &kit.app;
+    // What the site's cluster must have, asked with its own token.
+    let r = ok(
+        get(
+            app,
+            &f.token,
+            &format!("/api/v1/sites/{}/preflight", f.site),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        r,
+        json!({"site": f.site, "delivery": "flux", "kubernetes_version": "1.31"})
+    );
+    // Never reported: the fleet says so with null.
+    assert_eq!(fleet_site(&kit, &f.site).await["preflight"], Value::Null);
+
+    let stored = ok(
+        send_preflight(app, &f.token, &f.site, &preflight(&[])).await,
+        StatusCode::OK,
+    );
+    assert_eq!(stored["verdict"], "pass");
+    assert_eq!(stored["site"], f.site.as_str());
+    let shown = fleet_site(&kit, &f.site).await;
+    assert_eq!(shown["preflight"]["verdict"], "pass", "{shown}");
+    assert_eq!(
+        shown["preflight"]["checks"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(shown["preflight"]["reported_at"], stored["reported_at"]);
+    assert_eq!(fleet_site(&kit, &f.other).await["preflight"], Value::Null);
+
+    // A later one replaces it; the server judges the whole by the worst check.
+    let failed = ok(
+        send_preflight(app, &f.token, &f.site, &preflight(&["network-policy"])).await,
+        StatusCode::OK,
+    );
+    assert_eq!(failed["verdict"], "fail");
+    let shown = fleet_site(&kit, &f.site).await;
+    assert_eq!(shown["preflight"]["verdict"], "fail");
+    assert_eq!(shown["preflight"]["checks"][2]["verdict"], "fail");
+
+    // Both audited as the site, the second with the first as its `before`.
+    let site_actor = format!("site/{}", f.site);
+    let actions = audit_actions(&kit, &format!("site/{}", f.site)).await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| **a == (site_actor.clone(), "site.preflight".to_string()))
+            .count(),
+        2,
+        "{actions:?}"
+    );
+    let events = ok(
+        get(
+            app,
+            &kit.admin,
+            &format!(
+                "/api/v1/audit?object={}&limit=1",
+                enc(&format!("site/{}", f.site))
+            ),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let last = &events["items"][0];
+    assert_eq!(last["action"], "site.preflight");
+    assert_eq!(last["before"]["verdict"], "pass", "{last}");
+    assert_eq!(last["after"]["verdict"], "fail", "{last}");
+    let chain = ok(
+        get(app, &kit.admin, "/api/v1/audit/verify").await,
+        StatusCode::OK,
+    );
+    assert_eq!(chain["intact"], true, "{chain}");
+
+    // The OpenAPI document describes both operations with the site token.
+    let doc = ok(get(app, "", "/api/v1/openapi.json").await, StatusCode::OK);
+    let path = &doc["paths"]["/api/v1/sites/{name}/preflight"];
+    assert_eq!(
+        path["post"]["security"],
+        json!([{"site-token": []}]),
+        "{path}"
+    );
+    assert!(path["get"].is_object(), "{path}");
+    assert!(doc["components"]["schemas"]["PreflightReport"].is_object());
+}
+
+async fn bad_preflights_are_refused_and_change_nothing(kit: Kit) {
+    let f = fleet(&kit).await;
+    let app = &kit.app;
+    let before = (fleet_site(&kit, &f.site).await, audit_count(&kit).await);
+    let good = preflight(&[]);
+    // Another site's token, for reading and for reporting.
+    let r = send_preflight(app, &f.other_token, &f.site, &good).await;
+    let detail = assert_problem(&r, StatusCode::FORBIDDEN, None);
+    assert!(
+        detail.contains(&format!("belongs to site `{}`", f.other)),
+        "{detail}"
+    );
+    let r = get(
+        app,
+        &f.other_token,
+        &format!("/api/v1/sites/{}/preflight", f.site),
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    // ... even with a malformed body: the token is judged first.
+    let r = send_preflight(app, &f.other_token, &f.site, &json!({"checks": 1})).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    // A user's token, even the federation admin's, is no site token.
+    let r = send_preflight(app, &kit.admin, &f.site, &good).await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    // Checks made for another delivery mode than the site's.
+    let mut agent = good.clone();
+    agent["delivery"] = json!("agent");
+    let r = send_preflight(app, &f.token, &f.site, &agent).await;
+    let detail = assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/delivery"));
+    assert!(detail.contains("--delivery flux"), "{detail}");
+    // Invalid: no checks, a check twice, a bad verdict, an unknown field.
+    let mut empty = good.clone();
+    empty["checks"] = json!([]);
+    assert_problem(
+        &send_preflight(app, &f.token, &f.site, &empty).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/checks"),
+    );
+    let mut twice = good.clone();
+    let first = twice["checks"][0].clone();
+    twice["checks"].as_array_mut().unwrap().push(first);
+    assert_problem(
+        &send_preflight(app, &f.token, &f.site, &twice).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/checks/3/name"),
+    );
+    let mut verdict = good.clone();
+    verdict["checks"][0]["verdict"] = json!("maybe");
+    assert_problem(
+        &send_preflight(app, &f.token, &f.site, &verdict).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+    );
+    let mut extra = good.clone();
+    extra["verdict"] = json!("pass");
+    assert_problem(
+        &send_preflight(app, &f.token, &f.site, &extra).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+    );
+    let after = (fleet_site(&kit, &f.site).await, audit_count(&kit).await);
+    assert_eq!(after.0["preflight"], before.0["preflight"]);
+    assert_eq!(after.1, before.1, "a refused preflight is not audited");
+}
+
+async fn a_failed_preflight_keeps_new_bookings_off_the_site(kit: Kit) {
+    let f = fleet(&kit).await;
+    let app = &kit.app;
+    let book = async || {
+        let body =
+            json!({"organisation": f.a_org, "offering": "portal", "plan": "s", "config": {}});
+        ok(
+            post(app, &kit.admin, "/api/v1/bookings", body).await,
+            StatusCode::CREATED,
+        )["booking"]
+            .clone()
+    };
+    let explain = async || {
+        let body = json!({"organisation": f.a_org, "offering": "portal", "plan": "s"});
+        ok(
+            post(app, &kit.admin, "/api/v1/placement/explain", body).await,
+            StatusCode::OK,
+        )
+    };
+    let verdict_on = |d: &Value, site: &str| -> Value {
+        d["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .find(|c| c["site"] == site)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    // Neither site reported a preflight: both may take bookings, as before.
+    let d = explain().await;
+    assert_eq!(verdict_on(&d, &f.site)["allowed"], true, "{d}");
+    assert_eq!(verdict_on(&d, &f.other)["allowed"], true, "{d}");
+    let a_before = state_of(&kit, &f.a).await;
+
+    // The other site fails its preflight: new bookings go to the first.
+    ok(
+        send_preflight(
+            app,
+            &f.other_token,
+            &f.other,
+            &preflight(&["network-policy"]),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let d = explain().await;
+    let v = verdict_on(&d, &f.other);
+    assert_eq!(v["allowed"], false, "{d}");
+    assert_eq!(v["reasons"][0]["kind"], "preflight-failed", "{v}");
+    assert_eq!(
+        v["reasons"][0]["failures"],
+        json!(["NetworkPolicy is not enforced: the probe's client that a default-deny policy forbids connected all the same"])
+    );
+    assert_eq!(book().await["site"], f.site.as_str());
+
+    // Both failed: the booking is rejected, and the reason names the failed checks.
+    ok(
+        send_preflight(
+            app,
+            &f.token,
+            &f.site,
+            &preflight(&["network-policy", "custom-resources"]),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let rejected = book().await;
+    assert_eq!(rejected["state"], "rejected", "{rejected}");
+    let reason = rejected["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!(
+            "{} (failed its preflight: NetworkPolicy is not enforced",
+            f.other
+        )),
+        "{reason}"
+    );
+    assert!(reason.contains("custom-resources failed"), "{reason}");
+
+    // Existing placements stay where they are, in their state, and are not flagged.
+    assert_eq!(state_of(&kit, &f.a).await["site"], a_before["site"]);
+    assert_eq!(state_of(&kit, &f.a).await["state"], a_before["state"]);
+    let summary = ok(
+        post(app, &kit.admin, "/api/v1/compliance/reevaluate", json!({})).await,
+        StatusCode::OK,
+    );
+    assert_eq!(summary["noncompliant"], 0, "{summary}");
+
+    // A warning is no failure: the site takes bookings again.
+    let mut warned = preflight(&[]);
+    warned["checks"][0]["verdict"] = json!("warn");
+    ok(
+        send_preflight(app, &f.token, &f.site, &warned).await,
+        StatusCode::OK,
+    );
+    assert_eq!(book().await["site"], f.site.as_str());
 }

@@ -1,6 +1,8 @@
 //! `verbund agent`: the site agent in a site's cluster. `run` watches the cluster and
 //! reports to the control plane every interval (and, with `--apply`, applies the site's
-//! desired state from the Git repository); `manifests` prints what installs it.
+//! desired state from the Git repository); `manifests` prints what installs it;
+//! `preflight` checks whether the cluster can run verbund's desired state
+//! (`crate::preflight`).
 //!
 //! The Kubernetes client comes from the usual places (`kube::Client::try_default`: the
 //! pod's service account in the cluster, else the kubeconfig). The site token is never
@@ -26,6 +28,9 @@ pub enum AgentCommand {
     Run(AgentArgs),
     /// Print the agent's install manifests (namespace, RBAC, Deployment) as YAML.
     Manifests(AgentManifestsArgs),
+    /// Check whether this cluster can run what verbund's desired state needs, and report
+    /// it (a site whose preflight failed gets no new bookings).
+    Preflight(crate::preflight::PreflightArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,7 +100,24 @@ pub async fn command(command: AgentCommand) -> anyhow::Result<()> {
             print!("{}", manifests_yaml(&args));
             Ok(())
         }
+        AgentCommand::Preflight(args) => crate::preflight::run(args).await,
     }
+}
+
+/// The site token: from `token_file`, else `VERBUND_SITE_TOKEN`; never an argument.
+pub(crate) fn site_token(token_file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let token = match token_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the site token from {}", path.display()))?
+            .trim()
+            .to_string(),
+        None => std::env::var("VERBUND_SITE_TOKEN")
+            .context("no site token: give --token-file or set VERBUND_SITE_TOKEN")?
+            .trim()
+            .to_string(),
+    };
+    anyhow::ensure!(!token.is_empty(), "the site token is empty");
+    Ok(token)
 }
 
 /// The install manifests for `args`, as YAML.
@@ -114,17 +136,7 @@ pub fn manifests_yaml(args: &AgentManifestsArgs) -> String {
 
 /// Reports (and applies) until SIGINT or SIGTERM.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
-    let token = match &args.token_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the site token from {}", path.display()))?
-            .trim()
-            .to_string(),
-        None => std::env::var("VERBUND_SITE_TOKEN")
-            .context("no site token: give --token-file or set VERBUND_SITE_TOKEN")?
-            .trim()
-            .to_string(),
-    };
-    anyhow::ensure!(!token.is_empty(), "the site token is empty");
+    let token = site_token(args.token_file.as_deref())?;
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes client: neither in a cluster nor a usable kubeconfig")?;
@@ -139,7 +151,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .context("--apply needs --repository")?;
         std::fs::create_dir_all(&args.cache_dir)
             .with_context(|| format!("cannot create {}", args.cache_dir.display()))?;
-        let repository = Repository::new(url, &args.branch, &args.cache_dir);
+        let repository = Repository::new(url, &args.branch, &args.cache_dir).with_token(&token);
         let folder = format!("sites/{}/{}", args.site, args.environment);
         let kube_version = client.apiserver_version().await.map(|v| v.git_version).ok();
         let charts = Charts::new(&args.helm, kube_version);
@@ -159,7 +171,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown() {
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -182,7 +195,7 @@ async fn shutdown() {
 }
 
 /// `30s`, `5m`, `1h`, or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),

@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod demo;
 mod import;
+mod preflight;
 mod serve;
 mod simulate;
 

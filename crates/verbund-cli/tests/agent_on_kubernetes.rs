@@ -19,7 +19,11 @@
 //!   `kwok.verbund.dev/ready: never`, honoured by the production cluster only: the
 //!   version works in the test environment and hangs in production) degrades the booking,
 //!   the rollout halts and rolls it back, and the Deployment runs the old version again;
-//! - a cancellation prunes the namespace until it is gone.
+//! - a cancellation prunes the namespace until it is gone;
+//! - a booking of a Helm chart (the project's own Bauantrag online, served from a local
+//!   Helm repository) is rendered by the agent with `helm template` and runs within its
+//!   quota, while its dependencies' charts, which cannot be fetched here (public
+//!   registries), are those bookings' problem alone.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -32,7 +36,9 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::ListParams;
 use kube::{Api, Client};
 use serde_json::{json, Value};
-use verbund_testcluster::{apply_objects, parse_objects, Cluster, ClusterOptions};
+use verbund_testcluster::{
+    apply_objects, parse_objects, workspace_root, ChartRepository, Cluster, ClusterOptions,
+};
 
 mod common;
 use common::{free_port, get, token, verbund, Server};
@@ -280,6 +286,12 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
     let data = dir.path().join("data");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    let charts = ChartRepository::serve(
+        &workspace_root().expect("the workspace").join("charts"),
+        &[("bauantrag-online", "2.3.0"), ("bauantrag-online", "2.4.0")],
+        &prod.bin("helm"),
+    )
+    .expect("the demo's charts are served");
     let server = Server::start_on(
         "demo",
         &[
@@ -288,6 +300,8 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
             "200",
             "--public-url",
             &base,
+            "--charts",
+            charts.url(),
         ],
         &data,
         port,
@@ -489,6 +503,110 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
         (b["state"] == "active" && b["version"] == "1.1.0").then_some(())
     })
     .await;
+
+    // A chart on an agent site: rendered by the agent, applied as the deployer. Its
+    // PostgreSQL holds special categories of personal data, which need a BSI C5 type 2
+    // attestation: the federation records the site's new one. Its Keycloak needs a
+    // configuration of its own: Dresden books it first.
+    let mut site = get(&base, &admin, &format!("/sites/{SITE}")).await;
+    let spec = site.as_object_mut().expect("a site");
+    let keep = [
+        "name",
+        "display_name",
+        "provider",
+        "location",
+        "certifications",
+        "kubernetes_version",
+        "capabilities",
+        "capacity",
+        "environments",
+        "delivery",
+    ];
+    spec.retain(|k, _| keep.contains(&k.as_str()));
+    spec["certifications"] = json!([
+        {"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2027-04-30"},
+        {"scheme": "bsi-c5", "level": "type2", "valid_until": "2027-10-31"}
+    ]);
+    let r = reqwest::Client::new()
+        .put(format!("{base}/api/v1/sites/{SITE}"))
+        .bearer_auth(&admin)
+        .json(&site)
+        .send()
+        .await
+        .expect("PUT site");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    let keycloak = post(
+        &base,
+        &admin,
+        "/bookings",
+        &json!({
+            "organisation": dresden, "offering": "keycloak", "plan": "s", "channel": "stable",
+            "config": {"realm": "dresden", "hostname": "login.dresden.de"}
+        }),
+        201,
+    )
+    .await;
+    assert_eq!(keycloak["booking"]["site"], SITE, "{keycloak}");
+    let bauantrag = post(&base, &admin, "/bookings", &json!({
+        "organisation": dresden, "offering": "bauantrag-online", "plan": "m", "channel": "stable",
+        "config": {"authority": "14612", "contact_email": "bauaufsicht@dresden.de",
+                   "land_building_code": "SächsBO"}
+    }), 201).await;
+    let chart_id = bauantrag["booking"]["id"]
+        .as_str()
+        .expect("a booking id")
+        .to_owned();
+    assert_eq!(bauantrag["booking"]["site"], SITE, "{bauantrag}");
+    // Dresden's Keycloak (and the PostgreSQL booked with it) run on the site already:
+    // bound, not booked again.
+    let bound: Vec<String> = bauantrag["booking"]["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .filter_map(|d| d.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(bound.len(), 2, "{bauantrag}");
+    assert!(bound.contains(
+        &keycloak["booking"]["id"]
+            .as_str()
+            .expect("an id")
+            .to_owned()
+    ));
+    let chart_ns = until("the chart booking's namespace appears", LIMIT, async || {
+        namespace_of(&client, &chart_id).await
+    })
+    .await;
+    let deployment = until("the chart's Deployment is ready", LIMIT, async || {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &chart_ns);
+        let d = deployments.get_opt("bauantrag-online").await.ok()??;
+        (d.status.as_ref()?.ready_replicas? >= 2).then_some(d)
+    })
+    .await;
+    let labels = deployment.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("verbund")
+    );
+    assert_eq!(labels.get("verbund.dev/booking"), Some(&chart_id));
+    until("the chart booking turns active", LIMIT, async || {
+        (booking(&base, &admin, &chart_id).await["state"] == "active").then_some(())
+    })
+    .await;
+    // Its dependencies' tenancy is applied; their charts cannot be fetched here.
+    for id in &bound {
+        until("a dependency's namespace appears", LIMIT, async || {
+            namespace_of(&client, id).await
+        })
+        .await;
+        assert_ne!(booking(&base, &admin, id).await["state"], "active", "{id}");
+    }
 
     // Cancelled: the namespace is pruned until it is gone.
     let r = reqwest::Client::new()

@@ -943,8 +943,8 @@ async fn all_sites(store: &Store) -> Result<Vec<Site>> {
 }
 
 /// Events about what runs, not what should: the publisher's own move to provisioning,
-/// the lifecycle moves sites' reports cause, sites' health and their credentials.
-const NOT_DESIRED_STATE: [&str; 7] = [
+/// the lifecycle moves sites' reports cause, sites' health, credentials and preflights.
+const NOT_DESIRED_STATE: [&str; 8] = [
     "booking.provision",
     "booking.ready",
     "booking.degrade",
@@ -952,6 +952,7 @@ const NOT_DESIRED_STATE: [&str; 7] = [
     "site.health",
     "site.silent",
     "site.token.",
+    "site.preflight",
 ];
 
 /// Events that change the desired state: any change of a booking or a site, except

@@ -286,12 +286,11 @@ impl OfferingSpec {
 /// asserts it against a chart's `values.schema.json` — so what verbund accepts, the chart
 /// accepts too. Booking, publishing and the test stage's reference configuration all use
 /// it.
-pub fn config_validator(
-    schema: &Value,
-) -> std::result::Result<jsonschema::Validator, jsonschema::ValidationError<'static>> {
+pub fn config_validator(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
     jsonschema::options()
         .should_validate_formats(true)
         .build(schema)
+        .map_err(|e| e.to_string())
 }
 
 /// Checks that a value is a valid JSON Schema (against its meta-schema).

@@ -91,6 +91,7 @@ fn decisions(full: bool) {
             site: site(i),
             provider: provider(i % 20),
             free: site(i).capacity,
+            preflight: None,
         })
         .collect();
     let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();

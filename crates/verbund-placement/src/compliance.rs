@@ -36,7 +36,12 @@ fn describe(r: &Reason) -> Option<String> {
             Some(format!("Kubernetes {site} is older than {required}"))
         }
         Reason::EvaluationError { message } => Some(format!("policy error: {message}")),
-        Reason::InsufficientCapacity { .. } | Reason::SameLand | Reason::ContractedProvider => None,
+        // A failed preflight keeps new bookings off a site; those running there stay
+        // (and a proposal elsewhere would only move the problem to the operator).
+        Reason::InsufficientCapacity { .. }
+        | Reason::PreflightFailed { .. }
+        | Reason::SameLand
+        | Reason::ContractedProvider => None,
     }
 }
 
@@ -74,6 +79,7 @@ impl Bookings {
                 site: s.site.spec.clone(),
                 provider: s.provider.spec.clone(),
                 free: s.free(),
+                preflight: s.preflight.clone(),
             })
             .collect();
         let placer = Placer::new(book, &all, candidates, now.date_naive())?;
@@ -110,7 +116,7 @@ impl Bookings {
                 site,
             )?;
             summary.checked += 1;
-            // Capacity does not make a running booking non-compliant.
+            // Capacity and a failed preflight do not make a running booking non-compliant.
             let reasons: Vec<String> = here
                 .map(|v| v.reasons.iter().filter_map(describe).collect())
                 .unwrap_or_else(|| vec![format!("site `{site}` no longer exists")]);

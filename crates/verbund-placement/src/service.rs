@@ -55,6 +55,7 @@ fn candidates(sites: &[SiteUsage]) -> Vec<Candidate> {
             site: s.site.spec.clone(),
             provider: s.provider.spec.clone(),
             free: s.free(),
+            preflight: s.preflight.clone(),
         })
         .collect()
 }
@@ -101,6 +102,9 @@ pub fn rejection_reason(d: &PlacementDecision) -> String {
                     }
                     Reason::InsufficientCapacity { .. } => "not enough free capacity".into(),
                     Reason::EvaluationError { message } => format!("policy error: {message}"),
+                    Reason::PreflightFailed { failures, .. } => {
+                        format!("failed its preflight: {}", failures.join(" — "))
+                    }
                     Reason::SameLand | Reason::ContractedProvider => String::new(),
                 })
                 .filter(|s| !s.is_empty())
@@ -229,20 +233,46 @@ impl Bookings {
                     ),
                 )
             })?;
-            verbund_domain::booking::validate_config(
+            // A dependency that needs a configuration of its own cannot be created with
+            // the booking: it must be one the organisation booked already (bound below,
+            // on the same site).
+            let needs_configuration = verbund_domain::booking::validate_config(
                 &dep.spec.config_schema,
                 &serde_json::json!({}),
             )
-            .map_err(|e| {
-                Invalid::new(
-                    "/offering",
-                    format!(
-                        "dependency `{}` needs its own configuration ({e}); book it first",
-                        dep.spec.name
-                    ),
-                )
-            })?;
-            dep_versions.push((dep.clone(), dep_plan.clone(), v));
+            .err();
+            if let Some(e) = &needs_configuration {
+                let booked = self
+                    .store
+                    .list_bookings(
+                        &verbund_store::BookingFilter {
+                            organisation: Some(spec.organisation.clone()),
+                            offering: Some(dep.spec.name.clone()),
+                            ..Default::default()
+                        },
+                        &verbund_domain::page::PageRequest::default(),
+                    )
+                    .await?
+                    .items
+                    .iter()
+                    .any(|b| b.state.is_live());
+                if !booked {
+                    return Err(Invalid::new(
+                        "/offering",
+                        format!(
+                            "dependency `{}` needs its own configuration ({e}); book it first",
+                            dep.spec.name
+                        ),
+                    )
+                    .into());
+                }
+            }
+            dep_versions.push((
+                dep.clone(),
+                dep_plan.clone(),
+                v,
+                needs_configuration.is_some(),
+            ));
         }
         let today = now.date_naive();
         let chain = chain_ids(&inp.chain);
@@ -251,7 +281,7 @@ impl Bookings {
         self.store
             .create_bookings(actor, &organisation, now, move |snap| {
                 let mut placer = Placer::new(inp.book, &inp.chain, candidates(&snap.sites), today)?;
-                let decision = placer.decide(
+                let mut decision = placer.decide(
                     &inp.organisation,
                     &chain,
                     Need {
@@ -260,6 +290,47 @@ impl Bookings {
                     },
                     &[],
                 )?;
+                // A booking and the dependencies it brings run on one site: the best
+                // site where the booking may run *and* each dependency either is
+                // already there (a live booking of the organisation) or may run too.
+                let mut dep_decisions = Vec::new();
+                for (dep, dep_plan_name, _, _) in &dep_versions {
+                    let dep_plan = plan(&dep.spec, dep_plan_name)?;
+                    dep_decisions.push(placer.decide(
+                        &inp.organisation,
+                        &chain,
+                        Need {
+                            offering: &dep.spec,
+                            plan: dep_plan,
+                        },
+                        &[],
+                    )?);
+                }
+                let dependencies_fit = |site: &str| {
+                    dep_versions.iter().zip(&dep_decisions).all(
+                        |((dep, _, _, needs_configuration), d)| {
+                            let bound = snap.organisation_bookings.iter().any(|b| {
+                                b.offering == dep.spec.name
+                                    && b.state.is_live()
+                                    && b.site.as_deref() == Some(site)
+                            });
+                            bound
+                                || (!needs_configuration
+                                    && d.verdict(site).is_some_and(|v| v.allowed))
+                        },
+                    )
+                };
+                let mut allowed: Vec<&verbund_policy::placement::SiteVerdict> = decision
+                    .candidates
+                    .iter()
+                    .filter(|c| c.allowed && c.rank.is_some())
+                    .collect();
+                allowed.sort_by_key(|c| c.rank);
+                let joint = allowed
+                    .iter()
+                    .find(|c| dependencies_fit(&c.site))
+                    .map(|c| c.site.clone());
+                let first_choice = std::mem::replace(&mut decision.site, joint);
                 let id = new_id();
                 let mut main = Booking {
                     id: id.clone(),
@@ -291,7 +362,7 @@ impl Bookings {
                     // allow exactly their traffic.
                     let mut deps = Vec::new();
                     let mut failure = None;
-                    for (dep, dep_plan_name, dep_version) in &dep_versions {
+                    for (dep, dep_plan_name, dep_version, _) in &dep_versions {
                         if let Some(existing) = snap.organisation_bookings.iter().find(|b| {
                             b.offering == dep.spec.name
                                 && b.state.is_live()
@@ -357,6 +428,22 @@ impl Bookings {
                             main.reason = Some(reason);
                         }
                     }
+                } else if let Some(site) = first_choice {
+                    // It may run somewhere, but nowhere together with what it needs.
+                    let blocking: Vec<String> = dep_versions
+                        .iter()
+                        .zip(&dep_decisions)
+                        .filter(|((_, _, _, needs_configuration), d)| {
+                            *needs_configuration || !d.verdict(&site).is_some_and(|v| v.allowed)
+                        })
+                        .map(|((dep, _, _, _), _)| format!("`{}`", dep.spec.name))
+                        .collect();
+                    main.state = transition(main.state, BookingEvent::Reject)?;
+                    main.reason = Some(format!(
+                        "no site allows both `{}` and its dependencies: {} may not run on `{site}`, its best site, nor with it anywhere else",
+                        inp.offering.spec.name,
+                        blocking.join(", ")
+                    ));
                 } else {
                     main.state = transition(main.state, BookingEvent::Reject)?;
                     main.reason = Some(rejection_reason(&decision));

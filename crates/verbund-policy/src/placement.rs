@@ -1,10 +1,12 @@
 //! Sovereignty placement: where may a booking run, and why (not) elsewhere.
 //!
-//! For each candidate site the decision checks, in order, the site's capabilities and
-//! Kubernetes version, its free `prod` capacity, and the Cedar policies that apply to
-//! the booking organisation (federation, its Land, itself and its ancestors). Allowed
-//! sites are ranked: the organisation's own Land first, then its contracted providers,
-//! then the most headroom. Every candidate's verdict carries its reasons.
+//! For each candidate site the decision checks, in order, the site's last preflight (a
+//! site whose cluster failed `verbund agent preflight` takes no new bookings), its
+//! capabilities and Kubernetes version, its free `prod` capacity, and the Cedar policies
+//! that apply to the booking organisation (federation, its Land, itself and its
+//! ancestors). Allowed sites are ranked: the organisation's own Land first, then its
+//! contracted providers, then the most headroom. Every candidate's verdict carries its
+//! reasons.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -12,21 +14,24 @@ use std::sync::{Arc, Mutex};
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, EntityUid, PolicySet, Request, RestrictedExpression,
 };
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use verbund_domain::catalog::{DataClass, OfferingSpec, Plan};
 use verbund_domain::directory::{Organisation, ProviderSpec, Resources, SiteSpec};
+use verbund_domain::preflight::SitePreflight;
 
 use crate::entities;
 use crate::{PolicyBook, PolicyError};
 
-/// A site that could host the booking, with its free `prod` capacity.
+/// A site that could host the booking, with its free `prod` capacity and its last
+/// preflight (`None`: never reported, placed as before).
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub site: SiteSpec,
     pub provider: ProviderSpec,
     pub free: Resources,
+    pub preflight: Option<SitePreflight>,
 }
 
 /// What the booking needs.
@@ -63,6 +68,13 @@ pub enum Reason {
     },
     /// The policy evaluation failed; treated as forbidden.
     EvaluationError { message: String },
+    /// The site's last preflight failed: its cluster cannot run what verbund renders.
+    PreflightFailed {
+        /// When the site reported it.
+        reported_at: DateTime<Utc>,
+        /// The reasons of its failed checks, e.g. "NetworkPolicy is not enforced: …".
+        failures: Vec<String>,
+    },
     /// Ranking: the site lies in the organisation's own Land.
     SameLand,
     /// Ranking: the site's provider is one the organisation contracts with.
@@ -160,6 +172,14 @@ fn context(need: &Need<'_>) -> Result<Context, PolicyError> {
         ),
     ])
     .map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+/// Why a site's last preflight keeps new bookings off it, if it does.
+pub fn preflight_reason(p: &SitePreflight) -> Option<Reason> {
+    p.failed().then(|| Reason::PreflightFailed {
+        reported_at: p.reported_at,
+        failures: p.failures(),
+    })
 }
 
 fn headroom(need: &Resources, free: &Resources) -> f64 {
@@ -396,6 +416,9 @@ impl Placer {
         let c = &self.candidates[index];
         let required = &need.offering.requirements;
         let mut reasons = Vec::new();
+        if let Some(reason) = c.preflight.as_ref().and_then(preflight_reason) {
+            reasons.push(reason);
+        }
         for cap in required.capabilities.difference(&c.site.capabilities) {
             reasons.push(Reason::MissingCapability {
                 capability: cap.clone(),
@@ -448,7 +471,8 @@ impl Placer {
     /// continuous compliance needs, one evaluation per booking.
     ///
     /// Capacity is judged as if the booking were not there yet; a running booking
-    /// already holds its share, so callers ignore `InsufficientCapacity` here.
+    /// already holds its share, so callers ignore `InsufficientCapacity` here, and
+    /// `PreflightFailed`, which keeps only new bookings off a site.
     pub fn check(
         &self,
         organisation: &Organisation,

@@ -4,7 +4,7 @@
 //! One placer also serves every organisation and two offerings in turn, so that its
 //! memory of policy outcomes is checked against the oracle as well.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use proptest::prelude::*;
@@ -14,6 +14,7 @@ use verbund_domain::directory::{
     Certification, Delivery, Environment, Level, Location, Organisation, ParentCompany,
     ProviderSpec, Resources, Seat, SiteSpec,
 };
+use verbund_domain::preflight::{PreflightCheck, PreflightReport, PreflightVerdict, SitePreflight};
 use verbund_policy::{
     Need, PlacementDecision, Placer, PolicyBook, PolicyDocument, PolicyError, PolicyLayer, Reason,
     SiteVerdict,
@@ -300,6 +301,7 @@ fn offering() -> impl Strategy<Value = OfferingSpec> {
                 smoke_test: None,
                 requires_approval: false,
                 retention_days: 30,
+                credentials: false,
             },
         )
 }
@@ -724,6 +726,15 @@ impl World {
     }
 
     fn placer(&self, docs: &[PolicyDocument]) -> Placer {
+        self.placer_with(docs, &BTreeMap::new())
+    }
+
+    /// A placer that knows the sites' last preflights, by site name.
+    fn placer_with(
+        &self,
+        docs: &[PolicyDocument],
+        preflights: &BTreeMap<String, SitePreflight>,
+    ) -> Placer {
         let book = PolicyBook::new(docs).unwrap_or_else(|e| panic!("book refused: {e}"));
         let candidates = self
             .sites
@@ -737,6 +748,7 @@ impl World {
                     .expect("the provider exists")
                     .clone(),
                 free: s.free,
+                preflight: preflights.get(&s.spec.name).cloned(),
             })
             .collect();
         Placer::new(book, &self.orgs.all, candidates, today())
@@ -1115,12 +1127,123 @@ fn check_decision(w: &World, decision: &PlacementDecision) -> Result<(), TestCas
     Ok(())
 }
 
+/// A preflight of `site` whose checks have these verdicts.
+fn preflight(site: &str, delivery: Delivery, verdicts: &[PreflightVerdict]) -> SitePreflight {
+    let checks = verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| PreflightCheck {
+            name: format!("check-{i}"),
+            verdict: *v,
+            reason: format!("check {i} says {}", v.as_str()),
+        })
+        .collect();
+    let report = PreflightReport {
+        agent: "verbund-agent/test".into(),
+        delivery,
+        kubernetes_version: Some("v1.36.3".into()),
+        checks,
+    };
+    SitePreflight::new(site, &report, stamp())
+}
+
+/// A failed preflight keeps new bookings off its site whatever else holds (policies,
+/// capacity, ranking), says so with the failed checks, and is the same in the verdict on
+/// one site (compliance's view); a preflight that passed or warned, or none, changes
+/// nothing, and the booking goes to the best site that did not fail.
+fn check_preflights(w: &World, verdicts: &[Vec<PreflightVerdict>]) -> Result<(), TestCaseError> {
+    let docs = w.documents(|_| true);
+    let baseline = w.decide(&docs);
+    let preflights: BTreeMap<String, SitePreflight> = w
+        .sites
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(s, v)| {
+            let p = preflight(&s.spec.name, s.spec.delivery, v);
+            (s.spec.name.clone(), p)
+        })
+        .collect();
+    let placer = w.placer_with(&docs, &preflights);
+    let decision = w.decide_with(&placer);
+    let failed = |site: &str| preflights.get(site).is_some_and(SitePreflight::failed);
+    let policy_part = |v: &SiteVerdict| -> Vec<Reason> {
+        v.reasons
+            .iter()
+            .filter(|r| {
+                !matches!(
+                    r,
+                    Reason::SameLand | Reason::ContractedProvider | Reason::PreflightFailed { .. }
+                )
+            })
+            .cloned()
+            .collect()
+    };
+    for v in &decision.candidates {
+        let before = baseline
+            .verdict(&v.site)
+            .ok_or_else(|| TestCaseError::fail(format!("no baseline verdict on `{}`", v.site)))?;
+        let alone = placer
+            .check(w.principal(), &w.orgs.chain, w.need(), &v.site)
+            .unwrap_or_else(|e| panic!("check failed: {e}"))
+            .ok_or_else(|| TestCaseError::fail(format!("no verdict on `{}`", v.site)))?;
+        if failed(&v.site) {
+            let p = &preflights[&v.site];
+            let expected = Reason::PreflightFailed {
+                reported_at: stamp(),
+                failures: p.failures(),
+            };
+            prop_assert!(
+                !v.allowed,
+                "site `{}` failed its preflight: {:?}",
+                &v.site,
+                v
+            );
+            prop_assert_eq!(v.rank, None);
+            prop_assert_eq!(v.reasons.first(), Some(&expected), "site `{}`", &v.site);
+            prop_assert!(!alone.allowed && alone.reasons.contains(&expected));
+            prop_assert!(!p.failures().is_empty());
+        } else {
+            prop_assert_eq!(v.allowed, before.allowed, "site `{}`", &v.site);
+            let blamed = v
+                .reasons
+                .iter()
+                .any(|r| matches!(r, Reason::PreflightFailed { .. }));
+            prop_assert!(!blamed, "site `{}` did not fail its preflight", &v.site);
+        }
+        // Whatever else the site lacks is said as before.
+        prop_assert_eq!(policy_part(v), policy_part(before), "site `{}`", &v.site);
+    }
+    let best = baseline
+        .candidates
+        .iter()
+        .find(|v| v.allowed && !failed(&v.site))
+        .map(|v| v.site.clone());
+    prop_assert_eq!(decision.site.clone(), best);
+    if let Some(chosen) = &decision.site {
+        prop_assert!(!failed(chosen));
+    }
+    Ok(())
+}
+
+fn verdict_lists() -> impl Strategy<Value = Vec<Vec<PreflightVerdict>>> {
+    proptest::collection::vec(
+        proptest::collection::vec(select(PreflightVerdict::ALL.to_vec()), 0..=4),
+        10,
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn placement_never_violates_policy(w in world()) {
         check(&w)?;
+    }
+
+    #[test]
+    fn a_failed_preflight_always_excludes_the_site(w in world(), verdicts in verdict_lists()) {
+        check_preflights(&w, &verdicts)?;
     }
 
     /// Land and organisation documents may only `forbid`: a `permit` anywhere in them

@@ -14,17 +14,21 @@ use verbund_domain::audit::Change;
 use verbund_domain::booking::{Booking, BookingState, Compliance};
 use verbund_domain::directory::{Environment, Provider, Resources, Site};
 use verbund_domain::page::{Page, PageRequest};
+use verbund_domain::preflight::SitePreflight;
 
 use crate::error::{Result, StoreError};
 use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
 use crate::Store;
 
-/// A site, its operator, and the resources its placed bookings hold.
+/// A site, its operator, the resources its placed bookings hold, and its last
+/// preflight (placement keeps new bookings off a site whose preflight failed).
 #[derive(Debug, Clone)]
 pub struct SiteUsage {
     pub site: Site,
     pub provider: Provider,
     pub used: Resources,
+    /// `None` when the site never reported a preflight.
+    pub preflight: Option<SitePreflight>,
 }
 
 impl SiteUsage {
@@ -127,6 +131,7 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
             },
         );
     }
+    let mut preflights = crate::preflight::by_site(conn).await?;
     sites
         .iter()
         .map(|r| {
@@ -141,10 +146,12 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
                 updated_at: parse_ts(&r.try_get::<String, _>(5)?)?,
             };
             let used = used.get(&site.spec.name).copied().unwrap_or_default();
+            let preflight = preflights.remove(&site.spec.name);
             Ok(SiteUsage {
                 site,
                 provider,
                 used,
+                preflight,
             })
         })
         .collect()

@@ -14,6 +14,7 @@ mod directory;
 mod error;
 mod fleet;
 mod policies;
+mod preflight;
 mod reports;
 mod rollouts;
 mod rows;

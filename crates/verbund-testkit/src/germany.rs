@@ -127,6 +127,7 @@ pub fn offering(name: &str, classes: &[DataClass]) -> OfferingSpec {
         smoke_test: None,
         requires_approval: false,
         retention_days: 30,
+        credentials: false,
     }
 }
 

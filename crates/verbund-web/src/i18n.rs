@@ -229,6 +229,12 @@ texts! {
     policies_for: "Richtlinien, die für folgende Organisation gelten:", "Policies in force for";
     policies_in_force: "Geltende Richtlinien ansehen", "See the policies in force";
     policies_intro: "Die Föderation erlaubt und verbietet; Länder und Organisationen können nur zusätzlich verbieten.", "The federation permits and forbids; Länder and organisations can only forbid in addition.";
+    preflight: "Vorabprüfung", "Preflight";
+    preflight_fail: "nicht bestanden – keine neuen Buchungen", "failed – no new bookings";
+    preflight_none: "keine Vorabprüfung gemeldet", "no preflight reported";
+    preflight_pass: "bestanden", "passed";
+    preflight_reported: "Geprüft", "Checked";
+    preflight_warn: "bestanden mit Hinweisen", "passed with warnings";
     price_month: "Preis pro Monat", "Price per month";
     progress: "Fortschritt", "Progress";
     reason: "Grund", "Reason";

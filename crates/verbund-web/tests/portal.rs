@@ -57,6 +57,7 @@ portal_tests!(
     no_way_back_leads_off_site,
     every_page_has_the_shared_frame,
     every_navigation_link_opens_a_page,
+    the_fleet_shows_each_sites_last_preflight,
 );
 
 /// Every test account's password.
@@ -1250,4 +1251,67 @@ async fn every_navigation_link_opens_a_page(store: Store) {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Preflight
+
+/// The fleet page says per site whether its last preflight passed, which checks did not,
+/// or that it never reported one; a booking the failed preflight turned away says why.
+async fn the_fleet_shows_each_sites_last_preflight(store: Store) {
+    use verbund_domain::directory::Delivery;
+    use verbund_domain::preflight::{PreflightCheck, PreflightReport, PreflightVerdict};
+
+    let w = world(store).await;
+    let mut admin = w.signed_in("admin").await;
+    let page = admin.get("/fleet").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.shows("<th scope=\"col\" class=\"kern-table__header\">Vorabprüfung</th>");
+    page.shows("data-preflight=\"none\"");
+    page.shows("keine Vorabprüfung gemeldet");
+
+    let report = PreflightReport {
+        agent: "verbund-agent/test".into(),
+        delivery: Delivery::Flux,
+        kubernetes_version: Some("v1.31.4".into()),
+        checks: vec![
+            PreflightCheck {
+                name: "ingress-class".into(),
+                verdict: PreflightVerdict::Pass,
+                reason: "the IngressClass `nginx` exists".into(),
+            },
+            PreflightCheck {
+                name: "network-policy".into(),
+                verdict: PreflightVerdict::Fail,
+                reason: "NetworkPolicy is not enforced: the denied client connected".into(),
+            },
+        ],
+    };
+    w.store
+        .record_preflight("nordwerk-hh-1", &report, Utc::now())
+        .await
+        .expect("the preflight is recorded");
+    let page = admin.get("/fleet").await;
+    page.shows("data-preflight=\"fail\"");
+    page.shows("nicht bestanden – keine neuen Buchungen");
+    page.shows(
+        "<code>network-policy</code>: NetworkPolicy is not enforced: the denied client connected",
+    );
+    assert!(
+        !page.body.contains("<code>ingress-class</code>"),
+        "passed checks are not listed"
+    );
+
+    // A new booking finds no site, and its page says why in the reader's language.
+    let mut a = w.signed_in("admin-a").await;
+    let id = w.booked(&mut a).await;
+    assert_eq!(w.booking_state(&id).await, "rejected");
+    a.get(&format!("/bookings/{id}")).await.shows(
+        "sein Cluster die Vorabprüfung (verbund agent preflight) nicht bestanden hat: \
+         NetworkPolicy is not enforced: the denied client connected",
+    );
+    admin.get("/language?to=en&back=/fleet").await;
+    let page = admin.get("/fleet").await;
+    page.shows("failed – no new bookings");
+    page.shows(">Preflight</th>");
 }

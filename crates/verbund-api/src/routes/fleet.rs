@@ -1,7 +1,8 @@
 //! `/fleet`: what runs where, aggregated per site, per offering and per organisation.
 //!
 //! The view answers an operator's first questions at a glance: which sites are silent
-//! or unhealthy, how many bookings are in which state, and which versions really run.
+//! or unhealthy, which failed their preflight (and take no new bookings), how many
+//! bookings are in which state, and which versions really run.
 //! Each caller sees the part of the fleet it may see: the federation's admins and
 //! auditors everything, a provider's operators their own sites, an organisation's
 //! people their own bookings (and the sites those run on).
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use verbund_domain::page::PageRequest;
+use verbund_domain::preflight::SitePreflight;
 use verbund_domain::report::{FreeCapacity, SiteHealth};
 use verbund_store::{FleetScope, SiteFilter};
 
@@ -60,6 +62,9 @@ pub struct FleetSite {
     pub free: Option<FreeCapacity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The site's last `verbund agent preflight`; `null` when it never reported one. A
+    /// site whose last preflight failed gets no new bookings.
+    pub preflight: Option<SitePreflight>,
     /// Bookings by state.
     pub bookings: BTreeMap<String, i64>,
 }
@@ -103,9 +108,10 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
             listed = Some(Some(provider));
         }
     }
-    let (counts, statuses) = tokio::try_join!(
+    let (counts, statuses, preflights) = tokio::try_join!(
         state.store.fleet_counts(&scope),
-        state.store.site_statuses()
+        state.store.site_statuses(),
+        state.store.site_preflights()
     )?;
 
     let mut sites: BTreeMap<String, FleetSite> = BTreeMap::new();
@@ -119,6 +125,7 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
         kubernetes_version: None,
         free: None,
         message: None,
+        preflight: None,
         bookings: BTreeMap::new(),
     };
     if let Some(provider) = listed {
@@ -151,6 +158,11 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
             entry.kubernetes_version = Some(s.kubernetes_version.clone());
             entry.free = Some(s.free);
             entry.message = s.message.clone();
+        }
+    }
+    for p in preflights {
+        if let Some(entry) = sites.get_mut(&p.site) {
+            entry.preflight = Some(p);
         }
     }
     let stale_sites = sites

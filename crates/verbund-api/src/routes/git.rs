@@ -32,8 +32,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use verbund_domain::account::hash_token;
 use crate::AppState;
+use verbund_domain::account::hash_token;
 
 /// The most a fetch request may send (its `want`s and `have`s), compressed or not.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
@@ -145,7 +145,12 @@ async fn authorised(
 fn upload_pack_command(path: &std::path::Path, headers: &HeaderMap, advertise: bool) -> Command {
     let mut command = Command::new("git");
     command
-        .args(["upload-pack", "--strict", "--stateless-rpc", "--timeout=120"])
+        .args([
+            "upload-pack",
+            "--strict",
+            "--stateless-rpc",
+            "--timeout=120",
+        ])
         .args(advertise.then_some("--advertise-refs"))
         .env("GIT_TERMINAL_PROMPT", "0")
         .env_remove("GIT_DIR")
@@ -212,7 +217,10 @@ async fn info_refs(
                 header::CONTENT_TYPE,
                 "application/x-git-upload-pack-advertisement",
             ),
-            (header::CACHE_CONTROL, "no-cache, max-age=0, must-revalidate"),
+            (
+                header::CACHE_CONTROL,
+                "no-cache, max-age=0, must-revalidate",
+            ),
         ],
         body,
     )
@@ -285,7 +293,10 @@ async fn upload_pack(
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-git-upload-pack-result"),
-            (header::CACHE_CONTROL, "no-cache, max-age=0, must-revalidate"),
+            (
+                header::CACHE_CONTROL,
+                "no-cache, max-age=0, must-revalidate",
+            ),
         ],
         Body::from_stream(stream),
     )
@@ -321,7 +332,10 @@ mod tests {
 
     #[test]
     fn pkt_lines_count_their_own_length() {
-        assert_eq!(pkt_line("# service=git-upload-pack\n"), b"001e# service=git-upload-pack\n");
+        assert_eq!(
+            pkt_line("# service=git-upload-pack\n"),
+            b"001e# service=git-upload-pack\n"
+        );
     }
 
     #[test]
@@ -329,7 +343,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("Git-Protocol", HeaderValue::from_static("version=2"));
         assert_eq!(git_protocol(&headers), Some("version=2"));
-        headers.insert("Git-Protocol", HeaderValue::from_static("version=2:x=$(rm)"));
+        headers.insert(
+            "Git-Protocol",
+            HeaderValue::from_static("version=2:x=$(rm)"),
+        );
         assert_eq!(git_protocol(&headers), None);
     }
 }

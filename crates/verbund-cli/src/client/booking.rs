@@ -218,6 +218,16 @@ fn print_decision(format: Format, d: &Value) -> anyhow::Result<()> {
                     r["required"].as_str().unwrap_or("")
                 ),
                 Some("insufficient-capacity") => "not enough free capacity".into(),
+                Some("preflight-failed") => format!(
+                    "failed its preflight: {}",
+                    r["failures"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" — ")
+                ),
                 Some("not-permitted") => "no policy permits it".into(),
                 Some("same-land") => "in the organisation's Land".into(),
                 Some("contracted-provider") => "contracted provider".into(),

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 pub use audit::{audit_list, AuditListArgs};
 pub use http::ConnArgs;
+pub use output::{emit, print_data, Format, Table};
 
 use http::{segment, Api};
 

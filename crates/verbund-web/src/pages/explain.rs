@@ -93,6 +93,13 @@ pub fn reason(r: &Reason, lang: Lang) -> String {
         (Reason::EvaluationError { message }, Lang::En) => {
             format!("the policies could not be evaluated ({message})")
         }
+        (Reason::PreflightFailed { failures, .. }, Lang::De) => format!(
+            "sein Cluster die Vorabprüfung (verbund agent preflight) nicht bestanden hat: {}",
+            failures.join(" — ")
+        ),
+        (Reason::PreflightFailed { failures, .. }, Lang::En) => {
+            format!("it failed its preflight: {}", failures.join(" — "))
+        }
         (Reason::SameLand, Lang::De) => "es im eigenen Land liegt".into(),
         (Reason::SameLand, Lang::En) => "it lies in the organisation's own Land".into(),
         (Reason::ContractedProvider, Lang::De) => "sein Betreiber Vertragspartner ist".into(),

@@ -1,5 +1,6 @@
-//! The fleet, for operators: sites with health, capacity, certifications and their
-//! expiry, a map of Germany with the sites, and booking states per site and offering.
+//! The fleet, for operators: sites with health, their last preflight (a failed one keeps
+//! new bookings off the site), capacity, certifications and their expiry, a map of
+//! Germany with the sites, and booking states per site and offering.
 
 use askama::Template;
 use axum::extract::State;
@@ -7,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use verbund_api::routes::fleet::{self, Fleet};
+use verbund_domain::preflight::{PreflightVerdict, SitePreflight};
 
 use super::explain::Directory;
 use super::state_label;
@@ -34,7 +36,50 @@ pub struct SiteRow {
     pub free: String,
     /// (name, valid until, "ok" | "expiring" | "expired")
     pub certifications: Vec<(String, String, &'static str)>,
+    pub preflight: PreflightCell,
     pub bookings: String,
+}
+
+/// A site's last preflight, as the fleet table shows it.
+pub struct PreflightCell {
+    /// `pass`, `warn`, `fail`, or `none` when the site never reported one.
+    pub verdict: &'static str,
+    pub label: &'static str,
+    pub badge: &'static str,
+    /// When it was reported, in the reader's local time.
+    pub reported: String,
+    /// The checks that did not pass: (name, reason).
+    pub issues: Vec<(String, String)>,
+}
+
+fn preflight_cell(p: Option<&SitePreflight>, lang: crate::i18n::Lang) -> PreflightCell {
+    let t = lang.texts();
+    let Some(p) = p else {
+        return PreflightCell {
+            verdict: "none",
+            label: t.preflight_none,
+            badge: "info",
+            reported: String::new(),
+            issues: Vec::new(),
+        };
+    };
+    let (label, badge) = match p.verdict {
+        PreflightVerdict::Pass => (t.preflight_pass, "success"),
+        PreflightVerdict::Warn => (t.preflight_warn, "warning"),
+        PreflightVerdict::Fail => (t.preflight_fail, "danger"),
+    };
+    PreflightCell {
+        verdict: p.verdict.as_str(),
+        label,
+        badge,
+        reported: local_time(p.reported_at, lang),
+        issues: p
+            .checks
+            .iter()
+            .filter(|c| c.verdict != PreflightVerdict::Pass)
+            .map(|c| (c.name.clone(), c.reason.clone()))
+            .collect(),
+    }
 }
 
 pub struct OfferingRow {
@@ -171,6 +216,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
                     },
                 ),
                 certifications,
+                preflight: preflight_cell(fs.preflight.as_ref(), lang),
                 bookings: counts(&fs.bookings, lang),
             }
         })
