@@ -1356,7 +1356,12 @@ fn served_routes() -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for entry in std::fs::read_dir(dir).expect("src/routes") {
         let path = entry.expect("a directory entry").path();
-        if path.file_name().is_some_and(|n| n == "health.rs") {
+        // Served beside the API, not under /api/v1: health and metrics, and Git's smart
+        // HTTP protocol for the sites (git.rs), which no OpenAPI client speaks.
+        if path
+            .file_name()
+            .is_some_and(|n| n == "health.rs" || n == "git.rs")
+        {
             continue;
         }
         let src = std::fs::read_to_string(&path).expect("a route module");

@@ -1,7 +1,7 @@
 //! Reading a booking's folder of the desired state the way a cluster would apply it.
 //!
 //! The simulator must behave like the real agent, which only knows what the repository
-//! says: which folders a site's `kustomization.yaml` lists, the booking and version on
+//! says: which booking folders a site's shards (`shards/<nn>/kustomization.yaml`) list, the booking and version on
 //! each namespace, the replicas of the app, whether a smoke-test Job is there, and the
 //! quota (which is what the booking takes from the site's capacity). Pure: bytes in,
 //! [`DesiredBooking`] out.
@@ -137,7 +137,8 @@ fn app_facts(docs: &[Value]) -> (u32, bool) {
                 let n = count(doc, &["spec", "replicas"]).unwrap_or(1);
                 workloads = Some(workloads.unwrap_or(0).saturating_add(n));
             }
-            "HelmRelease" => {
+            // Flux's HelmRelease, and the chart an agent site renders (`helm.yaml`).
+            "HelmRelease" | "HelmChart" => {
                 helm = helm.or_else(|| count(doc, &["spec", "values", "replicaCount"]));
             }
             "Application" => {

@@ -347,29 +347,39 @@ impl GitReader {
                     .collect(),
                 None => HashMap::new(),
             };
-        let listed = match entries
-            .iter()
-            .find(|e| e.name == "kustomization.yaml" && !e.is_tree)
-        {
-            Some(k) => {
-                let path = format!("{folder}/kustomization.yaml");
-                let bytes = self.blob(&k.oid.clone())?.unwrap_or_default();
-                match desired::kustomization_resources(&path, &bytes) {
-                    Ok(resources) => resources
+        // The booking folders the environment's shards list (`../../bookings/<ns>`).
+        let listed = match entries.iter().find(|e| e.name == "shards" && e.is_tree) {
+            Some(shards) => {
+                let mut listed = Vec::new();
+                for shard in self.tree(&shards.oid.clone())? {
+                    if !shard.is_tree {
+                        continue;
+                    }
+                    let Some(k) = self
+                        .tree(&shard.oid)?
                         .into_iter()
-                        .filter_map(|r| {
+                        .find(|e| e.name == "kustomization.yaml" && !e.is_tree)
+                    else {
+                        continue;
+                    };
+                    let path = format!("{folder}/shards/{}/kustomization.yaml", shard.name);
+                    let bytes = self.blob(&k.oid)?.unwrap_or_default();
+                    match desired::kustomization_resources(&path, &bytes) {
+                        Ok(resources) => listed.extend(resources.into_iter().filter_map(|r| {
                             r.trim_end_matches('/')
-                                .strip_prefix("bookings/")
+                                .strip_prefix("../../bookings/")
                                 .map(String::from)
-                        })
-                        .collect(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "unreadable kustomization, simulating every booking folder");
-                        bookings.keys().cloned().collect()
+                        })),
+                        Err(e) => {
+                            tracing::warn!(error = %e, path = %path, "unreadable shard, simulating every booking folder");
+                            listed = bookings.keys().cloned().collect();
+                            break;
+                        }
                     }
                 }
+                listed
             }
-            None => bookings.keys().cloned().collect::<Vec<_>>(),
+            None => Vec::new(),
         };
         for namespace in listed {
             let Some(oid) = bookings.get(&namespace) else {
@@ -398,20 +408,37 @@ impl GitReader {
         environment: &str,
         oid: &str,
     ) -> Result<Option<DesiredBooking>> {
-        let mut files: [Option<Vec<u8>>; 3] = [None, None, None];
+        // What deploys the application: the engine's objects, an agent's chart, the
+        // vendor's manifests in `app/`, and the smoke test.
+        let mut namespace = None;
+        let mut quota = None;
+        let mut app: Vec<u8> = Vec::new();
+        let mut add = |bytes: Option<Vec<u8>>| {
+            if let Some(bytes) = bytes {
+                app.extend_from_slice(b"\n---\n");
+                app.extend_from_slice(&bytes);
+            }
+        };
         for entry in self.tree(oid)? {
-            let slot = match entry.name.as_str() {
-                "namespace.yaml" => 0,
-                "app.yaml" => 1,
-                "quota.yaml" => 2,
-                _ => continue,
-            };
-            files[slot] = self.blob(&entry.oid)?;
+            match (entry.name.as_str(), entry.is_tree) {
+                ("namespace.yaml", false) => namespace = self.blob(&entry.oid)?,
+                ("quota.yaml", false) => quota = self.blob(&entry.oid)?,
+                ("app.yaml" | "helm.yaml" | "smoke-test.yaml", false) => {
+                    add(self.blob(&entry.oid)?)
+                }
+                ("app", true) => {
+                    for file in self.tree(&entry.oid)? {
+                        if file.name == "manifests.yaml" && !file.is_tree {
+                            add(self.blob(&file.oid)?);
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
-        let [namespace, app, quota] = &files;
         let files = FolderFiles {
             namespace: namespace.as_deref(),
-            app: app.as_deref(),
+            app: (!app.is_empty()).then_some(app.as_slice()),
             quota: quota.as_deref(),
         };
         match desired::booking(path, environment, files) {

@@ -129,17 +129,20 @@ fn demo_on_site_b() -> Folder {
     }
 }
 
-/// Commits `folders` (replacing their folders) and the kustomizations of their site
-/// environments, listing exactly the given folders per environment.
+/// Commits `folders` (replacing their folders) and the shard kustomizations of their
+/// site environments, listing exactly the given folders per environment (in one shard).
 fn commit(repo: &DesiredStateRepo, folders: &[Folder]) {
     let mut change = repo.change().unwrap();
     let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in folders {
         change.put_folder(&f.path(), f.files()).unwrap();
         lists
-            .entry(format!("sites/{}/{}/kustomization.yaml", f.site, f.env))
+            .entry(format!(
+                "sites/{}/{}/shards/00/kustomization.yaml",
+                f.site, f.env
+            ))
             .or_default()
-            .push(format!("bookings/{}", f.ns));
+            .push(format!("../../bookings/{}", f.ns));
     }
     for (path, resources) in lists {
         let mut k =
