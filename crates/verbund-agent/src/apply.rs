@@ -43,6 +43,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::Resource;
 use kube::Client;
@@ -239,9 +240,10 @@ impl Applier {
         }
     }
 
-    /// Applies `desired` (a site environment's desired state), then prunes. A failed
-    /// object is logged and counted; the others go on.
-    pub async fn apply(&self, desired: DesiredState) -> Result<ApplyOutcome> {
+    /// Applies `desired` (a site environment's desired state) within `scope`, then
+    /// prunes within it. A failed object is logged and counted; the others go on.
+    pub async fn apply(&self, desired: DesiredState, scope: &Scope) -> Result<ApplyOutcome> {
+        let desired = scope.select(desired);
         let mut outcome = ApplyOutcome::default();
         let labels = namespace_labels(&desired.objects);
         let mut objects = desired.objects;
@@ -264,28 +266,36 @@ impl Applier {
             tracing::warn!(error = %e, "not applied");
             outcome.problems.push(e.to_string());
         }
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        for d in &desired {
-            let result = match d.deployer.as_deref() {
-                None => self
-                    .api(d.kind, d.namespace.as_deref())
-                    .patch(&d.name, &params, &Patch::Apply(&d.object))
-                    .await
-                    .map(|_| ())
-                    .map_err(Error::from),
-                Some(user) => self.patch_as(user, d, &params).await,
-            };
-            match result {
-                Ok(()) => outcome.applied += 1,
-                Err(e) => {
-                    tracing::warn!(kind = d.kind.kind, namespace = ?d.namespace, name = %d.name, error = %e, "apply failed");
-                    outcome
-                        .problems
-                        .push(format!("{} {}: {e}", d.kind.kind, d.name));
+        let params = &PatchParams::apply(FIELD_MANAGER).force();
+        // Kind by kind in the table's order (namespaces before what lives in them, the
+        // tenancy before the workloads), the objects of one kind side by side.
+        let mut start = 0;
+        while start < desired.len() {
+            let kind = desired[start].kind;
+            let end = desired[start..]
+                .iter()
+                .position(|d| d.kind != kind)
+                .map_or(desired.len(), |n| start + n);
+            let results: Vec<(&Desired, Result<()>)> =
+                futures::stream::iter(desired[start..end].iter())
+                    .map(|d| async move { (d, self.apply_one(d, params).await) })
+                    .buffer_unordered(CONCURRENT_APPLIES)
+                    .collect()
+                    .await;
+            for (d, result) in results {
+                match result {
+                    Ok(()) => outcome.applied += 1,
+                    Err(e) => {
+                        tracing::warn!(kind = d.kind.kind, namespace = ?d.namespace, name = %d.name, error = %e, "apply failed");
+                        outcome
+                            .problems
+                            .push(format!("{} {}: {e}", d.kind.kind, d.name));
+                    }
                 }
             }
+            start = end;
         }
-        let existing = self.existing().await?;
+        let existing = self.existing(scope).await?;
         for key in plan_prune(&desired, &existing) {
             let Some(kind) = kinds::find(&key.api_version, key.kind) else {
                 continue;
@@ -306,6 +316,19 @@ impl Applier {
             }
         }
         Ok(outcome)
+    }
+
+    /// Server-side applies one object, with the agent's rights or as its deployer.
+    async fn apply_one(&self, d: &Desired, params: &PatchParams) -> Result<()> {
+        match d.deployer.as_deref() {
+            None => self
+                .api(d.kind, d.namespace.as_deref())
+                .patch(&d.name, params, &Patch::Apply(&d.object))
+                .await
+                .map(|_| ())
+                .map_err(Error::from),
+            Some(user) => self.patch_as(user, d, params).await,
+        }
     }
 
     /// A booking's vendor content as objects to apply as its deployer: its manifests and
@@ -352,25 +375,87 @@ impl Applier {
         Ok(())
     }
 
-    /// Every object verbund manages, of the kinds the agent applies. A kind the cluster
-    /// does not serve (no External Secrets installed) has none.
-    async fn existing(&self) -> Result<Vec<Existing>> {
+    /// Every object verbund manages within `scope`, of the kinds the agent applies. A
+    /// kind the cluster does not serve (no External Secrets installed) has none.
+    async fn existing(&self, scope: &Scope) -> Result<Vec<Existing>> {
         let mut out = Vec::new();
         let params = ListParams::default().labels(MANAGED_BY);
         for kind in &kinds::APPLIED {
-            match self.api(kind, None).list(&params).await {
-                Ok(list) => out.extend(
-                    list.items
-                        .into_iter()
-                        .map(|object| Existing { kind, object }),
-                ),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(e.into()),
+            let places: Vec<Option<&str>> = match scope {
+                Scope::All => vec![None],
+                Scope::Namespaces(_) if !kind.namespaced => vec![None],
+                Scope::Namespaces(set) => set.iter().map(|n| Some(n.as_str())).collect(),
+            };
+            for namespace in places {
+                match self.api(kind, namespace).list(&params).await {
+                    Ok(list) => out.extend(
+                        list.items
+                            .into_iter()
+                            .filter(|o| scope.contains(kind, &o.metadata))
+                            .map(|object| Existing { kind, object }),
+                    ),
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
         Ok(out)
     }
 }
+
+/// What one pass applies and prunes: the whole site, or only the bookings of some
+/// namespaces (those a new commit changed, or removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    Namespaces(BTreeSet<String>),
+}
+
+impl Scope {
+    /// Whether an object of `kind` with `meta` lies in the scope.
+    fn contains(&self, kind: &Kind, meta: &kube::api::ObjectMeta) -> bool {
+        let Scope::Namespaces(set) = self else {
+            return true;
+        };
+        let place = if kind.namespaced {
+            meta.namespace.as_deref()
+        } else if kind.kind == "Namespace" {
+            meta.name.as_deref()
+        } else {
+            None
+        };
+        place.is_some_and(|p| set.contains(p))
+    }
+
+    /// The part of `desired` in the scope.
+    fn select(&self, desired: DesiredState) -> DesiredState {
+        let Scope::Namespaces(set) = self else {
+            return desired;
+        };
+        let place = |o: &Value| {
+            if o["kind"] == "Namespace" && o["apiVersion"] == "v1" {
+                o["metadata"]["name"].as_str().map(str::to_string)
+            } else {
+                o["metadata"]["namespace"].as_str().map(str::to_string)
+            }
+        };
+        DesiredState {
+            objects: desired
+                .objects
+                .into_iter()
+                .filter(|o| place(o).is_some_and(|p| set.contains(&p)))
+                .collect(),
+            tenants: desired
+                .tenants
+                .into_iter()
+                .filter(|t| set.contains(&t.namespace))
+                .collect(),
+        }
+    }
+}
+
+/// How many objects of one kind are applied at once.
+const CONCURRENT_APPLIES: usize = 16;
 
 /// The labels of each booking namespace among `objects`, by name: what a booking's
 /// vendor content is labelled with (verbund's `verbund.dev/*` and `managed-by`).
@@ -445,6 +530,7 @@ pub async fn run(
     poll: Duration,
     resync: Duration,
 ) {
+    // The commit last applied, and when the site was last applied whole.
     let mut last: Option<(String, Instant)> = None;
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -464,6 +550,24 @@ pub async fn run(
         ) {
             continue;
         }
+        // A new commit within the resync period applies only the bookings it changed;
+        // otherwise the whole site, to take back drift.
+        let scope = match &last {
+            Some((previous, at)) if at.elapsed() < resync => {
+                match repository
+                    .changed_bookings(previous, &commit, &folder)
+                    .await
+                {
+                    Ok(namespaces) => Scope::Namespaces(namespaces),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "changes not read, applying the whole site");
+                        Scope::All
+                    }
+                }
+            }
+            _ => Scope::All,
+        };
+        let started = Instant::now();
         let desired = match repository.desired(&commit, &folder).await {
             Ok(d) => d,
             Err(e) => {
@@ -471,16 +575,23 @@ pub async fn run(
                 continue;
             }
         };
-        match applier.apply(desired).await {
+        let whole = scope == Scope::All;
+        match applier.apply(desired, &scope).await {
             Ok(outcome) => {
                 tracing::info!(
                     commit = %commit,
+                    whole,
                     applied = outcome.applied,
                     pruned = outcome.pruned,
                     problems = outcome.problems.len(),
+                    millis = started.elapsed().as_millis() as u64,
                     "desired state applied"
                 );
-                last = Some((commit, Instant::now()));
+                let at = match (&last, whole) {
+                    (Some((_, at)), false) => *at,
+                    _ => Instant::now(),
+                };
+                last = Some((commit, at));
             }
             Err(e) => tracing::warn!(commit = %commit, error = %e, "apply failed"),
         }

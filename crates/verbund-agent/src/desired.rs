@@ -211,6 +211,25 @@ impl Repository {
         Ok(output.stdout)
     }
 
+    /// The namespaces of the bookings whose folders differ between `old` and `new` below
+    /// `folder` (changed, added or removed).
+    pub async fn changed_bookings(
+        &self,
+        old: &str,
+        new: &str,
+        folder: &str,
+    ) -> Result<BTreeSet<String>> {
+        let bookings = format!("{}/bookings/", folder.trim_end_matches('/'));
+        let out = self
+            .git(&["diff-tree", "-r", "--name-only", old, new, "--", &bookings])
+            .await?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|path| path.strip_prefix(&bookings)?.split('/').next())
+            .map(str::to_string)
+            .collect())
+    }
+
     /// The desired state of `folder` (e.g. `sites/<site>/<env>`) at `commit`.
     pub async fn desired(&self, commit: &str, folder: &str) -> Result<DesiredState> {
         let files = self.files(commit, folder).await?;

@@ -11,7 +11,7 @@ use http::{Request, Response};
 use kube::client::Body;
 use kube::Client;
 use serde_json::{json, Value};
-use verbund_agent::apply::{self, Applier};
+use verbund_agent::apply::{self, Applier, Scope};
 use verbund_agent::chart::Charts;
 use verbund_agent::desired::Repository;
 use verbund_agent::install::{install_manifests, to_yaml};
@@ -719,7 +719,7 @@ async fn apply_patches_every_desired_object_in_order_and_prunes_the_rest() {
     // problem alone.
     let charts = Charts::new("/nonexistent/helm", None);
     let outcome = Applier::new(client, charts)
-        .apply(desired.clone())
+        .apply(desired.clone(), &Scope::All)
         .await
         .unwrap();
     assert_eq!(outcome.problems.len(), 1, "{:?}", outcome.problems);
@@ -847,6 +847,63 @@ async fn apply_patches_every_desired_object_in_order_and_prunes_the_rest() {
     for d in seen.iter().filter(|s| s.method == "DELETE") {
         assert_eq!(d.body.as_ref().unwrap()["propagationPolicy"], "Background");
     }
+}
+
+#[tokio::test]
+async fn a_changed_booking_is_applied_and_pruned_alone() {
+    let (_dir, remote) = remote();
+    let cache = tempfile::tempdir().unwrap();
+    let repository = Repository::new(remote.to_str().unwrap(), "main", cache.path());
+    let first = repository.fetch().await.unwrap();
+    // The forms booking changes (its quota file), the database's does not.
+    let quota = remote.join(format!(
+        "sites/dataport-hh-1/prod/bookings/{FORMS}/quota.yaml"
+    ));
+    let text = std::fs::read_to_string(&quota)
+        .unwrap()
+        .replace("2600m", "2700m");
+    std::fs::write(&quota, text).unwrap();
+    git(&remote, &["commit", "--quiet", "-am", "resize formulare"]);
+    let second = repository.fetch().await.unwrap();
+    let changed = repository
+        .changed_bookings(&first, &second, "sites/dataport-hh-1/prod")
+        .await
+        .unwrap();
+    assert_eq!(changed, [FORMS.to_string()].into_iter().collect());
+    let desired = repository
+        .desired(&second, "sites/dataport-hh-1/prod")
+        .await
+        .unwrap();
+    let (client, seen) = mock_client(apply_server);
+    let outcome = Applier::new(client, Charts::new("/nonexistent/helm", None))
+        .apply(desired, &Scope::Namespaces(changed))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.problems,
+        Vec::<String>::new(),
+        "the database's chart is not even rendered"
+    );
+    let seen = seen.lock().unwrap().clone();
+    for s in seen.iter().filter(|s| s.method == "PATCH") {
+        assert!(s.path.contains(FORMS), "{}", s.path);
+    }
+    // Listed only inside the changed namespace (and the namespaces themselves).
+    for s in seen.iter().filter(|s| s.method == "GET") {
+        assert!(
+            s.path == "/api/v1/namespaces" || s.path.contains(FORMS),
+            "{}",
+            s.path
+        );
+    }
+    // The cancelled booking's namespace is outside the scope: left for a whole pass.
+    let deletes: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == "DELETE")
+        .map(|s| s.path.as_str())
+        .collect();
+    assert!(!deletes.iter().any(|p| p.contains(GONE)), "{deletes:?}");
+    assert!(outcome.applied > 10);
 }
 
 #[tokio::test]
