@@ -43,7 +43,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::Resource;
 use kube::Client;
@@ -276,12 +275,13 @@ impl Applier {
                 .iter()
                 .position(|d| d.kind != kind)
                 .map_or(desired.len(), |n| start + n);
-            let results: Vec<(&Desired, Result<()>)> =
-                futures::stream::iter(desired[start..end].iter())
-                    .map(|d| async move { (d, self.apply_one(d, params).await) })
-                    .buffer_unordered(CONCURRENT_APPLIES)
-                    .collect()
-                    .await;
+            let mut results: Vec<(&Desired, Result<()>)> = Vec::with_capacity(end - start);
+            for chunk in desired[start..end].chunks(CONCURRENT_APPLIES) {
+                let applied =
+                    futures::future::join_all(chunk.iter().map(|d| self.apply_one(d, params)))
+                        .await;
+                results.extend(chunk.iter().zip(applied));
+            }
             for (d, result) in results {
                 match result {
                     Ok(()) => outcome.applied += 1,
