@@ -384,3 +384,247 @@ async fn verify_reports_and_repairs_a_foreign_commit() {
     assert!(assert_ok(&verify(&data, &[])).contains("in line"));
     git(&repo, &["fsck", "--full", "--strict", "--no-progress"]);
 }
+
+/// A site's token reads its own site's desired state over Git and nothing else: another
+/// site's repository answers 404 (to its token as to a user's), no credentials 401, an
+/// object of another site is not there to be asked for by its id, pushing is refused,
+/// and a path outside the site repositories leads nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_site_fetches_only_its_own_desired_state_over_git() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let data = dir.path().join("data");
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = Server::start_on("demo", &["--public-url", &base], &data, port).await;
+    let admin = token(&data, "admin.token");
+    let whole = repository(&data);
+    // München's bookings are on SITE; Flensburg's on another site.
+    let other = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let listing = git(&whole, &["ls-tree", "--name-only", "HEAD", "sites/"]);
+            let busy: Vec<String> = listing
+                .lines()
+                .map(|s| s.trim_start_matches("sites/").to_owned())
+                .filter(|s| {
+                    s != SITE
+                        && !git(
+                            &whole,
+                            &[
+                                "ls-tree",
+                                "-r",
+                                "--name-only",
+                                "HEAD",
+                                &format!("sites/{s}/prod/bookings"),
+                            ],
+                        )
+                        .trim()
+                        .is_empty()
+                })
+                .collect();
+            if let Some(site) = busy.first() {
+                break site.clone();
+            }
+            assert!(Instant::now() < deadline, "no other site with bookings");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let site_token = |site: &str| {
+        let site = site.to_owned();
+        let (base, admin) = (base.clone(), admin.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/api/v1/sites/{site}/tokens"))
+                .bearer_auth(&admin)
+                .json(&json!({"name": "git"}))
+                .send()
+                .await
+                .expect("token");
+            let v: Value = r.json().await.expect("JSON");
+            v["secret"].as_str().expect("a secret").to_owned()
+        }
+    };
+    let mine = site_token(SITE).await;
+    let theirs = site_token(&other).await;
+    let url = |token: &str, site: &str| {
+        base.replacen("http://", &format!("http://site:{token}@"), 1) + &format!("/git/{site}.git")
+    };
+    let run = |args: &[&str], cwd: &Path| {
+        Command::new("git")
+            .args(args)
+            .current_dir(cwd)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .expect("git runs")
+    };
+
+    // Its own: every file is its site's.
+    let clone = dir.path().join("clone");
+    let out = run(
+        &[
+            "clone",
+            "--quiet",
+            &url(&mine, SITE),
+            clone.to_str().expect("path"),
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = String::from_utf8(run(&["ls-files"], &clone).stdout).expect("UTF-8");
+    assert!(files.lines().count() > 10, "{files}");
+    assert!(
+        files
+            .lines()
+            .all(|f| f.starts_with(&format!("sites/{SITE}/"))),
+        "{files}"
+    );
+    // The same content as the whole state's folder.
+    let ours = String::from_utf8(run(&["rev-parse", &format!("HEAD:sites/{SITE}")], &clone).stdout)
+        .expect("UTF-8");
+    assert_eq!(
+        ours.trim(),
+        git(&whole, &["rev-parse", &format!("HEAD:sites/{SITE}")]).trim()
+    );
+
+    // Another site's repository: not found, with that site's neighbour's token.
+    let out = run(&["ls-remote", &url(&theirs, SITE)], dir.path());
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let http = reqwest::Client::new();
+    let refs = |site: &str| format!("{base}/git/{site}.git/info/refs?service=git-upload-pack");
+    let r = http
+        .get(refs(SITE))
+        .basic_auth("x", Some(&theirs))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 404);
+    // A user's token is no site token; no credentials at all asks for them.
+    let r = http
+        .get(refs(SITE))
+        .basic_auth("admin", Some(&admin))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = http.get(refs(SITE)).send().await.expect("GET");
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    // The other site's own token works for its own repository.
+    let r = http
+        .get(refs(&other))
+        .basic_auth("x", Some(&theirs))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/x-git-upload-pack-advertisement"
+    );
+
+    // An object of the other site, asked for by its id through our repository: it is
+    // not there (protocol v2 and v0).
+    let blob = git(
+        &whole,
+        &[
+            "ls-tree",
+            "-r",
+            "HEAD",
+            &format!("sites/{other}/prod/bookings"),
+        ],
+    )
+    .lines()
+    .next()
+    .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+    .expect("a blob of the other site");
+    for protocol in ["2", "0"] {
+        let out = run(
+            &[
+                "-c",
+                &format!("protocol.version={protocol}"),
+                "fetch",
+                "origin",
+                &blob,
+            ],
+            &clone,
+        );
+        assert!(
+            !out.status.success(),
+            "protocol {protocol} fetched another site's object"
+        );
+        let out = run(&["cat-file", "-e", &blob], &clone);
+        assert!(!out.status.success(), "the object reached the clone");
+    }
+    let served = data.join("sites").join(format!("{SITE}.git"));
+    assert!(
+        !git_output(&served, &["cat-file", "-e", &blob], &[])
+            .status
+            .success(),
+        "the site's repository holds it"
+    );
+
+    // Nobody pushes.
+    std::fs::write(clone.join("extra.yaml"), "kind: ConfigMap\n").expect("write");
+    run(
+        &[
+            "-c",
+            "user.name=x",
+            "-c",
+            "user.email=x@x",
+            "commit",
+            "--quiet",
+            "-am",
+            "x",
+        ],
+        &clone,
+    );
+    let out = run(&["add", "extra.yaml"], &clone);
+    assert!(out.status.success());
+    run(
+        &[
+            "-c",
+            "user.name=x",
+            "-c",
+            "user.email=x@x",
+            "commit",
+            "--quiet",
+            "-m",
+            "x",
+        ],
+        &clone,
+    );
+    let out = run(&["push", "origin", "HEAD:main"], &clone);
+    assert!(!out.status.success(), "a push was accepted");
+    let r = http
+        .get(format!(
+            "{base}/git/{SITE}.git/info/refs?service=git-receive-pack"
+        ))
+        .basic_auth("x", Some(&mine))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status().as_u16(), 403);
+    // Paths that are no site's repository.
+    for path in [
+        "/git/..%2Fdesired-state.git/info/refs",
+        "/git/desired-state.git/info/refs",
+        "/git/Bad_Site.git/info/refs",
+    ] {
+        let r = http
+            .get(format!("{base}{path}?service=git-upload-pack"))
+            .basic_auth("x", Some(&mine))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
+}
