@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes components of verbund's test environment from the Go modules
 # pinned in testenv/go.mod: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-# kwok, kustomize, helm, and Flux's source-, kustomize- and helm-controller; and extracts
+# kwok, kustomize, helm, Flux's source-, kustomize- and helm-controller, and sops (whose
+# decryption proves verbund's sealed secrets); and extracts
 # the CRDs of Flux, Argo CD and External Secrets from their modules.
 #
 #   testenv/build.sh [OUT]    OUT defaults to target/testenv
@@ -47,6 +48,7 @@ build helm helm.sh/helm/v4/cmd/helm "-X helm.sh/helm/v4/internal/version.version
 build source-controller github.com/fluxcd/source-controller ""
 build kustomize-controller github.com/fluxcd/kustomize-controller ""
 build helm-controller github.com/fluxcd/helm-controller ""
+build sops github.com/getsops/sops/v3/cmd/sops ""
 
 # CRDs, from the same modules (or, for Argo CD and External Secrets, downloaded as modules
 # without building anything of them).

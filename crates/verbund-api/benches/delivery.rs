@@ -240,7 +240,7 @@ async fn run(full: bool) {
     // 4. nothing differs — a full render without the memo — and git accepts the
     // repository.
     let t = Instant::now();
-    let differences = publisher.verify().await.expect("verify");
+    let differences = publisher.verify().await.expect("verify").differences;
     println!(
         "verify: all {} bookings rendered without the memo and compared with HEAD in {:.2} s",
         bookings + changes,

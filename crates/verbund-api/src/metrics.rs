@@ -66,6 +66,8 @@ pub struct Metrics {
     /// Rollout ticks this replica ran, and those that changed something.
     pub rollout_ticks: Gauge,
     pub rollout_changes: Gauge,
+    /// 1 while this replica writes the desired state.
+    pub desired_state_writer: Gauge,
 }
 
 impl Default for Metrics {
@@ -121,6 +123,12 @@ impl Default for Metrics {
             "1 while this replica leads the rollout engine",
             rollout_leader.clone(),
         );
+        let desired_state_writer = Gauge::default();
+        registry.register(
+            "desired_state_writer",
+            "1 while this replica writes the desired state (the others follow its history)",
+            desired_state_writer.clone(),
+        );
         let rollout_ticks = Gauge::default();
         registry.register(
             "rollout_engine_ticks",
@@ -137,6 +145,7 @@ impl Default for Metrics {
             registry,
             rollouts,
             rollout_leader,
+            desired_state_writer,
             rollout_ticks,
             rollout_changes,
             requests,

@@ -390,6 +390,92 @@ async fn refused_catalog_changes_nothing(kit: Kit) {
     )
     .await;
     assert!(d.contains("`2.0.0`"), "{d}");
+
+    // Vendor content a tenant may not own is refused at publish time, naming the object:
+    // the same check the renderer makes, so nothing accepted here is refused later.
+    let manifests = |objects: Value| {
+        json!({"version": "3.0.0", "changelog": "Neu.",
+               "package": {"type": "manifests", "manifests": objects}})
+    };
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "app"},
+        "spec": {"selector": {"matchLabels": {"app": "a"}},
+                 "template": {"metadata": {"labels": {"app": "a"}},
+                              "spec": {"containers": [{"name": "a", "image": "registry.example.org/a:1"}]}}}});
+    let cluster_admin = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": "vendor-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]});
+    let d = refused(
+        &kit,
+        "a cluster-admin ClusterRoleBinding",
+        admin_json(
+            &kit,
+            Method::POST,
+            versions,
+            manifests(json!([deployment.clone(), cluster_admin])),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/package/manifests/1"),
+    )
+    .await;
+    assert!(
+        d.contains("ClusterRoleBinding") && d.contains("vendor-admin"),
+        "{d}"
+    );
+    for (what, object) in [
+        (
+            "a Flux Kustomization",
+            json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+            "metadata": {"name": "escape"}, "spec": {"path": "./", "prune": true, "interval": "1m",
+            "sourceRef": {"kind": "GitRepository", "name": "flux-system", "namespace": "flux-system"}}}),
+        ),
+        (
+            "an Argo CD Application",
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": "escape"}, "spec": {"project": "default"}}),
+        ),
+        (
+            "a Role granting more",
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "bind"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole", "name": "admin"}, "subjects": []}),
+        ),
+        (
+            "an object in another namespace",
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "kube-system"}, "data": {}}),
+        ),
+    ] {
+        let d = refused(
+            &kit,
+            what,
+            admin_json(
+                &kit,
+                Method::POST,
+                versions,
+                manifests(json!([deployment.clone(), object])),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("/package/manifests/1"),
+        )
+        .await;
+        assert!(
+            d.contains("escape") || d.contains("bind") || d.contains("kube-system"),
+            "{what}: {d}"
+        );
+    }
+    let mut control = version("3.0.0");
+    control["package"]["values"] = json!({"banner": "Willkommen\u{85}"});
+    let d = refused(
+        &kit,
+        "a value no GitOps engine carries",
+        admin_json(&kit, Method::POST, versions, control),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/package/values/banner"),
+    )
+    .await;
+    assert!(d.contains("U+0085"), "{d}");
 }
 
 async fn malformed_requests_change_nothing(kit: Kit) {

@@ -76,8 +76,9 @@ pub struct DeliveryArgs {
     #[arg(long, env = "VERBUND_REPOSITORY_URL")]
     pub repository_url: Option<String>,
     /// Push every commit of the desired state to this Git remote (a URL or a path to a
-    /// bare repository); failed pushes are retried with back-off and never hold up a
-    /// booking.
+    /// bare repository). With `{site}` in it (`https://git.example.org/verbund/{site}.git`)
+    /// each site's own repository goes to its own remote; without, the whole desired
+    /// state. Failed pushes are retried with back-off and never hold up a booking.
     #[arg(long, env = "VERBUND_GIT_REMOTE")]
     pub git_remote: Option<String>,
     /// The URL at which browsers and sites reach verbund (the OIDC redirect goes to

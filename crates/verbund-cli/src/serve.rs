@@ -115,7 +115,11 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
     verbund_placement::ensure_default_policies(&store, chrono::Utc::now())
         .await
         .context("cannot install the federation's default policies")?;
-    let publisher = open_publisher(&args.store, &args.delivery, store.clone()).await?;
+    let replica = args
+        .replica
+        .clone()
+        .unwrap_or_else(|| format!("pid-{}", std::process::id()));
+    let publisher = open_publisher(&args.store, &args.delivery, store.clone(), &replica).await?;
     let started = publisher
         .start()
         .await
@@ -124,6 +128,8 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         "desired state: {} ({})",
         publisher.repo().path().display(),
         match &started.commit {
+            _ if !publisher.is_writer() =>
+                "following the history the replicas share; another replica writes".to_string(),
             Some(c) => format!(
                 "{} folders brought in line with the store in commit {}",
                 started.folders.len(),
@@ -138,10 +144,6 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
     );
     publisher.spawn();
     let every = std::time::Duration::from_millis(args.rollout_interval_ms);
-    let replica = args
-        .replica
-        .clone()
-        .unwrap_or_else(|| format!("pid-{}", std::process::id()));
     let wake_publisher = publisher.clone();
     let engine = verbund_rollout::Engine::new(
         store.clone(),
@@ -267,13 +269,18 @@ async fn simulate_sites(
 }
 
 /// Opens the desired-state repository of the data folder (creating it on first start).
+/// On PostgreSQL several replicas may share the database, so the history is shared
+/// through it and only the replica holding the writer's lock writes.
 async fn open_publisher(
     store_args: &StoreArgs,
     delivery: &DeliveryArgs,
     store: Store,
+    replica: &str,
 ) -> anyhow::Result<verbund_delivery::Publisher> {
     let path = repository_path(store_args);
-    let options = delivery.options();
+    let mut options = delivery.options();
+    options.shared_history = store.dialect() == verbund_store::Dialect::Postgres;
+    options.replica = replica.to_owned();
     let shown = path.display().to_string();
     tokio::task::spawn_blocking(move || verbund_delivery::Publisher::open(store, &path, options))
         .await?
@@ -291,7 +298,18 @@ pub async fn verify_desired_state(
     repair: bool,
 ) -> anyhow::Result<()> {
     let store = store_args.open().await?;
-    let publisher = open_publisher(store_args, delivery, store.clone()).await?;
+    let publisher = open_publisher(
+        store_args,
+        delivery,
+        store.clone(),
+        &format!("cli-{}", std::process::id()),
+    )
+    .await?;
+    // With a shared history, check (or repair) its head, not what this folder last saw.
+    publisher
+        .catch_up()
+        .await
+        .context("cannot catch up with the shared desired-state history")?;
     if repair {
         let r = publisher.reconcile("system/cli", "repair").await?;
         match r.commit {
@@ -307,20 +325,28 @@ pub async fn verify_desired_state(
         }
         return Ok(());
     }
-    let differences = publisher.verify().await?;
-    if differences.is_empty() {
+    let found = publisher.verify().await?;
+    if found.is_clean() {
         println!(
             "desired state in line with the store: {} matches what the store renders",
             publisher.repo().path().display()
         );
         return Ok(());
     }
-    for d in &differences {
+    for d in &found.differences {
         println!("{}", describe(d));
     }
+    for r in &found.refused {
+        println!("refused   {} booking {}: {}", r.folder, r.booking, r.reason);
+    }
+    for (folder, reason) in &found.failures {
+        println!("failed    {folder}: {reason}");
+    }
     anyhow::bail!(
-        "the desired state differs from the store in {} files; `verbund desired-state verify --repair` (or a restart of the server) commits the store's version",
-        differences.len()
+        "the desired state differs from the store in {} files, {} bookings cannot be rendered and {} folders cannot be rendered at all; `verbund desired-state verify --repair` (or a restart of the server) commits the store's version of what can be rendered",
+        found.differences.len(),
+        found.refused.len(),
+        found.failures.len()
     )
 }
 
@@ -355,17 +381,15 @@ async fn housekeeping(state: AppState) {
         if let Some(p) = state.publisher.as_ref().filter(|_| due) {
             reconciled = std::time::Instant::now();
             // Whatever changed without an event of its own (an organisation renamed, a
-            // commit lost) is caught here; then Git packs what the commits wrote.
-            if let Err(e) = p.reconcile(verbund_delivery::ACTOR, "housekeeping").await {
-                tracing::error!(error = %e, "reconciling the desired state failed");
-            }
-            let repo = p.clone();
-            match tokio::task::spawn_blocking(move || repo.repo().maintain()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "packing the desired-state repository failed")
+            // commit lost) is caught here, by the replica that writes; then Git packs
+            // what the commits (or, on the other replicas, the catching up) wrote.
+            if p.is_writer() {
+                if let Err(e) = p.reconcile(verbund_delivery::ACTOR, "housekeeping").await {
+                    tracing::error!(error = %e, "reconciling the desired state failed");
                 }
-                Err(e) => tracing::warn!(error = %e, "packing the desired-state repository failed"),
+            }
+            if let Err(e) = p.maintain().await {
+                tracing::warn!(error = %e, "packing the desired-state repositories failed");
             }
         }
         tokio::select! {

@@ -819,6 +819,7 @@ impl<'c> Federation<'c> {
             created_at: t0,
             updated_at: t0,
             state_since: t0,
+            undeliverable: None,
         };
         self.bookings.push(Planned {
             booking,
@@ -894,10 +895,15 @@ impl<'c> Federation<'c> {
                     .map(|i| self.placed(i))
                     .collect(),
             };
-            files.extend(
-                verbund_render::render(&input, &options)
-                    .unwrap_or_else(|e| panic!("site `{}` renders: {e}", site.name)),
+            let rendered = verbund_render::render(&input, &options)
+                .unwrap_or_else(|e| panic!("site `{}` renders: {e}", site.name));
+            assert!(
+                rendered.refused.is_empty(),
+                "site `{}` refused bookings: {:?}",
+                site.name,
+                rendered.refused
             );
+            files.extend(rendered.files);
         }
         files
     }

@@ -236,7 +236,7 @@ async fn flux_pulls_a_sites_desired_state_from_verbund_applies_it_and_prunes_a_c
         .expect("sites")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(sites, [site.clone()]);
+    assert_eq!(sites, std::slice::from_ref(&site));
     let root = std::fs::read_to_string(checkout.join(format!("sites/{site}/prod/root.yaml")))
         .expect("root.yaml");
     assert!(

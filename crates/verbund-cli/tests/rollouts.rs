@@ -923,3 +923,374 @@ async fn the_second_replica_takes_over_on_postgres() {
     drop(b);
     drop(db);
 }
+
+// ---------------------------------------------------------------------------------------
+// One desired-state history across replicas
+
+/// Whether the replica at `base` writes the desired state (its `/metrics`).
+async fn writer(base: &str) -> bool {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("verbund_desired_state_writer "))
+        .unwrap_or_else(|| panic!("no writer metric:\n{text}"));
+    line.ends_with(" 1")
+}
+
+/// Runs a query on the test's database; its rows, fields separated by `|`.
+fn query(db: &Database, sql: &str) -> Vec<Vec<String>> {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ])
+        .args(["-d", &db.name, "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_owned).collect())
+        .collect()
+}
+
+/// Runs git in `dir`; its standard output (it must succeed).
+fn git_in(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} in {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The `Audit-Event:` trailers of every commit of `repo`'s history, one list per commit.
+fn named_events(repo: &Path) -> Vec<Vec<i64>> {
+    git_in(repo, &["log", "--format=%B%x00"])
+        .split('\0')
+        .map(|message| {
+            message
+                .lines()
+                .filter_map(|l| l.strip_prefix("Audit-Event: "))
+                .map(|s| s.trim().parse().expect("a sequence number"))
+                .collect()
+        })
+        .collect()
+}
+
+/// Books a small PostgreSQL through `base` every 250 ms until `stop`, for the
+/// organisations of [`ORGANISATIONS`] in turn; the placed bookings (id, site).
+async fn book_series(
+    base: String,
+    admin: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(String, String)> {
+    let mut orgs = Vec::new();
+    for key in ORGANISATIONS {
+        let found = get(&base, &admin, &format!("/organisations?key={key}")).await;
+        orgs.push(found["items"][0]["id"].as_str().expect("id").to_owned());
+    }
+    let mut placed = Vec::new();
+    for n in 0.. {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        let body = json!({
+            "organisation": orgs[n % orgs.len()],
+            "offering": "postgresql",
+            "plan": "s",
+            "config": {"database": format!("failover_{n}")}
+        });
+        let created = post(&base, &admin, "/bookings", &body, 201).await;
+        let b = &created["booking"];
+        if b["state"] == "placed" {
+            placed.push((
+                b["id"].as_str().expect("id").to_owned(),
+                b["site"].as_str().expect("site").to_owned(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    placed
+}
+
+/// Several replicas, one desired-state history (on PostgreSQL, through the real
+/// binaries): replica `a` writes and pushes to a bare repository, `b` follows it commit
+/// for commit and serves its own copies; `a` is killed with SIGKILL in the middle of a
+/// production wave while bookings keep arriving through `b`. Then `b` writes within
+/// seconds and continues the same line in every repository (its first commit's parent is
+/// `a`'s last; `a`'s copy is an ancestor of `b`'s), every audit event is named by at most
+/// one commit and each booking's and each rollout start's by exactly one, each site's
+/// repository fetched from `b` over Git holds every booking as the API renders it, and no
+/// push was refused. Prints the failover time (kill → `b`'s first commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_writer_continues_the_one_desired_state_history() {
+    let db = Database::create();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let remote = dir.path().join("remote.git");
+    git_in(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", "remote.git"],
+    );
+    let remote_arg = remote.display().to_string();
+    let shared = [
+        "--database-url",
+        db.url.as_str(),
+        "--rollout-interval-ms",
+        TICK_MS,
+        "--git-remote",
+        remote_arg.as_str(),
+    ];
+    let mut a = Server::start_with(
+        "demo",
+        &[&shared[..], &["--no-simulation", "--replica", "a"]].concat(),
+        &data_a,
+    )
+    .await;
+    let b = Server::start_with(
+        "serve",
+        &[&shared[..], &["--replica", "b"]].concat(),
+        &data_b,
+    )
+    .await;
+    let admin = token(&data_a, "admin.token");
+    let base = b.base.as_str();
+    let (whole_a, whole_b) = (
+        data_a.join("desired-state.git"),
+        data_b.join("desired-state.git"),
+    );
+    assert!(writer(&a.base).await, "the first replica writes");
+    assert!(!writer(base).await, "the second follows");
+    assert_eq!(
+        git_in(&whole_b, &["rev-parse", "HEAD"]),
+        git_in(&whole_a, &["rev-parse", "HEAD"]),
+        "the second starts on the first's history"
+    );
+
+    let bookings = book(base, &admin).await;
+    let _agents = agents(base, &admin, &data_b, dir.path(), &bookings);
+    all_active(base, &admin, bookings.keys(), OLD).await;
+    publish(base, &admin).await;
+    let (id, _) = start_rollout(base, &admin, 20).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let series = tokio::spawn(book_series(base.to_owned(), admin.clone(), stop.clone()));
+
+    let mid = mid_production_wave(base, &admin, &id).await;
+    assert!(writer(&a.base).await && !writer(base).await);
+    let killed = chrono::Utc::now();
+    a.kill();
+    let took = Instant::now();
+    eprintln!("writer killed in wave {}", mid["current_wave"]);
+    until(
+        "the second replica writes",
+        Duration::from_secs(15),
+        async || writer(base).await.then_some(()),
+    )
+    .await;
+    let writes_after = took.elapsed();
+
+    wait_state(base, &admin, &id, "completed").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let series = series.await.expect("the series of bookings");
+    assert!(series.len() >= 5, "bookings kept arriving: {series:?}");
+    // Everything delivered and pushed.
+    let status = until(
+        "delivered and pushed",
+        Duration::from_secs(30),
+        async || {
+            let s = get(base, &admin, "/desired-state").await;
+            let done = s["delivered_event"].as_i64()? >= s["latest_event"].as_i64()?
+                && s["pushed"] == s["head"]
+                && !s["head"].is_null();
+            done.then_some(s)
+        },
+    )
+    .await;
+    assert!(
+        status["writer"] == true && status["push_error"].is_null(),
+        "{status:#}"
+    );
+
+    // One line per repository in the shared history: numbered without gaps, each commit
+    // moving the branch from the one before; the second replica's first commit follows
+    // the first replica's last.
+    let rows = query(
+        &db,
+        "SELECT repository, seq, COALESCE(old, ''), new, written_by, created_at \
+         FROM desired_state_commits ORDER BY repository, seq",
+    );
+    let mut by_repository: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for row in rows {
+        by_repository.entry(row[0].clone()).or_default().push(row);
+    }
+    let mut first_by_b = None;
+    for (repository, commits) in &by_repository {
+        let mut previous = String::new();
+        for (i, c) in commits.iter().enumerate() {
+            assert_eq!(c[1], (i + 1).to_string(), "{repository}: {commits:?}");
+            assert_eq!(c[2], previous, "{repository} is one line: {commits:?}");
+            previous = c[3].clone();
+        }
+        if let Some(handover) = commits.iter().position(|c| c[4] == "b") {
+            assert!(
+                commits[handover..].iter().all(|c| c[4] == "b"),
+                "{repository}: only b writes after a: {commits:?}"
+            );
+            if repository == "desired-state" {
+                assert!(handover > 0, "a wrote before b");
+                first_by_b = Some(commits[handover].clone());
+            }
+        }
+    }
+    let first_by_b = first_by_b.expect("b committed to the whole desired state");
+    let first_at = chrono::DateTime::parse_from_rfc3339(&first_by_b[5]).expect("a time");
+    let failover = first_at.with_timezone(&chrono::Utc) - killed;
+    eprintln!(
+        "failover: b writes {writes_after:?} after the kill; its first commit {} ms after the kill",
+        failover.num_milliseconds()
+    );
+    assert!(failover < chrono::Duration::seconds(10), "{failover}");
+
+    // The replicas' own repositories agree: b's holds the shared history, a's (as it was
+    // killed) is a part of it, and the first commit of b's is a child of a's last.
+    let whole = &by_repository["desired-state"];
+    let shared_line: Vec<String> = whole.iter().rev().map(|c| c[3].clone()).collect();
+    assert_eq!(
+        git_in(&whole_b, &["rev-list", "HEAD"])
+            .lines()
+            .collect::<Vec<_>>(),
+        shared_line,
+        "b's repository is the shared history"
+    );
+    assert_eq!(
+        git_in(&whole_b, &["rev-parse", &format!("{}^", first_by_b[3])]),
+        first_by_b[2]
+    );
+    let a_head = git_in(&whole_a, &["rev-parse", "HEAD"]);
+    assert_eq!(
+        git_in(&whole_a, &["rev-list", &a_head]),
+        git_in(&whole_b, &["rev-list", &a_head]),
+        "a's history is b's up to a's last commit"
+    );
+    git_in(&whole_b, &["merge-base", "--is-ancestor", &a_head, "HEAD"]);
+    git_in(&whole_b, &["fsck", "--full", "--strict", "--no-progress"]);
+    assert_eq!(
+        git_in(&remote, &["rev-list", "HEAD"]),
+        git_in(&whole_b, &["rev-list", "HEAD"]),
+        "the remote got the one history, fast-forward after fast-forward"
+    );
+    for server_log in [a.log_text(), b.log_text()] {
+        assert!(
+            !server_log.contains("pushing the desired state failed"),
+            "a refused push:\n{server_log}"
+        );
+    }
+
+    // Exactly once: no audit event is named by two commits; each rollout start and each
+    // booking of the series is named by one.
+    let named = named_events(&whole_b);
+    let mut count: BTreeMap<i64, usize> = BTreeMap::new();
+    for seq in named.iter().flatten() {
+        *count.entry(*seq).or_default() += 1;
+    }
+    let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "named by several commits: {twice:?}");
+    for (seq, _, booking) in starts(base, &admin, &id).await {
+        assert_eq!(count.get(&seq), Some(&1), "the start of {booking}");
+    }
+    for (booking, _) in &series {
+        let events = get(
+            base,
+            &admin,
+            &format!("/audit?object=booking/{booking}&action=booking.create"),
+        )
+        .await;
+        let seq = events["items"][0]["seq"]
+            .as_i64()
+            .expect("a booking.create");
+        assert_eq!(count.get(&seq), Some(&1), "the booking {booking}");
+    }
+
+    // Each site's repository, fetched from b over Git with its own token, holds every
+    // booking of the series as the API renders it, on the shared line.
+    let sites: BTreeSet<&String> = series.iter().map(|(_, s)| s).collect();
+    for site in sites {
+        let created = post(
+            base,
+            &admin,
+            &format!("/sites/{site}/tokens"),
+            &json!({"name": "git"}),
+            201,
+        )
+        .await;
+        let secret = created["secret"].as_str().expect("a secret");
+        let url = base.replacen("http://", &format!("http://site:{secret}@"), 1)
+            + &format!("/git/{site}.git");
+        let clone = dir.path().join(format!("clone-{site}"));
+        git_in(
+            dir.path(),
+            &["clone", "--quiet", &url, clone.to_str().expect("path")],
+        );
+        assert_eq!(
+            git_in(&clone, &["rev-list", "HEAD"]),
+            git_in(
+                &data_b.join(format!("sites/{site}.git")),
+                &["rev-list", "HEAD"]
+            )
+        );
+        let repository = format!("sites/{site}");
+        let shared_line: Vec<String> = by_repository[&repository]
+            .iter()
+            .rev()
+            .map(|c| c[3].clone())
+            .collect();
+        assert_eq!(
+            git_in(&clone, &["rev-list", "HEAD"])
+                .lines()
+                .collect::<Vec<_>>(),
+            shared_line,
+            "{site}"
+        );
+        for (booking, _) in series.iter().filter(|(_, s)| s == site) {
+            let files = get(base, &admin, &format!("/bookings/{booking}/manifests")).await;
+            let files = files.as_array().expect("files");
+            assert!(!files.is_empty(), "{booking}");
+            for f in files {
+                let path = f["path"].as_str().expect("path");
+                let content = std::fs::read_to_string(clone.join(path))
+                    .unwrap_or_else(|e| panic!("{path} of {booking} in {site}'s repository: {e}"));
+                assert_eq!(content, f["content"].as_str().expect("content"), "{path}");
+            }
+        }
+    }
+
+    let production: BTreeSet<String> = bookings.keys().cloned().collect();
+    assert_exactly_once(base, &admin, &id, &production).await;
+    assert_all_on_new(base, &admin, &id, &bookings).await;
+    drop(b);
+    drop(db);
+}

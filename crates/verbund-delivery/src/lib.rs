@@ -13,14 +13,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use verbund_domain::booking::Booking;
 use verbund_domain::directory::{Environment, SiteSpec};
-use verbund_render::{RenderInput, RenderOptions, RenderedFile};
+use verbund_render::{RenderInput, RenderOptions, Rendered, RenderedFile};
 use verbund_store::{Store, StoreError};
 
+mod history;
 mod publisher;
 mod records;
 mod sites;
 
-pub use publisher::{Publisher, PublisherOptions, PushStatus, Reconciled, ACTOR};
+pub use publisher::{
+    Publisher, PublisherOptions, PushStatus, Reconciled, RefusedBooking, Verification, ACTOR,
+};
 use records::Records;
 pub use sites::SiteRepos;
 
@@ -76,7 +79,8 @@ pub async fn render_site(
     Ok(
         render_site_with(store, &mut records, &spec, environment, options)
             .await?
-            .0,
+            .0
+            .files,
     )
 }
 
@@ -91,18 +95,19 @@ pub(crate) async fn delivered(
     Ok(store.delivered_bookings_on(site, environment).await?)
 }
 
-/// [`render_site`] with records shared across sites; also gives the bookings rendered.
+/// [`render_site`] with records shared across sites; also gives the bookings it was
+/// rendered from.
 pub(crate) async fn render_site_with(
     store: &Store,
     records: &mut Records,
     spec: &SiteSpec,
     environment: Environment,
     options: &RenderOptions,
-) -> Result<(Vec<RenderedFile>, Vec<Booking>)> {
+) -> Result<(Rendered, Vec<Booking>)> {
     let bookings = delivered(store, &spec.name, environment).await?;
     records.load(store, &bookings).await?;
-    let files = render_loaded(records, spec, environment, &bookings, options)?;
-    Ok((files, bookings))
+    let rendered = render_loaded(records, spec, environment, &bookings, options)?;
+    Ok((rendered, bookings))
 }
 
 /// Renders a site's environment from bookings and records already loaded.
@@ -112,7 +117,7 @@ pub(crate) fn render_loaded(
     environment: Environment,
     bookings: &[Booking],
     options: &RenderOptions,
-) -> Result<Vec<RenderedFile>> {
+) -> Result<Rendered> {
     let context: HashMap<&str, &Booking> = bookings.iter().map(|b| (b.id.as_str(), b)).collect();
     let input = RenderInput {
         site: spec,
@@ -146,8 +151,9 @@ pub async fn render_booking(
         bookings: records.placed(&bookings, &context)?,
     };
     let selected = [booking.id.as_str()].into_iter().collect();
-    Ok(verbund_render::render_folders(&input, options, &selected)?
-        .into_iter()
-        .flat_map(|f| f.files)
-        .collect())
+    let (folders, refused) = verbund_render::render_folders(&input, options, &selected)?;
+    if let Some(r) = refused.into_iter().next() {
+        return Err(r.error.into());
+    }
+    Ok(folders.into_iter().flat_map(|f| f.files).collect())
 }

@@ -54,6 +54,9 @@ use verbund_store::{SiteFilter, Store};
 
 use crate::records::Records;
 use crate::sites::SiteRepos;
+use replicas::Replica;
+
+mod replicas;
 use crate::{delivered, render_loaded, render_site_with, DeliveryError, Result};
 
 /// The actor of the publisher's own audit events and lifecycle moves.
@@ -68,18 +71,30 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 /// The folder holding every site.
 const SITES: &str = "sites";
 
+/// What a push remote names a site's repository by.
+const SITE_PLACEHOLDER: &str = "{site}";
+
 /// How the publisher delivers.
 #[derive(Debug, Clone)]
 pub struct PublisherOptions {
     /// The renderer's settings (repository URL and branch the sites follow, …).
     pub render: RenderOptions,
-    /// The Git server the sites pull from, if any; every commit is pushed there.
+    /// A Git remote of the operator's (GitLab, Forgejo, a bare repository) every commit is
+    /// pushed to. With `{site}` in it, each site's own repository is pushed to the URL
+    /// with the site's name put in (one remote repository per site, so a site's
+    /// credentials there reach only its own tenants); without, the whole desired state.
     pub remote: Option<String>,
     /// How hard one push tries before it is left to the next commit or retry.
     pub push: PushOptions,
     /// Where each site's own repository lives (`<dir>/<site>.git`); by default the
     /// folder `sites` beside the whole desired state.
     pub sites_dir: Option<std::path::PathBuf>,
+    /// Share one history with other replicas through the store (PostgreSQL): only the
+    /// replica holding the store's writer lock delivers, commits and pushes, and every
+    /// replica's repositories follow the shared history (see `history`).
+    pub shared_history: bool,
+    /// This replica's name, recorded with each commit of the shared history it writes.
+    pub replica: String,
 }
 
 impl PublisherOptions {
@@ -89,12 +104,14 @@ impl PublisherOptions {
             remote: None,
             push: PushOptions::default(),
             sites_dir: None,
+            shared_history: false,
+            replica: format!("pid-{}", std::process::id()),
         }
     }
 }
 
 /// What a reconciliation changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reconciled {
     /// The commit, if anything differed.
     pub commit: Option<CommitId>,
@@ -105,6 +122,8 @@ pub struct Reconciled {
     /// Folders that could not be rendered (they keep their last committed state), with
     /// the reason.
     pub failures: Vec<(String, String)>,
+    /// Bookings the renderer refused (each keeps its last delivered folder).
+    pub refused: Vec<RefusedBooking>,
     /// Time spent reading the store.
     pub load: Duration,
     /// Time spent rendering (and hashing) on every core, overlapping with `write`.
@@ -146,6 +165,8 @@ struct Inner {
     memo: Mutex<HashMap<String, Remembered>>,
     /// Each site's own repository.
     sites: SiteRepos,
+    /// With a shared history: whether this replica writes, and the history itself.
+    replica: Option<Replica>,
 }
 
 /// The digest of a folder's render inputs and the tree they rendered to.
@@ -169,6 +190,10 @@ impl Publisher {
                 .unwrap_or_else(|| Path::new("."))
                 .join("sites")
         });
+        let replica = options
+            .shared_history
+            .then(|| Replica::new(store.clone(), options.replica.clone()));
+        let sites = SiteRepos::new(sites_dir).sharing(replica.as_ref().map(Replica::history));
         Ok(Publisher {
             inner: Arc::new(Inner {
                 bookings: Bookings::new(store.clone()),
@@ -182,7 +207,8 @@ impl Publisher {
                 push_status: Mutex::new(PushStatus::default()),
                 commits: AtomicI64::new(0),
                 memo: Mutex::new(HashMap::new()),
-                sites: SiteRepos::new(sites_dir),
+                sites,
+                replica,
             }),
         })
     }
@@ -224,8 +250,13 @@ impl Publisher {
     }
 
     /// Brings the repository in line with the whole store and follows the audit trail
-    /// from its current head: what a starting control plane does before serving.
+    /// from its current head: what a starting control plane does before serving. With a
+    /// shared history, the replica first catches up with it and only then, if it becomes
+    /// the writer, reconciles (see `replicas`).
     pub async fn start(&self) -> Result<Reconciled> {
+        if self.inner.replica.is_some() {
+            return self.start_replica().await;
+        }
         let head = self.inner.store.audit_head().await?;
         let reconciled = self.reconcile(ACTOR, "start").await?;
         self.inner.cursor.fetch_max(head, Ordering::SeqCst);
@@ -242,12 +273,12 @@ impl Publisher {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = this.deliver_pending().await {
+                if let Err(e) = this.pass().await {
                     tracing::error!(error = %e, "delivering the desired state failed");
                 }
                 tokio::select! {
                     _ = this.inner.wake.notified() => {}
-                    _ = tokio::time::sleep(POLL_EVERY) => {}
+                    _ = tokio::time::sleep(this.poll_every()) => {}
                 }
             }
         })
@@ -257,6 +288,9 @@ impl Publisher {
         let Some(remote) = self.inner.options.remote.clone() else {
             return;
         };
+        // Per site (with `{site}` in the remote): the commit last pushed, so that a
+        // commit touching one site pushes one repository.
+        let mut pushed_sites: HashMap<String, String> = HashMap::new();
         // The first push happens at once: the remote may be behind a HEAD made earlier.
         let mut first = true;
         let mut retry = false;
@@ -271,17 +305,19 @@ impl Publisher {
             } else {
                 self.inner.push_wake.notified().await;
             }
+            // Only the writer pushes: it is at the head of the shared history, so each
+            // push is a fast-forward of the last, whichever replica made that one.
+            if !self.is_writer() {
+                retry = false;
+                continue;
+            }
             let this = self.clone();
             let target = remote.clone();
+            let already = std::mem::take(&mut pushed_sites);
             let result = tokio::task::spawn_blocking(move || {
-                let repo = &this.inner.repo;
-                let head = repo.head()?;
-                repo.push_with(
-                    &target,
-                    &this.inner.options.render.branch,
-                    &this.inner.options.push,
-                )?;
-                Ok::<_, verbund_git::Error>(head)
+                let mut pushed = already;
+                let outcome = this.push_once(&target, &mut pushed);
+                (outcome, pushed)
             })
             .await;
             let mut status = match self.inner.push_status.lock() {
@@ -289,12 +325,14 @@ impl Publisher {
                 Err(poisoned) => poisoned.into_inner(),
             };
             match result {
-                Ok(Ok(head)) => {
+                Ok((Ok(head), pushed)) => {
+                    pushed_sites = pushed;
                     status.pushed = head.map(|h| h.0);
                     status.error = None;
                     retry = false;
                 }
-                Ok(Err(e)) => {
+                Ok((Err(e), pushed)) => {
+                    pushed_sites = pushed;
                     tracing::warn!(error = %e, remote = %remote, "pushing the desired state failed; will retry");
                     status.error = Some(e.to_string());
                     retry = true;
@@ -305,6 +343,59 @@ impl Publisher {
                 }
             }
         }
+    }
+
+    /// One push to `target`: the whole desired state, or with `{site}` in it each site's
+    /// repository. The head of the whole state it pushed.
+    fn push_once(
+        &self,
+        target: &str,
+        pushed: &mut HashMap<String, String>,
+    ) -> Result<Option<CommitId>> {
+        let head = self.inner.repo.head()?;
+        if target.contains(SITE_PLACEHOLDER) {
+            self.push_sites(target, pushed)?;
+        } else {
+            self.inner.repo.push_with(
+                target,
+                &self.inner.options.render.branch,
+                &self.inner.options.push,
+            )?;
+        }
+        Ok(head)
+    }
+
+    /// Pushes each site's repository whose head moved since `pushed` to `template` with
+    /// `{site}` replaced by its name; `pushed` keeps what went through, also on failure.
+    fn push_sites(&self, template: &str, pushed: &mut HashMap<String, String>) -> Result<()> {
+        let mut first_error = None;
+        for site in self.inner.sites.existing()? {
+            let repo = self.inner.sites.repo(&site)?;
+            let Some(head) = repo.head()? else {
+                continue;
+            };
+            if pushed.get(&site) == Some(&head.0) {
+                continue;
+            }
+            let url = template.replace(SITE_PLACEHOLDER, &site);
+            match repo.push_with(
+                &url,
+                &self.inner.options.render.branch,
+                &self.inner.options.push,
+            ) {
+                Ok(()) => {
+                    pushed.insert(site, head.0);
+                }
+                Err(e) => {
+                    // The other sites are pushed all the same: one site's remote does
+                    // not hold up another's.
+                    first_error.get_or_insert_with(|| {
+                        DeliveryError::Inconsistent(format!("site `{site}`: {e}"))
+                    });
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn committed(&self, commit: &Option<CommitId>) {
@@ -335,14 +426,27 @@ impl Publisher {
         let mut change = repo.change()?;
         let mut folders = Vec::new();
         let mut placed = Vec::new();
+        let mut refused = Vec::new();
+        let mut rendered = Vec::new();
         let mut written = Duration::ZERO;
         let fleet = self.render_fleet(&sites, true, |site| {
+            let not_refused = |b: &&Booking| !site.refused.iter().any(|r| r.booking == b.id);
             placed.extend(
                 site.bookings
                     .iter()
                     .filter(|b| b.state == BookingState::Placed)
+                    .filter(not_refused)
                     .map(|b| b.id.clone()),
             );
+            if !site.unchanged {
+                rendered.extend(
+                    site.bookings
+                        .iter()
+                        .filter(not_refused)
+                        .map(|b| b.id.clone()),
+                );
+            }
+            refused.extend(site.refused.iter().cloned());
             let t = Instant::now();
             if !site.unchanged && site.oid != repo.tree_oid_at(&site.folder)? {
                 change.put_folder(&site.folder, site.files)?;
@@ -377,7 +481,7 @@ impl Publisher {
                 "Reconcile the desired state with the store ({reason})\n\n{}",
                 summary(&folders)
             );
-            change.commit(&author(actor), &message, &[event.seq])?
+            self.commit_whole(change, &author(actor), &message, &[event.seq], None)?
         };
         // Every site's own repository follows (on the first start this creates them
         // from an existing whole-state repository).
@@ -401,6 +505,8 @@ impl Publisher {
         for (folder, error) in &fleet.failures {
             tracing::error!(%folder, %error, "this folder cannot be rendered; it keeps its last committed state");
         }
+        refused.sort();
+        self.record_deliverability(&refused, &rendered)?;
         tracing::info!(
             reason,
             bookings = fleet.bookings,
@@ -416,6 +522,7 @@ impl Publisher {
             folders,
             bookings: fleet.bookings,
             failures: fleet.failures,
+            refused,
             load: fleet.load,
             render: fleet.render,
             write: written,
@@ -554,7 +661,18 @@ impl Publisher {
         };
         let mut namespaces = self.listed_at_head(&folder)?;
         let mut update = SiteUpdate::default();
-        for f in verbund_render::render_folders(&input, options, &selected)? {
+        let (folders, refused) = verbund_render::render_folders(&input, options, &selected)?;
+        // A refused booking's folder stays as HEAD has it (and so does its listing).
+        update.refused = refused
+            .into_iter()
+            .map(|r| RefusedBooking {
+                folder: folder.clone(),
+                booking: r.booking,
+                reason: r.error.to_string(),
+            })
+            .collect();
+        for f in folders {
+            update.rendered.push(f.booking.clone());
             if by_id
                 .get(f.booking.as_str())
                 .is_some_and(|b| b.state == BookingState::Placed)
@@ -631,6 +749,7 @@ impl Publisher {
                 oid: None,
                 bookings: Vec::new(),
                 unchanged: false,
+                refused: Vec::new(),
             });
         };
         let fingerprint = records.fingerprint(spec, environment, bookings, options)?;
@@ -648,10 +767,12 @@ impl Publisher {
                     oid,
                     bookings: bookings.to_vec(),
                     unchanged: true,
+                    refused: Vec::new(),
                 });
             }
         }
-        let files = render_loaded(records, spec, environment, bookings, options)?;
+        let rendered = render_loaded(records, spec, environment, bookings, options)?;
+        let (files, refused) = self.with_refused_kept(spec, environment, folder, rendered)?;
         let oid = if files.is_empty() {
             None
         } else {
@@ -666,38 +787,124 @@ impl Publisher {
             oid,
             bookings: bookings.to_vec(),
             unchanged: false,
+            refused,
         })
     }
 
-    /// Renders the whole store and compares it with HEAD, changing nothing. A folder
-    /// that cannot be rendered is an error naming it.
-    pub async fn verify(&self) -> Result<Vec<Difference>> {
+    /// A render's files, with the last delivered folder of each refused booking kept (and
+    /// listed in its shard) where HEAD has one: a booking the renderer refuses keeps what
+    /// its site already runs, and its site keeps everything else. Also the refusals.
+    fn with_refused_kept(
+        &self,
+        spec: &SiteSpec,
+        environment: Environment,
+        folder: &str,
+        rendered: verbund_render::Rendered,
+    ) -> Result<(Vec<RenderedFile>, Vec<RefusedBooking>)> {
+        let refused: Vec<RefusedBooking> = rendered
+            .refused
+            .iter()
+            .map(|r| RefusedBooking {
+                folder: folder.to_owned(),
+                booking: r.booking.clone(),
+                reason: r.error.to_string(),
+            })
+            .collect();
+        let mut kept = Vec::new();
+        let mut kept_namespaces = Vec::new();
+        for r in &rendered.refused {
+            let Some(namespace) = &r.namespace else {
+                continue;
+            };
+            let files = self
+                .inner
+                .repo
+                .files_under(&booking_folder(folder, namespace))?;
+            if !files.is_empty() {
+                kept.extend(files);
+                kept_namespaces.push(namespace.clone());
+            }
+        }
+        if kept_namespaces.is_empty() {
+            return Ok((rendered.files, refused));
+        }
+        let bookings = format!("{folder}/bookings/");
+        let mut namespaces: BTreeSet<String> = rendered
+            .files
+            .iter()
+            .filter_map(|f| f.path.strip_prefix(&bookings)?.split('/').next())
+            .map(str::to_owned)
+            .collect();
+        namespaces.extend(kept_namespaces);
+        let mut files: Vec<RenderedFile> = rendered
+            .files
+            .into_iter()
+            .filter(|f| f.path.starts_with(&bookings))
+            .collect();
+        files.extend(kept);
+        files.extend(site_files(
+            spec,
+            environment,
+            namespaces.iter().map(String::as_str),
+            &self.inner.options.render,
+        )?);
+        files.sort();
+        Ok((files, refused))
+    }
+
+    /// Records which bookings the renderer refused and which it rendered again.
+    fn record_deliverability(&self, refused: &[RefusedBooking], rendered: &[String]) -> Result<()> {
+        let refused: BTreeMap<String, String> = refused
+            .iter()
+            .map(|r| (r.booking.clone(), r.reason.clone()))
+            .collect();
+        for (booking, reason) in &refused {
+            tracing::warn!(%booking, %reason, "this booking cannot be delivered; its site keeps what it had");
+        }
+        Handle::current()
+            .block_on(self.inner.store.record_deliverability(
+                ACTOR,
+                &refused,
+                rendered,
+                chrono::Utc::now(),
+            ))
+            .map_err(DeliveryError::from)?;
+        Ok(())
+    }
+
+    /// Renders the whole store and compares it with HEAD, changing nothing: every site
+    /// and environment, every difference, every refused booking, and every folder that
+    /// cannot be rendered at all.
+    pub async fn verify(&self) -> Result<Verification> {
         let this = self.clone();
         blocking(move || {
             let rt = Handle::current();
             let repo = &this.inner.repo;
             let sites = rt.block_on(all_sites(&this.inner.store))?;
-            let mut differences = Vec::new();
+            let mut found = Verification::default();
             let fleet = this.render_fleet(&sites, false, |site| {
                 if site.oid != repo.tree_oid_at(&site.folder)? {
-                    differences
+                    found
+                        .differences
                         .extend(repo.verify(&site.files, std::slice::from_ref(&site.folder))?);
                 }
+                found.refused.extend(site.refused);
                 Ok(())
             })?;
-            if let Some((folder, message)) = fleet.failures.into_iter().next() {
-                return Err(DeliveryError::Folder { folder, message });
-            }
+            found.failures = fleet.failures;
             let known: BTreeSet<&str> = sites.iter().map(|s| s.spec.name.as_str()).collect();
             if repo.tree_oid_at(SITES)?.is_some() {
                 for name in repo.change()?.list(SITES)? {
                     if !known.contains(name.as_str()) {
-                        differences.extend(repo.verify(&[], &[format!("{SITES}/{name}")])?);
+                        found
+                            .differences
+                            .extend(repo.verify(&[], &[format!("{SITES}/{name}")])?);
                     }
                 }
             }
-            differences.sort();
-            Ok(differences)
+            found.differences.sort();
+            found.refused.sort();
+            Ok(found)
         })
         .await
     }
@@ -781,6 +988,8 @@ impl Publisher {
         let mut records = Records::default();
         let mut change = self.inner.repo.change()?;
         let mut placed = Vec::new();
+        let mut refused = Vec::new();
+        let mut rendered = Vec::new();
         for ((site, environment), ids) in &touched {
             let Some(spec) = rt.block_on(find_site(store, site))? else {
                 continue;
@@ -797,6 +1006,8 @@ impl Publisher {
             match self.site_update(&records, &spec, *environment, ids, on_site) {
                 Ok(update) => {
                     placed.extend(update.placed);
+                    refused.extend(update.refused);
+                    rendered.extend(update.rendered);
                     for (folder, files) in update.folders {
                         change.put_folder(&folder, files)?;
                     }
@@ -817,14 +1028,32 @@ impl Publisher {
                 let folder = site_folder(site, environment);
                 let files: Vec<RenderedFile> = match &spec {
                     Some(spec) if spec.environments.contains(&environment) => {
-                        match rt.block_on(render_site_with(
-                            store,
-                            &mut records,
-                            spec,
-                            environment,
-                            options,
-                        )) {
-                            Ok((files, _)) => files,
+                        let whole = rt
+                            .block_on(render_site_with(
+                                store,
+                                &mut records,
+                                spec,
+                                environment,
+                                options,
+                            ))
+                            .and_then(|(site_render, bookings)| {
+                                let (files, site_refused) = self.with_refused_kept(
+                                    spec,
+                                    environment,
+                                    &folder,
+                                    site_render,
+                                )?;
+                                rendered.extend(
+                                    bookings
+                                        .iter()
+                                        .filter(|b| !site_refused.iter().any(|r| r.booking == b.id))
+                                        .map(|b| b.id.clone()),
+                                );
+                                refused.extend(site_refused);
+                                Ok(files)
+                            });
+                        match whole {
+                            Ok(files) => files,
                             Err(e) => {
                                 tracing::error!(%folder, error = %e, "this folder cannot be rendered; it keeps its committed state");
                                 continue;
@@ -842,7 +1071,7 @@ impl Publisher {
         };
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let message = format!("{}\n\n{}", subject(events), event_lines(events));
-        let commit = change.commit(&author(actor), &message, &seqs)?;
+        let commit = self.commit_whole(change, &author(actor), &message, &seqs, run_of(&seqs))?;
         // The sites' own repositories follow, whether committed now or already at HEAD
         // (a crash between the two): a site reads its own.
         let mut sites: BTreeSet<&str> = touched.keys().map(|(site, _)| site.as_str()).collect();
@@ -852,6 +1081,7 @@ impl Publisher {
                 .sites
                 .follow(site, &self.inner.repo, &author(actor), &message, &seqs)?;
         }
+        self.record_deliverability(&refused, &rendered)?;
         // Whether committed now or already at HEAD (a crash between a commit and this
         // step), these placed bookings' folders are delivered.
         if !placed.is_empty() {
@@ -880,6 +1110,10 @@ struct SiteUpdate {
     shards: (String, Vec<RenderedFile>),
     /// Bookings rendered while `placed`.
     placed: Vec<String>,
+    /// Bookings rendered.
+    rendered: Vec<String>,
+    /// Bookings the renderer refused.
+    refused: Vec<RefusedBooking>,
 }
 
 /// One site environment's rendered folder.
@@ -892,6 +1126,34 @@ struct RenderedSite {
     bookings: Vec<Booking>,
     /// Not rendered: its inputs are those of the tree HEAD holds.
     unchanged: bool,
+    /// Bookings the renderer refused (their last delivered folder is kept in `files`).
+    refused: Vec<RefusedBooking>,
+}
+
+/// A booking the renderer refused, in a site environment's folder.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RefusedBooking {
+    /// `sites/<site>/<environment>`.
+    pub folder: String,
+    pub booking: String,
+    pub reason: String,
+}
+
+/// What `verify` found: every difference of HEAD from a render of the store, every
+/// booking the renderer refuses, and every folder that cannot be rendered at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verification {
+    pub differences: Vec<Difference>,
+    pub refused: Vec<RefusedBooking>,
+    /// Site environment folders that cannot be rendered, with the reason.
+    pub failures: Vec<(String, String)>,
+}
+
+impl Verification {
+    /// Whether HEAD is exactly what the store renders, with nothing refused.
+    pub fn is_clean(&self) -> bool {
+        self.differences.is_empty() && self.refused.is_empty() && self.failures.is_empty()
+    }
 }
 
 /// What rendering the fleet took.
@@ -942,9 +1204,10 @@ async fn all_sites(store: &Store) -> Result<Vec<Site>> {
     Ok(sites)
 }
 
-/// Events about what runs, not what should: the publisher's own move to provisioning,
-/// the lifecycle moves sites' reports cause, sites' health, credentials and preflights.
-const NOT_DESIRED_STATE: [&str; 8] = [
+/// Events about what runs, not what should: the publisher's own move to provisioning and
+/// its record of refused bookings, the lifecycle moves sites' reports cause, sites'
+/// health, credentials and preflights.
+const NOT_DESIRED_STATE: [&str; 10] = [
     "booking.provision",
     "booking.ready",
     "booking.degrade",
@@ -953,6 +1216,8 @@ const NOT_DESIRED_STATE: [&str; 8] = [
     "site.silent",
     "site.token.",
     "site.preflight",
+    "booking.undeliverable",
+    "booking.deliverable",
 ];
 
 /// Events that change the desired state: any change of a booking or a site, except
@@ -962,6 +1227,11 @@ fn is_relevant(e: &AuditEvent) -> bool {
         && !NOT_DESIRED_STATE
             .iter()
             .any(|a| e.action == *a || (a.ends_with('.') && e.action.starts_with(a)))
+}
+
+/// The audit events from the first to the last of `seqs` (in order), if there are any.
+fn run_of(seqs: &[i64]) -> Option<std::ops::RangeInclusive<i64>> {
+    Some(*seqs.first()?..=*seqs.last()?)
 }
 
 /// Splits events into runs of consecutive events by the same actor.

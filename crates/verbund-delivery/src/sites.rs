@@ -16,11 +16,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use verbund_git::{Author, CommitId, DesiredStateRepo};
 use verbund_render::names::is_dns_label;
 
+use crate::history::{SharedHistory, SITE_PREFIX};
 use crate::{DeliveryError, Result};
 
 /// The site repositories, `<dir>/<site>.git`, opened on first use.
@@ -28,6 +29,8 @@ use crate::{DeliveryError, Result};
 pub struct SiteRepos {
     dir: PathBuf,
     open: Mutex<HashMap<String, DesiredStateRepo>>,
+    /// With several replicas: the history every copy of a site's repository shares.
+    shared: Option<Arc<SharedHistory>>,
 }
 
 impl SiteRepos {
@@ -36,7 +39,38 @@ impl SiteRepos {
         Self {
             dir: dir.into(),
             open: Mutex::new(HashMap::new()),
+            shared: None,
         }
+    }
+
+    /// Commits go into `shared`, the history the replicas share, before a branch moves.
+    pub(crate) fn sharing(mut self, shared: Option<Arc<SharedHistory>>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The sites whose repositories exist in the folder.
+    pub fn existing(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(DeliveryError::Inconsistent(format!(
+                    "cannot list `{}`: {e}",
+                    self.dir.display()
+                )))
+            }
+        };
+        let mut sites: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let site = name.strip_suffix(".git")?;
+                (is_dns_label(site) && e.path().join("HEAD").is_file()).then(|| site.to_owned())
+            })
+            .collect();
+        sites.sort();
+        Ok(sites)
     }
 
     /// The folder holding them.
@@ -84,7 +118,18 @@ impl SiteRepos {
         }
         let mut change = repo.change()?;
         change.put_tree_from(&folder, whole)?;
-        let commit = change.commit(author, message, audit_events)?;
+        let commit = match &self.shared {
+            Some(shared) => shared.commit(
+                &format!("{SITE_PREFIX}{site}"),
+                &repo,
+                change,
+                author,
+                message,
+                audit_events,
+                None,
+            )?,
+            None => change.commit(author, message, audit_events)?,
+        };
         if let Some(c) = &commit {
             tracing::debug!(site, commit = %c, "site repository follows the desired state");
         }

@@ -128,6 +128,9 @@ enum Remote {
     Bare,
     /// A path where no repository is.
     Missing,
+    /// `remote-{site}.git`: a bare repository per site, created for every site the test
+    /// federation has.
+    PerSite,
 }
 
 async fn federation_pushing(store: Store, remote: Remote) -> Fed {
@@ -229,8 +232,21 @@ async fn federation_pushing(store: Store, remote: Remote) -> Fed {
             .expect("git init");
         assert!(made.success());
     }
+    if remote == Remote::PerSite {
+        for site in [FLUX, ARGO] {
+            let made = Command::new("git")
+                .args(["init", "-q", "--bare", "-b", "main"])
+                .arg(dir.path().join(format!("remote-{site}.git")))
+                .status()
+                .expect("git init");
+            assert!(made.success());
+        }
+    }
     if remote != Remote::None {
-        options.remote = Some(remote_path.display().to_string());
+        options.remote = Some(match remote {
+            Remote::PerSite => dir.path().join("remote-{site}.git").display().to_string(),
+            _ => remote_path.display().to_string(),
+        });
         options.push = verbund_git::PushOptions {
             attempts: 2,
             initial_backoff: std::time::Duration::from_millis(10),
@@ -302,8 +318,8 @@ impl Fed {
 
     /// Incremental delivery left the repository exactly as a full render would.
     async fn assert_in_line(&self, when: &str) {
-        let differences = self.publisher.verify().await.expect("verify");
-        assert!(differences.is_empty(), "{when}: {differences:#?}");
+        let verification = self.publisher.verify().await.expect("verify");
+        assert!(verification.is_clean(), "{when}: {verification:#?}");
     }
 
     fn repo_path(&self) -> &Path {
@@ -456,9 +472,119 @@ on_both!(
     a_change_without_a_booking_event_is_caught_by_reconciling,
     site_capacity_totals_match_the_bookings,
     every_commit_reaches_the_remote,
+    each_site_is_pushed_to_its_own_remote,
     a_failing_remote_never_holds_up_a_booking,
     a_crash_between_commit_and_provisioning_is_completed_on_start,
+    a_booking_the_renderer_refuses_is_its_own_problem,
 );
+
+/// A booking whose configuration the renderer refuses (here a control character no GitOps
+/// engine can carry, stored before the rule that refuses it at the API existed): its site's
+/// other bookings are delivered, it keeps the folder its site already has, it shows why
+/// (audited once), `verify` names it, and once it is mended it is delivered again.
+async fn a_booking_the_renderer_refuses_is_its_own_problem(store: Store) {
+    let f = federation(store).await;
+    let first = f.book(ERIKA, 0, "s").await;
+    f.deliver().await;
+    let bad = first[0].clone();
+    let folder = f.folder(&bad).await;
+    let before = f.files_at_head(&folder);
+    assert!(!before.is_empty());
+    // The configuration changes behind the API's back: legacy data.
+    let poisoned = json!({"domain": "cloud\u{7F}.example.de"});
+    f.store
+        .update_booking(ADMIN, &bad.id, t0(), |b, _| {
+            let mut b = b.clone();
+            b.config = poisoned.clone();
+            Ok::<_, verbund_store::StoreError>(Some(verbund_store::NewBooking {
+                resources: Default::default(),
+                booking: b,
+                decision: None,
+                action: "booking.update".into(),
+            }))
+        })
+        .await
+        .expect("stored");
+    // Another booking of the same site is made and delivered all the same.
+    let second = f.book(ERIKA, 1, "s").await;
+    let commits = f.deliver().await;
+    assert_eq!(
+        commits.len(),
+        1,
+        "{}",
+        f.git(&["log", "-p", "-3", "--format=%s"])
+    );
+    assert!(
+        !f.files_at_head(&f.folder(&second[0]).await).is_empty(),
+        "the other booking is delivered"
+    );
+    assert_eq!(f.get(&second[0].id).await.state, BookingState::Provisioning);
+    // The refused one keeps what its site has, and is still listed for it.
+    assert_eq!(f.files_at_head(&folder), before);
+    let namespace = folder.rsplit('/').next().expect("a namespace").to_owned();
+    let site = bad.site.clone().expect("placed");
+    assert!(f.listed(&site).contains(&namespace));
+    // It says why, and the audit trail says when.
+    let shown = f.get(&bad.id).await;
+    let why = shown.undeliverable.expect("undeliverable").reason;
+    assert!(
+        why.contains("U+007F") && why.contains("/config/domain"),
+        "{why}"
+    );
+    assert_eq!(
+        f.audit_seqs(
+            &format!("booking/{}", bad.id),
+            Some("booking.undeliverable")
+        )
+        .await
+        .len(),
+        1
+    );
+    // A full reconciliation agrees, and records nothing twice.
+    f.publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile");
+    assert_eq!(
+        f.audit_seqs(
+            &format!("booking/{}", bad.id),
+            Some("booking.undeliverable")
+        )
+        .await
+        .len(),
+        1
+    );
+    assert_eq!(f.files_at_head(&folder), before);
+    // `verify` names it.
+    let found = f.publisher.verify().await.expect("verify");
+    assert_eq!(found.refused.len(), 1, "{found:?}");
+    assert_eq!(found.refused[0].booking, bad.id);
+    assert!(found.differences.is_empty(), "{found:?}");
+    // Mended through the API, it is delivered again.
+    f.bookings
+        .patch(
+            ERIKA,
+            &bad.id,
+            &BookingPatch {
+                config: Some(json!({"domain": "cloud2.example.de"})),
+                ..Default::default()
+            },
+            t0(),
+        )
+        .await
+        .expect("patch");
+    f.deliver().await;
+    assert!(f.get(&bad.id).await.undeliverable.is_none());
+    assert_eq!(
+        f.audit_seqs(&format!("booking/{}", bad.id), Some("booking.deliverable"))
+            .await
+            .len(),
+        1
+    );
+    assert_ne!(f.files_at_head(&folder), before);
+    assert!(f.publisher.verify().await.expect("verify").is_clean());
+    f.finish().await;
+}
 
 /// The process died after committing a placed booking's folder but before moving the
 /// booking to `provisioning`: the reconciliation on start finds nothing to commit and
@@ -538,6 +664,72 @@ async fn every_commit_reaches_the_remote(store: Store) {
         git(&remote, &["rev-parse", "main"]).trim(),
         head.as_deref().unwrap_or_default()
     );
+    worker.abort();
+}
+
+/// With `{site}` in `--git-remote`, each site's own repository goes to its own remote:
+/// the remote holds exactly the site's repository (the same commit, nothing of another
+/// site), and a site whose bookings did not change is not pushed again.
+async fn each_site_is_pushed_to_its_own_remote(store: Store) {
+    let f = federation_pushing(store, Remote::PerSite).await;
+    let worker = f.publisher.spawn();
+    let booked = f.book(ERIKA, 0, "s").await;
+    f.publisher.wake();
+    let site = f.get(&booked[0].id).await.site.expect("placed");
+    let own = f.publisher.sites().repo(&site).expect("site repository");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let remotes = f.repo_path().parent().expect("parent").to_path_buf();
+    let remote_head = |site: &str| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(remotes.join(format!("remote-{site}.git")))
+            .args(["rev-parse", "--verify", "-q", "main"])
+            .output()
+            .expect("git rev-parse");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    loop {
+        let head = own.head().expect("head").map(|h| h.0);
+        if head.is_some() && head.as_deref() == Some(remote_head(&site).as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "site `{site}` not pushed: {:?}",
+            f.publisher.push_status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Each remote holds its own site's repository (whose tree is the site's folder of the
+    // whole state only), never the whole state.
+    let whole = f.head().expect("a commit");
+    for name in [FLUX, ARGO] {
+        let theirs = || {
+            f.publisher
+                .sites()
+                .repo(name)
+                .expect("site")
+                .head()
+                .expect("head")
+                .map(|h| h.0)
+                .unwrap_or_default()
+        };
+        // Each push follows the commit it was woken for; wait until it caught up.
+        while remote_head(name) != theirs() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`{name}`: remote {} but repository {}",
+                remote_head(name),
+                theirs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_ne!(
+            remote_head(name),
+            whole,
+            "the whole state went to `{name}`'s remote"
+        );
+    }
     worker.abort();
 }
 
@@ -795,7 +987,12 @@ async fn incremental_delivery_equals_a_full_render(store: Store) {
     assert_eq!(f.bookings.sweep(LIFECYCLE, t0()).await.expect("sweep"), 1);
     assert_eq!(f.get(&nc2.id).await.state, BookingState::Retained);
     let commits = f.deliver().await;
-    assert_eq!(commits.len(), 1);
+    assert_eq!(
+        commits.len(),
+        1,
+        "{}",
+        f.git(&["log", "-p", "-3", "--format=%s"])
+    );
     f.assert_in_line("retained").await;
     assert!(
         f.files_at_head(&nc2_folder).is_empty(),
@@ -900,7 +1097,7 @@ async fn drift_is_reported_and_repaired(store: Store) {
         (&extra, "kind: Deployment\n"),
         (&ghost, "resources: []\n"),
     ]);
-    let differences = f.publisher.verify().await.expect("verify");
+    let differences = f.publisher.verify().await.expect("verify").differences;
     assert_eq!(
         differences,
         vec![
@@ -951,7 +1148,7 @@ async fn drift_is_not_activated_by_a_later_delivery(store: Store) {
     let extra = format!("sites/{FLUX}/prod/bookings/unbekannt/deployment.yaml");
     f.hand_edit(&[(&extra, "kind: Deployment\n")]);
     assert_eq!(
-        f.publisher.verify().await.expect("verify"),
+        f.publisher.verify().await.expect("verify").differences,
         vec![Difference::Extra(extra.clone())]
     );
 
@@ -963,7 +1160,7 @@ async fn drift_is_not_activated_by_a_later_delivery(store: Store) {
         "a delivery listed the hand-made folder for the site to apply: {listed:?}"
     );
     assert_eq!(
-        f.publisher.verify().await.expect("verify"),
+        f.publisher.verify().await.expect("verify").differences,
         vec![Difference::Extra(extra)]
     );
     f.publisher
@@ -1047,4 +1244,174 @@ async fn a_literal_secret_never_reaches_the_repository(store: Store) {
         .await
         .expect("reconcile");
     f.finish().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Several replicas on one PostgreSQL database share one history
+
+/// A publisher of replica `name` on `store` whose repositories live in `dir/<name>`,
+/// sharing the history through the store or not.
+fn replica(store: &Store, dir: &Path, name: &str, shared: bool) -> Publisher {
+    let mut options = PublisherOptions::new(RenderOptions::new(REPOSITORY_URL));
+    options.shared_history = shared;
+    options.replica = name.to_owned();
+    Publisher::open(
+        store.clone(),
+        &dir.join(name).join("desired-state.git"),
+        options,
+    )
+    .expect("open the publisher")
+}
+
+/// `git rev-list HEAD` of a repository: its whole history, newest first.
+fn rev_list(repo: &verbund_git::DesiredStateRepo) -> Vec<String> {
+    git(repo.path(), &["rev-list", "HEAD"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Both replicas hold the same commits in the whole desired state and in each site's
+/// repository, and their histories are the same line.
+fn assert_same_history(a: &Publisher, b: &Publisher) {
+    assert_eq!(rev_list(a.repo()), rev_list(b.repo()), "the whole state");
+    for site in [FLUX, ARGO] {
+        let (ra, rb) = (
+            a.sites().repo(site).expect("site"),
+            b.sites().repo(site).expect("site"),
+        );
+        assert_eq!(rev_list(&ra), rev_list(&rb), "{site}");
+        assert_eq!(
+            rb.tree_oid_at(&format!("sites/{site}")).expect("tree"),
+            b.repo()
+                .tree_oid_at(&format!("sites/{site}"))
+                .expect("tree"),
+            "{site}'s repository follows its folder"
+        );
+        git(rb.path(), &["fsck", "--full", "--strict", "--no-progress"]);
+    }
+    git(
+        b.repo().path(),
+        &["fsck", "--full", "--strict", "--no-progress"],
+    );
+}
+
+/// Two replicas on one PostgreSQL database: the first starts from a repository it had
+/// before the replicas shared one history (seeded from it) and writes; the second
+/// follows it, commit for commit, in the whole state and every site's repository; a
+/// second writer that is behind is refused and moves nothing; when the first writer's
+/// session ends, the second takes over, commits what was not committed yet on top of
+/// the first's last commit, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_replicas_share_one_history_and_the_next_writer_continues_it() {
+    let Some(db) = verbund_testkit::Scratch::postgres("replicas").await else {
+        return;
+    };
+    let store = Store::open(&db.url).await.expect("open the store");
+    let outcome = tokio::spawn(replicas_share_one_history(store.clone(), db.url.clone())).await;
+    store.close().await;
+    db.remove().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn replicas_share_one_history(store: Store, url: String) {
+    let f = federation(store).await;
+    let dir = tempfile::tempdir().expect("temporary folder");
+    // The first replica has its own store (its own sessions), so that ending them
+    // frees the writer's lock as a killed process would.
+    let first_store = Store::open(&url).await.expect("open the store");
+    let legacy = replica(&first_store, dir.path(), "one", false);
+    legacy.start().await.expect("start");
+    let legacy_head = legacy.repo().head().expect("head").expect("a commit");
+    drop(legacy);
+
+    let one = replica(&first_store, dir.path(), "one", true);
+    one.start().await.expect("start");
+    assert!(one.is_writer());
+    let two = replica(&f.store, dir.path(), "two", true);
+    let started = two.start().await.expect("start");
+    assert!(!two.is_writer() && started.commit.is_none());
+    assert_eq!(two.repo().head().expect("head"), Some(legacy_head.clone()));
+    assert_same_history(&one, &two);
+
+    // A booking: the writer commits it, the follower installs the same commits.
+    f.book(ERIKA, 0, "s").await;
+    one.pass().await.expect("pass");
+    two.pass().await.expect("pass");
+    assert!(!two.is_writer());
+    assert_ne!(one.repo().head().expect("head"), Some(legacy_head.clone()));
+    assert_same_history(&one, &two);
+
+    // A second writer that is behind is refused by the shared history; nothing moves.
+    f.book(MAX, 3, "s").await;
+    one.pass().await.expect("pass");
+    let stale = two.repo().head().expect("head");
+    let refused = two
+        .deliver_pending()
+        .await
+        .expect_err("a second writer is refused");
+    assert!(
+        matches!(
+            refused,
+            verbund_delivery::DeliveryError::Store(verbund_store::StoreError::Conflict(_))
+        ),
+        "{refused}"
+    );
+    assert_eq!(two.repo().head().expect("head"), stale);
+    two.pass().await.expect("pass");
+    assert_same_history(&one, &two);
+
+    // A change the first writer never commits; then its sessions end.
+    let last_of_one = one.repo().head().expect("head").expect("a commit");
+    let late = f.book(ERIKA, 1, "s").await;
+    drop(one);
+    first_store.close().await;
+    // The server frees the lock once it has noticed the sessions ended.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !two.is_writer() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second replica takes over"
+        );
+        two.pass().await.expect("pass");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let log = git(two.repo().path(), &["log", "--format=%H %P"]);
+    let mut lines = log.lines();
+    let newest = lines.next().expect("a commit");
+    assert_eq!(
+        newest.split(' ').nth(1),
+        Some(last_of_one.0.as_str()),
+        "the takeover's first commit follows the first writer's last: {log}"
+    );
+    assert!(
+        log.lines().all(|l| l.split(' ').count() <= 2),
+        "one line, no merges: {log}"
+    );
+    assert!(rev_list(two.repo()).contains(&legacy_head.0));
+    // Every delivered audit event is named by exactly one commit.
+    let messages = git(two.repo().path(), &["log", "--format=%B%x00"]);
+    let mut named: Vec<i64> = messages.split('\0').flat_map(trailers).collect();
+    let all = named.len();
+    named.sort();
+    named.dedup();
+    assert_eq!(named.len(), all, "an audit event named twice:\n{messages}");
+    for b in &late {
+        let created = f.audit_seqs(&format!("booking/{}", b.id), None).await;
+        assert!(
+            created.iter().any(|seq| named.contains(seq)),
+            "{} is committed",
+            b.id
+        );
+        let folder = f.folder(b).await;
+        let site = two.sites().repo(FLUX).expect("site");
+        assert!(
+            site.tree_oid_at(&folder).expect("tree").is_some(),
+            "{folder} reached the site's repository"
+        );
+    }
+    let verification = two.verify().await.expect("verify");
+    assert!(verification.is_clean(), "{verification:#?}");
 }

@@ -332,20 +332,32 @@ impl BookingSpec {
             .parse()
             .map_err(|e| Invalid::new("/channel", e))?;
         validate_config(&offering.config_schema, &self.config)?;
-        if let Some(pointer) = crate::secrets::find_literal_secret(&self.config) {
-            return Err(Invalid::new(
-                format!("/config{pointer}"),
-                "a secret's value may not be part of a booking: everything booked is \
-                 delivered through Git; name a secret instead (e.g. `existingSecret`)",
-            ));
-        }
+        check_config_secrets(&offering.config_schema, &self.config)?;
         Ok(channel)
+    }
+}
+
+/// Refuses a configuration holding a secret that would reach Git in plaintext (see
+/// [`crate::secrets`]): the same decision the renderer takes.
+pub fn check_config_secrets(schema: &Value, config: &Value) -> Result<()> {
+    match crate::secrets::find_secret(Some(schema), config) {
+        Some(f) => Err(Invalid::new(
+            format!("/config{}", f.pointer),
+            f.message("booking"),
+        )),
+        None => Ok(()),
     }
 }
 
 /// Validates a tenant configuration; the error names the JSON pointer of the first
 /// offending value.
 pub fn validate_config(schema: &Value, config: &Value) -> Result<()> {
+    if let Some((pointer, c)) = crate::portable::find_uncarriable(config) {
+        return Err(Invalid::new(
+            format!("/config{pointer}"),
+            crate::portable::describe(c),
+        ));
+    }
     let validator = crate::catalog::config_validator(schema)
         .map_err(|e| Invalid::new("/config", format!("the offering's schema is unusable: {e}")))?;
     let mut errors: Vec<(String, String)> = validator
@@ -408,6 +420,17 @@ pub struct Booking {
     pub updated_at: DateTime<Utc>,
     /// When it entered its current state (drives retention).
     pub state_since: DateTime<Utc>,
+    /// Why its desired state cannot be delivered, if it cannot: the renderer refused it
+    /// (its site keeps what it had, the other bookings are delivered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undeliverable: Option<Undeliverable>,
+}
+
+/// A booking the renderer refuses: the reason, since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Undeliverable {
+    pub reason: String,
+    pub since: DateTime<Utc>,
 }
 
 /// A change an organisation may make to its booking.

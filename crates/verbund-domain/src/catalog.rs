@@ -376,6 +376,16 @@ impl VersionSpec {
                 ));
             }
         }
+        let (part, content) = match &self.package {
+            Package::Helm { values, .. } => ("values", values.clone()),
+            Package::Manifests { manifests, .. } => ("manifests", Value::Array(manifests.clone())),
+        };
+        if let Some((pointer, c)) = crate::portable::find_uncarriable(&content) {
+            return Err(Invalid::new(
+                format!("/package/{part}{pointer}"),
+                crate::portable::describe(c),
+            ));
+        }
         match &self.package {
             Package::Helm {
                 repository,
@@ -398,11 +408,10 @@ impl VersionSpec {
                 if !values.is_object() {
                     return Err(Invalid::new("/package/values", "must be an object"));
                 }
-                if let Some(pointer) = crate::secrets::find_literal_secret(values) {
+                if let Some(f) = crate::secrets::find_secret(None, values) {
                     return Err(Invalid::new(
-                        format!("/package/values{pointer}"),
-                        "a secret's value may not be part of a package: every value is \
-                         delivered through Git; name a secret instead (e.g. `existingSecret`)",
+                        format!("/package/values{}", f.pointer),
+                        f.message("package"),
                     ));
                 }
             }
@@ -433,6 +442,23 @@ pub fn credentials_secret(offering: &str) -> String {
     format!("{offering}-credentials")
 }
 
+/// The Secret that carries a booking's declared-secret configuration (see
+/// [`crate::secrets`]) to its package: for plain manifests `<config_map>-secrets` beside
+/// the configuration ConfigMap, one key per value in the ConfigMap's
+/// environment-variable form; for a Helm chart `verbund-config-secrets`, whose key
+/// `values.yaml` Flux and the agent merge into the chart's values.
+pub fn config_secret_name(package: &Package) -> Option<String> {
+    match package {
+        Package::Manifests { config_map, .. } => {
+            config_map.as_ref().map(|name| format!("{name}-secrets"))
+        }
+        Package::Helm { .. } => Some(CHART_SECRET.to_string()),
+    }
+}
+
+/// The Secret of a Helm package's declared-secret values (see [`config_secret_name`]).
+pub const CHART_SECRET: &str = "verbund-config-secrets";
+
 /// The ConfigMaps and Secrets a booking of `offering` gets from verbund besides its
 /// package's own objects: the package's configuration ConfigMap, its own credentials and
 /// its dependencies'.
@@ -451,6 +477,9 @@ pub fn provided_references(offering: &OfferingSpec, package: &Package) -> Vec<Re
     } = package
     {
         out.push(Reference::ConfigMap(name.clone()));
+        if crate::secrets::declares_secrets(&offering.config_schema) {
+            out.push(Reference::Secret(format!("{name}-secrets")));
+        }
     }
     out.sort();
     out
@@ -474,6 +503,20 @@ pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<(
                 .join(", ")
         }
     };
+    match &version.package {
+        Package::Manifests {
+            config_map: None, ..
+        } if crate::secrets::declares_secrets(&offering.config_schema) => {
+            return Err(Invalid::new(
+                "/package/config_map",
+                format!(
+                    "`{}` declares secret configuration, which plain manifests read from the Secret `<config_map>-secrets`: name a config_map",
+                    offering.name
+                ),
+            ));
+        }
+        _ => {}
+    }
     match &version.package {
         Package::Manifests { manifests, .. } => {
             let unmet = unmet_references(manifests, &provided);

@@ -463,9 +463,50 @@ pub struct SiteSpec {
     pub capacity: Resources,
     pub environments: BTreeSet<Environment>,
     pub delivery: Delivery,
+    /// The site's age X25519 recipient (`age1…`, from `age-keygen`), registered by its
+    /// operator: the configuration values an offering declares secret are sealed for it
+    /// with SOPS, and only the site's identity opens them (Flux's kustomize-controller,
+    /// or verbund's agent). A site without one takes no booking with declared secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_recipient: Option<String>,
+}
+
+/// Checks an age X25519 recipient (`age1` and 58 Bech32 characters, checksum included).
+pub fn check_age_recipient(field: &str, recipient: &str) -> Result<()> {
+    let wrong = || {
+        Invalid::new(
+            field,
+            format!(
+                "`{recipient}` is not an age X25519 recipient (`age1…`, as `age-keygen` prints it)"
+            ),
+        )
+    };
+    let (hrp, data) = bech32::decode(recipient).map_err(|_| wrong())?;
+    if hrp.as_str() != "age" || data.len() != 32 || recipient != recipient.to_lowercase() {
+        return Err(wrong());
+    }
+    Ok(())
 }
 
 impl SiteSpec {
+    /// Whether bookings with declared secrets can be delivered here, and if not, why:
+    /// the site needs an age recipient, and an engine that opens SOPS documents (Flux's
+    /// kustomize-controller, verbund's agent — not Argo CD, which has no SOPS support of
+    /// its own).
+    pub fn secret_delivery(&self) -> std::result::Result<(), String> {
+        if self.delivery == Delivery::Argocd {
+            return Err(
+                "Argo CD opens no SOPS-sealed secrets, so configuration declared secret cannot be delivered there".into(),
+            );
+        }
+        if self.age_recipient.is_none() {
+            return Err(
+                "the site has registered no age recipient to seal configuration declared secret for".into(),
+            );
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
         check_name("/name", &self.name)?;
         check_text("/display_name", &self.display_name, 200)?;
@@ -534,6 +575,9 @@ impl SiteSpec {
                 "/environments",
                 "a site must offer a `prod` environment",
             ));
+        }
+        if let Some(r) = &self.age_recipient {
+            check_age_recipient("/age_recipient", r)?;
         }
         Ok(())
     }

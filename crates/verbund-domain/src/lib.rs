@@ -12,6 +12,7 @@ pub mod directory;
 pub mod error;
 pub mod name;
 pub mod page;
+pub mod portable;
 pub mod preflight;
 pub mod report;
 pub mod rollout;

@@ -154,6 +154,23 @@ pub enum Refusal {
         name: String,
         allowed: String,
     },
+    /// A Role or RoleBinding that would reach beyond what the booking's deployer holds:
+    /// the API server refuses it (RBAC forbids granting rights one lacks), or it would
+    /// let someone outside the booking's namespace act in it.
+    #[error("`{kind}` `{name}` {reason}")]
+    Rbac {
+        kind: String,
+        name: String,
+        reason: String,
+    },
+    /// `metadata.namespace` set: every object of a booking lives in the booking's
+    /// namespace, which only verbund names.
+    #[error("`{kind}` `{name}` names the namespace `{namespace}`; a booking's objects are placed in the booking's own namespace: leave `metadata.namespace` out")]
+    Namespace {
+        kind: String,
+        name: String,
+        namespace: String,
+    },
     /// A literal secret value in a ConfigMap.
     #[error("`{pointer}` of `ConfigMap` `{name}` looks like a secret with a literal value")]
     SecretValue { name: String, pointer: String },
@@ -169,8 +186,9 @@ pub fn allowed_kinds() -> String {
 }
 
 /// Whether a tenant's vendor content may contain `object`: a named object of a kind on
-/// [`TENANT_KINDS`] and, for a ConfigMap, no literal secret in its data. Its namespace
-/// does not matter: whoever delivers it places it in the booking's namespace.
+/// [`TENANT_KINDS`] without a namespace of its own (whoever delivers it places it in the
+/// booking's namespace), a Role or RoleBinding within the booking's rights and namespace,
+/// and, for a ConfigMap, no literal secret in its data.
 pub fn check_tenant_object(object: &Value) -> Result<(), Refusal> {
     let Value::Object(map) = object else {
         return Err(Refusal::NotAnObject);
@@ -209,6 +227,18 @@ pub fn check_tenant_object(object: &Value) -> Result<(), Refusal> {
             allowed: allowed_kinds(),
         });
     }
+    if let Some(namespace) = map.get("metadata").and_then(|m| m.get("namespace")) {
+        return Err(Refusal::Namespace {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            namespace: namespace.as_str().unwrap_or_default().to_string(),
+        });
+    }
+    match kind {
+        "Role" => check_role(map).map_err(|reason| rbac(kind, name, reason))?,
+        "RoleBinding" => check_role_binding(map).map_err(|reason| rbac(kind, name, reason))?,
+        _ => {}
+    }
     if kind == "ConfigMap" {
         for field in ["data", "binaryData"] {
             if let Some(pointer) = map.get(field).and_then(crate::secrets::find_literal_secret) {
@@ -217,6 +247,98 @@ pub fn check_tenant_object(object: &Value) -> Result<(), Refusal> {
                     pointer: format!("/{field}{pointer}"),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+fn rbac(kind: &str, name: &str, reason: String) -> Refusal {
+    Refusal::Rbac {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        reason,
+    }
+}
+
+/// A vendor's Role may grant only what the deployer applying it holds
+/// ([`DEPLOYER_RULES`]): the API server refuses any other (RBAC's escalation check), so
+/// accepting it would be a booking that can never be applied.
+fn check_role(role: &serde_json::Map<String, Value>) -> Result<(), String> {
+    let strings = |rule: &Value, field: &str| -> Vec<String> {
+        rule.get(field)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|v| v.as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let rules = role.get("rules").and_then(Value::as_array);
+    for (i, rule) in rules.into_iter().flatten().enumerate() {
+        if rule.get("nonResourceURLs").is_some() {
+            return Err(format!(
+                "rule {i} names nonResourceURLs, which only a ClusterRole may"
+            ));
+        }
+        for group in strings(rule, "apiGroups") {
+            for resource in strings(rule, "resources") {
+                for verb in strings(rule, "verbs") {
+                    let held = DEPLOYER_RULES.iter().any(|r| {
+                        r.groups.contains(&group.as_str())
+                            && r.resources.contains(&resource.as_str())
+                            && r.verbs.contains(&verb.as_str())
+                    });
+                    if !held {
+                        return Err(format!(
+                            "grants `{verb}` on `{resource}` of group `{group}` (rule {i}), more than a booking's deployer holds; a tenant's Role may grant only: {}",
+                            held_rights()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a tenant's Role may grant, as a vendor reads it.
+fn held_rights() -> String {
+    DEPLOYER_RULES
+        .iter()
+        .map(|r| format!("{} on {}", r.verbs.join("/"), r.resources.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A vendor's RoleBinding binds a Role of its own namespace to ServiceAccounts of its own
+/// namespace: a ClusterRole (`admin`, `edit`) holds rights the deployer lacks, and any
+/// other subject would let someone outside the booking act in it.
+fn check_role_binding(binding: &serde_json::Map<String, Value>) -> Result<(), String> {
+    let role_ref = binding.get("roleRef");
+    let role_kind = role_ref.and_then(|r| r.get("kind")).and_then(Value::as_str);
+    if role_kind != Some("Role") {
+        return Err(format!(
+            "binds the {} `{}`; a tenant's RoleBinding may bind only a Role of its own namespace",
+            role_kind.unwrap_or("role"),
+            role_ref
+                .and_then(|r| r.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        ));
+    }
+    let subjects = binding.get("subjects").and_then(Value::as_array);
+    for (i, subject) in subjects.into_iter().flatten().enumerate() {
+        let kind = subject
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if kind != "ServiceAccount" || subject.get("namespace").is_some() {
+            return Err(format!(
+                "names subject {i} ({kind} {}); a tenant's RoleBinding may name only ServiceAccounts of its own namespace, without `namespace`",
+                subject.get("name").and_then(Value::as_str).unwrap_or_default()
+            ));
         }
     }
     Ok(())
@@ -263,6 +385,11 @@ pub struct AgentChartSpec {
     /// The ServiceAccount of the namespace the rendered objects are applied as.
     pub service_account_name: String,
     pub values: Value,
+    /// The sealed Secret of the booking's folder (`secrets.yaml`) whose key
+    /// `values.yaml` the agent opens with the site's age identity and merges over
+    /// `values` before rendering: the configuration the offering declares secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values_secret: Option<String>,
 }
 
 /// What a pod of vendor content reads from its namespace.
@@ -503,6 +630,11 @@ mod tests {
             Err(Refusal::NoName)
         );
         assert_eq!(check(json!({"kind": "ConfigMap"})), Err(Refusal::NoKind));
+        assert!(matches!(
+            check(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                         "metadata": {"name": "c", "namespace": "kube-system"}})),
+            Err(Refusal::Namespace { .. })
+        ));
         assert_eq!(check(json!([])), Err(Refusal::NotAnObject));
         assert_eq!(
             check(
@@ -514,6 +646,55 @@ mod tests {
                 pointer: "/data/DB_PASSWORD".into()
             })
         );
+    }
+
+    #[test]
+    fn roles_grant_only_what_the_deployer_holds_and_bind_only_their_namespace() {
+        let role = |rules: Value| {
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                   "metadata": {"name": "r"}, "rules": rules})
+        };
+        check(role(json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]}])))
+            .unwrap();
+        for rules in [
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+            json!([{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]),
+            json!([{"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["create"]}]),
+        ] {
+            assert!(matches!(check(role(rules)), Err(Refusal::Rbac { .. })));
+        }
+        let binding = |role_ref: Value, subjects: Value| {
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": "b"}, "roleRef": role_ref, "subjects": subjects})
+        };
+        let own_role =
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"});
+        check(binding(
+            own_role.clone(),
+            json!([{"kind": "ServiceAccount", "name": "app"}]),
+        ))
+        .unwrap();
+        for (role_ref, subjects) in [
+            (
+                json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"}),
+                json!([]),
+            ),
+            (
+                own_role.clone(),
+                json!([{"kind": "User", "name": "mallory"}]),
+            ),
+            (
+                own_role.clone(),
+                json!([{"kind": "ServiceAccount", "name": "app", "namespace": "other-tenant"}]),
+            ),
+            (
+                own_role,
+                json!([{"kind": "Group", "name": "system:authenticated"}]),
+            ),
+        ] {
+            let e = check(binding(role_ref, subjects)).unwrap_err();
+            assert!(matches!(e, Refusal::Rbac { .. }), "{e}");
+        }
     }
 
     #[test]

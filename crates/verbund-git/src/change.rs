@@ -11,12 +11,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use verbund_render::RenderedFile;
 
 use crate::error::{Error, Result};
-use crate::git;
 use crate::odb::Tree;
 use crate::oid::{Kind, Oid};
 use crate::pack::PackWriter;
 use crate::paths;
 use crate::repo::{Author, CommitId, DesiredStateRepo};
+use crate::transfer::Written;
 use crate::tree::{self, Child, Entry, Leaf, Node, MODE_FILE, MODE_TREE};
 
 /// The content of object `oid` of `source`, which must be of `kind`.
@@ -393,6 +393,24 @@ impl<'r> Change<'r> {
         message: &str,
         audit_events: &[i64],
     ) -> Result<Option<CommitId>> {
+        self.commit_with(author, message, audit_events, |_| Ok::<_, Error>(()))
+    }
+
+    /// [`Change::commit`] with a step between the commit's objects becoming durable and
+    /// the branch moving: `publish` gets the [`Written`] commit (its name, its parent and
+    /// the pack holding its objects) and may refuse it, e.g. when a shared record of the
+    /// history has moved on; then the branch stays where it was and the error is
+    /// returned. The pack stays in the repository unreferenced, which is harmless.
+    pub fn commit_with<E>(
+        self,
+        author: &Author,
+        message: &str,
+        audit_events: &[i64],
+        publish: impl FnOnce(&Written) -> std::result::Result<(), E>,
+    ) -> std::result::Result<Option<CommitId>, E>
+    where
+        E: From<Error>,
+    {
         let puts: Vec<(&str, Put)> = self
             .puts
             .iter()
@@ -422,31 +440,24 @@ impl<'r> Change<'r> {
             (root, Kind::Tree, &data),
             (commit_oid, Kind::Commit, &commit),
         ])?;
-        writer.finish()?;
-
-        let new = commit_oid.to_string();
-        let old = self.parent.unwrap_or(Oid::ZERO).to_string();
-        let args = [
-            "update-ref",
-            self.branch.as_str(),
-            new.as_str(),
-            old.as_str(),
-        ];
-        let out = git::run_status(self.repo.path(), &args, None, None)?;
-        if !out.success() {
-            let (_, now) = self.repo.head_ref()?;
-            if now != self.parent {
-                return Err(Error::HeadMoved {
-                    branch: self.branch.clone(),
-                    expected: old,
-                });
-            }
-            return Err(git::failure(&args, &out));
-        }
+        let pack = writer.finish()?.ok_or_else(|| {
+            Error::io(
+                "writing",
+                self.repo.path(),
+                std::io::Error::other("a commit without a pack"),
+            )
+        })?;
+        publish(&Written {
+            commit: commit_oid,
+            parent: self.parent,
+            pack,
+        })?;
+        self.repo
+            .move_branch(&self.branch, commit_oid, self.parent)?;
         let mut odb = self.repo.odb();
         odb.note_commit(commit_oid, root);
         odb.remember(root, Arc::new(entries), data.len());
-        Ok(Some(CommitId(new)))
+        Ok(Some(CommitId(commit_oid.to_string())))
     }
 }
 

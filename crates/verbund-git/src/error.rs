@@ -41,6 +41,10 @@ pub enum Error {
     /// An object is not what its name or its use says it is.
     #[error("object {0} is corrupt or of an unexpected kind")]
     CorruptObject(String),
+    /// Pack data received from elsewhere (another copy of the repository) is not a whole
+    /// pack with its index; nothing was installed.
+    #[error("invalid pack: {0}")]
+    InvalidPack(String),
     /// A branch name git does not accept.
     #[error("`{0}` is not a valid branch name")]
     InvalidBranch(String),

@@ -46,6 +46,14 @@
 //!   and applying the store's state again (or [`DesiredStateRepo::verify`]) completes or
 //!   confirms it.
 //!
+//! # Copies that follow one history
+//!
+//! [`Change::commit_with`] hands the commit's pack ([`Written::pack`]) to a publishing
+//! step before the branch moves, and [`DesiredStateRepo::install_pack`] with
+//! [`DesiredStateRepo::move_head`] makes another copy hold the same commit (see
+//! [`transfer`]): how several control-plane replicas keep one history without this crate
+//! knowing where the packs travel.
+//!
 //! # History
 //!
 //! [`DesiredStateRepo::scan_history_for_secrets`] reads every blob ever committed and
@@ -67,6 +75,7 @@ mod paths;
 pub mod push;
 pub mod repo;
 pub mod scan;
+pub mod transfer;
 mod tree;
 
 pub use change::Change;
@@ -75,4 +84,5 @@ pub use oid::Oid;
 pub use push::PushOptions;
 pub use repo::{folder_oid, Author, ChangeBatch, CommitId, DesiredStateRepo, Difference};
 pub use scan::{Finding, FindingKind};
+pub use transfer::{Pack, Written};
 pub use verbund_render::RenderedFile;

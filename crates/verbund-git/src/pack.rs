@@ -290,18 +290,19 @@ impl PackWriter {
         Ok(Some((kind, data)))
     }
 
-    /// Completes the pack and its index durably and moves them into place. Does
-    /// nothing when no object was added.
-    pub(crate) fn finish(mut self) -> Result<()> {
+    /// Completes the pack and its index durably and moves them into place; returns the
+    /// pack's path (its index beside it, `.idx`). Does nothing, and returns `None`, when
+    /// no object was added.
+    pub(crate) fn finish(mut self) -> Result<Option<PathBuf>> {
         let Some(pending) = self.pack.take() else {
-            return Ok(());
+            return Ok(None);
         };
         let temp = pending.temp.clone();
         let result = finish(&self.pack_dir, pending);
         if result.is_err() {
             let _ = fs::remove_file(&temp);
         }
-        result
+        result.map(Some)
     }
 }
 
@@ -333,7 +334,7 @@ fn entry_header(kind: Kind, mut size: u64) -> Vec<u8> {
     header
 }
 
-fn finish(pack_dir: &Path, pending: Pending) -> Result<()> {
+fn finish(pack_dir: &Path, pending: Pending) -> Result<PathBuf> {
     let Pending {
         temp,
         file,
@@ -386,7 +387,87 @@ fn finish(pack_dir: &Path, pending: Pending) -> Result<()> {
         let _ = fs::remove_file(&temp_index);
         return Err(Error::io("renaming into", &idx, e));
     }
-    sync_dir(pack_dir)
+    sync_dir(pack_dir)?;
+    Ok(pack)
+}
+
+/// Installs a pack and its index received from elsewhere into `objects/pack` as
+/// `pack-<checksum>`, durably (temporary names, fsync, pack renamed before its index,
+/// folder fsynced), unless a pack of that name is there already. Both are checked first
+/// ([`check_pack`]). Returns whether anything was written.
+pub(crate) fn install(git_dir: &Path, pack: &[u8], idx: &[u8]) -> Result<bool> {
+    let name = check_pack(pack, idx)?.to_string();
+    let pack_dir = git_dir.join("objects").join("pack");
+    let final_pack = pack_dir.join(format!("pack-{name}.pack"));
+    let final_idx = pack_dir.join(format!("pack-{name}.idx"));
+    if final_pack.is_file() && final_idx.is_file() {
+        return Ok(false);
+    }
+    fs::create_dir_all(&pack_dir).map_err(|e| Error::io("creating", &pack_dir, e))?;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let stem = format!(
+        "{TEMP_PREFIX}install_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let temp_pack = pack_dir.join(format!("{stem}.pack"));
+    let temp_idx = pack_dir.join(format!("{stem}.idx"));
+    let write = |path: &Path, bytes: &[u8]| -> Result<()> {
+        let mut f = File::create(path).map_err(|e| Error::io("creating", path, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("writing", path, e))?;
+        f.sync_all().map_err(|e| Error::io("syncing", path, e))
+    };
+    let placed = write(&temp_pack, pack)
+        .and_then(|()| write(&temp_idx, idx))
+        .and_then(|()| {
+            fs::rename(&temp_pack, &final_pack)
+                .map_err(|e| Error::io("renaming into", &final_pack, e))
+        })
+        .and_then(|()| {
+            fs::rename(&temp_idx, &final_idx).map_err(|e| Error::io("renaming into", &final_idx, e))
+        });
+    if let Err(e) = placed {
+        let _ = fs::remove_file(&temp_pack);
+        let _ = fs::remove_file(&temp_idx);
+        return Err(e);
+    }
+    sync_dir(&pack_dir)?;
+    Ok(true)
+}
+
+/// Checks that `pack` is a whole version-2 or -3 pack (its trailing checksum is the
+/// SHA-1 of what precedes it) and `idx` a version-2 index of exactly that pack (its
+/// own checksum holds, it names the pack's checksum and counts the pack's objects).
+/// Returns the pack's checksum, which names it.
+pub(crate) fn check_pack(pack: &[u8], idx: &[u8]) -> Result<Oid> {
+    let invalid = |why: &str| Error::InvalidPack(why.to_owned());
+    if pack.len() < 32 || &pack[..4] != b"PACK" || !matches!(pack[7], 2 | 3) || pack[4..7] != [0; 3]
+    {
+        return Err(invalid("no pack header"));
+    }
+    let (body, trailer) = pack.split_at(pack.len() - 20);
+    let checksum: [u8; 20] = Sha1::digest(body).into();
+    if checksum != trailer {
+        return Err(invalid("the pack's checksum does not match its content"));
+    }
+    const FANOUT_END: usize = 8 + 256 * 4;
+    if idx.len() < FANOUT_END + 40 || &idx[..8] != b"\xfftOc\0\0\0\x02" {
+        return Err(invalid("no version-2 pack index"));
+    }
+    let (idx_body, idx_trailer) = idx.split_at(idx.len() - 20);
+    let idx_checksum: [u8; 20] = Sha1::digest(idx_body).into();
+    if idx_checksum != idx_trailer {
+        return Err(invalid("the index's checksum does not match its content"));
+    }
+    if idx_body[idx_body.len() - 20..] != checksum {
+        return Err(invalid("the index belongs to another pack"));
+    }
+    let count = |bytes: &[u8]| u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    if count(&idx[FANOUT_END - 4..FANOUT_END]) != count(&pack[8..12]) {
+        return Err(invalid("the index counts other objects than the pack"));
+    }
+    Ok(Oid(checksum))
 }
 
 /// A version-2 pack index of `entries` (sorted by name).

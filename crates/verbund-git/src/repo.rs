@@ -255,6 +255,27 @@ impl DesiredStateRepo {
         Ok(None)
     }
 
+    /// Moves `branch` from `old` (`None`: unborn) to `new` with compare-and-swap
+    /// (`git update-ref`, which also refuses a commit the repository lacks). Fails with
+    /// [`Error::HeadMoved`] when the branch is not at `old`; never overwrites.
+    pub(crate) fn move_branch(&self, branch: &str, new: Oid, old: Option<Oid>) -> Result<()> {
+        let new_hex = new.to_string();
+        let old_hex = old.unwrap_or(Oid::ZERO).to_string();
+        let args = ["update-ref", branch, new_hex.as_str(), old_hex.as_str()];
+        let out = git::run_status(&self.root, &args, None, None)?;
+        if out.success() {
+            return Ok(());
+        }
+        let (_, now) = self.head_ref()?;
+        if now != old {
+            return Err(Error::HeadMoved {
+                branch: branch.to_owned(),
+                expected: old_hex,
+            });
+        }
+        Err(git::failure(&args, &out))
+    }
+
     /// The root tree of HEAD, `None` while the branch is unborn.
     pub(crate) fn head_tree(&self) -> Result<Option<Oid>> {
         match self.head_ref()?.1 {
@@ -324,6 +345,38 @@ impl DesiredStateRepo {
             },
             _ => Ok(None),
         }
+    }
+
+    /// Every file below `folder` in HEAD with its content (as UTF-8, lossily), sorted by
+    /// path; empty when HEAD has no such folder.
+    pub fn files_under(&self, folder: &str) -> Result<Vec<RenderedFile>> {
+        paths::check_path(folder)?;
+        let Some(root) = self.head_tree()? else {
+            return Ok(Vec::new());
+        };
+        let Some(entry) = self.entry_at(root, folder)?.filter(Entry::is_tree) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut stack = vec![(folder.to_owned(), entry.oid)];
+        while let Some((path, tree)) = stack.pop() {
+            for child in self.tree(tree)?.iter() {
+                let child_path = join(&path, &child.name);
+                if child.is_tree() {
+                    stack.push((child_path, child.oid));
+                } else {
+                    match self.odb().read(child.oid)? {
+                        Some((kind, content)) if kind == "blob" => out.push(RenderedFile {
+                            path: child_path,
+                            content: String::from_utf8_lossy(&content).into_owned(),
+                        }),
+                        _ => return Err(Error::MissingObject(child.oid.to_hex())),
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Starts a change based on the current HEAD (which may be unborn).

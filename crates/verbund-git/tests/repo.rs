@@ -827,3 +827,154 @@ fn a_repository_follows_one_folder_of_another_and_holds_nothing_else() {
     assert_eq!(site.tree_oid_at("sites/a").unwrap(), None);
     fsck(site.path());
 }
+
+/// Commits `files` (each replacing one file) in `repo` through `commit_with`, handing
+/// the written pack to the caller; returns the commit and its pack.
+fn commit_capturing(
+    repo: &DesiredStateRepo,
+    files: &[(&str, &str)],
+    message: &str,
+) -> (
+    verbund_git::CommitId,
+    Option<verbund_git::CommitId>,
+    verbund_git::Pack,
+) {
+    let mut change = repo.change().unwrap();
+    for (path, content) in files {
+        change.put_file(path, Some(content)).unwrap();
+    }
+    let mut captured = None;
+    let commit = change
+        .commit_with(&author(), message, &[1], |written| {
+            captured = Some((written.commit(), written.parent(), written.pack()?));
+            Ok::<_, Error>(())
+        })
+        .unwrap()
+        .unwrap();
+    let (written, parent, pack) = captured.unwrap();
+    assert_eq!(written, commit);
+    (commit, parent, pack)
+}
+
+#[test]
+fn a_copy_that_installs_each_commits_pack_holds_the_same_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = DesiredStateRepo::open_or_init(dir.path().join("writer.git")).unwrap();
+    let copy = DesiredStateRepo::open_or_init(dir.path().join("copy.git")).unwrap();
+    let mut packs = Vec::new();
+    for (i, files) in [
+        vec![("sites/a/prod/kustomization.yaml", "a: 1\n")],
+        vec![("sites/a/prod/bookings/x/ns.yaml", "x: 1\n")],
+        vec![("sites/a/prod/kustomization.yaml", "a: 2\n")],
+    ]
+    .iter()
+    .enumerate()
+    {
+        packs.push(commit_capturing(&writer, files, &format!("change {i}")));
+    }
+    for (commit, parent, pack) in &packs {
+        assert!(copy.install_pack(pack).unwrap(), "a new pack is written");
+        assert!(!copy.install_pack(pack).unwrap(), "the same pack only once");
+        copy.move_head(parent.as_ref(), commit).unwrap();
+        assert_eq!(copy.head().unwrap().as_ref(), Some(commit));
+    }
+    assert_eq!(
+        git(copy.path(), &["rev-list", "HEAD"]),
+        git(writer.path(), &["rev-list", "HEAD"])
+    );
+    assert_eq!(head_files(&copy), head_files(&writer));
+    fsck(copy.path());
+    // The copy reads what it installed through its own object reader, too.
+    assert_eq!(
+        copy.file_at_head("sites/a/prod/kustomization.yaml")
+            .unwrap()
+            .as_deref(),
+        Some(&b"a: 2\n"[..])
+    );
+    assert_eq!(
+        copy.tree_oid_at("sites").unwrap(),
+        writer.tree_oid_at("sites").unwrap()
+    );
+    // The writer's own packs are there already: nothing to install.
+    assert!(!writer.install_pack(&packs[2].2).unwrap());
+}
+
+#[test]
+fn a_copy_starts_from_one_pack_of_the_whole_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = DesiredStateRepo::open_or_init(dir.path().join("writer.git")).unwrap();
+    writer.apply(&batch(&["sites"], site_files())).unwrap();
+    let (second, _, _) = commit_capturing(&writer, &[("sites/s1/test/x.yaml", "x\n")], "two");
+    let history = writer.history_pack(&second).unwrap();
+    let copy = DesiredStateRepo::open_or_init(dir.path().join("copy.git")).unwrap();
+    copy.install_pack(&history).unwrap();
+    copy.move_head(None, &second).unwrap();
+    assert_eq!(commits(&copy), 2);
+    assert_eq!(head_files(&copy), head_files(&writer));
+    fsck(copy.path());
+    // No temporary file of the history pack is left in the writer.
+    let leftovers: Vec<_> = std::fs::read_dir(writer.path().join("objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("tmp_"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_refused_publication_leaves_the_branch_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    let (first, _, _) = commit_capturing(&repo, &[("a", "1")], "first");
+    let mut change = repo.change().unwrap();
+    change.put_file("a", Some("2")).unwrap();
+    let refused: Result<_, Error> = change.commit_with(&author(), "second", &[], |_| {
+        Err(Error::HeadMoved {
+            branch: "refs/heads/main".into(),
+            expected: "elsewhere".into(),
+        })
+    });
+    assert!(matches!(refused, Err(Error::HeadMoved { .. })));
+    assert_eq!(repo.head().unwrap(), Some(first));
+    assert_eq!(head_files(&repo).get("a").map(String::as_str), Some("1"));
+    fsck(repo.path());
+}
+
+#[test]
+fn a_copy_refuses_broken_packs_and_moves_only_from_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = DesiredStateRepo::open_or_init(dir.path().join("writer.git")).unwrap();
+    let copy = DesiredStateRepo::open_or_init(dir.path().join("copy.git")).unwrap();
+    let (first, _, pack1) = commit_capturing(&writer, &[("a", "1")], "first");
+    let (second, _, pack2) = commit_capturing(&writer, &[("a", "2")], "second");
+
+    let mut truncated = pack1.clone();
+    truncated.pack.truncate(truncated.pack.len() - 1);
+    let mut flipped = pack1.clone();
+    let middle = flipped.pack.len() / 2;
+    flipped.pack[middle] ^= 1;
+    let mismatched = verbund_git::Pack {
+        pack: pack1.pack.clone(),
+        idx: pack2.idx.clone(),
+    };
+    for broken in [&truncated, &flipped, &mismatched] {
+        let err = copy.install_pack(broken).unwrap_err();
+        assert!(matches!(err, Error::InvalidPack(_)), "{err}");
+    }
+    assert!(std::fs::read_dir(copy.path().join("objects/pack"))
+        .map(|d| d.count() == 0)
+        .unwrap_or(true));
+
+    // A commit the copy does not hold cannot become its HEAD.
+    assert!(copy.move_head(None, &second).is_err());
+    copy.install_pack(&pack1).unwrap();
+    copy.move_head(None, &first).unwrap();
+    copy.install_pack(&pack2).unwrap();
+    // Compare-and-swap: from an old value that is not the branch's, nothing moves.
+    let err = copy.move_head(None, &second).unwrap_err();
+    assert!(matches!(err, Error::HeadMoved { .. }), "{err}");
+    assert_eq!(copy.head().unwrap(), Some(first.clone()));
+    copy.move_head(Some(&first), &second).unwrap();
+    assert_eq!(copy.head().unwrap(), Some(second));
+    fsck(copy.path());
+}

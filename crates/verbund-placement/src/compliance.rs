@@ -36,6 +36,7 @@ fn describe(r: &Reason) -> Option<String> {
             Some(format!("Kubernetes {site} is older than {required}"))
         }
         Reason::EvaluationError { message } => Some(format!("policy error: {message}")),
+        Reason::SecretsUndeliverable { reason } => Some(reason.clone()),
         // A failed preflight keeps new bookings off a site; those running there stay
         // (and a proposal elsewhere would only move the problem to the operator).
         Reason::InsufficientCapacity { .. }

@@ -105,6 +105,7 @@ pub fn rejection_reason(d: &PlacementDecision) -> String {
                     Reason::PreflightFailed { failures, .. } => {
                         format!("failed its preflight: {}", failures.join(" — "))
                     }
+                    Reason::SecretsUndeliverable { reason } => reason.clone(),
                     Reason::SameLand | Reason::ContractedProvider => String::new(),
                 })
                 .filter(|s| !s.is_empty())
@@ -350,6 +351,7 @@ impl Bookings {
                     created_at: now,
                     updated_at: now,
                     state_since: now,
+                    undeliverable: None,
                 };
                 let mut out = Vec::new();
                 if inp.offering.spec.requires_approval {
@@ -410,6 +412,7 @@ impl Bookings {
                                 created_at: now,
                                 updated_at: now,
                                 state_since: now,
+                                undeliverable: None,
                             },
                             resources: dep_plan.resources,
                             decision: serde_json::to_value(&d).ok(),

@@ -2,7 +2,8 @@
 //!
 //! For each candidate site the decision checks, in order, the site's last preflight (a
 //! site whose cluster failed `verbund agent preflight` takes no new bookings), its
-//! capabilities and Kubernetes version, its free `prod` capacity, and the Cedar policies
+//! capabilities and Kubernetes version, whether it can receive the secrets the
+//! offering's configuration declares, its free `prod` capacity, and the Cedar policies
 //! that apply to the booking organisation (federation, its Land, itself and its
 //! ancestors). Allowed sites are ranked: the organisation's own Land first, then its
 //! contracted providers, then the most headroom. Every candidate's verdict carries its
@@ -75,6 +76,9 @@ pub enum Reason {
         /// The reasons of its failed checks, e.g. "NetworkPolicy is not enforced: …".
         failures: Vec<String>,
     },
+    /// The offering's configuration schema declares secrets, and the site cannot receive
+    /// them sealed (no age recipient registered, or Argo CD, which opens no SOPS).
+    SecretsUndeliverable { reason: String },
     /// Ranking: the site lies in the organisation's own Land.
     SameLand,
     /// Ranking: the site's provider is one the organisation contracts with.
@@ -172,6 +176,18 @@ fn context(need: &Need<'_>) -> Result<Context, PolicyError> {
         ),
     ])
     .map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+/// Why a site cannot take bookings of `offering`, whose configuration schema declares
+/// secrets, if it cannot: the same rule the renderer applies
+/// ([`SiteSpec::secret_delivery`]).
+pub fn secrets_reason(offering: &OfferingSpec, site: &SiteSpec) -> Option<Reason> {
+    if !verbund_domain::secrets::declares_secrets(&offering.config_schema) {
+        return None;
+    }
+    site.secret_delivery()
+        .err()
+        .map(|reason| Reason::SecretsUndeliverable { reason })
 }
 
 /// Why a site's last preflight keeps new bookings off it, if it does.
@@ -434,6 +450,9 @@ impl Placer {
                     });
                 }
             }
+        }
+        if let Some(reason) = secrets_reason(need.offering, &c.site) {
+            reasons.push(reason);
         }
         if !need.plan.resources.fits_in(&c.free) {
             reasons.push(Reason::InsufficientCapacity {

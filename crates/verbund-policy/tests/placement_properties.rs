@@ -254,6 +254,7 @@ fn site(i: usize) -> impl Strategy<Value = (Index, GenSite)> {
                     capacity,
                     environments: [Environment::Test, Environment::Prod].into(),
                     delivery: Delivery::Flux,
+                    age_recipient: None,
                 };
                 (provider, GenSite { spec, free })
             },

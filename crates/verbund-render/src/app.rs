@@ -29,7 +29,7 @@
 //! the block `verbund` (see [`verbund_values`]), which tenants cannot override.
 
 use serde_json::{json, Map, Value};
-use verbund_domain::catalog::{credentials_secret, Package};
+use verbund_domain::catalog::{credentials_secret, Package, CHART_SECRET};
 use verbund_domain::directory::Delivery;
 use verbund_domain::tenancy::{
     check_tenant_object, AgentChart, AgentChartMetadata, AgentChartSpec, TENANT_KINDS,
@@ -40,10 +40,11 @@ use crate::crd::{
     ApplicationSourceHelm, Automated, DestinationServiceAccount, GroupKind, HelmChartTemplate,
     HelmChartTemplateSpec, HelmRelease, HelmReleaseSpec, HelmRepository, HelmRepositorySpec,
     LayerSelector, OciReference, OciRepository, OciRepositorySpec, ProjectDestination, Remediated,
-    Remediation, SourceReference, SyncPolicy,
+    Remediation, SourceReference, SyncPolicy, ValuesReference,
 };
 use crate::error::{Error, Result};
 use crate::input::RenderOptions;
+use crate::sealed::{without_secrets, SealedSecrets, VALUES_KEY};
 use crate::tenant::{Tenant, DEPLOYER};
 use crate::values::layered;
 use crate::yaml::{canonical, to_value};
@@ -120,12 +121,17 @@ pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
 
 /// The application files of a booking whose folder is `folder`, for its site's delivery
 /// mode.
+///
+/// `secrets`: the booking's sealed secrets, if it has any (see [`crate::sealed`]); a
+/// chart gets them through the Secret [`CHART_SECRET`], and their paths are taken out
+/// of its values.
 pub(crate) fn application(
     tenant: &Tenant<'_>,
     site: &str,
     folder: &str,
     delivery: Delivery,
     options: &RenderOptions,
+    secrets: Option<&SealedSecrets>,
 ) -> Result<AppFiles> {
     let placed = tenant.placed;
     match &placed.version.package {
@@ -135,7 +141,12 @@ pub(crate) fn application(
             chart_version,
             values,
         } => {
-            let values = helm_values(tenant, values)?;
+            let mut values = helm_values(tenant, values)?;
+            let secret = secrets.filter(|s| s.document.is_some());
+            if let Some(s) = secret {
+                without_secrets(&mut values, &s.pointers);
+            }
+            let secret = secret.map(|_| CHART_SECRET.to_string());
             let chart = HelmChart {
                 repository,
                 chart,
@@ -143,7 +154,7 @@ pub(crate) fn application(
             };
             Ok(match delivery {
                 Delivery::Flux => AppFiles {
-                    engine: flux_helm(tenant, &chart, values)?,
+                    engine: flux_helm(tenant, &chart, values, secret)?,
                     ..AppFiles::default()
                 },
                 Delivery::Argocd => AppFiles {
@@ -151,7 +162,7 @@ pub(crate) fn application(
                     ..AppFiles::default()
                 },
                 Delivery::Agent => AppFiles {
-                    agent_chart: Some(agent_chart(tenant, &chart, values)?),
+                    agent_chart: Some(agent_chart(tenant, &chart, values, secret)?),
                     ..AppFiles::default()
                 },
             })
@@ -206,7 +217,12 @@ fn release_name(offering: &str) -> String {
         .to_string()
 }
 
-fn flux_helm(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Result<Vec<Value>> {
+fn flux_helm(
+    tenant: &Tenant<'_>,
+    chart: &HelmChart<'_>,
+    values: Value,
+    secret: Option<String>,
+) -> Result<Vec<Value>> {
     let name = &tenant.placed.offering.name;
     let remediated = || Remediated {
         remediation: Remediation { retries: 3 },
@@ -266,6 +282,14 @@ fn flux_helm(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Resul
             upgrade: remediated(),
             service_account_name: DEPLOYER.into(),
             values,
+            values_from: secret
+                .into_iter()
+                .map(|name| ValuesReference {
+                    kind: "Secret".into(),
+                    name,
+                    values_key: VALUES_KEY.into(),
+                })
+                .collect(),
         },
     );
     Ok(vec![source, to_value("HelmRelease", &release)?])
@@ -283,7 +307,12 @@ fn flux_manifests(tenant: &Tenant<'_>, path: &str, options: &RenderOptions) -> R
     )
 }
 
-fn agent_chart(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Result<Value> {
+fn agent_chart(
+    tenant: &Tenant<'_>,
+    chart: &HelmChart<'_>,
+    values: Value,
+    values_secret: Option<String>,
+) -> Result<Value> {
     let file = AgentChart {
         api_version: AgentChart::API_VERSION.into(),
         kind: AgentChart::KIND.into(),
@@ -297,6 +326,7 @@ fn agent_chart(tenant: &Tenant<'_>, chart: &HelmChart<'_>, values: Value) -> Res
             version: chart.version.to_string(),
             service_account_name: DEPLOYER.into(),
             values,
+            values_secret,
         },
     };
     to_value(AgentChart::FILE, &file)

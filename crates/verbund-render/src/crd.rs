@@ -136,6 +136,28 @@ pub struct HelmReleaseSpec {
     /// Helm acts as this service account of the release's namespace.
     pub service_account_name: String,
     pub values: Value,
+    /// Values from Secrets of the release's namespace, merged before `values`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values_from: Vec<ValuesReference>,
+}
+
+/// A Secret (or ConfigMap) key whose content is a values document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValuesReference {
+    pub kind: String,
+    pub name: String,
+    pub values_key: String,
+}
+
+/// How kustomize-controller decrypts SOPS documents before applying them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decryption {
+    /// `sops`.
+    pub provider: String,
+    /// The Secret of the Kustomization's namespace holding the age identity.
+    pub secret_ref: LocalReference,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -234,6 +256,10 @@ pub struct KustomizationSpec {
     /// Every namespaced object goes into this namespace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_namespace: Option<String>,
+    /// Decrypts SOPS-sealed Secrets (a site's shards, where it registered an age
+    /// recipient).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<Decryption>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -65,6 +65,11 @@ pub enum Error {
     /// The site cannot run what a booking needs.
     #[error("booking `{booking}`: {message}")]
     Unsupported { booking: String, message: String },
+    /// The booking's offering declares secret configuration, and its sealed secrets
+    /// cannot be delivered (the site cannot open them, none were sealed, or they are
+    /// stale); see [`crate::sealed`].
+    #[error("booking `{booking}`: {message}")]
+    Secrets { booking: String, message: String },
     /// An object could not be serialised; a bug in the renderer.
     #[error("cannot serialise `{what}`: {message}")]
     Serialise { what: String, message: String },

@@ -3,7 +3,8 @@
 //! the desired-state repository ([`RenderedFile`]).
 //!
 //! Architecture Invariant: this crate is pure. It knows nothing of Git, the store, the
-//! clock or the network; it never reads a secret and never writes one. The same input,
+//! clock or the network; it never reads a secret's value and never writes one in
+//! plaintext (sealed secrets come in sealed, see [`sealed`]). The same input,
 //! in any order, renders byte-identical files.
 //!
 //! # Layout
@@ -22,6 +23,7 @@
 //!     rbac.yaml                 the tenant's RoleBinding; the deployer ServiceAccount and its RoleBinding
 //!     credentials.yaml          its own and its dependencies' credentials, if any
 //!     config.yaml               ConfigMap of the configuration (manifests packages that name one)
+//!     secrets.yaml              the configuration declared secret, as a SOPS-sealed Secret (see [`sealed`])
 //!     app.yaml                  Flux, Argo CD: what deploys the application as the deployer
 //!     smoke-test.yaml           the smoke-test Job, if the offering has one
 //!     app/                      manifests packages: the vendor's manifests (kustomization.yaml, manifests.yaml)
@@ -70,9 +72,11 @@
 //!
 //! # Secrets
 //!
-//! No rendered file contains a `Secret` or a secret's value; see [`secrets`] for the rule
+//! No rendered file contains a secret's value in plaintext; see [`secrets`] for the rule
 //! and its errors. Credentials arrive through the External Secrets Operator (see
-//! [`tenant`]'s credentials).
+//! [`tenant`]'s credentials); configuration the offering's schema declares secret
+//! arrives as the one `Secret` verbund writes, sealed for the site with SOPS and age by
+//! the caller (see [`sealed`]).
 //!
 //! # Delivery
 //!
@@ -92,6 +96,7 @@ pub mod input;
 pub mod names;
 pub mod resources;
 pub mod root;
+pub mod sealed;
 pub mod secrets;
 pub mod smoke;
 pub mod tenant;
@@ -110,33 +115,75 @@ pub use input::{
     environment_name, site_folder, PlacedBooking, RenderInput, RenderOptions, RenderedFile,
 };
 use names::{is_dns_label, namespace_name};
+pub use sealed::{secret_document, Sealed, SealedSecrets};
 pub use tenant::credentials_secret;
 use tenant::Tenant;
 use yaml::{documents, to_value};
 
+/// What a render gives: the files, and the bookings it refused.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rendered {
+    /// Every file of the site's environment folder for the bookings rendered, sorted by
+    /// path; a refused booking has none and is not listed.
+    pub files: Vec<RenderedFile>,
+    /// The bookings that cannot be rendered, with the reason; sorted by booking id.
+    pub refused: Vec<Refused>,
+}
+
+/// A booking the renderer refuses: a problem of that booking alone (its package, its
+/// configuration, its dependencies), never of the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub booking: String,
+    /// Its namespace, where one could be named.
+    pub namespace: Option<String>,
+    pub error: Error,
+}
+
 /// Renders the desired state of `input.site`'s `input.environment`: every file of its
-/// folder, sorted by path. Refuses as a whole (see [`Error`]) rather than leave a
-/// booking out, which would prune it from the site.
-pub fn render(input: &RenderInput<'_>, options: &RenderOptions) -> Result<Vec<RenderedFile>> {
-    let tenants = tenants(input)?;
+/// folder, sorted by path. A booking that cannot be rendered is refused alone (see
+/// [`Rendered::refused`]); what the caller does with its folder (keep the last delivered
+/// one) is the caller's. Fails as a whole only for the site itself (its name, a missing
+/// environment).
+///
+/// Bookings whose offering declares secret configuration are refused: they need their
+/// sealed secrets, which [`render_sealed`] takes.
+pub fn render(input: &RenderInput<'_>, options: &RenderOptions) -> Result<Rendered> {
+    render_sealed(input, options, &Sealed::new())
+}
+
+/// [`render`] with the bookings' sealed secrets (see [`sealed`]), by booking id.
+pub fn render_sealed(
+    input: &RenderInput<'_>,
+    options: &RenderOptions,
+    sealed: &Sealed,
+) -> Result<Rendered> {
+    let (tenants, mut refused) = tenants(input)?;
     let folder = site_folder(&input.site.name, input.environment);
-    let mut files = site_files(
+    let mut files = Vec::new();
+    let mut namespaces = Vec::new();
+    for t in &tenants {
+        match tenant_files(t, input.site, &folder, options, sealed) {
+            Ok(f) => {
+                files.extend(f);
+                namespaces.push(t.namespace.as_str());
+            }
+            Err(error) => refused.push(Refused {
+                booking: t.placed.booking.id.clone(),
+                namespace: Some(t.namespace.clone()),
+                error,
+            }),
+        }
+    }
+    files.extend(site_files(
         input.site,
         input.environment,
-        tenants.iter().map(|t| t.namespace.as_str()),
+        namespaces,
         options,
-    )?;
-    for t in &tenants {
-        files.extend(tenant_files(
-            t,
-            &input.site.name,
-            &folder,
-            input.site.delivery,
-            options,
-        )?);
-    }
+    )?);
     files.sort();
-    Ok(files)
+    refused.sort_by(|a, b| a.booking.cmp(&b.booking));
+    Ok(Rendered { files, refused })
 }
 
 /// One booking's folder of a site's environment and its files.
@@ -156,26 +203,50 @@ pub struct BookingFolder {
 /// change rewrites. `input.bookings` must hold, besides the selected bookings, every
 /// booking of the site that depends on one of them (a booking's network policies admit
 /// its dependents); bookings not selected only serve as that context. A selected folder
-/// is byte-identical to the same folder of [`render`] over the whole site.
+/// is byte-identical to the same folder of [`render`] over the whole site. Selected
+/// bookings that cannot be rendered are returned as refused.
 pub fn render_folders(
     input: &RenderInput<'_>,
     options: &RenderOptions,
     selected: &BTreeSet<&str>,
-) -> Result<Vec<BookingFolder>> {
+) -> Result<(Vec<BookingFolder>, Vec<Refused>)> {
+    render_folders_sealed(input, options, selected, &Sealed::new())
+}
+
+/// [`render_folders`] with the bookings' sealed secrets (see [`sealed`]), by booking id.
+pub fn render_folders_sealed(
+    input: &RenderInput<'_>,
+    options: &RenderOptions,
+    selected: &BTreeSet<&str>,
+    sealed: &Sealed,
+) -> Result<(Vec<BookingFolder>, Vec<Refused>)> {
     let folder = site_folder(&input.site.name, input.environment);
+    let (tenants, refused) = tenants(input)?;
+    let mut refused: Vec<Refused> = refused
+        .into_iter()
+        .filter(|r| selected.contains(r.booking.as_str()))
+        .collect();
     let mut out = Vec::new();
-    for t in tenants(input)? {
+    for t in tenants {
         if !selected.contains(t.placed.booking.id.as_str()) {
             continue;
         }
-        out.push(BookingFolder {
-            booking: t.placed.booking.id.clone(),
-            folder: booking_folder(&folder, &t.namespace),
-            files: tenant_files(&t, &input.site.name, &folder, input.site.delivery, options)?,
-            namespace: t.namespace,
-        });
+        match tenant_files(&t, input.site, &folder, options, sealed) {
+            Ok(files) => out.push(BookingFolder {
+                booking: t.placed.booking.id.clone(),
+                folder: booking_folder(&folder, &t.namespace),
+                files,
+                namespace: t.namespace,
+            }),
+            Err(error) => refused.push(Refused {
+                booking: t.placed.booking.id.clone(),
+                namespace: Some(t.namespace),
+                error,
+            }),
+        }
     }
-    Ok(out)
+    refused.sort_by(|a, b| a.booking.cmp(&b.booking));
+    Ok((out, refused))
 }
 
 /// The folder of the booking with `namespace` inside a site's environment `folder`.
@@ -218,6 +289,7 @@ pub fn site_files<'n>(
                 site.delivery,
                 shards.keys().cloned(),
                 options,
+                site.age_recipient.is_some(),
             )?;
             if objects.is_empty() {
                 Vec::new()
@@ -284,42 +356,62 @@ fn check_site(site: &SiteSpec, environment: Environment) -> Result<()> {
 
 /// Checks every booking of `input` and names its namespace; who depends on whom among
 /// them is filled in. Sorted by booking id.
-fn tenants<'i>(input: &'i RenderInput<'_>) -> Result<Vec<Tenant<'i>>> {
+///
+/// A booking refused for its content (configuration, package, dependencies) still owns
+/// its namespace and still counts as a dependent of its dependencies: its site keeps the
+/// folder last delivered for it, and that must go on reaching its database. Only one
+/// placed elsewhere or whose namespace is taken is no part of this site at all.
+fn tenants<'i>(input: &'i RenderInput<'_>) -> Result<(Vec<Tenant<'i>>, Vec<Refused>)> {
     let site = input.site;
     check_site(site, input.environment)?;
     let mut placed: Vec<&PlacedBooking<'_>> = input.bookings.iter().collect();
     placed.sort_by(|a, b| a.booking.id.cmp(&b.booking.id));
     let mut tenants = Vec::with_capacity(placed.len());
+    let mut refused = Vec::new();
     let mut namespaces: BTreeMap<String, &str> = BTreeMap::new();
+    let mut dependents: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for p in placed {
-        check(p, &site.name)?;
         let namespace = booking_namespace(p);
-        if let Some(first) = namespaces.insert(namespace.clone(), &p.booking.id) {
-            return Err(if first == p.booking.id {
+        let mut refuse = |error: Error| {
+            refused.push(Refused {
+                booking: p.booking.id.clone(),
+                namespace: Some(namespace.clone()),
+                error,
+            })
+        };
+        if let Err(e) = check_placed_here(p, &site.name) {
+            refuse(e);
+            continue;
+        }
+        if let Some(first) = namespaces.get(&namespace) {
+            refuse(if *first == p.booking.id {
                 Error::DuplicateBooking {
                     booking: first.to_string(),
                 }
             } else {
                 Error::NamespaceCollision {
-                    namespace,
+                    namespace: namespace.clone(),
                     first: first.to_string(),
                     second: p.booking.id.clone(),
                 }
             });
+            continue;
         }
-        let mut tenant = Tenant::new(p, namespace);
-        tenant.dependencies = dependencies(p, &site.name)?;
-        tenants.push(tenant);
-    }
-
-    // Who depends on whom, among the bookings of this render.
-    let mut dependents: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for t in &tenants {
-        for dependency in &t.placed.dependencies {
+        namespaces.insert(namespace.clone(), &p.booking.id);
+        for dependency in &p.dependencies {
             dependents
                 .entry(dependency.id.as_str())
                 .or_default()
-                .insert(t.namespace.clone());
+                .insert(namespace.clone());
+        }
+        let checked = check(p).and_then(|()| dependencies(p, &site.name));
+        match checked {
+            Ok(dependencies) => {
+                let mut tenant = Tenant::new(p, namespace);
+                tenant.dependencies = dependencies;
+                tenants.push(tenant);
+            }
+            Err(e) => refuse(e),
         }
     }
     for t in &mut tenants {
@@ -327,23 +419,29 @@ fn tenants<'i>(input: &'i RenderInput<'_>) -> Result<Vec<Tenant<'i>>> {
             t.dependents = of.iter().cloned().collect();
         }
     }
-    Ok(tenants)
+    Ok((tenants, refused))
 }
 
 /// The files of one booking's folder: its objects, a `kustomization.yaml` listing
 /// them, and the vendor content (`app/`, `helm.yaml`) beside them; sorted by path.
 fn tenant_files(
     t: &Tenant<'_>,
-    site: &str,
+    site: &SiteSpec,
     folder: &str,
-    delivery: Delivery,
     options: &RenderOptions,
+    sealed: &Sealed,
 ) -> Result<Vec<RenderedFile>> {
+    let delivery = site.delivery;
     let dir = booking_folder(folder, &t.namespace);
-    let app = app::application(t, site, &dir, delivery, options)?;
+    let secrets = sealed::checked(t, site, sealed)?;
+    let app = app::application(t, &site.name, &dir, delivery, options, secrets)?;
     let mut files = Vec::new();
     let mut names = Vec::new();
-    for (name, objects) in booking_files(t, app.engine, delivery, options)? {
+    let secret_objects: Vec<Value> = secrets
+        .and_then(|s| s.document.clone())
+        .into_iter()
+        .collect();
+    for (name, objects) in booking_files(t, app.engine, delivery, options, secret_objects)? {
         if objects.is_empty() {
             continue;
         }
@@ -393,6 +491,7 @@ fn booking_files(
     engine: Vec<Value>,
     delivery: Delivery,
     options: &RenderOptions,
+    secrets: Vec<Value>,
 ) -> Result<Vec<(&'static str, Vec<Value>)>> {
     let config = match &t.placed.version.package {
         Package::Manifests {
@@ -434,13 +533,25 @@ fn booking_files(
         ),
         ("credentials.yaml", t.credentials(options)?),
         ("config.yaml", config),
+        ("secrets.yaml", secrets),
         ("app.yaml", engine),
         ("smoke-test.yaml", smoke_test),
     ])
 }
 
 /// Checks a placed booking's parts against each other and against the secrets rule.
-fn check(p: &PlacedBooking<'_>, site: &str) -> Result<()> {
+/// Whether the booking is placed on this site at all.
+fn check_placed_here(p: &PlacedBooking<'_>, site: &str) -> Result<()> {
+    match p.booking.site.as_deref().filter(|s| *s != site) {
+        Some(other) => Err(Error::Inconsistent {
+            booking: p.booking.id.clone(),
+            message: format!("is placed on site `{other}`, not `{site}`"),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check(p: &PlacedBooking<'_>) -> Result<()> {
     let booking = &p.booking.id;
     let inconsistent = |message: String| Error::Inconsistent {
         booking: booking.clone(),
@@ -470,12 +581,32 @@ fn check(p: &PlacedBooking<'_>, site: &str) -> Result<()> {
             p.booking.plan, p.plan.name, p.offering.name
         )));
     }
-    if let Some(other) = p.booking.site.as_deref().filter(|s| *s != site) {
-        return Err(inconsistent(format!(
-            "is placed on site `{other}`, not `{site}`"
-        )));
+    let uncarriable = verbund_domain::portable::find_uncarriable(&p.booking.config)
+        .map(|(pointer, c)| (format!("/config{pointer}"), c))
+        .or_else(|| match &p.version.package {
+            Package::Helm { values, .. } => verbund_domain::portable::find_uncarriable(values)
+                .map(|(pointer, c)| (format!("/package/values{pointer}"), c)),
+            Package::Manifests { manifests, .. } => {
+                verbund_domain::portable::find_uncarriable(&Value::Array(manifests.clone()))
+                    .map(|(pointer, c)| (format!("/package/manifests{pointer}"), c))
+            }
+        });
+    if let Some((field, c)) = uncarriable {
+        return Err(Error::Package {
+            booking: booking.clone(),
+            field,
+            message: verbund_domain::portable::describe(c),
+        });
     }
-    if let Some(pointer) = secrets::find_literal_secret(&p.booking.config) {
+    let schema = &p.offering.config_schema;
+    let declared = verbund_domain::secrets::declared_secrets(schema, &p.booking.config);
+    let pointer = declared
+        .first()
+        .map(|(pointer, _)| pointer.clone())
+        .or_else(|| {
+            verbund_domain::secrets::find_secret(Some(schema), &p.booking.config).map(|f| f.pointer)
+        });
+    if let Some(pointer) = pointer {
         return Err(Error::SecretValue {
             booking: booking.clone(),
             pointer: format!("/config{pointer}"),

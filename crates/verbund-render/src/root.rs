@@ -104,6 +104,9 @@ fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
 
 /// The objects of `shards.yaml`: one Flux Kustomization or Argo CD Application per shard
 /// in `shards`; none for agent sites.
+///
+/// `decrypt`: the site registered an age recipient, so Flux's shards decrypt its sealed
+/// Secrets with the identity in [`crate::sealed::AGE_SECRET`] (Flux's namespace).
 pub(crate) fn shard_objects(
     site: &str,
     folder: &str,
@@ -111,6 +114,7 @@ pub(crate) fn shard_objects(
     delivery: Delivery,
     shards: impl IntoIterator<Item = String>,
     options: &RenderOptions,
+    decrypt: bool,
 ) -> Result<Vec<Value>> {
     let env = environment_name(environment);
     shards
@@ -119,18 +123,38 @@ pub(crate) fn shard_objects(
             let name = format!("verbund-{env}-{shard}");
             let path = format!("{folder}/shards/{shard}");
             match delivery {
-                Delivery::Flux => Some(flux_kustomization(
-                    meta(&name, Some(&options.flux_namespace)),
-                    &path,
-                    None,
-                    SITE_ACCOUNT,
-                    None,
-                )),
+                Delivery::Flux => Some(
+                    flux_kustomization(
+                        meta(&name, Some(&options.flux_namespace)),
+                        &path,
+                        None,
+                        SITE_ACCOUNT,
+                        None,
+                    )
+                    .map(|k| with_decryption(k, decrypt)),
+                ),
                 Delivery::Argocd => Some(argocd_application(site, &name, &path, options)),
                 Delivery::Agent => None,
             }
         })
         .collect()
+}
+
+/// A Flux Kustomization that decrypts SOPS-sealed Secrets with the site's age identity,
+/// if `decrypt`.
+fn with_decryption(mut kustomization: Value, decrypt: bool) -> Value {
+    if decrypt {
+        if let Some(Value::Object(spec)) = kustomization.get_mut("spec") {
+            spec.insert(
+                "decryption".into(),
+                serde_json::json!({
+                    "provider": "sops",
+                    "secretRef": {"name": crate::sealed::AGE_SECRET},
+                }),
+            );
+        }
+    }
+    kustomization
 }
 
 /// A Flux Kustomization applying `path` of the site's Git source (in Flux's namespace,
@@ -155,6 +179,7 @@ pub(crate) fn flux_kustomization(
             },
             service_account_name: service_account.into(),
             target_namespace: target_namespace.map(str::to_string),
+            decryption: None,
         },
     );
     to_value("Kustomization", &kustomization)
@@ -279,7 +304,8 @@ pub(crate) fn root(
                                 && !group.starts_with("helm.toolkit")
                                 && !group.starts_with("kustomize.toolkit")
                         })
-                        .filter(|(_, kind, _)| *kind != "Namespace")
+                        // Argo CD sites get no Secret: it opens no sealed one.
+                        .filter(|(_, kind, _)| *kind != "Namespace" && *kind != "Secret")
                         .map(|(group, kind, _)| GroupKind {
                             group: (*group).into(),
                             kind: (*kind).into(),
@@ -305,12 +331,13 @@ pub(crate) fn root(
 /// The kinds verbund's own (trusted) delivery applies on a site: API group, kind and
 /// plural.
 #[rustfmt::skip]
-pub const SITE_KINDS: [(&str, &str, &str); 15] = [
+pub const SITE_KINDS: [(&str, &str, &str); 16] = [
     ("", "Namespace", "namespaces"),
     ("", "ResourceQuota", "resourcequotas"),
     ("", "LimitRange", "limitranges"),
     ("", "ServiceAccount", "serviceaccounts"),
     ("", "ConfigMap", "configmaps"),
+    ("", "Secret", "secrets"),
     ("networking.k8s.io", "NetworkPolicy", "networkpolicies"),
     ("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
     ("batch", "Job", "jobs"),

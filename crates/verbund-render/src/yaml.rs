@@ -147,9 +147,41 @@ fn emit_string(out: &mut String, s: &str) {
     if is_plain(s) {
         out.push_str(s);
     } else {
-        // A JSON string is a valid YAML double-quoted scalar with the same value.
-        out.push_str(&Value::String(s.to_owned()).to_string());
+        emit_double_quoted(out, s);
     }
+}
+
+/// `s` as a YAML double-quoted scalar that every YAML 1.1 and 1.2 reader (libyaml,
+/// go-yaml as kustomize and Flux use it, a YAML 1.2 parser) reads back as exactly `s`:
+/// everything outside YAML's printable set, or that some reader folds or treats as a line
+/// break, is escaped — C0 controls (tab and newline too: a literal line break in a
+/// double-quoted scalar folds to a space), DEL, C1 controls including NEL (U+0085), the
+/// line and paragraph separators (U+2028, U+2029), the byte-order mark (U+FEFF) and the
+/// noncharacters U+FFFE and U+FFFF.
+fn emit_double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if needs_escape(c) => {
+                let _ = std::fmt::Write::write_fmt(out, format_args!("\\u{:04X}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Characters that must not appear raw in a scalar (see [`emit_double_quoted`]).
+fn needs_escape(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00..=0x1F | 0x7F..=0x9F | 0x2028 | 0x2029 | 0xFEFF | 0xFFFE | 0xFFFF
+    )
 }
 
 /// Whether `s` may be written unquoted and reads back as the same string under YAML 1.1

@@ -11,7 +11,17 @@ use verbund_domain::booking::{Booking, BookingState};
 use verbund_domain::catalog::{OfferingSpec, Package, SmokeTest, VersionSpec};
 use verbund_domain::directory::{Delivery, Environment, Level, Organisation, SiteSpec};
 use verbund_render::names::{is_dns_label, is_label_value};
-use verbund_render::{render, Error, PlacedBooking, RenderInput, RenderOptions, RenderedFile};
+use verbund_render::{Error, PlacedBooking, RenderInput, RenderOptions, RenderedFile};
+
+/// The renderer as most tests read it: the files, or the first booking it refused (see
+/// `a_refused_booking_is_its_own_problem` for the rest of the site).
+fn render(input: &RenderInput<'_>, options: &RenderOptions) -> Result<Vec<RenderedFile>, Error> {
+    let rendered = verbund_render::render(input, options)?;
+    match rendered.refused.into_iter().next() {
+        Some(refused) => Err(refused.error),
+        None => Ok(rendered.files),
+    }
+}
 
 // ---------------------------------------------------------------- fixtures
 
@@ -112,6 +122,7 @@ fn booking(id: &str, org: &str, offering: &str, plan: &str, config: Value) -> Bo
         created_at: t0(),
         updated_at: t0(),
         state_since: t0(),
+        undeliverable: None,
     }
 }
 
@@ -921,6 +932,28 @@ fn network_policies_allow_exactly_the_dependencies() {
         .any(|p| p["spec"]["ingress"][0]["from"] == json!([peer("traefik")])));
 }
 
+/// A dependent the renderer refuses keeps the folder its site already has, so its
+/// database must go on admitting it: the refusal changes nothing in the dependency.
+#[test]
+fn a_refused_dependent_still_reaches_its_dependency() {
+    let mut w = world();
+    let whole = render(&w.input("flux", false), &options()).unwrap();
+    w.app_booking.config["domain"] = json!("cloud\u{7F}.example.de");
+    let rendered = verbund_render::render(&w.input("flux", false), &options()).unwrap();
+    assert_eq!(rendered.refused.len(), 1, "{:?}", rendered.refused);
+    assert_eq!(rendered.refused[0].booking, w.app_booking.id);
+    let app = rendered.refused[0].namespace.clone().unwrap();
+    let of_postgres = |files: &[RenderedFile]| -> Vec<RenderedFile> {
+        files
+            .iter()
+            .filter(|f| f.path.contains("/bookings/postgresql-"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(of_postgres(&rendered.files), of_postgres(&whole));
+    assert!(rendered.files.iter().all(|f| !f.path.contains(&app)));
+}
+
 #[test]
 fn namespaces_labels_and_rbac() {
     let w = world();
@@ -1400,7 +1433,9 @@ fn rendering_selected_folders_gives_the_same_bytes_as_the_whole_site() {
         let all = render(&input, &options()).unwrap();
         for p in &input.bookings {
             let selected = [p.booking.id.as_str()].into_iter().collect();
-            let folders = verbund_render::render_folders(&input, &options(), &selected).unwrap();
+            let (folders, refused) =
+                verbund_render::render_folders(&input, &options(), &selected).unwrap();
+            assert!(refused.is_empty(), "{refused:?}");
             assert_eq!(folders.len(), 1, "{mode}");
             let folder = &folders[0];
             assert_eq!(folder.booking, p.booking.id);

@@ -103,6 +103,7 @@ pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
             Environment::parse(&e)
                 .ok_or_else(|| StoreError::Corrupt(format!("booking environment `{e}`")))?
         },
+        undeliverable: None,
     })
 }
 
@@ -449,9 +450,11 @@ impl Store {
 
     pub async fn get_booking(&self, id: &str) -> Result<Booking> {
         let mut conn = self.pool.acquire().await?;
-        load(&mut conn, id)
+        let mut b = load(&mut conn, id)
             .await?
-            .ok_or_else(|| StoreError::not_found("booking", id))
+            .ok_or_else(|| StoreError::not_found("booking", id))?;
+        crate::undeliverable::fill(&mut conn, self.dialect, std::slice::from_mut(&mut b)).await?;
+        Ok(b)
     }
 
     /// The stored placement decision of a booking.
@@ -515,6 +518,8 @@ impl Store {
         let rows = s.bind(&sql).fetch_all(&self.pool).await?;
         let mut items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
         self.attach_dependencies(&mut items).await?;
+        let mut conn = self.pool.acquire().await?;
+        crate::undeliverable::fill(&mut conn, self.dialect, &mut items).await?;
         Ok(paginate(items, limit, |b| b.id.clone()))
     }
 

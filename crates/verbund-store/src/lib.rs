@@ -19,6 +19,8 @@ mod reports;
 mod rollouts;
 mod rows;
 mod sessions;
+mod shared_history;
+mod undeliverable;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ pub use rollouts::{
     ENGINE as ROLLOUT_ENGINE,
 };
 pub use sessions::{Credential, LockPolicy, Session, PORTAL};
+pub use shared_history::{Delivered, HistoryCommit, HistoryHead, NewHistoryCommit};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +163,23 @@ impl Store {
             _guard: guard,
             head: None,
         })
+    }
+}
+
+impl Store {
+    /// A transaction for derived data without an audit event of its own (the shared
+    /// desired-state history, whose commits name the audit events behind them):
+    /// serialised with every writer on SQLite, but on PostgreSQL ordered by its own row
+    /// locks only, so that storing a large pack never holds up the audited writers.
+    pub(crate) async fn begin_derived(&self) -> Result<Write<'_>> {
+        match self.dialect {
+            Dialect::Sqlite => self.begin_write().await,
+            Dialect::Postgres => Ok(Write {
+                tx: self.pool.begin().await?,
+                _guard: None,
+                head: None,
+            }),
+        }
     }
 }
 

@@ -424,6 +424,7 @@ impl Store {
                 created_at: now,
                 updated_at: now,
                 state_since: now,
+                undeliverable: None,
             };
             let new = crate::bookings::NewBooking {
                 booking,
@@ -630,12 +631,17 @@ impl Store {
 
     /// Tries to become the rollout engine's leader (see [`Leadership`]).
     pub async fn try_lead(&self) -> Result<Option<Leadership>> {
+        self.try_lead_with(LEADER_LOCK).await
+    }
+
+    /// Leadership by the session advisory lock `key` (PostgreSQL); always on SQLite.
+    pub(crate) async fn try_lead_with(&self, key: i64) -> Result<Option<Leadership>> {
         match self.dialect {
             Dialect::Sqlite => Ok(Some(Leadership { conn: None })),
             Dialect::Postgres => {
                 let mut conn = self.pool.acquire().await?;
                 let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
-                    .bind(LEADER_LOCK)
+                    .bind(key)
                     .fetch_one(&mut *conn)
                     .await?
                     .try_get(0)?;

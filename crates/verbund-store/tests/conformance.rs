@@ -22,7 +22,7 @@ use verbund_domain::directory::{
 };
 use verbund_domain::page::PageRequest;
 use verbund_import::gv100ad::Directory;
-use verbund_store::{AuditFilter, OfferingFilter, SiteFilter, Store, UserFilter};
+use verbund_store::{AuditFilter, OfferingFilter, SiteFilter, Store, StoreError, UserFilter};
 
 const ADMIN: &str = "user/admin";
 
@@ -55,6 +55,8 @@ conformance_db!(
     opening_twice_migrates_once,
     tampering_breaks_the_audit_chain,
     two_stores_on_one_database_write_concurrently,
+    the_shared_history_moves_only_from_its_head,
+    one_replica_at_a_time_writes_the_desired_state,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -2228,4 +2230,183 @@ async fn two_stores_on_one_database_write_concurrently(store: Store, db: Db) {
     }
     other.close().await;
     assert_eq!(store.verify_audit().await.unwrap(), Ok(80));
+}
+
+// ---------------------------------------------------------------------------------------
+// The shared desired-state history
+
+/// A commit of `repository` from `old` to `new` whose pack is `pack`.
+fn history_commit<'a>(
+    repository: &'a str,
+    old: Option<&'a str>,
+    new: &'a str,
+    pack: &'a [u8],
+    delivered: Option<std::ops::RangeInclusive<i64>>,
+) -> verbund_store::NewHistoryCommit<'a> {
+    verbund_store::NewHistoryCommit {
+        repository,
+        old,
+        new,
+        pack,
+        idx: b"idx",
+        written_by: "replica-a",
+        delivered,
+    }
+}
+
+/// The history of a repository moves only from where it stands (compare-and-swap), one
+/// writer wins a race, each commit reads back with its whole pack (also one of several
+/// chunks) in order, and the delivered cursor only grows.
+async fn the_shared_history_moves_only_from_its_head(store: Store, db: Db) {
+    const WHOLE: &str = "desired-state";
+    let small = b"PACK small".to_vec();
+    let large: Vec<u8> = (0..9 * 1024 * 1024 + 17)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    assert!(store.history_heads().await.unwrap().is_empty());
+    assert_eq!(store.delivered_cursor().await.unwrap(), None);
+
+    let first = store
+        .append_history(history_commit(WHOLE, None, "c1", &small, Some(3..=5)), t(1))
+        .await
+        .unwrap();
+    assert_eq!(first, 1);
+    let again = store
+        .append_history(history_commit(WHOLE, None, "other", &small, None), t(1))
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let second = store
+        .append_history(
+            history_commit(WHOLE, Some("c1"), "c2", &large, Some(6..=9)),
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second, 2);
+    let stale = store
+        .append_history(
+            history_commit(WHOLE, Some("c1"), "fork", &small, Some(10..=99)),
+            t(3),
+        )
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    store
+        .append_history(history_commit("sites/s1", None, "s1", &small, None), t(2))
+        .await
+        .unwrap();
+
+    let heads: Vec<(String, String, i64)> = store
+        .history_heads()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.repository, h.head, h.seq))
+        .collect();
+    assert_eq!(
+        heads,
+        vec![
+            (WHOLE.to_owned(), "c2".to_owned(), 2),
+            ("sites/s1".to_owned(), "s1".to_owned(), 1)
+        ]
+    );
+    assert_eq!(store.history_seq(WHOLE, "c1").await.unwrap(), Some(1));
+    assert_eq!(store.history_seq(WHOLE, "fork").await.unwrap(), None);
+    assert_eq!(store.history_seq("sites/s1", "c1").await.unwrap(), None);
+    // A refused commit left nothing behind, not even its cursor.
+    let delivered = |through, last_run_from| {
+        Some(verbund_store::Delivered {
+            through,
+            last_run_from,
+        })
+    };
+    assert_eq!(
+        store.delivered_cursor().await.unwrap(),
+        delivered(9, Some(6))
+    );
+    assert_eq!(
+        store.history_head(WHOLE).await.unwrap().map(|h| h.head),
+        Some("c2".to_owned())
+    );
+    assert_eq!(store.history_head("sites/none").await.unwrap(), None);
+
+    let all = store.history_after(WHOLE, 0, i64::MAX).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        (all[0].seq, all[0].old.as_deref(), all[0].new.as_str()),
+        (1, None, "c1")
+    );
+    assert_eq!(
+        (all[1].seq, all[1].old.as_deref(), all[1].new.as_str()),
+        (2, Some("c1"), "c2")
+    );
+    assert_eq!(all[0].pack, small);
+    assert!(
+        all[1].pack == large,
+        "the large pack reads back whole, chunk after chunk"
+    );
+    assert_eq!(
+        (all[1].idx.as_slice(), all[1].written_by.as_str()),
+        (&b"idx"[..], "replica-a")
+    );
+    let bounded = store.history_after(WHOLE, 0, 1).await.unwrap();
+    assert_eq!(bounded.len(), 1, "at least one, then only what fits");
+    assert!(store
+        .history_after(WHOLE, 2, i64::MAX)
+        .await
+        .unwrap()
+        .is_empty());
+
+    store.advance_delivered_cursor(7).await.unwrap();
+    assert_eq!(
+        store.delivered_cursor().await.unwrap(),
+        delivered(9, Some(6))
+    );
+    store.advance_delivered_cursor(9).await.unwrap();
+    assert_eq!(
+        store.delivered_cursor().await.unwrap(),
+        delivered(9, None),
+        "what follows the last commit is done"
+    );
+    store.advance_delivered_cursor(12).await.unwrap();
+    assert_eq!(store.delivered_cursor().await.unwrap(), delivered(12, None));
+
+    // Two stores race from the same head: exactly one wins.
+    let other = db.open().await;
+    let (a, b) = tokio::join!(
+        store.append_history(
+            history_commit(WHOLE, Some("c2"), "from-a", &small, None),
+            t(4)
+        ),
+        other.append_history(
+            history_commit(WHOLE, Some("c2"), "from-b", &small, None),
+            t(4)
+        ),
+    );
+    assert!(a.is_ok() != b.is_ok(), "{a:?} {b:?}");
+    let head = store.history_heads().await.unwrap()[0].clone();
+    assert_eq!(head.seq, 3);
+    assert_eq!(head.head, if a.is_ok() { "from-a" } else { "from-b" });
+    other.close().await;
+}
+
+/// On PostgreSQL one store at a time holds the desired state's writer lock, apart from
+/// the rollout engine's; on SQLite (one process) it is always held.
+async fn one_replica_at_a_time_writes_the_desired_state(store: Store, db: Db) {
+    let other = db.open().await;
+    let mut writer = store
+        .try_lead_delivery()
+        .await
+        .unwrap()
+        .expect("the first leads");
+    let second = other.try_lead_delivery().await.unwrap();
+    let engine = other.try_lead().await.unwrap();
+    assert!(engine.is_some(), "the rollout engine's lock is another");
+    match db.backend {
+        Backend::Sqlite => assert!(second.is_some()),
+        Backend::Postgres => assert!(second.is_none(), "only one writer"),
+    }
+    assert!(writer.holds().await);
+    drop(second);
+    drop(engine);
+    other.close().await;
 }

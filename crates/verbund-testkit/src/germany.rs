@@ -97,6 +97,7 @@ pub fn site(i: usize) -> SiteSpec {
         },
         environments: [Environment::Test, Environment::Prod].into(),
         delivery: [Delivery::Flux, Delivery::Argocd, Delivery::Agent][i % 3],
+        age_recipient: None,
     }
 }
 
@@ -281,6 +282,7 @@ impl Fleet {
                             created_at: now,
                             updated_at: now,
                             state_since: now,
+                            undeliverable: None,
                         },
                         resources: o.plans[0].resources,
                         decision: None,

@@ -271,6 +271,8 @@ texts! {
     status: "Stand", "Status";
     test_stage: "Testumgebung", "Test stage";
     time: "Zeit", "Time";
+    undeliverable: "Nicht auslieferbar", "Not deliverable";
+    undeliverable_detail: "Diese Buchung lässt sich so nicht ausliefern. Das Rechenzentrum behält die zuletzt ausgelieferte Fassung; andere Buchungen sind nicht betroffen. Korrigieren Sie die Konfiguration, dann wird sie wieder ausgeliefert.", "This booking cannot be delivered as it is. The data center keeps the last version delivered; other bookings are not affected. Correct the configuration and it is delivered again.";
     valid_until: "gültig bis", "valid until";
     vendor: "Anbieter", "Vendor";
     version: "Version", "Version";

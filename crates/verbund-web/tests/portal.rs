@@ -998,6 +998,22 @@ async fn booking_works_without_javascript(store: Store) {
     page.shows("Rechenzentrum Hamburg 1 (Hamburg, DE-HH; Nordwerk IT): zulässig");
     page.shows("<strong>Gewählt:</strong>");
     page.shows("data-state=\"placed\"");
+    assert!(!page.body.contains("id=\"undeliverable\""));
+
+    // A booking the renderer refuses says so, in German, with the reason.
+    let refused = std::collections::BTreeMap::from([(
+        id.clone(),
+        "config /config/domain contains U+007F".to_owned(),
+    )]);
+    w.store
+        .record_deliverability("system/desired-state", &refused, &[], chrono::Utc::now())
+        .await
+        .expect("recorded");
+    let page = a.get(&to).await;
+    page.shows("<div class=\"kern-alert kern-alert--danger\" role=\"alert\" id=\"undeliverable\">");
+    page.shows("Nicht auslieferbar seit ");
+    page.shows("Das Rechenzentrum behält die zuletzt ausgelieferte Fassung");
+    page.shows("<code>config /config/domain contains U+007F</code>");
 
     // Cancel through the form.
     let csrf = page.csrf();

@@ -27,6 +27,9 @@ pub fn router() -> Router<AppState> {
 pub struct DeliveryStatus {
     /// Whether this server delivers into a desired-state repository at all.
     pub enabled: bool,
+    /// Whether this replica writes the desired state (several replicas on one PostgreSQL
+    /// database share one history; one of them writes, the others follow it).
+    pub writer: bool,
     /// The repository's current commit.
     pub head: Option<String>,
     /// The last audit event delivered.
@@ -56,6 +59,7 @@ pub async fn status(
     let Some(p) = state.publisher.clone() else {
         return Ok(Json(DeliveryStatus {
             enabled: false,
+            writer: false,
             head: None,
             delivered_event: 0,
             latest_event,
@@ -73,6 +77,7 @@ pub async fn status(
     let push = p.push_status();
     Ok(Json(DeliveryStatus {
         enabled: true,
+        writer: p.is_writer(),
         head: head.map(|h| h.0),
         delivered_event: p.cursor(),
         latest_event,

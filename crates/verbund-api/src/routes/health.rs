@@ -75,6 +75,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.rollout_ticks.set(status.ticks() as i64);
         m.rollout_changes.set(status.changes() as i64);
     }
+    if let Some(publisher) = &state.publisher {
+        let writer = publisher.is_writer();
+        state.metrics.desired_state_writer.set(i64::from(writer));
+    }
     (
         [(
             header::CONTENT_TYPE,

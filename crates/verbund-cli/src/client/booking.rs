@@ -127,7 +127,10 @@ fn row(b: &Booking) -> Vec<String> {
         b.id.clone(),
         b.offering.clone(),
         b.plan.clone(),
-        b.state.to_string(),
+        match &b.undeliverable {
+            Some(_) => format!("{} (undeliverable)", b.state),
+            None => b.state.to_string(),
+        },
         opt(b.site.clone()),
         opt(b.version.clone()),
         b.channel.clone(),
@@ -338,7 +341,14 @@ pub async fn booking(a: BookingArgs) -> anyhow::Result<()> {
         }
         BookingCommand::Get { id } => {
             let b: Booking = api.get(&format!("/bookings/{}", segment(&id)), &[]).await?;
-            print_one(format, &b, HEADERS, row)
+            print_one(format, &b, HEADERS, row)?;
+            if let (Format::Table, Some(u)) = (format, &b.undeliverable) {
+                println!(
+                    "\nNot delivered since {}: {}\nIts site keeps the last version that could be delivered; correct the configuration with `verbund booking update`.",
+                    u.since, u.reason
+                );
+            }
+            Ok(())
         }
         BookingCommand::Placement { id } => {
             let d: Value = api

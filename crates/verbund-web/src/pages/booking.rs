@@ -40,6 +40,8 @@ struct BookingPage {
     verdicts: Vec<Verdict>,
     is_new: bool,
     since: String,
+    /// When the renderer began refusing the booking, if it does.
+    undeliverable_since: Option<String>,
     may_change: bool,
     may_approve: bool,
 }
@@ -127,6 +129,11 @@ pub async fn page(
         verdicts: explained,
         is_new: q.new.is_some(),
         since: local_time(b.booking.state_since, lang),
+        undeliverable_since: b
+            .booking
+            .undeliverable
+            .as_ref()
+            .map(|u| local_time(u.since, lang)),
         may_change: v.caller.may(Act::Write, &target)
             && !matches!(
                 state_str,

@@ -100,6 +100,12 @@ pub fn reason(r: &Reason, lang: Lang) -> String {
         (Reason::PreflightFailed { failures, .. }, Lang::En) => {
             format!("it failed its preflight: {}", failures.join(" — "))
         }
+        (Reason::SecretsUndeliverable { .. }, Lang::De) => {
+            "es die als geheim erklärte Konfiguration nicht verschlüsselt empfangen kann (kein age-Empfänger hinterlegt, oder Argo CD, das SOPS nicht entschlüsselt)".into()
+        }
+        (Reason::SecretsUndeliverable { reason }, Lang::En) => {
+            format!("it cannot receive the configuration declared secret: {reason}")
+        }
         (Reason::SameLand, Lang::De) => "es im eigenen Land liegt".into(),
         (Reason::SameLand, Lang::En) => "it lies in the organisation's own Land".into(),
         (Reason::ContractedProvider, Lang::De) => "sein Betreiber Vertragspartner ist".into(),
