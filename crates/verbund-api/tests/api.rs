@@ -203,6 +203,7 @@ api_tests!(
     refused_sites_change_nothing,
     refused_catalog_changes_nothing,
     malformed_requests_change_nothing,
+    nul_characters_are_refused_everywhere,
 );
 
 async fn refused_organisations_change_nothing(kit: Kit) {
@@ -601,6 +602,69 @@ async fn malformed_requests_change_nothing(kit: Kit) {
         let d = assert_problem(&r, StatusCode::BAD_REQUEST, None);
         assert!(d.contains(needle), "{path}: {d}");
     }
+}
+
+/// A NUL character (U+0000) cannot be stored by PostgreSQL: every string of every body
+/// refuses it, on both databases alike, naming the field.
+async fn nul_characters_are_refused_everywhere(kit: Kit) {
+    let bayern = directory(&kit).await;
+    let cases = [
+        (
+            "a token name",
+            "/api/v1/tokens",
+            json!({"name": "x\u{0}"}),
+            "/name",
+        ),
+        (
+            "an organisation name",
+            "/api/v1/organisations",
+            kreis("Landkreis\u{0}X", "09184", &bayern),
+            "/name",
+        ),
+        (
+            "a display name",
+            "/api/v1/users",
+            json!({"name": "nul", "display_name": "N\u{0}L", "memberships": []}),
+            "/display_name",
+        ),
+        (
+            "a booking's configuration",
+            "/api/v1/bookings",
+            json!({"organisation": bayern, "offering": "nextcloud", "plan": "s",
+                   "config": {"domain": "cloud.example\u{0}"}}),
+            "/config/domain",
+        ),
+        (
+            "a key of a booking's configuration",
+            "/api/v1/bookings",
+            json!({"organisation": bayern, "offering": "nextcloud", "plan": "s",
+                   "config": {"dom\u{0}ain": "cloud.example"}}),
+            "/config/dom\u{0}ain",
+        ),
+    ];
+    for (what, path, body, pointer) in cases {
+        let d = refused(
+            &kit,
+            what,
+            admin_json(&kit, Method::POST, path, body),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(pointer),
+        )
+        .await;
+        assert!(d.contains("NUL"), "{what}: {d}");
+    }
+    assert!(all(&kit.app, &kit.admin, "/api/v1/bookings")
+        .await
+        .is_empty());
+    // A query parameter is refused too, as a bad request.
+    let r = get(&kit.app, &kit.admin, "/api/v1/organisations?after=x%00").await;
+    let d = assert_problem(&r, StatusCode::BAD_REQUEST, None);
+    assert!(d.contains("`after`"), "{d}");
+    // The same text without the NUL is fine.
+    ok(
+        post(&kit.app, &kit.admin, "/api/v1/tokens", json!({"name": "x"})).await,
+        StatusCode::CREATED,
+    );
 }
 
 // ---------------------------------------------------------------------------------------
