@@ -304,7 +304,8 @@ async fn flux_pulls_a_sites_desired_state_from_verbund_applies_it_and_prunes_a_c
     )
     .await;
 
-    // The root's inventory holds only shards; each shard only its bookings' objects.
+    // The root's inventory holds only shards (each a Kustomization and its own Git source,
+    // which leaves out every other shard's bookings); each shard only its bookings' objects.
     let shards = flux_kustomizations(&client, "flux-system");
     let root = until("the root reports its inventory", LIMIT, async || {
         let r = shards.get("verbund-prod").await.ok()?;
@@ -312,12 +313,13 @@ async fn flux_pulls_a_sites_desired_state_from_verbund_applies_it_and_prunes_a_c
         (!entries.is_empty()).then_some(entries)
     })
     .await;
-    assert!(root.len() <= 64, "{root:?}");
+    assert!(root.len() <= 2 * 64, "{root:?}");
     for entry in &root {
         let id = entry["id"].as_str().unwrap_or_default();
         assert!(
             id.starts_with("flux-system_verbund-prod-")
-                && id.ends_with("_kustomize.toolkit.fluxcd.io_Kustomization"),
+                && (id.ends_with("_kustomize.toolkit.fluxcd.io_Kustomization")
+                    || id.ends_with("_source.toolkit.fluxcd.io_GitRepository")),
             "{id}"
         );
     }
@@ -338,6 +340,55 @@ async fn flux_pulls_a_sites_desired_state_from_verbund_applies_it_and_prunes_a_c
             assert!(namespace.is_empty() || namespace != "kube-system", "{id}");
         }
     }
+
+    // Each shard's Git source hands kustomize-controller only that shard: the artifact
+    // source-controller built for it holds the shard's folder and its bookings' folders,
+    // none of another shard (so a booking's Kustomization never unpacks the whole site).
+    let artifacts = cluster.dir().join("flux-storage/gitrepository/flux-system");
+    let mut checked = 0;
+    for source in std::fs::read_dir(&artifacts)
+        .expect("Flux's artifacts")
+        .flatten()
+    {
+        let name = source.file_name().to_string_lossy().into_owned();
+        let Some(shard) = name.strip_prefix("verbund-prod-") else {
+            continue;
+        };
+        for tarball in std::fs::read_dir(source.path())
+            .expect("artifacts")
+            .flatten()
+        {
+            if !tarball.path().to_string_lossy().ends_with(".tar.gz") {
+                continue;
+            }
+            let listing = std::process::Command::new("tar")
+                .arg("tzf")
+                .arg(tarball.path())
+                .output()
+                .expect("tar");
+            let listing = String::from_utf8_lossy(&listing.stdout);
+            let prefix = format!("sites/{site}/prod/bookings/");
+            for path in listing.lines() {
+                let path = path.trim_start_matches("./");
+                if let Some(rest) = path.strip_prefix(&prefix) {
+                    let namespace = rest.split('/').next().unwrap_or_default();
+                    assert!(
+                        namespace.is_empty() || verbund_render::root::shard_of(namespace) == shard,
+                        "shard {shard}'s artifact holds {path}"
+                    );
+                } else if let Some(rest) = path.strip_prefix(&format!("sites/{site}/prod/shards/"))
+                {
+                    let other = rest.split('/').next().unwrap_or_default();
+                    assert!(
+                        other.is_empty() || other == shard,
+                        "shard {shard}'s artifact holds {path}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no shard artifact in {}", artifacts.display());
 
     // Cancelled: Flux prunes the namespace until it is gone.
     let r = reqwest::Client::new()

@@ -163,14 +163,6 @@ pub enum Refusal {
         name: String,
         reason: String,
     },
-    /// `metadata.namespace` set: every object of a booking lives in the booking's
-    /// namespace, which only verbund names.
-    #[error("`{kind}` `{name}` names the namespace `{namespace}`; a booking's objects are placed in the booking's own namespace: leave `metadata.namespace` out")]
-    Namespace {
-        kind: String,
-        name: String,
-        namespace: String,
-    },
     /// A literal secret value in a ConfigMap.
     #[error("`{pointer}` of `ConfigMap` `{name}` looks like a secret with a literal value")]
     SecretValue { name: String, pointer: String },
@@ -186,9 +178,9 @@ pub fn allowed_kinds() -> String {
 }
 
 /// Whether a tenant's vendor content may contain `object`: a named object of a kind on
-/// [`TENANT_KINDS`] without a namespace of its own (whoever delivers it places it in the
-/// booking's namespace), a Role or RoleBinding within the booking's rights and namespace,
-/// and, for a ConfigMap, no literal secret in its data.
+/// [`TENANT_KINDS`], a Role or RoleBinding within the booking's rights and namespace, and,
+/// for a ConfigMap, no literal secret in its data. Its namespace does not matter: the
+/// renderer places it in the booking's namespace, whatever it names.
 pub fn check_tenant_object(object: &Value) -> Result<(), Refusal> {
     let Value::Object(map) = object else {
         return Err(Refusal::NotAnObject);
@@ -225,13 +217,6 @@ pub fn check_tenant_object(object: &Value) -> Result<(), Refusal> {
             kind: kind.to_string(),
             name: name.to_string(),
             allowed: allowed_kinds(),
-        });
-    }
-    if let Some(namespace) = map.get("metadata").and_then(|m| m.get("namespace")) {
-        return Err(Refusal::Namespace {
-            kind: kind.to_string(),
-            name: name.to_string(),
-            namespace: namespace.as_str().unwrap_or_default().to_string(),
         });
     }
     match kind {
@@ -630,11 +615,7 @@ mod tests {
             Err(Refusal::NoName)
         );
         assert_eq!(check(json!({"kind": "ConfigMap"})), Err(Refusal::NoKind));
-        assert!(matches!(
-            check(json!({"apiVersion": "v1", "kind": "ConfigMap",
-                         "metadata": {"name": "c", "namespace": "kube-system"}})),
-            Err(Refusal::Namespace { .. })
-        ));
+
         assert_eq!(check(json!([])), Err(Refusal::NotAnObject));
         assert_eq!(
             check(

@@ -296,12 +296,17 @@ fn flux_helm(
 }
 
 /// A Flux Kustomization in the booking's namespace that applies the booking's `app/`
-/// folder as its deployer, from the site's Git source in Flux's namespace.
+/// folder as its deployer, from its shard's Git source in Flux's namespace (which holds
+/// only the shard's bookings, see `root::shard_ignore`).
 fn flux_manifests(tenant: &Tenant<'_>, path: &str, options: &RenderOptions) -> Result<Value> {
+    let source = crate::root::shard_name(
+        tenant.placed.booking.environment,
+        &crate::root::shard_of(&tenant.namespace),
+    );
     crate::root::flux_kustomization(
         tenant.meta(&tenant.placed.offering.name),
         path,
-        Some(&options.flux_namespace),
+        (&source, Some(&options.flux_namespace)),
         DEPLOYER,
         Some(&tenant.namespace),
     )

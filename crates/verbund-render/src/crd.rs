@@ -231,6 +231,9 @@ pub struct GitRepositorySpec {
     /// A Secret of the same namespace with `username` and `password` for HTTP basic auth.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalReference>,
+    /// Paths left out of the artifact, in `.gitignore` form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -287,7 +287,7 @@ pub fn site_files<'n>(
                 &folder,
                 environment,
                 site.delivery,
-                shards.keys().cloned(),
+                &shards,
                 options,
                 site.age_recipient.is_some(),
             )?;

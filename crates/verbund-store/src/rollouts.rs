@@ -98,6 +98,18 @@ pub struct Leadership {
     conn: Option<PoolConnection<Any>>,
 }
 
+/// Leadership given up (dropped) closes its connection instead of returning it to the
+/// pool: a pooled session would keep the advisory lock, so no other replica could take
+/// over while this process lives, and the next task of this process to get that
+/// connection would hold the lock without knowing.
+impl Drop for Leadership {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
 impl Leadership {
     /// Whether leadership still holds: the lock's connection still answers.
     pub async fn holds(&mut self) -> bool {

@@ -2408,5 +2408,19 @@ async fn one_replica_at_a_time_writes_the_desired_state(store: Store, db: Db) {
     assert!(writer.holds().await);
     drop(second);
     drop(engine);
+    // A writer that gives up its lock frees it at once: the other store leads next, also
+    // while this store's process (and its pool) lives on.
+    drop(writer);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if other.try_lead_delivery().await.unwrap().is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dropped writer's lock stayed held"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     other.close().await;
 }
