@@ -1825,3 +1825,230 @@ async fn portal_passwords_are_set_by_their_owner_or_an_administrator(kit: Kit) {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Secrets by declaration
+
+api_tests!(declared_secrets_are_write_only_and_free_form_ones_refused);
+
+/// A Keycloak-like offering: `password_policy` is named and no secret, `admin_password`
+/// and the SMTP password are declared secret, `extra` and `env` are the tenant's.
+fn keycloak(vendor: &str) -> Value {
+    let mut o = offering("keycloak", vendor);
+    o["config_schema"] = json!({
+        "type": "object",
+        "properties": {
+            "password_policy": {"type": "string"},
+            "admin_password": {"type": "string", "writeOnly": true, "minLength": 12},
+            "smtp": {"type": "object", "properties": {
+                "host": {"type": "string"},
+                "password": {"type": "string", "format": "password"}
+            }},
+            "database_url": {"type": "string"},
+            "extra": {"type": "object", "additionalProperties": true},
+            "env": {"type": "array", "items": {"type": "object"}}
+        }
+    });
+    o
+}
+
+async fn declared_secrets_are_write_only_and_free_form_ones_refused(kit: Kit) {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    verbund_placement::ensure_default_policies(&kit.store, Utc::now())
+        .await
+        .expect("default policies");
+    let bund = create_org(app, admin, bund()).await;
+    ok(
+        post(app, admin, "/api/v1/providers", provider("p1")).await,
+        StatusCode::CREATED,
+    );
+    let (_, recipient) = verbund_seal::Identities::generate();
+
+    // A site's age recipient is checked.
+    let mut wrong = site("sealed", "p1");
+    wrong["age_recipient"] = json!("age1notarecipient");
+    let r = post(app, admin, "/api/v1/sites", wrong).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/age_recipient"));
+    // Argo CD with a recipient, Flux without one, Flux with one.
+    for (name, delivery, age) in [
+        ("argo", "argocd", Some(&recipient)),
+        ("plain", "flux", None),
+        ("sealed", "flux", Some(&recipient)),
+    ] {
+        let mut spec = site(name, "p1");
+        spec["delivery"] = json!(delivery);
+        // What the federation's policy asks of a site for personal data.
+        spec["certifications"]
+            .as_array_mut()
+            .expect("certifications")
+            .push(json!({"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2027-12-31"}));
+        if let Some(age) = age {
+            spec["age_recipient"] = json!(age);
+        }
+        let s = ok(
+            post(app, admin, "/api/v1/sites", spec).await,
+            StatusCode::CREATED,
+        );
+        assert_eq!(s["age_recipient"].as_str(), age.map(String::as_str), "{s}");
+    }
+    ok(
+        post(app, admin, "/api/v1/offerings", keycloak(&bund)).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            admin,
+            "/api/v1/offerings/keycloak/versions",
+            version("1.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let booking = |config: Value| json!({"organisation": bund, "offering": "keycloak", "plan": "s", "config": config});
+
+    // Free-form secrets are refused, naming the pointer; nothing is stored.
+    let before = audit_count(&kit).await;
+    for (config, pointer) in [
+        (
+            json!({"extra": {"smtp_pass": "x9"}}),
+            "/config/extra/smtp_pass",
+        ),
+        (
+            json!({"extra": {"Passwort": "x9"}}),
+            "/config/extra/Passwort",
+        ),
+        (
+            json!({"extra": {"passwords": ["ok", "hunter2"]}}),
+            "/config/extra/passwords/0",
+        ),
+        (
+            json!({"env": [{"name": "DB_PASSWORD", "value": "x9"}]}),
+            "/config/env/0/value",
+        ),
+        (
+            json!({"database_url": "postgres://u:pw@h/db"}),
+            "/config/database_url",
+        ),
+        // A secret's value must be carriable too.
+        (
+            json!({"admin_password": "long enough\u{7f}secret"}),
+            "/config/admin_password",
+        ),
+    ] {
+        let r = post(app, admin, "/api/v1/bookings", booking(config.clone())).await;
+        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some(pointer));
+    }
+    // A declared secret that breaks the schema is refused without being quoted back.
+    let r = post(
+        app,
+        admin,
+        "/api/v1/bookings",
+        booking(json!({"admin_password": "tiny-pw"})),
+    )
+    .await;
+    let detail = assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/config/admin_password"),
+    );
+    assert!(!r.2.to_string().contains("tiny-pw"), "{detail}");
+    assert_eq!(audit_count(&kit).await, before);
+
+    // Declared secrets are accepted, kept apart, and only on a site that can receive them.
+    let config = json!({
+        "password_policy": "length(12) and notUsername",
+        "admin_password": "hunter2-hunter2",
+        "smtp": {"host": "mail.example", "password": "smtp-s3cret"},
+    });
+    let created = ok(
+        post(app, admin, "/api/v1/bookings", booking(config)).await,
+        StatusCode::CREATED,
+    );
+    let b = &created["booking"];
+    let id = b["id"].as_str().expect("id").to_string();
+    assert_eq!(b["site"], "sealed", "{created}");
+    assert_eq!(
+        b["config"],
+        json!({"password_policy": "length(12) and notUsername", "smtp": {"host": "mail.example"}})
+    );
+    assert_eq!(
+        b["secrets_set"],
+        json!(["/admin_password", "/smtp/password"])
+    );
+    let verdicts = created["placement"]["candidates"]
+        .as_array()
+        .expect("candidates");
+    for (site, why) in [("argo", "Argo CD"), ("plain", "age recipient")] {
+        let v = verdicts
+            .iter()
+            .find(|v| v["site"] == site)
+            .expect("verdict");
+        assert_eq!(v["allowed"], false, "{v}");
+        assert!(v["reasons"].to_string().contains(why), "{v}");
+    }
+
+    // A change that leaves them out keeps them; an empty string removes one.
+    let path = format!("/api/v1/bookings/{id}");
+    let patch = async |config: Value| {
+        let r = request_json(app, admin, Method::PATCH, &path, json!({"config": config})).await;
+        ok(r, StatusCode::OK)
+    };
+    let r = patch(b["config"].clone()).await;
+    assert_eq!(
+        r["secrets_set"],
+        json!(["/admin_password", "/smtp/password"])
+    );
+    let r = patch(
+        json!({"admin_password": "", "smtp": {"host": "mail.example", "password": "n3u-smtp"}}),
+    )
+    .await;
+    assert_eq!(r["secrets_set"], json!(["/smtp/password"]));
+    assert_eq!(
+        kit.store
+            .booking_secrets(std::slice::from_ref(&id))
+            .await
+            .unwrap()[&id],
+        [("/smtp/password".to_string(), "n3u-smtp".to_string())].into()
+    );
+
+    // No answer ever holds a value: the booking, the list, its placement, its manifests
+    // (the Secret sealed for the site), the audit trail.
+    let manifests = get(app, admin, &format!("/api/v1/bookings/{id}/manifests")).await;
+    let manifests = ok(manifests, StatusCode::OK).to_string();
+    assert!(manifests.contains("ENC[AES256_GCM,"), "{manifests}");
+    let answers = [
+        ok(get(app, admin, &path).await, StatusCode::OK).to_string(),
+        all(app, admin, "/api/v1/bookings")
+            .await
+            .iter()
+            .map(Value::to_string)
+            .collect(),
+        ok(
+            get(app, admin, &format!("{path}/placement")).await,
+            StatusCode::OK,
+        )
+        .to_string(),
+        manifests,
+        all(app, admin, "/api/v1/audit")
+            .await
+            .iter()
+            .map(Value::to_string)
+            .collect(),
+    ];
+    for answer in &answers {
+        for value in ["hunter2-hunter2", "smtp-s3cret", "n3u-smtp", "tiny-pw"] {
+            assert!(!answer.contains(value), "`{value}` in {answer}");
+        }
+    }
+}
+
+async fn request_json(
+    app: &axum::Router,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> Resp {
+    send(app, request(method, path, token, Some(&body))).await
+}

@@ -820,6 +820,7 @@ impl<'c> Federation<'c> {
             updated_at: t0,
             state_since: t0,
             undeliverable: None,
+            secrets_set: Vec::new(),
         };
         self.bookings.push(Planned {
             booking,

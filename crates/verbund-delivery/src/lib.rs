@@ -19,6 +19,7 @@ use verbund_store::{Store, StoreError};
 mod history;
 mod publisher;
 mod records;
+mod sealing;
 mod sites;
 
 pub use publisher::{
@@ -106,6 +107,7 @@ pub(crate) async fn render_site_with(
 ) -> Result<(Rendered, Vec<Booking>)> {
     let bookings = delivered(store, &spec.name, environment).await?;
     records.load(store, &bookings).await?;
+    records.seal(store, spec, &bookings).await?;
     let rendered = render_loaded(records, spec, environment, &bookings, options)?;
     Ok((rendered, bookings))
 }
@@ -124,7 +126,11 @@ pub(crate) fn render_loaded(
         environment,
         bookings: records.placed(bookings, &context)?,
     };
-    Ok(verbund_render::render(&input, options)?)
+    Ok(verbund_render::render_sealed(
+        &input,
+        options,
+        &records.sealed,
+    )?)
 }
 
 /// The files of one booking: its folder within its site's rendered state, as the
@@ -144,6 +150,7 @@ pub async fn render_booking(
     let bookings = delivered(store, site, booking.environment).await?;
     let mut records = Records::default();
     records.load(store, &bookings).await?;
+    records.seal(store, &spec, &bookings).await?;
     let context: HashMap<&str, &Booking> = bookings.iter().map(|b| (b.id.as_str(), b)).collect();
     let input = RenderInput {
         site: &spec,
@@ -151,7 +158,8 @@ pub async fn render_booking(
         bookings: records.placed(&bookings, &context)?,
     };
     let selected = [booking.id.as_str()].into_iter().collect();
-    let (folders, refused) = verbund_render::render_folders(&input, options, &selected)?;
+    let (folders, refused) =
+        verbund_render::render_folders_sealed(&input, options, &selected, &records.sealed)?;
     if let Some(r) = refused.into_iter().next() {
         return Err(r.error.into());
     }

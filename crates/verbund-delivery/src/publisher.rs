@@ -565,8 +565,11 @@ impl Publisher {
             jobs.push((spec, environment, bookings));
         }
         let mut records = Records::default();
-        for bookings in jobs.iter().filter_map(|j| j.2.as_ref()) {
-            rt.block_on(records.load(store, bookings))?;
+        for (spec, _, bookings) in &jobs {
+            if let Some(bookings) = bookings {
+                rt.block_on(records.load(store, bookings))?;
+                rt.block_on(records.seal(store, spec, bookings))?;
+            }
         }
         let load = t.elapsed();
         let t = Instant::now();
@@ -661,7 +664,8 @@ impl Publisher {
         };
         let mut namespaces = self.listed_at_head(&folder)?;
         let mut update = SiteUpdate::default();
-        let (folders, refused) = verbund_render::render_folders(&input, options, &selected)?;
+        let (folders, refused) =
+            verbund_render::render_folders_sealed(&input, options, &selected, &records.sealed)?;
         // A refused booking's folder stays as HEAD has it (and so does its listing).
         update.refused = refused
             .into_iter()
@@ -1002,6 +1006,7 @@ impl Publisher {
                 .cloned()
                 .collect();
             rt.block_on(records.load(store, &on_site))?;
+            rt.block_on(records.seal(store, &spec, &on_site))?;
             // A site the renderer refuses keeps its committed state; the others go on.
             match self.site_update(&records, &spec, *environment, ids, on_site) {
                 Ok(update) => {

@@ -9,7 +9,7 @@ use verbund_domain::booking::Booking;
 use verbund_domain::catalog::{Offering, OfferingVersion};
 use verbund_domain::directory::Organisation;
 use verbund_domain::directory::{Environment, SiteSpec};
-use verbund_render::{PlacedBooking, RenderOptions};
+use verbund_render::{PlacedBooking, RenderOptions, Sealed};
 use verbund_store::Store;
 
 use crate::{DeliveryError, Result};
@@ -20,6 +20,8 @@ pub(crate) struct Records {
     organisations: HashMap<String, Organisation>,
     offerings: HashMap<String, Offering>,
     versions: HashMap<(String, String), OfferingVersion>,
+    /// Bookings' sealed secrets, by booking id (see `sealing`).
+    pub(crate) sealed: Sealed,
 }
 
 impl Records {
@@ -100,8 +102,21 @@ impl Records {
                 }
             };
             h.update(digest);
+            // A changed secret value changes only its sealed document.
+            if let Some(s) = self.sealed.get(&b.id) {
+                h.update(s.recipient.as_bytes());
+                json(&mut h, &s.pointers)?;
+                json(&mut h, &s.document)?;
+            }
         }
         Ok(h.finalize().into())
+    }
+
+    /// The configuration schema of a loaded booking's offering.
+    pub(crate) fn offering_schema(&self, b: &Booking) -> Option<&serde_json::Value> {
+        self.offerings
+            .get(&b.offering)
+            .map(|o| &o.spec.config_schema)
     }
 
     /// The organisation of a loaded booking.

@@ -501,6 +501,7 @@ async fn a_booking_the_renderer_refuses_is_its_own_problem(store: Store) {
                 booking: b,
                 decision: None,
                 action: "booking.update".into(),
+                secrets: None,
             }))
         })
         .await

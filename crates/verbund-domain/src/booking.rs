@@ -295,7 +295,10 @@ pub struct BookingSpec {
     pub offering: String,
     /// Name of one of the offering's plans.
     pub plan: String,
-    /// Tenant configuration, valid against the offering's JSON Schema.
+    /// Tenant configuration, valid against the offering's JSON Schema. Values the
+    /// schema declares secret (`writeOnly: true` or `format: password`) are write-only:
+    /// they are kept apart, never returned (the booking lists their pointers in
+    /// `secrets_set`), and delivered only sealed for the booking's site.
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub config: Value,
@@ -360,9 +363,29 @@ pub fn validate_config(schema: &Value, config: &Value) -> Result<()> {
     }
     let validator = crate::catalog::config_validator(schema)
         .map_err(|e| Invalid::new("/config", format!("the offering's schema is unusable: {e}")))?;
+    // A value the schema declares secret is never quoted back (the message of a
+    // validation error shows the value).
+    let secret: Vec<String> = crate::secrets::declared_secrets(schema, config)
+        .into_iter()
+        .map(|(pointer, _)| pointer)
+        .collect();
     let mut errors: Vec<(String, String)> = validator
         .iter_errors(config)
-        .map(|e| (e.instance_path.to_string(), e.to_string()))
+        .map(|e| {
+            let path = e.instance_path.to_string();
+            let hidden = secret
+                .iter()
+                .any(|s| path == *s || path.starts_with(&format!("{s}/")));
+            let message = if hidden {
+                format!(
+                    "does not satisfy `{}` of the offering's schema (the value is not shown: the schema declares it secret)",
+                    e.schema_path
+                )
+            } else {
+                e.to_string()
+            };
+            (path, message)
+        })
         .collect();
     errors.sort();
     match errors.into_iter().next() {
@@ -424,6 +447,13 @@ pub struct Booking {
     /// (its site keeps what it had, the other bookings are delivered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undeliverable: Option<Undeliverable>,
+    /// The JSON pointers (into `config`) of the values its offering's schema declares
+    /// secret that are set, sorted. Never the values: those are kept apart from the
+    /// configuration, never returned, and reach the site only sealed for it (see
+    /// [`crate::secrets`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(read_only)]
+    pub secrets_set: Vec<String>,
 }
 
 /// A booking the renderer refuses: the reason, since when.
@@ -439,6 +469,9 @@ pub struct Undeliverable {
 pub struct BookingPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// The whole new configuration. A value its offering's schema declares secret that
+    /// it leaves out keeps its stored value (the API never returns it, so a client that
+    /// sends back what it read keeps it); an empty string removes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,

@@ -41,7 +41,7 @@
 //!
 //! The error names the JSON pointer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value};
 
@@ -487,6 +487,41 @@ pub fn split_secrets(schema: &Value, config: &Value) -> (Value, SecretValues) {
         remove(&mut public, &pointer);
     }
     (public, secrets)
+}
+
+/// A booking's new configuration with its stored secrets carried over: what may be
+/// stored and shown (the declared secrets taken out) and the declared-secret values to
+/// keep. A value `config` gives replaces the stored one and an empty string removes it;
+/// a stored value that `config` leaves out is kept (the API never returns it, so a
+/// client that sends back what it read keeps it), as long as its parent is still in
+/// `config` and the schema still declares it secret.
+pub fn carry_secrets(
+    schema: &Value,
+    config: &Value,
+    stored: &SecretValues,
+) -> (Value, SecretValues) {
+    let mentioned: BTreeSet<String> = declared_secrets(schema, config)
+        .into_iter()
+        .map(|(pointer, _)| pointer)
+        .collect();
+    let (public, given) = split_secrets(schema, config);
+    let parent_present = |pointer: &str| {
+        let parent = pointer.rsplit_once('/').map_or("", |(parent, _)| parent);
+        public.pointer(parent).is_some_and(Value::is_object)
+    };
+    let mut values: SecretValues = stored
+        .iter()
+        .filter(|(pointer, _)| !mentioned.contains(*pointer) && parent_present(pointer))
+        .map(|(pointer, value)| (pointer.clone(), value.clone()))
+        .collect();
+    values.extend(given);
+    let still_declared: BTreeSet<String> =
+        declared_secrets(schema, &merge_secrets(&public, &values))
+            .into_iter()
+            .map(|(pointer, _)| pointer)
+            .collect();
+    values.retain(|pointer, _| still_declared.contains(pointer));
+    (public, values)
 }
 
 /// Puts declared-secret values back into a configuration (the inverse of

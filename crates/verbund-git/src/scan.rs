@@ -3,7 +3,8 @@
 //! (`git rev-list --all --objects`, read through `git cat-file --batch`) is parsed as
 //! YAML, document by document.
 //!
-//! Reported are documents of `kind: Secret`, kustomizations with a `secretGenerator`,
+//! Reported are documents of `kind: Secret` (but those sealed with SOPS, whose every value
+//! is encrypted: [`verbund_render::sealed::is_sealed_secret`]), kustomizations with a `secretGenerator`,
 //! and literal secret values (by [`verbund_render::secrets::find_literal_secret`]) in
 //! Helm values: a `HelmRelease`'s `spec.values` and an Argo CD `Application`'s
 //! `helm.values`/`helm.valuesObject`. The literal-value rule is not applied to whole
@@ -12,6 +13,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
+use verbund_render::sealed::is_sealed_secret;
 use verbund_render::secrets::find_literal_secret;
 
 use crate::error::Result;
@@ -111,6 +113,9 @@ pub fn scan_yaml(content: &[u8]) -> Vec<(usize, FindingKind)> {
 fn scan_document(doc: &Value) -> Option<FindingKind> {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
     match kind {
+        // A Secret sealed for its site with SOPS (a booking's declared secrets) holds no
+        // value in plaintext.
+        "Secret" if is_sealed_secret(doc) => return None,
         "Secret" => return Some(FindingKind::SecretObject),
         "Kustomization" if doc.get("secretGenerator").is_some() => {
             return Some(FindingKind::SecretGenerator);
@@ -166,6 +171,14 @@ mod tests {
                 )
             ]
         );
+    }
+
+    #[test]
+    fn a_sealed_secret_is_no_finding_but_one_with_a_plaintext_value_is() {
+        let sealed = b"kind: Secret\ndata:\n  SMTP_PASSWORD: ENC[AES256_GCM,data:abc,iv:def,tag:ghi,type:str]\nsops:\n  mac: ENC[AES256_GCM,data:m,iv:i,tag:t,type:str]\n";
+        assert!(scan_yaml(sealed).is_empty());
+        let half = b"kind: Secret\ndata:\n  SMTP_PASSWORD: aHVudGVyMg==\nsops:\n  mac: ENC[AES256_GCM,data:m,iv:i,tag:t,type:str]\n";
+        assert_eq!(scan_yaml(half), vec![(0, FindingKind::SecretObject)]);
     }
 
     #[test]

@@ -279,6 +279,9 @@ impl Bookings {
         let chain = chain_ids(&inp.chain);
         let organisation = spec.organisation.clone();
         let spec = spec.clone();
+        // Declared secrets are kept apart from the configuration (and never returned).
+        let (config, secrets) =
+            verbund_domain::secrets::split_secrets(&inp.offering.spec.config_schema, &spec.config);
         self.store
             .create_bookings(actor, &organisation, now, move |snap| {
                 let mut placer = Placer::new(inp.book, &inp.chain, candidates(&snap.sites), today)?;
@@ -338,7 +341,7 @@ impl Bookings {
                     organisation: spec.organisation.clone(),
                     offering: spec.offering.clone(),
                     plan: spec.plan.clone(),
-                    config: spec.config.clone(),
+                    config: config.clone(),
                     channel: channel.to_string(),
                     state: BookingState::Requested,
                     site: None,
@@ -352,6 +355,7 @@ impl Bookings {
                     updated_at: now,
                     state_since: now,
                     undeliverable: None,
+                    secrets_set: secrets.keys().cloned().collect(),
                 };
                 let mut out = Vec::new();
                 if inp.offering.spec.requires_approval {
@@ -413,10 +417,12 @@ impl Bookings {
                                 updated_at: now,
                                 state_since: now,
                                 undeliverable: None,
+                                secrets_set: Vec::new(),
                             },
                             resources: dep_plan.resources,
                             decision: serde_json::to_value(&d).ok(),
                             action: "booking.create".into(),
+                            secrets: None,
                         });
                     }
                     match failure {
@@ -459,6 +465,7 @@ impl Bookings {
                         resources,
                         decision: serde_json::to_value(&decision).ok(),
                         action: "booking.create".into(),
+                        secrets: Some(secrets),
                     },
                 );
                 Ok::<_, BookingError>(out)
@@ -550,6 +557,7 @@ impl Bookings {
                     resources: p.resources,
                     decision: serde_json::to_value(&d).ok(),
                     action: "booking.approve".into(),
+                    secrets: None,
                 }))
             })
             .await
@@ -584,6 +592,7 @@ impl Bookings {
                     resources: Resources::default(),
                     decision: None,
                     action: "booking.reject".into(),
+                    secrets: None,
                 }))
             })
             .await
@@ -600,6 +609,12 @@ impl Bookings {
     ) -> Result<Booking, BookingError> {
         let current = self.store.get_booking(id).await?;
         let offering = self.offering(&current.offering, "/offering").await?;
+        let stored = self
+            .store
+            .booking_secrets(&[id.to_string()])
+            .await?
+            .remove(id)
+            .unwrap_or_default();
         let patch = patch.clone();
         self.store
             .update_booking(actor, id, now, move |b, sites| {
@@ -616,8 +631,16 @@ impl Bookings {
                 if let Some(p) = &patch.plan {
                     next.plan = p.clone();
                 }
+                let mut secrets = stored.clone();
                 if let Some(c) = &patch.config {
-                    next.config = c.clone();
+                    let (config, carried) = verbund_domain::secrets::carry_secrets(
+                        &offering.spec.config_schema,
+                        c,
+                        &stored,
+                    );
+                    next.config = config;
+                    next.secrets_set = carried.keys().cloned().collect();
+                    secrets = carried;
                 }
                 if let Some(c) = &patch.channel {
                     next.channel = c.clone();
@@ -626,12 +649,12 @@ impl Bookings {
                     organisation: next.organisation.clone(),
                     offering: next.offering.clone(),
                     plan: next.plan.clone(),
-                    config: next.config.clone(),
+                    config: verbund_domain::secrets::merge_secrets(&next.config, &secrets),
                     channel: next.channel.clone(),
                 };
                 let channel = spec.validate(&offering.spec)?;
                 next.channel = channel.to_string();
-                if next == *b {
+                if next == *b && secrets == stored {
                     return Ok(None);
                 }
                 let new_plan = plan(&offering.spec, &next.plan)?;
@@ -659,6 +682,7 @@ impl Bookings {
                     resources: new_plan.resources,
                     decision: None,
                     action: "booking.update".into(),
+                    secrets: Some(secrets),
                 }))
             })
             .await
@@ -687,6 +711,7 @@ impl Bookings {
                     resources,
                     decision: None,
                     action: "booking.cancel".into(),
+                    secrets: None,
                 }))
             })
             .await
@@ -756,6 +781,7 @@ impl Bookings {
                                 resources: Resources::default(),
                                 decision: None,
                                 action: format!("booking.{}", event.as_str()),
+                                secrets: None,
                             }))
                         })
                         .await?;

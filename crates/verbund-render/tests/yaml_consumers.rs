@@ -104,6 +104,7 @@ fn booking(id: &str, config: Value) -> Booking {
         updated_at: t,
         state_since: t,
         undeliverable: None,
+        secrets_set: Vec::new(),
     }
 }
 

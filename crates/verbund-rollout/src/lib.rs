@@ -118,9 +118,12 @@ async fn reference_spec(store: &Store, offering: &str) -> Result<ReferenceSpec> 
             .unwrap_or_default();
         dependencies.push((dep.offering.clone(), dep_plan, version));
     }
+    // Declared secrets (from the schema's examples) are kept apart, as for any booking.
+    let (config, secrets) = verbund_domain::secrets::split_secrets(&spec.config_schema, &config);
     Ok(ReferenceSpec {
         plan,
         config,
+        secrets,
         dependencies,
     })
 }

@@ -15,6 +15,7 @@ use verbund_domain::booking::{Booking, BookingState, Compliance};
 use verbund_domain::directory::{Environment, Provider, Resources, Site};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::preflight::SitePreflight;
+use verbund_domain::secrets::SecretValues;
 
 use crate::error::{Result, StoreError};
 use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
@@ -51,6 +52,9 @@ pub struct NewBooking {
     pub decision: Option<Value>,
     /// The audit action, e.g. `booking.create`.
     pub action: String,
+    /// Its declared-secret values, by pointer, replacing those stored (`secrets_set` of
+    /// the booking names the same pointers); `None` keeps what is stored.
+    pub secrets: Option<SecretValues>,
 }
 
 /// Filters for listing bookings; all given ones must match.
@@ -104,6 +108,7 @@ pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
                 .ok_or_else(|| StoreError::Corrupt(format!("booking environment `{e}`")))?
         },
         undeliverable: None,
+        secrets_set: Vec::new(),
     })
 }
 
@@ -187,6 +192,9 @@ pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<(
     .bind(n.resources.storage_gib as i64)
     .execute(&mut *conn)
     .await?;
+    if let Some(values) = &n.secrets {
+        crate::secrets::write(conn, &b.id, values).await?;
+    }
     Ok(())
 }
 
@@ -228,6 +236,11 @@ async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     .bind(n.decision.as_ref().map(to_json).transpose()?)
     .execute(&mut *conn)
     .await?;
+    if b.state.is_final() {
+        crate::secrets::purge(conn, &b.id).await?;
+    } else if let Some(values) = &n.secrets {
+        crate::secrets::write(conn, &b.id, values).await?;
+    }
     Ok(())
 }
 
@@ -247,6 +260,7 @@ pub(crate) async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Bo
     .iter()
     .map(|r| r.try_get::<String, _>(0))
     .collect::<Result<_, _>>()?;
+    b.secrets_set = crate::secrets::pointers(conn, &b.id).await?;
     Ok(Some(b))
 }
 
@@ -267,6 +281,7 @@ pub(crate) async fn load_many(
         let rows = q.fetch_all(&mut *conn).await?;
         let mut items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
         attach_dependencies(conn, dialect, &mut items).await?;
+        crate::secrets::fill(conn, dialect, &mut items).await?;
         out.extend(items);
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -520,6 +535,7 @@ impl Store {
         self.attach_dependencies(&mut items).await?;
         let mut conn = self.pool.acquire().await?;
         crate::undeliverable::fill(&mut conn, self.dialect, &mut items).await?;
+        crate::secrets::fill(&mut conn, self.dialect, &mut items).await?;
         Ok(paginate(items, limit, |b| b.id.clone()))
     }
 

@@ -18,6 +18,7 @@ mod preflight;
 mod reports;
 mod rollouts;
 mod rows;
+mod secrets;
 mod sessions;
 mod shared_history;
 mod undeliverable;
@@ -42,6 +43,7 @@ pub use rollouts::{
     test_tenant, ItemFilter, Leadership, ReferenceSpec, RolloutFilter, Ticked,
     ENGINE as ROLLOUT_ENGINE,
 };
+pub use secrets::SealedDocument;
 pub use sessions::{Credential, LockPolicy, Session, PORTAL};
 pub use shared_history::{Delivered, HistoryCommit, HistoryHead, NewHistoryCommit};
 

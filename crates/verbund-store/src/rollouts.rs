@@ -54,7 +54,10 @@ const ITEM_COLUMNS: &str =
 #[derive(Debug, Clone)]
 pub struct ReferenceSpec {
     pub plan: String,
+    /// Its configuration without the declared secrets.
     pub config: Value,
+    /// Its declared-secret values, by pointer.
+    pub secrets: verbund_domain::secrets::SecretValues,
     /// Dependencies it needs, as (offering, plan, version), booked beside it.
     pub dependencies: Vec<(String, String, String)>,
 }
@@ -437,12 +440,23 @@ impl Store {
                 updated_at: now,
                 state_since: now,
                 undeliverable: None,
+                secrets_set: Vec::new(),
+            };
+            let secrets = if id == main {
+                reference.secrets.clone()
+            } else {
+                Default::default()
+            };
+            let booking = Booking {
+                secrets_set: secrets.keys().cloned().collect(),
+                ..booking
             };
             let new = crate::bookings::NewBooking {
                 booking,
                 resources: Default::default(),
                 decision: None,
                 action: "booking.create".into(),
+                secrets: Some(secrets),
             };
             crate::bookings::insert(&mut w.tx, &new).await?;
             w.audit(

@@ -49,6 +49,7 @@ conformance!(
     list_audit_filters_and_pages_newest_first,
     concurrent_writes_are_serialised,
     writes_after_failed_writes_succeed,
+    declared_secrets_are_kept_apart_and_sealed_documents_by_digest,
 );
 
 conformance_db!(
@@ -1946,6 +1947,209 @@ async fn records_read_back_as_written(store: Store) {
     let revoked = store.revoke_token(ADMIN, &tok.id, now).await.unwrap();
     assert_eq!(store.get_token(&tok.id).await.unwrap(), revoked);
     assert_eq!(store.verify_audit().await.unwrap(), Ok(8));
+}
+
+// ---------------------------------------------------------------------------------------
+// Declared secrets
+
+/// A booking's declared-secret values live beside it, never in its configuration or its
+/// audit trail; the booking shows only their pointers; a change replaces them; a final
+/// state forgets them. The sealed documents are kept by booking, site, recipient and
+/// digest, the latest only.
+async fn declared_secrets_are_kept_apart_and_sealed_documents_by_digest(store: Store) {
+    use verbund_domain::booking::{Booking, BookingState};
+    use verbund_domain::secrets::SecretValues;
+    use verbund_store::{NewBooking, SealedDocument};
+
+    let now = t(0);
+    let bund = store
+        .create_organisation(ADMIN, &bund(), now)
+        .await
+        .unwrap();
+    store
+        .put_provider(ADMIN, &provider("dataport"), now)
+        .await
+        .unwrap();
+    store
+        .put_site(ADMIN, &site("dataport-hh-1", "dataport"), now)
+        .await
+        .unwrap();
+    store
+        .put_offering(ADMIN, &offering("keycloak", &bund.id), now)
+        .await
+        .unwrap();
+    let values = |pairs: &[(&str, &str)]| -> SecretValues {
+        pairs
+            .iter()
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect()
+    };
+    let first = values(&[
+        ("/smtp/password", "hunter2"),
+        ("/admin_password", "s3cret!"),
+    ]);
+    let booking = Booking {
+        id: "b-1".into(),
+        organisation: bund.id.clone(),
+        offering: "keycloak".into(),
+        plan: "s".into(),
+        config: json!({"password_policy": "length(12)", "smtp": {"host": "mail"}}),
+        channel: "stable".into(),
+        state: BookingState::Placed,
+        site: Some("dataport-hh-1".into()),
+        version: Some("1.0.0".into()),
+        environment: Default::default(),
+        reason: None,
+        dependency_of: None,
+        dependencies: vec![],
+        compliance: None,
+        created_at: now,
+        updated_at: now,
+        state_since: now,
+        undeliverable: None,
+        secrets_set: first.keys().cloned().collect(),
+    };
+    let new = |booking: Booking, secrets: Option<SecretValues>| NewBooking {
+        resources: Default::default(),
+        decision: None,
+        action: "booking.create".into(),
+        booking,
+        secrets,
+    };
+    store
+        .create_bookings(ADMIN, &bund.id, now, |_| {
+            Ok::<_, StoreError>(vec![new(booking.clone(), Some(first.clone()))])
+        })
+        .await
+        .unwrap();
+    let read = store.get_booking("b-1").await.unwrap();
+    assert_eq!(read.secrets_set, ["/admin_password", "/smtp/password"]);
+    assert_eq!(read.config, booking.config);
+    let listed = store
+        .list_bookings(&Default::default(), &PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].secrets_set, read.secrets_set);
+    assert_eq!(
+        store.bookings_by_ids(&["b-1".into()]).await.unwrap()[0].secrets_set,
+        read.secrets_set
+    );
+    assert_eq!(
+        store
+            .booking_secrets(&["b-1".into(), "b-2".into()])
+            .await
+            .unwrap(),
+        HashMap::from([("b-1".to_string(), first.clone())])
+    );
+
+    // A change without secrets (`None`) keeps them; one with replaces them.
+    let later = now + Duration::minutes(1);
+    let changed = |plan: &str, secrets: Option<SecretValues>| {
+        let plan = plan.to_string();
+        let store = store.clone();
+        async move {
+            store
+                .update_booking(ADMIN, "b-1", later, |b, _| {
+                    let mut next = b.clone();
+                    next.plan = plan;
+                    if let Some(s) = &secrets {
+                        next.secrets_set = s.keys().cloned().collect();
+                    }
+                    Ok::<_, StoreError>(Some(NewBooking {
+                        action: "booking.update".into(),
+                        ..new(next, secrets)
+                    }))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    changed("m", None).await;
+    assert_eq!(
+        store.booking_secrets(&["b-1".into()]).await.unwrap()["b-1"],
+        first
+    );
+    let second = values(&[("/smtp/password", "n3u")]);
+    let after = changed("s", Some(second.clone())).await;
+    assert_eq!(after.secrets_set, ["/smtp/password"]);
+    assert_eq!(
+        store.get_booking("b-1").await.unwrap().secrets_set,
+        ["/smtp/password"]
+    );
+    assert_eq!(
+        store.booking_secrets(&["b-1".into()]).await.unwrap()["b-1"],
+        second
+    );
+
+    // No value in any audit event.
+    let audit = store
+        .list_audit(&AuditFilter::default(), &PageRequest::default())
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&audit.items).unwrap();
+    for value in ["hunter2", "s3cret!", "n3u"] {
+        assert!(!text.contains(value), "{value} in the audit trail: {text}");
+    }
+
+    // Sealed documents: by digest, the latest only.
+    let sealed = |digest: &str| SealedDocument {
+        booking: "b-1".into(),
+        site: "dataport-hh-1".into(),
+        recipient: "age1recipient".into(),
+        digest: digest.into(),
+        document: json!({"kind": "Secret", "sops": {"mac": digest}}),
+    };
+    let ids = ["b-1".to_string()];
+    assert!(store.sealed_documents(&ids).await.unwrap().is_empty());
+    store
+        .store_sealed_document(&sealed("d1"), now)
+        .await
+        .unwrap();
+    store
+        .store_sealed_document(&sealed("d2"), later)
+        .await
+        .unwrap();
+    let kept = store.sealed_documents(&["b-1".into()]).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept["b-1"], sealed("d2"));
+    // Nothing is kept for a booking that does not exist.
+    store
+        .store_sealed_document(
+            &SealedDocument {
+                booking: "b-9".into(),
+                ..sealed("d3")
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .sealed_documents(&["b-9".into()])
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A final state forgets the values and what was sealed of them.
+    store
+        .update_booking(ADMIN, "b-1", later, |b, _| {
+            let mut next = b.clone();
+            next.state = BookingState::Deleted;
+            Ok::<_, StoreError>(Some(NewBooking {
+                action: "booking.purge".into(),
+                ..new(next, None)
+            }))
+        })
+        .await
+        .unwrap();
+    assert!(store.booking_secrets(&ids).await.unwrap().is_empty());
+    assert!(store.sealed_documents(&ids).await.unwrap().is_empty());
+    assert!(store
+        .get_booking("b-1")
+        .await
+        .unwrap()
+        .secrets_set
+        .is_empty());
+    assert!(store.verify_audit().await.unwrap().is_ok());
 }
 
 // ---------------------------------------------------------------------------------------

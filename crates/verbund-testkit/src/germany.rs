@@ -283,10 +283,12 @@ impl Fleet {
                             updated_at: now,
                             state_since: now,
                             undeliverable: None,
+                            secrets_set: Vec::new(),
                         },
                         resources: o.plans[0].resources,
                         decision: None,
                         action: "booking.create".into(),
+                        secrets: None,
                     }
                 })
                 .collect();

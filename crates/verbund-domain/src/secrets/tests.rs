@@ -325,6 +325,44 @@ fn split_and_merge() {
     assert_eq!(merge_secrets(&public, &secrets), config);
 }
 
+#[test]
+fn a_change_keeps_the_secrets_it_leaves_out() {
+    let stored = SecretValues::from([
+        ("/admin_password".to_string(), "hunter2".to_string()),
+        ("/smtp/password".to_string(), "s3cret".to_string()),
+    ]);
+    let check = |config: Value, public: Value, values: &[(&str, &str)]| {
+        let expected: SecretValues = values
+            .iter()
+            .map(|(p, v)| (p.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(
+            carry_secrets(&keycloak(), &config, &stored),
+            (public, expected),
+            "{config}"
+        );
+    };
+    // What a client read back (no secrets): both kept.
+    check(
+        json!({"smtp": {"host": "mail"}}),
+        json!({"smtp": {"host": "mail"}}),
+        &[("/admin_password", "hunter2"), ("/smtp/password", "s3cret")],
+    );
+    // One given anew, one removed with an empty string.
+    check(
+        json!({"admin_password": "", "smtp": {"host": "mail", "password": "n3u"}}),
+        json!({"smtp": {"host": "mail"}}),
+        &[("/smtp/password", "n3u")],
+    );
+    // Its parent gone, the SMTP password goes with it.
+    check(json!({}), json!({}), &[("/admin_password", "hunter2")]);
+    // A schema that no longer declares it keeps none.
+    assert_eq!(
+        carry_secrets(&json!({"type": "object"}), &json!({"smtp": {}}), &stored),
+        (json!({"smtp": {}}), SecretValues::new())
+    );
+}
+
 fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         "[a-z:/@=]{0,12}".prop_map(Value::String),
