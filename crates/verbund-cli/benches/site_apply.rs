@@ -134,9 +134,19 @@ async fn run(plan: Plan) {
     let started = Instant::now();
     let site = Site::prepare(&plan).await;
     let flux = flux_phase(&site, &plan).await;
+    let fetched = site.fetch();
     let agent_commit = site.switch_to_agent(&flux.last_commit).await;
     let agent = agent_phase(&site, &plan, &agent_commit).await;
     report(&plan, &site, &flux, &agent);
+    println!();
+    println!(
+        "a site fetches its desired state from verbund's Git endpoint ({} bookings, HTTP basic with the site's token): cold `git clone` {:.2} s (the clone holds {:.1} MB of packed objects); incremental `git fetch` of {} new commits {:.3} s",
+        site.namespaces.len(),
+        site.clone_time.as_secs_f64(),
+        fetched.objects_mb,
+        fetched.commits,
+        fetched.time.as_secs_f64(),
+    );
     load.report();
     println!("whole run: {:.0} s", started.elapsed().as_secs_f64());
     site.finish();
@@ -234,6 +244,9 @@ struct Site {
     flux_commit: String,
     /// `root.yaml` of the `git clone`.
     root_yaml: String,
+    /// How long the cold `git clone` of the site's repository from verbund's Git endpoint
+    /// took.
+    clone_time: Duration,
     server: Running,
 }
 
@@ -304,6 +317,7 @@ impl Site {
             namespaces: Vec::new(),
             flux_commit: String::new(),
             root_yaml: String::new(),
+            clone_time: Duration::ZERO,
             server,
         };
         site.wait_for_folders(plan.bookings).await;
@@ -349,6 +363,7 @@ impl Site {
             &format!("http://{}:{}@", self.name, self.token),
             1,
         );
+        let cloning = Instant::now();
         git(
             None,
             &[
@@ -358,6 +373,7 @@ impl Site {
                 &checkout.display().to_string(),
             ],
         );
+        self.clone_time = cloning.elapsed();
         let cloned = git(Some(&checkout.join(".git")), &["rev-parse", "HEAD"]);
         assert_eq!(cloned.trim(), commit, "the clone is the site's repository");
         self.root_yaml =
@@ -370,6 +386,34 @@ impl Site {
             short(&self.flux_commit),
             started.elapsed().as_secs_f64()
         );
+    }
+
+    /// Fetches what the site's repository gained since the clone into the clone, as a
+    /// site's engine does on its next interval.
+    fn fetch(&self) -> Fetched {
+        let checkout = self.dir.path().join("checkout");
+        let git_dir = checkout.join(".git");
+        let started = Instant::now();
+        git(Some(&git_dir), &["fetch", "--quiet", "origin"]);
+        let time = started.elapsed();
+        let commits = git(Some(&git_dir), &["rev-list", "--count", "HEAD..origin/HEAD"])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let sizes = git(Some(&git_dir), &["count-objects", "-v"]);
+        let kib: f64 = sizes
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("size: ")
+                    .or_else(|| l.strip_prefix("size-pack: "))
+            })
+            .filter_map(|v| v.trim().parse::<f64>().ok())
+            .sum();
+        Fetched {
+            time,
+            commits,
+            objects_mb: kib / 1024.0,
+        }
     }
 
     /// The booking namespaces of our offering in the site's folder at `commit`.
@@ -1368,6 +1412,13 @@ fn median(mut values: Vec<f64>) -> f64 {
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
+}
+
+/// An incremental fetch from verbund's Git endpoint.
+struct Fetched {
+    time: Duration,
+    commits: u64,
+    objects_mb: f64,
 }
 
 fn max(values: &[f64]) -> f64 {

@@ -204,7 +204,55 @@ async fn run(full: bool) {
         git(writer.repo().path(), &["rev-parse", "HEAD"])
     );
     git(&whole, &["fsck", "--connectivity-only", "--no-progress"]);
-    drop((writer, follower, fresh));
+    drop(fresh);
+
+    // 4. Failover: the writer goes away (its lock's connection closes, as when its process
+    //    is killed); the follower runs as in `verbund serve` and a booking arrives right
+    //    after. Timed from the writer's end to the follower's commit of that booking.
+    let mut failovers = Vec::new();
+    let (mut writer, mut follower) = (writer, follower);
+    for round in 0..if full { 5 } else { 1 } {
+        let worker = follower.spawn();
+        let before = follower.repo().head().expect("head");
+        let t = Instant::now();
+        drop(writer);
+        let gemeinde = &fleet.gemeinden[(round * 104_729 + 17) % fleet.gemeinden.len()];
+        let spec = BookingSpec {
+            organisation: gemeinde.id.clone(),
+            offering: "website".into(),
+            plan: "s".into(),
+            config: json!({}),
+            channel: "stable".into(),
+        };
+        bookings_service
+            .book("user/bench", &spec, Utc::now())
+            .await
+            .expect("a booking");
+        follower.wake();
+        while follower.repo().head().expect("head") == before {
+            assert!(t.elapsed() < Duration::from_secs(60), "no failover");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        failovers.push(t.elapsed());
+        assert!(follower.is_writer());
+        worker.abort();
+        // The old writer comes back as a follower: the next round fails over to it.
+        let back = replica(&store, dir.path(), if round % 2 == 0 { "writer" } else { "follower" }).await;
+        back.start().await.expect("a replica starts");
+        writer = follower;
+        follower = back;
+    }
+    failovers.sort();
+    println!(
+        "failover (writer gone → the next writer's commit of a new booking): {} over {} rounds",
+        failovers
+            .iter()
+            .map(|d| format!("{:.0} ms", ms(*d)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        failovers.len()
+    );
+    drop((writer, follower));
     store.close().await;
     db.remove().await;
 }
