@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 api_tests!(
     reports_drive_the_lifecycle,
     repeated_and_late_reports_change_nothing,
+    sequences_without_room_are_refused_and_the_site_goes_on,
     bad_reports_are_refused_and_change_nothing,
     silent_sites_turn_unknown,
     fleet_is_scoped_to_the_caller,
@@ -334,6 +335,60 @@ async fn repeated_and_late_reports_change_nothing(kit: Kit) {
     assert_eq!(a["observed"]["sequence"], 10);
     assert_eq!(a["observed"]["ready_replicas"], 1);
     assert_eq!(audit_count(&kit).await, audit, "nothing audited");
+}
+
+/// A sequence that leaves no room for the next one (`i64::MAX`, or anything more than a
+/// day ahead of the clock in Unix milliseconds) would freeze its site for good: it is
+/// refused, and the site keeps reporting; one stored before there was a ceiling does not
+/// block either.
+async fn sequences_without_room_are_refused_and_the_site_goes_on(kit: Kit) {
+    let f = fleet(&kit).await;
+    let app = &kit.app;
+    let seen = |ready: u32| vec![observation(&f.a, "1.0.0", ready, "pending")];
+    assert_eq!(
+        ok(f.report(app, 5, seen(0)).await, StatusCode::OK)["accepted"],
+        true
+    );
+    let audit = audit_count(&kit).await;
+    let two_days_ahead = u64::try_from((Utc::now() + Duration::days(2)).timestamp_millis())
+        .expect("after the epoch");
+    for sequence in [
+        i64::MAX as u64,
+        i64::MAX as u64 + 1,
+        u64::MAX,
+        two_days_ahead,
+    ] {
+        let r = f.report(app, sequence, seen(1)).await;
+        let d = assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/sequence"));
+        assert!(d.contains(&format!("`{sequence}`")), "{d}");
+    }
+    assert_eq!(audit_count(&kit).await, audit, "nothing audited");
+    assert_eq!(state_of(&kit, &f.a).await["observed"]["sequence"], 5);
+    // The next ordinary report is accepted.
+    let r = ok(f.report(app, 6, seen(1)).await, StatusCode::OK);
+    assert_eq!(
+        (&r["accepted"], &r["sequence"]),
+        (&json!(true), &json!(6)),
+        "{r}"
+    );
+    assert_eq!(state_of(&kit, &f.a).await["observed"]["ready_replicas"], 1);
+
+    // A site that was frozen before the ceiling existed thaws with its next report.
+    let mut frozen: verbund_domain::report::SiteReport =
+        serde_json::from_value(report(i64::MAX as u64, seen(1))).expect("a report");
+    frozen.bookings.clear();
+    kit.store
+        .ingest_report(&f.site, &frozen, Utc::now())
+        .await
+        .expect("stored behind the API's back");
+    let r = ok(f.report(app, 7, seen(1)).await, StatusCode::OK);
+    assert_eq!(
+        (&r["accepted"], &r["sequence"]),
+        (&json!(true), &json!(7)),
+        "{r}"
+    );
+    let r = ok(f.report(app, 7, seen(1)).await, StatusCode::OK);
+    assert_eq!(r["accepted"], false, "and counts on from there: {r}");
 }
 
 async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {

@@ -26,6 +26,19 @@ pub const DEFAULT_INTERVAL_SECONDS: u32 = 30;
 pub const INTERVAL_SECONDS: std::ops::RangeInclusive<u32> = 2..=3600;
 /// Most conditions per booking.
 const MAX_CONDITIONS: usize = 32;
+/// How far a sequence may run ahead of the control plane's clock, read as Unix
+/// milliseconds (what agents count in): a sequence beyond it would leave the site no room
+/// for the next one, so it is refused, and a stored one no longer blocks (see
+/// [`sequence_ceiling`]).
+pub const SEQUENCE_LEAD: Duration = Duration::days(1);
+
+/// The highest sequence a report may carry at `now`: the Unix time in milliseconds plus
+/// [`SEQUENCE_LEAD`]. Bounding by the clock, not by a number, means that no sequence can
+/// freeze a site for good: whatever was once accepted, the ceiling passes it within a day.
+pub fn sequence_ceiling(now: DateTime<Utc>) -> u64 {
+    let millis = u64::try_from(now.timestamp_millis()).unwrap_or(0);
+    millis.saturating_add(u64::try_from(SEQUENCE_LEAD.num_milliseconds()).unwrap_or(0))
+}
 
 /// One batch of observations from a site's agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -187,7 +200,26 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
 }
 
 impl SiteReport {
-    /// Checks the batch on its own (the store checks that each booking is on the site).
+    /// Checks the batch at `now`: on its own ([`SiteReport::validate`]) and its sequence
+    /// against [`sequence_ceiling`]. This is what the control plane accepts.
+    pub fn validate_at(&self, now: DateTime<Utc>) -> Result<()> {
+        self.validate()?;
+        let ceiling = sequence_ceiling(now);
+        if self.sequence > ceiling {
+            return Err(Invalid::new(
+                "/sequence",
+                format!(
+                    "`{}` is more than a day ahead of the current Unix time in milliseconds \
+                     (at most `{ceiling}` now), which would leave no room for the next report",
+                    self.sequence
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the batch on its own, whatever the time (the store checks that each booking
+    /// is on the site).
     pub fn validate(&self) -> Result<()> {
         if self.sequence == 0 {
             return Err(Invalid::new("/sequence", "must be greater than 0"));
@@ -606,6 +638,35 @@ mod tests {
                 .collect(),
         );
         assert_eq!(many.validate().unwrap_err().field, "/bookings");
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_sequence_leaves_room_for_the_next() {
+        let at = |sequence: u64| {
+            let mut r = report(vec![]);
+            r.sequence = sequence;
+            r.validate_at(now()).map_err(|e| e.field)
+        };
+        let ceiling = sequence_ceiling(now());
+        assert_eq!(
+            ceiling,
+            1_795_600_800_000 + 86_400_000,
+            "Unix milliseconds plus a day"
+        );
+        assert_eq!(at(1), Ok(()));
+        assert_eq!(at(ceiling), Ok(()));
+        for too_far in [ceiling + 1, i64::MAX as u64, u64::MAX] {
+            assert_eq!(at(too_far), Err("/sequence".to_string()), "{too_far}");
+        }
+        // The ceiling moves with the clock and never wraps.
+        assert!(sequence_ceiling(now() + Duration::days(2)) > ceiling);
+        assert_eq!(sequence_ceiling(DateTime::<Utc>::MIN_UTC), 86_400_000);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use verbund_domain::account::SiteToken;
 use verbund_domain::audit::Change;
 use verbund_domain::booking::{transition, BookingEvent, BookingState};
 use verbund_domain::report::{
-    assess, BookingStatus, FreeCapacity, SiteHealth, SiteReport, SiteStatus, SmokeResult,
+    assess, sequence_ceiling, BookingStatus, FreeCapacity, SiteHealth, SiteReport, SiteStatus,
+    SmokeResult,
 };
 use verbund_domain::Invalid;
 
@@ -283,7 +284,9 @@ impl Store {
         .map(|r| site_status(&r))
         .transpose()?;
         if let Some(p) = &previous {
-            if report.sequence <= p.sequence {
+            // A stored sequence beyond what a report may carry now (accepted before there
+            // was a ceiling) does not block the site: the next report replaces it.
+            if report.sequence <= p.sequence && p.sequence <= sequence_ceiling(now) {
                 return Ok(Ingested {
                     accepted: false,
                     sequence: p.sequence,

@@ -158,7 +158,7 @@ pub async fn report(
         e => refuse("malformed", e),
     })?;
     report
-        .validate()
+        .validate_at(state.now())
         .map_err(|e| refuse("invalid", ApiError::Invalid(e)))?;
     let ingested = match state.store.ingest_report(&name, &report, state.now()).await {
         Ok(i) => i,
