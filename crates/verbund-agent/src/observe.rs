@@ -314,8 +314,7 @@ fn replicas_seen(status: Option<i32>) -> u32 {
 
 /// The version label as a semantic version (the renderer writes `+` as `_`).
 fn label_version(labels: &BTreeMap<String, String>) -> Option<String> {
-    let v = labels.get(VERSION_LABEL)?.replace('_', "+");
-    semver::Version::parse(&v).ok().map(|_| v)
+    verbund_domain::catalog::version_from_label(labels.get(VERSION_LABEL)?)
 }
 
 /// The version the labelled workloads agree on, once each controller has seen it.

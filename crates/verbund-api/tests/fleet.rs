@@ -17,6 +17,7 @@ api_tests!(
     reports_drive_the_lifecycle,
     repeated_and_late_reports_change_nothing,
     sequences_without_room_are_refused_and_the_site_goes_on,
+    a_version_with_build_metadata_is_reported_back,
     bad_reports_are_refused_and_change_nothing,
     silent_sites_turn_unknown,
     fleet_is_scoped_to_the_caller,
@@ -112,17 +113,7 @@ async fn fleet(kit: &Kit) -> Fleet {
     let (b, site_b) = book(&b_org).await;
     assert_eq!((site_a.as_str(), site_b.as_str()), ("s1", "s1"));
     add_site("s2", "p2").await;
-    kit.store
-        .advance_bookings(
-            "test/publisher",
-            &[a.clone(), b.clone()],
-            verbund_domain::booking::BookingState::Placed,
-            verbund_domain::booking::BookingState::Provisioning,
-            "booking.provision",
-            Utc::now(),
-        )
-        .await
-        .expect("provision");
+    provision(kit, &[a.clone(), b.clone()]).await;
     let other = if site_a == "s1" { "s2" } else { "s1" }.to_string();
     let token = site_token(kit, &site_a).await;
     let other_token = site_token(kit, &other).await;
@@ -143,6 +134,21 @@ async fn fleet(kit: &Kit) -> Fleet {
         token,
         other_token,
     }
+}
+
+/// Moves placed bookings to `provisioning`, as the publisher does once it delivered them.
+async fn provision(kit: &Kit, ids: &[String]) {
+    kit.store
+        .advance_bookings(
+            "test/publisher",
+            ids,
+            verbund_domain::booking::BookingState::Placed,
+            verbund_domain::booking::BookingState::Provisioning,
+            "booking.provision",
+            Utc::now(),
+        )
+        .await
+        .expect("provision");
 }
 
 impl Fleet {
@@ -389,6 +395,93 @@ async fn sequences_without_room_are_refused_and_the_site_goes_on(kit: Kit) {
     );
     let r = ok(f.report(app, 7, seen(1)).await, StatusCode::OK);
     assert_eq!(r["accepted"], false, "and counts on from there: {r}");
+}
+
+/// A version with build metadata travels in the desired state's labels as `_` (a label
+/// allows no `+`); read back the one way the domain defines, the report carrying it is
+/// accepted and moves its booking, so the site does not turn `unknown`.
+async fn a_version_with_build_metadata_is_reported_back(kit: Kit) {
+    let f = fleet(&kit).await;
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    let published = "1.1.0-RC.1+build.7";
+    ok(
+        post(app, admin, "/api/v1/offerings", offering("rc", &f.a_org)).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            admin,
+            "/api/v1/offerings/rc/versions",
+            version(published),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let body = json!({"organisation": f.a_org, "offering": "rc", "plan": "s", "config": {},
+                      "channel": format!("pinned:{published}")});
+    let b = ok(
+        post(app, admin, "/api/v1/bookings", body).await,
+        StatusCode::CREATED,
+    );
+    let id = b["booking"]["id"].as_str().expect("id").to_string();
+    let (site, token) = if b["booking"]["site"] == json!(f.site) {
+        (&f.site, &f.token)
+    } else {
+        (&f.other, &f.other_token)
+    };
+    assert_eq!(b["booking"]["version"], published, "{b}");
+    provision(&kit, std::slice::from_ref(&id)).await;
+
+    // What the site is given: the namespace's version label.
+    let files = ok(
+        get(app, admin, &format!("/api/v1/bookings/{id}/manifests")).await,
+        StatusCode::OK,
+    );
+    let namespace = files
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| {
+            f["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/namespace.yaml"))
+        })
+        .expect("a namespace.yaml");
+    let namespace: Value =
+        serde_yaml_ng::from_str(namespace["content"].as_str().expect("content")).expect("YAML");
+    let label = namespace["metadata"]["labels"]["verbund.dev/version"]
+        .as_str()
+        .expect("a version label");
+    assert_eq!(label, "1.1.0-RC.1_build.7");
+    let reported =
+        verbund_domain::catalog::version_from_label(label).expect("the label holds a version");
+    assert_eq!(reported, published);
+
+    let r = ok(
+        send_report(
+            app,
+            token,
+            site,
+            &report(1, vec![observation(&id, &reported, 1, "passed")]),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        (&r["accepted"], &r["transitions"]),
+        (&json!(true), &json!(1)),
+        "{r}"
+    );
+    assert_eq!(state_of(&kit, &id).await["state"], "active");
+    let fleet = ok(get(app, admin, "/api/v1/fleet").await, StatusCode::OK);
+    let health = fleet["sites"]
+        .as_array()
+        .expect("sites")
+        .iter()
+        .find(|s| s["site"] == json!(site))
+        .map(|s| s["health"].clone());
+    assert_eq!(health, Some(json!("healthy")), "{fleet}");
 }
 
 async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {

@@ -286,6 +286,39 @@ impl OfferingSpec {
 /// asserts it against a chart's `values.schema.json` — so what verbund accepts, the chart
 /// accepts too. Booking, publishing and the test stage's reference configuration all use
 /// it.
+/// Longest label value Kubernetes accepts.
+const MAX_VERSION_LABEL: usize = 63;
+
+/// How a version travels in the desired state's labels (`verbund.dev/version`,
+/// `app.kubernetes.io/version`), from which sites report what runs: a label value allows
+/// no `+`, so semver's build metadata separator becomes `_`, a character semver never
+/// uses, and [`version_from_label`] reads it back. `None` when the version does not fit in
+/// a label unchanged otherwise (too long, or ending in `-`): publishing refuses those, so
+/// that what a site reports is always the version it was given.
+pub fn version_label(version: &str) -> Option<String> {
+    let label = version.replace('+', "_");
+    let fits = label.len() <= MAX_VERSION_LABEL
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && label
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && label
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    fits.then_some(label)
+}
+
+/// The version a label value carries: the inverse of [`version_label`]; `None` when the
+/// label holds no semantic version.
+pub fn version_from_label(label: &str) -> Option<String> {
+    let version = label.replace('_', "+");
+    semver::Version::parse(&version).ok().map(|_| version)
+}
+
 pub fn config_validator(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
     jsonschema::options()
         .should_validate_formats(true)
@@ -368,6 +401,15 @@ impl VersionSpec {
                 format!("`{}` is not a semantic version: {e}", self.version),
             )
         })?;
+        if version_label(&self.version).is_none() {
+            return Err(Invalid::new(
+                "/version",
+                format!(
+                    "`{v}` cannot be carried in a Kubernetes label (at most {MAX_VERSION_LABEL} \
+                     characters, ending in a letter or digit), which is how sites report it"
+                ),
+            ));
+        }
         if let Some(latest) = latest.and_then(|l| semver::Version::parse(l).ok()) {
             if v <= latest {
                 return Err(Invalid::new(
@@ -562,6 +604,54 @@ pub struct OfferingVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_travels_in_a_label_and_back() {
+        for (version, label) in [
+            ("1.1.0-RC.1+build.7", "1.1.0-RC.1_build.7"),
+            ("29.0.4", "29.0.4"),
+            ("1.0.0+20261202.sha-1f2e", "1.0.0_20261202.sha-1f2e"),
+        ] {
+            assert_eq!(version_label(version).as_deref(), Some(label));
+            assert_eq!(version_from_label(label).as_deref(), Some(version));
+        }
+        // What does not fit a label unchanged has none, and is not published.
+        let long = format!("1.0.0-{}", "a".repeat(60));
+        for version in ["1.0.0-rc-", long.as_str()] {
+            assert_eq!(version_label(version), None, "{version}");
+            let spec = VersionSpec {
+                version: version.to_string(),
+                ..serde_json::from_value(serde_json::json!({"version": "1.0.0",
+                    "package": {"type": "helm", "repository": "https://charts.example.org",
+                                "chart": "app", "chart_version": "1.0.0"}}))
+                .unwrap()
+            };
+            assert_eq!(spec.validate(None).unwrap_err().field, "/version");
+        }
+        assert_eq!(version_from_label("stable"), None);
+    }
+
+    proptest::proptest! {
+        /// Every version that has a label reads back as itself.
+        #[test]
+        fn every_labelled_version_reads_back_as_itself(
+            major in 0u64..1000, minor in 0u64..1000, patch in 0u64..1000,
+            pre in proptest::option::of("[0-9A-Za-z-]{1,8}(\\.[0-9A-Za-z-]{1,8}){0,2}"),
+            build in proptest::option::of("[0-9A-Za-z-]{1,8}(\\.[0-9A-Za-z-]{1,8}){0,2}"),
+        ) {
+            let mut version = format!("{major}.{minor}.{patch}");
+            if let Some(pre) = pre {
+                version = format!("{version}-{pre}");
+            }
+            if let Some(build) = build {
+                version = format!("{version}+{build}");
+            }
+            proptest::prop_assume!(semver::Version::parse(&version).is_ok());
+            if let Some(label) = version_label(&version) {
+                proptest::prop_assert_eq!(version_from_label(&label), Some(version));
+            }
+        }
+    }
 
     #[test]
     fn data_class_names_are_their_wire_names() {

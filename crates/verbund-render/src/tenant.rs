@@ -82,7 +82,10 @@ impl<'a> Tenant<'a> {
             .clone()
             .or_else(|| org.ags.clone())
             .unwrap_or_else(|| org.id.clone());
-        let version = label_value(&placed.version.version);
+        // The one mapping sites read back (`version_from_label`); a version published
+        // before it was required to fit still gets a valid label.
+        let version = verbund_domain::catalog::version_label(&placed.version.version)
+            .unwrap_or_else(|| label_value(&placed.version.version));
         let offering = placed.offering.name.clone();
         let labels = BTreeMap::from([
             ("app.kubernetes.io/name".to_string(), offering.clone()),

@@ -97,7 +97,13 @@ pub fn booking(
         path: ns_path.clone(),
         reason: format!("the namespace has no `{what}` label"),
     };
-    let version = label(VERSION_LABEL).ok_or_else(|| missing(VERSION_LABEL))?;
+    // Read back the way the renderer wrote it (`+` travels as `_`), as an agent does.
+    let label_text = label(VERSION_LABEL).ok_or_else(|| missing(VERSION_LABEL))?;
+    let version =
+        verbund_domain::catalog::version_from_label(&label_text).ok_or_else(|| Error::Desired {
+            path: ns_path.clone(),
+            reason: format!("the namespace's `{VERSION_LABEL}` label `{label_text}` is no version"),
+        })?;
     let offering = label(OFFERING_LABEL).ok_or_else(|| missing(OFFERING_LABEL))?;
     let name = text(&namespace, &["metadata", "name"])
         .or_else(|| folder.rsplit('/').next().map(String::from))
@@ -210,6 +216,27 @@ mod tests {
     use super::*;
 
     const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  labels:\n    verbund.dev/booking: \"0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e21\"\n    verbund.dev/offering: formulare\n    verbund.dev/version: \"1.4.0\"\n  name: formulare-x\n";
+
+    #[test]
+    fn a_version_with_build_metadata_is_read_back_as_published() {
+        let read = |label: &str| {
+            let ns = NAMESPACE.replace("\"1.4.0\"", label);
+            let files = FolderFiles {
+                namespace: Some(ns.as_bytes()),
+                app: None,
+                quota: None,
+            };
+            booking("sites/s/prod/bookings/formulare-x", "prod", files)
+                .map(|b| b.map(|b| b.version))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            read("\"1.1.0-RC.1_build.7\""),
+            Ok(Some("1.1.0-RC.1+build.7".to_string()))
+        );
+        let e = read("latest").unwrap_err();
+        assert!(e.contains("`latest` is no version"), "{e}");
+    }
 
     #[test]
     fn quantities_are_read_in_base_units() {
