@@ -54,6 +54,8 @@ use crate::desired::{DesiredState, Repository, TenantContent};
 use crate::error::{Error, Result};
 use crate::kinds::{self, Kind};
 use crate::observe::BOOKING_LABEL;
+use crate::sealed::{chart_values, open_sealed};
+use verbund_seal::Identities;
 
 /// The field manager of everything the agent applies.
 pub const FIELD_MANAGER: &str = "verbund-agent";
@@ -220,6 +222,8 @@ pub struct ApplyOutcome {
 pub struct Applier {
     client: Client,
     charts: std::sync::Arc<Charts>,
+    /// The site's age identity, which opens the bookings' sealed Secrets.
+    identities: Option<std::sync::Arc<Identities>>,
 }
 
 impl Applier {
@@ -228,7 +232,15 @@ impl Applier {
         Self {
             client,
             charts: std::sync::Arc::new(charts),
+            identities: None,
         }
+    }
+
+    /// The applier opening sealed Secrets with `identities` (the site's age identity);
+    /// without, a booking with sealed secrets is not applied.
+    pub fn with_identities(mut self, identities: Identities) -> Self {
+        self.identities = Some(std::sync::Arc::new(identities));
+        self
     }
 
     fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -245,20 +257,41 @@ impl Applier {
         let desired = scope.select(desired);
         let mut outcome = ApplyOutcome::default();
         let labels = namespace_labels(&desired.objects);
-        let mut objects = desired.objects;
+        // Sealed Secrets opened; a booking whose Secret cannot be opened is held back.
+        let opened = open_sealed(desired.objects, self.identities.as_deref());
+        let mut held: BTreeSet<String> = BTreeSet::new();
+        for (namespace, reason) in &opened.failed {
+            tracing::warn!(%namespace, %reason, "booking not applied");
+            outcome
+                .problems
+                .push(format!("booking namespace `{namespace}`: {reason}"));
+            held.insert(namespace.clone());
+        }
+        let mut objects = opened.objects;
         let mut as_deployer = Vec::new();
         for tenant in &desired.tenants {
+            if held.contains(&tenant.namespace) {
+                continue;
+            }
             match self
-                .tenant_objects(tenant, labels.get(&tenant.namespace))
+                .tenant_objects(tenant, &objects, labels.get(&tenant.namespace))
                 .await
             {
                 Ok(o) => as_deployer.extend(o),
                 Err(e) => {
                     tracing::warn!(namespace = %tenant.namespace, error = %e, "booking content not applied");
                     outcome.problems.push(e.to_string());
+                    held.insert(tenant.namespace.clone());
                 }
             }
         }
+        // A held-back booking's Secret stays as the cluster has it.
+        objects.retain(|o| {
+            !(o["kind"] == "Secret"
+                && o["metadata"]["namespace"]
+                    .as_str()
+                    .is_some_and(|n| held.contains(n)))
+        });
         objects.extend(as_deployer);
         let (desired, refused) = classify(objects);
         for e in refused {
@@ -296,7 +329,12 @@ impl Applier {
             start = end;
         }
         let existing = self.existing(scope).await?;
-        for key in plan_prune(&desired, &existing) {
+        // Nothing inside a held-back booking's namespace is pruned: what runs keeps
+        // running until its content can be applied again.
+        let prune = plan_prune(&desired, &existing).into_iter().filter(|k| {
+            k.kind == "Namespace" || !k.namespace.as_ref().is_some_and(|n| held.contains(n))
+        });
+        for key in prune {
             let Some(kind) = kinds::find(&key.api_version, key.kind) else {
                 continue;
             };
@@ -333,14 +371,26 @@ impl Applier {
 
     /// A booking's vendor content as objects to apply as its deployer: its manifests and
     /// its chart's output, each checked, in its namespace, with verbund's labels.
+    /// `opened` are verbund's own objects with the sealed Secrets opened, where a
+    /// chart's secret values are read.
     async fn tenant_objects(
         &self,
         tenant: &TenantContent,
+        opened: &[Value],
         labels: Option<&Map<String, Value>>,
     ) -> Result<Vec<Value>> {
         let mut objects = tenant.manifests.clone();
         if let Some(chart) = &tenant.chart {
-            objects.extend(self.charts.render(chart).await?);
+            let secret_values = match &chart.spec.values_secret {
+                Some(secret) => Some(chart_values(opened, &tenant.namespace, secret).map_err(
+                    |message| Error::Tenant {
+                        namespace: tenant.namespace.clone(),
+                        message,
+                    },
+                )?),
+                None => None,
+            };
+            objects.extend(self.charts.render(chart, secret_values.as_ref()).await?);
         }
         let user = format!("system:serviceaccount:{}:{DEPLOYER}", tenant.namespace);
         objects

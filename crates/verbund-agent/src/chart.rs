@@ -44,14 +44,21 @@ impl Charts {
         }
     }
 
-    /// The objects `chart` renders to.
-    pub async fn render(&self, chart: &AgentChart) -> Result<Vec<Value>> {
-        let request = serde_json::to_vec(chart).map_err(|e| failed(chart, e.to_string()))?;
+    /// The objects `chart` renders to, with `secret_values` (the opened Secret its
+    /// `values_secret` names) merged over its values by Helm itself (a second
+    /// `--values` file, which wins, as Flux's `valuesFrom` would).
+    pub async fn render(
+        &self,
+        chart: &AgentChart,
+        secret_values: Option<&Value>,
+    ) -> Result<Vec<Value>> {
+        let request = serde_json::to_vec(&(chart, secret_values))
+            .map_err(|e| failed(chart, e.to_string()))?;
         let key: [u8; 32] = Sha256::digest(&request).into();
         if let Some(objects) = self.cached(&key) {
             return Ok(objects);
         }
-        let objects = self.template(chart).await?;
+        let objects = self.template(chart, secret_values).await?;
         if let Ok(mut cache) = self.rendered.lock() {
             cache.insert(key, objects.clone());
         }
@@ -62,7 +69,12 @@ impl Charts {
         self.rendered.lock().ok()?.get(key).cloned()
     }
 
-    async fn template(&self, chart: &AgentChart) -> Result<Vec<Value>> {
+    async fn template(
+        &self,
+        chart: &AgentChart,
+        secret_values: Option<&Value>,
+    ) -> Result<Vec<Value>> {
+        // A folder of its own (mode 0700), removed when rendered.
         let dir = tempfile::tempdir().map_err(|e| failed(chart, e.to_string()))?;
         let values = dir.path().join("values.json");
         let text =
@@ -70,6 +82,13 @@ impl Charts {
         tokio::fs::write(&values, text)
             .await
             .map_err(|e| failed(chart, e.to_string()))?;
+        let secret_file = dir.path().join("secret-values.json");
+        if let Some(secret) = secret_values {
+            let text = serde_json::to_vec(secret).map_err(|e| failed(chart, e.to_string()))?;
+            tokio::fs::write(&secret_file, text)
+                .await
+                .map_err(|e| failed(chart, e.to_string()))?;
+        }
         let spec = &chart.spec;
         let mut command = Command::new(&self.helm);
         command
@@ -95,6 +114,9 @@ impl Charts {
             .arg("--values")
             .arg(&values)
             .args(["--skip-tests", "--no-hooks"]);
+        if secret_values.is_some() {
+            command.arg("--values").arg(&secret_file);
+        }
         if let Some(version) = &self.kube_version {
             command.arg("--kube-version").arg(version);
         }

@@ -23,7 +23,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, Namespace,
     PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
-    SecretKeySelector, SecurityContext, ServiceAccount, Volume, VolumeMount,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -253,6 +253,8 @@ fn deployment(install: &Install) -> Deployment {
             branch.clone(),
             "--cache-dir".to_string(),
             "/var/cache/verbund".to_string(),
+            "--age-identity".to_string(),
+            format!("{AGE_DIR}/{}", crate::sealed::AGE_KEY),
         ]);
     }
     let selector = BTreeMap::from([("app.kubernetes.io/name".to_string(), AGENT.to_string())]);
@@ -281,6 +283,7 @@ fn deployment(install: &Install) -> Deployment {
                         run_as_non_root: Some(true),
                         run_as_user: Some(65532),
                         run_as_group: Some(65532),
+                        fs_group: Some(65532),
                         seccomp_profile: Some(SeccompProfile {
                             type_: "RuntimeDefault".to_string(),
                             ..SeccompProfile::default()
@@ -335,18 +338,10 @@ fn deployment(install: &Install) -> Deployment {
                             }),
                             ..SecurityContext::default()
                         }),
-                        volume_mounts: Some(vec![VolumeMount {
-                            name: "cache".to_string(),
-                            mount_path: "/var/cache/verbund".to_string(),
-                            ..VolumeMount::default()
-                        }]),
+                        volume_mounts: Some(mounts(install)),
                         ..Container::default()
                     }],
-                    volumes: Some(vec![Volume {
-                        name: "cache".to_string(),
-                        empty_dir: Some(EmptyDirVolumeSource::default()),
-                        ..Volume::default()
-                    }]),
+                    volumes: Some(volumes(install)),
                     ..PodSpec::default()
                 }),
             },
@@ -354,6 +349,51 @@ fn deployment(install: &Install) -> Deployment {
         }),
         ..Deployment::default()
     }
+}
+
+/// Where an applying agent reads the site's age identity from.
+const AGE_DIR: &str = "/etc/verbund/age";
+
+/// The repository cache, and for an applying agent the site's age identity: the Secret
+/// [`crate::sealed::AGE_SECRET`] in the agent's namespace, created by the site's operator
+/// (optional: without it, bookings with sealed secrets are not applied, the others are).
+fn volumes(install: &Install) -> Vec<Volume> {
+    let mut out = vec![Volume {
+        name: "cache".to_string(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }];
+    if install.apply.is_some() {
+        out.push(Volume {
+            name: "age".to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(crate::sealed::AGE_SECRET.to_string()),
+                optional: Some(true),
+                // Readable by the agent's group only (the pod's `fsGroup`).
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+    }
+    out
+}
+
+fn mounts(install: &Install) -> Vec<VolumeMount> {
+    let mut out = vec![VolumeMount {
+        name: "cache".to_string(),
+        mount_path: "/var/cache/verbund".to_string(),
+        ..VolumeMount::default()
+    }];
+    if install.apply.is_some() {
+        out.push(VolumeMount {
+            name: "age".to_string(),
+            mount_path: AGE_DIR.to_string(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        });
+    }
+    out
 }
 
 /// The manifests as one multi-document YAML file.

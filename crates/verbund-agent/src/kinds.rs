@@ -71,10 +71,10 @@ const fn kept(k: Kind) -> Kind {
 /// (see `verbund-render`) and every kind a tenant may own
 /// ([`verbund_domain::tenancy::TENANT_KINDS`], checked by a test).
 #[rustfmt::skip]
-pub const APPLIED: [Kind; 20] = [
+pub const APPLIED: [Kind; 21] = [
     kind("", "v1", "Namespace", "namespaces", false),
     // The tenancy (namespace.yaml, quota.yaml, networkpolicies.yaml, rbac.yaml,
-    // credentials.yaml, config.yaml).
+    // credentials.yaml, config.yaml, secrets.yaml).
     kind("", "v1", "ResourceQuota", "resourcequotas", true),
     kind("", "v1", "LimitRange", "limitranges", true),
     kind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true),
@@ -85,6 +85,8 @@ pub const APPLIED: [Kind; 20] = [
     kind("external-secrets.io", "v1", "ExternalSecret", "externalsecrets", true),
     kind("external-secrets.io", "v1alpha1", "PushSecret", "pushsecrets", true),
     kind("", "v1", "ConfigMap", "configmaps", true),
+    // A booking's declared secrets (secrets.yaml), opened by the agent (see `sealed`).
+    kind("", "v1", "Secret", "secrets", true),
     // The application, and the smoke test last.
     kept(kind("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true)),
     kind("", "v1", "Service", "services", true),

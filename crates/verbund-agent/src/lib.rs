@@ -14,6 +14,8 @@
 //!   the agent's rights, each booking's vendor content (its manifests, its chart rendered
 //!   by [`chart`]) as the booking's deployer, so the API server holds it to its tenant's
 //!   rights.
+//! - [`sealed`] opens the Secrets verbund sealed for the site (a booking's declared
+//!   secrets, SOPS for the site's age recipient) with the agent's age identity.
 //! - [`kinds`] is the fixed table of kinds the agent applies; [`install`] builds the
 //!   agent's own install manifests (RBAC from that table).
 //! - [`preflight`] checks whether the cluster can run what verbund's desired state
@@ -37,6 +39,7 @@ pub mod kinds;
 pub mod observe;
 pub mod preflight;
 pub mod report;
+pub mod sealed;
 pub mod sender;
 
 pub use error::{Error, Result};

@@ -20,6 +20,7 @@ use verbund_agent::desired::Repository;
 use verbund_agent::install::{manifests, to_yaml, Install, DEFAULT_IMAGE};
 use verbund_agent::observe::Stores;
 use verbund_agent::{report, ReportSender};
+use verbund_seal::Identities;
 
 /// `verbund agent …`
 #[derive(Debug, clap::Subcommand)]
@@ -68,6 +69,11 @@ pub struct AgentArgs {
     /// The `helm` binary that renders bookings' charts (with `--apply`).
     #[arg(long, env = "VERBUND_HELM", default_value = "helm")]
     pub helm: PathBuf,
+    /// File with the site's age identity (`AGE-SECRET-KEY-1…`, as `age-keygen` writes
+    /// it), whose recipient the site registered: opens the bookings' sealed secrets
+    /// (with `--apply`). Without it, a booking with sealed secrets is not applied.
+    #[arg(long, env = "VERBUND_AGE_IDENTITY")]
+    pub age_identity: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,8 +161,25 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         let folder = format!("sites/{}/{}", args.site, args.environment);
         let kube_version = client.apiserver_version().await.map(|v| v.git_version).ok();
         let charts = Charts::new(&args.helm, kube_version);
+        let mut applier = Applier::new(client, charts);
+        // A missing identity file (the install manifests mount the Secret optionally) is
+        // no reason to stop the site: only bookings with sealed secrets wait for it.
+        if let Some(path) = args.age_identity.as_ref().filter(|p| {
+            let there = p.exists();
+            if !there {
+                tracing::warn!(path = %p.display(), "no age identity: bookings with sealed secrets are not applied");
+            }
+            there
+        }) {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the age identity from {}", path.display()))?;
+            let identities = Identities::parse(&text)
+                .with_context(|| format!("{} holds no age identity", path.display()))?;
+            tracing::info!(recipients = ?identities.recipients(), "sealed secrets open with this identity");
+            applier = applier.with_identities(identities);
+        }
         tasks.push(tokio::spawn(apply::run(
-            Applier::new(client, charts),
+            applier,
             repository,
             folder,
             args.interval,
