@@ -204,6 +204,7 @@ api_tests!(
     refused_catalog_changes_nothing,
     malformed_requests_change_nothing,
     nul_characters_are_refused_everywhere,
+    a_pinned_channel_names_a_published_version,
 );
 
 async fn refused_organisations_change_nothing(kit: Kit) {
@@ -664,6 +665,86 @@ async fn nul_characters_are_refused_everywhere(kit: Kit) {
         post(&kit.app, &kit.admin, "/api/v1/tokens", json!({"name": "x"})).await,
         StatusCode::CREATED,
     );
+}
+
+/// A booking pinned to a version that was never published would never run: booking and
+/// changing the channel refuse it, naming `/channel`.
+async fn a_pinned_channel_names_a_published_version(kit: Kit) {
+    verbund_placement::ensure_default_policies(&kit.store, Utc::now())
+        .await
+        .expect("default policies");
+    let bayern = directory(&kit).await;
+    // Personal data needs an ISO 27001 site.
+    let mut certified = site("alpha-2", "alpha");
+    certified["certifications"] = json!([{"scheme": "iso27001", "level": "it-grundschutz",
+                                          "valid_until": "2099-12-31"}]);
+    ok(
+        post(&kit.app, &kit.admin, "/api/v1/sites", certified).await,
+        StatusCode::CREATED,
+    );
+    let book = |channel: &str| {
+        json!({"organisation": bayern, "offering": "nextcloud", "plan": "s",
+               "config": {}, "channel": channel})
+    };
+    let d = refused(
+        &kit,
+        "a booking pinned to no version",
+        admin_json(&kit, Method::POST, "/api/v1/bookings", book("pinned:9.9.9")),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/channel"),
+    )
+    .await;
+    assert!(d.contains("`9.9.9`"), "{d}");
+    assert!(all(&kit.app, &kit.admin, "/api/v1/bookings")
+        .await
+        .is_empty());
+
+    let b = ok(
+        post(
+            &kit.app,
+            &kit.admin,
+            "/api/v1/bookings",
+            book("pinned:2.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_ne!(b["booking"]["state"], "rejected", "{b}");
+    let path = format!(
+        "/api/v1/bookings/{}",
+        b["booking"]["id"].as_str().expect("id")
+    );
+    let before = ok(get(&kit.app, &kit.admin, &path).await, StatusCode::OK);
+    let audit = audit_count(&kit).await;
+    let d = refused(
+        &kit,
+        "a change pinning to no version",
+        admin_json(
+            &kit,
+            Method::PATCH,
+            &path,
+            json!({"channel": "pinned:3.0.0"}),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/channel"),
+    )
+    .await;
+    assert!(d.contains("`3.0.0`"), "{d}");
+    assert_eq!(
+        ok(get(&kit.app, &kit.admin, &path).await, StatusCode::OK),
+        before
+    );
+    assert_eq!(audit_count(&kit).await, audit);
+    let changed = ok(
+        send(
+            &kit.app,
+            admin_json(&kit, Method::PATCH, &path, json!({"channel": "stable"})),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(changed["channel"], "stable", "{changed}");
+    assert_ne!(changed["state"], "rejected", "{changed}");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -609,6 +609,14 @@ impl Bookings {
     ) -> Result<Booking, BookingError> {
         let current = self.store.get_booking(id).await?;
         let offering = self.offering(&current.offering, "/offering").await?;
+        // A pinned version must exist, as when booking (a malformed channel is the
+        // spec's to refuse, below).
+        use verbund_domain::booking::UpdateChannel;
+        if let Some(Ok(pinned @ UpdateChannel::Pinned(_))) =
+            patch.channel.as_deref().map(str::parse::<UpdateChannel>)
+        {
+            self.target_version(&offering, &pinned).await?;
+        }
         let stored = self
             .store
             .booking_secrets(&[id.to_string()])
