@@ -84,7 +84,7 @@ pub struct AgentManifestsArgs {
     #[arg(long)]
     pub server: String,
     /// The agent's namespace.
-    #[arg(long, default_value = "verbund-system")]
+    #[arg(long, default_value = "verbund-system", value_parser = parse_namespace)]
     pub namespace: String,
     /// The agent's image.
     #[arg(long, default_value = DEFAULT_IMAGE)]
@@ -218,6 +218,18 @@ pub(crate) async fn shutdown() {
 }
 
 /// `30s`, `5m`, `1h`, or plain seconds.
+/// A namespace name Kubernetes accepts, or why not, in words.
+fn parse_namespace(text: &str) -> Result<String, String> {
+    if verbund_render::names::is_dns_label(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` cannot name a Kubernetes namespace: use 1 to 63 lowercase letters, \
+             digits and hyphens, beginning and ending with a letter or digit (e.g. `verbund-system`)"
+        ))
+    }
+}
+
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -254,5 +266,17 @@ mod tests {
         assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("1d").is_err());
+    }
+
+    #[test]
+    fn namespaces_are_checked_in_words() {
+        assert_eq!(
+            parse_namespace("verbund-system").as_deref(),
+            Ok("verbund-system")
+        );
+        for bad in ["Bad_NS", "", "-x", "x-", &"a".repeat(64)] {
+            let e = parse_namespace(bad).unwrap_err();
+            assert!(e.contains(&format!("`{bad}`")) && !e.contains("DNS"), "{e}");
+        }
     }
 }

@@ -611,3 +611,100 @@ fn offerings_publish_only_new_versions_that_grow() {
         2
     );
 }
+
+/// `--set` values are read as the offering's configuration schema wants them: a key that
+/// looks like a number stays text where a string is wanted, a number where one is.
+#[test]
+fn book_reads_set_values_by_the_schema() {
+    let s = Server::start();
+    let bund = s.file("bund.yaml", "name: Bund\nlevel: bund\n");
+    let bund_id = s.json(&["org", "create", "-f", &bund])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut text = offering(&bund_id, &["29.0.0"]);
+    text = text.replace(
+        "versions:\n",
+        "  config_schema:
+    type: object
+    properties:
+      municipality: {type: string, pattern: '^[0-9]{8}$'}
+      quota: {type: integer}
+versions:
+",
+    );
+    let file = s.file("nextcloud.yaml", &text);
+    s.ok(&["offering", "publish", "-f", &file]);
+    let created = s.json(&[
+        "book",
+        "--org",
+        &bund_id,
+        "--offering",
+        "nextcloud",
+        "--plan",
+        "s",
+        "--set",
+        "municipality=14522150",
+        "--set",
+        "quota=3",
+    ]);
+    assert_eq!(
+        created["booking"]["config"],
+        serde_json::json!({"municipality": "14522150", "quota": 3}),
+        "{created}"
+    );
+    // An offering that does not exist is named as such.
+    let err = s
+        .run(&[
+            "book",
+            "--org",
+            &bund_id,
+            "--offering",
+            "nope",
+            "--plan",
+            "s",
+            "--set",
+            "a=1",
+        ])
+        .fails();
+    assert!(err.contains("404") || err.contains("nope"), "{err}");
+}
+
+/// A namespace Kubernetes would refuse is refused before anything is printed, in words.
+#[test]
+fn agent_manifests_refuse_a_bad_namespace() {
+    let out = verbund()
+        .args([
+            "agent",
+            "manifests",
+            "--site",
+            "s",
+            "--server",
+            "https://verbund.example",
+        ])
+        .args(["--namespace", "Bad_NS"])
+        .output()
+        .expect("run verbund");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "printed manifests anyway");
+    assert!(
+        stderr.contains("`Bad_NS` cannot name a Kubernetes namespace")
+            && stderr.contains("lowercase letters"),
+        "{stderr}"
+    );
+    let out = verbund()
+        .args([
+            "agent",
+            "manifests",
+            "--site",
+            "s",
+            "--server",
+            "https://verbund.example",
+        ])
+        .args(["--namespace", "verbund-agent"])
+        .output()
+        .expect("run verbund");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("namespace: verbund-agent"));
+}

@@ -29,7 +29,8 @@ pub struct BookArgs {
     #[arg(long, value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     /// Set one configuration value, e.g. `--set domain=cloud.example.de` or
-    /// `--set contact.email=it@example.de` (repeatable; numbers and booleans are parsed).
+    /// `--set contact.email=it@example.de` (repeatable; read as the offering's
+    /// configuration schema wants it: text for a string, else numbers and booleans parsed).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     set: Vec<String>,
     /// `stable`, `pinned:<version>` or `window:<days> <from>-<to>`.
@@ -168,15 +169,21 @@ fn read_config(path: &std::path::Path) -> anyhow::Result<Value> {
         .with_context(|| format!("{} is not valid YAML or JSON", path.display()))
 }
 
-/// Applies `a.b.c=value` to a JSON object.
-fn set_path(config: &mut Value, assignment: &str) -> anyhow::Result<()> {
+/// Applies `a.b.c=value` to a JSON object. The value is read as the offering's
+/// configuration schema wants it at that path: text where it wants a string (so that
+/// `municipality=14522150` stays the key it is), otherwise as a YAML scalar (numbers,
+/// booleans, `null`), and as text when that fails.
+fn set_path(config: &mut Value, assignment: &str, schema: &Value) -> anyhow::Result<()> {
     let (path, raw) = assignment
         .split_once('=')
         .with_context(|| format!("`--set {assignment}` needs the form PATH=VALUE"))?;
-    let value: Value =
-        serde_yaml_ng::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
-    let mut cur = config;
     let parts: Vec<&str> = path.split('.').collect();
+    let value = if wants_text(schema_at(schema, &parts)) {
+        Value::String(raw.to_string())
+    } else {
+        serde_yaml_ng::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+    };
+    let mut cur = config;
     for (i, part) in parts.iter().enumerate() {
         if part.is_empty() {
             anyhow::bail!("`--set {assignment}`: the path has an empty segment");
@@ -194,6 +201,38 @@ fn set_path(config: &mut Value, assignment: &str) -> anyhow::Result<()> {
         cur = obj.entry((*part).to_string()).or_insert_with(|| json!({}));
     }
     Ok(())
+}
+
+/// The schema of the value at `path` (object properties, then `additionalProperties`),
+/// if the schema says.
+fn schema_at<'s>(schema: &'s Value, path: &[&str]) -> Option<&'s Value> {
+    path.iter().try_fold(schema, |s, part| {
+        s.get("properties")
+            .and_then(|p| p.get(*part))
+            .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+    })
+}
+
+/// Whether a value with this schema is text only: its `type` is `string` (or a list of
+/// types with `string` and no number or boolean), or it is an enum of strings only.
+fn wants_text(schema: Option<&Value>) -> bool {
+    let Some(schema) = schema else {
+        return false;
+    };
+    let scalar = ["number", "integer", "boolean", "null"];
+    match schema.get("type") {
+        Some(Value::String(t)) => t == "string",
+        Some(Value::Array(types)) => {
+            types.iter().any(|t| t == "string")
+                && !types
+                    .iter()
+                    .any(|t| t.as_str().is_some_and(|t| scalar.contains(&t)))
+        }
+        _ => schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .is_some_and(|e| !e.is_empty() && e.iter().all(Value::is_string)),
+    }
 }
 
 fn print_decision(format: Format, d: &Value) -> anyhow::Result<()> {
@@ -270,8 +309,13 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
         Some(p) => read_config(p)?,
         None => json!({}),
     };
-    for s in &a.set {
-        set_path(&mut config, s)?;
+    if !a.set.is_empty() {
+        let offering: Value = api
+            .get(&format!("/offerings/{}", segment(&a.offering)), &[])
+            .await?;
+        for s in &a.set {
+            set_path(&mut config, s, &offering["config_schema"])?;
+        }
     }
     let body = json!({
         "organisation": organisation_id(&api, &a.organisation).await?,
@@ -429,15 +473,50 @@ mod tests {
     #[test]
     fn set_builds_nested_values() {
         let mut c = json!({});
-        set_path(&mut c, "domain=cloud.example.de").unwrap();
-        set_path(&mut c, "contact.email=it@example.de").unwrap();
-        set_path(&mut c, "features.talk=true").unwrap();
-        set_path(&mut c, "quota=5").unwrap();
+        let none = Value::Null;
+        set_path(&mut c, "domain=cloud.example.de", &none).unwrap();
+        set_path(&mut c, "contact.email=it@example.de", &none).unwrap();
+        set_path(&mut c, "features.talk=true", &none).unwrap();
+        set_path(&mut c, "quota=5", &none).unwrap();
         assert_eq!(
             c,
             json!({"domain": "cloud.example.de", "contact": {"email": "it@example.de"}, "features": {"talk": true}, "quota": 5})
         );
-        assert!(set_path(&mut c, "novalue").is_err());
-        assert!(set_path(&mut c, "domain.x=1").is_err());
+        assert!(set_path(&mut c, "novalue", &none).is_err());
+        assert!(set_path(&mut c, "domain.x=1", &none).is_err());
+    }
+
+    #[test]
+    fn set_reads_values_as_the_schema_wants_them() {
+        let schema = json!({"type": "object", "properties": {
+            "municipality": {"type": "string", "pattern": "^[0-9]{8}$"},
+            "quota": {"type": "integer"},
+            "talk": {"type": "boolean"},
+            "size": {"type": ["string", "null"]},
+            "either": {"type": ["string", "integer"]},
+            "mode": {"enum": ["1", "2"]},
+            "contact": {"type": "object", "properties": {"phone": {"type": "string"}}},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        }});
+        let mut c = json!({});
+        for s in [
+            "municipality=14522150",
+            "quota=5",
+            "talk=true",
+            "size=10",
+            "either=7",
+            "mode=2",
+            "contact.phone=0331",
+            "labels.release=2026",
+            "unknown=3",
+        ] {
+            set_path(&mut c, s, &schema).unwrap();
+        }
+        assert_eq!(
+            c,
+            json!({"municipality": "14522150", "quota": 5, "talk": true, "size": 10,
+                   "either": 7, "mode": "2", "contact": {"phone": "0331"},
+                   "labels": {"release": "2026"}, "unknown": 3})
+        );
     }
 }
