@@ -121,6 +121,15 @@ impl Server {
         path.display().to_string()
     }
 
+    /// Creates the Bund through `verbund org create` and returns its id.
+    fn create_bund(&self) -> String {
+        let bund = self.file("bund.yaml", "name: Bund\nlevel: bund\n");
+        self.json(&["org", "create", "-f", &bund])["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
     /// Runs a client command as the federation admin (flags after the subcommand).
     fn run(&self, args: &[&str]) -> Run {
         self.run_as(&self.token, args)
@@ -535,11 +544,7 @@ versions:
 #[test]
 fn offerings_publish_only_new_versions_that_grow() {
     let s = Server::start();
-    let bund = s.file("bund.yaml", "name: Bund\nlevel: bund\n");
-    let bund_id = s.json(&["org", "create", "-f", &bund])["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let bund_id = s.create_bund();
     let vendor = s.file(
         "vendor.yaml",
         &format!("name: Open-Source-Verband der Verwaltung\nlevel: verband\nparent: {bund_id}\n"),
@@ -617,11 +622,7 @@ fn offerings_publish_only_new_versions_that_grow() {
 #[test]
 fn book_reads_set_values_by_the_schema() {
     let s = Server::start();
-    let bund = s.file("bund.yaml", "name: Bund\nlevel: bund\n");
-    let bund_id = s.json(&["org", "create", "-f", &bund])["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let bund_id = s.create_bund();
     let mut text = offering(&bund_id, &["29.0.0"]);
     text = text.replace(
         "versions:\n",
