@@ -19,6 +19,10 @@
 //!   `kwok.verbund.dev/ready: never`, honoured by the production cluster only: the
 //!   version works in the test environment and hangs in production) degrades the booking,
 //!   the rollout halts and rolls it back, and the Deployment runs the old version again;
+//! - secrets by declaration: the vendor declares a configuration field secret, the site
+//!   registers its age recipient, and the production agent, started with
+//!   `--age-identity`, opens the booking's sealed `secrets.yaml` and applies the Secret
+//!   with the value (the test environment's agent has no identity and no such booking);
 //! - a cancellation prunes the namespace until it is gone;
 //! - a booking of a Helm chart (the project's own Bauantrag online, served from a local
 //!   Helm repository) is rendered by the agent with `helm template` and runs within its
@@ -41,28 +45,13 @@ use verbund_testcluster::{
 };
 
 mod common;
-use common::{free_port, get, token, verbund, Server};
+use common::{declare_secret, free_port, get, post, put, set_secret, token, verbund, Server};
 
 const SITE: &str = "landes-it-sn-dd-1";
 const OFFERING: &str = "hundesteuer-anmeldung";
 /// Dresden, Stadt (a kreisfreie Stadt in Sachsen, the Land of the agent site).
 const DRESDEN: &str = "14612";
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// POST `body`; the status must be `expected`.
-async fn post(base: &str, token: &str, path: &str, body: &Value, expected: u16) -> Value {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/v1{path}"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    assert_eq!(status, expected, "POST {path}: {text}");
-    serde_json::from_str(&text).expect("JSON")
-}
 
 /// Polls `probe` every 250 ms until it yields a value; panics after `limit`.
 async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
@@ -91,6 +80,7 @@ impl Agent {
         environment: &str,
         cluster: &Cluster,
         dir: &Path,
+        age_identity: Option<&Path>,
     ) -> Agent {
         let repository = format!("{base}/git/{SITE}.git");
         let out = verbund()
@@ -123,7 +113,15 @@ impl Agent {
             .kubeconfig_for_service_account("verbund-system", "verbund-agent", 2)
             .await
             .expect("the agent's service account token");
-        Agent::start(base, site_token, environment, cluster, &kubeconfig, dir)
+        Agent::start(
+            base,
+            site_token,
+            environment,
+            cluster,
+            &kubeconfig,
+            dir,
+            age_identity,
+        )
     }
 
     fn start(
@@ -133,12 +131,17 @@ impl Agent {
         cluster: &Cluster,
         kubeconfig: &Path,
         dir: &Path,
+        age_identity: Option<&Path>,
     ) -> Agent {
         let cache = dir.join(format!("agent-{environment}"));
         let path = dir.join(format!("agent-{environment}.log"));
         let log = std::fs::File::create(&path).expect("log");
-        let child = verbund()
-            .args(["agent", "run", "--server", base, "--site", SITE, "--apply"])
+        let mut command = verbund();
+        command.args(["agent", "run", "--server", base, "--site", SITE, "--apply"]);
+        if let Some(identity) = age_identity {
+            command.arg("--age-identity").arg(identity);
+        }
+        let child = command
             .args(["--repository", &format!("{base}/git/{SITE}.git")])
             .args([
                 "--environment",
@@ -331,8 +334,21 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
     let id = booked["id"].as_str().expect("a booking id").to_owned();
     assert_eq!(booked["site"], SITE, "{booked}");
 
-    let _prod_agent = Agent::install_and_start(&base, &site_token, "prod", &prod, dir.path()).await;
-    let _test_agent = Agent::install_and_start(&base, &site_token, "test", &test, dir.path()).await;
+    // The site's age identity (as `age-keygen` writes it), for the production agent only.
+    let (identity, recipient) = verbund_seal::Identities::generate();
+    let identity_file = dir.path().join("identity.agekey");
+    std::fs::write(&identity_file, format!("{identity}\n")).expect("identity");
+    let _prod_agent = Agent::install_and_start(
+        &base,
+        &site_token,
+        "prod",
+        &prod,
+        dir.path(),
+        Some(&identity_file),
+    )
+    .await;
+    let _test_agent =
+        Agent::install_and_start(&base, &site_token, "test", &test, dir.path(), None).await;
     let client = prod.client();
 
     // Applied: the tenancy, the configuration, and the pod runs.
@@ -504,42 +520,33 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
     })
     .await;
 
+    // Secrets by declaration: the vendor declares the SMTP password secret, the site
+    // registers its recipient, Dresden sets it; the agent opens it and applies the Secret.
+    const VALUE: &str = "Dresdner-Hunde-geheim";
+    declare_secret(&base, &admin, OFFERING, "smtp_password", SITE, &recipient).await;
+    set_secret(&base, &admin, &booked, "smtp_password", VALUE).await;
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns);
+    let held = until(
+        "the agent opens and applies the booking's Secret",
+        LIMIT,
+        async || {
+            let s = secrets.get_opt("hundesteuer-config-secrets").await.ok()??;
+            Some(s.data?.get("SMTP_PASSWORD")?.0.clone())
+        },
+    )
+    .await;
+    assert_eq!(held, VALUE.as_bytes());
+
     // A chart on an agent site: rendered by the agent, applied as the deployer. Its
     // PostgreSQL holds special categories of personal data, which need a BSI C5 type 2
     // attestation: the federation records the site's new one. Its Keycloak needs a
     // configuration of its own: Dresden books it first.
     let mut site = get(&base, &admin, &format!("/sites/{SITE}")).await;
-    let spec = site.as_object_mut().expect("a site");
-    let keep = [
-        "name",
-        "display_name",
-        "provider",
-        "location",
-        "certifications",
-        "kubernetes_version",
-        "capabilities",
-        "capacity",
-        "environments",
-        "delivery",
-    ];
-    spec.retain(|k, _| keep.contains(&k.as_str()));
-    spec["certifications"] = json!([
+    site["certifications"] = json!([
         {"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2027-04-30"},
         {"scheme": "bsi-c5", "level": "type2", "valid_until": "2027-10-31"}
     ]);
-    let r = reqwest::Client::new()
-        .put(format!("{base}/api/v1/sites/{SITE}"))
-        .bearer_auth(&admin)
-        .json(&site)
-        .send()
-        .await
-        .expect("PUT site");
-    assert_eq!(
-        r.status().as_u16(),
-        200,
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+    put(&base, &admin, &format!("/sites/{SITE}"), site).await;
     let keycloak = post(
         &base,
         &admin,

@@ -14,6 +14,12 @@
 //!   the booking's deployer; their Deployments get ready on kwok nodes;
 //! - the root's inventory holds only the shards (a bound independent of the number of
 //!   bookings), each shard's only its bookings' objects;
+//! - secrets by declaration: the vendor declares a configuration field secret
+//!   (`writeOnly`), the operator registers the site's age recipient and creates the
+//!   Secret `verbund-sops-age` in `flux-system` (as the README says); the booking's value
+//!   reaches its namespace as a Secret that kustomize-controller decrypted, the real
+//!   `sops --decrypt` opens the `secrets.yaml` verbund committed, and no commit of the
+//!   site's repository nor of the whole desired state holds the value anywhere;
 //! - a cancellation is pruned by Flux until the namespace is gone.
 
 use std::path::Path;
@@ -32,26 +38,12 @@ use verbund_testcluster::{
 };
 
 mod common;
-use common::{free_port, get, token, Server};
+use common::{declare_secret, free_port, get, post, set_secret, token, Server};
 
 /// Köln, Stadt: its bookings, and the special categories of personal data its
 /// Bauantrag's PostgreSQL holds, land on a Flux site of the Bund in Nordrhein-Westfalen.
 const KOELN: &str = "05315";
 const LIMIT: Duration = Duration::from_secs(180);
-
-async fn post(base: &str, token: &str, path: &str, body: &Value, expected: u16) -> Value {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/v1{path}"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    assert_eq!(status, expected, "POST {path}: {text}");
-    serde_json::from_str(&text).expect("JSON")
-}
 
 async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -390,6 +382,8 @@ async fn flux_pulls_a_sites_desired_state_from_verbund_applies_it_and_prunes_a_c
     }
     assert!(checked > 0, "no shard artifact in {}", artifacts.display());
 
+    secrets_by_declaration(&base, &admin, &site, &client, &ns, &hundesteuer, dir.path()).await;
+
     // Cancelled: Flux prunes the namespace until it is gone.
     let r = reqwest::Client::new()
         .delete(format!(
@@ -415,4 +409,171 @@ async fn flux_pulls_a_sites_desired_state_from_verbund_applies_it_and_prunes_a_c
     )
     .await;
     drop(server);
+}
+
+/// Every commit of the repository at `git_dir` (bare or not), searched for `needle` in
+/// every file: the paths that hold it.
+fn grep_history(git_dir: &Path, needle: &str) -> Vec<String> {
+    let revs = Command::new("git")
+        .arg("--git-dir")
+        .arg(git_dir)
+        .args(["rev-list", "--all"])
+        .output()
+        .expect("git rev-list");
+    let revs = String::from_utf8_lossy(&revs.stdout).into_owned();
+    assert!(
+        !revs.trim().is_empty(),
+        "no commits in {}",
+        git_dir.display()
+    );
+    let mut found = Vec::new();
+    for rev in revs.lines() {
+        let out = Command::new("git")
+            .arg("--git-dir")
+            .arg(git_dir)
+            .args(["grep", "-l", "-F", "-a", needle, rev])
+            .output()
+            .expect("git grep");
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    found
+}
+
+/// Secrets by declaration on a Flux site (see the module).
+async fn secrets_by_declaration(
+    base: &str,
+    admin: &str,
+    site: &str,
+    client: &Client,
+    ns: &str,
+    hundesteuer: &Value,
+    dir: &Path,
+) {
+    const VALUE: &str = "Wau-Wau-geheim-2026";
+    let (identity, recipient) = verbund_seal::Identities::generate();
+    // The operator: the site's age identity for Flux, and its recipient for verbund.
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "verbund-sops-age", "namespace": "flux-system"},
+        "stringData": {"identity.agekey": identity}
+    }))
+    .expect("a secret");
+    Api::<Secret>::namespaced(client.clone(), "flux-system")
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("the age identity");
+    // The vendor declares the SMTP password secret, the site registers its recipient, and
+    // the tenant sets it.
+    declare_secret(
+        base,
+        admin,
+        "hundesteuer-anmeldung",
+        "smtp_password",
+        site,
+        &recipient,
+    )
+    .await;
+    set_secret(base, admin, hundesteuer, "smtp_password", VALUE).await;
+
+    // kustomize-controller decrypts: the booking's namespace holds the value.
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    let held = until("Flux decrypts the booking's Secret", LIMIT, async || {
+        let s = secrets.get_opt("hundesteuer-config-secrets").await.ok()??;
+        let value = s.data?.get("SMTP_PASSWORD")?.0.clone();
+        Some(value)
+    })
+    .await;
+    assert_eq!(held, VALUE.as_bytes());
+
+    // The committed document: the real sops opens it with the site's identity.
+    let checkout = dir.join("checkout-secrets");
+    let site_token = post(
+        base,
+        admin,
+        &format!("/sites/{site}/tokens"),
+        &json!({"name": "check"}),
+        201,
+    )
+    .await["secret"]
+        .as_str()
+        .expect("a site token")
+        .to_owned();
+    clone(base, site, &site_token, &checkout);
+    let folder = checkout.join(format!("sites/{site}/prod/bookings/{ns}"));
+    let sealed = folder.join("secrets.yaml");
+    let kustomization =
+        std::fs::read_to_string(folder.join("kustomization.yaml")).expect("kustomization");
+    assert!(kustomization.contains("secrets.yaml"), "{kustomization}");
+    let text = std::fs::read_to_string(&sealed).expect("secrets.yaml");
+    assert!(
+        text.contains("ENC[AES256_GCM,") && !text.contains(VALUE),
+        "{text}"
+    );
+    let sops = std::env::var_os("VERBUND_TESTENV")
+        .map_or_else(
+            || {
+                workspace_root()
+                    .expect("the workspace")
+                    .join("target/testenv")
+            },
+            std::path::PathBuf::from,
+        )
+        .join("bin/sops");
+    let out = Command::new(&sops)
+        .args(["decrypt", "--input-type", "yaml", "--output-type", "json"])
+        .arg(&sealed)
+        .env("SOPS_AGE_KEY", &identity)
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .env("HOME", dir)
+        .output()
+        .expect("sops runs");
+    assert!(
+        out.status.success(),
+        "sops decrypt: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opened: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    use base64::Engine;
+    let encoded = opened["data"]["SMTP_PASSWORD"].as_str().expect("the value");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64");
+    assert_eq!(decoded, VALUE.as_bytes());
+
+    // Nowhere in Git: no commit of the site's repository, nor of the whole desired state
+    // (the server's own bare repositories), holds the value, plain or base64.
+    let encoded = base64::engine::general_purpose::STANDARD.encode(VALUE);
+    let mut repositories = vec![checkout.join(".git")];
+    for entry in walk(&dir.join("data")) {
+        if entry.extension().is_some_and(|e| e == "git") && entry.join("HEAD").exists() {
+            repositories.push(entry);
+        }
+    }
+    assert!(repositories.len() >= 3, "{repositories:?}");
+    for git_dir in &repositories {
+        for needle in [VALUE, encoded.as_str()] {
+            let found = grep_history(git_dir, needle);
+            assert!(
+                found.is_empty(),
+                "{} holds the secret: {found:?}",
+                git_dir.display()
+            );
+        }
+    }
+}
+
+/// Every folder below `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.push(path.clone());
+            out.extend(walk(&path));
+        }
+    }
+    out
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod common;
-use common::{get, simulate, token, verbund, Server};
+use common::{get, post, simulate, token, verbund, Server};
 
 const OFFERING: &str = "jitsi-meet";
 /// The version the demo's bookings run.
@@ -96,21 +96,6 @@ async fn until<T>(what: &str, limit: Duration, mut probe: impl AsyncFnMut() -> O
         assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// POST `body` to the API; the status must be `expected`.
-async fn post(base: &str, token: &str, path: &str, body: &Value, expected: u16) -> Value {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/v1{path}"))
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    assert_eq!(status, expected, "POST {path}: {text}");
-    serde_json::from_str(&text).expect("JSON")
 }
 
 /// `verbund <args…> -o json` against the server; its parsed output.

@@ -28,6 +28,9 @@ fn cases() -> u32 {
         .unwrap_or(256)
 }
 
+/// A site's age recipient (placement only asks whether there is one).
+const RECIPIENT: &str = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq";
+
 fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 3, 2).expect("a valid date")
 }
@@ -209,6 +212,10 @@ fn site(i: usize) -> impl Strategy<Value = (Index, GenSite)> {
         27u16..=32,
         resources(),
         free_resources(),
+        // Which sites can receive declared secrets (an engine that opens SOPS, a
+        // recipient) is the site's own business.
+        select(vec![Delivery::Flux, Delivery::Argocd, Delivery::Agent]),
+        proptest::bool::ANY,
     )
         .prop_map(
             move |(
@@ -221,6 +228,8 @@ fn site(i: usize) -> impl Strategy<Value = (Index, GenSite)> {
                 minor,
                 capacity,
                 free,
+                delivery,
+                recipient,
             )| {
                 let certifications = CERTS
                     .into_iter()
@@ -253,8 +262,8 @@ fn site(i: usize) -> impl Strategy<Value = (Index, GenSite)> {
                     capabilities: caps.into_iter().map(str::to_string).collect(),
                     capacity,
                     environments: [Environment::Test, Environment::Prod].into(),
-                    delivery: Delivery::Flux,
-                    age_recipient: None,
+                    delivery,
+                    age_recipient: recipient.then(|| RECIPIENT.to_string()),
                 };
                 (provider, GenSite { spec, free })
             },
@@ -275,9 +284,11 @@ fn offering() -> impl Strategy<Value = OfferingSpec> {
         prop_oneof![2 => Just(Vec::new()), 1 => subsequence(CAPS.to_vec(), 1..=2)],
         prop_oneof![2 => Just(None), 1 => (27u16..=32).prop_map(Some)],
         plan_resources(),
+        // A configuration field declared secret, or none.
+        proptest::bool::ANY,
     )
         .prop_map(
-            |(name, category, classes, caps, min_k8s, res)| OfferingSpec {
+            |(name, category, classes, caps, min_k8s, res, secret)| OfferingSpec {
                 name: name.into(),
                 display_name: name.into(),
                 description: String::new(),
@@ -297,7 +308,12 @@ fn offering() -> impl Strategy<Value = OfferingSpec> {
                     autoscaling: None,
                     monthly_price_cents: 1000,
                 }],
-                config_schema: serde_json::json!({"type": "object"}),
+                config_schema: if secret {
+                    serde_json::json!({"type": "object", "properties": {
+                        "admin_password": {"type": "string", "writeOnly": true}}})
+                } else {
+                    serde_json::json!({"type": "object"})
+                },
                 dependencies: Vec::new(),
                 smoke_test: None,
                 requires_approval: false,
@@ -664,6 +680,8 @@ struct Placement<'a> {
 #[derive(Debug)]
 struct Expected {
     allowed: bool,
+    /// The offering declares secrets and the site cannot receive them.
+    secrets_undeliverable: bool,
     forbidden_by: BTreeSet<String>,
     missing: BTreeSet<String>,
     too_old: bool,
@@ -881,7 +899,18 @@ impl World {
         let no_room = need.cpu_millis > s.free.cpu_millis
             || need.memory_mib > s.free.memory_mib
             || need.storage_gib > s.free.storage_gib;
-        let allowed = forbidden_by.is_empty() && missing.is_empty() && !too_old && !no_room;
+        // Declared secrets need an engine that opens SOPS and a recipient to seal for.
+        let secrets_undeliverable = self
+            .offering
+            .config_schema
+            .to_string()
+            .contains("writeOnly")
+            && (s.spec.delivery == Delivery::Argocd || s.spec.age_recipient.is_none());
+        let allowed = forbidden_by.is_empty()
+            && missing.is_empty()
+            && !too_old
+            && !no_room
+            && !secrets_undeliverable;
         let home = self
             .principal()
             .land
@@ -890,6 +919,7 @@ impl World {
             .map(|l| l.1);
         Expected {
             allowed,
+            secrets_undeliverable,
             forbidden_by,
             missing,
             too_old,
@@ -1016,6 +1046,16 @@ fn check_decision(w: &World, decision: &PlacementDecision) -> Result<(), TestCas
                 .iter()
                 .any(|r| matches!(r, Reason::InsufficientCapacity { .. })),
             e.no_room,
+            "site `{}`",
+            name
+        );
+        // (e) an offering that declares secrets never lands where they cannot be
+        // delivered, and the verdict says why.
+        prop_assert_eq!(
+            v.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::SecretsUndeliverable { .. })),
+            e.secrets_undeliverable,
             "site `{}`",
             name
         );

@@ -176,3 +176,81 @@ pub async fn get(base: &str, token: &str, path: &str) -> Value {
     assert!(r.status().is_success(), "GET {path}: {}", r.status());
     r.json().await.expect("JSON")
 }
+
+/// PUT `body`, a record as GET returned it (what the server keeps itself, its times and
+/// latest version, is left out); the answer must be 200.
+pub async fn put(base: &str, token: &str, path: &str, mut body: Value) -> Value {
+    if let Some(map) = body.as_object_mut() {
+        for kept in ["created_at", "updated_at", "latest_version"] {
+            map.remove(kept);
+        }
+    }
+    send(base, token, reqwest::Method::PUT, path, &body, 200).await
+}
+
+/// PATCH `body`; the answer must be 200.
+pub async fn patch(base: &str, token: &str, path: &str, body: &Value) -> Value {
+    send(base, token, reqwest::Method::PATCH, path, body, 200).await
+}
+
+/// Secrets by declaration, the vendor's and the operator's part: `field` of `offering`'s
+/// configuration is declared secret (`writeOnly`), and `site` registers its age
+/// `recipient`.
+pub async fn declare_secret(
+    base: &str,
+    token: &str,
+    offering: &str,
+    field: &str,
+    site: &str,
+    recipient: &str,
+) {
+    let mut o = get(base, token, &format!("/offerings/{offering}")).await;
+    o["config_schema"]["properties"][field] =
+        serde_json::json!({"type": "string", "writeOnly": true});
+    put(base, token, &format!("/offerings/{offering}"), o).await;
+    let mut s = get(base, token, &format!("/sites/{site}")).await;
+    s["age_recipient"] = serde_json::json!(recipient);
+    put(base, token, &format!("/sites/{site}"), s).await;
+}
+
+/// The tenant's part: sets the declared-secret `field` of `booking` (as it was booked) to
+/// `value`; the answer names the field as set and never shows the value.
+pub async fn set_secret(base: &str, token: &str, booking: &Value, field: &str, value: &str) {
+    let id = booking["id"].as_str().expect("a booking id");
+    let mut config = booking["config"].clone();
+    config[field] = serde_json::json!(value);
+    let body = serde_json::json!({"config": config});
+    let changed = patch(base, token, &format!("/bookings/{id}"), &body).await;
+    assert_eq!(
+        changed["secrets_set"],
+        serde_json::json!([format!("/{field}")]),
+        "{changed}"
+    );
+    assert!(!changed.to_string().contains(value), "{changed}");
+}
+
+/// POST `body`; the status must be `expected`.
+pub async fn post(base: &str, token: &str, path: &str, body: &Value, expected: u16) -> Value {
+    send(base, token, reqwest::Method::POST, path, body, expected).await
+}
+
+async fn send(
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+    expected: u16,
+) -> Value {
+    let r = reqwest::Client::new()
+        .request(method.clone(), format!("{base}/api/v1{path}"))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    assert_eq!(status, expected, "{method} {path}: {text}");
+    serde_json::from_str(&text).expect("JSON")
+}
