@@ -1,8 +1,9 @@
 //! The REST API under `/api/v1`, plus health, readiness and metrics endpoints.
 //!
 //! Each resource has its own module with a `router()`; handlers authenticate through the
-//! `Caller` extractor, ask `verbund_domain::access` for a decision, and call the store.
-//! Every error leaves as RFC 9457 problem+json.
+//! `Caller` extractor, ask Cedar for a decision through `Caller::require`
+//! (`verbund_policy::authz`), and call the store. Every error leaves as RFC 9457
+//! problem+json.
 
 mod auth;
 pub mod extract;

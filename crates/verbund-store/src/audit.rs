@@ -1,7 +1,7 @@
 //! Appending to and reading the audit trail.
 //!
 //! Appends happen inside the caller's write transaction, so an event is stored exactly
-//! when its change is. Writers are serialised (see `Store::write`), which keeps the
+//! when its change is. Writers are serialised (see `Store::begin_write`), which keeps the
 //! chain a single line.
 
 use chrono::{DateTime, Utc};
