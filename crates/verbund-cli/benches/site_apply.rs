@@ -396,10 +396,13 @@ impl Site {
         let started = Instant::now();
         git(Some(&git_dir), &["fetch", "--quiet", "origin"]);
         let time = started.elapsed();
-        let commits = git(Some(&git_dir), &["rev-list", "--count", "HEAD..origin/HEAD"])
-            .trim()
-            .parse()
-            .unwrap_or(0);
+        let commits = git(
+            Some(&git_dir),
+            &["rev-list", "--count", "HEAD..origin/HEAD"],
+        )
+        .trim()
+        .parse()
+        .unwrap_or(0);
         let sizes = git(Some(&git_dir), &["count-objects", "-v"]);
         let kib: f64 = sizes
             .lines()
