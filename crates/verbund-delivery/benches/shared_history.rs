@@ -238,7 +238,12 @@ async fn run(full: bool) {
         failovers.push(t.elapsed());
         worker.abort();
         // The old writer comes back as a follower: the next round fails over to it.
-        let back = replica(&store, dir.path(), if round % 2 == 0 { "writer" } else { "follower" }).await;
+        let back = replica(
+            &store,
+            dir.path(),
+            if round % 2 == 0 { "writer" } else { "follower" },
+        )
+        .await;
         back.start().await.expect("a replica starts");
         writer = follower;
         follower = back;
