@@ -476,7 +476,127 @@ on_both!(
     a_failing_remote_never_holds_up_a_booking,
     a_crash_between_commit_and_provisioning_is_completed_on_start,
     a_booking_the_renderer_refuses_is_its_own_problem,
+    a_declared_secret_is_sealed_once_for_its_site_and_never_in_plaintext,
 );
+
+/// A booking's declared secret reaches the repository only sealed for its site, in
+/// `secrets.yaml`; an unchanged booking is not sealed again (a reconciliation, a second
+/// render and `verify` find nothing to do), a new value is a new sealed document; the
+/// site's identity opens it; the value is in no commit.
+async fn a_declared_secret_is_sealed_once_for_its_site_and_never_in_plaintext(store: Store) {
+    let f = federation(store).await;
+    let (identity, recipient) = verbund_seal::Identities::generate();
+    let identities = verbund_seal::Identities::parse(&identity).expect("identity");
+    let mut flux = site(FLUX, "DE-BY", "flux");
+    flux.age_recipient = Some(recipient.clone());
+    f.store
+        .put_site(ADMIN, &flux, t0())
+        .await
+        .expect("put_site");
+    let vendor = f
+        .store
+        .get_offering("nextcloud")
+        .await
+        .expect("nextcloud")
+        .spec
+        .vendor;
+    let keycloak = offering(
+        "keycloak",
+        &vendor,
+        json!({"config_schema": {"type": "object", "properties": {
+            "realm": {"type": "string"},
+            "admin_password": {"type": "string", "writeOnly": true}
+        }}}),
+    );
+    f.store
+        .put_offering(ADMIN, &keycloak, t0())
+        .await
+        .expect("put_offering");
+    f.store
+        .publish_version(ADMIN, "keycloak", &version("keycloak", "1.0.0"), t0())
+        .await
+        .expect("publish_version");
+    f.deliver().await;
+    let booked = f
+        .bookings
+        .book(
+            ERIKA,
+            &spec(
+                &f.gemeinden[0],
+                "keycloak",
+                "s",
+                json!({"realm": "unterhaching", "admin_password": "hunter2-geheim"}),
+            ),
+            t0(),
+        )
+        .await
+        .expect("book");
+    let b = &booked[0];
+    assert_eq!(b.site.as_deref(), Some(FLUX), "{b:?}");
+    f.deliver().await;
+    let folder = f.folder(b).await;
+    let opened = |files: &BTreeMap<String, String>| -> (String, Value) {
+        let text = files
+            .get(&format!("{folder}/secrets.yaml"))
+            .unwrap_or_else(|| panic!("no secrets.yaml in {files:#?}"))
+            .clone();
+        let sealed: Value = serde_yaml_ng::from_str(&text).expect("YAML");
+        assert!(verbund_render::sealed::is_sealed_secret(&sealed), "{text}");
+        let plain = verbund_seal::open(&sealed, &identities).expect("the site opens it");
+        (text, plain)
+    };
+    let (first, plain) = opened(&f.files_at_head(&folder));
+    use base64::Engine;
+    let value = |plain: &Value| {
+        let b64 = plain["data"]["values.yaml"].as_str().expect("values.yaml");
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64");
+        serde_json::from_slice::<Value>(&json).expect("JSON")
+    };
+    assert_eq!(value(&plain), json!({"admin_password": "hunter2-geheim"}));
+    assert!(
+        f.files_at_head(&folder)[&format!("{folder}/kustomization.yaml")].contains("secrets.yaml")
+    );
+
+    // Unchanged: not sealed again, whoever renders.
+    let head = f.head();
+    let again = f
+        .publisher
+        .reconcile("system/test", "again")
+        .await
+        .expect("reconcile");
+    assert_eq!(again.commit, None, "{again:?}");
+    assert_eq!(f.head(), head);
+    assert_eq!(
+        f.rendered(b).await[&format!("{folder}/secrets.yaml")],
+        first
+    );
+    f.assert_in_line("unchanged").await;
+
+    // A new value: a new sealed document.
+    f.bookings
+        .patch(
+            ERIKA,
+            &b.id,
+            &BookingPatch {
+                config: Some(json!({"realm": "unterhaching", "admin_password": "n3u-geheim"})),
+                ..Default::default()
+            },
+            t0(),
+        )
+        .await
+        .expect("patch");
+    f.deliver().await;
+    let (second, plain) = opened(&f.files_at_head(&folder));
+    assert_ne!(first, second);
+    assert_eq!(value(&plain), json!({"admin_password": "n3u-geheim"}));
+    let history = f.git(&["log", "--all", "-p"]);
+    for secret in ["hunter2-geheim", "n3u-geheim"] {
+        assert!(!history.contains(secret), "{secret} in the history");
+    }
+    f.finish().await;
+}
 
 /// A booking whose configuration the renderer refuses (here a control character no GitOps
 /// engine can carry, stored before the rule that refuses it at the API existed): its site's

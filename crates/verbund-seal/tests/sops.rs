@@ -55,9 +55,14 @@ fn sops_opens_what_verbund_sealed() {
             serde_json::to_string_pretty(&sealed).unwrap(),
             "json",
         ),
+        // Read by sops's YAML reader. Written as flow YAML (every string quoted), as a
+        // writer must: a plain `lastmodified: 2026-…Z` (what serde_yaml_ng writes) is a
+        // timestamp to sops's YAML reader, which then refuses the document. verbund's own
+        // writer quotes it; the committed `secrets.yaml` is opened by sops in
+        // verbund-cli's flux_on_kubernetes.
         (
             "secret.yaml",
-            serde_yaml_ng::to_string(&sealed).unwrap(),
+            serde_json::to_string(&sealed).unwrap(),
             "yaml",
         ),
     ] {
