@@ -1629,7 +1629,11 @@ fn served_routes() -> BTreeSet<(String, String)> {
     out
 }
 
-api_tests!(openapi_document_lists_every_route, operations_endpoints);
+api_tests!(
+    openapi_document_lists_every_route,
+    operations_endpoints,
+    metrics_need_a_token_that_may_read_them,
+);
 
 async fn openapi_document_lists_every_route(kit: Kit) {
     let r = get(&kit.app, "", "/api/v1/openapi.json").await;
@@ -1740,6 +1744,73 @@ async fn openapi_document_lists_every_route(kit: Kit) {
     }
 }
 
+/// The metrics show federation-wide site health and booking counts: Cedar lets the
+/// federation's admins and auditors and the `monitoring` role read them, nobody else; the
+/// probes stay open.
+async fn metrics_need_a_token_that_may_read_them(kit: Kit) {
+    let r = get(&kit.app, "", "/metrics").await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    assert!(!r.2.to_string().contains("verbund_"), "{}", r.2);
+    let r = get(&kit.app, "garbage", "/metrics").await;
+    assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+    let bund = create_org(&kit.app, &kit.admin, bund()).await;
+    let (_, member) = kit
+        .user(
+            "member",
+            json!([{"role": "org-member", "organisation": bund}]),
+        )
+        .await;
+    let r = get(&kit.app, &member, "/metrics").await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    let (_, auditor) = kit.user("pruefer", json!([{"role": "auditor"}])).await;
+    let (_, prometheus) = kit
+        .user("prometheus", json!([{"role": "monitoring"}]))
+        .await;
+    for token in [&kit.admin, &auditor, &prometheus] {
+        let r = get(&kit.app, token, "/metrics").await;
+        assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+        assert!(
+            r.2.as_str().is_some_and(|t| t.contains("verbund_bookings")),
+            "{}",
+            r.2
+        );
+    }
+    // The monitoring role reads the metrics and no tenant's data.
+    for path in [
+        "/api/v1/bookings",
+        "/api/v1/audit",
+        "/api/v1/users",
+        "/api/v1/fleet",
+    ] {
+        let r = get(&kit.app, &prometheus, path).await;
+        assert!(
+            r.0 == StatusCode::FORBIDDEN
+                || r.2["items"].as_array().is_some_and(Vec::is_empty)
+                || r.2["sites"].as_array().is_some_and(Vec::is_empty),
+            "{path}: {} {}",
+            r.0,
+            r.2
+        );
+    }
+    // A monitoring account is federation-wide, not an organisation's.
+    let r = post(
+        &kit.app,
+        &kit.admin,
+        "/api/v1/users",
+        json!({"name": "p2", "display_name": "P2",
+               "memberships": [{"role": "monitoring", "organisation": bund}]}),
+    )
+    .await;
+    assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/memberships/0/organisation"),
+    );
+    // The probes carry no token.
+    assert_eq!(get(&kit.app, "", "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&kit.app, "", "/readyz").await.0, StatusCode::OK);
+}
+
 async fn operations_endpoints(kit: Kit) {
     let r = get(&kit.app, "", "/healthz").await;
     assert_eq!(r.0, StatusCode::OK);
@@ -1759,7 +1830,7 @@ async fn operations_endpoints(kit: Kit) {
     let r = get(&kit.app, &kit.admin, "/api/v1/sites/unknown").await;
     assert_eq!(r.0, StatusCode::NOT_FOUND);
 
-    let r = get(&kit.app, "", "/metrics").await;
+    let r = get(&kit.app, &kit.admin, "/metrics").await;
     assert_eq!(r.0, StatusCode::OK);
     let text = r.2.as_str().expect("metrics are text").to_string();
     let line = |route: &str, status: u16| {

@@ -291,7 +291,7 @@ async fn reports_drive_the_lifecycle(kit: Kit) {
     assert_eq!(chain["intact"], true, "{chain}");
 
     // Metrics: reports counted, the site's health exposed.
-    let r = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let r = get(app, &kit.admin, "/metrics").await;
     let text = r.2.as_str().unwrap_or_default().to_string();
     assert!(
         text.contains("verbund_site_reports_total{outcome=\"accepted\"} 4"),
@@ -624,7 +624,7 @@ async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {
     after["audit"] = before["audit"].clone();
     assert_eq!(after, before);
     // Every refusal was counted by reason.
-    let r = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    let r = get(app, &kit.admin, "/metrics").await;
     let text = r.2.as_str().unwrap_or_default().to_string();
     for (reason, n) in [
         ("wrong-site", 1),

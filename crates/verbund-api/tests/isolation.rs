@@ -1532,9 +1532,31 @@ async fn list_checks(w: &World, stage: &str, b_policy_in_force: bool) -> usize {
     checks += policy_lists(w, stage).await;
     checks += user_lists(w, stage).await;
     checks += explanations(w, stage, b_policy_in_force).await;
-    // Operations endpoints are outside the API and name no tenant.
-    let metrics = call(&w.app, "", &Method::GET, "/metrics", None).await;
-    assert_eq!(metrics.status, StatusCode::OK, "{stage}: /metrics");
+    // Operations endpoints are outside the API and name no tenant; the metrics are the
+    // federation's, for its admins and auditors only (and the monitoring role).
+    let anonymous = call(&w.app, "", &Method::GET, "/metrics", None).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{stage}: /metrics"
+    );
+    for role in Role::ALL {
+        let want = match role {
+            Role::Federation | Role::Auditor => StatusCode::OK,
+            _ => StatusCode::FORBIDDEN,
+        };
+        let r = call(&w.app, w.token(role), &Method::GET, "/metrics", None).await;
+        assert_eq!(r.status, want, "{stage}: /metrics as {}", role.name());
+        checks += 1;
+    }
+    let metrics = call(
+        &w.app,
+        w.token(Role::Auditor),
+        &Method::GET,
+        "/metrics",
+        None,
+    )
+    .await;
     let mut everything = w.secrets(Role::Vendor);
     everything.push(secret(&w.org.child, "an organisation id"));
     assert_no_leak(

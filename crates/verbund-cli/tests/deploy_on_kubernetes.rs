@@ -35,7 +35,7 @@ use verbund_testcluster::{
 };
 
 mod common;
-use common::{free_port, verbund};
+use common::{free_port, metrics, token, verbund};
 
 const NAMESPACE: &str = "verbund-system";
 const RELEASE: &str = "verbund";
@@ -58,6 +58,17 @@ fn helm(home: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("helm runs")
+}
+
+/// `helm template` of the chart with the minimal values and one `--set`, as it ran.
+fn minimal_with(home: &Path, set: &str) -> Output {
+    let chart = chart();
+    let chart = chart.to_str().expect("path");
+    let values = format!("{chart}/ci/minimal-values.yaml");
+    helm(
+        home,
+        &["template", RELEASE, chart, "-f", &values, "--set", set],
+    )
 }
 
 /// `helm template` of the chart with the `ci/` values file `values` and `--set`s.
@@ -130,18 +141,7 @@ fn helm_lint_is_strict_and_the_schema_names_what_an_installation_must_give() {
     for missing in ["/publicUrl", "/database/existingSecret"] {
         assert!(stderr.contains(missing), "{missing}: {stderr}");
     }
-    let out = helm(
-        home.path(),
-        &[
-            "template",
-            RELEASE,
-            chart,
-            "-f",
-            &format!("{chart}/ci/minimal-values.yaml"),
-            "--set",
-            "replicas=0",
-        ],
-    );
+    let out = minimal_with(home.path(), "replicas=0");
     assert!(!out.status.success(), "no replicas is refused");
 }
 
@@ -172,6 +172,16 @@ fn the_service_monitor_scrapes_every_replica_through_the_service() {
     assert_eq!(endpoint["path"], "/metrics");
     assert_eq!(endpoint["port"], service["spec"]["ports"][0]["name"]);
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    // `/metrics` needs a token: Prometheus sends the one in the named Secret.
+    assert_eq!(
+        endpoint["authorization"],
+        json!({"type": "Bearer", "credentials": {"name": "verbund-metrics-token", "key": "token"}})
+    );
+    // Enabled without a token's Secret is refused, naming the value.
+    let out = minimal_with(home.path(), "serviceMonitor.enabled=true");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a ServiceMonitor without a token");
+    assert!(stderr.contains("bearerTokenSecret"), "{stderr}");
 }
 
 /// A fresh PostgreSQL database for the binary, dropped at the end.
@@ -295,12 +305,12 @@ async fn the_charts_command_line_runs_the_real_binary_and_its_probes_answer() {
             })
             .await;
         }
-        let metrics = reqwest::get(format!("{base}/metrics"))
+        // The metrics need a token; the first start made the admin's.
+        let anonymous = reqwest::get(format!("{base}/metrics"))
             .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+            .expect("metrics");
+        assert_eq!(anonymous.status(), 401);
+        let metrics = metrics(&base, &token(&data, "admin.token")).await;
         assert!(
             metrics.contains("verbund_desired_state_writer 1"),
             "{metrics}"

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{get, token, verbund, Server};
+use common::{get, metrics, token, verbund, Server};
 
 /// The simulated agents' report interval (whole seconds: the interval they announce).
 const INTERVAL: Duration = Duration::from_secs(2);
@@ -240,12 +240,7 @@ async fn simulated_sites_drive_booking_health() {
     )
     .await;
     // Prometheus shows it too.
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics(&base, &admin).await;
     assert!(
         metrics.contains(&format!(
             "verbund_site_health{{site=\"{killed}\",health=\"unknown\"}} 1"

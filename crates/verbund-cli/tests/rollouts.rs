@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod common;
-use common::{get, post, simulate, token, verbund, Server};
+use common::{get, metrics, post, simulate, token, verbund, Server};
 
 const OFFERING: &str = "jitsi-meet";
 /// The version the demo's bookings run.
@@ -364,13 +364,8 @@ async fn assert_exactly_once(base: &str, admin: &str, id: &str, started: &BTreeS
     }
 }
 
-async fn leader(base: &str) -> bool {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+async fn leader(base: &str, admin: &str) -> bool {
+    let text = metrics(base, admin).await;
     let line = text
         .lines()
         .find(|l| l.starts_with("verbund_rollout_engine_leader "))
@@ -874,8 +869,8 @@ async fn the_second_replica_takes_over_on_postgres() {
     .await;
     let admin = token(&data_a, "admin.token");
     let base = b.base.as_str();
-    assert!(leader(&a.base).await, "the first replica leads");
-    assert!(!leader(base).await, "the second follows");
+    assert!(leader(&a.base, &admin).await, "the first replica leads");
+    assert!(!leader(base, &admin).await, "the second follows");
 
     let bookings = book(base, &admin).await;
     let _agents = agents(base, &admin, &data_b, dir.path(), &bookings);
@@ -884,14 +879,14 @@ async fn the_second_replica_takes_over_on_postgres() {
     let (id, _) = start_rollout(base, &admin, 20).await;
 
     let mid = mid_production_wave(base, &admin, &id).await;
-    assert!(leader(&a.base).await && !leader(base).await);
+    assert!(leader(&a.base, &admin).await && !leader(base, &admin).await);
     a.kill();
     eprintln!("leader killed in wave {}", mid["current_wave"]);
     let took = Instant::now();
     until(
         "the second replica leads",
         Duration::from_secs(15),
-        async || leader(base).await.then_some(()),
+        async || leader(base, &admin).await.then_some(()),
     )
     .await;
     eprintln!(
@@ -913,13 +908,8 @@ async fn the_second_replica_takes_over_on_postgres() {
 // One desired-state history across replicas
 
 /// Whether the replica at `base` writes the desired state (its `/metrics`).
-async fn writer(base: &str) -> bool {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+async fn writer(base: &str, admin: &str) -> bool {
+    let text = metrics(base, admin).await;
     let line = text
         .lines()
         .find(|l| l.starts_with("verbund_desired_state_writer "))
@@ -1067,8 +1057,8 @@ async fn the_next_writer_continues_the_one_desired_state_history() {
         data_a.join("desired-state.git"),
         data_b.join("desired-state.git"),
     );
-    assert!(writer(&a.base).await, "the first replica writes");
-    assert!(!writer(base).await, "the second follows");
+    assert!(writer(&a.base, &admin).await, "the first replica writes");
+    assert!(!writer(base, &admin).await, "the second follows");
     assert_eq!(
         git_in(&whole_b, &["rev-parse", "HEAD"]),
         git_in(&whole_a, &["rev-parse", "HEAD"]),
@@ -1084,7 +1074,7 @@ async fn the_next_writer_continues_the_one_desired_state_history() {
     let series = tokio::spawn(book_series(base.to_owned(), admin.clone(), stop.clone()));
 
     let mid = mid_production_wave(base, &admin, &id).await;
-    assert!(writer(&a.base).await && !writer(base).await);
+    assert!(writer(&a.base, &admin).await && !writer(base, &admin).await);
     let killed = chrono::Utc::now();
     a.kill();
     let took = Instant::now();
@@ -1092,7 +1082,7 @@ async fn the_next_writer_continues_the_one_desired_state_history() {
     until(
         "the second replica writes",
         Duration::from_secs(15),
-        async || writer(base).await.then_some(()),
+        async || writer(base, &admin).await.then_some(()),
     )
     .await;
     let writes_after = took.elapsed();

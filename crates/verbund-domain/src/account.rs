@@ -23,6 +23,9 @@ pub enum Role {
     OrgAdmin,
     OrgMember,
     Auditor,
+    /// Reads the federation's metrics (`/metrics`) and nothing else: the role of the
+    /// account whose token a Prometheus scrapes with.
+    Monitoring,
 }
 
 impl Role {
@@ -34,6 +37,7 @@ impl Role {
             Role::OrgAdmin => "org-admin",
             Role::OrgMember => "org-member",
             Role::Auditor => "auditor",
+            Role::Monitoring => "monitoring",
         }
     }
 }
@@ -64,7 +68,7 @@ impl Membership {
             ));
         }
         let (needs_org, needs_provider) = match self.role {
-            Role::FederationAdmin | Role::Auditor => (false, false),
+            Role::FederationAdmin | Role::Auditor | Role::Monitoring => (false, false),
             Role::ProviderOperator => (false, true),
             Role::Vendor | Role::OrgAdmin | Role::OrgMember => (true, false),
         };

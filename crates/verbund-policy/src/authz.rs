@@ -195,6 +195,10 @@ impl Authz {
                 "auditor".to_string(),
                 RestrictedExpression::new_bool(p.has_role(Role::Auditor)),
             ),
+            (
+                "monitoring".to_string(),
+                RestrictedExpression::new_bool(p.has_role(Role::Monitoring)),
+            ),
             ("org_admin".to_string(), orgs(admin)?),
             ("org_admin_delegated".to_string(), orgs(delegated)?),
             ("org_member".to_string(), orgs(scoped(p, Role::OrgMember))?),
@@ -401,6 +405,32 @@ mod tests {
         assert!(!a
             .decide(&delegated, Act::Write, &booking(&["other", "by"]))
             .is_allowed());
+    }
+
+    #[test]
+    fn metrics_are_read_by_the_federation_and_monitoring_only() {
+        let a = Authz::new().unwrap();
+        let metrics = Target::new("metrics");
+        for role in [Role::FederationAdmin, Role::Auditor, Role::Monitoring] {
+            let p = principal(role, None, None);
+            assert!(a.decide(&p, Act::Read, &metrics).is_allowed(), "{role:?}");
+        }
+        for (role, org, provider) in [
+            (Role::OrgAdmin, Some("x"), None),
+            (Role::OrgMember, Some("x"), None),
+            (Role::Vendor, Some("x"), None),
+            (Role::ProviderOperator, None, Some("p")),
+        ] {
+            let p = principal(role, org, provider);
+            assert!(!a.decide(&p, Act::Read, &metrics).is_allowed(), "{role:?}");
+        }
+        // Monitoring reads nothing of a tenant and writes nothing.
+        let monitoring = principal(Role::Monitoring, None, None);
+        for kind in ["booking", "audit", "user", "token", "policy", "placement"] {
+            let t = Target::new(kind).in_organisation(vec!["x".into()]);
+            assert!(!a.decide(&monitoring, Act::Read, &t).is_allowed(), "{kind}");
+        }
+        assert!(!a.decide(&monitoring, Act::Write, &metrics).is_allowed());
     }
 
     #[test]

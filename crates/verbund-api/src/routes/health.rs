@@ -1,4 +1,7 @@
-//! Liveness, readiness and Prometheus metrics, outside the authenticated API.
+//! Liveness, readiness and Prometheus metrics, outside the API's paths. Liveness and
+//! readiness are open (probes carry no token); the metrics show federation-wide site
+//! health and booking counts, so they need a token whose account Cedar lets read
+//! `metrics` (federation admins, auditors, the `monitoring` role).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -6,7 +9,10 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::AppState;
+use verbund_policy::authz::{Act, Target};
+
+use crate::problem::ApiResult;
+use crate::{AppState, Caller};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,7 +35,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    caller.require(Act::Read, &Target::new("metrics"))?;
     match state.store.booking_counts().await {
         Ok((by_state, noncompliant)) => {
             for s in verbund_domain::booking::BookingState::ALL {
@@ -79,11 +86,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let writer = publisher.is_writer();
         state.metrics.desired_state_writer.set(i64::from(writer));
     }
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.encode(),
-    )
+    ))
 }

@@ -166,6 +166,18 @@ pub fn token(data: &Path, file: &str) -> String {
         .to_owned()
 }
 
+/// The Prometheus text of `/metrics`, read with `token` (an account that may read them).
+pub async fn metrics(base: &str, token: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("metrics");
+    assert!(r.status().is_success(), "GET /metrics: {}", r.status());
+    r.text().await.expect("text")
+}
+
 pub async fn get(base: &str, token: &str, path: &str) -> Value {
     let r = reqwest::Client::new()
         .get(format!("{base}/api/v1{path}"))
