@@ -196,7 +196,10 @@ proptest! {
     #[test]
     fn every_string_reads_back_as_itself(
         text in any::<String>().prop_filter("carriable", |s| !s.chars().any(verbund_domain::portable::is_uncarriable)),
-        key in "[a-z][a-zA-Z0-9\\u{A0}-\\u{FFFD}]{0,8}",
+        // A key that names a secret (`pw…`, `…key`) is refused before rendering, by the
+        // rule that keeps plaintext secrets out of Git; such keys are not what this tests.
+        key in "[a-z][a-zA-Z0-9\\u{A0}-\\u{FFFD}]{0,8}"
+            .prop_filter("no secret's name", |k| !verbund_domain::secrets::looks_like_secret_key(k)),
     ) {
         let [manifests, helm] = versions();
         for (delivery, version) in [(Delivery::Flux, &manifests), (Delivery::Agent, &helm), (Delivery::Flux, &helm)] {
