@@ -16,9 +16,10 @@
 //! additional data. The metadata block `sops` holds the data key encrypted for the age
 //! recipient (ASCII-armored), `encrypted_regex`, `lastmodified` (RFC 3339, seconds),
 //! `version` and the MAC: SHA-512 over every value of the document in order (upper-case
-//! hex), encrypted with the data key and `lastmodified` as additional data. The order is
-//! the keys' byte order at every depth: the order in which verbund writes YAML, and the
-//! order kustomize-controller's JSON gives SOPS, so the MAC holds for both.
+//! hex), encrypted with the data key and `lastmodified` as additional data. Sealing takes
+//! the keys in byte order at every depth, the order in which verbund writes YAML (and so
+//! the order in which kustomize-controller's SOPS reads it); [`open`] follows the
+//! document's own key order, as SOPS does, so it also opens what SOPS encrypted.
 //!
 //! Sealing is randomised (data key, IVs): the caller keeps what it sealed and hands the
 //! same document out again while its input is the same (see `verbund-store`'s sealed
@@ -333,7 +334,7 @@ fn decrypt_tree(
     match value {
         Value::Object(map) => {
             let mut out = Map::new();
-            for (k, v) in sorted(map) {
+            for (k, v) in map {
                 path.push(k.clone());
                 let child = decrypt_tree(v, key, path, encrypted || is_encrypted_key(k), mac)?;
                 path.pop();
