@@ -302,44 +302,12 @@ proptest! {
 
 #[test]
 fn kustomize_builds_what_the_characters_yaml_forbids_became() {
-    let env = verbund_testcluster::TestEnv::locate().expect("testenv/build.sh builds kustomize");
-    let kustomize = env.require_bin("kustomize").expect("kustomize");
-    let [manifests, _] = versions();
     let config: Map<String, Value> = NASTY
         .iter()
         .enumerate()
         .map(|(i, n)| (format!("v{i}"), json!(n)))
         .collect();
-    let files = files(Delivery::Flux, &manifests, Value::Object(config.clone()));
-    let dir = tempfile::tempdir().unwrap();
-    for f in &files {
-        let path = dir.path().join(&f.path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &f.content).unwrap();
-    }
-    let folder = files
-        .iter()
-        .find(|f| f.path.ends_with("/config.yaml"))
-        .map(|f| Path::new(&f.path).parent().unwrap().to_path_buf())
-        .unwrap();
-    let out = std::process::Command::new(kustomize)
-        .arg("build")
-        .arg(dir.path().join(&folder))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kustomize: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // kustomize's own output, read back: the ConfigMap holds every value exactly.
-    let text = String::from_utf8(out.stdout).unwrap();
-    let docs = Yaml::load_from_str(&text).unwrap();
-    let cm = docs
-        .iter()
-        .map(json_of)
-        .find(|d| d["kind"] == "ConfigMap")
-        .expect("the ConfigMap");
+    let cm = through_kustomize(Value::Object(config));
     for (i, n) in NASTY.iter().enumerate() {
         assert_eq!(cm["data"][format!("V{i}")], json!(n), "{n:?}");
     }
