@@ -131,6 +131,14 @@ impl OrganisationSpec {
     /// Checks everything that needs no other record.
     pub fn validate(&self) -> Result<()> {
         check_text("/name", &self.name, 200)?;
+        // The name travels into every booking namespace's annotation.
+        if let Some(c) = self
+            .name
+            .chars()
+            .find(|c| crate::portable::is_uncarriable(*c))
+        {
+            return Err(Invalid::new("/name", crate::portable::describe(c)));
+        }
         if let Some(ars) = &self.ars {
             check_ars("/ars", ars)?;
         }

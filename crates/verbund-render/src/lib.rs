@@ -583,6 +583,14 @@ fn check(p: &PlacedBooking<'_>) -> Result<()> {
     }
     let uncarriable = verbund_domain::portable::find_uncarriable(&p.booking.config)
         .map(|(pointer, c)| (format!("/config{pointer}"), c))
+        .or_else(|| {
+            // Stored before its name was checked: it goes into the namespace's annotation.
+            p.organisation
+                .name
+                .chars()
+                .find(|c| verbund_domain::portable::is_uncarriable(*c))
+                .map(|c| ("/organisation/name".to_owned(), c))
+        })
         .or_else(|| match &p.version.package {
             Package::Helm { values, .. } => verbund_domain::portable::find_uncarriable(values)
                 .map(|(pointer, c)| (format!("/package/values{pointer}"), c)),

@@ -430,3 +430,68 @@ fn uncarriable_characters_are_refused_for_that_booking_alone() {
             .any(|f| f.path.contains("9e22") || f.path.contains("/bookings/")));
     }
 }
+
+/// An organisation's name goes into its bookings' namespace annotation: a name kustomize
+/// cannot carry is refused where it arrives, and a booking of an organisation stored with
+/// one before is refused alone, not its shard.
+#[test]
+fn an_organisation_name_kustomize_cannot_carry_stops_only_its_bookings() {
+    let [manifests, _] = versions();
+    let org = organisation();
+    let mut bad_org = organisation();
+    bad_org.id = "other".into();
+    bad_org.name = "Gemeinde\u{7F}".into();
+    let spec = verbund_domain::directory::OrganisationSpec {
+        name: bad_org.name.clone(),
+        level: Level::Bund,
+        ars: None,
+        ags: None,
+        parent: None,
+        population: None,
+    };
+    let e = spec.validate().unwrap_err();
+    assert_eq!(e.field, "/name");
+    assert!(e.message.contains("U+007F"), "{e}");
+
+    let (site, offering) = (site(Delivery::Flux), offering());
+    let good = booking("0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e31", json!({}));
+    let mut bad = booking("0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e32", json!({}));
+    bad.organisation = bad_org.id.clone();
+    let placed = |b, o| PlacedBooking {
+        booking: b,
+        organisation: o,
+        offering: &offering,
+        version: &manifests,
+        plan: &offering.plans[0],
+        dependencies: vec![],
+    };
+    let input = RenderInput {
+        site: &site,
+        environment: Environment::Prod,
+        bookings: vec![placed(&good, &org), placed(&bad, &bad_org)],
+    };
+    let rendered = render(
+        &input,
+        &RenderOptions::new("https://git.example.org/{site}.git"),
+    )
+    .unwrap();
+    assert_eq!(rendered.refused.len(), 1, "{:?}", rendered.refused);
+    assert_eq!(rendered.refused[0].booking, bad.id);
+    let error = rendered.refused[0].error.to_string();
+    assert!(
+        error.contains("/organisation/name") && error.contains("U+007F"),
+        "{error}"
+    );
+    let bad_ns = rendered.refused[0].namespace.clone().unwrap();
+    assert!(
+        rendered
+            .files
+            .iter()
+            .any(|f| f.path.contains("/bookings/formulare-") && !f.path.contains(&bad_ns)),
+        "the other organisation's booking is rendered"
+    );
+    assert!(
+        !rendered.files.iter().any(|f| f.path.contains(&bad_ns)),
+        "nothing of the refused booking is written"
+    );
+}
