@@ -18,9 +18,12 @@
 //!    label `verbund.dev/booking`, checked every 200 ms; the time is when the last one was
 //!    seen). CPU seconds (`utime + stime` of `/proc/<pid>/stat`, with waited-for children)
 //!    and peak memory (`VmHWM`) of each controller are read at that moment. Then one
-//!    booking change, found by Flux on its own (GitRepository interval 1 m), and one
-//!    with a reconcile requested on the GitRepository right after the commit (what a
-//!    Flux notification `Receiver` does on a push webhook). Flux and its cluster stop.
+//!    booking change, found by Flux on its own (its shard's GitRepository, interval 1 m),
+//!    and one with a reconcile requested on that GitRepository right after the commit
+//!    (what a Flux notification `Receiver` does on a push webhook); after each, how long
+//!    until every Kustomization is at the new commit (each commit is a new revision of
+//!    every source, so all of them reconcile). These waits are bounded (10 minutes for the
+//!    first, 5 after a change) and report how far Flux got instead of failing. Flux and its cluster stop.
 //! 3. **The agent** (commit C2). The agent cannot apply a Flux site's folder: its entry
 //!    `kustomization.yaml` lists only `shards.yaml` (Flux Kustomizations, which the agent
 //!    refuses as unknown kinds), so it never reaches a booking. The site's delivery mode
@@ -538,7 +541,7 @@ impl Site {
                         committed: at,
                         answered,
                         patch_to_commit: at - asked,
-                        applied: Duration::ZERO,
+                        applied: None,
                     };
                 }
             }
@@ -875,28 +878,27 @@ async fn namespace_of(client: &Client, id: &str) -> String {
         .expect("the booking's namespace")
 }
 
-/// Polls the booking's ConfigMap every `every` until it carries `email`; when it did.
+/// Polls the booking's ConfigMap every `every` until it carries `email`; when it did, or
+/// `None` after `limit` (reported as missed: one late change must not cost the whole run).
 async fn until_config(
     client: &Client,
     namespace: &str,
     email: &str,
     every: Duration,
     limit: Duration,
-) -> Instant {
+) -> Option<Instant> {
     let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     let started = Instant::now();
-    loop {
+    while started.elapsed() < limit {
         if let Ok(Some(map)) = maps.get_opt(CONFIG_MAP).await {
             if map.data.unwrap_or_default().values().any(|v| v == email) {
-                return Instant::now();
+                return Some(Instant::now());
             }
         }
-        assert!(
-            started.elapsed() < limit,
-            "{email} did not reach {namespace}/{CONFIG_MAP} within {limit:?}"
-        );
         tokio::time::sleep(every).await;
     }
+    eprintln!("{email} did not reach {namespace}/{CONFIG_MAP} within {limit:?}");
+    None
 }
 
 // ---------------------------------------------------------------------------------------
@@ -980,8 +982,8 @@ struct Change {
     answered: Duration,
     /// PATCH sent → commit in the site's repository.
     patch_to_commit: Duration,
-    /// Commit → the new value in the cluster.
-    applied: Duration,
+    /// Commit → the new value in the cluster; `None`: not within the bench's limit.
+    applied: Option<Duration>,
 }
 
 /// What one engine did.
@@ -994,9 +996,10 @@ struct EngineRun {
     control_plane_cpu: f64,
     changes: Vec<Change>,
     /// Flux: found by its GitRepository's interval (commit → artifact, → applied).
-    interval_change: Option<(Duration, Change)>,
+    /// Commit → the shard source's artifact, if within the limit.
+    interval_change: Option<(Option<Duration>, Change)>,
     /// Flux: commit → every Kustomization applied at that commit.
-    settled: Vec<(String, Duration)>,
+    settled: Vec<(String, Settled)>,
     /// The agent: its whole first pass and its incremental passes, `millis=` of its log.
     passes: Vec<Pass>,
     last_commit: String,
@@ -1034,14 +1037,16 @@ fn git_repository(client: &Client) -> Api<DynamicObject> {
     )
 }
 
-/// Waits until every Flux Kustomization was applied at `commit`; the time from `since`.
+/// Waits until every Flux Kustomization was applied at `commit`; the time from `since`,
+/// or how far Flux got when `limit` ran out (a figure too, not a failure: after a commit
+/// every Kustomization of the site reconciles, and how long that takes is what we report).
 async fn until_flux_settled(
     client: &Client,
     commit: &str,
     since: Instant,
     expected: usize,
     limit: Duration,
-) -> Duration {
+) -> Settled {
     let kustomizations = flux_kinds(
         client,
         "Kustomization",
@@ -1051,10 +1056,10 @@ async fn until_flux_settled(
     );
     let mut told = Instant::now();
     loop {
-        let list = kustomizations
-            .list(&ListParams::default())
-            .await
-            .expect("Kustomizations");
+        let Ok(list) = kustomizations.list(&ListParams::default()).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
         let at_commit = list
             .items
             .iter()
@@ -1065,14 +1070,15 @@ async fn until_flux_settled(
             })
             .count();
         if at_commit >= expected && at_commit == list.items.len() {
-            return since.elapsed();
+            return Settled::After(since.elapsed());
         }
-        assert!(
-            since.elapsed() < limit,
-            "Flux: {at_commit} of {} Kustomizations at {} after {limit:?}",
-            list.items.len(),
-            short(commit)
-        );
+        if since.elapsed() >= limit {
+            return Settled::Partly {
+                at_commit,
+                of: list.items.len(),
+                after: since.elapsed(),
+            };
+        }
         if told.elapsed() > Duration::from_secs(15) {
             eprintln!(
                 "Flux: {at_commit} of {} Kustomizations at {} after {:.0} s",
@@ -1086,26 +1092,67 @@ async fn until_flux_settled(
     }
 }
 
-/// Waits until the GitRepository's artifact is `commit`; when.
-async fn until_flux_fetched(client: &Client, commit: &str, limit: Duration) -> Instant {
+/// How far Flux's Kustomizations got to a commit.
+#[derive(Debug, Clone, Copy)]
+enum Settled {
+    After(Duration),
+    Partly {
+        at_commit: usize,
+        of: usize,
+        after: Duration,
+    },
+}
+
+impl std::fmt::Display for Settled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Settled::After(after) => write!(f, "{:.1} s", after.as_secs_f64()),
+            Settled::Partly {
+                at_commit,
+                of,
+                after,
+            } => write!(
+                f,
+                "{at_commit} of {of} Kustomizations after {:.0} s (the bench stopped waiting)",
+                after.as_secs_f64()
+            ),
+        }
+    }
+}
+
+/// The Flux Git source that carries the folder of the booking in `namespace`: its shard's.
+fn flux_source_of(namespace: &str) -> String {
+    verbund_render::root::shard_name(
+        verbund_domain::directory::Environment::Prod,
+        &verbund_render::root::shard_of(namespace),
+    )
+}
+
+/// Waits until the Git source `name`'s artifact is `commit`; when, or `None` after `limit`.
+async fn until_flux_fetched(
+    client: &Client,
+    name: &str,
+    commit: &str,
+    limit: Duration,
+) -> Option<Instant> {
     let repositories = git_repository(client);
     let started = Instant::now();
-    loop {
-        if let Ok(r) = repositories.get("verbund").await {
+    while started.elapsed() < limit {
+        if let Ok(r) = repositories.get(name).await {
             if r.data["status"]["artifact"]["revision"]
                 .as_str()
                 .is_some_and(|rev| rev.ends_with(commit))
             {
-                return Instant::now();
+                return Some(Instant::now());
             }
         }
-        assert!(
-            started.elapsed() < limit,
-            "source-controller did not fetch {}",
-            short(commit)
-        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!(
+        "Flux: source {name} did not fetch {} within {limit:?}",
+        short(commit)
+    );
+    None
 }
 
 async fn flux_phase(site: &Site, plan: &Plan) -> EngineRun {
@@ -1147,8 +1194,11 @@ async fn flux_phase(site: &Site, plan: &Plan) -> EngineRun {
     drop(tracker);
 
     // Every Kustomization at C1 (the root, the shards, one per booking) before a change.
+    // After the objects, waits are bounded and do not fail the run: the agent's half is
+    // still to come, and how far Flux got is itself the figure.
     let expected = site.namespaces.len() + 1;
-    let settle_limit = Duration::from_secs(if plan.bench { 3_600 } else { 300 });
+    let settle_limit = Duration::from_secs(if plan.bench { 600 } else { 300 });
+    let change_limit = Duration::from_secs(if plan.bench { 600 } else { 300 });
     let mut settled = Vec::new();
     let after = until_flux_settled(&client, &site.flux_commit, start, expected, settle_limit).await;
     settled.push((
@@ -1156,30 +1206,32 @@ async fn flux_phase(site: &Site, plan: &Plan) -> EngineRun {
         after,
     ));
 
-    // One change Flux finds on its own, one it is told about.
+    // One change Flux finds on its own, one it is told about (on the booking's shard
+    // source, which carries its folder).
     let mut interval_change = None;
     let mut index = 0;
     if plan.bench {
         let ns = namespace_of(&client, &site.bookings[index]).await;
+        let source = flux_source_of(&ns);
         let mut change = site.change(index, 0, &ns).await;
         let (fetched, applied) = tokio::join!(
-            until_flux_fetched(&client, &change.commit, Duration::from_secs(600)),
+            until_flux_fetched(&client, &source, &change.commit, change_limit),
             until_config(
                 &client,
                 &ns,
                 &change.email,
                 Duration::from_millis(100),
-                Duration::from_secs(3_600)
+                change_limit
             )
         );
-        change.applied = applied - change.committed;
-        let fetched = fetched.saturating_duration_since(change.committed);
+        change.applied = applied.map(|at| at - change.committed);
+        let fetched = fetched.map(|at| at.saturating_duration_since(change.committed));
         let after = until_flux_settled(
             &client,
             &change.commit,
             change.committed,
             expected,
-            settle_limit,
+            settle_limit / 2,
         )
         .await;
         settled.push((
@@ -1190,11 +1242,12 @@ async fn flux_phase(site: &Site, plan: &Plan) -> EngineRun {
         index += 1;
     }
     let ns = namespace_of(&client, &site.bookings[index]).await;
+    let source = flux_source_of(&ns);
     let mut change = site.change(index, 1, &ns).await;
     let requested = chrono::Utc::now().to_rfc3339();
     git_repository(&client)
         .patch(
-            "verbund",
+            &source,
             &PatchParams::default(),
             &Patch::Merge(json!({"metadata": {"annotations": {"reconcile.fluxcd.io/requestedAt": requested}}})),
         )
@@ -1205,16 +1258,16 @@ async fn flux_phase(site: &Site, plan: &Plan) -> EngineRun {
         &ns,
         &change.email,
         Duration::from_millis(20),
-        Duration::from_secs(3_600),
+        change_limit,
     )
     .await;
-    change.applied = applied - change.committed;
+    change.applied = applied.map(|at| at - change.committed);
     let after = until_flux_settled(
         &client,
         &change.commit,
         change.committed,
         expected,
-        settle_limit,
+        settle_limit / 2,
     )
     .await;
     settled.push((
@@ -1223,8 +1276,8 @@ async fn flux_phase(site: &Site, plan: &Plan) -> EngineRun {
     ));
     let last_commit = change.commit.clone();
     eprintln!(
-        "Flux: requested change applied {:.2} s after its commit",
-        change.applied.as_secs_f64()
+        "Flux: requested change applied after its commit: {:?}",
+        change.applied
     );
     drop(flux);
     drop(cluster);
@@ -1378,11 +1431,11 @@ async fn agent_phase(site: &Site, plan: &Plan, commit: &str) -> EngineRun {
             Duration::from_secs(120),
         )
         .await;
-        change.applied = applied - change.committed;
+        change.applied = applied.map(|at| at - change.committed);
         let pass = until_pass(&agent, &change.commit, Duration::from_secs(60)).await;
         eprintln!(
-            "agent: change {n} applied {:.3} s after its commit (pass {:?} ms)",
-            change.applied.as_secs_f64(),
+            "agent: change {n} applied {:?} after its commit (pass {:?} ms)",
+            change.applied,
             pass.map(|p| p.millis)
         );
         changes.push(change);
@@ -1422,6 +1475,14 @@ struct Fetched {
     time: Duration,
     commits: u64,
     objects_mb: f64,
+}
+
+/// Commit → applied of the changes that were applied, in seconds.
+fn applied_seconds(changes: &[&Change]) -> Vec<f64> {
+    changes
+        .iter()
+        .filter_map(|c| c.applied.map(|a| a.as_secs_f64()))
+        .collect()
 }
 
 fn max(values: &[f64]) -> f64 {
@@ -1491,14 +1552,11 @@ fn report(plan: &Plan, site: &Site, flux: &EngineRun, agent: &EngineRun) {
     report_changes(flux, agent);
     report_passes(agent);
     for (what, after) in &flux.settled {
-        println!("Flux, {what}: {:.1} s", after.as_secs_f64());
+        println!("Flux, {what}: {after}");
     }
     let verdict = |met: bool| if met { "met" } else { "not met" };
-    let applied: Vec<f64> = agent
-        .changes
-        .iter()
-        .map(|c| c.applied.as_secs_f64())
-        .collect();
+    let applied = applied_seconds(&agent.changes.iter().collect::<Vec<_>>());
+    let missed = agent.changes.len() - applied.len();
     println!();
     println!(
         "goal: the agent at least as fast as Flux ({:.1} s vs {:.1} s): {}",
@@ -1507,17 +1565,17 @@ fn report(plan: &Plan, site: &Site, flux: &EngineRun, agent: &EngineRun) {
         verdict(agent.all_applied <= flux.all_applied)
     );
     println!(
-        "goal: one change applied by the agent within 2 s of its commit (max {:.2} s): {}",
+        "goal: one change applied by the agent within 2 s of its commit (max {:.2} s, {missed} missed): {}",
         max(&applied),
-        verdict(max(&applied) <= 2.0)
+        verdict(missed == 0 && max(&applied) <= 2.0)
     );
 }
 
 fn report_changes(flux: &EngineRun, agent: &EngineRun) {
-    println!("| one booking change | n | commit → applied, median | max | PATCH → commit, median | API answer, median |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("| one booking change | n | commit → applied, median | max | missed | PATCH → commit, median | API answer, median |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let row = |what: &str, changes: &[&Change]| {
-        let applied: Vec<f64> = changes.iter().map(|c| c.applied.as_secs_f64()).collect();
+        let applied = applied_seconds(changes);
         let committed: Vec<f64> = changes
             .iter()
             .map(|c| c.patch_to_commit.as_secs_f64() * 1e3)
@@ -1527,10 +1585,11 @@ fn report_changes(flux: &EngineRun, agent: &EngineRun) {
             .map(|c| c.answered.as_secs_f64() * 1e3)
             .collect();
         println!(
-            "| {what} | {} | **{:.2} s** | {:.2} s | {:.0} ms | {:.0} ms |",
+            "| {what} | {} | **{:.2} s** | {:.2} s | {} | {:.0} ms | {:.0} ms |",
             changes.len(),
             median(applied.clone()),
             max(&applied),
+            changes.len() - applied.len(),
             median(committed),
             median(answered)
         );
@@ -1542,8 +1601,11 @@ fn report_changes(flux: &EngineRun, agent: &EngineRun) {
     if let Some((fetched, change)) = &flux.interval_change {
         row("Flux, found by its GitRepository interval (1 m)", &[change]);
         println!(
-            "| of which commit → source-controller's artifact | | {:.1} s | | | |",
-            fetched.as_secs_f64()
+            "| of which commit → the shard source's artifact | | {} | | | | |",
+            fetched.map_or("not within the limit".to_owned(), |f| format!(
+                "{:.1} s",
+                f.as_secs_f64()
+            ))
         );
     }
     row(
