@@ -23,9 +23,9 @@
 //!
 //! The tests share one cluster (started by whichever test comes first); each works in
 //! namespaces of its own organisation. A missing test environment fails the tests (run
-//! `testenv/build.sh`), it never skips them. Objects of the kinds in [`NOT_IN_TESTENV`]
-//! are counted and named in each summary, not checked, until the test environment serves
-//! their CRDs (`VERBUND_TESTENV` may point at one that does).
+//! `testenv/build.sh`), it never skips them. Every kind verbund renders is served by
+//! the test environment (Flux's, Argo CD's and External Secrets' CRDs among them), so an
+//! object of a kind the API server does not know is a failure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -71,15 +71,6 @@ const IN_FLIGHT: usize = 8;
 const TOOLS_IN_FLIGHT: usize = 3;
 /// The placeholder of the demo catalog for the Helm repository of the project's charts.
 const CHARTS_PLACEHOLDER: &str = "${VERBUND_DEMO_CHARTS}";
-/// Kinds verbund renders whose CRDs `testenv/build.sh` does not install (it copies only
-/// External Secrets' ExternalSecret, SecretStore and ClusterSecretStore). Objects of
-/// these kinds cannot be checked by the API server; they are counted and named in every
-/// summary instead, and checked like everything else once the test environment serves
-/// them. Any other kind the server does not know is a failure.
-const NOT_IN_TESTENV: [(&str, &str); 2] = [
-    ("external-secrets.io/v1alpha1", "PushSecret"),
-    ("generators.external-secrets.io/v1alpha1", "Password"),
-];
 
 // ------------------------------------------------------------------ the shared cluster
 
@@ -273,14 +264,9 @@ impl Tools {
 
 // ------------------------------------------------------------------ the API server
 
-/// Why an object could not be applied.
+/// Why an object could not be applied: the API server (or its discovery) refused it.
 #[derive(Debug)]
-enum Refused {
-    /// Its kind is one of [`NOT_IN_TESTENV`]: not checked.
-    NotInTestEnv(String),
-    /// The API server (or discovery) refused it.
-    Refused(String),
-}
+struct Refused(String);
 
 /// A client with the cluster's API discovery, to apply objects of any kind.
 #[derive(Clone)]
@@ -327,11 +313,9 @@ impl Kube {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let Some((resource, capabilities)) = self.discovery.resolve_gvk(&gvk) else {
-            return Err(if NOT_IN_TESTENV.contains(&(api_version, kind)) {
-                Refused::NotInTestEnv(format!("{api_version} {kind}"))
-            } else {
-                Refused::Refused(format!("the API server serves no `{api_version}` `{kind}`"))
-            });
+            return Err(Refused(format!(
+                "the API server serves no `{api_version}` `{kind}`"
+            )));
         };
         Ok(match capabilities.scope {
             Scope::Cluster => Api::all_with(self.client.clone(), &resource),
@@ -365,7 +349,7 @@ impl Kube {
         api.patch(name, &params, &Patch::Apply(object))
             .await
             .map(drop)
-            .map_err(|e| Refused::Refused(kube_error(&e)))
+            .map_err(|e| Refused(kube_error(&e)))
     }
 
     /// Creates `pod` with `dryRun=All` in `namespace`: everything admission decides,
@@ -420,8 +404,7 @@ async fn apply_all(
                 Mode::Apply if text(&object, "/kind") == "Namespace" => tally.namespaces += 1,
                 Mode::Apply => tally.applied += 1,
             },
-            Err(Refused::NotInTestEnv(kind)) => *tally.not_in_testenv.entry(kind).or_default() += 1,
-            Err(Refused::Refused(error)) => tally.fail(format!(
+            Err(Refused(error)) => tally.fail(format!(
                 "{origin}: {} {}: {error}",
                 if mode == Mode::DryRun {
                     "dry-run apply of"
@@ -456,7 +439,6 @@ struct Tally {
     dry_run: usize,
     charts_templated: usize,
     pods: usize,
-    not_in_testenv: BTreeMap<String, usize>,
     failures: Vec<String>,
 }
 
@@ -467,14 +449,9 @@ impl Tally {
 
     /// Prints the summary and fails the test with every failure.
     fn finish(mut self, test: &str, started: Instant) {
-        let unchecked: Vec<String> = self
-            .not_in_testenv
-            .iter()
-            .map(|(kind, n)| format!("{n} {kind}"))
-            .collect();
         eprintln!(
             "{test}: {} folders built, {} helm.yaml parsed, {} charts templated, {} namespaces \
-             and {} objects applied, {} objects dry-run applied, {} pods admitted in {:.1} s{}",
+             and {} objects applied, {} objects dry-run applied, {} pods admitted in {:.1} s",
             self.folders_built,
             self.agent_charts,
             self.charts_templated,
@@ -483,14 +460,6 @@ impl Tally {
             self.dry_run,
             self.pods,
             started.elapsed().as_secs_f64(),
-            if unchecked.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; NOT checked (no CRD in target/testenv, see testenv/build.sh): {}",
-                    unchecked.join(", ")
-                )
-            }
         );
         self.failures.sort();
         assert!(
@@ -1266,7 +1235,7 @@ async fn every_offering_plan_and_delivery_mode_builds_and_applies() {
     let mut unknown = release.clone();
     unknown["spec"]["notAField"] = json!(true);
     match kube.apply(&unknown, None, Mode::DryRun).await {
-        Err(Refused::Refused(e)) if e.contains("notAField") => {}
+        Err(Refused(e)) if e.contains("notAField") => {}
         other => tally.fail(format!(
             "strict validation did not refuse an unknown field of {}: {other:?}",
             describe(&release)

@@ -6,10 +6,10 @@
 //! `shards/<nn>/kustomization.yaml` lists the booking folders of shard `nn`, and only
 //! non-empty shards exist. Above them:
 //!
-//! - Flux: `kustomization.yaml` lists `shards.yaml`, which holds one `Kustomization`
-//!   `verbund-<environment>-<nn>` per shard; the root `Kustomization`
+//! - Flux: `kustomization.yaml` lists `shards.yaml`, which holds one `GitRepository` and
+//!   one `Kustomization` `verbund-<environment>-<nn>` per shard; the root `Kustomization`
 //!   `verbund-<environment>` (in `root.yaml`) applies it. So the root's inventory holds at
-//!   most 64 objects, and a shard's holds the objects of its bookings, about one
+//!   most 128 objects, and a shard's holds the objects of its bookings, about one
 //!   sixty-fourth of the site's: ~12 objects per booking, so ~320 at the design's 1,700
 //!   bookings per site, and Flux's inventory (about 100 bytes an entry) would reach
 //!   etcd's 1.5 MiB only at ~80,000 bookings on one site.

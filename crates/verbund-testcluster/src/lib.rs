@@ -64,7 +64,7 @@
 //! Measured on the 2-core, 24 GiB development machine (`tests/cluster.rs` prints it): 3.7 to
 //! 5.1 s from nothing to Ready, untainted nodes and Established CRDs (etcd healthy after
 //! about 0.4 s, the API server's `/readyz` after about 2.5 s more, the controllers, kwok,
-//! 13 CRDs and the nodes in the rest); two clusters starting side by side take 5.3 to 6.1 s
+//! the CRDs and the nodes in the rest); two clusters starting side by side take 5.3 to 6.1 s
 //! each.
 //! [`Cluster::start_flux`] returns after 1.3 to 1.4 s. A cluster's folder holds about
 //! 125 MB (mostly etcd's preallocated WAL).
