@@ -120,6 +120,214 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// A dependency of the offering being booked, with what placement needs to know of it.
+struct Dependency {
+    offering: Offering,
+    plan: Plan,
+    /// The version a dependency booking created now gets.
+    version: String,
+    /// Why an empty configuration does not do for it, if it does not: such a dependency
+    /// is never created with a booking, only bound (the organisation's live booking of
+    /// it on the site where both run).
+    needs_configuration: Option<String>,
+}
+
+/// The offering's dependencies, each with its plan, latest version and whether it needs
+/// a configuration of its own.
+fn resolve_dependencies(inp: &Inputs) -> Result<Vec<Dependency>, BookingError> {
+    inp.dependencies
+        .iter()
+        .map(|(dep, plan_name)| {
+            let version = dep.latest_version.clone().ok_or_else(|| {
+                Invalid::new(
+                    "/offering",
+                    format!(
+                        "dependency `{}` has no published version yet",
+                        dep.spec.name
+                    ),
+                )
+            })?;
+            Ok(Dependency {
+                plan: plan(&dep.spec, plan_name)?.clone(),
+                needs_configuration: verbund_domain::booking::validate_config(
+                    &dep.spec.config_schema,
+                    &serde_json::json!({}),
+                )
+                .err()
+                .map(|e| e.to_string()),
+                offering: dep.clone(),
+                version,
+            })
+        })
+        .collect()
+}
+
+/// The sum of two claims on a site.
+fn plus(a: Resources, b: &Resources) -> Resources {
+    Resources {
+        cpu_millis: a.cpu_millis.saturating_add(b.cpu_millis),
+        memory_mib: a.memory_mib.saturating_add(b.memory_mib),
+        storage_gib: a.storage_gib.saturating_add(b.storage_gib),
+    }
+}
+
+/// Places `main` (requested, or awaiting approval) together with the dependencies it
+/// brings, on one site, so that network policies can allow exactly their traffic: the
+/// best site where `main` may run and each dependency either is there already (a live
+/// booking of the organisation, bound) or may run there too (created beside it), all
+/// within the site's free capacity. The one decision of booking and approval.
+///
+/// Moves `main` to `placed` with its site and dependency links, or to `rejected` with
+/// the reason; returns its placement decision (whose site is the joint one) and the
+/// dependency bookings to create.
+fn place_together(
+    placer: &mut Placer,
+    inp: &Inputs,
+    main_plan: &Plan,
+    dependencies: &[Dependency],
+    live: &[Booking],
+    main: &mut Booking,
+    now: DateTime<Utc>,
+) -> Result<(PlacementDecision, Vec<NewBooking>), BookingError> {
+    let chain = chain_ids(&inp.chain);
+    let need = |offering: &Offering, plan: &Plan| -> Result<PlacementDecision, BookingError> {
+        Ok(placer.decide(
+            &inp.organisation,
+            &chain,
+            Need {
+                offering: &offering.spec,
+                plan,
+            },
+            &[],
+        )?)
+    };
+    let mut decision = need(&inp.offering, main_plan)?;
+    let dep_decisions = dependencies
+        .iter()
+        .map(|d| need(&d.offering, &d.plan))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bound = |dep: &Dependency, site: &str| {
+        live.iter().find(|b| {
+            b.offering == dep.offering.spec.name
+                && b.state.is_live()
+                && b.site.as_deref() == Some(site)
+        })
+    };
+    // Whether `dep` can be with the booking on `site`, and why not.
+    let blocked = |dep: &Dependency, d: &PlacementDecision, site: &str| -> Option<String> {
+        if bound(dep, site).is_some() {
+            return None;
+        }
+        let name = &dep.offering.spec.name;
+        match &dep.needs_configuration {
+            Some(_) => Some(format!(
+                "`{name}` (needs its own configuration; the organisation's booking of it runs elsewhere)"
+            )),
+            None if d.verdict(site).is_some_and(|v| v.allowed) => None,
+            None => Some(format!("`{name}`")),
+        }
+    };
+    let free = |site: &str| {
+        placer
+            .candidates()
+            .iter()
+            .find(|c| c.site.name == site)
+            .map(|c| c.free)
+            .unwrap_or_default()
+    };
+    let fits = |site: &str| {
+        let mut claim = main_plan.resources;
+        for (dep, d) in dependencies.iter().zip(&dep_decisions) {
+            if blocked(dep, d, site).is_some() {
+                return false;
+            }
+            if bound(dep, site).is_none() {
+                claim = plus(claim, &dep.plan.resources);
+            }
+        }
+        claim.fits_in(&free(site))
+    };
+    let mut allowed: Vec<&verbund_policy::SiteVerdict> = decision
+        .candidates
+        .iter()
+        .filter(|c| c.allowed && c.rank.is_some())
+        .collect();
+    allowed.sort_by_key(|c| c.rank);
+    let joint = allowed
+        .iter()
+        .find(|c| fits(&c.site))
+        .map(|c| c.site.clone());
+    let first_choice = std::mem::replace(&mut decision.site, joint.clone());
+    let Some(site) = joint else {
+        main.state = transition(main.state, BookingEvent::Reject)?;
+        main.dependencies.clear();
+        main.reason = Some(match first_choice {
+            // It may run somewhere, but nowhere together with what it needs.
+            Some(best) => {
+                let blocking: Vec<String> = dependencies
+                    .iter()
+                    .zip(&dep_decisions)
+                    .filter_map(|(dep, d)| blocked(dep, d, &best))
+                    .collect();
+                let why = if blocking.is_empty() {
+                    "there is not enough free capacity for all of them".to_string()
+                } else {
+                    format!("{} may not run on it", blocking.join(", "))
+                };
+                format!(
+                    "no site allows both `{}` and its dependencies: on `{best}`, its best site, {why}, and nowhere else may all of them run",
+                    inp.offering.spec.name
+                )
+            }
+            None => rejection_reason(&decision),
+        });
+        return Ok((decision, Vec::new()));
+    };
+    placer.reserve(&site, &main_plan.resources);
+    let mut created = Vec::new();
+    main.dependencies.clear();
+    for (dep, d) in dependencies.iter().zip(dep_decisions) {
+        if let Some(existing) = bound(dep, &site) {
+            main.dependencies.push(existing.id.clone());
+            continue;
+        }
+        placer.reserve(&site, &dep.plan.resources);
+        let id = new_id();
+        main.dependencies.push(id.clone());
+        created.push(NewBooking {
+            booking: Booking {
+                id,
+                organisation: main.organisation.clone(),
+                offering: dep.offering.spec.name.clone(),
+                plan: dep.plan.name.clone(),
+                config: serde_json::json!({}),
+                channel: "stable".into(),
+                state: BookingState::Placed,
+                site: Some(site.clone()),
+                version: Some(dep.version.clone()),
+                environment: Default::default(),
+                reason: None,
+                dependency_of: Some(main.id.clone()),
+                dependencies: Vec::new(),
+                compliance: None,
+                created_at: now,
+                updated_at: now,
+                state_since: now,
+                undeliverable: None,
+                secrets_set: Vec::new(),
+            },
+            resources: dep.plan.resources,
+            decision: serde_json::to_value(&d).ok(),
+            action: "booking.create".into(),
+            secrets: None,
+        });
+    }
+    main.state = transition(main.state, BookingEvent::Place)?;
+    main.site = Some(site);
+    main.reason = None;
+    Ok((decision, created))
+}
+
 impl Bookings {
     pub fn new(store: Store) -> Self {
         Self { store }
@@ -219,64 +427,45 @@ impl Bookings {
         spec: &BookingSpec,
         now: DateTime<Utc>,
     ) -> Result<Vec<Booking>, BookingError> {
-        let inp = self.inputs(&spec.organisation, &spec.offering).await?;
+        let mut inp = self.inputs(&spec.organisation, &spec.offering).await?;
+        let book = std::mem::take(&mut inp.book);
         let channel = spec.validate(&inp.offering.spec)?;
         let version = self.target_version(&inp.offering, &channel).await?;
         let main_plan = plan(&inp.offering.spec, &spec.plan)?.clone();
-        let mut dep_versions = Vec::new();
-        for (dep, dep_plan) in &inp.dependencies {
-            let v = dep.latest_version.clone().ok_or_else(|| {
-                Invalid::new(
+        let dependencies = resolve_dependencies(&inp)?;
+        // A dependency that needs a configuration of its own cannot be created with the
+        // booking: it must be one the organisation booked already (bound on the site
+        // where both run).
+        for dep in dependencies
+            .iter()
+            .filter(|d| d.needs_configuration.is_some())
+        {
+            let booked = self
+                .store
+                .list_bookings(
+                    &verbund_store::BookingFilter {
+                        organisation: Some(spec.organisation.clone()),
+                        offering: Some(dep.offering.spec.name.clone()),
+                        ..Default::default()
+                    },
+                    &verbund_domain::page::PageRequest::default(),
+                )
+                .await?
+                .items
+                .iter()
+                .any(|b| b.state.is_live());
+            if let (false, Some(e)) = (booked, &dep.needs_configuration) {
+                return Err(Invalid::new(
                     "/offering",
                     format!(
-                        "dependency `{}` has no published version yet",
-                        dep.spec.name
+                        "dependency `{}` needs its own configuration ({e}); book it first",
+                        dep.offering.spec.name
                     ),
                 )
-            })?;
-            // A dependency that needs a configuration of its own cannot be created with
-            // the booking: it must be one the organisation booked already (bound below,
-            // on the same site).
-            let needs_configuration = verbund_domain::booking::validate_config(
-                &dep.spec.config_schema,
-                &serde_json::json!({}),
-            )
-            .err();
-            if let Some(e) = &needs_configuration {
-                let booked = self
-                    .store
-                    .list_bookings(
-                        &verbund_store::BookingFilter {
-                            organisation: Some(spec.organisation.clone()),
-                            offering: Some(dep.spec.name.clone()),
-                            ..Default::default()
-                        },
-                        &verbund_domain::page::PageRequest::default(),
-                    )
-                    .await?
-                    .items
-                    .iter()
-                    .any(|b| b.state.is_live());
-                if !booked {
-                    return Err(Invalid::new(
-                        "/offering",
-                        format!(
-                            "dependency `{}` needs its own configuration ({e}); book it first",
-                            dep.spec.name
-                        ),
-                    )
-                    .into());
-                }
+                .into());
             }
-            dep_versions.push((
-                dep.clone(),
-                dep_plan.clone(),
-                v,
-                needs_configuration.is_some(),
-            ));
         }
         let today = now.date_naive();
-        let chain = chain_ids(&inp.chain);
         let organisation = spec.organisation.clone();
         let spec = spec.clone();
         // Declared secrets are kept apart from the configuration (and never returned).
@@ -284,60 +473,8 @@ impl Bookings {
             verbund_domain::secrets::split_secrets(&inp.offering.spec.config_schema, &spec.config);
         self.store
             .create_bookings(actor, &organisation, now, move |snap| {
-                let mut placer = Placer::new(inp.book, &inp.chain, candidates(&snap.sites), today)?;
-                let mut decision = placer.decide(
-                    &inp.organisation,
-                    &chain,
-                    Need {
-                        offering: &inp.offering.spec,
-                        plan: &main_plan,
-                    },
-                    &[],
-                )?;
-                // A booking and the dependencies it brings run on one site: the best
-                // site where the booking may run *and* each dependency either is
-                // already there (a live booking of the organisation) or may run too.
-                let mut dep_decisions = Vec::new();
-                for (dep, dep_plan_name, _, _) in &dep_versions {
-                    let dep_plan = plan(&dep.spec, dep_plan_name)?;
-                    dep_decisions.push(placer.decide(
-                        &inp.organisation,
-                        &chain,
-                        Need {
-                            offering: &dep.spec,
-                            plan: dep_plan,
-                        },
-                        &[],
-                    )?);
-                }
-                let dependencies_fit = |site: &str| {
-                    dep_versions.iter().zip(&dep_decisions).all(
-                        |((dep, _, _, needs_configuration), d)| {
-                            let bound = snap.organisation_bookings.iter().any(|b| {
-                                b.offering == dep.spec.name
-                                    && b.state.is_live()
-                                    && b.site.as_deref() == Some(site)
-                            });
-                            bound
-                                || (!needs_configuration
-                                    && d.verdict(site).is_some_and(|v| v.allowed))
-                        },
-                    )
-                };
-                let mut allowed: Vec<&verbund_policy::placement::SiteVerdict> = decision
-                    .candidates
-                    .iter()
-                    .filter(|c| c.allowed && c.rank.is_some())
-                    .collect();
-                allowed.sort_by_key(|c| c.rank);
-                let joint = allowed
-                    .iter()
-                    .find(|c| dependencies_fit(&c.site))
-                    .map(|c| c.site.clone());
-                let first_choice = std::mem::replace(&mut decision.site, joint);
-                let id = new_id();
                 let mut main = Booking {
-                    id: id.clone(),
+                    id: new_id(),
                     organisation: spec.organisation.clone(),
                     offering: spec.offering.clone(),
                     plan: spec.plan.clone(),
@@ -357,117 +494,41 @@ impl Bookings {
                     undeliverable: None,
                     secrets_set: secrets.keys().cloned().collect(),
                 };
-                let mut out = Vec::new();
-                if inp.offering.spec.requires_approval {
+                let mut placer = Placer::new(book, &inp.chain, candidates(&snap.sites), today)?;
+                let (decision, created) = if inp.offering.spec.requires_approval {
                     main.state = transition(main.state, BookingEvent::RequireApproval)?;
                     main.reason =
                         Some("the offering requires a federation admin's approval".into());
-                } else if let Some(site) = decision.site.clone() {
-                    placer.reserve(&site, &main_plan.resources);
-                    // Dependencies run on the same site, so that network policies can
-                    // allow exactly their traffic.
-                    let mut deps = Vec::new();
-                    let mut failure = None;
-                    for (dep, dep_plan_name, dep_version, _) in &dep_versions {
-                        if let Some(existing) = snap.organisation_bookings.iter().find(|b| {
-                            b.offering == dep.spec.name
-                                && b.state.is_live()
-                                && b.site.as_deref() == Some(site.as_str())
-                        }) {
-                            main.dependencies.push(existing.id.clone());
-                            continue;
-                        }
-                        let dep_plan = plan(&dep.spec, dep_plan_name)?;
-                        let d = placer.decide(
-                            &inp.organisation,
-                            &chain,
-                            Need {
-                                offering: &dep.spec,
-                                plan: dep_plan,
-                            },
-                            &[],
-                        )?;
-                        if !d.verdict(&site).is_some_and(|v| v.allowed) {
-                            failure = Some(format!(
-                                "its dependency `{}` may not run on the chosen site `{site}`",
-                                dep.spec.name
-                            ));
-                            break;
-                        }
-                        placer.reserve(&site, &dep_plan.resources);
-                        let dep_id = new_id();
-                        main.dependencies.push(dep_id.clone());
-                        deps.push(NewBooking {
-                            booking: Booking {
-                                id: dep_id,
-                                organisation: spec.organisation.clone(),
-                                offering: dep.spec.name.clone(),
-                                plan: dep_plan.name.clone(),
-                                config: serde_json::json!({}),
-                                channel: "stable".into(),
-                                state: BookingState::Placed,
-                                site: Some(site.clone()),
-                                version: Some(dep_version.clone()),
-                                environment: Default::default(),
-                                reason: None,
-                                dependency_of: Some(id.clone()),
-                                dependencies: Vec::new(),
-                                compliance: None,
-                                created_at: now,
-                                updated_at: now,
-                                state_since: now,
-                                undeliverable: None,
-                                secrets_set: Vec::new(),
-                            },
-                            resources: dep_plan.resources,
-                            decision: serde_json::to_value(&d).ok(),
-                            action: "booking.create".into(),
-                            secrets: None,
-                        });
-                    }
-                    match failure {
-                        None => {
-                            main.state = transition(main.state, BookingEvent::Place)?;
-                            main.site = Some(site);
-                            out.extend(deps);
-                        }
-                        Some(reason) => {
-                            main.state = transition(main.state, BookingEvent::Reject)?;
-                            main.dependencies.clear();
-                            main.reason = Some(reason);
-                        }
-                    }
-                } else if let Some(site) = first_choice {
-                    // It may run somewhere, but nowhere together with what it needs.
-                    let blocking: Vec<String> = dep_versions
-                        .iter()
-                        .zip(&dep_decisions)
-                        .filter(|((_, _, _, needs_configuration), d)| {
-                            *needs_configuration || !d.verdict(&site).is_some_and(|v| v.allowed)
-                        })
-                        .map(|((dep, _, _, _), _)| format!("`{}`", dep.spec.name))
-                        .collect();
-                    main.state = transition(main.state, BookingEvent::Reject)?;
-                    main.reason = Some(format!(
-                        "no site allows both `{}` and its dependencies: {} may not run on `{site}`, its best site, nor with it anywhere else",
-                        inp.offering.spec.name,
-                        blocking.join(", ")
-                    ));
+                    // Where it could run now; approval decides again (`approve`).
+                    let preview = placer.decide(
+                        &inp.organisation,
+                        &chain_ids(&inp.chain),
+                        Need {
+                            offering: &inp.offering.spec,
+                            plan: &main_plan,
+                        },
+                        &[],
+                    )?;
+                    (preview, Vec::new())
                 } else {
-                    main.state = transition(main.state, BookingEvent::Reject)?;
-                    main.reason = Some(rejection_reason(&decision));
-                }
-                let resources = main_plan.resources;
-                out.insert(
-                    0,
-                    NewBooking {
-                        booking: main,
-                        resources,
-                        decision: serde_json::to_value(&decision).ok(),
-                        action: "booking.create".into(),
-                        secrets: Some(secrets),
-                    },
-                );
+                    place_together(
+                        &mut placer,
+                        &inp,
+                        &main_plan,
+                        &dependencies,
+                        &snap.organisation_bookings,
+                        &mut main,
+                        now,
+                    )?
+                };
+                let mut out = vec![NewBooking {
+                    booking: main,
+                    resources: main_plan.resources,
+                    decision: serde_json::to_value(&decision).ok(),
+                    action: "booking.create".into(),
+                    secrets: Some(secrets),
+                }];
+                out.extend(created);
                 Ok::<_, BookingError>(out)
             })
             .await
@@ -505,7 +566,8 @@ impl Bookings {
         }
     }
 
-    /// Approves a booking that awaits approval and places it.
+    /// Approves a booking that awaits approval and places it with its dependencies, as
+    /// booking places one that needs no approval (see `place_together`).
     pub async fn approve(
         &self,
         actor: &str,
@@ -513,13 +575,15 @@ impl Bookings {
         now: DateTime<Utc>,
     ) -> Result<Booking, BookingError> {
         let current = self.store.get_booking(id).await?;
-        let inp = self
+        let mut inp = self
             .inputs(&current.organisation, &current.offering)
             .await?;
-        let chain = chain_ids(&inp.chain);
+        let book = std::mem::take(&mut inp.book);
+        let dependencies = resolve_dependencies(&inp)?;
         let today = now.date_naive();
-        self.store
-            .update_booking(actor, id, now, move |b, sites| {
+        let stored: Vec<Booking> = self
+            .store
+            .update_booking_creating::<_, BookingError>(actor, id, now, move |b, snap| {
                 if b.state != BookingState::AwaitingApproval {
                     return Err(InvalidTransition {
                         from: b.state,
@@ -528,39 +592,34 @@ impl Bookings {
                     .into());
                 }
                 let p = plan(&inp.offering.spec, &b.plan)?.clone();
-                let placer = Placer::new(inp.book, &inp.chain, candidates(sites), today)?;
-                let d = placer.decide(
-                    &inp.organisation,
-                    &chain,
-                    Need {
-                        offering: &inp.offering.spec,
-                        plan: &p,
-                    },
-                    &[],
-                )?;
+                let mut placer = Placer::new(book, &inp.chain, candidates(&snap.sites), today)?;
                 let mut next = b.clone();
                 next.updated_at = now;
                 next.state_since = now;
-                match d.site.clone() {
-                    Some(site) => {
-                        next.state = transition(b.state, BookingEvent::Place)?;
-                        next.site = Some(site);
-                        next.reason = None;
-                    }
-                    None => {
-                        next.state = transition(b.state, BookingEvent::Reject)?;
-                        next.reason = Some(rejection_reason(&d));
-                    }
-                }
-                Ok(Some(NewBooking {
+                next.reason = None;
+                next.dependencies.clear();
+                let (d, created) = place_together(
+                    &mut placer,
+                    &inp,
+                    &p,
+                    &dependencies,
+                    &snap.organisation_bookings,
+                    &mut next,
+                    now,
+                )?;
+                let main = NewBooking {
                     booking: next,
                     resources: p.resources,
                     decision: serde_json::to_value(&d).ok(),
                     action: "booking.approve".into(),
                     secrets: None,
-                }))
+                };
+                Ok(Some((main, created)))
             })
-            .await
+            .await?;
+        stored.into_iter().next().ok_or_else(|| {
+            BookingError::Internal(format!("approving booking `{id}` stored nothing"))
+        })
     }
 
     /// Refuses a booking that awaits approval.

@@ -452,6 +452,9 @@ on_both!(
     c5_expiry_flags_affected_bookings,
     land_policy_flags_and_permits_are_refused,
     cancel_retain_delete,
+    a_booking_and_its_dependencies_run_where_all_may,
+    a_dependency_that_needs_configuration_is_bound,
+    approval_places_the_dependencies_too,
 );
 
 /// (a) The best allowed site, with the dependency on the same site and linked; a second
@@ -1129,5 +1132,286 @@ async fn cancel_retain_delete(store: Store) {
             "booking.purge"
         ]
     );
+    f.check_invariants().await;
+}
+
+/// `sh-1` is the only site with the capability `postgres-operator`, which `pg` needs;
+/// `app` (personal data) needs `pg`.
+async fn with_operator_database(f: &Fed) {
+    let far = NaiveDate::from_ymd_opt(2028, 12, 31).expect("a date");
+    let caps = ["storage:rwx", "ingress:nginx", "postgres-operator"];
+    f.store
+        .put_site(
+            ADMIN,
+            &site("sh-1", "dataport", "DE-SH", far, &caps, big()),
+            t0(),
+        )
+        .await
+        .expect("put_site");
+    let vendor = f.bayern.clone();
+    let needs = |caps: &[&str]| json!({"requirements": {"capabilities": caps}});
+    publish(
+        &f.store,
+        &offering("pg", &vendor, &["personal"], needs(&["postgres-operator"])),
+    )
+    .await;
+    publish(
+        &f.store,
+        &offering(
+            "app",
+            &vendor,
+            &["personal"],
+            json!({"dependencies": [{"offering": "pg"}]}),
+        ),
+    )
+    .await;
+    publish(
+        &f.store,
+        &offering("gpu-only", &vendor, &["personal"], needs(&["gpu"])),
+    )
+    .await;
+    publish(
+        &f.store,
+        &offering(
+            "app-gpu",
+            &vendor,
+            &["personal"],
+            json!({"dependencies": [{"offering": "gpu-only"}]}),
+        ),
+    )
+    .await;
+}
+
+/// Issue 16 (Flensburg's OpenProject and Keycloak, Lübben's Nextcloud): the booking's
+/// best site does not allow its dependency, another site allows both, so both go there
+/// together; where no site allows both, the booking is rejected and says which
+/// dependency is in the way.
+async fn a_booking_and_its_dependencies_run_where_all_may(store: Store) {
+    let f = federation(store).await;
+    with_operator_database(&f).await;
+    let out = f
+        .book(&spec(&f.unterhaching, "app", "s", json!({})), t0())
+        .await;
+    assert_eq!(out.len(), 2, "`app` and its new `pg`: {out:#?}");
+    let (app, pg) = (&out[0], &out[1]);
+    assert_eq!(app.state, BookingState::Placed, "{app:#?}");
+    assert_eq!(app.site.as_deref(), Some("sh-1"));
+    assert_eq!(pg.offering, "pg");
+    assert_eq!(pg.site.as_deref(), Some("sh-1"));
+    assert_eq!(app.dependencies, vec![pg.id.clone()]);
+    let decision = f
+        .store
+        .booking_decision(&app.id)
+        .await
+        .expect("booking_decision")
+        .expect("a stored decision");
+    assert_eq!(
+        decision["site"], "sh-1",
+        "the decision names the joint site"
+    );
+    let by = decision["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .find(|c| c["site"] == "by-1")
+        .expect("a verdict on by-1");
+    assert_eq!(
+        (&by["allowed"], &by["rank"]),
+        (&json!(true), &json!(1)),
+        "alone, `app` would run in its own Land: {by}"
+    );
+
+    let rejected = f
+        .book(&spec(&f.unterhaching, "app-gpu", "s", json!({})), t0())
+        .await;
+    assert_eq!(rejected.len(), 1, "no dependency is created: {rejected:#?}");
+    assert_eq!(rejected[0].state, BookingState::Rejected);
+    assert_eq!(rejected[0].site, None);
+    assert!(rejected[0].dependencies.is_empty());
+    let reason = rejected[0].reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("`gpu-only`") && reason.contains("no site allows both"),
+        "{reason}"
+    );
+    f.check_invariants().await;
+}
+
+/// Issue 16 (Matrix and Bauantrag online): a dependency that needs its own configuration
+/// is not created with the booking; once the organisation booked it, the booking binds
+/// it on its site, and one that may not run there is rejected saying so.
+async fn a_dependency_that_needs_configuration_is_bound(store: Store) {
+    let f = federation(store).await;
+    with_operator_database(&f).await;
+    let vendor = f.bayern.clone();
+    let realm = json!({
+        "type": "object",
+        "required": ["realm"],
+        "properties": {"realm": {"type": "string"}}
+    });
+    publish(
+        &f.store,
+        &offering(
+            "sso",
+            &vendor,
+            &["personal"],
+            json!({"config_schema": realm}),
+        ),
+    )
+    .await;
+    publish(
+        &f.store,
+        &offering(
+            "chat",
+            &vendor,
+            &["personal"],
+            json!({"dependencies": [{"offering": "pg"}, {"offering": "sso"}]}),
+        ),
+    )
+    .await;
+
+    let head = f.audit_head().await;
+    let first = f
+        .bookings
+        .book(ADMIN, &spec(&f.unterhaching, "chat", "s", json!({})), t0())
+        .await;
+    match &first {
+        Err(BookingError::Invalid(i)) => {
+            assert_eq!(i.field, "/offering");
+            assert!(
+                i.message.contains("`sso`") && i.message.contains("book it first"),
+                "{i}"
+            );
+        }
+        other => panic!("expected `book it first`, got {other:?}"),
+    }
+    assert_eq!(f.audit_head().await, head, "nothing stored");
+
+    // Elmshorn books `sso` in its own Land, where `pg` may run too: `chat` binds it.
+    let sso = f
+        .book(
+            &spec(&f.elmshorn, "sso", "s", json!({"realm": "elmshorn"})),
+            t0(),
+        )
+        .await;
+    assert_eq!(sso[0].site.as_deref(), Some("sh-1"));
+    let chat = f
+        .book(&spec(&f.elmshorn, "chat", "s", json!({})), t0())
+        .await;
+    assert_eq!(
+        chat.len(),
+        2,
+        "`chat` and its new `pg`, no second `sso`: {chat:#?}"
+    );
+    assert_eq!(chat[0].state, BookingState::Placed, "{chat:#?}");
+    assert_eq!(chat[0].site.as_deref(), Some("sh-1"));
+    assert_eq!(chat[1].offering, "pg");
+    assert!(chat[0].dependencies.contains(&sso[0].id), "{chat:#?}");
+    assert!(chat[0].dependencies.contains(&chat[1].id), "{chat:#?}");
+
+    // Unterhaching's `sso` runs in Bayern, where `pg` may not: `chat` cannot run with it.
+    let sso = f
+        .book(
+            &spec(
+                &f.unterhaching,
+                "sso",
+                "s",
+                json!({"realm": "unterhaching"}),
+            ),
+            t0(),
+        )
+        .await;
+    assert_eq!(sso[0].site.as_deref(), Some("by-1"));
+    let chat = f
+        .book(&spec(&f.unterhaching, "chat", "s", json!({})), t0())
+        .await;
+    assert_eq!(chat.len(), 1, "{chat:#?}");
+    assert_eq!(chat[0].state, BookingState::Rejected);
+    let reason = chat[0].reason.clone().unwrap_or_default();
+    // On `by-1` `pg` may not run; on `sh-1`, where it may, there is no `sso` to bind.
+    assert!(
+        reason.contains("no site allows both `chat`") && reason.contains("`pg` may not run"),
+        "{reason}"
+    );
+    assert_eq!(
+        f.all_bookings(&BookingFilter {
+            organisation: Some(f.unterhaching.clone()),
+            offering: Some("sso".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        1,
+        "no `sso` is created"
+    );
+    f.check_invariants().await;
+}
+
+/// Issue 16 (Wohnsitzanmeldung): approving a booking places it as booking places one
+/// that needs no approval: with its dependencies on the same site, created or bound,
+/// linked both ways and audited, all in one transaction.
+async fn approval_places_the_dependencies_too(store: Store) {
+    let f = federation(store).await;
+    publish(
+        &f.store,
+        &offering(
+            "meldung",
+            &f.bayern,
+            &["personal"],
+            json!({"requires_approval": true, "dependencies": [{"offering": "db"}]}),
+        ),
+    )
+    .await;
+    let booked = f
+        .book(&spec(&f.unterhaching, "meldung", "s", json!({})), t0())
+        .await;
+    assert_eq!(
+        booked.len(),
+        1,
+        "no dependency before approval: {booked:#?}"
+    );
+    let main = &booked[0];
+    assert_eq!(main.state, BookingState::AwaitingApproval);
+    let dbs = BookingFilter {
+        organisation: Some(f.unterhaching.clone()),
+        offering: Some("db".into()),
+        ..Default::default()
+    };
+    assert!(f.all_bookings(&dbs).await.is_empty());
+
+    let approved = f
+        .bookings
+        .approve(ADMIN, &main.id, t0())
+        .await
+        .expect("approve");
+    assert_eq!(approved.state, BookingState::Placed);
+    assert_eq!(approved.site.as_deref(), Some("by-1"));
+    let db = f.all_bookings(&dbs).await;
+    assert_eq!(db.len(), 1, "approval creates the `db`: {db:#?}");
+    let db = &db[0];
+    assert_eq!(db.state, BookingState::Placed);
+    assert_eq!(db.site, approved.site, "on the same site");
+    assert_eq!(db.dependency_of.as_deref(), Some(main.id.as_str()));
+    assert_eq!(approved.dependencies, vec![db.id.clone()]);
+    assert_eq!(f.get(&main.id).await, approved);
+    assert_eq!(
+        f.audit_actions(&format!("booking/{}", main.id)).await,
+        vec!["booking.create", "booking.approve"]
+    );
+    assert_eq!(
+        f.audit_actions(&format!("booking/{}", db.id)).await,
+        vec!["booking.create"]
+    );
+
+    // A second approval binds the `db` that is there.
+    let second = f
+        .book(&spec(&f.unterhaching, "meldung", "m", json!({})), t0())
+        .await;
+    let approved = f
+        .bookings
+        .approve(ADMIN, &second[0].id, t0())
+        .await
+        .expect("approve");
+    assert_eq!(approved.dependencies, vec![db.id.clone()]);
+    assert_eq!(f.all_bookings(&dbs).await.len(), 1, "no second `db`");
     f.check_invariants().await;
 }

@@ -325,6 +325,22 @@ fn audit_change(actor: &str, n: &NewBooking, before: Option<&Booking>) -> Change
     }
 }
 
+/// What a booking decision of `organisation` sees inside a write transaction.
+async fn snapshot(conn: &mut AnyConnection, organisation: &str) -> Result<BookingSnapshot> {
+    let sites = usage(conn).await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM bookings WHERE organisation = $1 AND state IN {HOLDING} ORDER BY id"
+    ))
+    .bind(organisation)
+    .fetch_all(&mut *conn)
+    .await?;
+    let organisation_bookings = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
+    Ok(BookingSnapshot {
+        sites,
+        organisation_bookings,
+    })
+}
+
 /// What a decision inside a write transaction sees.
 pub struct BookingSnapshot {
     pub sites: Vec<SiteUsage>,
@@ -355,19 +371,7 @@ impl Store {
         E: From<StoreError>,
     {
         let mut w = self.begin_write().await?;
-        let sites = usage(&mut w.tx).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM bookings WHERE organisation = $1 AND state IN {HOLDING} ORDER BY id"
-        ))
-        .bind(organisation)
-        .fetch_all(&mut *w.tx)
-        .await
-        .map_err(StoreError::from)?;
-        let organisation_bookings = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
-        let snapshot = BookingSnapshot {
-            sites,
-            organisation_bookings,
-        };
+        let snapshot = snapshot(&mut w.tx, organisation).await?;
         let new = decide(&snapshot)?;
         // Rows first (a dependency names the booking it serves), then the links.
         for n in &new {
@@ -409,6 +413,55 @@ impl Store {
             .await?;
         w.commit().await?;
         Ok(next.booking)
+    }
+
+    /// Changes one booking and creates others with it, atomically: what an approval
+    /// needs, which places the booking and creates the dependencies it brings. `change`
+    /// sees the booking as stored and what a booking decision sees (capacity and the
+    /// organisation's live bookings), and returns the booking to store and the bookings
+    /// to create (or an error, storing nothing). Returns the changed booking first, then
+    /// the created ones.
+    pub async fn update_booking_creating<F, E>(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        change: F,
+    ) -> std::result::Result<Vec<Booking>, E>
+    where
+        F: FnOnce(
+            &Booking,
+            &BookingSnapshot,
+        ) -> std::result::Result<Option<(NewBooking, Vec<NewBooking>)>, E>,
+        E: From<StoreError>,
+    {
+        let mut w = self.begin_write().await?;
+        let before = load(&mut w.tx, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("booking", id))?;
+        let snapshot = snapshot(&mut w.tx, &before.organisation).await?;
+        let Some((next, new)) = change(&before, &snapshot)? else {
+            return Ok(vec![before]);
+        };
+        write_update(&mut w.tx, &next).await?;
+        // Rows first (a dependency names the booking it serves), then the links.
+        for n in &new {
+            insert(&mut w.tx, n).await?;
+        }
+        insert_dependencies(&mut w.tx, &next.booking).await?;
+        for n in &new {
+            insert_dependencies(&mut w.tx, &n.booking).await?;
+        }
+        w.audit(audit_change(actor, &next, Some(&before)), now)
+            .await?;
+        for n in &new {
+            w.audit(audit_change(actor, n, None), now).await?;
+        }
+        w.commit().await?;
+        Ok(std::iter::once(next)
+            .chain(new)
+            .map(|n| n.booking)
+            .collect())
     }
 
     /// Moves each of `ids` that is in state `from` to `to` in one transaction, keeping
