@@ -2204,3 +2204,135 @@ async fn request_json(
 ) -> Resp {
     send(app, request(method, path, token, Some(&body))).await
 }
+
+// ---------------------------------------------------------------------------------------
+// The booking list's organisation chains
+
+api_tests!(booking_lists_over_many_organisation_chains);
+
+/// A page of bookings of organisations in many chains (two Länder, their Kreise and
+/// Gemeinden) lists for each caller exactly the bookings of its organisations, in pages
+/// of any size, as one read per booking would.
+async fn booking_lists_over_many_organisation_chains(kit: Kit) {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    let bayern = directory(&kit).await;
+    let bund = ok(
+        get(app, admin, &format!("/api/v1/organisations/{bayern}")).await,
+        StatusCode::OK,
+    )["parent"]
+        .as_str()
+        .expect("Bayern's parent")
+        .to_string();
+    let mut orgs = vec![bund.clone(), bayern.clone()];
+    let mut subtree: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    subtree.insert("09", vec![bayern.clone()]);
+    let hamburg = create_org(app, admin, land("Hamburg", "02", &bund)).await;
+    orgs.push(hamburg.clone());
+    subtree.insert("02", vec![hamburg.clone()]);
+    for (land_key, land_id) in [("09", &bayern), ("02", &hamburg)] {
+        for k in 1..=2 {
+            let kreis_key = format!("{land_key}{k:03}");
+            let kreis_id = create_org(
+                app,
+                admin,
+                kreis(&format!("Kreis {kreis_key}"), &kreis_key, land_id),
+            )
+            .await;
+            orgs.push(kreis_id.clone());
+            subtree.entry(land_key).or_default().push(kreis_id.clone());
+            for g in 1..=3 {
+                let ags = format!("{kreis_key}{g:03}");
+                let ars = format!("{kreis_key}0000{g:03}");
+                let g_id = create_org(
+                    app,
+                    admin,
+                    gemeinde(&format!("Gemeinde {ags}"), &ars, &ags, &kreis_id),
+                )
+                .await;
+                orgs.push(g_id.clone());
+                subtree.entry(land_key).or_default().push(g_id);
+            }
+        }
+    }
+    // Two bookings per organisation, stored directly (placement is not the point).
+    let now = Utc::now();
+    let mut expected_all = BTreeSet::new();
+    for (i, org) in orgs.iter().enumerate() {
+        let new: Vec<verbund_store::NewBooking> = (0..2)
+            .map(|j| {
+                let id = format!("b-{i:02}-{j}");
+                expected_all.insert(id.clone());
+                let booking: verbund_domain::booking::Booking = serde_json::from_value(json!({
+                    "id": id, "organisation": org, "offering": "nextcloud", "plan": "s",
+                    "config": {}, "channel": "stable", "state": "placed", "site": "alpha-1",
+                    "version": "1.0.0", "created_at": now, "updated_at": now,
+                    "state_since": now,
+                }))
+                .expect("a booking");
+                verbund_store::NewBooking {
+                    booking,
+                    resources: Default::default(),
+                    decision: None,
+                    action: "booking.create".into(),
+                    secrets: None,
+                }
+            })
+            .collect();
+        kit.store
+            .create_bookings(SETUP_ACTOR, org, now, move |_| {
+                Ok::<_, verbund_store::StoreError>(new)
+            })
+            .await
+            .expect("store the bookings");
+    }
+    let ids = |items: &[Value]| -> BTreeSet<String> {
+        items
+            .iter()
+            .map(|b| b["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let pages = |token: String| {
+        let app = app.clone();
+        async move {
+            let mut out = Vec::new();
+            for limit in [1000, 7, 1] {
+                out.push(all_in_pages_of(&app, &token, "/api/v1/bookings", limit).await);
+            }
+            out
+        }
+    };
+    for got in pages(kit.admin.clone()).await {
+        assert_eq!(ids(&got), expected_all);
+    }
+    // A delegated admin of Bayern sees Bayern's whole subtree; a plain member of one
+    // Kreis only that Kreis's own bookings.
+    let bayern = &subtree["09"][0];
+    let (_, delegated) = kit
+        .user(
+            "bayern-delegated",
+            json!([{"role": "org-admin", "organisation": bayern, "delegated": true}]),
+        )
+        .await;
+    let index = |o: &String| orgs.iter().position(|x| x == o).expect("an organisation");
+    let bookings_of = |set: &[String]| -> BTreeSet<String> {
+        set.iter()
+            .flat_map(|o| {
+                let i = index(o);
+                [format!("b-{i:02}-0"), format!("b-{i:02}-1")]
+            })
+            .collect()
+    };
+    for got in pages(delegated).await {
+        assert_eq!(ids(&got), bookings_of(&subtree["09"]));
+    }
+    let kreis = &subtree["02"][1];
+    let (_, member) = kit
+        .user(
+            "kreis-member",
+            json!([{"role": "org-member", "organisation": kreis}]),
+        )
+        .await;
+    for got in pages(member).await {
+        assert_eq!(ids(&got), bookings_of(std::slice::from_ref(kreis)));
+    }
+}

@@ -14,9 +14,13 @@ use verbund_domain::directory::{
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::Invalid;
 
+use crate::bookings::IN_CHUNK;
 use crate::error::{Result, StoreError};
 use crate::rows::{from_json, paginate, parse_ts, stored_time, to_json, ts, Arg, Select};
 use crate::Store;
+
+/// Ancestors an organisation may have; more means a cycle in corrupt data.
+const MAX_ANCESTORS: usize = 17;
 
 /// Name of the root organisation that the GV100AD import creates when missing.
 pub const BUND_NAME: &str = "Bundesrepublik Deutschland";
@@ -279,18 +283,9 @@ impl Store {
 
     /// Ids of an organisation's ancestors, nearest first.
     pub async fn organisation_ancestors(&self, id: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut current = self.get_organisation(id).await?.parent;
-        while let Some(p) = current {
-            if out.contains(&p) || out.len() > 16 {
-                return Err(StoreError::Corrupt(format!(
-                    "cycle in the parents of `{id}`"
-                )));
-            }
-            out.push(p.clone());
-            current = self.get_organisation(&p).await?.parent;
-        }
-        Ok(out)
+        let mut chain = self.organisation_chain(id).await?;
+        chain.remove(0);
+        Ok(chain)
     }
 
     pub async fn list_organisations(
@@ -694,8 +689,54 @@ impl Store {
 
     /// An organisation's id followed by its ancestors' ids, nearest first.
     pub async fn organisation_chain(&self, id: &str) -> Result<Vec<String>> {
-        let mut chain = vec![id.to_string()];
-        chain.extend(self.organisation_ancestors(id).await?);
-        Ok(chain)
+        self.organisation_chains(&[id.to_string()])
+            .await?
+            .remove(id)
+            .ok_or_else(|| StoreError::not_found("organisation", id))
+    }
+
+    /// The chain ([`Store::organisation_chain`]) of each of `ids` that exists, read at
+    /// once: one recursive query per 500 ids, however deep the hierarchy, so
+    /// that a page of bookings costs one query for all its organisations' chains.
+    pub async fn organisation_chains(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>> {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        ids.dedup();
+        let mut chains: HashMap<String, Vec<String>> = HashMap::with_capacity(ids.len());
+        let mut conn = self.pool.acquire().await?;
+        for chunk in ids.chunks(IN_CHUNK) {
+            // `depth` bounds the walk, so that a cycle in corrupt data ends (and is
+            // reported below) instead of running forever.
+            let list = crate::rows::placeholders(self.dialect, 1, chunk.len());
+            let sql = format!(
+                "WITH RECURSIVE up(origin, id, parent, depth) AS ( \
+                    SELECT id, id, parent, 0 FROM organisations WHERE id IN ({list}) \
+                    UNION ALL SELECT up.origin, o.id, o.parent, up.depth + 1 \
+                    FROM organisations o JOIN up ON o.id = up.parent \
+                    WHERE up.depth <= {MAX_ANCESTORS}) \
+                 SELECT origin, id FROM up ORDER BY origin, depth"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            for r in q.fetch_all(&mut *conn).await? {
+                let origin: String = r.try_get(0)?;
+                let id: String = r.try_get(1)?;
+                let chain = chains.entry(origin).or_default();
+                // The organisation itself, then at most `MAX_ANCESTORS` distinct ones.
+                if chain.contains(&id) || chain.len() > MAX_ANCESTORS {
+                    return Err(StoreError::Corrupt(format!(
+                        "cycle in the parents of `{}`",
+                        chain.first().map_or(id.as_str(), String::as_str)
+                    )));
+                }
+                chain.push(id);
+            }
+        }
+        Ok(chains)
     }
 }

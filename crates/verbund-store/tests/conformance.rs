@@ -50,6 +50,7 @@ conformance!(
     concurrent_writes_are_serialised,
     writes_after_failed_writes_succeed,
     declared_secrets_are_kept_apart_and_sealed_documents_by_digest,
+    organisation_chains_of_many_organisations_are_read_at_once,
 );
 
 conformance_db!(
@@ -58,6 +59,7 @@ conformance_db!(
     two_stores_on_one_database_write_concurrently,
     the_shared_history_moves_only_from_its_head,
     one_replica_at_a_time_writes_the_desired_state,
+    a_cycle_in_the_organisation_chain_is_corrupt_data,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -2627,4 +2629,84 @@ async fn one_replica_at_a_time_writes_the_desired_state(store: Store, db: Db) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     other.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Organisation chains
+
+/// The chains of a page's worth of organisations from all over the directory, read at
+/// once, are those a walk from parent to parent finds (what `organisation_chain` read
+/// one organisation at a time before).
+async fn organisation_chains_of_many_organisations_are_read_at_once(store: Store) {
+    let d = directory();
+    store
+        .import_organisations(IMPORTER, GV100AD_SOURCE, &d.organisations, t(0))
+        .await
+        .unwrap();
+    let all = all_organisations(&store, &OrganisationFilter::default()).await;
+    let parent: HashMap<&str, Option<&str>> = all
+        .iter()
+        .map(|o| (o.id.as_str(), o.parent.as_deref()))
+        .collect();
+    let walk = |id: &str| -> Vec<String> {
+        let mut chain = vec![id.to_string()];
+        let mut current = parent[id];
+        while let Some(p) = current {
+            chain.push(p.to_string());
+            current = parent[p];
+        }
+        chain
+    };
+    // Every ninth: Bund, Länder, Kreise and Gemeinden of every Land, more than one
+    // query's worth of ids, with one asked twice and one that does not exist.
+    let mut ids: Vec<String> = all.iter().step_by(9).map(|o| o.id.clone()).collect();
+    assert!(ids.len() > 1000, "{}", ids.len());
+    ids.push(ids[0].clone());
+    ids.push("no-such-organisation".into());
+    let chains = store.organisation_chains(&ids).await.unwrap();
+    assert_eq!(chains.len(), ids.len() - 2);
+    let depths: BTreeSet<usize> = chains.values().map(Vec::len).collect();
+    assert_eq!(
+        depths,
+        BTreeSet::from([1, 2, 3, 4]),
+        "the Bund, Länder, Kreise, Gemeinden"
+    );
+    for id in &ids[..ids.len() - 2] {
+        assert_eq!(chains[id], walk(id), "chain of `{id}`");
+        assert_eq!(store.organisation_chain(id).await.unwrap(), walk(id));
+        assert_eq!(
+            store.organisation_ancestors(id).await.unwrap(),
+            walk(id)[1..]
+        );
+    }
+    let bund = all.iter().find(|o| o.parent.is_none()).unwrap();
+    assert_eq!(
+        store.organisation_chain(&bund.id).await.unwrap(),
+        std::slice::from_ref(&bund.id)
+    );
+    assert!(store.organisation_chains(&[]).await.unwrap().is_empty());
+    assert_not_found(store.organisation_chain("no-such-organisation").await);
+    assert_not_found(store.organisation_ancestors("no-such-organisation").await);
+}
+
+async fn a_cycle_in_the_organisation_chain_is_corrupt_data(store: Store, db: Db) {
+    let bund = store
+        .create_organisation(ADMIN, &bund(), t(0))
+        .await
+        .unwrap();
+    let bayern = store
+        .create_organisation(ADMIN, &land("Bayern", "09", &bund.id), t(0))
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "UPDATE organisations SET parent = '{}' WHERE id = '{}'",
+        bayern.id, bund.id
+    ))
+    .await;
+    for id in [&bund.id, &bayern.id] {
+        match store.organisation_chain(id).await {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("cycle"), "{m}"),
+            other => panic!("expected corrupt data, got {other:?}"),
+        }
+    }
 }

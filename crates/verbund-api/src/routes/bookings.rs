@@ -113,14 +113,22 @@ pub async fn list(
         .await?;
     // Every listed booking passes the same decision as a single read. The target depends
     // only on the booking's organisation (and the operator's provider, the same for the
-    // whole list), so the decision is taken once per organisation.
+    // whole list), so the decision is taken once per organisation, with the chains of
+    // all the page's organisations read in one query.
+    let organisations: Vec<String> = page.items.iter().map(|b| b.organisation.clone()).collect();
+    let mut chains = state.store.organisation_chains(&organisations).await?;
     let mut allowed: HashMap<String, bool> = HashMap::new();
     let mut items = Vec::with_capacity(page.items.len());
     for b in page.items {
         let may = match allowed.get(&b.organisation) {
             Some(may) => *may,
             None => {
-                let chain = state.store.organisation_chain(&b.organisation).await?;
+                let chain = chains.remove(&b.organisation).ok_or_else(|| {
+                    ApiError::Internal(format!(
+                        "booking `{}` names the unknown organisation `{}`",
+                        b.id, b.organisation
+                    ))
+                })?;
                 let mut t = Target::new("booking").in_organisation(chain);
                 if let Some(provider) = &filter.scope_provider {
                     // The SQL scope already restricted these to the operator's sites.

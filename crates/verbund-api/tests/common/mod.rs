@@ -297,13 +297,18 @@ pub fn assert_problem(r: &Resp, status: StatusCode, field: Option<&str>) -> Stri
 
 /// Every item of a paginated list, read page by page.
 pub async fn all(app: &Router, token: &str, path: &str) -> Vec<Value> {
+    all_in_pages_of(app, token, path, 1000).await
+}
+
+/// Every item of a paginated list, read in pages of `limit` items.
+pub async fn all_in_pages_of(app: &Router, token: &str, path: &str, limit: u32) -> Vec<Value> {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let url = match &after {
-            Some(a) => format!("{path}{sep}limit=1000&after={}", enc(a)),
-            None => format!("{path}{sep}limit=1000"),
+            Some(a) => format!("{path}{sep}limit={limit}&after={}", enc(a)),
+            None => format!("{path}{sep}limit={limit}"),
         };
         let page = ok(get(app, token, &url).await, StatusCode::OK);
         out.extend(page["items"].as_array().expect("items").iter().cloned());
