@@ -7,6 +7,7 @@
 
 mod auth;
 pub mod extract;
+pub mod idempotency;
 mod metrics;
 mod openapi;
 pub mod password;

@@ -43,6 +43,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
+    /// An `Idempotency-Key` sent again with another request than the one it was used for.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     #[error("the request body exceeds the limit of {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
@@ -74,6 +77,11 @@ impl ApiError {
                 "Method not allowed",
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::IdempotencyKeyReused(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key already used",
+            ),
             ApiError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",

@@ -2206,9 +2206,168 @@ async fn request_json(
 }
 
 // ---------------------------------------------------------------------------------------
-// The booking list's organisation chains
+// Idempotent booking and the booking list's organisation chains
 
-api_tests!(booking_lists_over_many_organisation_chains);
+api_tests!(
+    a_retried_booking_books_once,
+    concurrent_retries_book_once,
+    booking_lists_over_many_organisation_chains,
+);
+
+/// The Bund, Bayern, a certified site (personal data needs ISO 27001) and a published
+/// offering under the default policies: something Bayern can book.
+async fn bookable(kit: &Kit) -> String {
+    verbund_placement::ensure_default_policies(&kit.store, Utc::now())
+        .await
+        .expect("default policies");
+    let bayern = directory(kit).await;
+    let mut certified = site("alpha-2", "alpha");
+    certified["certifications"] = json!([{"scheme": "iso27001", "level": "it-grundschutz",
+                                          "valid_until": "2099-12-31"}]);
+    ok(
+        post(&kit.app, &kit.admin, "/api/v1/sites", certified).await,
+        StatusCode::CREATED,
+    );
+    bayern
+}
+
+/// `POST /bookings` with an `Idempotency-Key` and the body as written.
+fn book_with_key(token: &str, key: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/bookings")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", key)
+        .body(Body::from(body.to_string()))
+        .expect("a valid request")
+}
+
+fn replayed(r: &Resp) -> Option<&str> {
+    r.1.get("idempotent-replayed").and_then(|v| v.to_str().ok())
+}
+
+async fn a_retried_booking_books_once(kit: Kit) {
+    let bayern = bookable(&kit).await;
+    let now = Utc::now();
+    let app = kit.app_at(now);
+    let body = json!({"organisation": bayern, "offering": "nextcloud", "plan": "s",
+                      "config": {"domain": "a.example"}})
+    .to_string();
+
+    let first = send(&app, book_with_key(&kit.admin, "k-1", &body)).await;
+    assert_eq!(replayed(&first), None);
+    let first = ok(first, StatusCode::CREATED);
+    let id = first["booking"]["id"].as_str().expect("id").to_string();
+    assert_ne!(first["booking"]["state"], "rejected", "{first}");
+    let events = audit_count(&kit).await;
+
+    // The retry (the same request, written differently, with the key quoted as a
+    // structured-field string) answers the first one's booking and books nothing.
+    let retry_body = format!(
+        r#"{{ "plan": "s", "config": {{"domain": "a.example"}}, "offering": "nextcloud", "organisation": "{bayern}" }}"#
+    );
+    let retry = send(&app, book_with_key(&kit.admin, "\"k-1\"", &retry_body)).await;
+    assert_eq!(replayed(&retry), Some("true"));
+    let retry = ok(retry, StatusCode::CREATED);
+    assert_eq!(retry["booking"]["id"], json!(id), "{retry}");
+    assert_eq!(retry["placement"], first["placement"]);
+    assert_eq!(retry["dependencies"], first["dependencies"]);
+    assert_eq!(audit_count(&kit).await, events);
+    assert_eq!(all(&app, &kit.admin, "/api/v1/bookings").await.len(), 1);
+
+    // The same key with another body is refused and changes nothing.
+    let other = json!({"organisation": bayern, "offering": "nextcloud", "plan": "s",
+                       "config": {"domain": "b.example"}})
+    .to_string();
+    let r = send(&app, book_with_key(&kit.admin, "k-1", &other)).await;
+    let d = assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, None);
+    assert_eq!(
+        r.2["type"],
+        "https://verbund.dev/problems/idempotency-key-reused"
+    );
+    assert!(d.contains("`k-1`") && d.contains(&id), "{d}");
+    assert_eq!(audit_count(&kit).await, events);
+    assert_eq!(all(&app, &kit.admin, "/api/v1/bookings").await.len(), 1);
+
+    // A malformed key is a bad request, and books nothing.
+    for bad in ["", "\"k-1", &"k".repeat(256)] {
+        let r = send(&app, book_with_key(&kit.admin, bad, &body)).await;
+        assert_problem(&r, StatusCode::BAD_REQUEST, None);
+    }
+    assert_eq!(audit_count(&kit).await, events);
+
+    // Keys belong to their account: Bayern's own admin books with the same key.
+    let (_, bayern_admin) = kit
+        .user(
+            "bayern-admin",
+            json!([{"role": "org-admin", "organisation": bayern}]),
+        )
+        .await;
+    let theirs = ok(
+        send(&app, book_with_key(&bayern_admin, "k-1", &body)).await,
+        StatusCode::CREATED,
+    );
+    assert_ne!(theirs["booking"]["id"], json!(id));
+
+    // Without a key, the same request books again; a day later, so does the key.
+    let again = ok(
+        post(
+            &app,
+            &kit.admin,
+            "/api/v1/bookings",
+            serde_json::from_str(&body).unwrap(),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_ne!(again["booking"]["id"], json!(id));
+    let tomorrow = kit.app_at(now + Duration::hours(24));
+    let r = send(&tomorrow, book_with_key(&kit.admin, "k-1", &other)).await;
+    assert_eq!(replayed(&r), None);
+    let later = ok(r, StatusCode::CREATED);
+    assert_ne!(later["booking"]["id"], json!(id));
+    assert_eq!(all(&app, &kit.admin, "/api/v1/bookings").await.len(), 4);
+
+    // The OpenAPI document names the header and the refusal.
+    let doc = ok(get(&app, "", "/api/v1/openapi.json").await, StatusCode::OK);
+    let op = &doc["paths"]["/api/v1/bookings"]["post"];
+    let params = op["parameters"].as_array().expect("parameters");
+    assert!(
+        params
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+        "{op}"
+    );
+    assert!(op["responses"]["422"].is_object(), "{op}");
+}
+
+async fn concurrent_retries_book_once(kit: Kit) {
+    let bayern = bookable(&kit).await;
+    let body = json!({"organisation": bayern, "offering": "nextcloud", "plan": "s"}).to_string();
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let app = kit.app.clone();
+            let req = book_with_key(&kit.admin, "k-2", &body);
+            tokio::spawn(async move { send(&app, req).await })
+        })
+        .collect();
+    let mut ids = BTreeSet::new();
+    let mut first_answers = 0;
+    for t in tries {
+        let r = t.await.expect("a retry");
+        if replayed(&r).is_none() {
+            first_answers += 1;
+        }
+        let created = ok(r, StatusCode::CREATED);
+        ids.insert(created["booking"]["id"].as_str().expect("id").to_string());
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(first_answers, 1);
+    let listed = all(&kit.app, &kit.admin, "/api/v1/bookings").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"].as_str(), ids.first().map(String::as_str));
+}
 
 /// A page of bookings of organisations in many chains (two Länder, their Kreise and
 /// Gemeinden) lists for each caller exactly the bookings of its organisations, in pages

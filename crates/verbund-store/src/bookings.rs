@@ -359,6 +359,10 @@ impl Store {
     /// and the organisation's live bookings, and returns the bookings to insert (a
     /// booking and the dependency bookings created for it). Nothing is stored when it
     /// fails.
+    ///
+    /// On a handle made by [`Store::idempotent`], the request's key is recorded with the
+    /// first booking in the same transaction; a key recorded before (and not expired)
+    /// is a [`StoreError::Conflict`] before `decide` runs, and nothing is stored.
     pub async fn create_bookings<F, E>(
         &self,
         actor: &str,
@@ -371,6 +375,9 @@ impl Store {
         E: From<StoreError>,
     {
         let mut w = self.begin_write().await?;
+        if let Some(key) = &self.idempotency {
+            crate::idempotency::refuse_used(&mut w.tx, key, now).await?;
+        }
         let snapshot = snapshot(&mut w.tx, organisation).await?;
         let new = decide(&snapshot)?;
         // Rows first (a dependency names the booking it serves), then the links.
@@ -382,6 +389,9 @@ impl Store {
         }
         for n in &new {
             w.audit(audit_change(actor, n, None), now).await?;
+        }
+        if let (Some(key), Some(first)) = (&self.idempotency, new.first()) {
+            crate::idempotency::record(&mut w.tx, key, &first.booking.id, now).await?;
         }
         w.commit().await?;
         Ok(new.into_iter().map(|n| n.booking).collect())

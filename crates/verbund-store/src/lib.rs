@@ -13,6 +13,7 @@ mod catalog;
 mod directory;
 mod error;
 mod fleet;
+mod idempotency;
 mod policies;
 mod preflight;
 mod reports;
@@ -37,6 +38,7 @@ pub use catalog::OfferingFilter;
 pub use directory::SiteFilter;
 pub use error::{Result, StoreError};
 pub use fleet::{FleetCounts, FleetScope};
+pub use idempotency::{IdempotencyKey, IdempotentBooking};
 pub use policies::{PolicyRecord, StoredPolicy};
 pub use reports::{Ingested, Move};
 pub use rollouts::{
@@ -62,6 +64,9 @@ pub struct Store {
     /// SQLite allows one writer at a time; writers queue here instead of failing with
     /// `SQLITE_BUSY` when a deferred transaction tries to upgrade its lock.
     write_lock: Arc<Mutex<()>>,
+    /// The `Idempotency-Key` of the one request this handle serves
+    /// ([`Store::idempotent`]), recorded with the bookings it creates.
+    idempotency: Option<Arc<IdempotencyKey>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -122,6 +127,7 @@ impl Store {
             pool,
             dialect,
             write_lock: Arc::new(Mutex::new(())),
+            idempotency: None,
         })
     }
 

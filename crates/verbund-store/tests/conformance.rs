@@ -50,6 +50,8 @@ conformance!(
     concurrent_writes_are_serialised,
     writes_after_failed_writes_succeed,
     declared_secrets_are_kept_apart_and_sealed_documents_by_digest,
+    idempotency_keys_are_recorded_with_their_booking_only,
+    an_idempotency_key_books_once_under_concurrent_retries,
     organisation_chains_of_many_organisations_are_read_at_once,
 );
 
@@ -2629,6 +2631,240 @@ async fn one_replica_at_a_time_writes_the_desired_state(store: Store, db: Db) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     other.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Idempotency keys of bookings
+
+/// The Bund with a site and an offering to book.
+async fn bookable(store: &Store) -> Organisation {
+    let bund = store
+        .create_organisation(ADMIN, &bund(), t(0))
+        .await
+        .unwrap();
+    store
+        .put_provider(ADMIN, &provider("dataport"), t(0))
+        .await
+        .unwrap();
+    store
+        .put_site(ADMIN, &site("dataport-hh-1", "dataport"), t(0))
+        .await
+        .unwrap();
+    store
+        .put_offering(ADMIN, &offering("nextcloud", &bund.id), t(0))
+        .await
+        .unwrap();
+    bund
+}
+
+fn new_booking(
+    id: &str,
+    organisation: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> verbund_store::NewBooking {
+    verbund_store::NewBooking {
+        booking: serde_json::from_value(json!({
+            "id": id, "organisation": organisation, "offering": "nextcloud", "plan": "s",
+            "config": {}, "channel": "stable", "state": "placed", "site": "dataport-hh-1",
+            "version": "1.0.0", "created_at": now, "updated_at": now, "state_since": now,
+        }))
+        .expect("a booking"),
+        resources: Default::default(),
+        decision: None,
+        action: "booking.create".into(),
+        secrets: None,
+    }
+}
+
+fn idempotency_key(
+    account: &str,
+    key: &str,
+    organisation: &str,
+    fingerprint: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> verbund_store::IdempotencyKey {
+    verbund_store::IdempotencyKey {
+        account: account.into(),
+        key: key.into(),
+        organisation: organisation.into(),
+        fingerprint: fingerprint.into(),
+        expires_at,
+    }
+}
+
+async fn booking_ids(store: &Store) -> Vec<String> {
+    store
+        .list_bookings(&Default::default(), &page(1000, None))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|b| b.id)
+        .collect()
+}
+
+async fn idempotency_keys_are_recorded_with_their_booking_only(store: Store) {
+    let bund = bookable(&store).await;
+    let day = Duration::hours(24);
+    let key = |account: &str, fingerprint: &str, now| {
+        idempotency_key(account, "k-1", &bund.id, fingerprint, now + day)
+    };
+
+    // A booking that fails records no key: the retry may book.
+    let failed = store
+        .idempotent(key("alice", "f1", t(0)))
+        .create_bookings(ADMIN, &bund.id, t(0), |_| {
+            Err::<Vec<verbund_store::NewBooking>, _>(StoreError::Conflict("no".into()))
+        })
+        .await;
+    assert_conflict(failed);
+    assert_eq!(
+        store
+            .idempotent_booking("alice", "k-1", t(1))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The booking and its key, in one transaction.
+    store
+        .idempotent(key("alice", "f1", t(1)))
+        .create_bookings(ADMIN, &bund.id, t(1), |_| {
+            Ok::<_, StoreError>(vec![new_booking("b-1", &bund.id, t(1))])
+        })
+        .await
+        .unwrap();
+    let recorded = store
+        .idempotent_booking("alice", "k-1", t(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        recorded,
+        verbund_store::IdempotentBooking {
+            key: key("alice", "f1", t(1)),
+            booking: "b-1".into(),
+            created_at: t(1),
+        }
+    );
+
+    // The same key again is a conflict before anything is decided or stored.
+    let head = audit_head(&store).await;
+    let again = store
+        .idempotent(key("alice", "f1", t(2)))
+        .create_bookings(
+            ADMIN,
+            &bund.id,
+            t(2),
+            |_| -> Result<Vec<verbund_store::NewBooking>, StoreError> {
+                panic!("a used key must not get to the decision")
+            },
+        )
+        .await;
+    assert_conflict(again);
+    assert_eq!(booking_ids(&store).await, ["b-1"]);
+    assert_eq!(audit_head(&store).await, head);
+
+    // Keys belong to their account: another account's `k-1` is another key.
+    store
+        .idempotent(key("bob", "f2", t(3)))
+        .create_bookings(ADMIN, &bund.id, t(3), |_| {
+            Ok::<_, StoreError>(vec![new_booking("b-2", &bund.id, t(3))])
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .idempotent_booking("bob", "k-1", t(4))
+            .await
+            .unwrap()
+            .map(|r| r.booking),
+        Some("b-2".to_string())
+    );
+
+    // A plain handle records nothing.
+    store
+        .create_bookings(ADMIN, &bund.id, t(4), |_| {
+            Ok::<_, StoreError>(vec![new_booking("b-3", &bund.id, t(4))])
+        })
+        .await
+        .unwrap();
+
+    // After a day the key no longer counts, and may book again (replacing the old).
+    let expired = t(1) + day;
+    assert_eq!(
+        store
+            .idempotent_booking("alice", "k-1", expired)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .idempotent_booking("alice", "k-1", expired - Duration::milliseconds(1))
+        .await
+        .unwrap()
+        .is_some());
+    store
+        .idempotent(key("alice", "f3", expired))
+        .create_bookings(ADMIN, &bund.id, expired, |_| {
+            Ok::<_, StoreError>(vec![new_booking("b-4", &bund.id, expired)])
+        })
+        .await
+        .unwrap();
+    let renewed = store
+        .idempotent_booking("alice", "k-1", expired)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (renewed.booking.as_str(), renewed.key.fingerprint.as_str()),
+        ("b-4", "f3")
+    );
+    // Only expired keys went: Bob's, two seconds younger, still counts.
+    assert_eq!(
+        store
+            .idempotent_booking("bob", "k-1", expired)
+            .await
+            .unwrap()
+            .map(|r| r.booking),
+        Some("b-2".to_string())
+    );
+    assert_eq!(booking_ids(&store).await, ["b-1", "b-2", "b-3", "b-4"]);
+}
+
+async fn an_idempotency_key_books_once_under_concurrent_retries(store: Store) {
+    let bund = bookable(&store).await;
+    let tries = (0..8).map(|i| {
+        let store = store.clone();
+        let org = bund.id.clone();
+        tokio::spawn(async move {
+            let key = idempotency_key("alice", "k-1", &org, "f", t(1) + Duration::hours(24));
+            store
+                .idempotent(key)
+                .create_bookings(ADMIN, &org, t(1), |_| {
+                    Ok::<_, StoreError>(vec![new_booking(&format!("b-{i}"), &org, t(1))])
+                })
+                .await
+        })
+    });
+    let mut booked = Vec::new();
+    for h in tries.collect::<Vec<_>>() {
+        match h.await.unwrap() {
+            Ok(b) => booked.push(b[0].id.clone()),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("a retry failed: {e}"),
+        }
+    }
+    assert_eq!(booked.len(), 1, "{booked:?}");
+    assert_eq!(booking_ids(&store).await, booked);
+    assert_eq!(
+        store
+            .idempotent_booking("alice", "k-1", t(2))
+            .await
+            .unwrap()
+            .map(|r| r.booking),
+        booked.first().cloned()
+    );
 }
 
 // ---------------------------------------------------------------------------------------

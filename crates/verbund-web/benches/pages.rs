@@ -246,9 +246,10 @@ impl Fixture {
                 config: json!({}),
                 channel: "stable".into(),
             };
-            let (status, axum::Json(created)) = verbund_api::routes::bookings::create(
+            let (status, _, axum::Json(created)) = verbund_api::routes::bookings::create(
                 State(api.clone()),
                 caller.clone(),
+                verbund_api::idempotency::IdempotencyKey(None),
                 ApiJson(spec),
             )
             .await

@@ -15,10 +15,11 @@ use verbund_domain::report::{BookingStatus, SiteHealth};
 use verbund_placement::ReevaluationSummary;
 use verbund_policy::authz::{Act, Target};
 use verbund_policy::PlacementDecision;
-use verbund_store::BookingFilter;
+use verbund_store::{BookingFilter, StoreError};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::idempotency::{self, IdempotencyKey, Replayed};
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -196,14 +197,25 @@ pub struct BookingCreated {
 }
 
 /// Book an offering.
+///
+/// With an `Idempotency-Key`, a retry of the same request answers the booking the first
+/// one made instead of booking again (see `crate::idempotency`).
 #[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = BookingSpec,
-    responses((status = 201, body = BookingCreated), (status = 422, body = crate::problem::Problem)),
+    params(("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
+    responses(
+        (status = 201, body = BookingCreated, headers(("Idempotent-Replayed" = bool,
+            description = "`true` when this answers a retry with the first request's booking"))),
+        (status = 400, body = crate::problem::Problem, content_type = "application/problem+json",
+            description = "a malformed `Idempotency-Key`"),
+        (status = 422, body = crate::problem::Problem, content_type = "application/problem+json",
+            description = "an invalid booking, or an `Idempotency-Key` used for another request")),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(spec): ApiJson<BookingSpec>,
-) -> ApiResult<(StatusCode, Json<BookingCreated>)> {
+) -> ApiResult<(StatusCode, Replayed, Json<BookingCreated>)> {
     let chain = state
         .store
         .organisation_chain(&spec.organisation)
@@ -215,10 +227,48 @@ pub async fn create(
             ))
         })?;
     caller.require(Act::Write, &Target::new("booking").in_organisation(chain))?;
-    let mut created = state
-        .bookings
-        .book(&caller.actor(), &spec, state.now())
-        .await?;
+    let now = state.now();
+    let Some(key) = key else {
+        let created = state.bookings.book(&caller.actor(), &spec, now).await?;
+        return answer(&state, created, false).await;
+    };
+    let key = verbund_store::IdempotencyKey {
+        account: caller.0.user_id.clone(),
+        key,
+        organisation: spec.organisation.clone(),
+        fingerprint: idempotency::fingerprint(&spec)?,
+        expires_at: idempotency::expiry(now),
+    };
+    if let Some(earlier) = replay(&state, &key, now).await? {
+        return Ok(earlier);
+    }
+    // The key is recorded in the booking's transaction; a retry that raced this one
+    // past the check above finds it there and answers what that one booked.
+    let bookings = verbund_placement::Bookings::new(state.store.idempotent(key.clone()));
+    match bookings.book(&caller.actor(), &spec, now).await {
+        Ok(created) => answer(&state, created, false).await,
+        Err(verbund_placement::BookingError::Store(StoreError::Conflict(c))) => {
+            match replay(&state, &key, now).await? {
+                Some(earlier) => Ok(earlier),
+                None => Err(ApiError::Conflict(c)),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a booking request answers: the booking, the dependency bookings it created,
+/// and its placement decision.
+async fn answer(
+    state: &AppState,
+    mut created: Vec<Booking>,
+    replayed: bool,
+) -> ApiResult<(StatusCode, Replayed, Json<BookingCreated>)> {
+    if created.is_empty() {
+        return Err(ApiError::Internal(
+            "a booking request created nothing".into(),
+        ));
+    }
     let booking = created.remove(0);
     let placement = state
         .store
@@ -227,12 +277,38 @@ pub async fn create(
         .and_then(|v| serde_json::from_value(v).ok());
     Ok((
         StatusCode::CREATED,
+        Replayed(replayed),
         Json(BookingCreated {
             booking,
             dependencies: created,
             placement,
         }),
     ))
+}
+
+/// The answer to a retry: the booking an earlier request made with `key` (and the
+/// dependency bookings it created), or a refusal if that request was another one;
+/// `None` when the key is new (or expired).
+async fn replay(
+    state: &AppState,
+    key: &verbund_store::IdempotencyKey,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<Option<(StatusCode, Replayed, Json<BookingCreated>)>> {
+    let Some(earlier) = state
+        .store
+        .idempotent_booking(&key.account, &key.key, now)
+        .await?
+    else {
+        return Ok(None);
+    };
+    idempotency::check_same_request(&earlier, &key.fingerprint)?;
+    let booking = state.store.get_booking(&earlier.booking).await?;
+    let mut dependencies = state.store.bookings_by_ids(&booking.dependencies).await?;
+    dependencies.retain(|d| d.dependency_of.as_deref() == Some(booking.id.as_str()));
+    dependencies.sort_by_key(|d| booking.dependencies.iter().position(|id| *id == d.id));
+    let mut created = vec![booking];
+    created.extend(dependencies);
+    answer(state, created, true).await.map(Some)
 }
 
 /// A booking with what its site last reported about it.

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use verbund_api::extract::ApiJson;
+use verbund_api::idempotency::IdempotencyKey;
 use verbund_api::routes::bookings::{self, ExplainRequest};
 use verbund_api::routes::offerings;
 use verbund_api::ApiError;
@@ -303,9 +304,15 @@ pub async fn submit(
             channel.clone()
         },
     };
-    let created = bookings::create(State(state.api.clone()), v.caller.clone(), ApiJson(spec)).await;
+    let created = bookings::create(
+        State(state.api.clone()),
+        v.caller.clone(),
+        IdempotencyKey(None),
+        ApiJson(spec),
+    )
+    .await;
     match created {
-        Ok((_, Json(c))) => {
+        Ok((_, _, Json(c))) => {
             Redirect::to(&format!("/bookings/{}?new=1", c.booking.id)).into_response()
         }
         Err(ApiError::Invalid(i)) => {
