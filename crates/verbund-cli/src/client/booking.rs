@@ -36,6 +36,11 @@ pub struct BookArgs {
     /// `stable`, `pinned:<version>` or `window:<days> <from>-<to>`.
     #[arg(long, default_value = "stable")]
     channel: String,
+    /// The request's `Idempotency-Key` (default: a new random one). The command sends
+    /// it again when an answer is lost; pass the key a failed command named to retry
+    /// it later without booking twice (keys count for 24 hours).
+    #[arg(long, value_name = "KEY")]
+    idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -324,7 +329,13 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
         "config": config,
         "channel": a.channel,
     });
-    let (_, created): (_, Value) = api.write(Method::POST, "/bookings", &body).await?;
+    let key = a
+        .idempotency_key
+        .clone()
+        .unwrap_or_else(super::http::idempotency_key);
+    let (_, created): (_, Value) = api
+        .write_idempotent(Method::POST, "/bookings", &body, &key)
+        .await?;
     if a.conn.output != Format::Table {
         return print_data(a.conn.output, &created);
     }

@@ -113,12 +113,27 @@ impl Api {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
+        self.send_keyed(method, path, query, body, None).await
+    }
+
+    /// `send`, with an `Idempotency-Key` header when `key` is given.
+    async fn send_keyed<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+        key: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
         let url = format!("{}/api/v1{path}", self.base);
         let mut req = self
             .http
             .request(method, &url)
             .bearer_auth(&self.token)
             .query(query);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -227,6 +242,43 @@ impl Api {
         Ok((status, value))
     }
 
+    /// Like `write`, with an `Idempotency-Key`: when the answer is lost (the server
+    /// unreachable or timing out, or a gateway's 502, 503 or 504), the same request is
+    /// sent again with the same key, up to `IDEMPOTENT_ATTEMPTS` times, so that the
+    /// server does the work once however often it is asked. When every attempt fails,
+    /// the error names the key to retry with later.
+    pub async fn write_idempotent<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        key: &str,
+    ) -> anyhow::Result<(StatusCode, T)> {
+        let mut attempt = 1;
+        let answer = loop {
+            let sent = self
+                .send_keyed(method.clone(), path, &[], Some(body), Some(key))
+                .await;
+            let lost = match &sent {
+                Err(_) => true,
+                Ok((status, _)) => matches!(status.as_u16(), 502..=504),
+            };
+            if !lost || attempt >= IDEMPOTENT_ATTEMPTS {
+                break sent;
+            }
+            tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
+            attempt += 1;
+        };
+        let retry_hint =
+            || format!("to retry without doing it twice, pass `--idempotency-key {key}`");
+        let (status, resp) = answer.map_err(|e| e.context(retry_hint()))?;
+        if status.is_server_error() {
+            return Err(self.refusal(status, &resp).context(retry_hint()));
+        }
+        let value = self.decode(status, &resp)?;
+        Ok((status, value))
+    }
+
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         let (status, body) = self.send::<()>(Method::DELETE, path, &[], None).await?;
         self.decode(status, &body)
@@ -265,6 +317,24 @@ impl Api {
     }
 }
 
+/// How often `Api::write_idempotent` sends a request whose answer got lost.
+const IDEMPOTENT_ATTEMPTS: u32 = 3;
+
+/// A fresh `Idempotency-Key`: a random UUID (version 4).
+pub fn idempotency_key() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut key = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            key.push('-');
+        }
+        key.push_str(&format!("{x:02x}"));
+    }
+    key
+}
+
 /// Escapes a name or id for use as one path segment.
 pub fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -276,4 +346,23 @@ pub fn segment(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_fresh_version_4_uuids() {
+        let (a, b) = (idempotency_key(), idempotency_key());
+        assert_ne!(a, b);
+        let groups: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{a}");
+        assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{a}");
+        assert_eq!(a.chars().nth(14), Some('4'), "{a}");
+        assert!(
+            matches!(a.chars().nth(19), Some('8' | '9' | 'a' | 'b')),
+            "{a}"
+        );
+    }
 }
