@@ -1,9 +1,10 @@
 //! `verbund demo`: the control plane with a demo federation — all 16 Länder, a sample of
 //! real municipalities, example providers and sites, a catalog of real open-source
 //! applications used in administration, and a few bookings of München and Flensburg
-//! (placed on the first start only), whose desired state the repository then holds. Loading is idempotent: a restart loads nothing
-//! twice, and what a user changed in the demo is only overwritten where the demo
-//! defines it.
+//! (placed on the first start only), whose desired state the repository then holds.
+//! Loading creates only what is missing: a restart loads nothing twice and never
+//! overwrites what an administrator changed, while a demo object new in this version
+//! still appears.
 
 use std::path::Path;
 
@@ -68,8 +69,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 pub async fn load(store: &Store, data: &Path, charts: &str) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let orgs: Vec<KeyedOrganisation> = parse("municipalities.yaml", MUNICIPALITIES)?;
+    let known = known_keys(store).await?;
+    let new_orgs: Vec<KeyedOrganisation> = orgs
+        .iter()
+        .filter(|o| !known.contains(&o.ars))
+        .cloned()
+        .collect();
     store
-        .import_organisations(ACTOR, "demo-municipalities", &orgs, now)
+        .import_organisations(ACTOR, "demo-municipalities", &new_orgs, now)
         .await
         .context("loading the demo municipalities")?;
     let ozg: Vec<OzgService> = parse("ozg.yaml", OZG)?;
@@ -79,11 +86,15 @@ pub async fn load(store: &Store, data: &Path, charts: &str) -> anyhow::Result<()
     let vendor = vendor_organisation(store, now).await?;
     let providers: Vec<ProviderSpec> = parse("providers.yaml", PROVIDERS)?;
     for p in &providers {
-        store.put_provider(ACTOR, p, now).await?;
+        if missing(store.get_provider(&p.name).await)? {
+            store.put_provider(ACTOR, p, now).await?;
+        }
     }
     let sites: Vec<SiteSpec> = parse("sites.yaml", SITES)?;
     for s in &sites {
-        store.put_site(ACTOR, s, now).await?;
+        if missing(store.get_site(&s.name).await)? {
+            store.put_site(ACTOR, s, now).await?;
+        }
     }
     let offerings: Vec<OfferingEntry> = parse(
         "offerings.yaml",
@@ -94,10 +105,12 @@ pub async fn load(store: &Store, data: &Path, charts: &str) -> anyhow::Result<()
         if spec.vendor == VENDOR_PLACEHOLDER {
             spec.vendor = vendor.clone();
         }
-        store
-            .put_offering(ACTOR, &spec, now)
-            .await
-            .with_context(|| format!("loading demo offering `{}`", spec.name))?;
+        if missing(store.get_offering(&spec.name).await)? {
+            store
+                .put_offering(ACTOR, &spec, now)
+                .await
+                .with_context(|| format!("loading demo offering `{}`", spec.name))?;
+        }
         let published = store.list_versions(&spec.name).await?;
         for v in &entry.versions {
             if !published.iter().any(|p| p.spec.version == v.version) {
@@ -115,6 +128,35 @@ pub async fn load(store: &Store, data: &Path, charts: &str) -> anyhow::Result<()
         offerings.len()
     );
     Ok(())
+}
+
+/// Whether a demo object is missing from the store (and is to be created); any other
+/// failure to read it is an error.
+fn missing<T>(found: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match found {
+        Ok(_) => Ok(false),
+        Err(StoreError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// The ARS of every organisation in the store.
+async fn known_keys(store: &Store) -> anyhow::Result<std::collections::HashSet<String>> {
+    let mut keys = std::collections::HashSet::new();
+    let mut page = PageRequest {
+        limit: Some(verbund_domain::page::MAX_LIMIT),
+        after: None,
+    };
+    loop {
+        let batch = store
+            .list_organisations(&OrganisationFilter::default(), &page)
+            .await?;
+        keys.extend(batch.items.into_iter().filter_map(|o| o.ars));
+        match batch.next {
+            Some(next) => page.after = Some(next),
+            None => return Ok(keys),
+        }
+    }
 }
 
 /// A booking of `bookings.yaml`: the organisation by its official key.
@@ -309,4 +351,136 @@ async fn demo_users(
         dir.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADMIN: &str = "user/federation-admin";
+
+    /// The sequence number of the newest audit event.
+    async fn audit_head(store: &Store) -> i64 {
+        let page = PageRequest {
+            limit: Some(1),
+            after: None,
+        };
+        store
+            .list_audit(&verbund_store::AuditFilter::default(), &page)
+            .await
+            .expect("list_audit")
+            .items
+            .first()
+            .map_or(0, |e| e.seq)
+    }
+
+    /// What an administrator changed in demo objects, before the first start or after it,
+    /// survives every later start; demo objects missing from the store are created.
+    #[tokio::test]
+    async fn restarts_create_what_is_missing_and_overwrite_nothing() {
+        let dir = tempfile::TempDir::new().expect("a temporary folder");
+        let url = format!("sqlite://{}", dir.path().join("verbund.db").display());
+        let store = Store::open(&url).await.expect("store");
+        let now = chrono::Utc::now();
+        let charts = "https://charts.verbund.example/demo";
+
+        // An administrator registered a demo provider and a demo site before the first
+        // start, as they see them.
+        let providers: Vec<ProviderSpec> = parse("providers.yaml", PROVIDERS).expect("providers");
+        let sites: Vec<SiteSpec> = parse("sites.yaml", SITES).expect("sites");
+        let mut provider = providers[0].clone();
+        provider.display_name = "Nordwerk IT (umbenannt)".into();
+        store
+            .put_provider(ADMIN, &provider, now)
+            .await
+            .expect("put_provider");
+        let mut site = sites
+            .iter()
+            .find(|s| s.provider == provider.name)
+            .expect("a site of the first provider")
+            .clone();
+        site.capacity.cpu_millis /= 2;
+        site.kubernetes_version = "1.33".into();
+        store.put_site(ADMIN, &site, now).await.expect("put_site");
+
+        load(&store, dir.path(), charts).await.expect("first start");
+        assert_eq!(
+            store
+                .get_provider(&provider.name)
+                .await
+                .expect("provider")
+                .spec,
+            provider
+        );
+        assert_eq!(store.get_site(&site.name).await.expect("site").spec, site);
+        // Everything else of the demo is there.
+        for s in &sites {
+            store.get_site(&s.name).await.expect("every demo site");
+        }
+        for p in &providers {
+            store
+                .get_provider(&p.name)
+                .await
+                .expect("every demo provider");
+        }
+
+        // After the first start the administrator changes an offering, another site and
+        // an organisation, and gives a demo user another role.
+        let mut offering = store
+            .get_offering("nextcloud")
+            .await
+            .expect("nextcloud")
+            .spec;
+        offering.display_name = "Nextcloud (Landeslizenz)".into();
+        offering.requires_approval = true;
+        store
+            .put_offering(ADMIN, &offering, now)
+            .await
+            .expect("put_offering");
+        let mut other = sites
+            .iter()
+            .find(|s| s.name != site.name)
+            .expect("a second site")
+            .clone();
+        other.capabilities.remove("ingress:nginx");
+        store.put_site(ADMIN, &other, now).await.expect("put_site");
+        let flensburg = store
+            .find_organisation_by_key("010010000000")
+            .await
+            .expect("find")
+            .expect("Flensburg");
+        let renamed = OrganisationSpec {
+            name: "Flensburg, Stadt (umbenannt)".into(),
+            level: flensburg.level,
+            ars: flensburg.ars.clone(),
+            ags: flensburg.ags.clone(),
+            parent: flensburg.parent.clone(),
+            population: Some(1),
+        };
+        store
+            .update_organisation(ADMIN, &flensburg.id, &renamed, now)
+            .await
+            .expect("update_organisation");
+        let before = audit_head(&store).await;
+
+        load(&store, dir.path(), charts).await.expect("restart");
+        assert_eq!(
+            store
+                .get_offering("nextcloud")
+                .await
+                .expect("nextcloud")
+                .spec,
+            offering
+        );
+        assert_eq!(store.get_site(&other.name).await.expect("site").spec, other);
+        assert_eq!(store.get_site(&site.name).await.expect("site").spec, site);
+        let after = store
+            .find_organisation_by_key("010010000000")
+            .await
+            .expect("find")
+            .expect("Flensburg");
+        assert_eq!(after.name, renamed.name);
+        assert_eq!(after.population, Some(1));
+        assert_eq!(audit_head(&store).await, before, "a restart writes nothing");
+    }
 }
