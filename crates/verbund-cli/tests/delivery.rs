@@ -1,8 +1,9 @@
 //! Delivery of the desired state through the real binary: a booking made through the
 //! API reaches the repository as a commit by its user, `verbund render` shows exactly
 //! what was committed, a server killed while committing leaves a sound repository that
-//! its restart brings in line, and `verbund desired-state verify` finds and repairs a
-//! commit made behind its back.
+//! its restart brings in line, `verbund desired-state verify` finds and repairs a
+//! commit made behind its back, and the demo's catalog books and delivers as its users
+//! expect.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 mod common;
-use common::{get, token, verbund, Server};
+use common::{get, post, token, verbund, Server};
 
 const SITE: &str = "kommunal-by-muc-1";
 
@@ -626,5 +627,152 @@ async fn each_site_fetches_only_its_own_desired_state_over_git() {
             .await
             .expect("GET");
         assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
+}
+
+/// Books `offering` for `organisation` with `token`; the answer of `POST /bookings`.
+async fn book_offering(
+    base: &str,
+    token: &str,
+    organisation: &str,
+    offering: &str,
+    plan: &str,
+    config: Value,
+) -> Value {
+    let body = json!({
+        "organisation": organisation,
+        "offering": offering,
+        "plan": plan,
+        "channel": "stable",
+        "config": config,
+    });
+    post(base, token, "/bookings", &body, 201).await
+}
+
+/// The booking of an answer of `POST /bookings`, which must be placed, and whose
+/// dependencies run on its site.
+async fn placed(base: &str, token: &str, created: &Value) -> Value {
+    let booking = &created["booking"];
+    assert_eq!(booking["state"], "placed", "{created}");
+    let site = &booking["site"];
+    for id in booking["dependencies"].as_array().expect("dependencies") {
+        let id = id.as_str().expect("an id");
+        let dep = get(base, token, &format!("/bookings/{id}")).await;
+        assert_eq!(&dep["site"], site, "a dependency on another site: {dep}");
+    }
+    booking.clone()
+}
+
+/// Issue 16, bookings of the demo catalog as its users met them: Flensburg's
+/// OpenProject and Keycloak and Burg (Spreewald)'s Nextcloud run on a site where their
+/// PostgreSQL may run too (not on their best site, where it may not); Matrix and
+/// Bauantrag online bind the organisation's Keycloak; an approved Wohnsitzanmeldung
+/// is delivered with its PostgreSQL's credentials and the network policy to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_catalog_books_as_its_users_expect() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let data = dir.path().join("data");
+    let server = Server::start_with("demo", &["--no-simulation"], &data).await;
+    let base = &server.base;
+    let admin = token(&data, "admin.token");
+    let it = token(&data, "tokens/it-flensburg.token");
+    let flensburg = organisation(base, &it, "01001000").await;
+
+    let openproject = book_offering(
+        base,
+        &it,
+        &flensburg,
+        "openproject",
+        "s",
+        json!({"domain": "projekte.flensburg.de", "admin_email": "it@flensburg.de"}),
+    )
+    .await;
+    placed(base, &it, &openproject).await;
+    let keycloak = book_offering(
+        base,
+        &it,
+        &flensburg,
+        "keycloak",
+        "s",
+        json!({"realm": "flensburg", "hostname": "login.flensburg.de"}),
+    )
+    .await;
+    let keycloak = placed(base, &it, &keycloak).await;
+    let burg = organisation(base, &admin, "12071032").await;
+    let nextcloud = book_offering(
+        base,
+        &admin,
+        &burg,
+        "nextcloud",
+        "s",
+        json!({"domain": "cloud.burg-spreewald.de", "admin_email": "it@burg-spreewald.de"}),
+    )
+    .await;
+    placed(base, &admin, &nextcloud).await;
+
+    for (offering, plan, config) in [
+        (
+            "matrix-synapse",
+            "s",
+            json!({"server_name": "flensburg.de"}),
+        ),
+        (
+            "bauantrag-online",
+            "m",
+            json!({"authority": "01001", "contact_email": "bauaufsicht@flensburg.de",
+                   "land_building_code": "BauO-SH"}),
+        ),
+    ] {
+        let created = book_offering(base, &it, &flensburg, offering, plan, config).await;
+        let booking = placed(base, &it, &created).await;
+        assert_eq!(booking["site"], keycloak["site"], "{created}");
+        assert!(
+            booking["dependencies"]
+                .as_array()
+                .is_some_and(|d| d.contains(&keycloak["id"])),
+            "{offering} binds Flensburg's Keycloak: {created}"
+        );
+    }
+
+    let meldung = book_offering(
+        base,
+        &it,
+        &flensburg,
+        "wohnsitzanmeldung",
+        "s",
+        json!({"municipality": "01001000", "contact_email": "meldeamt@flensburg.de",
+               "melderegister": {"procedure": "okewo",
+                                 "xmeld_endpoint": "https://xmeld.flensburg.de/"}}),
+    )
+    .await;
+    assert_eq!(
+        meldung["booking"]["state"], "awaiting-approval",
+        "{meldung}"
+    );
+    let id = meldung["booking"]["id"].as_str().expect("an id");
+    let approved = post(
+        base,
+        &admin,
+        &format!("/bookings/{id}/approve"),
+        &json!({}),
+        200,
+    )
+    .await;
+    assert_eq!(approved["state"], "placed", "{approved}");
+    let dependencies = approved["dependencies"].as_array().expect("dependencies");
+    assert_eq!(dependencies.len(), 1, "its PostgreSQL: {approved}");
+    let postgresql = get(
+        base,
+        &it,
+        &format!("/bookings/{}", dependencies[0].as_str().expect("an id")),
+    )
+    .await;
+    assert_eq!(postgresql["offering"], "postgresql");
+    assert_eq!(postgresql["site"], approved["site"]);
+    let files = get(base, &it, &format!("/bookings/{id}/manifests")).await;
+    let text = files.to_string();
+    // The credentials its PostgreSQL made, read into its namespace, and the egress to it.
+    for expected in ["ExternalSecret", "allow-to-dependencies"] {
+        assert!(text.contains(expected), "no {expected} in {text}");
     }
 }
