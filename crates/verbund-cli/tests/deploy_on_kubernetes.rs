@@ -184,52 +184,6 @@ fn the_service_monitor_scrapes_every_replica_through_the_service() {
     assert!(stderr.contains("bearerTokenSecret"), "{stderr}");
 }
 
-/// A fresh PostgreSQL database for the binary, dropped at the end.
-struct Database {
-    name: String,
-    url: String,
-}
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test"])
-        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Database {
-    fn create() -> Database {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("time")
-            .as_nanos();
-        let name = format!("verbund_deploy_{}_{nanos:x}", std::process::id());
-        psql(&format!("CREATE DATABASE {name}"));
-        Database {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
 /// The chart's container command line runs the real binary (listening on a free port
 /// and with a data folder of the test's instead of the pod's), with the database URL in
 /// the environment variable the Secret fills; the probes' paths answer 200, and the
@@ -278,7 +232,7 @@ async fn the_charts_command_line_runs_the_real_binary_and_its_probes_answer() {
         .map(|e| e["name"].as_str().expect("a name"))
         .collect();
     assert!(env.contains(&"VERBUND_DATABASE_URL") && env.contains(&"VERBUND_REPLICA"));
-    let db = Database::create();
+    let db = common::Database::create("verbund_deploy");
     let log = home.path().join("verbund.log");
     let file = std::fs::File::create(&log).expect("log");
     let mut child = verbund()

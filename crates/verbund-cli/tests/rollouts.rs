@@ -783,70 +783,12 @@ async fn sigkill_mid_wave_repeats_and_skips_nothing() {
     drop(f.dir);
 }
 
-/// A fresh PostgreSQL database, dropped at the end.
-struct Database {
-    name: String,
-    url: String,
-}
-
-const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
-
-fn psql(sql: &str) {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Database {
-    fn create() -> Database {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("verbund_rollout_{}_{nanos:x}", std::process::id());
-        psql(&format!("CREATE DATABASE {name}"));
-        Database {
-            url: format!("{POSTGRES}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
 /// Two replicas on one PostgreSQL database: the first leads the engine and is killed
 /// with SIGKILL mid-rollout; the second takes over and finishes it exactly once. The
 /// simulated sites report to the second and read its desired-state repository.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_second_replica_takes_over_on_postgres() {
-    let db = Database::create();
+    let db = common::Database::create("verbund_rollout");
     let dir = tempfile::tempdir().expect("temp dir");
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     let shared = [
@@ -915,32 +857,6 @@ async fn writer(base: &str, admin: &str) -> bool {
         .find(|l| l.starts_with("verbund_desired_state_writer "))
         .unwrap_or_else(|| panic!("no writer metric:\n{text}"));
     line.ends_with(" 1")
-}
-
-/// Runs a query on the test's database; its rows, fields separated by `|`.
-fn query(db: &Database, sql: &str) -> Vec<Vec<String>> {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-At",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ])
-        .args(["-d", &db.name, "-c", sql])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "{sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('|').map(str::to_owned).collect())
-        .collect()
 }
 
 /// Runs git in `dir`; its standard output (it must succeed).
@@ -1022,7 +938,7 @@ async fn book_series(
 /// push was refused. Prints the failover time (kill → `b`'s first commit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_writer_continues_the_one_desired_state_history() {
-    let db = Database::create();
+    let db = common::Database::create("verbund_rollout");
     let dir = tempfile::tempdir().expect("temp dir");
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
     let remote = dir.path().join("remote.git");
@@ -1113,8 +1029,7 @@ async fn the_next_writer_continues_the_one_desired_state_history() {
     // One line per repository in the shared history: numbered without gaps, each commit
     // moving the branch from the one before; the second replica's first commit follows
     // the first replica's last.
-    let rows = query(
-        &db,
+    let rows = db.query(
         "SELECT repository, seq, COALESCE(old, ''), new, written_by, created_at \
          FROM desired_state_commits ORDER BY repository, seq",
     );

@@ -266,3 +266,69 @@ async fn send(
     assert_eq!(status, expected, "{method} {path}: {text}");
     serde_json::from_str(&text).expect("JSON")
 }
+
+/// The PostgreSQL server the tests use when `VERBUND_TEST_POSTGRES` is not set.
+pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh PostgreSQL database on the server `VERBUND_TEST_POSTGRES` names (by default
+/// the local one), for `verbund --database-url`; dropped when this is dropped.
+pub struct Database {
+    pub name: String,
+    pub url: String,
+    admin: String,
+}
+
+/// Runs `sql` with psql on the database at `url`; its rows, fields separated by `|`.
+fn psql(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let out = Command::new("psql")
+        .args([url, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_owned).collect())
+        .collect()
+}
+
+impl Database {
+    /// Creates `<prefix>_<process>_<time>`.
+    pub fn create(prefix: &str) -> Database {
+        let admin =
+            std::env::var("VERBUND_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("a time after 1970")
+            .as_nanos();
+        let name = format!("{prefix}_{}_{nanos:x}", std::process::id());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let server = admin.rsplit_once('/').map_or(admin.as_str(), |(s, _)| s);
+        Database {
+            url: format!("{server}/{name}"),
+            name,
+            admin,
+        }
+    }
+
+    /// Runs `sql` on this database; its rows, fields separated by `|`.
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        psql(&self.url, sql)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .arg("-c")
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
