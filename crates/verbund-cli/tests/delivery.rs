@@ -296,6 +296,62 @@ async fn sigkill_while_committing_leaves_a_sound_repository() {
     );
 }
 
+/// Commits to `repo` by plumbing, as a hand edit would (blob, tree from the scratch
+/// index `index`, commit by mallory, branch moved): `files` gets HEAD's tree and returns
+/// the files to write, by path.
+fn commit_behind_verbunds_back(
+    repo: &Path,
+    index: &Path,
+    files: impl FnOnce(&dyn Fn(&[&str]) -> String) -> Vec<(String, Vec<u8>)>,
+) {
+    let index = index.to_str().expect("UTF-8 path");
+    let with_index = [("GIT_INDEX_FILE", index)];
+    let run = |args: &[&str]| {
+        let out = git_output(repo, args, &with_index);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let head = run(&["rev-parse", "HEAD"]).trim().to_owned();
+    run(&["read-tree", "HEAD"]);
+    for (path, content) in files(&run) {
+        let mut child = Command::new("git")
+            .arg("--git-dir")
+            .arg(repo)
+            .args(["hash-object", "-w", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("git runs");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &content)
+            .expect("write");
+        let out = child.wait_with_output().expect("git ends");
+        let blob = String::from_utf8(out.stdout).expect("UTF-8");
+        run(&[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("100644,{},{path}", blob.trim()),
+        ]);
+    }
+    let tree = run(&["write-tree"]).trim().to_owned();
+    let out = git_output(
+        repo,
+        &["commit-tree", &tree, "-p", &head, "-m", "hand edit"],
+        &[
+            ("GIT_AUTHOR_NAME", "mallory"),
+            ("GIT_AUTHOR_EMAIL", "mallory@example.org"),
+            ("GIT_COMMITTER_NAME", "mallory"),
+            ("GIT_COMMITTER_EMAIL", "mallory@example.org"),
+        ],
+    );
+    let commit = String::from_utf8(out.stdout).expect("UTF-8");
+    run(&["update-ref", "refs/heads/main", commit.trim(), &head]);
+}
+
 /// A file committed behind verbund's back is reported by `verify` (exit status 1, a
 /// plain sentence, `extra     <path>`) and removed by `verify --repair`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,68 +362,9 @@ async fn verify_reports_and_repairs_a_foreign_commit() {
     let repo = repository(&data);
     let extra = format!("sites/{SITE}/prod/bookings/fremd/deployment.yaml");
 
-    // A commit by plumbing: blob, tree from a scratch index, commit, branch moved.
-    let index = dir.path().join("scratch-index");
-    let index = index.to_str().expect("UTF-8 path");
-    let with_index = [("GIT_INDEX_FILE", index)];
-    let run = |args: &[&str]| {
-        let out = git_output(&repo, args, &with_index);
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("UTF-8")
-            .trim()
-            .to_owned()
-    };
-    let blob = {
-        let mut child = Command::new("git")
-            .arg("--git-dir")
-            .arg(&repo)
-            .args(["hash-object", "-w", "--stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("git runs");
-        std::io::Write::write_all(
-            &mut child.stdin.take().expect("stdin"),
-            b"kind: Deployment\n",
-        )
-        .expect("write");
-        let out = child.wait_with_output().expect("git ends");
-        String::from_utf8(out.stdout)
-            .expect("UTF-8")
-            .trim()
-            .to_owned()
-    };
-    let head = run(&["rev-parse", "HEAD"]);
-    run(&["read-tree", "HEAD"]);
-    run(&[
-        "update-index",
-        "--add",
-        "--cacheinfo",
-        &format!("100644,{blob},{extra}"),
-    ]);
-    let tree = run(&["write-tree"]);
-    let commit = {
-        let out = git_output(
-            &repo,
-            &["commit-tree", &tree, "-p", &head, "-m", "hand edit"],
-            &[
-                ("GIT_AUTHOR_NAME", "mallory"),
-                ("GIT_AUTHOR_EMAIL", "mallory@example.org"),
-                ("GIT_COMMITTER_NAME", "mallory"),
-                ("GIT_COMMITTER_EMAIL", "mallory@example.org"),
-            ],
-        );
-        String::from_utf8(out.stdout)
-            .expect("UTF-8")
-            .trim()
-            .to_owned()
-    };
-    run(&["update-ref", "refs/heads/main", &commit, &head]);
+    commit_behind_verbunds_back(&repo, &dir.path().join("scratch-index"), |_| {
+        vec![(extra.clone(), b"kind: Deployment\n".to_vec())]
+    });
 
     let out = verify(&data, &[]);
     assert!(!out.status.success(), "{out:?}");
@@ -385,6 +382,325 @@ async fn verify_reports_and_repairs_a_foreign_commit() {
     assert!(assert_ok(&verify(&data, &[])).contains("in line"));
     git(&repo, &["fsck", "--full", "--strict", "--no-progress"]);
 }
+
+/// For each `async fn name(database: Option<common::Database>)`, the tests
+/// `name::sqlite` (the data folder's SQLite file) and `name::postgres` (a fresh database).
+macro_rules! on_sqlite_and_postgres {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(None).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(Some(super::common::Database::create("verbund_delivery"))).await;
+                }
+            }
+        )*
+    };
+}
+
+/// `--database-url` for a test on PostgreSQL, nothing on SQLite.
+fn database_args(database: Option<&common::Database>) -> Vec<&str> {
+    database.map_or(Vec::new(), |d| vec!["--database-url", d.url.as_str()])
+}
+
+/// The booking of `offering` that the organisation with ARS `key` has.
+async fn booking_of(base: &str, token: &str, key: &str, offering: &str) -> Value {
+    let org = organisation(base, token, key).await;
+    let page = get(base, token, &format!("/bookings?organisation={org}")).await;
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|b| b["offering"] == offering)
+        .unwrap_or_else(|| panic!("no {offering} of {key}: {page}"))
+        .clone()
+}
+
+/// Stores `config` as booking `id`'s configuration directly in the store, as data from
+/// before a rule that the API enforces now would be.
+async fn store_behind_the_apis_back(url: &str, id: &str, config: Value) {
+    let store = verbund_store::Store::open(url).await.expect("the store");
+    store
+        .update_booking("test/legacy", id, chrono::Utc::now(), |b, _| {
+            let mut booking = b.clone();
+            booking.config = config;
+            Ok::<_, verbund_store::StoreError>(Some(verbund_store::NewBooking {
+                resources: Default::default(),
+                booking,
+                decision: None,
+                action: "booking.update".into(),
+                secrets: None,
+            }))
+        })
+        .await
+        .expect("stored");
+    store.close().await;
+}
+
+/// Issue 15: two sites with a problem each — a booking of München's site whose stored
+/// configuration the renderer refuses (U+007F, from before the API refused it), and on
+/// Flensburg's site, which sorts after it, a change not delivered yet (and on SQLite a
+/// file committed behind verbund's back) — are all reported by `verify` (exit status 1), which does not stop at the first site.
+/// Then the server shows the refused booking's reason in `GET /bookings/{id}`, the list,
+/// and `verbund booking get` / `list`, and brings the other site back in line.
+async fn every_sites_problem_is_reported_and_a_refused_booking_shows_why(
+    database: Option<common::Database>,
+) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let data = dir.path().join("data");
+    let db = database_args(database.as_ref());
+    let url = match &database {
+        Some(d) => d.url.clone(),
+        None => format!("sqlite://{}", data.join("verbund.db").display()),
+    };
+    let server = Server::start_with("demo", &[&db[..], &["--no-simulation"]].concat(), &data).await;
+    let admin = token(&data, "admin.token");
+    let refused = booking_of(&server.base, &admin, "091620000000", "nextcloud").await;
+    let tampered = booking_of(&server.base, &admin, "010010000000", "jitsi-meet").await;
+    drop(server);
+    let refused_id = refused["id"].as_str().expect("an id");
+    let refused_site = refused["site"].as_str().expect("placed");
+    let tampered_site = tampered["site"].as_str().expect("placed");
+    assert!(
+        refused_site < tampered_site,
+        "the refused booking's site is checked first: {refused_site}, {tampered_site}"
+    );
+
+    let mut config = refused["config"].clone();
+    config["domain"] = json!("cloud\u{7F}.muenchen.de");
+    store_behind_the_apis_back(&url, refused_id, config).await;
+    // Flensburg's booking changed in the store while no server ran to deliver it.
+    let mut config = tampered["config"].clone();
+    config["domain"] = json!("meet2.flensburg.de");
+    store_behind_the_apis_back(&url, tampered["id"].as_str().expect("id"), config).await;
+    // And, on SQLite, where this folder's repository is the record (with PostgreSQL the
+    // shared history is, and a hand edit of a replica's copy is undone as it catches
+    // up), a file committed behind verbund's back.
+    let extra = format!("sites/{tampered_site}/prod/bookings/fremd/deployment.yaml");
+    let repo = repository(&data);
+    if database.is_none() {
+        commit_behind_verbunds_back(&repo, &dir.path().join("scratch-index"), |_| {
+            vec![(extra.clone(), b"kind: Deployment\n".to_vec())]
+        });
+    }
+
+    let out = verify(&data, &db);
+    assert!(!out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout.lines().any(|l| l == format!("extra     {extra}")),
+        database.is_none(),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("changed   sites/{tampered_site}/"))),
+        "{stdout}"
+    );
+    let refusal = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("refused   sites/{refused_site}/")))
+        .unwrap_or_else(|| panic!("no refused booking:\n{stdout}"));
+    assert!(
+        refusal.contains(&format!("booking {refused_id}: ")) && refusal.contains("U+007F"),
+        "{refusal}"
+    );
+    let elsewhere =
+        |l: &&str| !l.contains(&format!(" sites/{tampered_site}/")) && !l.starts_with("refused   ");
+    assert_eq!(stdout.lines().find(elsewhere), None, "{stdout}");
+    assert!(
+        stderr.starts_with("error: the desired state differs from the store in ")
+            && stderr.contains(
+                " files, 1 bookings cannot be rendered and 0 folders cannot be rendered at all"
+            ),
+        "{stderr}"
+    );
+
+    // The server brings Flensburg's site back in line and shows why München's booking
+    // is not delivered.
+    let server = Server::start_with("serve", &db, &data).await;
+    let base = &server.base;
+    let shown = get(base, &admin, &format!("/bookings/{refused_id}")).await;
+    let reason = shown["undeliverable"]["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no reason: {shown}"));
+    assert!(
+        reason.contains("U+007F") && reason.contains("/config/domain"),
+        "{reason}"
+    );
+    assert!(shown["undeliverable"]["since"].is_string(), "{shown}");
+    let other = get(
+        base,
+        &admin,
+        &format!("/bookings/{}", tampered["id"].as_str().expect("id")),
+    )
+    .await;
+    assert!(other["undeliverable"].is_null(), "{other}");
+    let listed = get(base, &admin, &format!("/bookings?site={refused_site}")).await;
+    let item = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|b| b["id"] == refused_id)
+        .unwrap_or_else(|| panic!("not listed: {listed}"));
+    assert_eq!(item["undeliverable"], shown["undeliverable"]);
+    let cli = |args: &[&str]| {
+        let out = verbund()
+            .args(args)
+            .args(["--server", base, "--token", &admin])
+            .output()
+            .expect("verbund runs");
+        assert_ok(&out)
+    };
+    let got = cli(&["booking", "get", refused_id]);
+    assert!(
+        got.contains("Not delivered since ") && got.contains(reason),
+        "{got}"
+    );
+    let list = cli(&["booking", "list", "--site", refused_site]);
+    let row = list
+        .lines()
+        .find(|l| l.starts_with(refused_id))
+        .unwrap_or_else(|| panic!("not listed:\n{list}"));
+    assert!(row.contains("(undeliverable)"), "{row}");
+    let head = git(&repo, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(!head.lines().any(|p| p == extra), "the foreign file stays");
+    let delivered = git(
+        &repo,
+        &[
+            "grep",
+            "-l",
+            "meet2.flensburg.de",
+            "HEAD",
+            "--",
+            &format!("sites/{tampered_site}"),
+        ],
+    );
+    assert!(!delivered.is_empty(), "Flensburg's change is delivered");
+    drop(server);
+    // What is left is the refused booking alone.
+    let out = verify(&data, &db);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("refused   "), "{stdout}");
+}
+
+on_sqlite_and_postgres!(every_sites_problem_is_reported_and_a_refused_booking_shows_why);
+
+/// The URL that sites' roots named before each site had a repository of its own (with
+/// neither `--repository-url` nor `--git-remote`).
+const OLD_REPOSITORY_URL: &str = "https://git.verbund.invalid/desired-state.git";
+
+/// Issue 15: a data folder as verbund left it before each site had a repository of its
+/// own — one desired-state repository whose roots name the one URL every site pulled
+/// from, no `DATA/sites/`, and (on PostgreSQL) no shared history — is migrated when
+/// `verbund serve` starts: every site's repository appears holding exactly its folder of
+/// the whole desired state, and every root names the site's own repository at verbund's
+/// Git endpoint.
+///
+/// The older data folder is made from one of today's by taking away what it lacked: an
+/// older binary cannot be built within a test, and what the older publisher wrote
+/// differed from today's in nothing else the migration reads.
+async fn an_older_data_folder_is_migrated_on_start(database: Option<common::Database>) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let data = dir.path().join("data");
+    let db = database_args(database.as_ref());
+    drop(Server::start_with("demo", &[&db[..], &["--no-simulation"]].concat(), &data).await);
+    let repo = repository(&data);
+    let sites_dir = data.join("sites");
+    assert!(sites_dir.is_dir(), "today's layout");
+
+    // Back to the older layout.
+    commit_behind_verbunds_back(&repo, &dir.path().join("scratch-index"), |run| {
+        run(&["ls-tree", "-r", "--name-only", "HEAD", "sites"])
+            .lines()
+            .filter_map(|path| {
+                let site = path.split('/').nth(1)?;
+                let text = run(&["cat-file", "blob", &format!("HEAD:{path}")]);
+                let now = format!("http://127.0.0.1:8080/git/{site}.git");
+                text.contains(&now).then(|| {
+                    (
+                        path.to_owned(),
+                        text.replace(&now, OLD_REPOSITORY_URL).into_bytes(),
+                    )
+                })
+            })
+            .collect()
+    });
+    let old = git(&repo, &["grep", "-l", OLD_REPOSITORY_URL, "HEAD"]);
+    assert!(old.lines().count() >= 2, "roots of several sites: {old}");
+    std::fs::remove_dir_all(&sites_dir).expect("removed");
+    if let Some(d) = &database {
+        d.query(
+            "DELETE FROM desired_state_packs; DELETE FROM desired_state_commits; \
+             DELETE FROM desired_state_refs; DELETE FROM desired_state_cursor",
+        );
+    }
+
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = Server::start_on(
+        "serve",
+        &[&db[..], &["--public-url", &base]].concat(),
+        &data,
+        port,
+    )
+    .await;
+    let whole_sites = git(&repo, &["ls-tree", "--name-only", "HEAD", "sites/"]);
+    let sites: Vec<&str> = whole_sites
+        .lines()
+        .map(|p| p.trim_start_matches("sites/"))
+        .collect();
+    assert!(sites.len() >= 2, "{whole_sites}");
+    let mut roots = 0;
+    for site in &sites {
+        let own = sites_dir.join(format!("{site}.git"));
+        assert!(own.is_dir(), "no repository of {site}");
+        assert_eq!(
+            git(&own, &["ls-tree", "-r", "--name-only", "HEAD"])
+                .lines()
+                .filter(|p| !p.starts_with(&format!("sites/{site}/")))
+                .collect::<Vec<_>>(),
+            Vec::<&str>::new(),
+            "{site}'s repository holds only its folder"
+        );
+        let folder = format!("HEAD:sites/{site}");
+        assert_eq!(
+            git(&own, &["rev-parse", &folder]),
+            git(&repo, &["rev-parse", &folder]),
+            "{site}'s repository holds its folder of the whole desired state"
+        );
+        let named = git_output(&own, &["grep", "-l", "/git/", "HEAD"], &[]);
+        for path in String::from_utf8_lossy(&named.stdout).lines() {
+            let text = git(&own, &["cat-file", "blob", path]);
+            assert!(
+                text.contains(&format!("{base}/git/{site}.git")),
+                "{path}:\n{text}"
+            );
+            roots += 1;
+        }
+    }
+    assert!(roots >= 2, "roots naming verbund's Git endpoint: {roots}");
+    let old = git_output(&repo, &["grep", "-l", OLD_REPOSITORY_URL, "HEAD"], &[]);
+    assert!(
+        old.stdout.is_empty(),
+        "still the old URL: {}",
+        String::from_utf8_lossy(&old.stdout)
+    );
+    drop(server);
+    let same = [&db[..], &["--public-url", &base]].concat();
+    assert!(assert_ok(&verify(&data, &same)).contains("in line"));
+}
+
+on_sqlite_and_postgres!(an_older_data_folder_is_migrated_on_start);
 
 /// A site's token reads its own site's desired state over Git and nothing else: another
 /// site's repository answers 404 (to its token as to a user's), no credentials 401, an
