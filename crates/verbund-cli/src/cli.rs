@@ -231,8 +231,10 @@ pub enum AuditCommand {
 #[derive(Debug, Subcommand)]
 pub enum DesiredStateCommand {
     /// Render everything from the store and report every difference from the
-    /// repository's HEAD (exit status 1 when there is one); `--repair` commits the
-    /// store's version instead, as the server does when it starts.
+    /// repository's HEAD, and every difference of a site's own repository from its
+    /// folder there (exit status 1 when there is one); `--repair` commits the store's
+    /// version instead and brings every site's repository in line, as the server does
+    /// when it starts.
     Verify {
         #[command(flatten)]
         store: StoreArgs,

@@ -312,16 +312,20 @@ pub async fn verify_desired_state(
         .context("cannot catch up with the shared desired-state history")?;
     if repair {
         let r = publisher.reconcile("system/cli", "repair").await?;
-        match r.commit {
+        match &r.commit {
             Some(c) => println!(
                 "repaired: {} folders brought in line with the store in commit {}",
                 r.folders.len(),
                 short(&c.0)
             ),
-            None => println!(
+            None if r.sites.is_empty() => println!(
                 "desired state in line with the store ({} bookings)",
                 r.bookings
             ),
+            None => {}
+        }
+        for site in &r.sites {
+            println!("repaired: the own repository of site {site} brought in line with the desired state");
         }
         return Ok(());
     }
@@ -342,11 +346,22 @@ pub async fn verify_desired_state(
     for (folder, reason) in &found.failures {
         println!("failed    {folder}: {reason}");
     }
+    for s in &found.sites {
+        println!(
+            "{} in site {}'s own repository",
+            describe(&s.difference),
+            s.site
+        );
+    }
+    let sites: std::collections::BTreeSet<&str> =
+        found.sites.iter().map(|s| s.site.as_str()).collect();
     anyhow::bail!(
-        "the desired state differs from the store in {} files, {} bookings cannot be rendered and {} folders cannot be rendered at all; `verbund desired-state verify --repair` (or a restart of the server) commits the store's version of what can be rendered",
+        "the desired state differs from the store in {} files, {} bookings cannot be rendered and {} folders cannot be rendered at all, and {} sites' own repositories differ from it in {} files; `verbund desired-state verify --repair` (or a restart of the server) commits the store's version of what can be rendered and brings every site's repository in line with it",
         found.differences.len(),
         found.refused.len(),
-        found.failures.len()
+        found.failures.len(),
+        sites.len(),
+        found.sites.len()
     )
 }
 

@@ -408,6 +408,14 @@ fn database_args(database: Option<&common::Database>) -> Vec<&str> {
     database.map_or(Vec::new(), |d| vec!["--database-url", d.url.as_str()])
 }
 
+/// The store's URL: the test's PostgreSQL database, or the data folder's SQLite file.
+fn store_url(data: &Path, database: Option<&common::Database>) -> String {
+    match database {
+        Some(d) => d.url.clone(),
+        None => format!("sqlite://{}", data.join("verbund.db").display()),
+    }
+}
+
 /// The booking of `offering` that the organisation with ARS `key` has.
 async fn booking_of(base: &str, token: &str, key: &str, offering: &str) -> Value {
     let org = organisation(base, token, key).await;
@@ -454,10 +462,7 @@ async fn every_sites_problem_is_reported_and_a_refused_booking_shows_why(
     let dir = tempfile::tempdir().expect("temporary folder");
     let data = dir.path().join("data");
     let db = database_args(database.as_ref());
-    let url = match &database {
-        Some(d) => d.url.clone(),
-        None => format!("sqlite://{}", data.join("verbund.db").display()),
-    };
+    let url = store_url(&data, database.as_ref());
     let server = Server::start_with("demo", &[&db[..], &["--no-simulation"]].concat(), &data).await;
     let admin = token(&data, "admin.token");
     let refused = booking_of(&server.base, &admin, "091620000000", "nextcloud").await;
@@ -701,6 +706,119 @@ async fn an_older_data_folder_is_migrated_on_start(database: Option<common::Data
 }
 
 on_sqlite_and_postgres!(an_older_data_folder_is_migrated_on_start);
+
+/// Issue 15: a commit behind verbund's back in a site's own repository (what the site
+/// pulls over verbund's Git endpoint) — a file changed, one added, one removed — while
+/// the whole desired state is in line. On SQLite, where this folder's repositories are
+/// the record, `verify` lists each file for that site (exit status 1), `--repair` brings
+/// the site's repository back to its folder of the whole desired state in a commit by
+/// `system/cli` naming a `desired_state.reconcile` audit event that lists the site. On
+/// PostgreSQL the shared history is the record: verify catches up with it, which moves
+/// the replica's copy back onto it. Either way the site's repository then holds exactly
+/// its folder again and `verify` finds everything in line.
+async fn a_hand_edit_of_a_sites_own_repository_is_reported_and_repaired(
+    database: Option<common::Database>,
+) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let data = dir.path().join("data");
+    let db = database_args(database.as_ref());
+    let url = store_url(&data, database.as_ref());
+    drop(Server::start_with("demo", &[&db[..], &["--no-simulation"]].concat(), &data).await);
+    let whole = repository(&data);
+    let own = data.join("sites").join(format!("{SITE}.git"));
+    let files = git(&own, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    let mut in_bookings = files.lines().filter(|p| p.contains("/bookings/"));
+    let changed = in_bookings.next().expect("a booking's file").to_owned();
+    let removed = in_bookings.next().expect("a second file").to_owned();
+    let extra = format!("sites/{SITE}/prod/bookings/fremd/deployment.yaml");
+    let scratch = dir.path().join("scratch-work-tree");
+    std::fs::create_dir(&scratch).expect("a folder");
+    commit_behind_verbunds_back(&own, &dir.path().join("scratch-index"), |run| {
+        let work_tree = scratch.to_str().expect("UTF-8 path");
+        run(&[
+            "--work-tree",
+            work_tree,
+            "update-index",
+            "--force-remove",
+            &removed,
+        ]);
+        vec![
+            (changed.clone(), b"resources: []\n".to_vec()),
+            (extra.clone(), b"kind: Deployment\n".to_vec()),
+        ]
+    });
+    let at = |repo: &Path| git(repo, &["rev-parse", &format!("HEAD:sites/{SITE}")]);
+    assert_ne!(
+        at(&own),
+        at(&whole),
+        "the hand edit is in the site's repository"
+    );
+
+    let out = verify(&data, &db);
+    if database.is_none() {
+        assert!(!out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut expected = vec![
+            format!("changed   {changed} in site {SITE}'s own repository"),
+            format!("extra     {extra} in site {SITE}'s own repository"),
+            format!("missing   {removed} in site {SITE}'s own repository"),
+        ];
+        expected.sort();
+        let mut listed: Vec<&str> = stdout.lines().collect();
+        listed.sort();
+        assert_eq!(listed, expected, "{stdout}");
+        assert!(
+            stderr.starts_with("error: the desired state differs from the store in 0 files")
+                && stderr.contains("and 1 sites' own repositories differ from it in 3 files")
+                && stderr.lines().count() == 1,
+            "{stderr}"
+        );
+        let repaired = assert_ok(&verify(&data, &["--repair"]));
+        assert_eq!(
+            repaired.trim(),
+            format!("repaired: the own repository of site {SITE} brought in line with the desired state"),
+        );
+        let log = git(&own, &["log", "-1", "--format=%an%n%B"]);
+        assert!(log.starts_with("system/cli\n"), "{log}");
+        let seq: i64 = log
+            .lines()
+            .find_map(|l| l.strip_prefix("Audit-Event: "))
+            .unwrap_or_else(|| panic!("no audit event named: {log}"))
+            .trim()
+            .parse()
+            .expect("a sequence number");
+        let store = verbund_store::Store::open(&url).await.expect("the store");
+        let filter = verbund_store::AuditFilter {
+            action: Some("desired_state.reconcile".into()),
+            ..Default::default()
+        };
+        let page = verbund_domain::page::PageRequest {
+            limit: Some(1000),
+            after: None,
+        };
+        let events = store.list_audit(&filter, &page).await.expect("audit").items;
+        store.close().await;
+        let event = events
+            .iter()
+            .find(|e| e.seq == seq)
+            .unwrap_or_else(|| panic!("no event {seq}: {events:?}"));
+        assert_eq!(event.actor, "system/cli");
+        assert_eq!(
+            event.after.as_ref().map(|a| a["sites"].clone()),
+            Some(json!([SITE]))
+        );
+    } else {
+        assert!(assert_ok(&out).contains("in line"));
+    }
+    assert_eq!(at(&own), at(&whole));
+    let now = git(&own, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert_eq!(now, files, "exactly the site's folder again");
+    assert!(assert_ok(&verify(&data, &db)).contains("in line"));
+    git(&own, &["fsck", "--full", "--strict", "--no-progress"]);
+}
+
+on_sqlite_and_postgres!(a_hand_edit_of_a_sites_own_repository_is_reported_and_repaired);
 
 /// A site's token reads its own site's desired state over Git and nothing else: another
 /// site's repository answers 404 (to its token as to a user's), no credentials 401, an

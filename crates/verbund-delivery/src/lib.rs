@@ -23,7 +23,8 @@ mod sealing;
 mod sites;
 
 pub use publisher::{
-    Publisher, PublisherOptions, PushStatus, Reconciled, RefusedBooking, Verification, ACTOR,
+    Publisher, PublisherOptions, PushStatus, Reconciled, RefusedBooking, SiteDifference,
+    Verification, ACTOR,
 };
 use records::Records;
 pub use sites::SiteRepos;

@@ -124,6 +124,9 @@ pub struct Reconciled {
     pub failures: Vec<(String, String)>,
     /// Bookings the renderer refused (each keeps its last delivered folder).
     pub refused: Vec<RefusedBooking>,
+    /// Sites whose own repository differed from their folder of the whole desired state
+    /// (a commit behind verbund's back) and was brought back in line with it.
+    pub sites: Vec<String>,
     /// Time spent reading the store.
     pub load: Duration,
     /// Time spent rendering (and hashing) on every core, overlapping with `write`.
@@ -464,32 +467,58 @@ impl Publisher {
             }
         }
         let t = Instant::now();
-        let commit = if folders.is_empty() {
+        // Sites whose own repository left the whole state's folder behind verbund's back:
+        // following it again is a repair, recorded like one. (A repository that does not
+        // exist yet is created, not repaired.)
+        let existing = self.inner.sites.existing()?;
+        let mut drifted = Vec::new();
+        for site in &existing {
+            if !self.inner.sites.verify(site, repo)?.is_empty() {
+                tracing::warn!(%site, "the site's own repository differs from its folder of the desired state; it is brought back in line");
+                drifted.push(site.clone());
+            }
+        }
+        let mut followed: BTreeSet<String> = sites.iter().map(|s| s.spec.name.clone()).collect();
+        followed.extend(existing);
+        let event = if folders.is_empty() && drifted.is_empty() {
             None
         } else {
-            let event = rt.block_on(store.record_event(
+            let mut after = json!({"reason": reason, "folders": folders});
+            if !drifted.is_empty() {
+                after["sites"] = json!(drifted);
+            }
+            Some(rt.block_on(store.record_event(
                 AuditChange {
                     actor: actor.to_owned(),
                     action: "desired_state.reconcile".into(),
                     object: format!("desired-state/{}", self.inner.options.render.branch),
                     before: None,
-                    after: Some(json!({"reason": reason, "folders": folders})),
+                    after: Some(after),
                 },
                 chrono::Utc::now(),
-            ))?;
-            let message = format!(
-                "Reconcile the desired state with the store ({reason})\n\n{}",
-                summary(&folders)
-            );
-            self.commit_whole(change, &author(actor), &message, &[event.seq], None)?
+            ))?)
+        };
+        let commit = match &event {
+            Some(event) if !folders.is_empty() => {
+                let message = format!(
+                    "Reconcile the desired state with the store ({reason})\n\n{}",
+                    summary(&folders)
+                );
+                self.commit_whole(change, &author(actor), &message, &[event.seq], None)?
+            }
+            _ => None,
         };
         // Every site's own repository follows (on the first start this creates them
-        // from an existing whole-state repository).
+        // from an existing whole-state repository); a repaired one names the event.
         let message = format!("Follow the desired state ({reason})");
-        for site in &sites {
+        for site in &followed {
+            let events = match &event {
+                Some(event) if drifted.contains(site) => vec![event.seq],
+                _ => Vec::new(),
+            };
             self.inner
                 .sites
-                .follow(&site.spec.name, repo, &author(actor), &message, &[])?;
+                .follow(site, repo, &author(actor), &message, &events)?;
         }
         written += t.elapsed();
         // Whether committed now or already at HEAD (a crash between a commit and this
@@ -523,6 +552,7 @@ impl Publisher {
             bookings: fleet.bookings,
             failures: fleet.failures,
             refused,
+            sites: drifted,
             load: fleet.load,
             render: fleet.render,
             write: written,
@@ -906,8 +936,27 @@ impl Publisher {
                     }
                 }
             }
+            // Each site's own repository, which is what the site pulls, against its folder
+            // of the whole desired state (also a repository of a site no longer stored).
+            let mut names: BTreeSet<String> = known.iter().map(|s| (*s).to_owned()).collect();
+            names.extend(this.inner.sites.existing()?);
+            for site in names {
+                found
+                    .sites
+                    .extend(
+                        this.inner
+                            .sites
+                            .verify(&site, repo)?
+                            .into_iter()
+                            .map(|difference| SiteDifference {
+                                site: site.clone(),
+                                difference,
+                            }),
+                    );
+            }
             found.differences.sort();
             found.refused.sort();
+            found.sites.sort();
             Ok(found)
         })
         .await
@@ -1145,20 +1194,36 @@ pub struct RefusedBooking {
 }
 
 /// What `verify` found: every difference of HEAD from a render of the store, every
-/// booking the renderer refuses, and every folder that cannot be rendered at all.
+/// booking the renderer refuses, every folder that cannot be rendered at all, and every
+/// difference of a site's own repository from its folder at HEAD.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Verification {
     pub differences: Vec<Difference>,
     pub refused: Vec<RefusedBooking>,
     /// Site environment folders that cannot be rendered, with the reason.
     pub failures: Vec<(String, String)>,
+    /// How sites' own repositories differ from their folders of HEAD, by site.
+    pub sites: Vec<SiteDifference>,
 }
 
 impl Verification {
-    /// Whether HEAD is exactly what the store renders, with nothing refused.
+    /// Whether HEAD is exactly what the store renders, with nothing refused, and every
+    /// site's own repository holds exactly its folder of HEAD.
     pub fn is_clean(&self) -> bool {
-        self.differences.is_empty() && self.refused.is_empty() && self.failures.is_empty()
+        self.differences.is_empty()
+            && self.refused.is_empty()
+            && self.failures.is_empty()
+            && self.sites.is_empty()
     }
+}
+
+/// A difference of a site's own repository (what the site pulls) from its folder of the
+/// whole desired state: `Missing` is in the folder but not in the site's repository,
+/// `Extra` in the site's repository only.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SiteDifference {
+    pub site: String,
+    pub difference: Difference,
 }
 
 /// What rendering the fleet took.

@@ -13,12 +13,16 @@
 //! both. Following is idempotent: a site whose folder equals its repository's gets no
 //! commit, so the publisher follows every site on start (which also migrates an existing
 //! whole-state repository) and the sites it touched after each commit.
+//!
+//! A site's repository is what the site pulls, so `verify` compares each with its folder
+//! of the whole desired state ([`SiteRepos::verify`]): a commit made to it behind
+//! verbund's back is reported, and a reconciliation undoes it on the record (audited).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use verbund_git::{Author, CommitId, DesiredStateRepo};
+use verbund_git::{Author, CommitId, DesiredStateRepo, Difference};
 use verbund_render::names::is_dns_label;
 
 use crate::history::{SharedHistory, SITE_PREFIX};
@@ -101,6 +105,28 @@ impl SiteRepos {
         Ok(repo)
     }
 
+    /// How `site`'s repository differs from `whole`'s HEAD at `sites/<site>`, which it
+    /// follows (see [`DesiredStateRepo::verify_follows`]; tree names first, so a site in
+    /// line costs two tree reads). Changes nothing: a repository that does not exist is
+    /// not created, it lacks every file of the folder.
+    pub fn verify(&self, site: &str, whole: &DesiredStateRepo) -> Result<Vec<Difference>> {
+        let folder = format!("sites/{site}");
+        let exists = self.path(site).is_some_and(|p| p.join("HEAD").is_file());
+        if exists {
+            return Ok(self.repo(site)?.verify_follows(whole, &folder)?);
+        }
+        // Every file of the folder is missing: what a verify against nothing calls extra.
+        Ok(whole
+            .verify(&[], std::slice::from_ref(&folder))?
+            .into_iter()
+            .map(|d| match d {
+                Difference::Extra(path) | Difference::Changed(path) | Difference::Missing(path) => {
+                    Difference::Missing(path)
+                }
+            })
+            .collect())
+    }
+
     /// Makes `site`'s repository hold what `whole`'s HEAD holds at `sites/<site>`, as
     /// one commit attributed like the whole state's; `None` when it already does.
     pub fn follow(
@@ -113,10 +139,21 @@ impl SiteRepos {
     ) -> Result<Option<CommitId>> {
         let repo = self.repo(site)?;
         let folder = format!("sites/{site}");
-        if repo.tree_oid_at(&folder)? == whole.tree_oid_at(&folder)? && repo.head()?.is_some() {
+        let differences = repo.verify_follows(whole, &folder)?;
+        if differences.is_empty() && repo.head()?.is_some() {
             return Ok(None);
         }
         let mut change = repo.change()?;
+        // Whatever lies beside the folder goes (a commit behind verbund's back put it
+        // there); the folder itself is replaced whole.
+        let inside = format!("{folder}/");
+        for d in &differences {
+            if let Difference::Extra(path) = d {
+                if !path.starts_with(&inside) {
+                    change.put_file(path, None)?;
+                }
+            }
+        }
         change.put_tree_from(&folder, whole)?;
         let commit = match &self.shared {
             Some(shared) => shared.commit(

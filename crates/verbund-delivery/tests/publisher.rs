@@ -8,7 +8,7 @@ use std::process::Command;
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
-use verbund_delivery::{render_booking, Publisher, PublisherOptions};
+use verbund_delivery::{render_booking, Publisher, PublisherOptions, SiteDifference};
 use verbund_domain::booking::{Booking, BookingPatch, BookingSpec, BookingState};
 use verbund_domain::catalog::{OfferingSpec, VersionSpec};
 use verbund_domain::directory::{Level, OrganisationSpec, ProviderSpec, SiteSpec};
@@ -468,6 +468,7 @@ on_both!(
     a_random_sequence_stays_in_line,
     drift_is_reported_and_repaired,
     drift_is_not_activated_by_a_later_delivery,
+    a_sites_own_repository_changed_behind_its_back_is_reported_and_repaired,
     a_literal_secret_never_reaches_the_repository,
     a_change_without_a_booking_event_is_caught_by_reconciling,
     site_capacity_totals_match_the_bookings,
@@ -1200,16 +1201,22 @@ async fn a_random_sequence_stays_in_line(store: Store) {
     f.finish().await;
 }
 
-/// (4) A commit behind the publisher's back is reported by `verify` and repaired by
-/// `reconcile`, in a commit naming its `desired_state.reconcile` audit event.
-async fn drift_is_reported_and_repaired(store: Store) {
+/// A federation with Erika's and Max's bookings delivered and in line, and the folder of
+/// Erika's first booking.
+async fn two_delivered(store: Store) -> (Fed, String) {
     let f = federation(store).await;
     let booked = f.book(ERIKA, 0, "s").await;
     f.book(MAX, 3, "s").await;
     f.deliver().await;
     f.assert_in_line("delivered").await;
-
     let folder = f.folder(&booked[0]).await;
+    (f, folder)
+}
+
+/// (4) A commit behind the publisher's back is reported by `verify` and repaired by
+/// `reconcile`, in a commit naming its `desired_state.reconcile` audit event.
+async fn drift_is_reported_and_repaired(store: Store) {
+    let (f, folder) = two_delivered(store).await;
     let changed = format!("{folder}/kustomization.yaml");
     let extra = format!("sites/{FLUX}/prod/bookings/unbekannt/deployment.yaml");
     let ghost = "sites/ghost-1/prod/kustomization.yaml".to_owned();
@@ -1256,6 +1263,118 @@ async fn drift_is_reported_and_repaired(store: Store) {
         .expect("reconcile")
         .commit
         .is_none());
+    f.finish().await;
+}
+
+/// (4) A commit behind the publisher's back in a site's own repository (what the site
+/// pulls) — a file changed, one added, one removed, one beside the site's folder — is
+/// reported by `verify` for that site, by path, while the whole desired state is in
+/// line; `reconcile` brings the site's repository back in a commit naming the
+/// `desired_state.reconcile` audit event that lists the site, and then finds nothing.
+async fn a_sites_own_repository_changed_behind_its_back_is_reported_and_repaired(store: Store) {
+    let (f, folder) = two_delivered(store).await;
+    let changed = format!("{folder}/kustomization.yaml");
+    let removed = f
+        .files_at_head(&folder)
+        .into_keys()
+        .find(|p| *p != changed)
+        .expect("a second file");
+    let extra = format!("sites/{FLUX}/prod/bookings/unbekannt/deployment.yaml");
+    let beside = "README.md".to_owned();
+    let own = f.publisher.sites().repo(FLUX).expect("site repository");
+    let mut change = own.change().expect("change");
+    for (path, content) in [
+        (&changed, Some("resources: []\n")),
+        (&removed, None),
+        (&extra, Some("kind: Deployment\n")),
+        (&beside, Some("hello\n")),
+    ] {
+        change.put_file(path, content).expect("put_file");
+    }
+    let mallory = Author {
+        name: "mallory".into(),
+        email: "mallory@example.org".into(),
+    };
+    change
+        .commit(&mallory, "hand edit", &[])
+        .expect("commit")
+        .expect("a commit");
+
+    let found = f.publisher.verify().await.expect("verify");
+    assert!(found.differences.is_empty(), "{found:#?}");
+    let flux = |difference| SiteDifference {
+        site: FLUX.to_owned(),
+        difference,
+    };
+    let mut expected = vec![
+        flux(Difference::Changed(changed.clone())),
+        flux(Difference::Missing(removed.clone())),
+        flux(Difference::Extra(extra.clone())),
+        flux(Difference::Extra(beside.clone())),
+    ];
+    expected.sort();
+    assert_eq!(found.sites, expected);
+    assert!(!found.is_clean());
+
+    let repaired = f
+        .publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile");
+    assert_eq!(repaired.sites, vec![FLUX.to_owned()]);
+    assert_eq!(repaired.commit, None, "the whole desired state was in line");
+    let filter = AuditFilter {
+        action: Some("desired_state.reconcile".into()),
+        ..Default::default()
+    };
+    let page = PageRequest {
+        limit: Some(1000),
+        after: None,
+    };
+    let events = f
+        .store
+        .list_audit(&filter, &page)
+        .await
+        .expect("list_audit")
+        .items;
+    let event = events
+        .iter()
+        .max_by_key(|e| e.seq)
+        .expect("a reconcile event");
+    assert_eq!(event.actor, "system/test");
+    assert_eq!(
+        event.after.as_ref().map(|a| a["sites"].clone()),
+        Some(json!([FLUX]))
+    );
+    let log = git(own.path(), &["log", "-1", "--format=%an%n%B"]);
+    assert!(log.starts_with("system/test\n"), "{log}");
+    assert_eq!(trailers(&log), vec![event.seq], "{log}");
+    assert_eq!(
+        git(own.path(), &["rev-parse", &format!("HEAD:sites/{FLUX}")]),
+        f.git(&["rev-parse", &format!("HEAD:sites/{FLUX}")]),
+    );
+    assert_eq!(
+        git(own.path(), &["ls-tree", "--name-only", "HEAD"]).trim(),
+        "sites"
+    );
+    f.assert_in_line("repaired").await;
+    let again = f
+        .publisher
+        .reconcile("system/test", "test")
+        .await
+        .expect("reconcile");
+    assert!(
+        again.sites.is_empty() && again.commit.is_none(),
+        "{again:?}"
+    );
+    let after = f
+        .store
+        .list_audit(&filter, &page)
+        .await
+        .expect("list_audit")
+        .items
+        .len();
+    assert_eq!(after, events.len(), "nothing repaired, nothing audited");
     f.finish().await;
 }
 

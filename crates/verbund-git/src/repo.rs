@@ -504,12 +504,116 @@ impl DesiredStateRepo {
     }
 
     fn all_extra(&self, path: &str, entry: &Entry, out: &mut Vec<Difference>) -> Result<()> {
+        self.each_file(path, entry, Difference::Extra, out)
+    }
+
+    /// Every file at or below `entry` (at `path`), as `mark` makes it a difference.
+    fn each_file(
+        &self,
+        path: &str,
+        entry: &Entry,
+        mark: fn(String) -> Difference,
+        out: &mut Vec<Difference>,
+    ) -> Result<()> {
         if !entry.is_tree() {
-            out.push(Difference::Extra(path.to_owned()));
+            out.push(mark(path.to_owned()));
             return Ok(());
         }
         for child in self.tree(entry.oid)?.iter() {
-            self.all_extra(&join(path, &child.name), child, out)?;
+            self.each_file(&join(path, &child.name), child, mark, out)?;
+        }
+        Ok(())
+    }
+
+    /// How HEAD differs from what it follows: exactly what `other`'s HEAD holds at
+    /// `folder`, at the same path, and nothing else (a site's own repository and its
+    /// folder of the whole desired state). `Missing` is in `other` but not here, `Extra`
+    /// here but not in `other`, `Changed` in both with other content. Empty when in
+    /// line. Trees are compared by name first and only those that differ are walked; no
+    /// file is read, and nothing is written.
+    pub fn verify_follows(
+        &self,
+        other: &DesiredStateRepo,
+        folder: &str,
+    ) -> Result<Vec<Difference>> {
+        paths::check_path(folder)?;
+        let expected = match other.head_tree()? {
+            Some(root) => other.entry_at(root, folder)?,
+            None => None,
+        };
+        let mut out = Vec::new();
+        let mut tree = self.head_tree()?;
+        let mut at = String::new();
+        let parts: Vec<&str> = folder.split('/').collect();
+        for (i, part) in parts.iter().enumerate() {
+            // Down the folder's path: whatever lies beside it is extra.
+            let mut next = None;
+            if let Some(oid) = tree {
+                for e in self.tree(oid)?.iter() {
+                    if e.name == part.as_bytes() {
+                        next = Some(e.clone());
+                    } else {
+                        self.all_extra(&below(&at, &e.name), e, &mut out)?;
+                    }
+                }
+            }
+            at = below(&at, part.as_bytes());
+            if i + 1 == parts.len() {
+                self.compare_with(other, &at, next.as_ref(), expected.as_ref(), &mut out)?;
+                break;
+            }
+            tree = match next {
+                Some(e) if e.is_tree() => Some(e.oid),
+                Some(e) => {
+                    self.all_extra(&at, &e, &mut out)?;
+                    None
+                }
+                None => None,
+            };
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Compares `mine` (of this repository) with `theirs` (of `other`), both at `path`.
+    fn compare_with(
+        &self,
+        other: &DesiredStateRepo,
+        path: &str,
+        mine: Option<&Entry>,
+        theirs: Option<&Entry>,
+        out: &mut Vec<Difference>,
+    ) -> Result<()> {
+        match (mine, theirs) {
+            (None, None) => {}
+            (Some(m), None) => self.all_extra(path, m, out)?,
+            (None, Some(t)) => other.each_file(path, t, Difference::Missing, out)?,
+            (Some(m), Some(t)) if m.oid == t.oid && m.mode == t.mode => {}
+            (Some(m), Some(t)) if m.is_tree() && t.is_tree() => {
+                let mine = self.tree(m.oid)?;
+                let theirs = other.tree(t.oid)?;
+                let by_name: HashMap<&[u8], &Entry> =
+                    theirs.iter().map(|e| (e.name.as_slice(), e)).collect();
+                for e in mine.iter() {
+                    let previous = by_name.get(e.name.as_slice()).copied();
+                    self.compare_with(other, &join(path, &e.name), Some(e), previous, out)?;
+                }
+                let names: std::collections::HashSet<&[u8]> =
+                    mine.iter().map(|e| e.name.as_slice()).collect();
+                for e in theirs.iter() {
+                    if !names.contains(e.name.as_slice()) {
+                        other.each_file(&join(path, &e.name), e, Difference::Missing, out)?;
+                    }
+                }
+            }
+            (Some(m), Some(t)) if !m.is_tree() && !t.is_tree() => {
+                out.push(Difference::Changed(path.to_owned()));
+            }
+            (Some(m), Some(t)) => {
+                self.all_extra(path, m, out)?;
+                other.each_file(path, t, Difference::Missing, out)?;
+            }
         }
         Ok(())
     }
@@ -546,6 +650,15 @@ fn all_missing(path: &str, node: &Node, out: &mut Vec<Difference>) {
 
 fn join(path: &str, name: &[u8]) -> String {
     format!("{path}/{}", String::from_utf8_lossy(name))
+}
+
+/// `name` inside `path`, where `""` is the root.
+fn below(path: &str, name: &[u8]) -> String {
+    if path.is_empty() {
+        String::from_utf8_lossy(name).into_owned()
+    } else {
+        join(path, name)
+    }
 }
 
 /// Sets what every open needs (committer identity, durability) where it is not set yet,
