@@ -108,6 +108,38 @@ fn booking(id: &str, config: Value) -> Booking {
     }
 }
 
+/// `booking` of `organisation`, of `offering` at `version`, on its first plan.
+fn placed<'a>(
+    booking: &'a Booking,
+    organisation: &'a Organisation,
+    offering: &'a OfferingSpec,
+    version: &'a VersionSpec,
+) -> PlacedBooking<'a> {
+    PlacedBooking {
+        booking,
+        organisation,
+        offering,
+        version,
+        plan: &offering.plans[0],
+        dependencies: vec![],
+    }
+}
+
+/// `bookings` rendered for the `prod` environment of a Flux site.
+fn render_on_flux(bookings: Vec<PlacedBooking<'_>>) -> verbund_render::Rendered {
+    let site = site(Delivery::Flux);
+    let input = RenderInput {
+        site: &site,
+        environment: Environment::Prod,
+        bookings,
+    };
+    render(
+        &input,
+        &RenderOptions::new("https://git.example.org/{site}.git"),
+    )
+    .unwrap()
+}
+
 /// The files of one booking with `config` on a site of `delivery`.
 fn files(delivery: Delivery, version: &VersionSpec, config: Value) -> Vec<RenderedFile> {
     let (site, org, offering) = (site(delivery), organisation(), offering());
@@ -327,30 +359,13 @@ fn a_refused_booking_is_its_own_problem() {
         },
         changelog: String::new(),
     };
-    let (site, org, offering) = (site(Delivery::Flux), organisation(), offering());
+    let (org, offering) = (organisation(), offering());
     let good_booking = booking("0190f0b6-0000-7000-8000-000000000001", json!({}));
     let bad_booking = booking("0190f0b6-0000-7000-8000-000000000002", json!({}));
-    let placed = |b, v| PlacedBooking {
-        booking: b,
-        organisation: &org,
-        offering: &offering,
-        version: v,
-        plan: &offering.plans[0],
-        dependencies: vec![],
-    };
-    let input = RenderInput {
-        site: &site,
-        environment: Environment::Prod,
-        bookings: vec![
-            placed(&good_booking, &manifests),
-            placed(&bad_booking, &bad),
-        ],
-    };
-    let rendered = render(
-        &input,
-        &RenderOptions::new("https://git.example.org/{site}.git"),
-    )
-    .unwrap();
+    let rendered = render_on_flux(vec![
+        placed(&good_booking, &org, &offering, &manifests),
+        placed(&bad_booking, &org, &offering, &bad),
+    ]);
     assert_eq!(rendered.refused.len(), 1);
     let refused = &rendered.refused[0];
     assert_eq!(refused.booking, bad_booking.id);
@@ -398,30 +413,16 @@ fn uncarriable_characters_are_refused_for_that_booking_alone() {
             "{e}"
         );
         // And the renderer refuses that booking, not its site.
-        let (site, org, offering) = (site(Delivery::Flux), organisation(), offering());
+        let (org, offering) = (organisation(), offering());
         let b = booking("0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e21", config);
         let good = booking(
             "0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e22",
             json!({"note": "fine"}),
         );
-        let placed = |b| PlacedBooking {
-            booking: b,
-            organisation: &org,
-            offering: &offering,
-            version: &manifests,
-            plan: &offering.plans[0],
-            dependencies: vec![],
-        };
-        let input = RenderInput {
-            site: &site,
-            environment: Environment::Prod,
-            bookings: vec![placed(&b), placed(&good)],
-        };
-        let rendered = render(
-            &input,
-            &RenderOptions::new("https://git.example.org/{site}.git"),
-        )
-        .unwrap();
+        let rendered = render_on_flux(vec![
+            placed(&b, &org, &offering, &manifests),
+            placed(&good, &org, &offering, &manifests),
+        ]);
         assert_eq!(rendered.refused.len(), 1);
         assert_eq!(rendered.refused[0].booking, b.id);
         assert!(rendered
@@ -453,28 +454,14 @@ fn an_organisation_name_kustomize_cannot_carry_stops_only_its_bookings() {
     assert_eq!(e.field, "/name");
     assert!(e.message.contains("U+007F"), "{e}");
 
-    let (site, offering) = (site(Delivery::Flux), offering());
+    let offering = offering();
     let good = booking("0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e31", json!({}));
     let mut bad = booking("0190f0b6-7c3a-7e21-9d55-2f1c0a7b9e32", json!({}));
     bad.organisation = bad_org.id.clone();
-    let placed = |b, o| PlacedBooking {
-        booking: b,
-        organisation: o,
-        offering: &offering,
-        version: &manifests,
-        plan: &offering.plans[0],
-        dependencies: vec![],
-    };
-    let input = RenderInput {
-        site: &site,
-        environment: Environment::Prod,
-        bookings: vec![placed(&good, &org), placed(&bad, &bad_org)],
-    };
-    let rendered = render(
-        &input,
-        &RenderOptions::new("https://git.example.org/{site}.git"),
-    )
-    .unwrap();
+    let rendered = render_on_flux(vec![
+        placed(&good, &org, &offering, &manifests),
+        placed(&bad, &bad_org, &offering, &manifests),
+    ]);
     assert_eq!(rendered.refused.len(), 1, "{:?}", rendered.refused);
     assert_eq!(rendered.refused[0].booking, bad.id);
     let error = rendered.refused[0].error.to_string();
