@@ -426,18 +426,37 @@ impl Applier {
     }
 
     /// Every object verbund manages within `scope`, of the kinds the agent applies. A
-    /// kind the cluster does not serve (no External Secrets installed) has none.
+    /// kind the cluster does not serve (no External Secrets installed) has none. Within
+    /// a scope of namespaces, each kind is listed in those namespaces only, and the
+    /// namespaces themselves by name — never every namespace of the site — side by side.
     async fn existing(&self, scope: &Scope) -> Result<Vec<Existing>> {
-        let mut out = Vec::new();
-        let params = ListParams::default().labels(MANAGED_BY);
+        let mut lists = Vec::new();
         for kind in &kinds::APPLIED {
-            let places: Vec<Option<&str>> = match scope {
-                Scope::All => vec![None],
-                Scope::Namespaces(_) if !kind.namespaced => vec![None],
-                Scope::Namespaces(set) => set.iter().map(|n| Some(n.as_str())).collect(),
-            };
-            for namespace in places {
-                match self.api(kind, namespace).list(&params).await {
+            match scope {
+                Scope::All => lists.push((kind, None, ListParams::default().labels(MANAGED_BY))),
+                Scope::Namespaces(set) => {
+                    for namespace in set {
+                        let params = ListParams::default().labels(MANAGED_BY);
+                        if kind.namespaced {
+                            lists.push((kind, Some(namespace.as_str()), params));
+                        } else {
+                            let by_name = params.fields(&format!("metadata.name={namespace}"));
+                            lists.push((kind, None, by_name));
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for chunk in lists.chunks(CONCURRENT_APPLIES) {
+            let listed = futures::future::join_all(
+                chunk.iter().map(|(kind, namespace, params)| async move {
+                    self.api(kind, *namespace).list(params).await
+                }),
+            )
+            .await;
+            for (&(kind, _, _), list) in chunk.iter().zip(listed) {
+                match list {
                     Ok(list) => out.extend(
                         list.items
                             .into_iter()
@@ -618,7 +637,13 @@ pub async fn run(
             _ => Scope::All,
         };
         let started = Instant::now();
-        let desired = match repository.desired(&commit, &folder).await {
+        let read = match &scope {
+            Scope::All => repository.desired(&commit, &folder).await,
+            Scope::Namespaces(namespaces) => {
+                repository.desired_of(&commit, &folder, namespaces).await
+            }
+        };
+        let desired = match read {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(commit = %commit, error = %e, "desired state unreadable, nothing applied");

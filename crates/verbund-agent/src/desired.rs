@@ -115,6 +115,17 @@ impl Repository {
     /// Every file under `folder` at `commit`, by path: one `git ls-tree` and one
     /// `git cat-file --batch`, however many files there are.
     pub async fn files(&self, commit: &str, folder: &str) -> Result<BTreeMap<String, String>> {
+        self.files_of(commit, folder, None).await
+    }
+
+    /// The files under `folder` at `commit`, by path; with `only`, a booking folder's
+    /// files only for the bookings it names (everything outside booking folders is read).
+    async fn files_of(
+        &self,
+        commit: &str,
+        folder: &str,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<BTreeMap<String, String>> {
         let folder = folder.trim_end_matches('/');
         let listing = self
             .git(&[
@@ -135,6 +146,13 @@ impl Repository {
                 continue;
             };
             let mut parts = meta.split(' ');
+            let wanted = match (only, booking_of(folder, path)) {
+                (Some(only), Some(namespace)) => only.contains(namespace),
+                _ => true,
+            };
+            if !wanted {
+                continue;
+            }
             if let (Some(_), Some("blob"), Some(oid)) = (parts.next(), parts.next(), parts.next()) {
                 request.push_str(oid);
                 request.push('\n');
@@ -236,6 +254,20 @@ impl Repository {
         build(&files, folder)
     }
 
+    /// The desired state of only the bookings `namespaces` name in `folder` at `commit`:
+    /// their folders and the kustomizations that list them are read, no other
+    /// booking's files. What an incremental pass needs, at the cost of the changed
+    /// bookings rather than of the site (a site of 1,700 bookings is ~19,000 files).
+    pub async fn desired_of(
+        &self,
+        commit: &str,
+        folder: &str,
+        namespaces: &BTreeSet<String>,
+    ) -> Result<DesiredState> {
+        let files = self.files_of(commit, folder, Some(namespaces)).await?;
+        build_of(&files, folder, Some(namespaces))
+    }
+
     /// Every object verbund applies itself in `folder` at `commit` (the vendor content
     /// aside), namespaces first.
     pub async fn objects(&self, commit: &str, folder: &str) -> Result<Vec<Value>> {
@@ -278,6 +310,17 @@ pub struct TenantContent {
 /// objects, any other entry a folder with its own `kustomization.yaml`, followed
 /// recursively), and collects each booking folder's vendor content beside it.
 pub fn build(files: &BTreeMap<String, String>, folder: &str) -> Result<DesiredState> {
+    build_of(files, folder, None)
+}
+
+/// [`build`], and with `only`, the booking folders of other bookings are passed over
+/// (their files need not be in `files`).
+fn build_of(
+    files: &BTreeMap<String, String>,
+    folder: &str,
+    only: Option<&BTreeSet<String>>,
+) -> Result<DesiredState> {
+    let root = folder.trim_end_matches('/');
     let read = |path: &str| {
         files.get(path).ok_or_else(|| Error::Desired {
             path: path.to_string(),
@@ -286,13 +329,18 @@ pub fn build(files: &BTreeMap<String, String>, folder: &str) -> Result<DesiredSt
     };
     let mut objects = Vec::new();
     let mut tenants = Vec::new();
-    let mut stack = vec![folder.trim_end_matches('/').to_string()];
+    let mut stack = vec![root.to_string()];
     let mut seen = BTreeSet::new();
     let mut listed = Vec::new();
     // Depth first, in listed order: a folder's resources before its siblings'.
     while let Some(dir) = stack.pop() {
         if !seen.insert(dir.clone()) {
             continue;
+        }
+        if let (Some(only), Some(namespace)) = (only, booking_of(root, &dir)) {
+            if !only.contains(namespace) {
+                continue;
+            }
         }
         let path = format!("{dir}/kustomization.yaml");
         let kustomization = parse(&path, read(&path)?)?;
@@ -362,6 +410,13 @@ fn tenant_content(files: &BTreeMap<String, String>, dir: &str) -> Result<Option<
         manifests,
         chart,
     }))
+}
+
+/// The booking whose folder `path` lies in (or is), for a site environment's `folder`:
+/// `<folder>/bookings/<namespace>[/…]` → `<namespace>`.
+fn booking_of<'a>(folder: &str, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix(folder)?.strip_prefix("/bookings/")?;
+    rest.split('/').next().filter(|n| !n.is_empty())
 }
 
 /// Namespaces first, otherwise the order is kept.
@@ -461,6 +516,69 @@ mod tests {
             normalise("sites/a/prod/../test/x.yaml"),
             "sites/a/test/x.yaml"
         );
+    }
+
+    #[test]
+    fn a_path_names_the_booking_whose_folder_it_lies_in() {
+        let folder = "sites/a/prod";
+        assert_eq!(booking_of(folder, "sites/a/prod/bookings/x-1"), Some("x-1"));
+        assert_eq!(
+            booking_of(folder, "sites/a/prod/bookings/x-1/app/m.yaml"),
+            Some("x-1")
+        );
+        assert_eq!(booking_of(folder, "sites/a/prod/shards/00"), None);
+        assert_eq!(booking_of(folder, "sites/a/prod/bookings/"), None);
+        assert_eq!(booking_of(folder, "sites/a/test/bookings/x-1"), None);
+    }
+
+    /// Two bookings, each listed by a shard: building only one reads neither the
+    /// other's folder nor needs its files.
+    #[test]
+    fn only_the_named_bookings_are_built() {
+        let booking = |ns: &str| {
+            [
+                (
+                    format!("s/bookings/{ns}/kustomization.yaml"),
+                    "resources: [namespace.yaml]\n".to_string(),
+                ),
+                (
+                    format!("s/bookings/{ns}/namespace.yaml"),
+                    format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
+                ),
+                (
+                    format!("s/bookings/{ns}/app/kustomization.yaml"),
+                    "resources: [m.yaml]\n".to_string(),
+                ),
+                (
+                    format!("s/bookings/{ns}/app/m.yaml"),
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n".to_string(),
+                ),
+            ]
+        };
+        let mut files: BTreeMap<String, String> = [
+            (
+                "s/kustomization.yaml".to_string(),
+                "resources: [shards/00]\n".to_string(),
+            ),
+            (
+                "s/shards/00/kustomization.yaml".to_string(),
+                "resources: [../../bookings/a, ../../bookings/b]\n".to_string(),
+            ),
+        ]
+        .into_iter()
+        .chain(booking("a"))
+        .chain(booking("b"))
+        .collect();
+        let whole = build(&files, "s").unwrap();
+        assert_eq!(whole.objects.len(), 2);
+        assert_eq!(whole.tenants.len(), 2);
+        // Without b's files, as `files_of` reads them for an incremental pass.
+        files.retain(|path, _| booking_of("s", path) != Some("b"));
+        assert!(build(&files, "s").is_err(), "b's folder is missing");
+        let only: BTreeSet<String> = ["a".to_string()].into();
+        let part = build_of(&files, "s", Some(&only)).unwrap();
+        assert_eq!(part.objects, vec![whole.objects[0].clone()]);
+        assert_eq!(part.tenants, vec![whole.tenants[0].clone()]);
     }
 
     #[test]

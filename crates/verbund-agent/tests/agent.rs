@@ -870,10 +870,16 @@ async fn a_changed_booking_is_applied_and_pruned_alone() {
         .await
         .unwrap();
     assert_eq!(changed, [FORMS.to_string()].into_iter().collect());
+    // Only the changed booking's files are read: nothing of the database's booking.
     let desired = repository
-        .desired(&second, "sites/dataport-hh-1/prod")
+        .desired_of(&second, "sites/dataport-hh-1/prod", &changed)
         .await
         .unwrap();
+    assert!(desired.tenants.iter().all(|t| t.namespace == FORMS));
+    assert!(desired.objects.iter().all(|o| {
+        o["metadata"]["namespace"] == FORMS
+            || (o["kind"] == "Namespace" && o["metadata"]["name"] == FORMS)
+    }));
     let (client, seen) = mock_client(apply_server);
     let outcome = Applier::new(client, Charts::new("/nonexistent/helm", None))
         .apply(desired, &Scope::Namespaces(changed))
