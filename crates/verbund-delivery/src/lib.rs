@@ -24,7 +24,7 @@ mod sites;
 
 pub use publisher::{
     Publisher, PublisherOptions, PushStatus, Reconciled, RefusedBooking, SiteDifference,
-    Verification, ACTOR,
+    Verification, ACTOR, PACKS_BEFORE_COMPACTION,
 };
 use records::Records;
 pub use sites::SiteRepos;

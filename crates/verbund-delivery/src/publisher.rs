@@ -144,6 +144,10 @@ pub struct PushStatus {
     pub error: Option<String>,
 }
 
+/// More packs than this in one repository and the publisher compacts it after its
+/// commits (`DesiredStateRepo::compact_over`). Git's own threshold for `gc --auto` is 50.
+pub const PACKS_BEFORE_COMPACTION: usize = 32;
+
 /// Keeps the desired-state repository in line with the store. Cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
@@ -991,7 +995,29 @@ impl Publisher {
             }
             self.inner.cursor.fetch_max(last, Ordering::SeqCst);
         }
+        drop(_job);
+        if !commits.is_empty() {
+            self.compact_grown().await?;
+        }
         Ok(commits)
+    }
+
+    /// Folds the packs of the repositories that grew past [`PACKS_BEFORE_COMPACTION`]
+    /// (the whole desired state and each site's), after the commits that wrote them and
+    /// before the next: a change waits at most for one compaction of what recent commits
+    /// wrote. Returns how many repositories were compacted.
+    pub async fn compact_grown(&self) -> Result<usize> {
+        let _job = self.inner.job.lock().await;
+        let this = self.clone();
+        blocking(move || {
+            let mut compacted = usize::from(this.inner.repo.compact_over(PACKS_BEFORE_COMPACTION)?);
+            for site in this.inner.sites.existing()? {
+                let repo = this.inner.sites.repo(&site)?;
+                compacted += usize::from(repo.compact_over(PACKS_BEFORE_COMPACTION)?);
+            }
+            Ok(compacted)
+        })
+        .await
     }
 
     /// Delivers one run of events by one actor as one commit.

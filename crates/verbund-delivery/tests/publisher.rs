@@ -478,7 +478,38 @@ on_both!(
     a_crash_between_commit_and_provisioning_is_completed_on_start,
     a_booking_the_renderer_refuses_is_its_own_problem,
     a_declared_secret_is_sealed_once_for_its_site_and_never_in_plaintext,
+    packs_stay_few_however_many_commits,
 );
+
+/// Each delivery commits a pack to the whole desired state and to the site's own
+/// repository; past `PACKS_BEFORE_COMPACTION` the publisher folds them after its commits,
+/// so neither repository piles up packs between housekeeping passes (before: one pack per
+/// commit until `gc --auto` every 15 minutes).
+async fn packs_stay_few_however_many_commits(store: Store) {
+    let f = federation(store).await;
+    let commits = verbund_delivery::PACKS_BEFORE_COMPACTION + 8;
+    for i in 0..commits {
+        f.book(ERIKA, 0, "s").await;
+        assert_eq!(f.deliver().await.len(), 1);
+    }
+    let whole = f.publisher.repo().pack_count().expect("packs");
+    let own = f
+        .publisher
+        .sites()
+        .repo(FLUX)
+        .expect("site repository")
+        .pack_count()
+        .expect("packs");
+    for (name, packs) in [("whole", whole), ("site", own)] {
+        assert!(
+            packs <= verbund_delivery::PACKS_BEFORE_COMPACTION,
+            "{packs} packs in the {name} repository after {commits} commits"
+        );
+    }
+    let verification = f.publisher.verify().await.expect("verify");
+    assert!(verification.is_clean(), "{verification:?}");
+    f.finish().await;
+}
 
 /// A booking's declared secret reaches the repository only sealed for its site, in
 /// `secrets.yaml`; an unchanged booking is not sealed again (a reconciliation, a second

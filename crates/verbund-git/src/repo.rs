@@ -624,6 +624,52 @@ impl DesiredStateRepo {
     pub fn maintain(&self) -> Result<()> {
         git::run(&self.root, &["gc", "--auto", "--quiet"], None).map(|_| ())
     }
+
+    /// How many pack files hold the repository's objects (each commit writes one).
+    pub fn pack_count(&self) -> Result<usize> {
+        let dir = self.root.join("objects").join("pack");
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => {
+                return Err(Error::Io {
+                    action: "cannot list",
+                    path: dir,
+                    source,
+                })
+            }
+        };
+        Ok(entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .count())
+    }
+
+    /// Folds the packs of single commits together when there are more than `limit`,
+    /// as the repository grows rather than at the next housekeeping: readers (git
+    /// serving a site's fetch, `fsck`, a cold clone) look into every pack, so their cost
+    /// grows with the count. `git repack --geometric=2 -d` merges only the packs that
+    /// break a geometric progression of sizes — the many small ones of recent commits —
+    /// so the cost follows what was written since the last compaction, not the
+    /// repository's size, and at most about log2(objects) packs remain. Returns whether
+    /// it compacted.
+    pub fn compact_over(&self, limit: usize) -> Result<bool> {
+        if self.pack_count()? <= limit {
+            return Ok(false);
+        }
+        git::run(
+            &self.root,
+            &[
+                "repack",
+                "-d",
+                "-q",
+                "--geometric=2",
+                "--no-write-bitmap-index",
+            ],
+            None,
+        )?;
+        Ok(true)
+    }
 }
 
 /// The expected object name of a folder holding exactly `files` (repository paths, each

@@ -243,9 +243,14 @@ impl Publisher {
         if self.inner.replica.is_none() {
             return Ok(0);
         }
-        let _job = self.inner.job.lock().await;
+        let job = self.inner.job.lock().await;
         let this = self.clone();
-        blocking(move || this.catch_up_blocking()).await
+        let moved = blocking(move || this.catch_up_blocking()).await?;
+        drop(job);
+        if moved > 0 {
+            self.compact_grown().await?;
+        }
+        Ok(moved)
     }
 
     fn catch_up_blocking(&self) -> Result<usize> {
