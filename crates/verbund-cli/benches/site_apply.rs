@@ -42,7 +42,9 @@
 //! its share to the other, so neither time would be the engine's own. Each engine gets
 //! the same quiet machine, a fresh cluster of the same size and the same bookings.
 //!
-//! `cargo bench -p verbund-cli --bench site_apply` runs it in full (several minutes).
+//! `cargo bench -p verbund-cli --bench site_apply` runs it in full (about an hour, most of
+//! it Flux). `VERBUND_BENCH_ENGINES=agent` leaves Flux out (step 2), to measure the agent
+//! alone after a change of its own; the side-by-side figures need both.
 //! Without `--bench`, as under `cargo test --all-targets`, a smoke run (20 bookings, 2
 //! changes, Flux's interval-driven change left out) goes through every other step.
 
@@ -114,6 +116,8 @@ struct Plan {
     changes: usize,
     /// How long an engine may take to apply the whole site.
     apply_limit: Duration,
+    /// Whether Flux runs too (`VERBUND_BENCH_ENGINES`, default `flux,agent`).
+    flux: bool,
 }
 
 fn main() {
@@ -123,6 +127,9 @@ fn main() {
         bookings: env_usize("VERBUND_BENCH_BOOKINGS", if bench { 1_700 } else { 20 }).max(4),
         changes: env_usize("VERBUND_BENCH_CHANGES", if bench { 10 } else { 2 }).max(1),
         apply_limit: Duration::from_secs(if bench { 3_600 } else { 300 }),
+        flux: std::env::var("VERBUND_BENCH_ENGINES").map_or(true, |engines| {
+            engines.split(',').any(|e| e.trim() == "flux")
+        }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -136,11 +143,17 @@ async fn run(plan: Plan) {
     let load = Load::start();
     let started = Instant::now();
     let site = Site::prepare(&plan).await;
-    let flux = flux_phase(&site, &plan).await;
+    let flux = match plan.flux {
+        true => Some(flux_phase(&site, &plan).await),
+        false => None,
+    };
     let fetched = site.fetch();
-    let agent_commit = site.switch_to_agent(&flux.last_commit).await;
+    let flux_last = flux
+        .as_ref()
+        .map_or_else(|| site.flux_commit.clone(), |f| f.last_commit.clone());
+    let agent_commit = site.switch_to_agent(&flux_last).await;
     let agent = agent_phase(&site, &plan, &agent_commit).await;
-    report(&plan, &site, &flux, &agent);
+    report(&plan, &site, flux.as_ref(), &agent);
     println!();
     println!(
         "a site fetches its desired state from verbund's Git endpoint ({} bookings, HTTP basic with the site's token): cold `git clone` {:.2} s (the clone holds {:.1} MB of packed objects); incremental `git fetch` of {} new commits {:.3} s",
@@ -1489,7 +1502,7 @@ fn max(values: &[f64]) -> f64 {
     values.iter().copied().fold(f64::NAN, f64::max)
 }
 
-fn report(plan: &Plan, site: &Site, flux: &EngineRun, agent: &EngineRun) {
+fn report(plan: &Plan, site: &Site, flux: Option<&EngineRun>, agent: &EngineRun) {
     println!();
     if !plan.bench {
         println!("smoke run (no `--bench`): these figures are no measurement");
@@ -1499,7 +1512,7 @@ fn report(plan: &Plan, site: &Site, flux: &EngineRun, agent: &EngineRun) {
         site.namespaces.len(),
         site.name,
         site.namespaces.len() * PER_BOOKING,
-        short(&site.flux_commit),
+        flux.map_or("nothing (not run: VERBUND_BENCH_ENGINES)", |_| short(&site.flux_commit)),
         agent
             .passes
             .iter()
@@ -1519,6 +1532,36 @@ fn report(plan: &Plan, site: &Site, flux: &EngineRun, agent: &EngineRun) {
         agent_usage.peak_mib,
         agent.control_plane_cpu
     );
+    if let Some(flux) = flux {
+        report_flux(flux);
+    }
+    println!();
+    report_changes(flux, agent);
+    report_passes(agent);
+    for (what, after) in flux.iter().flat_map(|f| &f.settled) {
+        println!("Flux, {what}: {after}");
+    }
+    let verdict = |met: bool| if met { "met" } else { "not met" };
+    let applied = applied_seconds(&agent.changes.iter().collect::<Vec<_>>());
+    let missed = agent.changes.len() - applied.len();
+    println!();
+    if let Some(flux) = flux {
+        println!(
+            "goal: the agent at least as fast as Flux ({:.1} s vs {:.1} s): {}",
+            agent.all_applied.as_secs_f64(),
+            flux.all_applied.as_secs_f64(),
+            verdict(agent.all_applied <= flux.all_applied)
+        );
+    }
+    println!(
+        "goal: one change applied by the agent within 2 s of its commit (max {:.2} s, {missed} missed): {}",
+        max(&applied),
+        verdict(missed == 0 && max(&applied) <= 2.0)
+    );
+}
+
+/// Flux's rows of the table of whole-site applies.
+fn report_flux(flux: &EngineRun) {
     let kustomize = flux
         .processes
         .iter()
@@ -1548,30 +1591,9 @@ fn report(plan: &Plan, site: &Site, flux: &EngineRun, agent: &EngineRun) {
             usage.peak_mib
         );
     }
-    println!();
-    report_changes(flux, agent);
-    report_passes(agent);
-    for (what, after) in &flux.settled {
-        println!("Flux, {what}: {after}");
-    }
-    let verdict = |met: bool| if met { "met" } else { "not met" };
-    let applied = applied_seconds(&agent.changes.iter().collect::<Vec<_>>());
-    let missed = agent.changes.len() - applied.len();
-    println!();
-    println!(
-        "goal: the agent at least as fast as Flux ({:.1} s vs {:.1} s): {}",
-        agent.all_applied.as_secs_f64(),
-        flux.all_applied.as_secs_f64(),
-        verdict(agent.all_applied <= flux.all_applied)
-    );
-    println!(
-        "goal: one change applied by the agent within 2 s of its commit (max {:.2} s, {missed} missed): {}",
-        max(&applied),
-        verdict(missed == 0 && max(&applied) <= 2.0)
-    );
 }
 
-fn report_changes(flux: &EngineRun, agent: &EngineRun) {
+fn report_changes(flux: Option<&EngineRun>, agent: &EngineRun) {
     println!("| one booking change | n | commit → applied, median | max | missed | PATCH → commit, median | API answer, median |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let row = |what: &str, changes: &[&Change]| {
@@ -1598,6 +1620,10 @@ fn report_changes(flux: &EngineRun, agent: &EngineRun) {
         "agent (`--interval 1s`)",
         &agent.changes.iter().collect::<Vec<_>>(),
     );
+    let Some(flux) = flux else {
+        println!();
+        return;
+    };
     if let Some((fetched, change)) = &flux.interval_change {
         row("Flux, found by its GitRepository interval (1 m)", &[change]);
         println!(
