@@ -1131,6 +1131,9 @@ async fn headers_language_and_unknown_pages(store: Store) {
     let mut a = w.signed_in("admin-a").await;
     let de = a.get("/catalog").await;
     assert_security_headers(&de, "/catalog");
+    // The style sheet, unlike the pages, may be cached (its link carries the version).
+    let css = a.get("/assets/portal.css").await;
+    assert_eq!(css.header("cache-control"), "public, max-age=86400");
     de.shows("<html lang=\"de\">");
     de.shows("Zum Inhalt springen");
     let r = a.get("/language?to=en&back=/catalog").await;
@@ -1229,6 +1232,7 @@ async fn every_page_has_the_shared_frame(store: Store) {
         );
         r.shows("<a class=\"skip-link\" href=\"#main\">");
         assert_security_headers(&r, &path);
+        assert_eq!(r.header("cache-control"), "no-store", "{path}");
     }
     // What a role may not see is refused as a page of its own, in the same frame.
     for path in ["/rollouts", "/audit"] {
@@ -1241,6 +1245,7 @@ async fn every_page_has_the_shared_frame(store: Store) {
     let r = a.get("/organisation/export").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.header("cache-control"), "no-store", "the export");
     assert!(r
         .header("content-disposition")
         .starts_with("attachment; filename=\"verbund-"));
@@ -1283,6 +1288,8 @@ async fn every_navigation_link_opens_a_page(store: Store) {
                 "{name} follows {link}: {}",
                 r.body
             );
+            // A signed-in page stays out of every cache (a shared computer's back button).
+            assert_eq!(r.header("cache-control"), "no-store", "{name}: {link}");
         }
     }
 }
