@@ -457,6 +457,23 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     .await;
     assert!(b.text("#booking-status").await.contains("simuliert"));
     b.shoot("booking").await;
+    // "Buchung kündigen" asks first, saying until when the data is kept; the first
+    // click cancels nothing, and "keep" leads back.
+    b.click(&format!("a[href='/bookings/{id}/cancel']")).await;
+    assert_eq!(b.path().await, format!("/bookings/{id}/cancel"));
+    b.check_page("cancel a booking?").await;
+    assert!(b.text("main").await.contains("bis voraussichtlich"));
+    let still = api(
+        &base,
+        &admin,
+        reqwest::Method::GET,
+        &format!("/bookings/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(still["state"], "active", "{still}");
+    b.click(&format!("main a[href='/bookings/{id}']")).await;
+    assert_eq!(b.path().await, format!("/bookings/{id}"));
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;

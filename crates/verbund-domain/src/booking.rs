@@ -196,6 +196,13 @@ pub fn transition(
     Ok(to)
 }
 
+/// When a retained booking's data is deleted: `retention_days` (the offering's) after it
+/// was retained. The lifecycle sweep purges then, and the portal names the day before a
+/// cancellation.
+pub fn retention_ends(retained_since: DateTime<Utc>, retention_days: u32) -> DateTime<Utc> {
+    retained_since + chrono::Duration::days(i64::from(retention_days))
+}
+
 /// A weekly maintenance window in local German time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaintenanceWindow {

@@ -140,6 +140,14 @@ texts! {
     canary_percent: "Anteil der Pilotwelle (Prozent)", "Canary share (percent)";
     cancel_back: "Abbrechen", "Cancel";
     cancel_booking: "Buchung kündigen", "Cancel the booking";
+    cancel_confirm: "Ja, Buchung kündigen", "Yes, cancel the booking";
+    cancel_confirm_title: "Buchung wirklich kündigen?", "Cancel this booking?";
+    cancel_keep: "Nein, Buchung behalten", "No, keep the booking";
+    cancel_kept: "Die Daten werden aufbewahrt und können exportiert werden,", "The data is kept and can be exported";
+    cancel_kept_after: "danach werden sie gelöscht.", "then it is deleted.";
+    cancel_what: "Der Dienst wird beendet und ist danach nicht mehr erreichbar. Die Kündigung lässt sich nicht zurücknehmen.", "The service is stopped and is no longer reachable afterwards. The cancellation cannot be taken back.";
+    days: "Tage", "days";
+    until_about: "bis voraussichtlich", "until about";
     cancel_hint: "Nach der Kündigung werden die Daten für die vereinbarte Frist aufbewahrt und können exportiert werden, dann gelöscht.", "After cancelling, the data is kept for the agreed period and can be exported, then deleted.";
     capacity_free: "Frei / Kapazität", "Free / capacity";
     catalog_empty: "Keine Leistung passt zu diesen Filtern.", "No service matches these filters.";

@@ -520,10 +520,11 @@ impl Browser {
             .await
     }
 
-    /// Posts the booking's cancel form and its channel form; their statuses.
+    /// Posts the booking's (confirmed) cancel form and its channel form; their statuses.
     async fn change(&mut self, booking: &str, csrf: &str) -> [StatusCode; 2] {
+        let cancel = [("csrf", csrf), ("confirm", "yes")];
         let cancel = self
-            .post(&format!("/bookings/{booking}/cancel"), &[("csrf", csrf)])
+            .post(&format!("/bookings/{booking}/cancel"), &cancel)
             .await;
         let channel = [("csrf", csrf), ("channel", "pinned:1.0.0")];
         let channel = self
@@ -856,7 +857,7 @@ async fn forged_forms_change_nothing(store: Store) {
         .send(
             Method::POST,
             &cancel,
-            Some(&[("csrf", &csrf)]),
+            Some(&[("csrf", &csrf), ("confirm", "yes")]),
             Some(&format!("https://{HOST}")),
         )
         .await;
@@ -1027,11 +1028,39 @@ async fn booking_works_without_javascript(store: Store) {
     page.shows("Das Rechenzentrum behält die zuletzt ausgelieferte Fassung");
     page.shows("<code>config /config/domain contains U+007F</code>");
 
-    // Cancel through the form.
-    let csrf = page.csrf();
+    // Cancelling asks first: the booking page links to a confirmation page, which says
+    // what happens and until when the data is kept; opening it changes nothing.
+    let confirm = format!("/bookings/{id}/cancel");
+    page.shows(&format!("href=\"{confirm}\""));
+    assert!(
+        !page.body.contains(&format!("action=\"{confirm}\"")),
+        "the booking page itself cancels nothing"
+    );
     let before = w.trail().await;
+    let ask = a.get(&confirm).await;
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert_eq!(w.booking_state(&id).await, "placed");
+    assert_eq!(w.trail().await, before, "asking changed the trail");
+    let now = *w.clock.0.lock().expect("the clock");
+    let kept = verbund_domain::rollout::german_local(now + Duration::days(30));
+    ask.shows(&format!(
+        "bis voraussichtlich {} (30 Tage)",
+        kept.format("%d.%m.%Y")
+    ));
+    ask.shows(&format!("<form method=\"post\" action=\"{confirm}\""));
+    ask.shows(&format!("<a class=\"kern-link\" href=\"/bookings/{id}\">"));
+    // A post without the confirmation (an old page's form) only asks again.
+    let csrf = ask.csrf();
+    let r = a.post(&confirm, &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (r.status, r.location().as_str()),
+        (StatusCode::SEE_OTHER, confirm.as_str())
+    );
+    assert_eq!(w.booking_state(&id).await, "placed");
+
+    // Confirmed, it cancels.
     let r = a
-        .post(&format!("/bookings/{id}/cancel"), &[("csrf", &csrf)])
+        .post(&confirm, &[("csrf", &csrf), ("confirm", "yes")])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location(), format!("/bookings/{id}?done=cancelled"));
@@ -1207,6 +1236,7 @@ async fn every_page_has_the_shared_frame(store: Store) {
         ("a", format!("/offerings/{OFFERING}")),
         ("a", format!("/offerings/{OFFERING}/book")),
         ("a", format!("/bookings/{id}")),
+        ("a", format!("/bookings/{id}/cancel")),
         ("a", "/organisation".into()),
         ("a", "/organisation/data".into()),
         ("a", "/policies".into()),
