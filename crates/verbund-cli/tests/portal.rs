@@ -549,6 +549,65 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     .await;
     assert_eq!(audit["items"][0]["actor"], "user/anbieter", "{audit}");
     b.check_page("paused rollout").await;
+    // Resumed elsewhere (the API), the page follows without a reload, all of it
+    // together: the state in its live region (the same node, so screen readers announce
+    // the change), the controls and the tables; no status badge lies outside what
+    // refreshes.
+    b.js("window.sameDocument = true; window.statusNode = document.getElementById('rollout-status');")
+        .await;
+    api(
+        &base,
+        &admin,
+        reqwest::Method::POST,
+        &format!("/rollouts/{rollout}/resume"),
+        None,
+    )
+    .await;
+    b.wait_until("the page shows the resumed rollout", || async {
+        let s = b
+            .js("return document.querySelector('#rollout-state').dataset.state;")
+            .await;
+        (s == "running").then_some(())
+    })
+    .await;
+    let live = b
+        .js("const s = document.getElementById('rollout-status');
+             return {same: window.sameDocument === true, node: s !== null && s === window.statusNode,
+                     role: s && s.getAttribute('role'),
+                     pause: !!document.querySelector('#pause'), resume: !!document.querySelector('#resume'),
+                     stale: [...document.querySelectorAll('main .kern-badge')]
+                         .filter(e => !e.closest('[data-live]')).map(e => e.textContent.trim())};")
+        .await;
+    assert_eq!(
+        live,
+        json!({"same": true, "node": true, "role": "status", "pause": true, "resume": false, "stale": []})
+    );
+    // The buttons of a site ("Erneut versuchen", "Überspringen") never overlap.
+    for (w, h) in [DESKTOP, (1366, 768), PHONE] {
+        b.client.set_window_size(w, h).await.expect("resize");
+        let overlaps = b
+            .js("const out = []; let n = 0;
+                 for (const cell of document.querySelectorAll('main td')) {
+                   const bs = [...cell.querySelectorAll('button')].map(x => x.getBoundingClientRect());
+                   n += bs.length;
+                   for (let i = 0; i < bs.length; i++) for (let j = i + 1; j < bs.length; j++) {
+                     const a = bs[i], c = bs[j];
+                     if (a.left < c.right && c.left < a.right && a.top < c.bottom && c.top < a.bottom)
+                       out.push(cell.closest('tr').querySelector('th').textContent.trim());
+                   }
+                 }
+                 return {buttons: n, overlaps: out};")
+            .await;
+        assert!(
+            overlaps["buttons"].as_u64().unwrap_or_default() >= 2,
+            "{overlaps}"
+        );
+        assert_eq!(overlaps["overlaps"], json!([]), "at {w} px: {overlaps}");
+    }
+    b.client
+        .set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("resize");
     b.shoot("rollout").await;
     b.goto("/rollouts").await;
     b.check_page("rollouts").await;

@@ -134,7 +134,8 @@ texts! {
     book_title: "Buchen", "Book";
     booking: "Buchung", "Booking";
     booking_created: "Die Buchung ist angelegt.", "The booking has been created.";
-    booking_created_detail: "Der Status unten aktualisiert sich von selbst, sobald das Rechenzentrum meldet.", "The status below updates by itself as soon as the data center reports.";
+    booking_created_detail: "Der Status unten zeigt, was das Rechenzentrum zuletzt gemeldet hat.", "The status below shows what the data center reported last.";
+    booking_created_live: "Er aktualisiert sich von selbst, sobald das Rechenzentrum meldet.", "It updates by itself as soon as the data center reports.";
     bookings: "Buchungen", "Bookings";
     broken_at: "Die Kette bricht bei Eintrag", "The chain breaks at event";
     canary_percent: "Anteil der Pilotwelle (Prozent)", "Canary share (percent)";

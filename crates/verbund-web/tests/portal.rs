@@ -1008,6 +1008,13 @@ async fn booking_works_without_javascript(store: Store) {
     let page = a.get(&to).await;
     assert_eq!(page.status, StatusCode::OK);
     page.shows("Die Buchung ist angelegt.");
+    // Without JavaScript nothing updates by itself, and the page does not claim it does:
+    // the sentence is hidden until the script that refreshes the status shows it.
+    let live = "aktualisiert sich von selbst";
+    assert_eq!(page.body.matches(live).count(), 1, "{}", page.body);
+    page.shows(&format!(
+        "<span id=\"live-note\" data-script-only hidden>Er {live}"
+    ));
     page.shows("Rechenzentrum Hamburg 1 (Hamburg, DE-HH; Nordwerk IT): zulässig");
     page.shows("<strong>Gewählt:</strong>");
     page.shows("data-state=\"placed\"");
