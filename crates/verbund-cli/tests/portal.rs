@@ -391,6 +391,12 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.shoot("offering").await;
     let may_run = b.text("main").await;
     assert!(may_run.contains("zulässig, Rang 1"), "{may_run}");
+    // The vendor's English description on the German page says it is English.
+    assert_eq!(
+        b.js("return document.querySelector('main p.kern-body--large').lang;")
+            .await,
+        "en"
+    );
 
     // Book it: an invalid domain first, shown at its control; then a valid one.
     b.click("a[href='/offerings/jitsi-meet/book']").await;

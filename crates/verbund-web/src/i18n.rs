@@ -191,7 +191,7 @@ texts! {
     export: "Daten exportieren (JSON)", "Export data (JSON)";
     failure_budget: "Erlaubte Fehlschläge je Welle", "Failures allowed per wave";
     filter: "Filtern", "Filter";
-    forbids: "verbietet", "forbids";
+    forbids: "Einschränkung", "Restriction";
     form_expired: "Das Formular ist abgelaufen. Bitte laden Sie die Seite neu und versuchen Sie es erneut.", "The form has expired. Please reload the page and try again.";
     form_has_errors: "Bitte korrigieren Sie die markierten Angaben.", "Please correct the marked entries.";
     from: "ab", "from";
@@ -230,7 +230,7 @@ texts! {
     ozg_field: "OZG-Themenfeld", "OZG subject area";
     pause: "Anhalten", "Pause";
     per_month: "pro Monat", "per month";
-    permits: "erlaubt", "permits";
+    permits: "Erlaubnis", "Permission";
     placement_heading: "Warum hier? Die Platzierung", "Why here? The placement";
     placement_none: "Noch keine Platzierungsentscheidung.", "No placement decision yet.";
     plan: "Tarif", "Plan";

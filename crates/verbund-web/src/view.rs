@@ -111,6 +111,15 @@ fn policies_readable(v: &Viewer, own: &[&String]) -> bool {
     })
 }
 
+/// The `lang` a vendor's text (an offering's description, hints, changelogs) needs on a
+/// page in `page`: its declared language when that differs from the page's (WCAG 3.1.2),
+/// nothing when they agree. Undeclared texts are German.
+pub fn text_lang(declared: Option<&str>, page: Lang) -> Option<String> {
+    let l = declared.unwrap_or("de");
+    let primary = l.split('-').next().unwrap_or(l);
+    (primary != page.code()).then(|| l.to_string())
+}
+
 /// Renders a page as `text/html`; a template error is logged and answered with 500.
 pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
     match page.render() {
@@ -239,5 +248,9 @@ mod tests {
         assert_eq!(url_encode("/a b?x=ü"), "/a%20b%3Fx%3D%C3%BC");
         let t = "2026-07-01T12:00:00Z".parse().unwrap();
         assert_eq!(local_time(t, Lang::De), "01.07.2026, 14:00");
+        assert_eq!(text_lang(Some("en"), Lang::De).as_deref(), Some("en"));
+        assert_eq!(text_lang(Some("en"), Lang::En), None);
+        assert_eq!(text_lang(None, Lang::En).as_deref(), Some("de"));
+        assert_eq!(text_lang(Some("de-AT"), Lang::De), None);
     }
 }

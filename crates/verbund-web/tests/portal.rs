@@ -58,6 +58,7 @@ portal_tests!(
     every_page_has_the_shared_frame,
     every_navigation_link_opens_a_page,
     the_fleet_shows_each_sites_last_preflight,
+    german_pages_name_things_in_german,
 );
 
 /// Every test account's password.
@@ -1392,4 +1393,53 @@ async fn the_fleet_shows_each_sites_last_preflight(store: Store) {
     let page = admin.get("/fleet").await;
     page.shows("failed – no new bookings");
     page.shows(">Preflight</th>");
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Names
+
+/// German pages name plans, layers, categories and offerings in German, by their titles,
+/// not by their keys; a federation rule reads as what it requires; a vendor's text in
+/// another language than the page's carries its `lang`.
+async fn german_pages_name_things_in_german(store: Store) {
+    let w = world(store).await;
+    let mut a = w.signed_in("admin-a").await;
+    let id = w.booked(&mut a).await;
+    let booking = a.get(&format!("/bookings/{id}")).await;
+    booking.shows("<dd class=\"kern-description-list-item__value\">Klein</dd>");
+    let data = a.get("/organisation/data").await;
+    data.shows("<dd class=\"kern-description-list-item__value\">Bürgerportal</dd>");
+    let catalog = a.get("/catalog").await;
+    catalog.shows("<p class=\"kern-preline\">Software als Dienst (SaaS)</p>");
+    catalog.shows(">Software als Dienst (SaaS)</option>");
+    assert!(!catalog.body.contains("SAAS"), "{}", catalog.body);
+    a.get(&format!("/offerings/{OFFERING}"))
+        .await
+        .shows("Software als Dienst (SaaS) · Anbieter");
+    let policies = a.get("/policies").await;
+    policies.shows("Ebene: Föderation");
+    assert!(!policies.body.contains("Ebene: federation"));
+    policies.shows(
+        "<span class=\"kern-label\">Einschränkung</span></span> Personenbezogene Daten dürfen nur in Rechenzentren innerhalb der EU verarbeitet werden.",
+    );
+    assert!(!policies
+        .body
+        .contains("verbietet</span></span> personenbezogene"));
+
+    // Texts in another language than the page's say which (WCAG 3.1.2): the offering's
+    // German description on the English page, and none on the German one.
+    let offering = format!("/offerings/{OFFERING}");
+    a.get(&offering)
+        .await
+        .shows("<p class=\"kern-body kern-body--large\">Ein Portal für Anträge.</p>");
+    a.get("/language?to=en&back=/catalog").await;
+    a.get(&offering)
+        .await
+        .shows("<p class=\"kern-body kern-body--large\" lang=\"de\">Ein Portal für Anträge.</p>");
+    a.get(&format!("{offering}/book"))
+        .await
+        .shows("<div class=\"kern-hint\" id=\"cfg-domain-hint\" lang=\"de\">Unter welcher Adresse");
+    a.get("/catalog")
+        .await
+        .shows("<p class=\"kern-body\" lang=\"de\">Ein Portal für Anträge.</p>");
 }

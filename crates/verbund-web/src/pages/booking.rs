@@ -33,6 +33,7 @@ struct BookingPage {
     c: Chrome,
     b: BookingView,
     offering: String,
+    plan: String,
     organisation: String,
     site: Option<String>,
     state_label: String,
@@ -70,11 +71,16 @@ pub async fn page(
         (Ok(Json(d)), Some(dir)) => verdicts(&d, dir, lang),
         _ => Vec::new(),
     };
-    let offering = api
-        .store
-        .get_offering(&b.booking.offering)
-        .await
-        .map_or_else(|_| b.booking.offering.clone(), |o| o.spec.display_name);
+    let spec = api.store.get_offering(&b.booking.offering).await.ok();
+    let offering = spec.as_ref().map_or_else(
+        || b.booking.offering.clone(),
+        |o| o.spec.display_name.clone(),
+    );
+    // The plan by its name in the catalog ("S – bis 50 Teilnehmende"), not its key.
+    let plan = spec
+        .as_ref()
+        .and_then(|o| o.spec.plans.iter().find(|p| p.name == b.booking.plan))
+        .map_or_else(|| b.booking.plan.clone(), |p| p.display_name.clone());
     let organisation = api
         .store
         .get_organisation(&b.booking.organisation)
@@ -118,6 +124,7 @@ pub async fn page(
         )
         .with_flash(flash(lang, q.done.as_deref())),
         offering,
+        plan,
         organisation,
         site: b
             .booking

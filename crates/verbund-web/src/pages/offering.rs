@@ -20,7 +20,7 @@ use super::{my_organisations, orgs_or_error};
 use crate::error::api_error;
 use crate::form::{self, Field};
 use crate::session::Viewer;
-use crate::view::{euros, local_time, render, Chrome};
+use crate::view::{euros, local_time, render, text_lang, Chrome};
 use crate::WebState;
 
 pub struct PlanRow {
@@ -42,6 +42,7 @@ struct OfferingPage {
     c: Chrome,
     o: Offering,
     vendor: String,
+    category: String,
     classes: Vec<String>,
     plans: Vec<PlanRow>,
     versions: Vec<VersionRow>,
@@ -135,6 +136,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
             &format!("/offerings/{name}"),
         ),
         vendor,
+        category: super::catalog::category_label(o.spec.category.as_str(), lang).to_string(),
         classes: o
             .spec
             .data_classes
@@ -179,6 +181,18 @@ struct BookPage {
 impl BookPage {
     fn has_errors(&self) -> bool {
         self.error.is_some() || self.fields.iter().any(|f| f.error.is_some())
+    }
+
+    /// The `lang` of the vendor's hints, when they are not in the page's language.
+    fn text_lang(&self) -> Option<String> {
+        text_lang(self.o.spec.description_language.as_deref(), self.c.lang)
+    }
+}
+
+impl OfferingPage {
+    /// The `lang` of the vendor's texts, when they are not in the page's language.
+    fn text_lang(&self) -> Option<String> {
+        text_lang(self.o.spec.description_language.as_deref(), self.c.lang)
     }
 }
 
