@@ -401,6 +401,21 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     // Book it: an invalid domain first, shown at its control; then a valid one.
     b.click("a[href='/offerings/jitsi-meet/book']").await;
     b.check_page("booking form").await;
+    // A checkbox's hint runs beside the checkbox under its label, not one word a line.
+    let hint = b
+        .js("const h = document.querySelector('#cfg-require_authentication-hint');
+             const l = document.querySelector('label[for=cfg-require_authentication]');
+             const r = h.getBoundingClientRect();
+             return {width: r.width, lines: Math.round(r.height / parseFloat(getComputedStyle(h).lineHeight)),
+                     left: Math.round(r.left - l.getBoundingClientRect().left)};")
+        .await;
+    assert!(hint["width"].as_f64().unwrap_or_default() > 300.0, "{hint}");
+    assert_eq!(
+        b.js("return document.querySelector('#cfg-require_authentication-hint').lang;")
+            .await,
+        "en"
+    );
+    assert_eq!(hint["lines"], 1, "{hint}");
     b.fill("#cfg-domain", "Kein Domainname!").await;
     b.click("form.portal-form button[type=submit]").await;
     assert!(b.text("#cfg-domain-error").await.contains("does not match"));
@@ -483,6 +498,49 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;
+    // Each site's card is wide enough on a laptop, and no label breaks inside a word,
+    // there or on a phone.
+    for (w, h) in [(1366, 768), PHONE] {
+        b.client.set_window_size(w, h).await.expect("resize");
+        let cards = b
+            .js("const widths = [...document.querySelectorAll('main .kern-card')]
+                     .map(c => Math.round(c.getBoundingClientRect().width));
+                 const broken = [];
+                 for (const el of document.querySelectorAll('main .kern-card dt, main .kern-card dd')) {
+                   const st = getComputedStyle(el);
+                   for (const word of el.textContent.split(/\\s+/).filter(x => x)) {
+                     const probe = document.createElement('span');
+                     probe.style.cssText = 'position:absolute;visibility:hidden;white-space:nowrap';
+                     probe.style.font = st.font;
+                     probe.textContent = word;
+                     document.body.appendChild(probe);
+                     const need = probe.getBoundingClientRect().width;
+                     probe.remove();
+                     if (need > el.clientWidth + 1) broken.push(word);
+                   }
+                 }
+                 return {widths, broken};")
+            .await;
+        let widths = cards["widths"].as_array().cloned().unwrap_or_default();
+        assert!(!widths.is_empty(), "{cards}");
+        if w == 1366 {
+            assert!(
+                widths
+                    .iter()
+                    .all(|x| x.as_f64().unwrap_or_default() > 600.0),
+                "cards at 1366 px: {cards}"
+            );
+        }
+        assert_eq!(
+            cards["broken"],
+            json!([]),
+            "words broken at {w} px: {cards}"
+        );
+    }
+    b.client
+        .set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("resize");
     b.goto("/policies").await;
     b.check_page("policies").await;
     b.shoot("policies").await;
