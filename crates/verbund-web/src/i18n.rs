@@ -112,6 +112,10 @@ texts! {
     error_not_found: "Nicht gefunden", "Not found";
     error_not_found_detail: "Diese Seite gibt es nicht, oder Sie dürfen sie nicht sehen.", "This page does not exist, or you may not see it.";
     error_forbidden: "Keine Berechtigung", "Not permitted";
+    error_forbidden_detail: "Ihre Rollen erlauben das nicht.", "Your roles do not allow this.";
+    error_organisation: "Bitte eine Organisation wählen, für die Sie buchen dürfen.", "Please choose an organisation you may book for.";
+    error_plan: "Bitte einen der angebotenen Tarife wählen.", "Please choose one of the plans offered.";
+    error_channel: "Bitte einen der angebotenen Aktualisierungskanäle wählen.", "Please choose one of the update channels offered.";
     error_conflict: "Nicht möglich", "Not possible";
     error_invalid: "Eingabe ungültig", "Invalid input";
     error_internal: "Technischer Fehler", "Technical error";

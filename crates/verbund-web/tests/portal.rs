@@ -983,6 +983,37 @@ async fn booking_works_without_javascript(store: Store) {
         "only the domain is wrong"
     );
     r.shows("value=\"200\"");
+    r.shows("Die Eingabe hat nicht das erwartete Format.");
+    assert!(!r.body.contains("does not match"), "{}", r.body);
+    assert_eq!(w.trail().await, before, "an invalid booking is not created");
+
+    // Several faults at once: each at its own control, in plain German, all listed, a
+    // missing value too (not a link to the organisation).
+    let answers = [
+        ("csrf", csrf.as_str()),
+        ("organisation", w.a.as_str()),
+        ("plan", "s"),
+        ("channel", "stable"),
+        ("cfg.domain", ""),
+        ("cfg.users", "0"),
+    ];
+    let r = a
+        .post(&format!("/offerings/{OFFERING}/book"), &answers)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    r.shows("<p class=\"kern-error\" id=\"cfg-domain-error\" role=\"alert\">Bitte ausfüllen.</p>");
+    r.shows("<p class=\"kern-error\" id=\"cfg-users-error\" role=\"alert\">Bitte eine Zahl ab 1 eingeben.</p>");
+    r.shows("href=\"#cfg-domain\">Domäne: Bitte ausfüllen.</a>");
+    r.shows("href=\"#cfg-users\">Nutzerzahl: Bitte eine Zahl ab 1 eingeben.</a>");
+    r.shows("aria-invalid=\"true\" aria-describedby=\"cfg-users-error\"");
+    assert_eq!(
+        r.body.matches("aria-invalid=\"true\"").count(),
+        2,
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("href=\"#organisation\""), "{}", r.body);
+    assert!(!r.body.contains("required property"), "{}", r.body);
     assert_eq!(w.trail().await, before, "an invalid booking is not created");
 
     let r = a.book(&csrf, &w.a, "portal.hamburg.de").await;
@@ -1277,6 +1308,9 @@ async fn every_page_has_the_shared_frame(store: Store) {
         let r = a.get(path).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "admin-a {path}");
         r.shows("Keine Berechtigung");
+        // Said in German, not in the role policies' English.
+        r.shows("Ihre Rollen erlauben das nicht.");
+        assert!(!r.body.contains("your roles"), "{path}: {}", r.body);
         assert_eq!(r.body.matches("<h1").count(), 1, "{path}: one <h1>");
         r.shows("<main id=\"main\"");
     }
