@@ -391,13 +391,37 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.shoot("offering").await;
     let may_run = b.text("main").await;
     assert!(may_run.contains("zulässig, Rang 1"), "{may_run}");
+    // The vendor's English description on the German page says it is English.
+    assert_eq!(
+        b.js("return document.querySelector('main p.kern-body--large').lang;")
+            .await,
+        "en"
+    );
 
     // Book it: an invalid domain first, shown at its control; then a valid one.
     b.click("a[href='/offerings/jitsi-meet/book']").await;
     b.check_page("booking form").await;
+    // A checkbox's hint runs beside the checkbox under its label, not one word a line.
+    let hint = b
+        .js("const h = document.querySelector('#cfg-require_authentication-hint');
+             const l = document.querySelector('label[for=cfg-require_authentication]');
+             const r = h.getBoundingClientRect();
+             return {width: r.width, lines: Math.round(r.height / parseFloat(getComputedStyle(h).lineHeight)),
+                     left: Math.round(r.left - l.getBoundingClientRect().left)};")
+        .await;
+    assert!(hint["width"].as_f64().unwrap_or_default() > 300.0, "{hint}");
+    assert_eq!(
+        b.js("return document.querySelector('#cfg-require_authentication-hint').lang;")
+            .await,
+        "en"
+    );
+    assert_eq!(hint["lines"], 1, "{hint}");
     b.fill("#cfg-domain", "Kein Domainname!").await;
     b.click("form.portal-form button[type=submit]").await;
-    assert!(b.text("#cfg-domain-error").await.contains("does not match"));
+    assert_eq!(
+        b.text("#cfg-domain-error").await,
+        "Die Eingabe hat nicht das erwartete Format."
+    );
     assert_eq!(
         b.js("return document.querySelector('#cfg-domain').getAttribute('aria-invalid');")
             .await,
@@ -457,9 +481,69 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     .await;
     assert!(b.text("#booking-status").await.contains("simuliert"));
     b.shoot("booking").await;
+    // "Buchung kündigen" asks first, saying until when the data is kept; the first
+    // click cancels nothing, and "keep" leads back.
+    b.click(&format!("a[href='/bookings/{id}/cancel']")).await;
+    assert_eq!(b.path().await, format!("/bookings/{id}/cancel"));
+    b.check_page("cancel a booking?").await;
+    assert!(b.text("main").await.contains("bis voraussichtlich"));
+    let still = api(
+        &base,
+        &admin,
+        reqwest::Method::GET,
+        &format!("/bookings/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(still["state"], "active", "{still}");
+    b.click(&format!("main a[href='/bookings/{id}']")).await;
+    assert_eq!(b.path().await, format!("/bookings/{id}"));
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;
+    // Each site's card is wide enough on a laptop, and no label breaks inside a word,
+    // there or on a phone.
+    for (w, h) in [(1366, 768), PHONE] {
+        b.client.set_window_size(w, h).await.expect("resize");
+        let cards = b
+            .js("const widths = [...document.querySelectorAll('main .kern-card')]
+                     .map(c => Math.round(c.getBoundingClientRect().width));
+                 const broken = [];
+                 for (const el of document.querySelectorAll('main .kern-card dt, main .kern-card dd')) {
+                   const st = getComputedStyle(el);
+                   for (const word of el.textContent.split(/\\s+/).filter(x => x)) {
+                     const probe = document.createElement('span');
+                     probe.style.cssText = 'position:absolute;visibility:hidden;white-space:nowrap';
+                     probe.style.font = st.font;
+                     probe.textContent = word;
+                     document.body.appendChild(probe);
+                     const need = probe.getBoundingClientRect().width;
+                     probe.remove();
+                     if (need > el.clientWidth + 1) broken.push(word);
+                   }
+                 }
+                 return {widths, broken};")
+            .await;
+        let widths = cards["widths"].as_array().cloned().unwrap_or_default();
+        assert!(!widths.is_empty(), "{cards}");
+        if w == 1366 {
+            assert!(
+                widths
+                    .iter()
+                    .all(|x| x.as_f64().unwrap_or_default() > 600.0),
+                "cards at 1366 px: {cards}"
+            );
+        }
+        assert_eq!(
+            cards["broken"],
+            json!([]),
+            "words broken at {w} px: {cards}"
+        );
+    }
+    b.client
+        .set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("resize");
     b.goto("/policies").await;
     b.check_page("policies").await;
     b.shoot("policies").await;
@@ -532,6 +616,65 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     .await;
     assert_eq!(audit["items"][0]["actor"], "user/anbieter", "{audit}");
     b.check_page("paused rollout").await;
+    // Resumed elsewhere (the API), the page follows without a reload, all of it
+    // together: the state in its live region (the same node, so screen readers announce
+    // the change), the controls and the tables; no status badge lies outside what
+    // refreshes.
+    b.js("window.sameDocument = true; window.statusNode = document.getElementById('rollout-status');")
+        .await;
+    api(
+        &base,
+        &admin,
+        reqwest::Method::POST,
+        &format!("/rollouts/{rollout}/resume"),
+        None,
+    )
+    .await;
+    b.wait_until("the page shows the resumed rollout", || async {
+        let s = b
+            .js("return document.querySelector('#rollout-state').dataset.state;")
+            .await;
+        (s == "running").then_some(())
+    })
+    .await;
+    let live = b
+        .js("const s = document.getElementById('rollout-status');
+             return {same: window.sameDocument === true, node: s !== null && s === window.statusNode,
+                     role: s && s.getAttribute('role'),
+                     pause: !!document.querySelector('#pause'), resume: !!document.querySelector('#resume'),
+                     stale: [...document.querySelectorAll('main .kern-badge')]
+                         .filter(e => !e.closest('[data-live]')).map(e => e.textContent.trim())};")
+        .await;
+    assert_eq!(
+        live,
+        json!({"same": true, "node": true, "role": "status", "pause": true, "resume": false, "stale": []})
+    );
+    // The buttons of a site ("Erneut versuchen", "Überspringen") never overlap.
+    for (w, h) in [DESKTOP, (1366, 768), PHONE] {
+        b.client.set_window_size(w, h).await.expect("resize");
+        let overlaps = b
+            .js("const out = []; let n = 0;
+                 for (const cell of document.querySelectorAll('main td')) {
+                   const bs = [...cell.querySelectorAll('button')].map(x => x.getBoundingClientRect());
+                   n += bs.length;
+                   for (let i = 0; i < bs.length; i++) for (let j = i + 1; j < bs.length; j++) {
+                     const a = bs[i], c = bs[j];
+                     if (a.left < c.right && c.left < a.right && a.top < c.bottom && c.top < a.bottom)
+                       out.push(cell.closest('tr').querySelector('th').textContent.trim());
+                   }
+                 }
+                 return {buttons: n, overlaps: out};")
+            .await;
+        assert!(
+            overlaps["buttons"].as_u64().unwrap_or_default() >= 2,
+            "{overlaps}"
+        );
+        assert_eq!(overlaps["overlaps"], json!([]), "at {w} px: {overlaps}");
+    }
+    b.client
+        .set_window_size(DESKTOP.0, DESKTOP.1)
+        .await
+        .expect("resize");
     b.shoot("rollout").await;
     b.goto("/rollouts").await;
     b.check_page("rollouts").await;

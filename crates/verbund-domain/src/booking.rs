@@ -196,6 +196,13 @@ pub fn transition(
     Ok(to)
 }
 
+/// When a retained booking's data is deleted: `retention_days` (the offering's) after it
+/// was retained. The lifecycle sweep purges then, and the portal names the day before a
+/// cancellation.
+pub fn retention_ends(retained_since: DateTime<Utc>, retention_days: u32) -> DateTime<Utc> {
+    retained_since + chrono::Duration::days(i64::from(retention_days))
+}
+
 /// A weekly maintenance window in local German time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaintenanceWindow {
@@ -353,23 +360,85 @@ pub fn check_config_secrets(schema: &Value, config: &Value) -> Result<()> {
 }
 
 /// Validates a tenant configuration; the error names the JSON pointer of the first
-/// offending value.
+/// offending value (the first of [`config_problems`]).
 pub fn validate_config(schema: &Value, config: &Value) -> Result<()> {
+    match config_problems(schema, config).into_iter().next() {
+        None => Ok(()),
+        Some(p) => Err(Invalid::new(p.pointer, p.message)),
+    }
+}
+
+/// What is wrong with one value of a configuration, so that a form can say it in its
+/// reader's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigFault {
+    /// A required property is missing (the problem's pointer is the object lacking it).
+    Required {
+        property: String,
+    },
+    /// Text without the expected form (the schema's `pattern` or `format`).
+    Form,
+    TooShort {
+        min: u64,
+    },
+    TooLong {
+        max: u64,
+    },
+    /// A number below the schema's `minimum` (or `exclusiveMinimum`).
+    TooSmall {
+        min: String,
+    },
+    TooLarge {
+        max: String,
+    },
+    /// None of the schema's `enum` values.
+    NotAllowed,
+    /// Another kind of value than the schema's `type` (text for a number, …).
+    WrongType,
+    /// Anything else; the message says what.
+    Other,
+}
+
+/// One offending value of a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// JSON pointer into the booking, e.g. `/config/domain`.
+    pub pointer: String,
+    pub fault: ConfigFault,
+    /// The API's sentence for it.
+    pub message: String,
+}
+
+/// Every offending value of a tenant configuration, ordered by pointer; none if it is
+/// valid. The API refuses with the first; a form shows them all.
+pub fn config_problems(schema: &Value, config: &Value) -> Vec<ConfigProblem> {
+    let other = |pointer: String, message: String| ConfigProblem {
+        pointer,
+        fault: ConfigFault::Other,
+        message,
+    };
     if let Some((pointer, c)) = crate::portable::find_uncarriable(config) {
-        return Err(Invalid::new(
+        return vec![other(
             format!("/config{pointer}"),
             crate::portable::describe(c),
-        ));
+        )];
     }
-    let validator = crate::catalog::config_validator(schema)
-        .map_err(|e| Invalid::new("/config", format!("the offering's schema is unusable: {e}")))?;
+    let validator = match crate::catalog::config_validator(schema) {
+        Ok(v) => v,
+        Err(e) => {
+            return vec![other(
+                "/config".into(),
+                format!("the offering's schema is unusable: {e}"),
+            )]
+        }
+    };
     // A value the schema declares secret is never quoted back (the message of a
     // validation error shows the value).
     let secret: Vec<String> = crate::secrets::declared_secrets(schema, config)
         .into_iter()
         .map(|(pointer, _)| pointer)
         .collect();
-    let mut errors: Vec<(String, String)> = validator
+    let mut problems: Vec<ConfigProblem> = validator
         .iter_errors(config)
         .map(|e| {
             let path = e.instance_path.to_string();
@@ -384,13 +453,38 @@ pub fn validate_config(schema: &Value, config: &Value) -> Result<()> {
             } else {
                 e.to_string()
             };
-            (path, message)
+            ConfigProblem {
+                pointer: format!("/config{path}"),
+                fault: fault_of(&e.kind),
+                message,
+            }
         })
         .collect();
-    errors.sort();
-    match errors.into_iter().next() {
-        None => Ok(()),
-        Some((path, message)) => Err(Invalid::new(format!("/config{path}"), message)),
+    problems.sort_by(|a, b| (&a.pointer, &a.message).cmp(&(&b.pointer, &b.message)));
+    problems
+}
+
+fn fault_of(kind: &jsonschema::error::ValidationErrorKind) -> ConfigFault {
+    use jsonschema::error::ValidationErrorKind as K;
+    let number = |v: &Value| v.to_string();
+    match kind {
+        K::Required { property } => ConfigFault::Required {
+            property: property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_string),
+        },
+        K::Pattern { .. } | K::Format { .. } => ConfigFault::Form,
+        K::MinLength { limit } => ConfigFault::TooShort { min: *limit },
+        K::MaxLength { limit } => ConfigFault::TooLong { max: *limit },
+        K::Minimum { limit } | K::ExclusiveMinimum { limit } => {
+            ConfigFault::TooSmall { min: number(limit) }
+        }
+        K::Maximum { limit } | K::ExclusiveMaximum { limit } => {
+            ConfigFault::TooLarge { max: number(limit) }
+        }
+        K::Enum { .. } | K::Constant { .. } => ConfigFault::NotAllowed,
+        K::Type { .. } => ConfigFault::WrongType,
+        _ => ConfigFault::Other,
     }
 }
 
@@ -539,5 +633,52 @@ mod tests {
         assert_eq!(e.field, "/config/contact/email");
         let e = validate_config(&schema, &json!({})).unwrap_err();
         assert_eq!(e.field, "/config");
+    }
+
+    #[test]
+    fn config_problems_are_all_listed_with_what_is_wrong() {
+        let schema = json!({
+            "type": "object",
+            "required": ["domain", "contact"],
+            "properties": {
+                "domain": {"type": "string", "pattern": "^[a-z.]+$"},
+                "users": {"type": "integer", "minimum": 1},
+                "size": {"enum": ["s", "m"]},
+                "contact": {"type": "string"},
+            }
+        });
+        let problems = config_problems(
+            &schema,
+            &json!({"domain": "Nein!", "users": 0, "size": "xl"}),
+        );
+        let faults: Vec<(&str, &ConfigFault)> = problems
+            .iter()
+            .map(|p| (p.pointer.as_str(), &p.fault))
+            .collect();
+        assert_eq!(
+            faults,
+            [
+                (
+                    "/config",
+                    &ConfigFault::Required {
+                        property: "contact".into()
+                    }
+                ),
+                ("/config/domain", &ConfigFault::Form),
+                ("/config/size", &ConfigFault::NotAllowed),
+                ("/config/users", &ConfigFault::TooSmall { min: "1".into() }),
+            ]
+        );
+        // The API's refusal is the first of them, in its words.
+        let e = validate_config(
+            &schema,
+            &json!({"domain": "Nein!", "users": 0, "size": "xl"}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            (problems[0].pointer.as_str(), problems[0].message.as_str())
+        );
+        assert!(config_problems(&schema, &json!({"domain": "a.de", "contact": "x"})).is_empty());
     }
 }

@@ -127,6 +127,11 @@ pub struct OfferingSpec {
     pub display_name: String,
     #[serde(default)]
     pub description: String,
+    /// The language of the vendor's texts (the description, the configuration's hints,
+    /// the changelogs) as a BCP 47 tag, e.g. `en`; German when absent. A page in another
+    /// language marks those texts with it, so that they are read out right (WCAG 3.1.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_language: Option<String>,
     /// Id of the vendor organisation.
     pub vendor: String,
     pub category: Category,
@@ -163,6 +168,18 @@ fn empty_object_schema() -> Value {
     serde_json::json!({"type": "object"})
 }
 
+/// A language, or a language and a region: `en`, `de`, `de-AT` (the part of BCP 47 a
+/// page's `lang` needs).
+fn is_language_tag(s: &str) -> bool {
+    let (lang, region) = match s.split_once('-') {
+        Some((l, r)) => (l, Some(r)),
+        None => (s, None),
+    };
+    (2..=3).contains(&lang.len())
+        && lang.bytes().all(|b| b.is_ascii_lowercase())
+        && region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase()))
+}
+
 fn default_retention() -> u32 {
     30
 }
@@ -178,6 +195,14 @@ impl OfferingSpec {
             ));
         }
         check_text("/vendor", &self.vendor, 100)?;
+        if let Some(l) = &self.description_language {
+            if !is_language_tag(l) {
+                return Err(Invalid::new(
+                    "/description_language",
+                    format!("`{l}` is not a language tag (e.g. `en`, `de`, `de-AT`)"),
+                ));
+            }
+        }
         if let Some(ozg) = &self.ozg_id {
             if ozg.is_empty() || ozg.len() > 20 || !ozg.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(Invalid::new(
@@ -685,6 +710,23 @@ mod tests {
     #[test]
     fn valid_offering() {
         spec().validate().unwrap();
+    }
+
+    #[test]
+    fn the_description_language_is_a_language_tag() {
+        let mut s = spec();
+        for ok in ["en", "de", "de-AT", "nds"] {
+            s.description_language = Some(ok.into());
+            assert!(s.validate().is_ok(), "{ok}");
+        }
+        for bad in ["", "EN", "english", "de-at", "de_AT", "en-"] {
+            s.description_language = Some(bad.into());
+            assert_eq!(
+                s.validate().unwrap_err().field,
+                "/description_language",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -824,7 +824,9 @@ impl Bookings {
                         .retention_days;
                     let due = match state {
                         BookingState::Cancelling => true,
-                        _ => now >= b.state_since + chrono::Duration::days(i64::from(retention)),
+                        _ => {
+                            now >= verbund_domain::booking::retention_ends(b.state_since, retention)
+                        }
                     };
                     if !due {
                         continue;

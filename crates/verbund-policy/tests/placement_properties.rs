@@ -292,6 +292,7 @@ fn offering() -> impl Strategy<Value = OfferingSpec> {
                 name: name.into(),
                 display_name: name.into(),
                 description: String::new(),
+                description_language: None,
                 vendor: "vendor".into(),
                 category,
                 ozg_id: None,

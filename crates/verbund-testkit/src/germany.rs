@@ -106,6 +106,7 @@ pub fn offering(name: &str, classes: &[DataClass]) -> OfferingSpec {
         name: name.into(),
         display_name: name.into(),
         description: String::new(),
+        description_language: None,
         vendor: "bund".into(),
         category: Category::Saas,
         ozg_id: None,

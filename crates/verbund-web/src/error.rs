@@ -53,6 +53,8 @@ pub fn api_error(v: &Viewer, e: &ApiError, back: &str) -> Response {
     let detail = match (e, status) {
         (_, StatusCode::INTERNAL_SERVER_ERROR) => v.lang.texts().error_internal_detail.to_string(),
         (ApiError::Invalid(i), _) => format!("{} ({})", i.message, i.field),
+        // The role policies give their reason in English; the page says it in words.
+        (ApiError::Forbidden(_), _) => v.lang.texts().error_forbidden_detail.to_string(),
         _ => e.to_string(),
     };
     render(

@@ -8,6 +8,9 @@
 //! (a JSON pointer into the configuration) is shown at the control it names.
 
 use serde_json::{Map, Value};
+use verbund_domain::booking::{ConfigFault, ConfigProblem};
+
+use crate::i18n::Lang;
 
 /// What kind of control a property gets.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +226,56 @@ pub fn config(schema: &Value, answers: &[(String, String)]) -> Value {
         out.insert(f.name, value);
     }
     Value::Object(out)
+}
+
+/// A configuration's fault in plain words, for the control it concerns.
+pub fn fault_text(fault: &ConfigFault, lang: Lang) -> String {
+    use ConfigFault as F;
+    match (fault, lang) {
+        (F::Required { .. }, Lang::De) => "Bitte ausfüllen.".into(),
+        (F::Required { .. }, Lang::En) => "Please fill this in.".into(),
+        (F::Form, Lang::De) => "Die Eingabe hat nicht das erwartete Format.".into(),
+        (F::Form, Lang::En) => "This does not have the expected form.".into(),
+        (F::TooShort { min }, Lang::De) => format!("Bitte mindestens {min} Zeichen eingeben."),
+        (F::TooShort { min }, Lang::En) => format!("Please enter at least {min} characters."),
+        (F::TooLong { max }, Lang::De) => format!("Bitte höchstens {max} Zeichen eingeben."),
+        (F::TooLong { max }, Lang::En) => format!("Please enter at most {max} characters."),
+        (F::TooSmall { min }, Lang::De) => format!("Bitte eine Zahl ab {min} eingeben."),
+        (F::TooSmall { min }, Lang::En) => format!("Please enter a number from {min}."),
+        (F::TooLarge { max }, Lang::De) => format!("Bitte eine Zahl bis {max} eingeben."),
+        (F::TooLarge { max }, Lang::En) => format!("Please enter a number up to {max}."),
+        (F::NotAllowed, Lang::De) => "Bitte einen der angebotenen Werte wählen.".into(),
+        (F::NotAllowed, Lang::En) => "Please choose one of the values offered.".into(),
+        (F::WrongType, Lang::De) => "Diese Art von Eingabe passt hier nicht.".into(),
+        (F::WrongType, Lang::En) => "This kind of value does not fit here.".into(),
+        (F::Other, Lang::De) => "Die Eingabe ist ungültig.".into(),
+        (F::Other, Lang::En) => "This value is invalid.".into(),
+    }
+}
+
+/// Puts each problem at the control it concerns (a missing value at its own control),
+/// the first per control; returns the problems no control shows.
+pub fn place_problems(
+    fields: &mut [Field],
+    problems: Vec<ConfigProblem>,
+    lang: Lang,
+) -> Vec<ConfigProblem> {
+    let mut rest = Vec::new();
+    for p in problems {
+        let prop = match (&p.fault, p.pointer.as_str()) {
+            (ConfigFault::Required { property }, "/config") => Some(property.as_str()),
+            _ => property_of(&p.pointer),
+        };
+        match prop.and_then(|prop| fields.iter_mut().find(|f| f.name == prop)) {
+            Some(f) => {
+                if f.error.is_none() {
+                    f.error = Some(fault_text(&p.fault, lang));
+                }
+            }
+            None => rest.push(p),
+        }
+    }
+    rest
 }
 
 /// The property a JSON pointer of the API's error names (`/config/domain` → `domain`).

@@ -94,14 +94,20 @@ pub fn router(state: WebState) -> Router {
 }
 
 /// Security headers on every page, and the same-origin check on every form post (the
-/// CSRF token in the form is the main defence; this stops cross-site posts early).
+/// CSRF token in the form is the main defence; this stops cross-site posts early). Pages
+/// and downloads are `no-store`: what a signed-in person saw must not stay in a cache
+/// (a shared computer's back button, a proxy); only the versioned assets are cached.
 async fn protect(req: Request, next: Next) -> Response {
     if req.method() == Method::POST && !same_origin(&req) {
         tracing::warn!(path = %req.uri().path(), "cross-origin form post refused");
         return (StatusCode::FORBIDDEN, "cross-origin form posts are refused").into_response();
     }
+    let asset = req.uri().path().starts_with("/assets/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    if !asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -37,6 +37,7 @@ pub struct Links {
     pub fleet: bool,
     pub rollouts: bool,
     pub audit: bool,
+    pub policies: bool,
 }
 
 impl Chrome {
@@ -44,12 +45,16 @@ impl Chrome {
     pub fn for_viewer(v: &Viewer, title: impl Into<String>, nav: &'static str, path: &str) -> Self {
         use verbund_domain::account::Role;
         let p = &v.caller.0;
+        let own: Vec<&String> = p
+            .memberships
+            .iter()
+            .filter(|m| matches!(m.role, Role::OrgAdmin | Role::OrgMember))
+            .filter_map(|m| m.organisation.as_ref())
+            .collect();
         let links = Links {
             // Only for people of an organisation: the federation's admins and auditors
             // reach an organisation's pages from its bookings (`?org=`), not as "mine".
-            organisation: p.memberships.iter().any(|m| {
-                matches!(m.role, Role::OrgAdmin | Role::OrgMember) && m.organisation.is_some()
-            }),
+            organisation: !own.is_empty(),
             fleet: p.has_role(Role::ProviderOperator)
                 || p.has_role(Role::FederationAdmin)
                 || p.has_role(Role::Auditor),
@@ -58,6 +63,7 @@ impl Chrome {
                 || p.has_role(Role::FederationAdmin)
                 || p.has_role(Role::Auditor),
             audit: v.caller.may(Act::Read, &Target::new("audit")),
+            policies: policies_readable(v, &own),
         };
         Self {
             user: Some(v.user.spec.display_name.clone()),
@@ -89,6 +95,29 @@ impl Chrome {
         self.flash = flash;
         self
     }
+}
+
+/// Whether the policies page opens for `v`: the question the API's list asks, for one of
+/// the person's own organisations (the page shows one of them), or without one for every
+/// document.
+fn policies_readable(v: &Viewer, own: &[&String]) -> bool {
+    use verbund_api::routes::policies::list_target;
+    if own.is_empty() {
+        return v.caller.may(Act::Read, &list_target(None));
+    }
+    own.iter().any(|o| {
+        v.caller
+            .may(Act::Read, &list_target(Some(vec![(*o).clone()])))
+    })
+}
+
+/// The `lang` a vendor's text (an offering's description, hints, changelogs) needs on a
+/// page in `page`: its declared language when that differs from the page's (WCAG 3.1.2),
+/// nothing when they agree. Undeclared texts are German.
+pub fn text_lang(declared: Option<&str>, page: Lang) -> Option<String> {
+    let l = declared.unwrap_or("de");
+    let primary = l.split('-').next().unwrap_or(l);
+    (primary != page.code()).then(|| l.to_string())
 }
 
 /// Renders a page as `text/html`; a template error is logged and answered with 500.
@@ -219,5 +248,9 @@ mod tests {
         assert_eq!(url_encode("/a b?x=ü"), "/a%20b%3Fx%3D%C3%BC");
         let t = "2026-07-01T12:00:00Z".parse().unwrap();
         assert_eq!(local_time(t, Lang::De), "01.07.2026, 14:00");
+        assert_eq!(text_lang(Some("en"), Lang::De).as_deref(), Some("en"));
+        assert_eq!(text_lang(Some("en"), Lang::En), None);
+        assert_eq!(text_lang(None, Lang::En).as_deref(), Some("de"));
+        assert_eq!(text_lang(Some("de-AT"), Lang::De), None);
     }
 }

@@ -58,6 +58,7 @@ portal_tests!(
     every_page_has_the_shared_frame,
     every_navigation_link_opens_a_page,
     the_fleet_shows_each_sites_last_preflight,
+    german_pages_name_things_in_german,
 );
 
 /// Every test account's password.
@@ -242,6 +243,18 @@ async fn world(store: Store) -> World {
     )
     .await;
     account(&store, "auditor", json!([{"role": "auditor"}])).await;
+    account(
+        &store,
+        "vendor",
+        json!([{"role": "vendor", "organisation": vendor}]),
+    )
+    .await;
+    account(
+        &store,
+        "operator",
+        json!([{"role": "provider-operator", "provider": "nordwerk"}]),
+    )
+    .await;
     World {
         store,
         clock,
@@ -508,10 +521,11 @@ impl Browser {
             .await
     }
 
-    /// Posts the booking's cancel form and its channel form; their statuses.
+    /// Posts the booking's (confirmed) cancel form and its channel form; their statuses.
     async fn change(&mut self, booking: &str, csrf: &str) -> [StatusCode; 2] {
+        let cancel = [("csrf", csrf), ("confirm", "yes")];
         let cancel = self
-            .post(&format!("/bookings/{booking}/cancel"), &[("csrf", csrf)])
+            .post(&format!("/bookings/{booking}/cancel"), &cancel)
             .await;
         let channel = [("csrf", csrf), ("channel", "pinned:1.0.0")];
         let channel = self
@@ -844,7 +858,7 @@ async fn forged_forms_change_nothing(store: Store) {
         .send(
             Method::POST,
             &cancel,
-            Some(&[("csrf", &csrf)]),
+            Some(&[("csrf", &csrf), ("confirm", "yes")]),
             Some(&format!("https://{HOST}")),
         )
         .await;
@@ -969,6 +983,37 @@ async fn booking_works_without_javascript(store: Store) {
         "only the domain is wrong"
     );
     r.shows("value=\"200\"");
+    r.shows("Die Eingabe hat nicht das erwartete Format.");
+    assert!(!r.body.contains("does not match"), "{}", r.body);
+    assert_eq!(w.trail().await, before, "an invalid booking is not created");
+
+    // Several faults at once: each at its own control, in plain German, all listed, a
+    // missing value too (not a link to the organisation).
+    let answers = [
+        ("csrf", csrf.as_str()),
+        ("organisation", w.a.as_str()),
+        ("plan", "s"),
+        ("channel", "stable"),
+        ("cfg.domain", ""),
+        ("cfg.users", "0"),
+    ];
+    let r = a
+        .post(&format!("/offerings/{OFFERING}/book"), &answers)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    r.shows("<p class=\"kern-error\" id=\"cfg-domain-error\" role=\"alert\">Bitte ausfüllen.</p>");
+    r.shows("<p class=\"kern-error\" id=\"cfg-users-error\" role=\"alert\">Bitte eine Zahl ab 1 eingeben.</p>");
+    r.shows("href=\"#cfg-domain\">Domäne: Bitte ausfüllen.</a>");
+    r.shows("href=\"#cfg-users\">Nutzerzahl: Bitte eine Zahl ab 1 eingeben.</a>");
+    r.shows("aria-invalid=\"true\" aria-describedby=\"cfg-users-error\"");
+    assert_eq!(
+        r.body.matches("aria-invalid=\"true\"").count(),
+        2,
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("href=\"#organisation\""), "{}", r.body);
+    assert!(!r.body.contains("required property"), "{}", r.body);
     assert_eq!(w.trail().await, before, "an invalid booking is not created");
 
     let r = a.book(&csrf, &w.a, "portal.hamburg.de").await;
@@ -995,6 +1040,13 @@ async fn booking_works_without_javascript(store: Store) {
     let page = a.get(&to).await;
     assert_eq!(page.status, StatusCode::OK);
     page.shows("Die Buchung ist angelegt.");
+    // Without JavaScript nothing updates by itself, and the page does not claim it does:
+    // the sentence is hidden until the script that refreshes the status shows it.
+    let live = "aktualisiert sich von selbst";
+    assert_eq!(page.body.matches(live).count(), 1, "{}", page.body);
+    page.shows(&format!(
+        "<span id=\"live-note\" data-script-only hidden>Er {live}"
+    ));
     page.shows("Rechenzentrum Hamburg 1 (Hamburg, DE-HH; Nordwerk IT): zulässig");
     page.shows("<strong>Gewählt:</strong>");
     page.shows("data-state=\"placed\"");
@@ -1015,11 +1067,39 @@ async fn booking_works_without_javascript(store: Store) {
     page.shows("Das Rechenzentrum behält die zuletzt ausgelieferte Fassung");
     page.shows("<code>config /config/domain contains U+007F</code>");
 
-    // Cancel through the form.
-    let csrf = page.csrf();
+    // Cancelling asks first: the booking page links to a confirmation page, which says
+    // what happens and until when the data is kept; opening it changes nothing.
+    let confirm = format!("/bookings/{id}/cancel");
+    page.shows(&format!("href=\"{confirm}\""));
+    assert!(
+        !page.body.contains(&format!("action=\"{confirm}\"")),
+        "the booking page itself cancels nothing"
+    );
     let before = w.trail().await;
+    let ask = a.get(&confirm).await;
+    assert_eq!(ask.status, StatusCode::OK, "{}", ask.body);
+    assert_eq!(w.booking_state(&id).await, "placed");
+    assert_eq!(w.trail().await, before, "asking changed the trail");
+    let now = *w.clock.0.lock().expect("the clock");
+    let kept = verbund_domain::rollout::german_local(now + Duration::days(30));
+    ask.shows(&format!(
+        "bis voraussichtlich {} (30 Tage)",
+        kept.format("%d.%m.%Y")
+    ));
+    ask.shows(&format!("<form method=\"post\" action=\"{confirm}\""));
+    ask.shows(&format!("<a class=\"kern-link\" href=\"/bookings/{id}\">"));
+    // A post without the confirmation (an old page's form) only asks again.
+    let csrf = ask.csrf();
+    let r = a.post(&confirm, &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (r.status, r.location().as_str()),
+        (StatusCode::SEE_OTHER, confirm.as_str())
+    );
+    assert_eq!(w.booking_state(&id).await, "placed");
+
+    // Confirmed, it cancels.
     let r = a
-        .post(&format!("/bookings/{id}/cancel"), &[("csrf", &csrf)])
+        .post(&confirm, &[("csrf", &csrf), ("confirm", "yes")])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location(), format!("/bookings/{id}?done=cancelled"));
@@ -1119,6 +1199,9 @@ async fn headers_language_and_unknown_pages(store: Store) {
     let mut a = w.signed_in("admin-a").await;
     let de = a.get("/catalog").await;
     assert_security_headers(&de, "/catalog");
+    // The style sheet, unlike the pages, may be cached (its link carries the version).
+    let css = a.get("/assets/portal.css").await;
+    assert_eq!(css.header("cache-control"), "public, max-age=86400");
     de.shows("<html lang=\"de\">");
     de.shows("Zum Inhalt springen");
     let r = a.get("/language?to=en&back=/catalog").await;
@@ -1192,6 +1275,7 @@ async fn every_page_has_the_shared_frame(store: Store) {
         ("a", format!("/offerings/{OFFERING}")),
         ("a", format!("/offerings/{OFFERING}/book")),
         ("a", format!("/bookings/{id}")),
+        ("a", format!("/bookings/{id}/cancel")),
         ("a", "/organisation".into()),
         ("a", "/organisation/data".into()),
         ("a", "/policies".into()),
@@ -1217,18 +1301,23 @@ async fn every_page_has_the_shared_frame(store: Store) {
         );
         r.shows("<a class=\"skip-link\" href=\"#main\">");
         assert_security_headers(&r, &path);
+        assert_eq!(r.header("cache-control"), "no-store", "{path}");
     }
     // What a role may not see is refused as a page of its own, in the same frame.
     for path in ["/rollouts", "/audit"] {
         let r = a.get(path).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "admin-a {path}");
         r.shows("Keine Berechtigung");
+        // Said in German, not in the role policies' English.
+        r.shows("Ihre Rollen erlauben das nicht.");
+        assert!(!r.body.contains("your roles"), "{path}: {}", r.body);
         assert_eq!(r.body.matches("<h1").count(), 1, "{path}: one <h1>");
         r.shows("<main id=\"main\"");
     }
     let r = a.get("/organisation/export").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.header("cache-control"), "no-store", "the export");
     assert!(r
         .header("content-disposition")
         .starts_with("attachment; filename=\"verbund-"));
@@ -1242,7 +1331,7 @@ async fn every_page_has_the_shared_frame(store: Store) {
 /// The main navigation offers only pages the person may open.
 async fn every_navigation_link_opens_a_page(store: Store) {
     let w = world(store).await;
-    for name in ["admin-a", "admin", "auditor"] {
+    for name in ["admin-a", "admin", "auditor", "vendor", "operator"] {
         let mut b = w.signed_in(name).await;
         let page = b.get("/catalog").await;
         let start = page
@@ -1256,7 +1345,13 @@ async fn every_navigation_link_opens_a_page(store: Store) {
             .skip(1)
             .filter_map(|rest| rest.split('"').next())
             .collect();
-        assert!(links.len() >= 3, "{name}: {links:?}");
+        assert!(links.len() >= 2, "{name}: {links:?}");
+        // Vendors and operators read no organisation's policies, so they get no link.
+        assert_eq!(
+            links.contains(&"/policies"),
+            !matches!(name, "vendor" | "operator"),
+            "{name}: {links:?}"
+        );
         for link in links {
             let r = b.get(link).await;
             assert_eq!(
@@ -1265,6 +1360,8 @@ async fn every_navigation_link_opens_a_page(store: Store) {
                 "{name} follows {link}: {}",
                 r.body
             );
+            // A signed-in page stays out of every cache (a shared computer's back button).
+            assert_eq!(r.header("cache-control"), "no-store", "{name}: {link}");
         }
     }
 }
@@ -1330,4 +1427,53 @@ async fn the_fleet_shows_each_sites_last_preflight(store: Store) {
     let page = admin.get("/fleet").await;
     page.shows("failed – no new bookings");
     page.shows(">Preflight</th>");
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Names
+
+/// German pages name plans, layers, categories and offerings in German, by their titles,
+/// not by their keys; a federation rule reads as what it requires; a vendor's text in
+/// another language than the page's carries its `lang`.
+async fn german_pages_name_things_in_german(store: Store) {
+    let w = world(store).await;
+    let mut a = w.signed_in("admin-a").await;
+    let id = w.booked(&mut a).await;
+    let booking = a.get(&format!("/bookings/{id}")).await;
+    booking.shows("<dd class=\"kern-description-list-item__value\">Klein</dd>");
+    let data = a.get("/organisation/data").await;
+    data.shows("<dd class=\"kern-description-list-item__value\">Bürgerportal</dd>");
+    let catalog = a.get("/catalog").await;
+    catalog.shows("<p class=\"kern-preline\">Software als Dienst (SaaS)</p>");
+    catalog.shows(">Software als Dienst (SaaS)</option>");
+    assert!(!catalog.body.contains("SAAS"), "{}", catalog.body);
+    a.get(&format!("/offerings/{OFFERING}"))
+        .await
+        .shows("Software als Dienst (SaaS) · Anbieter");
+    let policies = a.get("/policies").await;
+    policies.shows("Ebene: Föderation");
+    assert!(!policies.body.contains("Ebene: federation"));
+    policies.shows(
+        "<span class=\"kern-label\">Einschränkung</span></span> Personenbezogene Daten dürfen nur in Rechenzentren innerhalb der EU verarbeitet werden.",
+    );
+    assert!(!policies
+        .body
+        .contains("verbietet</span></span> personenbezogene"));
+
+    // Texts in another language than the page's say which (WCAG 3.1.2): the offering's
+    // German description on the English page, and none on the German one.
+    let offering = format!("/offerings/{OFFERING}");
+    a.get(&offering)
+        .await
+        .shows("<p class=\"kern-body kern-body--large\">Ein Portal für Anträge.</p>");
+    a.get("/language?to=en&back=/catalog").await;
+    a.get(&offering)
+        .await
+        .shows("<p class=\"kern-body kern-body--large\" lang=\"de\">Ein Portal für Anträge.</p>");
+    a.get(&format!("{offering}/book"))
+        .await
+        .shows("<div class=\"kern-hint\" id=\"cfg-domain-hint\" lang=\"de\">Unter welcher Adresse");
+    a.get("/catalog")
+        .await
+        .shows("<p class=\"kern-body\" lang=\"de\">Ein Portal für Anträge.</p>");
 }

@@ -87,7 +87,7 @@ pub async fn list(
     let all = state.store.policies_in_force().await?;
     match q.organisation {
         None => {
-            caller.require(Act::Read, &Target::new("policy"))?;
+            caller.require(Act::Read, &list_target(None))?;
             Ok(Json(all.into_iter().map(Into::into).collect()))
         }
         Some(org) => {
@@ -97,10 +97,7 @@ pub async fn list(
                     format!("unknown organisation `{org}`"),
                 ))
             })?;
-            caller.require(
-                Act::Read,
-                &Target::new("policy").in_organisation(chain.clone()),
-            )?;
+            caller.require(Act::Read, &list_target(Some(chain.clone())))?;
             Ok(Json(
                 all.into_iter()
                     .filter(|p| p.record.owner.as_ref().is_none_or(|o| chain.contains(o)))
@@ -108,6 +105,16 @@ pub async fn list(
                     .collect(),
             ))
         }
+    }
+}
+
+/// What listing the policies in force reads: every document (no organisation), or those
+/// over one organisation (its chain, nearest first). The portal asks the same question
+/// before it offers its policies page.
+pub fn list_target(chain: Option<Vec<String>>) -> Target {
+    match chain {
+        None => Target::new("policy"),
+        Some(chain) => Target::new("policy").in_organisation(chain),
     }
 }
 

@@ -1,22 +1,24 @@
 //! One booking: its state live, version, update channel, site, the placement decision in
-//! plain words; cancel, change the channel, and (for the federation) approve or reject.
+//! plain words; cancel (after a confirmation page), change the channel, and (for the
+//! federation) approve or reject.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use serde::Deserialize;
 use verbund_api::extract::ApiJson;
 use verbund_api::routes::bookings::{self, BookingView, Rejection};
-use verbund_domain::booking::BookingPatch;
+use verbund_domain::booking::{retention_ends, transition, BookingEvent, BookingPatch};
+use verbund_domain::rollout::german_local;
 use verbund_policy::authz::{Act, Target};
 
 use super::explain::{verdicts, Directory, Verdict};
 use super::{expired, flash, outcome};
 use crate::error::api_error;
 use crate::session::Viewer;
-use crate::view::{badge, local_time, render, Chrome};
+use crate::view::{badge, date, local_time, render, Chrome};
 use crate::WebState;
 
 #[derive(Deserialize)]
@@ -31,6 +33,7 @@ struct BookingPage {
     c: Chrome,
     b: BookingView,
     offering: String,
+    plan: String,
     organisation: String,
     site: Option<String>,
     state_label: String,
@@ -68,11 +71,16 @@ pub async fn page(
         (Ok(Json(d)), Some(dir)) => verdicts(&d, dir, lang),
         _ => Vec::new(),
     };
-    let offering = api
-        .store
-        .get_offering(&b.booking.offering)
-        .await
-        .map_or_else(|_| b.booking.offering.clone(), |o| o.spec.display_name);
+    let spec = api.store.get_offering(&b.booking.offering).await.ok();
+    let offering = spec.as_ref().map_or_else(
+        || b.booking.offering.clone(),
+        |o| o.spec.display_name.clone(),
+    );
+    // The plan by its name in the catalog ("S – bis 50 Teilnehmende"), not its key.
+    let plan = spec
+        .as_ref()
+        .and_then(|o| o.spec.plans.iter().find(|p| p.name == b.booking.plan))
+        .map_or_else(|| b.booking.plan.clone(), |p| p.display_name.clone());
     let organisation = api
         .store
         .get_organisation(&b.booking.organisation)
@@ -116,6 +124,7 @@ pub async fn page(
         )
         .with_flash(flash(lang, q.done.as_deref())),
         offering,
+        plan,
         organisation,
         site: b
             .booking
@@ -156,8 +165,102 @@ pub struct ActionForm {
     reason: String,
 }
 
-/// `POST /bookings/{id}/{cancel|channel|approve|reject}`: through the API's handler of the
-/// same name, then back to the booking.
+#[derive(Template)]
+#[template(path = "cancel.html")]
+struct CancelPage {
+    c: Chrome,
+    id: String,
+    offering: String,
+    organisation: String,
+    /// The day the data is deleted if the booking is cancelled now.
+    kept_until: String,
+    days: u32,
+}
+
+/// `GET /bookings/{id}/cancel`: what a cancellation does and until when the data is
+/// kept (the offering's retention, counted as the lifecycle sweep counts it), with the
+/// form that confirms it. Asking changes nothing.
+pub async fn confirm_cancel(
+    State(state): State<WebState>,
+    v: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    let api = &state.api;
+    let back = format!("/bookings/{id}");
+    let b = match bookings::read(State(api.clone()), v.caller.clone(), Path(id.clone())).await {
+        Ok(Json(b)) => b.booking,
+        Err(e) => return api_error(&v, &e, "/organisation"),
+    };
+    let chain = api
+        .store
+        .organisation_chain(&b.organisation)
+        .await
+        .unwrap_or_default();
+    if let Err(e) = v
+        .caller
+        .require(Act::Delete, &Target::new("booking").in_organisation(chain))
+    {
+        return api_error(&v, &e, &back);
+    }
+    if transition(b.state, BookingEvent::Cancel).is_err() {
+        return Redirect::to(&back).into_response();
+    }
+    let offering = match api.store.get_offering(&b.offering).await {
+        Ok(o) => o.spec,
+        Err(e) => return api_error(&v, &verbund_api::ApiError::Internal(e.to_string()), &back),
+    };
+    let organisation = api
+        .store
+        .get_organisation(&b.organisation)
+        .await
+        .map_or_else(|_| b.organisation.clone(), |o| o.name);
+    let lang = v.lang;
+    let ends = retention_ends(api.now(), offering.retention_days);
+    let p = CancelPage {
+        c: Chrome::for_viewer(
+            &v,
+            lang.texts().cancel_confirm_title,
+            "organisation",
+            &format!("/bookings/{id}/cancel"),
+        ),
+        id,
+        offering: offering.display_name,
+        organisation,
+        kept_until: date(german_local(ends).date(), lang),
+        days: offering.retention_days,
+    };
+    render(StatusCode::OK, &p)
+}
+
+/// What the confirmation page sends.
+#[derive(Deserialize)]
+pub struct CancelForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /bookings/{id}/cancel`: cancels through the API's handler once confirmed; a
+/// post without the confirmation (an old page's form) is sent to the question first.
+pub async fn cancel(
+    State(state): State<WebState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<CancelForm>,
+) -> Response {
+    if !v.csrf_ok(&f.csrf) {
+        return expired(&v);
+    }
+    if f.confirm != "yes" {
+        return Redirect::to(&format!("/bookings/{id}/cancel")).into_response();
+    }
+    let result =
+        bookings::cancel(State(state.api.clone()), v.caller.clone(), Path(id.clone())).await;
+    outcome(&v, result, &format!("/bookings/{id}"), "cancelled")
+}
+
+/// `POST /bookings/{id}/{channel|approve|reject}`: through the API's handler of the same
+/// name, then back to the booking.
 pub async fn action(
     State(state): State<WebState>,
     v: Viewer,
@@ -169,7 +272,6 @@ pub async fn action(
     }
     let (s, c, p) = (State(state.api.clone()), v.caller.clone(), Path(id.clone()));
     let (result, code) = match action.as_str() {
-        "cancel" => (bookings::cancel(s, c, p).await, "cancelled"),
         "channel" => {
             let patch = BookingPatch {
                 channel: Some(f.channel.trim().to_string()),

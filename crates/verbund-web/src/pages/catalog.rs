@@ -35,6 +35,8 @@ pub struct Card {
     pub name: String,
     pub title: String,
     pub description: String,
+    /// The description's `lang`, when it is not the page's.
+    pub lang: Option<String>,
     pub category: String,
     pub field: Option<String>,
     pub vendor: String,
@@ -77,6 +79,20 @@ pub async fn all_offerings(
         .map(|axum::Json(page)| page)
     })
     .await
+}
+
+/// An offering's category in words ("Software als Dienst (SaaS)").
+pub fn category_label(c: &str, lang: crate::i18n::Lang) -> &str {
+    use crate::i18n::Lang::*;
+    match (c, lang) {
+        ("iaas", De) => "Infrastruktur als Dienst (IaaS)",
+        ("paas", De) => "Plattform als Dienst (PaaS)",
+        ("saas", De) => "Software als Dienst (SaaS)",
+        ("iaas", En) => "Infrastructure as a service (IaaS)",
+        ("paas", En) => "Platform as a service (PaaS)",
+        ("saas", En) => "Software as a service (SaaS)",
+        (c, _) => c,
+    }
 }
 
 pub fn data_class_label(c: &str, lang: crate::i18n::Lang) -> &str {
@@ -155,7 +171,8 @@ pub async fn page(
             name: s.name.clone(),
             title: s.display_name.clone(),
             description: s.description.clone(),
-            category: s.category.as_str().to_uppercase(),
+            lang: crate::view::text_lang(s.description_language.as_deref(), lang),
+            category: category_label(s.category.as_str(), lang).to_string(),
             field,
             vendor: vendor_names
                 .get(&s.vendor)
@@ -208,5 +225,9 @@ pub async fn page(
 impl CatalogPage {
     fn class_label(&self, c: &str) -> String {
         data_class_label(c, self.c.lang).to_string()
+    }
+
+    fn category_label(&self, c: &str) -> String {
+        category_label(c, self.c.lang).to_string()
     }
 }

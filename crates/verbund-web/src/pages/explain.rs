@@ -22,22 +22,50 @@ pub struct Verdict {
     pub sentence: String,
 }
 
-/// The federation's shipped rules, in German (their `@description` is English).
-pub fn german_rule(policy: &str) -> Option<&'static str> {
-    // Decisions name a rule as `<layer>/<document>/<id>`; documents by its `@id` alone.
-    let id = policy.rsplit('/').next().unwrap_or(policy);
-    Some(match id {
-        "federation.baseline" => "Buchungen auf jedem Rechenzentrum des Verbunds laufen dürfen, sofern keine Regel es verbietet",
-        "federation.personal-data-in-eu" => "personenbezogene Daten nur in Rechenzentren innerhalb der EU verarbeitet werden dürfen",
-        "federation.personal-data-iso27001" => "personenbezogene Daten ein gültiges ISO-27001-Zertifikat (auf Basis von IT-Grundschutz) verlangen",
-        "federation.special-categories-c5-type2" => "besondere Kategorien personenbezogener Daten und VS-NfD ein gültiges BSI-C5-Testat (Typ 2) verlangen",
-        "federation.special-categories-public-operator" => "besondere Kategorien personenbezogener Daten und VS-NfD nur bei einem öffentlich-rechtlichen Betreiber verarbeitet werden dürfen",
-        "federation.special-categories-no-foreign-access" => "besondere Kategorien personenbezogener Daten und VS-NfD nie bei einem Betreiber verarbeitet werden dürfen, der einer Rechtsordnung außerhalb der EU unterliegt",
-        _ => return None,
-    })
+/// One of the federation's shipped rules in German (their `@description` is English),
+/// twice: as a clause that completes "…, weil" in a placement decision, and as a
+/// sentence of its own for the list of policies.
+pub struct GermanRule {
+    pub because: &'static str,
+    pub says: &'static str,
 }
 
-fn layer_name(layer: &str, lang: Lang) -> &str {
+/// The German words for a shipped federation rule, if `policy` names one.
+pub fn german_rule(policy: &str) -> Option<GermanRule> {
+    // Decisions name a rule as `<layer>/<document>/<id>`; documents by its `@id` alone.
+    let id = policy.rsplit('/').next().unwrap_or(policy);
+    let (because, says) = match id {
+        "federation.baseline" => (
+            "Buchungen auf jedem Rechenzentrum des Verbunds laufen dürfen, sofern keine Regel es verbietet",
+            "Buchungen dürfen auf jedem Rechenzentrum des Verbunds laufen, sofern keine Regel es verbietet.",
+        ),
+        "federation.personal-data-in-eu" => (
+            "personenbezogene Daten nur in Rechenzentren innerhalb der EU verarbeitet werden dürfen",
+            "Personenbezogene Daten dürfen nur in Rechenzentren innerhalb der EU verarbeitet werden.",
+        ),
+        "federation.personal-data-iso27001" => (
+            "personenbezogene Daten ein gültiges ISO-27001-Zertifikat (auf Basis von IT-Grundschutz) verlangen",
+            "Personenbezogene Daten verlangen ein gültiges ISO-27001-Zertifikat (auf Basis von IT-Grundschutz).",
+        ),
+        "federation.special-categories-c5-type2" => (
+            "besondere Kategorien personenbezogener Daten und VS-NfD ein gültiges BSI-C5-Testat (Typ 2) verlangen",
+            "Besondere Kategorien personenbezogener Daten und VS-NfD verlangen ein gültiges BSI-C5-Testat (Typ 2).",
+        ),
+        "federation.special-categories-public-operator" => (
+            "besondere Kategorien personenbezogener Daten und VS-NfD nur bei einem öffentlich-rechtlichen Betreiber verarbeitet werden dürfen",
+            "Besondere Kategorien personenbezogener Daten und VS-NfD dürfen nur bei einem öffentlich-rechtlichen Betreiber verarbeitet werden.",
+        ),
+        "federation.special-categories-no-foreign-access" => (
+            "besondere Kategorien personenbezogener Daten und VS-NfD nie bei einem Betreiber verarbeitet werden dürfen, der einer Rechtsordnung außerhalb der EU unterliegt",
+            "Besondere Kategorien personenbezogener Daten und VS-NfD dürfen nie bei einem Betreiber verarbeitet werden, der einer Rechtsordnung außerhalb der EU unterliegt.",
+        ),
+        _ => return None,
+    };
+    Some(GermanRule { because, says })
+}
+
+/// A policy layer in words ("Föderation").
+pub fn layer_name(layer: &str, lang: Lang) -> &str {
     match (layer, lang) {
         ("federation", Lang::De) => "Föderation",
         ("land", Lang::De) => "Land",
@@ -56,7 +84,7 @@ pub fn reason(r: &Reason, lang: Lang) -> String {
         (Reason::ForbiddenBy { policy, layer, description, .. }, Lang::De) => {
             let layer = layer_name(layer, lang);
             match german_rule(policy) {
-                Some(rule) => format!("{rule} (Richtlinie „{policy}“, Ebene {layer})"),
+                Some(rule) => format!("{} (Richtlinie „{policy}“, Ebene {layer})", rule.because),
                 None => format!("die Richtlinie „{policy}“ (Ebene {layer}) es verbietet: {description}"),
             }
         }

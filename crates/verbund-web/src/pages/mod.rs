@@ -30,6 +30,10 @@ pub fn router() -> Router<WebState> {
             get(offering::form_page).post(offering::submit),
         )
         .route("/bookings/{id}", get(booking::page))
+        .route(
+            "/bookings/{id}/cancel",
+            get(booking::confirm_cancel).post(booking::cancel),
+        )
         .route("/bookings/{id}/{action}", post(booking::action))
         .route("/organisation", get(organisation::page))
         .route("/organisation/data", get(organisation::data))

@@ -20,8 +20,9 @@ use super::{my_organisations, orgs_or_error};
 use crate::error::api_error;
 use crate::form::{self, Field};
 use crate::session::Viewer;
-use crate::view::{euros, local_time, render, Chrome};
+use crate::view::{euros, local_time, render, text_lang, Chrome};
 use crate::WebState;
+use verbund_domain::booking::config_problems;
 
 pub struct PlanRow {
     pub name: String,
@@ -42,6 +43,7 @@ struct OfferingPage {
     c: Chrome,
     o: Offering,
     vendor: String,
+    category: String,
     classes: Vec<String>,
     plans: Vec<PlanRow>,
     versions: Vec<VersionRow>,
@@ -135,6 +137,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
             &format!("/offerings/{name}"),
         ),
         vendor,
+        category: super::catalog::category_label(o.spec.category.as_str(), lang).to_string(),
         classes: o
             .spec
             .data_classes
@@ -180,6 +183,18 @@ impl BookPage {
     fn has_errors(&self) -> bool {
         self.error.is_some() || self.fields.iter().any(|f| f.error.is_some())
     }
+
+    /// The `lang` of the vendor's hints, when they are not in the page's language.
+    fn text_lang(&self) -> Option<String> {
+        text_lang(self.o.spec.description_language.as_deref(), self.c.lang)
+    }
+}
+
+impl OfferingPage {
+    /// The `lang` of the vendor's texts, when they are not in the page's language.
+    fn text_lang(&self) -> Option<String> {
+        text_lang(self.o.spec.description_language.as_deref(), self.c.lang)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -216,6 +231,18 @@ fn book_page(
         fields,
         error,
         error_at,
+    }
+}
+
+/// A refusal that names no configuration value: the control it concerns (`organisation`,
+/// `plan`, `channel`, or none) and what to do, in the reader's words.
+fn general_error(field: &str, message: &str, lang: crate::i18n::Lang) -> (String, String) {
+    let t = lang.texts();
+    match field {
+        "/organisation" => ("organisation".into(), t.error_organisation.into()),
+        "/plan" => ("plan".into(), t.error_plan.into()),
+        "/channel" => ("channel".into(), t.error_channel.into()),
+        _ => (String::new(), format!("{message} ({field})")),
     }
 }
 
@@ -317,17 +344,19 @@ pub async fn submit(
         }
         Err(ApiError::Invalid(i)) => {
             let mut fields = form::fields(&o.spec.config_schema, &config);
-            let at = form::property_of(&i.field)
-                .and_then(|prop| fields.iter_mut().find(|f| f.name == prop));
-            let general = match at {
-                Some(f) => {
-                    f.error = Some(i.message.clone());
-                    None
-                }
-                None => Some((
-                    i.field.trim_start_matches('/').to_string(),
-                    format!("{} ({})", i.message, i.field),
-                )),
+            // The API refuses with its first problem; the form shows every one, found by
+            // the same validation, each at its control.
+            let problems = if i.field.starts_with("/config") {
+                config_problems(&o.spec.config_schema, &config)
+            } else {
+                Vec::new()
+            };
+            let rest = form::place_problems(&mut fields, problems, v.lang);
+            let general = if i.field.starts_with("/config") {
+                rest.first()
+                    .map(|p| (String::new(), form::fault_text(&p.fault, v.lang)))
+            } else {
+                Some(general_error(&i.field, &i.message, v.lang))
             };
             let page = book_page(&v, o, orgs, organisation, plan, channel, fields, general);
             render(StatusCode::UNPROCESSABLE_ENTITY, &page)

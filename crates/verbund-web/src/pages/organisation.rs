@@ -218,7 +218,9 @@ pub struct Place {
     pub operator: String,
     pub operator_detail: String,
     pub certifications: Vec<(String, String, bool)>,
+    /// The offerings' names (for the export) and, in the same order, their titles.
     pub offerings: Vec<String>,
+    pub offering_titles: Vec<String>,
     pub environment: String,
     pub simulated: bool,
 }
@@ -236,6 +238,12 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
     let list = org_bookings(state, v, &org.id).await?;
     let dir = Directory::load(&state.api.store).await?;
     let simulated: BTreeSet<String> = simulated_sites(&state.api.store).await;
+    let titles: HashMap<String, String> = super::catalog::all_offerings(state, v)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| (o.spec.name, o.spec.display_name))
+        .collect();
     let mut by_site: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for b in list
         .iter()
@@ -306,6 +314,10 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                         .join(", ")
                 }),
                 simulated: simulated.contains(&site),
+                offering_titles: offerings
+                    .iter()
+                    .map(|o| titles.get(o).cloned().unwrap_or_else(|| o.clone()))
+                    .collect(),
                 offerings: offerings.into_iter().collect(),
                 site,
             }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use verbund_api::extract::ApiQuery;
 use verbund_api::routes::policies::{self, PolicyQuery};
 
-use super::explain::german_rule;
+use super::explain::{german_rule, layer_name};
 use super::my_organisations;
 use crate::error::api_error;
 use crate::i18n::Lang;
@@ -33,7 +33,10 @@ pub struct Rule {
 
 pub struct Doc {
     pub name: String,
+    /// The layer in the reader's words ("Föderation").
     pub layer: String,
+    /// Federation first, then Land, then organisation.
+    pub rank: u8,
     pub owner: String,
     pub version: i64,
     pub changed: String,
@@ -60,7 +63,7 @@ pub fn rules(text: &str, lang: Lang) -> Vec<Rule> {
             let id_text = id.take().unwrap_or_else(|| format!("#{}", out.len() + 1));
             let described = description.take().unwrap_or_default();
             let text = match (lang, german_rule(&id_text)) {
-                (Lang::De, Some(de)) => de.to_string(),
+                (Lang::De, Some(de)) => de.says.to_string(),
                 _ => described,
             };
             out.push(Rule {
@@ -112,25 +115,26 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQ
             .map(|o| o.name),
         None => None,
     };
+    let rank = |l: &str| match l {
+        "federation" => 0,
+        "land" => 1,
+        _ => 2,
+    };
     let mut docs: Vec<Doc> = list
         .into_iter()
         .filter(|p| !p.deleted)
         .map(|p| Doc {
             rules: rules(&p.text, lang),
             name: p.name,
-            layer: p.layer,
+            layer: layer_name(&p.layer, lang).to_string(),
+            rank: rank(&p.layer),
             owner: p.owner.unwrap_or_default(),
             version: p.version,
             changed: format!("{} ({})", local_time(p.created_at, lang), p.created_by),
             text: p.text,
         })
         .collect();
-    let rank = |l: &str| match l {
-        "federation" => 0,
-        "land" => 1,
-        _ => 2,
-    };
-    docs.sort_by(|a, b| (rank(&a.layer), &a.name).cmp(&(rank(&b.layer), &b.name)));
+    docs.sort_by(|a, b| (a.rank, &a.name).cmp(&(b.rank, &b.name)));
     render(
         StatusCode::OK,
         &PoliciesPage {
@@ -159,6 +163,11 @@ mod tests {
             "@id(\"federation.personal-data-in-eu\")\n@description(\"x\")\nforbid (p, a, r);",
             Lang::De,
         );
-        assert!(de[0].text.starts_with("personenbezogene Daten"));
+        // A sentence of its own, which says what the rule requires (not a clause that
+        // would read as its opposite after "verbietet").
+        assert_eq!(
+            de[0].text,
+            "Personenbezogene Daten dürfen nur in Rechenzentren innerhalb der EU verarbeitet werden."
+        );
     }
 }
