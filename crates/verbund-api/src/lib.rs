@@ -142,6 +142,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::organisations::router())
         .merge(routes::providers::router())
         .merge(routes::sites::router())
+        .merge(routes::facts::router())
         .merge(routes::offerings::router())
         .merge(routes::users::router())
         .merge(routes::tokens::router())

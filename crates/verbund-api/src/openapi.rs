@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    audit, bookings, desired_state, fleet, offerings, organisations, policies, preflight,
+    audit, bookings, desired_state, facts, fleet, offerings, organisations, policies, preflight,
     providers, reports, rollouts, sites, tokens, users,
 };
 use crate::AppState;
@@ -18,6 +18,7 @@ use crate::AppState;
         organisations::list, organisations::create, organisations::read, organisations::update,
         providers::list, providers::create, providers::read, providers::apply,
         sites::list, sites::create, sites::read, sites::apply,
+        facts::provider_facts, facts::site_facts, facts::list, facts::read, facts::approve, facts::reject,
         offerings::list, offerings::create, offerings::read, offerings::apply,
         offerings::versions, offerings::publish,
         users::list, users::create, users::me, users::read, users::set_password,

@@ -1049,16 +1049,15 @@ async fn provider_operator_is_scoped_to_its_provider(kit: Kit) {
         StatusCode::OK,
     );
     assert_eq!(updated["kubernetes_version"], "1.32");
-    ok(
-        put(
-            &kit.app,
-            &op,
-            "/api/v1/sites/alpha-2",
-            site("alpha-2", "alpha"),
-        )
-        .await,
-        StatusCode::CREATED,
-    );
+    // A new site's placement facts are the federation's to state (issue 17).
+    forbidden(
+        &kit,
+        &op,
+        Method::PUT,
+        "/api/v1/sites/alpha-2",
+        site("alpha-2", "alpha"),
+    )
+    .await;
     let mut alpha = provider("alpha");
     alpha["display_name"] = json!("Alpha AöR");
     ok(
@@ -2494,4 +2493,606 @@ async fn booking_lists_over_many_organisation_chains(kit: Kit) {
     for got in pages(member).await {
         assert_eq!(ids(&got), bookings_of(std::slice::from_ref(kreis)));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Facts with provenance (issue 17): the operator does not state the facts that constrain it
+
+api_tests!(
+    an_operator_cannot_make_its_provider_public_law_or_drop_its_parent,
+    an_operator_cannot_certify_its_own_site,
+    an_approved_proposal_changes_placement_and_names_both_persons,
+    nobody_approves_their_own_proposal,
+    operators_keep_editing_what_placement_does_not_read,
+);
+
+/// What the attacks of issue 17 start from: a GmbH with a US parent and its Berlin site
+/// with ISO 27001 but no BSI C5 type 2, an offering that processes special categories of
+/// personal data, the federation's default policies, and the provider's operator.
+struct FactScene {
+    bund: String,
+    /// The operator of `gamma`: its id and token.
+    operator_id: String,
+    operator: String,
+}
+
+async fn fact_scene(kit: &Kit) -> FactScene {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    verbund_placement::ensure_default_policies(&kit.store, Utc::now())
+        .await
+        .expect("default policies");
+    let bund = create_org(app, admin, bund()).await;
+    let mut gamma = provider("gamma");
+    gamma["legal_form"] = json!("GmbH");
+    gamma["public_law"] = json!(false);
+    gamma["seat"] = json!({"city": "Berlin", "country": "DE"});
+    gamma["parent_companies"] = json!([{"name": "Gamma Cloud Inc.", "jurisdiction": "US"}]);
+    ok(
+        post(app, admin, "/api/v1/providers", gamma).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(app, admin, "/api/v1/sites", gamma_site()).await,
+        StatusCode::CREATED,
+    );
+    let mut register = offering("register", &bund);
+    register["data_classes"] = json!(["special-categories"]);
+    ok(
+        post(app, admin, "/api/v1/offerings", register).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            admin,
+            "/api/v1/offerings/register/versions",
+            version("1.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let (operator_id, operator) = kit
+        .user(
+            "operator-gamma",
+            json!([{"role": "provider-operator", "provider": "gamma"}]),
+        )
+        .await;
+    let scene = FactScene {
+        bund,
+        operator_id,
+        operator,
+    };
+    assert!(
+        !may_place(kit, &scene).await,
+        "the scene starts with gamma-1 forbidden for special categories"
+    );
+    scene
+}
+
+fn gamma_site() -> Value {
+    let mut s = site("gamma-1", "gamma");
+    s["location"] = json!({"country": "DE", "region": "DE-BE", "city": "Berlin"});
+    s["certifications"] = json!([
+        {"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2099-12-31"}
+    ]);
+    s
+}
+
+fn gamma_provider_as_stored() -> Value {
+    let mut gamma = provider("gamma");
+    gamma["legal_form"] = json!("GmbH");
+    gamma["public_law"] = json!(false);
+    gamma["seat"] = json!({"city": "Berlin", "country": "DE"});
+    gamma["parent_companies"] = json!([{"name": "Gamma Cloud Inc.", "jurisdiction": "US"}]);
+    gamma
+}
+
+/// Whether placement allows a booking of `register` on `gamma-1` now.
+async fn may_place(kit: &Kit, scene: &FactScene) -> bool {
+    let d = ok(
+        post(
+            &kit.app,
+            &kit.admin,
+            "/api/v1/placement/explain",
+            json!({"organisation": scene.bund, "offering": "register", "plan": "s"}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let verdict = d["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .find(|c| c["site"] == "gamma-1")
+        .cloned()
+        .expect("gamma-1 is a candidate");
+    verdict["allowed"].as_bool().expect("allowed")
+}
+
+/// Books `register` for the Bund and returns the site it was placed on, if any.
+async fn book_register(kit: &Kit, scene: &FactScene) -> Option<String> {
+    let b = ok(
+        post(
+            &kit.app,
+            &kit.admin,
+            "/api/v1/bookings",
+            json!({"organisation": scene.bund, "offering": "register", "plan": "s",
+                   "config": {"domain": "register.example"}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    b["booking"]["site"].as_str().map(String::from)
+}
+
+/// Answers `202` with a pending proposal of exactly `facts`; returns it.
+#[track_caller]
+fn proposed(r: Resp, facts: Value) -> Value {
+    let p = ok(r, StatusCode::ACCEPTED);
+    assert_eq!(p["state"], "pending", "{p}");
+    assert_eq!(p["facts"], facts, "{p}");
+    p
+}
+
+async fn an_operator_cannot_make_its_provider_public_law_or_drop_its_parent(kit: Kit) {
+    let scene = fact_scene(&kit).await;
+    let stored = ok(
+        get(&kit.app, &kit.admin, "/api/v1/providers/gamma").await,
+        StatusCode::OK,
+    );
+    let mut attack = gamma_provider_as_stored();
+    attack["public_law"] = json!(true);
+    attack["parent_companies"] = json!([]);
+    let r = put(
+        &kit.app,
+        &scene.operator,
+        "/api/v1/providers/gamma",
+        attack.clone(),
+    )
+    .await;
+    let location = r.1.get(header::LOCATION).cloned();
+    let p = proposed(r, json!({"public_law": true, "parent_companies": []}));
+    assert_eq!(p["proposed_by"], "user/operator-gamma");
+    assert_eq!(p["proposer_id"], json!(scene.operator_id));
+    assert_eq!(
+        location.and_then(|l| l.to_str().ok().map(String::from)),
+        Some(format!(
+            "/api/v1/fact-proposals/{}",
+            p["id"].as_str().unwrap()
+        ))
+    );
+    // The provider is as the federation stated it, and placement did not move.
+    assert_eq!(
+        ok(
+            get(&kit.app, &kit.admin, "/api/v1/providers/gamma").await,
+            StatusCode::OK
+        ),
+        stored
+    );
+    assert!(!may_place(&kit, &scene).await);
+    assert_eq!(book_register(&kit, &scene).await, None);
+    // Asked again, the same proposal answers; nothing new is recorded.
+    let events = audit_count(&kit).await;
+    let again = proposed(
+        put(&kit.app, &scene.operator, "/api/v1/providers/gamma", attack).await,
+        json!({"public_law": true, "parent_companies": []}),
+    );
+    assert_eq!(again["id"], p["id"]);
+    assert_eq!(audit_count(&kit).await, events);
+    // Both sides see the pending proposal.
+    for token in [&kit.admin, &scene.operator] {
+        let list = all(&kit.app, token, "/api/v1/fact-proposals?state=pending").await;
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0]["id"], p["id"]);
+        let sheet = ok(
+            get(&kit.app, token, "/api/v1/providers/gamma/facts").await,
+            StatusCode::OK,
+        );
+        assert_eq!(sheet["pending"][0]["id"], p["id"], "{sheet}");
+    }
+    // Another provider's operator sees nothing of it.
+    ok(
+        post(&kit.app, &kit.admin, "/api/v1/providers", provider("delta")).await,
+        StatusCode::CREATED,
+    );
+    let (_, stranger) = kit
+        .user(
+            "operator-delta",
+            json!([{"role": "provider-operator", "provider": "delta"}]),
+        )
+        .await;
+    assert!(all(&kit.app, &stranger, "/api/v1/fact-proposals")
+        .await
+        .is_empty());
+    let r = get(
+        &kit.app,
+        &stranger,
+        &format!("/api/v1/fact-proposals/{}", p["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_problem(&r, StatusCode::NOT_FOUND, None);
+    // Neither may the operator register a provider: its facts are the federation's.
+    forbidden(
+        &kit,
+        &scene.operator,
+        Method::POST,
+        "/api/v1/providers",
+        provider("gamma-two"),
+    )
+    .await;
+}
+
+async fn an_operator_cannot_certify_its_own_site(kit: Kit) {
+    let scene = fact_scene(&kit).await;
+    let stored = ok(
+        get(&kit.app, &kit.admin, "/api/v1/sites/gamma-1").await,
+        StatusCode::OK,
+    );
+    let mut attack = gamma_site();
+    attack["certifications"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"scheme": "bsi-c5", "level": "type2", "valid_until": "2099-12-31"}));
+    let certifications = attack["certifications"].clone();
+    let r = put(&kit.app, &scene.operator, "/api/v1/sites/gamma-1", attack).await;
+    proposed(r, json!({"certifications": certifications}));
+    assert_eq!(
+        ok(
+            get(&kit.app, &kit.admin, "/api/v1/sites/gamma-1").await,
+            StatusCode::OK
+        ),
+        stored
+    );
+    assert!(!may_place(&kit, &scene).await);
+    // A new site with whatever certifications the operator likes: refused outright.
+    let mut own = gamma_site();
+    own["name"] = json!("gamma-2");
+    own["certifications"] = certifications;
+    forbidden(
+        &kit,
+        &scene.operator,
+        Method::POST,
+        "/api/v1/sites",
+        own.clone(),
+    )
+    .await;
+    forbidden(
+        &kit,
+        &scene.operator,
+        Method::PUT,
+        "/api/v1/sites/gamma-2",
+        own,
+    )
+    .await;
+}
+
+async fn an_approved_proposal_changes_placement_and_names_both_persons(kit: Kit) {
+    let scene = fact_scene(&kit).await;
+    let mut provider_facts = gamma_provider_as_stored();
+    provider_facts["public_law"] = json!(true);
+    provider_facts["parent_companies"] = json!([]);
+    let on_provider = proposed(
+        put(
+            &kit.app,
+            &scene.operator,
+            "/api/v1/providers/gamma",
+            provider_facts,
+        )
+        .await,
+        json!({"public_law": true, "parent_companies": []}),
+    );
+    let mut certified = gamma_site();
+    certified["certifications"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"scheme": "bsi-c5", "level": "type2", "valid_until": "2099-12-31"}));
+    let on_site = proposed(
+        put(
+            &kit.app,
+            &scene.operator,
+            "/api/v1/sites/gamma-1",
+            certified.clone(),
+        )
+        .await,
+        json!({"certifications": certified["certifications"]}),
+    );
+    let id = |p: &Value| p["id"].as_str().unwrap().to_string();
+
+    // The operator cannot approve, nor reject.
+    for action in ["approve", "reject"] {
+        let r = post(
+            &kit.app,
+            &scene.operator,
+            &format!("/api/v1/fact-proposals/{}/{action}", id(&on_site)),
+            json!({"reason": "mine"}),
+        )
+        .await;
+        assert_problem(&r, StatusCode::FORBIDDEN, None);
+    }
+    assert!(!may_place(&kit, &scene).await);
+
+    // A second federation admin approves the provider's facts: public law, no foreign
+    // parent; the site still lacks BSI C5 type 2.
+    let (_, approver) = kit
+        .user("admin-two", json!([{"role": "federation-admin"}]))
+        .await;
+    let approved = ok(
+        post(
+            &kit.app,
+            &approver,
+            &format!("/api/v1/fact-proposals/{}/approve", id(&on_provider)),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["decided_by"], "user/admin-two");
+    let gamma = ok(
+        get(&kit.app, &kit.admin, "/api/v1/providers/gamma").await,
+        StatusCode::OK,
+    );
+    assert_eq!(gamma["public_law"], true);
+    assert_eq!(gamma["parent_companies"], json!([]));
+    assert!(!may_place(&kit, &scene).await);
+    // Approved once is decided: not again, and not rejected after.
+    let again = post(
+        &kit.app,
+        &approver,
+        &format!("/api/v1/fact-proposals/{}/approve", id(&on_provider)),
+        json!({}),
+    )
+    .await;
+    assert_problem(&again, StatusCode::CONFLICT, None);
+
+    // Then the site's certification: now placement allows gamma-1, and a booking goes there.
+    ok(
+        post(
+            &kit.app,
+            &kit.admin,
+            &format!("/api/v1/fact-proposals/{}/approve", id(&on_site)),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert!(may_place(&kit, &scene).await);
+    assert_eq!(
+        book_register(&kit, &scene).await.as_deref(),
+        Some("gamma-1")
+    );
+
+    // Every fact shows who stated it and who approved it, when.
+    let sheet = ok(
+        get(&kit.app, &scene.operator, "/api/v1/sites/gamma-1/facts").await,
+        StatusCode::OK,
+    );
+    let fact = |sheet: &Value, field: &str| -> Value {
+        sheet["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["field"] == field)
+            .cloned()
+            .unwrap_or_else(|| panic!("no fact `{field}` in {sheet}"))
+    };
+    let c = fact(&sheet, "certifications");
+    assert_eq!(c["value"], certified["certifications"]);
+    assert_eq!(c["stated_by"], "user/operator-gamma");
+    assert_eq!(c["approved_by"], "user/admin");
+    assert_eq!(c["proposal"], on_site["id"]);
+    assert!(
+        c["stated_at"].is_string() && c["approved_at"].is_string(),
+        "{c}"
+    );
+    let l = fact(&sheet, "location");
+    assert_eq!(
+        l["stated_by"], "user/admin",
+        "stated when the site was registered"
+    );
+    assert!(l.get("approved_by").is_none(), "{l}");
+    assert_eq!(sheet["pending"], json!([]));
+    let sheet = ok(
+        get(&kit.app, &kit.admin, "/api/v1/providers/gamma/facts").await,
+        StatusCode::OK,
+    );
+    let p = fact(&sheet, "public_law");
+    assert_eq!(
+        (&p["value"], &p["stated_by"], &p["approved_by"]),
+        (
+            &json!(true),
+            &json!("user/operator-gamma"),
+            &json!("user/admin-two")
+        )
+    );
+
+    // The audit trail names both persons of each approval, on the object itself.
+    let events = all(
+        &kit.app,
+        &kit.admin,
+        "/api/v1/audit?action=provider.facts.approve",
+    )
+    .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["actor"], "user/admin-two");
+    assert_eq!(e["object"], "provider/gamma");
+    assert_eq!(e["after"]["proposed_by"], "user/operator-gamma");
+    assert_eq!(e["after"]["approved_by"], "user/admin-two");
+    assert_eq!(e["before"]["facts"]["public_law"], false);
+    let events = all(&kit.app, &kit.admin, "/api/v1/audit?object=site/gamma-1").await;
+    assert_eq!(events[0]["action"], "site.facts.approve");
+    assert_eq!(events[0]["actor"], "user/admin");
+    assert_eq!(events[0]["after"]["proposed_by"], "user/operator-gamma");
+    let proposals = all(
+        &kit.app,
+        &kit.admin,
+        "/api/v1/audit?action=site.facts.propose",
+    )
+    .await;
+    assert_eq!(proposals.len(), 1);
+    assert_eq!(proposals[0]["actor"], "user/operator-gamma");
+    let status = ok(
+        get(&kit.app, &kit.admin, "/api/v1/audit/verify").await,
+        StatusCode::OK,
+    );
+    assert_eq!(status["intact"], true);
+
+    // A rejected proposal changes nothing.
+    let mut moved = certified;
+    moved["location"] = json!({"country": "US", "region": "US-VA", "city": "Ashburn"});
+    let away = proposed(
+        put(&kit.app, &scene.operator, "/api/v1/sites/gamma-1", moved).await,
+        json!({"location": {"country": "US", "region": "US-VA", "city": "Ashburn"}}),
+    );
+    let rejected = ok(
+        post(
+            &kit.app,
+            &approver,
+            &format!("/api/v1/fact-proposals/{}/reject", id(&away)),
+            json!({"reason": "no such data center"}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(rejected["state"], "rejected");
+    assert_eq!(rejected["reason"], "no such data center");
+    let site = ok(
+        get(&kit.app, &kit.admin, "/api/v1/sites/gamma-1").await,
+        StatusCode::OK,
+    );
+    assert_eq!(site["location"]["city"], "Berlin");
+    assert!(may_place(&kit, &scene).await);
+}
+
+async fn nobody_approves_their_own_proposal(kit: Kit) {
+    let scene = fact_scene(&kit).await;
+    // A proposal of the admin's own account (made, say, while it was an operator):
+    // the admin may not approve it; another federation admin may.
+    let mut spec: verbund_domain::directory::SiteSpec =
+        serde_json::from_value(gamma_site()).unwrap();
+    spec.certifications.push(
+        serde_json::from_value(
+            json!({"scheme": "bsi-c5", "level": "type2", "valid_until": "2099-12-31"}),
+        )
+        .unwrap(),
+    );
+    let own = kit
+        .store
+        .apply_as_operator("user/admin", &kit.admin_id, &spec, Utc::now())
+        .await
+        .expect("a proposal")
+        .expect("the certification is a fact change");
+    let before = world(&kit).await;
+    let r = post(
+        &kit.app,
+        &kit.admin,
+        &format!("/api/v1/fact-proposals/{}/approve", own.id),
+        json!({}),
+    )
+    .await;
+    let detail = assert_problem(&r, StatusCode::FORBIDDEN, None);
+    assert!(detail.contains("four eyes"), "{detail}");
+    assert_unchanged(&kit, &before, "approving one's own proposal").await;
+    let p = ok(
+        get(
+            &kit.app,
+            &kit.admin,
+            &format!("/api/v1/fact-proposals/{}", own.id),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(p["state"], "pending");
+    assert!(!may_place(&kit, &scene).await);
+    let (_, other) = kit
+        .user("admin-two", json!([{"role": "federation-admin"}]))
+        .await;
+    ok(
+        post(
+            &kit.app,
+            &other,
+            &format!("/api/v1/fact-proposals/{}/approve", own.id),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+}
+
+async fn operators_keep_editing_what_placement_does_not_read(kit: Kit) {
+    let scene = fact_scene(&kit).await;
+    let mut p = gamma_provider_as_stored();
+    p["display_name"] = json!("Gamma Rechenzentren");
+    let got = ok(
+        put(&kit.app, &scene.operator, "/api/v1/providers/gamma", p).await,
+        StatusCode::OK,
+    );
+    assert_eq!(got["display_name"], "Gamma Rechenzentren");
+    let mut s = gamma_site();
+    s["display_name"] = json!("Gamma Berlin");
+    s["kubernetes_version"] = json!("1.32");
+    s["capabilities"] = json!(["storage:rwx", "ingress:nginx", "gpu"]);
+    s["capacity"] = json!({"cpu_millis": 128000, "memory_mib": 524288, "storage_gib": 20480});
+    let got = ok(
+        put(
+            &kit.app,
+            &scene.operator,
+            "/api/v1/sites/gamma-1",
+            s.clone(),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(got["display_name"], "Gamma Berlin");
+    assert_eq!(got["capacity"]["cpu_millis"], 128000);
+    assert_eq!(
+        got["capabilities"],
+        json!(["gpu", "ingress:nginx", "storage:rwx"])
+    );
+    assert!(all(&kit.app, &kit.admin, "/api/v1/fact-proposals")
+        .await
+        .is_empty());
+    assert_eq!(
+        audit_actions(&kit, "site/gamma-1").await[0],
+        ("user/operator-gamma".to_string(), "site.update".to_string())
+    );
+    // Operational fields and a fact in one request: the first apply, the fact waits.
+    s["display_name"] = json!("Gamma Berlin-Mitte");
+    s["environments"] = json!(["prod"]);
+    let p = proposed(
+        put(&kit.app, &scene.operator, "/api/v1/sites/gamma-1", s).await,
+        json!({"environments": ["prod"]}),
+    );
+    let site = ok(
+        get(&kit.app, &kit.admin, "/api/v1/sites/gamma-1").await,
+        StatusCode::OK,
+    );
+    assert_eq!(site["display_name"], "Gamma Berlin-Mitte");
+    assert_eq!(site["environments"], json!(["test", "prod"]));
+    assert_eq!(p["object"], "gamma-1");
+    // A federation admin states facts directly, recorded as stated by them.
+    let mut direct = gamma_site();
+    direct["display_name"] = json!("Gamma Berlin-Mitte");
+    direct["kubernetes_version"] = json!("1.32");
+    direct["capabilities"] = json!(["storage:rwx", "ingress:nginx", "gpu"]);
+    direct["capacity"] = json!({"cpu_millis": 128000, "memory_mib": 524288, "storage_gib": 20480});
+    direct["location"]["city"] = json!("Berlin-Spandau");
+    let got = ok(
+        put(&kit.app, &kit.admin, "/api/v1/sites/gamma-1", direct).await,
+        StatusCode::OK,
+    );
+    assert_eq!(got["location"]["city"], "Berlin-Spandau");
+    let sheet = ok(
+        get(&kit.app, &kit.admin, "/api/v1/sites/gamma-1/facts").await,
+        StatusCode::OK,
+    );
+    let location = sheet["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "location")
+        .cloned()
+        .unwrap();
+    assert_eq!(location["stated_by"], "user/admin");
 }

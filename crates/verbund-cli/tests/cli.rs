@@ -467,6 +467,97 @@ fn directory_apply_refusals_and_audit() {
     assert!(out.contains("intact"), "{out}");
 }
 
+/// Issue 17 through the binary: an operator's `site apply` that adds a certification only
+/// proposes it (the rest applies); the operator cannot approve; a federation admin
+/// approves with `verbund facts approve`, after which `verbund facts site` names both.
+#[test]
+fn operators_propose_placement_facts_that_a_federation_admin_approves() {
+    let s = Server::start();
+    s.ok(&[
+        "provider",
+        "apply",
+        "-f",
+        &s.file("provider.yaml", PROVIDER),
+    ]);
+    s.ok(&[
+        "site",
+        "apply",
+        "-f",
+        &s.file("site.yaml", &site("nordwerk-hh-1", "DE-HH", "1.31")),
+    ]);
+    let user = s.json(&[
+        "user",
+        "create",
+        "-f",
+        &s.file(
+            "operator.yaml",
+            "name: betrieb\ndisplay_name: Betrieb Nordwerk\nmemberships:\n  - {role: provider-operator, provider: nordwerk-it}\n",
+        ),
+    ]);
+    let id = user[0]["id"]
+        .as_str()
+        .or(user["id"].as_str())
+        .expect("user id")
+        .to_string();
+    let token = s.json(&["token", "create", "betrieb", "--user", &id])["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+
+    // The same site with a newer Kubernetes (operational) and a BSI C5 type 2 (a fact).
+    let iso = "    - {scheme: iso27001, level: it-grundschutz, valid_until: 2027-09-30}\n";
+    let certified = site("nordwerk-hh-1", "DE-HH", "1.32").replace(
+        iso,
+        &format!("{iso}    - {{scheme: bsi-c5, level: type2, valid_until: 2099-12-31}}\n"),
+    );
+    let out = s
+        .run_as(
+            &token,
+            &["site", "apply", "-f", &s.file("certified.yaml", &certified)],
+        )
+        .ok();
+    let proposal = out
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("fact-proposal/"))
+        .map(|w| w.trim_end_matches(','))
+        .unwrap_or_else(|| panic!("no proposal named: {out}"))
+        .to_string();
+    assert!(
+        out.contains("waiting for a federation admin's approval"),
+        "{out}"
+    );
+    let site_now = s.json(&["site", "get", "nordwerk-hh-1"]);
+    assert_eq!(site_now["kubernetes_version"], "1.32", "the rest applied");
+    assert_eq!(site_now["certifications"].as_array().map(Vec::len), Some(1));
+    let pending = s
+        .run_as(&token, &["facts", "list", "--state", "pending"])
+        .ok();
+    assert!(pending.contains(&proposal), "{pending}");
+
+    let err = s.run_as(&token, &["facts", "approve", &proposal]).fails();
+    assert!(err.contains("403"), "{err}");
+    let out = s.ok(&["facts", "approve", &proposal]);
+    assert!(
+        out.starts_with(&format!("fact-proposal/{proposal} approved")),
+        "{out}"
+    );
+    let sheet = s.json(&["facts", "site", "nordwerk-hh-1"]);
+    let c = items(&sheet["facts"])
+        .iter()
+        .find(|f| f["field"] == "certifications")
+        .expect("certifications")
+        .clone();
+    assert_eq!(c["stated_by"], "user/betrieb");
+    assert_eq!(c["approved_by"], "user/admin");
+    let table = s.ok(&["facts", "site", "nordwerk-hh-1"]);
+    assert!(table.contains("no pending proposals"), "{table}");
+    let err = s.run(&["facts", "approve", &proposal]).fails();
+    assert!(
+        err.contains("409") && err.contains("approved already"),
+        "{err}"
+    );
+}
+
 #[test]
 fn tokens_are_shown_once_and_revocable() {
     let s = Server::start();

@@ -10,6 +10,7 @@ pub mod booking;
 pub mod catalog;
 pub mod directory;
 pub mod error;
+pub mod facts;
 pub mod name;
 pub mod page;
 pub mod portable;

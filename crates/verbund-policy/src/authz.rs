@@ -45,7 +45,8 @@ impl Act {
 #[derive(Debug, Clone, Default)]
 pub struct Target {
     /// `organisation`, `provider`, `site`, `offering`, `booking`, `policy`, `placement`,
-    /// `audit`, `user` or `token`.
+    /// `audit`, `user`, `token`, `facts` (placement facts of a provider or a site) or
+    /// `fact-proposal` (`owner`: its proposer).
     pub kind: &'static str,
     /// The owning organisation and its ancestors, nearest first.
     pub organisation: Vec<String>,
@@ -480,6 +481,31 @@ mod tests {
             .decide(&v, Act::Write, &Target::new("offering").vendor("v2"))
             .is_allowed());
         assert!(!a.decide(&v, Act::Read, &booking(&["v1"])).is_allowed());
+    }
+
+    #[test]
+    fn placement_facts_are_stated_by_the_federation_and_approved_by_another_person() {
+        let a = Authz::new().unwrap();
+        let op = principal(Role::ProviderOperator, None, Some("p1"));
+        let facts = Target::new("facts").provider("p1");
+        assert!(!a.decide(&op, Act::Write, &facts).is_allowed());
+        let mut admin = principal(Role::FederationAdmin, None, None);
+        admin.user_id = "admin".into();
+        assert!(a.decide(&admin, Act::Write, &facts).is_allowed());
+        // The operator proposes for its own provider only, and decides nothing.
+        let own = Target::new("fact-proposal").provider("p1").owner("u1");
+        assert!(a.decide(&op, Act::Write, &own).is_allowed());
+        assert!(a.decide(&op, Act::Read, &own).is_allowed());
+        assert!(!a.decide(&op, Act::Approve, &own).is_allowed());
+        assert!(!a.decide(&op, Act::Delete, &own).is_allowed());
+        let other = Target::new("fact-proposal").provider("p2").owner("u9");
+        assert!(!a.decide(&op, Act::Write, &other).is_allowed());
+        assert!(!a.decide(&op, Act::Read, &other).is_allowed());
+        // Four eyes: a federation admin approves others' proposals, never their own.
+        assert!(a.decide(&admin, Act::Approve, &own).is_allowed());
+        assert!(a.decide(&admin, Act::Delete, &own).is_allowed());
+        let by_admin = Target::new("fact-proposal").provider("p1").owner("admin");
+        assert!(!a.decide(&admin, Act::Approve, &by_admin).is_allowed());
     }
 
     #[test]

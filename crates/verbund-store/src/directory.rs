@@ -16,6 +16,7 @@ use verbund_domain::Invalid;
 
 use crate::bookings::IN_CHUNK;
 use crate::error::{Result, StoreError};
+use crate::facts::record_statement;
 use crate::rows::{from_json, paginate, parse_ts, stored_time, to_json, ts, Arg, Select};
 use crate::Store;
 
@@ -462,8 +463,10 @@ impl Store {
         Ok(summary)
     }
 
-    /// Creates or replaces a provider; returns it and whether it was created.
-    /// An unchanged spec writes nothing and records nothing.
+    /// Creates or replaces a provider as the federation states it; returns it and whether
+    /// it was created. The placement facts it changes are recorded as stated by `actor`
+    /// (operators go through [`Store::apply_as_operator`] instead). An unchanged spec
+    /// writes nothing and records nothing.
     pub async fn put_provider(
         &self,
         actor: &str,
@@ -500,6 +503,14 @@ impl Store {
         .bind(ts(&stored.created_at))
         .bind(ts(&now))
         .execute(&mut *w.tx)
+        .await?;
+        record_statement(
+            &mut w.tx,
+            existing.as_ref().map(|p| &p.spec),
+            spec,
+            actor,
+            now,
+        )
         .await?;
         w.audit(
             Change {
@@ -546,7 +557,9 @@ impl Store {
         Ok(paginate(items, limit, |p| p.spec.name.clone()))
     }
 
-    /// Creates or replaces a site; its provider must exist.
+    /// Creates or replaces a site as the federation states it; its provider must exist.
+    /// The placement facts it changes are recorded as stated by `actor` (operators go
+    /// through [`Store::apply_as_operator`] instead).
     pub async fn put_site(
         &self,
         actor: &str,
@@ -604,6 +617,14 @@ impl Store {
         .bind(ts(&stored.created_at))
         .bind(ts(&now))
         .execute(&mut *w.tx)
+        .await?;
+        record_statement(
+            &mut w.tx,
+            existing.as_ref().map(|s| &s.spec),
+            spec,
+            actor,
+            now,
+        )
         .await?;
         w.audit(
             Change {

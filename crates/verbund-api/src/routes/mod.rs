@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bookings;
 pub mod desired_state;
+pub mod facts;
 pub mod fleet;
 pub mod git;
 pub mod health;

@@ -1,16 +1,20 @@
-//! `/providers`: the legal entities that run data centers.
+//! `/providers`: the legal entities that run data centers. Their placement facts are the
+//! federation's to state (`routes::facts`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use verbund_domain::directory::{Provider, ProviderSpec};
+use verbund_domain::facts::{FactKind, FactProposal};
 use verbund_domain::page::Page;
 use verbund_policy::authz::{Act, Target};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::problem::{ApiError, ApiResult};
+use crate::routes::facts::{apply_as_operator, facts_are_federal, may_state_facts};
 use crate::routes::PageQuery;
 use crate::AppState;
 
@@ -32,9 +36,9 @@ pub async fn list(
     Ok(Json(state.store.list_providers(&q.page()).await?))
 }
 
-/// Register a provider.
+/// Register a provider (federation admins: it states the provider's placement facts).
 #[utoipa::path(post, path = "/api/v1/providers", tag = "directory", request_body = ProviderSpec,
-    responses((status = 201, body = Provider), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    responses((status = 201, body = Provider), (status = 403, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -42,6 +46,9 @@ pub async fn create(
     ApiJson(spec): ApiJson<ProviderSpec>,
 ) -> ApiResult<(StatusCode, Json<Provider>)> {
     caller.require(Act::Write, &Target::new("provider"))?;
+    if !may_state_facts(&caller, &spec.name) {
+        return Err(facts_are_federal(FactKind::Provider, &spec.name));
+    }
     spec.validate()?;
     if state.store.get_provider(&spec.name).await.is_ok() {
         return Err(ApiError::Conflict(format!(
@@ -69,16 +76,20 @@ pub async fn read(
     Ok(Json(state.store.get_provider(&name).await?))
 }
 
-/// Create or update a provider (idempotent apply).
+/// Create or update a provider (idempotent apply). A federation admin states its
+/// placement facts at once; an operator's change of them becomes a pending proposal
+/// (`202`), while what placement does not read (the display name) applies at once.
 #[utoipa::path(put, path = "/api/v1/providers/{name}", tag = "directory", request_body = ProviderSpec,
-    responses((status = 200, body = Provider), (status = 201, body = Provider), (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = Provider), (status = 201, body = Provider),
+        (status = 202, body = FactProposal, description = "the placement facts asked for wait for a federation admin's approval; the rest applied"),
+        (status = 403, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     ApiJson(spec): ApiJson<ProviderSpec>,
-) -> ApiResult<(StatusCode, Json<Provider>)> {
+) -> ApiResult<Response> {
     crate::routes::same_name(&spec.name, &name)?;
     let exists = state.store.get_provider(&name).await.is_ok();
     if exists {
@@ -86,9 +97,20 @@ pub async fn apply(
     } else {
         caller.require(Act::Write, &Target::new("provider"))?;
     }
+    if !may_state_facts(&caller, &name) {
+        if !exists {
+            return Err(facts_are_federal(FactKind::Provider, &name));
+        }
+        let store = state.store.clone();
+        return apply_as_operator(&state, &caller, &spec, async move {
+            store.get_provider(&name).await.map_err(ApiError::from)
+        })
+        .await;
+    }
     let (p, created) = state
         .store
         .put_provider(&caller.actor(), &spec, state.now())
         .await?;
-    Ok(crate::routes::applied(created, p))
+    state.reevaluate.notify_one();
+    Ok(crate::routes::applied(created, p).into_response())
 }

@@ -1,12 +1,15 @@
-//! `/sites`: data centers and their Kubernetes clusters.
+//! `/sites`: data centers and their Kubernetes clusters. Their placement facts are the
+//! federation's to state (`routes::facts`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use verbund_domain::directory::{Site, SiteSpec};
+use verbund_domain::facts::{FactKind, FactProposal};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_policy::authz::{Act, Target};
 use verbund_store::SiteFilter;
@@ -14,6 +17,7 @@ use verbund_store::SiteFilter;
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::problem::{ApiError, ApiResult};
+use crate::routes::facts::{apply_as_operator, facts_are_federal, may_state_facts};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -50,9 +54,9 @@ pub async fn list(
     Ok(Json(state.store.list_sites(&filter, &page).await?))
 }
 
-/// Register a site.
+/// Register a site (federation admins: it states the site's placement facts).
 #[utoipa::path(post, path = "/api/v1/sites", tag = "directory", request_body = SiteSpec,
-    responses((status = 201, body = Site), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    responses((status = 201, body = Site), (status = 403, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -60,6 +64,9 @@ pub async fn create(
     ApiJson(spec): ApiJson<SiteSpec>,
 ) -> ApiResult<(StatusCode, Json<Site>)> {
     caller.require(Act::Write, &Target::new("site").provider(&spec.provider))?;
+    if !may_state_facts(&caller, &spec.provider) {
+        return Err(facts_are_federal(FactKind::Site, &spec.name));
+    }
     spec.validate()?;
     if state.store.get_site(&spec.name).await.is_ok() {
         return Err(ApiError::Conflict(format!(
@@ -88,29 +95,47 @@ pub async fn read(
     Ok(Json(state.store.get_site(&name).await?))
 }
 
-/// Create or update a site (idempotent apply).
+/// Create or update a site (idempotent apply). A federation admin states its placement
+/// facts at once; an operator's change of them (location, certifications, environments)
+/// becomes a pending proposal (`202`), while what placement does not read (display name,
+/// Kubernetes version, capabilities, capacity, delivery, age recipient) applies at once.
 #[utoipa::path(put, path = "/api/v1/sites/{name}", tag = "directory", request_body = SiteSpec,
-    responses((status = 200, body = Site), (status = 201, body = Site), (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = Site), (status = 201, body = Site),
+        (status = 202, body = FactProposal, description = "the placement facts asked for wait for a federation admin's approval; the rest applied"),
+        (status = 403, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn apply(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     ApiJson(spec): ApiJson<SiteSpec>,
-) -> ApiResult<(StatusCode, Json<Site>)> {
+) -> ApiResult<Response> {
     crate::routes::same_name(&spec.name, &name)?;
     caller.require(Act::Write, &Target::new("site").provider(&spec.provider))?;
-    if let Ok(existing) = state.store.get_site(&name).await {
+    let existing = state.store.get_site(&name).await.ok();
+    if let Some(existing) = &existing {
         // An operator must also own the site as it is now, not only the one it names.
         caller.require(
             Act::Write,
             &Target::new("site").provider(&existing.spec.provider),
         )?;
     }
+    if !may_state_facts(&caller, &spec.provider) {
+        if existing.is_none() {
+            return Err(facts_are_federal(FactKind::Site, &name));
+        }
+        let store = state.store.clone();
+        let answer = apply_as_operator(&state, &caller, &spec, async move {
+            store.get_site(&name).await.map_err(ApiError::from)
+        })
+        .await?;
+        state.reevaluate.notify_one();
+        return Ok(answer);
+    }
     let (s, created) = state
         .store
         .put_site(&caller.actor(), &spec, state.now())
         .await?;
     state.reevaluate.notify_one();
-    Ok(crate::routes::applied(created, s))
+    Ok(crate::routes::applied(created, s).into_response())
 }

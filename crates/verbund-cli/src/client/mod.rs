@@ -7,6 +7,7 @@
 
 mod audit;
 mod booking;
+mod facts;
 mod http;
 mod manifest;
 mod offering;
@@ -40,6 +41,9 @@ pub enum ClientCommand {
     Provider(provider::ProviderArgs),
     /// Sites: data centers and their Kubernetes clusters.
     Site(site::SiteArgs),
+    /// Placement facts of providers and sites: who stated and approved them, and the
+    /// operators' proposals a federation admin approves or rejects.
+    Facts(facts::FactsArgs),
     /// Offerings: the catalog, and the versions vendors publish.
     Offering(offering::OfferingArgs),
     /// Users and their roles.
@@ -65,6 +69,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Org(a) => org::run(a).await,
         ClientCommand::Provider(a) => provider::run(a).await,
         ClientCommand::Site(a) => site::run(a).await,
+        ClientCommand::Facts(a) => facts::run(a).await,
         ClientCommand::Offering(a) => offering::run(a).await,
         ClientCommand::User(a) => user::run(a).await,
         ClientCommand::Token(a) => token::run(a).await,
@@ -94,6 +99,8 @@ enum Outcome {
     Created,
     Configured,
     Unchanged,
+    /// Placement facts an operator may only propose: they wait for a federation admin.
+    Proposed,
 }
 
 impl Outcome {
@@ -102,13 +109,17 @@ impl Outcome {
             Outcome::Created => "created",
             Outcome::Configured => "configured",
             Outcome::Unchanged => "unchanged",
+            Outcome::Proposed => {
+                "placement facts proposed, waiting for a federation admin's approval"
+            }
         }
     }
 }
 
-/// PUTs `spec` to `/{collection}/{name}` and tells created, configured and unchanged
-/// apart: the server answers 201 for a new object and leaves `updated_at` alone when
-/// nothing changed.
+/// PUTs `spec` to `/{collection}/{name}` and tells created, configured, unchanged and
+/// proposed apart: the server answers 201 for a new object, 202 with a proposal when an
+/// operator's change touches placement facts, and leaves `updated_at` alone when nothing
+/// changed.
 async fn put_named<S: Serialize>(
     api: &Api,
     collection: &str,
@@ -120,6 +131,8 @@ async fn put_named<S: Serialize>(
     let (status, after): (StatusCode, Value) = api.write(Method::PUT, &path, spec).await?;
     let outcome = if status == StatusCode::CREATED {
         Outcome::Created
+    } else if status == StatusCode::ACCEPTED {
+        Outcome::Proposed
     } else {
         match before {
             Some(b)
@@ -149,11 +162,15 @@ async fn apply_named<S: Serialize + serde::de::DeserializeOwned>(
     for (i, spec) in specs.iter().enumerate() {
         let label = format!("{kind}/{}", name_of(spec));
         match put_named(&api, collection, name_of(spec), spec).await {
-            Ok((outcome, answer)) => applier.applied(
-                label.clone(),
-                format!("{label} {}", outcome.as_str()),
-                answer,
-            )?,
+            Ok((outcome, answer)) => {
+                let line = match (outcome, answer.get("id").and_then(Value::as_str)) {
+                    (Outcome::Proposed, Some(id)) => format!(
+                        "{label}: placement facts proposed as fact-proposal/{id}, waiting for a federation admin's approval (the rest applied)"
+                    ),
+                    _ => format!("{label} {}", outcome.as_str()),
+                };
+                applier.applied(label.clone(), line, answer)?
+            }
             Err(e) => return Err(applier.failed(i, &label, e)),
         }
     }
