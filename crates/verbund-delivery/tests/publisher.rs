@@ -488,7 +488,7 @@ on_both!(
 async fn packs_stay_few_however_many_commits(store: Store) {
     let f = federation(store).await;
     let commits = verbund_delivery::PACKS_BEFORE_COMPACTION + 8;
-    for i in 0..commits {
+    for _ in 0..commits {
         f.book(ERIKA, 0, "s").await;
         assert_eq!(f.deliver().await.len(), 1);
     }
