@@ -575,7 +575,7 @@ fn a_large_cold_write_reads_back_identically_and_survives_gc() {
 #[test]
 fn packs_are_compacted_as_they_grow() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = DesiredStateRepo::open_or_init(&dir.path().join("r.git")).unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path().join("r.git")).unwrap();
     for i in 0..40 {
         let mut change = repo.change().unwrap();
         change
