@@ -8,25 +8,22 @@
 //! `site/<name>`. So a report is either applied completely or not at all, and state never
 //! moves backwards because of a late or repeated batch.
 
-use std::collections::{BTreeMap, HashMap};
-
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use verbund_domain::account::SiteToken;
 use verbund_domain::audit::Change;
-use verbund_domain::booking::{transition, BookingEvent, BookingState};
+use verbund_domain::booking::BookingState;
 use verbund_domain::report::{
-    assess, sequence_ceiling, BookingStatus, FreeCapacity, SiteHealth, SiteReport, SiteStatus,
-    SmokeResult,
+    sequence_ceiling, BookingStatus, FreeCapacity, SiteHealth, SiteReport, SiteStatus, SmokeResult,
 };
 use verbund_domain::Invalid;
 
 use crate::bookings::{add_in, IN_CHUNK};
-use crate::rows::{
-    from_json, parse_ts, parse_ts_opt, placeholders, stored_time, to_json, ts, Select,
-};
+use crate::rows::{from_json, parse_ts, parse_ts_opt, stored_time, ts, Select};
 use crate::{Result, Store, StoreError};
+
+mod ingest;
 
 /// One lifecycle move a report caused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,15 +107,6 @@ fn booking_status(r: &AnyRow) -> Result<BookingStatus> {
 
 /// Rows per multi-row upsert: 11 parameters each stays far below both databases' limits.
 const UPSERT_ROWS: usize = 400;
-
-/// What a report needs to know of a booking it names.
-struct Known {
-    site: Option<String>,
-    state: BookingState,
-    version: Option<String>,
-    offering: String,
-    reason: Option<String>,
-}
 
 impl Store {
     /// Stores a new credential for `site`; `secret_hash` is the SHA-256 of its secret.
@@ -257,7 +245,8 @@ impl Store {
             .filter(|t| t.is_usable(now)))
     }
 
-    /// Applies one report of `site` (validated by the caller with `SiteReport::validate`).
+    /// Applies one report of `site` (validated by the caller with `SiteReport::validate`);
+    /// its steps are the functions of [`ingest`].
     pub async fn ingest_report(
         &self,
         site: &str,
@@ -275,14 +264,7 @@ impl Store {
         {
             return Err(StoreError::not_found("site", site));
         }
-        let previous = sqlx::query(&format!(
-            "SELECT {SITE_STATUS_COLUMNS} FROM site_status WHERE site = $1"
-        ))
-        .bind(site)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .map(|r| site_status(&r))
-        .transpose()?;
+        let previous = ingest::previous_status(&mut w, site).await?;
         if let Some(p) = &previous {
             // A stored sequence beyond what a report may carry now (accepted before there
             // was a ceiling) does not block the site: the next report replaces it.
@@ -297,229 +279,24 @@ impl Store {
         }
         let sequence = i64::try_from(report.sequence)
             .map_err(|_| Invalid::new("/sequence", "is too large"))?;
-
-        let ids: Vec<String> = report.bookings.iter().map(|b| b.booking.clone()).collect();
-        let mut known: HashMap<String, Known> = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(IN_CHUNK) {
-            let sql = format!(
-                "SELECT id, site, state, version, offering, reason FROM bookings WHERE id IN ({})",
-                placeholders(self.dialect, 1, chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            for r in q.fetch_all(&mut *w.tx).await? {
-                let state: String = r.try_get(2)?;
-                known.insert(
-                    r.try_get(0)?,
-                    Known {
-                        site: r.try_get(1)?,
-                        state: BookingState::parse(&state).ok_or_else(|| {
-                            StoreError::Corrupt(format!("booking state `{state}`"))
-                        })?,
-                        version: r.try_get(3)?,
-                        offering: r.try_get(4)?,
-                        reason: r.try_get(5)?,
-                    },
-                );
-            }
-        }
-        let mut moves = Vec::new();
-        let mut problems = Vec::with_capacity(ids.len());
-        for (i, obs) in report.bookings.iter().enumerate() {
-            let k = known
-                .get(&obs.booking)
-                .filter(|k| k.site.as_deref() == Some(site))
-                .ok_or_else(|| {
-                    Invalid::new(
-                        format!("/bookings/{i}/booking"),
-                        format!("booking `{}` is not placed on site `{site}`", obs.booking),
-                    )
-                })?;
-            let desired = k.version.as_deref().unwrap_or_default();
-            problems.push(obs.problem(desired));
-            if let Some(event) = assess(k.state, desired, obs) {
-                let to = transition(k.state, event).expect("assess only proposes legal moves");
-                moves.push((
-                    i,
-                    event,
-                    Move {
-                        booking: obs.booking.clone(),
-                        from: k.state,
-                        to,
-                    },
-                ));
-            }
-        }
-
+        let known = ingest::known_bookings(&mut w, self.dialect, report).await?;
+        let judged = ingest::judge(site, report, &known)?;
         let at = ts(&now);
-        for (chunk_no, chunk) in report.bookings.chunks(UPSERT_ROWS).enumerate() {
-            let mut sql = String::from(
-                "INSERT INTO booking_status (booking, site, offering, sequence, observed_at, \
-                 applied_version, desired_replicas, ready_replicas, smoke_test, conditions, problem) VALUES ",
-            );
-            for j in 0..chunk.len() {
-                if j > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                sql.push_str(&placeholders(self.dialect, j * 11 + 1, 11));
-                sql.push(')');
-            }
-            sql.push_str(
-                " ON CONFLICT (booking) DO UPDATE SET site = excluded.site, \
-                 sequence = excluded.sequence, observed_at = excluded.observed_at, \
-                 applied_version = excluded.applied_version, \
-                 desired_replicas = excluded.desired_replicas, \
-                 ready_replicas = excluded.ready_replicas, smoke_test = excluded.smoke_test, \
-                 conditions = excluded.conditions, problem = excluded.problem",
-            );
-            let mut q = sqlx::query(&sql);
-            for (j, obs) in chunk.iter().enumerate() {
-                let k = &known[&obs.booking];
-                q = q
-                    .bind(obs.booking.clone())
-                    .bind(site.to_string())
-                    .bind(k.offering.clone())
-                    .bind(sequence)
-                    .bind(at.clone())
-                    .bind(obs.applied_version.clone())
-                    .bind(i64::from(obs.desired_replicas))
-                    .bind(i64::from(obs.ready_replicas))
-                    .bind(obs.smoke_test.as_str())
-                    .bind(to_json(&obs.conditions)?)
-                    .bind(problems[chunk_no * UPSERT_ROWS + j].clone());
-            }
-            q.execute(&mut *w.tx).await?;
-        }
-
-        // The moves: updated in one statement per target state and reason, each audited
-        // with the observation that caused it (the rest of the booking is unchanged).
-        let mut groups: BTreeMap<(&'static str, Option<String>), Vec<String>> = BTreeMap::new();
-        let mut changes = Vec::with_capacity(moves.len());
-        for (i, event, m) in &moves {
-            let k = &known[&m.booking];
-            let obs = &report.bookings[*i];
-            let reason = match event {
-                BookingEvent::Degrade => problems[*i].clone(),
-                _ => None,
-            };
-            groups
-                .entry((m.to.as_str(), reason.clone()))
-                .or_default()
-                .push(m.booking.clone());
-            let action = match event {
-                BookingEvent::Degrade => "booking.degrade",
-                _ => "booking.ready",
-            };
-            changes.push(Change {
-                actor: actor.clone(),
-                action: action.into(),
-                object: format!("booking/{}", m.booking),
-                before: Some(serde_json::json!({"state": m.from, "reason": k.reason})),
-                after: Some(serde_json::json!({
-                    "state": m.to,
-                    "reason": reason,
-                    "observed": {
-                        "sequence": report.sequence,
-                        "applied_version": obs.applied_version,
-                        "desired_version": k.version,
-                        "ready_replicas": obs.ready_replicas,
-                        "desired_replicas": obs.desired_replicas,
-                        "smoke_test": obs.smoke_test,
-                    },
-                })),
-            });
-        }
-        for ((to, reason), ids) in &groups {
-            for chunk in ids.chunks(IN_CHUNK) {
-                let sql = format!(
-                    "UPDATE bookings SET state = {}, reason = {}, updated_at = {}, \
-                     state_since = {} WHERE id IN ({})",
-                    placeholders(self.dialect, 1, 1),
-                    placeholders(self.dialect, 2, 1),
-                    placeholders(self.dialect, 3, 1),
-                    placeholders(self.dialect, 4, 1),
-                    placeholders(self.dialect, 5, chunk.len())
-                );
-                let mut q = sqlx::query(&sql)
-                    .bind(*to)
-                    .bind(reason.clone())
-                    .bind(at.clone())
-                    .bind(at.clone());
-                for id in chunk {
-                    q = q.bind(id.clone());
-                }
-                q.execute(&mut *w.tx).await?;
-            }
-        }
+        ingest::upsert_observations(&mut w, self.dialect, site, sequence, &judged, &at).await?;
+        let changes =
+            ingest::write_moves(&mut w, self.dialect, &actor, report, &judged, &at).await?;
         w.audit_many(self.dialect, changes, now).await?;
-
-        let o = &report.site;
-        sqlx::query(&format!(
-            "INSERT INTO site_status ({SITE_STATUS_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL) \
-             ON CONFLICT (site) DO UPDATE SET sequence = excluded.sequence, \
-             reported_at = excluded.reported_at, interval_seconds = excluded.interval_seconds, \
-             agent = excluded.agent, simulated = excluded.simulated, \
-             kubernetes_version = excluded.kubernetes_version, \
-             free_cpu_millis = excluded.free_cpu_millis, free_memory_mib = excluded.free_memory_mib, \
-             free_storage_gib = excluded.free_storage_gib, health = excluded.health, \
-             message = excluded.message, silent_since = NULL"
-        ))
-        .bind(site)
-        .bind(sequence)
-        .bind(&at)
-        .bind(i64::from(report.agent.interval_seconds))
-        .bind(&report.agent.name)
-        .bind(i64::from(report.agent.simulated))
-        .bind(&o.kubernetes_version)
-        .bind(saturating(o.free.cpu_millis))
-        .bind(saturating(o.free.memory_mib))
-        .bind(saturating(o.free.storage_gib))
-        .bind(o.health.as_str())
-        .bind(o.message.clone())
-        .execute(&mut *w.tx)
-        .await?;
-        // The site's own story is audited where it turns: first report, back from silence,
-        // or a change of the health it reports.
-        let turn = match &previous {
-            None => Some("site.reporting"),
-            Some(p) if p.silent_since.is_some() => Some("site.reporting"),
-            Some(p) if p.reported_health != o.health => Some("site.health"),
-            Some(_) => None,
-        };
-        if let Some(action) = turn {
-            w.audit(
-                Change {
-                    actor: actor.clone(),
-                    action: action.into(),
-                    object: format!("site/{site}"),
-                    before: previous.as_ref().map(|p| {
-                        serde_json::json!({
-                            "health": p.reported_health,
-                            "silent_since": p.silent_since,
-                            "agent": p.agent,
-                        })
-                    }),
-                    after: Some(serde_json::json!({
-                        "health": o.health,
-                        "message": o.message,
-                        "agent": report.agent.name,
-                        "simulated": report.agent.simulated,
-                    })),
-                },
-                now,
-            )
-            .await?;
-        }
+        ingest::store_site_status(&mut w, site, sequence, report, &at).await?;
+        ingest::audit_site_turn(&mut w, &actor, site, previous.as_ref(), report, now).await?;
         w.commit().await?;
         Ok(Ingested {
             accepted: true,
             sequence: report.sequence,
             bookings: report.bookings.len(),
-            moves: moves.into_iter().map(|(_, _, m)| m).collect(),
+            moves: judged
+                .iter()
+                .filter_map(ingest::Judged::caused_move)
+                .collect(),
         })
     }
 

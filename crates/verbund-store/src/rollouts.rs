@@ -24,9 +24,8 @@ use verbund_domain::booking::{transition, Booking, BookingEvent, BookingState};
 use verbund_domain::directory::{Environment, Level, Organisation};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::rollout::{
-    item_state_after, step, Action, Candidate, Control, Counts, ItemState, ItemView, Observed,
-    Plan, Rollout, RolloutItem, RolloutState, RolloutView, SiteCandidate, SiteSummary, Stage,
-    WaveSummary,
+    step, Candidate, Control, Counts, ItemState, Plan, Rollout, RolloutItem, RolloutState,
+    SiteCandidate, SiteSummary, Stage, WaveSummary,
 };
 
 use crate::bookings::IN_CHUNK;
@@ -36,6 +35,9 @@ use crate::rows::{
     Select,
 };
 use crate::{Dialect, Store};
+
+mod control;
+mod tick;
 
 /// The actor of the engine's own changes.
 pub const ENGINE: &str = "system/rollouts";
@@ -681,302 +683,40 @@ impl Store {
         }
     }
 
-    /// One tick of the engine for one rollout; see the module docs.
+    /// One tick of the engine for one rollout; see the module docs and [`tick`] for
+    /// its steps.
     pub async fn tick_rollout(&self, id: &str, now: DateTime<Utc>) -> Result<Ticked> {
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
-        let Some(row) = sqlx::query(&format!(
-            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1 AND state = 'running'"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        else {
+        let Some((rollout, view)) = tick::load_running(&mut w, id).await? else {
             return Ok(Ticked::default());
         };
-        let rollout = rollout_row(&row)?;
-        let (tolerated, smoke_test) = (tolerated(&row)?, row.try_get::<i64, _>(9)? != 0);
-        let view = RolloutView {
-            state: rollout.state,
-            version: rollout.version.clone(),
-            policy: rollout.policy.clone(),
-            current_wave: rollout.current_wave,
-            waves: rollout.waves.iter().map(|w| w.stage).collect(),
-            tolerated,
-            smoke_test,
-            loaded_through: rollout.current_wave + 1,
-        };
-        let rows = sqlx::query(
-            "SELECT i.booking, i.site, i.wave, i.reference, i.state, i.since, i.ready_since, \
-             b.state, b.version, b.channel, s.smoke_test, s.applied_version, s.problem, b.reason, \
-             i.from_version \
-             FROM rollout_items i LEFT JOIN bookings b ON b.id = i.booking \
-             LEFT JOIN booking_status s ON s.booking = i.booking \
-             WHERE i.rollout = $1 AND (i.wave IN ($2, $3) OR i.reference = 1 \
-             OR i.state IN ('updating', 'baking', 'waiting')) ORDER BY i.wave, i.booking",
-        )
-        .bind(id)
-        .bind(i64::from(rollout.current_wave))
-        .bind(i64::from(rollout.current_wave) + 1)
-        .fetch_all(&mut *w.tx)
-        .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        let mut from: HashMap<String, Option<String>> = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let state: String = r.try_get(4)?;
-            let booking: String = r.try_get(0)?;
-            let observed = match r.try_get::<Option<String>, _>(7)? {
-                None => None,
-                Some(bs) => {
-                    let version: Option<String> = r.try_get(8)?;
-                    let applied: Option<String> = r.try_get(11)?;
-                    let smoke: Option<String> = r.try_get(10)?;
-                    Some(Observed {
-                        state: BookingState::parse(&bs)
-                            .ok_or_else(|| StoreError::Corrupt(format!("booking state `{bs}`")))?,
-                        smoke_passed: applied.is_some()
-                            && applied == version
-                            && smoke.as_deref() == Some("passed"),
-                        version,
-                        channel: r.try_get(9)?,
-                        problem: r
-                            .try_get::<Option<String>, _>(12)?
-                            .or(r.try_get::<Option<String>, _>(13)?),
-                    })
-                }
-            };
-            from.insert(booking.clone(), r.try_get(14)?);
-            items.push(ItemView {
-                booking,
-                site: r.try_get(1)?,
-                wave: r.try_get::<i64, _>(2)? as u32,
-                reference: r.try_get::<i64, _>(3)? != 0,
-                state: ItemState::parse(&state)
-                    .ok_or_else(|| StoreError::Corrupt(format!("rollout item state `{state}`")))?,
-                since: parse_ts(&r.try_get::<String, _>(5)?)?,
-                ready_since: parse_ts_opt(r.try_get(6)?)?,
-                observed,
-            });
-        }
+        let (items, from) = tick::load_items(&mut w, id, rollout.current_wave).await?;
         let actions = step(&view, &items, now);
         if actions.is_empty() {
             return Ok(Ticked::default());
         }
-        let by_id: HashMap<&str, &ItemView> =
-            items.iter().map(|i| (i.booking.as_str(), i)).collect();
+        let at = ts(&now);
         let mut ticked = Ticked {
             actions: actions.len(),
             ..Ticked::default()
         };
-        let at = ts(&now);
-        // Item states, grouped by (state, reason) for few statements.
-        let mut groups: BTreeMap<(ItemState, Option<String>), Vec<String>> = BTreeMap::new();
-        let mut baking = Vec::new();
-        let mut to_new = Vec::new();
-        let mut to_old = Vec::new();
-        // The rollout's own events by the index of their action, so that the audit trail
-        // follows the order of the decisions (a wave opens before its bookings start).
-        let mut rollout_changes: HashMap<usize, (&str, Value)> = HashMap::new();
-        for (i, a) in actions.iter().enumerate() {
-            if let Some(state) = item_state_after(a) {
-                let (booking, reason) = match a {
-                    Action::Fail { booking, reason } | Action::Skip { booking, reason } => {
-                        (booking, Some(reason.clone()))
-                    }
-                    Action::Start { booking }
-                    | Action::Wait { booking }
-                    | Action::Bake { booking }
-                    | Action::Pass { booking } => (booking, None),
-                    _ => unreachable!("item actions only"),
-                };
-                groups
-                    .entry((state, reason))
-                    .or_default()
-                    .push(booking.clone());
-                match a {
-                    Action::Start { booking } => {
-                        ticked.started += 1;
-                        to_new.push(booking.clone());
-                    }
-                    Action::Bake { booking } => baking.push(booking.clone()),
-                    Action::Pass { .. } => ticked.passed += 1,
-                    Action::Fail { booking, reason } => {
-                        ticked.failed += 1;
-                        to_old.push((booking.clone(), reason.clone()));
-                    }
-                    Action::Skip { .. } => ticked.skipped += 1,
-                    Action::Wait { .. } => ticked.waiting += 1,
-                    _ => {}
-                }
-                continue;
-            }
-            match a {
-                Action::Advance { wave } => {
-                    ticked.advanced = Some(*wave);
-                    sqlx::query(
-                        "UPDATE rollouts SET current_wave = $2, tolerated = 0, updated_at = $3 WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(i64::from(*wave))
-                    .bind(&at)
-                    .execute(&mut *w.tx)
-                    .await?;
-                    rollout_changes.insert(
-                        i,
-                        (
-                            "rollout.wave",
-                            json!({"wave": wave, "stage": view.waves.get(*wave as usize)}),
-                        ),
-                    );
-                }
-                Action::Halt { reason } => {
-                    ticked.finished = Some(RolloutState::Halted);
-                    set_state(&mut w, id, RolloutState::Halted, Some(reason), &at).await?;
-                    rollout_changes.insert(
-                        i,
-                        ("rollout.halt", json!({"state": "halted", "reason": reason})),
-                    );
-                }
-                Action::Complete => {
-                    ticked.finished = Some(RolloutState::Completed);
-                    set_state(&mut w, id, RolloutState::Completed, None, &at).await?;
-                    rollout_changes.insert(i, ("rollout.complete", json!({"state": "completed"})));
-                }
-                _ => {}
-            }
-        }
-        for ((state, reason), ids) in &groups {
-            set_items(
-                &mut w,
-                self.dialect,
-                id,
-                ids,
-                *state,
-                reason.as_deref(),
-                &at,
-            )
-            .await?;
-        }
-        for chunk in baking.chunks(IN_CHUNK) {
-            let sql = format!(
-                "UPDATE rollout_items SET ready_since = {} WHERE rollout = {} AND booking IN ({})",
-                placeholders(self.dialect, 1, 1),
-                placeholders(self.dialect, 2, 1),
-                placeholders(self.dialect, 3, chunk.len())
-            );
-            let mut q = sqlx::query(&sql).bind(at.clone()).bind(id.to_owned());
-            for b in chunk {
-                q = q.bind(b.clone());
-            }
-            q.execute(&mut *w.tx).await?;
-        }
-        // The bookings' desired versions, each change audited.
-        let mut booking_changes: HashMap<String, Change> = HashMap::new();
-        let version = rollout.version.clone();
-        let targets: Vec<(String, Option<String>, &str, Option<String>)> = to_new
-            .iter()
-            .map(|b| (b.clone(), Some(version.clone()), "booking.rollout", None))
-            .chain(to_old.iter().filter_map(|(b, reason)| {
-                let previous = from.get(b).cloned().flatten()?;
-                Some((
-                    b.clone(),
-                    Some(previous),
-                    "booking.rollback",
-                    Some(reason.clone()),
-                ))
-            }))
-            .collect();
-        let mut moves: BTreeMap<(String, &str, bool), Vec<String>> = BTreeMap::new();
-        for (booking, to, action, reason) in &targets {
-            let Some(item) = by_id.get(booking.as_str()) else {
-                continue;
-            };
-            let Some(o) = &item.observed else { continue };
-            let to = to.clone().unwrap_or_default();
-            if o.version.as_deref() == Some(to.as_str()) && o.state != BookingState::Degraded {
-                continue;
-            }
-            let next_state = transition(o.state, BookingEvent::StartUpdate).unwrap_or(o.state);
-            moves
-                .entry((to.clone(), next_state.as_str(), next_state != o.state))
-                .or_default()
-                .push(booking.clone());
-            booking_changes.insert(
-                booking.clone(),
-                Change {
-                    actor: ENGINE.into(),
-                    action: (*action).into(),
-                    object: format!("booking/{booking}"),
-                    before: Some(json!({"version": o.version, "state": o.state})),
-                    after: Some(json!({
-                        "version": to,
-                        "state": next_state,
-                        "rollout": id,
-                        "reason": reason,
-                    })),
-                },
-            );
-        }
-        for ((to, state, moved), ids) in &moves {
-            for chunk in ids.chunks(IN_CHUNK) {
-                // `state_since` moves only with the state.
-                let since = if *moved {
-                    format!(", state_since = {}", placeholders(self.dialect, 4, 1))
-                } else {
-                    String::new()
-                };
-                let first = if *moved { 5 } else { 4 };
-                let sql = format!(
-                    "UPDATE bookings SET version = {}, state = {}, updated_at = {}{since} \
-                     WHERE id IN ({})",
-                    placeholders(self.dialect, 1, 1),
-                    placeholders(self.dialect, 2, 1),
-                    placeholders(self.dialect, 3, 1),
-                    placeholders(self.dialect, first, chunk.len())
-                );
-                let mut q = sqlx::query(&sql)
-                    .bind(to.clone())
-                    .bind(state.to_string())
-                    .bind(at.clone());
-                if *moved {
-                    q = q.bind(at.clone());
-                }
-                for b in chunk {
-                    q = q.bind(b.clone());
-                }
-                q.execute(&mut *w.tx).await?;
-            }
-        }
-        let mut changes = Vec::with_capacity(booking_changes.len() + rollout_changes.len());
-        for (i, a) in actions.iter().enumerate() {
-            match a {
-                Action::Start { booking } | Action::Fail { booking, .. } => {
-                    changes.extend(booking_changes.remove(booking));
-                }
-                _ => {
-                    if let Some((action, after)) = rollout_changes.remove(&i) {
-                        changes.push(Change {
-                            actor: ENGINE.into(),
-                            action: action.into(),
-                            object: format!("rollout/{id}"),
-                            before: None,
-                            after: Some(after),
-                        });
-                    }
-                }
-            }
-        }
-        sqlx::query("UPDATE rollouts SET ticks = ticks + 1, updated_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(&at)
-            .execute(&mut *w.tx)
-            .await?;
+        let sorted = tick::sort_item_actions(&actions, &mut ticked);
+        let rollout_events =
+            tick::apply_rollout_actions(&mut w, id, &view, &actions, &at, &mut ticked).await?;
+        tick::write_item_states(&mut w, self.dialect, id, &sorted, &at).await?;
+        let (moves, booking_events) =
+            tick::booking_moves(id, &rollout.version, &sorted, &items, &from);
+        tick::write_booking_moves(&mut w, self.dialect, &moves, &at).await?;
+        let changes = tick::in_decision_order(id, &actions, booking_events, rollout_events);
+        tick::count_tick(&mut w, id, &at).await?;
         w.audit_many(self.dialect, changes, now).await?;
         w.commit().await?;
         Ok(ticked)
     }
 
-    /// An operator's control of a rollout, audited as the actor's.
+    /// An operator's control of a rollout, audited as the actor's; each control is a
+    /// function of [`control`].
     pub async fn control_rollout(
         &self,
         id: &str,
@@ -1017,187 +757,21 @@ impl Store {
         .iter()
         .map(item_row)
         .collect::<Result<_>>()?;
-        let site_of = |site: &str| -> Result<()> {
-            if items.iter().any(|i| i.site == site) {
-                Ok(())
-            } else {
-                Err(StoreError::Invalid(verbund_domain::Invalid::new(
-                    "/site",
-                    format!("rollout `{id}` has no bookings on site `{site}`"),
-                )))
-            }
-        };
-        let mut changes = Vec::new();
-        let mut after = json!({});
-        match control {
-            Control::Pause => {
-                set_state(&mut w, id, RolloutState::Paused, None, &at).await?;
-                after = json!({"state": "paused"});
-            }
+        let d = self.dialect;
+        let (after, mut changes) = match control {
+            Control::Pause => control::pause(&mut w, id, &at).await?,
             Control::Resume => {
-                let failed = items
-                    .iter()
-                    .filter(|i| i.wave == rollout.current_wave && i.state == ItemState::Failed)
-                    .count() as i64;
-                let tolerated = if rollout.state == RolloutState::Halted {
-                    failed
-                } else {
-                    tolerated(&row)?.into()
-                };
-                set_state(&mut w, id, RolloutState::Running, None, &at).await?;
-                sqlx::query("UPDATE rollouts SET tolerated = $2 WHERE id = $1")
-                    .bind(id)
-                    .bind(tolerated)
-                    .execute(&mut *w.tx)
-                    .await?;
-                after = json!({"state": "running", "accepted_failures": tolerated});
+                let before = tolerated(&row)?;
+                control::resume(&mut w, id, &rollout, &items, before, &at).await?
             }
-            Control::Abort => {
-                let mut back = Vec::new();
-                let mut skip = Vec::new();
-                for i in &items {
-                    match (i.state, &i.from_version) {
-                        // A reference booking created by this rollout has no earlier
-                        // version: it keeps the new one in its test environment.
-                        (ItemState::Passed, None) => {}
-                        (ItemState::Updating | ItemState::Baking | ItemState::Passed, Some(_)) => {
-                            back.push(i)
-                        }
-                        (
-                            ItemState::Pending
-                            | ItemState::Waiting
-                            | ItemState::Updating
-                            | ItemState::Baking,
-                            _,
-                        ) => skip.push(i.booking.clone()),
-                        _ => {}
-                    }
-                }
-                let ids: Vec<String> = back.iter().map(|i| i.booking.clone()).collect();
-                set_items(
-                    &mut w,
-                    self.dialect,
-                    id,
-                    &ids,
-                    ItemState::RolledBack,
-                    Some("the rollout was aborted"),
-                    &at,
-                )
-                .await?;
-                set_items(
-                    &mut w,
-                    self.dialect,
-                    id,
-                    &skip,
-                    ItemState::Skipped,
-                    Some("the rollout was aborted"),
-                    &at,
-                )
-                .await?;
-                for i in back {
-                    if let Some(previous) = &i.from_version {
-                        if let Some(change) = roll_back(
-                            &mut w,
-                            actor,
-                            &i.booking,
-                            previous,
-                            id,
-                            "the rollout was aborted",
-                            &at,
-                        )
-                        .await?
-                        {
-                            changes.push(change);
-                        }
-                    }
-                }
-                set_state(
-                    &mut w,
-                    id,
-                    RolloutState::Aborted,
-                    Some(&format!("aborted by {actor}")),
-                    &at,
-                )
-                .await?;
-                after =
-                    json!({"state": "aborted", "rolled_back": ids.len(), "skipped": skip.len()});
-            }
+            Control::Abort => control::abort(&mut w, d, id, actor, &items, &at).await?,
             Control::RetrySite(site) => {
-                site_of(site)?;
-                let retried: Vec<String> = items
-                    .iter()
-                    .filter(|i| {
-                        &i.site == site
-                            && matches!(
-                                i.state,
-                                ItemState::Failed | ItemState::Skipped | ItemState::RolledBack
-                            )
-                    })
-                    .map(|i| i.booking.clone())
-                    .collect();
-                if retried.is_empty() {
-                    return Err(StoreError::Conflict(format!(
-                        "site `{site}` has no failed or skipped bookings in rollout `{id}`"
-                    )));
-                }
-                let wave = if rollout.state == RolloutState::Completed {
-                    rollout.waves.len().saturating_sub(1) as u32
-                } else {
-                    rollout.current_wave
-                };
-                for chunk in retried.chunks(IN_CHUNK) {
-                    let sql = format!(
-                        "UPDATE rollout_items SET state = 'pending', wave = {}, since = {}, \
-                         ready_since = NULL, reason = NULL WHERE rollout = {} AND booking IN ({})",
-                        placeholders(self.dialect, 1, 1),
-                        placeholders(self.dialect, 2, 1),
-                        placeholders(self.dialect, 3, 1),
-                        placeholders(self.dialect, 4, chunk.len())
-                    );
-                    let mut q = sqlx::query(&sql)
-                        .bind(i64::from(wave))
-                        .bind(at.clone())
-                        .bind(id.to_owned());
-                    for b in chunk {
-                        q = q.bind(b.clone());
-                    }
-                    q.execute(&mut *w.tx).await?;
-                }
-                sqlx::query(
-                    "UPDATE rollouts SET state = 'running', reason = NULL, finished_at = NULL, \
-                     current_wave = $2, updated_at = $3 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(i64::from(wave))
-                .bind(&at)
-                .execute(&mut *w.tx)
-                .await?;
-                after = json!({"site": site, "retried": retried.len(), "wave": wave, "state": "running"});
+                control::retry_site(&mut w, d, id, &rollout, &items, site, &at).await?
             }
             Control::SkipSite { site, reason } => {
-                site_of(site)?;
-                let skipped: Vec<String> = items
-                    .iter()
-                    .filter(|i| {
-                        &i.site == site
-                            && matches!(i.state, ItemState::Pending | ItemState::Waiting)
-                    })
-                    .map(|i| i.booking.clone())
-                    .collect();
-                let why = format!("site `{site}` skipped by {actor}: {reason}");
-                set_items(
-                    &mut w,
-                    self.dialect,
-                    id,
-                    &skipped,
-                    ItemState::Skipped,
-                    Some(&why),
-                    &at,
-                )
-                .await?;
-                after = json!({"site": site, "skipped": skipped.len(), "reason": reason});
+                control::skip_site(&mut w, d, id, actor, &items, site, reason, &at).await?
             }
-        }
+        };
         changes.insert(
             0,
             Change {
