@@ -3,6 +3,14 @@
 //! tests check what the agent concludes (the report) and what it asks the API server
 //! to change (server-side apply, prune) — every request, in order.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -21,6 +21,14 @@
 //! (`VERBUND_BENCH_BOOKINGS` changes the 100,000); without `--bench`, as under
 //! `cargo test --all-targets`, a small smoke version runs.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -31,22 +39,16 @@ use serde_json::json;
 use tower::ServiceExt;
 use verbund_api::AppState;
 use verbund_delivery::{Publisher, PublisherOptions};
-use verbund_domain::account::{Membership, Role, UserSpec};
+use verbund_domain::account::{Membership, UserSpec};
 use verbund_domain::booking::BookingState;
 use verbund_render::RenderOptions;
 use verbund_store::Store;
 use verbund_testkit::germany;
+use verbund_testkit::measure::{env_usize, ms, percentile};
 
 // The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Forgets the peak resident memory so far (Linux).
 fn reset_peak() {
@@ -61,15 +63,6 @@ fn peak_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 async fn run(full: bool) {
@@ -150,12 +143,7 @@ async fn run(full: bool) {
                 name: "bench-admin".into(),
                 display_name: "Bench".into(),
                 email: None,
-                memberships: vec![Membership {
-                    role: Role::FederationAdmin,
-                    organisation: None,
-                    provider: None,
-                    delegated: false,
-                }],
+                memberships: vec![Membership::federation_admin()],
             },
             now,
         )

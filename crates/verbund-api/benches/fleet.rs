@@ -20,8 +20,16 @@
 //! changes the 100,000; `VERBUND_BENCH_BACKENDS=sqlite` skips PostgreSQL); without
 //! `--bench`, as under `cargo test --all-targets`, a small smoke version runs.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -32,10 +40,11 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use verbund_api::AppState;
-use verbund_domain::account::{Membership, Role, UserSpec};
+use verbund_domain::account::{Membership, UserSpec};
 use verbund_domain::booking::BookingState;
 use verbund_domain::directory::Environment;
 use verbund_store::Store;
+use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile};
 use verbund_testkit::{germany, Scratch};
 
 // The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
@@ -43,22 +52,6 @@ use verbund_testkit::{germany, Scratch};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 5_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
     let resp = app.clone().oneshot(req).await.expect("infallible");
@@ -128,15 +121,8 @@ async fn ingest(app: &Router, bodies: Vec<(String, String, String)>, count: usiz
 async fn run(backend: &str, full: bool) {
     let bookings = env_usize("VERBUND_BENCH_BOOKINGS", if full { 100_000 } else { 600 });
     let reads = env_usize("VERBUND_BENCH_READS", if full { 50 } else { 5 });
-    let scratch = match backend {
-        "postgres" => match Scratch::postgres("bench_fleet").await {
-            Some(s) => s,
-            None => {
-                println!("postgres: skipped (no server)");
-                return;
-            }
-        },
-        _ => Scratch::sqlite(),
+    let Some(scratch) = Scratch::for_backend(backend, "bench_fleet").await else {
+        return;
     };
     let store = Store::open(&scratch.url).await.expect("store opens");
     let now = Utc::now();
@@ -183,12 +169,7 @@ async fn run(backend: &str, full: bool) {
                 name: "bench-admin".into(),
                 display_name: "Bench".into(),
                 email: None,
-                memberships: vec![Membership {
-                    role: Role::FederationAdmin,
-                    organisation: None,
-                    provider: None,
-                    delegated: false,
-                }],
+                memberships: vec![Membership::federation_admin()],
             },
             now,
         )
@@ -250,16 +231,10 @@ async fn run(backend: &str, full: bool) {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let backends = std::env::var("VERBUND_BENCH_BACKENDS").unwrap_or_else(|_| {
-        if full {
-            "sqlite,postgres".into()
-        } else {
-            "sqlite".into()
-        }
-    });
+    let full = full_run();
+    let backends = backends(full);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    for backend in backends.split(',') {
-        rt.block_on(run(backend.trim(), full));
+    for backend in &backends {
+        rt.block_on(run(backend, full));
     }
 }

@@ -22,6 +22,14 @@
 //! Without `--bench` (as under `cargo test --all-targets`) it loads three small Länder and
 //! sends a handful of requests per scenario, so the test suite does not spend minutes here.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -39,7 +47,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
 use verbund_api::AppState;
-use verbund_domain::account::{Membership, Role, UserSpec};
+use verbund_domain::account::{Membership, UserSpec};
 use verbund_domain::directory::KeyedOrganisation;
 use verbund_store::Store;
 
@@ -256,12 +264,7 @@ impl Fixture {
                     name: "bench-admin".into(),
                     display_name: "Benchmark".into(),
                     email: None,
-                    memberships: vec![Membership {
-                        role: Role::FederationAdmin,
-                        organisation: None,
-                        provider: None,
-                        delegated: false,
-                    }],
+                    memberships: vec![Membership::federation_admin()],
                 },
                 now,
             )

@@ -3,6 +3,14 @@
 //! filters and pagination, role scopes, the audit trail, OpenAPI and operations endpoints,
 //! and snapshots of the problem documents clients see.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 #[macro_use]
 mod common;
 

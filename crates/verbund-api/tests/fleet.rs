@@ -4,6 +4,14 @@
 //! sites' preflights: kept, audited, refused for the wrong site, and keeping new
 //! bookings off a site that failed.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 #[macro_use]
 mod common;
 

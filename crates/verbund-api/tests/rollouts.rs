@@ -4,6 +4,14 @@
 //! site out of production, a production failure halting and rolling back, the controls
 //! and who may use them, early adopters in the canary, and bad input changing nothing.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 #[macro_use]
 mod common;
 

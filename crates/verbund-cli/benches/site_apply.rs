@@ -48,6 +48,14 @@
 //! Without `--bench`, as under `cargo test --all-targets`, a smoke run (20 bookings, 2
 //! changes, Flux's interval-driven change left out) goes through every other step.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

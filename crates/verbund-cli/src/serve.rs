@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use verbund_api::{issue_token, AppState};
-use verbund_domain::account::{Membership, Role, UserSpec};
+use verbund_domain::account::{Membership, UserSpec};
 use verbund_store::Store;
 
 use crate::cli::{repository_path, DeliveryArgs, ServeArgs, StoreArgs};
@@ -49,12 +49,7 @@ pub async fn bootstrap_admin(store: &Store, data: &Path) -> anyhow::Result<()> {
                 name: ADMIN.into(),
                 display_name: "Federation administrator".into(),
                 email: None,
-                memberships: vec![Membership {
-                    role: Role::FederationAdmin,
-                    organisation: None,
-                    provider: None,
-                    delegated: false,
-                }],
+                memberships: vec![Membership::federation_admin()],
             },
             now,
         )

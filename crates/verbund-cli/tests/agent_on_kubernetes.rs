@@ -29,6 +29,14 @@
 //!   quota, while its dependencies' charts, which cannot be fetched here (public
 //!   registries), are those bookings' problem alone.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};

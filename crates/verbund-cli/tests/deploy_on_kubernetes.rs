@@ -18,6 +18,14 @@
 //!   port. The Prometheus Operator's CRD is not in the test cluster, so the ServiceMonitor
 //!   is checked against the Service it selects, not applied.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

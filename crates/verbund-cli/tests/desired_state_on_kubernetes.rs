@@ -27,6 +27,14 @@
 //! the test environment (Flux's, Argo CD's and External Secrets' CRDs among them), so an
 //! object of a kind the API server does not know is a failure.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

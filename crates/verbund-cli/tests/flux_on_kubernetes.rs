@@ -22,6 +22,14 @@
 //!   site's repository nor of the whole desired state holds the value anywhere;
 //! - a cancellation is pruned by Flux until the namespace is gone.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -12,6 +12,14 @@
 //! pages are also saved at desktop and phone width (that is how `docs/screenshots/` is
 //! made).
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

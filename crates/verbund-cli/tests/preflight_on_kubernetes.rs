@@ -14,6 +14,14 @@
 //! `--no-report` tells the control plane nothing; a run interrupted (SIGINT) while its
 //! probe runs deletes the probe's namespace all the same and reports nothing.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;

@@ -18,6 +18,14 @@
 //! booking, `rollout.wave` numbered 1, 2, … without gaps or repeats, and each booking's
 //! start between its wave's `rollout.wave` and the next.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Child;

@@ -18,6 +18,14 @@
 //! `cargo test --all-targets`, a small smoke version runs. PostgreSQL comes from
 //! `VERBUND_TEST_POSTGRES` (see `verbund-testkit`); a fresh database is dropped afterwards.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,27 +35,12 @@ use verbund_delivery::{Publisher, PublisherOptions};
 use verbund_domain::booking::{BookingSpec, BookingState};
 use verbund_render::RenderOptions;
 use verbund_store::Store;
+use verbund_testkit::measure::{env_usize, ms, percentile};
 use verbund_testkit::{germany, Scratch};
 
 // The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// A replica's publisher with its repositories in `dir/<name>`.
 async fn replica(store: &Store, dir: &Path, name: &str) -> Publisher {

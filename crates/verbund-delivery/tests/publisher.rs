@@ -2,6 +2,14 @@
 //! change becomes one attributed commit, incremental delivery always equals a full
 //! render, drift is found and repaired, and no secret ever enters the history.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;

@@ -60,6 +60,16 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// The federation administrator's role: everything, everywhere.
+    pub fn federation_admin() -> Membership {
+        Membership {
+            role: Role::FederationAdmin,
+            organisation: None,
+            provider: None,
+            delegated: false,
+        }
+    }
+
     pub fn validate(&self, at: &str) -> Result<()> {
         if self.delegated && self.role != Role::OrgAdmin {
             return Err(Invalid::new(

@@ -347,21 +347,15 @@ impl BookingObservation {
             Some(_) if self.smoke_test == SmokeResult::Failed => {
                 "the smoke test failed".to_string()
             }
-            Some(_) if self.failing_condition() => {
-                let c = self
-                    .conditions
-                    .iter()
-                    .find(|c| c.status == "False")
-                    .expect("a failing condition");
-                format!(
-                    "{} is False{}",
-                    c.kind,
-                    c.reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                )
-            }
+            Some(_) if self.failing_condition() => self
+                .conditions
+                .iter()
+                .find(|c| c.status == "False")
+                .map(|c| {
+                    let reason = c.reason.as_deref().map(|r| format!(" ({r})"));
+                    format!("{} is False{}", c.kind, reason.unwrap_or_default())
+                })
+                .unwrap_or_else(|| "a condition is False".to_string()),
             Some(_)
                 if self.ready_replicas < self.desired_replicas || self.desired_replicas == 0 =>
             {

@@ -36,7 +36,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -1108,13 +1110,15 @@ pub fn german_local(now: DateTime<Utc>) -> chrono::NaiveDateTime {
     (now + Duration::hours(offset)).naive_utc()
 }
 
+/// 01:00 UTC of the last Sunday of `month` (March or October: the switches of
+/// European summer time).
 fn last_sunday_0100_utc(year: i32, month: u32) -> DateTime<Utc> {
-    let mut day =
-        NaiveDate::from_ymd_opt(year, month + 1, 1).expect("a valid month") - Duration::days(1);
+    let first_of_next = NaiveDate::from_ymd_opt(year, month + 1, 1).unwrap_or(NaiveDate::MAX);
+    let mut day = first_of_next - Duration::days(1);
     while day.weekday() != Weekday::Sun {
         day -= Duration::days(1);
     }
-    Utc.from_utc_datetime(&day.and_hms_opt(1, 0, 0).expect("a valid time"))
+    Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(1, 0, 0).unwrap_or_default()))
 }
 
 #[cfg(test)]

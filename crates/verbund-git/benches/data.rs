@@ -2,6 +2,13 @@
 //! example: 60 site folders, bookings of seven realistic YAML files (~750 bytes each)
 //! that differ per booking by names, and a kustomization per site.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 #![allow(
     dead_code,
     reason = "shared by the benchmark and the example, each uses part"

@@ -3,6 +3,14 @@
 //! everything in one commit, a one-booking change, and the unchanged check by folder
 //! names. Besides criterion's figures it prints median and p99 of the one-booking change.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod data;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,14 @@
 //! verify, git-compatible object names and packs, crash recovery, the history secret scan
 //! and push.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;

@@ -2,6 +2,14 @@
 //! and their validation, so that `verbund demo` never starts from a file the API would
 //! refuse; and checks its municipalities and OZG ids against the real reference data.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::BufReader;

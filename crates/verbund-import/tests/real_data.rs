@@ -2,6 +2,14 @@
 //! folder next to the repository, so that the parsers are known to read the official
 //! editions and not just our idea of them.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::BufReader;

@@ -6,6 +6,14 @@
 //! `cargo bench -p verbund-placement --bench placement` runs the full scenario;
 //! under `cargo test` (no `--bench` argument) it runs a small smoke version.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::time::Instant;
 
 use chrono::{NaiveDate, TimeZone, Utc};

@@ -4,6 +4,14 @@
 //!
 //! PostgreSQL: see `verbund_testkit` (`VERBUND_TEST_POSTGRES`, `VERBUND_SKIP_POSTGRES`).
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};
 use verbund_domain::booking::{Booking, BookingSpec, BookingState};

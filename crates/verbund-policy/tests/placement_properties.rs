@@ -4,6 +4,14 @@
 //! One placer also serves every organisation and two offerings in turn, so that its
 //! memory of policy outcomes is checked against the oracle as well.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};

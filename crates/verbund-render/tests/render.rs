@@ -2,6 +2,14 @@
 //! per delivery mode, validity against the official Kubernetes schemas, the secrets
 //! rule, values precedence, network allowances and determinism.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -4,6 +4,14 @@
 //! YAML forbids or folds. And a booking the renderer refuses is that booking's problem:
 //! the rest of its site is rendered.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::path::Path;
 
 use chrono::{TimeZone, Utc};

@@ -26,6 +26,14 @@
 //! PostgreSQL); without `--bench`, as under `cargo test --all-targets`, a small smoke
 //! version runs.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -39,6 +47,7 @@ use verbund_domain::report::{
 };
 use verbund_domain::rollout::{ItemState, PlanInput, RolloutItem, RolloutPolicy, RolloutState};
 use verbund_store::{ItemFilter, Store};
+use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile};
 use verbund_testkit::{germany, Scratch};
 
 // The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
@@ -47,22 +56,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const OLD: &str = "1.0.0";
 const NEW: &str = "2.0.0";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 /// p50, p99, max and total of a series, in ms.
 fn summary(times: &[Duration]) -> String {
@@ -167,15 +160,8 @@ fn reports(started: &[RolloutItem], sequence: u64) -> Vec<(String, SiteReport)> 
 async fn run(backend: &str, full: bool) {
     let bookings = env_usize("VERBUND_BENCH_BOOKINGS", if full { 10_000 } else { 600 });
     let runs = env_usize("VERBUND_BENCH_PLANS", if full { 20 } else { 2 });
-    let scratch = match backend {
-        "postgres" => match Scratch::postgres("bench_rollout").await {
-            Some(s) => s,
-            None => {
-                println!("postgres: skipped (no server)");
-                return;
-            }
-        },
-        _ => Scratch::sqlite(),
+    let Some(scratch) = Scratch::for_backend(backend, "bench_rollout").await else {
+        return;
     };
     let store = Store::open(&scratch.url).await.expect("store opens");
     let t0 = Utc::now();
@@ -386,16 +372,10 @@ async fn run(backend: &str, full: bool) {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
-    let backends = std::env::var("VERBUND_BENCH_BACKENDS").unwrap_or_else(|_| {
-        if full {
-            "sqlite,postgres".into()
-        } else {
-            "sqlite".into()
-        }
-    });
+    let full = full_run();
+    let backends = backends(full);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    for backend in backends.split(',') {
-        rt.block_on(run(backend.trim(), full));
+    for backend in &backends {
+        rt.block_on(run(backend, full));
     }
 }

@@ -2,6 +2,14 @@
 //! `verbund-seal` sealed, as JSON and as YAML, with the site's age identity; and
 //! `verbund-seal` opens what `sops` itself encrypted.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::path::PathBuf;
 use std::process::Command;
 

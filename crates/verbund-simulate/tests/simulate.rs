@@ -1,6 +1,14 @@
 //! The simulator against a real Git repository and a recording HTTP receiver: what it
 //! reads, what it sends, and how the faults change that.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -18,6 +18,14 @@
 //! Without `--bench` (as under `cargo test --all-targets`) it only smoke-tests the code
 //! paths on three small Länder, so the test suite does not spend minutes here.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::OnceLock;

@@ -4,6 +4,14 @@
 //! Every body `async fn x(store: Store)` becomes `sqlite_x` and `postgres_x` (see
 //! `common`). Time is a parameter everywhere, so the tests choose it.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -69,6 +69,16 @@
 //! [`Cluster::start_flux`] returns after 1.3 to 1.4 s. A cluster's folder holds about
 //! 125 MB (mostly etcd's preallocated WAL).
 
+// Test support: a failed expectation here is a failed test. It controls its processes
+// through libc (process groups, signals), which needs `unsafe`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+#![allow(unsafe_code)]
+
 mod bootstrap;
 mod charts;
 mod cluster;

@@ -5,6 +5,14 @@
 //! The tests of this binary share one cluster (started by whichever test comes first);
 //! each works in namespaces of its own.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

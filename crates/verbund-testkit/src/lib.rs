@@ -7,7 +7,16 @@
 //! own `verbund_t_<hex>` database, dropped afterwards (also when the test panics). An
 //! unreachable server fails the `postgres_*` tests unless `VERBUND_SKIP_POSTGRES=1`.
 
+// Test support: a failed expectation here is a failed test or benchmark.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 pub mod germany;
+pub mod measure;
 
 use std::future::Future;
 
@@ -79,6 +88,19 @@ impl Scratch {
             _dir: Some(dir),
             drop: None,
         }
+    }
+
+    /// A scratch store for a benchmark's `backend` (`postgres`, else SQLite); `None`, with
+    /// a note, when PostgreSQL is unreachable and `VERBUND_SKIP_POSTGRES=1`.
+    pub async fn for_backend(backend: &str, name: &str) -> Option<Scratch> {
+        if backend != "postgres" {
+            return Some(Scratch::sqlite());
+        }
+        let scratch = Scratch::postgres(name).await;
+        if scratch.is_none() {
+            println!("postgres: skipped (no server)");
+        }
+        scratch
     }
 
     /// A fresh PostgreSQL database; `None` when the server is unreachable and

@@ -20,6 +20,14 @@
 //! changes the 100,000; `VERBUND_BENCH_BACKENDS=sqlite` skips PostgreSQL); without
 //! `--bench`, as under `cargo test --all-targets`, a small smoke version runs on SQLite.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -41,6 +49,7 @@ use verbund_domain::booking::{BookingSpec, BookingState};
 use verbund_domain::directory::Environment;
 use verbund_domain::report::SiteReport;
 use verbund_store::Store;
+use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile};
 use verbund_testkit::{germany, Scratch};
 use verbund_web::{PortalConfig, WebState};
 
@@ -52,22 +61,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const ORG_BOOKINGS: usize = 100;
 const PASSWORD: &str = "bench-password-long-enough";
 const BATCH: usize = 5_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -261,12 +254,7 @@ impl Fixture {
         user(
             &store,
             "bench-federation-admin",
-            Membership {
-                role: Role::FederationAdmin,
-                organisation: None,
-                provider: None,
-                delegated: false,
-            },
+            Membership::federation_admin(),
         )
         .await;
         let app = verbund_api::app(api.clone()).merge(verbund_web::router(WebState::new(
@@ -337,17 +325,11 @@ struct Row {
 }
 
 fn main() {
-    let full = std::env::args().any(|a| a == "--bench");
+    let full = full_run();
     let bookings = env_usize("VERBUND_BENCH_BOOKINGS", if full { 100_000 } else { 600 });
     let reads = env_usize("VERBUND_BENCH_READS", if full { 200 } else { 3 });
     let warmup = if full { 20 } else { 1 };
-    let backends = std::env::var("VERBUND_BENCH_BACKENDS").unwrap_or_else(|_| {
-        if full {
-            "sqlite,postgres".into()
-        } else {
-            "sqlite".into()
-        }
-    });
+    let backends = backends(full);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -356,7 +338,7 @@ fn main() {
     let mut criterion = full.then(|| Criterion::default().configure_from_args());
     println!("load average at start: {}", loadavg());
     let mut rows = Vec::new();
-    for backend in backends.split(',').map(str::trim) {
+    for backend in backends.iter().map(String::as_str) {
         let backend = if backend == "postgres" {
             "postgres"
         } else {

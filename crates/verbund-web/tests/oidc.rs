@@ -3,6 +3,14 @@
 //! checks the code, the client secret and the PKCE verifier, RS256 ID tokens signed with
 //! keys made here), driven by a browser-like client that keeps cookies by hand.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

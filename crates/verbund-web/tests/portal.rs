@@ -7,6 +7,14 @@
 //! `oneshot` (no sockets); a small `Browser` keeps cookies by hand and never follows a
 //! redirect, so every `303` and `Set-Cookie` is asserted as sent. The clock is the test's.
 
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -172,31 +172,20 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
         .collect();
 
     let mut offerings: BTreeMap<String, FleetOffering> = BTreeMap::new();
-    let offering = |map: &mut BTreeMap<String, FleetOffering>, name: &str| {
-        map.entry(name.to_string())
-            .or_insert_with(|| FleetOffering {
-                offering: name.to_string(),
-                bookings: BTreeMap::new(),
-                desired_versions: BTreeMap::new(),
-                versions_in_use: BTreeMap::new(),
-            });
-    };
     let delivered: BTreeSet<&str> = verbund_domain::booking::BookingState::ALL
         .iter()
         .filter(|s| s.is_delivered())
         .map(|s| s.as_str())
         .collect();
     for (_, name, st, version, n) in &counts.bookings {
-        offering(&mut offerings, name);
-        let o = offerings.get_mut(name).expect("just inserted");
+        let o = offering_entry(&mut offerings, name);
         add(&mut o.bookings, st, *n);
         if !version.is_empty() && delivered.contains(st.as_str()) {
             add(&mut o.desired_versions, version, *n);
         }
     }
     for (name, version, n) in &counts.applied {
-        offering(&mut offerings, name);
-        let o = offerings.get_mut(name).expect("just inserted");
+        let o = offering_entry(&mut offerings, name);
         let version = if version.is_empty() { "none" } else { version };
         add(&mut o.versions_in_use, version, *n);
     }
@@ -242,4 +231,18 @@ async fn all_sites(state: &AppState, provider: Option<String>) -> ApiResult<Vec<
             None => return Ok(names),
         }
     }
+}
+
+/// The fleet's entry of one offering, created empty on first use.
+fn offering_entry<'a>(
+    map: &'a mut BTreeMap<String, FleetOffering>,
+    name: &str,
+) -> &'a mut FleetOffering {
+    map.entry(name.to_string())
+        .or_insert_with(|| FleetOffering {
+            offering: name.to_string(),
+            bookings: BTreeMap::new(),
+            desired_versions: BTreeMap::new(),
+            versions_in_use: BTreeMap::new(),
+        })
 }
