@@ -69,9 +69,11 @@ impl FromRequestParts<AppState> for Caller {
                 state.authz.clone(),
             )),
             None => {
-                tracing::warn!("request with an unknown, expired or revoked token");
+                tracing::warn!(
+                    "request with an unknown, expired or revoked token, or of a disabled account"
+                );
                 Err(ApiError::Unauthenticated(
-                    "the token is unknown, expired or revoked".into(),
+                    "the token is unknown, expired or revoked, or its account is disabled".into(),
                 ))
             }
         }

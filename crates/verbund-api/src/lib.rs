@@ -62,6 +62,8 @@ pub struct AppState {
     /// The rollout engine of this process, when it runs one: woken after a rollout is
     /// started or controlled, and its status shown in `/metrics`.
     pub rollouts: Option<verbund_rollout::Engine>,
+    /// The bound on Argon2 evaluations at once (API and portal share it).
+    pub hashing: password::HashingLimit,
 }
 
 impl AppState {
@@ -85,6 +87,7 @@ impl AppState {
             )),
             publisher: None,
             rollouts: None,
+            hashing: password::HashingLimit::per_core(),
         }
     }
 

@@ -22,6 +22,8 @@ use crate::AppState;
         offerings::list, offerings::create, offerings::read, offerings::apply,
         offerings::versions, offerings::publish,
         users::list, users::create, users::me, users::read, users::set_password,
+        users::reset_password, users::complete_reset, users::set_roles, users::disable,
+        users::enable, users::revoke,
         tokens::list, tokens::create, tokens::revoke,
         audit::list, audit::verify,
         bookings::list, bookings::create, bookings::read, bookings::update, bookings::cancel,
@@ -36,7 +38,9 @@ use crate::AppState;
         rollouts::retry_site, rollouts::skip_site,
         organisations::early_adopter, organisations::set_early_adopter,
     ),
-    components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus)),
+    components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus,
+        users::IssuedPasswordReset, verbund_domain::account::PasswordReset,
+        verbund_domain::account::Revoked)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -50,6 +50,12 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Too many attempts (e.g. wrong current passwords); retry after the given seconds.
+    #[error("{0}")]
+    TooManyAttempts(String, u64),
+    /// The server is at its limit for this kind of work; retry after the given seconds.
+    #[error("{0}")]
+    Busy(String, u64),
     /// Something failed on our side; the detail is logged, not shown.
     #[error("internal error")]
     Internal(String),
@@ -91,6 +97,16 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
+            ),
+            ApiError::TooManyAttempts(..) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                "Too many attempts",
+            ),
+            ApiError::Busy(..) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Busy, try again shortly",
             ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +150,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::TooManyAttempts(_, secs) | ApiError::Busy(_, secs) = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -141,6 +161,17 @@ impl IntoResponse for ApiError {
             );
         }
         resp
+    }
+}
+
+impl From<crate::password::HashingError> for ApiError {
+    fn from(e: crate::password::HashingError) -> Self {
+        match e {
+            crate::password::HashingError::Busy => {
+                ApiError::Busy(e.to_string(), crate::password::RETRY_AFTER_SECONDS)
+            }
+            crate::password::HashingError::Failed(m) => ApiError::Internal(m),
+        }
     }
 }
 

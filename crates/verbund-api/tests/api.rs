@@ -1904,9 +1904,22 @@ async fn problem_documents(kit: Kit) {
 // ---------------------------------------------------------------------------------------
 // Portal passwords
 
-api_tests!(portal_passwords_are_set_by_their_owner_or_an_administrator);
+api_tests!(
+    passwords_belong_to_their_owners_and_administrators_send_resets,
+    offboarding_disables_removes_roles_and_revokes_at_once,
+);
 
-async fn portal_passwords_are_set_by_their_owner_or_an_administrator(kit: Kit) {
+/// The stored password hash of the account named `name`.
+async fn password_hash(kit: &Kit, name: &str) -> Option<String> {
+    kit.store
+        .credential(name)
+        .await
+        .expect("credential")
+        .and_then(|(_, c)| c)
+        .and_then(|c| c.password_hash)
+}
+
+async fn passwords_belong_to_their_owners_and_administrators_send_resets(kit: Kit) {
     let bund = create_org(&kit.app, &kit.admin, bund()).await;
     let sh = create_org(
         &kit.app,
@@ -1931,56 +1944,412 @@ async fn portal_passwords_are_set_by_their_owner_or_an_administrator(kit: Kit) {
         )
         .await;
     let path = format!("/api/v1/users/{clerk}/password");
-    let hash = |kit: Kit| async move {
-        kit.store
-            .credential("clerk")
-            .await
-            .expect("credential")
-            .and_then(|(_, c)| c)
-            .and_then(|c| c.password_hash)
-    };
+    let change = |current: &str, new: &str| json!({"current_password": current, "password": new});
 
-    // Bad input and foreign administrators change nothing.
+    // Nobody sets another person's password: not the account's administrator, not a
+    // federation admin; a foreign administrator does not even see the account.
     let before = audit_count(&kit).await;
-    let r = put(&kit.app, &clerk_token, &path, json!({"password": "short"})).await;
-    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/password"));
+    for (token, status) in [
+        (&sh_admin, StatusCode::FORBIDDEN),
+        (&kit.admin, StatusCode::FORBIDDEN),
+        (&hh_admin, StatusCode::NOT_FOUND),
+    ] {
+        let r = put(&kit.app, token, &path, change("", "long enough really")).await;
+        assert_problem(&r, status, None);
+    }
+    // The owner needs the current password, and has none yet.
     let r = put(
         &kit.app,
         &clerk_token,
         &path,
-        json!({"password": "long enough really", "x": 1}),
+        json!({"password": "long enough really"}),
     )
     .await;
     assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, None);
     let r = put(
         &kit.app,
-        &hh_admin,
+        &clerk_token,
         &path,
-        json!({"password": "long enough really"}),
+        change("", "long enough really"),
+    )
+    .await;
+    assert_problem(&r, StatusCode::CONFLICT, None);
+    assert_eq!(audit_count(&kit).await, before);
+    assert_eq!(password_hash(&kit, "clerk").await, None);
+
+    // The administrator hands out a reset; not for their own account, not abroad.
+    let reset = format!("/api/v1/users/{clerk}/password-reset");
+    let r = post(&kit.app, &hh_admin, &reset, json!({})).await;
+    assert_problem(&r, StatusCode::NOT_FOUND, None);
+    let r = post(&kit.app, &clerk_token, &reset, json!({})).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    let first = ok(
+        post(&kit.app, &sh_admin, &reset, json!({})).await,
+        StatusCode::CREATED,
+    );
+    let issued = ok(
+        post(&kit.app, &sh_admin, &reset, json!({})).await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(issued["user"], clerk.as_str());
+    let token = issued["token"].as_str().expect("a token").to_string();
+    assert!(token.starts_with("vbr_") && token.len() == 68, "{token}");
+    let events = all(
+        &kit.app,
+        &kit.admin,
+        "/api/v1/audit?action=user.password-reset",
+    )
+    .await;
+    assert_eq!(events[0]["actor"], "user/sh-admin");
+    assert!(
+        !events.iter().any(|e| e.to_string().contains(&token)),
+        "no token in the trail"
+    );
+
+    // The person completes it (no bearer token); the first, superseded token, a made-up
+    // one and a short password are refused.
+    let complete = |t: &str, p: &str| json!({"token": t, "password": p});
+    let r = post(
+        &kit.app,
+        "",
+        "/api/v1/password-reset",
+        complete(&token, "short"),
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/password"));
+    for wrong in [first["token"].as_str().unwrap_or_default(), "vbr_made-up"] {
+        let r = post(
+            &kit.app,
+            "",
+            "/api/v1/password-reset",
+            complete(wrong, "correct horse battery"),
+        )
+        .await;
+        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/token"));
+    }
+    let r = post(
+        &kit.app,
+        "",
+        "/api/v1/password-reset",
+        complete(&token, "correct horse battery"),
+    )
+    .await;
+    assert_eq!(ok(r, StatusCode::OK)["id"], clerk.as_str());
+    let h = password_hash(&kit, "clerk").await.expect("a hash");
+    assert!(verbund_api::password::verify("correct horse battery", &h));
+    let r = post(
+        &kit.app,
+        "",
+        "/api/v1/password-reset",
+        complete(&token, "another horse battery"),
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/token"));
+
+    // Now the owner changes it, knowing the current one.
+    let r = put(
+        &kit.app,
+        &clerk_token,
+        &path,
+        change("wrong horse battery", "new horse battery"),
+    )
+    .await;
+    assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/current_password"),
+    );
+    let r = put(
+        &kit.app,
+        &clerk_token,
+        &path,
+        change("correct horse battery", "new horse battery"),
+    )
+    .await;
+    assert_eq!(ok(r, StatusCode::OK)["id"], clerk.as_str());
+    let h = password_hash(&kit, "clerk").await.expect("a hash");
+    assert!(verbund_api::password::verify("new horse battery", &h));
+    let events = all(&kit.app, &kit.admin, "/api/v1/audit?action=user.password").await;
+    assert_eq!(events[0]["actor"], "user/clerk");
+    assert_eq!(
+        events[1]["actor"], "user/clerk",
+        "the reset is completed by its owner"
+    );
+    assert!(
+        !events.iter().any(|e| e.to_string().contains("argon2")),
+        "no hash in the trail"
+    );
+
+    // Wrong current passwords are limited like sign-ins.
+    let max = verbund_store::LockPolicy::default().max_failures;
+    for _ in 1..max {
+        let r = put(
+            &kit.app,
+            &clerk_token,
+            &path,
+            change("guess horse battery", "x horse battery"),
+        )
+        .await;
+        assert_problem(
+            &r,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("/current_password"),
+        );
+    }
+    let r = put(
+        &kit.app,
+        &clerk_token,
+        &path,
+        change("guess horse battery", "x horse battery"),
+    )
+    .await;
+    assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/current_password"),
+    );
+    let r = put(
+        &kit.app,
+        &clerk_token,
+        &path,
+        change("new horse battery", "x horse battery"),
+    )
+    .await;
+    assert_problem(&r, StatusCode::TOO_MANY_REQUESTS, None);
+    assert!(r.1.get(header::RETRY_AFTER).is_some(), "{:?}", r.1);
+
+    // An account of an identity provider has no local password: no reset, no change.
+    let spec: verbund_domain::account::UserSpec = serde_json::from_value(
+        json!({"name": "erika", "display_name": "Erika", "memberships": [{"role": "org-member", "organisation": sh}]}),
+    )
+    .expect("a spec");
+    let erika = kit
+        .store
+        .create_oidc_user(
+            "system/oidc",
+            "https://id.example/realms/v",
+            "sub-erika",
+            &spec,
+            Utc::now(),
+        )
+        .await
+        .expect("an OIDC user");
+    let (_, erika_token) =
+        verbund_api::issue_token(&kit.store, "test/setup", &erika.id, "t", None, Utc::now())
+            .await
+            .expect("a token");
+    let r = post(
+        &kit.app,
+        &sh_admin,
+        &format!("/api/v1/users/{}/password-reset", erika.id),
+        json!({}),
+    )
+    .await;
+    assert_problem(&r, StatusCode::CONFLICT, None);
+    let r = put(
+        &kit.app,
+        &erika_token,
+        &format!("/api/v1/users/{}/password", erika.id),
+        change("", "long enough really"),
+    )
+    .await;
+    assert_problem(&r, StatusCode::CONFLICT, None);
+    assert_eq!(password_hash(&kit, "erika").await, None);
+
+    // Argon2 work is bounded: with every permit taken, a change is refused at once.
+    let hashing = verbund_api::password::HashingLimit::new(1);
+    let app = verbund_api::app(verbund_api::AppState {
+        hashing: hashing.clone(),
+        ..verbund_api::AppState::new(kit.store.clone())
+    });
+    let held = hashing.exhaust().await.expect("the permits");
+    let r = post(
+        &app,
+        "",
+        "/api/v1/password-reset",
+        complete("vbr_x", "long enough really"),
+    )
+    .await;
+    assert_problem(&r, StatusCode::SERVICE_UNAVAILABLE, None);
+    assert_eq!(
+        r.1.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    drop(held);
+    let r = post(
+        &app,
+        "",
+        "/api/v1/password-reset",
+        complete("vbr_x", "long enough really"),
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/token"));
+}
+
+async fn offboarding_disables_removes_roles_and_revokes_at_once(kit: Kit) {
+    let bund = create_org(&kit.app, &kit.admin, bund()).await;
+    let sh = create_org(
+        &kit.app,
+        &kit.admin,
+        land("Schleswig-Holstein", "01", &bund),
+    )
+    .await;
+    let hh = create_org(&kit.app, &kit.admin, land("Hamburg", "02", &bund)).await;
+    let (leaver, leaver_token) = kit
+        .user(
+            "leaver",
+            json!([{"role": "org-admin", "organisation": sh}, {"role": "org-member", "organisation": sh}]),
+        )
+        .await;
+    let (sh_admin_id, sh_admin) = kit
+        .user(
+            "sh-admin",
+            json!([{"role": "org-admin", "organisation": sh}]),
+        )
+        .await;
+    let (_, hh_admin) = kit
+        .user(
+            "hh-admin",
+            json!([{"role": "org-admin", "organisation": hh}]),
+        )
+        .await;
+    let me = |token: &str| {
+        let app = kit.app.clone();
+        let token = token.to_string();
+        async move { get(&app, &token, "/api/v1/users/me").await.0 }
+    };
+    assert_eq!(me(&leaver_token).await, StatusCode::OK);
+
+    // Disable: the account's token stops working at once.
+    let disable = format!("/api/v1/users/{leaver}/disable");
+    assert_problem(
+        &post(&kit.app, &hh_admin, &disable, json!({})).await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    let own = format!("/api/v1/users/{sh_admin_id}/disable");
+    assert_problem(
+        &post(&kit.app, &sh_admin, &own, json!({})).await,
+        StatusCode::FORBIDDEN,
+        None,
+    );
+    let u = ok(
+        post(&kit.app, &sh_admin, &disable, json!({})).await,
+        StatusCode::OK,
+    );
+    assert!(u["disabled_at"].is_string(), "{u}");
+    assert_eq!(me(&leaver_token).await, StatusCode::UNAUTHORIZED);
+    let listed = ok(
+        get(&kit.app, &sh_admin, &format!("/api/v1/users/{leaver}")).await,
+        StatusCode::OK,
+    );
+    assert_eq!(listed["disabled_at"], u["disabled_at"]);
+    let u = ok(
+        post(
+            &kit.app,
+            &sh_admin,
+            &format!("/api/v1/users/{leaver}/enable"),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert!(u.get("disabled_at").is_none(), "{u}");
+    assert_eq!(me(&leaver_token).await, StatusCode::OK);
+
+    // Remove a role; an org admin cannot hand out a federation role on the way.
+    let roles = format!("/api/v1/users/{leaver}/roles");
+    let r = put(
+        &kit.app,
+        &sh_admin,
+        &roles,
+        json!({"memberships": [{"role": "federation-admin"}]}),
+    )
+    .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    let r = put(
+        &kit.app,
+        &hh_admin,
+        &roles,
+        json!({"memberships": [{"role": "org-member", "organisation": hh}]}),
     )
     .await;
     assert_problem(&r, StatusCode::NOT_FOUND, None);
-    assert_eq!(audit_count(&kit).await, before);
-    assert_eq!(hash(kit.clone()).await, None);
-
-    // The owner, and an administrator of the account's organisation, may.
-    for (token, actor) in [(&clerk_token, "user/clerk"), (&sh_admin, "user/sh-admin")] {
-        let r = put(
+    let r = put(&kit.app, &sh_admin, &roles, json!({"memberships": []})).await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/memberships"));
+    let u = ok(
+        put(
             &kit.app,
-            token,
-            &path,
-            json!({"password": "correct horse battery"}),
+            &sh_admin,
+            &roles,
+            json!({"memberships": [{"role": "org-member", "organisation": sh}]}),
         )
-        .await;
-        assert_eq!(ok(r, StatusCode::OK)["id"], clerk.as_str());
-        let h = hash(kit.clone()).await.expect("a hash");
-        assert!(h.starts_with("$argon2id$"), "{h}");
-        assert!(verbund_api::password::verify("correct horse battery", &h));
-        let events = all(&kit.app, &kit.admin, "/api/v1/audit?action=user.password").await;
-        assert_eq!(events[0]["actor"], actor, "{events:?}");
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        u["memberships"],
+        json!([{"role": "org-member", "organisation": sh}])
+    );
+    // Its token acts with the roles it has now: no more account administration.
+    let r = post(
+        &kit.app,
+        &leaver_token,
+        &format!("/api/v1/users/{sh_admin_id}/disable"),
+        json!({}),
+    )
+    .await;
+    assert_problem(&r, StatusCode::NOT_FOUND, None);
+
+    // Revoke: every token of the account, in one step.
+    verbund_api::issue_token(
+        &kit.store,
+        "test/setup",
+        &leaver,
+        "second",
+        None,
+        Utc::now(),
+    )
+    .await
+    .expect("a second token");
+    let r = ok(
+        post(
+            &kit.app,
+            &sh_admin,
+            &format!("/api/v1/users/{leaver}/revoke"),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(r, json!({"tokens": 2, "sessions": 0}));
+    assert_eq!(me(&leaver_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&sh_admin).await, StatusCode::OK, "nobody else's");
+
+    let trail: Vec<String> = all(
+        &kit.app,
+        &kit.admin,
+        &format!("/api/v1/audit?object=user/{leaver}"),
+    )
+    .await
+    .iter()
+    .map(|e| {
+        format!(
+            "{} {}",
+            e["actor"].as_str().unwrap_or(""),
+            e["action"].as_str().unwrap_or("")
+        )
+    })
+    .collect();
+    for expected in [
+        "user/sh-admin user.disable",
+        "user/sh-admin user.enable",
+        "user/sh-admin user.roles",
+        "user/sh-admin user.revoke",
+    ] {
         assert!(
-            !events[0].to_string().contains("argon2"),
-            "no hash in the trail"
+            trail.iter().any(|e| e == expected),
+            "{expected} in {trail:?}"
         );
     }
 }

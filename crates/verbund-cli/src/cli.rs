@@ -161,6 +161,17 @@ pub struct PortalArgs {
     /// `/verbund/organisation/<ARS>/org-admin`.
     #[arg(long, env = "VERBUND_OIDC_GROUP_PREFIX", default_value = "/verbund")]
     pub oidc_group_prefix: String,
+    /// How many minutes the roles of an OIDC session may be old before the provider must
+    /// confirm them again (with the session's refresh token; the session ends if it
+    /// does not).
+    #[arg(long, env = "VERBUND_OIDC_ROLES_MAX_AGE_MINUTES", default_value_t = 5,
+        value_parser = clap::value_parser!(i64).range(1..=60))]
+    pub oidc_roles_max_age_minutes: i64,
+    /// The portal runs behind a reverse proxy that appends the client's address to
+    /// `X-Forwarded-For`: sign-ins are throttled by that address (without this, by the
+    /// connection's peer, which behind a proxy is the proxy for everyone).
+    #[arg(long, env = "VERBUND_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Subcommand)]

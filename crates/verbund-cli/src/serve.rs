@@ -170,10 +170,14 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         }
         Extras::None => None,
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("server failed")?;
+    // The peer's address reaches the portal's sign-in throttling (`ClientAddress`).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("server failed")?;
     store.close().await;
     Ok(())
 }
@@ -209,6 +213,8 @@ async fn portal_config(
         secure_cookies: args.secure_cookies,
         session_hours: args.session_hours,
         oidc,
+        oidc_roles_max_age: chrono::Duration::minutes(args.oidc_roles_max_age_minutes),
+        trust_forwarded_for: args.trust_forwarded_for,
         ..Default::default()
     })
 }
@@ -386,6 +392,9 @@ async fn housekeeping(state: AppState) {
         }
         if let Err(e) = state.bookings.sweep("system/lifecycle", now).await {
             tracing::error!(error = %e, "the lifecycle sweep failed");
+        }
+        if let Err(e) = state.store.forget_past_sign_in_attempts(now).await {
+            tracing::error!(error = %e, "forgetting past sign-in attempts failed");
         }
         let due = reconciled.elapsed() >= HOUSEKEEPING_EVERY;
         if let Some(p) = state.publisher.as_ref().filter(|_| due) {

@@ -170,6 +170,27 @@ pub struct User {
     #[serde(flatten)]
     pub spec: UserSpec,
     pub created_at: DateTime<Utc>,
+    /// Since when the account is disabled: it signs in nowhere, and its tokens and
+    /// sessions do not work (see `verbund user disable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// What revoking an account's access ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Revoked {
+    /// API tokens revoked.
+    pub tokens: u64,
+    /// Portal sessions ended.
+    pub sessions: u64,
+}
+
+/// A password reset handed out (without its token, which only its recipient sees).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PasswordReset {
+    /// The account whose password the token resets.
+    pub user: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What a client submits to create an API token.

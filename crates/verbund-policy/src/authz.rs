@@ -28,6 +28,14 @@ pub enum Act {
     Write,
     Delete,
     Approve,
+    /// Set an account's password knowing the current one: only the account's owner.
+    SetPassword,
+    /// Hand out a one-time reset token for another person's password.
+    ResetPassword,
+    /// Disable or enable an account.
+    Disable,
+    /// Revoke all tokens and sessions of an account.
+    Revoke,
 }
 
 impl Act {
@@ -37,6 +45,10 @@ impl Act {
             Act::Write => "write",
             Act::Delete => "delete",
             Act::Approve => "approve",
+            Act::SetPassword => "set-password",
+            Act::ResetPassword => "reset-password",
+            Act::Disable => "disable",
+            Act::Revoke => "revoke",
         }
     }
 }
@@ -520,5 +532,46 @@ mod tests {
             .in_organisation(vec!["by".into()])
             .layer("federation");
         assert!(!a.decide(&admin, Act::Write, &fed).is_allowed());
+    }
+
+    #[test]
+    fn passwords_are_set_by_their_owner_and_reset_by_administrators() {
+        let a = Authz::new().unwrap();
+        let account = |owner: &str, org: &str| {
+            let mut t = Target::new("user").owner(owner);
+            t.organisations = Some(vec![org.into()]);
+            t.org_roles_only = Some(true);
+            t
+        };
+        let admin = principal(Role::FederationAdmin, None, None);
+        let org_admin = principal(Role::OrgAdmin, Some("hh"), None);
+        let member = Principal {
+            user_id: "member".into(),
+            ..principal(Role::OrgMember, Some("hh"), None)
+        };
+        let clerk = account("member", "hh");
+        // Nobody, not even a federation admin, sets another person's password.
+        for p in [&admin, &org_admin] {
+            assert!(!a.decide(p, Act::SetPassword, &clerk).is_allowed());
+        }
+        assert!(a.decide(&member, Act::SetPassword, &clerk).is_allowed());
+        // Administrators reset, disable and revoke; the owner only revokes.
+        for act in [Act::ResetPassword, Act::Disable, Act::Revoke] {
+            assert!(a.decide(&admin, act, &clerk).is_allowed(), "{act:?}");
+            assert!(a.decide(&org_admin, act, &clerk).is_allowed(), "{act:?}");
+            assert!(
+                !a.decide(&org_admin, act, &account("member", "sh"))
+                    .is_allowed(),
+                "{act:?}"
+            );
+        }
+        assert!(a.decide(&member, Act::Revoke, &clerk).is_allowed());
+        assert!(!a.decide(&member, Act::ResetPassword, &clerk).is_allowed());
+        assert!(!a.decide(&member, Act::Disable, &clerk).is_allowed());
+        // Nobody disables or resets their own account (no lock-out of oneself, no way
+        // round the current password).
+        let own = account(&admin.user_id, "hh");
+        assert!(!a.decide(&admin, Act::Disable, &own).is_allowed());
+        assert!(!a.decide(&admin, Act::ResetPassword, &own).is_allowed());
     }
 }

@@ -24,6 +24,8 @@ fn role(s: &str) -> Result<Role> {
         .map_err(|_| StoreError::Corrupt(format!("role `{s}`")))
 }
 
+const USER_COLUMNS: &str = "id, name, display_name, email, created_at, disabled_at";
+
 const TOKEN_COLUMNS: &str = "id, name, user_id, created_at, expires_at, revoked_at";
 
 fn token(r: &AnyRow) -> Result<Token> {
@@ -83,27 +85,24 @@ impl Store {
                 memberships,
             },
             created_at: parse_ts(&r.try_get::<String, _>(4)?)?,
+            disabled_at: parse_ts_opt(r.try_get(5)?)?,
         })
     }
 
     pub async fn get_user(&self, id: &str) -> Result<User> {
-        let row = sqlx::query(
-            "SELECT id, name, display_name, email, created_at FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| StoreError::not_found("user", id))?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::not_found("user", id))?;
         self.user_from_row(&row).await
     }
 
     pub async fn get_user_by_name(&self, name: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT id, name, display_name, email, created_at FROM users WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         match row {
             Some(r) => Ok(Some(self.user_from_row(&r).await?)),
             None => Ok(None),
@@ -130,7 +129,7 @@ impl Store {
         }
         let limit = page.limit();
         let sql = s.sql(
-            "SELECT id, name, display_name, email, created_at FROM users",
+            &format!("SELECT {USER_COLUMNS} FROM users"),
             &format!("ORDER BY id LIMIT {}", limit + 1),
         );
         let rows = s.bind(&sql).fetch_all(&self.pool).await?;
@@ -200,7 +199,7 @@ impl Store {
         Ok(t)
     }
 
-    /// The usable token with this hash and its user.
+    /// The usable token with this hash and its user (none while the user is disabled).
     pub async fn authenticate(
         &self,
         secret_hash: &str,
@@ -218,6 +217,9 @@ impl Store {
             return Ok(None);
         }
         let u = self.get_user(&t.user).await?;
+        if u.disabled_at.is_some() {
+            return Ok(None);
+        }
         Ok(Some((t, u)))
     }
 
@@ -307,6 +309,7 @@ pub(crate) async fn insert_user(
             ..spec.clone()
         },
         created_at: now,
+        disabled_at: None,
     };
     sqlx::query(
         "INSERT INTO users (id, name, display_name, email, created_at) VALUES ($1, $2, $3, $4, $5)",

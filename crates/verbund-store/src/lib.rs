@@ -15,6 +15,7 @@ mod error;
 mod facts;
 mod fleet;
 mod idempotency;
+mod life_cycle;
 mod policies;
 mod preflight;
 mod reports;
@@ -23,6 +24,7 @@ mod rows;
 mod secrets;
 mod sessions;
 mod shared_history;
+mod sign_in_attempts;
 mod undeliverable;
 
 use std::str::FromStr;
@@ -50,6 +52,7 @@ pub use rollouts::{
 pub use secrets::SealedDocument;
 pub use sessions::{Credential, LockPolicy, Session, PORTAL};
 pub use shared_history::{Delivered, HistoryCommit, HistoryHead, NewHistoryCommit};
+pub use sign_in_attempts::Attempt;
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,12 @@
-//! The portal's sign-in state: local passwords with lock-out, browser sessions, and the
-//! users that an OIDC provider (Keycloak) vouches for.
+//! The portal's sign-in state: local passwords, browser sessions, and the users that an
+//! OIDC provider (Keycloak) vouches for.
 //!
 //! Only hashes are stored: the password as an Argon2 PHC string made by the caller, the
-//! session cookie's secret as its SHA-256. Sign-ins, sign-outs, failed attempts and
-//! lock-outs are audit events like every other change.
+//! session cookie's secret as its SHA-256. (An OIDC session keeps the provider's refresh
+//! token as it is: it is needed to ask the provider again, and it is useless without the
+//! portal's client secret.) Sign-ins, sign-outs, failed attempts and lock-outs are audit
+//! events like every other change; the attempts themselves are counted in
+//! `sign_in_attempts`.
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -19,26 +22,26 @@ use crate::Store;
 /// Who signs failed attempts and lock-outs in the audit trail: nobody is signed in yet.
 pub const PORTAL: &str = "system/portal";
 
-/// A user's local password and its lock-out state.
+/// A user's local password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
     pub user_id: String,
     /// Argon2 PHC string; `None` for users that sign in only through OIDC or by token.
     pub password_hash: Option<String>,
-    pub failed_logins: i64,
-    pub locked_until: Option<DateTime<Utc>>,
 }
 
-impl Credential {
-    pub fn is_locked(&self, now: DateTime<Utc>) -> bool {
-        matches!(self.locked_until, Some(t) if t > now)
-    }
-}
-
-/// When repeated failures lock an account, and for how long.
+/// How many sign-in attempts pass before the portal stops evaluating passwords, and for
+/// how long.
+///
+/// Two counters decide, each per `lock_for` window: one per account *and* source
+/// (`max_failures`), one per source over all accounts (`max_failures_per_source`). An
+/// attacker therefore locks an account only for the addresses it attacks from; the
+/// account's owner, signing in from elsewhere, still gets in with the right password
+/// (see `verbund_web::login` for why this and not an account-wide lock).
 #[derive(Debug, Clone, Copy)]
 pub struct LockPolicy {
     pub max_failures: i64,
+    pub max_failures_per_source: i64,
     pub lock_for: chrono::Duration,
 }
 
@@ -46,6 +49,7 @@ impl Default for LockPolicy {
     fn default() -> Self {
         Self {
             max_failures: 5,
+            max_failures_per_source: 20,
             lock_for: chrono::Duration::minutes(15),
         }
     }
@@ -61,21 +65,41 @@ pub struct Session {
     pub via: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// When the identity provider last confirmed the roles (OIDC sessions only).
+    pub roles_checked_at: Option<DateTime<Utc>>,
+    /// The identity provider's refresh token, to confirm the roles again (OIDC only).
+    pub refresh_token: Option<String>,
 }
 
 fn credential(r: &AnyRow) -> Result<Credential> {
     Ok(Credential {
         user_id: r.try_get(0)?,
         password_hash: r.try_get(1)?,
-        failed_logins: r.try_get(2)?,
-        locked_until: parse_ts_opt(r.try_get(3)?)?,
     })
 }
 
-const CREDENTIAL_COLUMNS: &str = "user_id, password_hash, failed_logins, locked_until";
+const CREDENTIAL_COLUMNS: &str = "user_id, password_hash";
+
+const SESSION_COLUMNS: &str =
+    "user_id, csrf, via, created_at, expires_at, roles_checked_at, refresh_token";
+
+fn session(r: &AnyRow) -> Result<Session> {
+    Ok(Session {
+        user_id: r.try_get(0)?,
+        csrf: r.try_get(1)?,
+        via: r.try_get(2)?,
+        created_at: parse_ts(&r.try_get::<String, _>(3)?)?,
+        expires_at: parse_ts(&r.try_get::<String, _>(4)?)?,
+        roles_checked_at: parse_ts_opt(r.try_get(5)?)?,
+        refresh_token: r.try_get(6)?,
+    })
+}
 
 impl Store {
-    /// Sets (or replaces) a user's password hash; the hash itself never enters the audit trail.
+    /// Sets (or replaces) a user's password hash and ends all its sessions; the hash
+    /// itself never enters the audit trail. For the system (bootstrap, demo) and a reset
+    /// the person completes; a person changing their own password keeps their session
+    /// (`change_password`).
     pub async fn set_password(
         &self,
         actor: &str,
@@ -83,26 +107,34 @@ impl Store {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        self.change_password(actor, user_id, password_hash, None, now)
+            .await
+    }
+
+    /// Replaces a user's password hash and ends the account's other sessions (all but
+    /// `keep`, the hash of the session that made the change). Accounts managed by an
+    /// identity provider have no local password: refused as a conflict.
+    pub async fn change_password(
+        &self,
+        actor: &str,
+        user_id: &str,
+        password_hash: &str,
+        keep: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let now = stored_time(now);
         let user = self.get_user(user_id).await?;
         let mut w = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO credentials (user_id, password_hash, failed_logins, locked_until, updated_at) \
-             VALUES ($1, $2, 0, NULL, $3) ON CONFLICT (user_id) DO UPDATE SET \
-             password_hash = $2, failed_logins = 0, locked_until = NULL, updated_at = $3",
-        )
-        .bind(user_id)
-        .bind(password_hash)
-        .bind(ts(&now))
-        .execute(&mut *w.tx)
-        .await?;
+        refuse_managed_by_provider(&mut w, &user).await?;
+        store_password(&mut w, &user, password_hash, now).await?;
+        let ended = end_sessions(&mut w, &user.id, keep, now).await?;
         w.audit(
             Change {
                 actor: actor.into(),
                 action: "user.password".into(),
                 object: format!("user/{}", user.id),
                 before: None,
-                after: Some(serde_json::json!({ "user": user.spec.name })),
+                after: Some(serde_json::json!({ "user": user.spec.name, "sessions_ended": ended })),
             },
             now,
         )
@@ -126,79 +158,72 @@ impl Store {
         Ok(Some((user, c)))
     }
 
-    /// Counts a failed sign-in; the failure that reaches `policy.max_failures` locks the
-    /// account for `policy.lock_for`. Both are audited.
+    /// Records a failed sign-in whose attempt was reserved under `key` (see
+    /// `reserve_sign_in`): audited for a known user, and once the key's attempts reach
+    /// `policy.max_failures` the key stays refused for `policy.lock_for` from now (the
+    /// lock-out, audited too). Answers until when the key is locked, if it is.
     pub async fn login_failed(
         &self,
-        user: &User,
+        user: Option<&User>,
+        key: &str,
         policy: LockPolicy,
         now: DateTime<Utc>,
-    ) -> Result<Credential> {
+    ) -> Result<Option<DateTime<Utc>>> {
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
-        let before = sqlx::query(&format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE user_id = $1"
-        ))
-        .bind(&user.id)
-        .fetch_optional(&mut *w.tx)
-        .await?
-        .map(|r| credential(&r))
-        .transpose()?
-        .ok_or_else(|| StoreError::not_found("credential", &user.id))?;
-        let failed = before.failed_logins + 1;
-        let locks = failed >= policy.max_failures;
-        let locked_until = if locks {
-            Some(now + policy.lock_for)
-        } else {
-            before.locked_until
-        };
-        sqlx::query(
-            "UPDATE credentials SET failed_logins = $2, locked_until = $3, updated_at = $4 WHERE user_id = $1",
-        )
-        .bind(&user.id)
-        .bind(if locks { 0 } else { failed })
-        .bind(locked_until.as_ref().map(ts))
-        .bind(ts(&now))
-        .execute(&mut *w.tx)
-        .await?;
-        let object = format!("user/{}", user.id);
-        w.audit(
-            Change {
-                actor: PORTAL.into(),
-                action: "user.login-failed".into(),
-                object: object.clone(),
-                before: None,
-                after: Some(serde_json::json!({ "user": user.spec.name, "failures": failed })),
-            },
-            now,
-        )
-        .await?;
-        if locks {
+        let attempts: i64 = sqlx::query("SELECT attempts FROM sign_in_attempts WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(1);
+        let locked_until = (attempts >= policy.max_failures).then(|| now + policy.lock_for);
+        if let Some(until) = locked_until {
+            sqlx::query("UPDATE sign_in_attempts SET window_ends = $2 WHERE key = $1")
+                .bind(key)
+                .bind(ts(&until))
+                .execute(&mut *w.tx)
+                .await?;
+        }
+        if let Some(user) = user {
+            let object = format!("user/{}", user.id);
             w.audit(
                 Change {
                     actor: PORTAL.into(),
-                    action: "user.lock".into(),
-                    object,
+                    action: "user.login-failed".into(),
+                    object: object.clone(),
                     before: None,
-                    after: Some(serde_json::json!({
-                        "user": user.spec.name,
-                        "locked_until": locked_until,
-                    })),
+                    after: Some(
+                        serde_json::json!({ "user": user.spec.name, "failures": attempts }),
+                    ),
                 },
                 now,
             )
             .await?;
+            if let Some(until) = locked_until {
+                w.audit(
+                    Change {
+                        actor: PORTAL.into(),
+                        action: "user.lock".into(),
+                        object,
+                        before: None,
+                        after: Some(serde_json::json!({
+                            "user": user.spec.name,
+                            "locked_until": until,
+                        })),
+                    },
+                    now,
+                )
+                .await?;
+            }
         }
         w.commit().await?;
-        Ok(Credential {
-            failed_logins: if locks { 0 } else { failed },
-            locked_until,
-            ..before
-        })
+        Ok(locked_until)
     }
 
-    /// Opens a session for a user who just proved who they are (and forgets earlier
-    /// failed attempts).
+    /// Opens a session for a user who just proved who they are. An OIDC session keeps the
+    /// provider's refresh token, to confirm its roles again later.
     #[allow(clippy::too_many_arguments)]
     pub async fn open_session(
         &self,
@@ -206,6 +231,7 @@ impl Store {
         id_hash: &str,
         csrf: &str,
         via: &str,
+        refresh_token: Option<&str>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Session> {
@@ -213,8 +239,8 @@ impl Store {
         let expires_at = stored_time(expires_at);
         let mut w = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO sessions (id_hash, user_id, csrf, via, created_at, expires_at, ended_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, NULL)",
+            "INSERT INTO sessions (id_hash, user_id, csrf, via, created_at, expires_at, ended_at, \
+             roles_checked_at, refresh_token) VALUES ($1, $2, $3, $4, $5, $6, NULL, $5, $7)",
         )
         .bind(id_hash)
         .bind(&user.id)
@@ -222,13 +248,9 @@ impl Store {
         .bind(via)
         .bind(ts(&now))
         .bind(ts(&expires_at))
+        .bind(refresh_token)
         .execute(&mut *w.tx)
         .await?;
-        sqlx::query("UPDATE credentials SET failed_logins = 0, updated_at = $2 WHERE user_id = $1")
-            .bind(&user.id)
-            .bind(ts(&now))
-            .execute(&mut *w.tx)
-            .await?;
         w.audit(
             Change {
                 actor: format!("user/{}", user.spec.name),
@@ -247,39 +269,69 @@ impl Store {
             via: via.into(),
             created_at: now,
             expires_at,
+            roles_checked_at: Some(now),
+            refresh_token: refresh_token.map(Into::into),
         })
     }
 
-    /// The live session with this hash and its user.
+    /// The live session with this hash and its user; none when the session ended or
+    /// expired, or the account is disabled.
     pub async fn session(
         &self,
         id_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(Session, User)>> {
-        let row = sqlx::query(
-            "SELECT user_id, csrf, via, created_at, expires_at FROM sessions \
-             WHERE id_hash = $1 AND ended_at IS NULL",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1 AND ended_at IS NULL"
+        ))
         .bind(id_hash)
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let s = Session {
-            user_id: r.try_get(0)?,
-            csrf: r.try_get(1)?,
-            via: r.try_get(2)?,
-            created_at: parse_ts(&r.try_get::<String, _>(3)?)?,
-            expires_at: parse_ts(&r.try_get::<String, _>(4)?)?,
-        };
+        let s = session(&r)?;
         if s.expires_at <= now {
             return Ok(None);
         }
         let user = self.get_user(&s.user_id).await?;
+        if user.disabled_at.is_some() {
+            return Ok(None);
+        }
         Ok(Some((s, user)))
     }
 
-    /// Ends a session (sign-out); a session that is unknown or ended already is left alone.
+    /// Records that the identity provider confirmed the session's roles at `now`, with
+    /// the refresh token to use next time.
+    pub async fn session_roles_confirmed(
+        &self,
+        id_hash: &str,
+        refresh_token: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET roles_checked_at = $2, refresh_token = $3 \
+             WHERE id_hash = $1 AND ended_at IS NULL",
+        )
+        .bind(id_hash)
+        .bind(ts(&stored_time(now)))
+        .bind(refresh_token)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a session (sign-out, or `reason` such as the identity provider no longer
+    /// confirming it); a session that is unknown or ended already is left alone.
     pub async fn close_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<()> {
+        self.end_session(id_hash, None, now).await
+    }
+
+    /// Ends a session for `reason` (audited by the portal, not by its user).
+    pub async fn end_session(
+        &self,
+        id_hash: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let now = stored_time(now);
         let mut w = self.begin_write().await?;
         let row = sqlx::query(
@@ -291,18 +343,22 @@ impl Store {
         .await?;
         let Some(r) = row else { return Ok(()) };
         let (user_id, name): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1")
+        sqlx::query("UPDATE sessions SET ended_at = $2, refresh_token = NULL WHERE id_hash = $1")
             .bind(id_hash)
             .bind(ts(&now))
             .execute(&mut *w.tx)
             .await?;
+        let (actor, after) = match reason {
+            None => (format!("user/{name}"), None),
+            Some(r) => (PORTAL.to_string(), Some(serde_json::json!({ "reason": r }))),
+        };
         w.audit(
             Change {
-                actor: format!("user/{name}"),
+                actor,
                 action: "session.close".into(),
                 object: format!("user/{user_id}"),
                 before: None,
-                after: None,
+                after,
             },
             now,
         )
@@ -396,4 +452,72 @@ impl Store {
         w.commit().await?;
         Ok(after)
     }
+}
+
+/// The identity provider a user signs in through, if any.
+pub(crate) async fn managing_provider(
+    w: &mut crate::Write<'_>,
+    user_id: &str,
+) -> Result<Option<String>> {
+    Ok(
+        sqlx::query("SELECT issuer FROM oidc_identities WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *w.tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?,
+    )
+}
+
+/// Refuses a change of what the identity provider manages (password, roles) for a user
+/// who signs in through it.
+pub(crate) async fn refuse_managed_by_provider(
+    w: &mut crate::Write<'_>,
+    user: &User,
+) -> Result<()> {
+    match managing_provider(w, &user.id).await? {
+        Some(issuer) => Err(StoreError::Conflict(format!(
+            "`{}` signs in through the identity provider `{issuer}`, which manages its password and roles",
+            user.spec.name
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Stores a password hash for `user` inside the open transaction.
+pub(crate) async fn store_password(
+    w: &mut crate::Write<'_>,
+    user: &User,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO credentials (user_id, password_hash, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id) DO UPDATE SET password_hash = $2, updated_at = $3",
+    )
+    .bind(&user.id)
+    .bind(password_hash)
+    .bind(ts(&now))
+    .execute(&mut *w.tx)
+    .await?;
+    Ok(())
+}
+
+/// Ends every live session of a user except `keep`; answers how many ended.
+pub(crate) async fn end_sessions(
+    w: &mut crate::Write<'_>,
+    user_id: &str,
+    keep: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE sessions SET ended_at = $2, refresh_token = NULL \
+         WHERE user_id = $1 AND ended_at IS NULL AND id_hash <> $3",
+    )
+    .bind(user_id)
+    .bind(ts(&now))
+    .bind(keep.unwrap_or(""))
+    .execute(&mut *w.tx)
+    .await?
+    .rows_affected())
 }

@@ -61,6 +61,12 @@ conformance!(
     idempotency_keys_are_recorded_with_their_booking_only,
     an_idempotency_key_books_once_under_concurrent_retries,
     organisation_chains_of_many_organisations_are_read_at_once,
+    parallel_sign_in_attempts_pass_at_most_the_limit,
+    disabled_accounts_work_nowhere_until_enabled,
+    revoking_access_ends_every_token_and_session,
+    password_resets_are_one_time_and_expire,
+    accounts_of_an_identity_provider_have_no_local_password_or_roles,
+    a_password_change_ends_the_other_sessions,
 );
 
 conformance_db!(
@@ -2953,4 +2959,446 @@ async fn a_cycle_in_the_organisation_chain_is_corrupt_data(store: Store, db: Db)
             other => panic!("expected corrupt data, got {other:?}"),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The life cycle of accounts (issue 16)
+
+/// An account with a token and two sessions (`s1`, `s2`); returns it and the token's secret.
+async fn account_in_use(store: &Store, name: &str) -> (verbund_domain::account::User, String) {
+    let u = store
+        .create_user(
+            ADMIN,
+            &user(name, vec![member(Role::Auditor, None, None)]),
+            t(0),
+        )
+        .await
+        .unwrap();
+    let seed = name
+        .bytes()
+        .fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b));
+    let secret = token_secret(&[seed; 32]);
+    store
+        .create_token(ADMIN, &u.id, "ci", &hash_token(&secret), None, t(0))
+        .await
+        .unwrap();
+    for s in ["s1", "s2"] {
+        store
+            .open_session(
+                &u,
+                &format!("{name}-{s}"),
+                "csrf",
+                "password",
+                None,
+                t(3600),
+                t(0),
+            )
+            .await
+            .unwrap();
+    }
+    (u, secret)
+}
+
+async fn parallel_sign_in_attempts_pass_at_most_the_limit(store: Store) {
+    let window = Duration::minutes(15);
+    let attempts = (0..40).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .reserve_sign_in("account:admin|10.0.0.1", 5, window, t(0))
+                .await
+                .unwrap()
+        })
+    });
+    let mut allowed = 0;
+    for a in attempts {
+        if a.await.unwrap() == verbund_store::Attempt::Allowed {
+            allowed += 1;
+        }
+    }
+    assert_eq!(
+        allowed, 5,
+        "exactly the limit passes, however many arrive at once"
+    );
+    // Refused until the window ends, and only this key.
+    assert_eq!(
+        store
+            .reserve_sign_in("account:admin|10.0.0.1", 5, window, t(60))
+            .await
+            .unwrap(),
+        verbund_store::Attempt::Refused {
+            until: t(0) + window
+        }
+    );
+    assert_eq!(
+        store
+            .reserve_sign_in("account:admin|10.0.0.2", 5, window, t(60))
+            .await
+            .unwrap(),
+        verbund_store::Attempt::Allowed
+    );
+    assert_eq!(
+        store
+            .reserve_sign_in("account:admin|10.0.0.1", 5, window, t(0) + window)
+            .await
+            .unwrap(),
+        verbund_store::Attempt::Allowed,
+        "a new window starts afresh"
+    );
+    // A failure that reaches the limit locks for `lock_for` from then on.
+    for _ in 0..4 {
+        store
+            .reserve_sign_in("account:max|x", 5, window, t(10))
+            .await
+            .unwrap();
+    }
+    let policy = verbund_store::LockPolicy::default();
+    assert_eq!(
+        store
+            .login_failed(None, "account:max|x", policy, t(10))
+            .await
+            .unwrap(),
+        None
+    );
+    store
+        .reserve_sign_in("account:max|x", 5, window, t(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .login_failed(None, "account:max|x", policy, t(20))
+            .await
+            .unwrap(),
+        Some(t(20) + policy.lock_for)
+    );
+    // A refund gives an attempt back; forgetting starts the key afresh.
+    store.refund_sign_in("account:max|x", 5).await.unwrap();
+    assert_eq!(
+        store
+            .reserve_sign_in("account:max|x", 5, window, t(30))
+            .await
+            .unwrap(),
+        verbund_store::Attempt::Allowed
+    );
+    store.forget_sign_in("account:max|x").await.unwrap();
+    assert_eq!(
+        store
+            .forget_past_sign_in_attempts(t(0) + window * 3)
+            .await
+            .unwrap(),
+        2,
+        "the two address keys of `admin` are past their windows"
+    );
+}
+
+async fn disabled_accounts_work_nowhere_until_enabled(store: Store) {
+    let (u, secret) = account_in_use(&store, "clerk").await;
+    assert!(store
+        .authenticate(&hash_token(&secret), t(1))
+        .await
+        .unwrap()
+        .is_some());
+    let head = audit_head(&store).await;
+    let disabled = store.disable_user(ADMIN, &u.id, t(2)).await.unwrap();
+    assert_eq!(disabled.disabled_at, Some(t(2)));
+    assert_one_event(
+        &store,
+        head,
+        ADMIN,
+        "user.disable",
+        &format!("user/{}", u.id),
+    )
+    .await;
+    assert_eq!(store.get_user(&u.id).await.unwrap(), disabled);
+    assert!(store
+        .authenticate(&hash_token(&secret), t(3))
+        .await
+        .unwrap()
+        .is_none());
+    for s in ["clerk-s1", "clerk-s2"] {
+        assert!(store.session(s, t(3)).await.unwrap().is_none(), "{s}");
+    }
+    // Again: nothing changes, nothing is recorded.
+    let head = audit_head(&store).await;
+    assert_eq!(
+        store.disable_user(ADMIN, &u.id, t(4)).await.unwrap(),
+        disabled
+    );
+    assert_eq!(audit_head(&store).await, head);
+
+    let enabled = store.enable_user(ADMIN, &u.id, t(5)).await.unwrap();
+    assert_eq!(enabled.disabled_at, None);
+    assert_one_event(
+        &store,
+        head,
+        ADMIN,
+        "user.enable",
+        &format!("user/{}", u.id),
+    )
+    .await;
+    assert!(
+        store
+            .authenticate(&hash_token(&secret), t(6))
+            .await
+            .unwrap()
+            .is_some(),
+        "its tokens work again"
+    );
+    assert!(
+        store.session("clerk-s1", t(6)).await.unwrap().is_none(),
+        "its sessions stay ended"
+    );
+}
+
+async fn revoking_access_ends_every_token_and_session(store: Store) {
+    let (u, secret) = account_in_use(&store, "leaver").await;
+    let (other, other_secret) = account_in_use(&store, "stayer").await;
+    let head = audit_head(&store).await;
+    let revoked = store.revoke_access(ADMIN, &u.id, t(1)).await.unwrap();
+    assert_eq!(
+        revoked,
+        verbund_domain::account::Revoked {
+            tokens: 1,
+            sessions: 2
+        }
+    );
+    assert_one_event(
+        &store,
+        head,
+        ADMIN,
+        "user.revoke",
+        &format!("user/{}", u.id),
+    )
+    .await;
+    assert!(store
+        .authenticate(&hash_token(&secret), t(2))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.session("leaver-s1", t(2)).await.unwrap().is_none());
+    assert!(store.session("leaver-s2", t(2)).await.unwrap().is_none());
+    // Nobody else's.
+    assert!(store
+        .authenticate(&hash_token(&other_secret), t(2))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .session("stayer-s1", t(2))
+            .await
+            .unwrap()
+            .map(|(_, u)| u.id),
+        Some(other.id)
+    );
+    assert_eq!(
+        store.revoke_access(ADMIN, &u.id, t(3)).await.unwrap(),
+        verbund_domain::account::Revoked {
+            tokens: 0,
+            sessions: 0
+        }
+    );
+}
+
+async fn password_resets_are_one_time_and_expire(store: Store) {
+    let (u, _) = account_in_use(&store, "forgetful").await;
+    let head = audit_head(&store).await;
+    let reset = store
+        .create_password_reset(ADMIN, &u.id, "hash-1", t(100), t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (reset.user.as_str(), reset.expires_at),
+        (u.id.as_str(), t(100))
+    );
+    let e = assert_one_event(
+        &store,
+        head,
+        ADMIN,
+        "user.password-reset",
+        &format!("user/{}", u.id),
+    )
+    .await;
+    assert!(
+        !e.after.unwrap().to_string().contains("hash-1"),
+        "the token stays secret"
+    );
+
+    // Two completions at once: exactly one sets the password.
+    let tries = (0..6).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .complete_password_reset("hash-1", &format!("$argon2id$new-{i}"), t(2))
+                .await
+        })
+    });
+    let mut done = 0;
+    for r in tries {
+        match r.await.unwrap() {
+            Ok(user) => {
+                assert_eq!(user.id, u.id);
+                done += 1;
+            }
+            Err(e) => assert!(
+                matches!(e, StoreError::Invalid(ref i) if i.field == "/token"),
+                "{e}"
+            ),
+        }
+    }
+    assert_eq!(done, 1);
+    let (_, c) = store.credential("forgetful").await.unwrap().unwrap();
+    assert!(c
+        .unwrap()
+        .password_hash
+        .unwrap()
+        .starts_with("$argon2id$new-"));
+    assert!(
+        store.session("forgetful-s1", t(3)).await.unwrap().is_none(),
+        "sessions end"
+    );
+    let newest = store
+        .list_audit(&AuditFilter::default(), &page(1, None))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        (newest[0].actor.as_str(), newest[0].action.as_str()),
+        ("user/forgetful", "user.password")
+    );
+
+    // Expired, and superseded by a newer reset.
+    store
+        .create_password_reset(ADMIN, &u.id, "hash-2", t(10), t(5))
+        .await
+        .unwrap();
+    assert_invalid(
+        store
+            .complete_password_reset("hash-2", "$argon2id$x", t(10))
+            .await,
+        "/token",
+    );
+    store
+        .create_password_reset(ADMIN, &u.id, "hash-3", t(100), t(11))
+        .await
+        .unwrap();
+    store
+        .create_password_reset(ADMIN, &u.id, "hash-4", t(100), t(12))
+        .await
+        .unwrap();
+    assert_invalid(
+        store
+            .complete_password_reset("hash-3", "$argon2id$x", t(13))
+            .await,
+        "/token",
+    );
+    assert_invalid(
+        store
+            .complete_password_reset("unknown", "$argon2id$x", t(13))
+            .await,
+        "/token",
+    );
+    assert!(store
+        .complete_password_reset("hash-4", "$argon2id$y", t(13))
+        .await
+        .is_ok());
+}
+
+async fn accounts_of_an_identity_provider_have_no_local_password_or_roles(store: Store) {
+    let oidc = store
+        .create_oidc_user(
+            "system/oidc",
+            "https://id.example/realms/v",
+            "sub-1",
+            &user("erika", vec![member(Role::Auditor, None, None)]),
+            t(0),
+        )
+        .await
+        .unwrap();
+    let head = audit_head(&store).await;
+    assert_conflict(
+        store
+            .set_password(ADMIN, &oidc.id, "$argon2id$x", t(1))
+            .await,
+    );
+    assert_conflict(
+        store
+            .create_password_reset(ADMIN, &oidc.id, "h", t(100), t(1))
+            .await,
+    );
+    assert_conflict(
+        store
+            .set_roles(
+                ADMIN,
+                &oidc.id,
+                &[member(Role::FederationAdmin, None, None)],
+                t(1),
+            )
+            .await,
+    );
+    assert_eq!(audit_head(&store).await, head, "nothing changed");
+    assert_eq!(store.credential("erika").await.unwrap().unwrap().1, None);
+
+    // A local account's roles change, and the change is audited.
+    let local = store
+        .create_user(
+            ADMIN,
+            &user("max", vec![member(Role::Auditor, None, None)]),
+            t(0),
+        )
+        .await
+        .unwrap();
+    let head = audit_head(&store).await;
+    let changed = store
+        .set_roles(
+            ADMIN,
+            &local.id,
+            &[member(Role::Monitoring, None, None)],
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        changed.spec.memberships,
+        [member(Role::Monitoring, None, None)]
+    );
+    assert_one_event(
+        &store,
+        head,
+        ADMIN,
+        "user.roles",
+        &format!("user/{}", local.id),
+    )
+    .await;
+    assert_eq!(store.get_user(&local.id).await.unwrap(), changed);
+}
+
+async fn a_password_change_ends_the_other_sessions(store: Store) {
+    let (u, _) = account_in_use(&store, "careful").await;
+    store
+        .change_password(
+            &format!("user/{}", u.spec.name),
+            &u.id,
+            "$argon2id$1",
+            Some("careful-s1"),
+            t(1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store.session("careful-s1", t(2)).await.unwrap().is_some(),
+        "the changing one stays"
+    );
+    assert!(
+        store.session("careful-s2", t(2)).await.unwrap().is_none(),
+        "the other one ends"
+    );
+    store
+        .set_password(ADMIN, &u.id, "$argon2id$2", t(3))
+        .await
+        .unwrap();
+    assert!(
+        store.session("careful-s1", t(4)).await.unwrap().is_none(),
+        "set by the system: all end"
+    );
 }

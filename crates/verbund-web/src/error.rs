@@ -1,7 +1,9 @@
 //! Error pages: what went wrong in plain words, with the status the API would answer.
 
 use askama::Template;
+use axum::extract::Request;
 use axum::http::{StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::Response;
 use verbund_api::ApiError;
 
@@ -83,5 +85,29 @@ pub async fn not_found(MaybeViewer(v, lang): MaybeViewer, uri: Uri) -> Response 
             detail: t.error_not_found_detail.into(),
             back: "/".into(),
         },
+    )
+}
+
+/// Turns the refusals of the request limits (`RequestBodyLimitLayer`, `TimeoutLayer`),
+/// which come without a body, into error pages in the reader's language, keeping their
+/// status.
+pub async fn limits(req: Request, next: Next) -> Response {
+    let lang = Lang::of(req.headers());
+    let path = req.uri().path().to_string();
+    let resp = next.run(req).await;
+    let t = lang.texts();
+    let status = resp.status();
+    let (heading, detail) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (t.error_too_large, t.error_too_large_detail),
+        StatusCode::REQUEST_TIMEOUT => (t.error_timeout, t.error_timeout_detail),
+        _ => return resp,
+    };
+    tracing::warn!(%path, %status, "request refused by a portal limit");
+    page(
+        status,
+        Chrome::public(lang, heading, "", &path),
+        heading,
+        detail,
+        "/",
     )
 }

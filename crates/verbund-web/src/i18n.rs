@@ -109,6 +109,13 @@ texts! {
     login_failed: "Benutzername oder Passwort ist falsch.", "The user name or the password is wrong.";
     login_locked: "Nach zu vielen Fehlversuchen ist das Konto vorübergehend gesperrt, bis", "After too many failed attempts the account is locked until";
     login_expired: "Das Formular ist abgelaufen. Bitte melden Sie sich erneut an.", "The form has expired. Please sign in again.";
+    login_source_throttled: "Zu viele Fehlversuche von Ihrer Adresse aus. Anmeldungen von hier sind wieder möglich ab", "Too many failed attempts from your address. Sign-ins from here are possible again from";
+    login_disabled: "Dieses Konto ist deaktiviert. Bitte wenden Sie sich an Ihre Administration.", "This account is disabled. Please ask your administration.";
+    busy: "Der Dienst ist gerade ausgelastet. Bitte versuchen Sie es in einer Sekunde erneut.", "The service is busy right now. Please try again in a second.";
+    error_too_large: "Anfrage zu groß", "Request too large";
+    error_too_large_detail: "Das Formular ist zu groß, um es anzunehmen. Bitte kürzen Sie Ihre Eingaben.", "The form is too large to be accepted. Please shorten what you entered.";
+    error_timeout: "Zeitüberschreitung", "Timed out";
+    error_timeout_detail: "Die Anfrage hat zu lange gedauert und wurde abgebrochen. Bitte versuchen Sie es erneut.", "The request took too long and was stopped. Please try again.";
     error_not_found: "Nicht gefunden", "Not found";
     error_not_found_detail: "Diese Seite gibt es nicht, oder Sie dürfen sie nicht sehen.", "This page does not exist, or you may not see it.";
     error_forbidden: "Keine Berechtigung", "Not permitted";

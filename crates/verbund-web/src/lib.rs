@@ -35,6 +35,10 @@ use verbund_store::LockPolicy;
 
 pub use verbund_api::password::hash_password;
 
+/// The largest form the portal accepts by default: a booking's configuration is the
+/// largest form, and far below this.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
 /// How the portal runs.
 #[derive(Clone)]
 pub struct PortalConfig {
@@ -46,6 +50,16 @@ pub struct PortalConfig {
     pub lock: LockPolicy,
     /// Sign-in through an OpenID Connect provider (Keycloak), when configured.
     pub oidc: Option<Arc<oidc::Oidc>>,
+    /// How old the roles of an OIDC session may be before the provider must confirm
+    /// them again (see `oidc`).
+    pub oidc_roles_max_age: chrono::Duration,
+    /// The portal runs behind a reverse proxy that appends the client's address to
+    /// `X-Forwarded-For`: sign-ins are throttled by that address, not the proxy's.
+    pub trust_forwarded_for: bool,
+    /// The largest form the portal accepts, in bytes.
+    pub max_body_bytes: usize,
+    /// How long any request may take before it is stopped with 408.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for PortalConfig {
@@ -55,6 +69,10 @@ impl Default for PortalConfig {
             session_hours: 8,
             lock: LockPolicy::default(),
             oidc: None,
+            oidc_roles_max_age: chrono::Duration::minutes(5),
+            trust_forwarded_for: false,
+            max_body_bytes: MAX_FORM_BYTES,
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -88,6 +106,18 @@ pub fn router(state: WebState) -> Router {
         .route("/assets/{*file}", get(assets::serve))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), deliver))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            state.config.max_body_bytes,
+        ))
+        // `Form` buffers with axum's own limit (2 MiB) unless told otherwise.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.max_body_bytes,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(error::limits))
         .layer(axum::middleware::from_fn(protect))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

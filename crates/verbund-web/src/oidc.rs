@@ -8,6 +8,15 @@
 //! its `groups` to verbund roles (`grants`, pure). A token that grants no role is
 //! refused before any user is created; an identity is linked to its user by issuer and
 //! subject only, never to a local account by name.
+//!
+//! Roles are not only read at sign-in: a session keeps the provider's refresh token, and
+//! once its roles are older than `PortalConfig::oidc_roles_max_age` (5 minutes unless
+//! configured) the next request asks the provider again (`reconfirm`: refresh grant, a
+//! verified ID token of the same subject, its groups mapped as at sign-in). Roles the
+//! provider took away are gone from then on; when the provider refuses the refresh (the
+//! person was disabled or signed out there), cannot be reached, gave no refresh token,
+//! or the groups grant no role any more, the session ends. Roles are therefore at most
+//! that old, plus one request.
 
 use std::sync::RwLock;
 
@@ -190,12 +199,29 @@ impl Oidc {
         })
     }
 
-    /// Exchanges an authorization code for the ID token (client_secret_basic + PKCE).
-    async fn exchange(&self, code: &str, verifier: &str) -> Result<String> {
-        #[derive(Deserialize)]
-        struct Tokens {
-            id_token: Option<String>,
-        }
+    /// Exchanges an authorization code for the ID token and the refresh token, if the
+    /// provider gives one (client_secret_basic + PKCE).
+    async fn exchange(&self, code: &str, verifier: &str) -> Result<Tokens> {
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &self.redirect_url),
+            ("code_verifier", verifier),
+        ])
+        .await
+    }
+
+    /// Asks the provider again with a refresh token: a fresh ID token (with the groups as
+    /// they are now) and the refresh token to use next time.
+    async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
+        self.token_request(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ])
+        .await
+    }
+
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<Tokens> {
         #[derive(Deserialize)]
         struct TokenError {
             error: String,
@@ -209,12 +235,7 @@ impl Oidc {
                 form_encode(&self.client_id),
                 Some(form_encode(&self.client_secret)),
             )
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &self.redirect_url),
-                ("code_verifier", verifier),
-            ])
+            .form(form)
             .send()
             .await
             .map_err(|e| unreachable(url, cause(&e)))?;
@@ -234,15 +255,17 @@ impl Oidc {
             return Err(OidcError::CodeRefused(why));
         }
         let tokens: Tokens = serde_json::from_slice(&body).map_err(|e| bad(url, e))?;
-        tokens
-            .id_token
-            .ok_or_else(|| bad(url, "the answer carries no `id_token`"))
+        if tokens.id_token.is_empty() {
+            return Err(bad(url, "the answer carries no `id_token`"));
+        }
+        Ok(tokens)
     }
 
     /// Verifies an ID token: RS256 signature by one of the provider's keys (read again
     /// once when the token names an unknown key), issuer, audience, authorised party,
-    /// expiry at `now`, and the nonce of this sign-in.
-    async fn verify(&self, token: &str, nonce: &str, now: DateTime<Utc>) -> Result<Claims> {
+    /// expiry at `now`, and the nonce of this sign-in (none for a refreshed token, which
+    /// OpenID Connect Core 12.2 does not bind to the sign-in's nonce).
+    async fn verify(&self, token: &str, nonce: Option<&str>, now: DateTime<Utc>) -> Result<Claims> {
         let invalid = |why: &str| OidcError::InvalidToken(why.into());
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e.to_string()))?;
         if header.alg != Algorithm::RS256 {
@@ -280,11 +303,8 @@ impl Oidc {
         {
             return Err(invalid("it was issued to another client (`azp`)"));
         }
-        if !claims
-            .nonce
-            .as_deref()
-            .is_some_and(|n| same_token(n, nonce))
-        {
+        let nonce_differs = |n: &&str| !claims.nonce.as_deref().is_some_and(|c| same_token(c, n));
+        if nonce.filter(nonce_differs).is_some() {
             return Err(invalid("its nonce is not this sign-in's"));
         }
         Ok(claims)
@@ -332,6 +352,14 @@ fn bad(url: &str, reason: impl ToString) -> OidcError {
 /// `application/x-www-form-urlencoded` for the client credentials (RFC 6749, 2.3.1).
 fn form_encode(s: &str) -> String {
     crate::view::url_encode(s).replace('/', "%2F")
+}
+
+/// What the token endpoint answers (the parts verbund reads).
+#[derive(Deserialize)]
+struct Tokens {
+    #[serde(default)]
+    id_token: String,
+    refresh_token: Option<String>,
 }
 
 /// The claims of an ID token that verbund reads.
@@ -453,6 +481,8 @@ enum Refusal {
     InvalidToken,
     /// The groups grant no role.
     NoRole,
+    /// The account is disabled in verbund.
+    Disabled,
     /// The store failed.
     Internal,
 }
@@ -462,7 +492,7 @@ impl Refusal {
         match self {
             Refusal::Expired => StatusCode::BAD_REQUEST,
             Refusal::ProviderRefused | Refusal::InvalidToken => StatusCode::UNAUTHORIZED,
-            Refusal::NoRole => StatusCode::FORBIDDEN,
+            Refusal::NoRole | Refusal::Disabled => StatusCode::FORBIDDEN,
             Refusal::ProviderUnreachable => StatusCode::BAD_GATEWAY,
             Refusal::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -481,6 +511,7 @@ impl Refusal {
             Refusal::InvalidToken => "The identity service sent a sign-in that is not valid.",
             Refusal::NoRole if de => "Ihr Konto hat keine Rolle in verbund. Bitte wenden Sie sich an Ihre Administration.",
             Refusal::NoRole => "Your account holds no role in verbund. Please ask your administration for one.",
+            Refusal::Disabled => lang.texts().login_disabled,
             Refusal::Internal => lang.texts().error_internal_detail,
         }
     }
@@ -546,11 +577,14 @@ pub async fn callback(
         return refused(&state, lang, Refusal::ProviderRefused);
     };
     let now = state.api.now();
-    let claims = match oidc.exchange(code, &flow.verifier).await {
-        Ok(token) => oidc.verify(&token, &flow.nonce, now).await,
+    let outcome = match oidc.exchange(code, &flow.verifier).await {
+        Ok(tokens) => match oidc.verify(&tokens.id_token, Some(&flow.nonce), now).await {
+            Ok(c) => Ok((c, tokens.refresh_token)),
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
-    let claims = match claims {
+    let (claims, refresh_token) = match outcome {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, issuer = %oidc.issuer, "OIDC sign-in refused");
@@ -574,8 +608,14 @@ pub async fn callback(
         return refused(&state, lang, Refusal::NoRole);
     }
     match user_for(store, &oidc.issuer, &claims, &memberships, now).await {
+        Ok(user) if user.disabled_at.is_some() => {
+            tracing::warn!(subject = %claims.sub, user = %user.spec.name, "OIDC sign-in to a disabled account");
+            refused(&state, lang, Refusal::Disabled)
+        }
         Ok(user) => {
-            let mut resp = crate::login::open(&state, &user, "oidc", &flow.next).await;
+            let mut resp =
+                crate::login::open(&state, &user, "oidc", refresh_token.as_deref(), &flow.next)
+                    .await;
             forget_flow(&state, &mut resp);
             resp
         }
@@ -584,6 +624,58 @@ pub async fn callback(
             refused(&state, lang, Refusal::Internal)
         }
     }
+}
+
+/// Asks the provider again for the roles of an OIDC session (see the module's doc):
+/// answers the user with its roles as the provider grants them now, or why the session
+/// must end.
+pub async fn reconfirm(
+    state: &WebState,
+    id_hash: &str,
+    session: &verbund_store::Session,
+    user: &User,
+    now: DateTime<Utc>,
+) -> std::result::Result<User, String> {
+    let oidc = state
+        .config
+        .oidc
+        .as_ref()
+        .ok_or("no identity provider is configured any more")?;
+    let refresh_token = session
+        .refresh_token
+        .as_deref()
+        .ok_or("the identity provider gave no refresh token")?;
+    let tokens = oidc
+        .refresh(refresh_token)
+        .await
+        .map_err(|e| e.to_string())?;
+    let claims = oidc
+        .verify(&tokens.id_token, None, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let store = &state.api.store;
+    let linked = store
+        .oidc_user(&oidc.issuer, &claims.sub)
+        .await
+        .map_err(|e| e.to_string())?;
+    if linked.as_ref().map(|u| u.id.as_str()) != Some(user.id.as_str()) {
+        return Err("the identity provider answered for another person".into());
+    }
+    let (wanted, _) = grants(&oidc.group_prefix, &claims.groups);
+    let memberships = resolve(store, &wanted).await.map_err(|e| e.to_string())?;
+    if memberships.is_empty() {
+        return Err("the groups grant no role any more".into());
+    }
+    let user = store
+        .set_memberships(ACTOR, user, &memberships, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let next = tokens.refresh_token.as_deref().unwrap_or(refresh_token);
+    store
+        .session_roles_confirmed(id_hash, Some(next), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(user)
 }
 
 /// The user linked to this identity with the roles its groups grant now, or a new user.

@@ -70,34 +70,61 @@ impl Viewer {
     }
 }
 
-/// Looks the session cookie up; `None` without a live session.
+/// Looks the session cookie up; `None` without a live session. An OIDC session whose
+/// roles are older than `PortalConfig::oidc_roles_max_age` has them confirmed by the
+/// provider first, or ends (`oidc::reconfirm`).
 pub async fn viewer(parts: &Parts, state: &WebState) -> Option<Viewer> {
     let secret = cookie(&parts.headers, SESSION_COOKIE)?;
-    let found = state
-        .api
-        .store
-        .session(&hash_token(secret), state.api.now())
-        .await;
-    match found {
-        Ok(Some((session, user))) => Some(Viewer {
-            caller: Caller::new(
-                Principal {
-                    user_id: user.id.clone(),
-                    user_name: user.spec.name.clone(),
-                    memberships: user.spec.memberships.clone(),
-                },
-                state.api.authz.clone(),
-            ),
-            user,
-            csrf: session.csrf,
-            lang: Lang::of(&parts.headers),
-        }),
-        Ok(None) => None,
+    let id_hash = hash_token(secret);
+    let now = state.api.now();
+    let found = state.api.store.session(&id_hash, now).await;
+    let (session, user) = match found {
+        Ok(Some(found)) => found,
+        Ok(None) => return None,
         Err(e) => {
             tracing::error!(error = %e, "cannot read the session");
-            None
+            return None;
         }
-    }
+    };
+    let user = if roles_are_stale(state, &session, now) {
+        match crate::oidc::reconfirm(state, &id_hash, &session, &user, now).await {
+            Ok(user) => user,
+            Err(why) => {
+                tracing::warn!(user = %user.spec.name, reason = %why, "the identity provider did not confirm a session: it ends");
+                if let Err(e) = state.api.store.end_session(&id_hash, Some(&why), now).await {
+                    tracing::error!(error = %e, "cannot end a session");
+                }
+                return None;
+            }
+        }
+    } else {
+        user
+    };
+    Some(Viewer {
+        caller: Caller::new(
+            Principal {
+                user_id: user.id.clone(),
+                user_name: user.spec.name.clone(),
+                memberships: user.spec.memberships.clone(),
+            },
+            state.api.authz.clone(),
+        ),
+        user,
+        csrf: session.csrf,
+        lang: Lang::of(&parts.headers),
+    })
+}
+
+/// Whether an OIDC session's roles must be confirmed by the provider before use.
+fn roles_are_stale(
+    state: &WebState,
+    session: &verbund_store::Session,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    session.via == "oidc"
+        && session
+            .roles_checked_at
+            .is_none_or(|at| now - at >= state.config.oidc_roles_max_age)
 }
 
 impl FromRequestParts<WebState> for Viewer {

@@ -86,6 +86,9 @@ struct Idp {
     codes: HashMap<String, (String, String, String)>,
     next: Next,
     jwks_reads: usize,
+    /// Refresh token → subject, for the refresh grant (rotated at every use).
+    refresh: HashMap<String, String>,
+    refresh_grants: usize,
 }
 
 type Shared = Arc<Mutex<Idp>>;
@@ -164,41 +167,61 @@ async fn token(
         )
             .into_response();
     }
-    if f.get("grant_type").map(String::as_str) != Some("authorization_code") {
-        return refuse("unsupported_grant_type");
-    }
     let mut idp = idp.lock().unwrap();
-    let Some((nonce, challenge, redirect)) = f.get("code").and_then(|c| idp.codes.remove(c)) else {
-        return refuse("invalid_grant");
+    let (sub, nonce) = match f.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some((nonce, challenge, redirect)) =
+                f.get("code").and_then(|c| idp.codes.remove(c))
+            else {
+                return refuse("invalid_grant");
+            };
+            let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+            if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != challenge
+                || f.get("redirect_uri") != Some(&redirect)
+            {
+                return refuse("invalid_grant");
+            }
+            (idp.next.sub.clone(), Some(nonce))
+        }
+        // A refreshed ID token carries the groups as they are now, and no nonce.
+        Some("refresh_token") => {
+            idp.refresh_grants += 1;
+            match f.get("refresh_token").and_then(|t| idp.refresh.remove(t)) {
+                Some(sub) => (sub, None),
+                None => return refuse("invalid_grant"),
+            }
+        }
+        _ => return refuse("unsupported_grant_type"),
     };
-    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
-    if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != challenge
-        || f.get("redirect_uri") != Some(&redirect)
-    {
-        return refuse("invalid_grant");
-    }
     let n = idp.next.clone();
     let now = Utc::now().timestamp();
-    let claims = json!({
+    let mut claims = json!({
         "iss": idp.issuer,
-        "sub": n.sub,
+        "sub": sub,
         "aud": n.aud.clone().unwrap_or_else(|| CLIENT_ID.into()),
         "azp": CLIENT_ID,
         "exp": now + n.exp_offset.unwrap_or(300),
         "iat": now,
-        "nonce": n.nonce.clone().unwrap_or(nonce),
         "preferred_username": n.preferred_username,
         "name": n.name,
         "email": format!("{}@example.de", n.preferred_username),
         "groups": n.groups,
     });
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(n.nonce.clone().unwrap_or(nonce));
+    }
     let signing = idp.keys.last().cloned().unwrap();
     let mut h = Header::new(Algorithm::RS256);
     h.kid = Some(signing.kid.clone());
     let key = n.forged_by.map_or(signing.encoding, |k| k.encoding);
     let id_token = jsonwebtoken::encode(&h, &claims, &key).unwrap();
-    Json(json!({"access_token": "at", "token_type": "Bearer", "id_token": id_token}))
-        .into_response()
+    let refresh_token = format!("rt-{}", uuid_like());
+    idp.refresh.insert(refresh_token.clone(), sub);
+    Json(
+        json!({"access_token": "at", "token_type": "Bearer", "id_token": id_token,
+                "refresh_token": refresh_token}),
+    )
+    .into_response()
 }
 
 struct World {
@@ -214,6 +237,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with(PortalConfig::default()).await
+}
+
+/// The world with the portal's settings (its OIDC client is set here).
+async fn world_with(settings: PortalConfig) -> World {
     let scratch = Scratch::sqlite();
     let store = Store::open(&scratch.url).await.expect("a store");
     let now = Utc::now();
@@ -260,6 +288,8 @@ async fn world() -> World {
         codes: HashMap::new(),
         next: Next::default(),
         jwks_reads: 0,
+        refresh: HashMap::new(),
+        refresh_grants: 0,
     }));
     let realm = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
@@ -282,7 +312,7 @@ async fn world() -> World {
     .expect("discovery");
     let config = PortalConfig {
         oidc: Some(Arc::new(oidc.with_group_prefix("/verbund"))),
-        ..PortalConfig::default()
+        ..settings
     };
     let app = verbund_web::router(WebState::new(
         verbund_api::AppState::new(store.clone()),
@@ -497,6 +527,11 @@ async fn sign_in_creates_the_user_with_its_roles_and_updates_them_next_time() {
         .await
         .unwrap();
     assert_eq!(home.status(), StatusCode::SEE_OTHER, "signed in already");
+    assert_eq!(
+        w.idp.lock().unwrap().refresh_grants,
+        0,
+        "roles younger than the maximum age are not asked for again"
+    );
 
     // The provider rotates its key and the groups changed: the portal reads the new key
     // once, and the roles follow the groups (the ARS, the AGS and the id all name one).
@@ -681,4 +716,119 @@ async fn refused_sign_ins_open_no_session_and_create_no_user() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+/// Sends a signed-in request for `path`; answers the status and where it redirects to.
+async fn visit(w: &World, secret: &str, path: &str) -> (StatusCode, Option<String>) {
+    let r = w
+        .http
+        .get(format!("{}{path}", w.portal))
+        .header(reqwest::header::COOKIE, format!("verbund_session={secret}"))
+        .send()
+        .await
+        .unwrap();
+    let to = r
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (r.status(), to)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_confirmed_by_the_provider_while_a_session_is_used() {
+    // Roles may be no older than zero: every request asks the provider again.
+    let w = world_with(PortalConfig {
+        oidc_roles_max_age: chrono::Duration::zero(),
+        ..PortalConfig::default()
+    })
+    .await;
+    let admin = "/verbund/organisation/020000000000/org-admin";
+    w.next(w.person("sub-erika", "erika", &[admin]));
+    let o = w.sign_in("/", |u| u).await;
+    let secret = o.session.expect("a session");
+    let user = w
+        .store
+        .oidc_user(&w.issuer, "sub-erika")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.spec.memberships, [org_role(Role::OrgAdmin, &w.land)]);
+    assert_eq!(visit(&w, &secret, "/catalog").await.0, StatusCode::OK);
+    assert_eq!(w.idp.lock().unwrap().refresh_grants, 1);
+
+    // The provider takes the admin role away: the next request already has fewer roles.
+    w.next(w.person(
+        "sub-erika",
+        "erika",
+        &["/verbund/organisation/020000000000/org-member"],
+    ));
+    assert_eq!(visit(&w, &secret, "/catalog").await.0, StatusCode::OK);
+    let now = w.store.get_user(&user.id).await.unwrap();
+    assert_eq!(now.spec.memberships, [org_role(Role::OrgMember, &w.land)]);
+    let trail = w.audit(&user).await;
+    assert_eq!(
+        trail
+            .iter()
+            .filter(|(actor, action, _)| actor == "system/oidc" && action == "user.roles")
+            .count(),
+        1,
+        "{trail:?}"
+    );
+    let (session, _) = w
+        .store
+        .session(&hash_token(&secret), Utc::now())
+        .await
+        .unwrap()
+        .expect("the session lives on");
+    assert!(session.roles_checked_at.is_some() && session.refresh_token.is_some());
+
+    // The groups grant no role any more: the session ends.
+    w.next(w.person("sub-erika", "erika", &["/other-app/admin"]));
+    let (status, to) = visit(&w, &secret, "/catalog").await;
+    assert_eq!(
+        (status, to.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/login?next=/catalog"))
+    );
+    assert!(w
+        .store
+        .session(&hash_token(&secret), Utc::now())
+        .await
+        .unwrap()
+        .is_none());
+    let trail = w.audit(&user).await;
+    assert!(
+        trail
+            .iter()
+            .any(|(actor, action, after)| actor == "system/portal"
+                && action == "session.close"
+                && after
+                    .as_ref()
+                    .is_some_and(|a| a["reason"].as_str().is_some_and(|r| r.contains("no role")))),
+        "{trail:?}"
+    );
+
+    // The provider refuses the refresh (the person was disabled or signed out there).
+    w.next(w.person("sub-erika", "erika", &[admin]));
+    let o = w.sign_in("/", |u| u).await;
+    let secret = o.session.expect("a session");
+    w.idp.lock().unwrap().refresh.clear();
+    let (status, _) = visit(&w, &secret, "/catalog").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(w
+        .store
+        .session(&hash_token(&secret), Utc::now())
+        .await
+        .unwrap()
+        .is_none());
+
+    // A disabled account cannot sign in through the provider either.
+    w.store
+        .disable_user("user/admin", &user.id, Utc::now())
+        .await
+        .unwrap();
+    let o = w.sign_in("/", |u| u).await;
+    assert_eq!(o.status, StatusCode::FORBIDDEN, "{}", o.body);
+    assert!(o.session.is_none());
+    assert!(o.body.contains("disabled"), "{}", o.body);
 }

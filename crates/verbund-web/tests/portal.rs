@@ -25,6 +25,7 @@ use chrono::{DateTime, Duration, Utc};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
+use verbund_api::password::HashingLimit;
 use verbund_api::{AppState, Clock};
 use verbund_domain::account::UserSpec;
 use verbund_domain::page::PageRequest;
@@ -67,6 +68,9 @@ portal_tests!(
     every_navigation_link_opens_a_page,
     the_fleet_shows_each_sites_last_preflight,
     german_pages_name_things_in_german,
+    sign_ins_are_throttled_by_source_and_account_atomically,
+    disabled_accounts_and_changed_passwords_end_sessions_at_once,
+    oversized_forms_and_slow_requests_get_german_pages,
 );
 
 /// Every test account's password.
@@ -115,8 +119,19 @@ fn schema() -> Value {
 
 /// The portal merged with the API, as `verbund serve` serves them.
 fn app(store: &Store, clock: &Arc<TestClock>, config: PortalConfig) -> Router {
+    app_hashing(store, clock, config, HashingLimit::per_core())
+}
+
+/// `app`, with its own bound on Argon2 evaluations at once.
+fn app_hashing(
+    store: &Store,
+    clock: &Arc<TestClock>,
+    config: PortalConfig,
+    hashing: HashingLimit,
+) -> Router {
     let api = AppState {
         clock: clock.clone(),
+        hashing,
         ..AppState::new(store.clone())
     };
     verbund_api::app(api.clone()).merge(verbund_web::router(WebState::new(api, config)))
@@ -282,6 +297,7 @@ impl World {
         Browser {
             app: self.app.clone(),
             jar: BTreeMap::new(),
+            from: None,
         }
     }
 
@@ -415,6 +431,8 @@ impl Answer {
 struct Browser {
     app: Router,
     jar: BTreeMap<String, String>,
+    /// The client address a trusted proxy reports (`X-Forwarded-For`), if any.
+    from: Option<String>,
 }
 
 /// Percent-encodes a form value.
@@ -447,6 +465,9 @@ impl Browser {
         }
         if let Some(o) = origin {
             req = req.header(header::ORIGIN, o);
+        }
+        if let Some(f) = &self.from {
+            req = req.header("x-forwarded-for", format!("192.0.2.99, {f}"));
         }
         let body = match form {
             Some(f) => {
@@ -646,6 +667,7 @@ async fn sign_in_opens_a_session(store: Store) {
     let mut b = Browser {
         app: secure,
         jar: BTreeMap::new(),
+        from: None,
     };
     let form = b.get("/login").await;
     assert!(form.set_cookie("verbund_login").ends_with("; Secure"));
@@ -740,12 +762,14 @@ async fn wrong_passwords_lock_the_account_for_a_while(store: Store) {
         lock: LockPolicy {
             max_failures: 2,
             lock_for: Duration::seconds(1),
+            ..LockPolicy::default()
         },
         ..PortalConfig::default()
     };
     let mut b = Browser {
         app: app(&store, &w.clock, short),
         jar: BTreeMap::new(),
+        from: None,
     };
     assert_eq!(
         b.sign_in("admin-b", "falsches-passwort", "/").await.status,
@@ -1484,4 +1508,257 @@ async fn german_pages_name_things_in_german(store: Store) {
     a.get("/catalog")
         .await
         .shows("<p class=\"kern-body\" lang=\"de\">Ein Portal für Anträge.</p>");
+}
+
+// ---------------------------------------------------------------------------------------
+// Accounts with a life cycle (issue 16)
+
+/// The number of audit events `action` about the account `name`.
+async fn count_events(w: &World, action: &str, name: &str) -> usize {
+    let object = format!("user/{}", w.user_id(name).await);
+    w.trail()
+        .await
+        .iter()
+        .filter(|e| e.1 == action && e.2 == object)
+        .count()
+}
+
+async fn sign_ins_are_throttled_by_source_and_account_atomically(store: Store) {
+    let w = world(store.clone()).await;
+    let policy = LockPolicy {
+        max_failures_per_source: 8,
+        ..LockPolicy::default()
+    };
+    let config = PortalConfig {
+        trust_forwarded_for: true,
+        lock: policy,
+        ..PortalConfig::default()
+    };
+    // Enough Argon2 permits that no attempt is turned away as busy.
+    let app = app_hashing(&store, &w.clock, config, HashingLimit::new(64));
+    let browser = |from: &str| Browser {
+        app: app.clone(),
+        jar: BTreeMap::new(),
+        from: Some(from.into()),
+    };
+
+    // Many wrong attempts at once from one address: only the limit is evaluated.
+    let mut attacker = browser("10.0.0.1");
+    let token = attacker.get("/login").await.csrf();
+    let cookie = attacker.jar.clone();
+    let attempts = (0..24).map(|_| {
+        let mut b = Browser {
+            jar: cookie.clone(),
+            ..browser("10.0.0.1")
+        };
+        let token = token.clone();
+        tokio::spawn(async move {
+            b.post(
+                "/login",
+                &[
+                    ("name", "admin-a"),
+                    ("password", "falsches-passwort"),
+                    ("csrf", &token),
+                    ("next", "/"),
+                ],
+            )
+            .await
+            .status
+        })
+    });
+    let mut statuses = Vec::new();
+    for a in attempts {
+        statuses.push(a.await.expect("an attempt"));
+    }
+    let evaluated = count_events(&w, "user.login-failed", "admin-a").await;
+    assert_eq!(
+        evaluated, policy.max_failures as usize,
+        "at most the limit of passwords is evaluated: {statuses:?}"
+    );
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        refused > 24 - evaluated
+            && statuses
+                .iter()
+                .all(|s| [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)),
+        "the rest, and the failure that locked, answer 429: {statuses:?}"
+    );
+
+    // From that address even the right password is refused now; from another one the
+    // owner gets in: an attacker cannot keep the account locked for everybody.
+    let r = attacker.sign_in("admin-a", PASSWORD, "/catalog").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    r.shows("gesperrt");
+    let mut owner = browser("10.0.0.2");
+    let r = owner.sign_in("admin-a", PASSWORD, "/catalog").await;
+    assert_eq!(
+        (r.status, r.location().as_str()),
+        (StatusCode::SEE_OTHER, "/catalog"),
+        "{}",
+        r.body
+    );
+
+    // One address guessing across accounts is stopped after its own limit, whatever the
+    // names; the right password from there does not pass either, until the window ends.
+    let mut sprayer = browser("10.0.0.3");
+    for i in 0..policy.max_failures_per_source {
+        let r = sprayer
+            .sign_in(&format!("niemand-{i}"), "falsches-passwort", "/")
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let r = sprayer.sign_in("admin-b", PASSWORD, "/").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    r.shows("Zu viele Fehlversuche von Ihrer Adresse aus.");
+    w.advance(policy.lock_for + Duration::seconds(1));
+    let r = sprayer.sign_in("admin-b", PASSWORD, "/").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // Argon2 work is bounded: with every permit taken, a sign-in is refused at once,
+    // counts as no attempt, and says when to come back.
+    let hashing = HashingLimit::new(1);
+    let busy = app_hashing(&store, &w.clock, PortalConfig::default(), hashing.clone());
+    let held = hashing.exhaust().await.expect("the permits");
+    let mut b = Browser {
+        app: busy,
+        jar: BTreeMap::new(),
+        from: None,
+    };
+    let before = w.trail().await;
+    let r = b.sign_in("admin-b", "falsches-passwort", "/").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.header("retry-after"), "1");
+    r.shows("ausgelastet");
+    assert_eq!(w.trail().await, before, "nothing was evaluated or counted");
+    drop(held);
+    let r = b.sign_in("admin-b", PASSWORD, "/").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+}
+
+async fn disabled_accounts_and_changed_passwords_end_sessions_at_once(store: Store) {
+    let w = world(store.clone()).await;
+    let id = w.user_id("admin-a").await;
+    let mut a = w.signed_in("admin-a").await;
+    assert_eq!(a.get("/catalog").await.status, StatusCode::OK);
+
+    // Disabled: the open session stops working at the next request, and the right
+    // password signs in no more (and says why only then).
+    store
+        .disable_user("user/admin", &id, Utc::now())
+        .await
+        .expect("disable");
+    let r = a.get("/catalog").await;
+    assert_eq!(
+        (r.status, r.location().as_str()),
+        (StatusCode::SEE_OTHER, "/login?next=/catalog")
+    );
+    let mut b = w.browser();
+    let r = b.sign_in("admin-a", "falsches-passwort", "/").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    r.shows(LOGIN_FAILED);
+    let r = b.sign_in("admin-a", PASSWORD, "/").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    r.shows("Dieses Konto ist deaktiviert.");
+    assert!(b.cookie("verbund_session").is_none());
+    store
+        .enable_user("user/admin", &id, Utc::now())
+        .await
+        .expect("enable");
+
+    // A password change through the API ends every portal session of the account.
+    let mut first = w.signed_in("admin-a").await;
+    let mut second = w.signed_in("admin-a").await;
+    let mut other = w.signed_in("admin-b").await;
+    let (_, token) = verbund_api::issue_token(&store, "test/setup", &id, "t", None, Utc::now())
+        .await
+        .expect("a token");
+    let req = Request::builder()
+        .method(Method::PUT)
+        .uri(format!("/api/v1/users/{id}/password"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"current_password": PASSWORD, "password": "ein-neues-langes-passwort"})
+                .to_string(),
+        ))
+        .expect("a request");
+    let resp = w.app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    for b in [&mut first, &mut second] {
+        assert_eq!(b.get("/catalog").await.status, StatusCode::SEE_OTHER);
+    }
+    assert_eq!(
+        other.get("/catalog").await.status,
+        StatusCode::OK,
+        "nobody else's"
+    );
+    let mut again = w.browser();
+    let r = again
+        .sign_in("admin-a", "ein-neues-langes-passwort", "/")
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+}
+
+async fn oversized_forms_and_slow_requests_get_german_pages(store: Store) {
+    let w = world(store.clone()).await;
+    let mut b = w.browser();
+    let token = b.get("/login").await.csrf();
+    let huge = "x".repeat(verbund_web::MAX_FORM_BYTES + 1);
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("name", "admin-a"),
+                ("password", &huge),
+                ("csrf", &token),
+                ("next", "/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    r.shows("<html lang=\"de\"");
+    r.shows("Anfrage zu groß");
+    r.shows("Das Formular ist zu groß");
+    // The same for a signed-in person's form.
+    let mut a = w.signed_in("admin-a").await;
+    let csrf = a.get("/catalog").await.csrf();
+    let r = a.post("/logout", &[("csrf", &csrf), ("x", &huge)]).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    r.shows("Anfrage zu groß");
+    assert_eq!(
+        a.get("/catalog").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+
+    // Every route has a timeout; a request over it is stopped with 408 and a page.
+    let slow = app(
+        &store,
+        &w.clock,
+        PortalConfig {
+            request_timeout: std::time::Duration::ZERO,
+            ..PortalConfig::default()
+        },
+    );
+    // A sign-in, whose Argon2 verification alone takes longer than that.
+    let mut b = w.browser();
+    let token = b.get("/login").await.csrf();
+    b.app = slow;
+    let r = b
+        .post(
+            "/login",
+            &[
+                ("name", "admin-b"),
+                ("password", PASSWORD),
+                ("csrf", &token),
+                ("next", "/"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
+    r.shows("<html lang=\"de\"");
+    r.shows("Zeitüberschreitung");
 }

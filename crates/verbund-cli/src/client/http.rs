@@ -41,6 +41,24 @@ enum TokenSource {
     File(PathBuf),
 }
 
+/// The server's base URL, checked.
+fn server_url(conn: &ConnArgs) -> anyhow::Result<String> {
+    let base = conn.server.trim_end_matches('/').to_string();
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        anyhow::bail!("the server URL `{base}` must start with `http://` or `https://`");
+    }
+    Ok(base)
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .user_agent(concat!("verbund-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot set up the HTTP client")
+}
+
 /// A connection to the verbund API.
 pub struct Api {
     base: String,
@@ -63,11 +81,20 @@ pub struct Listing<T> {
 }
 
 impl Api {
+    /// A connection without an API token, for the one endpoint that needs none
+    /// (completing a password reset, whose token is the credential).
+    pub fn anonymous(conn: &ConnArgs) -> anyhow::Result<Api> {
+        let base = server_url(conn)?;
+        Ok(Api {
+            base,
+            token: String::new(),
+            source: TokenSource::Given,
+            http: http_client()?,
+        })
+    }
+
     pub fn connect(conn: &ConnArgs) -> anyhow::Result<Api> {
-        let base = conn.server.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            anyhow::bail!("the server URL `{base}` must start with `http://` or `https://`");
-        }
+        let base = server_url(conn)?;
         let (token, source) = match conn.token.as_deref().map(str::trim) {
             Some(t) if !t.is_empty() => (t.to_string(), TokenSource::Given),
             _ => {
@@ -90,17 +117,11 @@ impl Api {
                 (token, TokenSource::File(path))
             }
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .user_agent(concat!("verbund-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot set up the HTTP client")?;
         Ok(Api {
             base,
             token,
             source,
-            http,
+            http: http_client()?,
         })
     }
 
@@ -126,11 +147,10 @@ impl Api {
         key: Option<&str>,
     ) -> anyhow::Result<(StatusCode, Vec<u8>)> {
         let url = format!("{}/api/v1{path}", self.base);
-        let mut req = self
-            .http
-            .request(method, &url)
-            .bearer_auth(&self.token)
-            .query(query);
+        let mut req = self.http.request(method, &url).query(query);
+        if !self.token.is_empty() {
+            req = req.bearer_auth(&self.token);
+        }
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }

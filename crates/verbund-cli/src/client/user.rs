@@ -1,13 +1,18 @@
-//! `verbund user …`: list users, show the caller's own account, create users.
+//! `verbund user …`: list users, show the caller's own account, create users, and their
+//! life cycle: change one's own password, hand out or complete a password reset,
+//! disable and enable an account, revoke all its tokens and sessions.
+//!
+//! Passwords and reset tokens are read from standard input, one a line, so that they
+//! never appear in the process list or the shell history.
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::Value;
 use verbund_domain::account::{User, UserSpec};
 
-use super::http::{Api, ConnArgs};
+use super::http::{segment, Api, ConnArgs};
 use super::manifest::{Applier, FileArg, Manifest};
-use super::output::{joined, opt, print_list, print_one};
+use super::output::{emit_line, joined, opt, print_data, print_list, print_one, Format};
 use super::PageArgs;
 
 #[derive(Debug, Args)]
@@ -32,13 +37,77 @@ enum UserCommand {
     Me,
     /// Create the users in a file.
     Create(FileArg),
-    /// Set a user's portal password (your own, or one of an account you administer),
-    /// read from the first line of standard input so that it never appears in the
-    /// process list or the shell history.
+    /// Change your own portal password: the current one on the first line of standard
+    /// input, the new one on the second.
     SetPassword {
+        /// Your user id.
+        id: String,
+    },
+    /// Hand out a one-time password reset for another person's account; prints the
+    /// token, which the person gives to `verbund user complete-reset` within 24 hours.
+    ResetPassword {
         /// The user's id.
         id: String,
     },
+    /// Choose a new password with a reset token: the token on the first line of standard
+    /// input, the new password on the second (needs no API token).
+    CompleteReset,
+    /// Disable an account: it signs in nowhere, its tokens stop working and its sessions
+    /// end at once.
+    Disable {
+        /// The user's id.
+        id: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// The user's id.
+        id: String,
+    },
+    /// Revoke every API token of an account and end all its portal sessions.
+    RevokeAccess {
+        /// The user's id.
+        id: String,
+    },
+}
+
+/// Disables or enables an account (`verb`), saying what it is now.
+async fn switch(
+    conn: &ConnArgs,
+    format: Format,
+    id: &str,
+    verb: &str,
+    done: &str,
+) -> anyhow::Result<()> {
+    let api = Api::connect(conn)?;
+    let (_, u): (_, User) = api
+        .write(
+            Method::POST,
+            &format!("/users/{}/{verb}", segment(id)),
+            &serde_json::json!({}),
+        )
+        .await?;
+    line_or_data(
+        format,
+        &format!("`{}` is {done}", u.spec.name),
+        &serde_json::to_value(&u).unwrap_or(Value::Null),
+    )
+}
+
+/// A sentence for a table, the whole answer for JSON or YAML.
+fn line_or_data(format: Format, line: &str, data: &Value) -> anyhow::Result<()> {
+    match format {
+        Format::Table => emit_line(line),
+        _ => print_data(format, data),
+    }
+}
+
+/// The next line of standard input, without its line break.
+fn read_line(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line)? == 0 {
+        anyhow::bail!("expected {what} on standard input");
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 const HEADERS: &[&str] = &["ID", "NAME", "DISPLAY NAME", "EMAIL", "ROLES"];
@@ -79,16 +148,74 @@ pub async fn run(a: UserArgs) -> anyhow::Result<()> {
             print_one(format, &me, HEADERS, row)
         }
         UserCommand::SetPassword { id } => {
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line)?;
-            let password = line.trim_end_matches(['\r', '\n']);
+            let current = read_line("the current password")?;
+            let password = read_line("the new password")?;
             let api = Api::connect(&a.conn)?;
-            let body = serde_json::json!({ "password": password });
+            let body = serde_json::json!({ "current_password": current, "password": password });
             let (_, u): (_, User) = api
-                .write(Method::PUT, &format!("/users/{id}/password"), &body)
+                .write(
+                    Method::PUT,
+                    &format!("/users/{}/password", segment(&id)),
+                    &body,
+                )
                 .await?;
-            println!("the portal password of `{}` is set", u.spec.name);
+            println!(
+                "the portal password of `{}` is changed; its portal sessions have ended",
+                u.spec.name
+            );
             Ok(())
+        }
+        UserCommand::ResetPassword { id } => {
+            let api = Api::connect(&a.conn)?;
+            let (_, r): (_, Value) = api
+                .write(
+                    Method::POST,
+                    &format!("/users/{}/password-reset", segment(&id)),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            line_or_data(
+                format,
+                &format!(
+                    "password reset token (shown only now, valid until {}): {}",
+                    field("expires_at"),
+                    field("token")
+                ),
+                &r,
+            )
+        }
+        UserCommand::CompleteReset => {
+            let token = read_line("the reset token")?;
+            let password = read_line("the new password")?;
+            let api = Api::anonymous(&a.conn)?;
+            let body = serde_json::json!({ "token": token, "password": password });
+            let (_, u): (_, User) = api.write(Method::POST, "/password-reset", &body).await?;
+            println!(
+                "the portal password of `{}` is set; sign in with it now",
+                u.spec.name
+            );
+            Ok(())
+        }
+        UserCommand::Disable { id } => switch(&a.conn, format, &id, "disable", "disabled").await,
+        UserCommand::Enable { id } => switch(&a.conn, format, &id, "enable", "enabled").await,
+        UserCommand::RevokeAccess { id } => {
+            let api = Api::connect(&a.conn)?;
+            let (_, r): (_, Value) = api
+                .write(
+                    Method::POST,
+                    &format!("/users/{}/revoke", segment(&id)),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            line_or_data(
+                format,
+                &format!(
+                    "revoked {} token(s) and ended {} session(s)",
+                    r["tokens"], r["sessions"]
+                ),
+                &r,
+            )
         }
         UserCommand::Create(f) => {
             let m = Manifest::read(&f.file)?;
