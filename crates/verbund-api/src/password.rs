@@ -8,6 +8,14 @@ use argon2::Argon2;
 /// length over complexity rules).
 pub const MIN_LENGTH: usize = 12;
 
+/// The JSON Schema of a password `hash_password` accepts.
+pub fn schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(MIN_LENGTH))
+        .build()
+}
+
 /// Hashes a password for storage.
 ///
 /// # Errors

@@ -29,12 +29,14 @@ pub fn router() -> Router<AppState> {
 pub struct UserQuery {
     /// Only members of this organisation.
     pub organisation: Option<String>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 /// List users.
-#[utoipa::path(get, path = "/api/v1/users", tag = "accounts", params(UserQuery),
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "accounts", params(UserQuery),
     responses((status = 200, body = Page<User>), (status = 403, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -79,7 +81,7 @@ pub async fn list(
 }
 
 /// Create a user.
-#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = UserSpec,
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "create_user", tag = "accounts", request_body = UserSpec,
     responses((status = 201, body = User), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -96,14 +98,14 @@ pub async fn create(
 }
 
 /// The caller's own account.
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "accounts",
+#[utoipa::path(get, path = "/api/v1/users/me", operation_id = "read_own_user", tag = "accounts",
     responses((status = 200, body = User)), security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
     Ok(Json(state.store.get_user(&caller.0.user_id).await?))
 }
 
 /// Read a user.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "accounts",
+#[utoipa::path(get, path = "/api/v1/users/{id}", operation_id = "read_user", tag = "accounts",
     responses((status = 200, body = User), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -126,13 +128,14 @@ pub async fn read(
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     /// At least 12 characters.
+    #[schema(schema_with = crate::password::schema)]
     pub password: String,
 }
 
 /// Set a user's portal password: one's own, or that of an account one may administer.
 /// The password is stored only as an Argon2id hash; the change is audited. Answers the
 /// account.
-#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "accounts", request_body = PasswordChange,
+#[utoipa::path(put, path = "/api/v1/users/{id}/password", operation_id = "set_user_password", tag = "accounts", request_body = PasswordChange,
     responses((status = 200, body = User), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn set_password(
