@@ -21,6 +21,14 @@ pub fn check_length(password: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The JSON Schema of a password `hash_password` accepts.
+pub fn schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(MIN_LENGTH))
+        .build()
+}
+
 /// Hashes a password for storage.
 ///
 /// # Errors

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::error::{Invalid, Result};
-use crate::name::check_text;
+use crate::name::{check_text, DISPLAY_NAME_MAX};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
@@ -117,21 +117,43 @@ impl Membership {
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
     /// Login name: lowercase letters, digits, `.`, `-`, `_`, `@`.
+    #[schema(schema_with = login_schema)]
     pub name: String,
+    #[schema(schema_with = crate::name::display_name_schema)]
     pub display_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    #[schema(min_items = 1)]
     pub memberships: Vec<Membership>,
+}
+
+/// The longest login name.
+pub const LOGIN_MAX: usize = 100;
+
+/// The characters of a login name besides lowercase letters and digits.
+const LOGIN_PUNCTUATION: &[u8] = b"._-@";
+
+/// The JSON Schema of a login name `UserSpec::validate` accepts.
+pub fn login_schema() -> utoipa::openapi::schema::Object {
+    let punctuation: String = LOGIN_PUNCTUATION
+        .iter()
+        .map(|&b| format!("\\x{b:02x}"))
+        .collect();
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(LOGIN_MAX))
+        .pattern(Some(format!("^[a-z0-9{punctuation}]+$")))
+        .build()
 }
 
 impl UserSpec {
     pub fn validate(&self) -> Result<()> {
         let ok = !self.name.is_empty()
-            && self.name.len() <= 100
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-@".contains(&b));
+            && self.name.len() <= LOGIN_MAX
+            && self.name.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || LOGIN_PUNCTUATION.contains(&b)
+            });
         if !ok {
             return Err(Invalid::new(
                 "/name",
@@ -141,7 +163,7 @@ impl UserSpec {
                 ),
             ));
         }
-        check_text("/display_name", &self.display_name, 200)?;
+        check_text("/display_name", &self.display_name, DISPLAY_NAME_MAX)?;
         if let Some(email) = &self.email {
             if !email.contains('@') || email.len() > 254 {
                 return Err(Invalid::new(

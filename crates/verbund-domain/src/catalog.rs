@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::directory::Resources;
 use crate::error::{Invalid, Result};
-use crate::name::{check_name, check_text};
+use crate::name::{check_name, check_text, DISPLAY_NAME_MAX};
 use crate::tenancy::{secret_names_in_values, unmet_references, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -84,7 +84,9 @@ pub struct Autoscaling {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
+    #[schema(schema_with = crate::name::name_schema)]
     pub name: String,
+    #[schema(schema_with = crate::name::display_name_schema)]
     pub display_name: String,
     pub resources: Resources,
     pub replicas: u32,
@@ -123,7 +125,9 @@ fn default_smoke_timeout() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct OfferingSpec {
     /// Stable identifier (DNS-1123 label), e.g. `nextcloud`.
+    #[schema(schema_with = crate::name::name_schema)]
     pub name: String,
+    #[schema(schema_with = crate::name::display_name_schema)]
     pub display_name: String,
     #[serde(default)]
     pub description: String,
@@ -187,7 +191,7 @@ fn default_retention() -> u32 {
 impl OfferingSpec {
     pub fn validate(&self) -> Result<()> {
         check_name("/name", &self.name)?;
-        check_text("/display_name", &self.display_name, 200)?;
+        check_text("/display_name", &self.display_name, DISPLAY_NAME_MAX)?;
         if self.description.chars().count() > 10_000 {
             return Err(Invalid::new(
                 "/description",
@@ -273,7 +277,8 @@ impl OfferingSpec {
                     format!("plan `{}` is defined twice", p.name),
                 ));
             }
-            check_text("/display_name", &p.display_name, 200).map_err(|e| e.at(&at))?;
+            check_text("/display_name", &p.display_name, DISPLAY_NAME_MAX)
+                .map_err(|e| e.at(&at))?;
             if p.replicas == 0 {
                 return Err(Invalid::new(format!("{at}/replicas"), "must be at least 1"));
             }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{Invalid, Result};
-use crate::name::{check_name, check_text};
+use crate::name::{check_name, check_text, DISPLAY_NAME_MAX, SHORT_TEXT_MAX};
 
 /// The administrative level of an organisation.
 #[derive(
@@ -98,6 +98,15 @@ fn check_key(field: &str, value: &str, lengths: &[usize], what: &str) -> Result<
     Ok(())
 }
 
+/// The key of a Land (the first two digits of its ARS and AGS), as a regular expression:
+/// what `check_ars` accepts of two characters, which the tests pin.
+pub const LAND_KEY_PATTERN: &str = "^(0[1-9]|1[0-6])$";
+
+/// The JSON Schema of a Land's key.
+pub fn land_key_schema() -> utoipa::openapi::schema::Object {
+    crate::name::pattern_schema(LAND_KEY_PATTERN)
+}
+
 /// Validates an ARS (Amtlicher Regionalschlüssel).
 pub fn check_ars(field: &str, value: &str) -> Result<()> {
     check_key(field, value, &ARS_LENGTHS, "ARS")
@@ -112,6 +121,7 @@ pub fn check_ags(field: &str, value: &str) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganisationSpec {
+    #[schema(schema_with = crate::name::display_name_schema)]
     pub name: String,
     pub level: Level,
     /// Amtlicher Regionalschlüssel, 2 (Land), 5 (Kreis), 9 or 12 (Gemeinde) digits.
@@ -124,13 +134,14 @@ pub struct OrganisationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
     pub population: Option<i64>,
 }
 
 impl OrganisationSpec {
     /// Checks everything that needs no other record.
     pub fn validate(&self) -> Result<()> {
-        check_text("/name", &self.name, 200)?;
+        check_text("/name", &self.name, DISPLAY_NAME_MAX)?;
         // The name travels into every booking namespace's annotation.
         if let Some(c) = self
             .name
@@ -249,6 +260,24 @@ pub fn is_eu(country: &str) -> bool {
     EU_COUNTRIES.contains(&country)
 }
 
+/// An ISO 3166-1 alpha-2 code's form, as a regular expression: what `check_country`
+/// accepts, which the tests pin.
+pub const COUNTRY_PATTERN: &str = "^[A-Z]{2}$";
+
+/// The JSON Schema of a country code.
+pub fn country_schema() -> utoipa::openapi::schema::Object {
+    crate::name::pattern_schema(COUNTRY_PATTERN)
+}
+
+/// The JSON Schema of a provider's jurisdictions: at least one country code (repeated
+/// ones count once).
+pub fn jurisdictions_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(country_schema())
+        .min_items(Some(1))
+        .build()
+}
+
 fn check_country(field: &str, value: &str) -> Result<()> {
     if value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
@@ -264,8 +293,10 @@ fn check_country(field: &str, value: &str) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Seat {
+    #[schema(schema_with = crate::name::short_text_schema)]
     pub city: String,
     /// ISO 3166-1 alpha-2.
+    #[schema(schema_with = country_schema)]
     pub country: String,
 }
 
@@ -273,8 +304,10 @@ pub struct Seat {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParentCompany {
+    #[schema(schema_with = crate::name::display_name_schema)]
     pub name: String,
     /// ISO 3166-1 alpha-2 of the jurisdiction it is subject to.
+    #[schema(schema_with = country_schema)]
     pub jurisdiction: String,
 }
 
@@ -283,14 +316,18 @@ pub struct ParentCompany {
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
     /// Stable identifier (DNS-1123 label), e.g. `dataport`.
+    #[schema(schema_with = crate::name::name_schema)]
     pub name: String,
+    #[schema(schema_with = crate::name::display_name_schema)]
     pub display_name: String,
     /// E.g. `AöR`, `GmbH`, `Eigenbetrieb`.
+    #[schema(schema_with = crate::name::short_text_schema)]
     pub legal_form: String,
     /// Whether the operator is a body governed by public law.
     pub public_law: bool,
     pub seat: Seat,
     /// ISO 3166-1 alpha-2 codes of the jurisdictions the provider itself is subject to.
+    #[schema(schema_with = jurisdictions_schema)]
     pub jurisdictions: BTreeSet<String>,
     #[serde(default)]
     pub parent_companies: Vec<ParentCompany>,
@@ -299,9 +336,9 @@ pub struct ProviderSpec {
 impl ProviderSpec {
     pub fn validate(&self) -> Result<()> {
         check_name("/name", &self.name)?;
-        check_text("/display_name", &self.display_name, 200)?;
-        check_text("/legal_form", &self.legal_form, 100)?;
-        check_text("/seat/city", &self.seat.city, 100)?;
+        check_text("/display_name", &self.display_name, DISPLAY_NAME_MAX)?;
+        check_text("/legal_form", &self.legal_form, SHORT_TEXT_MAX)?;
+        check_text("/seat/city", &self.seat.city, SHORT_TEXT_MAX)?;
         check_country("/seat/country", &self.seat.country)?;
         if self.jurisdictions.is_empty() {
             return Err(Invalid::new(
@@ -313,7 +350,11 @@ impl ProviderSpec {
             check_country("/jurisdictions", j)?;
         }
         for (i, p) in self.parent_companies.iter().enumerate() {
-            check_text(&format!("/parent_companies/{i}/name"), &p.name, 200)?;
+            check_text(
+                &format!("/parent_companies/{i}/name"),
+                &p.name,
+                DISPLAY_NAME_MAX,
+            )?;
             check_country(
                 &format!("/parent_companies/{i}/jurisdiction"),
                 &p.jurisdiction,
@@ -402,6 +443,7 @@ pub enum Delivery {
 #[serde(deny_unknown_fields)]
 pub struct Certification {
     /// E.g. `iso27001` (ISO 27001 on the basis of IT-Grundschutz), `bsi-c5`.
+    #[schema(schema_with = crate::name::name_schema)]
     pub scheme: String,
     /// E.g. `type2` for BSI C5, `it-grundschutz` for ISO 27001.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -422,9 +464,11 @@ impl Certification {
 #[serde(deny_unknown_fields)]
 pub struct Location {
     /// ISO 3166-1 alpha-2.
+    #[schema(schema_with = country_schema)]
     pub country: String,
     /// ISO 3166-2 subdivision, e.g. `DE-HH`.
     pub region: String,
+    #[schema(schema_with = crate::name::short_text_schema)]
     pub city: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latitude: Option<f64>,
@@ -455,9 +499,12 @@ impl Resources {
 #[serde(deny_unknown_fields)]
 pub struct SiteSpec {
     /// Stable identifier (DNS-1123 label), e.g. `dataport-hh-1`.
+    #[schema(schema_with = crate::name::name_schema)]
     pub name: String,
+    #[schema(schema_with = crate::name::display_name_schema)]
     pub display_name: String,
     /// Name of the operating provider.
+    #[schema(schema_with = crate::name::name_schema)]
     pub provider: String,
     pub location: Location,
     #[serde(default)]
@@ -517,7 +564,7 @@ impl SiteSpec {
 
     pub fn validate(&self) -> Result<()> {
         check_name("/name", &self.name)?;
-        check_text("/display_name", &self.display_name, 200)?;
+        check_text("/display_name", &self.display_name, DISPLAY_NAME_MAX)?;
         check_name("/provider", &self.provider)?;
         check_country("/location/country", &self.location.country)?;
         let region_ok = self
@@ -540,7 +587,7 @@ impl SiteSpec {
                 ),
             ));
         }
-        check_text("/location/city", &self.location.city, 100)?;
+        check_text("/location/city", &self.location.city, SHORT_TEXT_MAX)?;
         if let Some(lat) = self.location.latitude {
             if !(-90.0..=90.0).contains(&lat) {
                 return Err(Invalid::new("/location/latitude", "must be within -90..90"));
@@ -631,6 +678,29 @@ mod tests {
         assert!(check_ars("/ars", "0916200000x0").is_err());
         assert!(check_ags("/ags", "09162000").is_ok());
         assert!(check_ags("/ags", "091620000000").is_err());
+    }
+
+    #[test]
+    fn the_land_key_pattern_is_check_ars_of_two_characters() {
+        let re = regex::Regex::new(LAND_KEY_PATTERN).unwrap();
+        for a in ['0', '1', '2', '9', 'x', ' '] {
+            for b in ['0', '1', '6', '7', '9', 'x'] {
+                let key = format!("{a}{b}");
+                assert_eq!(check_ars("land", &key).is_ok(), re.is_match(&key), "{key}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_country_pattern_is_check_country() {
+        let re = regex::Regex::new(COUNTRY_PATTERN).unwrap();
+        for code in ["DE", "", "D", "de", "DEU", "D1", "ÄB", "DE\n"] {
+            assert_eq!(
+                check_country("c", code).is_ok(),
+                re.is_match(code),
+                "{code:?}"
+            );
+        }
     }
 
     #[test]

@@ -235,7 +235,8 @@ pub struct FactProposal {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StatedFact {
     pub field: String,
-    #[schema(value_type = Object)]
+    /// The fact's value: a string, a boolean, a list or an object, by field.
+    #[schema(value_type = Value)]
     pub value: serde_json::Value,
     /// Who stated the value: a federation admin, or the operator whose proposal was
     /// approved. Absent for a value stated before verbund recorded provenance.

@@ -343,8 +343,10 @@ pub struct PlannedWave {
     pub items: Vec<PlannedItem>,
 }
 
-/// What a rollout will do, before it starts.
+/// What a rollout will do, before it starts. Named `RolloutPlan` in the OpenAPI
+/// document, where `Plan` is an offering's plan (`catalog::Plan`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = RolloutPlan)]
 pub struct Plan {
     pub offering: String,
     pub version: String,

@@ -16,9 +16,9 @@ use crate::service::BookingError;
 #[serde(deny_unknown_fields)]
 pub struct PolicySubmission {
     /// Name within its owner (DNS-1123 label), e.g. `daten-in-bayern`.
+    #[schema(schema_with = verbund_domain::name::name_schema)]
     pub name: String,
     /// `federation`, `land` or `organisation`.
-    #[schema(value_type = String)]
     pub layer: PolicyLayer,
     /// The issuing organisation's id; a Land for `land`, none for `federation`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

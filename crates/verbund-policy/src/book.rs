@@ -9,7 +9,19 @@ use serde::{Deserialize, Serialize};
 use crate::schema;
 
 /// Who issued a policy document, which decides what it may say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PolicyLayer {
     /// The federation's own rules; the only layer that may `permit`.

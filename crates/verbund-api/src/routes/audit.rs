@@ -33,13 +33,15 @@ pub struct AuditQuery {
     pub object: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     /// The `next` cursor (a sequence number) of the previous page.
     pub after: Option<String>,
 }
 
 /// List audit events, newest first.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "list_audit_events", tag = "audit", params(AuditQuery),
     responses((status = 200, body = Page<AuditEvent>), (status = 403, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -73,7 +75,7 @@ pub struct ChainStatus {
 }
 
 /// Verify the audit chain.
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit/verify", operation_id = "verify_audit_chain", tag = "audit",
     responses((status = 200, body = ChainStatus)), security(("bearer" = [])))]
 pub async fn verify(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<ChainStatus>> {
     caller.require(Act::Read, &Target::new("audit"))?;

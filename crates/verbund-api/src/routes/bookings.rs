@@ -77,12 +77,14 @@ pub struct BookingQuery {
     /// Only bookings flagged as no longer compliant.
     #[serde(default)]
     pub noncompliant: bool,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 /// List the bookings the caller may see.
-#[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(BookingQuery),
+#[utoipa::path(get, path = "/api/v1/bookings", operation_id = "list_bookings", tag = "bookings", params(BookingQuery),
     responses((status = 200, body = Page<Booking>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -200,7 +202,7 @@ pub struct BookingCreated {
 ///
 /// With an `Idempotency-Key`, a retry of the same request answers the booking the first
 /// one made instead of booking again (see `crate::idempotency`).
-#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = BookingSpec,
+#[utoipa::path(post, path = "/api/v1/bookings", operation_id = "create_booking", tag = "bookings", request_body = BookingSpec,
     params(("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
     responses(
         (status = 201, body = BookingCreated, headers(("Idempotent-Replayed" = bool,
@@ -334,7 +336,7 @@ pub struct Observed {
 }
 
 /// Read a booking, with what its site last reported about it.
-#[utoipa::path(get, path = "/api/v1/bookings/{id}", tag = "bookings",
+#[utoipa::path(get, path = "/api/v1/bookings/{id}", operation_id = "read_booking", tag = "bookings",
     responses((status = 200, body = BookingView), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -366,7 +368,7 @@ pub async fn read(
 }
 
 /// Change plan, configuration or update channel.
-#[utoipa::path(patch, path = "/api/v1/bookings/{id}", tag = "bookings", request_body = BookingPatch,
+#[utoipa::path(patch, path = "/api/v1/bookings/{id}", operation_id = "update_booking", tag = "bookings", request_body = BookingPatch,
     responses((status = 200, body = Booking), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn update(
@@ -385,7 +387,7 @@ pub async fn update(
 }
 
 /// Cancel a booking; its data is retained for the offering's retention period.
-#[utoipa::path(delete, path = "/api/v1/bookings/{id}", tag = "bookings",
+#[utoipa::path(delete, path = "/api/v1/bookings/{id}", operation_id = "cancel_booking", tag = "bookings",
     responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn cancel(
@@ -405,7 +407,7 @@ pub async fn cancel(
 }
 
 /// Approve a booking that awaits approval; it is placed now.
-#[utoipa::path(post, path = "/api/v1/bookings/{id}/approve", tag = "bookings",
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/approve", operation_id = "approve_booking", tag = "bookings",
     responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn approve(
@@ -429,7 +431,7 @@ pub struct Rejection {
 }
 
 /// Refuse a booking that awaits approval.
-#[utoipa::path(post, path = "/api/v1/bookings/{id}/reject", tag = "bookings", request_body = Rejection,
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/reject", operation_id = "reject_booking", tag = "bookings", request_body = Rejection,
     responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn reject(
@@ -448,7 +450,7 @@ pub async fn reject(
 }
 
 /// The stored placement decision of a booking, with every candidate's verdict.
-#[utoipa::path(get, path = "/api/v1/bookings/{id}/placement", tag = "bookings",
+#[utoipa::path(get, path = "/api/v1/bookings/{id}/placement", operation_id = "read_booking_placement", tag = "bookings",
     responses((status = 200, body = PlacementDecision), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn placement(
@@ -475,7 +477,7 @@ pub struct ExplainRequest {
 }
 
 /// Where could this organisation book this offering, and why not elsewhere? Books nothing.
-#[utoipa::path(post, path = "/api/v1/placement/explain", tag = "bookings", request_body = ExplainRequest,
+#[utoipa::path(post, path = "/api/v1/placement/explain", operation_id = "explain_placement", tag = "bookings", request_body = ExplainRequest,
     responses((status = 200, body = PlacementDecision), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn explain(
@@ -503,7 +505,7 @@ pub async fn explain(
 }
 
 /// Re-evaluate every placement against the policies and sites now in force.
-#[utoipa::path(post, path = "/api/v1/compliance/reevaluate", tag = "bookings",
+#[utoipa::path(post, path = "/api/v1/compliance/reevaluate", operation_id = "reevaluate_compliance", tag = "bookings",
     responses((status = 200, body = ReevaluationSummary)), security(("bearer" = [])))]
 pub async fn reevaluate(
     State(state): State<AppState>,

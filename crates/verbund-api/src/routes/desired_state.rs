@@ -47,7 +47,7 @@ pub struct DeliveryStatus {
 }
 
 /// How far the desired-state repository is behind the store, and the push.
-#[utoipa::path(get, path = "/api/v1/desired-state", tag = "desired-state",
+#[utoipa::path(get, path = "/api/v1/desired-state", operation_id = "read_delivery_status", tag = "desired-state",
     responses((status = 200, body = DeliveryStatus), (status = 403, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn status(
@@ -113,7 +113,7 @@ pub struct DesiredStateQuery {
 }
 
 /// The files of a site's environment in the desired-state repository.
-#[utoipa::path(get, path = "/api/v1/sites/{name}/desired-state", tag = "desired-state", params(DesiredStateQuery),
+#[utoipa::path(get, path = "/api/v1/sites/{name}/desired-state", operation_id = "read_site_desired_state", tag = "desired-state", params(DesiredStateQuery),
     responses((status = 200, body = Vec<FileView>), (status = 403, body = crate::problem::Problem), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn site(
@@ -131,7 +131,7 @@ pub async fn site(
 }
 
 /// The files that deliver one booking to its site.
-#[utoipa::path(get, path = "/api/v1/bookings/{id}/manifests", tag = "desired-state",
+#[utoipa::path(get, path = "/api/v1/bookings/{id}/manifests", operation_id = "read_booking_manifests", tag = "desired-state",
     responses((status = 200, body = Vec<FileView>), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn booking(

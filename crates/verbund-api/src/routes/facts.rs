@@ -77,7 +77,7 @@ pub(crate) fn facts_are_federal(kind: FactKind, name: &str) -> ApiError {
 
 /// The placement facts of a provider, with who stated and approved each, and its pending
 /// proposals.
-#[utoipa::path(get, path = "/api/v1/providers/{name}/facts", tag = "directory",
+#[utoipa::path(get, path = "/api/v1/providers/{name}/facts", operation_id = "read_provider_facts", tag = "directory",
     responses((status = 200, body = FactSheet), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn provider_facts(
@@ -93,7 +93,7 @@ pub async fn provider_facts(
 
 /// The placement facts of a site, with who stated and approved each, and its pending
 /// proposals.
-#[utoipa::path(get, path = "/api/v1/sites/{name}/facts", tag = "directory",
+#[utoipa::path(get, path = "/api/v1/sites/{name}/facts", operation_id = "read_site_facts", tag = "directory",
     responses((status = 200, body = FactSheet), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn site_facts(
@@ -129,16 +129,19 @@ fn proposal_target(p: &FactProposal) -> Target {
 #[into_params(parameter_in = Query)]
 pub struct ProposalQuery {
     /// Only proposals in this state (`pending`, `approved`, `rejected`).
+    #[param(value_type = Option<verbund_domain::facts::ProposalState>)]
     pub state: Option<String>,
     /// Only proposals concerning this provider or its sites.
     pub provider: Option<String>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 /// List proposals of placement facts: federation admins and auditors see all, operators
 /// those of their own providers.
-#[utoipa::path(get, path = "/api/v1/fact-proposals", tag = "directory", params(ProposalQuery),
+#[utoipa::path(get, path = "/api/v1/fact-proposals", operation_id = "list_fact_proposals", tag = "directory", params(ProposalQuery),
     responses((status = 200, body = Page<FactProposal>), (status = 403, body = crate::problem::Problem),
         (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -204,7 +207,7 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<FactProp
 }
 
 /// Read a proposal of placement facts.
-#[utoipa::path(get, path = "/api/v1/fact-proposals/{id}", tag = "directory",
+#[utoipa::path(get, path = "/api/v1/fact-proposals/{id}", operation_id = "read_fact_proposal", tag = "directory",
     responses((status = 200, body = FactProposal), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -217,7 +220,7 @@ pub async fn read(
 
 /// Approve a pending proposal: its facts apply, each recorded as stated by the proposer
 /// and approved by the caller, who must be a federation admin other than the proposer.
-#[utoipa::path(post, path = "/api/v1/fact-proposals/{id}/approve", tag = "directory",
+#[utoipa::path(post, path = "/api/v1/fact-proposals/{id}/approve", operation_id = "approve_fact_proposal", tag = "directory",
     responses((status = 200, body = FactProposal), (status = 403, body = crate::problem::Problem),
         (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem),
         (status = 422, body = crate::problem::Problem)),
@@ -255,7 +258,7 @@ pub struct ProposalRejection {
 }
 
 /// Reject a pending proposal; nothing changes.
-#[utoipa::path(post, path = "/api/v1/fact-proposals/{id}/reject", tag = "directory",
+#[utoipa::path(post, path = "/api/v1/fact-proposals/{id}/reject", operation_id = "reject_fact_proposal", tag = "directory",
     request_body = ProposalRejection,
     responses((status = 200, body = FactProposal), (status = 403, body = crate::problem::Problem),
         (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),

@@ -92,7 +92,7 @@ fn add(map: &mut BTreeMap<String, i64>, key: &str, n: i64) {
 }
 
 /// The fleet: sites with health, bookings by state per site, offering and organisation.
-#[utoipa::path(get, path = "/api/v1/fleet", tag = "fleet",
+#[utoipa::path(get, path = "/api/v1/fleet", operation_id = "read_fleet", tag = "fleet",
     responses((status = 200, body = Fleet)), security(("bearer" = [])))]
 pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Fleet>> {
     let now = state.now();

@@ -26,7 +26,8 @@ use verbund_domain::page::PageRequest;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// Items per page (1–1000, default 100).
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,

@@ -32,12 +32,14 @@ pub struct OfferingQuery {
     pub vendor: Option<String>,
     /// OZG id of the service implemented.
     pub ozg_id: Option<String>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 /// List offerings.
-#[utoipa::path(get, path = "/api/v1/offerings", tag = "catalog", params(OfferingQuery),
+#[utoipa::path(get, path = "/api/v1/offerings", operation_id = "list_offerings", tag = "catalog", params(OfferingQuery),
     responses((status = 200, body = Page<Offering>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -58,7 +60,7 @@ pub async fn list(
 }
 
 /// Publish a new offering.
-#[utoipa::path(post, path = "/api/v1/offerings", tag = "catalog", request_body = OfferingSpec,
+#[utoipa::path(post, path = "/api/v1/offerings", operation_id = "create_offering", tag = "catalog", request_body = OfferingSpec,
     responses((status = 201, body = Offering), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -82,7 +84,7 @@ pub async fn create(
 }
 
 /// Read an offering.
-#[utoipa::path(get, path = "/api/v1/offerings/{name}", tag = "catalog",
+#[utoipa::path(get, path = "/api/v1/offerings/{name}", operation_id = "read_offering", tag = "catalog",
     responses((status = 200, body = Offering), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -95,7 +97,7 @@ pub async fn read(
 }
 
 /// Create or update an offering (idempotent apply).
-#[utoipa::path(put, path = "/api/v1/offerings/{name}", tag = "catalog", request_body = OfferingSpec,
+#[utoipa::path(put, path = "/api/v1/offerings/{name}", operation_id = "apply_offering", tag = "catalog", request_body = OfferingSpec,
     responses((status = 200, body = Offering), (status = 201, body = Offering), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn apply(
@@ -120,7 +122,7 @@ pub async fn apply(
 }
 
 /// List an offering's versions, newest first.
-#[utoipa::path(get, path = "/api/v1/offerings/{name}/versions", tag = "catalog",
+#[utoipa::path(get, path = "/api/v1/offerings/{name}/versions", operation_id = "list_offering_versions", tag = "catalog",
     responses((status = 200, body = Vec<OfferingVersion>), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn versions(
@@ -154,7 +156,7 @@ pub struct Published {
 
 /// Publish a version; it must be semver and newer than every published one. Starts a
 /// rollout with the default policy over the bookings that follow the offering.
-#[utoipa::path(post, path = "/api/v1/offerings/{name}/versions", tag = "catalog", request_body = VersionSpec,
+#[utoipa::path(post, path = "/api/v1/offerings/{name}/versions", operation_id = "publish_offering_version", tag = "catalog", request_body = VersionSpec,
     params(PublishQuery),
     responses((status = 201, body = Published), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]

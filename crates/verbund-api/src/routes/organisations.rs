@@ -34,17 +34,20 @@ pub struct OrganisationQuery {
     /// Id of the parent organisation.
     pub parent: Option<String>,
     /// Two-digit Land key, e.g. `09`.
+    #[param(schema_with = verbund_domain::directory::land_key_schema)]
     pub land: Option<String>,
     /// Prefix of the name.
     pub name: Option<String>,
     /// Exact ARS or AGS.
     pub key: Option<String>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 /// List organisations, filtered and paginated.
-#[utoipa::path(get, path = "/api/v1/organisations", tag = "directory",
+#[utoipa::path(get, path = "/api/v1/organisations", operation_id = "list_organisations", tag = "directory",
     params(OrganisationQuery),
     responses((status = 200, body = Page<Organisation>), (status = 400, body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -77,7 +80,7 @@ pub async fn list(
 }
 
 /// Create an organisation.
-#[utoipa::path(post, path = "/api/v1/organisations", tag = "directory",
+#[utoipa::path(post, path = "/api/v1/organisations", operation_id = "create_organisation", tag = "directory",
     request_body = OrganisationSpec,
     responses((status = 201, body = Organisation), (status = 422, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -95,7 +98,7 @@ pub async fn create(
 }
 
 /// Read one organisation.
-#[utoipa::path(get, path = "/api/v1/organisations/{id}", tag = "directory",
+#[utoipa::path(get, path = "/api/v1/organisations/{id}", operation_id = "read_organisation", tag = "directory",
     responses((status = 200, body = Organisation), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -108,7 +111,7 @@ pub async fn read(
 }
 
 /// Change an organisation's name, keys or population.
-#[utoipa::path(put, path = "/api/v1/organisations/{id}", tag = "directory",
+#[utoipa::path(put, path = "/api/v1/organisations/{id}", operation_id = "update_organisation", tag = "directory",
     request_body = OrganisationSpec,
     responses((status = 200, body = Organisation), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -141,7 +144,7 @@ async fn settings_target(state: &AppState, id: &str) -> ApiResult<Target> {
 }
 
 /// Whether the organisation opted in as an early adopter.
-#[utoipa::path(get, path = "/api/v1/organisations/{id}/early-adopter", tag = "directory",
+#[utoipa::path(get, path = "/api/v1/organisations/{id}/early-adopter", operation_id = "read_early_adopter", tag = "directory",
     responses((status = 200, body = EarlyAdopter), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn early_adopter(
@@ -158,7 +161,7 @@ pub async fn early_adopter(
 
 /// Opt in (or out) as an early adopter: the organisation's bookings then get every new
 /// version in the canary stage, before the production waves.
-#[utoipa::path(put, path = "/api/v1/organisations/{id}/early-adopter", tag = "directory",
+#[utoipa::path(put, path = "/api/v1/organisations/{id}/early-adopter", operation_id = "set_early_adopter", tag = "directory",
     request_body = EarlyAdopter,
     responses((status = 200, body = EarlyAdopter), (status = 403, body = crate::problem::Problem)),
     security(("bearer" = [])))]

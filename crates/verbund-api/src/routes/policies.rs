@@ -77,7 +77,7 @@ pub struct PolicyQuery {
 }
 
 /// List the policy documents in force.
-#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(PolicyQuery),
+#[utoipa::path(get, path = "/api/v1/policies", operation_id = "list_policies", tag = "policies", params(PolicyQuery),
     responses((status = 200, body = Vec<PolicyView>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -120,7 +120,7 @@ pub fn list_target(chain: Option<Vec<String>>) -> Target {
 
 /// Submit a policy document (a new version if it exists). Land and organisation
 /// documents may only `forbid`.
-#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = PolicySubmission,
+#[utoipa::path(post, path = "/api/v1/policies", operation_id = "submit_policy", tag = "policies", request_body = PolicySubmission,
     responses((status = 201, body = PolicyView), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn submit(
@@ -149,7 +149,7 @@ async fn readable(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Stor
 }
 
 /// The latest version of a policy document.
-#[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "policies",
+#[utoipa::path(get, path = "/api/v1/policies/{id}", operation_id = "read_policy", tag = "policies",
     responses((status = 200, body = PolicyView), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -161,7 +161,7 @@ pub async fn read(
 }
 
 /// Every version of a policy document, newest first.
-#[utoipa::path(get, path = "/api/v1/policies/{id}/versions", tag = "policies",
+#[utoipa::path(get, path = "/api/v1/policies/{id}/versions", operation_id = "list_policy_versions", tag = "policies",
     responses((status = 200, body = Vec<PolicyView>), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn versions(
@@ -182,7 +182,7 @@ pub async fn versions(
 }
 
 /// Withdraw a policy document (a tombstone version; its history stays).
-#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies",
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", operation_id = "remove_policy", tag = "policies",
     responses((status = 200, body = PolicyView), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn remove(

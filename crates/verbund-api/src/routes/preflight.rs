@@ -34,7 +34,7 @@ fn own_site(token: &SiteCaller, site: &str) -> ApiResult<()> {
 }
 
 /// What the control plane expects of the site's cluster (site token only).
-#[utoipa::path(get, path = "/api/v1/sites/{name}/preflight", tag = "fleet", operation_id = "preflight_requirements",
+#[utoipa::path(get, path = "/api/v1/sites/{name}/preflight", operation_id = "read_preflight_requirements", tag = "fleet",
     responses((status = 200, body = PreflightRequirements),
         (status = 401, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem),
         (status = 404, body = crate::problem::Problem)),
@@ -54,7 +54,7 @@ pub async fn requirements(
 }
 
 /// Report the site's preflight (site token only); it becomes the site's last preflight.
-#[utoipa::path(post, path = "/api/v1/sites/{name}/preflight", tag = "fleet", operation_id = "report_preflight",
+#[utoipa::path(post, path = "/api/v1/sites/{name}/preflight", operation_id = "report_preflight", tag = "fleet",
     request_body = PreflightReport,
     responses((status = 200, body = SitePreflight),
         (status = 401, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem),

@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// List providers.
-#[utoipa::path(get, path = "/api/v1/providers", tag = "directory", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/providers", operation_id = "list_providers", tag = "directory", params(PageQuery),
     responses((status = 200, body = Page<Provider>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -37,7 +37,7 @@ pub async fn list(
 }
 
 /// Register a provider (federation admins: it states the provider's placement facts).
-#[utoipa::path(post, path = "/api/v1/providers", tag = "directory", request_body = ProviderSpec,
+#[utoipa::path(post, path = "/api/v1/providers", operation_id = "create_provider", tag = "directory", request_body = ProviderSpec,
     responses((status = 201, body = Provider), (status = 403, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -64,7 +64,7 @@ pub async fn create(
 }
 
 /// Read a provider.
-#[utoipa::path(get, path = "/api/v1/providers/{name}", tag = "directory",
+#[utoipa::path(get, path = "/api/v1/providers/{name}", operation_id = "read_provider", tag = "directory",
     responses((status = 200, body = Provider), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -79,7 +79,7 @@ pub async fn read(
 /// Create or update a provider (idempotent apply). A federation admin states its
 /// placement facts at once; an operator's change of them becomes a pending proposal
 /// (`202`), while what placement does not read (the display name) applies at once.
-#[utoipa::path(put, path = "/api/v1/providers/{name}", tag = "directory", request_body = ProviderSpec,
+#[utoipa::path(put, path = "/api/v1/providers/{name}", operation_id = "apply_provider", tag = "directory", request_body = ProviderSpec,
     responses((status = 200, body = Provider), (status = 201, body = Provider),
         (status = 202, body = FactProposal, description = "the placement facts asked for wait for a federation admin's approval; the rest applied"),
         (status = 403, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),

@@ -59,7 +59,7 @@ pub struct SiteTokenCreated {
 }
 
 /// Issue a token for a site's agent.
-#[utoipa::path(post, path = "/api/v1/sites/{name}/tokens", tag = "fleet", request_body = NewSiteToken,
+#[utoipa::path(post, path = "/api/v1/sites/{name}/tokens", operation_id = "create_site_token", tag = "fleet", request_body = NewSiteToken,
     responses((status = 201, body = SiteTokenCreated), (status = 403, body = crate::problem::Problem),
         (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -86,7 +86,7 @@ pub async fn create_token(
 }
 
 /// List a site's tokens (never their secrets).
-#[utoipa::path(get, path = "/api/v1/sites/{name}/tokens", tag = "fleet",
+#[utoipa::path(get, path = "/api/v1/sites/{name}/tokens", operation_id = "list_site_tokens", tag = "fleet",
     responses((status = 200, body = Vec<SiteToken>)), security(("bearer" = [])))]
 pub async fn list_tokens(
     State(state): State<AppState>,
@@ -98,7 +98,7 @@ pub async fn list_tokens(
 }
 
 /// Revoke a site's token.
-#[utoipa::path(delete, path = "/api/v1/sites/{name}/tokens/{id}", tag = "fleet",
+#[utoipa::path(delete, path = "/api/v1/sites/{name}/tokens/{id}", operation_id = "revoke_site_token", tag = "fleet",
     responses((status = 200, body = SiteToken)), security(("bearer" = [])))]
 pub async fn revoke_token(
     State(state): State<AppState>,
@@ -128,7 +128,7 @@ pub struct ReportReceipt {
 }
 
 /// Report what runs on a site (site token only).
-#[utoipa::path(post, path = "/api/v1/sites/{name}/reports", tag = "fleet", request_body = SiteReport,
+#[utoipa::path(post, path = "/api/v1/sites/{name}/reports", operation_id = "report_site_state", tag = "fleet", request_body = SiteReport,
     responses((status = 200, body = ReportReceipt),
         (status = 401, body = crate::problem::Problem), (status = 403, body = crate::problem::Problem),
         (status = 413, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),

@@ -63,6 +63,8 @@ pub struct SkipRequest {
 pub struct RolloutQuery {
     pub offering: Option<String>,
     pub state: Option<RolloutState>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
@@ -73,6 +75,8 @@ pub struct ItemQuery {
     pub wave: Option<u32>,
     pub site: Option<String>,
     pub state: Option<ItemState>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
@@ -165,7 +169,7 @@ async fn require_offering(
 }
 
 /// Plan a rollout without starting it: its waves, the pinned and left-out bookings.
-#[utoipa::path(post, path = "/api/v1/rollouts/plan", tag = "rollouts", request_body = RolloutRequest,
+#[utoipa::path(post, path = "/api/v1/rollouts/plan", operation_id = "plan_rollout", tag = "rollouts", request_body = RolloutRequest,
     responses((status = 200, body = Plan), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn plan(
@@ -180,7 +184,7 @@ pub async fn plan(
 }
 
 /// Start a rollout (publishing a version starts one with the default policy).
-#[utoipa::path(post, path = "/api/v1/rollouts", tag = "rollouts", request_body = RolloutRequest,
+#[utoipa::path(post, path = "/api/v1/rollouts", operation_id = "create_rollout", tag = "rollouts", request_body = RolloutRequest,
     responses((status = 201, body = Rollout), (status = 409, body = crate::problem::Problem),
         (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -204,7 +208,7 @@ pub async fn create(
 }
 
 /// List rollouts, newest first.
-#[utoipa::path(get, path = "/api/v1/rollouts", tag = "rollouts", params(RolloutQuery),
+#[utoipa::path(get, path = "/api/v1/rollouts", operation_id = "list_rollouts", tag = "rollouts", params(RolloutQuery),
     responses((status = 200, body = Page<Rollout>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -243,7 +247,7 @@ pub async fn list(
 }
 
 /// One rollout: its waves, sites and counts.
-#[utoipa::path(get, path = "/api/v1/rollouts/{id}", tag = "rollouts",
+#[utoipa::path(get, path = "/api/v1/rollouts/{id}", operation_id = "read_rollout", tag = "rollouts",
     responses((status = 200, body = Rollout), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -257,7 +261,7 @@ pub async fn read(
 }
 
 /// A rollout's bookings and where each is.
-#[utoipa::path(get, path = "/api/v1/rollouts/{id}/items", tag = "rollouts", params(ItemQuery),
+#[utoipa::path(get, path = "/api/v1/rollouts/{id}/items", operation_id = "list_rollout_items", tag = "rollouts", params(ItemQuery),
     responses((status = 200, body = Page<RolloutItem>)), security(("bearer" = [])))]
 pub async fn items(
     State(state): State<AppState>,
@@ -285,7 +289,7 @@ pub async fn items(
 }
 
 /// A site's bookings in a rollout (what a site's operator sees).
-#[utoipa::path(get, path = "/api/v1/rollouts/{id}/sites/{site}", tag = "rollouts", params(ItemQuery),
+#[utoipa::path(get, path = "/api/v1/rollouts/{id}/sites/{site}", operation_id = "list_rollout_site_items", tag = "rollouts", params(ItemQuery),
     responses((status = 200, body = Page<RolloutItem>)), security(("bearer" = [])))]
 pub async fn site_items(
     State(state): State<AppState>,
@@ -350,7 +354,7 @@ async fn require_rollout(state: &AppState, caller: &Caller, id: &str) -> ApiResu
 }
 
 /// Pause: nothing new starts until it is resumed.
-#[utoipa::path(post, path = "/api/v1/rollouts/{id}/pause", tag = "rollouts",
+#[utoipa::path(post, path = "/api/v1/rollouts/{id}/pause", operation_id = "pause_rollout", tag = "rollouts",
     responses((status = 200, body = Rollout), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn pause(
@@ -363,7 +367,7 @@ pub async fn pause(
 }
 
 /// Resume after a pause, or after a halt (accepting the current wave's failures).
-#[utoipa::path(post, path = "/api/v1/rollouts/{id}/resume", tag = "rollouts",
+#[utoipa::path(post, path = "/api/v1/rollouts/{id}/resume", operation_id = "resume_rollout", tag = "rollouts",
     responses((status = 200, body = Rollout), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn resume(
@@ -376,7 +380,7 @@ pub async fn resume(
 }
 
 /// Abort: stop for good and roll back every booking the rollout changed.
-#[utoipa::path(post, path = "/api/v1/rollouts/{id}/abort", tag = "rollouts",
+#[utoipa::path(post, path = "/api/v1/rollouts/{id}/abort", operation_id = "abort_rollout", tag = "rollouts",
     responses((status = 200, body = Rollout), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn abort(
@@ -389,7 +393,7 @@ pub async fn abort(
 }
 
 /// Retry a site's failed or skipped bookings (its test stage first).
-#[utoipa::path(post, path = "/api/v1/rollouts/{id}/sites/{site}/retry", tag = "rollouts",
+#[utoipa::path(post, path = "/api/v1/rollouts/{id}/sites/{site}/retry", operation_id = "retry_rollout_site", tag = "rollouts",
     responses((status = 200, body = Rollout), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn retry_site(
@@ -402,7 +406,7 @@ pub async fn retry_site(
 }
 
 /// Skip a site: its bookings that have not started are left out (e.g. maintenance).
-#[utoipa::path(post, path = "/api/v1/rollouts/{id}/sites/{site}/skip", tag = "rollouts",
+#[utoipa::path(post, path = "/api/v1/rollouts/{id}/sites/{site}/skip", operation_id = "skip_rollout_site", tag = "rollouts",
     request_body = SkipRequest,
     responses((status = 200, body = Rollout), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]

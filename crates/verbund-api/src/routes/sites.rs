@@ -31,12 +31,14 @@ pub fn router() -> Router<AppState> {
 pub struct SiteQuery {
     /// Only sites of this provider.
     pub provider: Option<String>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 /// List sites.
-#[utoipa::path(get, path = "/api/v1/sites", tag = "directory", params(SiteQuery),
+#[utoipa::path(get, path = "/api/v1/sites", operation_id = "list_sites", tag = "directory", params(SiteQuery),
     responses((status = 200, body = Page<Site>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -55,7 +57,7 @@ pub async fn list(
 }
 
 /// Register a site (federation admins: it states the site's placement facts).
-#[utoipa::path(post, path = "/api/v1/sites", tag = "directory", request_body = SiteSpec,
+#[utoipa::path(post, path = "/api/v1/sites", operation_id = "create_site", tag = "directory", request_body = SiteSpec,
     responses((status = 201, body = Site), (status = 403, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -83,7 +85,7 @@ pub async fn create(
 }
 
 /// Read a site.
-#[utoipa::path(get, path = "/api/v1/sites/{name}", tag = "directory",
+#[utoipa::path(get, path = "/api/v1/sites/{name}", operation_id = "read_site", tag = "directory",
     responses((status = 200, body = Site), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -99,7 +101,7 @@ pub async fn read(
 /// facts at once; an operator's change of them (location, certifications, environments)
 /// becomes a pending proposal (`202`), while what placement does not read (display name,
 /// Kubernetes version, capabilities, capacity, delivery, age recipient) applies at once.
-#[utoipa::path(put, path = "/api/v1/sites/{name}", tag = "directory", request_body = SiteSpec,
+#[utoipa::path(put, path = "/api/v1/sites/{name}", operation_id = "apply_site", tag = "directory", request_body = SiteSpec,
     responses((status = 200, body = Site), (status = 201, body = Site),
         (status = 202, body = FactProposal, description = "the placement facts asked for wait for a federation admin's approval; the rest applied"),
         (status = 403, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),

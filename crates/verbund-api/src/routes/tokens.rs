@@ -35,12 +35,14 @@ pub struct IssuedToken {
 pub struct TokenQuery {
     /// Whose tokens; defaults to the caller's own.
     pub user: Option<String>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 /// List tokens (never their secrets).
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "accounts", params(TokenQuery),
+#[utoipa::path(get, path = "/api/v1/tokens", operation_id = "list_tokens", tag = "accounts", params(TokenQuery),
     responses((status = 200, body = Page<Token>)), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -57,7 +59,7 @@ pub async fn list(
 }
 
 /// Create a token; the response carries the secret once.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "accounts", request_body = TokenSpec,
+#[utoipa::path(post, path = "/api/v1/tokens", operation_id = "create_token", tag = "accounts", request_body = TokenSpec,
     responses((status = 201, body = IssuedToken), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -83,7 +85,7 @@ pub async fn create(
 }
 
 /// Revoke a token.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "accounts",
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", operation_id = "revoke_token", tag = "accounts",
     responses((status = 200, body = Token), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn revoke(

@@ -64,12 +64,14 @@ async fn account_for(state: &AppState, caller: &Caller, id: &str, act: Act) -> A
 pub struct UserQuery {
     /// Only members of this organisation.
     pub organisation: Option<String>,
+    #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
+    #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
     pub after: Option<String>,
 }
 
 /// List users.
-#[utoipa::path(get, path = "/api/v1/users", tag = "accounts", params(UserQuery),
+#[utoipa::path(get, path = "/api/v1/users", operation_id = "list_users", tag = "accounts", params(UserQuery),
     responses((status = 200, body = Page<User>), (status = 403, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -114,7 +116,7 @@ pub async fn list(
 }
 
 /// Create a user.
-#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = UserSpec,
+#[utoipa::path(post, path = "/api/v1/users", operation_id = "create_user", tag = "accounts", request_body = UserSpec,
     responses((status = 201, body = User), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn create(
@@ -131,14 +133,14 @@ pub async fn create(
 }
 
 /// The caller's own account.
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "accounts",
+#[utoipa::path(get, path = "/api/v1/users/me", operation_id = "read_own_user", tag = "accounts",
     responses((status = 200, body = User)), security(("bearer" = [])))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<User>> {
     Ok(Json(state.store.get_user(&caller.0.user_id).await?))
 }
 
 /// Read a user.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "accounts",
+#[utoipa::path(get, path = "/api/v1/users/{id}", operation_id = "read_user", tag = "accounts",
     responses((status = 200, body = User), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn read(
@@ -163,7 +165,7 @@ pub struct PasswordChange {
     /// The password the account has now.
     pub current_password: String,
     /// The new password: at least 12 characters.
-    #[schema(min_length = 12)]
+    #[schema(schema_with = crate::password::schema)]
     pub password: String,
 }
 
@@ -172,7 +174,7 @@ pub struct PasswordChange {
 /// accounts that sign in through an identity provider have none. The change ends the
 /// account's portal sessions and is audited; the password is stored only as an Argon2id
 /// hash. Answers the account.
-#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "accounts", request_body = PasswordChange,
+#[utoipa::path(put, path = "/api/v1/users/{id}/password", operation_id = "set_user_password", tag = "accounts", request_body = PasswordChange,
     params(("id" = String, Path, description = "The account's id")),
     responses(
         (status = 200, body = User),

@@ -1,0 +1,105 @@
+//! The API keeps its own contract: schemathesis (from PyPI; `scripts/test` installs it)
+//! reads `/api/v1/openapi.json` from the real binary, serving the demo federation, and
+//! sends what the document allows and what it forbids, with every check it has: no
+//! server error, every status, content type, header and body as documented, valid input
+//! accepted and invalid input refused, authentication not ignored, and the stateful
+//! links followed. Any finding fails the test, with schemathesis's own report.
+//!
+//! Two exceptions, both open items of issue 16: `positive_data_acceptance` (every request
+//! the document allows is accepted) is off, because the server still refuses (422) input
+//! by rules no schema of the document states yet: references to stored data (a booking's
+//! organisation), rules across fields (a site's region within its country, a role's
+//! scope), and checks no JSON Schema expresses (a Cedar policy's text, an age
+//! recipient's checksum). And `revoke_token` is left out: revoking a token listed by
+//! `GET /tokens` would revoke the run's own credential (the API suite covers it).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+mod common;
+use common::{token, Server};
+
+/// The variable naming schemathesis's `st` command.
+const SCHEMATHESIS_VAR: &str = "VERBUND_SCHEMATHESIS";
+
+/// Test cases per operation and generation mode: enough to find what a run of hundreds
+/// finds first, in a few minutes on two cores.
+const MAX_EXAMPLES: &str = "10";
+
+/// schemathesis's `st`, named by `VERBUND_SCHEMATHESIS`; the test fails without it
+/// rather than skip.
+fn schemathesis() -> PathBuf {
+    match std::env::var_os(SCHEMATHESIS_VAR) {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => panic!(
+            "the contract test needs schemathesis: set {SCHEMATHESIS_VAR} to its `st` command \
+             (./scripts/test installs it from PyPI into target/schemathesis and sets it; by hand: \
+             `python3 -m venv target/schemathesis && target/schemathesis/bin/pip install \
+             schemathesis==4.32.5`, then {SCHEMATHESIS_VAR}=$PWD/target/schemathesis/bin/st)"
+        ),
+    }
+}
+
+/// Runs schemathesis with every check against `verbund demo` on `database` (SQLite in the
+/// data folder when `None`) with a federation admin's token, and fails on any finding.
+async fn the_api_keeps_its_contract(database: Option<common::Database>) {
+    let st = schemathesis();
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let data = dir.path().join("data");
+    let mut args = vec!["--no-simulation"];
+    if let Some(db) = &database {
+        args.extend(["--database-url", db.url.as_str()]);
+    }
+    let server = Server::start_with("demo", &args, &data).await;
+    let admin = token(&data, "admin.token");
+    let schema = format!("{}/api/v1/openapi.json", server.base);
+    let auth = format!("Authorization: Bearer {admin}");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&st)
+            .args(["run", &schema, "--checks", "all", "--mode", "all"])
+            .args(["--exclude-checks", "positive_data_acceptance"])
+            .args(["--exclude-operation-id", "revoke_token"])
+            .args(["--max-examples", MAX_EXAMPLES, "--workers", "2"])
+            .args(["--generation-database", "none", "--no-color"])
+            .args(["--header", &auth])
+            .output()
+            .unwrap_or_else(|e| panic!("{} does not run: {e}", st.display()))
+    })
+    .await
+    .expect("schemathesis ran");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found the API breaking its contract:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A run that tested nothing would pass too.
+    assert!(
+        report.contains("Tested: ") && !report.contains("Tested: 0"),
+        "schemathesis tested no operation:\n{report}"
+    );
+    // The run kept its credential (a revoked one would have made it a run of 401s).
+    let me = reqwest::Client::new()
+        .get(format!("{}/api/v1/users/me", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(me.status().as_u16(), 200, "the run lost its token");
+    drop(server);
+}
+
+mod the_api_keeps_its_contract {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::the_api_keeps_its_contract(None).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::the_api_keeps_its_contract(Some(super::common::Database::create(
+            "verbund_contract",
+        )))
+        .await;
+    }
+}
