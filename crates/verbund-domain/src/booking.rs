@@ -391,6 +391,10 @@ pub enum ConfigFault {
     TooLarge {
         max: String,
     },
+    /// A list with fewer entries than the schema's `minItems`.
+    TooFew {
+        min: u64,
+    },
     /// None of the schema's `enum` values.
     NotAllowed,
     /// Another kind of value than the schema's `type` (text for a number, …).
@@ -482,6 +486,7 @@ fn fault_of(kind: &jsonschema::error::ValidationErrorKind) -> ConfigFault {
         K::Maximum { limit } | K::ExclusiveMaximum { limit } => {
             ConfigFault::TooLarge { max: number(limit) }
         }
+        K::MinItems { limit } => ConfigFault::TooFew { min: *limit },
         K::Enum { .. } | K::Constant { .. } => ConfigFault::NotAllowed,
         K::Type { .. } => ConfigFault::WrongType,
         _ => ConfigFault::Other,
@@ -680,5 +685,17 @@ mod tests {
             (problems[0].pointer.as_str(), problems[0].message.as_str())
         );
         assert!(config_problems(&schema, &json!({"domain": "a.de", "contact": "x"})).is_empty());
+    }
+
+    #[test]
+    fn a_list_with_too_few_entries_says_how_many_are_needed() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"hosts": {"type": "array", "minItems": 2, "items": {"type": "string"}}}
+        });
+        let problems = config_problems(&schema, &json!({"hosts": ["a.de"]}));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].pointer, "/config/hosts");
+        assert_eq!(problems[0].fault, ConfigFault::TooFew { min: 2 });
     }
 }

@@ -11,4 +11,4 @@ mod service;
 
 pub use compliance::ReevaluationSummary;
 pub use policies::{document_id, ensure_default_policies, PolicySubmission};
-pub use service::{BookingError, Bookings};
+pub use service::{BookingError, BookingPreview, Bookings, DependencyPreview};

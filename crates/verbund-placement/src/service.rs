@@ -37,6 +37,27 @@ pub struct Bookings {
     store: Store,
 }
 
+/// What a booking would bring with it if it were booked now (`Bookings::preview`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct BookingPreview {
+    /// The site it and its dependencies would run on together.
+    pub site: Option<String>,
+    /// Why it would be refused, in placement's words.
+    pub refused: Option<String>,
+    /// Its dependencies, in the offering's order.
+    pub dependencies: Vec<DependencyPreview>,
+}
+
+/// One dependency of a booking preview.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct DependencyPreview {
+    pub offering: String,
+    pub plan: String,
+    /// The organisation's booking of it that would be bound; none when a new one would
+    /// be created (or nothing is placed).
+    pub bound: Option<String>,
+}
+
 /// Everything a placement decision needs that is read before the write transaction.
 struct Inputs {
     organisation: Organisation,
@@ -118,6 +139,37 @@ pub fn rejection_reason(d: &PlacementDecision) -> String {
 
 fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// A new booking as requested, before placement decides on it.
+fn requested(
+    spec: &BookingSpec,
+    config: serde_json::Value,
+    channel: String,
+    version: Option<String>,
+    now: DateTime<Utc>,
+) -> Booking {
+    Booking {
+        id: new_id(),
+        organisation: spec.organisation.clone(),
+        offering: spec.offering.clone(),
+        plan: spec.plan.clone(),
+        config,
+        channel,
+        state: BookingState::Requested,
+        site: None,
+        version,
+        environment: Default::default(),
+        reason: None,
+        dependency_of: None,
+        dependencies: Vec::new(),
+        compliance: None,
+        created_at: now,
+        updated_at: now,
+        state_since: now,
+        undeliverable: None,
+        secrets_set: Vec::new(),
+    }
 }
 
 /// A dependency of the offering being booked, with what placement needs to know of it.
@@ -433,38 +485,8 @@ impl Bookings {
         let version = self.target_version(&inp.offering, &channel).await?;
         let main_plan = plan(&inp.offering.spec, &spec.plan)?.clone();
         let dependencies = resolve_dependencies(&inp)?;
-        // A dependency that needs a configuration of its own cannot be created with the
-        // booking: it must be one the organisation booked already (bound on the site
-        // where both run).
-        for dep in dependencies
-            .iter()
-            .filter(|d| d.needs_configuration.is_some())
-        {
-            let booked = self
-                .store
-                .list_bookings(
-                    &verbund_store::BookingFilter {
-                        organisation: Some(spec.organisation.clone()),
-                        offering: Some(dep.offering.spec.name.clone()),
-                        ..Default::default()
-                    },
-                    &verbund_domain::page::PageRequest::default(),
-                )
-                .await?
-                .items
-                .iter()
-                .any(|b| b.state.is_live());
-            if let (false, Some(e)) = (booked, &dep.needs_configuration) {
-                return Err(Invalid::new(
-                    "/offering",
-                    format!(
-                        "dependency `{}` needs its own configuration ({e}); book it first",
-                        dep.offering.spec.name
-                    ),
-                )
-                .into());
-            }
-        }
+        self.check_configured_dependencies(&spec.organisation, &dependencies)
+            .await?;
         let today = now.date_naive();
         let organisation = spec.organisation.clone();
         let spec = spec.clone();
@@ -473,27 +495,14 @@ impl Bookings {
             verbund_domain::secrets::split_secrets(&inp.offering.spec.config_schema, &spec.config);
         self.store
             .create_bookings(actor, &organisation, now, move |snap| {
-                let mut main = Booking {
-                    id: new_id(),
-                    organisation: spec.organisation.clone(),
-                    offering: spec.offering.clone(),
-                    plan: spec.plan.clone(),
-                    config: config.clone(),
-                    channel: channel.to_string(),
-                    state: BookingState::Requested,
-                    site: None,
-                    version: Some(version.clone()),
-                    environment: Default::default(),
-                    reason: None,
-                    dependency_of: None,
-                    dependencies: Vec::new(),
-                    compliance: None,
-                    created_at: now,
-                    updated_at: now,
-                    state_since: now,
-                    undeliverable: None,
-                    secrets_set: secrets.keys().cloned().collect(),
-                };
+                let mut main = requested(
+                    &spec,
+                    config.clone(),
+                    channel.to_string(),
+                    Some(version.clone()),
+                    now,
+                );
+                main.secrets_set = secrets.keys().cloned().collect();
                 let mut placer = Placer::new(book, &inp.chain, candidates(&snap.sites), today)?;
                 let (decision, created) = if inp.offering.spec.requires_approval {
                     main.state = transition(main.state, BookingEvent::RequireApproval)?;
@@ -532,6 +541,126 @@ impl Bookings {
                 Ok::<_, BookingError>(out)
             })
             .await
+    }
+
+    /// A dependency that needs a configuration of its own cannot be created with the
+    /// booking: it must be one the organisation booked already (bound on the site where
+    /// both run). Refuses the booking otherwise.
+    async fn check_configured_dependencies(
+        &self,
+        organisation: &str,
+        dependencies: &[Dependency],
+    ) -> Result<(), BookingError> {
+        for dep in dependencies
+            .iter()
+            .filter(|d| d.needs_configuration.is_some())
+        {
+            let booked = self
+                .store
+                .list_bookings(
+                    &verbund_store::BookingFilter {
+                        organisation: Some(organisation.to_string()),
+                        offering: Some(dep.offering.spec.name.clone()),
+                        ..Default::default()
+                    },
+                    &verbund_domain::page::PageRequest::default(),
+                )
+                .await?
+                .items
+                .iter()
+                .any(|b| b.state.is_live());
+            if let (false, Some(e)) = (booked, &dep.needs_configuration) {
+                return Err(Invalid::new(
+                    "/offering",
+                    format!(
+                        "dependency `{}` needs its own configuration ({e}); book it first",
+                        dep.offering.spec.name
+                    ),
+                )
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// What booking `offering` with `plan_name` for `organisation` would bring with it
+    /// if it were booked now: the site placement would choose for it and its
+    /// dependencies together, and per dependency whether the organisation's booking of
+    /// it there is bound or a new one created; or why it would be refused. The same
+    /// decision as `book` (`place_together`), on the same inputs; stores nothing.
+    pub async fn preview(
+        &self,
+        organisation: &str,
+        offering: &str,
+        plan_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BookingPreview, BookingError> {
+        let mut inp = self.inputs(organisation, offering).await?;
+        let book = std::mem::take(&mut inp.book);
+        let main_plan = plan(&inp.offering.spec, plan_name)?.clone();
+        let dependencies = resolve_dependencies(&inp)?;
+        let mut out = BookingPreview {
+            site: None,
+            refused: None,
+            dependencies: dependencies
+                .iter()
+                .map(|d| DependencyPreview {
+                    offering: d.offering.spec.name.clone(),
+                    plan: d.plan.name.clone(),
+                    bound: None,
+                })
+                .collect(),
+        };
+        match self
+            .check_configured_dependencies(organisation, &dependencies)
+            .await
+        {
+            Err(BookingError::Invalid(i)) => {
+                out.refused = Some(i.message);
+                return Ok(out);
+            }
+            other => other?,
+        }
+        let snap = self.store.booking_snapshot(organisation).await?;
+        let mut placer = Placer::new(book, &inp.chain, candidates(&snap.sites), now.date_naive())?;
+        let spec = BookingSpec {
+            organisation: organisation.to_string(),
+            offering: offering.to_string(),
+            plan: main_plan.name.clone(),
+            config: serde_json::json!({}),
+            channel: "stable".into(),
+        };
+        let mut main = requested(
+            &spec,
+            spec.config.clone(),
+            spec.channel.clone(),
+            inp.offering.latest_version.clone(),
+            now,
+        );
+        place_together(
+            &mut placer,
+            &inp,
+            &main_plan,
+            &dependencies,
+            &snap.organisation_bookings,
+            &mut main,
+            now,
+        )?;
+        if main.state == BookingState::Rejected {
+            out.refused = main.reason;
+            return Ok(out);
+        }
+        // `place_together` lists the dependencies' bookings in their order: an existing
+        // one's id where it bound one, a new id where it would create one.
+        for (d, id) in out.dependencies.iter_mut().zip(&main.dependencies) {
+            d.bound = snap
+                .organisation_bookings
+                .iter()
+                .find(|b| &b.id == id)
+                .map(|b| b.id.clone());
+        }
+        out.site = main.site;
+        Ok(out)
     }
 
     /// The version a new booking gets: the pinned one (which must exist) or the latest.

@@ -355,6 +355,13 @@ impl Store {
         usage(&mut conn).await
     }
 
+    /// What a booking decision of `organisation` would see now, outside a transaction
+    /// (for a preview that stores nothing).
+    pub async fn booking_snapshot(&self, organisation: &str) -> Result<BookingSnapshot> {
+        let mut conn = self.pool.acquire().await?;
+        snapshot(&mut conn, organisation).await
+    }
+
     /// Decides and stores new bookings atomically: `decide` sees the current capacity
     /// and the organisation's live bookings, and returns the bookings to insert (a
     /// booking and the dependency bookings created for it). Nothing is stored when it

@@ -38,6 +38,8 @@ pub struct Links {
     pub rollouts: bool,
     pub audit: bool,
     pub policies: bool,
+    /// "Aufgaben": for the roles that have a queue.
+    pub work: bool,
 }
 
 impl Chrome {
@@ -64,6 +66,7 @@ impl Chrome {
                 || p.has_role(Role::Auditor),
             audit: v.caller.may(Act::Read, &Target::new("audit")),
             policies: policies_readable(v, &own),
+            work: crate::pages::work::has_queue(v),
         };
         Self {
             user: Some(v.user.spec.display_name.clone()),

@@ -71,6 +71,11 @@ portal_tests!(
     sign_ins_are_throttled_by_source_and_account_atomically,
     disabled_accounts_and_changed_passwords_end_sessions_at_once,
     oversized_forms_and_slow_requests_get_german_pages,
+    lists_and_groups_book_without_json_or_javascript,
+    a_booking_form_sent_twice_books_once,
+    the_offering_says_what_a_booking_brings_with_it,
+    each_role_finds_its_work_and_facts_show_their_provenance,
+    a_vendor_publishes_a_version_and_sees_the_plan_first,
 );
 
 /// Every test account's password.
@@ -406,11 +411,16 @@ impl Answer {
 
     /// The first form token on the page.
     fn csrf(&self) -> String {
-        let marker = "name=\"csrf\" value=\"";
+        self.hidden("csrf")
+    }
+
+    /// The value of the page's first hidden field `name`.
+    fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
         let start = self
             .body
-            .find(marker)
-            .unwrap_or_else(|| panic!("no csrf field on the page: {}", self.body))
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} field on the page: {}", self.body))
             + marker.len();
         let len = self.body[start..].find('"').expect("the end of the value");
         self.body[start..start + len].to_string()
@@ -1315,6 +1325,9 @@ async fn every_page_has_the_shared_frame(store: Store) {
         ("admin", "/rollouts".into()),
         ("admin", "/audit".into()),
         ("admin", "/policies".into()),
+        ("admin", "/work".into()),
+        ("admin", format!("/offerings/{OFFERING}/publish")),
+        ("admin", format!("/rollouts/new?offering={OFFERING}")),
         ("auditor", "/audit".into()),
         ("nobody", "/login".into()),
     ] {
@@ -1382,6 +1395,12 @@ async fn every_navigation_link_opens_a_page(store: Store) {
         assert_eq!(
             links.contains(&"/policies"),
             !matches!(name, "vendor" | "operator"),
+            "{name}: {links:?}"
+        );
+        // "Aufgaben" for those with a queue: approvals, proposals, rollouts.
+        assert_eq!(
+            links.contains(&"/work"),
+            matches!(name, "admin" | "vendor" | "operator"),
             "{name}: {links:?}"
         );
         for link in links {
@@ -1761,4 +1780,679 @@ async fn oversized_forms_and_slow_requests_get_german_pages(store: Store) {
     assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
     r.shows("<html lang=\"de\"");
     r.shows("Zeitüberschreitung");
+
+// ---------------------------------------------------------------------------------------
+// 11. Lists and groups of a configuration
+
+/// An offering whose schema has a list of host names and two groups, one required.
+const STRUCTURED: &str = "fachverfahren";
+
+fn structured_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["hosts", "registry"],
+        "additionalProperties": false,
+        "properties": {
+            "hosts": {"type": "array", "title": "Erlaubte Hosts", "minItems": 1,
+                      "description": "Die Rechner, die das Verfahren nutzen dürfen.",
+                      "items": {"type": "string", "pattern": "^[a-z.]+$"}},
+            "registry": {"type": "object", "title": "Melderegister",
+                         "additionalProperties": false,
+                         "required": ["procedure", "endpoint"],
+                         "properties": {
+                             "procedure": {"enum": ["ewo", "meso"], "title": "Verfahren"},
+                             "endpoint": {"type": "string", "title": "Adresse", "pattern": "^https://"}
+                         }},
+            "features": {"type": "object", "title": "Funktionen", "additionalProperties": false,
+                         "properties": {
+                             "eid": {"type": "boolean", "title": "Online-Ausweis", "default": true},
+                             "appointments": {"type": "boolean", "title": "Termine", "default": false}
+                         }}
+        }
+    })
+}
+
+impl World {
+    /// A bearer token of the federation admin, for setting things up through the API.
+    async fn admin_token(&self) -> String {
+        let id = self.user_id("admin").await;
+        let (_, token) =
+            verbund_api::issue_token(&self.store, "test/setup", &id, "more", None, Utc::now())
+                .await
+                .expect("a token");
+        token.as_str().to_string()
+    }
+
+    /// Publishes the offering with lists and groups.
+    async fn structured_offering(&self) {
+        let t = self.admin_token().await;
+        let vendor = self
+            .store
+            .get_offering(OFFERING)
+            .await
+            .expect("the first offering")
+            .spec
+            .vendor;
+        api(&self.app, &t, "/api/v1/offerings", json!({
+            "name": STRUCTURED, "display_name": "Fachverfahren", "description": "Ein Fachverfahren.",
+            "vendor": vendor, "category": "saas", "data_classes": ["internal"],
+            "plans": [{"name": "s", "display_name": "Klein", "replicas": 1,
+                       "resources": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 10},
+                       "monthly_price_cents": 9900}],
+            "config_schema": structured_schema(),
+        }))
+        .await;
+        api(
+            &self.app,
+            &t,
+            &format!("/api/v1/offerings/{STRUCTURED}/versions"),
+            json!({
+                "version": "1.0.0", "changelog": "Erste Fassung.",
+                "package": {"type": "helm", "repository": "https://charts.example.org",
+                            "chart": "app", "chart_version": "1.0.0"},
+            }),
+        )
+        .await;
+    }
+}
+
+/// A list is rows of inputs with "Weitere Zeile" and "Zeile n entfernen" buttons that
+/// show the form again (booking nothing) with everything entered; a group is a fieldset
+/// with the schema's title as its legend; faults inside them are shown at their control
+/// and listed with the group's name; the booking's configuration is the structure the
+/// schema asks for, and nobody typed JSON.
+async fn lists_and_groups_book_without_json_or_javascript(store: Store) {
+    let w = world(store).await;
+    w.structured_offering().await;
+    let mut a = w.signed_in("admin-a").await;
+    let path = format!("/offerings/{STRUCTURED}/book");
+    let form = a.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(!form.body.contains("<textarea"), "{}", form.body);
+    form.shows("<legend class=\"kern-label\" id=\"cfg-hosts-legend\">Erlaubte Hosts</legend>");
+    form.shows("<div class=\"kern-hint\" id=\"cfg-hosts-hint\">Die Rechner, die das Verfahren nutzen dürfen.</div>");
+    form.shows("<input type=\"hidden\" name=\"rows.hosts\" value=\"1\">");
+    form.shows("<label class=\"kern-label\" for=\"cfg-hosts-0\">Zeile 1</label>");
+    form.shows("id=\"cfg-hosts-0\" name=\"cfg.hosts.0\" type=\"text\" value=\"\"");
+    form.shows("name=\"remove\" value=\"hosts.0\" formnovalidate><span class=\"kern-label\">Zeile 1 entfernen</span>");
+    form.shows("name=\"add\" value=\"hosts\" formnovalidate aria-describedby=\"cfg-hosts-legend\"><span class=\"kern-label\">Weitere Zeile</span>");
+    form.shows("<legend class=\"kern-label\" id=\"cfg-registry-legend\">Melderegister</legend>");
+    form.shows("<label class=\"kern-label\" for=\"cfg-registry-endpoint\">Adresse</label>");
+    form.shows("id=\"cfg-registry-procedure\" name=\"cfg.registry.procedure\"");
+    form.shows("<legend class=\"kern-label\" id=\"cfg-features-legend\">Funktionen <span class=\"kern-label__optional\">(optional)</span></legend>");
+    form.shows("id=\"cfg-features-eid\" name=\"cfg.features.eid\" value=\"true\" checked");
+    let csrf = form.csrf();
+    let key = form.hidden("idempotency");
+    let base = |extra: &[(&'static str, &'static str)]| {
+        let mut f: Vec<(String, String)> = vec![
+            ("csrf".into(), csrf.clone()),
+            ("idempotency".into(), key.clone()),
+            ("organisation".into(), w.a.clone()),
+            ("plan".into(), "s".into()),
+            ("channel".into(), "stable".into()),
+        ];
+        f.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        f
+    };
+    let post = async |a: &mut Browser, f: Vec<(String, String)>| {
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        a.post(&path, &pairs).await
+    };
+    let before = w.trail().await;
+
+    // "Weitere Zeile": the form again with a second row, focused, the first kept.
+    let r = post(
+        &mut a,
+        base(&[
+            ("rows.hosts", "1"),
+            ("cfg.hosts.0", "a.example.de"),
+            ("cfg.registry.endpoint", "https://melde.example.de"),
+            ("add", "hosts"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.shows("<input type=\"hidden\" name=\"rows.hosts\" value=\"2\">");
+    r.shows("name=\"cfg.hosts.0\" type=\"text\" value=\"a.example.de\"");
+    r.shows("id=\"cfg-hosts-1\" name=\"cfg.hosts.1\" type=\"text\" value=\"\" pattern=\"^[a-z.]+$\" autofocus");
+    r.shows("value=\"https://melde.example.de\"");
+    assert_eq!(r.hidden("idempotency"), key, "the form keeps its key");
+    assert!(!r.body.contains("aria-invalid"), "nothing was checked yet");
+    assert_eq!(w.trail().await, before, "a row button books nothing");
+
+    // "Zeile 1 entfernen": the second row moves up.
+    let r = post(
+        &mut a,
+        base(&[
+            ("rows.hosts", "2"),
+            ("cfg.hosts.0", "a.example.de"),
+            ("cfg.hosts.1", "b.example.de"),
+            ("remove", "hosts.0"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.shows("<input type=\"hidden\" name=\"rows.hosts\" value=\"1\">");
+    r.shows("name=\"cfg.hosts.0\" type=\"text\" value=\"b.example.de\"");
+    assert!(!r.body.contains("a.example.de"), "{}", r.body);
+    assert_eq!(w.trail().await, before, "a row button books nothing");
+
+    // Faults inside a list and a group: each at its control, listed with the group.
+    let r = post(
+        &mut a,
+        base(&[
+            ("rows.hosts", "2"),
+            ("cfg.hosts.0", ""),
+            ("cfg.hosts.1", "NICHT GÜLTIG"),
+            ("cfg.registry.endpoint", "http://unsicher"),
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    r.shows("<p class=\"kern-error\" id=\"cfg-hosts-0-error\" role=\"alert\">Die Eingabe hat nicht das erwartete Format.</p>");
+    r.shows("<p class=\"kern-error\" id=\"cfg-registry-procedure-error\" role=\"alert\">Bitte ausfüllen.</p>");
+    r.shows("<p class=\"kern-error\" id=\"cfg-registry-endpoint-error\" role=\"alert\">Die Eingabe hat nicht das erwartete Format.</p>");
+    r.shows("href=\"#cfg-registry-procedure\">Melderegister – Verfahren: Bitte ausfüllen.</a>");
+    r.shows("href=\"#cfg-hosts-0\">Erlaubte Hosts – Zeile 1: Die Eingabe hat nicht das erwartete Format.</a>");
+    assert_eq!(
+        r.body.matches("aria-invalid=\"true\"").count(),
+        3,
+        "{}",
+        r.body
+    );
+    assert_eq!(w.trail().await, before, "an invalid booking is not created");
+    // A list left blank: at least one entry is asked for, at the list.
+    let r = post(&mut a, base(&[("rows.hosts", "1"), ("cfg.hosts.0", "")])).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    r.shows("<p class=\"kern-error\" id=\"cfg-hosts-error\">Bitte mindestens einen Eintrag angeben.</p>");
+
+    // Valid: the configuration has the schema's structure; blank rows and an untouched
+    // optional group are left out.
+    let r = post(
+        &mut a,
+        base(&[
+            ("rows.hosts", "3"),
+            ("cfg.hosts.0", "a.example.de"),
+            ("cfg.hosts.1", ""),
+            ("cfg.hosts.2", "b.example.de"),
+            ("cfg.registry.procedure", "meso"),
+            ("cfg.registry.endpoint", "https://melde.example.de"),
+            ("cfg.features.eid", "true"),
+        ]),
+    )
+    .await;
+    let id = new_booking(&r);
+    let booking = w.store.get_booking(&id).await.expect("the booking");
+    assert_eq!(
+        booking.config,
+        json!({"hosts": ["a.example.de", "b.example.de"],
+               "registry": {"procedure": "meso", "endpoint": "https://melde.example.de"}})
+    );
+    // A group changed from its defaults is kept whole.
+    let form = a.get(&path).await;
+    let mut f = vec![
+        ("csrf".to_string(), form.csrf()),
+        ("idempotency".to_string(), form.hidden("idempotency")),
+        ("organisation".to_string(), w.a.clone()),
+        ("plan".to_string(), "s".to_string()),
+        ("channel".to_string(), "stable".to_string()),
+    ];
+    f.extend(
+        [
+            ("rows.hosts", "1"),
+            ("cfg.hosts.0", "c.example.de"),
+            ("cfg.registry.procedure", "ewo"),
+            ("cfg.registry.endpoint", "https://melde.example.de"),
+            ("cfg.features.appointments", "true"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let id = new_booking(&post(&mut a, f).await);
+    let booking = w.store.get_booking(&id).await.expect("the booking");
+    assert_eq!(
+        booking.config["features"],
+        json!({"eid": false, "appointments": true})
+    );
+}
+
+/// The booking form carries a one-time key: sent twice (a double click, a retry after a
+/// lost answer), it books once and both answers lead to the same booking.
+async fn a_booking_form_sent_twice_books_once(store: Store) {
+    let w = world(store).await;
+    let mut a = w.signed_in("admin-a").await;
+    let path = format!("/offerings/{OFFERING}/book");
+    let form = a.get(&path).await;
+    let key = form.hidden("idempotency");
+    assert!(key.len() >= 32, "a key with enough randomness: {key}");
+    let other = a.get(&path).await.hidden("idempotency");
+    assert_ne!(key, other, "each form gets its own key");
+    let csrf = form.csrf();
+    let answers = [
+        ("csrf", csrf.as_str()),
+        ("idempotency", key.as_str()),
+        ("organisation", w.a.as_str()),
+        ("plan", "s"),
+        ("channel", "stable"),
+        ("cfg.domain", "portal.hamburg.de"),
+        ("cfg.users", "200"),
+    ];
+    let before = w.trail().await;
+    let first = new_booking(&a.post(&path, &answers).await);
+    let second = new_booking(&a.post(&path, &answers).await);
+    assert_eq!(first, second, "the second post answers the first booking");
+    let created: Vec<_> = w.trail().await[before.len()..]
+        .iter()
+        .filter(|(_, action, _)| action == "booking.create")
+        .cloned()
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    // Another form (its own key) books again.
+    let answers = [
+        ("csrf", csrf.as_str()),
+        ("idempotency", other.as_str()),
+        ("organisation", w.a.as_str()),
+        ("plan", "s"),
+        ("channel", "stable"),
+        ("cfg.domain", "portal.hamburg.de"),
+        ("cfg.users", "200"),
+    ];
+    assert_ne!(new_booking(&a.post(&path, &answers).await), first);
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. Dependencies before booking
+
+/// An offering that needs a database: before booking, its page and its form say that a
+/// booking brings the database with it, newly booked on the shared site; once the
+/// organisation has one there, that its booking is used (by id) — and booking binds
+/// exactly that one, because the page asks placement's own decision.
+async fn the_offering_says_what_a_booking_brings_with_it(store: Store) {
+    let w = world(store).await;
+    let t = w.admin_token().await;
+    let vendor = w
+        .store
+        .get_offering(OFFERING)
+        .await
+        .expect("the first offering")
+        .spec
+        .vendor;
+    let plan = json!([{"name": "s", "display_name": "Klein", "replicas": 1,
+                       "resources": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 10},
+                       "monthly_price_cents": 900}]);
+    for (name, title, deps) in [
+        ("datenbank", "Datenbank", json!([])),
+        (
+            "mit-datenbank",
+            "Verfahren mit Datenbank",
+            json!([{"offering": "datenbank", "plan": "s"}]),
+        ),
+    ] {
+        api(
+            &w.app,
+            &t,
+            "/api/v1/offerings",
+            json!({
+                "name": name, "display_name": title, "description": "Zum Testen.",
+                "vendor": vendor, "category": "saas", "data_classes": ["internal"],
+                "plans": plan, "config_schema": {"type": "object"}, "dependencies": deps,
+            }),
+        )
+        .await;
+        api(
+            &w.app,
+            &t,
+            &format!("/api/v1/offerings/{name}/versions"),
+            json!({
+                "version": "1.0.0", "changelog": "Erste Fassung.",
+                "package": {"type": "helm", "repository": "https://charts.example.org",
+                            "chart": name, "chart_version": "1.0.0"},
+            }),
+        )
+        .await;
+    }
+    let mut a = w.signed_in("admin-a").await;
+    let site = "Gemeinsames Rechenzentrum: Rechenzentrum Hamburg 1";
+    for path in ["/offerings/mit-datenbank", "/offerings/mit-datenbank/book"] {
+        let page = a.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.shows("<h2 class=\"kern-heading-medium\" id=\"brings-title\">Was eine Buchung mit sich bringt</h2>");
+        page.shows("Bei einer Buchung jetzt für <strong>Freie und Hansestadt Hamburg</strong>:");
+        page.shows("<strong>Datenbank</strong> (Tarif Klein): wird neu mitgebucht");
+        page.shows(site);
+    }
+    let plain = a.get(&format!("/offerings/{OFFERING}")).await;
+    assert!(
+        !plain.body.contains("brings-title"),
+        "nothing to bring: nothing said"
+    );
+
+    // Booked once, the database comes with it; the next booking uses that one.
+    let form = a.get("/offerings/mit-datenbank/book").await;
+    let book = |form: &Answer| {
+        vec![
+            ("csrf".to_string(), form.csrf()),
+            ("idempotency".to_string(), form.hidden("idempotency")),
+            ("organisation".to_string(), w.a.clone()),
+            ("plan".to_string(), "s".to_string()),
+            ("channel".to_string(), "stable".to_string()),
+        ]
+    };
+    let post = async |a: &mut Browser, f: Vec<(String, String)>| {
+        let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        a.post("/offerings/mit-datenbank/book", &pairs).await
+    };
+    let first = new_booking(&post(&mut a, book(&form)).await);
+    let first = w.store.get_booking(&first).await.expect("the booking");
+    assert_eq!(first.dependencies.len(), 1, "{first:?}");
+    let database = first.dependencies[0].clone();
+    let page = a.get("/offerings/mit-datenbank").await;
+    page.shows(&format!(
+        "<strong>Datenbank</strong> (Tarif Klein): Ihre bestehende Buchung wird mitgenutzt (<a class=\"kern-link\" href=\"/bookings/{database}\">"
+    ));
+    page.shows(site);
+    let form = a.get("/offerings/mit-datenbank/book").await;
+    let second = new_booking(&post(&mut a, book(&form)).await);
+    let second = w.store.get_booking(&second).await.expect("the booking");
+    assert_eq!(
+        second.dependencies,
+        [database],
+        "the page said which one is bound"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 13. Each role's queue; provenance of the facts
+
+/// "Aufgaben": the federation admin finds the booking awaiting approval (whose page
+/// shows the requested configuration) and the operators' proposals of placement facts
+/// with approve and reject; its own proposal has no approve button and says why, and
+/// approving it anyway is refused; the operator finds its proposals pending, without
+/// decisions. Once approved, "Wo sind unsere Daten?" names who stated a fact and who
+/// approved it; a pending proposal is marked as not in effect, for whom the API shows it.
+async fn each_role_finds_its_work_and_facts_show_their_provenance(store: Store) {
+    let w = world(store).await;
+    let t = w.admin_token().await;
+    let vendor = w
+        .store
+        .get_offering(OFFERING)
+        .await
+        .expect("the first offering")
+        .spec
+        .vendor;
+    api(&w.app, &t, "/api/v1/offerings", json!({
+        "name": "mit-freigabe", "display_name": "Verfahren mit Freigabe", "description": "Zum Testen.",
+        "vendor": vendor, "category": "saas", "data_classes": ["internal"], "requires_approval": true,
+        "plans": [{"name": "s", "display_name": "Klein", "replicas": 1,
+                   "resources": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 10},
+                   "monthly_price_cents": 900}],
+        "config_schema": schema(),
+    }))
+    .await;
+    api(
+        &w.app,
+        &t,
+        "/api/v1/offerings/mit-freigabe/versions",
+        json!({
+            "version": "1.0.0", "changelog": "Erste Fassung.",
+            "package": {"type": "helm", "repository": "https://charts.example.org",
+                        "chart": "app", "chart_version": "1.0.0"},
+        }),
+    )
+    .await;
+    let mut a = w.signed_in("admin-a").await;
+    let form = a.get("/offerings/mit-freigabe/book").await;
+    let answers = [
+        ("csrf", form.csrf()),
+        ("organisation", w.a.clone()),
+        ("plan", "s".into()),
+        ("channel", "stable".into()),
+        ("cfg.domain", "freigabe.hamburg.de".into()),
+        ("cfg.users", "70".into()),
+    ];
+    let pairs: Vec<(&str, &str)> = answers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let waiting = new_booking(&a.post("/offerings/mit-freigabe/book", &pairs).await);
+    assert_eq!(w.booking_state(&waiting).await, "awaiting-approval");
+    let placed = w.booked(&mut a).await;
+    assert_eq!(w.booking_state(&placed).await, "placed");
+
+    // Two proposals: the operator's (the site's city) and one of the admin's own account
+    // (the provider's legal form, made while it was an operator, say).
+    let now = Utc::now();
+    let mut site = w
+        .store
+        .get_site("nordwerk-hh-1")
+        .await
+        .expect("the site")
+        .spec;
+    site.location.city = "Hamburg-Harburg".into();
+    let operator_id = w.user_id("operator").await;
+    let theirs = w
+        .store
+        .apply_as_operator("user/operator", &operator_id, &site, now)
+        .await
+        .expect("a proposal")
+        .expect("the city is a fact");
+    let mut provider = w
+        .store
+        .get_provider("nordwerk")
+        .await
+        .expect("the provider")
+        .spec;
+    provider.legal_form = "Anstalt des öffentlichen Rechts".into();
+    let admin_id = w.user_id("admin").await;
+    let own = w
+        .store
+        .apply_as_operator("user/admin", &admin_id, &provider, now)
+        .await
+        .expect("a proposal")
+        .expect("the legal form is a fact");
+
+    let mut admin = w.signed_in("admin").await;
+    let work = admin.get("/work").await;
+    assert_eq!(work.status, StatusCode::OK, "{}", work.body);
+    work.shows("<a href=\"/work\" aria-current=\"page\">Aufgaben</a>");
+    work.shows("Buchungen, die auf Freigabe warten (1)");
+    work.shows(&format!(
+        "<a class=\"kern-link\" href=\"/bookings/{waiting}\">Verfahren mit Freigabe</a>"
+    ));
+    work.shows("Freie und Hansestadt Hamburg");
+    work.shows("Vorschläge für Platzierungsfakten (2)");
+    work.shows(&format!(
+        "id=\"proposal-{}-title\">Rechenzentrum Hamburg 1</h3>",
+        theirs.id
+    ));
+    work.shows(&format!(
+        "id=\"proposal-{}-title\">Nordwerk IT (Betreiber)</h3>",
+        own.id
+    ));
+    work.shows("<dt class=\"kern-description-list-item__key\">Standort</dt><dd class=\"kern-description-list-item__value\">Hamburg-Harburg, DE-HH (DE)</dd>");
+    work.shows("Vorgeschlagen von operator");
+    work.shows(&format!("action=\"/work/proposals/{}/approve\"", theirs.id));
+    work.shows(&format!("action=\"/work/proposals/{}/reject\"", theirs.id));
+    assert!(
+        !work
+            .body
+            .contains(&format!("action=\"/work/proposals/{}/approve\"", own.id)),
+        "no approve button for one's own proposal"
+    );
+    work.shows(&format!("<p class=\"kern-body\" id=\"proposal-{}-own\"><strong>Ihr eigener Vorschlag: Freigeben muss ihn ein anderer Föderations-Admin (Vier-Augen-Prinzip).</strong></p>", own.id));
+    // The approval page shows what was asked for.
+    let booking = admin.get(&format!("/bookings/{waiting}")).await;
+    booking.shows("<dt class=\"kern-description-list-item__key\">Domäne</dt><dd class=\"kern-description-list-item__value\">freigabe.hamburg.de</dd>");
+    booking.shows("<dt class=\"kern-description-list-item__key\">Nutzerzahl</dt><dd class=\"kern-description-list-item__value\">70</dd>");
+    booking.shows(&format!("action=\"/bookings/{waiting}/approve\""));
+
+    // The operator: its pending proposals, no decisions; its sites' problems.
+    let mut operator = w.signed_in("operator").await;
+    let work = operator.get("/work").await;
+    assert_eq!(work.status, StatusCode::OK, "{}", work.body);
+    work.shows("Ihre offenen Vorschläge für Platzierungsfakten (2)");
+    work.shows("Wartet auf die Freigabe durch die Föderation; bis dahin gilt er nicht.");
+    work.shows("Probleme Ihrer Rechenzentren (1)");
+    work.shows("Rechenzentrum Hamburg 1 (Hamburg, DE-HH; Nordwerk IT)</strong>: <span class=\"kern-badge kern-badge--");
+    assert!(!work.body.contains("/approve\""), "{}", work.body);
+    assert!(!work.body.contains("Buchungen, die auf Freigabe warten"));
+    // An organisation's admin has no queue.
+    let org_page = a.get("/organisation").await;
+    assert!(
+        !org_page.body.contains("href=\"/work\""),
+        "{}",
+        org_page.body
+    );
+
+    // Approving one's own proposal is refused and changes nothing; the other's applies.
+    let csrf = admin.get("/work").await.csrf();
+    let r = admin
+        .post(
+            &format!("/work/proposals/{}/approve", own.id),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let still = w
+        .store
+        .get_fact_proposal(&own.id)
+        .await
+        .expect("the proposal");
+    assert_eq!(still.state.as_str(), "pending");
+    let r = admin
+        .post(
+            &format!("/work/proposals/{}/approve", theirs.id),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/work?done=fact-approved");
+    let done = w
+        .store
+        .get_fact_proposal(&theirs.id)
+        .await
+        .expect("the proposal");
+    assert_eq!(done.state.as_str(), "approved");
+    admin
+        .get(&r.location())
+        .await
+        .shows("Der Vorschlag ist freigegeben; seine Fakten gelten.");
+
+    // Where is our data: each fact with who stated and who approved it.
+    let data = a.get("/organisation/data").await;
+    assert_eq!(data.status, StatusCode::OK, "{}", data.body);
+    data.shows("<dt class=\"kern-description-list-item__key\">Herkunft der Fakten</dt>");
+    data.shows("<strong>Standort:</strong> Hamburg-Harburg, DE-HH (DE) <span class=\"kern-body--small\">(angegeben von operator, ");
+    data.shows("; freigegeben von admin, ");
+    data.shows(
+        "<strong>Rechtsform:</strong> AöR <span class=\"kern-body--small\">(angegeben von admin, ",
+    );
+    assert!(
+        !data.body.contains("Anstalt des öffentlichen Rechts"),
+        "the organisation does not see proposals, and a proposal is no fact"
+    );
+    // The federation sees the pending proposal, marked as not in effect.
+    let data = admin.get(&format!("/organisation/data?org={}", w.a)).await;
+    assert_eq!(data.status, StatusCode::OK, "{}", data.body);
+    data.shows(
+        "<dt class=\"kern-description-list-item__key\">Vorgeschlagen, noch nicht in Kraft</dt>",
+    );
+    data.shows("<span class=\"kern-label\">noch nicht in Kraft</span></span> <strong>Rechtsform:</strong> Anstalt des öffentlichen Rechts <span class=\"kern-body--small\">(vorgeschlagen von admin, ");
+}
+
+// ---------------------------------------------------------------------------------------
+// 14. Publishing a version
+
+/// The vendor publishes a version through a form (a Helm chart's reference): a version
+/// that is not semantic is refused at its control in German and publishes nothing; a
+/// good one is published without a rollout, and the start page shows the plan of the
+/// rollout it would start; "Plan aktualisieren" recomputes it and starts nothing.
+async fn a_vendor_publishes_a_version_and_sees_the_plan_first(store: Store) {
+    let w = world(store).await;
+    let mut a = w.signed_in("admin-a").await;
+    w.booked(&mut a).await;
+    let rollouts = async || {
+        w.store
+            .list_rollouts(
+                &verbund_store::RolloutFilter::default(),
+                &PageRequest::default(),
+            )
+            .await
+            .expect("the rollouts")
+            .items
+            .len()
+    };
+    let mut vendor = w.signed_in("vendor").await;
+    let offering = vendor.get(&format!("/offerings/{OFFERING}")).await;
+    offering.shows(&format!("href=\"/offerings/{OFFERING}/publish\""));
+    let path = format!("/offerings/{OFFERING}/publish");
+    let form = vendor.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    form.shows("<label class=\"kern-label\" for=\"repository\">Helm-Repository</label>");
+    let csrf = form.csrf();
+    let fields = |version: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("version", version.to_string()),
+            ("repository", "https://charts.example.org".to_string()),
+            ("chart", "app".to_string()),
+            ("chart_version", "1.1.0".to_string()),
+            ("changelog", "Neue Formulare.".to_string()),
+        ]
+    };
+    let bad = fields("zwei");
+    let pairs: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = vendor.post(&path, &pairs).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    r.shows("<p class=\"kern-error\" id=\"version-error\" role=\"alert\">Bitte eine neue Versionsnummer nach Semantic Versioning angeben, höher als die zuletzt veröffentlichte.</p>");
+    r.shows("value=\"zwei\" required aria-describedby=\"version-hint version-error\" aria-invalid=\"true\"");
+    r.shows("value=\"https://charts.example.org\"");
+    assert_eq!(
+        w.store
+            .list_versions(OFFERING)
+            .await
+            .expect("versions")
+            .len(),
+        1
+    );
+
+    let good = fields("1.1.0");
+    let pairs: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = vendor.post(&path, &pairs).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let to = r.location();
+    assert_eq!(
+        to,
+        format!("/rollouts/new?offering={OFFERING}&version=1.1.0&done=published")
+    );
+    assert_eq!(
+        w.store
+            .list_versions(OFFERING)
+            .await
+            .expect("versions")
+            .len(),
+        2
+    );
+    assert_eq!(rollouts().await, 0, "publishing started no rollout");
+    let start = vendor.get(&to).await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.body);
+    start.shows("Die Version ist veröffentlicht. Prüfen Sie den Plan und starten Sie den Rollout.");
+    start.shows("<option value=\"1.1.0\" selected>1.1.0</option>");
+    start.shows("<h2 class=\"kern-heading-medium\" id=\"plan-heading\">Plan des Rollouts von Version 1.1.0</h2>");
+    start.shows("<strong id=\"plan-bookings\">");
+    start
+        .shows("name=\"preview\" value=\"1\"><span class=\"kern-label\">Plan aktualisieren</span>");
+    // "Plan aktualisieren" shows the plan for what was entered, and starts nothing.
+    let preview = [
+        ("csrf", csrf.as_str()),
+        ("offering", OFFERING),
+        ("version", "1.1.0"),
+        ("bake_seconds", "600"),
+        ("wave_size", "5"),
+        ("max_concurrent_sites", "2"),
+        ("canary_percent", "10"),
+        ("failure_budget", "0"),
+        ("preview", "1"),
+    ];
+    let r = vendor.post("/rollouts/new", &preview).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    r.shows("id=\"bake_seconds\" name=\"bake_seconds\" type=\"number\" min=\"0\" value=\"600\"");
+    r.shows("Plan des Rollouts von Version 1.1.0");
+    assert_eq!(rollouts().await, 0, "a preview starts no rollout");
 }

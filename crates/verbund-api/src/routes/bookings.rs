@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/bookings/{id}/reject", post(reject))
         .route("/bookings/{id}/placement", get(placement))
         .route("/placement/explain", post(explain))
+        .route("/placement/preview", post(preview))
         .route("/compliance/reevaluate", post(reevaluate))
 }
 
@@ -476,6 +477,22 @@ pub struct ExplainRequest {
     pub plan: String,
 }
 
+/// Whether the caller may ask where `organisation` could book (explain, preview).
+async fn may_ask_placement(state: &AppState, caller: &Caller, organisation: &str) -> ApiResult<()> {
+    let chain = state
+        .store
+        .organisation_chain(organisation)
+        .await
+        .map_err(|_| {
+            ApiError::Invalid(verbund_domain::Invalid::new(
+                "/organisation",
+                format!("unknown organisation `{organisation}`"),
+            ))
+        })?;
+    caller.require(Act::Read, &Target::new("placement").in_organisation(chain))?;
+    Ok(())
+}
+
 /// Where could this organisation book this offering, and why not elsewhere? Books nothing.
 #[utoipa::path(post, path = "/api/v1/placement/explain", operation_id = "explain_placement", tag = "bookings", request_body = ExplainRequest,
     responses((status = 200, body = PlacementDecision), (status = 422, body = crate::problem::Problem)),
@@ -485,21 +502,32 @@ pub async fn explain(
     caller: Caller,
     ApiJson(r): ApiJson<ExplainRequest>,
 ) -> ApiResult<Json<PlacementDecision>> {
-    let chain = state
-        .store
-        .organisation_chain(&r.organisation)
-        .await
-        .map_err(|_| {
-            ApiError::Invalid(verbund_domain::Invalid::new(
-                "/organisation",
-                format!("unknown organisation `{}`", r.organisation),
-            ))
-        })?;
-    caller.require(Act::Read, &Target::new("placement").in_organisation(chain))?;
+    may_ask_placement(&state, &caller, &r.organisation).await?;
     Ok(Json(
         state
             .bookings
             .explain(&r.organisation, &r.offering, &r.plan, state.now())
+            .await?,
+    ))
+}
+
+/// What would booking this offering bring with it now: the site it and its
+/// dependencies would share, and per dependency whether the organisation's booking of it
+/// is bound or a new one created (the decision of `POST /bookings`); or why it would be
+/// refused. Books nothing.
+#[utoipa::path(post, path = "/api/v1/placement/preview", tag = "bookings", request_body = ExplainRequest,
+    responses((status = 200, body = verbund_placement::BookingPreview), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(r): ApiJson<ExplainRequest>,
+) -> ApiResult<Json<verbund_placement::BookingPreview>> {
+    may_ask_placement(&state, &caller, &r.organisation).await?;
+    Ok(Json(
+        state
+            .bookings
+            .preview(&r.organisation, &r.offering, &r.plan, state.now())
             .await?,
     ))
 }

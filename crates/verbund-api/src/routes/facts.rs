@@ -119,7 +119,8 @@ async fn sheet(
     Ok(sheet)
 }
 
-fn proposal_target(p: &FactProposal) -> Target {
+/// What Cedar decides a proposal by: its provider and its proposer (four eyes).
+pub fn proposal_target(p: &FactProposal) -> Target {
     Target::new("fact-proposal")
         .provider(&p.provider)
         .owner(&p.proposer_id)

@@ -47,6 +47,8 @@ struct BookingPage {
     undeliverable_since: Option<String>,
     may_change: bool,
     may_approve: bool,
+    /// The requested configuration, labelled by the offering's schema.
+    config: Vec<(String, String)>,
 }
 
 /// `GET /bookings/{id}`.
@@ -115,7 +117,11 @@ pub async fn page(
         ));
         s
     });
+    let config = spec.as_ref().map_or_else(Vec::new, |o| {
+        crate::form::summary(&o.spec.config_schema, &b.booking.config, lang)
+    });
     let p = BookingPage {
+        config,
         c: Chrome::for_viewer(
             &v,
             format!("{}: {offering}", t.booking),

@@ -4,13 +4,16 @@
 
 mod audit;
 mod booking;
+mod brings;
 mod catalog;
 mod explain;
 mod fleet;
 mod offering;
 mod organisation;
 mod policies;
+mod publish;
 mod rollouts;
+pub mod work;
 
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -28,6 +31,10 @@ pub fn router() -> Router<WebState> {
         .route(
             "/offerings/{name}/book",
             get(offering::form_page).post(offering::submit),
+        )
+        .route(
+            "/offerings/{name}/publish",
+            get(publish::form).post(publish::submit),
         )
         .route("/bookings/{id}", get(booking::page))
         .route(
@@ -52,6 +59,8 @@ pub fn router() -> Router<WebState> {
         )
         .route("/audit", get(audit::page))
         .route("/policies", get(policies::page))
+        .route("/work", get(work::page))
+        .route("/work/proposals/{id}/{action}", post(work::decide))
 }
 
 /// `GET /`: where the signed-in person's work is; the sign-in page for everyone else.
@@ -167,6 +176,9 @@ pub fn flash(lang: crate::i18n::Lang, code: Option<&str>) -> Option<String> {
             "abort" => t.done_aborted,
             "retry" => t.done_retried,
             "skip" => t.done_skipped,
+            "fact-approved" => t.done_fact_approved,
+            "published" => t.done_published,
+            "fact-rejected" => t.done_fact_rejected,
             _ => return None,
         }
         .to_string(),

@@ -15,11 +15,12 @@ use verbund_domain::booking::BookingSpec;
 use verbund_domain::catalog::{Offering, OfferingVersion};
 use verbund_domain::directory::Organisation;
 
+use super::brings::{brings, Brings};
 use super::explain::{verdicts, Directory, Verdict};
 use super::{my_organisations, orgs_or_error};
 use crate::error::api_error;
 use crate::form::{self, Field};
-use crate::session::Viewer;
+use crate::session::{random_secret, Viewer};
 use crate::view::{euros, local_time, render, text_lang, Chrome};
 use crate::WebState;
 use verbund_domain::booking::config_problems;
@@ -51,6 +52,7 @@ struct OfferingPage {
     verdicts: Vec<Verdict>,
     can_book: bool,
     can_roll_out: bool,
+    brings: Option<Brings>,
 }
 
 fn plan_rows(o: &Offering, lang: crate::i18n::Lang) -> Vec<PlanRow> {
@@ -107,6 +109,13 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
     let orgs = my_organisations(&state, &v).await.unwrap_or_default();
     let for_org = orgs.first().cloned();
     let mut explained = Vec::new();
+    let first_plan = o
+        .spec
+        .plans
+        .first()
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let brought = brings(&state, &v, &o, for_org.as_ref(), &first_plan).await;
     if let (Some(org), Some(plan)) = (&for_org, o.spec.plans.first()) {
         let asked = bookings::explain(
             State(state.api.clone()),
@@ -157,6 +166,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
         can_roll_out,
         for_org,
         verdicts: explained,
+        brings: brought,
         o,
     };
     render(StatusCode::OK, &page)
@@ -177,11 +187,32 @@ struct BookPage {
     /// The general error's control (`organisation`, `plan`, `channel`), if it names one.
     error_at: String,
     latest: String,
+    /// A one-time key for `Idempotency-Key`: the same form sent twice books once.
+    idempotency: String,
+    brings: Option<Brings>,
 }
 
 impl BookPage {
     fn has_errors(&self) -> bool {
-        self.error.is_some() || self.fields.iter().any(|f| f.error.is_some())
+        self.error.is_some() || !self.faults().is_empty()
+    }
+
+    fn faults(&self) -> Vec<form::Fault> {
+        form::faults(&self.fields)
+    }
+
+    /// One control of the configuration as HTML (groups and lists hold more).
+    fn control(&self, f: &Field) -> String {
+        form::FieldHtml {
+            f,
+            t: self.c.t,
+            text_lang: self.text_lang(),
+        }
+        .render()
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, control = %f.name, "a form control did not render");
+            String::new()
+        })
     }
 
     /// The `lang` of the vendor's hints, when they are not in the page's language.
@@ -207,6 +238,7 @@ fn book_page(
     channel: String,
     fields: Vec<Field>,
     error: Option<(String, String)>,
+    idempotency: String,
 ) -> BookPage {
     let lang = v.lang;
     let title = format!("{}: {}", lang.texts().book_title, o.spec.display_name);
@@ -231,7 +263,16 @@ fn book_page(
         fields,
         error,
         error_at,
+        idempotency,
+        brings: None,
     }
+}
+
+/// The booking form with what booking it for its organisation and plan would bring.
+async fn with_brings(state: &WebState, v: &Viewer, mut page: BookPage) -> BookPage {
+    let org = page.orgs.iter().find(|x| x.id == page.organisation);
+    page.brings = brings(state, v, &page.o, org, &page.plan).await;
+    page
 }
 
 /// A refusal that names no configuration value: the control it concerns (`organisation`,
@@ -243,6 +284,19 @@ fn general_error(field: &str, message: &str, lang: crate::i18n::Lang) -> (String
         "/plan" => ("plan".into(), t.error_plan.into()),
         "/channel" => ("channel".into(), t.error_channel.into()),
         _ => (String::new(), format!("{message} ({field})")),
+    }
+}
+
+/// The form's one-time key as the API's `Idempotency-Key`: what the form carried, if it
+/// is one the API would take from a header (1 to 255 visible ASCII characters), else a
+/// new one (a form from before the key existed books as it always did, once).
+fn idempotency_key(posted: &str) -> String {
+    let usable = (1..=verbund_api::idempotency::MAX_LENGTH).contains(&posted.len())
+        && posted.bytes().all(|b| b.is_ascii_graphic());
+    if usable {
+        posted.to_string()
+    } else {
+        random_secret()
     }
 }
 
@@ -260,7 +314,7 @@ pub async fn form_page(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let fields = form::fields(&o.spec.config_schema, &serde_json::Value::Null);
+    let fields = form::fields(&o.spec.config_schema, &serde_json::Value::Null, v.lang);
     let plan = o
         .spec
         .plans
@@ -268,19 +322,18 @@ pub async fn form_page(
         .map(|p| p.name.clone())
         .unwrap_or_default();
     let organisation = orgs.first().map(|o| o.id.clone()).unwrap_or_default();
-    render(
-        StatusCode::OK,
-        &book_page(
-            &v,
-            o,
-            orgs,
-            organisation,
-            plan,
-            "stable".into(),
-            fields,
-            None,
-        ),
-    )
+    let page = book_page(
+        &v,
+        o,
+        orgs,
+        organisation,
+        plan,
+        "stable".into(),
+        fields,
+        None,
+        random_secret(),
+    );
+    render(StatusCode::OK, &with_brings(&state, &v, page).await)
 }
 
 /// `POST /offerings/{name}/book`: books through the API; its validation errors come back
@@ -309,7 +362,6 @@ pub async fn submit(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let config = form::config(&o.spec.config_schema, &answers);
     let mut organisation = get("organisation");
     if let Ok(Some(org)) = state
         .api
@@ -320,6 +372,21 @@ pub async fn submit(
         organisation = org.id;
     }
     let (plan, channel) = (get("plan"), get("channel"));
+    let key = idempotency_key(&get("idempotency"));
+    let schema = &o.spec.config_schema;
+    // A list's "Weitere Zeile" or "Zeile n entfernen": the form again, changed, with
+    // everything entered kept; nothing is booked.
+    if let Some(edit) = form::RowEdit::asked(&answers) {
+        let mut draft = form::draft(schema, &answers);
+        let added = form::edit_rows(&mut draft, &edit);
+        let mut fields = form::fields(schema, &draft, v.lang);
+        if let Some(f) = added.and_then(|row| form::find_mut(&mut fields, &row)) {
+            f.focus = true;
+        }
+        let page = book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
+        return render(StatusCode::OK, &with_brings(&state, &v, page).await);
+    }
+    let config = form::config(schema, &answers);
     let spec = BookingSpec {
         organisation: organisation.clone(),
         offering: name.clone(),
@@ -334,7 +401,7 @@ pub async fn submit(
     let created = bookings::create(
         State(state.api.clone()),
         v.caller.clone(),
-        IdempotencyKey(None),
+        IdempotencyKey(Some(key.clone())),
         ApiJson(spec),
     )
     .await;
@@ -343,11 +410,11 @@ pub async fn submit(
             Redirect::to(&format!("/bookings/{}?new=1", c.booking.id)).into_response()
         }
         Err(ApiError::Invalid(i)) => {
-            let mut fields = form::fields(&o.spec.config_schema, &config);
+            let mut fields = form::fields(schema, &config, v.lang);
             // The API refuses with its first problem; the form shows every one, found by
             // the same validation, each at its control.
             let problems = if i.field.starts_with("/config") {
-                config_problems(&o.spec.config_schema, &config)
+                config_problems(schema, &config)
             } else {
                 Vec::new()
             };
@@ -358,8 +425,21 @@ pub async fn submit(
             } else {
                 Some(general_error(&i.field, &i.message, v.lang))
             };
-            let page = book_page(&v, o, orgs, organisation, plan, channel, fields, general);
-            render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+            let page = book_page(
+                &v,
+                o,
+                orgs,
+                organisation,
+                plan,
+                channel,
+                fields,
+                general,
+                key,
+            );
+            render(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &with_brings(&state, &v, page).await,
+            )
         }
         Err(e) => api_error(&v, &e, &format!("/offerings/{name}/book")),
     }

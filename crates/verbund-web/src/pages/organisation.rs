@@ -20,7 +20,7 @@ use super::explain::Directory;
 use super::{flash, my_organisations, state_label};
 use crate::error::api_error;
 use crate::session::Viewer;
-use crate::view::{badge, render, Chrome};
+use crate::view::{badge, local_time, render, Chrome};
 use crate::WebState;
 
 #[derive(Deserialize, Default)]
@@ -223,6 +223,93 @@ pub struct Place {
     pub offering_titles: Vec<String>,
     pub environment: String,
     pub simulated: bool,
+    /// The placement facts of the site and its operator, each with who stated it, who
+    /// approved it and when.
+    pub facts: Vec<FactLine>,
+    /// Proposed facts not in effect yet (shown to whom the API shows them).
+    pub pending: Vec<FactLine>,
+}
+
+/// One placement fact with its provenance, in words.
+pub struct FactLine {
+    pub fact: String,
+    pub value: String,
+    /// "angegeben von admin, 02.12.2026, 10:00; freigegeben von …".
+    pub provenance: String,
+}
+
+/// The fact sheets of a site and its provider (the API's, with the person's caller),
+/// in words.
+async fn fact_lines(
+    state: &WebState,
+    v: &Viewer,
+    site: &str,
+    provider: Option<&str>,
+) -> (Vec<FactLine>, Vec<FactLine>) {
+    use verbund_api::routes::facts;
+    let lang = v.lang;
+    let t = lang.texts();
+    let who = |s: &str| s.trim_start_matches("user/").to_string();
+    let mut sheets = Vec::new();
+    if let Some(p) = provider {
+        if let Ok(Json(s)) = facts::provider_facts(
+            State(state.api.clone()),
+            v.caller.clone(),
+            axum::extract::Path(p.to_string()),
+        )
+        .await
+        {
+            sheets.push(s);
+        }
+    }
+    if let Ok(Json(s)) = facts::site_facts(
+        State(state.api.clone()),
+        v.caller.clone(),
+        axum::extract::Path(site.to_string()),
+    )
+    .await
+    {
+        sheets.push(s);
+    }
+    let mut stated = Vec::new();
+    let mut pending = Vec::new();
+    for sheet in sheets {
+        for f in &sheet.facts {
+            let mut provenance = match (&f.stated_by, f.stated_at) {
+                (Some(by), Some(at)) => {
+                    format!("{} {}, {}", t.fact_stated_by, who(by), local_time(at, lang))
+                }
+                (Some(by), None) => format!("{} {}", t.fact_stated_by, who(by)),
+                _ => t.fact_stated_unknown.to_string(),
+            };
+            if let Some(by) = &f.approved_by {
+                provenance.push_str(&format!("; {} {}", t.fact_approved_by, who(by)));
+                if let Some(at) = f.approved_at {
+                    provenance.push_str(&format!(", {}", local_time(at, lang)));
+                }
+            }
+            stated.push(FactLine {
+                fact: super::work::fact_label(&f.field, lang),
+                value: super::work::fact_value(&f.value, lang),
+                provenance,
+            });
+        }
+        for p in &sheet.pending {
+            for (field, value) in &p.facts {
+                pending.push(FactLine {
+                    fact: super::work::fact_label(field, lang),
+                    value: super::work::fact_value(value, lang),
+                    provenance: format!(
+                        "{} {}, {}",
+                        t.fact_proposed_by,
+                        who(&p.proposed_by),
+                        local_time(p.proposed_at, lang)
+                    ),
+                });
+            }
+        }
+    }
+    (stated, pending)
 }
 
 #[derive(Template)]
@@ -259,7 +346,7 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
     let today = state.api.now().date_naive();
     let lang = v.lang;
     let t = lang.texts();
-    Ok(by_site
+    let mut places: Vec<Place> = by_site
         .into_iter()
         .map(|(site, offerings)| {
             let s = dir.sites.get(&site);
@@ -319,10 +406,17 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                     .map(|o| titles.get(o).cloned().unwrap_or_else(|| o.clone()))
                     .collect(),
                 offerings: offerings.into_iter().collect(),
+                facts: Vec::new(),
+                pending: Vec::new(),
                 site,
             }
         })
-        .collect())
+        .collect();
+    for place in &mut places {
+        let provider = dir.sites.get(&place.site).map(|s| s.spec.provider.clone());
+        (place.facts, place.pending) = fact_lines(state, v, &place.site, provider.as_deref()).await;
+    }
+    Ok(places)
 }
 
 /// `GET /organisation/data`: where is our data? One click from every page.

@@ -362,6 +362,77 @@ pub async fn site_control(
 #[derive(Deserialize)]
 pub struct NewQuery {
     offering: Option<String>,
+    /// The version to preselect (after publishing it in the portal).
+    version: Option<String>,
+    done: Option<String>,
+}
+
+/// One wave of a rollout's plan, as the start page shows it.
+pub struct PlanWave {
+    pub label: String,
+    pub sites: String,
+    pub bookings: usize,
+}
+
+/// What a rollout would do (the API's `POST /rollouts/plan`), before it starts.
+pub struct PlanView {
+    pub waves: Vec<PlanWave>,
+    /// Production bookings it updates.
+    pub bookings: usize,
+    pub pinned: usize,
+    pub excluded: usize,
+    pub untested: String,
+}
+
+/// The plan of a rollout of `version` with `policy`, in words; the API's refusal as
+/// text when it plans nothing.
+async fn plan_view(
+    state: &WebState,
+    v: &Viewer,
+    offering: &str,
+    version: &str,
+    policy: &RolloutPolicy,
+) -> Result<PlanView, String> {
+    let req = RolloutRequest {
+        offering: offering.to_string(),
+        version: version.to_string(),
+        policy: policy.clone(),
+    };
+    let Json(plan) = rollouts::plan(State(state.api.clone()), v.caller.clone(), ApiJson(req))
+        .await
+        .map_err(|e| e.to_string())?;
+    let dir = super::explain::Directory::load(&state.api.store).await.ok();
+    let site = |s: &String| {
+        dir.as_ref()
+            .and_then(|d| d.sites.get(s))
+            .map_or_else(|| s.clone(), |x| x.spec.display_name.clone())
+    };
+    let t = v.lang.texts();
+    Ok(PlanView {
+        waves: plan
+            .waves
+            .iter()
+            .map(|w| PlanWave {
+                label: format!(
+                    "{} {} ({})",
+                    t.wave,
+                    w.index + 1,
+                    status_label(v.lang, w.stage.as_str())
+                ),
+                sites: w.sites.iter().map(site).collect::<Vec<_>>().join(", "),
+                bookings: w.items.len(),
+            })
+            .collect(),
+        bookings: plan.bookings(),
+        pinned: plan.pinned.len(),
+        excluded: plan.excluded.len(),
+        untested: plan
+            .untested_sites
+            .iter()
+            .map(site)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 #[derive(Template)]
@@ -374,6 +445,9 @@ struct NewPage {
     version: String,
     policy: RolloutPolicy,
     error: Option<String>,
+    plan: Option<PlanView>,
+    /// Why there is no plan to show (the API's words).
+    no_plan: Option<String>,
 }
 
 async fn new_page(
@@ -383,6 +457,7 @@ async fn new_page(
     version: String,
     policy: RolloutPolicy,
     error: Option<String>,
+    done: Option<&str>,
 ) -> Response {
     let o = match offerings::read(
         State(state.api.clone()),
@@ -409,6 +484,19 @@ async fn new_page(
     } else {
         StatusCode::OK
     };
+    let version = if version.is_empty() {
+        versions.first().cloned().unwrap_or_default()
+    } else {
+        version
+    };
+    let (plan, no_plan) = if version.is_empty() {
+        (None, None)
+    } else {
+        match plan_view(state, v, offering, &version, &policy).await {
+            Ok(p) => (Some(p), None),
+            Err(why) => (None, Some(why)),
+        }
+    };
     render(
         status,
         &NewPage {
@@ -417,17 +505,16 @@ async fn new_page(
                 format!("{}: {}", t.rollout_start, o.spec.display_name),
                 "rollouts",
                 &format!("/rollouts/new?offering={offering}"),
-            ),
+            )
+            .with_flash(flash(v.lang, done)),
             offering: offering.into(),
             title: o.spec.display_name,
-            version: if version.is_empty() {
-                versions.first().cloned().unwrap_or_default()
-            } else {
-                version
-            },
+            version,
             versions,
             policy,
             error,
+            plan,
+            no_plan,
         },
     )
 }
@@ -444,9 +531,10 @@ pub async fn new_form(
                 &state,
                 &v,
                 &o,
-                String::new(),
+                q.version.unwrap_or_default(),
                 RolloutPolicy::default(),
                 None,
+                q.done.as_deref(),
             )
             .await
         }
@@ -465,6 +553,9 @@ pub struct StartForm {
     max_concurrent_sites: String,
     canary_percent: String,
     failure_budget: String,
+    /// "Plan aktualisieren": show the plan for what was entered; start nothing.
+    #[serde(default)]
+    preview: Option<String>,
 }
 
 /// `POST /rollouts/new`.
@@ -492,8 +583,12 @@ pub async fn start(State(state): State<WebState>, v: Viewer, Form(f): Form<Start
             f.version,
             policy,
             Some(format!("{}: {field}", t.whole_number)),
+            None,
         )
         .await;
+    }
+    if f.preview.is_some() {
+        return new_page(&state, &v, &f.offering, f.version, policy, None, None).await;
     }
     let req = RolloutRequest {
         offering: f.offering.clone(),
@@ -510,11 +605,12 @@ pub async fn start(State(state): State<WebState>, v: Viewer, Form(f): Form<Start
                 f.version,
                 policy,
                 Some(format!("{} ({})", i.message, i.field)),
+                None,
             )
             .await
         }
         Err(ApiError::Conflict(m)) => {
-            new_page(&state, &v, &f.offering, f.version, policy, Some(m)).await
+            new_page(&state, &v, &f.offering, f.version, policy, Some(m), None).await
         }
         Err(e) => api_error(&v, &e, "/rollouts"),
     }
