@@ -20,12 +20,7 @@
 //! version runs with the same assertions on status and shape.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -272,11 +267,7 @@ async fn run(backend: &str, full: bool) {
                     let list = ["items", "facts"]
                         .iter()
                         .any(|k| body.get(k).is_some_and(Value::is_array));
-                    assert!(
-                        body.is_array() || list,
-                        "{}: a list: {body}",
-                        uris[e].1
-                    );
+                    assert!(body.is_array() || list, "{}: a list: {body}", uris[e].1);
                     times.push((e, took));
                 }
             }

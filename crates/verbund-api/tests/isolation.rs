@@ -12,12 +12,7 @@
 //! admin sees, so a leak and an over-eager filter both fail.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap};

@@ -28,12 +28,7 @@
 //! object of a kind the API server does not know is a failure.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -19,12 +19,7 @@
 //! `VERBUND_TEST_POSTGRES` (see `verbund-testkit`); a fresh database is dropped afterwards.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};

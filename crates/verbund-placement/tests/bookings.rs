@@ -5,12 +5,7 @@
 //! PostgreSQL: see `verbund_testkit` (`VERBUND_TEST_POSTGRES`, `VERBUND_SKIP_POSTGRES`).
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};

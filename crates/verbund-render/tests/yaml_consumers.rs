@@ -5,12 +5,7 @@
 //! the rest of its site is rendered.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 

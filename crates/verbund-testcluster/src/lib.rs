@@ -71,12 +71,7 @@
 
 // Test support: a failed expectation here is a failed test. It controls its processes
 // through libc (process groups, signals), which needs `unsafe`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(unsafe_code)]
 
 mod bootstrap;

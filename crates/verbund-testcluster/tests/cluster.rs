@@ -6,12 +6,7 @@
 //! each works in namespaces of its own.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -8,12 +8,7 @@
 //! redirect, so every `303` and `Set-Cookie` is asserted as sent. The clock is the test's.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -1780,6 +1775,7 @@ async fn oversized_forms_and_slow_requests_get_german_pages(store: Store) {
     assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
     r.shows("<html lang=\"de\"");
     r.shows("Zeitüberschreitung");
+}
 
 // ---------------------------------------------------------------------------------------
 // 11. Lists and groups of a configuration
