@@ -34,9 +34,12 @@ pub struct AuditEvent {
     pub actor: String,
     pub action: String,
     pub object: String,
-    #[schema(value_type = Option<Object>)]
+    /// The object's state before the change, as JSON (an object for most kinds, a list
+    /// for an account's roles); absent for creations.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub before: Option<Value>,
-    #[schema(value_type = Option<Object>)]
+    /// The state after the change, as JSON; absent for deletions.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub after: Option<Value>,
     pub prev_hash: String,
     pub hash: String,
