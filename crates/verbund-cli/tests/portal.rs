@@ -249,14 +249,23 @@ impl Browser {
             "{name}: a skip link to the content: {s}"
         );
         assert!(s["lang"] == "de" || s["lang"] == "en", "{name}: {s}");
-        // Keyboard: the first Tab lands on the skip link, and the focus is visible.
-        self.js("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0);")
+        // Keyboard: from the page's start the first Tab lands on the skip link, and the
+        // focus is visible. A page may have moved the focus on purpose (`autofocus` on a
+        // new row), so the start is set as a person returning to the top would: a
+        // temporary, unfocusable-by-Tab mark before everything is focused, then removed.
+        self.js("window.scrollTo(0, 0);
+             const mark = document.createElement('span');
+             mark.tabIndex = -1;
+             document.body.prepend(mark);
+             mark.focus();")
             .await;
         self.find("body")
             .await
             .send_keys(&Key::Tab.to_string())
             .await
             .expect("tab");
+        self.js("const m = document.body.firstElementChild; if (m && m.tagName === 'SPAN' && m.tabIndex === -1 && !m.id) { m.remove(); }")
+            .await;
         let focus = self
             .js(
                 "const a = document.activeElement; const st = getComputedStyle(a);
@@ -345,6 +354,185 @@ async fn api(
     v
 }
 
+/// Submits the booking form and returns the new booking as the API has it.
+async fn submit_booking(b: &Browser, base: &str, admin: &str) -> Value {
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
+    let id = b
+        .wait_until("the new booking", || async {
+            let p = b.path().await;
+            p.strip_prefix("/bookings/")
+                .and_then(|rest| rest.strip_suffix("?new=1"))
+                .map(str::to_string)
+        })
+        .await;
+    api(
+        base,
+        admin,
+        reqwest::Method::GET,
+        &format!("/bookings/{id}"),
+        None,
+    )
+    .await
+}
+
+/// Sets a select's value as a person choosing an option would.
+async fn choose(b: &Browser, css: &str, value: &str) {
+    b.find(css).await;
+    b.js(&format!(
+        "const s = document.querySelector({css:?}); s.value = {value:?}; s.dispatchEvent(new Event('change'));"
+    ))
+    .await;
+}
+
+/// Every list and group of the demo's offerings booked through the form, as inputs,
+/// with their German titles, without a line of JSON: Keycloak's LDAP connection,
+/// Nextcloud's SSO and features, Collabora's WOPI hosts (rows added and removed),
+/// Wohnsitzanmeldung's Melderegister and Hundesteuer's tax rates (a missing rate shown
+/// at its control first).
+async fn books_lists_and_groups_through_forms(b: &Browser, base: &str, admin: &str) {
+    let no_json = "return document.querySelectorAll('form.portal-form textarea').length;";
+
+    b.goto("/offerings/keycloak/book").await;
+    b.check_page("booking form with a group").await;
+    assert_eq!(b.js(no_json).await, 0);
+    assert_eq!(
+        b.text("#cfg-ldap_federation-legend").await,
+        "LDAP-Anbindung (optional)"
+    );
+    b.fill("#cfg-realm", "muenchen").await;
+    b.fill("#cfg-hostname", "login.muenchen.de").await;
+    b.fill("#cfg-ldap_federation-url", "ldaps://ldap.muenchen.de")
+        .await;
+    b.fill(
+        "#cfg-ldap_federation-users_dn",
+        "ou=people,dc=muenchen,dc=de",
+    )
+    .await;
+    let k = submit_booking(b, base, admin).await;
+    assert_eq!(
+        k["config"]["ldap_federation"],
+        json!({"url": "ldaps://ldap.muenchen.de", "users_dn": "ou=people,dc=muenchen,dc=de"}),
+        "{k}"
+    );
+
+    b.goto("/offerings/nextcloud/book").await;
+    assert_eq!(b.js(no_json).await, 0);
+    assert_eq!(
+        b.text("#cfg-features-legend").await,
+        "Funktionen (optional)"
+    );
+    b.fill("#cfg-domain", "cloud.muenchen.de").await;
+    b.fill("#cfg-admin_email", "it@muenchen.de").await;
+    b.fill(
+        "#cfg-sso-issuer",
+        "https://login.muenchen.de/realms/muenchen",
+    )
+    .await;
+    b.click("#cfg-features-office").await;
+    b.click("#cfg-features-external_sharing").await;
+    let n = submit_booking(b, base, admin).await;
+    assert_eq!(
+        n["config"]["sso"],
+        json!({"issuer": "https://login.muenchen.de/realms/muenchen", "client_id": "nextcloud"}),
+        "{n}"
+    );
+    assert_eq!(
+        n["config"]["features"],
+        json!({"office": true, "talk": true, "server_side_encryption": true, "external_sharing": true}),
+        "{n}"
+    );
+
+    b.goto("/offerings/collabora-online/book").await;
+    assert_eq!(b.js(no_json).await, 0);
+    assert_eq!(
+        b.text("#cfg-wopi_hosts-legend").await,
+        "Erlaubte Nextcloud-Hosts (WOPI)"
+    );
+    b.fill("#cfg-wopi_hosts-0", "cloud.muenchen.de").await;
+    b.click("#cfg-wopi_hosts-add").await;
+    b.find("#cfg-wopi_hosts-1").await;
+    assert_eq!(
+        b.js("return document.activeElement.id;").await,
+        "cfg-wopi_hosts-1",
+        "the new row has the focus"
+    );
+    assert_eq!(
+        b.js("return document.querySelector('#cfg-wopi_hosts-0').value;")
+            .await,
+        "cloud.muenchen.de"
+    );
+    b.check_page("booking form with a second row").await;
+    b.fill("#cfg-wopi_hosts-1", "weg.muenchen.de").await;
+    b.click("#cfg-wopi_hosts-add").await;
+    b.find("#cfg-wopi_hosts-2").await;
+    b.fill("#cfg-wopi_hosts-2", "office.muenchen.de").await;
+    b.click("button[name=remove][value='wopi_hosts.1']").await;
+    b.wait_until("the row is removed", || async {
+        let rows = b
+            .js("return [...document.querySelectorAll('#cfg-wopi_hosts input[type=text]')].map(i => i.value);")
+            .await;
+        (rows == json!(["cloud.muenchen.de", "office.muenchen.de"])).then_some(())
+    })
+    .await;
+    b.shoot("book-rows").await;
+    let c = submit_booking(b, base, admin).await;
+    assert_eq!(
+        c["config"]["wopi_hosts"],
+        json!(["cloud.muenchen.de", "office.muenchen.de"]),
+        "{c}"
+    );
+
+    b.goto("/offerings/wohnsitzanmeldung/book").await;
+    assert_eq!(b.js(no_json).await, 0);
+    assert_eq!(b.text("#cfg-melderegister-legend").await, "Melderegister");
+    b.fill("#cfg-municipality", "09162000").await;
+    b.fill("#cfg-contact_email", "buergerbuero@muenchen.de")
+        .await;
+    choose(b, "#cfg-melderegister-procedure", "ewo").await;
+    b.fill(
+        "#cfg-melderegister-xmeld_endpoint",
+        "https://xmeld.muenchen.de/api",
+    )
+    .await;
+    let m = submit_booking(b, base, admin).await;
+    assert_eq!(
+        m["config"]["melderegister"],
+        json!({"procedure": "ewo", "xmeld_endpoint": "https://xmeld.muenchen.de/api"}),
+        "{m}"
+    );
+
+    b.goto("/offerings/hundesteuer-anmeldung/book").await;
+    assert_eq!(b.js(no_json).await, 0);
+    assert_eq!(b.text("#cfg-tax_rates-legend").await, "Steuersätze");
+    b.fill("#cfg-municipality", "09162000").await;
+    b.fill("#cfg-contact_email", "steueramt@muenchen.de").await;
+    b.fill("#cfg-tax_rates-first_dog", "10000").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
+    assert_eq!(
+        b.text("#cfg-tax_rates-further_dog-error").await,
+        "Bitte ausfüllen."
+    );
+    assert_eq!(
+        b.js("return document.querySelector('#cfg-tax_rates-further_dog').getAttribute('aria-invalid');")
+            .await,
+        "true"
+    );
+    assert!(b
+        .text("#form-errors")
+        .await
+        .contains("Steuersätze – Jeder weitere Hund (Cent im Jahr): Bitte ausfüllen."));
+    b.check_page("booking form with a fault in a group").await;
+    b.fill("#cfg-tax_rates-further_dog", "16000").await;
+    let h = submit_booking(b, base, admin).await;
+    assert_eq!(
+        h["config"]["tax_rates"],
+        json!({"first_dog": 10000, "further_dog": 16000}),
+        "{h}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -420,7 +608,8 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     );
     assert_eq!(hint["lines"], 1, "{hint}");
     b.fill("#cfg-domain", "Kein Domainname!").await;
-    b.click("form.portal-form button[type=submit]").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
     assert_eq!(
         b.text("#cfg-domain-error").await,
         "Die Eingabe hat nicht das erwartete Format."
@@ -442,7 +631,8 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     )
     .await;
     b.fill("#cfg-domain", "meet.muenchen.de").await;
-    b.click("form.portal-form button[type=submit]").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
     let id = b
         .wait_until("the new booking", || async {
             let p = b.path().await;
@@ -501,6 +691,7 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     assert_eq!(still["state"], "active", "{still}");
     b.click(&format!("main a[href='/bookings/{id}']")).await;
     assert_eq!(b.path().await, format!("/bookings/{id}"));
+    books_lists_and_groups_through_forms(&b, &base, &admin).await;
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;
@@ -554,33 +745,70 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.shoot("organisation").await;
     b.sign_out().await;
 
-    // The vendor starts a rollout of a new version from the portal and pauses it.
-    api(
-        &base,
-        &admin,
-        reqwest::Method::POST,
-        "/offerings/jitsi-meet/versions?rollout=false",
-        Some(json!({
-            "version": "2.0.9700",
-            "package": {"type": "helm", "repository": "https://jitsi-contrib.github.io/jitsi-helm/",
-                        "chart": "jitsi-meet", "chart_version": "1.5.1"},
-            "changelog": "Jitsi Meet stable-9700."
-        })),
-    )
-    .await;
+    // The vendor publishes a new version in the portal (a Helm chart's reference), sees
+    // the plan of the rollout it would start, and starts it, then pauses it.
     b.sign_in("anbieter", &password(&data, "anbieter")).await;
     b.goto("/offerings/jitsi-meet").await;
-    assert!(b.text("main").await.contains("2.0.9700"));
-    b.click("a[href='/rollouts/new?offering=jitsi-meet']").await;
-    b.check_page("start a rollout").await;
+    b.click("a[href='/offerings/jitsi-meet/publish']").await;
+    b.check_page("publish a version").await;
+    b.fill("#version", "2.0.9700").await;
+    b.fill("#repository", "https://jitsi-contrib.github.io/jitsi-helm/")
+        .await;
+    b.fill("#chart", "jitsi-meet").await;
+    b.fill("#chart_version", "1.5.1").await;
+    b.fill("#changelog", "Jitsi Meet stable-9700.").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
+    b.wait_until("the start page with the plan", || async {
+        b.path()
+            .await
+            .starts_with("/rollouts/new?offering=jitsi-meet&version=2.0.9700")
+            .then_some(())
+    })
+    .await;
+    let versions = api(
+        &base,
+        &admin,
+        reqwest::Method::GET,
+        "/offerings/jitsi-meet/versions",
+        None,
+    )
+    .await;
+    assert!(
+        versions
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x["version"] == "2.0.9700")),
+        "{versions}"
+    );
+    b.check_page("start a rollout with its plan").await;
     assert_eq!(
         b.js("return document.querySelector('#version').value;")
             .await,
         "2.0.9700",
-        "the newest version is offered first"
+        "the version just published is chosen"
     );
+    let waves = b
+        .js("return document.querySelectorAll('#rollout-plan tbody tr').length;")
+        .await;
+    assert!(
+        waves.as_u64().unwrap_or_default() >= 1,
+        "the plan's waves: {waves}"
+    );
+    b.shoot("rollout-plan").await;
     b.fill("#bake_seconds", "600").await;
-    b.click("form.portal-form button[type=submit]").await;
+    b.js("window.beforePreview = true;").await;
+    b.click("form.portal-form button[name=preview]").await;
+    b.wait_until("the plan for the new bake time", || async {
+        let s = b
+            .js("return {old: window.beforePreview === true,
+                         bake: (document.querySelector('#bake_seconds') || {}).value};")
+            .await;
+        (s == json!({"old": false, "bake": "600"})).then_some(())
+    })
+    .await;
+    b.check_page("the plan for the new bake time").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
     let rollout = b
         .wait_until("the rollout page", || async {
             let p = b.path().await;
@@ -681,6 +909,12 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.shoot("rollout").await;
     b.goto("/rollouts").await;
     b.check_page("rollouts").await;
+    b.click("nav a[href='/work']").await;
+    b.check_page("tasks of a vendor").await;
+    assert!(b
+        .text("main")
+        .await
+        .contains("Gestoppte und abgebrochene Rollouts"));
     b.sign_out().await;
 
     // Another municipality signs in and cannot see München's booking.
@@ -729,6 +963,15 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
         .await
         .expect("map"));
     b.shoot("fleet").await;
+    b.click("nav a[href='/work']").await;
+    b.check_page("tasks of an operator").await;
+    let work = b.text("main").await;
+    assert!(
+        work.contains("Ihre offenen Vorschläge für Platzierungsfakten"),
+        "{work}"
+    );
+    assert!(work.contains("Probleme Ihrer Rechenzentren"), "{work}");
+    b.shoot("tasks").await;
     b.sign_out().await;
     b.sign_in("pruefer", &password(&data, "pruefer")).await;
     b.goto("/audit").await;
