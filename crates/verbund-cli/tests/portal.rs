@@ -255,6 +255,7 @@ impl Browser {
         // temporary, unfocusable-by-Tab mark before everything is focused, then removed.
         self.js("window.scrollTo(0, 0);
              const mark = document.createElement('span');
+             mark.id = 'verbund-test-start';
              mark.tabIndex = -1;
              document.body.prepend(mark);
              mark.focus();")
@@ -264,7 +265,7 @@ impl Browser {
             .send_keys(&Key::Tab.to_string())
             .await
             .expect("tab");
-        self.js("const m = document.body.firstElementChild; if (m && m.tagName === 'SPAN' && m.tabIndex === -1 && !m.id) { m.remove(); }")
+        self.js("document.getElementById('verbund-test-start').remove();")
             .await;
         let focus = self
             .js(
