@@ -28,6 +28,24 @@ impl Caller {
         self.1.decide(&self.0, act, target).is_allowed()
     }
 
+    /// Whether the caller may `act` on each of `targets`, in order: the decisions `may`
+    /// takes, in one evaluation for a whole page (for filtering lists).
+    pub fn may_each(&self, act: Act, targets: &[Target]) -> Vec<bool> {
+        self.1
+            .decide_each(&self.0, act, targets)
+            .iter()
+            .map(Verdict::is_allowed)
+            .collect()
+    }
+
+    /// Keeps the items the caller may `act` on, each judged as `target` describes it,
+    /// in one evaluation for the whole list.
+    pub fn retain_allowed<T>(&self, act: Act, items: &mut Vec<T>, target: impl Fn(&T) -> Target) {
+        let targets: Vec<Target> = items.iter().map(target).collect();
+        let mut allowed = self.may_each(act, &targets).into_iter();
+        items.retain(|_| allowed.next().unwrap_or(false));
+    }
+
     /// Passes if the caller may `act` on `target`; otherwise logs and refuses with 403.
     pub fn require(&self, act: Act, target: &Target) -> Result<(), ApiError> {
         match self.1.decide(&self.0, act, target) {

@@ -117,36 +117,35 @@ pub async fn list(
         .await?;
     // Every listed booking passes the same decision as a single read. The target depends
     // only on the booking's organisation (and the operator's provider, the same for the
-    // whole list), so the decision is taken once per organisation, with the chains of
-    // all the page's organisations read in one query.
-    let organisations: Vec<String> = page.items.iter().map(|b| b.organisation.clone()).collect();
-    let mut chains = state.store.organisation_chains(&organisations).await?;
-    let mut allowed: HashMap<String, bool> = HashMap::new();
-    let mut items = Vec::with_capacity(page.items.len());
-    for b in page.items {
-        let may = match allowed.get(&b.organisation) {
-            Some(may) => *may,
-            None => {
-                let chain = chains.remove(&b.organisation).ok_or_else(|| {
-                    ApiError::Internal(format!(
-                        "booking `{}` names the unknown organisation `{}`",
-                        b.id, b.organisation
-                    ))
-                })?;
-                let mut t = Target::new("booking").in_organisation(chain);
-                if let Some(provider) = &filter.scope_provider {
-                    // The SQL scope already restricted these to the operator's sites.
-                    t = t.provider(provider.clone());
-                }
-                let may = caller.may(Act::Read, &t);
-                allowed.insert(b.organisation.clone(), may);
-                may
-            }
-        };
-        if may {
-            items.push(b);
-        }
-    }
+    // whole list), so one target per organisation is judged, all in one evaluation, with
+    // the chains of all the page's organisations read in one query.
+    let mut organisations: Vec<String> =
+        page.items.iter().map(|b| b.organisation.clone()).collect();
+    organisations.sort();
+    organisations.dedup();
+    let chains = state.store.organisation_chains(&organisations).await?;
+    let targets = organisations
+        .iter()
+        .map(|o| {
+            let chain = chains.get(o).cloned().ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "a listed booking names the unknown organisation `{o}`"
+                ))
+            })?;
+            let t = Target::new("booking").in_organisation(chain);
+            // The SQL scope already restricted these to the operator's sites.
+            Ok(match &filter.scope_provider {
+                Some(provider) => t.provider(provider.clone()),
+                None => t,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let allowed: HashMap<String, bool> = organisations
+        .into_iter()
+        .zip(caller.may_each(Act::Read, &targets))
+        .collect();
+    let mut items = page.items;
+    items.retain(|b| allowed.get(&b.organisation).copied().unwrap_or(false));
     Ok(Json(Page {
         items,
         next: page.next,

@@ -113,9 +113,7 @@ async fn sheet(
     name: &str,
 ) -> ApiResult<FactSheet> {
     let mut sheet = state.store.fact_sheet(kind, name).await?;
-    sheet
-        .pending
-        .retain(|p| caller.may(Act::Read, &proposal_target(p)));
+    caller.retain_allowed(Act::Read, &mut sheet.pending, proposal_target);
     Ok(sheet)
 }
 

@@ -91,27 +91,35 @@ pub async fn list(
         after: q.after,
     };
     // Every listed account passes the same decision as a single read, so an account that
-    // also holds roles in other organisations stays hidden here too; pages are filled up
-    // and `next` names a listed account only, never a hidden one.
+    // also holds roles in other organisations stays hidden here too. Pages are filled up
+    // from further store pages only while they are short; `next` names a listed account
+    // only, never a hidden one (the page after it may turn out empty when every account
+    // beyond it is hidden, as with any filtered cursor).
     let limit = page.limit() as usize;
     let mut items = Vec::new();
+    let mut more = false;
     loop {
-        let batch = state.store.list_users(&filter, &page).await?;
-        items.extend(
-            batch
-                .items
-                .into_iter()
-                .filter(|u| caller.may(Act::Read, &user_target(&u.spec.memberships, Some(&u.id)))),
-        );
+        let mut batch = state.store.list_users(&filter, &page).await?;
+        caller.retain_allowed(Act::Read, &mut batch.items, |u| {
+            user_target(&u.spec.memberships, Some(&u.id))
+        });
+        items.extend(batch.items);
         match batch.next {
-            Some(next) if items.len() <= limit => page.after = Some(next),
-            _ => break,
+            Some(next) if items.len() < limit => page.after = Some(next),
+            Some(_) => {
+                more = true;
+                break;
+            }
+            None => break,
         }
     }
-    let next = (items.len() > limit).then(|| {
-        items.truncate(limit);
-        items[limit - 1].id.clone()
-    });
+    more |= items.len() > limit;
+    items.truncate(limit);
+    let next = if more {
+        items.last().map(|u| u.id.clone())
+    } else {
+        None
+    };
     Ok(Json(Page { items, next }))
 }
 
