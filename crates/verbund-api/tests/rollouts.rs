@@ -10,6 +10,8 @@
 #[macro_use]
 mod common;
 
+use std::collections::BTreeMap;
+
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use common::*;
@@ -225,11 +227,26 @@ async fn state(kit: &Kit, id: &str) -> Value {
     )
 }
 
+/// A rollout as its page shows it, after checking that its counts (kept by the store's
+/// triggers beside the items) are those of its items, in total and per wave.
 async fn rollout(kit: &Kit, id: &str) -> Value {
-    ok(
+    let r = ok(
         get(&kit.app, &kit.admin, &format!("/api/v1/rollouts/{id}")).await,
         StatusCode::OK,
-    )
+    );
+    let mut total: BTreeMap<String, u64> = BTreeMap::new();
+    let mut per_wave: BTreeMap<u64, BTreeMap<String, u64>> = BTreeMap::new();
+    for (_, wave, state, _) in items(kit, id).await {
+        *total.entry(state.clone()).or_default() += 1;
+        *per_wave.entry(wave).or_default().entry(state).or_default() += 1;
+    }
+    assert_eq!(r["bookings"], json!(total), "the rollout's counts: {r}");
+    for w in r["waves"].as_array().expect("waves") {
+        let index = w["index"].as_u64().expect("index");
+        let counted = per_wave.remove(&index).unwrap_or_default();
+        assert_eq!(w["bookings"], json!(counted), "wave {index}'s counts: {r}");
+    }
+    r
 }
 
 async fn tick(kit: &Kit, id: &str, at: DateTime<Utc>) -> verbund_store::Ticked {
