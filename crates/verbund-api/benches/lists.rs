@@ -15,7 +15,8 @@
 //!
 //! Printed per endpoint: requests, mean, p50, p99, max and whether p99 < 50 ms.
 //! `VERBUND_BENCH_BOOKINGS` changes the 100,000, `VERBUND_BENCH_ROUNDS` the 40 rounds per
-//! client (16 × 40 = 640 requests per endpoint), `VERBUND_BENCH_BACKENDS=sqlite` leaves
+//! client (16 × 40 = 640 requests per endpoint), `VERBUND_BENCH_CLIENTS` the 16 clients
+//! (with 1, each request's own cost shows), `VERBUND_BENCH_BACKENDS=sqlite` leaves
 //! PostgreSQL out. Without `--bench`, as under `cargo test --all-targets`, a small smoke
 //! version runs with the same assertions on status and shape.
 
@@ -47,7 +48,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The target for every list's 99th percentile.
 const TARGET_P99: Duration = Duration::from_millis(50);
-/// Clients sending at once.
+/// Clients sending at once (`VERBUND_BENCH_CLIENTS`; 1 shows each request's own cost).
 const CLIENTS: usize = 16;
 
 /// Sends one request as `token`; the status and the JSON body.
@@ -227,6 +228,7 @@ async fn run(backend: &str, full: bool) {
     };
     let store = Store::open(&scratch.url).await.expect("store opens");
     let now = Utc::now();
+    let clients_n = env_usize("VERBUND_BENCH_CLIENTS", CLIENTS);
     let load = Instant::now();
     verbund_placement::ensure_default_policies(&store, now)
         .await
@@ -240,7 +242,7 @@ async fn run(backend: &str, full: bool) {
     let rollout = populate(&store, &app, &admin, &fleet, users).await;
     let uris = with_second_pages(&app, &admin, endpoints(&rollout, &fleet.offerings[0].name)).await;
     println!(
-        "{backend}: loaded {} Gemeinden, {bookings} bookings, {users} users in {:.0} s; {} list requests × {CLIENTS} clients × {rounds} rounds",
+        "{backend}: loaded {} Gemeinden, {bookings} bookings, {users} users in {:.0} s; {} list requests × {clients_n} clients × {rounds} rounds",
         fleet.gemeinden.len(),
         load.elapsed().as_secs_f64(),
         uris.len()
@@ -250,8 +252,8 @@ async fn run(backend: &str, full: bool) {
     // 16 requests in flight are of different kinds.
     let uris = Arc::new(uris);
     let started = Instant::now();
-    let mut clients = Vec::with_capacity(CLIENTS);
-    for c in 0..CLIENTS {
+    let mut clients = Vec::with_capacity(clients_n);
+    for c in 0..clients_n {
         let (app, admin, uris) = (app.clone(), admin.clone(), uris.clone());
         clients.push(tokio::spawn(async move {
             let mut times: Vec<(usize, Duration)> = Vec::with_capacity(rounds * uris.len());
