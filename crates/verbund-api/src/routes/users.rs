@@ -108,10 +108,12 @@ pub async fn list(
             _ => break,
         }
     }
-    let next = (items.len() > limit).then(|| {
-        items.truncate(limit);
-        items[limit - 1].id.clone()
-    });
+    let next = (items.len() > limit)
+        .then(|| {
+            items.truncate(limit);
+            items.last().map(|u| u.id.clone())
+        })
+        .flatten();
     Ok(Json(Page { items, next }))
 }
 
