@@ -111,11 +111,10 @@ pub fn classify(objects: Vec<Value>) -> (Vec<Desired>, Vec<Error>) {
             .as_object_mut()
             .and_then(|m| m.remove(AS_USER))
             .and_then(|v| v.as_str().map(str::to_string));
-        let api_version = object["apiVersion"]
-            .as_str()
+        let api_version = text_at(&object, "/apiVersion")
             .unwrap_or_default()
             .to_string();
-        let kind_name = object["kind"].as_str().unwrap_or_default().to_string();
+        let kind_name = text_at(&object, "/kind").unwrap_or_default().to_string();
         let Some(kind) = kinds::find(&api_version, &kind_name) else {
             refused.push(Error::UnknownKind {
                 api_version,
@@ -123,7 +122,7 @@ pub fn classify(objects: Vec<Value>) -> (Vec<Desired>, Vec<Error>) {
             });
             continue;
         };
-        let Some(name) = object["metadata"]["name"].as_str().map(String::from) else {
+        let Some(name) = text_at(&object, "/metadata/name").map(String::from) else {
             refused.push(Error::Desired {
                 path: format!("{api_version} {kind_name}"),
                 message: "an object without `metadata.name`".into(),
@@ -132,7 +131,7 @@ pub fn classify(objects: Vec<Value>) -> (Vec<Desired>, Vec<Error>) {
         };
         let namespace = kind
             .namespaced
-            .then(|| object["metadata"]["namespace"].as_str().map(String::from))
+            .then(|| text_at(&object, "/metadata/namespace").map(String::from))
             .flatten();
         if kind.namespaced && namespace.is_none() {
             refused.push(Error::Desired {
@@ -287,10 +286,8 @@ impl Applier {
         }
         // A held-back booking's Secret stays as the cluster has it.
         objects.retain(|o| {
-            !(o["kind"] == "Secret"
-                && o["metadata"]["namespace"]
-                    .as_str()
-                    .is_some_and(|n| held.contains(n)))
+            !(text_at(o, "/kind") == Some("Secret")
+                && text_at(o, "/metadata/namespace").is_some_and(|n| held.contains(n)))
         });
         objects.extend(as_deployer);
         let (desired, refused) = classify(objects);
@@ -301,15 +298,9 @@ impl Applier {
         let params = &PatchParams::apply(FIELD_MANAGER).force();
         // Kind by kind in the table's order (namespaces before what lives in them, the
         // tenancy before the workloads), the objects of one kind side by side.
-        let mut start = 0;
-        while start < desired.len() {
-            let kind = desired[start].kind;
-            let end = desired[start..]
-                .iter()
-                .position(|d| d.kind != kind)
-                .map_or(desired.len(), |n| start + n);
-            let mut results: Vec<(&Desired, Result<()>)> = Vec::with_capacity(end - start);
-            for chunk in desired[start..end].chunks(CONCURRENT_APPLIES) {
+        for of_kind in desired.chunk_by(|a, b| a.kind == b.kind) {
+            let mut results: Vec<(&Desired, Result<()>)> = Vec::with_capacity(of_kind.len());
+            for chunk in of_kind.chunks(CONCURRENT_APPLIES) {
                 let applied =
                     futures::future::join_all(chunk.iter().map(|d| self.apply_one(d, params)))
                         .await;
@@ -326,7 +317,6 @@ impl Applier {
                     }
                 }
             }
-            start = end;
         }
         let existing = self.existing(scope).await?;
         // Nothing inside a held-back booking's namespace is pruned: what runs keeps
@@ -502,10 +492,10 @@ impl Scope {
             return desired;
         };
         let place = |o: &Value| {
-            if o["kind"] == "Namespace" && o["apiVersion"] == "v1" {
-                o["metadata"]["name"].as_str().map(str::to_string)
+            if is_namespace(o) {
+                text_at(o, "/metadata/name").map(str::to_string)
             } else {
-                o["metadata"]["namespace"].as_str().map(str::to_string)
+                text_at(o, "/metadata/namespace").map(str::to_string)
             }
         };
         DesiredState {
@@ -523,6 +513,16 @@ impl Scope {
     }
 }
 
+/// The text at `pointer` (a JSON pointer, `/metadata/name`) in `object`, if it is text.
+pub(crate) fn text_at<'v>(object: &'v Value, pointer: &str) -> Option<&'v str> {
+    object.pointer(pointer).and_then(Value::as_str)
+}
+
+/// Whether `o` is a Namespace.
+fn is_namespace(o: &Value) -> bool {
+    text_at(o, "/kind") == Some("Namespace") && text_at(o, "/apiVersion") == Some("v1")
+}
+
 /// How many objects of one kind are applied at once.
 const CONCURRENT_APPLIES: usize = 16;
 
@@ -531,10 +531,11 @@ const CONCURRENT_APPLIES: usize = 16;
 fn namespace_labels(objects: &[Value]) -> std::collections::BTreeMap<String, Map<String, Value>> {
     objects
         .iter()
-        .filter(|o| o["kind"] == "Namespace" && o["apiVersion"] == "v1")
+        .filter(|o| is_namespace(o))
         .filter_map(|o| {
-            let name = o["metadata"]["name"].as_str()?.to_string();
-            let labels: Map<String, Value> = o["metadata"]["labels"]
+            let name = text_at(o, "/metadata/name")?.to_string();
+            let labels: Map<String, Value> = o
+                .pointer("/metadata/labels")?
                 .as_object()?
                 .iter()
                 .filter(|(k, _)| {

@@ -61,10 +61,12 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, store::Writer, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
 use verbund_domain::report::{
     BookingObservation, Condition, FreeCapacity, SiteHealth, SiteObservation, SmokeResult,
 };
 
+use crate::apply::text_at;
 use crate::error::{Error, Result};
 use crate::kinds;
 
@@ -199,8 +201,8 @@ fn booking_in(index: &Index<'_>, booking: &str, namespace: &str) -> BookingObser
         versions.push(helm_release_version(r, ready.as_ref()));
     }
     for a in &applications {
-        let health = a.data["status"]["health"]["status"].as_str();
-        let sync = a.data["status"]["sync"]["status"].as_str();
+        let health = text_at(&a.data, "/status/health/status");
+        let sync = text_at(&a.data, "/status/sync/status");
         let healthy = match health {
             Some("Healthy") => "True",
             Some("Degraded" | "Missing") => "False",
@@ -269,16 +271,19 @@ fn booking_in(index: &Index<'_>, booking: &str, namespace: &str) -> BookingObser
 /// The HelmRelease's version label once an attempt at its generation finished, or while
 /// a change is under way that keeps the chart version Helm last deployed.
 fn helm_release_version(r: &DynamicObject, ready: Option<&Condition>) -> Option<String> {
-    let status = &r.data["status"];
-    let observed = status["observedGeneration"].as_i64();
+    let observed = r
+        .data
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
     let finished = ready.is_some_and(|c| c.status == "True" || c.status == "False");
     if finished && observed.is_some() && observed == r.metadata.generation {
         return label_version(r.labels());
     }
-    let last = &status["history"][0];
-    let wanted = r.data["spec"]["chart"]["spec"]["version"].as_str();
+    let last_release = r.data.pointer("/status/history/0");
+    let last = |field: &str| last_release?.get(field)?.as_str();
+    let wanted = text_at(&r.data, "/spec/chart/spec/version");
     let same_chart =
-        last["status"] == "deployed" && wanted.is_some() && last["chartVersion"].as_str() == wanted;
+        last("status") == Some("deployed") && wanted.is_some() && last("chartVersion") == wanted;
     same_chart.then(|| label_version(r.labels())).flatten()
 }
 
@@ -380,15 +385,17 @@ fn smoke(jobs: &[Arc<Job>], applied: Option<&str>) -> SmokeResult {
 }
 
 fn dynamic_condition(o: &DynamicObject, kind: &str) -> Option<Condition> {
-    let c = o.data["status"]["conditions"]
+    let c = o
+        .data
+        .pointer("/status/conditions")?
         .as_array()?
         .iter()
-        .find(|c| c["type"].as_str() == Some(kind))?;
+        .find(|c| text_at(c, "/type") == Some(kind))?;
     Some(condition(
         kind,
-        c["status"].as_str().unwrap_or("Unknown"),
-        c["reason"].as_str(),
-        c["message"].as_str(),
+        text_at(c, "/status").unwrap_or("Unknown"),
+        text_at(c, "/reason"),
+        text_at(c, "/message"),
     ))
 }
 
@@ -519,7 +526,7 @@ fn pod_requests(p: &Pod) -> [f64; 3] {
             .map_or(0.0, quantity)
     };
     let mut out = [0.0; 3];
-    for (i, key) in KEYS.iter().enumerate() {
+    for (slot, key) in out.iter_mut().zip(&KEYS) {
         let containers: f64 = spec.containers.iter().map(|c| request(c, key)).sum();
         let init = spec
             .init_containers
@@ -532,7 +539,7 @@ fn pod_requests(p: &Pod) -> [f64; 3] {
             .as_ref()
             .and_then(|o| o.get(*key))
             .map_or(0.0, quantity);
-        out[i] = containers.max(init) + overhead;
+        *slot = containers.max(init) + overhead;
     }
     out
 }

@@ -20,6 +20,8 @@ use base64::Engine;
 use serde_json::Value;
 use verbund_seal::{is_sealed, open, Identities};
 
+use crate::apply::text_at;
+
 /// The Secret that holds the site's age identity, under the key [`AGE_KEY`]: the name
 /// Flux's shards read in Flux's namespace (the renderer's `AGE_SECRET`), here in the
 /// agent's namespace, mounted by the install manifests.
@@ -47,11 +49,10 @@ pub fn open_sealed(objects: Vec<Value>, identities: Option<&Identities>) -> Open
             out.objects.push(object);
             continue;
         }
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
+        let namespace = text_at(&object, "/metadata/namespace")
             .unwrap_or_default()
             .to_string();
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let name = text_at(&object, "/metadata/name").unwrap_or_default();
         let opened = match identities {
             None => Err(format!(
                 "the sealed Secret `{name}` cannot be opened: the agent has no age identity \
@@ -74,18 +75,20 @@ pub fn open_sealed(objects: Vec<Value>, identities: Option<&Identities>) -> Open
 /// `secret`: its key [`VALUES_KEY`] among the opened `objects`, as JSON.
 pub fn chart_values(objects: &[Value], namespace: &str, secret: &str) -> Result<Value, String> {
     let found = objects.iter().find(|o| {
-        o["kind"] == "Secret"
-            && o["apiVersion"] == "v1"
-            && o["metadata"]["namespace"] == namespace
-            && o["metadata"]["name"] == secret
+        text_at(o, "/kind") == Some("Secret")
+            && text_at(o, "/apiVersion") == Some("v1")
+            && text_at(o, "/metadata/namespace") == Some(namespace)
+            && text_at(o, "/metadata/name") == Some(secret)
     });
     let Some(object) = found else {
         return Err(format!(
             "the chart reads its secret values from the Secret `{secret}`, which its folder lacks"
         ));
     };
-    let encoded = object["data"][VALUES_KEY]
-        .as_str()
+    let encoded = object
+        .get("data")
+        .and_then(|data| data.get(VALUES_KEY))
+        .and_then(Value::as_str)
         .ok_or_else(|| format!("the Secret `{secret}` has no `{VALUES_KEY}`"))?;
     let bytes = STANDARD
         .decode(encoded)

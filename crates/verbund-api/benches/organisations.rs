@@ -23,7 +23,12 @@
 //! sends a handful of requests per scenario, so the test suite does not spend minutes here.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::Cursor;
 use std::net::SocketAddr;

@@ -12,7 +12,12 @@
 //! admin sees, so a leak and an over-eager filter both fail.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap};

@@ -78,12 +78,18 @@ pub async fn set_portal_password(
     user: &verbund_domain::account::User,
     path: &Path,
 ) -> anyhow::Result<()> {
+    const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut random = [0u8; 12];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut random);
     let password: String = random
         .iter()
-        .map(|b| char::from(b"abcdefghijkmnpqrstuvwxyz23456789"[usize::from(*b) % 32]))
-        .collect();
+        .map(|b| {
+            ALPHABET
+                .get(usize::from(*b) % ALPHABET.len())
+                .map(|c| char::from(*c))
+        })
+        .collect::<Option<_>>()
+        .context("a password character outside the alphabet")?;
     let hash = verbund_web::hash_password(&password).map_err(anyhow::Error::msg)?;
     store
         .set_password(actor, &user.id, &hash, chrono::Utc::now())

@@ -19,7 +19,12 @@
 //!   is checked against the Service it selects, not applied.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

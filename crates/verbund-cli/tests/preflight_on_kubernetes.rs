@@ -15,7 +15,12 @@
 //! probe runs deletes the probe's namespace all the same and reports nothing.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 use std::process::Output;

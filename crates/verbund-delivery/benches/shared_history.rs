@@ -19,7 +19,12 @@
 //! `VERBUND_TEST_POSTGRES` (see `verbund-testkit`); a fresh database is dropped afterwards.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};

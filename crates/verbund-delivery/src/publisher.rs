@@ -487,9 +487,11 @@ impl Publisher {
         let event = if folders.is_empty() && drifted.is_empty() {
             None
         } else {
-            let mut after = json!({"reason": reason, "folders": folders});
+            let mut after = serde_json::Map::new();
+            after.insert("reason".into(), json!(reason));
+            after.insert("folders".into(), json!(folders));
             if !drifted.is_empty() {
-                after["sites"] = json!(drifted);
+                after.insert("sites".into(), json!(drifted));
             }
             Some(rt.block_on(store.record_event(
                 AuditChange {
@@ -497,7 +499,7 @@ impl Publisher {
                     action: "desired_state.reconcile".into(),
                     object: format!("desired-state/{}", self.inner.options.render.branch),
                     before: None,
-                    after: Some(after),
+                    after: Some(serde_json::Value::Object(after)),
                 },
                 chrono::Utc::now(),
             ))?)
@@ -1364,7 +1366,8 @@ fn author(actor: &str) -> Author {
 fn subject(events: &[AuditEvent]) -> String {
     match events {
         [one] => format!("{} {}", one.action, one.object),
-        _ => format!("{} changes by {}", events.len(), events[0].actor),
+        [first, ..] => format!("{} changes by {}", events.len(), first.actor),
+        [] => "no changes".to_owned(),
     }
 }
 

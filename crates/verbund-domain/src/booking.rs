@@ -277,7 +277,8 @@ impl fmt::Display for UpdateChannel {
             UpdateChannel::Stable => f.write_str("stable"),
             UpdateChannel::Pinned(v) => write!(f, "pinned:{v}"),
             UpdateChannel::Window(w) => {
-                let days: Vec<&str> = w.days.iter().map(|d| DAYS[*d as usize % 7]).collect();
+                let day = |d: &u8| DAYS.get(usize::from(*d) % DAYS.len()).copied();
+                let days: Vec<&str> = w.days.iter().filter_map(day).collect();
                 write!(
                     f,
                     "window:{} {:02}:{:02}-{:02}:{:02}",

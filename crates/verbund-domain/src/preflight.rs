@@ -110,7 +110,7 @@ impl PreflightReport {
         for (i, c) in self.checks.iter().enumerate() {
             crate::name::check_name(&format!("/checks/{i}/name"), &c.name)?;
             check_line(&format!("/checks/{i}/reason"), &c.reason, MAX_REASON)?;
-            if self.checks[..i].iter().any(|o| o.name == c.name) {
+            if self.checks.iter().take(i).any(|o| o.name == c.name) {
                 return Err(Invalid::new(
                     format!("/checks/{i}/name"),
                     format!("check `{}` is reported twice", c.name),

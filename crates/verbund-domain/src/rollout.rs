@@ -484,7 +484,9 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
         let stride = rest.len() as f64 / share as f64;
         for k in 0..share {
             let i = ((k as f64 + 0.5) * stride) as usize;
-            in_canary[i.min(rest.len() - 1)] = true;
+            if let Some(chosen) = in_canary.get_mut(i.min(rest.len() - 1)) {
+                *chosen = true;
+            }
         }
     }
     canary.extend(

@@ -3,7 +3,12 @@
 //! that differ per booking by names, and a kustomization per site.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![allow(
     dead_code,
     reason = "shared by the benchmark and the example, each uses part"

@@ -112,7 +112,7 @@ impl<'r> Change<'r> {
             .filter(Entry::is_tree)
             .map(|e| e.oid);
         let mut objects = Vec::new();
-        self.collect_new(&node, old, &leaves, &mut objects)?;
+        self.collect_new(&node, old, &mut objects)?;
         self.writer.borrow_mut().add(&objects)?;
         self.puts
             .insert(folder.to_owned(), Put::Folder(Some(node.oid)));
@@ -123,9 +123,8 @@ impl<'r> Change<'r> {
     /// equal subtrees.
     fn collect_new<'a>(
         &self,
-        node: &'a Node,
+        node: &'a Node<'a>,
         old: Option<Oid>,
-        leaves: &'a [Leaf<'a>],
         out: &mut Vec<(Oid, Kind, &'a [u8])>,
     ) -> Result<()> {
         if old == Some(node.oid) {
@@ -140,14 +139,14 @@ impl<'r> Change<'r> {
         for (name, child) in &node.children {
             let previous = by_name.get(name.as_slice());
             match child {
-                Child::Blob(index, oid) => {
+                Child::Blob(content, oid) => {
                     if previous.map(|e| e.oid) != Some(*oid) {
-                        out.push((*oid, Kind::Blob, leaves[*index].content));
+                        out.push((*oid, Kind::Blob, content));
                     }
                 }
                 Child::Tree(sub) => {
                     let previous = previous.filter(|e| e.is_tree()).map(|e| e.oid);
-                    self.collect_new(sub, previous, leaves, out)?;
+                    self.collect_new(sub, previous, out)?;
                 }
             }
         }
@@ -328,56 +327,63 @@ impl<'r> Change<'r> {
             Some(oid) => self.repo.tree(oid)?.as_ref().clone(),
             None => Vec::new(),
         };
-        let mut i = 0;
-        while i < puts.len() {
-            let (path, put) = puts[i];
-            match path.split_once('/') {
+        // The paths below one folder are contiguous in byte order.
+        let groups = puts.chunk_by(|(a, _), (b, _)| {
+            first_folder(a).is_some() && first_folder(a) == first_folder(b)
+        });
+        for group in groups {
+            let [(path, put), ..] = group else { continue };
+            match first_folder(path) {
                 None => {
-                    i += 1;
                     entries.retain(|e| e.name != path.as_bytes());
                     entries.extend(put.entry(path));
                 }
-                Some((name, _)) => {
-                    // Paths below `name/` are contiguous in byte order.
-                    let prefix = format!("{name}/");
-                    let end = i + puts[i..]
-                        .iter()
-                        .position(|(p, _)| !p.starts_with(&prefix))
-                        .unwrap_or(puts.len() - i);
-                    let below: Vec<(&str, Put)> = puts[i..end]
-                        .iter()
-                        .map(|(p, put)| (&p[prefix.len()..], *put))
-                        .collect();
-                    i = end;
-                    let old_child = entries
-                        .iter()
-                        .find(|e| e.name == name.as_bytes() && e.is_tree())
-                        .map(|e| e.oid);
-                    let child = self.merge(old_child, &below, write)?;
-                    if child.is_empty() {
-                        // Removing what is not there leaves a file of that name alone.
-                        if old_child.is_some() {
-                            entries.retain(|e| e.name != name.as_bytes());
-                        }
-                        continue;
-                    }
-                    let data = tree::serialize(&child);
-                    let oid = Oid::hash(Kind::Tree, &data);
-                    if write && old_child != Some(oid) {
-                        self.writer.borrow_mut().add(&[(oid, Kind::Tree, &data)])?;
-                        self.repo.odb().remember(oid, Arc::new(child), data.len());
-                    }
-                    entries.retain(|e| e.name != name.as_bytes());
-                    entries.push(Entry {
-                        name: name.as_bytes().to_vec(),
-                        mode: MODE_TREE,
-                        oid,
-                    });
-                }
+                Some(name) => self.merge_folder(&mut entries, name, group, write)?,
             }
         }
         tree::sort(&mut entries);
         Ok(entries)
+    }
+
+    /// Applies `puts` (all below `name/`) to the folder `name` of `entries`: it is merged
+    /// with the old folder of that name, replaced, or removed when nothing is left of it.
+    fn merge_folder(
+        &self,
+        entries: &mut Vec<Entry>,
+        name: &str,
+        puts: &[(&str, Put)],
+        write: bool,
+    ) -> Result<()> {
+        let prefix = format!("{name}/");
+        let below: Vec<(&str, Put)> = puts
+            .iter()
+            .filter_map(|(p, put)| Some((p.strip_prefix(&prefix)?, *put)))
+            .collect();
+        let old_child = entries
+            .iter()
+            .find(|e| e.name == name.as_bytes() && e.is_tree())
+            .map(|e| e.oid);
+        let child = self.merge(old_child, &below, write)?;
+        if child.is_empty() {
+            // Removing what is not there leaves a file of that name alone.
+            if old_child.is_some() {
+                entries.retain(|e| e.name != name.as_bytes());
+            }
+            return Ok(());
+        }
+        let data = tree::serialize(&child);
+        let oid = Oid::hash(Kind::Tree, &data);
+        if write && old_child != Some(oid) {
+            self.writer.borrow_mut().add(&[(oid, Kind::Tree, &data)])?;
+            self.repo.odb().remember(oid, Arc::new(child), data.len());
+        }
+        entries.retain(|e| e.name != name.as_bytes());
+        entries.push(Entry {
+            name: name.as_bytes().to_vec(),
+            mode: MODE_TREE,
+            oid,
+        });
+        Ok(())
     }
 
     /// Writes the new root tree (rewriting only the ancestors of the put paths) and the
@@ -501,4 +507,8 @@ fn commit_bytes(
         }
     }
     text.into_bytes()
+}
+/// The folder a relative path starts with, `None` for a file of the top level.
+fn first_folder(path: &str) -> Option<&str> {
+    path.split_once('/').map(|(folder, _)| folder)
 }

@@ -194,32 +194,73 @@ pub(crate) fn cat_blobs(repo: &Path, oids: &[String]) -> Result<Vec<Option<Objec
     }
     let args = ["cat-file", "--batch"];
     let out = run(repo, &args, Some(&input))?;
-    let parse = |detail: &str| Error::Parse {
+    parse_batch(&out, oids.len()).map_err(|detail| Error::Parse {
         command: args.join(" "),
-        detail: detail.to_owned(),
-    };
-    let mut objects = Vec::with_capacity(oids.len());
-    let mut rest = out.as_slice();
-    for _ in oids {
-        let end = rest
-            .iter()
-            .position(|b| *b == b'\n')
-            .ok_or_else(|| parse("truncated header"))?;
-        let header = String::from_utf8_lossy(&rest[..end]).into_owned();
-        rest = &rest[end + 1..];
+        detail,
+    })
+}
+
+/// The first `count` objects of the output of `git cat-file --batch`; what is wrong with
+/// it when it is truncated or malformed.
+fn parse_batch(out: &[u8], count: usize) -> Result<Vec<Option<Object>>, String> {
+    let truncated = || "truncated object".to_owned();
+    let mut objects = Vec::with_capacity(count);
+    let mut rest = out;
+    for _ in 0..count {
+        let mut lines = rest.splitn(2, |b| *b == b'\n');
+        let (Some(header), Some(after)) = (lines.next(), lines.next()) else {
+            return Err("truncated header".to_owned());
+        };
+        let header = String::from_utf8_lossy(header).into_owned();
+        rest = after;
         let fields: Vec<&str> = header.split(' ').collect();
         match fields.as_slice() {
             [_, "missing"] => objects.push(None),
             [_, kind, size] => {
-                let size: usize = size.parse().map_err(|_| parse(&header))?;
-                let body = rest.get(..size).ok_or_else(|| parse("truncated object"))?;
+                let size: usize = size.parse().map_err(|_| header.clone())?;
+                let body = rest.get(..size).ok_or_else(truncated)?;
                 objects.push(Some(((*kind).to_owned(), body.to_vec())));
-                rest = rest
-                    .get(size + 1..)
-                    .ok_or_else(|| parse("truncated object"))?;
+                rest = rest.get(size + 1..).ok_or_else(truncated)?;
             }
-            _ => return Err(parse(&header)),
+            _ => return Err(header),
         }
     }
     Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BATCH: &[u8] = b"ce01 blob 6\nhello\n\n4b82 missing\nabcd tree 0\n\n";
+
+    #[test]
+    fn reads_objects_of_a_batch() {
+        let objects = parse_batch(BATCH, 3).unwrap();
+        assert_eq!(
+            objects,
+            [
+                Some(("blob".to_owned(), b"hello\n".to_vec())),
+                None,
+                Some(("tree".to_owned(), Vec::new())),
+            ]
+        );
+    }
+
+    /// Output cut short anywhere (git died, or more objects were asked for than it
+    /// printed) is an error, never a panic.
+    #[test]
+    fn truncated_batches_are_errors() {
+        for end in 0..BATCH.len() {
+            assert!(parse_batch(&BATCH[..end], 3).is_err(), "{end} bytes");
+        }
+        assert!(parse_batch(BATCH, 4).is_err());
+    }
+
+    #[test]
+    fn malformed_headers_are_errors() {
+        for out in [&b"ce01 blob x\n\n"[..], b"ce01\n", b"ce01 blob 1 2\n"] {
+            assert!(parse_batch(out, 1).is_err(), "{out:?}");
+        }
+    }
 }

@@ -29,19 +29,7 @@ impl Oid {
         let mut hasher = Sha1::new();
         hasher.update(kind.name().as_bytes());
         hasher.update(b" ");
-        // The length in decimal, without allocating.
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut len = data.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (len % 10) as u8;
-            len /= 10;
-            if len == 0 {
-                break;
-            }
-        }
-        hasher.update(&digits[at..]);
+        hasher.update(decimal(data.len(), &mut [0u8; 20]));
         hasher.update([0u8]);
         hasher.update(data);
         Oid(hasher.finalize().into())
@@ -51,6 +39,21 @@ impl Oid {
     pub fn to_hex(&self) -> String {
         self.to_string()
     }
+}
+
+/// `n` in decimal, written into the end of `digits` (enough for any `u64`) without
+/// allocating.
+fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
+    let mut start = digits.len();
+    for (at, digit) in digits.iter_mut().enumerate().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+        start = at;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.get(start..).unwrap_or_default()
 }
 
 impl fmt::Display for Oid {
@@ -79,10 +82,12 @@ impl FromStr for Oid {
             return Err(invalid());
         }
         let mut oid = [0u8; 20];
-        for (i, pair) in bytes.chunks(2).enumerate() {
-            let high = hex_digit(pair[0]).ok_or_else(invalid)?;
-            let low = hex_digit(pair[1]).ok_or_else(invalid)?;
-            oid[i] = high << 4 | low;
+        for (byte, pair) in oid.iter_mut().zip(bytes.chunks_exact(2)) {
+            let [high, low] = pair else {
+                return Err(invalid());
+            };
+            *byte =
+                hex_digit(*high).ok_or_else(invalid)? << 4 | hex_digit(*low).ok_or_else(invalid)?;
         }
         Ok(Oid(oid))
     }
@@ -142,5 +147,38 @@ mod tests {
         assert!("ce013625030ba8dba906f756967f9e9ca394464g"
             .parse::<Oid>()
             .is_err());
+    }
+
+    #[test]
+    fn malformed_hex_is_an_invalid_oid() {
+        let valid = "ce013625030ba8dba906f756967f9e9ca394464a";
+        for text in [
+            "",
+            &valid[..39],
+            &valid[..1],
+            &format!("{valid}0"),
+            &format!("{}-", &valid[..39]),
+            // 40 bytes, but not ASCII.
+            &"é".repeat(20),
+            &format!("{}é", &valid[..38]),
+        ] {
+            assert!(
+                matches!(text.parse::<Oid>(), Err(Error::InvalidOid(t)) if t == text),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_length_of_the_content_is_hashed_in_decimal() {
+        // `printf '' | git hash-object --stdin` and a ten-byte blob.
+        assert_eq!(
+            Oid::hash(Kind::Blob, b"").to_string(),
+            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+        );
+        assert_eq!(
+            Oid::hash(Kind::Blob, b"0123456789").to_string(),
+            "ad471007bd7f5983d273b9584e5629230150fd54"
+        );
     }
 }

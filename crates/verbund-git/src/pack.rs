@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -96,7 +96,8 @@ pub(crate) fn deflate(compress: &mut Compress, data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() / 2 + 64);
     loop {
         let consumed = compress.total_in() as usize;
-        let status = compress.compress_vec(&data[consumed..], &mut out, FlushCompress::Finish);
+        let rest = data.get(consumed..).unwrap_or_default();
+        let status = compress.compress_vec(rest, &mut out, FlushCompress::Finish);
         match status {
             Ok(Status::StreamEnd) => return out,
             // Out of room (or no progress possible without it): grow and go on.
@@ -161,7 +162,8 @@ struct Pending {
     file: BufWriter<File>,
     offset: u64,
     entries: Vec<Indexed>,
-    index: HashMap<Oid, u32>,
+    /// The offset of each object in the pack.
+    index: HashMap<Oid, u64>,
 }
 
 impl PackWriter {
@@ -211,9 +213,10 @@ impl PackWriter {
             let io = |e| Error::io("writing", &pending.temp, e);
             pending.file.write_all(&header).map_err(io)?;
             pending.file.write_all(&body).map_err(io)?;
-            let position = u32::try_from(pending.entries.len())
-                .map_err(|_| Error::io("writing", &pending.temp, too_many()))?;
-            pending.index.insert(*oid, position);
+            if u32::try_from(pending.entries.len()).is_err() {
+                return Err(Error::io("writing", &pending.temp, too_many()));
+            }
+            pending.index.insert(*oid, pending.offset);
             pending.entries.push(Indexed {
                 oid: *oid,
                 offset: pending.offset,
@@ -262,10 +265,9 @@ impl PackWriter {
         let Some(pending) = self.pack.as_mut() else {
             return Ok(None);
         };
-        let Some(position) = pending.index.get(oid) else {
+        let Some(&offset) = pending.index.get(oid) else {
             return Ok(None);
         };
-        let offset = pending.entries[*position as usize].offset;
         let io = |e| Error::io("reading", &pending.temp, e);
         pending.file.flush().map_err(io)?;
         let mut file = File::open(&pending.temp).map_err(io)?;
@@ -353,16 +355,7 @@ fn finish(pack_dir: &Path, pending: Pending) -> Result<PathBuf> {
     // The checksum covers the patched header, so the pack is read once more.
     file.seek(SeekFrom::Start(0))
         .map_err(|e| io("reading", e))?;
-    let mut hasher = Sha1::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).map_err(|e| io("reading", e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    let checksum: [u8; 20] = hasher.finalize().into();
+    let checksum = sha1_to_end(&mut file).map_err(|e| io("reading", e))?;
     file.write_all(&checksum).map_err(|e| io("writing", e))?;
     file.sync_all().map_err(|e| io("syncing", e))?;
     drop(file);
@@ -389,6 +382,22 @@ fn finish(pack_dir: &Path, pending: Pending) -> Result<PathBuf> {
     }
     sync_dir(pack_dir)?;
     Ok(pack)
+}
+
+/// The SHA-1 of what remains of `file`, which is left at its end.
+fn sha1_to_end(file: &mut File) -> std::io::Result<[u8; 20]> {
+    let mut hasher = Sha1::new();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        hasher.update(chunk);
+        let read = chunk.len();
+        reader.consume(read);
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// Installs a pack and its index received from elsewhere into `objects/pack` as
@@ -442,29 +451,33 @@ pub(crate) fn install(git_dir: &Path, pack: &[u8], idx: &[u8]) -> Result<bool> {
 /// Returns the pack's checksum, which names it.
 pub(crate) fn check_pack(pack: &[u8], idx: &[u8]) -> Result<Oid> {
     let invalid = |why: &str| Error::InvalidPack(why.to_owned());
-    if pack.len() < 32 || &pack[..4] != b"PACK" || !matches!(pack[7], 2 | 3) || pack[4..7] != [0; 3]
-    {
+    let header = pack.first_chunk::<12>().filter(|_| pack.len() >= 32);
+    let Some([b'P', b'A', b'C', b'K', 0, 0, 0, 2 | 3, count @ ..]) = header else {
         return Err(invalid("no pack header"));
-    }
-    let (body, trailer) = pack.split_at(pack.len() - 20);
+    };
+    let (body, trailer) = pack
+        .split_last_chunk::<20>()
+        .ok_or_else(|| invalid("no pack header"))?;
     let checksum: [u8; 20] = Sha1::digest(body).into();
-    if checksum != trailer {
+    if checksum != *trailer {
         return Err(invalid("the pack's checksum does not match its content"));
     }
     const FANOUT_END: usize = 8 + 256 * 4;
-    if idx.len() < FANOUT_END + 40 || &idx[..8] != b"\xfftOc\0\0\0\x02" {
-        return Err(invalid("no version-2 pack index"));
+    let no_index = || invalid("no version-2 pack index");
+    if idx.len() < FANOUT_END + 40 || !idx.starts_with(b"\xfftOc\0\0\0\x02") {
+        return Err(no_index());
     }
-    let (idx_body, idx_trailer) = idx.split_at(idx.len() - 20);
+    let (idx_body, idx_trailer) = idx.split_last_chunk::<20>().ok_or_else(no_index)?;
     let idx_checksum: [u8; 20] = Sha1::digest(idx_body).into();
-    if idx_checksum != idx_trailer {
+    if idx_checksum != *idx_trailer {
         return Err(invalid("the index's checksum does not match its content"));
     }
-    if idx_body[idx_body.len() - 20..] != checksum {
+    if idx_body.last_chunk::<20>() != Some(&checksum) {
         return Err(invalid("the index belongs to another pack"));
     }
-    let count = |bytes: &[u8]| u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if count(&idx[FANOUT_END - 4..FANOUT_END]) != count(&pack[8..12]) {
+    // The last fan-out entry counts all objects, as the pack's header does.
+    let indexed = idx.get(..FANOUT_END).and_then(<[u8]>::last_chunk::<4>);
+    if indexed != Some(count) {
         return Err(invalid("the index counts other objects than the pack"));
     }
     Ok(Oid(checksum))
@@ -475,13 +488,9 @@ fn index_bytes(entries: &[Indexed], pack_checksum: &[u8; 20]) -> Vec<u8> {
     let n = entries.len();
     let mut out = Vec::with_capacity(8 + 1024 + n * 28 + 40);
     out.extend_from_slice(b"\xfftOc\0\0\0\x02");
-    let mut fanout = [0u32; 256];
-    for e in entries {
-        fanout[e.oid.0[0] as usize] += 1;
-    }
-    let mut total = 0u32;
-    for count in fanout {
-        total += count;
+    // Fan-out: for each first byte, how many names start with it or a smaller one.
+    for byte in 0..=u8::MAX {
+        let total = entries.partition_point(|e| e.oid.0[0] <= byte) as u32;
         out.extend_from_slice(&total.to_be_bytes());
     }
     for e in entries {
@@ -542,6 +551,60 @@ mod tests {
         assert_eq!(entry_header(Kind::Blob, 5), [0x35]);
         assert_eq!(entry_header(Kind::Tree, 16), [0xa0, 0x01]);
         assert_eq!(entry_header(Kind::Commit, 1000), [0x98, 0x3e]);
+    }
+
+    /// An empty pack (no objects) and its index, as [`finish`] writes them.
+    fn empty_pack() -> (Vec<u8>, Vec<u8>) {
+        let mut pack = b"PACK\0\0\0\x02\0\0\0\0".to_vec();
+        let checksum: [u8; 20] = Sha1::digest(&pack).into();
+        pack.extend_from_slice(&checksum);
+        (pack, index_bytes(&[], &checksum))
+    }
+
+    #[test]
+    fn a_whole_pack_with_its_index_is_accepted() {
+        let (pack, idx) = empty_pack();
+        let checksum: [u8; 20] = Sha1::digest(&pack[..12]).into();
+        assert_eq!(check_pack(&pack, &idx).unwrap(), Oid(checksum));
+    }
+
+    /// Received packs are checked before they are installed: any truncation of the pack
+    /// or its index is refused, never a panic.
+    #[test]
+    fn truncated_packs_and_indexes_are_invalid() {
+        let (pack, idx) = empty_pack();
+        for end in 0..pack.len() {
+            let checked = check_pack(&pack[..end], &idx);
+            assert!(
+                matches!(checked, Err(Error::InvalidPack(_))),
+                "pack of {end} bytes"
+            );
+        }
+        for end in 0..idx.len() {
+            let checked = check_pack(&pack, &idx[..end]);
+            assert!(
+                matches!(checked, Err(Error::InvalidPack(_))),
+                "index of {end} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_pack_headers_are_invalid() {
+        let (pack, idx) = empty_pack();
+        let with = |at: usize, byte: u8| {
+            let mut bad = pack.clone();
+            bad[at] = byte;
+            bad
+        };
+        for bad in [with(0, b'X'), with(4, 1), with(7, 4), with(11, 1)] {
+            let checked = check_pack(&bad, &idx);
+            assert!(matches!(checked, Err(Error::InvalidPack(_))), "{bad:?}");
+        }
+        let mut other_index = idx.clone();
+        other_index[8] = 1;
+        let checked = check_pack(&pack, &other_index);
+        assert!(matches!(checked, Err(Error::InvalidPack(_))));
     }
 
     #[test]

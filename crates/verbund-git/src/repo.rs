@@ -455,7 +455,7 @@ impl DesiredStateRepo {
     fn compare(
         &self,
         path: &str,
-        new: Option<&Node>,
+        new: Option<&Node<'_>>,
         old: Option<&Entry>,
         out: &mut Vec<Difference>,
     ) -> Result<()> {
@@ -684,7 +684,7 @@ pub fn folder_oid(folder: &str, files: &[RenderedFile]) -> Result<Oid> {
     Ok(tree::build(&mut leaves, &|rel| format!("{folder}/{rel}"))?.oid)
 }
 
-fn all_missing(path: &str, node: &Node, out: &mut Vec<Difference>) {
+fn all_missing(path: &str, node: &Node<'_>, out: &mut Vec<Difference>) {
     for (name, child) in &node.children {
         let child_path = join(path, name);
         match child {

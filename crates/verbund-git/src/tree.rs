@@ -33,9 +33,8 @@ impl Entry {
 /// in `/`.
 pub(crate) fn compare(a: &[u8], a_tree: bool, b: &[u8], b_tree: bool) -> Ordering {
     let common = a.len().min(b.len());
-    match a[..common].cmp(&b[..common]) {
-        Ordering::Equal => {}
-        other => return other,
+    if let Some(order) = a.iter().zip(b).map(|(x, y)| x.cmp(y)).find(|o| o.is_ne()) {
+        return order;
     }
     let end = |name: &[u8], tree: bool| {
         name.get(common)
@@ -74,44 +73,52 @@ fn push_entry(data: &mut Vec<u8>, mode: u32, name: &[u8], oid: &Oid) {
 
 /// The entries of a tree object.
 pub(crate) fn parse(oid: Oid, data: &[u8]) -> Result<Vec<Entry>> {
-    let bad = || Error::CorruptObject(oid.to_string());
     let mut entries = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
-        let space = rest.iter().position(|b| *b == b' ').ok_or_else(bad)?;
-        let mode = std::str::from_utf8(&rest[..space]).map_err(|_| bad())?;
-        let mode = u32::from_str_radix(mode, 8).map_err(|_| bad())?;
-        rest = &rest[space + 1..];
-        let nul = rest.iter().position(|b| *b == 0).ok_or_else(bad)?;
-        let name = rest[..nul].to_vec();
-        let id: [u8; 20] = rest
-            .get(nul + 1..nul + 21)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(bad)?;
-        rest = &rest[nul + 21..];
-        entries.push(Entry {
-            name,
-            mode,
-            oid: Oid(id),
-        });
+        let (entry, after) =
+            parse_entry(rest).ok_or_else(|| Error::CorruptObject(oid.to_string()))?;
+        entries.push(entry);
+        rest = after;
     }
     Ok(entries)
 }
 
+/// The first entry of `data` and the bytes after it; `None` when the entry is truncated
+/// or malformed.
+fn parse_entry(data: &[u8]) -> Option<(Entry, &[u8])> {
+    let (mode, after_mode) = split_once(data, b' ')?;
+    let mode = u32::from_str_radix(std::str::from_utf8(mode).ok()?, 8).ok()?;
+    let (name, after_name) = split_once(after_mode, 0)?;
+    let (id, rest) = after_name.split_first_chunk::<20>()?;
+    let entry = Entry {
+        name: name.to_vec(),
+        mode,
+        oid: Oid(*id),
+    };
+    Some((entry, rest))
+}
+
+/// The bytes before and after the first `separator`.
+fn split_once(data: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
+    let mut parts = data.splitn(2, |b| *b == separator);
+    Some((parts.next()?, parts.next()?))
+}
+
 /// A tree built from rendered files, with the objects below it.
 #[derive(Debug)]
-pub(crate) struct Node {
+pub(crate) struct Node<'a> {
     pub oid: Oid,
     /// The tree object's bytes.
     pub data: Vec<u8>,
-    /// Children in the tree's order: the index of a file in the sorted input, or a tree.
-    pub children: Vec<(Vec<u8>, Child)>,
+    /// Children in the tree's order: a file's content and blob name, or a tree.
+    pub children: Vec<(Vec<u8>, Child<'a>)>,
 }
 
 #[derive(Debug)]
-pub(crate) enum Child {
-    Blob(usize, Oid),
-    Tree(Node),
+pub(crate) enum Child<'a> {
+    Blob(&'a [u8], Oid),
+    Tree(Node<'a>),
 }
 
 /// A file to build trees from: its path relative to the folder and its content.
@@ -143,65 +150,99 @@ impl<'a> Leaf<'a> {
 /// Builds the tree of a folder from its files (paths relative to the folder, already
 /// checked). Sorts `leaves` into git's order (byte order of whole paths, which is git's
 /// order at every level). `full` turns a relative path back into the caller's for errors.
-pub(crate) fn build(leaves: &mut [Leaf<'_>], full: &dyn Fn(&str) -> String) -> Result<Node> {
+pub(crate) fn build<'a>(
+    leaves: &mut [Leaf<'a>],
+    full: &dyn Fn(&str) -> String,
+) -> Result<Node<'a>> {
     leaves.sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    for pair in leaves.windows(2) {
-        if pair[0].path == pair[1].path {
-            return Err(Error::DuplicatePath(full(pair[0].path)));
-        }
+    if let Some(twice) = leaves.windows(2).find_map(|pair| match pair {
+        [a, b] if a.path == b.path => Some(a.path),
+        _ => None,
+    }) {
+        return Err(Error::DuplicatePath(full(twice)));
     }
-    let oids = hash_blobs(leaves);
-    build_level(leaves, &oids, 0, 0, full)
+    let hashed: Vec<Hashed<'a>> = leaves
+        .iter()
+        .zip(hash_blobs(leaves))
+        .map(|(leaf, oid)| Hashed {
+            path: leaf.path,
+            content: leaf.content,
+            oid,
+        })
+        .collect();
+    build_level(&hashed, "", full)
 }
 
-fn build_level(
-    leaves: &[Leaf<'_>],
-    oids: &[Oid],
-    first: usize,
-    depth: usize,
+/// A leaf with its blob name.
+struct Hashed<'a> {
+    path: &'a str,
+    content: &'a [u8],
+    oid: Oid,
+}
+
+/// The tree of the leaves below `prefix` (empty, or a folder path ending in `/`), in byte
+/// order, each of which starts with `prefix`.
+fn build_level<'a>(
+    leaves: &[Hashed<'a>],
+    prefix: &str,
     full: &dyn Fn(&str) -> String,
-) -> Result<Node> {
-    let mut children: Vec<(Vec<u8>, Child)> = Vec::new();
+) -> Result<Node<'a>> {
+    let mut children: Vec<(Vec<u8>, Child<'a>)> = Vec::new();
     // Byte order of whole paths is git's order of entries, so the tree is written as the
     // children are found.
     let mut data = Vec::new();
-    let mut i = 0;
-    while i < leaves.len() {
-        let rest = &leaves[i].path[depth..];
-        match rest.find('/') {
-            None => {
-                push_entry(&mut data, MODE_FILE, rest.as_bytes(), &oids[i]);
-                children.push((rest.as_bytes().to_vec(), Child::Blob(first + i, oids[i])));
-                i += 1;
+    // A folder's leaves are contiguous in byte order; each file is an entry of its own.
+    let entries = leaves.chunk_by(|a, b| {
+        matches!(
+            (level_entry(a.path, prefix), level_entry(b.path, prefix)),
+            (Some(LevelEntry::Folder(x)), Some(LevelEntry::Folder(y))) if x == y
+        )
+    });
+    for entry in entries {
+        let [first, ..] = entry else { continue };
+        match level_entry(first.path, prefix) {
+            Some(LevelEntry::File(name)) => {
+                push_entry(&mut data, MODE_FILE, name.as_bytes(), &first.oid);
+                let blob = Child::Blob(first.content, first.oid);
+                children.push((name.as_bytes().to_vec(), blob));
             }
-            Some(slash) => {
-                let name = &rest[..slash];
-                let prefix_len = depth + slash + 1;
-                let prefix = &leaves[i].path[..prefix_len];
-                let end = i + leaves[i..]
-                    .iter()
-                    .position(|l| !l.path.starts_with(prefix))
-                    .unwrap_or(leaves.len() - i);
+            Some(LevelEntry::Folder(name)) => {
                 // A file of the same name sorts before the folder, at this level.
-                let file = &leaves[i].path[..prefix_len - 1];
-                if leaves[..i]
+                let file = format!("{prefix}{name}");
+                if leaves
                     .binary_search_by(|l| l.path.as_bytes().cmp(file.as_bytes()))
                     .is_ok()
                 {
-                    return Err(Error::PathConflict(full(file)));
+                    return Err(Error::PathConflict(full(&file)));
                 }
-                let node =
-                    build_level(&leaves[i..end], &oids[i..end], first + i, prefix_len, full)?;
+                let node = build_level(entry, &format!("{file}/"), full)?;
                 push_entry(&mut data, MODE_TREE, name.as_bytes(), &node.oid);
                 children.push((name.as_bytes().to_vec(), Child::Tree(node)));
-                i = end;
             }
+            // Every leaf of a level starts with its prefix (see `build`).
+            None => return Err(Error::InvalidPath(full(first.path))),
         }
     }
     Ok(Node {
         oid: Oid::hash(Kind::Tree, &data),
         data,
         children,
+    })
+}
+
+/// What a path is at the level of the folder `prefix`.
+enum LevelEntry<'p> {
+    /// A file of the folder.
+    File(&'p str),
+    /// A file below the named folder of the folder.
+    Folder(&'p str),
+}
+
+fn level_entry<'p>(path: &'p str, prefix: &str) -> Option<LevelEntry<'p>> {
+    let rest = path.strip_prefix(prefix)?;
+    Some(match rest.split_once('/') {
+        Some((folder, _)) => LevelEntry::Folder(folder),
+        None => LevelEntry::File(rest),
     })
 }
 
@@ -234,6 +275,58 @@ mod tests {
         assert_eq!(names, [&b"a-b"[..], b"a.b", b"a", b"a0"]);
         let data = serialize(&entries);
         assert_eq!(parse(Oid::EMPTY_TREE, &data).unwrap(), entries);
+    }
+
+    /// Every prefix of a valid tree either ends on an entry boundary (and parses) or is
+    /// refused as corrupt: a truncated tree is an error, never a panic.
+    #[test]
+    fn truncated_trees_are_corrupt() {
+        let entries = vec![
+            Entry {
+                name: b"a.yaml".to_vec(),
+                mode: MODE_FILE,
+                oid: Oid::hash(Kind::Blob, b"a"),
+            },
+            Entry {
+                name: b"b".to_vec(),
+                mode: MODE_TREE,
+                oid: Oid::EMPTY_TREE,
+            },
+        ];
+        let data = serialize(&entries);
+        let first_end = serialize(&entries[..1]).len();
+        for end in 0..data.len() {
+            let parsed = parse(Oid::EMPTY_TREE, &data[..end]);
+            match end {
+                0 => assert_eq!(parsed.unwrap(), []),
+                _ if end == first_end => assert_eq!(parsed.unwrap(), entries[..1]),
+                _ => assert!(
+                    matches!(parsed, Err(Error::CorruptObject(_))),
+                    "{end} bytes: {parsed:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_tree_entries_are_corrupt() {
+        let oid = [7u8; 20];
+        let entry = |mode: &[u8], name: &[u8]| [mode, b" ", name, b"\0", &oid].concat();
+        assert_eq!(
+            parse(Oid::EMPTY_TREE, &entry(b"100644", b"a")).unwrap()[0].oid,
+            Oid(oid)
+        );
+        for data in [
+            entry(b"10064x", b"a"),
+            entry(b"", b"a"),
+            entry(b"\xff", b"a"),
+            b"100644 a".to_vec(),
+            b"100644".to_vec(),
+            b" \0".to_vec(),
+        ] {
+            let parsed = parse(Oid::EMPTY_TREE, &data);
+            assert!(matches!(parsed, Err(Error::CorruptObject(_))), "{data:?}");
+        }
     }
 
     #[test]

@@ -85,8 +85,11 @@ impl Record {
                 expected: RECORD_CHARS,
             });
         }
-        // 1-based, inclusive, as in the format description.
-        let col = |from: usize, to: usize| -> String { chars[from - 1..to].iter().collect() };
+        // 1-based, inclusive, as in the format description; every column lies within
+        // the record's length, checked above.
+        let col = |from: usize, to: usize| -> String {
+            chars.get(from - 1..to).unwrap_or_default().iter().collect()
+        };
 
         let code = col(1, 2);
         let satzart = Satzart::parse(&code).ok_or(ImportError::UnknownSatzart {

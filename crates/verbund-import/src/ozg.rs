@@ -112,7 +112,12 @@ struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     fn new(bytes: &'a [u8]) -> Self {
-        let newlines = (0..bytes.len()).filter(|&i| bytes[i] == b'\n').collect();
+        let newlines = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
         Lines { bytes, newlines }
     }
 

@@ -3,7 +3,12 @@
 //! refuse; and checks its municipalities and OZG ids against the real reference data.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;

@@ -3,6 +3,7 @@
 //! bookings that no longer comply, and proposes a compliant target — never moving one
 //! silently.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -92,10 +93,10 @@ impl Bookings {
             let Some(org) = orgs.get(&b.organisation) else {
                 continue;
             };
-            if !offerings.contains_key(&b.offering) {
-                offerings.insert(b.offering.clone(), store.get_offering(&b.offering).await?);
-            }
-            let offering = &offerings[&b.offering];
+            let offering = match offerings.entry(b.offering.clone()) {
+                Entry::Occupied(read) => read.into_mut(),
+                Entry::Vacant(unread) => unread.insert(store.get_offering(&b.offering).await?),
+            };
             let Some(plan) = offering.spec.plan(&b.plan) else {
                 continue;
             };

@@ -425,6 +425,9 @@ impl Bookings {
 
     async fn inputs(&self, organisation: &str, offering: &str) -> Result<Inputs, BookingError> {
         let chain = self.chain(organisation).await?;
+        let own = chain.first().cloned().ok_or_else(|| {
+            BookingError::Internal(format!("organisation `{organisation}` was not read"))
+        })?;
         let offering = self.offering(offering, "/offering").await?;
         let mut dependencies = Vec::new();
         for d in &offering.spec.dependencies {
@@ -439,7 +442,7 @@ impl Bookings {
             dependencies.push((dep, plan));
         }
         Ok(Inputs {
-            organisation: chain[0].clone(),
+            organisation: own,
             chain,
             offering,
             book: self.policy_book().await?,

@@ -5,7 +5,12 @@
 //! PostgreSQL: see `verbund_testkit` (`VERBUND_TEST_POSTGRES`, `VERBUND_SKIP_POSTGRES`).
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{json, Value};

@@ -248,6 +248,15 @@ struct OutcomeKey {
     offering: String,
 }
 
+/// One candidate as a verdict sees it: its position (what `OutcomeKey` names) and its
+/// entity id.
+#[derive(Clone, Copy)]
+struct Indexed<'p> {
+    index: usize,
+    candidate: &'p Candidate,
+    uid: &'p EntityUid,
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
@@ -299,6 +308,19 @@ impl Placer {
         &self.candidates
     }
 
+    /// The candidates with their positions and entity ids.
+    fn sites(&self) -> impl Iterator<Item = Indexed<'_>> {
+        self.candidates
+            .iter()
+            .zip(&self.site_uids)
+            .enumerate()
+            .map(|(index, (candidate, uid))| Indexed {
+                index,
+                candidate,
+                uid,
+            })
+    }
+
     /// Takes a booking's resources off a site's free capacity.
     pub fn reserve(&mut self, site: &str, r: &Resources) {
         if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
@@ -348,13 +370,13 @@ impl Placer {
         applicable: &ApplicableSet,
         principal: &EntityUid,
         organisation: &str,
-        site: usize,
+        site: Indexed<'_>,
         need: &Need<'_>,
     ) -> Result<Arc<Vec<Reason>>, PolicyError> {
         let key = OutcomeKey {
             set: applicable.id,
             principal: applicable.reads_principal.then(|| organisation.to_string()),
-            site,
+            site: site.index,
             offering: need.offering.name.clone(),
         };
         if let Some(hit) = lock(&self.outcomes).get(&key) {
@@ -363,7 +385,7 @@ impl Placer {
         let request = Request::new(
             principal.clone(),
             self.action.clone(),
-            self.site_uids[site].clone(),
+            site.uid.clone(),
             context(need)?,
             None,
         )
@@ -422,14 +444,14 @@ impl Placer {
     /// The verdict on one candidate for one booking.
     fn verdict(
         &self,
-        index: usize,
+        site: Indexed<'_>,
         organisation: &Organisation,
         principal: &EntityUid,
         applicable: &ApplicableSet,
         need: &Need<'_>,
         contracted: &[String],
     ) -> Result<SiteVerdict, PolicyError> {
-        let c = &self.candidates[index];
+        let c = site.candidate;
         let required = &need.offering.requirements;
         let mut reasons = Vec::new();
         if let Some(reason) = c.preflight.as_ref().and_then(preflight_reason) {
@@ -461,7 +483,7 @@ impl Placer {
             });
         }
         reasons.extend(
-            self.policy_reasons(applicable, principal, &organisation.id, index, need)?
+            self.policy_reasons(applicable, principal, &organisation.id, site, need)?
                 .iter()
                 .cloned(),
         );
@@ -499,12 +521,12 @@ impl Placer {
         need: Need<'_>,
         site: &str,
     ) -> Result<Option<SiteVerdict>, PolicyError> {
-        let Some(index) = self.candidates.iter().position(|c| c.site.name == site) else {
+        let Some(site) = self.sites().find(|s| s.candidate.site.name == site) else {
             return Ok(None);
         };
         let applicable = self.policy_set(chain);
         let principal = entities::org_uid(&organisation.id)?;
-        self.verdict(index, organisation, &principal, &applicable, &need, &[])
+        self.verdict(site, organisation, &principal, &applicable, &need, &[])
             .map(Some)
     }
 
@@ -522,9 +544,9 @@ impl Placer {
         let applicable = self.policy_set(chain);
         let principal = entities::org_uid(&organisation.id)?;
         let mut verdicts = Vec::with_capacity(self.candidates.len());
-        for index in 0..self.candidates.len() {
+        for site in self.sites() {
             verdicts.push(self.verdict(
-                index,
+                site,
                 organisation,
                 &principal,
                 &applicable,

@@ -114,7 +114,10 @@ pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
         "dependencies": dependencies,
     });
     if placed.offering.credentials {
-        block["credentialsSecretName"] = json!(credentials_secret(&placed.offering.name));
+        if let Value::Object(map) = &mut block {
+            let secret = credentials_secret(&placed.offering.name);
+            map.insert("credentialsSecretName".into(), json!(secret));
+        }
     }
     block
 }

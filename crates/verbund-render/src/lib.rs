@@ -318,8 +318,9 @@ pub fn listed_namespaces(kustomization: &str) -> Vec<String> {
     let Ok(value) = serde_yaml_ng::from_str::<Value>(kustomization) else {
         return Vec::new();
     };
-    value["resources"]
-        .as_array()
+    value
+        .get("resources")
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)

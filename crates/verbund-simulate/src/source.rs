@@ -79,34 +79,30 @@ struct Entry {
     is_tree: bool,
 }
 
+/// The entries of a tree object, up to the first truncated or malformed one.
 fn parse_tree(data: &[u8]) -> Vec<Entry> {
     let mut out = Vec::new();
     let mut rest = data;
-    while let Some(space) = rest.iter().position(|b| *b == b' ') {
-        let mode = &rest[..space];
-        let Some(nul) = rest[space..]
-            .iter()
-            .position(|b| *b == 0)
-            .map(|i| i + space)
-        else {
-            break;
-        };
-        if rest.len() < nul + 21 {
-            break;
-        }
-        let name = String::from_utf8_lossy(&rest[space + 1..nul]).into_owned();
-        let oid: String = rest[nul + 1..nul + 21]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        out.push(Entry {
-            name,
-            oid,
-            is_tree: mode == b"40000",
-        });
-        rest = &rest[nul + 21..];
+    while let Some((entry, after)) = parse_entry(rest) {
+        out.push(entry);
+        rest = after;
     }
     out
+}
+
+/// The first entry of `data` (`<mode> <name>\0<20-byte name>`) and the bytes after it.
+fn parse_entry(data: &[u8]) -> Option<(Entry, &[u8])> {
+    let mut fields = data.splitn(2, |b| *b == b' ');
+    let (mode, after_mode) = (fields.next()?, fields.next()?);
+    let mut fields = after_mode.splitn(2, |b| *b == 0);
+    let (name, after_name) = (fields.next()?, fields.next()?);
+    let (oid, rest) = after_name.split_first_chunk::<20>()?;
+    let entry = Entry {
+        name: String::from_utf8_lossy(name).into_owned(),
+        oid: oid.iter().map(|b| format!("{b:02x}")).collect(),
+        is_tree: mode == b"40000",
+    };
+    Some((entry, rest))
 }
 
 struct CatFile {
@@ -447,6 +443,27 @@ impl GitReader {
                 tracing::warn!(folder = %path, error = %e, "booking folder not simulated");
                 Ok(None)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree cut short anywhere yields its whole entries only, never a panic.
+    #[test]
+    fn a_truncated_tree_yields_its_whole_entries() {
+        let data = [&b"40000 a\0"[..], &[1; 20], b"100644 b.yaml\0", &[2; 20]].concat();
+        let names =
+            |data: &[u8]| -> Vec<String> { parse_tree(data).into_iter().map(|e| e.name).collect() };
+        assert_eq!(names(&data), ["a", "b.yaml"]);
+        let first = parse_tree(&data);
+        assert!(first[0].is_tree && !first[1].is_tree);
+        assert_eq!(first[0].oid, "01".repeat(20));
+        for end in 0..data.len() {
+            let whole = if end < 28 { 0 } else { 1 };
+            assert_eq!(names(&data[..end]).len(), whole, "{end} bytes");
         }
     }
 }

@@ -2,7 +2,12 @@
 //! reads, what it sends, and how the faults change that.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

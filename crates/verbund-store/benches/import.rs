@@ -19,7 +19,12 @@
 //! paths on three small Länder, so the test suite does not spend minutes here.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::io::Cursor;
 use std::path::Path;

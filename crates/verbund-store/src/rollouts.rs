@@ -417,7 +417,7 @@ impl Store {
                 Some(main.clone()),
             ));
         }
-        let dependencies: Vec<String> = bookings[1..].iter().map(|b| b.0.clone()).collect();
+        let dependencies: Vec<String> = bookings.iter().skip(1).map(|b| b.0.clone()).collect();
         for (id, offering, plan_name, config, version, dependency_of) in bookings {
             let booking = Booking {
                 id: id.clone(),

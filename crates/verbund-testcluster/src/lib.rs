@@ -71,7 +71,12 @@
 
 // Test support: a failed expectation here is a failed test. It controls its processes
 // through libc (process groups, signals), which needs `unsafe`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![allow(unsafe_code)]
 
 mod bootstrap;

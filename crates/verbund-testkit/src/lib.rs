@@ -8,7 +8,12 @@
 //! unreachable server fails the `postgres_*` tests unless `VERBUND_SKIP_POSTGRES=1`.
 
 // Test support: a failed expectation here is a failed test or benchmark.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod germany;
 pub mod measure;

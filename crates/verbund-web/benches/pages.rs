@@ -21,7 +21,12 @@
 //! `--bench`, as under `cargo test --all-targets`, a small smoke version runs on SQLite.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -8,7 +8,12 @@
 //! redirect, so every `303` and `Set-Cookie` is asserted as sent. The clock is the test's.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};

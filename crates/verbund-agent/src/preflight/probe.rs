@@ -513,12 +513,12 @@ async fn probe(client: &Client, settings: &ProbeSettings, name: &str, expires: u
     }
     let mut results: [Option<Connection>; 2] = [None, None];
     loop {
-        for (i, role) in [ALLOWED, DENIED].into_iter().enumerate() {
-            if results[i].is_some() {
+        for (result, role) in results.iter_mut().zip([ALLOWED, DENIED]) {
+            if result.is_some() {
                 continue;
             }
             match jobs.get_opt(role).await {
-                Ok(Some(job)) => results[i] = connection(job.status.as_ref()),
+                Ok(Some(job)) => *result = connection(job.status.as_ref()),
                 Ok(None) => return Outcome::CouldNotRun(format!("its {role} client disappeared")),
                 Err(e) => {
                     return Outcome::CouldNotRun(format!(

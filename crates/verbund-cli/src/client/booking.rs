@@ -194,9 +194,10 @@ fn set_path(config: &mut Value, assignment: &str, schema: &Value) -> anyhow::Res
             anyhow::bail!("`--set {assignment}`: the path has an empty segment");
         }
         let obj = cur.as_object_mut().with_context(|| {
+            let walked: Vec<&str> = parts.iter().take(i).copied().collect();
             format!(
                 "`--set {assignment}`: `{}` is not an object",
-                parts[..i].join(".")
+                walked.join(".")
             )
         })?;
         if i == parts.len() - 1 {
@@ -319,7 +320,8 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
             .get(&format!("/offerings/{}", segment(&a.offering)), &[])
             .await?;
         for s in &a.set {
-            set_path(&mut config, s, &offering["config_schema"])?;
+            let schema = offering.get("config_schema").unwrap_or(&Value::Null);
+            set_path(&mut config, s, schema)?;
         }
     }
     let body = json!({
@@ -339,7 +341,7 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
     if a.conn.output != Format::Table {
         return print_data(a.conn.output, &created);
     }
-    let b = &created["booking"];
+    let b = created.get("booking").unwrap_or(&Value::Null);
     let mut line = format!(
         "booking/{} {}",
         b["id"].as_str().unwrap_or("?"),
@@ -352,7 +354,8 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
         line.push_str(&format!(": {reason}"));
     }
     super::output::emit_line(&line)?;
-    for d in created["dependencies"].as_array().into_iter().flatten() {
+    let dependencies = created.get("dependencies").and_then(Value::as_array);
+    for d in dependencies.into_iter().flatten() {
         super::output::emit_line(&format!(
             "  dependency booking/{} ({}) {} on site {}",
             d["id"].as_str().unwrap_or("?"),
@@ -361,8 +364,8 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
             d["site"].as_str().unwrap_or("-"),
         ))?;
     }
-    if !created["placement"].is_null() {
-        print_decision(Format::Table, &created["placement"])?;
+    if let Some(placement) = created.get("placement").filter(|p| !p.is_null()) {
+        print_decision(Format::Table, placement)?;
     }
     Ok(())
 }

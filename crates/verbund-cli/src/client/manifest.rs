@@ -250,10 +250,10 @@ impl<'a> Applier<'a> {
     fn print_results(&self) -> anyhow::Result<()> {
         match self.format {
             Format::Table => Ok(()),
-            _ if self.manifest.single && self.results.len() == 1 => {
-                print_data(self.format, &self.results[0])
-            }
-            _ => print_data(self.format, &self.results),
+            _ => match self.results.as_slice() {
+                [only] if self.manifest.single => print_data(self.format, only),
+                all => print_data(self.format, all),
+            },
         }
     }
 

@@ -108,8 +108,8 @@ pub async fn run(a: PolicyArgs) -> anyhow::Result<()> {
                     Ok((_, answer)) => {
                         let line = format!(
                             "policy/{} version {}",
-                            answer["id"].as_str().unwrap_or("?"),
-                            answer["version"].as_i64().unwrap_or(0)
+                            answer.get("id").and_then(Value::as_str).unwrap_or("?"),
+                            answer.get("version").and_then(Value::as_i64).unwrap_or(0)
                         );
                         applier.applied(label, line, answer)?
                     }

@@ -174,7 +174,7 @@ pub async fn run(a: UserArgs) -> anyhow::Result<()> {
                     &serde_json::json!({}),
                 )
                 .await?;
-            let field = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            let field = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
             line_or_data(
                 format,
                 &format!(
@@ -212,7 +212,8 @@ pub async fn run(a: UserArgs) -> anyhow::Result<()> {
                 format,
                 &format!(
                     "revoked {} token(s) and ended {} session(s)",
-                    r["tokens"], r["sessions"]
+                    r.get("tokens").unwrap_or(&Value::Null),
+                    r.get("sessions").unwrap_or(&Value::Null)
                 ),
                 &r,
             )
