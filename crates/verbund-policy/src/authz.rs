@@ -234,7 +234,7 @@ impl Authz {
     pub fn decide(&self, p: &Principal, act: Act, target: &Target) -> Verdict {
         self.decide_each(p, act, std::slice::from_ref(target))
             .pop()
-            .unwrap_or_else(|| Verdict::Deny("the authorization check decided nothing".into()))
+            .unwrap_or_else(|| undecided())
     }
 
     /// Decides for each target, in order, whether `p` may `act` on it: for every one the
@@ -311,11 +311,15 @@ impl Authz {
         }
         Ok(verdicts
             .into_iter()
-            .map(|v| {
-                v.unwrap_or_else(|| Verdict::Deny("the authorization check decided nothing".into()))
-            })
+            .map(|v| v.unwrap_or_else(|| undecided()))
             .collect())
     }
+}
+
+/// The verdict for a target the evaluation left without one: deny (never reached while
+/// every pass judges at least its first target).
+fn undecided() -> Verdict {
+    Verdict::Deny("the authorization check decided nothing".into())
 }
 
 /// The target as a `Resource` entity with the attributes the rules look at, `in` its
