@@ -234,7 +234,7 @@ impl Authz {
     pub fn decide(&self, p: &Principal, act: Act, target: &Target) -> Verdict {
         self.decide_each(p, act, std::slice::from_ref(target))
             .pop()
-            .unwrap_or_else(|| undecided())
+            .unwrap_or_else(undecided)
     }
 
     /// Decides for each target, in order, whether `p` may `act` on it: for every one the
@@ -311,7 +311,7 @@ impl Authz {
         }
         Ok(verdicts
             .into_iter()
-            .map(|v| v.unwrap_or_else(|| undecided()))
+            .map(|v| v.unwrap_or_else(undecided))
             .collect())
     }
 }
