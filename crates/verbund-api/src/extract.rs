@@ -1,10 +1,16 @@
 //! JSON body and query extractors whose rejections are problem+json, not axum's text.
 //!
 //! They are also the one place where text that no database can store is refused: a NUL
-//! character (U+0000) in any string of any body or query, before a handler sees it.
+//! character (U+0000) in any string of any body or query, before a handler sees it. The
+//! OpenAPI document states that rule on every string (`crate::openapi`), so a refusal of
+//! it is one of form (400), like every refusal of the typed parse.
+//!
+//! A body is read as JSON first and then into its type, with one step between: a whole
+//! number written with a fraction (`2.0`) becomes the integer it is. JSON Schema counts
+//! it as an integer, so the document allows it where it says `integer`; serde does not.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -39,26 +45,47 @@ where
             }
         })?;
         refuse_nul_in_json(&bytes)?;
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(JsonRejection::JsonDataError(e)) => {
-                let text = e.body_text().replace(
-                    "Failed to deserialize the JSON body into the target type: ",
-                    "",
-                );
-                let (field, message) = split_path(&text);
-                Err(ApiError::Invalid(verbund_domain::Invalid::new(
-                    field, message,
-                )))
-            }
-            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::BadRequest(format!(
-                "the body is not valid JSON: {}",
-                e.body_text()
-                    .replace("Failed to parse the request body as JSON: ", "")
-            ))),
-            Err(other) => Err(ApiError::BadRequest(other.body_text())),
-        }
+        let mut value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        whole_numbers_as_integers(&mut value);
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| ApiError::Invalid(Invalid::new(pointer(e.path()), e.inner().to_string())))
     }
+}
+
+/// The largest magnitude up to which every whole number has an exact `f64`.
+const EXACT_WHOLE: f64 = 9_007_199_254_740_992.0;
+
+/// Writes every whole number in `value` that carries a fraction (`2.0`, `-3e2`) as the
+/// integer it is, so that a field typed as an integer takes it (see the module).
+fn whole_numbers_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                if (0.0..=EXACT_WHOLE).contains(&f) {
+                    *n = serde_json::Number::from(f as u64);
+                } else if (-EXACT_WHOLE..0.0).contains(&f) {
+                    *n = serde_json::Number::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        Value::Null | Value::Bool(_) | Value::String(_) => {}
+    }
+}
+
+/// The JSON pointer of a place in a body that serde names.
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Map { key } => Some(key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .fold(String::new(), |acc, s| format!("{acc}/{s}"))
 }
 
 /// Whether the request says its body is JSON (`application/json` or `application/*+json`),
@@ -120,21 +147,6 @@ fn nul_pointer(value: &Value, here: String) -> Option<String> {
             }
         }),
         Value::Null | Value::Bool(_) | Value::Number(_) => None,
-    }
-}
-
-/// Splits a deserialisation error of the form `plans[0].name: message` (the path is
-/// absent for errors at the top level) into a JSON pointer (`/plans/0/name`) and the message.
-fn split_path(text: &str) -> (String, &str) {
-    match text.split_once(": ") {
-        Some((path, message)) if !path.is_empty() && !path.contains(char::is_whitespace) => {
-            let pointer = path
-                .split(['.', '[', ']'])
-                .filter(|s| !s.is_empty())
-                .fold(String::new(), |acc, s| format!("{acc}/{s}"));
-            (pointer, message)
-        }
-        _ => (String::new(), text),
     }
 }
 
@@ -253,6 +265,17 @@ mod tests {
         assert_eq!(nul_in_query("level=land"), None);
         assert_eq!(nul_in_query("a=%+0%00").as_deref(), Some("a"));
         assert_eq!(nul_in_query("a=%+00"), None);
+    }
+
+    #[test]
+    fn whole_numbers_with_a_fraction_become_integers() {
+        let mut v = serde_json::json!({"a": 2.0, "b": [-3.0, 1.5, 7], "c": 1e300, "d": "2.0"});
+        whole_numbers_as_integers(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 2, "b": [-3, 1.5, 7], "c": 1e300, "d": "2.0"})
+        );
+        assert!(v["a"].is_u64() && v["b"][0].is_i64());
     }
 
     #[test]

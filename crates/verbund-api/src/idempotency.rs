@@ -42,6 +42,18 @@ pub const DESCRIPTION: &str = "Makes a retry safe: a retry with the same key and
     ASCII characters, plain or as a quoted structured-field string (`\"…\"`). A request \
     that failed records nothing.";
 
+/// The header values [`parse`] accepts, as a regular expression (the OpenAPI document
+/// states it, and the tests pin it to `parse`): around optional spaces or tabs, 1 to
+/// [`MAX_LENGTH`] visible ASCII characters with spaces inside, not opening with a quote;
+/// or a structured-field string of 1 to [`MAX_LENGTH`] of them (`\"` and `\\`
+/// escaped).
+pub static KEY: verbund_domain::name::Pattern = verbund_domain::name::Pattern::new(|| {
+    let inner = MAX_LENGTH - 2;
+    format!(
+        "^[ \\t]*([!#-~]([ -~]{{0,{inner}}}[!-~])?|\"([ !#-\\[\\]-~]|\\\\[\"\\\\]){{1,{MAX_LENGTH}}}\")[ \\t]*$"
+    )
+});
+
 /// The `Idempotency-Key` of a request, if it sent one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdempotencyKey(pub Option<String>);
@@ -197,6 +209,30 @@ mod tests {
             assert!(key(bad).is_err(), "`{bad}` was accepted");
         }
         assert!(key(&"k".repeat(MAX_LENGTH + 1)).is_err());
+    }
+
+    #[test]
+    fn the_key_pattern_is_parse() {
+        assert!(KEY.compiles(), "{}", KEY.source());
+        let alphabet = ['a', ' ', '\t', '"', '\\', '~', '#'];
+        let mut values = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            values.extend(last.iter().cloned());
+        }
+        for n in [MAX_LENGTH - 1, MAX_LENGTH, MAX_LENGTH + 1] {
+            values.push("k".repeat(n));
+            values.push(format!(" {} ", "k".repeat(n)));
+            values.push(format!("\"{}\"", "k".repeat(n)));
+            values.push(format!("\"{}\\\"\"", "k".repeat(n - 1)));
+        }
+        for v in values {
+            assert_eq!(key(&v).is_ok(), KEY.is_match(&v), "{v:?}");
+        }
     }
 
     #[test]

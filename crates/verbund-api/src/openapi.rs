@@ -1,14 +1,21 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 //!
 //! It is a contract that clients and fuzzers (schemathesis, in the CLI's behaviour tests)
-//! hold the server to, so two things the annotations would state per handler are decided
-//! here once, from the shape of each operation: which problems it may answer
+//! hold the server to, so some things the annotations would state per handler are
+//! decided here once, from the shape of each operation: which problems it may answer
 //! (`ProblemResponses`), and that a record with flattened parts is one object
-//! (`MergeFlattened`).
+//! (`MergeFlattened`). And some rules of form the derived schemas cannot carry are added
+//! to the served document (`document`): that no string holds NUL, which the extractors
+//! refuse in every body and query (`nul_free`); the rules between fields that the domain
+//! states as JSON Schema (`CROSS_FIELD_RULES`); and that a package's variants take no
+//! other fields. What a request that keeps to the document can still be refused for is
+//! said in `crate::problem`.
 
 use axum::routing::get;
 use axum::{Json, Router};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{Object, Schema};
@@ -81,12 +88,12 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// `application/problem+json` with the `Problem` schema. What an operation can answer
 /// follows from its shape, as `crate::problem::ApiError` and the extractors give them:
 /// every operation needs a credential (401) that may not suffice (403); one that names
-/// a resource, in its path or its body, may find none (404); input can be malformed
-/// (400: a query parameter out of its bounds, a body that is not JSON) or invalid
-/// (422; also a change that names a part its resource does not have, e.g. a rollout's
-/// site without bookings); a body can be too large (413) or not JSON at all (415); and a change can
-/// conflict with the state it meets (409). A handler documents only its successes and
-/// what is special about a problem (its own description).
+/// a resource, in its path or its body, may find none (404); input can break the
+/// document (400: a query parameter out of its bounds, a body that is not JSON or not of
+/// its schema); a body can also break a rule no schema states (422), be too large (413)
+/// or not JSON at all (415); and a change can conflict with the state it meets (409). A
+/// handler documents only its successes and what is special about a problem (its own
+/// description).
 struct ProblemResponses;
 
 impl Modify for ProblemResponses {
@@ -129,13 +136,13 @@ fn problems_of(op: &Operation, names_resource: bool, changes: bool) -> Vec<(u16,
         ));
     }
     if body || query || (names_resource && changes) {
-        problems.push((400, "malformed input: a parameter that does not parse or lies outside its bounds, or a body that is not JSON"));
-        problems.push((
-            422,
-            "invalid input; `field` names the offending part as a JSON pointer",
-        ));
+        problems.push((400, "input that breaks this document: a parameter that does not parse or lies outside its bounds, a body that is not JSON or not of its schema; `field` names the offending part of a body as a JSON pointer"));
     }
     if body {
+        problems.push((
+            422,
+            "a body of this document's schema that breaks a rule no schema states (one across fields, against stored data, or inside free-form content); `field` names the offending part as a JSON pointer",
+        ));
         problems.push((413, "the body exceeds the size limit"));
         problems.push((415, "the body is not sent as `application/json`"));
     }
@@ -265,6 +272,296 @@ fn merge(schema: &Schema, components: &BTreeMap<String, RefOr<Schema>>) -> Optio
     }
 }
 
+/// The served document: [`ApiDoc`] with the rules of form its derived schemas cannot
+/// carry (see the module), built once.
+pub fn document() -> &'static Value {
+    static DOCUMENT: OnceLock<Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the OpenAPI document does not serialise");
+            Value::Null
+        });
+        add_rules(&mut doc);
+        doc
+    })
+}
+
+/// A rule as JSON Schema keywords, to be added to a component.
+type Rule = fn() -> Value;
+
+/// Rules between fields that the domain states as JSON Schema, from the functions its
+/// validators decide by, with the components they belong to.
+const CROSS_FIELD_RULES: [(&str, Rule); 3] = [
+    (
+        "OrganisationSpec",
+        verbund_domain::directory::OrganisationSpec::level_rule_schema,
+    ),
+    (
+        "Membership",
+        verbund_domain::account::Membership::scope_rule_schema,
+    ),
+    (
+        "PolicySubmission",
+        verbund_placement::PolicySubmission::owner_rule_schema,
+    ),
+];
+
+/// Components whose `oneOf` variants take no other fields than their own (serde's
+/// `deny_unknown_fields` on an enum, which the derived schema does not say).
+const CLOSED_VARIANTS: [&str; 1] = ["Package"];
+
+/// The name of the component of any JSON value without NUL (see [`nul_free`]).
+const JSON_VALUE: &str = "JsonValue";
+
+fn add_rules(doc: &mut Value) {
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, rule) in CROSS_FIELD_RULES {
+            if let (Some(Value::Object(schema)), Value::Object(rule)) =
+                (schemas.get_mut(name), rule())
+            {
+                schema.extend(rule);
+            }
+        }
+        for name in CLOSED_VARIANTS {
+            if let Some(variants) = schemas
+                .get_mut(name)
+                .and_then(|s| s.get_mut("oneOf"))
+                .and_then(Value::as_array_mut)
+            {
+                for v in variants.iter_mut().filter_map(Value::as_object_mut) {
+                    v.insert("additionalProperties".into(), Value::Bool(false));
+                }
+            }
+        }
+        let no_nul = verbund_domain::name::NUL_FREE_PATTERN;
+        schemas.insert(
+            JSON_VALUE.into(),
+            json!({
+                "description": "Any JSON value without the NUL character (U+0000) in its strings and keys: no database stores it.",
+                "anyOf": [
+                    {"type": ["null", "boolean", "number"]},
+                    {"type": "string", "pattern": no_nul},
+                    {"type": "array", "items": {"$ref": format!("#/components/schemas/{JSON_VALUE}")}},
+                    {"type": "object",
+                     "propertyNames": {"type": "string", "pattern": no_nul},
+                     "additionalProperties": {"$ref": format!("#/components/schemas/{JSON_VALUE}")}},
+                ],
+            }),
+        );
+        // A problem quotes the input it refuses, NUL included.
+        for (name, schema) in schemas.iter_mut() {
+            if name != JSON_VALUE && name != "Problem" {
+                nul_free(schema);
+            }
+        }
+    }
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for op in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
+            for parameter in op
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                let pattern = parameter
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .and_then(parameter_pattern);
+                if let Some(schema) = parameter.get_mut("schema") {
+                    if let (Some(pattern), Some(schema)) = (pattern, schema.as_object_mut()) {
+                        schema.insert("pattern".into(), Value::String(pattern.into()));
+                    }
+                    nul_free(schema);
+                }
+            }
+            let bodies = op
+                .pointer_mut("/requestBody/content")
+                .and_then(Value::as_object_mut)
+                .into_iter()
+                .flat_map(|content| content.values_mut());
+            for media in bodies {
+                if let Some(schema) = media.get_mut("schema") {
+                    nul_free(schema);
+                }
+            }
+        }
+    }
+}
+
+/// The pattern of a parameter whose form a constant states (the annotations of a
+/// parameter take only literals).
+fn parameter_pattern(name: &str) -> Option<&'static str> {
+    match name {
+        "Idempotency-Key" => Some(crate::idempotency::KEY.source()),
+        _ => None,
+    }
+}
+
+/// States on `schema` and everything in it that no string and no key holds NUL, which
+/// the extractors refuse (`crate::extract`): a string without a pattern, an enum or a
+/// format of dates gets [`verbund_domain::name::NUL_FREE_PATTERN`] (the patterns of the
+/// domain exclude NUL themselves, which its tests pin), and a free-form object (one
+/// that names no properties) takes any [`JSON_VALUE`].
+fn nul_free(schema: &mut Value) {
+    let Value::Object(s) = schema else {
+        return;
+    };
+    if s.contains_key("$ref") {
+        return;
+    }
+    let types: Vec<String> = match s.get("type") {
+        Some(Value::String(t)) => vec![t.clone()],
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(|t| t.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let dated = matches!(
+        s.get("format").and_then(Value::as_str),
+        Some("date-time" | "date")
+    );
+    let constrained = ["pattern", "enum", "const"]
+        .iter()
+        .any(|k| s.contains_key(*k));
+    if types.iter().any(|t| t == "string") && !constrained && !dated {
+        s.insert(
+            "pattern".into(),
+            Value::String(verbund_domain::name::NUL_FREE_PATTERN.into()),
+        );
+    }
+    let open = [
+        "properties",
+        "additionalProperties",
+        "propertyNames",
+        "patternProperties",
+        "oneOf",
+        "anyOf",
+        "allOf",
+    ];
+    if types.iter().any(|t| t == "object") && !open.iter().any(|k| s.contains_key(*k)) {
+        s.insert(
+            "propertyNames".into(),
+            json!({"type": "string", "pattern": verbund_domain::name::NUL_FREE_PATTERN}),
+        );
+        s.insert(
+            "additionalProperties".into(),
+            json!({"$ref": format!("#/components/schemas/{JSON_VALUE}")}),
+        );
+        return;
+    }
+    for key in [
+        "items",
+        "additionalProperties",
+        "propertyNames",
+        "not",
+        "contains",
+        "if",
+        "then",
+        "else",
+    ] {
+        if let Some(sub) = s.get_mut(key) {
+            nul_free(sub);
+        }
+    }
+    for key in ["properties", "patternProperties"] {
+        if let Some(Value::Object(props)) = s.get_mut(key) {
+            props.values_mut().for_each(nul_free);
+        }
+    }
+    for key in ["oneOf", "anyOf", "allOf", "prefixItems"] {
+        if let Some(Value::Array(items)) = s.get_mut(key) {
+            items.iter_mut().for_each(nul_free);
+        }
+    }
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+    Router::new().route("/openapi.json", get(|| async { Json(document().clone()) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every string schema below `schema` that a pattern, an enum or a format of dates
+    /// does not constrain, and every object open to any keys.
+    fn unconstrained(schema: &Value, at: &str, out: &mut Vec<String>) {
+        match schema {
+            Value::Object(s) => {
+                let is = |t: &str| match s.get("type") {
+                    Some(Value::String(x)) => x == t,
+                    Some(Value::Array(xs)) => xs.iter().any(|x| x == t),
+                    _ => false,
+                };
+                let has = |k: &str| s.contains_key(k);
+                let dated = matches!(
+                    s.get("format").and_then(Value::as_str),
+                    Some("date-time" | "date")
+                );
+                if is("string") && !has("pattern") && !has("enum") && !has("const") && !dated {
+                    out.push(at.to_string());
+                }
+                if is("object") && !has("properties") && !has("additionalProperties") {
+                    out.push(format!("{at} (object)"));
+                }
+                for (k, v) in s {
+                    unconstrained(v, &format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    unconstrained(v, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_string_a_request_carries_is_stated_free_of_nul() {
+        let doc = document();
+        let mut found = Vec::new();
+        for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+            if name != "Problem" {
+                unconstrained(schema, name, &mut found);
+            }
+        }
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let at = format!("{method} {path}");
+                unconstrained(&op["parameters"], &at, &mut found);
+                unconstrained(&op["requestBody"], &at, &mut found);
+            }
+        }
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn the_rules_across_fields_reach_their_components() {
+        let schemas = &document()["components"]["schemas"];
+        for (name, _) in CROSS_FIELD_RULES {
+            assert!(schemas[name]["oneOf"].is_array(), "{name}");
+        }
+        for name in CLOSED_VARIANTS {
+            for variant in schemas[name]["oneOf"].as_array().unwrap() {
+                assert_eq!(variant["additionalProperties"], false, "{name}");
+            }
+        }
+        let key = &document()["paths"]["/api/v1/bookings"]["post"]["parameters"];
+        assert!(
+            key.as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["schema"]["pattern"] == crate::idempotency::KEY.source()),
+            "{key}"
+        );
+    }
 }

@@ -1,10 +1,38 @@
 //! RFC 9457 problem details: the one error type every handler returns.
+//!
+//! # Which status a refused input gets
+//!
+//! The OpenAPI document is a contract: a request that keeps to it breaks no rule a
+//! client could have known from it. So the status of a refusal says whose rule it
+//! breaks, decided here once (`ApiError::parts`) from the kind of rule
+//! (`verbund_domain::Breach`) a validator names:
+//!
+//! - **400 Bad Request**: the request breaks the document (RFC 9110: a client error the
+//!   server perceives in the request itself). JSON that does not parse, a value of the
+//!   wrong type, an unknown or missing field, and every rule of form the document states
+//!   (a pattern, a length, a bound, an enum, a number of items, a field one value of
+//!   another requires or forbids, NUL in a string). The document states each from the
+//!   constant or function that checks it, so a validator cannot refuse with 400 what
+//!   the document allows without the contract test (schemathesis) seeing it.
+//! - **404 Not Found**: the request names, in its path or its body, an object that does
+//!   not exist or that the caller may not see (the two answer alike, so that existence
+//!   does not leak across tenants); `field` points at the name in a body.
+//! - **409 Conflict**: the request conflicts with the current state of what it changes
+//!   or needs (a version not newer than the latest, a field that cannot change, a
+//!   booking that is cancelled, a dependency with no version yet).
+//! - **422 Unprocessable Content**: the request keeps to the document, but its content
+//!   breaks a rule no schema states: a rule across fields or items, against stored data
+//!   or the current time, or on the inside of free-form content (a configuration
+//!   against its offering's schema, a JSON Schema, Kubernetes manifests, Cedar text, an
+//!   age recipient's checksum). Also a credential in a body that does not hold (a
+//!   current password, a reset token), and an `Idempotency-Key` sent again with another
+//!   request (as the IETF's draft on the header asks).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use verbund_domain::Invalid;
+use verbund_domain::{Breach, Invalid};
 use verbund_store::StoreError;
 
 /// A problem details document (RFC 9457).
@@ -17,7 +45,8 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong, for the person reading it.
     pub detail: String,
-    /// The offending field as a JSON pointer, for validation problems.
+    /// The offending field as a JSON pointer, for a problem with the input (400, 422, and
+    /// the 404 or 409 of a name or value in a body).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
@@ -27,7 +56,8 @@ pub enum ApiError {
     /// The request is malformed (unparsable JSON, a bad query parameter).
     #[error("{0}")]
     BadRequest(String),
-    /// The request is well-formed but its content is invalid.
+    /// The request's input is refused; the kind of rule it breaks decides the status
+    /// (see the module).
     #[error("{0}")]
     Invalid(Invalid),
     /// No or an unknown credential.
@@ -62,14 +92,25 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status this error answers with, for callers that show it another way
+    /// (the portal's error pages).
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
-            ApiError::Invalid(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation",
-                "Invalid input",
-            ),
+            ApiError::Invalid(i) => match i.breach {
+                Breach::Form => (StatusCode::BAD_REQUEST, "validation", "Invalid input"),
+                Breach::Unknown => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+                Breach::Conflict => (StatusCode::CONFLICT, "conflict", "Conflict"),
+                Breach::Meaning => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unprocessable",
+                    "Unprocessable input",
+                ),
+            },
             ApiError::Unauthenticated(_) => (
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",

@@ -536,11 +536,7 @@ async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {
         .unwrap()
         .push(observation(&f.b, "1.0.0", 1, "passed"));
     let r = send_report(app, &f.other_token, &f.other, &foreign).await;
-    let detail = assert_problem(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("/bookings/0/booking"),
-    );
+    let detail = assert_problem(&r, StatusCode::NOT_FOUND, Some("/bookings/0/booking"));
     assert!(detail.contains("is not placed on site"), "{detail}");
     let mut unknown = ready(6);
     unknown["bookings"]
@@ -548,11 +544,7 @@ async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {
         .unwrap()
         .push(observation("no-such-booking", "1.0.0", 1, "passed"));
     let r = send_report(app, &f.token, &f.site, &unknown).await;
-    assert_problem(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("/bookings/1/booking"),
-    );
+    assert_problem(&r, StatusCode::NOT_FOUND, Some("/bookings/1/booking"));
     // Malformed: not JSON, a wrong type, an unknown field, an invalid version.
     let raw = Request::builder()
         .method(Method::POST)
@@ -566,21 +558,21 @@ async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {
     wrong["bookings"][0]["ready_replicas"] = json!("one");
     assert_problem(
         &send_report(app, &f.token, &f.site, &wrong).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
         Some("/bookings/0/ready_replicas"),
     );
     let mut extra = ready(6);
     extra["site"]["owner"] = json!("me");
     assert_problem(
         &send_report(app, &f.token, &f.site, &extra).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
         None,
     );
     let mut bad_version = ready(6);
     bad_version["bookings"][0]["applied_version"] = json!("latest");
     assert_problem(
         &send_report(app, &f.token, &f.site, &bad_version).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
         Some("/bookings/0/applied_version"),
     );
     // Oversized: more bookings than a batch may carry, and more bytes than the limit.
@@ -589,7 +581,7 @@ async fn bad_reports_are_refused_and_change_nothing(kit: Kit) {
         .collect();
     assert_problem(
         &send_report(app, &f.token, &f.site, &report(6, many)).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
         Some("/bookings"),
     );
     let mut huge = ready(6);
@@ -979,7 +971,7 @@ async fn bad_preflights_are_refused_and_change_nothing(kit: Kit) {
     empty["checks"] = json!([]);
     assert_problem(
         &send_preflight(app, &f.token, &f.site, &empty).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
         Some("/checks"),
     );
     let mut twice = good.clone();
@@ -994,14 +986,14 @@ async fn bad_preflights_are_refused_and_change_nothing(kit: Kit) {
     verdict["checks"][0]["verdict"] = json!("maybe");
     assert_problem(
         &send_preflight(app, &f.token, &f.site, &verdict).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
         None,
     );
     let mut extra = good.clone();
     extra["verdict"] = json!("pass");
     assert_problem(
         &send_preflight(app, &f.token, &f.site, &extra).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::BAD_REQUEST,
         None,
     );
     let after = (fleet_site(&kit, &f.site).await, audit_count(&kit).await);

@@ -874,17 +874,17 @@ async fn early_adopters_come_first_and_bad_input_changes_nothing(kit: Kit) {
     for (body, status, field) in [
         (
             json!({"offering": "portal", "version": "9.9.9"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::NOT_FOUND,
             Some("/version"),
         ),
         (
             json!({"offering": "portal", "version": "2.0.0", "policy": {"wave_size": 0}}),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::BAD_REQUEST,
             Some("/policy/wave_size"),
         ),
         (
             json!({"offering": "portal", "version": "2.0.0", "policy": {"bake": 1}}),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::BAD_REQUEST,
             None,
         ),
         (
@@ -892,11 +892,7 @@ async fn early_adopters_come_first_and_bad_input_changes_nothing(kit: Kit) {
             StatusCode::NOT_FOUND,
             None,
         ),
-        (
-            json!({"offering": "portal"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-        ),
+        (json!({"offering": "portal"}), StatusCode::BAD_REQUEST, None),
     ] {
         for path in ["/api/v1/rollouts", "/api/v1/rollouts/plan"] {
             let r = post(app, &kit.admin, path, body.clone()).await;

@@ -326,7 +326,7 @@ fn directory_apply_refusals_and_audit() {
     let bad = s.file("bad.yaml", &site("nordwerk-xx-1", "XX-1", "1.31"));
     let err = s.run(&["site", "apply", "-f", &bad]).fails();
     assert!(
-        err.contains("the server refused the request (422 Invalid input)"),
+        err.contains("the server refused the request (422 Unprocessable input)"),
         "{err}"
     );
     assert!(

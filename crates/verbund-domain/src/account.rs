@@ -28,7 +28,40 @@ pub enum Role {
     Monitoring,
 }
 
+/// What a role is held in: an organisation, a provider, or neither (the federation), and
+/// whether it can be delegated to the organisations below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub organisation: bool,
+    pub provider: bool,
+    pub delegable: bool,
+}
+
 impl Role {
+    pub const ALL: [Role; 7] = [
+        Role::FederationAdmin,
+        Role::ProviderOperator,
+        Role::Vendor,
+        Role::OrgAdmin,
+        Role::OrgMember,
+        Role::Auditor,
+        Role::Monitoring,
+    ];
+
+    /// The scope a membership of this role names.
+    pub fn scope(self) -> Scope {
+        let (organisation, provider) = match self {
+            Role::FederationAdmin | Role::Auditor | Role::Monitoring => (false, false),
+            Role::ProviderOperator => (false, true),
+            Role::Vendor | Role::OrgAdmin | Role::OrgMember => (true, false),
+        };
+        Scope {
+            organisation,
+            provider,
+            delegable: self == Role::OrgAdmin,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::FederationAdmin => "federation-admin",
@@ -60,6 +93,53 @@ pub struct Membership {
 }
 
 impl Membership {
+    /// The rules between a role and its scope as JSON Schema: `oneOf` a branch per kind of
+    /// [`Scope`], naming its roles. `validate` decides by the same [`Role::scope`].
+    pub fn scope_rule_schema() -> serde_json::Value {
+        let mut branches: Vec<(Scope, Vec<&str>)> = Vec::new();
+        for role in Role::ALL {
+            let scope = role.scope();
+            match branches.iter_mut().find(|(s, _)| *s == scope) {
+                Some((_, roles)) => roles.push(role.as_str()),
+                None => branches.push((scope, vec![role.as_str()])),
+            }
+        }
+        let named = |needed: bool| {
+            if needed {
+                serde_json::json!({"type": "string"})
+            } else {
+                serde_json::json!({"type": "null"})
+            }
+        };
+        let one_of: Vec<serde_json::Value> = branches
+            .into_iter()
+            .map(|(scope, roles)| {
+                let mut required = vec!["role"];
+                if scope.organisation {
+                    required.push("organisation");
+                }
+                if scope.provider {
+                    required.push("provider");
+                }
+                let delegated = if scope.delegable {
+                    serde_json::json!({"type": "boolean"})
+                } else {
+                    serde_json::json!({"const": false})
+                };
+                serde_json::json!({
+                    "properties": {
+                        "role": {"enum": roles},
+                        "organisation": named(scope.organisation),
+                        "provider": named(scope.provider),
+                        "delegated": delegated,
+                    },
+                    "required": required,
+                })
+            })
+            .collect();
+        serde_json::json!({ "oneOf": one_of })
+    }
+
     /// The federation administrator's role: everything, everywhere.
     pub fn federation_admin() -> Membership {
         Membership {
@@ -71,17 +151,14 @@ impl Membership {
     }
 
     pub fn validate(&self, at: &str) -> Result<()> {
-        if self.delegated && self.role != Role::OrgAdmin {
+        let scope = self.role.scope();
+        if self.delegated && !scope.delegable {
             return Err(Invalid::new(
                 format!("{at}/delegated"),
                 "only an org-admin role can be delegated to the organisations below",
             ));
         }
-        let (needs_org, needs_provider) = match self.role {
-            Role::FederationAdmin | Role::Auditor | Role::Monitoring => (false, false),
-            Role::ProviderOperator => (false, true),
-            Role::Vendor | Role::OrgAdmin | Role::OrgMember => (true, false),
-        };
+        let (needs_org, needs_provider) = (scope.organisation, scope.provider);
         let role = self.role.as_str();
         match (needs_org, self.organisation.is_some()) {
             (true, false) => {
@@ -122,9 +199,21 @@ pub struct UserSpec {
     #[schema(schema_with = crate::name::display_name_schema)]
     pub display_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = email_schema)]
     pub email: Option<String>,
     #[schema(min_items = 1)]
     pub memberships: Vec<Membership>,
+}
+
+/// The longest e-mail address.
+pub const EMAIL_MAX: usize = 254;
+
+/// What `UserSpec::validate` asks of an e-mail address: an `@` (and no NUL).
+pub static EMAIL: crate::name::Pattern =
+    crate::name::Pattern::new(|| "^[^\\u0000]*@[^\\u0000]*$".into());
+
+fn email_schema() -> utoipa::openapi::schema::Object {
+    crate::directory::nullable(crate::name::bounded_schema(&EMAIL, EMAIL_MAX))
 }
 
 /// The longest login name.
@@ -165,7 +254,7 @@ impl UserSpec {
         }
         check_text("/display_name", &self.display_name, DISPLAY_NAME_MAX)?;
         if let Some(email) = &self.email {
-            if !email.contains('@') || email.len() > 254 {
+            if !EMAIL.is_match(email) || email.chars().count() > EMAIL_MAX {
                 return Err(Invalid::new(
                     "/email",
                     format!("`{email}` is not an e-mail address"),
@@ -220,12 +309,21 @@ pub struct PasswordReset {
 #[serde(deny_unknown_fields)]
 pub struct TokenSpec {
     /// What the token is for, e.g. `ci-pipeline`.
+    #[schema(schema_with = token_name_schema)]
     pub name: String,
     /// The user the token acts as; defaults to the caller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The longest name of a token (an API token's or a site's).
+pub const TOKEN_NAME_MAX: usize = 100;
+
+/// The JSON Schema of a token's name.
+pub fn token_name_schema() -> utoipa::openapi::schema::Object {
+    crate::name::text_schema(TOKEN_NAME_MAX)
 }
 
 /// A stored API token (without its secret).

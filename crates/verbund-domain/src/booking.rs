@@ -226,6 +226,40 @@ pub enum UpdateChannel {
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
+/// An update channel's form, as a regular expression: `stable`, `pinned:` and a version
+/// ([`crate::catalog::version_syntax`]), or `window:`, days and a time span of `HH:MM`.
+/// A booking's channel must match it; that a window's times exist and its start lies
+/// before its end is a rule of meaning ([`UpdateChannel::from_str`] decides it).
+pub static CHANNEL: crate::name::Pattern = crate::name::Pattern::new(|| {
+    let day = format!("({})", DAYS.join("|"));
+    let time = "([01][0-9]|2[0-4]):[0-5][0-9]";
+    format!(
+        "^(stable|pinned:{}|window:{day}(,{day})* {time}-{time})$",
+        crate::catalog::version_syntax()
+    )
+});
+
+/// The JSON Schema of an update channel.
+pub fn channel_schema() -> utoipa::openapi::schema::Object {
+    CHANNEL.schema()
+}
+
+/// Checks a new update channel: its form ([`CHANNEL`]), then its meaning.
+pub fn check_channel(field: &str, channel: &str) -> Result<UpdateChannel> {
+    if !CHANNEL.is_match(channel) {
+        return Err(Invalid::new(
+            field,
+            format!(
+                "`{channel}` is not an update channel (`stable`, `pinned:<version>` or \
+                 `window:<days> <HH:MM>-<HH:MM>`, e.g. `window:sat,sun 02:00-05:00`)"
+            ),
+        ));
+    }
+    channel
+        .parse()
+        .map_err(|e: String| Invalid::meaning(field, e))
+}
+
 fn parse_hm(s: &str) -> Option<u16> {
     let (h, m) = s.split_once(':')?;
     let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
@@ -312,6 +346,7 @@ pub struct BookingSpec {
     pub config: Value,
     /// `stable` (default), `pinned:<version>` or `window:<days> <from>-<to>`.
     #[serde(default = "stable")]
+    #[schema(schema_with = channel_schema)]
     pub channel: String,
 }
 
@@ -328,7 +363,7 @@ impl BookingSpec {
     pub fn validate(&self, offering: &OfferingSpec) -> Result<UpdateChannel> {
         if offering.plan(&self.plan).is_none() {
             let plans: Vec<&str> = offering.plans.iter().map(|p| p.name.as_str()).collect();
-            return Err(Invalid::new(
+            return Err(Invalid::unknown(
                 "/plan",
                 format!(
                     "offering `{}` has no plan `{}` (plans: {})",
@@ -338,10 +373,7 @@ impl BookingSpec {
                 ),
             ));
         }
-        let channel: UpdateChannel = self
-            .channel
-            .parse()
-            .map_err(|e| Invalid::new("/channel", e))?;
+        let channel = check_channel("/channel", &self.channel)?;
         validate_config(&offering.config_schema, &self.config)?;
         check_config_secrets(&offering.config_schema, &self.config)?;
         Ok(channel)
@@ -352,7 +384,7 @@ impl BookingSpec {
 /// [`crate::secrets`]): the same decision the renderer takes.
 pub fn check_config_secrets(schema: &Value, config: &Value) -> Result<()> {
     match crate::secrets::find_secret(Some(schema), config) {
-        Some(f) => Err(Invalid::new(
+        Some(f) => Err(Invalid::meaning(
             format!("/config{}", f.pointer),
             f.message("booking"),
         )),
@@ -365,7 +397,7 @@ pub fn check_config_secrets(schema: &Value, config: &Value) -> Result<()> {
 pub fn validate_config(schema: &Value, config: &Value) -> Result<()> {
     match config_problems(schema, config).into_iter().next() {
         None => Ok(()),
-        Some(p) => Err(Invalid::new(p.pointer, p.message)),
+        Some(p) => Err(Invalid::meaning(p.pointer, p.message)),
     }
 }
 
@@ -576,13 +608,59 @@ pub struct BookingPatch {
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = optional_channel_schema)]
     pub channel: Option<String>,
+}
+
+fn optional_channel_schema() -> utoipa::openapi::schema::Object {
+    crate::directory::nullable(channel_schema())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_channel_breaks_its_form_or_its_meaning() {
+        assert!(CHANNEL.compiles());
+        for ok in [
+            "stable",
+            "pinned:1.2.3",
+            "pinned:1.0.0-rc.1",
+            "window:sat,sun 02:00-05:00",
+            "window:mon 00:00-24:00",
+        ] {
+            assert!(check_channel("/channel", ok).is_ok(), "{ok}");
+        }
+        for form in [
+            "",
+            "Stable",
+            "pinned:1.2",
+            "window:sat 2:00-05:00",
+            "window: sat 02:00-05:00",
+            "window:sat,sun 02:00-05:00 ",
+            "window:xyz 02:00-05:00",
+            "stable\n",
+        ] {
+            assert_eq!(
+                check_channel("/channel", form).unwrap_err().breach,
+                crate::Breach::Form,
+                "{form:?}"
+            );
+        }
+        for meaning in [
+            "window:sat 05:00-02:00",
+            "window:sat 24:30-24:40",
+            "window:sat 02:00-02:00",
+        ] {
+            assert_eq!(
+                check_channel("/channel", meaning).unwrap_err().breach,
+                crate::Breach::Meaning,
+                "{meaning:?}"
+            );
+        }
+    }
 
     #[test]
     fn lifecycle_happy_path() {

@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::directory::Resources;
+use crate::directory::{nullable, Resources};
 use crate::error::{Invalid, Result};
-use crate::name::{check_name, check_text, DISPLAY_NAME_MAX};
+use crate::name::{
+    bounded_schema, check_name, check_pattern, check_text, Pattern, DISPLAY_NAME_MAX,
+};
 use crate::tenancy::{secret_names_in_values, unmet_references, Reference};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -67,17 +69,56 @@ impl DataClass {
 pub struct SiteRequirements {
     /// Capability tags the site must have, e.g. `storage:rwx`.
     #[serde(default)]
+    #[schema(schema_with = crate::directory::capabilities_schema)]
     pub capabilities: BTreeSet<String>,
     /// Lowest Kubernetes minor version, e.g. `1.29`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = min_kubernetes_schema)]
     pub min_kubernetes: Option<String>,
 }
 
+fn min_kubernetes_schema() -> utoipa::openapi::schema::Object {
+    nullable(crate::directory::kubernetes_minor_schema())
+}
+
+/// Replicas between `min_replicas` and `max_replicas` (that the one is not above the other
+/// is a rule across the fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Autoscaling {
+    #[schema(minimum = 1)]
     pub min_replicas: u32,
     pub max_replicas: u32,
+}
+
+/// The JSON Schema of a plan's resources: CPU and memory at least 1.
+fn plan_resources_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let amount = |min: f64, description: Option<&str>| {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(min))
+            .description(description)
+            .build()
+    };
+    ObjectBuilder::new()
+        .description(Some(
+            "Resources in the units verbund accounts in; CPU and memory at least 1.",
+        ))
+        .property(
+            "cpu_millis",
+            amount(1.0, Some("CPU in millicores (1000 = one core).")),
+        )
+        .property("memory_mib", amount(1.0, None))
+        .property("storage_gib", amount(0.0, None))
+        .required("cpu_millis")
+        .required("memory_mib")
+        .required("storage_gib")
+        .additional_properties(Some(
+            utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+        ))
+        .build()
 }
 
 /// A plan: the size of one booking and its monthly price.
@@ -88,7 +129,9 @@ pub struct Plan {
     pub name: String,
     #[schema(schema_with = crate::name::display_name_schema)]
     pub display_name: String,
+    #[schema(schema_with = plan_resources_schema)]
     pub resources: Resources,
+    #[schema(minimum = 1)]
     pub replicas: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<Autoscaling>,
@@ -100,20 +143,40 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dependency {
+    #[schema(schema_with = crate::name::name_schema)]
     pub offering: String,
+    /// One of its plans; without, the smallest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = optional_name_schema)]
     pub plan: Option<String>,
+}
+
+fn optional_name_schema() -> utoipa::openapi::schema::Object {
+    nullable(crate::name::name_schema())
 }
 
 /// A check run in the tenant's namespace after each deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmokeTest {
+    #[schema(schema_with = image_schema)]
     pub image: String,
     #[serde(default)]
     pub command: Vec<String>,
     #[serde(default = "default_smoke_timeout")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub timeout_seconds: u32,
+}
+
+/// The longest image reference of a smoke test.
+pub const IMAGE_MAX: usize = 500;
+
+/// The longest timeout of a smoke test, in seconds (the shortest is 1; the schema says
+/// both too).
+pub const SMOKE_TIMEOUT_MAX: u32 = 3600;
+
+fn image_schema() -> utoipa::openapi::schema::Object {
+    crate::name::text_schema(IMAGE_MAX)
 }
 
 fn default_smoke_timeout() -> u32 {
@@ -130,25 +193,31 @@ pub struct OfferingSpec {
     #[schema(schema_with = crate::name::display_name_schema)]
     pub display_name: String,
     #[serde(default)]
+    #[schema(schema_with = description_schema)]
     pub description: String,
     /// The language of the vendor's texts (the description, the configuration's hints,
     /// the changelogs) as a BCP 47 tag, e.g. `en`; German when absent. A page in another
     /// language marks those texts with it, so that they are read out right (WCAG 3.1.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = language_tag_schema)]
     pub description_language: Option<String>,
     /// Id of the vendor organisation.
+    #[schema(schema_with = vendor_schema)]
     pub vendor: String,
     pub category: Category,
     /// The OZG-Leistung it implements, e.g. `10048`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = ozg_id_schema)]
     pub ozg_id: Option<String>,
+    #[schema(min_items = 1)]
     pub data_classes: BTreeSet<DataClass>,
     #[serde(default)]
     pub requirements: SiteRequirements,
+    #[schema(min_items = 1)]
     pub plans: Vec<Plan>,
     /// JSON Schema for the tenant's configuration.
     #[serde(default = "empty_object_schema")]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = json_schema_schema)]
     pub config_schema: Value,
     #[serde(default)]
     pub dependencies: Vec<Dependency>,
@@ -172,16 +241,42 @@ fn empty_object_schema() -> Value {
     serde_json::json!({"type": "object"})
 }
 
+/// The longest description of an offering.
+pub const DESCRIPTION_MAX: usize = 10_000;
+
+fn description_schema() -> utoipa::openapi::schema::Object {
+    bounded_schema(&crate::name::NUL_FREE, DESCRIPTION_MAX)
+}
+
+/// The longest vendor id.
+pub const VENDOR_MAX: usize = 100;
+
+fn vendor_schema() -> utoipa::openapi::schema::Object {
+    crate::name::text_schema(VENDOR_MAX)
+}
+
 /// A language, or a language and a region: `en`, `de`, `de-AT` (the part of BCP 47 a
 /// page's `lang` needs).
-fn is_language_tag(s: &str) -> bool {
-    let (lang, region) = match s.split_once('-') {
-        Some((l, r)) => (l, Some(r)),
-        None => (s, None),
-    };
-    (2..=3).contains(&lang.len())
-        && lang.bytes().all(|b| b.is_ascii_lowercase())
-        && region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_uppercase()))
+pub static LANGUAGE_TAG: Pattern = Pattern::new(|| "^[a-z]{2,3}(-[A-Z]{2})?$".into());
+
+fn language_tag_schema() -> utoipa::openapi::schema::Object {
+    nullable(LANGUAGE_TAG.schema())
+}
+
+/// An OZG id: 1 to 20 letters or digits, e.g. `10048`.
+pub static OZG_ID: Pattern = Pattern::new(|| "^[A-Za-z0-9]{1,20}$".into());
+
+fn ozg_id_schema() -> utoipa::openapi::schema::Object {
+    nullable(OZG_ID.schema())
+}
+
+/// The JSON Schema of a JSON Schema as far as a schema can say it: an object or a
+/// boolean (whether it is valid against its meta-schema is a rule of meaning).
+fn json_schema_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Boolean]))
+        .build()
 }
 
 fn default_retention() -> u32 {
@@ -192,28 +287,24 @@ impl OfferingSpec {
     pub fn validate(&self) -> Result<()> {
         check_name("/name", &self.name)?;
         check_text("/display_name", &self.display_name, DISPLAY_NAME_MAX)?;
-        if self.description.chars().count() > 10_000 {
+        if self.description.chars().count() > DESCRIPTION_MAX {
             return Err(Invalid::new(
                 "/description",
-                "must be at most 10000 characters",
+                format!("must be at most {DESCRIPTION_MAX} characters"),
             ));
         }
-        check_text("/vendor", &self.vendor, 100)?;
+        check_text("/vendor", &self.vendor, VENDOR_MAX)?;
         if let Some(l) = &self.description_language {
-            if !is_language_tag(l) {
-                return Err(Invalid::new(
-                    "/description_language",
-                    format!("`{l}` is not a language tag (e.g. `en`, `de`, `de-AT`)"),
-                ));
-            }
+            check_pattern(
+                "/description_language",
+                l,
+                &LANGUAGE_TAG,
+                6,
+                "a language tag (e.g. `en`, `de`, `de-AT`)",
+            )?;
         }
         if let Some(ozg) = &self.ozg_id {
-            if ozg.is_empty() || ozg.len() > 20 || !ozg.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(Invalid::new(
-                    "/ozg_id",
-                    format!("`{ozg}` is not an OZG id (e.g. `10048`)"),
-                ));
-            }
+            check_pattern("/ozg_id", ozg, &OZG_ID, 20, "an OZG id (e.g. `10048`)")?;
         }
         if self.data_classes.is_empty() {
             return Err(Invalid::new(
@@ -221,16 +312,11 @@ impl OfferingSpec {
                 "name at least one data class (e.g. `public`)",
             ));
         }
+        for cap in &self.requirements.capabilities {
+            crate::directory::check_capability("/requirements/capabilities", cap)?;
+        }
         if let Some(v) = &self.requirements.min_kubernetes {
-            let ok = v
-                .split_once('.')
-                .is_some_and(|(a, b)| a == "1" && b.parse::<u16>().is_ok());
-            if !ok {
-                return Err(Invalid::new(
-                    "/requirements/min_kubernetes",
-                    format!("`{v}` is not a Kubernetes minor version (e.g. `1.29`)"),
-                ));
-            }
+            crate::directory::check_kubernetes_minor("/requirements/min_kubernetes", v)?;
         }
         self.validate_plans()?;
         check_schema("/config_schema", &self.config_schema)?;
@@ -238,22 +324,28 @@ impl OfferingSpec {
         for (i, d) in self.dependencies.iter().enumerate() {
             let field = format!("/dependencies/{i}/offering");
             check_name(&field, &d.offering)?;
+            if let Some(plan) = &d.plan {
+                check_name(&format!("/dependencies/{i}/plan"), plan)?;
+            }
             if d.offering == self.name {
-                return Err(Invalid::new(field, "an offering cannot depend on itself"));
+                return Err(Invalid::meaning(
+                    field,
+                    "an offering cannot depend on itself",
+                ));
             }
             if !deps.insert(&d.offering) {
-                return Err(Invalid::new(
+                return Err(Invalid::meaning(
                     field,
                     format!("`{}` is listed twice", d.offering),
                 ));
             }
         }
         if let Some(t) = &self.smoke_test {
-            check_text("/smoke_test/image", &t.image, 500)?;
-            if t.timeout_seconds == 0 || t.timeout_seconds > 3600 {
+            check_text("/smoke_test/image", &t.image, IMAGE_MAX)?;
+            if t.timeout_seconds == 0 || t.timeout_seconds > SMOKE_TIMEOUT_MAX {
                 return Err(Invalid::new(
                     "/smoke_test/timeout_seconds",
-                    "must be between 1 and 3600",
+                    format!("must be between 1 and {SMOKE_TIMEOUT_MAX}"),
                 ));
             }
         }
@@ -272,7 +364,7 @@ impl OfferingSpec {
             let at = format!("/plans/{i}");
             check_name("/name", &p.name).map_err(|e| e.at(&at))?;
             if !names.insert(&p.name) {
-                return Err(Invalid::new(
+                return Err(Invalid::meaning(
                     format!("{at}/name"),
                     format!("plan `{}` is defined twice", p.name),
                 ));
@@ -290,13 +382,19 @@ impl OfferingSpec {
             }
             if let Some(a) = p.autoscaling {
                 if a.min_replicas == 0 || a.min_replicas > a.max_replicas {
-                    return Err(Invalid::new(
+                    let breach = if a.min_replicas == 0 {
+                        crate::Breach::Form
+                    } else {
+                        crate::Breach::Meaning
+                    };
+                    return Err(Invalid::of(
+                        breach,
                         format!("{at}/autoscaling"),
                         "needs 1 ≤ min_replicas ≤ max_replicas",
                     ));
                 }
                 if !(a.min_replicas..=a.max_replicas).contains(&p.replicas) {
-                    return Err(Invalid::new(
+                    return Err(Invalid::meaning(
                         format!("{at}/replicas"),
                         "must lie within the autoscaling bounds",
                     ));
@@ -366,7 +464,7 @@ pub fn check_schema(field: &str, schema: &Value) -> Result<()> {
     }
     config_validator(schema)
         .map(|_| ())
-        .map_err(|e| Invalid::new(field, format!("not a valid JSON Schema: {e}")))
+        .map_err(|e| Invalid::meaning(field, format!("not a valid JSON Schema: {e}")))
 }
 
 /// A stored offering.
@@ -387,8 +485,11 @@ pub struct Offering {
 pub enum Package {
     /// A Helm chart from an HTTPS repository or an OCI registry (`oci://…`).
     Helm {
+        #[schema(schema_with = repository_schema)]
         repository: String,
+        #[schema(schema_with = crate::name::name_schema)]
         chart: String,
+        #[schema(schema_with = chart_version_schema)]
         chart_version: String,
         #[serde(default = "empty_object")]
         #[schema(value_type = Object)]
@@ -397,14 +498,84 @@ pub enum Package {
     /// Plain Kubernetes manifests, each of a kind a tenant may own
     /// ([`crate::tenancy::TENANT_KINDS`]), placed in the booking's namespace.
     Manifests {
-        #[schema(value_type = Vec<Object>)]
+        #[schema(value_type = Vec<Object>, min_items = 1)]
         manifests: Vec<Value>,
         /// The ConfigMap the manifests read the tenant's configuration from (e.g. through
         /// `envFrom`); verbund renders it from the booking's configuration, one key per
         /// leaf in environment-variable form (`tax_rates.first_dog` → `TAX_RATES_FIRST_DOG`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = optional_name_schema)]
         config_map: Option<String>,
     },
+}
+
+/// The longest Helm repository URL.
+pub const REPOSITORY_MAX: usize = 500;
+
+/// A Helm repository URL: `https://…`, `oci://…` (or `http://…`) without white space.
+pub static REPOSITORY: Pattern = Pattern::new(|| {
+    format!(
+        "^(https://|oci://|http://)[^{}{}]*$",
+        crate::name::WHITE_SPACE_CLASS,
+        crate::name::NUL_CLASS
+    )
+});
+
+fn repository_schema() -> utoipa::openapi::schema::Object {
+    bounded_schema(&REPOSITORY, REPOSITORY_MAX)
+}
+
+/// The longest chart version.
+pub const CHART_VERSION_MAX: usize = 100;
+
+fn chart_version_schema() -> utoipa::openapi::schema::Object {
+    crate::name::text_schema(CHART_VERSION_MAX)
+}
+
+/// A semantic version that travels in a Kubernetes label (see [`version_label`]), as a
+/// regular expression (without anchors, to be part of others): SemVer 2.0's grammar
+/// with numbers of the core that fit in 64 bits, ending in a letter or digit. Its length
+/// is [`MAX_VERSION_LABEL`].
+pub fn version_syntax() -> String {
+    let n = "(0|[1-9][0-9]{0,18})";
+    let pre = "(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)";
+    let pre_end = "(0|[1-9][0-9]*|[0-9]*[A-Za-z]|[0-9]*[A-Za-z-][0-9A-Za-z-]*[0-9A-Za-z])";
+    let build = "[0-9A-Za-z-]+";
+    let build_end = "[0-9A-Za-z-]*[0-9A-Za-z]";
+    format!(
+        "{n}\\.{n}\\.{n}((-({pre}\\.)*{pre})?\\+({build}\\.)*{build_end}|-({pre}\\.)*{pre_end})?"
+    )
+}
+
+/// A semantic version (SemVer 2.0, with numbers of the core that fit in 64 bits), as a
+/// regular expression: what a site may report as running.
+pub static SEMVER: Pattern = Pattern::new(|| {
+    let n = "(0|[1-9][0-9]{0,18})";
+    let pre = "(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)";
+    let build = "[0-9A-Za-z-]+";
+    format!("^{n}\\.{n}\\.{n}(-{pre}(\\.{pre})*)?(\\+{build}(\\.{build})*)?$")
+});
+
+/// [`version_syntax`] as the whole of a value: what `VersionSpec::validate` accepts as a
+/// version.
+pub static VERSION: Pattern = Pattern::new(|| format!("^{}$", version_syntax()));
+
+/// The JSON Schema of a version that can be published.
+pub fn version_schema() -> utoipa::openapi::schema::Object {
+    bounded_schema(&VERSION, MAX_VERSION_LABEL)
+}
+
+/// Checks a version's form (see [`VERSION`]).
+pub fn check_version(field: &str, version: &str) -> Result<semver::Version> {
+    let refused = |why: String| Invalid::new(field, format!("`{version}` {why}"));
+    if version.len() > MAX_VERSION_LABEL || !VERSION.is_match(version) {
+        return Err(refused(format!(
+            "is not a semantic version that a Kubernetes label can carry (SemVer 2.0, at \
+             most {MAX_VERSION_LABEL} characters, ending in a letter or digit), which is how \
+             sites report it"
+        )));
+    }
+    semver::Version::parse(version).map_err(|e| refused(format!("is not a semantic version: {e}")))
 }
 
 fn empty_object() -> Value {
@@ -416,6 +587,7 @@ fn empty_object() -> Value {
 #[serde(deny_unknown_fields)]
 pub struct VersionSpec {
     /// Semantic version, e.g. `29.0.4`.
+    #[schema(schema_with = version_schema)]
     pub version: String,
     pub package: Package,
     #[serde(default)]
@@ -425,12 +597,7 @@ pub struct VersionSpec {
 impl VersionSpec {
     /// Validates the version on its own and against the latest published one.
     pub fn validate(&self, latest: Option<&str>) -> Result<semver::Version> {
-        let v = semver::Version::parse(&self.version).map_err(|e| {
-            Invalid::new(
-                "/version",
-                format!("`{}` is not a semantic version: {e}", self.version),
-            )
-        })?;
+        let v = check_version("/version", &self.version)?;
         if version_label(&self.version).is_none() {
             return Err(Invalid::new(
                 "/version",
@@ -442,7 +609,7 @@ impl VersionSpec {
         }
         if let Some(latest) = latest.and_then(|l| semver::Version::parse(l).ok()) {
             if v <= latest {
-                return Err(Invalid::new(
+                return Err(Invalid::conflict(
                     "/version",
                     format!("`{v}` is not newer than the latest published version `{latest}`; versions only grow"),
                 ));
@@ -453,7 +620,7 @@ impl VersionSpec {
             Package::Manifests { manifests, .. } => ("manifests", Value::Array(manifests.clone())),
         };
         if let Some((pointer, c)) = crate::portable::find_uncarriable(&content) {
-            return Err(Invalid::new(
+            return Err(Invalid::meaning(
                 format!("/package/{part}{pointer}"),
                 crate::portable::describe(c),
             ));
@@ -465,23 +632,20 @@ impl VersionSpec {
                 chart_version,
                 values,
             } => {
-                let scheme_ok = repository.starts_with("https://")
-                    || repository.starts_with("oci://")
-                    || repository.starts_with("http://");
-                if !scheme_ok || repository.len() > 500 || repository.contains(char::is_whitespace)
-                {
-                    return Err(Invalid::new(
-                        "/package/repository",
-                        format!("`{repository}` is not a Helm repository URL (`https://…` or `oci://…`)"),
-                    ));
-                }
+                check_pattern(
+                    "/package/repository",
+                    repository,
+                    &REPOSITORY,
+                    REPOSITORY_MAX,
+                    "a Helm repository URL (`https://…` or `oci://…`)",
+                )?;
                 check_name("/package/chart", chart)?;
-                check_text("/package/chart_version", chart_version, 100)?;
+                check_text("/package/chart_version", chart_version, CHART_VERSION_MAX)?;
                 if !values.is_object() {
                     return Err(Invalid::new("/package/values", "must be an object"));
                 }
                 if let Some(f) = crate::secrets::find_secret(None, values) {
-                    return Err(Invalid::new(
+                    return Err(Invalid::meaning(
                         format!("/package/values{}", f.pointer),
                         f.message("package"),
                     ));
@@ -496,7 +660,7 @@ impl VersionSpec {
                 }
                 for (i, m) in manifests.iter().enumerate() {
                     crate::tenancy::check_tenant_object(m).map_err(|e| {
-                        Invalid::new(format!("/package/manifests/{i}"), e.to_string())
+                        Invalid::meaning(format!("/package/manifests/{i}"), e.to_string())
                     })?;
                 }
                 if let Some(name) = config_map {
@@ -579,7 +743,7 @@ pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<(
         Package::Manifests {
             config_map: None, ..
         } if crate::secrets::declares_secrets(&offering.config_schema) => {
-            return Err(Invalid::new(
+            return Err(Invalid::meaning(
                 "/package/config_map",
                 format!(
                     "`{}` declares secret configuration, which plain manifests read from the Secret `<config_map>-secrets`: name a config_map",
@@ -594,7 +758,7 @@ pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<(
             let unmet = unmet_references(manifests, &provided);
             if !unmet.is_empty() {
                 let names: Vec<String> = unmet.iter().map(ToString::to_string).collect();
-                return Err(Invalid::new(
+                return Err(Invalid::meaning(
                     "/package/manifests",
                     format!(
                         "the pods read {} which nothing creates; the manifests may read what they create and what verbund provides: {}",
@@ -607,7 +771,7 @@ pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<(
         Package::Helm { values, .. } => {
             for (pointer, name) in secret_names_in_values(values) {
                 if !provided.contains(&Reference::Secret(name.clone())) {
-                    return Err(Invalid::new(
+                    return Err(Invalid::meaning(
                         format!("/package/values{pointer}"),
                         format!(
                             "names the Secret `{name}`, which no booking of `{}` gets; verbund provides: {}",
@@ -680,6 +844,67 @@ mod tests {
             if let Some(label) = version_label(&version) {
                 proptest::prop_assert_eq!(version_from_label(&label), Some(version));
             }
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        /// Every version the pattern admits is a semantic version with a label.
+        #[test]
+        fn every_version_the_pattern_admits_is_published_as_itself(
+            version in proptest::string::string_regex(&version_syntax()).unwrap()
+                .prop_filter("fits a label", |v| v.len() <= MAX_VERSION_LABEL)
+        ) {
+            proptest::prop_assert!(semver::Version::parse(&version).is_ok(), "{}", version);
+            proptest::prop_assert!(version_label(&version).is_some(), "{}", version);
+            proptest::prop_assert!(check_version("/v", &version).is_ok(), "{}", version);
+        }
+
+        /// Every version a site may report is a semantic version.
+        #[test]
+        fn every_reported_version_the_pattern_admits_parses(
+            version in proptest::string::string_regex(
+                SEMVER.source().trim_start_matches('^').trim_end_matches('$')
+            ).unwrap()
+        ) {
+            proptest::prop_assert!(semver::Version::parse(&version).is_ok(), "{}", version);
+        }
+    }
+
+    #[test]
+    fn the_version_pattern_follows_semver_and_the_label() {
+        assert!(VERSION.compiles() && REPOSITORY.compiles() && SEMVER.compiles());
+        assert!(LANGUAGE_TAG.compiles() && OZG_ID.compiles());
+        for ok in [
+            "1.0.0",
+            "29.0.4",
+            "1.1.0-RC.1+build.7",
+            "1.0.0-a-+b",
+            "1.0.0-0a",
+            "1.0.0-x.-1",
+        ] {
+            assert!(check_version("/v", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "1.0",
+            "01.0.0",
+            "1.0.0-01",
+            "1.0.0-rc-",
+            "1.0.0+b-",
+            "1.0.0-",
+            "v1.0.0",
+            "1.0.0 ",
+            "1.0.0\n",
+            "18446744073709551616.0.0",
+            "1.0.0+",
+            "1.0.0-a..b",
+        ] {
+            assert!(check_version("/v", bad).is_err(), "{bad}");
+            let Err(e) = check_version("/v", bad) else {
+                continue;
+            };
+            assert_eq!(e.breach, crate::Breach::Form, "{bad}");
         }
     }
 

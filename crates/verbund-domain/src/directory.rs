@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{Invalid, Result};
-use crate::name::{check_name, check_text, DISPLAY_NAME_MAX, SHORT_TEXT_MAX};
+use crate::name::{
+    check_name, check_pattern, check_text, Pattern, DISPLAY_NAME_MAX, SHORT_TEXT_MAX,
+};
 
 /// The administrative level of an organisation.
 #[derive(
@@ -48,6 +50,19 @@ impl Level {
             "verband" => Level::Verband,
             _ => return None,
         })
+    }
+
+    pub const ALL: [Level; 5] = [
+        Level::Bund,
+        Level::Land,
+        Level::Kreis,
+        Level::Gemeinde,
+        Level::Verband,
+    ];
+
+    /// Whether an organisation of this level sits below a parent: every one but the Bund.
+    pub fn has_parent(self) -> bool {
+        self != Level::Bund
     }
 
     /// Depth in the federal hierarchy; a parent is always strictly shallower.
@@ -107,6 +122,12 @@ pub fn land_key_schema() -> utoipa::openapi::schema::Object {
     crate::name::pattern_schema(LAND_KEY_PATTERN)
 }
 
+/// An ARS as a regular expression: what `check_ars` accepts, which the tests pin.
+pub static ARS: Pattern = Pattern::new(|| "^(0[1-9]|1[0-6])([0-9]{3}|[0-9]{7}|[0-9]{10})?$".into());
+
+/// An AGS as a regular expression: what `check_ags` accepts, which the tests pin.
+pub static AGS: Pattern = Pattern::new(|| "^(0[1-9]|1[0-6])([0-9]{3}|[0-9]{6})?$".into());
+
 /// Validates an ARS (Amtlicher Regionalschlüssel).
 pub fn check_ars(field: &str, value: &str) -> Result<()> {
     check_key(field, value, &ARS_LENGTHS, "ARS")
@@ -117,18 +138,66 @@ pub fn check_ags(field: &str, value: &str) -> Result<()> {
     check_key(field, value, &AGS_LENGTHS, "AGS")
 }
 
+/// A JSON Schema that allows `null` too, as serde reads an `Option` field.
+pub fn nullable(mut schema: utoipa::openapi::schema::Object) -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let types: Vec<Type> = match &schema.schema_type {
+        SchemaType::Type(t) => vec![t.clone()],
+        SchemaType::Array(ts) => ts.clone(),
+        SchemaType::AnyValue => return schema,
+    };
+    if !types.contains(&Type::Null) {
+        schema.schema_type = SchemaType::from_iter(types.into_iter().chain([Type::Null]));
+    }
+    schema
+}
+
+fn ars_schema() -> utoipa::openapi::schema::Object {
+    nullable(ARS.schema())
+}
+
+fn ags_schema() -> utoipa::openapi::schema::Object {
+    nullable(AGS.schema())
+}
+
+/// An organisation's name: a display name without what the sites' GitOps engines cannot
+/// carry (it travels into every booking namespace's annotation), as a regular expression
+/// that `OrganisationSpec::validate` follows, which the tests pin.
+pub static ORGANISATION_NAME: Pattern = Pattern::new(|| {
+    crate::name::text_pattern(&format!(
+        "{}{}",
+        crate::name::NUL_CLASS,
+        crate::portable::UNCARRIABLE_CLASS
+    ))
+});
+
+fn organisation_name_schema() -> utoipa::openapi::schema::Object {
+    crate::name::bounded_schema(&ORGANISATION_NAME, DISPLAY_NAME_MAX)
+}
+
+/// Checks an organisation's name (see [`ORGANISATION_NAME`]).
+fn check_organisation_name(field: &str, name: &str) -> Result<()> {
+    check_text(field, name, DISPLAY_NAME_MAX)?;
+    if let Some(c) = name.chars().find(|c| crate::portable::is_uncarriable(*c)) {
+        return Err(Invalid::new(field, crate::portable::describe(c)));
+    }
+    Ok(())
+}
+
 /// What a client submits to create or update an organisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrganisationSpec {
-    #[schema(schema_with = crate::name::display_name_schema)]
+    #[schema(schema_with = organisation_name_schema)]
     pub name: String,
     pub level: Level,
     /// Amtlicher Regionalschlüssel, 2 (Land), 5 (Kreis), 9 or 12 (Gemeinde) digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = ars_schema)]
     pub ars: Option<String>,
     /// Amtlicher Gemeindeschlüssel, 2, 5 or 8 digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = ags_schema)]
     pub ags: Option<String>,
     /// Id of the parent organisation; required for every level but the Bund.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,17 +208,20 @@ pub struct OrganisationSpec {
 }
 
 impl OrganisationSpec {
+    /// The rule between `level` and `parent` as JSON Schema (`oneOf` by level): the
+    /// Bund has no parent, every other level needs one. `validate` decides by the same
+    /// [`Level::has_parent`].
+    pub fn level_rule_schema() -> serde_json::Value {
+        crate::name::presence_rule(
+            "level",
+            "parent",
+            Level::ALL.map(|l| (l.as_str(), l.has_parent())),
+        )
+    }
+
     /// Checks everything that needs no other record.
     pub fn validate(&self) -> Result<()> {
-        check_text("/name", &self.name, DISPLAY_NAME_MAX)?;
-        // The name travels into every booking namespace's annotation.
-        if let Some(c) = self
-            .name
-            .chars()
-            .find(|c| crate::portable::is_uncarriable(*c))
-        {
-            return Err(Invalid::new("/name", crate::portable::describe(c)));
-        }
+        check_organisation_name("/name", &self.name)?;
         if let Some(ars) = &self.ars {
             check_ars("/ars", ars)?;
         }
@@ -158,7 +230,7 @@ impl OrganisationSpec {
         }
         if let (Some(ars), Some(ags)) = (&self.ars, &self.ags) {
             if ars.len() == 12 && ags.len() == 8 && (ars[..5] != ags[..5] || ars[9..] != ags[5..]) {
-                return Err(Invalid::new(
+                return Err(Invalid::meaning(
                     "/ags",
                     format!("`{ags}` does not match the ARS `{ars}`"),
                 ));
@@ -167,24 +239,23 @@ impl OrganisationSpec {
         if matches!(self.population, Some(p) if p < 0) {
             return Err(Invalid::new("/population", "must not be negative"));
         }
-        match (self.level, &self.parent) {
-            (Level::Bund, Some(_)) => Err(Invalid::new("/parent", "the Bund has no parent")),
-            (Level::Bund, None) => Ok(()),
-            (_, None) => Err(Invalid::new(
+        match (self.level.has_parent(), &self.parent) {
+            (false, Some(_)) => Err(Invalid::new("/parent", "the Bund has no parent")),
+            (true, None) => Err(Invalid::new(
                 "/parent",
                 format!(
                     "an organisation of level `{}` needs a parent",
                     self.level.as_str()
                 ),
             )),
-            (_, Some(_)) => Ok(()),
+            _ => Ok(()),
         }
     }
 
     /// Checks the spec against its parent record.
     pub fn check_parent(&self, parent: &Organisation) -> Result<()> {
         if !self.level.may_have_parent(parent.level) {
-            return Err(Invalid::new(
+            return Err(Invalid::meaning(
                 "/parent",
                 format!(
                     "an organisation of level `{}` cannot be placed below `{}` (level `{}`)",
@@ -196,7 +267,7 @@ impl OrganisationSpec {
         }
         if let (Some(land), Some(ars)) = (&parent.land, &self.ars) {
             if !ars.starts_with(land.as_str()) {
-                return Err(Invalid::new(
+                return Err(Invalid::meaning(
                     "/ars",
                     format!("`{ars}` does not lie in the parent's Land `{land}`"),
                 ));
@@ -466,14 +537,50 @@ pub struct Location {
     /// ISO 3166-1 alpha-2.
     #[schema(schema_with = country_schema)]
     pub country: String,
-    /// ISO 3166-2 subdivision, e.g. `DE-HH`.
+    /// ISO 3166-2 subdivision, e.g. `DE-HH`; it begins with the country's code.
+    #[schema(schema_with = region_schema)]
     pub region: String,
     #[schema(schema_with = crate::name::short_text_schema)]
     pub city: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = latitude_schema)]
     pub latitude: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = longitude_schema)]
     pub longitude: Option<f64>,
+}
+
+/// An ISO 3166-2 subdivision code's form: a country code, `-` and one to three capital
+/// letters or digits (that the country is the location's own is a rule across fields).
+pub static REGION: Pattern = Pattern::new(|| "^[A-Z]{2}-[A-Z0-9]{1,3}$".into());
+
+fn region_schema() -> utoipa::openapi::schema::Object {
+    REGION.schema()
+}
+
+/// The largest latitude and longitude, in degrees (their negatives are the smallest).
+pub const LATITUDE_MAX: f64 = 90.0;
+pub const LONGITUDE_MAX: f64 = 180.0;
+
+fn degrees_schema(max: f64) -> utoipa::openapi::schema::Object {
+    nullable(
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Number)
+            .format(Some(utoipa::openapi::schema::SchemaFormat::KnownFormat(
+                utoipa::openapi::schema::KnownFormat::Double,
+            )))
+            .minimum(Some(-max))
+            .maximum(Some(max))
+            .build(),
+    )
+}
+
+fn latitude_schema() -> utoipa::openapi::schema::Object {
+    degrees_schema(LATITUDE_MAX)
+}
+
+fn longitude_schema() -> utoipa::openapi::schema::Object {
+    degrees_schema(LONGITUDE_MAX)
 }
 
 /// Resources in the units verbund accounts in.
@@ -510,12 +617,16 @@ pub struct SiteSpec {
     #[serde(default)]
     pub certifications: Vec<Certification>,
     /// Kubernetes minor version, e.g. `1.31`.
+    #[schema(schema_with = kubernetes_minor_schema)]
     pub kubernetes_version: String,
     /// Free-form capability tags, e.g. `storage:rwx`, `ingress:nginx`, `gpu`.
     #[serde(default)]
+    #[schema(schema_with = capabilities_schema)]
     pub capabilities: BTreeSet<String>,
     /// Capacity available for tenants in the `prod` environment.
     pub capacity: Resources,
+    /// The environments offered; `prod` among them.
+    #[schema(schema_with = environments_schema)]
     pub environments: BTreeSet<Environment>,
     pub delivery: Delivery,
     /// The site's age X25519 recipient (`age1…`, from `age-keygen`), registered by its
@@ -523,22 +634,98 @@ pub struct SiteSpec {
     /// with SOPS, and only the site's identity opens them (Flux's kustomize-controller,
     /// or verbund's agent). A site without one takes no booking with declared secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = age_recipient_schema)]
     pub age_recipient: Option<String>,
 }
 
-/// Checks an age X25519 recipient (`age1` and 58 Bech32 characters, checksum included).
+/// A Kubernetes minor version, e.g. `1.31`, as a regular expression that `SiteSpec` and
+/// `OfferingSpec` check with.
+pub static KUBERNETES_MINOR: Pattern = Pattern::new(|| "^1\\.(0|[1-9][0-9]{0,3})$".into());
+
+/// The JSON Schema of a Kubernetes minor version.
+pub fn kubernetes_minor_schema() -> utoipa::openapi::schema::Object {
+    KUBERNETES_MINOR.schema()
+}
+
+/// Checks a Kubernetes minor version (see [`KUBERNETES_MINOR`]).
+pub fn check_kubernetes_minor(field: &str, value: &str) -> Result<()> {
+    check_pattern(
+        field,
+        value,
+        &KUBERNETES_MINOR,
+        7,
+        "a Kubernetes minor version (e.g. `1.31`)",
+    )
+}
+
+/// The longest capability tag.
+pub const CAPABILITY_MAX: usize = 100;
+
+/// A capability tag: text without white space (or NUL), as a regular expression.
+pub static CAPABILITY: Pattern = Pattern::new(|| {
+    format!(
+        "^[^{}{}]+$",
+        crate::name::WHITE_SPACE_CLASS,
+        crate::name::NUL_CLASS
+    )
+});
+
+/// The JSON Schema of a set of capability tags.
+pub fn capabilities_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(crate::name::bounded_schema(&CAPABILITY, CAPABILITY_MAX))
+        .unique_items(true)
+        .build()
+}
+
+/// Checks a capability tag (see [`CAPABILITY`]).
+pub fn check_capability(field: &str, cap: &str) -> Result<()> {
+    check_pattern(
+        field,
+        cap,
+        &CAPABILITY,
+        CAPABILITY_MAX,
+        "a capability tag (no spaces, 1–100 characters)",
+    )
+}
+
+/// The JSON Schema of a site's environments: `prod` among them.
+fn environments_schema() -> utoipa::openapi::schema::Array {
+    let mut array = utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("Environment"))
+        .unique_items(true)
+        .build();
+    array.extensions = Some(
+        [(
+            "contains",
+            serde_json::json!({"const": Environment::Prod.as_str()}),
+        )]
+        .into_iter()
+        .collect(),
+    );
+    array
+}
+
+/// An age X25519 recipient's form: `age1` and 58 lowercase Bech32 characters (that its
+/// checksum holds is a rule no pattern states).
+pub static AGE_RECIPIENT: Pattern = Pattern::new(|| "^age1[02-9ac-hj-np-z]{58}$".into());
+
+fn age_recipient_schema() -> utoipa::openapi::schema::Object {
+    nullable(AGE_RECIPIENT.schema())
+}
+
+/// Checks an age X25519 recipient (`age1` and 58 Bech32 characters, checksum included):
+/// its form ([`AGE_RECIPIENT`]), then its checksum and length.
 pub fn check_age_recipient(field: &str, recipient: &str) -> Result<()> {
     let wrong = || {
-        Invalid::new(
-            field,
-            format!(
-                "`{recipient}` is not an age X25519 recipient (`age1…`, as `age-keygen` prints it)"
-            ),
-        )
+        format!("`{recipient}` is not an age X25519 recipient (`age1…`, as `age-keygen` prints it)")
     };
-    let (hrp, data) = bech32::decode(recipient).map_err(|_| wrong())?;
-    if hrp.as_str() != "age" || data.len() != 32 || recipient != recipient.to_lowercase() {
-        return Err(wrong());
+    if !AGE_RECIPIENT.is_match(recipient) {
+        return Err(Invalid::new(field, wrong()));
+    }
+    let (hrp, data) = bech32::decode(recipient).map_err(|_| Invalid::meaning(field, wrong()))?;
+    if hrp.as_str() != "age" || data.len() != 32 {
+        return Err(Invalid::meaning(field, wrong()));
     }
     Ok(())
 }
@@ -567,34 +754,24 @@ impl SiteSpec {
         check_text("/display_name", &self.display_name, DISPLAY_NAME_MAX)?;
         check_name("/provider", &self.provider)?;
         check_country("/location/country", &self.location.country)?;
-        let region_ok = self
-            .location
-            .region
-            .split_once('-')
-            .is_some_and(|(c, sub)| {
-                c == self.location.country
-                    && (1..=3).contains(&sub.len())
-                    && sub
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            });
-        if !region_ok {
-            return Err(Invalid::new(
-                "/location/region",
-                format!(
-                    "`{}` is not an ISO 3166-2 code of `{}` (e.g. `{}-BY`)",
-                    self.location.region, self.location.country, self.location.country
-                ),
-            ));
+        let region = &self.location.region;
+        let country = &self.location.country;
+        let not_of_country =
+            || format!("`{region}` is not an ISO 3166-2 code of `{country}` (e.g. `{country}-BY`)");
+        if !REGION.is_match(region) {
+            return Err(Invalid::new("/location/region", not_of_country()));
+        }
+        if !region.starts_with(&format!("{country}-")) {
+            return Err(Invalid::meaning("/location/region", not_of_country()));
         }
         check_text("/location/city", &self.location.city, SHORT_TEXT_MAX)?;
         if let Some(lat) = self.location.latitude {
-            if !(-90.0..=90.0).contains(&lat) {
+            if !(-LATITUDE_MAX..=LATITUDE_MAX).contains(&lat) {
                 return Err(Invalid::new("/location/latitude", "must be within -90..90"));
             }
         }
         if let Some(lon) = self.location.longitude {
-            if !(-180.0..=180.0).contains(&lon) {
+            if !(-LONGITUDE_MAX..=LONGITUDE_MAX).contains(&lon) {
                 return Err(Invalid::new(
                     "/location/longitude",
                     "must be within -180..180",
@@ -604,26 +781,9 @@ impl SiteSpec {
         for (i, c) in self.certifications.iter().enumerate() {
             check_name(&format!("/certifications/{i}/scheme"), &c.scheme)?;
         }
-        let kv_ok = self
-            .kubernetes_version
-            .split_once('.')
-            .is_some_and(|(maj, min)| maj == "1" && min.parse::<u16>().is_ok());
-        if !kv_ok {
-            return Err(Invalid::new(
-                "/kubernetes_version",
-                format!(
-                    "`{}` is not a Kubernetes minor version (e.g. `1.31`)",
-                    self.kubernetes_version
-                ),
-            ));
-        }
+        check_kubernetes_minor("/kubernetes_version", &self.kubernetes_version)?;
         for cap in &self.capabilities {
-            if cap.is_empty() || cap.len() > 100 || cap.chars().any(char::is_whitespace) {
-                return Err(Invalid::new(
-                    "/capabilities",
-                    format!("`{cap}` is not a capability tag (no spaces, 1–100 characters)"),
-                ));
-            }
+            check_capability("/capabilities", cap)?;
         }
         if !self.environments.contains(&Environment::Prod) {
             return Err(Invalid::new(
@@ -678,6 +838,112 @@ mod tests {
         assert!(check_ars("/ars", "0916200000x0").is_err());
         assert!(check_ags("/ags", "09162000").is_ok());
         assert!(check_ags("/ags", "091620000000").is_err());
+    }
+
+    /// Strings of the characters that make and break keys, up to `len` long.
+    fn strings(alphabet: &[char], len: usize) -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..len {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            all.extend(last.iter().cloned());
+        }
+        all
+    }
+
+    #[test]
+    fn the_key_patterns_are_check_ars_and_check_ags() {
+        assert!(ARS.compiles() && AGS.compiles());
+        let mut keys = strings(&['0', '1', '6', '7', 'x'], 4);
+        for len in 5..=13 {
+            for head in ["01", "09", "16", "17", "00", "0x"] {
+                keys.push(format!("{head}{}", "0".repeat(len - 2)));
+                keys.push(format!("{head}{}a", "0".repeat(len - 3)));
+            }
+        }
+        keys.push("09\n".into());
+        for key in keys {
+            assert_eq!(
+                check_ars("a", &key).is_ok(),
+                ARS.is_match(&key),
+                "ARS {key:?}"
+            );
+            assert_eq!(
+                check_ags("a", &key).is_ok(),
+                AGS.is_match(&key),
+                "AGS {key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_organisation_name_pattern_is_its_check() {
+        assert!(ORGANISATION_NAME.compiles());
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            for name in [format!(" {c} "), format!("a{c}")] {
+                assert_eq!(
+                    check_organisation_name("/name", &name).is_ok(),
+                    ORGANISATION_NAME.is_match(&name),
+                    "U+{:04X}",
+                    u32::from(c)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_patterns_of_sites_compile_and_decide() {
+        for p in [&REGION, &KUBERNETES_MINOR, &CAPABILITY, &AGE_RECIPIENT] {
+            assert!(p.compiles(), "{}", p.source());
+        }
+        for (v, ok) in [
+            ("1.31", true),
+            ("1.0", true),
+            ("1.031", false),
+            ("1.+5", false),
+            ("2.1", false),
+            ("1.99999", false),
+            ("1.31\n", false),
+        ] {
+            assert_eq!(check_kubernetes_minor("k", v).is_ok(), ok, "{v:?}");
+        }
+        for (v, ok) in [
+            ("gpu", true),
+            ("storage:rwx", true),
+            ("a b", false),
+            ("", false),
+            ("a\u{a0}", false),
+            (&"ä".repeat(100), true),
+            (&"a".repeat(101), false),
+        ] {
+            assert_eq!(check_capability("c", v).is_ok(), ok, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn an_age_recipient_breaks_its_form_or_its_checksum() {
+        let good = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq";
+        assert!(check_age_recipient("/r", good).is_ok());
+        let wrong_sum = good.replace("290gq", "290gp");
+        assert_eq!(
+            check_age_recipient("/r", &wrong_sum).unwrap_err().breach,
+            crate::Breach::Meaning
+        );
+        for bad in [
+            "age1",
+            "AGE1QL3Z",
+            &good.to_uppercase(),
+            &format!("{good}q"),
+        ] {
+            assert_eq!(
+                check_age_recipient("/r", bad).unwrap_err().breach,
+                crate::Breach::Form,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

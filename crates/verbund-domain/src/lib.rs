@@ -20,4 +20,4 @@ pub mod rollout;
 pub mod secrets;
 pub mod tenancy;
 
-pub use error::{Invalid, Result};
+pub use error::{Breach, Invalid, Result};

@@ -13,6 +13,10 @@
 
 use serde_json::Value;
 
+/// The characters [`is_uncarriable`] names, as the inside of a character class (for the
+/// patterns of the API's document), which the tests pin.
+pub const UNCARRIABLE_CLASS: &str = "\\u007f-\\u009f\\u2028\\u2029\\ufffe\\uffff";
+
 /// Whether `c` cannot travel through kustomize (see the module).
 pub fn is_uncarriable(c: char) -> bool {
     matches!(
@@ -60,6 +64,19 @@ pub fn describe(c: char) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_uncarriable_class_is_is_uncarriable() {
+        let re = regex::Regex::new(&format!("[{UNCARRIABLE_CLASS}]")).unwrap();
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            assert_eq!(
+                is_uncarriable(c),
+                re.is_match(c.encode_utf8(&mut [0; 4])),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
 
     #[test]
     fn what_kustomize_cannot_carry_is_found_with_its_pointer() {

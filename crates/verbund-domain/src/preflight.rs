@@ -54,10 +54,36 @@ impl PreflightVerdict {
 #[serde(deny_unknown_fields)]
 pub struct PreflightCheck {
     /// Stable identifier, e.g. `network-policy` (a DNS-1123 label).
+    #[schema(schema_with = crate::name::name_schema)]
     pub name: String,
     pub verdict: PreflightVerdict,
     /// One sentence an operator can act on, e.g. "NetworkPolicy is not enforced: …".
+    #[schema(schema_with = reason_schema)]
     pub reason: String,
+}
+
+/// The longest agent name and Kubernetes version of a preflight.
+const MAX_AGENT: usize = 100;
+const MAX_VERSION: usize = 50;
+
+fn reason_schema() -> utoipa::openapi::schema::Object {
+    crate::name::line_text_schema(MAX_REASON)
+}
+
+fn agent_schema() -> utoipa::openapi::schema::Object {
+    crate::name::line_text_schema(MAX_AGENT)
+}
+
+fn version_schema() -> utoipa::openapi::schema::Object {
+    crate::directory::nullable(crate::name::line_text_schema(MAX_VERSION))
+}
+
+fn checks_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("PreflightCheck"))
+        .min_items(Some(1))
+        .max_items(Some(MAX_CHECKS))
+        .build()
 }
 
 /// What `verbund agent preflight` sends: `POST /api/v1/sites/{name}/preflight`.
@@ -65,12 +91,16 @@ pub struct PreflightCheck {
 #[serde(deny_unknown_fields)]
 pub struct PreflightReport {
     /// Who checked, e.g. `verbund-agent/0.1.0`.
+    #[schema(schema_with = agent_schema)]
     pub agent: String,
     /// The delivery mode the checks were made for; must be the site's own.
     pub delivery: Delivery,
     /// The version the cluster's API server reports, e.g. `v1.36.3`, if it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = version_schema)]
     pub kubernetes_version: Option<String>,
+    /// The checks, each named once.
+    #[schema(schema_with = checks_schema)]
     pub checks: Vec<PreflightCheck>,
 }
 
@@ -84,19 +114,15 @@ pub fn overall(checks: &[PreflightCheck]) -> PreflightVerdict {
 }
 
 fn check_line(field: &str, value: &str, max: usize) -> Result<()> {
-    crate::name::check_text(field, value, max)?;
-    if value.chars().any(char::is_control) {
-        return Err(Invalid::new(field, "contains control characters"));
-    }
-    Ok(())
+    crate::name::check_line(field, value, max, true)
 }
 
 impl PreflightReport {
     /// Checks the report on its own (the store checks it against the site).
     pub fn validate(&self) -> Result<()> {
-        check_line("/agent", &self.agent, 100)?;
+        check_line("/agent", &self.agent, MAX_AGENT)?;
         if let Some(v) = &self.kubernetes_version {
-            check_line("/kubernetes_version", v, 50)?;
+            check_line("/kubernetes_version", v, MAX_VERSION)?;
         }
         if self.checks.is_empty() {
             return Err(Invalid::new("/checks", "must name at least one check"));
@@ -111,7 +137,7 @@ impl PreflightReport {
             crate::name::check_name(&format!("/checks/{i}/name"), &c.name)?;
             check_line(&format!("/checks/{i}/reason"), &c.reason, MAX_REASON)?;
             if self.checks.iter().take(i).any(|o| o.name == c.name) {
-                return Err(Invalid::new(
+                return Err(Invalid::meaning(
                     format!("/checks/{i}/name"),
                     format!("check `{}` is reported twice", c.name),
                 ));

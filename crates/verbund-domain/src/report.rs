@@ -46,14 +46,98 @@ pub fn sequence_ceiling(now: DateTime<Utc>) -> u64 {
 pub struct SiteReport {
     /// Strictly increasing per site (agents use Unix milliseconds, which survive restarts).
     /// A batch whose sequence is not above the last accepted one changes nothing.
+    #[schema(minimum = 1)]
     pub sequence: u64,
     /// Who reports.
     pub agent: AgentInfo,
     /// The site's own condition.
     pub site: SiteObservation,
-    /// Observations per booking; a site may split them over several batches.
+    /// Observations per booking, each booking once; a site may split them over several
+    /// batches.
     #[serde(default)]
+    #[schema(schema_with = bookings_schema)]
     pub bookings: Vec<BookingObservation>,
+}
+
+/// The longest agent name, Kubernetes version, booking id, condition type and reason,
+/// and message of a report.
+const MAX_AGENT: usize = 100;
+const MAX_VERSION: usize = 50;
+const MAX_BOOKING: usize = 64;
+const MAX_TYPE: usize = 100;
+const MAX_REASON: usize = 200;
+const MAX_MESSAGE: usize = 1000;
+
+fn bookings_schema() -> utoipa::openapi::schema::Array {
+    // Inline: no other schema names an observation, so it has no component to refer to.
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(<BookingObservation as utoipa::PartialSchema>::schema())
+        .max_items(Some(MAX_BOOKINGS_PER_REPORT))
+        .build()
+}
+
+fn agent_name_schema() -> utoipa::openapi::schema::Object {
+    crate::name::line_text_schema(MAX_AGENT)
+}
+
+fn interval_schema() -> utoipa::openapi::schema::Object {
+    crate::name::integer_schema(INTERVAL_SECONDS)
+}
+
+fn kubernetes_version_schema() -> utoipa::openapi::schema::Object {
+    crate::name::line_schema(MAX_VERSION)
+}
+
+fn message_schema() -> utoipa::openapi::schema::Object {
+    crate::directory::nullable(crate::name::line_schema(MAX_MESSAGE))
+}
+
+/// The healths a site may report: all but `unknown`, which verbund concludes.
+fn reported_health_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(
+            SiteHealth::ALL
+                .into_iter()
+                .filter(|h| h.is_reported())
+                .map(SiteHealth::as_str),
+        ))
+        .build()
+}
+
+fn booking_id_schema() -> utoipa::openapi::schema::Object {
+    let mut schema = crate::name::line_schema(MAX_BOOKING);
+    schema.min_length = Some(1);
+    schema
+}
+
+fn applied_version_schema() -> utoipa::openapi::schema::Object {
+    crate::directory::nullable(crate::catalog::SEMVER.schema())
+}
+
+fn conditions_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(utoipa::openapi::Ref::from_schema_name("Condition"))
+        .max_items(Some(MAX_CONDITIONS))
+        .build()
+}
+
+fn condition_type_schema() -> utoipa::openapi::schema::Object {
+    crate::name::line_schema(MAX_TYPE)
+}
+
+/// The statuses of a condition.
+const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
+
+fn condition_status_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(CONDITION_STATUSES))
+        .build()
+}
+
+fn condition_reason_schema() -> utoipa::openapi::schema::Object {
+    crate::directory::nullable(crate::name::line_schema(MAX_REASON))
 }
 
 /// The reporting agent.
@@ -61,12 +145,14 @@ pub struct SiteReport {
 #[serde(deny_unknown_fields)]
 pub struct AgentInfo {
     /// e.g. `verbund-agent/0.1.0` or `verbund-simulate/0.1.0`.
+    #[schema(schema_with = agent_name_schema)]
     pub name: String,
     /// True for `verbund simulate`: everything it reports is labelled simulated.
     #[serde(default)]
     pub simulated: bool,
     /// Seconds until the next report; silent longer than [`stale_after`] → `unknown`.
     #[serde(default = "default_interval")]
+    #[schema(schema_with = interval_schema)]
     pub interval_seconds: u32,
 }
 
@@ -79,12 +165,16 @@ fn default_interval() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct SiteObservation {
     /// e.g. `v1.33.2`.
+    #[schema(schema_with = kubernetes_version_schema)]
     pub kubernetes_version: String,
     /// Allocatable minus requested, over the ready nodes.
     pub free: FreeCapacity,
+    /// `healthy`, `degraded` or `unhealthy` (`unknown` is verbund's conclusion).
+    #[schema(schema_with = reported_health_schema)]
     pub health: SiteHealth,
     /// A sentence for operators when not healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = message_schema)]
     pub message: Option<String>,
 }
 
@@ -127,6 +217,11 @@ impl SiteHealth {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|h| h.as_str() == s)
     }
+
+    /// Whether a site may report this health of itself.
+    pub fn is_reported(self) -> bool {
+        self != SiteHealth::Unknown
+    }
 }
 
 /// What runs of one booking.
@@ -134,14 +229,17 @@ impl SiteHealth {
 #[serde(deny_unknown_fields)]
 pub struct BookingObservation {
     /// The booking's id (the namespace's `verbund.dev/booking` label).
+    #[schema(schema_with = booking_id_schema)]
     pub booking: String,
     /// The version running (`verbund.dev/version` of the workloads), if any yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = applied_version_schema)]
     pub applied_version: Option<String>,
     pub desired_replicas: u32,
     pub ready_replicas: u32,
     /// Kubernetes-style conditions (HelmRelease/Application/Deployment), for operators.
     #[serde(default)]
+    #[schema(schema_with = conditions_schema)]
     pub conditions: Vec<Condition>,
     pub smoke_test: SmokeResult,
 }
@@ -151,12 +249,16 @@ pub struct BookingObservation {
 pub struct Condition {
     /// e.g. `Ready`, `Available`, `Synced`.
     #[serde(rename = "type")]
+    #[schema(schema_with = condition_type_schema)]
     pub kind: String,
     /// `True`, `False` or `Unknown`.
+    #[schema(schema_with = condition_status_schema)]
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = condition_reason_schema)]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = message_schema)]
     pub message: Option<String>,
 }
 
@@ -190,13 +292,7 @@ impl SmokeResult {
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
-    if value.len() > max {
-        return Err(Invalid::new(field, format!("is longer than {max} bytes")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(Invalid::new(field, "contains control characters"));
-    }
-    Ok(())
+    crate::name::check_line(field, value, max, false)
 }
 
 impl SiteReport {
@@ -206,7 +302,7 @@ impl SiteReport {
         self.validate()?;
         let ceiling = sequence_ceiling(now);
         if self.sequence > ceiling {
-            return Err(Invalid::new(
+            return Err(Invalid::meaning(
                 "/sequence",
                 format!(
                     "`{}` is more than a day ahead of the current Unix time in milliseconds \
@@ -224,10 +320,7 @@ impl SiteReport {
         if self.sequence == 0 {
             return Err(Invalid::new("/sequence", "must be greater than 0"));
         }
-        check_text("/agent/name", &self.agent.name, 100)?;
-        if self.agent.name.trim().is_empty() {
-            return Err(Invalid::new("/agent/name", "must not be empty"));
-        }
+        crate::name::check_line("/agent/name", &self.agent.name, MAX_AGENT, true)?;
         if !INTERVAL_SECONDS.contains(&self.agent.interval_seconds) {
             return Err(Invalid::new(
                 "/agent/interval_seconds",
@@ -241,16 +334,16 @@ impl SiteReport {
         check_text(
             "/site/kubernetes_version",
             &self.site.kubernetes_version,
-            50,
+            MAX_VERSION,
         )?;
-        if self.site.health == SiteHealth::Unknown {
+        if !self.site.health.is_reported() {
             return Err(Invalid::new(
                 "/site/health",
                 "`unknown` is concluded by verbund, not reported; send healthy, degraded or unhealthy",
             ));
         }
         if let Some(m) = &self.site.message {
-            check_text("/site/message", m, 1000)?;
+            check_text("/site/message", m, MAX_MESSAGE)?;
         }
         if self.bookings.len() > MAX_BOOKINGS_PER_REPORT {
             return Err(Invalid::new(
@@ -266,7 +359,7 @@ impl SiteReport {
             let at = format!("/bookings/{i}");
             b.validate().map_err(|e| e.at(&at))?;
             if !seen.insert(b.booking.as_str()) {
-                return Err(Invalid::new(
+                return Err(Invalid::meaning(
                     format!("{at}/booking"),
                     format!("booking `{}` is reported twice in this batch", b.booking),
                 ));
@@ -278,11 +371,17 @@ impl SiteReport {
 
 impl BookingObservation {
     fn validate(&self) -> Result<()> {
-        if self.booking.is_empty() || self.booking.len() > 64 {
+        if self.booking.is_empty() {
             return Err(Invalid::new("/booking", "must be a booking id"));
         }
-        check_text("/booking", &self.booking, 64)?;
+        check_text("/booking", &self.booking, MAX_BOOKING)?;
         if let Some(v) = &self.applied_version {
+            if !crate::catalog::SEMVER.is_match(v) {
+                return Err(Invalid::new(
+                    "/applied_version",
+                    format!("`{v}` is not a semantic version"),
+                ));
+            }
             semver::Version::parse(v).map_err(|e| {
                 Invalid::new("/applied_version", format!("`{v}` is not a version: {e}"))
             })?;
@@ -295,18 +394,18 @@ impl BookingObservation {
         }
         for (i, c) in self.conditions.iter().enumerate() {
             let at = format!("/conditions/{i}");
-            check_text(&format!("{at}/type"), &c.kind, 100)?;
-            if !matches!(c.status.as_str(), "True" | "False" | "Unknown") {
+            check_text(&format!("{at}/type"), &c.kind, MAX_TYPE)?;
+            if !CONDITION_STATUSES.contains(&c.status.as_str()) {
                 return Err(Invalid::new(
                     format!("{at}/status"),
                     format!("`{}` is not True, False or Unknown", c.status),
                 ));
             }
             if let Some(r) = &c.reason {
-                check_text(&format!("{at}/reason"), r, 200)?;
+                check_text(&format!("{at}/reason"), r, MAX_REASON)?;
             }
             if let Some(m) = &c.message {
-                check_text(&format!("{at}/message"), m, 1000)?;
+                check_text(&format!("{at}/message"), m, MAX_MESSAGE)?;
             }
         }
         Ok(())

@@ -35,6 +35,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::ops::RangeInclusive;
 
 use chrono::{
     DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday,
@@ -67,23 +68,59 @@ pub enum UntestedSites {
     Allow,
 }
 
+/// The bounds of a rollout policy's numbers, which `RolloutPolicy::validate` checks and
+/// its schema states.
+pub const CANARY_PERCENT: RangeInclusive<u32> = 0..=50;
+pub const WAVE_SIZE: RangeInclusive<u32> = 1..=10_000;
+pub const MAX_CONCURRENT_SITES: RangeInclusive<u32> = 1..=100;
+pub const BAKE_SECONDS: RangeInclusive<u32> = 0..=86_400;
+pub const FAILURE_BUDGET: RangeInclusive<u32> = 0..=10_000;
+pub const PROGRESS_DEADLINE_SECONDS: RangeInclusive<u32> = 10..=86_400;
+
+use crate::name::integer_schema as bounded;
+
+fn canary_percent_schema() -> utoipa::openapi::schema::Object {
+    bounded(CANARY_PERCENT)
+}
+fn wave_size_schema() -> utoipa::openapi::schema::Object {
+    bounded(WAVE_SIZE)
+}
+fn max_concurrent_sites_schema() -> utoipa::openapi::schema::Object {
+    bounded(MAX_CONCURRENT_SITES)
+}
+fn bake_seconds_schema() -> utoipa::openapi::schema::Object {
+    bounded(BAKE_SECONDS)
+}
+fn failure_budget_schema() -> utoipa::openapi::schema::Object {
+    bounded(FAILURE_BUDGET)
+}
+fn progress_deadline_schema() -> utoipa::openapi::schema::Object {
+    bounded(PROGRESS_DEADLINE_SECONDS)
+}
+
 /// How a rollout proceeds. Every field has a default, so `{}` is a valid policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RolloutPolicy {
     /// Share of the production bookings (besides early adopters) in the canary stage,
     /// in percent, 0–50.
+    #[schema(schema_with = canary_percent_schema)]
     pub canary_percent: u32,
     /// Bookings per site in one production wave, 1–10,000.
+    #[schema(schema_with = wave_size_schema)]
     pub wave_size: u32,
     /// Sites in one production wave, 1–100.
+    #[schema(schema_with = max_concurrent_sites_schema)]
     pub max_concurrent_sites: u32,
     /// How long a booking must stay ready before it passes, in seconds (0–86,400).
+    #[schema(schema_with = bake_seconds_schema)]
     pub bake_seconds: u32,
-    /// Failed bookings a wave tolerates before the rollout halts.
+    /// Failed bookings a wave tolerates before the rollout halts (0–10,000).
+    #[schema(schema_with = failure_budget_schema)]
     pub failure_budget: u32,
     /// How long a booking may take to report the new version ready, in seconds
     /// (10–86,400).
+    #[schema(schema_with = progress_deadline_schema)]
     pub progress_deadline_seconds: u32,
     pub test_failure: TestFailure,
     pub untested_sites: UntestedSites,
@@ -106,26 +143,33 @@ impl Default for RolloutPolicy {
 
 impl RolloutPolicy {
     pub fn validate(&self) -> Result<()> {
-        let check = |field: &str, value: u32, min: u32, max: u32| {
-            if value < min || value > max {
+        let check = |field: &str, value: u32, range: RangeInclusive<u32>| {
+            if range.contains(&value) {
+                Ok(())
+            } else {
                 Err(Invalid::new(
                     format!("/policy/{field}"),
-                    format!("must be between {min} and {max}, not {value}"),
+                    format!(
+                        "must be between {} and {}, not {value}",
+                        range.start(),
+                        range.end()
+                    ),
                 ))
-            } else {
-                Ok(())
             }
         };
-        check("canary_percent", self.canary_percent, 0, 50)?;
-        check("wave_size", self.wave_size, 1, 10_000)?;
-        check("max_concurrent_sites", self.max_concurrent_sites, 1, 100)?;
-        check("bake_seconds", self.bake_seconds, 0, 86_400)?;
-        check("failure_budget", self.failure_budget, 0, 10_000)?;
+        check("canary_percent", self.canary_percent, CANARY_PERCENT)?;
+        check("wave_size", self.wave_size, WAVE_SIZE)?;
+        check(
+            "max_concurrent_sites",
+            self.max_concurrent_sites,
+            MAX_CONCURRENT_SITES,
+        )?;
+        check("bake_seconds", self.bake_seconds, BAKE_SECONDS)?;
+        check("failure_budget", self.failure_budget, FAILURE_BUDGET)?;
         check(
             "progress_deadline_seconds",
             self.progress_deadline_seconds,
-            10,
-            86_400,
+            PROGRESS_DEADLINE_SECONDS,
         )?;
         Ok(())
     }

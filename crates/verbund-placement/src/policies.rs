@@ -27,6 +27,28 @@ pub struct PolicySubmission {
     pub text: String,
 }
 
+impl PolicySubmission {
+    /// Whether a document of `layer` has an owner: every one but the federation's.
+    pub fn has_owner(layer: PolicyLayer) -> bool {
+        layer != PolicyLayer::Federation
+    }
+
+    /// The rule between `layer` and `owner` as JSON Schema (`oneOf` by layer); `submit`
+    /// decides by the same [`PolicySubmission::has_owner`].
+    pub fn owner_rule_schema() -> serde_json::Value {
+        verbund_domain::name::presence_rule(
+            "layer",
+            "owner",
+            [
+                PolicyLayer::Federation,
+                PolicyLayer::Land,
+                PolicyLayer::Organisation,
+            ]
+            .map(|l| (l.as_str(), Self::has_owner(l))),
+        )
+    }
+}
+
 /// The stable id of a document: `federation:<name>` or `<owner>:<name>`.
 pub fn document_id(owner: Option<&str>, name: &str) -> String {
     format!("{}:{name}", owner.unwrap_or("federation"))
@@ -73,10 +95,10 @@ pub(crate) async fn submit(
 ) -> Result<StoredPolicy, BookingError> {
     verbund_domain::name::check_name("/name", &sub.name)?;
     match (sub.layer, &sub.owner) {
-        (PolicyLayer::Federation, Some(_)) => {
+        (layer, Some(_)) if !PolicySubmission::has_owner(layer) => {
             return Err(Invalid::new("/owner", "federation policies have no owner").into())
         }
-        (PolicyLayer::Federation, None) => {}
+        (layer, None) if !PolicySubmission::has_owner(layer) => {}
         (layer, None) => {
             return Err(Invalid::new(
                 "/owner",
@@ -88,12 +110,14 @@ pub(crate) async fn submit(
             .into())
         }
         (layer, Some(owner)) => {
-            let org = store
-                .get_organisation(owner)
-                .await
-                .map_err(|_| Invalid::new("/owner", format!("unknown organisation `{owner}`")))?;
+            let org = store.get_organisation(owner).await.map_err(|e| match e {
+                verbund_store::StoreError::NotFound { .. } => BookingError::Invalid(
+                    Invalid::unknown("/owner", format!("unknown organisation `{owner}`")),
+                ),
+                other => other.into(),
+            })?;
             if layer == PolicyLayer::Land && org.level != Level::Land {
-                return Err(Invalid::new(
+                return Err(Invalid::meaning(
                     "/owner",
                     format!(
                         "`{}` is not a Land; Land policies belong to a Land",
@@ -112,7 +136,7 @@ pub(crate) async fn submit(
     };
     // Check the document alone (layer rules, schema) and together with all in force.
     verbund_policy::PolicyBook::new(std::slice::from_ref(&doc))
-        .map_err(|e| Invalid::new("/text", e.to_string()))?;
+        .map_err(|e| Invalid::meaning("/text", e.to_string()))?;
     let record = PolicyRecord {
         id: document_id(sub.owner.as_deref(), &sub.name),
         name: sub.name.clone(),

@@ -87,7 +87,7 @@ fn chain_ids(chain: &[Organisation]) -> Vec<String> {
 
 fn plan<'a>(o: &'a OfferingSpec, name: &str) -> Result<&'a Plan, BookingError> {
     o.plan(name).ok_or_else(|| {
-        Invalid::new(
+        Invalid::unknown(
             "/plan",
             format!("offering `{}` has no plan `{name}`", o.name),
         )
@@ -191,7 +191,7 @@ fn resolve_dependencies(inp: &Inputs) -> Result<Vec<Dependency>, BookingError> {
         .iter()
         .map(|(dep, plan_name)| {
             let version = dep.latest_version.clone().ok_or_else(|| {
-                Invalid::new(
+                Invalid::conflict(
                     "/offering",
                     format!(
                         "dependency `{}` has no published version yet",
@@ -401,7 +401,7 @@ impl Bookings {
             .get_organisation(organisation)
             .await
             .map_err(|e| match e {
-                StoreError::NotFound { .. } => BookingError::Invalid(Invalid::new(
+                StoreError::NotFound { .. } => BookingError::Invalid(Invalid::unknown(
                     "/organisation",
                     format!("unknown organisation `{organisation}`"),
                 )),
@@ -416,9 +416,10 @@ impl Bookings {
 
     async fn offering(&self, name: &str, field: &str) -> Result<Offering, BookingError> {
         self.store.get_offering(name).await.map_err(|e| match e {
-            StoreError::NotFound { .. } => {
-                BookingError::Invalid(Invalid::new(field, format!("unknown offering `{name}`")))
-            }
+            StoreError::NotFound { .. } => BookingError::Invalid(Invalid::unknown(
+                field,
+                format!("unknown offering `{name}`"),
+            )),
             other => other.into(),
         })
     }
@@ -573,7 +574,7 @@ impl Bookings {
                 .iter()
                 .any(|b| b.state.is_live());
             if let (false, Some(e)) = (booked, &dep.needs_configuration) {
-                return Err(Invalid::new(
+                return Err(Invalid::conflict(
                     "/offering",
                     format!(
                         "dependency `{}` needs its own configuration ({e}); book it first",
@@ -678,7 +679,7 @@ impl Bookings {
                 if versions.iter().any(|p| p.spec.version == v.to_string()) {
                     Ok(v.to_string())
                 } else {
-                    Err(Invalid::new(
+                    Err(Invalid::unknown(
                         "/channel",
                         format!("offering `{}` has no version `{v}`", offering.spec.name),
                     )
@@ -686,7 +687,7 @@ impl Bookings {
                 }
             }
             _ => offering.latest_version.clone().ok_or_else(|| {
-                Invalid::new(
+                Invalid::conflict(
                     "/offering",
                     format!(
                         "offering `{}` has no published version yet",
@@ -820,7 +821,7 @@ impl Bookings {
                 if b.state.is_final()
                     || matches!(b.state, BookingState::Cancelling | BookingState::Retained)
                 {
-                    return Err(Invalid::new(
+                    return Err(Invalid::conflict(
                         "",
                         format!("a booking in state `{}` cannot be changed", b.state),
                     )
@@ -865,7 +866,7 @@ impl Bookings {
                     free.memory_mib += old_plan.resources.memory_mib;
                     free.storage_gib += old_plan.resources.storage_gib;
                     if !new_plan.resources.fits_in(&free) {
-                        return Err(Invalid::new(
+                        return Err(Invalid::conflict(
                             "/plan",
                             format!(
                                 "plan `{}` does not fit into the free capacity of site `{site}`",

@@ -42,7 +42,7 @@ pub async fn plan(
     let published = store.list_versions(offering).await?;
     if !published.iter().any(|v| v.spec.version == version) {
         let known: Vec<&str> = published.iter().map(|v| v.spec.version.as_str()).collect();
-        return Err(Invalid::new(
+        return Err(Invalid::unknown(
             "/version",
             format!(
                 "offering `{}` has no published version `{version}` (published: {})",
@@ -88,13 +88,12 @@ pub async fn start(
 /// their latest versions.
 async fn reference_spec(store: &Store, offering: &str) -> Result<ReferenceSpec> {
     let spec = store.get_offering(offering).await?.spec;
-    let plan =
-        spec.plans.first().map(|p| p.name.clone()).ok_or_else(|| {
-            Invalid::new("/offering", format!("offering `{offering}` has no plan"))
-        })?;
+    let plan = spec.plans.first().map(|p| p.name.clone()).ok_or_else(|| {
+        Invalid::meaning("/offering", format!("offering `{offering}` has no plan"))
+    })?;
     let config = reference_config(&spec.config_schema);
     verbund_domain::booking::validate_config(&spec.config_schema, &config).map_err(|e| {
-        Invalid::new(
+        Invalid::meaning(
             "/offering",
             format!(
                 "no reference configuration for the test environments follows from the \
@@ -106,7 +105,7 @@ async fn reference_spec(store: &Store, offering: &str) -> Result<ReferenceSpec> 
     for dep in &spec.dependencies {
         let d = store.get_offering(&dep.offering).await?;
         let version = d.latest_version.clone().ok_or_else(|| {
-            Invalid::new(
+            Invalid::conflict(
                 "/offering",
                 format!("dependency `{}` has no published version", dep.offering),
             )

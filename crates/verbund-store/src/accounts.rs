@@ -183,10 +183,10 @@ impl Store {
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Token> {
-        verbund_domain::name::check_text("/name", name, 100)?;
+        verbund_domain::name::check_text("/name", name, verbund_domain::account::TOKEN_NAME_MAX)?;
         let (now, expires_at) = (stored_time(now), expires_at.map(stored_time));
         if matches!(expires_at, Some(e) if e <= now) {
-            return Err(Invalid::new("/expires_at", "must lie in the future").into());
+            return Err(Invalid::meaning("/expires_at", "must lie in the future").into());
         }
         let mut w = self.begin_write().await?;
         if sqlx::query("SELECT id FROM users WHERE id = $1")
@@ -195,7 +195,7 @@ impl Store {
             .await?
             .is_none()
         {
-            return Err(Invalid::new("/user", format!("unknown user `{user_id}`")).into());
+            return Err(Invalid::unknown("/user", format!("unknown user `{user_id}`")).into());
         }
         let t = Token {
             id: uuid::Uuid::now_v7().to_string(),
@@ -389,7 +389,7 @@ pub(crate) async fn check_memberships(
                 .await?
                 .is_none()
             {
-                return Err(Invalid::new(
+                return Err(Invalid::unknown(
                     format!("/memberships/{i}/organisation"),
                     format!("unknown organisation `{o}`"),
                 )
@@ -403,7 +403,7 @@ pub(crate) async fn check_memberships(
                 .await?
                 .is_none()
             {
-                return Err(Invalid::new(
+                return Err(Invalid::unknown(
                     format!("/memberships/{i}/provider"),
                     format!("unknown provider `{p}`"),
                 )

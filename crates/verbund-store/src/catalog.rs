@@ -149,7 +149,7 @@ impl Store {
             .await?
             .is_none()
         {
-            return Err(Invalid::new(
+            return Err(Invalid::unknown(
                 "/vendor",
                 format!("unknown vendor organisation `{}`", spec.vendor),
             )
@@ -162,7 +162,7 @@ impl Store {
                 .await?
                 .is_none()
             {
-                return Err(Invalid::new(
+                return Err(Invalid::unknown(
                     "/ozg_id",
                     format!("unknown OZG service `{ozg}` (import the OZG catalog with `verbund import ozg`)"),
                 )
@@ -175,7 +175,7 @@ impl Store {
                 .fetch_optional(&mut *w.tx)
                 .await?;
             let Some(row) = row else {
-                return Err(Invalid::new(
+                return Err(Invalid::unknown(
                     format!("/dependencies/{i}/offering"),
                     format!("unknown offering `{}`", d.offering),
                 )
@@ -184,7 +184,7 @@ impl Store {
             if let Some(plan) = &d.plan {
                 let dep: OfferingSpec = from_json(&row.try_get::<String, _>(0)?)?;
                 if dep.plan(plan).is_none() {
-                    return Err(Invalid::new(
+                    return Err(Invalid::unknown(
                         format!("/dependencies/{i}/plan"),
                         format!("offering `{}` has no plan `{plan}`", d.offering),
                     )
@@ -205,7 +205,7 @@ impl Store {
                 return Ok((o.clone(), false));
             }
             if o.spec.vendor != spec.vendor {
-                return Err(Invalid::new(
+                return Err(Invalid::conflict(
                     "/vendor",
                     format!(
                         "offering `{}` belongs to another vendor; the vendor cannot change",

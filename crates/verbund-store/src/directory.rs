@@ -175,9 +175,9 @@ impl Store {
         .await?;
         match row {
             Some(r) => organisation(&r),
-            None => {
-                Err(Invalid::new("/parent", format!("unknown parent organisation `{id}`")).into())
-            }
+            None => Err(
+                Invalid::unknown("/parent", format!("unknown parent organisation `{id}`")).into(),
+            ),
         }
     }
 
@@ -203,7 +203,7 @@ impl Store {
             None => return Err(StoreError::not_found("organisation", id)),
         };
         if spec.level != before.level || spec.parent != before.parent {
-            return Err(Invalid::new(
+            return Err(Invalid::conflict(
                 "/parent",
                 "level and parent of an organisation cannot be changed",
             )
@@ -386,7 +386,7 @@ impl Store {
             let parent = match &rec.parent_ars {
                 None => bund.clone(),
                 Some(p) => by_ars.get(p).cloned().ok_or_else(|| {
-                    Invalid::new(
+                    Invalid::unknown(
                         format!("/records/{i}/parent_ars"),
                         format!(
                             "`{}` ({}) names the unknown parent `{p}`",
@@ -575,9 +575,11 @@ impl Store {
             .await?
             .is_some();
         if !provider_exists {
-            return Err(
-                Invalid::new("/provider", format!("unknown provider `{}`", spec.provider)).into(),
-            );
+            return Err(Invalid::unknown(
+                "/provider",
+                format!("unknown provider `{}`", spec.provider),
+            )
+            .into());
         }
         let existing =
             sqlx::query("SELECT spec, created_at, updated_at FROM sites WHERE name = $1")
@@ -591,7 +593,7 @@ impl Store {
                 return Ok((s.clone(), false));
             }
             if s.spec.provider != spec.provider {
-                return Err(Invalid::new(
+                return Err(Invalid::conflict(
                     "/provider",
                     format!(
                         "site `{}` belongs to provider `{}`; a site cannot change its provider",

@@ -226,7 +226,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::not_found(kind.as_str(), spec.name()))?;
         if current.provider() != spec.provider() {
-            return Err(Invalid::new(
+            return Err(Invalid::conflict(
                 "/provider",
                 format!(
                     "site `{}` belongs to provider `{}`; a site cannot change its provider",
@@ -532,8 +532,11 @@ async fn apply_facts<T: HasFacts>(
     let current: T = read_spec(&mut *conn, &p.object)
         .await?
         .ok_or_else(|| StoreError::not_found(p.kind.as_str(), &p.object))?;
-    let updated = with_facts(&current, &p.facts)?;
-    updated.check()?;
+    // The proposal was checked when it was made; what no longer fits the object as it
+    // is now conflicts with its current state.
+    let updated = with_facts(&current, &p.facts)
+        .and_then(|u| u.check().map(|()| u))
+        .map_err(|e| e.with_breach(verbund_domain::Breach::Conflict))?;
     let before = facts_of(&current)
         .into_iter()
         .filter(|(f, _)| p.facts.contains_key(f))

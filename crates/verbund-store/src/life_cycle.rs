@@ -217,7 +217,7 @@ impl Store {
     ) -> Result<User> {
         let now = stored_time(now);
         let refused = || {
-            StoreError::from(Invalid::new(
+            StoreError::from(Invalid::meaning(
                 "/token",
                 "the reset token is unknown, used or expired; ask an administrator for a new one",
             ))

@@ -74,7 +74,7 @@ impl Store {
         };
         if spec.delivery != report.delivery {
             let declared = delivery_name(spec.delivery)?;
-            return Err(Invalid::new(
+            return Err(Invalid::meaning(
                 "/delivery",
                 format!(
                     "site `{site}` receives its desired state by `{declared}`, but the checks were \

@@ -119,10 +119,10 @@ impl Store {
         expires_at: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<SiteToken> {
-        verbund_domain::name::check_text("/name", name, 100)?;
+        verbund_domain::name::check_text("/name", name, verbund_domain::account::TOKEN_NAME_MAX)?;
         let (now, expires_at) = (stored_time(now), expires_at.map(stored_time));
         if matches!(expires_at, Some(e) if e <= now) {
-            return Err(Invalid::new("/expires_at", "must lie in the future").into());
+            return Err(Invalid::meaning("/expires_at", "must lie in the future").into());
         }
         let mut w = self.begin_write().await?;
         if sqlx::query("SELECT name FROM sites WHERE name = $1")
@@ -278,7 +278,7 @@ impl Store {
             }
         }
         let sequence = i64::try_from(report.sequence)
-            .map_err(|_| Invalid::new("/sequence", "is too large"))?;
+            .map_err(|_| Invalid::meaning("/sequence", "is too large"))?;
         let known = ingest::known_bookings(&mut w, self.dialect, report).await?;
         let judged = ingest::judge(site, report, &known)?;
         let at = ts(&now);

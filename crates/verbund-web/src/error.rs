@@ -34,19 +34,20 @@ pub fn page(status: StatusCode, c: Chrome, heading: &str, detail: &str, back: &s
     )
 }
 
-/// The status and heading for an API error; the detail is the API's own sentence.
+/// The status and heading for an API error: the status is the API's own, so a refusal
+/// reads the same in the portal as in the API (a breach of form 400, an unknown
+/// reference 404, a conflict 409, a rule of meaning 422).
 fn classify(e: &ApiError, lang: Lang) -> (StatusCode, &'static str) {
     let t = lang.texts();
-    match e {
-        ApiError::NotFound(_) => (StatusCode::NOT_FOUND, t.error_not_found),
-        ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, t.error_forbidden),
-        ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, t.error_forbidden),
-        ApiError::Conflict(_) => (StatusCode::CONFLICT, t.error_conflict),
-        ApiError::Invalid(_) | ApiError::BadRequest(_) => {
-            (StatusCode::UNPROCESSABLE_ENTITY, t.error_invalid)
-        }
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, t.error_internal),
-    }
+    let status = e.status();
+    let heading = match status {
+        StatusCode::NOT_FOUND => t.error_not_found,
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => t.error_forbidden,
+        StatusCode::CONFLICT => t.error_conflict,
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => t.error_invalid,
+        _ => return (StatusCode::INTERNAL_SERVER_ERROR, t.error_internal),
+    };
+    (status, heading)
 }
 
 /// An error page for a signed-in person.

@@ -218,16 +218,7 @@ pub async fn create(
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(spec): ApiJson<BookingSpec>,
 ) -> ApiResult<(StatusCode, Replayed, Json<BookingCreated>)> {
-    let chain = state
-        .store
-        .organisation_chain(&spec.organisation)
-        .await
-        .map_err(|_| {
-            ApiError::Invalid(verbund_domain::Invalid::new(
-                "/organisation",
-                format!("unknown organisation `{}`", spec.organisation),
-            ))
-        })?;
+    let chain = super::organisation_chain(&state, &spec.organisation, "/organisation").await?;
     caller.require(Act::Write, &Target::new("booking").in_organisation(chain))?;
     let now = state.now();
     let Some(key) = key else {
@@ -478,16 +469,7 @@ pub struct ExplainRequest {
 
 /// Whether the caller may ask where `organisation` could book (explain, preview).
 async fn may_ask_placement(state: &AppState, caller: &Caller, organisation: &str) -> ApiResult<()> {
-    let chain = state
-        .store
-        .organisation_chain(organisation)
-        .await
-        .map_err(|_| {
-            ApiError::Invalid(verbund_domain::Invalid::new(
-                "/organisation",
-                format!("unknown organisation `{organisation}`"),
-            ))
-        })?;
+    let chain = super::organisation_chain(state, organisation, "/organisation").await?;
     caller.require(Act::Read, &Target::new("placement").in_organisation(chain))?;
     Ok(())
 }

@@ -126,6 +126,12 @@ pub async fn site(
     // A site's whole state shows every tenant on it: its operators and the federation.
     caller.require(Act::Write, &Target::new("site").provider(&s.spec.provider))?;
     let env = q.environment.unwrap_or(Environment::Prod);
+    if !s.spec.environments.contains(&env) {
+        return Err(ApiError::NotFound(format!(
+            "site `{name}` has no `{}` environment",
+            env.as_str()
+        )));
+    }
     let files = verbund_delivery::render_site(&state.store, &name, env, &state.render).await?;
     Ok(Json(files.into_iter().map(Into::into).collect()))
 }

@@ -141,8 +141,7 @@ pub struct ProposalQuery {
 /// List proposals of placement facts: federation admins and auditors see all, operators
 /// those of their own providers.
 #[utoipa::path(get, path = "/api/v1/fact-proposals", operation_id = "list_fact_proposals", tag = "directory", params(ProposalQuery),
-    responses((status = 200, body = Page<FactProposal>), (status = 403, body = crate::problem::Problem),
-        (status = 422, body = crate::problem::Problem)),
+    responses((status = 200, body = Page<FactProposal>), (status = 403, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -221,8 +220,7 @@ pub async fn read(
 /// and approved by the caller, who must be a federation admin other than the proposer.
 #[utoipa::path(post, path = "/api/v1/fact-proposals/{id}/approve", operation_id = "approve_fact_proposal", tag = "directory",
     responses((status = 200, body = FactProposal), (status = 403, body = crate::problem::Problem),
-        (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem),
-        (status = 422, body = crate::problem::Problem)),
+        (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn approve(
     State(state): State<AppState>,

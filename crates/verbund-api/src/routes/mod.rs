@@ -42,12 +42,35 @@ impl PageQuery {
     }
 }
 
-/// Refuses an idempotent PUT whose body names another object than its path.
+/// The chain of the organisation a request names at `field` (a JSON pointer into its body,
+/// or the name of a query parameter); 404 when there is none (the directory is public, so
+/// this tells nobody what they could not read).
+pub async fn organisation_chain(
+    state: &crate::AppState,
+    organisation: &str,
+    field: &str,
+) -> Result<Vec<String>, crate::problem::ApiError> {
+    state
+        .store
+        .organisation_chain(organisation)
+        .await
+        .map_err(|e| match e {
+            verbund_store::StoreError::NotFound { .. } => verbund_domain::Invalid::unknown(
+                field,
+                format!("unknown organisation `{organisation}`"),
+            )
+            .into(),
+            other => other.into(),
+        })
+}
+
+/// Refuses an idempotent PUT whose body names another object than its path (a rule
+/// across the path and the body, which no schema states: 422).
 pub fn same_name(body: &str, path: &str) -> Result<(), crate::problem::ApiError> {
     if body == path {
         return Ok(());
     }
-    Err(verbund_domain::Invalid::new(
+    Err(verbund_domain::Invalid::meaning(
         "/name",
         format!("`{body}` differs from the name in the path `{path}`"),
     )

@@ -57,13 +57,7 @@ impl From<StoredPolicy> for PolicyView {
 async fn target(state: &AppState, layer: &str, owner: Option<&str>) -> ApiResult<Target> {
     let mut t = Target::new("policy").layer(layer);
     if let Some(o) = owner {
-        let chain = state.store.organisation_chain(o).await.map_err(|_| {
-            ApiError::Invalid(verbund_domain::Invalid::new(
-                "/owner",
-                format!("unknown organisation `{o}`"),
-            ))
-        })?;
-        t = t.in_organisation(chain);
+        t = t.in_organisation(super::organisation_chain(state, o, "/owner").await?);
     }
     Ok(t)
 }
@@ -78,7 +72,9 @@ pub struct PolicyQuery {
 
 /// List the policy documents in force.
 #[utoipa::path(get, path = "/api/v1/policies", operation_id = "list_policies", tag = "policies", params(PolicyQuery),
-    responses((status = 200, body = Vec<PolicyView>)), security(("bearer" = [])))]
+    responses((status = 200, body = Vec<PolicyView>),
+        (status = 404, body = crate::problem::Problem, description = "the organisation named does not exist")),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -91,12 +87,7 @@ pub async fn list(
             Ok(Json(all.into_iter().map(Into::into).collect()))
         }
         Some(org) => {
-            let chain = state.store.organisation_chain(&org).await.map_err(|_| {
-                ApiError::Invalid(verbund_domain::Invalid::new(
-                    "/organisation",
-                    format!("unknown organisation `{org}`"),
-                ))
-            })?;
+            let chain = super::organisation_chain(&state, &org, "/organisation").await?;
             caller.require(Act::Read, &list_target(Some(chain.clone())))?;
             Ok(Json(
                 all.into_iter()

@@ -44,6 +44,7 @@ async fn require_site_admin(state: &AppState, caller: &Caller, site: &str) -> Ap
 #[serde(deny_unknown_fields)]
 pub struct NewSiteToken {
     /// What the token is for, e.g. `agent` or `simulate`.
+    #[schema(schema_with = verbund_domain::account::token_name_schema)]
     pub name: String,
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,

@@ -54,8 +54,20 @@ pub struct RolloutRequest {
 #[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkipRequest {
+    /// Why the site is skipped (at most 500 characters).
     #[serde(default)]
+    #[schema(schema_with = skip_reason_schema)]
     pub reason: Option<String>,
+}
+
+/// The longest reason for skipping a site.
+const SKIP_REASON_MAX: usize = 500;
+
+fn skip_reason_schema() -> utoipa::openapi::schema::Object {
+    verbund_domain::directory::nullable(verbund_domain::name::bounded_schema(
+        &verbund_domain::name::NUL_FREE,
+        SKIP_REASON_MAX,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -418,8 +430,12 @@ pub async fn skip_site(
 ) -> ApiResult<Json<Rollout>> {
     require_site(&state, &caller, Act::Write, &id, &site).await?;
     let reason = body.reason.unwrap_or_else(|| "no reason given".into());
-    if reason.len() > 500 {
-        return Err(verbund_domain::Invalid::new("/reason", "at most 500 characters").into());
+    if reason.chars().count() > SKIP_REASON_MAX {
+        return Err(verbund_domain::Invalid::new(
+            "/reason",
+            format!("at most {SKIP_REASON_MAX} characters"),
+        )
+        .into());
     }
     control(&state, &caller, &id, Control::SkipSite { site, reason }).await
 }

@@ -190,7 +190,8 @@ pub struct PasswordChange {
         (status = 403, body = crate::problem::Problem, content_type = "application/problem+json", description = "another person's account"),
         (status = 404, body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 409, body = crate::problem::Problem, content_type = "application/problem+json", description = "the account has no local password (identity provider, or never set)"),
-        (status = 422, body = crate::problem::Problem, content_type = "application/problem+json", description = "too short, or the current password is wrong"),
+        (status = 400, body = crate::problem::Problem, content_type = "application/problem+json", description = "the new password is too short"),
+        (status = 422, body = crate::problem::Problem, content_type = "application/problem+json", description = "the current password is wrong"),
         (status = 429, body = crate::problem::Problem, content_type = "application/problem+json", description = "too many wrong current passwords"),
         (status = 503, body = crate::problem::Problem, content_type = "application/problem+json", description = "too many password checks at once"),
     ),
@@ -273,7 +274,7 @@ async fn check_current_password(
         .store
         .login_failed(Some(user), &key, limits, now)
         .await?;
-    Err(ApiError::Invalid(verbund_domain::Invalid::new(
+    Err(ApiError::Invalid(verbund_domain::Invalid::meaning(
         "/current_password",
         "is not the account's current password",
     )))
@@ -335,7 +336,7 @@ pub struct ResetCompletion {
     /// The token from `POST /users/{id}/password-reset`.
     pub token: String,
     /// The new password: at least 12 characters.
-    #[schema(min_length = 12)]
+    #[schema(schema_with = crate::password::schema)]
     pub password: String,
 }
 
@@ -346,7 +347,8 @@ pub struct ResetCompletion {
     operation_id = "complete_password_reset", request_body = ResetCompletion,
     responses(
         (status = 200, body = User),
-        (status = 422, body = crate::problem::Problem, content_type = "application/problem+json", description = "too short, or the token is unknown, used or expired"),
+        (status = 400, body = crate::problem::Problem, content_type = "application/problem+json", description = "the new password is too short"),
+        (status = 422, body = crate::problem::Problem, content_type = "application/problem+json", description = "the token is unknown, used or expired"),
         (status = 503, body = crate::problem::Problem, content_type = "application/problem+json", description = "too many password checks at once"),
     ),
     // No bearer token: the reset token in the body is the credential.
@@ -375,6 +377,7 @@ pub async fn complete_reset(
 #[serde(deny_unknown_fields)]
 pub struct RolesChange {
     /// Every role the account shall hold (at least one; disable an account to take all).
+    #[schema(min_items = 1)]
     pub memberships: Vec<Membership>,
 }
 

@@ -110,7 +110,7 @@ pub(super) fn judge<'a>(
                 .get(&obs.booking)
                 .filter(|k| k.site.as_deref() == Some(site))
                 .ok_or_else(|| {
-                    Invalid::new(
+                    Invalid::unknown(
                         format!("/bookings/{i}/booking"),
                         format!("booking `{}` is not placed on site `{site}`", obs.booking),
                     )

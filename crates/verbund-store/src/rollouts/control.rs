@@ -26,7 +26,7 @@ pub(super) fn require_site(id: &str, items: &[RolloutItem], site: &str) -> Resul
     if items.iter().any(|i| i.site == site) {
         Ok(())
     } else {
-        Err(StoreError::Invalid(verbund_domain::Invalid::new(
+        Err(StoreError::Invalid(verbund_domain::Invalid::unknown(
             "/site",
             format!("rollout `{id}` has no bookings on site `{site}`"),
         )))
