@@ -273,18 +273,14 @@ impl PackWriter {
         let mut file = File::open(&pending.temp).map_err(io)?;
         file.seek(SeekFrom::Start(offset)).map_err(io)?;
         let mut reader = BufReader::new(file);
-        let mut byte = [0u8; 1];
-        reader.read_exact(&mut byte).map_err(io)?;
-        let kind = Kind::from_pack_type((byte[0] >> 4) & 7)
-            .ok_or_else(|| Error::CorruptObject(oid.to_string()))?;
-        let mut size = u64::from(byte[0] & 0x0f);
-        let mut shift = 4;
-        while byte[0] & 0x80 != 0 {
-            reader.read_exact(&mut byte).map_err(io)?;
-            size |= u64::from(byte[0] & 0x7f) << shift;
-            shift += 7;
-        }
-        let mut data = Vec::with_capacity(size as usize);
+        let corrupt = || Error::CorruptObject(oid.to_string());
+        let (kind, size) = read_entry_header(&mut reader)
+            .map_err(io)?
+            .ok_or_else(corrupt)?;
+        let kind = Kind::from_pack_type(kind).ok_or_else(corrupt)?;
+        // The size comes from our own file; still, a damaged one must not make us reserve
+        // more than the pack could hold.
+        let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
         flate2::read::ZlibDecoder::new(reader)
             .take(size)
             .read_to_end(&mut data)
@@ -334,6 +330,26 @@ fn entry_header(kind: Kind, mut size: u64) -> Vec<u8> {
     }
     header.push(byte);
     header
+}
+
+/// Reads what [`entry_header`] wrote: the type bits and the inflated size; `None` when
+/// the size does not fit 64 bits (a damaged entry).
+fn read_entry_header(reader: &mut impl Read) -> std::io::Result<Option<(u8, u64)>> {
+    let mut byte = [0u8; 1];
+    reader.read_exact(&mut byte)?;
+    let kind = (byte[0] >> 4) & 7;
+    let mut size = u64::from(byte[0] & 0x0f);
+    let mut shift = 4u32;
+    while byte[0] & 0x80 != 0 {
+        reader.read_exact(&mut byte)?;
+        let bits = u64::from(byte[0] & 0x7f);
+        match bits.checked_shl(shift) {
+            Some(part) if part >> shift == bits => size |= part,
+            _ => return Ok(None),
+        }
+        shift += 7;
+    }
+    Ok(Some((kind, size)))
 }
 
 fn finish(pack_dir: &Path, pending: Pending) -> Result<PathBuf> {
@@ -551,6 +567,25 @@ mod tests {
         assert_eq!(entry_header(Kind::Blob, 5), [0x35]);
         assert_eq!(entry_header(Kind::Tree, 16), [0xa0, 0x01]);
         assert_eq!(entry_header(Kind::Commit, 1000), [0x98, 0x3e]);
+    }
+
+    #[test]
+    fn entry_headers_read_back_and_oversized_ones_are_refused() {
+        for size in [0, 5, 15, 16, 1000, u64::from(u32::MAX), u64::MAX] {
+            let header = entry_header(Kind::Blob, size);
+            let read = read_entry_header(&mut header.as_slice()).expect("complete");
+            assert_eq!(read, Some((Kind::Blob as u8, size)), "{size}");
+        }
+        // Eleven continuation bytes of ones: more than 64 bits of size.
+        let mut damaged = vec![0xbf];
+        damaged.extend([0xff; 10]);
+        damaged.push(0x7f);
+        assert_eq!(
+            read_entry_header(&mut damaged.as_slice()).expect("complete"),
+            None
+        );
+        // A header cut short is an I/O error, not a size.
+        assert!(read_entry_header(&mut [0xb5u8].as_slice()).is_err());
     }
 
     /// An empty pack (no objects) and its index, as [`finish`] writes them.
