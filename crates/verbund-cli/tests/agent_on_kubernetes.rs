@@ -282,6 +282,25 @@ async fn rollout_state(base: &str, admin: &str, id: &str) -> String {
         .to_owned()
 }
 
+/// Waits until rollout `id` is in `state`; when it is not within [`LIMIT`], shows the
+/// rollout and its items before failing, so that a stalled rollout says where it stands.
+async fn until_rollout(base: &str, admin: &str, id: &str, state: &str) {
+    let start = Instant::now();
+    while start.elapsed() < LIMIT {
+        if rollout_state(base, admin, id).await == state {
+            eprintln!(
+                "rollout {id} {state}: after {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let rollout = get(base, admin, &format!("/rollouts/{id}")).await;
+    let items = get(base, admin, &format!("/rollouts/{id}/items")).await;
+    panic!("rollout {id} is not {state} within {LIMIT:?}:\n{rollout:#}\n{items:#}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is_pruned() {
     let prod = Cluster::start(ClusterOptions::default())
@@ -451,10 +470,7 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
     )
     .await;
     let rollout = roll_out(&base, &admin, "1.1.0").await;
-    until("the rollout of 1.1.0 completes", LIMIT, async || {
-        (rollout_state(&base, &admin, &rollout).await == "completed").then_some(())
-    })
-    .await;
+    until_rollout(&base, &admin, &rollout, "completed").await;
     until("production runs 1.1.0", LIMIT, async || {
         running(&client, &ns, "1.1.0").await
     })
@@ -490,10 +506,7 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
     )
     .await;
     let rollout = roll_out(&base, &admin, "1.2.0").await;
-    until("the rollout of 1.2.0 halts", LIMIT, async || {
-        (rollout_state(&base, &admin, &rollout).await == "halted").then_some(())
-    })
-    .await;
+    until_rollout(&base, &admin, &rollout, "halted").await;
     let audit = get(
         &base,
         &admin,
