@@ -468,8 +468,17 @@ impl BookingObservation {
     }
 
     /// Whether this observation shows a failure, as opposed to work still in progress.
+    ///
+    /// A Deployment's `Available=False` is not a verdict: Kubernetes sets it
+    /// (`MinimumReplicasUnavailable`) on every new Deployment until its first pods are up,
+    /// so a booking observed a moment after it was applied would fail for being young.
+    /// Kubernetes' own verdict on a rollout is `Progressing=False` once it is past its
+    /// `progressDeadlineSeconds`; `Ready` and `Healthy` False are Flux's and Argo CD's.
     fn failed(&self, desired: &str) -> bool {
-        self.runs(desired) && (self.smoke_test == SmokeResult::Failed || self.failing_condition())
+        let verdict = self.conditions.iter().any(|c| {
+            matches!(c.kind.as_str(), "Ready" | "Healthy" | "Progressing") && c.status == "False"
+        });
+        self.runs(desired) && (self.smoke_test == SmokeResult::Failed || verdict)
     }
 }
 
@@ -645,6 +654,25 @@ mod tests {
             message: None,
         });
         assert_eq!(assess(s, "1.0.0", &stalled), Some(BookingEvent::Degrade));
+    }
+
+    #[test]
+    fn a_deployment_whose_first_pods_are_starting_is_in_progress_not_failed() {
+        use BookingState::*;
+        // What Kubernetes reports for a Deployment seconds old.
+        let mut young = observation("1.0.0", 0, SmokeResult::None);
+        young.conditions.push(Condition {
+            kind: "Available".into(),
+            status: "False".into(),
+            reason: Some("MinimumReplicasUnavailable".into()),
+            message: Some("Deployment does not have minimum availability.".into()),
+        });
+        for state in [Provisioning, Updating] {
+            assert_eq!(assess(state, "1.0.0", &young), None, "{state:?}");
+        }
+        assert!(!young.ready_at("1.0.0"));
+        // Once running, the same condition means it lost its pods.
+        assert_eq!(assess(Active, "1.0.0", &young), Some(BookingEvent::Degrade));
     }
 
     #[test]
