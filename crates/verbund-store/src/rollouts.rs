@@ -487,6 +487,21 @@ impl Store {
         Ok(main)
     }
 
+    /// The vendor of a rollout's offering: all that deciding who may see or steer the
+    /// rollout's items needs, read without the rollout's counts or the offering's
+    /// manifests.
+    pub async fn rollout_vendor(&self, id: &str) -> Result<String> {
+        let row = sqlx::query(
+            "SELECT o.vendor FROM rollouts r JOIN offerings o ON o.name = r.offering \
+             WHERE r.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::not_found("rollout", id))?;
+        Ok(row.try_get::<String, _>(0)?)
+    }
+
     pub async fn get_rollout(&self, id: &str) -> Result<Rollout> {
         let row = sqlx::query(&format!(
             "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1"

@@ -281,8 +281,7 @@ pub async fn items(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ItemQuery>,
 ) -> ApiResult<Json<Page<RolloutItem>>> {
-    let r = state.store.get_rollout(&id).await?;
-    let vendor = state.store.get_offering(&r.offering).await?.spec.vendor;
+    let vendor = state.store.rollout_vendor(&id).await?;
     caller.require_or_hide(
         Act::Read,
         &Target::new("rollout").vendor(&vendor),
@@ -329,8 +328,7 @@ async fn require_site(
     id: &str,
     site: &str,
 ) -> ApiResult<()> {
-    let r = state.store.get_rollout(id).await?;
-    let vendor = state.store.get_offering(&r.offering).await?.spec.vendor;
+    let vendor = state.store.rollout_vendor(id).await?;
     let provider = state.store.get_site(site).await?.spec.provider;
     caller.require_or_hide(
         act,
@@ -356,8 +354,7 @@ async fn control(
 }
 
 async fn require_rollout(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
-    let r = state.store.get_rollout(id).await?;
-    let vendor = state.store.get_offering(&r.offering).await?.spec.vendor;
+    let vendor = state.store.rollout_vendor(id).await?;
     caller.require_or_hide(
         Act::Write,
         &Target::new("rollout").vendor(&vendor),
