@@ -62,9 +62,9 @@ pub struct PreflightCheck {
     pub reason: String,
 }
 
-/// The longest agent name and Kubernetes version of a preflight.
-const MAX_AGENT: usize = 100;
-const MAX_VERSION: usize = 50;
+// The same agent sends its reports and its preflight: one limit for its name and for the
+// Kubernetes version it reads.
+use crate::report::{MAX_AGENT, MAX_VERSION};
 
 fn reason_schema() -> utoipa::openapi::schema::Object {
     crate::name::line_text_schema(MAX_REASON)

@@ -60,9 +60,10 @@ pub struct SiteReport {
 }
 
 /// The longest agent name, Kubernetes version, booking id, condition type and reason,
-/// and message of a report.
-const MAX_AGENT: usize = 100;
-const MAX_VERSION: usize = 50;
+/// and message of a report. The agent's name and the Kubernetes version are the same
+/// in its preflight (`crate::preflight`).
+pub(crate) const MAX_AGENT: usize = 100;
+pub(crate) const MAX_VERSION: usize = 50;
 const MAX_BOOKING: usize = 64;
 const MAX_TYPE: usize = 100;
 const MAX_REASON: usize = 200;
