@@ -425,15 +425,25 @@ impl BookingObservation {
         self.applied_version.as_deref() == Some(desired)
     }
 
-    /// A condition that says the booking fails: `Ready`, `Available` or `Healthy`
-    /// False, or `Progressing` False (a Deployment past its progress deadline).
+    /// A condition that says the booking does not serve: a verdict of failure
+    /// ([`Self::failure_verdict`]) or a Deployment's `Available` False.
     fn failing_condition(&self) -> bool {
-        self.conditions.iter().any(|c| {
-            matches!(
-                c.kind.as_str(),
-                "Ready" | "Available" | "Healthy" | "Progressing"
-            ) && c.status == "False"
-        })
+        self.failure_verdict() || self.condition_false("Available")
+    }
+
+    /// A condition that judges the booking failed, as opposed to not ready yet:
+    /// `Progressing` False (Kubernetes: a Deployment past its progress deadline), `Ready`
+    /// False (Flux) or `Healthy` False (Argo CD).
+    fn failure_verdict(&self) -> bool {
+        ["Progressing", "Ready", "Healthy"]
+            .into_iter()
+            .any(|kind| self.condition_false(kind))
+    }
+
+    fn condition_false(&self, kind: &str) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| c.kind == kind && c.status == "False")
     }
 
     /// Why a booking is not ready at `desired`, in one sentence; `None` if it is.
@@ -474,12 +484,9 @@ impl BookingObservation {
     /// (`MinimumReplicasUnavailable`) on every new Deployment until its first pods are up,
     /// so a booking observed a moment after it was applied would fail for being young.
     /// Kubernetes' own verdict on a rollout is `Progressing=False` once it is past its
-    /// `progressDeadlineSeconds`; `Ready` and `Healthy` False are Flux's and Argo CD's.
+    /// `progressDeadlineSeconds` (see [`Self::failure_verdict`]).
     fn failed(&self, desired: &str) -> bool {
-        let verdict = self.conditions.iter().any(|c| {
-            matches!(c.kind.as_str(), "Ready" | "Healthy" | "Progressing") && c.status == "False"
-        });
-        self.runs(desired) && (self.smoke_test == SmokeResult::Failed || verdict)
+        self.runs(desired) && (self.smoke_test == SmokeResult::Failed || self.failure_verdict())
     }
 }
 
