@@ -317,9 +317,7 @@ impl Authz {
             .map(|v| v.unwrap_or_else(undecided))
             .collect())
     }
-}
 
-impl Authz {
     /// Whether the policies allow the caller `act` on a resource left unknown: Cedar's
     /// partial evaluation decides `Allow` only when a permit holds and no forbid can,
     /// whatever the resource (a federation administrator reading, an auditor reading), and
