@@ -3,7 +3,8 @@
 # pinned in testenv/go.mod: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kwok, kustomize, helm, Flux's source-, kustomize- and helm-controller, and sops (whose
 # decryption proves verbund's sealed secrets); and extracts
-# the CRDs of Flux, Argo CD and External Secrets from their modules.
+# the CRDs of Flux, Argo CD, External Secrets and the Prometheus Operator's ServiceMonitor
+# from their modules.
 #
 #   testenv/build.sh [OUT]    OUT defaults to target/testenv
 #
@@ -66,6 +67,10 @@ for kind in externalsecret clustersecretstore secretstore pushsecret; do
   cp "$eso/config/crds/bases/external-secrets.io_${kind}s.yaml" "$crds/"
 done
 cp "$eso/config/crds/bases/generators.external-secrets.io_passwords.yaml" "$crds/"
+# The Prometheus Operator's ServiceMonitor, which verbund's own chart (deploy/verbund)
+# renders when serviceMonitor.enabled.
+prometheus="$(module_dir github.com/prometheus-operator/prometheus-operator@v0.85.0)"
+cp "$prometheus/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$crds/"
 chmod -R u+w "$crds"
 
 echo "$stamp" > "$out/stamp"

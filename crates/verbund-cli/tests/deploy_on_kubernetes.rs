@@ -15,8 +15,10 @@
 //!   database, starts the real binary, whose answers to the probes' paths are 200 and
 //!   which writes the desired state;
 //! - with `serviceMonitor.enabled` the ServiceMonitor scrapes `/metrics` on the Service's
-//!   port. The Prometheus Operator's CRD is not in the test cluster, so the ServiceMonitor
-//!   is checked against the Service it selects, not applied.
+//!   port with the monitoring account's token: applied beside the chart's other objects,
+//!   the API server checks it against the Prometheus Operator's CRD (from its Go module,
+//!   see testenv/), and its selector, read back from the cluster, finds exactly the
+//!   chart's Service, whose port it names.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
 #![allow(
@@ -31,15 +33,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ListParams, PostParams};
 use kube::Api;
 use serde_json::{json, Value};
 use verbund_testcluster::{
-    apply_objects, parse_objects, wait_for_deployment_ready, wait_for_value, workspace_root,
-    Cluster, ClusterOptions, TestEnv,
+    apply_objects, namespaced_objects, parse_objects, wait_for_deployment_ready, wait_for_value,
+    workspace_root, Cluster, ClusterOptions, TestEnv,
 };
 
 mod common;
@@ -294,7 +296,14 @@ async fn the_charts_command_line_runs_the_real_binary_and_its_probes_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_runs_two_ready_replicas_on_kubernetes() {
     let home = tempfile::tempdir().expect("temp dir");
-    let objects = template(home.path(), "minimal-values.yaml", &[]);
+    let objects = template(
+        home.path(),
+        "minimal-values.yaml",
+        &[
+            "serviceMonitor.enabled=true",
+            "serviceMonitor.bearerTokenSecret.name=verbund-metrics-token",
+        ],
+    );
     let cluster = Cluster::start(ClusterOptions::default())
         .await
         .unwrap_or_else(|e| panic!("the test cluster starts: {e}"));
@@ -415,5 +424,74 @@ async fn the_chart_runs_two_ready_replicas_on_kubernetes() {
     .await
     .expect("the Service's endpoints are both replicas");
     assert_eq!(ready, 2);
+
+    service_monitor_selects_the_service(&client).await;
     drop(cluster);
+}
+
+/// The ServiceMonitor the API server accepted (validated against the Prometheus
+/// Operator's CRD), read back: its selector, in the namespaces it names, finds exactly
+/// the chart's Service, and it scrapes a port of that Service with the token's Secret.
+/// A field the CRD does not know is refused, so the acceptance above means something.
+async fn service_monitor_selects_the_service(client: &kube::Client) {
+    let monitors = namespaced_objects(
+        client,
+        NAMESPACE,
+        "monitoring.coreos.com/v1",
+        "ServiceMonitor",
+    );
+    let monitor = monitors
+        .get(RELEASE)
+        .await
+        .expect("the ServiceMonitor was applied");
+    let spec = &monitor.data["spec"];
+    let labels: Vec<String> = spec["selector"]["matchLabels"]
+        .as_object()
+        .expect("a selector")
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().expect("a label value")))
+        .collect();
+    assert!(!labels.is_empty());
+    let mut selected = Vec::new();
+    for namespace in spec["namespaceSelector"]["matchNames"]
+        .as_array()
+        .expect("namespaces")
+    {
+        let namespace = namespace.as_str().expect("a namespace");
+        let services = Api::<Service>::namespaced(client.clone(), namespace)
+            .list(&ListParams::default().labels(&labels.join(",")))
+            .await
+            .expect("services");
+        selected.extend(services.items);
+    }
+    assert_eq!(selected.len(), 1, "{selected:?}");
+    let ports: Vec<String> = selected[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.clone())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.name)
+        .collect();
+    let endpoint = &spec["endpoints"][0];
+    assert!(
+        ports.iter().any(|p| endpoint["port"] == p.as_str()),
+        "{endpoint} names no port of {ports:?}"
+    );
+    assert_eq!(endpoint["path"], "/metrics");
+    assert_eq!(
+        endpoint["authorization"]["credentials"]["name"],
+        "verbund-metrics-token"
+    );
+
+    let mut careless = serde_json::to_value(&monitor).expect("JSON");
+    careless["metadata"] = json!({"name": "careless", "namespace": NAMESPACE});
+    careless["spec"]["endpoints"][0]["bearerTokenSecretName"] = json!("verbund-metrics-token");
+    let refused = apply_objects(client, &[careless], "test")
+        .await
+        .expect_err("a field the CRD does not know");
+    assert!(
+        refused.to_string().contains("bearerTokenSecretName"),
+        "{refused}"
+    );
 }

@@ -102,7 +102,7 @@ pub use cluster::{
 pub use env::{workspace_root, TestEnv, TESTENV_VAR};
 pub use flux::{FluxController, FluxControllers, FLUX_CONTROLLERS, FLUX_NAMESPACE};
 pub use kubeconfig::CONTEXT;
-pub use objects::{apply_objects, parse_objects};
+pub use objects::{apply_objects, namespaced_objects, parse_objects};
 pub use wait::{
     wait_for, wait_for_default_service_account, wait_for_deployment_ready, wait_for_namespace_gone,
     wait_for_value, POLL_INTERVAL,

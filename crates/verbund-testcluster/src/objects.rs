@@ -3,7 +3,7 @@
 //! cluster (an agent's install manifests, a Flux site's `root.yaml`) without knowing its
 //! kinds in advance.
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, Scope};
 use kube::Client;
@@ -25,6 +25,22 @@ pub fn parse_objects(yaml: &str) -> Result<Vec<Value>> {
         }
     }
     Ok(out)
+}
+
+/// The objects of a namespaced kind in `namespace`, e.g. a CRD's: `api_version` as
+/// objects name it (`group/version`), the plural found from the kind as kubectl would.
+pub fn namespaced_objects(
+    client: &Client,
+    namespace: &str,
+    api_version: &str,
+    kind: &str,
+) -> Api<DynamicObject> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind)),
+    )
 }
 
 /// Server-side applies each object (forced, as `field_manager`), in order.
