@@ -276,6 +276,24 @@ mod tests {
             serde_json::json!({"a": 2, "b": [-3, 1.5, 7], "c": 1e300, "d": "2.0"})
         );
         assert!(v["a"].is_u64() && v["b"][0].is_i64());
+        // Read from text exactly: every whole number up to 2^53 stays whole.
+        for text in [
+            "2251799813685247.0",
+            "4503599627370495.0",
+            "9007199254740991.0",
+            "1e15",
+        ] {
+            let mut v: Value = serde_json::from_str(text).unwrap();
+            whole_numbers_as_integers(&mut v);
+            assert!(v.is_u64(), "{text} read as {v}");
+            assert_eq!(
+                v.to_string(),
+                text.split('.')
+                    .next()
+                    .unwrap()
+                    .replace("1e15", "1000000000000000")
+            );
+        }
     }
 
     #[test]
