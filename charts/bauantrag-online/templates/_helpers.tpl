@@ -14,6 +14,10 @@ namespace, and the offering's smoke test calls http://bauantrag-online:8080.
 {{- printf "%s-config" (include "bauantrag-online.fullname" .) -}}
 {{- end -}}
 
+{{- define "bauantrag-online.mailSecretName" -}}
+{{- printf "%s-mail" (include "bauantrag-online.fullname" .) -}}
+{{- end -}}
+
 {{- define "bauantrag-online.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}

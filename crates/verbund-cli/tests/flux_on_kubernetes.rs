@@ -18,8 +18,11 @@
 //!   (`writeOnly`), the operator registers the site's age recipient and creates the
 //!   Secret `verbund-sops-age` in `flux-system` (as the README says); the booking's value
 //!   reaches its namespace as a Secret that kustomize-controller decrypted, the real
-//!   `sops --decrypt` opens the `secrets.yaml` verbund committed, and no commit of the
-//!   site's repository nor of the whole desired state holds the value anywhere;
+//!   `sops --decrypt` opens the `secrets.yaml` verbund committed; a chart's declared
+//!   secret (Bauantrag's `smtp_password`) reaches the chart through its HelmRelease's
+//!   `valuesFrom` (the decrypted `verbund-config-secrets`), and the chart's own Secret
+//!   holds it; no commit of the site's repository nor of the whole desired state holds
+//!   either value anywhere;
 //! - a cancellation is pruned by Flux until the namespace is gone.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
@@ -38,11 +41,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{DynamicObject, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{json, Value};
 use verbund_testcluster::{
-    apply_objects, parse_objects, workspace_root, ChartRepository, Cluster, ClusterOptions,
+    apply_objects, namespaced_objects, parse_objects, workspace_root, ChartRepository, Cluster,
+    ClusterOptions,
 };
 
 mod common;
@@ -100,11 +104,11 @@ async fn ready_deployment(client: &Client, namespace: &str, name: &str) -> Optio
 }
 
 fn flux_kustomizations(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
-    Api::namespaced_with(
-        client.clone(),
+    namespaced_objects(
+        client,
         namespace,
-        &ApiResource::from_gvk_with_plural(&gvk, "kustomizations"),
+        "kustomize.toolkit.fluxcd.io/v1",
+        "Kustomization",
     )
 }
 
@@ -390,7 +394,16 @@ async fn flux_pulls_a_sites_desired_state_from_verbund_applies_it_and_prunes_a_c
     }
     assert!(checked > 0, "no shard artifact in {}", artifacts.display());
 
-    secrets_by_declaration(&base, &admin, &site, &client, &ns, &hundesteuer, dir.path()).await;
+    secrets_by_declaration(
+        &base,
+        &admin,
+        &site,
+        &client,
+        (&ns, &hundesteuer),
+        (&chart_ns, &bauantrag),
+        dir.path(),
+    )
+    .await;
 
     // Cancelled: Flux prunes the namespace until it is gone.
     let r = reqwest::Client::new()
@@ -457,11 +470,12 @@ async fn secrets_by_declaration(
     admin: &str,
     site: &str,
     client: &Client,
-    ns: &str,
-    hundesteuer: &Value,
+    (ns, hundesteuer): (&str, &Value),
+    (chart_ns, bauantrag): (&str, &Value),
     dir: &Path,
 ) {
     const VALUE: &str = "Wau-Wau-geheim-2026";
+    const CHART_VALUE: &str = "Bauaufsicht-Relay-7f3a";
     let (identity, recipient) = verbund_seal::Identities::generate();
     // The operator: the site's age identity for Flux, and its recipient for verbund.
     let secret: Secret = serde_json::from_value(json!({
@@ -495,6 +509,64 @@ async fn secrets_by_declaration(
     })
     .await;
     assert_eq!(held, VALUE.as_bytes());
+
+    // A chart's declared secret: kustomize-controller decrypts the booking's
+    // `verbund-config-secrets`, helm-controller merges its `values.yaml` into the release's
+    // values (`valuesFrom`), and the chart renders the value into its own Secret.
+    declare_secret(
+        base,
+        admin,
+        "bauantrag-online",
+        "smtp_password",
+        site,
+        &recipient,
+    )
+    .await;
+    set_secret(base, admin, bauantrag, "smtp_password", CHART_VALUE).await;
+    let chart_secrets = Api::<Secret>::namespaced(client.clone(), chart_ns);
+    let held = until(
+        "helm-controller renders the chart with the decrypted value",
+        LIMIT,
+        async || {
+            let s = chart_secrets
+                .get_opt("bauantrag-online-mail")
+                .await
+                .ok()??;
+            Some(s.data?.get("SMTP_PASSWORD")?.0.clone())
+        },
+    )
+    .await;
+    assert_eq!(held, CHART_VALUE.as_bytes());
+    let releases = namespaced_objects(client, chart_ns, "helm.toolkit.fluxcd.io/v2", "HelmRelease");
+    let release = releases
+        .get("bauantrag-online")
+        .await
+        .expect("the HelmRelease");
+    assert_eq!(
+        release.data["spec"]["valuesFrom"],
+        json!([{"kind": "Secret", "name": "verbund-config-secrets", "valuesKey": "values.yaml"}])
+    );
+    assert!(
+        release.data["spec"]["values"]
+            .get("smtp_password")
+            .is_none(),
+        "{}",
+        release.data["spec"]["values"]
+    );
+    // The same upgrade rolls the Deployment out with the value from that Secret (the
+    // Secret may exist a moment before the Deployment is updated).
+    let from = until(
+        "Bauantrag's new pods read the value from the chart's Secret, and are ready",
+        LIMIT,
+        async || {
+            let d = ready_deployment(client, chart_ns, "bauantrag-online").await?;
+            let env = d.spec?.template.spec?.containers.first()?.env.clone()?;
+            let from = env.into_iter().find(|e| e.name == "SMTP_PASSWORD")?;
+            from.value_from?.secret_key_ref
+        },
+    )
+    .await;
+    assert_eq!(from.name, "bauantrag-online-mail");
 
     // The committed document: the real sops opens it with the site's identity.
     let checkout = dir.join("checkout-secrets");
@@ -553,7 +625,11 @@ async fn secrets_by_declaration(
 
     // Nowhere in Git: no commit of the site's repository, nor of the whole desired state
     // (the server's own bare repositories), holds the value, plain or base64.
-    let encoded = base64::engine::general_purpose::STANDARD.encode(VALUE);
+    let mut needles = Vec::new();
+    for value in [VALUE, CHART_VALUE] {
+        needles.push(value.to_owned());
+        needles.push(base64::engine::general_purpose::STANDARD.encode(value));
+    }
     let mut repositories = vec![checkout.join(".git")];
     for entry in walk(&dir.join("data")) {
         if entry.extension().is_some_and(|e| e == "git") && entry.join("HEAD").exists() {
@@ -562,7 +638,7 @@ async fn secrets_by_declaration(
     }
     assert!(repositories.len() >= 3, "{repositories:?}");
     for git_dir in &repositories {
-        for needle in [VALUE, encoded.as_str()] {
+        for needle in &needles {
             let found = grep_history(git_dir, needle);
             assert!(
                 found.is_empty(),
