@@ -25,7 +25,7 @@
 //! Then it server-side applies every CRD in the test environment's `crds/` and waits until
 //! each is Established (Flux's source, kustomize and helm CRDs, Argo CD's `Application` and
 //! `AppProject`, External Secrets' `ExternalSecret`, `SecretStore`,
-//! `ClusterSecretStore`); creates the namespaces a site has (`ingress-nginx`,
+//! `ClusterSecretStore`, the Prometheus Operator's `ServiceMonitor`); creates the namespaces a site has (`ingress-nginx`,
 //! `flux-system`, `argocd`) and the IngressClass `nginx`; and creates
 //! [`ClusterOptions::nodes`] nodes (default 3: 32 CPU, 128Gi, 110 pods each; region
 //! `de-1`, zones `de-1-a`, `-b`, `-c`; `kubernetes.io/os=linux`; no taints) and waits
