@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 
 use crate::directory::Delivery;
 use crate::error::{Invalid, Result};
+// The same agent sends its reports and its preflight: one limit for its name and for the
+// Kubernetes version it reads.
+use crate::report::{MAX_AGENT, MAX_VERSION};
 
 /// Most checks one preflight may carry.
 pub const MAX_CHECKS: usize = 32;
@@ -61,10 +64,6 @@ pub struct PreflightCheck {
     #[schema(schema_with = reason_schema)]
     pub reason: String,
 }
-
-// The same agent sends its reports and its preflight: one limit for its name and for the
-// Kubernetes version it reads.
-use crate::report::{MAX_AGENT, MAX_VERSION};
 
 fn reason_schema() -> utoipa::openapi::schema::Object {
     crate::name::line_text_schema(MAX_REASON)
