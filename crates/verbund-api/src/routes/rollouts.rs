@@ -281,22 +281,8 @@ pub async fn items(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ItemQuery>,
 ) -> ApiResult<Json<Page<RolloutItem>>> {
-    let vendor = state.store.rollout_vendor(&id).await?;
-    caller.require_or_hide(
-        Act::Read,
-        &Target::new("rollout").vendor(&vendor),
-        &format!("rollout `{id}`"),
-    )?;
-    let filter = ItemFilter {
-        wave: q.wave,
-        site: q.site,
-        state: q.state,
-    };
-    let page = PageRequest {
-        limit: q.limit,
-        after: q.after,
-    };
-    Ok(Json(state.store.rollout_items(&id, &filter, &page).await?))
+    require_rollout(&state, &caller, Act::Read, &id).await?;
+    item_page(&state, &id, q.site.clone(), q).await
 }
 
 /// A site's bookings in a rollout (what a site's operator sees).
@@ -309,16 +295,26 @@ pub async fn site_items(
     ApiQuery(q): ApiQuery<ItemQuery>,
 ) -> ApiResult<Json<Page<RolloutItem>>> {
     require_site(&state, &caller, Act::Read, &id, &site).await?;
+    item_page(&state, &id, Some(site), q).await
+}
+
+/// One page of a rollout's items, of one site or (`None`) of every site.
+async fn item_page(
+    state: &AppState,
+    id: &str,
+    site: Option<String>,
+    q: ItemQuery,
+) -> ApiResult<Json<Page<RolloutItem>>> {
     let filter = ItemFilter {
         wave: q.wave,
-        site: Some(site),
+        site,
         state: q.state,
     };
     let page = PageRequest {
         limit: q.limit,
         after: q.after,
     };
-    Ok(Json(state.store.rollout_items(&id, &filter, &page).await?))
+    Ok(Json(state.store.rollout_items(id, &filter, &page).await?))
 }
 
 async fn require_site(
@@ -353,10 +349,10 @@ async fn control(
     Ok(Json(visible(state, caller, r).await?))
 }
 
-async fn require_rollout(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
+async fn require_rollout(state: &AppState, caller: &Caller, act: Act, id: &str) -> ApiResult<()> {
     let vendor = state.store.rollout_vendor(id).await?;
     caller.require_or_hide(
-        Act::Write,
+        act,
         &Target::new("rollout").vendor(&vendor),
         &format!("rollout `{id}`"),
     )
@@ -371,7 +367,7 @@ pub async fn pause(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Rollout>> {
-    require_rollout(&state, &caller, &id).await?;
+    require_rollout(&state, &caller, Act::Write, &id).await?;
     control(&state, &caller, &id, Control::Pause).await
 }
 
@@ -384,7 +380,7 @@ pub async fn resume(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Rollout>> {
-    require_rollout(&state, &caller, &id).await?;
+    require_rollout(&state, &caller, Act::Write, &id).await?;
     control(&state, &caller, &id, Control::Resume).await
 }
 
@@ -397,7 +393,7 @@ pub async fn abort(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Rollout>> {
-    require_rollout(&state, &caller, &id).await?;
+    require_rollout(&state, &caller, Act::Write, &id).await?;
     control(&state, &caller, &id, Control::Abort).await
 }
 
