@@ -501,11 +501,8 @@ async fn secrets_by_declaration(
     set_secret(base, admin, hundesteuer, "smtp_password", VALUE).await;
 
     // kustomize-controller decrypts: the booking's namespace holds the value.
-    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
     let held = until("Flux decrypts the booking's Secret", LIMIT, async || {
-        let s = secrets.get_opt("hundesteuer-config-secrets").await.ok()??;
-        let value = s.data?.get("SMTP_PASSWORD")?.0.clone();
-        Some(value)
+        secret_value(client, ns, "hundesteuer-config-secrets", "SMTP_PASSWORD").await
     })
     .await;
     assert_eq!(held, VALUE.as_bytes());
@@ -523,17 +520,10 @@ async fn secrets_by_declaration(
     )
     .await;
     set_secret(base, admin, bauantrag, "smtp_password", CHART_VALUE).await;
-    let chart_secrets = Api::<Secret>::namespaced(client.clone(), chart_ns);
     let held = until(
         "helm-controller renders the chart with the decrypted value",
         LIMIT,
-        async || {
-            let s = chart_secrets
-                .get_opt("bauantrag-online-mail")
-                .await
-                .ok()??;
-            Some(s.data?.get("SMTP_PASSWORD")?.0.clone())
-        },
+        async || secret_value(client, chart_ns, "bauantrag-online-mail", "SMTP_PASSWORD").await,
     )
     .await;
     assert_eq!(held, CHART_VALUE.as_bytes());
@@ -647,6 +637,15 @@ async fn secrets_by_declaration(
             );
         }
     }
+}
+
+/// The value under `key` of the Secret `name` in `namespace`, once it exists.
+async fn secret_value(client: &Client, namespace: &str, name: &str, key: &str) -> Option<Vec<u8>> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .ok()??;
+    Some(secret.data?.get(key)?.0.clone())
 }
 
 /// Every folder below `dir`.
