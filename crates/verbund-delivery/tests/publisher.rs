@@ -491,7 +491,7 @@ on_both!(
 
 /// Each delivery commits a pack to the whole desired state and to the site's own
 /// repository; past `PACKS_BEFORE_COMPACTION` the publisher folds them after its commits,
-/// so neither repository piles up packs between housekeeping passes (before: one pack per
+/// on a task of its own (the next delivery does not wait for it), so neither repository piles up packs between housekeeping passes (before: one pack per
 /// commit until `gc --auto` every 15 minutes).
 async fn packs_stay_few_however_many_commits(store: Store) {
     let f = federation(store).await;
@@ -499,7 +499,10 @@ async fn packs_stay_few_however_many_commits(store: Store) {
     for _ in 0..commits {
         f.book(ERIKA, 0, "s").await;
         assert_eq!(f.deliver().await.len(), 1);
+        // Compactions run beside the commits; reads see the repository meanwhile.
+        assert!(f.publisher.verify().await.expect("verify").is_clean());
     }
+    f.publisher.compaction_finished().await;
     let whole = f.publisher.repo().pack_count().expect("packs");
     let own = f
         .publisher

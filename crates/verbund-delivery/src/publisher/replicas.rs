@@ -248,7 +248,7 @@ impl Publisher {
         let moved = blocking(move || this.catch_up_blocking()).await?;
         drop(job);
         if moved > 0 {
-            self.compact_grown().await?;
+            self.compact_in_background();
         }
         Ok(moved)
     }
@@ -325,9 +325,11 @@ impl Publisher {
     /// Housekeeping of this replica's own copies: `git gc --auto` in the whole desired
     /// state and every site's repository, which folds the many small packs of single
     /// commits (or of a catch-up) together. One job at a time, so it never meets a
-    /// commit or a catch-up. The shared history is untouched: packing is local.
+    /// commit, a catch-up or a compaction. The shared history is untouched: packing is
+    /// local.
     pub async fn maintain(&self) -> Result<()> {
         let _job = self.inner.job.lock().await;
+        let _compaction = self.inner.compaction.lock().await;
         let this = self.clone();
         blocking(move || {
             this.inner.repo.maintain()?;
