@@ -44,7 +44,9 @@ use verbund_domain::audit::{AuditEvent, Change as AuditChange};
 use verbund_domain::booking::{Booking, BookingState};
 use verbund_domain::directory::{Environment, Site, SiteSpec};
 use verbund_domain::page::PageRequest;
-use verbund_git::{folder_oid, Author, CommitId, DesiredStateRepo, Difference, PushOptions};
+use verbund_git::{
+    folder_oid, Author, CommitId, DesiredStateRepo, Difference, Folding, PushOptions,
+};
 use verbund_placement::Bookings;
 use verbund_render::{
     booking_folder, listed_namespaces, names::namespace_name, site_files, site_folder, RenderInput,
@@ -144,9 +146,10 @@ pub struct PushStatus {
     pub error: Option<String>,
 }
 
-/// More packs than this in one repository and the publisher compacts it after its
-/// commits (`DesiredStateRepo::compact_over`), in the background: the next change does
-/// not wait for it. Git's own threshold for `gc --auto` is 50.
+/// More packs than this in one repository and the publisher folds them after its
+/// commits (`DesiredStateRepo::compact_over`, [`Folding::Quick`]), in the background:
+/// the next change does not wait for it. Housekeeping folds them again with deltas
+/// ([`Folding::Deltified`]). Git's own threshold for `gc --auto` is 50.
 pub const PACKS_BEFORE_COMPACTION: usize = 32;
 
 /// Keeps the desired-state repository in line with the store. Cheap to clone.
@@ -1021,7 +1024,10 @@ impl Publisher {
         };
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = this.compact_unlocked().await {
+            if let Err(e) = this
+                .compact_unlocked(PACKS_BEFORE_COMPACTION, Folding::Quick)
+                .await
+            {
                 tracing::warn!(error = %e, "compacting the desired-state repositories failed");
             }
             drop(running);
@@ -1034,21 +1040,22 @@ impl Publisher {
         drop(self.inner.compaction.lock().await);
     }
 
-    /// Folds the packs of the repositories that grew past [`PACKS_BEFORE_COMPACTION`]
-    /// (the whole desired state and each site's). Runs beside commits and catch-ups,
-    /// one compaction at a time. Returns how many repositories were compacted.
-    pub async fn compact_grown(&self) -> Result<usize> {
+    /// Folds the packs of the repositories (the whole desired state and each site's)
+    /// that hold more than `limit`, as `folding` says. Runs beside commits and
+    /// catch-ups, one compaction at a time. Returns how many repositories were
+    /// compacted.
+    pub async fn compact_grown(&self, limit: usize, folding: Folding) -> Result<usize> {
         let _running = self.inner.compaction.lock().await;
-        self.compact_unlocked().await
+        self.compact_unlocked(limit, folding).await
     }
 
-    async fn compact_unlocked(&self) -> Result<usize> {
+    async fn compact_unlocked(&self, limit: usize, folding: Folding) -> Result<usize> {
         let this = self.clone();
         blocking(move || {
-            let mut compacted = usize::from(this.inner.repo.compact_over(PACKS_BEFORE_COMPACTION)?);
+            let mut compacted = usize::from(this.inner.repo.compact_over(limit, folding)?);
             for site in this.inner.sites.existing()? {
                 let repo = this.inner.sites.repo(&site)?;
-                compacted += usize::from(repo.compact_over(PACKS_BEFORE_COMPACTION)?);
+                compacted += usize::from(repo.compact_over(limit, folding)?);
             }
             Ok(compacted)
         })

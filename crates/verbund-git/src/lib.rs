@@ -60,6 +60,7 @@
 //! reports secrets, so that tests (and operators) can prove none was ever delivered.
 
 pub mod change;
+mod compact;
 pub mod error;
 mod git;
 mod odb;
@@ -73,6 +74,7 @@ pub mod transfer;
 mod tree;
 
 pub use change::Change;
+pub use compact::Folding;
 pub use error::{Error, Result};
 pub use oid::Oid;
 pub use push::PushOptions;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use verbund_render::RenderedFile;
 
 use crate::change::Change;
+use crate::compact::Folding;
 use crate::error::{Error, Result};
 use crate::git;
 use crate::odb::{Odb, Tree};
@@ -648,27 +649,14 @@ impl DesiredStateRepo {
     /// Folds the packs of single commits together when there are more than `limit`,
     /// as the repository grows rather than at the next housekeeping: readers (git
     /// serving a site's fetch, `fsck`, a cold clone) look into every pack, so their cost
-    /// grows with the count. `git repack --geometric=2 -d` merges only the packs that
-    /// break a geometric progression of sizes — the many small ones of recent commits —
-    /// so the cost follows what was written since the last compaction, not the
-    /// repository's size, and at most about log2(objects) packs remain. Returns whether
-    /// it compacted.
-    pub fn compact_over(&self, limit: usize) -> Result<bool> {
-        if self.pack_count()? <= limit {
-            return Ok(false);
-        }
-        git::run(
-            &self.root,
-            &[
-                "repack",
-                "-d",
-                "-q",
-                "--geometric=2",
-                "--no-write-bitmap-index",
-            ],
-            None,
-        )?;
-        Ok(true)
+    /// grows with the count. Only the small packs that break a geometric progression of
+    /// sizes are folded, from the object names in their indexes, so the cost follows
+    /// what was written since the last compaction, not the repository's size, and at
+    /// most about log2(objects) packs remain (see [`crate::compact`]); `folding` says
+    /// whether objects are tried as deltas of each other. Safe beside commits and
+    /// readers. Returns whether it compacted.
+    pub fn compact_over(&self, limit: usize, folding: Folding) -> Result<bool> {
+        crate::compact::compact_over(&self.root, limit, folding)
     }
 }
 

@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use verbund_git::{
-    folder_oid, Author, ChangeBatch, DesiredStateRepo, Difference, Error, FindingKind, Oid,
-    PushOptions, RenderedFile,
+    folder_oid, Author, ChangeBatch, DesiredStateRepo, Difference, Error, FindingKind, Folding,
+    Oid, PushOptions, RenderedFile,
 };
 
 const CRASH_CHILD: &str = "VERBUND_GIT_CRASH_CHILD";
@@ -596,10 +596,10 @@ fn packs_are_compacted_as_they_grow() {
     }
     assert!(repo.pack_count().unwrap() >= 40);
     assert!(
-        !repo.compact_over(64).unwrap(),
+        !repo.compact_over(64, Folding::Quick).unwrap(),
         "under the limit: nothing done"
     );
-    assert!(repo.compact_over(32).unwrap());
+    assert!(repo.compact_over(32, Folding::Quick).unwrap());
     let packs = repo.pack_count().unwrap();
     assert!(packs <= 8, "{packs} packs after compaction");
     // Nothing lost: every commit's files still read, and git finds the repository whole.
@@ -1020,4 +1020,89 @@ fn a_copy_refuses_broken_packs_and_moves_only_from_where_it_is() {
     copy.move_head(Some(&first), &second).unwrap();
     assert_eq!(copy.head().unwrap(), Some(second));
     fsck(copy.path());
+}
+
+/// Compaction runs beside commits (the publisher starts it on a task of its own): packs
+/// written while it folds others stay, nothing a commit wrote is lost, and git finds the
+/// repository whole.
+#[test]
+fn compaction_beside_commits_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path().join("r.git")).unwrap();
+    let path = |i: usize| format!("sites/s{}/prod/bookings/b{i}/kustomization.yaml", i % 3);
+    let commit = |i: usize| {
+        let mut change = repo.change().unwrap();
+        change
+            .put_file(&path(i), Some(&format!("round {i}\n")))
+            .unwrap();
+        change.commit(&author(), "small", &[]).unwrap().unwrap();
+    };
+    for i in 0..60 {
+        commit(i);
+    }
+    let compactor = repo.clone();
+    let compactions = std::thread::spawn(move || {
+        (0..20)
+            .filter(|_| compactor.compact_over(4, Folding::Quick).unwrap())
+            .count()
+    });
+    for i in 60..160 {
+        commit(i);
+    }
+    assert!(compactions.join().unwrap() > 0, "no compaction ran");
+    repo.compact_over(4, Folding::Deltified).unwrap();
+    git(repo.path(), &["fsck", "--no-dangling", "--strict"]);
+    for i in 0..160 {
+        assert_eq!(
+            repo.file_at_head(&path(i)).unwrap(),
+            Some(format!("round {i}\n").into_bytes()),
+            "{}",
+            path(i)
+        );
+    }
+}
+
+/// A quick fold copies objects as they are (each version of a rewritten tree whole);
+/// housekeeping's deltified fold takes up what quick folds wrote, wherever it stands in
+/// the progression, and stores those versions as deltas: the repository shrinks.
+#[test]
+fn quick_folds_are_folded_again_with_deltas() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = DesiredStateRepo::open_or_init(dir.path().join("r.git")).unwrap();
+    let mut first = repo.change().unwrap();
+    for i in 0..400 {
+        let path = format!("sites/s0/prod/bookings/b{i:04}/kustomization.yaml");
+        first
+            .put_file(&path, Some(&format!("booking {i}\n")))
+            .unwrap();
+    }
+    first.commit(&author(), "first", &[]).unwrap().unwrap();
+    for i in 0..40 {
+        let mut change = repo.change().unwrap();
+        let path = format!("sites/s0/prod/bookings/n{i:04}/kustomization.yaml");
+        change.put_file(&path, Some("new\n")).unwrap();
+        change.commit(&author(), "small", &[]).unwrap().unwrap();
+    }
+    let pack_bytes = || -> u64 {
+        std::fs::read_dir(repo.path().join("objects/pack"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    assert!(repo.compact_over(8, Folding::Quick).unwrap());
+    let quick = pack_bytes();
+    assert!(repo.compact_over(1, Folding::Deltified).unwrap());
+    let deltified = pack_bytes();
+    assert!(
+        deltified * 2 < quick,
+        "{quick} bytes after the quick fold, {deltified} after the deltified one"
+    );
+    git(repo.path(), &["fsck", "--no-dangling", "--strict"]);
+    assert_eq!(
+        repo.file_at_head("sites/s0/prod/bookings/n0039/kustomization.yaml")
+            .unwrap(),
+        Some(b"new\n".to_vec())
+    );
 }

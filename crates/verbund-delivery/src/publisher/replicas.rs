@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use verbund_git::{Author, Change, CommitId};
+use verbund_git::{Author, Change, CommitId, Folding};
 use verbund_store::{Leadership, Store};
 
 use super::{blocking, Publisher, Reconciled, ACTOR, POLL_EVERY};
@@ -322,12 +322,13 @@ impl Publisher {
         Ok(())
     }
 
-    /// Housekeeping of this replica's own copies: `git gc --auto` in the whole desired
-    /// state and every site's repository, which folds the many small packs of single
-    /// commits (or of a catch-up) together. One job at a time, so it never meets a
-    /// commit, a catch-up or a compaction. The shared history is untouched: packing is
-    /// local.
+    /// Housekeeping of this replica's own copies, in the whole desired state and every
+    /// site's repository: what quick folds and recent commits left is folded again with
+    /// deltas, beside commits (see `verbund_git::Folding`); then `git gc --auto` under
+    /// the job, so it never meets a commit or a catch-up. The shared history is
+    /// untouched: packing is local.
     pub async fn maintain(&self) -> Result<()> {
+        self.compact_grown(1, Folding::Deltified).await?;
         let _job = self.inner.job.lock().await;
         let _compaction = self.inner.compaction.lock().await;
         let this = self.clone();
