@@ -60,6 +60,11 @@ pub enum Folding {
 /// Folds the packs of the repository at `git_dir` when it holds more than `limit`;
 /// returns whether it did.
 pub(crate) fn compact_over(git_dir: &Path, limit: usize, folding: Folding) -> Result<bool> {
+    // Counting names first: this runs after every burst of commits, for every site's
+    // repository, and most have few packs.
+    if pack_count(git_dir)? <= limit {
+        return Ok(false);
+    }
     let packs = packs(git_dir)?;
     if packs.len() <= limit {
         return Ok(false);
@@ -168,6 +173,19 @@ fn record_quick_packs(git_dir: &Path, stems: &[PathBuf]) -> Result<()> {
     let temp = path.with_extension("tmp");
     fs::write(&temp, text).map_err(|e| Error::io("writing", &temp, e))?;
     fs::rename(&temp, &path).map_err(|e| Error::io("renaming into", &path, e))
+}
+
+/// How many pack files the repository holds (each commit writes one).
+pub(crate) fn pack_count(git_dir: &Path) -> Result<usize> {
+    let dir = git_dir.join("objects").join("pack");
+    match fs::read_dir(&dir) {
+        Ok(entries) => Ok(entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .count()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io("listing", &dir, e)),
+    }
 }
 
 /// The packs of the repository that may be folded: those with an index, without a

@@ -628,22 +628,7 @@ impl DesiredStateRepo {
 
     /// How many pack files hold the repository's objects (each commit writes one).
     pub fn pack_count(&self) -> Result<usize> {
-        let dir = self.root.join("objects").join("pack");
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(source) => {
-                return Err(Error::Io {
-                    action: "cannot list",
-                    path: dir,
-                    source,
-                })
-            }
-        };
-        Ok(entries
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
-            .count())
+        crate::compact::pack_count(&self.root)
     }
 
     /// Folds the packs of single commits together when there are more than `limit`,
