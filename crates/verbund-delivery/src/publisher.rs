@@ -176,6 +176,9 @@ struct Inner {
     /// Per site folder: the digest of the inputs of its last render, and the tree it
     /// rendered to (see `Records::fingerprint`).
     memo: Mutex<HashMap<String, Remembered>>,
+    /// Per site folder: the tree of its shards last written, and the namespaces they
+    /// list (see `Publisher::listed_at_head`).
+    listed: Mutex<ListedMemo>,
     /// Each site's own repository.
     sites: SiteRepos,
     /// With a shared history: whether this replica writes, and the history itself.
@@ -184,6 +187,9 @@ struct Inner {
 
 /// The digest of a folder's render inputs and the tree they rendered to.
 type Remembered = ([u8; 20], Option<verbund_git::Oid>);
+
+/// Per site folder: the tree of its shards and the namespaces they list.
+type ListedMemo = HashMap<String, (verbund_git::Oid, BTreeSet<String>)>;
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -221,6 +227,7 @@ impl Publisher {
                 push_status: Mutex::new(PushStatus::default()),
                 commits: AtomicI64::new(0),
                 memo: Mutex::new(HashMap::new()),
+                listed: Mutex::new(HashMap::new()),
                 sites,
                 replica,
             }),
@@ -756,7 +763,11 @@ impl Publisher {
                 (path, content)
             })
             .collect();
-        update.shards = (format!("{folder}/shards"), shards);
+        let shards_folder = format!("{folder}/shards");
+        if let Ok(tree) = folder_oid(&shards_folder, &shards) {
+            self.remember_listed(&folder, tree, namespaces);
+        }
+        update.shards = (shards_folder, shards);
         Ok(update)
     }
 
@@ -764,17 +775,40 @@ impl Publisher {
     fn listed_at_head(&self, folder: &str) -> Result<BTreeSet<String>> {
         let repo = &self.inner.repo;
         let shards = format!("{folder}/shards");
-        let mut out = BTreeSet::new();
-        if repo.tree_oid_at(&shards)?.is_none() {
-            return Ok(out);
+        let Some(tree) = repo.tree_oid_at(&shards)? else {
+            return Ok(BTreeSet::new());
+        };
+        // The shards a change wrote are what the next change of the folder starts from:
+        // known by their tree's name, they are not read back and parsed again.
+        if let Some((known, listed)) = self.lock_listed().get(folder) {
+            if *known == tree {
+                return Ok(listed.clone());
+            }
         }
+        let mut out = BTreeSet::new();
         for shard in repo.change()?.list(&shards)? {
             let path = format!("{shards}/{shard}/kustomization.yaml");
             if let Some(text) = repo.file_at_head(&path)? {
                 out.extend(listed_namespaces(&String::from_utf8_lossy(&text)));
             }
         }
+        self.remember_listed(folder, tree, out.clone());
         Ok(out)
+    }
+
+    /// Remembers that the shards tree `tree` of `folder` lists `namespaces`.
+    fn remember_listed(&self, folder: &str, tree: verbund_git::Oid, namespaces: BTreeSet<String>) {
+        self.lock_listed()
+            .insert(folder.to_owned(), (tree, namespaces));
+    }
+
+    /// The listing memo; one that a panicking holder left is still right, as each entry
+    /// is keyed by the name of the tree it describes.
+    fn lock_listed(&self) -> std::sync::MutexGuard<'_, ListedMemo> {
+        self.inner
+            .listed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Renders one site environment's folder, unless `memoised` and its inputs are

@@ -228,9 +228,9 @@ pub(crate) fn packs(git_dir: &Path) -> Result<Vec<PackFile>> {
 pub(crate) fn to_fold(mut packs: Vec<PackFile>) -> Vec<PackFile> {
     packs.sort_by(|a, b| a.objects.cmp(&b.objects).then_with(|| a.stem.cmp(&b.stem)));
     let weights: Vec<u64> = packs.iter().map(|p| p.objects).collect();
-    let broken = weights
-        .windows(2)
-        .rposition(|pair| pair[1] < FACTOR.saturating_mul(pair[0]));
+    let broken = weights.windows(2).rposition(
+        |pair| matches!(pair, [smaller, larger] if *larger < FACTOR.saturating_mul(*smaller)),
+    );
     let mut split = broken.map_or(0, |i| i + 2);
     let mut total: u64 = weights.iter().take(split).sum();
     while let Some(&next) = weights.get(split) {

@@ -51,7 +51,11 @@ impl CatFile {
     }
 
     fn read(&mut self, oid: Oid) -> std::io::Result<Option<(String, Vec<u8>)>> {
-        writeln!(self.stdin, "{oid}")?;
+        // One write per request: the pipe is unbuffered, and each write wakes cat-file.
+        let mut line = Vec::with_capacity(41);
+        line.extend_from_slice(oid.hex().as_bytes());
+        line.push(b'\n');
+        self.stdin.write_all(&line)?;
         self.stdin.flush()?;
         let mut header = String::new();
         self.stdout.read_line(&mut header)?;

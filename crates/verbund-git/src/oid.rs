@@ -24,6 +24,17 @@ impl Oid {
     /// The all-zero name git uses for "no object" (an unborn branch in `update-ref`).
     pub const ZERO: Oid = Oid([0; 20]);
 
+    /// The 40 lowercase hexadecimal digits git writes for this name, built in one buffer
+    /// (formatting digit by digit into an unbuffered pipe made one write per byte).
+    pub fn hex(&self) -> HexOid {
+        let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).map_or(b'0', |c| c as u8);
+        let mut out = [0u8; 40];
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.0) {
+            pair.copy_from_slice(&[digit(byte >> 4), digit(byte & 0xf)]);
+        }
+        HexOid(out)
+    }
+
     /// The name of an object of `kind` with content `data`, exactly as git computes it.
     pub(crate) fn hash(kind: Kind, data: &[u8]) -> Oid {
         let mut hasher = Sha1::new();
@@ -58,10 +69,20 @@ fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
 
 impl fmt::Display for Oid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        f.write_str(&self.hex())
+    }
+}
+
+/// An object name as 40 hexadecimal digits, without allocating (see [`Oid::hex`]).
+#[derive(Clone, Copy)]
+pub struct HexOid([u8; 40]);
+
+impl std::ops::Deref for HexOid {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Only ASCII digits and letters are ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
