@@ -10,8 +10,9 @@
 //!    stored), timed per change; and how long a follower takes to install one change;
 //! 3. **fresh replica** — a replica with an empty data folder starts: it installs every
 //!    pack of every repository from the database and moves its branches (`start`), the
-//!    time a new pod needs before it listens; then `git gc --auto` in its copies
-//!    (`maintain`), and a check that its copies hold the writer's commits.
+//!    time a new pod needs before it listens; then housekeeping in its copies (a
+//!    deltified fold and `git gc --auto`, `maintain`), and a check that its copies hold
+//!    the writer's commits.
 //!
 //! `cargo bench -p verbund-delivery --bench shared_history` runs it in full
 //! (`VERBUND_BENCH_BOOKINGS` changes the 100,000); without `--bench`, as under
@@ -188,7 +189,7 @@ async fn run(full: bool) {
     let t = Instant::now();
     fresh.maintain().await.expect("maintain");
     println!(
-        "git gc --auto in its copies: {:.2} s ({} packs of the whole state left)",
+        "housekeeping in its copies (deltified fold, git gc --auto): {:.2} s ({} packs of the whole state left)",
         t.elapsed().as_secs_f64(),
         packs(&whole)
     );
