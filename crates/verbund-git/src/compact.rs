@@ -29,14 +29,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::git;
 use crate::oid::Oid;
-use crate::pack::sync_dir;
+use crate::pack::{sync_dir, INDEX_HEADER, INDEX_MAGIC};
 
 /// A pack is folded with the smaller ones while it holds fewer than this many times
 /// their objects together (git's `--geometric=2`).
 const FACTOR: u64 = 2;
-
-/// Bytes of a version-2 index before the object names: magic, version, fan-out table.
-const INDEX_HEADER: usize = 8 + 256 * 4;
 
 /// One pack of the repository: its path without extension, and how many objects its
 /// index lists.
@@ -96,7 +93,7 @@ pub(crate) fn compact_over(git_dir: &Path, limit: usize, folding: Folding) -> Re
     names.dedup();
     let mut input = String::with_capacity(names.len() * 41);
     for name in &names {
-        input.push_str(&name.to_string());
+        input.push_str(&name.hex());
         input.push('\n');
     }
     let pack_dir = git_dir.join("objects").join("pack");
@@ -274,7 +271,7 @@ fn object_names(idx: &Path) -> Result<Vec<Oid>> {
 }
 
 fn check_header(idx: &Path, header: &[u8]) -> Result<()> {
-    if header.starts_with(b"\xfftOc\0\0\0\x02") {
+    if header.starts_with(INDEX_MAGIC) {
         Ok(())
     } else {
         Err(not_an_index(idx))

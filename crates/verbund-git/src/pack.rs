@@ -33,6 +33,13 @@ const LEVEL: u32 = 1;
 /// and 3.2 s stored, for a pack of 565 instead of 353 MB until the next `git gc`).
 const COMPRESS_FROM: usize = 4096;
 
+/// The first bytes of a version-2 pack index: magic and version.
+pub(crate) const INDEX_MAGIC: &[u8; 8] = b"\xfftOc\0\0\0\x02";
+
+/// Bytes of a version-2 pack index before the object names: magic, version, fan-out
+/// table (whose last entry counts the objects).
+pub(crate) const INDEX_HEADER: usize = 8 + 256 * 4;
+
 /// Below this many bytes of work a batch is handled on the calling thread.
 const PARALLEL_MIN_BYTES: usize = 256 * 1024;
 
@@ -482,9 +489,8 @@ pub(crate) fn check_pack(pack: &[u8], idx: &[u8]) -> Result<Oid> {
     if checksum != *trailer {
         return Err(invalid("the pack's checksum does not match its content"));
     }
-    const FANOUT_END: usize = 8 + 256 * 4;
     let no_index = || invalid("no version-2 pack index");
-    if idx.len() < FANOUT_END + 40 || !idx.starts_with(b"\xfftOc\0\0\0\x02") {
+    if idx.len() < INDEX_HEADER + 40 || !idx.starts_with(INDEX_MAGIC) {
         return Err(no_index());
     }
     let (idx_body, idx_trailer) = idx.split_last_chunk::<20>().ok_or_else(no_index)?;
@@ -496,7 +502,7 @@ pub(crate) fn check_pack(pack: &[u8], idx: &[u8]) -> Result<Oid> {
         return Err(invalid("the index belongs to another pack"));
     }
     // The last fan-out entry counts all objects, as the pack's header does.
-    let indexed = idx.get(..FANOUT_END).and_then(<[u8]>::last_chunk::<4>);
+    let indexed = idx.get(..INDEX_HEADER).and_then(<[u8]>::last_chunk::<4>);
     if indexed != Some(count) {
         return Err(invalid("the index counts other objects than the pack"));
     }
@@ -507,7 +513,7 @@ pub(crate) fn check_pack(pack: &[u8], idx: &[u8]) -> Result<Oid> {
 fn index_bytes(entries: &[Indexed], pack_checksum: &[u8; 20]) -> Vec<u8> {
     let n = entries.len();
     let mut out = Vec::with_capacity(8 + 1024 + n * 28 + 40);
-    out.extend_from_slice(b"\xfftOc\0\0\0\x02");
+    out.extend_from_slice(INDEX_MAGIC);
     // Fan-out: for each first byte, how many names start with it or a smaller one.
     for byte in 0..=u8::MAX {
         let total = entries.partition_point(|e| e.oid.0[0] <= byte) as u32;
