@@ -28,6 +28,7 @@ api_tests!(
     a_version_with_build_metadata_is_reported_back,
     bad_reports_are_refused_and_change_nothing,
     silent_sites_turn_unknown,
+    a_sites_history_shows_its_turns_to_whom_may_see_it,
     fleet_is_scoped_to_the_caller,
     preflights_are_kept_audited_and_shown,
     bad_preflights_are_refused_and_change_nothing,
@@ -716,6 +717,118 @@ async fn silent_sites_turn_unknown(kit: Kit) {
         .filter(|(_, a)| a == "site.reporting")
         .count();
     assert_eq!(reporting, 2, "first report and return: {site_events:?}");
+}
+
+async fn a_sites_history_shows_its_turns_to_whom_may_see_it(kit: Kit) {
+    let f = fleet(&kit).await;
+    let start = Utc::now();
+    let history = |app: axum::Router, caller: String, query: String| {
+        let site = f.site.clone();
+        async move { get(&app, &caller, &format!("/api/v1/fleet/sites/{site}/history{query}")).await }
+    };
+    // Never reported: the whole window is unknown, with no turn.
+    let none = ok(
+        history(kit.app.clone(), kit.admin.clone(), String::new()).await,
+        StatusCode::OK,
+    );
+    assert_eq!(none["turns"], json!([]));
+    assert_eq!(none["spans"].as_array().unwrap().len(), 1, "{none}");
+    assert_eq!(none["spans"][0]["health"], "unknown");
+    // Reporting, a degraded report, silence, and back.
+    ok(f.report(&kit.app, 1, vec![]).await, StatusCode::OK);
+    let mut degraded = report(2, vec![]);
+    degraded["site"]["health"] = json!("degraded");
+    degraded["site"]["message"] = json!("one node of three is down");
+    let later = kit.app_at(start + Duration::seconds(5));
+    ok(
+        send_report(&later, &f.token, &f.site, &degraded).await,
+        StatusCode::OK,
+    );
+    let silent_at = start + Duration::seconds(30);
+    kit.store
+        .mark_silent_sites("system/fleet", silent_at)
+        .await
+        .unwrap();
+    let back = kit.app_at(start + Duration::seconds(60));
+    ok(
+        send_report(&back, &f.token, &f.site, &report(3, vec![])).await,
+        StatusCode::OK,
+    );
+    let now = kit.app_at(start + Duration::seconds(90));
+    let h = ok(
+        history(now.clone(), kit.admin.clone(), "?days=1".into()).await,
+        StatusCode::OK,
+    );
+    let kinds: Vec<(&str, &str)> = h["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["kind"].as_str().unwrap(), t["health"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("reporting", "healthy"),
+            ("health", "degraded"),
+            ("silent", "unknown"),
+            ("reporting", "healthy")
+        ],
+        "{h}"
+    );
+    assert_eq!(h["turns"][1]["message"], "one node of three is down");
+    let spans: Vec<&str> = h["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["health"].as_str().unwrap())
+        .collect();
+    assert_eq!(spans, ["unknown", "healthy", "degraded", "unknown", "healthy"], "{h}");
+    assert_eq!(h["spans"][0]["from"], h["from"]);
+    assert_eq!(h["spans"][4]["until"], h["until"]);
+    // The booking's organisation may read it; another provider's operator and a
+    // Gemeinde without bookings there may not; an unknown site is not found.
+    ok(
+        history(now.clone(), f.a_admin.clone(), String::new()).await,
+        StatusCode::OK,
+    );
+    let provider = if f.other == "s1" { "p1" } else { "p2" };
+    let (_, operator) = kit
+        .user(
+            "op-other",
+            json!([{"role": "provider-operator", "provider": provider}]),
+        )
+        .await;
+    let refused = history(now.clone(), operator.clone(), String::new()).await;
+    assert_eq!(refused.0, StatusCode::FORBIDDEN, "{}", refused.2);
+    let (_, stranger) = kit
+        .user(
+            "sh-admin",
+            json!([{"role": "org-admin", "organisation": f.b_org}]),
+        )
+        .await;
+    let own_site = get(
+        &now,
+        &operator,
+        &format!("/api/v1/fleet/sites/{}/history", f.other),
+    )
+    .await;
+    assert_eq!(own_site.0, StatusCode::OK, "{}", own_site.2);
+    // The second Gemeinde's booking is on the same site, so it may read this one, but
+    // not the other site.
+    let elsewhere = get(
+        &now,
+        &stranger,
+        &format!("/api/v1/fleet/sites/{}/history", f.other),
+    )
+    .await;
+    assert_eq!(elsewhere.0, StatusCode::FORBIDDEN, "{}", elsewhere.2);
+    let unknown = get(&now, &kit.admin, "/api/v1/fleet/sites/nowhere-1/history").await;
+    assert_eq!(unknown.0, StatusCode::NOT_FOUND);
+    // Bounds are refused, not clamped.
+    for bad in ["?days=0", "?days=367", "?days=x"] {
+        let r = history(now.clone(), kit.admin.clone(), bad.into()).await;
+        assert_eq!(r.0, StatusCode::BAD_REQUEST, "{bad}: {}", r.2);
+    }
 }
 
 async fn fleet_is_scoped_to_the_caller(kit: Kit) {

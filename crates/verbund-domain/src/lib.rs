@@ -18,6 +18,7 @@ pub mod preflight;
 pub mod report;
 pub mod rollout;
 pub mod secrets;
+pub mod site_history;
 pub mod tenancy;
 
 pub use error::{Breach, Invalid, Result};

@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use verbund_domain::audit::{AuditEvent, BrokenLink, ChainVerifier, Change};
 use verbund_domain::page::{Page, PageRequest};
+use verbund_domain::site_history::HEALTH_ACTIONS;
 
 use crate::error::Result;
 use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
@@ -205,6 +206,46 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event).collect()
+    }
+
+    /// A site's health turns (`verbund_domain::site_history::HEALTH_ACTIONS`) since
+    /// `since`, oldest first, at most `limit` of them (the newest when there are more),
+    /// and the last turn before `since`, which says the health the window starts with.
+    /// Read through the `(object, seq)` index, so the cost follows the site's own events.
+    pub async fn site_health_events(
+        &self,
+        site: &str,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<(Option<AuditEvent>, Vec<AuditEvent>)> {
+        let object = format!("site/{site}");
+        let [a, b, c] = HEALTH_ACTIONS;
+        let before = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE object = $1 \
+             AND action IN ($2, $3, $4) AND at < $5 ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(&object)
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(ts(&since))
+        .fetch_optional(&self.pool)
+        .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM audit_events WHERE object = $1 \
+             AND action IN ($2, $3, $4) AND at >= $5 ORDER BY seq DESC LIMIT $6"
+        ))
+        .bind(&object)
+        .bind(a)
+        .bind(b)
+        .bind(c)
+        .bind(ts(&since))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut turns = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
+        turns.reverse();
+        Ok((before.as_ref().map(event).transpose()?, turns))
     }
 
     /// The sequence number of the newest event, 0 for an empty trail.

@@ -9,24 +9,28 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use verbund_domain::page::PageRequest;
 use verbund_domain::preflight::SitePreflight;
 use verbund_domain::report::{FreeCapacity, SiteHealth};
+use verbund_domain::site_history::{HealthTurn, HistoryDays, SiteHistory, MAX_TURNS};
 use verbund_store::{FleetScope, SiteFilter};
 
 use crate::auth::Caller;
-use crate::problem::ApiResult;
+use crate::extract::ApiQuery;
+use crate::problem::{ApiError, ApiResult};
 use crate::routes::bookings::{visible_scope, Visible};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/fleet", get(fleet))
+    Router::new()
+        .route("/fleet", get(fleet))
+        .route("/fleet/sites/{name}/history", get(site_history))
 }
 
 /// The fleet as its caller may see it.
@@ -216,6 +220,71 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
 }
 
 /// The names of every site (of `provider`, if given).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// How many days back, up to now (default 30, at most 366).
+    #[param(value_type = Option<HistoryDays>, inline)]
+    pub days: Option<HistoryDays>,
+}
+
+/// A site's health over the last days: spans of one health each (for a chart) and the
+/// turns the audit trail recorded (first report, a changed health, silence, return).
+/// For the federation, the site's provider, and organisations with bookings on it.
+#[utoipa::path(get, path = "/api/v1/fleet/sites/{name}/history", operation_id = "read_site_history", tag = "fleet",
+    params(("name" = String, Path, description = "The site's name."), HistoryQuery),
+    responses((status = 200, body = SiteHistory),
+        (status = 400, body = crate::problem::Problem), (status = 401, body = crate::problem::Problem),
+        (status = 403, body = crate::problem::Problem), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn site_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Json<SiteHistory>> {
+    let site = state.store.get_site(&name).await?;
+    let may = match visible_scope(&state, &caller).await? {
+        Visible::All => true,
+        Visible::Provider(provider) => provider == site.spec.provider,
+        Visible::Organisations(orgs) => {
+            let scope = FleetScope {
+                organisations: Some(orgs),
+                ..FleetScope::default()
+            };
+            let counts = state.store.fleet_counts(&scope).await?;
+            counts.bookings.iter().any(|(s, ..)| *s == name)
+        }
+    };
+    if !may {
+        return Err(ApiError::Forbidden(format!(
+            "your roles do not allow to read the history of site `{name}`: it belongs to \
+             another provider and holds none of your organisations' bookings"
+        )));
+    }
+    let until = state.now();
+    let from = until - chrono::Duration::days(i64::from(q.days.unwrap_or_default().get()));
+    let (before, events) = state
+        .store
+        .site_health_events(&name, from, MAX_TURNS + 1)
+        .await?;
+    let complete = events.len() <= MAX_TURNS as usize;
+    let turns: Vec<HealthTurn> = events
+        .iter()
+        .skip(events.len().saturating_sub(MAX_TURNS as usize))
+        .filter_map(HealthTurn::from_event)
+        .collect();
+    let before = before.as_ref().and_then(HealthTurn::from_event);
+    Ok(Json(SiteHistory::new(
+        &name,
+        before.as_ref(),
+        turns,
+        from,
+        until,
+        complete,
+    )))
+}
+
 async fn all_sites(state: &AppState, provider: Option<String>) -> ApiResult<Vec<String>> {
     let filter = SiteFilter { provider };
     let mut names = Vec::new();
