@@ -1141,6 +1141,9 @@ fn endpoints() -> Vec<Endpoint> {
         // fleet.rs: everyone sees the fleet, scoped to what they may see (the leak check
         // searches the answer for every foreign id).
         ep(M::GET, "/api/v1/fleet", everyone),
+        // A foreign site's health history: for oversight only (it is another provider's
+        // and holds none of the caller's bookings).
+        ep(M::GET, "/api/v1/fleet/sites/{site}/history", oversight),
         // rollouts.rs: the federation, auditors, vendors (their own offerings') and
         // operators (their own sites' part) see rollouts; only the offering's vendor and
         // the federation start or control them. Organisations opt in as early adopters

@@ -230,7 +230,7 @@ pub struct HistoryQuery {
 
 /// A site's health over the last days: spans of one health each (for a chart) and the
 /// turns the audit trail recorded (first report, a changed health, silence, return).
-/// For the federation, the site's provider, and organisations with bookings on it.
+/// For the federation, auditors and the site's own provider.
 #[utoipa::path(get, path = "/api/v1/fleet/sites/{name}/history", operation_id = "read_site_history", tag = "fleet",
     params(("name" = String, Path, description = "The site's name."), HistoryQuery),
     responses((status = 200, body = SiteHistory),
@@ -244,22 +244,17 @@ pub async fn site_history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<SiteHistory>> {
     let site = state.store.get_site(&name).await?;
+    // Organisations see the current health of the sites they use (`GET /fleet`), not a
+    // site's past: that is the operator's and the federation's record.
     let may = match visible_scope(&state, &caller).await? {
         Visible::All => true,
         Visible::Provider(provider) => provider == site.spec.provider,
-        Visible::Organisations(orgs) => {
-            let scope = FleetScope {
-                organisations: Some(orgs),
-                ..FleetScope::default()
-            };
-            let counts = state.store.fleet_counts(&scope).await?;
-            counts.bookings.iter().any(|(s, ..)| *s == name)
-        }
+        Visible::Organisations(_) => false,
     };
     if !may {
         return Err(ApiError::Forbidden(format!(
-            "your roles do not allow to read the history of site `{name}`: it belongs to \
-             another provider and holds none of your organisations' bookings"
+            "your roles do not allow to read the history of site `{name}`: only the \
+             federation, auditors and the site's own provider may"
         )));
     }
     let until = state.now();
