@@ -308,6 +308,33 @@ impl Browser {
         );
     }
 
+    /// Renders the page for `media` ("print" or "" for the screen) through Chromium's own
+    /// DevTools command, as its print preview and "save as PDF" do.
+    async fn emulate_media(&self, media: &str) {
+        self.client
+            .issue_cmd(Cdp {
+                cmd: "Emulation.setEmulatedMedia",
+                params: json!({ "media": media }),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("emulate media `{media}`: {e}"));
+    }
+
+    /// The page printed to PDF by the browser (WebDriver's Print Page), and its page count.
+    async fn print_pdf(&self) -> (Vec<u8>, usize) {
+        let pdf = self
+            .client
+            .print(fantoccini::wd::PrintConfiguration::default())
+            .await
+            .expect("print to PDF");
+        let text = String::from_utf8_lossy(&pdf);
+        let pages = text
+            .match_indices("/Type /Page")
+            .filter(|(i, m)| text.as_bytes().get(i + m.len()) != Some(&b's'))
+            .count();
+        (pdf, pages)
+    }
+
     /// Saves the page at desktop and phone width when screenshots are asked for.
     async fn shoot(&self, name: &str) {
         let Some(dir) = &self.shots else { return };
@@ -333,6 +360,28 @@ impl Browser {
             .set_window_size(DESKTOP.0, DESKTOP.1)
             .await
             .expect("resize");
+    }
+}
+
+/// A Chrome DevTools command sent through ChromeDriver's `goog/cdp/execute` endpoint.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
@@ -701,6 +750,54 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;
+    // The answer on a map: one numbered dot per data center card, in the same order.
+    let map = b
+        .js("return {
+               pins: [...document.querySelectorAll('#where-map g.site')].map(g => g.dataset.site),
+               cards: [...document.querySelectorAll('main article.kern-card')].map(a => a.id.replace('site-', '')),
+               numbers: [...document.querySelectorAll('#where-map g.site text')].map(t => t.textContent)
+             };")
+        .await;
+    assert!(!map["cards"].as_array().unwrap().is_empty(), "{map}");
+    assert_eq!(map["pins"], map["cards"], "{map}");
+    let numbers: Vec<String> = (1..=map["cards"].as_array().unwrap().len())
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(map["numbers"], json!(numbers), "{map}");
+    // Printed, it is the answer alone (date, map, cards), with no navigation, buttons or
+    // footer; the PDF the browser makes of it is a few pages an authority can file.
+    assert!(b
+        .find("button[data-print]")
+        .await
+        .is_displayed()
+        .await
+        .expect("print button"));
+    b.emulate_media("print").await;
+    let printed = b
+        .js("const shown = s => { const e = document.querySelector(s);
+                                  return !!e && e.getClientRects().length > 0; };
+             return { nav: shown('.portal-nav'), footer: shown('.portal-footer'),
+                      button: shown('button[data-print]'), account: shown('.portal-account'),
+                      map: shown('#where-map svg'), as_of: shown('#as-of'),
+                      cards: shown('main article.kern-card') };")
+        .await;
+    assert_eq!(
+        printed,
+        json!({"nav": false, "footer": false, "button": false, "account": false,
+               "map": true, "as_of": true, "cards": true}),
+        "print view"
+    );
+    b.shoot("where-is-our-data-print").await;
+    let (pdf, pages) = b.print_pdf().await;
+    assert!(pdf.starts_with(b"%PDF-"), "not a PDF");
+    assert!((1..=4).contains(&pages), "{pages} pages");
+    b.emulate_media("").await;
+    assert!(b
+        .find(".portal-nav")
+        .await
+        .is_displayed()
+        .await
+        .expect("nav"));
     // Each site's card is wide enough on a laptop, and no label breaks inside a word,
     // there or on a phone.
     for (w, h) in [(1366, 768), PHONE] {
@@ -949,6 +1046,17 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
         assert_eq!(b.text("h1").await, "Nicht gefunden", "{page}");
         assert!(!b.text("main").await.contains("München"), "{page}");
     }
+    // A municipality sees the current health of the sites it uses, not a site's past:
+    // no history links in its fleet, and the page itself refused in German.
+    b.goto("/fleet").await;
+    let links = b
+        .js("return document.querySelectorAll('main a[href^=\"/fleet/sites/\"]').length;")
+        .await;
+    assert_eq!(links, 0, "history links for a municipality");
+    let site = muenchen["site"].as_str().expect("a placed booking's site");
+    b.goto(&format!("/fleet/sites/{site}")).await;
+    assert_eq!(b.text("h1").await, "Keine Berechtigung");
+    b.check_page("a site's history refused").await;
     // In English, by choice.
     b.goto("/organisation").await;
     b.click("a[hreflang='en']").await;
@@ -969,6 +1077,58 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
         .await
         .expect("map"));
     b.shoot("fleet").await;
+    // Booking states per site as a chart, whose numbers are also a table: each row's
+    // total drawn beside its bar is the table's total, and the table's cells add up.
+    let chart = b
+        .js("const rows = [...document.querySelectorAll('#states-chart svg g.row')];
+             const table = [...document.querySelectorAll('#states-table tbody tr')];
+             return {
+               bars: document.querySelectorAll('#states-chart svg rect').length,
+               drawn: rows.map(g => Number(g.querySelector('text:last-of-type').textContent)),
+               totals: table.map(tr => Number(tr.lastElementChild.textContent)),
+               sums: table.map(tr => [...tr.querySelectorAll('td')].slice(0, -1)
+                                       .reduce((a, td) => a + Number(td.textContent), 0)),
+               legend: document.querySelectorAll('#states-chart .portal-legend li').length
+             };")
+        .await;
+    assert!(chart["bars"].as_u64().unwrap() > 0, "{chart}");
+    assert!(chart["legend"].as_u64().unwrap() > 0, "{chart}");
+    assert_eq!(chart["drawn"], chart["totals"], "{chart}");
+    assert_eq!(chart["sums"], chart["totals"], "{chart}");
+    // A site's history, one click from its row: the health over time as a band, its
+    // stretches and events as tables; the newest stretch is the health the fleet shows.
+    let site_link = b
+        .js("const a = document.querySelector('main table a[href^=\"/fleet/sites/\"]');
+             return a ? a.getAttribute('href') : null;")
+        .await;
+    let site_path = site_link.as_str().expect("a history link for an own site");
+    let site_name = site_path.trim_start_matches("/fleet/sites/").to_string();
+    let fleet_health = b
+        .js(&format!(
+            "return document.querySelector('#site-{site_name} [data-health]').dataset.health;"
+        ))
+        .await;
+    b.click(&format!("main table a[href='{site_path}']")).await;
+    b.check_page("a site's history").await;
+    let history = b
+        .js("return {
+               bands: document.querySelectorAll('#history-chart svg rect').length,
+               newest: document.querySelector('#spans tbody tr [data-health]').dataset.health,
+               events: document.querySelector('main').textContent.includes('meldet sich'),
+               current: document.querySelector('.portal-windows [aria-current]').textContent.trim()
+             };")
+        .await;
+    assert!(history["bands"].as_u64().unwrap() >= 1, "{history}");
+    assert_eq!(history["newest"], fleet_health, "{history}");
+    assert_eq!(history["events"], true, "{history}");
+    assert_eq!(history["current"], "Letzte 30 Tage", "{history}");
+    b.shoot("site-history").await;
+    b.click(".portal-windows a[href$='?days=7']").await;
+    assert_eq!(
+        b.text(".portal-windows [aria-current]").await,
+        "Letzte 7 Tage"
+    );
+    b.check_page("a site's history of a week").await;
     b.click("nav a[href='/work']").await;
     b.check_page("tasks of an operator").await;
     let work = b.text("main").await;

@@ -1,3 +1,12 @@
+// A print button where a page offers one (`data-print`): shown only with JavaScript,
+// since without it the browser's own print command does the same.
+(function () {
+  "use strict";
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.hidden = false;
+    button.addEventListener("click", function () { window.print(); });
+  });
+})();
 // Live status without a full reload: the page is fetched again every few seconds and
 // every element marked `data-live` is replaced from that one answer, all together, so
 // that no part of the page shows an older state than another. A live region itself

@@ -85,6 +85,38 @@ macro_rules! texts {
 
 texts! {
     skip_to_content: "Zum Inhalt springen", "Skip to content";
+    chart_states_title: "Buchungen je Rechenzentrum nach Status", "Bookings per data center by state";
+    chart_states_desc: "Ein gestapelter Balken je Rechenzentrum; jede Farbe ist ein Status. Die Zahlen stehen in der Tabelle darunter.", "One stacked bar per data center; each colour is a state. The numbers are in the table below.";
+    chart_numbers: "Zahlen als Tabelle", "Numbers as a table";
+    chart_legend: "Legende", "Legend";
+    total: "Summe", "Total";
+    history_title: "Zustand im Verlauf", "Health over time";
+    history_desc: "Ein Band über den Zeitraum; jede Farbe ist ein Zustand, den das Rechenzentrum gemeldet hat oder der aus seinem Schweigen folgt. Die Abschnitte stehen in der Tabelle darunter.", "One band over the period; each colour is a health the data center reported, or that follows from its silence. The stretches are in the table below.";
+    history_window: "Zeitraum", "Period";
+    history_days: "Tage", "days";
+    history_last: "Letzte", "Last";
+    history_range: "von", "from";
+    history_to: "bis", "until";
+    history_healthy_share: "Anteil gesund im Zeitraum", "Share healthy in the period";
+    history_spans: "Abschnitte", "Stretches";
+    history_turns: "Ereignisse", "Events";
+    history_no_turns: "Keine Ereignisse in diesem Zeitraum.", "No events in this period.";
+    history_event: "Ereignis", "Event";
+    history_message: "Meldung", "Message";
+    history_duration: "Dauer", "Duration";
+    turn_reporting: "meldet sich (erstmals oder wieder)", "reports (first time or again)";
+    turn_health: "Zustand geändert", "health changed";
+    turn_silent: "keine Meldung im Intervall", "no report within its interval";
+    unit_days: "Tg.", "d";
+    unit_hours: "Std.", "h";
+    unit_minutes: "Min.", "min";
+    print_answer: "Drucken oder als PDF speichern", "Print or save as PDF";
+    print_hint: "Die Druckansicht enthält nur die Antwort mit Stand, Karte und Rechenzentren, zum Ablegen in der Akte.", "The print view holds only the answer with its date, map and data centers, for filing.";
+    export_json: "Alles als JSON herunterladen", "Download everything as JSON";
+    where_map_title: "Rechenzentren mit Daten von", "Data centers holding data of";
+    where_map_desc: "Jeder nummerierte Punkt ist ein Rechenzentrum; die Nummer steht vor seinem Namen in der Liste darunter.", "Each numbered dot is a data center; its number is in front of its name in the list below.";
+    where_map_caption: "Schematische Karte; die Liste darunter nennt jedes Rechenzentrum mit Betreiber, Zertifizierungen und Leistungen.", "Schematic map; the list below names every data center with its operator, certifications and services.";
+    back_to_fleet: "Zurück zum Betrieb", "Back to the fleet";
     official_site: "Verwaltungscloud des Verbunds öffentlicher IT-Dienstleister", "Administration cloud of the public IT service providers' federation";
     home: "Startseite", "Home";
     tagline: "Souveräne Cloud der öffentlichen Verwaltung", "Sovereign cloud of public administration";

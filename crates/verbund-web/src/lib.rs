@@ -12,6 +12,7 @@
 //! away (`i18n`).
 
 mod assets;
+mod chart;
 mod error;
 mod form;
 mod i18n;

@@ -204,6 +204,7 @@ pub fn status_label(lang: Lang, s: &str) -> &str {
     match (lang, s) {
         (Lang::De, "healthy") => "gesund",
         (Lang::De, "degraded") => "gestört",
+        (Lang::De, "unhealthy") => "ausgefallen",
         (Lang::De, "unknown") => "keine Meldung",
         (Lang::De, "running") => "läuft",
         (Lang::De, "paused") => "angehalten",
@@ -231,7 +232,7 @@ pub fn status_label(lang: Lang, s: &str) -> &str {
 pub fn badge(state: &str) -> &'static str {
     match state {
         "active" | "healthy" | "passed" | "completed" | "ok" => "success",
-        "degraded" | "failed" | "rejected" | "halted" | "aborted" | "rolled-back" | "broken" => {
+        "degraded" | "unhealthy" | "failed" | "rejected" | "halted" | "aborted" | "rolled-back" | "broken" => {
             "danger"
         }
         "awaiting-approval" | "paused" | "unknown" | "cancelling" | "retained" | "skipped"

@@ -244,14 +244,10 @@ pub async fn site_history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<SiteHistory>> {
     let site = state.store.get_site(&name).await?;
-    // Organisations see the current health of the sites they use (`GET /fleet`), not a
-    // site's past: that is the operator's and the federation's record.
-    let may = match visible_scope(&state, &caller).await? {
-        Visible::All => true,
-        Visible::Provider(provider) => provider == site.spec.provider,
-        Visible::Organisations(_) => false,
-    };
-    if !may {
+    if !HistoryReader::of(&state, &caller)
+        .await?
+        .may_read(&site.spec.provider)
+    {
         return Err(ApiError::Forbidden(format!(
             "your roles do not allow to read the history of site `{name}`: only the \
              federation, auditors and the site's own provider may"
@@ -278,6 +274,36 @@ pub async fn site_history(
         until,
         complete,
     )))
+}
+
+/// Whose site histories a caller may read: the federation and auditors every site's, a
+/// provider's operators their own sites'. Organisations see the current health of the
+/// sites they use (`GET /fleet`), not a site's past: that is the operators' and the
+/// federation's record. The route and the portal's links ask this one answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryReader {
+    Every,
+    Provider(String),
+    Nobody,
+}
+
+impl HistoryReader {
+    pub async fn of(state: &AppState, caller: &Caller) -> ApiResult<Self> {
+        Ok(match visible_scope(state, caller).await? {
+            Visible::All => HistoryReader::Every,
+            Visible::Provider(own) => HistoryReader::Provider(own),
+            Visible::Organisations(_) => HistoryReader::Nobody,
+        })
+    }
+
+    /// Whether the history of a site of `provider` is readable.
+    pub fn may_read(&self, provider: &str) -> bool {
+        match self {
+            HistoryReader::Every => true,
+            HistoryReader::Provider(own) => own == provider,
+            HistoryReader::Nobody => false,
+        }
+    }
 }
 
 async fn all_sites(state: &AppState, provider: Option<String>) -> ApiResult<Vec<String>> {

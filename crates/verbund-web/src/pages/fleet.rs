@@ -3,16 +3,24 @@
 //! Germany with the sites, and booking states per site and offering.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
-use verbund_api::routes::fleet::{self, Fleet};
+use verbund_api::extract::ApiQuery;
+use verbund_api::routes::fleet::{self, Fleet, HistoryQuery};
+use std::collections::BTreeMap;
+
+use verbund_api::routes::fleet::HistoryReader;
+use verbund_domain::booking::BookingState;
 use verbund_domain::preflight::{PreflightVerdict, SitePreflight};
+use verbund_domain::report::SiteHealth;
+use verbund_domain::site_history::HistoryDays;
 
 use super::explain::Directory;
 use super::state_label;
 use crate::error::api_error;
+use crate::chart::{stacked_bars, timeline, Part, StackedBars, Stretch, Timeline};
 use crate::map::{self, Pin};
 use crate::session::Viewer;
 use crate::view::{badge, date, local_time, render, status_label, Chrome};
@@ -38,6 +46,54 @@ pub struct SiteRow {
     pub certifications: Vec<(String, String, &'static str)>,
     pub preflight: PreflightCell,
     pub bookings: String,
+    /// Whether the viewer may open the site's history (`/fleet/sites/{name}`).
+    pub history: bool,
+}
+
+/// Booking states per site: the stacked bars and the same numbers as a table.
+pub struct StateChart {
+    pub bars: StackedBars,
+    /// The states that occur, in the life cycle's order: (key, label).
+    pub states: Vec<(String, String)>,
+    /// Per site: its name, the count per state (in `states`' order) and the total.
+    pub rows: Vec<(String, Vec<i64>, i64)>,
+}
+
+/// The chart of `sites` (title, bookings by state), states in the life cycle's order.
+fn state_chart(sites: &[(String, &BTreeMap<String, i64>)], lang: crate::i18n::Lang) -> StateChart {
+    let states: Vec<(String, String)> = BookingState::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| sites.iter().any(|(_, m)| m.get(*s).is_some_and(|n| *n > 0)))
+        .map(|s| (s.to_string(), state_label(lang, s).to_string()))
+        .collect();
+    let rows: Vec<(String, Vec<i64>, i64)> = sites
+        .iter()
+        .map(|(title, m)| {
+            let counts: Vec<i64> = states
+                .iter()
+                .map(|(k, _)| m.get(k).copied().unwrap_or(0))
+                .collect();
+            let total = counts.iter().sum();
+            (title.clone(), counts, total)
+        })
+        .collect();
+    let input: Vec<(String, Vec<Part>)> = rows
+        .iter()
+        .map(|(title, counts, _)| {
+            let parts = states
+                .iter()
+                .zip(counts)
+                .map(|((k, label), n)| (k.clone(), label.clone(), *n))
+                .collect();
+            (title.clone(), parts)
+        })
+        .collect();
+    StateChart {
+        bars: stacked_bars(&input),
+        states,
+        rows,
+    }
 }
 
 /// A site's last preflight, as the fleet table shows it.
@@ -103,16 +159,17 @@ struct FleetPage {
     height: String,
     warnings: usize,
     generated: String,
+    chart: StateChart,
 }
 
-fn counts(m: &std::collections::BTreeMap<String, i64>, lang: crate::i18n::Lang) -> String {
+fn counts(m: &BTreeMap<String, i64>, lang: crate::i18n::Lang) -> String {
     m.iter()
         .map(|(k, n)| format!("{n} {}", state_label(lang, k)))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn versions(m: &std::collections::BTreeMap<String, i64>) -> String {
+fn versions(m: &BTreeMap<String, i64>) -> String {
     m.iter()
         .map(|(k, n)| format!("{k} ({n})"))
         .collect::<Vec<_>>()
@@ -134,7 +191,10 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
     let today = state.api.now().date_naive();
     let mut pins = Vec::new();
     let mut warnings = 0;
-    let sites = f
+    let reader = HistoryReader::of(&state.api, &v.caller)
+        .await
+        .unwrap_or(HistoryReader::Nobody);
+    let sites: Vec<SiteRow> = f
         .sites
         .iter()
         .map(|fs| {
@@ -218,6 +278,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
                 certifications,
                 preflight: preflight_cell(fs.preflight.as_ref(), lang),
                 bookings: counts(&fs.bookings, lang),
+                history: s.is_some_and(|s| reader.may_read(&s.spec.provider)),
             }
         })
         .collect();
@@ -231,6 +292,14 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
             in_use: versions(&o.versions_in_use),
         })
         .collect();
+    let chart = state_chart(
+        &sites
+            .iter()
+            .zip(&f.sites)
+            .map(|(row, fs)| (row.title.clone(), &fs.bookings))
+            .collect::<Vec<_>>(),
+        lang,
+    );
     render(
         StatusCode::OK,
         &FleetPage {
@@ -249,6 +318,198 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
             height: format!("{:.0}", map::HEIGHT),
             warnings,
             generated: local_time(f.generated_at, lang),
+            chart,
+        },
+    )
+}
+
+/// The history windows a site's page offers, in days.
+const HISTORY_WINDOWS: [u32; 3] = [7, 30, 90];
+
+#[derive(serde::Deserialize)]
+pub struct HistoryParams {
+    days: Option<u32>,
+}
+
+/// One stretch of the history as the table shows it.
+pub struct SpanRow {
+    pub from: String,
+    pub until: String,
+    pub health: String,
+    pub label: String,
+    pub badge: &'static str,
+    pub duration: String,
+}
+
+/// One turn as the table shows it.
+pub struct TurnRow {
+    pub at: String,
+    pub kind: &'static str,
+    pub label: String,
+    pub badge: &'static str,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "site.html")]
+struct SitePage {
+    c: Chrome,
+    name: String,
+    title: String,
+    location: String,
+    operator: String,
+    days: u32,
+    windows: Vec<u32>,
+    from: String,
+    until: String,
+    timeline: Timeline,
+    /// The health keys that occur, with their labels, for the legend.
+    legend: Vec<(String, String)>,
+    spans: Vec<SpanRow>,
+    turns: Vec<TurnRow>,
+    /// Share of the window the site reported itself healthy, e.g. "97,3 %".
+    healthy_share: String,
+}
+
+/// A duration in words a reader takes in at once: days and hours, or hours and minutes.
+fn duration_words(d: chrono::Duration, lang: crate::i18n::Lang) -> String {
+    let t = lang.texts();
+    let minutes = d.num_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    if days > 0 {
+        format!("{days} {} {hours} {}", t.unit_days, t.unit_hours)
+    } else if hours > 0 {
+        format!("{hours} {} {mins} {}", t.unit_hours, t.unit_minutes)
+    } else {
+        format!("{mins} {}", t.unit_minutes)
+    }
+}
+
+/// `GET /fleet/sites/{name}`: a site's health over the last days, as a timeline and as
+/// tables, for the federation and the site's provider.
+pub async fn site(
+    State(state): State<WebState>,
+    v: Viewer,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(q): Query<HistoryParams>,
+) -> Response {
+    let lang = v.lang;
+    let t = lang.texts();
+    let days = q
+        .days
+        .filter(|d| HISTORY_WINDOWS.contains(d))
+        .unwrap_or(verbund_domain::site_history::DEFAULT_HISTORY_DAYS);
+    let query = HistoryQuery {
+        days: HistoryDays::try_from(days).ok(),
+    };
+    let h = match fleet::site_history(
+        State(state.api.clone()),
+        v.caller.clone(),
+        axum::extract::Path(name.clone()),
+        ApiQuery(query),
+    )
+    .await
+    {
+        Ok(Json(h)) => h,
+        Err(e) => return api_error(&v, &e, "/fleet"),
+    };
+    let dir = match Directory::load(&state.api.store).await {
+        Ok(d) => d,
+        Err(e) => return api_error(&v, &verbund_api::ApiError::Internal(e.to_string()), "/"),
+    };
+    let s = dir.sites.get(&name);
+    let stretches: Vec<Stretch> = h
+        .spans
+        .iter()
+        .map(|sp| {
+            let health = sp.health.as_str();
+            let title = format!(
+                "{}: {} – {}",
+                status_label(lang, health),
+                local_time(sp.from, lang),
+                local_time(sp.until, lang)
+            );
+            (sp.from, sp.until, health.to_string(), title)
+        })
+        .collect();
+    let timeline = timeline(h.from, h.until, &stretches, 4, |at| {
+        date(verbund_domain::rollout::german_local(at).date(), lang)
+    });
+    let legend = SiteHealth::ALL
+        .iter()
+        .map(|x| x.as_str())
+        .filter(|x| h.spans.iter().any(|sp| sp.health.as_str() == *x))
+        .map(|x| (x.to_string(), status_label(lang, x).to_string()))
+        .collect();
+    let window = (h.until - h.from).num_milliseconds().max(1) as f64;
+    let healthy: i64 = h
+        .spans
+        .iter()
+        .filter(|sp| sp.health == SiteHealth::Healthy)
+        .map(|sp| (sp.until - sp.from).num_milliseconds())
+        .sum();
+    let share = healthy as f64 / window * 100.0;
+    let healthy_share = match lang {
+        crate::i18n::Lang::De => format!("{share:.1} %").replace('.', ","),
+        crate::i18n::Lang::En => format!("{share:.1} %"),
+    };
+    let spans = h
+        .spans
+        .iter()
+        .rev()
+        .map(|sp| {
+            let health = sp.health.as_str();
+            SpanRow {
+                from: local_time(sp.from, lang),
+                until: local_time(sp.until, lang),
+                health: health.to_string(),
+                label: status_label(lang, health).to_string(),
+                badge: badge(health),
+                duration: duration_words(sp.until - sp.from, lang),
+            }
+        })
+        .collect();
+    let turns = h
+        .turns
+        .iter()
+        .rev()
+        .map(|tu| {
+            let health = tu.health.as_str();
+            TurnRow {
+                at: local_time(tu.at, lang),
+                kind: match tu.kind.as_str() {
+                    "reporting" => t.turn_reporting,
+                    "silent" => t.turn_silent,
+                    _ => t.turn_health,
+                },
+                label: status_label(lang, health).to_string(),
+                badge: badge(health),
+                message: tu.message.clone().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let title = s.map_or_else(|| name.clone(), |s| s.spec.display_name.clone());
+    render(
+        StatusCode::OK,
+        &SitePage {
+            c: Chrome::for_viewer(&v, title.clone(), "fleet", &format!("/fleet/sites/{name}")),
+            location: s.map_or_else(String::new, |s| {
+                format!("{}, {}", s.spec.location.city, s.spec.location.region)
+            }),
+            operator: s
+                .and_then(|s| dir.providers.get(&s.spec.provider))
+                .map_or_else(String::new, |p| p.spec.display_name.clone()),
+            name,
+            title,
+            days,
+            windows: HISTORY_WINDOWS.to_vec(),
+            from: local_time(h.from, lang),
+            until: local_time(h.until, lang),
+            timeline,
+            legend,
+            spans,
+            turns,
+            healthy_share,
         },
     )
 }

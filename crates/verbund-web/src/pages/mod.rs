@@ -46,6 +46,7 @@ pub fn router() -> Router<WebState> {
         .route("/organisation/data", get(organisation::data))
         .route("/organisation/export", get(organisation::export))
         .route("/fleet", get(fleet::page))
+        .route("/fleet/sites/{name}", get(fleet::site))
         .route("/rollouts", get(rollouts::list))
         .route(
             "/rollouts/new",

@@ -228,6 +228,8 @@ pub struct Place {
     pub facts: Vec<FactLine>,
     /// Proposed facts not in effect yet (shown to whom the API shows them).
     pub pending: Vec<FactLine>,
+    /// Where the site lies on the map of Germany, when its coordinates are known.
+    pub pin: Option<(f64, f64)>,
 }
 
 /// One placement fact with its provenance, in words.
@@ -318,6 +320,12 @@ struct DataPage {
     c: Chrome,
     org: Organisation,
     places: Vec<Place>,
+    /// The map: Germany's outline and the view box.
+    outline: String,
+    width: String,
+    height: String,
+    /// When the answer was read, in the reader's local time (printed with it).
+    as_of: String,
 }
 
 /// The sites that hold data of the organisation's live bookings.
@@ -408,6 +416,10 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                 offerings: offerings.into_iter().collect(),
                 facts: Vec::new(),
                 pending: Vec::new(),
+                pin: s.and_then(|s| {
+                    let l = &s.spec.location;
+                    Some(crate::map::project(l.longitude?, l.latitude?))
+                }),
                 site,
             }
         })
@@ -436,6 +448,10 @@ pub async fn data(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQ
             c: Chrome::for_viewer(&v, t.nav_where, "data", "/organisation/data"),
             org,
             places,
+            outline: crate::map::outline(),
+            width: format!("{:.0}", crate::map::WIDTH),
+            height: format!("{:.0}", crate::map::HEIGHT),
+            as_of: crate::view::local_time(state.api.now(), v.lang),
         },
     )
 }

@@ -1,0 +1,256 @@
+//! Charts as inline SVG, laid out on the server: they work without JavaScript, print, and
+//! cost no script or library. Every chart's page gives the same numbers as a table
+//! beside it, which is what screen readers (and people who copy figures) read; the SVG
+//! itself is one labelled image with a `<title>` per mark for pointer users.
+//!
+//! The layout is plain arithmetic over a fixed view box; the stylesheet scales the
+//! picture to its column and colours each mark by its class.
+
+use chrono::{DateTime, Utc};
+
+/// The view box's width; the picture scales to its column.
+pub const WIDTH: f64 = 640.0;
+const LABEL_WIDTH: f64 = 190.0;
+const TOTAL_WIDTH: f64 = 60.0;
+const ROW_HEIGHT: f64 = 24.0;
+const BAR_HEIGHT: f64 = 16.0;
+/// Labels longer than this are cut with "…" (the full text is in the mark's title and
+/// in the table).
+const LABEL_CHARS: usize = 28;
+
+/// One part of a stacked bar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub x: f64,
+    pub width: f64,
+    /// The stylesheet's class for its colour, e.g. `chart-active`.
+    pub class: String,
+    /// What a pointer shows: "Aktiv: 12".
+    pub title: String,
+}
+
+/// One row: a label, its stacked segments and its total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarRow {
+    pub y: f64,
+    pub label: String,
+    pub full_label: String,
+    pub segments: Vec<Segment>,
+    pub total: i64,
+    pub total_x: f64,
+}
+
+/// Horizontal stacked bars, one row per label, all on one scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackedBars {
+    pub width: f64,
+    pub height: f64,
+    pub label_width: f64,
+    pub bar_height: f64,
+    pub rows: Vec<BarRow>,
+}
+
+/// One part of a row's input: its key (the class suffix), its label, its count.
+pub type Part = (String, String, i64);
+
+/// Lays out `rows` (label, parts) as stacked bars; the longest total fills the bar area.
+/// Parts with no count draw nothing; a row without any keeps its place (it is a fact too).
+pub fn stacked_bars(rows: &[(String, Vec<Part>)]) -> StackedBars {
+    let max = rows
+        .iter()
+        .map(|(_, parts)| parts.iter().map(|p| p.2.max(0)).sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let area = WIDTH - LABEL_WIDTH - TOTAL_WIDTH;
+    let scale = area / max as f64;
+    let laid = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (label, parts))| {
+            let mut x = LABEL_WIDTH;
+            let mut segments = Vec::new();
+            let mut total = 0;
+            for (key, title, n) in parts {
+                let n = (*n).max(0);
+                if n == 0 {
+                    continue;
+                }
+                let width = n as f64 * scale;
+                segments.push(Segment {
+                    x,
+                    width,
+                    class: format!("chart-{key}"),
+                    title: format!("{label} – {title}: {n}"),
+                });
+                x += width;
+                total += n;
+            }
+            BarRow {
+                y: i as f64 * ROW_HEIGHT,
+                label: shorten(label),
+                full_label: label.clone(),
+                segments,
+                total,
+                total_x: x + 6.0,
+            }
+        })
+        .collect::<Vec<_>>();
+    StackedBars {
+        width: WIDTH,
+        height: (laid.len().max(1) as f64) * ROW_HEIGHT,
+        label_width: LABEL_WIDTH,
+        bar_height: BAR_HEIGHT,
+        rows: laid,
+    }
+}
+
+fn shorten(label: &str) -> String {
+    if label.chars().count() <= LABEL_CHARS {
+        return label.to_owned();
+    }
+    let cut: String = label.chars().take(LABEL_CHARS - 1).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// One stretch of a timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub x: f64,
+    pub width: f64,
+    pub class: String,
+    pub title: String,
+}
+
+/// A mark on the time axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tick {
+    pub x: f64,
+    pub label: String,
+}
+
+/// Stretches of time in a row, over a window, with a labelled axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    pub width: f64,
+    pub height: f64,
+    pub band_y: f64,
+    pub band_height: f64,
+    pub axis_y: f64,
+    pub bands: Vec<Band>,
+    pub ticks: Vec<Tick>,
+}
+
+/// One stretch to draw: from, until, the class key, its title.
+pub type Stretch = (DateTime<Utc>, DateTime<Utc>, String, String);
+
+/// Lays out `stretches` over `[from, until)` (clipped to it) with `ticks` evenly spaced
+/// marks labelled by `label`.
+pub fn timeline(
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    stretches: &[Stretch],
+    ticks: usize,
+    label: impl Fn(DateTime<Utc>) -> String,
+) -> Timeline {
+    let span = (until - from).num_milliseconds().max(1) as f64;
+    let x_of = |t: DateTime<Utc>| {
+        let ms = (t.clamp(from, until) - from).num_milliseconds() as f64;
+        ms / span * WIDTH
+    };
+    let bands = stretches
+        .iter()
+        .filter(|(a, b, ..)| b > a && *b > from && *a < until)
+        .map(|(a, b, key, title)| {
+            let x = x_of(*a);
+            Band {
+                x,
+                width: (x_of(*b) - x).max(0.5),
+                class: format!("chart-{key}"),
+                title: title.clone(),
+            }
+        })
+        .collect();
+    let ticks = (0..=ticks.max(1))
+        .map(|i| {
+            let at = from + (until - from) * i32::try_from(i).unwrap_or(0) / ticks.max(1) as i32;
+            Tick {
+                x: x_of(at),
+                label: label(at),
+            }
+        })
+        .collect();
+    Timeline {
+        width: WIDTH,
+        height: 64.0,
+        band_y: 4.0,
+        band_height: 32.0,
+        axis_y: 56.0,
+        bands,
+        ticks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn parts(v: &[(&str, i64)]) -> Vec<Part> {
+        v.iter()
+            .map(|(k, n)| ((*k).into(), (*k).into(), *n))
+            .collect()
+    }
+
+    #[test]
+    fn bars_share_one_scale_and_stack_without_gaps() {
+        let chart = stacked_bars(&[
+            ("a".into(), parts(&[("active", 30), ("degraded", 10)])),
+            ("b".into(), parts(&[("active", 20), ("placed", 0)])),
+            ("c".into(), parts(&[])),
+        ]);
+        let area = WIDTH - LABEL_WIDTH - TOTAL_WIDTH;
+        let a = &chart.rows[0];
+        assert_eq!(a.total, 40);
+        assert_eq!(a.segments.len(), 2);
+        assert!((a.segments[0].width + a.segments[1].width - area).abs() < 1e-9);
+        assert_eq!(a.segments[1].x, a.segments[0].x + a.segments[0].width);
+        let b = &chart.rows[1];
+        assert_eq!(b.segments.len(), 1, "a zero draws nothing");
+        assert!((b.segments[0].width - area / 2.0).abs() < 1e-9);
+        assert_eq!(chart.rows[2].total, 0);
+        assert_eq!(chart.height, 3.0 * ROW_HEIGHT);
+        assert_eq!(a.segments[1].class, "chart-degraded");
+    }
+
+    #[test]
+    fn long_labels_are_cut_and_kept_whole_in_the_title() {
+        let long = "Rechenzentrum der Kommunalen IT-Dienstleister München-Nord 1";
+        let chart = stacked_bars(&[(long.into(), parts(&[("active", 1)]))]);
+        let row = &chart.rows[0];
+        assert!(row.label.ends_with('…') && row.label.chars().count() <= LABEL_CHARS);
+        assert_eq!(row.full_label, long);
+        assert!(row.segments[0].title.starts_with(long));
+    }
+
+    #[test]
+    fn a_timeline_covers_its_window_and_clips_what_lies_outside() {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
+        let day = Duration::days(1);
+        let stretches: Vec<Stretch> = vec![
+            (t0 - day * 5, t0 + day * 10, "healthy".into(), "h".into()),
+            (t0 + day * 10, t0 + day * 20, "degraded".into(), "d".into()),
+            (t0 + day * 20, t0 + day * 40, "unknown".into(), "u".into()),
+            (t0 + day * 50, t0 + day * 60, "healthy".into(), "later".into()),
+        ];
+        let tl = timeline(t0, t0 + day * 30, &stretches, 3, |t| t.format("%d.%m.").to_string());
+        assert_eq!(tl.bands.len(), 3, "the stretch after the window draws nothing");
+        assert_eq!(tl.bands[0].x, 0.0);
+        let end = tl.bands[2].x + tl.bands[2].width;
+        assert!((end - WIDTH).abs() < 1e-9);
+        assert!((tl.bands[1].x - WIDTH / 3.0).abs() < 1e-9);
+        let labels: Vec<&str> = tl.ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["01.11.", "11.11.", "21.11.", "01.12."]);
+        assert_eq!(tl.ticks[3].x, WIDTH);
+    }
+}
