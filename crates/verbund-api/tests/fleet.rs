@@ -724,7 +724,14 @@ async fn a_sites_history_shows_its_turns_to_whom_may_see_it(kit: Kit) {
     let start = Utc::now();
     let history = |app: axum::Router, caller: String, query: String| {
         let site = f.site.clone();
-        async move { get(&app, &caller, &format!("/api/v1/fleet/sites/{site}/history{query}")).await }
+        async move {
+            get(
+                &app,
+                &caller,
+                &format!("/api/v1/fleet/sites/{site}/history{query}"),
+            )
+            .await
+        }
     };
     // Never reported: the whole window is unknown, with no turn.
     let none = ok(
@@ -782,13 +789,21 @@ async fn a_sites_history_shows_its_turns_to_whom_may_see_it(kit: Kit) {
         .iter()
         .map(|s| s["health"].as_str().unwrap())
         .collect();
-    assert_eq!(spans, ["unknown", "healthy", "degraded", "unknown", "healthy"], "{h}");
+    assert_eq!(
+        spans,
+        ["unknown", "healthy", "degraded", "unknown", "healthy"],
+        "{h}"
+    );
     assert_eq!(h["spans"][0]["from"], h["from"]);
     assert_eq!(h["spans"][4]["until"], h["until"]);
     // The site's provider may read it, another provider's operator and the
     // organisations whose bookings run there may not (they see its current health in
     // the fleet); an unknown site is not found.
-    let (own, other) = if f.site == "s1" { ("p1", "p2") } else { ("p2", "p1") };
+    let (own, other) = if f.site == "s1" {
+        ("p1", "p2")
+    } else {
+        ("p2", "p1")
+    };
     for (login, provider, want) in [
         ("op-own", own, StatusCode::OK),
         ("op-other", other, StatusCode::FORBIDDEN),

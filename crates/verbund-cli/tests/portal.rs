@@ -376,7 +376,10 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
         base: &url::Url,
         session: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
@@ -444,7 +447,8 @@ async fn choose(b: &Browser, css: &str, value: &str) {
 /// with their German titles, without a line of JSON: Keycloak's LDAP connection,
 /// Nextcloud's SSO and features, Collabora's WOPI hosts (rows added and removed),
 /// Wohnsitzanmeldung's Melderegister and Hundesteuer's tax rates (a missing rate shown
-/// at its control first).
+/// at its control first); then PostgreSQL, OpenProject, Matrix and Bauantrag online, so
+/// that every demo offering has been booked through its form.
 async fn books_lists_and_groups_through_forms(b: &Browser, base: &str, admin: &str) {
     let no_json = "return document.querySelectorAll('form.portal-form textarea').length;";
 
@@ -585,6 +589,102 @@ async fn books_lists_and_groups_through_forms(b: &Browser, base: &str, admin: &s
         h["config"]["tax_rates"],
         json!({"first_dog": 10000, "further_dog": 16000}),
         "{h}"
+    );
+
+    // The other four offerings, so that every demo offering's every field has been
+    // booked through its form: a checkbox group (PostgreSQL's extensions), numbers with
+    // bounds, selects (Matrix's federation, Bauantrag's Landesbauordnung and XBau
+    // version), a list of texts (Matrix's allowlist) and a group of switches
+    // (OpenProject's features).
+    b.goto("/offerings/postgresql/book").await;
+    assert_eq!(b.js(no_json).await, 0);
+    assert_eq!(
+        b.text("#cfg-extensions-legend").await,
+        "Erweiterungen (optional)"
+    );
+    b.fill("#cfg-database", "fachverfahren").await;
+    b.click("#cfg-extensions-1").await;
+    b.click("#cfg-extensions-3").await;
+    b.fill("#cfg-backup_retention_days", "45").await;
+    let pg = submit_booking(b, base, admin).await;
+    assert_eq!(
+        (
+            &pg["config"]["database"],
+            &pg["config"]["extensions"],
+            &pg["config"]["backup_retention_days"]
+        ),
+        (
+            &json!("fachverfahren"),
+            &json!(["pg_trgm", "postgis"]),
+            &json!(45)
+        ),
+        "{pg}"
+    );
+
+    b.goto("/offerings/openproject/book").await;
+    assert_eq!(b.js(no_json).await, 0);
+    assert_eq!(
+        b.text("#cfg-features-legend").await,
+        "Funktionen (optional)"
+    );
+    b.fill("#cfg-domain", "projekte.muenchen.de").await;
+    b.fill("#cfg-admin_email", "pmo@muenchen.de").await;
+    choose(b, "#cfg-default_language", "en").await;
+    b.click("#cfg-features-bim").await;
+    b.click("#cfg-features-time_tracking").await;
+    let op = submit_booking(b, base, admin).await;
+    assert_eq!(op["config"]["default_language"], "en", "{op}");
+    assert_eq!(
+        op["config"]["features"],
+        json!({"bim": true, "time_tracking": false, "nextcloud_integration": false}),
+        "{op}"
+    );
+
+    b.goto("/offerings/matrix-synapse/book").await;
+    assert_eq!(b.js(no_json).await, 0);
+    assert_eq!(
+        b.text("#cfg-federation_allowlist-legend").await,
+        "Erlaubte Server der Föderation (optional)"
+    );
+    b.fill("#cfg-server_name", "muenchen.de").await;
+    choose(b, "#cfg-federation", "allowlist").await;
+    b.fill("#cfg-federation_allowlist-0", "bund.de").await;
+    b.click("#cfg-federation_allowlist-add").await;
+    b.find("#cfg-federation_allowlist-1").await;
+    b.fill("#cfg-federation_allowlist-1", "bayern.de").await;
+    b.fill("#cfg-media_retention_days", "730").await;
+    let mx = submit_booking(b, base, admin).await;
+    assert_eq!(
+        (
+            &mx["config"]["federation"],
+            &mx["config"]["federation_allowlist"],
+            &mx["config"]["media_retention_days"]
+        ),
+        (
+            &json!("allowlist"),
+            &json!(["bund.de", "bayern.de"]),
+            &json!(730)
+        ),
+        "{mx}"
+    );
+
+    b.goto("/offerings/bauantrag-online/book").await;
+    assert_eq!(b.js(no_json).await, 0);
+    b.fill("#cfg-authority", "09162").await;
+    b.fill("#cfg-contact_email", "bauaufsicht@muenchen.de")
+        .await;
+    choose(b, "#cfg-land_building_code", "BayBO").await;
+    choose(b, "#cfg-xbau_version", "2.3").await;
+    b.fill("#cfg-max_upload_mib", "1024").await;
+    let ba = submit_booking(b, base, admin).await;
+    assert_eq!(
+        (
+            &ba["config"]["land_building_code"],
+            &ba["config"]["xbau_version"],
+            &ba["config"]["max_upload_mib"]
+        ),
+        (&json!("BayBO"), &json!("2.3"), &json!(1024)),
+        "{ba}"
     );
 }
 
@@ -1080,7 +1180,8 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     // Booking states per site as a chart, whose numbers are also a table: each row's
     // total drawn beside its bar is the table's total, and the table's cells add up.
     let chart = b
-        .js("const rows = [...document.querySelectorAll('#states-chart svg g.row')];
+        .js(
+            "const rows = [...document.querySelectorAll('#states-chart svg g.row')];
              const table = [...document.querySelectorAll('#states-table tbody tr')];
              return {
                bars: document.querySelectorAll('#states-chart svg rect').length,
@@ -1089,7 +1190,8 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
                sums: table.map(tr => [...tr.querySelectorAll('td')].slice(0, -1)
                                        .reduce((a, td) => a + Number(td.textContent), 0)),
                legend: document.querySelectorAll('#states-chart .portal-legend li').length
-             };")
+             };",
+        )
         .await;
     assert!(chart["bars"].as_u64().unwrap() > 0, "{chart}");
     assert!(chart["legend"].as_u64().unwrap() > 0, "{chart}");
@@ -1098,8 +1200,10 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     // A site's history, one click from its row: the health over time as a band, its
     // stretches and events as tables; the newest stretch is the health the fleet shows.
     let site_link = b
-        .js("const a = document.querySelector('main table a[href^=\"/fleet/sites/\"]');
-             return a ? a.getAttribute('href') : null;")
+        .js(
+            "const a = document.querySelector('main table a[href^=\"/fleet/sites/\"]');
+             return a ? a.getAttribute('href') : null;",
+        )
         .await;
     let site_path = site_link.as_str().expect("a history link for an own site");
     let site_name = site_path.trim_start_matches("/fleet/sites/").to_string();

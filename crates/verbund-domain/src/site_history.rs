@@ -51,7 +51,9 @@ impl TryFrom<u32> for HistoryDays {
         if (1..=MAX_HISTORY_DAYS).contains(&n) {
             Ok(HistoryDays(n))
         } else {
-            Err(format!("a history reaches back 1 to {MAX_HISTORY_DAYS} days, not {n}"))
+            Err(format!(
+                "a history reaches back 1 to {MAX_HISTORY_DAYS} days, not {n}"
+            ))
         }
     }
 }
@@ -246,7 +248,10 @@ mod tests {
             }]
         );
         // Never reported: unknown, not healthy.
-        assert_eq!(health_spans(None, &[], at(0), at(1))[0].health, SiteHealth::Unknown);
+        assert_eq!(
+            health_spans(None, &[], at(0), at(1))[0].health,
+            SiteHealth::Unknown
+        );
     }
 
     #[test]
@@ -288,12 +293,17 @@ mod tests {
             json!({"health": "degraded", "message": "node down"}),
         ))
         .unwrap();
-        assert_eq!((t.kind.as_str(), t.health), ("health", SiteHealth::Degraded));
+        assert_eq!(
+            (t.kind.as_str(), t.health),
+            ("health", SiteHealth::Degraded)
+        );
         assert_eq!(t.message.as_deref(), Some("node down"));
         let silent = HealthTurn::from_event(&event("site.silent", json!({"health": "unknown"})));
         assert_eq!(silent.unwrap().health, SiteHealth::Unknown);
-        assert!(HealthTurn::from_event(&event("site.preflight", json!({"health": "healthy"})))
-            .is_none());
+        assert!(
+            HealthTurn::from_event(&event("site.preflight", json!({"health": "healthy"})))
+                .is_none()
+        );
         assert!(HealthTurn::from_event(&event("site.health", json!({"health": "fine"}))).is_none());
     }
 

@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 
 /// The view box's width; the picture scales to its column.
 pub const WIDTH: f64 = 640.0;
-const LABEL_WIDTH: f64 = 190.0;
+const LABEL_WIDTH: f64 = 220.0;
 const TOTAL_WIDTH: f64 = 60.0;
 const ROW_HEIGHT: f64 = 24.0;
 const BAR_HEIGHT: f64 = 16.0;
+/// The narrowest band drawn, so that a short stretch stays visible.
+const MIN_BAND: f64 = 3.0;
 /// Labels longer than this are cut with "…" (the full text is in the mark's title and
 /// in the table).
 const LABEL_CHARS: usize = 28;
@@ -165,7 +167,8 @@ pub fn timeline(
             let x = x_of(*a);
             Band {
                 x,
-                width: (x_of(*b) - x).max(0.5),
+                // A stretch too short to see still shows (the current health, say).
+                width: (x_of(*b) - x).max(MIN_BAND),
                 class: format!("chart-{key}"),
                 title: title.clone(),
             }
@@ -241,10 +244,21 @@ mod tests {
             (t0 - day * 5, t0 + day * 10, "healthy".into(), "h".into()),
             (t0 + day * 10, t0 + day * 20, "degraded".into(), "d".into()),
             (t0 + day * 20, t0 + day * 40, "unknown".into(), "u".into()),
-            (t0 + day * 50, t0 + day * 60, "healthy".into(), "later".into()),
+            (
+                t0 + day * 50,
+                t0 + day * 60,
+                "healthy".into(),
+                "later".into(),
+            ),
         ];
-        let tl = timeline(t0, t0 + day * 30, &stretches, 3, |t| t.format("%d.%m.").to_string());
-        assert_eq!(tl.bands.len(), 3, "the stretch after the window draws nothing");
+        let tl = timeline(t0, t0 + day * 30, &stretches, 3, |t| {
+            t.format("%d.%m.").to_string()
+        });
+        assert_eq!(
+            tl.bands.len(),
+            3,
+            "the stretch after the window draws nothing"
+        );
         assert_eq!(tl.bands[0].x, 0.0);
         let end = tl.bands[2].x + tl.bands[2].width;
         assert!((end - WIDTH).abs() < 1e-9);
@@ -252,5 +266,15 @@ mod tests {
         let labels: Vec<&str> = tl.ticks.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["01.11.", "11.11.", "21.11.", "01.12."]);
         assert_eq!(tl.ticks[3].x, WIDTH);
+        // A stretch of a second at the end is still drawn, narrow but visible.
+        let end = t0 + day * 30;
+        let short: Vec<Stretch> = vec![(
+            end - Duration::seconds(1),
+            end,
+            "healthy".into(),
+            "now".into(),
+        )];
+        let tl = timeline(t0, end, &short, 1, |t| t.to_string());
+        assert_eq!(tl.bands[0].width, MIN_BAND);
     }
 }

@@ -232,9 +232,8 @@ pub fn status_label(lang: Lang, s: &str) -> &str {
 pub fn badge(state: &str) -> &'static str {
     match state {
         "active" | "healthy" | "passed" | "completed" | "ok" => "success",
-        "degraded" | "unhealthy" | "failed" | "rejected" | "halted" | "aborted" | "rolled-back" | "broken" => {
-            "danger"
-        }
+        "degraded" | "unhealthy" | "failed" | "rejected" | "halted" | "aborted" | "rolled-back"
+        | "broken" => "danger",
         "awaiting-approval" | "paused" | "unknown" | "cancelling" | "retained" | "skipped"
         | "waiting" | "expiring" => "warning",
         _ => "info",

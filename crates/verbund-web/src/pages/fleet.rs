@@ -7,9 +7,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
+use std::collections::BTreeMap;
 use verbund_api::extract::ApiQuery;
 use verbund_api::routes::fleet::{self, Fleet, HistoryQuery};
-use std::collections::BTreeMap;
 
 use verbund_api::routes::fleet::HistoryReader;
 use verbund_domain::booking::BookingState;
@@ -19,8 +19,8 @@ use verbund_domain::site_history::HistoryDays;
 
 use super::explain::Directory;
 use super::state_label;
-use crate::error::api_error;
 use crate::chart::{stacked_bars, timeline, Part, StackedBars, Stretch, Timeline};
+use crate::error::api_error;
 use crate::map::{self, Pin};
 use crate::session::Viewer;
 use crate::view::{badge, date, local_time, render, status_label, Chrome};
@@ -380,8 +380,10 @@ fn duration_words(d: chrono::Duration, lang: crate::i18n::Lang) -> String {
         format!("{days} {} {hours} {}", t.unit_days, t.unit_hours)
     } else if hours > 0 {
         format!("{hours} {} {mins} {}", t.unit_hours, t.unit_minutes)
-    } else {
+    } else if mins > 0 {
         format!("{mins} {}", t.unit_minutes)
+    } else {
+        format!("< 1 {}", t.unit_minutes)
     }
 }
 
