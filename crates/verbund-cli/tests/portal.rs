@@ -1252,6 +1252,49 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.check_page("fleet for the auditor").await;
     b.sign_out().await;
 
+    // The federation admin's queue: München's Wohnsitzanmeldung awaits approval; its
+    // page shows the requested configuration (the Melderegister connection) before the
+    // admin approves it, and the queue is empty afterwards.
+    b.sign_in("admin", &token(&data, "admin.password")).await;
+    b.goto("/work").await;
+    b.check_page("tasks of the federation").await;
+    let waiting = b
+        .js("return [...document.querySelectorAll('#approvals tbody a')].map(a => a.getAttribute('href'));")
+        .await;
+    let waiting = waiting.as_array().cloned().unwrap_or_default();
+    assert_eq!(waiting.len(), 1, "one booking awaits approval: {waiting:?}");
+    let path = waiting[0].as_str().unwrap().to_string();
+    b.click(&format!("#approvals a[href='{path}']")).await;
+    b.check_page("a booking awaiting approval").await;
+    let config = b.text("#booking-config").await;
+    assert!(
+        config.contains("https://xmeld.muenchen.de/api") && config.contains("Melderegister"),
+        "{config}"
+    );
+    b.click(&format!("form[action='{path}/approve'] button"))
+        .await;
+    b.wait_until("approved", || async {
+        let id = path.trim_start_matches("/bookings/");
+        let booking = api(
+            &base,
+            &admin,
+            reqwest::Method::GET,
+            &format!("/bookings/{id}"),
+            None,
+        )
+        .await;
+        (booking["state"] != "awaiting-approval").then_some(())
+    })
+    .await;
+    b.goto("/work").await;
+    assert_eq!(
+        b.js("return document.querySelectorAll('#approvals tbody a').length;")
+            .await,
+        0
+    );
+    b.shoot("tasks-federation").await;
+    b.sign_out().await;
+
     drop(b);
     drop(server);
 }
