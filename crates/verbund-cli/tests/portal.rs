@@ -819,15 +819,23 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     );
 
     // Watch it become active: the page updates itself (no reload) from the simulated
-    // site's reports.
+    // site's reports, and the state's live region stays the same node, so that screen
+    // readers announce the change (WCAG 4.1.3).
+    b.js("window.stateNode = document.getElementById('booking-state');")
+        .await;
     b.wait_until("the booking turns active", || async {
         let s = b
-            .js("const e = document.querySelector('#booking-status [data-state]'); return e && e.dataset.state;")
+            .js("const e = document.querySelector('#booking-state [data-state]'); return e && e.dataset.state;")
             .await;
         (s == "active").then_some(())
     })
     .await;
-    assert!(b.text("#booking-status").await.contains("simuliert"));
+    let region = b
+        .js("const e = document.getElementById('booking-state');
+             return {same: e === window.stateNode, role: e.getAttribute('role')};")
+        .await;
+    assert_eq!(region, json!({"same": true, "role": "status"}), "no reload, one live region");
+    assert!(b.text("#booking-state").await.contains("simuliert"));
     b.shoot("booking").await;
     // "Buchung kündigen" asks first, saying until when the data is kept; the first
     // click cancels nothing, and "keep" leads back.
