@@ -834,7 +834,11 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
         .js("const e = document.getElementById('booking-state');
              return {same: e === window.stateNode, role: e.getAttribute('role')};")
         .await;
-    assert_eq!(region, json!({"same": true, "role": "status"}), "no reload, one live region");
+    assert_eq!(
+        region,
+        json!({"same": true, "role": "status"}),
+        "no reload, one live region"
+    );
     assert!(b.text("#booking-state").await.contains("simuliert"));
     b.shoot("booking").await;
     // "Buchung kündigen" asks first, saying until when the data is kept; the first

@@ -8,17 +8,21 @@
 
 use chrono::{DateTime, Utc};
 
-/// The view box's width; the picture scales to its column.
-pub const WIDTH: f64 = 640.0;
-const LABEL_WIDTH: f64 = 220.0;
-const TOTAL_WIDTH: f64 = 60.0;
-const ROW_HEIGHT: f64 = 24.0;
-const BAR_HEIGHT: f64 = 16.0;
+/// The view box's width. It is about a phone's column, so that the text stays legible
+/// there; the stylesheet lets the picture grow to a moderate width on larger screens.
+pub const WIDTH: f64 = 360.0;
+/// Room after each bar for its total.
+const TOTAL_WIDTH: f64 = 44.0;
+/// A row: its label on a line of its own, then the bar.
+const LABEL_HEIGHT: f64 = 14.0;
+const BAR_HEIGHT: f64 = 14.0;
+const ROW_GAP: f64 = 10.0;
+const ROW_HEIGHT: f64 = LABEL_HEIGHT + BAR_HEIGHT + ROW_GAP;
 /// The narrowest band drawn, so that a short stretch stays visible.
 const MIN_BAND: f64 = 3.0;
 /// Labels longer than this are cut with "…" (the full text is in the mark's title and
 /// in the table).
-const LABEL_CHARS: usize = 28;
+const LABEL_CHARS: usize = 52;
 
 /// One part of a stacked bar.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +38,9 @@ pub struct Segment {
 /// One row: a label, its stacked segments and its total.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BarRow {
+    /// The label's baseline; the bar lies below it, from `bar_y`.
     pub y: f64,
+    pub bar_y: f64,
     pub label: String,
     pub full_label: String,
     pub segments: Vec<Segment>,
@@ -47,7 +53,6 @@ pub struct BarRow {
 pub struct StackedBars {
     pub width: f64,
     pub height: f64,
-    pub label_width: f64,
     pub bar_height: f64,
     pub rows: Vec<BarRow>,
 }
@@ -64,13 +69,13 @@ pub fn stacked_bars(rows: &[(String, Vec<Part>)]) -> StackedBars {
         .max()
         .unwrap_or(0)
         .max(1);
-    let area = WIDTH - LABEL_WIDTH - TOTAL_WIDTH;
+    let area = WIDTH - TOTAL_WIDTH;
     let scale = area / max as f64;
     let laid = rows
         .iter()
         .enumerate()
         .map(|(i, (label, parts))| {
-            let mut x = LABEL_WIDTH;
+            let mut x = 0.0;
             let mut segments = Vec::new();
             let mut total = 0;
             for (key, title, n) in parts {
@@ -88,20 +93,21 @@ pub fn stacked_bars(rows: &[(String, Vec<Part>)]) -> StackedBars {
                 x += width;
                 total += n;
             }
+            let top = i as f64 * ROW_HEIGHT;
             BarRow {
-                y: i as f64 * ROW_HEIGHT,
+                y: top + LABEL_HEIGHT - 3.0,
+                bar_y: top + LABEL_HEIGHT,
                 label: shorten(label),
                 full_label: label.clone(),
                 segments,
                 total,
-                total_x: x + 6.0,
+                total_x: x + 4.0,
             }
         })
         .collect::<Vec<_>>();
     StackedBars {
         width: WIDTH,
         height: (laid.len().max(1) as f64) * ROW_HEIGHT,
-        label_width: LABEL_WIDTH,
         bar_height: BAR_HEIGHT,
         rows: laid,
     }
@@ -164,11 +170,13 @@ pub fn timeline(
         .iter()
         .filter(|(a, b, ..)| b > a && *b > from && *a < until)
         .map(|(a, b, key, title)| {
-            let x = x_of(*a);
+            // A stretch too short to see still shows (the current health, say), and
+            // within the picture.
+            let width = (x_of(*b) - x_of(*a)).max(MIN_BAND);
+            let x = x_of(*a).min(WIDTH - width);
             Band {
                 x,
-                // A stretch too short to see still shows (the current health, say).
-                width: (x_of(*b) - x).max(MIN_BAND),
+                width,
                 class: format!("chart-{key}"),
                 title: title.clone(),
             }
@@ -185,10 +193,10 @@ pub fn timeline(
         .collect();
     Timeline {
         width: WIDTH,
-        height: 64.0,
-        band_y: 4.0,
-        band_height: 32.0,
-        axis_y: 56.0,
+        height: 52.0,
+        band_y: 2.0,
+        band_height: 28.0,
+        axis_y: 48.0,
         bands,
         ticks,
     }
@@ -212,7 +220,7 @@ mod tests {
             ("b".into(), parts(&[("active", 20), ("placed", 0)])),
             ("c".into(), parts(&[])),
         ]);
-        let area = WIDTH - LABEL_WIDTH - TOTAL_WIDTH;
+        let area = WIDTH - TOTAL_WIDTH;
         let a = &chart.rows[0];
         assert_eq!(a.total, 40);
         assert_eq!(a.segments.len(), 2);
@@ -276,5 +284,10 @@ mod tests {
         )];
         let tl = timeline(t0, end, &short, 1, |t| t.to_string());
         assert_eq!(tl.bands[0].width, MIN_BAND);
+        assert_eq!(
+            tl.bands[0].x + tl.bands[0].width,
+            WIDTH,
+            "inside the picture"
+        );
     }
 }
