@@ -15,6 +15,7 @@ use crate::odb::Tree;
 use crate::oid::{Kind, Oid};
 use crate::pack::PackWriter;
 use crate::paths;
+use crate::refs::Target;
 use crate::repo::{Author, CommitId, DesiredStateRepo};
 use crate::transfer::Written;
 use crate::tree::{self, Child, Entry, Leaf, Node, MODE_FILE, MODE_TREE};
@@ -459,7 +460,7 @@ impl<'r> Change<'r> {
             pack,
         })?;
         self.repo
-            .move_branch(&self.branch, commit_oid, self.parent)?;
+            .move_branch(&self.branch, commit_oid, self.parent, Target::Written)?;
         let mut odb = self.repo.odb();
         odb.note_commit(commit_oid, root);
         odb.remember(root, Arc::new(entries), data.len());

@@ -22,8 +22,8 @@
 //!
 //! The git executable is still used where it is cheap and its behaviour matters more
 //! than its speed: `init`, `config`, reading old trees (one long-lived
-//! `git cat-file --batch`, with a bounded cache of parsed trees), moving the branch
-//! (`update-ref` with compare-and-swap), `gc` ([`DesiredStateRepo::maintain`]), push and
+//! `git cat-file --batch`, with a bounded cache of parsed trees), `gc`
+//! ([`DesiredStateRepo::maintain`]), push and
 //! the history scan (`gix` cannot push, and the project's dependency list allows the git
 //! CLI where `gix` lacks a feature). Every call is isolated from the caller's `GIT_*`
 //! environment and runs without hooks or signing. The calls block; async callers use
@@ -36,9 +36,11 @@
 //!   that have an index) and the folder fsynced, all before the branch moves. A crash
 //!   before that leaves an unreferenced temporary file, which the next open removes;
 //!   objects are never deleted, and duplicates across packs are harmless.
-//! - The branch moves by `git update-ref <branch> <new> <old>` (lock file, fsync as the
-//!   repository is configured with `core.fsync=committed`, rename): atomic, and refused
-//!   ([`Error::HeadMoved`]) when someone else moved it, never silently overwritten.
+//! - The branch moves by git's own protocol for loose refs, in-process (`refs.rs`: an
+//!   exclusive `<ref>.lock`, the old value compared under it, the new one written and
+//!   fsynced, renamed over the ref, the folder fsynced): atomic, and refused
+//!   ([`Error::HeadMoved`]) when someone else moved it, never silently overwritten. It
+//!   replaced `git update-ref`, two processes per change on the change path.
 //! - [`DesiredStateRepo::open_or_init`] removes lock files and temporary packs a killed
 //!   process left behind, after waiting for git processes still working in the
 //!   repository.
@@ -68,6 +70,7 @@ pub mod oid;
 mod pack;
 mod paths;
 pub mod push;
+mod refs;
 pub mod repo;
 pub mod scan;
 pub mod transfer;

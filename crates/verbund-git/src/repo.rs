@@ -18,6 +18,7 @@ use crate::odb::{Odb, Tree};
 use crate::oid::Oid;
 use crate::pack;
 use crate::paths;
+use crate::refs::{self, Target};
 use crate::tree::{self, Child, Entry, Leaf, Node, MODE_FILE};
 
 /// Committer identity configured in a repository that has none of its own; the author of
@@ -256,25 +257,33 @@ impl DesiredStateRepo {
         Ok(None)
     }
 
-    /// Moves `branch` from `old` (`None`: unborn) to `new` with compare-and-swap
-    /// (`git update-ref`, which also refuses a commit the repository lacks). Fails with
+    /// Moves `branch` from `old` (`None`: unborn) to `new` with compare-and-swap, by
+    /// git's lock protocol in-process (`refs.rs`); an `Unverified` name must be a commit
+    /// the repository holds, as `git update-ref` demands. Fails with
     /// [`Error::HeadMoved`] when the branch is not at `old`; never overwrites.
-    pub(crate) fn move_branch(&self, branch: &str, new: Oid, old: Option<Oid>) -> Result<()> {
-        let new_hex = new.to_string();
-        let old_hex = old.unwrap_or(Oid::ZERO).to_string();
-        let args = ["update-ref", branch, new_hex.as_str(), old_hex.as_str()];
-        let out = git::run_status(&self.root, &args, None, None)?;
-        if out.success() {
+    pub(crate) fn move_branch(
+        &self,
+        branch: &str,
+        new: Oid,
+        old: Option<Oid>,
+        target: Target,
+    ) -> Result<()> {
+        let moved = refs::compare_and_swap(
+            &self.root,
+            branch,
+            new,
+            old,
+            target,
+            || self.read_ref(branch),
+            |oid| Ok(matches!(self.odb().read(oid)?, Some((kind, _)) if kind == "commit")),
+        )?;
+        if moved {
             return Ok(());
         }
-        let (_, now) = self.head_ref()?;
-        if now != old {
-            return Err(Error::HeadMoved {
-                branch: branch.to_owned(),
-                expected: old_hex,
-            });
-        }
-        Err(git::failure(&args, &out))
+        Err(Error::HeadMoved {
+            branch: branch.to_owned(),
+            expected: old.unwrap_or(Oid::ZERO).to_string(),
+        })
     }
 
     /// The root tree of HEAD, `None` while the branch is unborn.

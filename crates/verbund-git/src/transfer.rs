@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::git;
 use crate::oid::Oid;
 use crate::pack::{self, TEMP_PREFIX};
+use crate::refs::Target;
 use crate::repo::{CommitId, DesiredStateRepo};
 
 /// A pack file with its version-2 index, as bytes.
@@ -102,7 +103,7 @@ impl DesiredStateRepo {
     pub fn move_head(&self, expected: Option<&CommitId>, new: &CommitId) -> Result<()> {
         let (branch, _) = self.head_ref()?;
         let expected = expected.map(|c| c.0.parse::<Oid>()).transpose()?;
-        self.move_branch(&branch, new.0.parse()?, expected)
+        self.move_branch(&branch, new.0.parse()?, expected, Target::Unverified)
     }
 
     /// One pack of every object reachable from `commit` (its whole history), written by

@@ -394,6 +394,53 @@ fn a_change_fails_when_the_branch_moved_under_it() {
     assert_eq!(head_files(&repo).len(), 1);
 }
 
+/// Two writers of one repository (two handles, as two processes would hold) race from
+/// the same parent many times: each round exactly one moves the branch, the other is
+/// told it moved, no lock is left, and git reads a sound history of the winners.
+#[test]
+fn racing_writers_move_the_branch_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    let b = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    let mut wins = 0;
+    for round in 0..20 {
+        let barrier = std::sync::Barrier::new(2);
+        let results: Vec<bool> = std::thread::scope(|scope| {
+            let handles: Vec<_> = [(&a, "a"), (&b, "b")]
+                .into_iter()
+                .map(|(repo, who)| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let mut change = repo.change().unwrap();
+                        change
+                            .put_file(&format!("{who}/{round}"), Some("x"))
+                            .unwrap();
+                        barrier.wait();
+                        match change.commit(&author(), who, &[]) {
+                            Ok(Some(_)) => true,
+                            Err(Error::HeadMoved { .. }) => false,
+                            other => panic!("round {round}, {who}: {other:?}"),
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            results.iter().filter(|w| **w).count(),
+            1,
+            "round {round}: {results:?}"
+        );
+        wins += 1;
+    }
+    assert_eq!(
+        git(dir.path(), &["rev-list", "--count", "HEAD"]).trim(),
+        wins.to_string()
+    );
+    assert!(!dir.path().join("refs/heads/main.lock").exists());
+    fsck(dir.path());
+}
+
 #[test]
 fn refuses_a_non_empty_folder_that_is_not_a_repository() {
     let dir = tempfile::tempdir().unwrap();
