@@ -31,7 +31,8 @@ pub const FALLBACK_EMAIL: &str = "verbund@localhost";
 pub const DEFAULT_BRANCH: &str = "main";
 
 /// Configuration a repository gets on every open: refs and objects are fsynced by git
-/// too (`update-ref`, `gc`), so a commit that was reported is on disk.
+/// too (`gc`, `pack-objects`), as verbund fsyncs what it writes itself, so a commit
+/// that was reported is on disk.
 const DURABILITY: &[(&str, &str)] = &[("core.fsync", "committed"), ("core.fsyncMethod", "fsync")];
 
 /// The full hexadecimal name of a commit.

@@ -12,8 +12,8 @@
 //!
 //! Installing is as crash-safe as committing: the pack and its index are checked, written
 //! under temporary names, fsynced and renamed into place (pack first) before the branch
-//! may move, and the branch moves only with `git update-ref <new> <old>`, which also
-//! refuses a commit the repository does not hold.
+//! may move, and the branch moves only by compare-and-swap (`refs.rs`), which also
+//! refuses a name that is not a commit the repository holds.
 
 use std::fs;
 use std::path::{Path, PathBuf};
