@@ -551,7 +551,14 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io("syncing", dir, e))
 }
 
-/// Removes temporary pack files a killed writer left in `objects/pack`.
+/// The names temporary files in `objects/pack` start with: verbund's own
+/// ([`TEMP_PREFIX`]) and git's (`tmp_pack_*`, `tmp_idx_*`, `tmp_rev_*` of
+/// `pack-objects`, which a killed fold or `gc` leaves behind; `.tmp-<pid>-pack*` of
+/// `repack`). Never the name of a finished pack (`pack-<hash>.*`).
+const TEMPORARY: [&str; 2] = ["tmp_", ".tmp-"];
+
+/// Removes temporary pack files a killed writer (verbund, or a git it started) left in
+/// `objects/pack`. Call only when no git process works in the repository.
 pub(crate) fn remove_temporaries(git_dir: &Path) -> Result<Vec<PathBuf>> {
     let dir = git_dir.join("objects").join("pack");
     let mut removed = Vec::new();
@@ -559,7 +566,9 @@ pub(crate) fn remove_temporaries(git_dir: &Path) -> Result<Vec<PathBuf>> {
         return Ok(removed);
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if TEMPORARY.iter().any(|prefix| name.starts_with(prefix)) {
             let path = entry.path();
             fs::remove_file(&path).map_err(|e| Error::io("removing", &path, e))?;
             removed.push(path);
@@ -571,6 +580,50 @@ pub(crate) fn remove_temporaries(git_dir: &Path) -> Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporaries_of_verbund_and_git_are_removed_and_packs_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let packs = dir.path().join("objects").join("pack");
+        fs::create_dir_all(&packs).unwrap();
+        let temporary = [
+            format!("{TEMP_PREFIX}pack_1_2"),
+            "tmp_pack_Ab12Cd".to_owned(),
+            "tmp_idx_Ab12Cd".to_owned(),
+            "tmp_rev_Ab12Cd".to_owned(),
+            ".tmp-4242-pack-0123.pack".to_owned(),
+        ];
+        let kept = [
+            "pack-0123abcd.pack",
+            "pack-0123abcd.idx",
+            "pack-0123abcd.rev",
+        ];
+        for name in temporary.iter().map(String::as_str).chain(kept) {
+            fs::write(packs.join(name), b"x").unwrap();
+        }
+        let mut removed: Vec<String> = remove_temporaries(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        let mut want = temporary.to_vec();
+        want.sort();
+        assert_eq!(removed, want);
+        let mut left: Vec<String> = fs::read_dir(&packs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "pack-0123abcd.idx",
+                "pack-0123abcd.pack",
+                "pack-0123abcd.rev"
+            ]
+        );
+    }
 
     #[test]
     fn entry_headers_carry_type_and_size() {
