@@ -819,6 +819,16 @@ async fn a_sites_history_shows_its_turns_to_whom_may_see_it(kit: Kit) {
     }
     let r = history(now.clone(), f.a_admin.clone(), String::new()).await;
     assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.2);
+    // A person who is both: an organisation's admin and the site's provider's operator.
+    let (_, both) = kit
+        .user(
+            "op-and-admin",
+            json!([{"role": "org-admin", "organisation": f.a_org},
+                   {"role": "provider-operator", "provider": own}]),
+        )
+        .await;
+    let r = history(now.clone(), both, String::new()).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
     let unknown = get(&now, &kit.admin, "/api/v1/fleet/sites/nowhere-1/history").await;
     assert_eq!(unknown.0, StatusCode::NOT_FOUND);
     // Bounds are refused, not clamped.

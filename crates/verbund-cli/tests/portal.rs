@@ -1161,10 +1161,20 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     // A municipality sees the current health of the sites it uses, not a site's past:
     // no history links in its fleet, and the page itself refused in German.
     b.goto("/fleet").await;
-    let links = b
-        .js("return document.querySelectorAll('main a[href^=\"/fleet/sites/\"]').length;")
+    let fleet = b
+        .js(
+            "return {rows: document.querySelectorAll('main tr[id^=\"site-\"]').length,
+                     links: document.querySelectorAll('main a[href^=\"/fleet/sites/\"]').length};",
+        )
         .await;
-    assert_eq!(links, 0, "history links for a municipality");
+    assert!(
+        fleet["rows"].as_u64().unwrap() > 0,
+        "the sites it uses: {fleet}"
+    );
+    assert_eq!(
+        fleet["links"], 0,
+        "history links for a municipality: {fleet}"
+    );
     let site = muenchen["site"].as_str().expect("a placed booking's site");
     b.goto(&format!("/fleet/sites/{site}")).await;
     assert_eq!(b.text("h1").await, "Keine Berechtigung");
@@ -1230,7 +1240,8 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
         .js("return {
                bands: document.querySelectorAll('#history-chart svg rect').length,
                newest: document.querySelector('#spans tbody tr [data-health]').dataset.health,
-               events: document.querySelector('main').textContent.includes('meldet sich'),
+               events: [...document.querySelectorAll('#turns tbody tr td:first-of-type')]
+                         .some(td => td.textContent.includes('meldet sich')),
                current: document.querySelector('.portal-windows [aria-current]').textContent.trim()
              };")
         .await;
@@ -1285,19 +1296,24 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     );
     b.click(&format!("form[action='{path}/approve'] button"))
         .await;
-    b.wait_until("approved", || async {
-        let id = path.trim_start_matches("/bookings/");
-        let booking = api(
-            &base,
-            &admin,
-            reqwest::Method::GET,
-            &format!("/bookings/{id}"),
-            None,
-        )
+    let approved = b
+        .wait_until("approved", || async {
+            let id = path.trim_start_matches("/bookings/");
+            let booking = api(
+                &base,
+                &admin,
+                reqwest::Method::GET,
+                &format!("/bookings/{id}"),
+                None,
+            )
+            .await;
+            (booking["state"] != "awaiting-approval").then_some(booking)
+        })
         .await;
-        (booking["state"] != "awaiting-approval").then_some(())
-    })
-    .await;
+    assert!(
+        ["placed", "provisioning", "active"].contains(&approved["state"].as_str().unwrap_or("")),
+        "approved, not refused: {approved}"
+    );
     b.goto("/work").await;
     assert_eq!(
         b.js("return document.querySelectorAll('#approvals tbody a').length;")

@@ -2,13 +2,14 @@
 //! `git update-ref` for every commit (two processes per change, ~2.5 ms each, on the
 //! change path that issue 15 times).
 //!
-//! The protocol is the files backend's: create `<ref>.lock` exclusively (waiting up to
-//! git's default `core.filesRefLockTimeout` of 100 ms for another holder), compare the
-//! ref's current value (its loose file, else its line in `packed-refs`) with the expected
-//! one under the lock, write the new name, fsync it, rename the lock over the ref and
-//! fsync the folder. Any git process that touches the ref (`gc`'s `pack-refs`, a push
-//! into the repository) takes the same lock, so the two never interleave; a lock a
-//! killed process left behind is removed on open (`DesiredStateRepo::remove_stale_locks`).
+//! The protocol is the files backend's: create `<ref>.lock` exclusively (waiting up to a
+//! second for another holder: another handle of this process, or `gc`'s `pack-refs`),
+//! compare the ref's current value (its loose file, else its line in `packed-refs`) with
+//! the expected one under the lock, write the new name, fsync it, rename the lock over
+//! the ref and fsync the folder. Any git process that touches the ref takes the same
+//! lock, so the two never interleave. Only the process that owns the repository (its
+//! `verbund.lock`) clears locks on open, when it becomes the owner: a lock that remains
+//! then was left by a killed process (`DesiredStateRepo::remove_stale_locks`).
 //! Like `git update-ref`, a branch is never set to a name the repository does not hold
 //! as a commit.
 
@@ -21,8 +22,9 @@ use crate::error::{Error, Result};
 use crate::oid::Oid;
 use crate::pack::sync_dir;
 
-/// How long a ref's lock is waited for, as git's `core.filesRefLockTimeout` default.
-const LOCK_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long a ref's lock is waited for: a holder fsyncs a file and a folder, which takes
+/// more than git's default of 100 ms on a busy disk.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the caller knows of the new commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +62,9 @@ impl RefLock {
         }
     }
 
-    /// Writes `new` into the lock, makes it durable and renames it over `target`.
+    /// Writes `new` into the lock, makes it durable and renames it over `target`. An
+    /// error after the rename (the folder's fsync) leaves the ref moved: the caller's
+    /// next compare-and-swap from the old value is then refused, not lost.
     fn commit(mut self, new: Oid, target: &Path) -> Result<()> {
         let mut file = self.file.take().ok_or_else(|| {
             Error::io(
@@ -103,12 +107,18 @@ pub(crate) fn compare_and_swap(
     read: impl FnOnce() -> Result<Option<Oid>>,
     is_commit: impl FnOnce(Oid) -> Result<bool>,
 ) -> Result<bool> {
-    if !name.starts_with("refs/") || name.split('/').any(|part| part.is_empty() || part == "..") {
+    let bad_part = |part: &str| part.is_empty() || part.starts_with('.') || part.ends_with(".lock");
+    if !name.starts_with("refs/") || name.split('/').any(bad_part) {
         return Err(Error::io(
             "moving a ref in",
             git_dir,
             std::io::Error::other(format!("`{name}` is not a ref name verbund writes")),
         ));
+    }
+    let path = git_dir.join(name);
+    let lock = RefLock::take(PathBuf::from(format!("{}.lock", path.display())))?;
+    if read()? != old {
+        return Ok(false);
     }
     if target == Target::Unverified && !is_commit(new)? {
         return Err(Error::io(
@@ -116,11 +126,6 @@ pub(crate) fn compare_and_swap(
             git_dir,
             std::io::Error::other(format!("`{new}` is not a commit this repository holds")),
         ));
-    }
-    let path = git_dir.join(name);
-    let lock = RefLock::take(PathBuf::from(format!("{}.lock", path.display())))?;
-    if read()? != old {
-        return Ok(false);
     }
     lock.commit(new, &path)?;
     Ok(true)
@@ -208,7 +213,13 @@ mod tests {
         );
         assert!(r.is_err());
         assert!(!main.exists());
-        for bad in ["HEAD", "refs/../config", "refs//main"] {
+        for bad in [
+            "HEAD",
+            "refs/../config",
+            "refs//main",
+            "refs/heads/main.lock",
+            "refs/./x",
+        ] {
             let r = compare_and_swap(
                 dir.path(),
                 bad,

@@ -114,6 +114,54 @@ pub struct DesiredStateRepo {
 struct Shared {
     committer: Author,
     odb: Mutex<Odb>,
+    /// This process's hold on the repository (see [`Ownership`]), released with the
+    /// last handle.
+    _owner: Arc<Ownership>,
+}
+
+/// The file whose lock says which process uses a repository: `<repo>/verbund.lock`.
+const OWNER_LOCK: &str = "verbund.lock";
+
+/// Which process looks after a repository: the one holding an OS lock on
+/// [`OWNER_LOCK`] (released by the kernel when the process ends, however it ends),
+/// shared by every handle of the process. verbund moves branches in-process and names
+/// its temporary files itself, so clearing "stale" locks and temporaries while another
+/// process works in the repository would remove live ones: only the owner's first
+/// handle clears them. A second process (`verbund desired-state verify` beside a running
+/// server) works beside the owner as a guest and clears nothing.
+struct Ownership {
+    _file: fs::File,
+}
+
+/// The repositories this process has open, by folder.
+static OWNED: Mutex<Option<HashMap<PathBuf, std::sync::Weak<Ownership>>>> = Mutex::new(None);
+
+impl Ownership {
+    /// This process's hold on `root`, and whether stale locks and temporaries are to be
+    /// cleared now: only when this process just became the owner.
+    fn take(root: &Path) -> Result<(Arc<Ownership>, bool)> {
+        let mut owned = OWNED.lock().unwrap_or_else(|p| p.into_inner());
+        let owned = owned.get_or_insert_with(HashMap::new);
+        if let Some(held) = owned.get(root).and_then(std::sync::Weak::upgrade) {
+            return Ok((held, false));
+        }
+        let path = root.join(OWNER_LOCK);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("opening", &path, e))?;
+        let owner = match file.try_lock() {
+            Ok(()) => true,
+            Err(fs::TryLockError::WouldBlock) => false,
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
+        };
+        let held = Arc::new(Ownership { _file: file });
+        owned.retain(|_, weak| weak.strong_count() > 0);
+        owned.insert(root.to_owned(), Arc::downgrade(&held));
+        Ok((held, owner))
+    }
 }
 
 impl std::fmt::Debug for DesiredStateRepo {
@@ -128,8 +176,10 @@ impl DesiredStateRepo {
     /// Opens the bare repository at `path`, or creates it (`git init --bare -b main`)
     /// when `path` does not exist or is an empty folder. A non-empty folder that is not a
     /// bare repository is refused. A committer identity is configured locally when none
-    /// is, git is told to fsync objects and refs, and lock and temporary files left by a
-    /// crash are removed (see [`DesiredStateRepo::remove_stale_locks`]).
+    /// is, git is told to fsync objects and refs, and, by the first handle of the process
+    /// that owns the repository (an OS lock on `verbund.lock`; a second process is a
+    /// guest), lock and temporary files left by a crash are removed (see
+    /// [`DesiredStateRepo::remove_stale_locks`]).
     pub fn open_or_init(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let is_repo = path.join("HEAD").is_file()
@@ -152,15 +202,22 @@ impl DesiredStateRepo {
         if !is_repo {
             git::run(&root, &["init", "--bare", "-q", "-b", DEFAULT_BRANCH], None)?;
         }
+        let (owner, clear) = Ownership::take(&root)?;
         let committer = configure(&root)?;
         let repo = DesiredStateRepo {
             shared: Arc::new(Shared {
                 committer,
                 odb: Mutex::new(Odb::new(root.clone())),
+                _owner: owner,
             }),
             root,
         };
-        repo.remove_stale_locks()?;
+        // Another handle of this process, or another process, may be committing right
+        // now: its locks and temporaries are live. Only the owner's first handle clears
+        // what is stale.
+        if clear {
+            repo.remove_stale_locks()?;
+        }
         Ok(repo)
     }
 
@@ -182,7 +239,7 @@ impl DesiredStateRepo {
     /// outlives it and still holds its lock, so this first waits (up to [`LOCK_WAIT`]) for
     /// git processes whose working folder is the repository to end (found through
     /// `/proc`; where there is no `/proc` the wait is skipped). Returns the removed paths.
-    pub fn remove_stale_locks(&self) -> Result<Vec<PathBuf>> {
+    pub(crate) fn remove_stale_locks(&self) -> Result<Vec<PathBuf>> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         while !git_processes_in(&self.root).is_empty() {
             if std::time::Instant::now() >= deadline {

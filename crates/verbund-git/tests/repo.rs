@@ -394,7 +394,32 @@ fn a_change_fails_when_the_branch_moved_under_it() {
     assert_eq!(head_files(&repo).len(), 1);
 }
 
-/// Two writers of one repository (two handles, as two processes would hold) race from
+/// One process owns a repository: while a handle is open, another process cannot take
+/// `verbund.lock` (here: another open file description, as another process has), and a
+/// second handle of the same process leaves live locks alone; once every handle is
+/// gone, the next opener owns it and clears what was left.
+#[test]
+fn one_process_owns_a_repository_and_only_its_first_handle_clears_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    let other_process = std::fs::File::open(dir.path().join("verbund.lock")).unwrap();
+    assert!(matches!(
+        other_process.try_lock(),
+        Err(std::fs::TryLockError::WouldBlock)
+    ));
+    // A ref lock of the first handle, as it holds one mid-commit.
+    let live = dir.path().join("refs/heads/main.lock");
+    std::fs::write(&live, "").unwrap();
+    let second = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    assert!(live.exists(), "a second handle removed a live lock");
+    drop((first, second));
+    other_process.try_lock().unwrap();
+    other_process.unlock().unwrap();
+    let _third = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    assert!(!live.exists(), "a stale lock survived the first open");
+}
+
+/// Two writers of one repository (two handles of one process) race from
 /// the same parent many times: each round exactly one moves the branch, the other is
 /// told it moved, no lock is left, and git reads a sound history of the winners.
 #[test]
@@ -695,6 +720,15 @@ fn survives_being_killed_mid_apply() {
     let repo = DesiredStateRepo::open_or_init(&path).unwrap();
     repo.apply(&batch(&["sites/s1/prod"], site_files()))
         .unwrap();
+    // The children own the repository in turn (each clears what the one killed before
+    // left): this process lets go, and counts their commits with git itself.
+    drop(repo);
+    let commits = |path: &Path| -> u32 {
+        git(path, &["rev-list", "--count", "HEAD"])
+            .trim()
+            .parse()
+            .unwrap()
+    };
     let exe = std::env::current_exe().unwrap();
     // The first child runs until it has committed a round, so that later ones find
     // history to protect; the others are killed at points spread over rounds.
@@ -711,7 +745,7 @@ fn survives_being_killed_mid_apply() {
             .unwrap();
         if i == 0 {
             let deadline = Instant::now() + Duration::from_secs(120);
-            while commits(&repo) < 2 {
+            while commits(&path) < 2 {
                 assert!(Instant::now() < deadline, "the child never committed");
                 assert!(child.try_wait().unwrap().is_none(), "the child failed");
                 std::thread::sleep(Duration::from_millis(20));
@@ -726,7 +760,7 @@ fn survives_being_killed_mid_apply() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     }
-    assert!(commits(&repo) > 1, "no child committed a round");
+    assert!(commits(&path) > 1, "no child committed a round");
     // Whatever the kills left, a lock of a killed git is certainly stale now.
     std::fs::write(path.join("refs/heads/main.lock"), "").unwrap();
     let repo = DesiredStateRepo::open_or_init(&path).unwrap();

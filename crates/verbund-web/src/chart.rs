@@ -21,8 +21,8 @@ const ROW_HEIGHT: f64 = LABEL_HEIGHT + BAR_HEIGHT + ROW_GAP;
 /// The narrowest band drawn, so that a short stretch stays visible.
 const MIN_BAND: f64 = 3.0;
 /// Labels longer than this are cut with "…" (the full text is in the mark's title and
-/// in the table).
-const LABEL_CHARS: usize = 52;
+/// in the table): at 13 px, 44 characters fill about the view box's width.
+const LABEL_CHARS: usize = 44;
 
 /// One part of a stacked bar.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,13 +166,24 @@ pub fn timeline(
         let ms = (t.clamp(from, until) - from).num_milliseconds() as f64;
         ms / span * WIDTH
     };
-    let bands = stretches
+    let shown: Vec<&Stretch> = stretches
         .iter()
         .filter(|(a, b, ..)| b > a && *b > from && *a < until)
-        .map(|(a, b, key, title)| {
-            // A stretch too short to see still shows (the current health, say), and
-            // within the picture.
-            let width = (x_of(*b) - x_of(*a)).max(MIN_BAND);
+        .collect();
+    let last = shown.len().saturating_sub(1);
+    let bands = shown
+        .into_iter()
+        .enumerate()
+        .map(|(i, (a, b, key, title))| {
+            // The last stretch (the health now) shows however short, within the picture;
+            // earlier ones keep their true width, so that short ones never paint over
+            // their neighbours.
+            let true_width = x_of(*b) - x_of(*a);
+            let width = if i == last {
+                true_width.max(MIN_BAND)
+            } else {
+                true_width
+            };
             let x = x_of(*a).min(WIDTH - width);
             Band {
                 x,

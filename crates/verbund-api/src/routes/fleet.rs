@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use verbund_domain::account::Role;
 use verbund_domain::page::PageRequest;
 use verbund_domain::preflight::SitePreflight;
 use verbund_domain::report::{FreeCapacity, SiteHealth};
@@ -219,7 +220,7 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
     }))
 }
 
-/// The names of every site (of `provider`, if given).
+/// The window of a site's history.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
@@ -244,10 +245,7 @@ pub async fn site_history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<SiteHistory>> {
     let site = state.store.get_site(&name).await?;
-    if !HistoryReader::of(&state, &caller)
-        .await?
-        .may_read(&site.spec.provider)
-    {
+    if !HistoryReader::of(&caller).may_read(&site.spec.provider) {
         return Err(ApiError::Forbidden(format!(
             "your roles do not allow to read the history of site `{name}`: only the \
              federation, auditors and the site's own provider may"
@@ -283,29 +281,38 @@ pub async fn site_history(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HistoryReader {
     Every,
-    Provider(String),
-    Nobody,
+    /// The providers the caller operates (any number; none: nobody's).
+    Providers(BTreeSet<String>),
 }
 
 impl HistoryReader {
-    pub async fn of(state: &AppState, caller: &Caller) -> ApiResult<Self> {
-        Ok(match visible_scope(state, caller).await? {
-            Visible::All => HistoryReader::Every,
-            Visible::Provider(own) => HistoryReader::Provider(own),
-            Visible::Organisations(_) => HistoryReader::Nobody,
-        })
+    /// Read from the caller's memberships: oversight roles every site's, each
+    /// provider-operator membership its provider's, whatever other roles the person
+    /// holds (an organisation member who also operates a provider reads its sites').
+    pub fn of(caller: &Caller) -> Self {
+        let p = &caller.0;
+        if p.has_role(Role::FederationAdmin) || p.has_role(Role::Auditor) {
+            return HistoryReader::Every;
+        }
+        HistoryReader::Providers(
+            p.memberships
+                .iter()
+                .filter(|m| m.role == Role::ProviderOperator)
+                .filter_map(|m| m.provider.clone())
+                .collect(),
+        )
     }
 
     /// Whether the history of a site of `provider` is readable.
     pub fn may_read(&self, provider: &str) -> bool {
         match self {
             HistoryReader::Every => true,
-            HistoryReader::Provider(own) => own == provider,
-            HistoryReader::Nobody => false,
+            HistoryReader::Providers(own) => own.contains(provider),
         }
     }
 }
 
+/// The names of every site (of `provider`, if given).
 async fn all_sites(state: &AppState, provider: Option<String>) -> ApiResult<Vec<String>> {
     let filter = SiteFilter { provider };
     let mut names = Vec::new();

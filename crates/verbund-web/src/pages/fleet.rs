@@ -191,9 +191,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
     let today = state.api.now().date_naive();
     let mut pins = Vec::new();
     let mut warnings = 0;
-    let reader = HistoryReader::of(&state.api, &v.caller)
-        .await
-        .unwrap_or(HistoryReader::Nobody);
+    let reader = HistoryReader::of(&v.caller);
     let sites: Vec<SiteRow> = f
         .sites
         .iter()
@@ -326,9 +324,10 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
 /// The history windows a site's page offers, in days.
 const HISTORY_WINDOWS: [u32; 3] = [7, 30, 90];
 
+/// `?days=`, read leniently: anything but an offered window shows the default one.
 #[derive(serde::Deserialize)]
 pub struct HistoryParams {
-    days: Option<u32>,
+    days: Option<String>,
 }
 
 /// One stretch of the history as the table shows it.
@@ -399,6 +398,7 @@ pub async fn site(
     let t = lang.texts();
     let days = q
         .days
+        .and_then(|d| d.parse::<u32>().ok())
         .filter(|d| HISTORY_WINDOWS.contains(d))
         .unwrap_or(verbund_domain::site_history::DEFAULT_HISTORY_DAYS);
     let query = HistoryQuery {
