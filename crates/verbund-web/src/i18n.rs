@@ -115,6 +115,7 @@ texts! {
     export_json: "Alles als JSON herunterladen", "Download everything as JSON";
     where_map_title: "Rechenzentren mit Daten von", "Data centers holding data of";
     where_map_desc: "Jeder nummerierte Punkt ist ein Rechenzentrum; die Nummer steht vor seinem Namen in der Liste darunter.", "Each numbered dot is a data center; its number is in front of its name in the list below.";
+    where_unmapped: "Rechenzentren ohne Koordinaten, nur in der Liste", "Data centers without coordinates, listed only";
     where_map_caption: "Schematische Karte; die Liste darunter nennt jedes Rechenzentrum mit Betreiber, Zertifizierungen und Leistungen.", "Schematic map; the list below names every data center with its operator, certifications and services.";
     back_to_fleet: "Zurück zum Betrieb", "Back to the fleet";
     official_site: "Verwaltungscloud des Verbunds öffentlicher IT-Dienstleister", "Administration cloud of the public IT service providers' federation";

@@ -326,6 +326,8 @@ struct DataPage {
     height: String,
     /// When the answer was read, in the reader's local time (printed with it).
     as_of: String,
+    /// Sites without coordinates: listed, but not on the map.
+    unmapped: usize,
 }
 
 /// The sites that hold data of the organisation's live bookings.
@@ -442,12 +444,14 @@ pub async fn data(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQ
         Err(e) => return api_error(&v, &e, "/organisation"),
     };
     let t = v.lang.texts();
+    let unmapped = places.iter().filter(|p| p.pin.is_none()).count();
     render(
         StatusCode::OK,
         &DataPage {
             c: Chrome::for_viewer(&v, t.nav_where, "data", "/organisation/data"),
             org,
             places,
+            unmapped,
             outline: crate::map::outline(),
             width: format!("{:.0}", crate::map::WIDTH),
             height: format!("{:.0}", crate::map::HEIGHT),
