@@ -116,7 +116,7 @@ struct Shared {
     odb: Mutex<Odb>,
     /// This process's hold on the repository (see [`Ownership`]), released with the
     /// last handle.
-    _owner: Arc<Ownership>,
+    owner: Arc<Ownership>,
 }
 
 /// The file whose lock says which process uses a repository: `<repo>/verbund.lock`.
@@ -128,9 +128,20 @@ const OWNER_LOCK: &str = "verbund.lock";
 /// its temporary files itself, so clearing "stale" locks and temporaries while another
 /// process works in the repository would remove live ones: only the owner's first
 /// handle clears them. A second process (`verbund desired-state verify` beside a running
-/// server) works beside the owner as a guest and clears nothing.
+/// server, a server started before its predecessor ended) works beside the owner as a
+/// guest and clears nothing; a guest claims the lock again whenever it starts a change,
+/// so it becomes the owner once the other process is gone, before a third one could.
 struct Ownership {
-    _file: fs::File,
+    file: fs::File,
+    owner: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Ownership {
+    fn drop(&mut self) {
+        // Released explicitly: a process another thread is starting holds a copy of the
+        // descriptor until it execs, which would otherwise keep the lock a moment longer.
+        let _ = self.file.unlock();
+    }
 }
 
 /// The repositories this process has open, by folder.
@@ -152,15 +163,31 @@ impl Ownership {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io("opening", &path, e))?;
-        let owner = match file.try_lock() {
-            Ok(()) => true,
-            Err(fs::TryLockError::WouldBlock) => false,
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io("locking", &path, e)),
-        };
-        let held = Arc::new(Ownership { _file: file });
+        let held = Arc::new(Ownership {
+            file,
+            owner: std::sync::atomic::AtomicBool::new(false),
+        });
+        let owner = held.claim(&path)?;
         owned.retain(|_, weak| weak.strong_count() > 0);
         owned.insert(root.to_owned(), Arc::downgrade(&held));
         Ok((held, owner))
+    }
+
+    /// Takes the lock if this process does not hold it yet and nobody else does; whether
+    /// this process owns the repository now.
+    fn claim(&self, path: &Path) -> Result<bool> {
+        use std::sync::atomic::Ordering::{Acquire, Release};
+        if self.owner.load(Acquire) {
+            return Ok(true);
+        }
+        match self.file.try_lock() {
+            Ok(()) => {
+                self.owner.store(true, Release);
+                Ok(true)
+            }
+            Err(fs::TryLockError::WouldBlock) => Ok(false),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io("locking", path, e)),
+        }
     }
 }
 
@@ -208,7 +235,7 @@ impl DesiredStateRepo {
             shared: Arc::new(Shared {
                 committer,
                 odb: Mutex::new(Odb::new(root.clone())),
-                _owner: owner,
+                owner,
             }),
             root,
         };
@@ -449,6 +476,8 @@ impl DesiredStateRepo {
 
     /// Starts a change based on the current HEAD (which may be unborn).
     pub fn change(&self) -> Result<Change<'_>> {
+        // A guest becomes the owner as soon as the owner is gone (see `Ownership`).
+        self.shared.owner.claim(&self.root.join(OWNER_LOCK))?;
         let (branch, parent) = self.head_ref()?;
         let base_tree = match parent {
             Some(commit) => self.odb().commit_tree(commit)?,

@@ -394,6 +394,17 @@ fn a_change_fails_when_the_branch_moved_under_it() {
     assert_eq!(head_files(&repo).len(), 1);
 }
 
+/// Takes `file`'s lock once nobody holds it. A process another test thread is starting
+/// holds a copy of every descriptor until it execs, so a released lock can stay taken for
+/// a moment.
+fn lock_when_free(file: &std::fs::File) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = file.try_lock() {
+        assert!(Instant::now() < deadline, "the lock stays taken: {e:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// One process owns a repository: while a handle is open, another process cannot take
 /// `verbund.lock` (here: another open file description, as another process has), and a
 /// second handle of the same process leaves live locks alone; once every handle is
@@ -413,8 +424,23 @@ fn one_process_owns_a_repository_and_only_its_first_handle_clears_locks() {
     let second = DesiredStateRepo::open_or_init(dir.path()).unwrap();
     assert!(live.exists(), "a second handle removed a live lock");
     drop((first, second));
-    other_process.try_lock().unwrap();
+    lock_when_free(&other_process);
+    // Now another process owns it: this one opens as a guest and clears nothing …
+    let guest = DesiredStateRepo::open_or_init(dir.path()).unwrap();
+    assert!(live.exists(), "a guest removed a lock");
+    // … until the owner is gone: the guest's next change claims the repository, so a
+    // later process cannot take it from under the guest's work.
     other_process.unlock().unwrap();
+    drop(guest.change().unwrap());
+    let later = std::fs::File::open(dir.path().join("verbund.lock")).unwrap();
+    assert!(matches!(
+        later.try_lock(),
+        Err(std::fs::TryLockError::WouldBlock)
+    ));
+    drop((guest, later));
+    let free = std::fs::File::open(dir.path().join("verbund.lock")).unwrap();
+    lock_when_free(&free);
+    free.unlock().unwrap();
     let _third = DesiredStateRepo::open_or_init(dir.path()).unwrap();
     assert!(!live.exists(), "a stale lock survived the first open");
 }
