@@ -57,8 +57,9 @@ impl Act {
 #[derive(Debug, Clone, Default)]
 pub struct Target {
     /// `organisation`, `provider`, `site`, `offering`, `booking`, `policy`, `placement`,
-    /// `audit`, `user`, `token`, `facts` (placement facts of a provider or a site) or
-    /// `fact-proposal` (`owner`: its proposer).
+    /// `audit`, `user`, `token`, `facts` (placement facts of a provider or a site),
+    /// `fact-proposal` (`owner`: its proposer) or `site-history` (a site's health over
+    /// time, `provider`: the site's).
     pub kind: &'static str,
     /// The owning organisation and its ancestors, nearest first.
     pub organisation: Vec<String>,
@@ -605,6 +606,29 @@ mod tests {
             .decide(&v, Act::Write, &Target::new("offering").vendor("v2"))
             .is_allowed());
         assert!(!a.decide(&v, Act::Read, &booking(&["v1"])).is_allowed());
+    }
+
+    #[test]
+    fn a_sites_history_is_read_by_its_operators_and_oversight_only() {
+        let a = Authz::new().unwrap();
+        let history = |p: &str| Target::new("site-history").provider(p);
+        let op = principal(Role::ProviderOperator, None, Some("p1"));
+        assert!(a.decide(&op, Act::Read, &history("p1")).is_allowed());
+        assert!(!a.decide(&op, Act::Read, &history("p2")).is_allowed());
+        assert!(!a.decide(&op, Act::Write, &history("p1")).is_allowed());
+        for who in [
+            principal(Role::Auditor, None, None),
+            principal(Role::FederationAdmin, None, None),
+        ] {
+            assert!(a.decide(&who, Act::Read, &history("p2")).is_allowed());
+        }
+        for who in [
+            principal(Role::OrgAdmin, Some("o1"), None),
+            principal(Role::OrgMember, Some("o1"), None),
+            principal(Role::Vendor, Some("v1"), None),
+        ] {
+            assert!(!a.decide(&who, Act::Read, &history("p1")).is_allowed());
+        }
     }
 
     #[test]

@@ -15,16 +15,16 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use verbund_domain::account::Role;
 use verbund_domain::page::PageRequest;
 use verbund_domain::preflight::SitePreflight;
 use verbund_domain::report::{FreeCapacity, SiteHealth};
 use verbund_domain::site_history::{HealthTurn, HistoryDays, SiteHistory, MAX_TURNS};
+use verbund_policy::authz::{Act, Target};
 use verbund_store::{FleetScope, SiteFilter};
 
 use crate::auth::Caller;
 use crate::extract::ApiQuery;
-use crate::problem::{ApiError, ApiResult};
+use crate::problem::ApiResult;
 use crate::routes::bookings::{visible_scope, Visible};
 use crate::AppState;
 
@@ -245,12 +245,7 @@ pub async fn site_history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<SiteHistory>> {
     let site = state.store.get_site(&name).await?;
-    if !HistoryReader::of(&caller).may_read(&site.spec.provider) {
-        return Err(ApiError::Forbidden(format!(
-            "your roles do not allow to read the history of site `{name}`: only the \
-             federation, auditors and the site's own provider may"
-        )));
-    }
+    caller.require(Act::Read, &history_target(&site.spec.provider))?;
     let until = state.now();
     let from = until - chrono::Duration::days(i64::from(q.days.unwrap_or_default().get()));
     let (before, events) = state
@@ -274,42 +269,13 @@ pub async fn site_history(
     )))
 }
 
-/// Whose site histories a caller may read: the federation and auditors every site's, a
-/// provider's operators their own sites'. Organisations see the current health of the
-/// sites they use (`GET /fleet`), not a site's past: that is the operators' and the
-/// federation's record. The route and the portal's links ask this one answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HistoryReader {
-    Every,
-    /// The providers the caller operates (any number; none: nobody's).
-    Providers(BTreeSet<String>),
-}
-
-impl HistoryReader {
-    /// Read from the caller's memberships: oversight roles every site's, each
-    /// provider-operator membership its provider's, whatever other roles the person
-    /// holds (an organisation member who also operates a provider reads its sites').
-    pub fn of(caller: &Caller) -> Self {
-        let p = &caller.0;
-        if p.has_role(Role::FederationAdmin) || p.has_role(Role::Auditor) {
-            return HistoryReader::Every;
-        }
-        HistoryReader::Providers(
-            p.memberships
-                .iter()
-                .filter(|m| m.role == Role::ProviderOperator)
-                .filter_map(|m| m.provider.clone())
-                .collect(),
-        )
-    }
-
-    /// Whether the history of a site of `provider` is readable.
-    pub fn may_read(&self, provider: &str) -> bool {
-        match self {
-            HistoryReader::Every => true,
-            HistoryReader::Providers(own) => own.contains(provider),
-        }
-    }
+/// What reading a site's health history is decided on (by the role policies, Cedar):
+/// the federation and auditors read every site's, a provider's operators their own
+/// sites'. Organisations see the current health of the sites they use (`GET /fleet`),
+/// not a site's past: that is the operators' and the federation's record. The route and
+/// the portal's links ask with this one target.
+pub fn history_target(provider: &str) -> Target {
+    Target::new("site-history").provider(provider.to_owned())
 }
 
 /// The names of every site (of `provider`, if given).

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use verbund_api::extract::ApiQuery;
 use verbund_api::routes::fleet::{self, Fleet, HistoryQuery};
 
-use verbund_api::routes::fleet::HistoryReader;
+use verbund_api::routes::fleet::history_target;
 use verbund_domain::booking::BookingState;
 use verbund_domain::preflight::{PreflightVerdict, SitePreflight};
 use verbund_domain::report::SiteHealth;
 use verbund_domain::site_history::HistoryDays;
+use verbund_policy::authz::Act;
 
 use super::explain::Directory;
 use super::state_label;
@@ -191,7 +192,6 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
     let today = state.api.now().date_naive();
     let mut pins = Vec::new();
     let mut warnings = 0;
-    let reader = HistoryReader::of(&v.caller);
     let sites: Vec<SiteRow> = f
         .sites
         .iter()
@@ -276,7 +276,8 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
                 certifications,
                 preflight: preflight_cell(fs.preflight.as_ref(), lang),
                 bookings: counts(&fs.bookings, lang),
-                history: s.is_some_and(|s| reader.may_read(&s.spec.provider)),
+                history: s
+                    .is_some_and(|s| v.caller.may(Act::Read, &history_target(&s.spec.provider))),
             }
         })
         .collect();
