@@ -596,56 +596,48 @@ async fn books_lists_and_groups_through_forms(b: &Browser, base: &str, admin: &s
     // bounds, selects (Matrix's federation, Bauantrag's Landesbauordnung and XBau
     // version), a list of texts (Matrix's allowlist) and a group of switches
     // (OpenProject's features).
-    b.goto("/offerings/postgresql/book").await;
-    assert_eq!(b.js(no_json).await, 0);
-    assert_eq!(
-        b.text("#cfg-extensions-legend").await,
-        "Erweiterungen (optional)"
-    );
+    open_form(
+        b,
+        "postgresql",
+        Some(("extensions", "Erweiterungen (optional)")),
+    )
+    .await;
     b.fill("#cfg-database", "fachverfahren").await;
     b.click("#cfg-extensions-1").await;
     b.click("#cfg-extensions-3").await;
     b.fill("#cfg-backup_retention_days", "45").await;
-    let pg = submit_booking(b, base, admin).await;
-    assert_eq!(
-        (
-            &pg["config"]["database"],
-            &pg["config"]["extensions"],
-            &pg["config"]["backup_retention_days"]
-        ),
-        (
-            &json!("fachverfahren"),
-            &json!(["pg_trgm", "postgis"]),
-            &json!(45)
-        ),
-        "{pg}"
+    assert_config(
+        &submit_booking(b, base, admin).await,
+        json!({"database": "fachverfahren", "extensions": ["pg_trgm", "postgis"],
+               "backup_retention_days": 45}),
     );
 
-    b.goto("/offerings/openproject/book").await;
-    assert_eq!(b.js(no_json).await, 0);
-    assert_eq!(
-        b.text("#cfg-features-legend").await,
-        "Funktionen (optional)"
-    );
+    open_form(
+        b,
+        "openproject",
+        Some(("features", "Funktionen (optional)")),
+    )
+    .await;
     b.fill("#cfg-domain", "projekte.muenchen.de").await;
     b.fill("#cfg-admin_email", "pmo@muenchen.de").await;
     choose(b, "#cfg-default_language", "en").await;
     b.click("#cfg-features-bim").await;
     b.click("#cfg-features-time_tracking").await;
-    let op = submit_booking(b, base, admin).await;
-    assert_eq!(op["config"]["default_language"], "en", "{op}");
-    assert_eq!(
-        op["config"]["features"],
-        json!({"bim": true, "time_tracking": false, "nextcloud_integration": false}),
-        "{op}"
+    assert_config(
+        &submit_booking(b, base, admin).await,
+        json!({"default_language": "en",
+               "features": {"bim": true, "time_tracking": false, "nextcloud_integration": false}}),
     );
 
-    b.goto("/offerings/matrix-synapse/book").await;
-    assert_eq!(b.js(no_json).await, 0);
-    assert_eq!(
-        b.text("#cfg-federation_allowlist-legend").await,
-        "Erlaubte Server der Föderation (optional)"
-    );
+    open_form(
+        b,
+        "matrix-synapse",
+        Some((
+            "federation_allowlist",
+            "Erlaubte Server der Föderation (optional)",
+        )),
+    )
+    .await;
     b.fill("#cfg-server_name", "muenchen.de").await;
     choose(b, "#cfg-federation", "allowlist").await;
     b.fill("#cfg-federation_allowlist-0", "bund.de").await;
@@ -653,39 +645,46 @@ async fn books_lists_and_groups_through_forms(b: &Browser, base: &str, admin: &s
     b.find("#cfg-federation_allowlist-1").await;
     b.fill("#cfg-federation_allowlist-1", "bayern.de").await;
     b.fill("#cfg-media_retention_days", "730").await;
-    let mx = submit_booking(b, base, admin).await;
-    assert_eq!(
-        (
-            &mx["config"]["federation"],
-            &mx["config"]["federation_allowlist"],
-            &mx["config"]["media_retention_days"]
-        ),
-        (
-            &json!("allowlist"),
-            &json!(["bund.de", "bayern.de"]),
-            &json!(730)
-        ),
-        "{mx}"
+    assert_config(
+        &submit_booking(b, base, admin).await,
+        json!({"federation": "allowlist", "federation_allowlist": ["bund.de", "bayern.de"],
+               "media_retention_days": 730}),
     );
 
-    b.goto("/offerings/bauantrag-online/book").await;
-    assert_eq!(b.js(no_json).await, 0);
+    open_form(b, "bauantrag-online", None).await;
     b.fill("#cfg-authority", "09162").await;
     b.fill("#cfg-contact_email", "bauaufsicht@muenchen.de")
         .await;
     choose(b, "#cfg-land_building_code", "BayBO").await;
     choose(b, "#cfg-xbau_version", "2.3").await;
     b.fill("#cfg-max_upload_mib", "1024").await;
-    let ba = submit_booking(b, base, admin).await;
-    assert_eq!(
-        (
-            &ba["config"]["land_building_code"],
-            &ba["config"]["xbau_version"],
-            &ba["config"]["max_upload_mib"]
-        ),
-        (&json!("BayBO"), &json!("2.3"), &json!(1024)),
-        "{ba}"
+    assert_config(
+        &submit_booking(b, base, admin).await,
+        json!({"land_building_code": "BayBO", "xbau_version": "2.3", "max_upload_mib": 1024}),
     );
+}
+
+/// Opens `offering`'s booking form: no control asks for JSON, and the group or list
+/// `legend` (field, text) is titled from the schema.
+async fn open_form(b: &Browser, offering: &str, legend: Option<(&str, &str)>) {
+    b.goto(&format!("/offerings/{offering}/book")).await;
+    assert_eq!(
+        b.js("return document.querySelectorAll('form.portal-form textarea').length;")
+            .await,
+        0,
+        "{offering}: a field asks for JSON"
+    );
+    if let Some((field, text)) = legend {
+        assert_eq!(b.text(&format!("#cfg-{field}-legend")).await, text);
+    }
+}
+
+/// Every field of `want` is in the booking's configuration as given.
+#[track_caller]
+fn assert_config(booking: &Value, want: Value) {
+    for (key, value) in want.as_object().expect("fields") {
+        assert_eq!(&booking["config"][key], value, "{key}: {booking}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
