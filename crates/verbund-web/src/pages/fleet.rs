@@ -192,10 +192,21 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
     let today = state.api.now().date_naive();
     let mut pins = Vec::new();
     let mut warnings = 0;
-    let sites: Vec<SiteRow> = f
+    // Whose history links to show: one Cedar evaluation for every site of the page.
+    let targets: Vec<_> = f
         .sites
         .iter()
         .map(|fs| {
+            let provider = dir.sites.get(&fs.site).map(|s| s.spec.provider.as_str());
+            history_target(provider.unwrap_or_default())
+        })
+        .collect();
+    let readable = v.caller.may_each(Act::Read, &targets);
+    let sites: Vec<SiteRow> = f
+        .sites
+        .iter()
+        .zip(readable)
+        .map(|(fs, history)| {
             let s = dir.sites.get(&fs.site);
             let health = fs.health.as_str().to_string();
             if let Some(s) = s {
@@ -276,8 +287,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
                 certifications,
                 preflight: preflight_cell(fs.preflight.as_ref(), lang),
                 bookings: counts(&fs.bookings, lang),
-                history: s
-                    .is_some_and(|s| v.caller.may(Act::Read, &history_target(&s.spec.provider))),
+                history: s.is_some() && history,
             }
         })
         .collect();
@@ -416,11 +426,15 @@ pub async fn site(
         Ok(Json(h)) => h,
         Err(e) => return api_error(&v, &e, "/fleet"),
     };
-    let dir = match Directory::load(&state.api.store).await {
-        Ok(d) => d,
-        Err(e) => return api_error(&v, &verbund_api::ApiError::Internal(e.to_string()), "/"),
+    // The history's route found the site; only it and its provider are read here, not
+    // the whole directory.
+    let store = &state.api.store;
+    let site = store.get_site(&name).await.ok();
+    let provider = match &site {
+        Some(s) => store.get_provider(&s.spec.provider).await.ok(),
+        None => None,
     };
-    let s = dir.sites.get(&name);
+    let s = site.as_ref();
     let stretches: Vec<Stretch> = h
         .spans
         .iter()
@@ -499,9 +513,7 @@ pub async fn site(
             location: s.map_or_else(String::new, |s| {
                 format!("{}, {}", s.spec.location.city, s.spec.location.region)
             }),
-            operator: s
-                .and_then(|s| dir.providers.get(&s.spec.provider))
-                .map_or_else(String::new, |p| p.spec.display_name.clone()),
+            operator: provider.map_or_else(String::new, |p| p.spec.display_name),
             name,
             title,
             days,
