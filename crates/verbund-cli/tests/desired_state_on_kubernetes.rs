@@ -798,6 +798,7 @@ impl<'c> Federation<'c> {
             state_since: t0,
             undeliverable: None,
             secrets_set: Vec::new(),
+            windows: Vec::new(),
         };
         self.bookings.push(Planned {
             booking,

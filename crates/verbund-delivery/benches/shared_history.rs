@@ -138,6 +138,7 @@ async fn run(full: bool) {
             plan: "s".into(),
             config: json!({}),
             channel: "stable".into(),
+            windows: Vec::new(),
         };
         let t = Instant::now();
         bookings_service
@@ -217,6 +218,7 @@ async fn run(full: bool) {
             plan: "s".into(),
             config: json!({}),
             channel: "stable".into(),
+            windows: Vec::new(),
         };
         bookings_service
             .book("user/bench", &spec, Utc::now())

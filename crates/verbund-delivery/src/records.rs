@@ -163,10 +163,12 @@ impl Records {
                         b.id
                     ))
                 })?;
-            let plan = offering.spec.plan(&b.plan).ok_or_else(|| {
+            // During a capacity window, the window's plan.
+            let plan = offering.spec.plan(b.plan_in_effect()).ok_or_else(|| {
                 DeliveryError::Inconsistent(format!(
                     "booking `{}` names the missing plan `{}`",
-                    b.id, b.plan
+                    b.id,
+                    b.plan_in_effect()
                 ))
             })?;
             let dependencies = b

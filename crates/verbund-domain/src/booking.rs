@@ -348,6 +348,12 @@ pub struct BookingSpec {
     #[serde(default = "stable")]
     #[schema(schema_with = channel_schema)]
     pub channel: String,
+    /// Capacity windows: German local dates with the plan that holds between them, e.g.
+    /// 1.3.–31.5. on plan `l` (see [`crate::capacity`]). Placement reserves each on the
+    /// chosen site; a window no allowed site can hold refuses the booking.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 12)]
+    pub windows: Vec<crate::capacity::WindowSpec>,
 }
 
 fn empty_object() -> Value {
@@ -586,6 +592,17 @@ pub struct Booking {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(read_only)]
     pub secrets_set: Vec<String>,
+    /// Its capacity windows, in time order, with which of their changes verbund has
+    /// carried out (the plan it runs is the active window's, else `plan`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<crate::capacity::CapacityWindow>,
+}
+
+impl Booking {
+    /// The plan it runs now: its active window's, else its own.
+    pub fn plan_in_effect(&self) -> &str {
+        crate::capacity::plan_in_effect(&self.plan, &self.windows)
+    }
 }
 
 /// A booking the renderer refuses: the reason, since when.
@@ -610,6 +627,11 @@ pub struct BookingPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = optional_channel_schema)]
     pub channel: Option<String>,
+    /// The capacity windows ahead, replacing those not begun (a window that runs now
+    /// stays; `[]` removes the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 12)]
+    pub windows: Option<Vec<crate::capacity::WindowSpec>>,
 }
 
 fn optional_channel_schema() -> utoipa::openapi::schema::Object {

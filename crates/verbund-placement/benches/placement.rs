@@ -100,6 +100,7 @@ fn decisions(full: bool) {
             provider: provider(i % 20),
             free: site(i).capacity,
             preflight: None,
+            timeline: Default::default(),
         })
         .collect();
     let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
@@ -121,6 +122,7 @@ fn decisions(full: bool) {
                 Need {
                     offering: o,
                     plan: &o.plans[0],
+                    windows: &[],
                 },
                 &[],
             )

@@ -41,6 +41,7 @@ fn describe(r: &Reason) -> Option<String> {
         // A failed preflight keeps new bookings off a site; those running there stay
         // (and a proposal elsewhere would only move the problem to the operator).
         Reason::InsufficientCapacity { .. }
+        | Reason::WindowDoesNotFit { .. }
         | Reason::PreflightFailed { .. }
         | Reason::SameLand
         | Reason::ContractedProvider => None,
@@ -75,16 +76,7 @@ impl Bookings {
             }
         }
         let all: Vec<Organisation> = orgs.values().cloned().collect();
-        let candidates: Vec<verbund_policy::Candidate> = sites
-            .iter()
-            .map(|s| verbund_policy::Candidate {
-                site: s.site.spec.clone(),
-                provider: s.provider.spec.clone(),
-                free: s.free(),
-                preflight: s.preflight.clone(),
-            })
-            .collect();
-        let placer = Placer::new(book, &all, candidates, now.date_naive())?;
+        let placer = Placer::new(book, &all, crate::service::candidates(&sites), now.date_naive())?;
         let mut offerings = HashMap::new();
         let mut verdicts = Vec::with_capacity(live.len());
         let mut summary = ReevaluationSummary::default();
@@ -111,10 +103,7 @@ impl Bookings {
             let here = placer.check(
                 org,
                 &chain,
-                Need {
-                    offering: &offering.spec,
-                    plan,
-                },
+                Need::plan(&offering.spec, plan),
                 site,
             )?;
             summary.checked += 1;
@@ -130,10 +119,7 @@ impl Bookings {
                 let d = placer.decide(
                     org,
                     &chain,
-                    Need {
-                        offering: &offering.spec,
-                        plan,
-                    },
+                    Need::plan(&offering.spec, plan),
                     &[],
                 )?;
                 d.candidates

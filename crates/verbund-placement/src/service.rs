@@ -8,6 +8,9 @@ use verbund_domain::catalog::{Offering, OfferingSpec, Plan};
 use verbund_domain::directory::{Environment, Organisation, Resources};
 use verbund_domain::Invalid;
 use verbund_policy::{Candidate, Need, PlacementDecision, Placer, PolicyBook, PolicyError, Reason};
+use verbund_domain::capacity::{
+    check_windows, CapacityWindow, Claim, Load, WindowSpec, WindowState,
+};
 use verbund_store::{NewBooking, SiteUsage, Store, StoreError, StoredPolicy};
 
 use crate::policies::{self, PolicySubmission};
@@ -68,7 +71,9 @@ struct Inputs {
     dependencies: Vec<(Offering, String)>,
 }
 
-fn candidates(sites: &[SiteUsage]) -> Vec<Candidate> {
+/// The sites placement chooses from: those with a `prod` environment, with their free
+/// capacity at their fullest moment ahead and their capacity windows' changes.
+pub(crate) fn candidates(sites: &[SiteUsage]) -> Vec<Candidate> {
     sites
         .iter()
         .filter(|s| s.site.spec.environments.contains(&Environment::Prod))
@@ -76,6 +81,7 @@ fn candidates(sites: &[SiteUsage]) -> Vec<Candidate> {
             site: s.site.spec.clone(),
             provider: s.provider.spec.clone(),
             free: s.free(),
+            timeline: s.timeline.clone(),
             preflight: s.preflight.clone(),
         })
         .collect()
@@ -122,6 +128,11 @@ pub fn rejection_reason(d: &PlacementDecision) -> String {
                         format!("Kubernetes {site} is older than {required}")
                     }
                     Reason::InsufficientCapacity { .. } => "not enough free capacity".into(),
+                    Reason::WindowDoesNotFit { from, to, plan, .. } => format!(
+                        "cannot hold the window {}–{} (plan `{plan}`)",
+                        verbund_domain::capacity::german_date(*from),
+                        verbund_domain::capacity::german_date(*to)
+                    ),
                     Reason::EvaluationError { message } => format!("policy error: {message}"),
                     Reason::PreflightFailed { failures, .. } => {
                         format!("failed its preflight: {}", failures.join(" — "))
@@ -147,6 +158,7 @@ fn requested(
     config: serde_json::Value,
     channel: String,
     version: Option<String>,
+    windows: Vec<CapacityWindow>,
     now: DateTime<Utc>,
 ) -> Booking {
     Booking {
@@ -169,6 +181,7 @@ fn requested(
         state_since: now,
         undeliverable: None,
         secrets_set: Vec::new(),
+        windows,
     }
 }
 
@@ -242,21 +255,26 @@ fn place_together(
     now: DateTime<Utc>,
 ) -> Result<(PlacementDecision, Vec<NewBooking>), BookingError> {
     let chain = chain_ids(&inp.chain);
-    let need = |offering: &Offering, plan: &Plan| -> Result<PlacementDecision, BookingError> {
+    let windows = main.windows.clone();
+    let need = |offering: &Offering,
+                plan: &Plan,
+                windows: &[CapacityWindow]|
+     -> Result<PlacementDecision, BookingError> {
         Ok(placer.decide(
             &inp.organisation,
             &chain,
             Need {
                 offering: &offering.spec,
                 plan,
+                windows,
             },
             &[],
         )?)
     };
-    let mut decision = need(&inp.offering, main_plan)?;
+    let mut decision = need(&inp.offering, main_plan, &windows)?;
     let dep_decisions = dependencies
         .iter()
-        .map(|d| need(&d.offering, &d.plan))
+        .map(|d| need(&d.offering, &d.plan, &[]))
         .collect::<Result<Vec<_>, _>>()?;
     let bound = |dep: &Dependency, site: &str| {
         live.iter().find(|b| {
@@ -336,6 +354,7 @@ fn place_together(
         return Ok((decision, Vec::new()));
     };
     placer.reserve(&site, &main_plan.resources);
+    placer.reserve_windows(&site, &windows);
     let mut created = Vec::new();
     main.dependencies.clear();
     for (dep, d) in dependencies.iter().zip(dep_decisions) {
@@ -367,6 +386,7 @@ fn place_together(
                 state_since: now,
                 undeliverable: None,
                 secrets_set: Vec::new(),
+                windows: Vec::new(),
             },
             resources: dep.plan.resources,
             decision: serde_json::to_value(&d).ok(),
@@ -378,6 +398,103 @@ fn place_together(
     main.site = Some(site);
     main.reason = None;
     Ok((decision, created))
+}
+
+/// A booking's windows after a change: those entered (replacing the ones not begun), or,
+/// when only the plan changes, the ones not begun measured against the new plan. The
+/// plan cannot change while a window runs: the window's end returns to it.
+fn patched_windows(
+    b: &Booking,
+    new_plan: &str,
+    entered: Option<&[WindowSpec]>,
+    offering: &Offering,
+    now: DateTime<Utc>,
+) -> Result<Vec<CapacityWindow>, BookingError> {
+    let plan_changed = new_plan != b.plan;
+    if plan_changed {
+        if let Some(w) = b.windows.iter().find(|w| w.state == WindowState::Active) {
+            return Err(Invalid::conflict(
+                "/plan",
+                format!(
+                    "the plan cannot change while the capacity window {} runs (plan `{}`)",
+                    w.span(),
+                    w.plan
+                ),
+            )
+            .into());
+        }
+    }
+    let specs: Vec<WindowSpec> = match entered {
+        Some(specs) => specs.to_vec(),
+        None if plan_changed => b
+            .windows
+            .iter()
+            .filter(|w| w.state == WindowState::Scheduled)
+            .map(CapacityWindow::spec)
+            .collect(),
+        None => return Ok(b.windows.clone()),
+    };
+    Ok(check_windows(
+        "/windows",
+        &specs,
+        &offering.spec,
+        new_plan,
+        &b.windows,
+        now,
+    )?)
+}
+
+/// Whether a booking, changed from `before` to `after`, still fits on the site it holds:
+/// its plan at the site's fullest moment ahead, and each window beside the fullest moment
+/// within it, with what the booking itself holds now and its own windows set aside.
+fn check_fits_on_site(
+    before: &Booking,
+    after: &Booking,
+    usage: Option<&SiteUsage>,
+    offering: &Offering,
+) -> Result<(), BookingError> {
+    let site = before.site.as_deref().unwrap_or_default();
+    let held = plan(&offering.spec, before.plan_in_effect())?.resources;
+    let (free_now, timeline) = match usage {
+        Some(u) => (u.free_now(), u.timeline_without(&before.id)),
+        None => Default::default(),
+    };
+    let free = verbund_domain::capacity::shift(
+        free_now,
+        Load::of(&held).minus(timeline.peak()),
+    );
+    let base = plan(&offering.spec, &after.plan)?;
+    if after.plan != before.plan && !base.resources.fits_in(&free) {
+        return Err(Invalid::conflict(
+            "/plan",
+            format!(
+                "plan `{}` does not fit into the free capacity of site `{site}`",
+                base.name
+            ),
+        )
+        .into());
+    }
+    let claim = Claim {
+        base: base.resources,
+        windows: &after.windows,
+    };
+    if let Some((w, room)) = verbund_domain::capacity::window_misfit(&claim, free, &timeline) {
+        let index = after.windows.iter().position(|x| x == w).unwrap_or_default();
+        return Err(Invalid::conflict(
+            format!("/windows/{index}"),
+            format!(
+                "site `{site}` cannot hold the capacity window {} on plan `{}`: it needs {} millicores and {} MiB, and at most {} millicores and {} MiB are free then",
+                w.span(),
+                w.plan,
+                w.reserves.cpu_millis,
+                w.reserves.memory_mib,
+                room.cpu_millis,
+                room.memory_mib
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 impl Bookings {
@@ -466,10 +583,7 @@ impl Bookings {
         Ok(placer.decide(
             &inp.organisation,
             &chain_ids(&inp.chain),
-            Need {
-                offering: &inp.offering.spec,
-                plan,
-            },
+            Need::plan(&inp.offering.spec, plan),
             &[],
         )?)
     }
@@ -488,6 +602,14 @@ impl Bookings {
         let channel = spec.validate(&inp.offering.spec)?;
         let version = self.target_version(&inp.offering, &channel).await?;
         let main_plan = plan(&inp.offering.spec, &spec.plan)?.clone();
+        let windows = check_windows(
+            "/windows",
+            &spec.windows,
+            &inp.offering.spec,
+            &spec.plan,
+            &[],
+            now,
+        )?;
         let dependencies = resolve_dependencies(&inp)?;
         self.check_configured_dependencies(&spec.organisation, &dependencies)
             .await?;
@@ -504,6 +626,7 @@ impl Bookings {
                     config.clone(),
                     channel.to_string(),
                     Some(version.clone()),
+                    windows.clone(),
                     now,
                 );
                 main.secrets_set = secrets.keys().cloned().collect();
@@ -519,6 +642,7 @@ impl Bookings {
                         Need {
                             offering: &inp.offering.spec,
                             plan: &main_plan,
+                            windows: &windows,
                         },
                         &[],
                     )?;
@@ -633,12 +757,14 @@ impl Bookings {
             plan: main_plan.name.clone(),
             config: serde_json::json!({}),
             channel: "stable".into(),
+            windows: Vec::new(),
         };
         let mut main = requested(
             &spec,
             spec.config.clone(),
             spec.channel.clone(),
             inp.offering.latest_version.clone(),
+            Vec::new(),
             now,
         );
         place_together(
@@ -851,30 +977,18 @@ impl Bookings {
                     plan: next.plan.clone(),
                     config: verbund_domain::secrets::merge_secrets(&next.config, &secrets),
                     channel: next.channel.clone(),
+                    windows: Vec::new(),
                 };
                 let channel = spec.validate(&offering.spec)?;
                 next.channel = channel.to_string();
+                next.windows = patched_windows(b, &next.plan, patch.windows.as_deref(), &offering, now)?;
                 if next == *b && secrets == stored {
                     return Ok(None);
                 }
-                let new_plan = plan(&offering.spec, &next.plan)?;
-                let old_plan = plan(&offering.spec, &b.plan)?;
+                let new_plan = plan(&offering.spec, next.plan_in_effect())?;
                 if let (Some(site), true) = (&b.site, b.state.holds_capacity()) {
                     let usage = sites.iter().find(|s| &s.site.spec.name == site);
-                    let mut free = usage.map(SiteUsage::free).unwrap_or_default();
-                    free.cpu_millis += old_plan.resources.cpu_millis;
-                    free.memory_mib += old_plan.resources.memory_mib;
-                    free.storage_gib += old_plan.resources.storage_gib;
-                    if !new_plan.resources.fits_in(&free) {
-                        return Err(Invalid::conflict(
-                            "/plan",
-                            format!(
-                                "plan `{}` does not fit into the free capacity of site `{site}`",
-                                new_plan.name
-                            ),
-                        )
-                        .into());
-                    }
+                    check_fits_on_site(b, &next, usage, &offering)?;
                 }
                 next.updated_at = now;
                 Ok(Some(NewBooking {
@@ -886,6 +1000,55 @@ impl Bookings {
                 }))
             })
             .await
+    }
+
+    /// Starts and ends the capacity windows that are due at `now`, each change one
+    /// booking update of its own (audited as `booking.window-start` or
+    /// `booking.window-end`, reserving the plan then in effect). Each is decided again
+    /// inside the serialised write transaction, so that however many replicas sweep at
+    /// once, a window starts and ends exactly once. Returns how many changes it made.
+    pub async fn carry_out_windows(
+        &self,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, BookingError> {
+        let mut made = 0;
+        for id in self.store.bookings_with_windows_due(now).await? {
+            loop {
+                let mut change = None;
+                let current = self.store.get_booking(&id).await?;
+                let offering = self.offering(&current.offering, "/offering").await?;
+                self.store
+                    .update_booking(actor, &id, now, |b, _| {
+                        if !b.state.holds_capacity() {
+                            return Ok::<_, BookingError>(None);
+                        }
+                        let Some((windows, _, c)) =
+                            verbund_domain::capacity::advance(&b.windows, now)
+                        else {
+                            return Ok(None);
+                        };
+                        let mut next = b.clone();
+                        next.windows = windows;
+                        next.updated_at = now;
+                        let resources = plan(&offering.spec, next.plan_in_effect())?.resources;
+                        change = Some(c);
+                        Ok(Some(NewBooking {
+                            booking: next,
+                            resources,
+                            decision: None,
+                            action: c.action().into(),
+                            secrets: None,
+                        }))
+                    })
+                    .await?;
+                if change.is_none() {
+                    break;
+                }
+                made += 1;
+            }
+        }
+        Ok(made)
     }
 
     /// Cancels a booking: it goes to `cancelling`; the lifecycle sweep retains its data.
@@ -937,7 +1100,7 @@ impl Bookings {
     /// `retained` (their workload is removed; capacity is freed), and `retained` →
     /// `deleted` once the offering's retention period is over. Returns how many moved.
     pub async fn sweep(&self, actor: &str, now: DateTime<Utc>) -> Result<u64, BookingError> {
-        let mut moved = 0;
+        let mut moved = self.carry_out_windows(actor, now).await?;
         for state in [BookingState::Cancelling, BookingState::Retained] {
             let filter = verbund_store::BookingFilter {
                 state: Some(state),

@@ -335,6 +335,7 @@ fn spec(organisation: &str, offering: &str, plan: &str, config: Value) -> Bookin
         plan: plan.into(),
         config,
         channel: "stable".into(),
+        windows: Vec::new(),
     }
 }
 

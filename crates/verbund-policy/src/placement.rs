@@ -18,6 +18,7 @@ use cedar_policy::{
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use verbund_domain::capacity::{self, CapacityWindow, Claim, Timeline};
 use verbund_domain::catalog::{DataClass, OfferingSpec, Plan};
 use verbund_domain::directory::{Organisation, ProviderSpec, Resources, SiteSpec};
 use verbund_domain::preflight::SitePreflight;
@@ -31,7 +32,11 @@ use crate::{PolicyBook, PolicyError};
 pub struct Candidate {
     pub site: SiteSpec,
     pub provider: ProviderSpec,
+    /// Capacity left at the site's fullest moment ahead (its bookings' capacity windows
+    /// included): what a plan held for good must fit into.
     pub free: Resources,
+    /// The changes its bookings' capacity windows will make (empty: none).
+    pub timeline: Timeline,
     pub preflight: Option<SitePreflight>,
 }
 
@@ -40,6 +45,19 @@ pub struct Candidate {
 pub struct Need<'a> {
     pub offering: &'a OfferingSpec,
     pub plan: &'a Plan,
+    /// Its capacity windows: each must fit beside the fullest moment within it.
+    pub windows: &'a [CapacityWindow],
+}
+
+impl<'a> Need<'a> {
+    /// A need without capacity windows.
+    pub fn plan(offering: &'a OfferingSpec, plan: &'a Plan) -> Self {
+        Need {
+            offering,
+            plan,
+            windows: &[],
+        }
+    }
 }
 
 /// Why a site is or is not allowed, or why it ranks where it does.
@@ -62,6 +80,20 @@ pub enum Reason {
     KubernetesTooOld { site: String, required: String },
     /// Not enough free capacity in the site's `prod` environment.
     InsufficientCapacity {
+        #[schema(inline)]
+        need: Resources,
+        #[schema(inline)]
+        free: Resources,
+    },
+    /// The site cannot hold one of the booking's capacity windows: its plan does not fit
+    /// beside the site's fullest moment within the window.
+    WindowDoesNotFit {
+        /// The window's first and last day (German local time).
+        #[schema(value_type = String, format = Date)]
+        from: NaiveDate,
+        #[schema(value_type = String, format = Date)]
+        to: NaiveDate,
+        plan: String,
         #[schema(inline)]
         need: Resources,
         #[schema(inline)]
@@ -330,6 +362,21 @@ impl Placer {
         }
     }
 
+    /// Adds a booking's capacity windows to a site's changes ahead, so that the next
+    /// decisions see them (its fullest moment, and so its free capacity, may move).
+    pub fn reserve_windows(&mut self, site: &str, windows: &[CapacityWindow]) {
+        if windows.is_empty() {
+            return;
+        }
+        if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
+            let before = c.timeline.peak();
+            for w in windows {
+                c.timeline.add_window(w);
+            }
+            c.free = capacity::shift(c.free, before.minus(c.timeline.peak()));
+        }
+    }
+
     /// Gives a booking's resources back to a site.
     pub fn release(&mut self, site: &str, r: &Resources) {
         if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
@@ -480,6 +527,19 @@ impl Placer {
             reasons.push(Reason::InsufficientCapacity {
                 need: need.plan.resources,
                 free: c.free,
+            });
+        }
+        let claim = Claim {
+            base: need.plan.resources,
+            windows: need.windows,
+        };
+        if let Some((w, free)) = capacity::window_misfit(&claim, c.free, &c.timeline) {
+            reasons.push(Reason::WindowDoesNotFit {
+                from: w.from,
+                to: w.to,
+                plan: w.plan.clone(),
+                need: w.reserves,
+                free,
             });
         }
         reasons.extend(

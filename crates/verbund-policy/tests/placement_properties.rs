@@ -735,6 +735,7 @@ impl World {
         Need {
             offering: &self.offering,
             plan: &self.offering.plans[0],
+            windows: &[],
         }
     }
 
@@ -777,6 +778,7 @@ impl World {
                     .clone(),
                 free: s.free,
                 preflight: preflights.get(&s.spec.name).cloned(),
+                timeline: Default::default(),
             })
             .collect();
         Placer::new(book, &self.orgs.all, candidates, today())

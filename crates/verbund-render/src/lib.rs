@@ -570,10 +570,12 @@ fn check(p: &PlacedBooking<'_>) -> Result<()> {
             p.booking.offering, p.offering.name
         )));
     }
-    if p.booking.plan != p.plan.name || p.offering.plan(&p.plan.name).is_none() {
+    if p.booking.plan_in_effect() != p.plan.name || p.offering.plan(&p.plan.name).is_none() {
         return Err(inconsistent(format!(
-            "has plan `{}`; `{}` is not it or not a plan of `{}`",
-            p.booking.plan, p.plan.name, p.offering.name
+            "runs plan `{}`; `{}` is not it or not a plan of `{}`",
+            p.booking.plan_in_effect(),
+            p.plan.name,
+            p.offering.name
         )));
     }
     let uncarriable = verbund_domain::portable::find_uncarriable(&p.booking.config)

@@ -132,6 +132,7 @@ fn booking(id: &str, org: &str, offering: &str, plan: &str, config: Value) -> Bo
         state_since: t0(),
         undeliverable: None,
         secrets_set: Vec::new(),
+        windows: Vec::new(),
     }
 }
 

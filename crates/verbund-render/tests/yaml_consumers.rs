@@ -113,6 +113,7 @@ fn booking(id: &str, config: Value) -> Booking {
         state_since: t,
         undeliverable: None,
         secrets_set: Vec::new(),
+        windows: Vec::new(),
     }
 }
 

@@ -12,6 +12,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use verbund_domain::audit::Change;
 use verbund_domain::booking::{Booking, BookingState, Compliance};
+use verbund_domain::capacity::{self, CapacityWindow, Load, Timeline};
 use verbund_domain::directory::{Environment, Provider, Resources, Site};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::preflight::SitePreflight;
@@ -21,26 +22,47 @@ use crate::error::{Result, StoreError};
 use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
 use crate::Store;
 
-/// A site, its operator, the resources its placed bookings hold, and its last
-/// preflight (placement keeps new bookings off a site whose preflight failed).
+/// A site, its operator, the resources its placed bookings hold now and the changes
+/// their capacity windows will make, and its last preflight (placement keeps new
+/// bookings off a site whose preflight failed).
 #[derive(Debug, Clone)]
 pub struct SiteUsage {
     pub site: Site,
     pub provider: Provider,
+    /// What its bookings reserve now.
     pub used: Resources,
+    /// The windows ahead of the bookings it holds, by booking id.
+    pub windows: Vec<(String, CapacityWindow)>,
+    /// The changes those windows will make.
+    pub timeline: Timeline,
     /// `None` when the site never reported a preflight.
     pub preflight: Option<SitePreflight>,
 }
 
 impl SiteUsage {
-    /// Capacity left in the site's `prod` environment.
-    pub fn free(&self) -> Resources {
+    /// Capacity left in the site's `prod` environment now.
+    pub fn free_now(&self) -> Resources {
         let c = self.site.spec.capacity;
         Resources {
             cpu_millis: c.cpu_millis.saturating_sub(self.used.cpu_millis),
             memory_mib: c.memory_mib.saturating_sub(self.used.memory_mib),
             storage_gib: c.storage_gib.saturating_sub(self.used.storage_gib),
         }
+    }
+
+    /// Capacity left at the site's fullest moment ahead: what a booking that holds its
+    /// plan for good must fit into.
+    pub fn free(&self) -> Resources {
+        capacity::shift(
+            self.free_now(),
+            Load::default().minus(self.timeline.peak()),
+        )
+    }
+
+    /// The changes ahead without those of booking `id` (whose windows are being
+    /// replaced).
+    pub fn timeline_without(&self, id: &str) -> Timeline {
+        Timeline::of(self.windows.iter().filter(|(b, _)| b != id).map(|(_, w)| w))
     }
 }
 
@@ -76,7 +98,7 @@ pub struct BookingFilter {
 
 pub(crate) const COLUMNS: &str =
     "id, organisation, offering, plan, config, channel, state, site, version, reason, \
-    dependency_of, compliance, created_at, updated_at, state_since, environment";
+    dependency_of, compliance, created_at, updated_at, state_since, environment, windows";
 
 pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
     let state: String = r.try_get(6)?;
@@ -109,7 +131,19 @@ pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
         },
         undeliverable: None,
         secrets_set: Vec::new(),
+        windows: r
+            .try_get::<Option<String>, _>(16)?
+            .as_deref()
+            .map(from_json)
+            .transpose()?
+            .unwrap_or_default(),
     })
+}
+
+/// A booking's windows as stored: `NULL` for none, so that the partial index holds only
+/// bookings with windows.
+fn windows_json(b: &Booking) -> Result<Option<String>> {
+    (!b.windows.is_empty()).then(|| to_json(&b.windows)).transpose()
 }
 
 const HOLDING: &str = "('placed','provisioning','active','updating','degraded','cancelling')";
@@ -137,6 +171,7 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
             },
         );
     }
+    let mut windows = windows_ahead(conn).await?;
     let mut preflights = crate::preflight::by_site(conn).await?;
     sites
         .iter()
@@ -153,7 +188,10 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
             };
             let used = used.get(&site.spec.name).copied().unwrap_or_default();
             let preflight = preflights.remove(&site.spec.name);
+            let windows = windows.remove(&site.spec.name).unwrap_or_default();
             Ok(SiteUsage {
+                timeline: Timeline::of(windows.iter().map(|(_, w)| w)),
+                windows,
                 site,
                 provider,
                 used,
@@ -163,11 +201,35 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
         .collect()
 }
 
+/// The windows not over of every booking that holds capacity, by site.
+async fn windows_ahead(
+    conn: &mut AnyConnection,
+) -> Result<HashMap<String, Vec<(String, CapacityWindow)>>> {
+    let rows = sqlx::query(&format!(
+        "SELECT site, id, windows FROM bookings \
+         WHERE windows IS NOT NULL AND site IS NOT NULL AND state IN {HOLDING}"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out: HashMap<String, Vec<(String, CapacityWindow)>> = HashMap::new();
+    for r in &rows {
+        let id: String = r.try_get(1)?;
+        let windows: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(2)?)?;
+        out.entry(r.try_get(0)?).or_default().extend(
+            windows
+                .into_iter()
+                .filter(|w| w.state != capacity::WindowState::Ended)
+                .map(|w| (id.clone(), w)),
+        );
+    }
+    Ok(out)
+}
+
 pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     let b = &n.booking;
     sqlx::query(&format!(
         "INSERT INTO bookings ({COLUMNS}, compliant, decision, cpu_millis, memory_mib, storage_gib) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
     ))
     .bind(&b.id)
     .bind(&b.organisation)
@@ -185,6 +247,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<(
     .bind(ts(&b.updated_at))
     .bind(ts(&b.state_since))
     .bind(b.environment.as_str())
+    .bind(windows_json(b)?)
     .bind(i64::from(b.compliance.as_ref().is_none_or(|c| c.compliant)))
     .bind(n.decision.as_ref().map(to_json).transpose()?)
     .bind(n.resources.cpu_millis as i64)
@@ -216,7 +279,7 @@ async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     sqlx::query(
         "UPDATE bookings SET plan = $2, config = $3, channel = $4, state = $5, site = $6, version = $7, \
          reason = $8, compliance = $9, compliant = $10, cpu_millis = $11, memory_mib = $12, storage_gib = $13, \
-         updated_at = $14, state_since = $15, decision = COALESCE($16, decision) WHERE id = $1",
+         updated_at = $14, state_since = $15, decision = COALESCE($16, decision), windows = $17 WHERE id = $1",
     )
     .bind(&b.id)
     .bind(&b.plan)
@@ -234,6 +297,7 @@ async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     .bind(ts(&b.updated_at))
     .bind(ts(&b.state_since))
     .bind(n.decision.as_ref().map(to_json).transpose()?)
+    .bind(windows_json(b)?)
     .execute(&mut *conn)
     .await?;
     if b.state.is_final() {
@@ -353,6 +417,25 @@ impl Store {
     pub async fn site_usage(&self) -> Result<Vec<SiteUsage>> {
         let mut conn = self.pool.acquire().await?;
         usage(&mut conn).await
+    }
+
+    /// The bookings holding capacity with a capacity window whose start or end is due at
+    /// `now` and not carried out yet, by id.
+    pub async fn bookings_with_windows_due(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, windows FROM bookings WHERE windows IS NOT NULL AND state IN {HOLDING} ORDER BY id"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut due = Vec::new();
+        for r in &rows {
+            let windows: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(1)?)?;
+            if windows.iter().any(|w| capacity::next_change(w, now).is_some()) {
+                due.push(r.try_get(0)?);
+            }
+        }
+        Ok(due)
     }
 
     /// What a booking decision of `organisation` would see now, outside a transaction

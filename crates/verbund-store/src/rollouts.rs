@@ -443,6 +443,7 @@ impl Store {
                 state_since: now,
                 undeliverable: None,
                 secrets_set: Vec::new(),
+                windows: Vec::new(),
             };
             let secrets = if id == main {
                 reference.secrets.clone()

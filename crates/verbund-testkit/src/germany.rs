@@ -285,6 +285,7 @@ impl Fleet {
                             state_since: now,
                             undeliverable: None,
                             secrets_set: Vec::new(),
+                            windows: Vec::new(),
                         },
                         resources: o.plans[0].resources,
                         decision: None,

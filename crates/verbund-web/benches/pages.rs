@@ -238,6 +238,7 @@ impl Fixture {
                 plan: "s".into(),
                 config: json!({}),
                 channel: "stable".into(),
+                windows: Vec::new(),
             };
             let (status, _, axum::Json(created)) = verbund_api::routes::bookings::create(
                 State(api.clone()),

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::{json, Value};
 use verbund_domain::booking::{Booking, BookingPatch};
+use verbund_domain::capacity::WindowSpec;
 use verbund_domain::directory::Organisation;
 use verbund_domain::page::Page;
 
@@ -36,6 +37,10 @@ pub struct BookArgs {
     /// `stable`, `pinned:<version>` or `window:<days> <from>-<to>`.
     #[arg(long, default_value = "stable")]
     channel: String,
+    /// A capacity window: first and last day (German local time) and the plan that
+    /// holds between them, e.g. `--window 2027-03-01..2027-05-31=l` (repeatable).
+    #[arg(long = "window", value_name = "FROM..TO=PLAN")]
+    windows: Vec<WindowSpec>,
     /// The request's `Idempotency-Key` (default: a new random one). The command sends
     /// it again when an answer is lost; pass the key a failed command named to retry
     /// it later without booking twice (keys count for 24 hours).
@@ -83,6 +88,13 @@ enum BookingCommand {
         config: Option<std::path::PathBuf>,
         #[arg(long)]
         channel: Option<String>,
+        /// The capacity windows ahead, replacing those not begun, e.g.
+        /// `--window 2027-03-01..2027-05-31=l` (repeatable; a window that runs stays).
+        #[arg(long = "window", value_name = "FROM..TO=PLAN")]
+        windows: Vec<WindowSpec>,
+        /// Remove the capacity windows not begun.
+        #[arg(long, conflicts_with = "windows")]
+        no_windows: bool,
     },
     /// Cancel a booking (its data is kept for the offering's retention period).
     Cancel { id: String },
@@ -330,6 +342,7 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
         "plan": a.plan,
         "config": config,
         "channel": a.channel,
+        "windows": a.windows,
     });
     let key = a
         .idempotency_key
@@ -419,11 +432,14 @@ pub async fn booking(a: BookingArgs) -> anyhow::Result<()> {
             plan,
             config,
             channel,
+            windows,
+            no_windows,
         } => {
             let patch = BookingPatch {
                 plan,
                 config: config.as_deref().map(read_config).transpose()?,
                 channel,
+                windows: (no_windows || !windows.is_empty()).then_some(windows),
             };
             let (_, b): (_, Booking) = api
                 .write(

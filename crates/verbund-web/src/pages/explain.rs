@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use verbund_domain::capacity::german_date;
 use verbund_domain::directory::{Provider, Site};
 use verbund_policy::placement::{Reason, SiteVerdict};
 use verbund_policy::PlacementDecision;
@@ -114,6 +115,17 @@ pub fn reason(r: &Reason, lang: Lang) -> String {
             "there is not enough free capacity (needs {} vCPU, {} GiB RAM, {} GiB storage; free {} vCPU, {} GiB RAM, {} GiB storage)",
             need.cpu_millis / 1000, gib(need.memory_mib), need.storage_gib,
             free.cpu_millis / 1000, gib(free.memory_mib), free.storage_gib
+        ),
+        (Reason::WindowDoesNotFit { from, to, plan, need, free }, Lang::De) => format!(
+            "es das Zeitfenster {}–{} (Tarif „{plan}“) nicht aufnehmen kann (benötigt {} vCPU, {} GiB RAM; in diesem Zeitraum höchstens frei {} vCPU, {} GiB RAM)",
+            german_date(*from), german_date(*to),
+            need.cpu_millis / 1000, gib(need.memory_mib),
+            free.cpu_millis / 1000, gib(free.memory_mib)
+        ),
+        (Reason::WindowDoesNotFit { from, to, plan, need, free }, Lang::En) => format!(
+            "it cannot hold the window {from} to {to} (plan `{plan}`: needs {} vCPU, {} GiB RAM; at most {} vCPU, {} GiB RAM free then)",
+            need.cpu_millis / 1000, gib(need.memory_mib),
+            free.cpu_millis / 1000, gib(free.memory_mib)
         ),
         (Reason::EvaluationError { message }, Lang::De) => {
             format!("die Prüfung der Richtlinien fehlschlug ({message})")

@@ -397,6 +397,7 @@ pub async fn submit(
         } else {
             channel.clone()
         },
+        windows: Vec::new(),
     };
     let created = bookings::create(
         State(state.api.clone()),

@@ -1,0 +1,531 @@
+//! Capacity over time: a booking's scheduled peaks and what they reserve on its site.
+//!
+//! Authorities' loads follow the calendar (tax returns in spring, an election's eight
+//! weeks), so a booking may carry *capacity windows*: German local dates, first and last
+//! day inclusive, with the plan that holds between them. A site's reserved capacity is
+//! then a step function of time, not a number: what its bookings hold now, plus, at each
+//! window's start, the difference between the window's plan and the booking's own, minus
+//! it again at the window's end. [`Timeline`] is that function for one site, kept as the
+//! future steps relative to now; placement asks it for the fullest moment in a span, and
+//! the capacity outlook draws it. Both read the same steps, so what the portal shows is
+//! what placement decided on.
+//!
+//! A window's start and end are carried out by the lifecycle sweep (see
+//! `verbund_placement`): [`WindowState`] records which has happened, so that each is
+//! done once however many replicas sweep.
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono_tz::Europe::Berlin;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::catalog::OfferingSpec;
+use crate::directory::Resources;
+use crate::error::{Invalid, Result};
+
+/// The most windows one booking may carry.
+pub const MAX_WINDOWS: usize = 12;
+/// How far ahead a window may start, in days (five years).
+pub const MAX_LEAD_DAYS: i64 = 5 * 366;
+
+/// A capacity window as an organisation enters it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// First day (German local time, from 00:00).
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    /// Last day, inclusive (German local time, until 24:00).
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+    /// The offering's plan that holds during the window.
+    pub plan: String,
+}
+
+impl std::str::FromStr for WindowSpec {
+    type Err = String;
+
+    /// `2027-03-01..2027-05-31=l`: first and last day, and the plan.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("`{s}` is not a capacity window (e.g. `2027-03-01..2027-05-31=l`)");
+        let (span, plan) = s.split_once('=').ok_or_else(bad)?;
+        let (from, to) = span.split_once("..").ok_or_else(bad)?;
+        let day = |d: &str| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|_| bad());
+        let plan = plan.trim();
+        if plan.is_empty() {
+            return Err(bad());
+        }
+        Ok(WindowSpec {
+            from: day(from)?,
+            to: day(to)?,
+            plan: plan.to_string(),
+        })
+    }
+}
+
+/// Which of a window's two changes verbund has carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowState {
+    /// Not begun: the booking runs its own plan.
+    Scheduled,
+    /// Begun: the booking runs the window's plan and its site reserves it.
+    Active,
+    /// Over: back to the booking's own plan.
+    Ended,
+}
+
+/// A booking's capacity window, with the instants it begins and ends and what it
+/// reserves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CapacityWindow {
+    #[schema(value_type = String, format = Date)]
+    pub from: NaiveDate,
+    #[schema(value_type = String, format = Date)]
+    pub to: NaiveDate,
+    pub plan: String,
+    /// 00:00 German local time on `from`.
+    pub starts_at: DateTime<Utc>,
+    /// 24:00 German local time on `to`.
+    pub ends_at: DateTime<Utc>,
+    pub state: WindowState,
+    /// What the window's plan reserves.
+    #[schema(inline)]
+    pub reserves: Resources,
+    /// What the booking's own plan reserves (the level the window returns to).
+    #[schema(inline)]
+    pub base: Resources,
+}
+
+impl CapacityWindow {
+    /// What the window adds to its site while it holds (negative for a smaller plan).
+    pub fn delta(&self) -> Load {
+        Load::of(&self.reserves).minus(Load::of(&self.base))
+    }
+
+    /// The window as entered.
+    pub fn spec(&self) -> WindowSpec {
+        WindowSpec {
+            from: self.from,
+            to: self.to,
+            plan: self.plan.clone(),
+        }
+    }
+
+    /// "1.3.2027–31.5.2027", as the portal and reasons write it.
+    pub fn span(&self) -> String {
+        format!("{}–{}", german_date(self.from), german_date(self.to))
+    }
+}
+
+/// A date as Germans write it: `1.3.2027`.
+pub fn german_date(d: NaiveDate) -> String {
+    format!("{}.{}.{}", d.day(), d.month(), d.year())
+}
+
+/// 00:00 German local time on `date`, as an instant. Midnight exists on every day in
+/// Germany (the clocks change at 02:00 and 03:00).
+pub fn local_midnight(date: NaiveDate) -> DateTime<Utc> {
+    let naive = date.and_hms_opt(0, 0, 0).unwrap_or_default();
+    Berlin
+        .from_local_datetime(&naive)
+        .earliest()
+        .map_or_else(|| naive.and_utc(), |t| t.with_timezone(&Utc))
+}
+
+/// Today in Germany.
+pub fn local_today(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&Berlin).date_naive()
+}
+
+/// The plan a booking runs now: its active window's, else its own.
+pub fn plan_in_effect<'a>(plan: &'a str, windows: &'a [CapacityWindow]) -> &'a str {
+    windows
+        .iter()
+        .find(|w| w.state == WindowState::Active)
+        .map_or(plan, |w| w.plan.as_str())
+}
+
+/// Checks the windows entered for a booking of `offering` with plan `base_plan` and
+/// turns them into windows to keep, sorted by start. `kept` are the windows the booking
+/// has begun already (an active window stays as it is; ended ones are history): new
+/// windows must not overlap them. Refuses, naming the window (`field/<index>`): more
+/// than [`MAX_WINDOWS`], a last day before the first, a window that is over (German
+/// time), one that starts more than five years ahead, an unknown plan or the booking's
+/// own, and windows that overlap.
+pub fn check_windows(
+    field: &str,
+    specs: &[WindowSpec],
+    offering: &OfferingSpec,
+    base_plan: &str,
+    kept: &[CapacityWindow],
+    now: DateTime<Utc>,
+) -> Result<Vec<CapacityWindow>> {
+    if specs.len() > MAX_WINDOWS {
+        return Err(Invalid::meaning(
+            field,
+            format!(
+                "a booking may carry at most {MAX_WINDOWS} capacity windows, not {}",
+                specs.len()
+            ),
+        ));
+    }
+    let base = offering
+        .plan(base_plan)
+        .ok_or_else(|| Invalid::unknown("/plan", format!("no plan `{base_plan}`")))?
+        .resources;
+    let today = local_today(now);
+    let mut out: Vec<(usize, CapacityWindow)> = Vec::with_capacity(specs.len());
+    for (i, s) in specs.iter().enumerate() {
+        let at = format!("{field}/{i}");
+        if s.to < s.from {
+            return Err(Invalid::meaning(
+                at,
+                format!(
+                    "the window's last day {} lies before its first {}",
+                    german_date(s.to),
+                    german_date(s.from)
+                ),
+            ));
+        }
+        if s.to < today {
+            return Err(Invalid::meaning(
+                at,
+                format!("the window ended on {} and cannot be booked", german_date(s.to)),
+            ));
+        }
+        if (s.from - today).num_days() > MAX_LEAD_DAYS {
+            return Err(Invalid::meaning(
+                at,
+                "a window may start at most five years ahead",
+            ));
+        }
+        let Some(plan) = offering.plan(&s.plan) else {
+            let plans: Vec<&str> = offering.plans.iter().map(|p| p.name.as_str()).collect();
+            return Err(Invalid::unknown(
+                format!("{at}/plan"),
+                format!(
+                    "offering `{}` has no plan `{}` (plans: {})",
+                    offering.name,
+                    s.plan,
+                    plans.join(", ")
+                ),
+            ));
+        };
+        if s.plan == base_plan {
+            return Err(Invalid::meaning(
+                format!("{at}/plan"),
+                format!("`{}` is the booking's own plan; a window changes it", s.plan),
+            ));
+        }
+        // A window entered while it already runs begins at once (the sweep starts it).
+        out.push((
+            i,
+            CapacityWindow {
+                from: s.from,
+                to: s.to,
+                plan: s.plan.clone(),
+                starts_at: local_midnight(s.from),
+                ends_at: local_midnight(s.to.succ_opt().unwrap_or(s.to)),
+                state: WindowState::Scheduled,
+                reserves: plan.resources,
+                base,
+            },
+        ));
+    }
+    out.sort_by_key(|(_, w)| w.from);
+    let begun = kept.iter().filter(|w| w.state == WindowState::Active);
+    for (i, w) in &out {
+        if let Some(a) = begun.clone().find(|a| w.from <= a.to && a.from <= w.to) {
+            return Err(Invalid::conflict(
+                format!("{field}/{i}"),
+                format!(
+                    "the window {} overlaps the window {} that runs now",
+                    w.span(),
+                    a.span()
+                ),
+            ));
+        }
+    }
+    for pair in out.windows(2) {
+        if let [(_, a), (j, b)] = pair {
+            if b.from <= a.to {
+                return Err(Invalid::meaning(
+                    format!("{field}/{j}"),
+                    format!("the windows {} and {} overlap", a.span(), b.span()),
+                ));
+            }
+        }
+    }
+    let mut windows: Vec<CapacityWindow> = kept
+        .iter()
+        .filter(|w| w.state != WindowState::Scheduled)
+        .cloned()
+        .collect();
+    windows.extend(out.into_iter().map(|(_, w)| w));
+    windows.sort_by_key(|w| w.from);
+    Ok(windows)
+}
+
+/// A window's change that is due at `now` and not carried out yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowChange {
+    /// It begins: the booking runs the window's plan.
+    Start,
+    /// It is over (also a window that was never begun because it passed unseen).
+    End,
+}
+
+impl WindowChange {
+    /// The audit action that records it.
+    pub fn action(self) -> &'static str {
+        match self {
+            WindowChange::Start => "booking.window-start",
+            WindowChange::End => "booking.window-end",
+        }
+    }
+}
+
+/// The change of `w` due at `now`, if any.
+pub fn next_change(w: &CapacityWindow, now: DateTime<Utc>) -> Option<WindowChange> {
+    match w.state {
+        WindowState::Scheduled | WindowState::Active if w.ends_at <= now => Some(WindowChange::End),
+        WindowState::Scheduled if w.starts_at <= now => Some(WindowChange::Start),
+        _ => None,
+    }
+}
+
+/// Carries out the first change due at `now` among a booking's windows: ends come before
+/// starts, so that the plan of a window that is over never meets the next one's. Returns
+/// the windows after it and the change, or `None` when nothing is due.
+pub fn advance(
+    windows: &[CapacityWindow],
+    now: DateTime<Utc>,
+) -> Option<(Vec<CapacityWindow>, usize, WindowChange)> {
+    let due = |want: WindowChange| {
+        windows
+            .iter()
+            .position(|w| next_change(w, now) == Some(want))
+            .map(|i| (i, want))
+    };
+    let (i, change) = due(WindowChange::End).or_else(|| due(WindowChange::Start))?;
+    let mut next = windows.to_vec();
+    if let Some(w) = next.get_mut(i) {
+        w.state = match change {
+            WindowChange::Start => WindowState::Active,
+            WindowChange::End => WindowState::Ended,
+        };
+    }
+    Some((next, i, change))
+}
+
+/// Resources with a sign: a change of what a site reserves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    pub cpu_millis: i64,
+    pub memory_mib: i64,
+    pub storage_gib: i64,
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Load {
+    pub fn of(r: &Resources) -> Load {
+        Load {
+            cpu_millis: signed(r.cpu_millis),
+            memory_mib: signed(r.memory_mib),
+            storage_gib: signed(r.storage_gib),
+        }
+    }
+
+    pub fn plus(self, o: Load) -> Load {
+        Load {
+            cpu_millis: self.cpu_millis.saturating_add(o.cpu_millis),
+            memory_mib: self.memory_mib.saturating_add(o.memory_mib),
+            storage_gib: self.storage_gib.saturating_add(o.storage_gib),
+        }
+    }
+
+    pub fn minus(self, o: Load) -> Load {
+        Load {
+            cpu_millis: self.cpu_millis.saturating_sub(o.cpu_millis),
+            memory_mib: self.memory_mib.saturating_sub(o.memory_mib),
+            storage_gib: self.storage_gib.saturating_sub(o.storage_gib),
+        }
+    }
+
+    /// The larger of the two in each dimension.
+    pub fn max(self, o: Load) -> Load {
+        Load {
+            cpu_millis: self.cpu_millis.max(o.cpu_millis),
+            memory_mib: self.memory_mib.max(o.memory_mib),
+            storage_gib: self.storage_gib.max(o.storage_gib),
+        }
+    }
+
+    /// As resources, negatives as zero.
+    pub fn clamped(self) -> Resources {
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        Resources {
+            cpu_millis: u(self.cpu_millis),
+            memory_mib: u(self.memory_mib),
+            storage_gib: u(self.storage_gib),
+        }
+    }
+}
+
+/// Free resources `by` more (or less, when negative), never below zero.
+pub fn shift(free: Resources, by: Load) -> Resources {
+    Load::of(&free).plus(by).clamped()
+}
+
+/// One site's reserved capacity ahead, relative to what it reserves now: the changes
+/// its bookings' windows will make, in time order. A step at or before the present
+/// (a window whose start the sweep has not carried out yet) counts as happening now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    steps: Vec<(DateTime<Utc>, Load)>,
+    /// The highest level ahead in each dimension, at least zero (now).
+    peak: Load,
+}
+
+impl Timeline {
+    /// The changes ahead of these windows (see [`Timeline::add_window`]), sorted once.
+    pub fn of<'a>(windows: impl IntoIterator<Item = &'a CapacityWindow>) -> Timeline {
+        let mut steps = Vec::new();
+        for w in windows {
+            let d = w.delta();
+            if w.state == WindowState::Scheduled {
+                steps.push((w.starts_at, d));
+            }
+            if w.state != WindowState::Ended {
+                steps.push((w.ends_at, Load::default().minus(d)));
+            }
+        }
+        steps.sort_by_key(|(t, _)| *t);
+        let mut t = Timeline {
+            steps,
+            peak: Load::default(),
+        };
+        t.peak = t.highest();
+        t
+    }
+
+    /// The changes a booking's window will still make: its start, unless begun, and its
+    /// end, unless over.
+    pub fn add_window(&mut self, w: &CapacityWindow) {
+        let d = w.delta();
+        for (at, load) in [
+            (w.starts_at, d, w.state == WindowState::Scheduled),
+            (w.ends_at, Load::default().minus(d), w.state != WindowState::Ended),
+        ]
+        .into_iter()
+        .filter_map(|(at, load, ahead)| ahead.then_some((at, load)))
+        {
+            let i = self.steps.partition_point(|(t, _)| *t <= at);
+            self.steps.insert(i, (at, load));
+        }
+        self.peak = self.highest();
+    }
+
+    fn highest(&self) -> Load {
+        let mut level = Load::default();
+        let mut peak = Load::default();
+        for (_, d) in &self.steps {
+            level = level.plus(*d);
+            peak = peak.max(level);
+        }
+        peak
+    }
+
+    /// The highest level ahead, relative to now (at least zero, the present).
+    pub fn peak(&self) -> Load {
+        self.peak
+    }
+
+    /// The highest level in `[from, to)`, relative to now: the level reached at `from`
+    /// (every step up to it) and every step inside.
+    pub fn peak_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Load {
+        let mut level = Load::default();
+        let mut inside = self.steps.iter().peekable();
+        while let Some((_, d)) = inside.next_if(|(t, _)| *t <= from) {
+            level = level.plus(*d);
+        }
+        let mut peak = level;
+        for (_, d) in inside.take_while(|(t, _)| *t < to) {
+            level = level.plus(*d);
+            peak = peak.max(level);
+        }
+        peak
+    }
+
+    /// The level relative to now at `from` and after each change until `to`: the step
+    /// function an outlook draws.
+    pub fn levels(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(DateTime<Utc>, Load)> {
+        let mut level = Load::default();
+        let mut out = Vec::new();
+        let mut steps = self.steps.iter().peekable();
+        while let Some((_, d)) = steps.next_if(|(t, _)| *t <= from) {
+            level = level.plus(*d);
+        }
+        out.push((from, level));
+        for (t, d) in steps.take_while(|(t, _)| *t < to) {
+            level = level.plus(*d);
+            match out.last_mut() {
+                Some(last) if last.0 == *t => last.1 = level,
+                _ => out.push((*t, level)),
+            }
+        }
+        out
+    }
+
+    /// Whether nothing will change.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+/// What a booking asks of a site over time: its own plan outside its windows, and each
+/// window's plan inside it.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    pub base: Resources,
+    pub windows: &'a [CapacityWindow],
+}
+
+/// The first window of `claim` that does not fit on a site whose capacity left at its
+/// fullest moment ahead is `free` and whose changes ahead are `timeline`: a window fits
+/// when its plan fits beside the fullest moment within it. `None` when all fit.
+pub fn window_misfit<'a>(
+    claim: &Claim<'a>,
+    free: Resources,
+    timeline: &Timeline,
+) -> Option<(&'a CapacityWindow, Resources)> {
+    claim
+        .windows
+        .iter()
+        .filter(|w| w.state != WindowState::Ended)
+        .find_map(|w| {
+            let room = free_between(free, timeline, w.starts_at, w.ends_at);
+            (!w.reserves.fits_in(&room)).then_some((w, room))
+        })
+}
+
+/// The capacity left at the fullest moment in `[from, to)`, given what is left at the
+/// fullest moment ahead (`free`).
+pub fn free_between(
+    free: Resources,
+    timeline: &Timeline,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Resources {
+    shift(
+        free,
+        timeline.peak().minus(timeline.peak_between(from, to)),
+    )
+}
+
+#[cfg(test)]
+mod tests;
