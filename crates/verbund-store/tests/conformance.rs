@@ -2026,6 +2026,7 @@ async fn declared_secrets_are_kept_apart_and_sealed_documents_by_digest(store: S
         state_since: now,
         undeliverable: None,
         secrets_set: first.keys().cloned().collect(),
+        windows: Vec::new(),
     };
     let new = |booking: Booking, secrets: Option<SecretValues>| NewBooking {
         resources: Default::default(),
