@@ -50,7 +50,7 @@ use crate::AppState;
         desired_state::site, desired_state::booking, desired_state::status,
         reports::create_token, reports::list_tokens, reports::revoke_token, reports::report,
         preflight::requirements, preflight::report,
-        fleet::fleet, fleet::site_history,
+        fleet::fleet, fleet::site_history, fleet::capacity_outlook,
         rollouts::plan, rollouts::create, rollouts::list, rollouts::read, rollouts::items,
         rollouts::site_items, rollouts::pause, rollouts::resume, rollouts::abort,
         rollouts::retry_site, rollouts::skip_site,

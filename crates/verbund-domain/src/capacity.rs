@@ -191,7 +191,10 @@ pub fn check_windows(
         if s.to < today {
             return Err(Invalid::meaning(
                 at,
-                format!("the window ended on {} and cannot be booked", german_date(s.to)),
+                format!(
+                    "the window ended on {} and cannot be booked",
+                    german_date(s.to)
+                ),
             ));
         }
         if (s.from - today).num_days() > MAX_LEAD_DAYS {
@@ -215,7 +218,10 @@ pub fn check_windows(
         if s.plan == base_plan {
             return Err(Invalid::meaning(
                 format!("{at}/plan"),
-                format!("`{}` is the booking's own plan; a window changes it", s.plan),
+                format!(
+                    "`{}` is the booking's own plan; a window changes it",
+                    s.plan
+                ),
             ));
         }
         // A window entered while it already runs begins at once (the sweep starts it).
@@ -419,7 +425,11 @@ impl Timeline {
         let d = w.delta();
         for (at, load) in [
             (w.starts_at, d, w.state == WindowState::Scheduled),
-            (w.ends_at, Load::default().minus(d), w.state != WindowState::Ended),
+            (
+                w.ends_at,
+                Load::default().minus(d),
+                w.state != WindowState::Ended,
+            ),
         ]
         .into_iter()
         .filter_map(|(at, load, ahead)| ahead.then_some((at, load)))
@@ -521,10 +531,126 @@ pub fn free_between(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Resources {
-    shift(
-        free,
-        timeline.peak().minus(timeline.peak_between(from, to)),
-    )
+    shift(free, timeline.peak().minus(timeline.peak_between(from, to)))
+}
+
+/// What a site reserves over the coming months, as the outlook shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SiteOutlook {
+    pub site: String,
+    pub provider: String,
+    /// The site's `prod` capacity.
+    #[schema(inline)]
+    pub capacity: Resources,
+    /// What its bookings reserve now.
+    #[schema(inline)]
+    pub reserved_now: Resources,
+    /// The most it will reserve in the outlook's span, and when that begins.
+    #[schema(inline)]
+    pub peak: Resources,
+    pub peak_at: DateTime<Utc>,
+    /// Every change of what it reserves in the span: from `at` on, `reserved`.
+    pub steps: Vec<ReservedStep>,
+    /// Each month (German local time) with the most it reserves in it.
+    pub months: Vec<MonthOutlook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReservedStep {
+    pub at: DateTime<Utc>,
+    #[schema(inline)]
+    pub reserved: Resources,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MonthOutlook {
+    /// `2027-03`.
+    pub month: String,
+    /// The most reserved at any moment of the month.
+    #[schema(inline)]
+    pub peak: Resources,
+    /// That peak's share of the capacity, in per cent, in the dimension that is fullest
+    /// (CPU, memory or storage); above 100 when the site is overbooked.
+    pub percent: u32,
+}
+
+/// The share of `capacity` that `reserved` takes in its fullest dimension, in per cent
+/// (rounded up: the outlook never understates how full a site is).
+pub fn percent_used(reserved: &Resources, capacity: &Resources) -> u32 {
+    let share = |r: u64, c: u64| -> u64 {
+        if c == 0 {
+            if r == 0 {
+                0
+            } else {
+                100
+            }
+        } else {
+            (r.saturating_mul(100)).div_ceil(c)
+        }
+    };
+    let p = share(reserved.cpu_millis, capacity.cpu_millis)
+        .max(share(reserved.memory_mib, capacity.memory_mib))
+        .max(share(reserved.storage_gib, capacity.storage_gib));
+    u32::try_from(p).unwrap_or(u32::MAX)
+}
+
+/// The first day of the month `n` months after the one `day` lies in.
+fn month_start(day: NaiveDate, n: u32) -> NaiveDate {
+    let index = day.year() * 12 + day.month0() as i32 + n as i32;
+    NaiveDate::from_ymd_opt(index.div_euclid(12), index.rem_euclid(12) as u32 + 1, 1).unwrap_or(day)
+}
+
+/// A site's outlook from `now` over `months` calendar months (the current one first):
+/// what it reserves now plus the changes its bookings' windows will make.
+pub fn outlook(
+    site: &str,
+    provider: &str,
+    capacity: Resources,
+    reserved_now: Resources,
+    timeline: &Timeline,
+    now: DateTime<Utc>,
+    months: u32,
+) -> SiteOutlook {
+    let today = local_today(now);
+    let until = local_midnight(month_start(today, months));
+    let at = |level: Load| Load::of(&reserved_now).plus(level).clamped();
+    let levels = timeline.levels(now, until);
+    let steps: Vec<ReservedStep> = levels
+        .iter()
+        .map(|(t, level)| ReservedStep {
+            at: *t,
+            reserved: at(*level),
+        })
+        .collect();
+    let mut peak = (Load::default(), now);
+    for (t, level) in &levels {
+        if percent_used(&at(*level), &capacity) > percent_used(&at(peak.0), &capacity) {
+            peak = (*level, *t);
+        }
+    }
+    let months = (0..months)
+        .map(|m| {
+            let first = month_start(today, m);
+            let from = local_midnight(first).max(now);
+            let to = local_midnight(month_start(today, m + 1));
+            let reserved = at(timeline.peak_between(from, to));
+            MonthOutlook {
+                month: format!("{}-{:02}", first.year(), first.month()),
+                percent: percent_used(&reserved, &capacity),
+                peak: reserved,
+            }
+        })
+        .collect();
+    SiteOutlook {
+        site: site.to_string(),
+        provider: provider.to_string(),
+        capacity,
+        reserved_now,
+        peak: at(peak.0),
+        peak_at: peak.1,
+        steps,
+        months,
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod audit;
 pub mod booking;
+pub mod bounded;
 pub mod capacity;
 pub mod catalog;
 pub mod directory;

@@ -9,8 +9,6 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
-use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
 use crate::audit::AuditEvent;
@@ -28,56 +26,7 @@ pub const MAX_TURNS: u32 = 2000;
 
 /// The days a history reaches back: 1 to [`MAX_HISTORY_DAYS`], refused (not clamped)
 /// outside those bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct HistoryDays(u32);
-
-impl HistoryDays {
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl Default for HistoryDays {
-    fn default() -> Self {
-        HistoryDays(DEFAULT_HISTORY_DAYS)
-    }
-}
-
-impl TryFrom<u32> for HistoryDays {
-    type Error = String;
-
-    fn try_from(n: u32) -> Result<Self, String> {
-        if (1..=MAX_HISTORY_DAYS).contains(&n) {
-            Ok(HistoryDays(n))
-        } else {
-            Err(format!(
-                "a history reaches back 1 to {MAX_HISTORY_DAYS} days, not {n}"
-            ))
-        }
-    }
-}
-
-impl From<HistoryDays> for u32 {
-    fn from(d: HistoryDays) -> u32 {
-        d.0
-    }
-}
-
-impl utoipa::PartialSchema for HistoryDays {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
-            .minimum(Some(1))
-            .maximum(Some(MAX_HISTORY_DAYS))
-            .default(Some(DEFAULT_HISTORY_DAYS.into()))
-            .description(Some("How many days back the history reaches."))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for HistoryDays {}
+pub type HistoryDays = crate::bounded::Bounded<1, MAX_HISTORY_DAYS, DEFAULT_HISTORY_DAYS>;
 
 /// A site's health over a window: the spans for a chart and the turns for a table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

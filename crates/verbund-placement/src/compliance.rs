@@ -76,7 +76,12 @@ impl Bookings {
             }
         }
         let all: Vec<Organisation> = orgs.values().cloned().collect();
-        let placer = Placer::new(book, &all, crate::service::candidates(&sites), now.date_naive())?;
+        let placer = Placer::new(
+            book,
+            &all,
+            crate::service::candidates(&sites),
+            now.date_naive(),
+        )?;
         let mut offerings = HashMap::new();
         let mut verdicts = Vec::with_capacity(live.len());
         let mut summary = ReevaluationSummary::default();
@@ -100,12 +105,7 @@ impl Bookings {
             }
             // One evaluation per booking: its own site. Only a booking that no longer
             // complies is placed anew, to propose a target.
-            let here = placer.check(
-                org,
-                &chain,
-                Need::plan(&offering.spec, plan),
-                site,
-            )?;
+            let here = placer.check(org, &chain, Need::plan(&offering.spec, plan), site)?;
             summary.checked += 1;
             // Capacity and a failed preflight do not make a running booking non-compliant.
             let reasons: Vec<String> = here
@@ -116,12 +116,7 @@ impl Bookings {
                 None
             } else {
                 summary.noncompliant += 1;
-                let d = placer.decide(
-                    org,
-                    &chain,
-                    Need::plan(&offering.spec, plan),
-                    &[],
-                )?;
+                let d = placer.decide(org, &chain, Need::plan(&offering.spec, plan), &[])?;
                 d.candidates
                     .iter()
                     .find(|v| v.allowed && &v.site != site)

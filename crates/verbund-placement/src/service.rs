@@ -4,13 +4,13 @@ use chrono::{DateTime, Utc};
 use verbund_domain::booking::{
     transition, Booking, BookingEvent, BookingPatch, BookingSpec, BookingState, InvalidTransition,
 };
+use verbund_domain::capacity::{
+    check_windows, CapacityWindow, Claim, Load, WindowSpec, WindowState,
+};
 use verbund_domain::catalog::{Offering, OfferingSpec, Plan};
 use verbund_domain::directory::{Environment, Organisation, Resources};
 use verbund_domain::Invalid;
 use verbund_policy::{Candidate, Need, PlacementDecision, Placer, PolicyBook, PolicyError, Reason};
-use verbund_domain::capacity::{
-    check_windows, CapacityWindow, Claim, Load, WindowSpec, WindowState,
-};
 use verbund_store::{NewBooking, SiteUsage, Store, StoreError, StoredPolicy};
 
 use crate::policies::{self, PolicySubmission};
@@ -459,10 +459,7 @@ fn check_fits_on_site(
         Some(u) => (u.free_now(), u.timeline_without(&before.id)),
         None => Default::default(),
     };
-    let free = verbund_domain::capacity::shift(
-        free_now,
-        Load::of(&held).minus(timeline.peak()),
-    );
+    let free = verbund_domain::capacity::shift(free_now, Load::of(&held).minus(timeline.peak()));
     let base = plan(&offering.spec, &after.plan)?;
     if after.plan != before.plan && !base.resources.fits_in(&free) {
         return Err(Invalid::conflict(
@@ -479,7 +476,11 @@ fn check_fits_on_site(
         windows: &after.windows,
     };
     if let Some((w, room)) = verbund_domain::capacity::window_misfit(&claim, free, &timeline) {
-        let index = after.windows.iter().position(|x| x == w).unwrap_or_default();
+        let index = after
+            .windows
+            .iter()
+            .position(|x| x == w)
+            .unwrap_or_default();
         return Err(Invalid::conflict(
             format!("/windows/{index}"),
             format!(
@@ -981,7 +982,8 @@ impl Bookings {
                 };
                 let channel = spec.validate(&offering.spec)?;
                 next.channel = channel.to_string();
-                next.windows = patched_windows(b, &next.plan, patch.windows.as_deref(), &offering, now)?;
+                next.windows =
+                    patched_windows(b, &next.plan, patch.windows.as_deref(), &offering, now)?;
                 if next == *b && secrets == stored {
                     return Ok(None);
                 }

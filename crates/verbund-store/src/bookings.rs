@@ -53,10 +53,7 @@ impl SiteUsage {
     /// Capacity left at the site's fullest moment ahead: what a booking that holds its
     /// plan for good must fit into.
     pub fn free(&self) -> Resources {
-        capacity::shift(
-            self.free_now(),
-            Load::default().minus(self.timeline.peak()),
-        )
+        capacity::shift(self.free_now(), Load::default().minus(self.timeline.peak()))
     }
 
     /// The changes ahead without those of booking `id` (whose windows are being
@@ -143,7 +140,9 @@ pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
 /// A booking's windows as stored: `NULL` for none, so that the partial index holds only
 /// bookings with windows.
 fn windows_json(b: &Booking) -> Result<Option<String>> {
-    (!b.windows.is_empty()).then(|| to_json(&b.windows)).transpose()
+    (!b.windows.is_empty())
+        .then(|| to_json(&b.windows))
+        .transpose()
 }
 
 const HOLDING: &str = "('placed','provisioning','active','updating','degraded','cancelling')";
@@ -431,7 +430,10 @@ impl Store {
         let mut due = Vec::new();
         for r in &rows {
             let windows: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(1)?)?;
-            if windows.iter().any(|w| capacity::next_change(w, now).is_some()) {
+            if windows
+                .iter()
+                .any(|w| capacity::next_change(w, now).is_some())
+            {
                 due.push(r.try_get(0)?);
             }
         }

@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use verbund_domain::capacity::{self, SiteOutlook};
 use verbund_domain::page::PageRequest;
 use verbund_domain::preflight::SitePreflight;
 use verbund_domain::report::{FreeCapacity, SiteHealth};
@@ -32,6 +33,72 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/fleet", get(fleet))
         .route("/fleet/sites/{name}/history", get(site_history))
+        .route("/fleet/capacity", get(capacity_outlook))
+}
+
+/// How many calendar months an outlook covers (the current one first): 1 to 24,
+/// 12 by default.
+pub type OutlookMonths = verbund_domain::bounded::Bounded<1, 24, 12>;
+
+/// The span of a capacity outlook.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutlookQuery {
+    /// Calendar months ahead, the current one first (default 12, at most 24).
+    #[param(value_type = Option<OutlookMonths>, inline)]
+    pub months: Option<OutlookMonths>,
+}
+
+/// Every visible site's reserved capacity over the coming months.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CapacityOutlook {
+    pub generated_at: DateTime<Utc>,
+    pub sites: Vec<SiteOutlook>,
+}
+
+/// What each site reserves over the coming months: now, at every change its bookings'
+/// capacity windows will make, and each month's fullest moment, against its capacity —
+/// the same steps placement decides on. Per site, not per tenant: the federation, its
+/// auditors and the organisations (who plan a campaign) see every site, a provider's
+/// operators their own.
+#[utoipa::path(get, path = "/api/v1/fleet/capacity", operation_id = "read_capacity_outlook", tag = "fleet",
+    params(OutlookQuery),
+    responses((status = 200, body = CapacityOutlook),
+        (status = 400, body = crate::problem::Problem), (status = 401, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn capacity_outlook(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<OutlookQuery>,
+) -> ApiResult<Json<CapacityOutlook>> {
+    let now = state.now();
+    let provider = match visible_scope(&state, &caller).await? {
+        Visible::Provider(p) => Some(p),
+        Visible::All | Visible::Organisations(_) => None,
+    };
+    let months = q.months.unwrap_or_default().get();
+    let sites = state
+        .store
+        .site_usage()
+        .await?
+        .into_iter()
+        .filter(|u| provider.as_ref().is_none_or(|p| &u.site.spec.provider == p))
+        .map(|u| {
+            capacity::outlook(
+                &u.site.spec.name,
+                &u.site.spec.provider,
+                u.site.spec.capacity,
+                u.used,
+                &u.timeline,
+                now,
+                months,
+            )
+        })
+        .collect();
+    Ok(Json(CapacityOutlook {
+        generated_at: now,
+        sites,
+    }))
 }
 
 /// The fleet as its caller may see it.

@@ -65,6 +65,8 @@ pub struct Kit {
     pub admin_id: String,
     /// Bearer secret of the admin's token.
     pub admin: String,
+    /// The database's URL, for a second store on it (a replica).
+    pub url: String,
 }
 
 impl Kit {
@@ -113,7 +115,7 @@ impl Clock for FixedClock {
 use verbund_testkit::Scratch;
 
 /// Creates the federation admin and its token directly through the store.
-async fn bootstrap(store: Store, backend: Backend) -> Kit {
+async fn bootstrap(store: Store, backend: Backend, url: String) -> Kit {
     let now = Utc::now();
     // From JSON, as a client would send it, so that fields added later keep their defaults.
     let spec: UserSpec = serde_json::from_value(json!({
@@ -136,6 +138,7 @@ async fn bootstrap(store: Store, backend: Backend) -> Kit {
         backend,
         admin_id: user.id,
         admin: secret,
+        url,
     }
 }
 
@@ -160,8 +163,9 @@ where
     let outcome = match Store::open(&scratch.url).await {
         Ok(store) => {
             let kit = store.clone();
+            let url = scratch.url.clone();
             let outcome =
-                tokio::spawn(async move { body(bootstrap(kit, backend).await).await }).await;
+                tokio::spawn(async move { body(bootstrap(kit, backend, url).await).await }).await;
             store.close().await;
             outcome.map_err(|e| match e.try_into_panic() {
                 Ok(panic) => panic,

@@ -48,8 +48,14 @@ fn a_window_runs_from_local_midnight_to_local_midnight_across_the_clock_change()
     )
     .unwrap();
     // 1 March is winter time (UTC+1), 1 June summer time (UTC+2).
-    assert_eq!(w[0].starts_at, Utc.with_ymd_and_hms(2027, 2, 28, 23, 0, 0).unwrap());
-    assert_eq!(w[0].ends_at, Utc.with_ymd_and_hms(2027, 5, 31, 22, 0, 0).unwrap());
+    assert_eq!(
+        w[0].starts_at,
+        Utc.with_ymd_and_hms(2027, 2, 28, 23, 0, 0).unwrap()
+    );
+    assert_eq!(
+        w[0].ends_at,
+        Utc.with_ymd_and_hms(2027, 5, 31, 22, 0, 0).unwrap()
+    );
     assert_eq!(w[0].state, WindowState::Scheduled);
     assert_eq!(w[0].span(), "1.3.2027–31.5.2027");
     assert_eq!(w[0].delta().cpu_millis, 1500);
@@ -63,12 +69,27 @@ fn bad_windows_are_refused_naming_the_window() {
             .unwrap_err()
             .field
     };
-    assert_eq!(refuse(&[spec(day(2027, 5, 1), day(2027, 4, 1), "l")]), "/windows/0");
+    assert_eq!(
+        refuse(&[spec(day(2027, 5, 1), day(2027, 4, 1), "l")]),
+        "/windows/0"
+    );
     // Over before today (German time).
-    assert_eq!(refuse(&[spec(day(2026, 12, 1), day(2027, 1, 9), "l")]), "/windows/0");
-    assert_eq!(refuse(&[spec(day(2033, 1, 1), day(2033, 2, 1), "l")]), "/windows/0");
-    assert_eq!(refuse(&[spec(day(2027, 3, 1), day(2027, 4, 1), "xl")]), "/windows/0/plan");
-    assert_eq!(refuse(&[spec(day(2027, 3, 1), day(2027, 4, 1), "s")]), "/windows/0/plan");
+    assert_eq!(
+        refuse(&[spec(day(2026, 12, 1), day(2027, 1, 9), "l")]),
+        "/windows/0"
+    );
+    assert_eq!(
+        refuse(&[spec(day(2033, 1, 1), day(2033, 2, 1), "l")]),
+        "/windows/0"
+    );
+    assert_eq!(
+        refuse(&[spec(day(2027, 3, 1), day(2027, 4, 1), "xl")]),
+        "/windows/0/plan"
+    );
+    assert_eq!(
+        refuse(&[spec(day(2027, 3, 1), day(2027, 4, 1), "s")]),
+        "/windows/0/plan"
+    );
     let overlapping = [
         spec(day(2027, 6, 1), day(2027, 6, 30), "l"),
         spec(day(2027, 3, 1), day(2027, 6, 1), "l"),
@@ -149,11 +170,20 @@ fn the_timeline_knows_the_fullest_moment_in_any_span() {
     let t = Timeline::of([&spring, &april, &now_running]);
     // April holds both spring windows, 2 × 1500 m, where now holds January's one.
     assert_eq!(t.peak().cpu_millis, 1500);
-    let jan = (local_midnight(day(2027, 1, 15)), local_midnight(day(2027, 1, 20)));
+    let jan = (
+        local_midnight(day(2027, 1, 15)),
+        local_midnight(day(2027, 1, 20)),
+    );
     assert_eq!(t.peak_between(jan.0, jan.1).cpu_millis, 0);
-    let feb = (local_midnight(day(2027, 2, 1)), local_midnight(day(2027, 3, 1)));
+    let feb = (
+        local_midnight(day(2027, 2, 1)),
+        local_midnight(day(2027, 3, 1)),
+    );
     assert_eq!(t.peak_between(feb.0, feb.1).cpu_millis, -1500);
-    let march = (local_midnight(day(2027, 3, 1)), local_midnight(day(2027, 4, 1)));
+    let march = (
+        local_midnight(day(2027, 3, 1)),
+        local_midnight(day(2027, 4, 1)),
+    );
     assert_eq!(t.peak_between(march.0, march.1).cpu_millis, 0);
     // One step at a time gives the same function as all at once.
     let mut one_by_one = Timeline::default();
@@ -176,13 +206,21 @@ fn a_window_fits_beside_the_fullest_moment_inside_it_only() {
         memory_mib: 10_000,
         storage_gib: 100,
     };
-    let april = [window(day(2027, 4, 1), day(2027, 4, 30), WindowState::Scheduled)];
+    let april = [window(
+        day(2027, 4, 1),
+        day(2027, 4, 30),
+        WindowState::Scheduled,
+    )];
     let claim = Claim {
         base: Resources::default(),
         windows: &april,
     };
     assert!(window_misfit(&claim, free_at_peak, &t).is_none());
-    let march = [window(day(2027, 3, 15), day(2027, 4, 15), WindowState::Scheduled)];
+    let march = [window(
+        day(2027, 3, 15),
+        day(2027, 4, 15),
+        WindowState::Scheduled,
+    )];
     let claim = Claim {
         base: Resources::default(),
         windows: &march,
@@ -194,8 +232,58 @@ fn a_window_fits_beside_the_fullest_moment_inside_it_only() {
 
 #[test]
 fn the_plan_in_effect_is_the_running_window_s() {
-    let w = [window(day(2027, 1, 1), day(2027, 1, 31), WindowState::Active)];
+    let w = [window(
+        day(2027, 1, 1),
+        day(2027, 1, 31),
+        WindowState::Active,
+    )];
     assert_eq!(plan_in_effect("s", &w), "l");
-    let w = [window(day(2027, 1, 1), day(2027, 1, 31), WindowState::Ended)];
+    let w = [window(
+        day(2027, 1, 1),
+        day(2027, 1, 31),
+        WindowState::Ended,
+    )];
     assert_eq!(plan_in_effect("s", &w), "s");
+}
+
+#[test]
+fn the_outlook_shows_each_month_s_fullest_moment() {
+    let spring = window(day(2027, 3, 1), day(2027, 5, 31), WindowState::Scheduled);
+    let t = Timeline::of([&spring]);
+    let capacity = Resources {
+        cpu_millis: 4000,
+        memory_mib: 100_000,
+        storage_gib: 1000,
+    };
+    let now_reserved = Resources {
+        cpu_millis: 1000,
+        memory_mib: 0,
+        storage_gib: 0,
+    };
+    let o = outlook("s1", "p1", capacity, now_reserved, &t, now(), 12);
+    let months: Vec<(&str, u32)> = o
+        .months
+        .iter()
+        .map(|m| (m.month.as_str(), m.percent))
+        .collect();
+    assert_eq!(months.len(), 12);
+    assert_eq!(months[0], ("2027-01", 25));
+    assert_eq!(months[2], ("2027-03", 63), "2,500 of 4,000 m, rounded up");
+    assert_eq!(months[5], ("2027-06", 25));
+    assert_eq!(months[11].0, "2027-12");
+    assert_eq!(o.peak.cpu_millis, 2500);
+    assert_eq!(o.peak_at, spring.starts_at);
+    let cpu: Vec<u64> = o.steps.iter().map(|s| s.reserved.cpu_millis).collect();
+    assert_eq!(cpu, [1000, 2500, 1000]);
+    assert_eq!(percent_used(&capacity, &capacity), 100);
+    assert_eq!(
+        percent_used(
+            &Resources {
+                cpu_millis: 3999,
+                ..Default::default()
+            },
+            &capacity
+        ),
+        100
+    );
 }
