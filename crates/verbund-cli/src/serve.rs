@@ -422,7 +422,24 @@ async fn housekeeping(state: AppState) {
                 // Let a burst of changes settle into one pass.
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
+            _ = tokio::time::sleep(until_next_pass(&state).await) => {}
+        }
+    }
+}
+
+/// How long housekeeping may sleep: until the next capacity window starts or ends (so
+/// that it changes at 00:00 German time, not up to a pass later), at most
+/// [`HOUSEKEEPING_EVERY`]. A window entered meanwhile is carried out at the next pass.
+async fn until_next_pass(state: &AppState) -> std::time::Duration {
+    let now = state.now();
+    match state.store.window_schedule(now).await {
+        Ok(s) => s
+            .next
+            .and_then(|t| (t - now).to_std().ok())
+            .map_or(HOUSEKEEPING_EVERY, |d| d.min(HOUSEKEEPING_EVERY)),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the capacity windows' schedule failed");
+            HOUSEKEEPING_EVERY
         }
     }
 }

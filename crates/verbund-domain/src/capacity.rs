@@ -146,13 +146,168 @@ pub fn plan_in_effect<'a>(plan: &'a str, windows: &'a [CapacityWindow]) -> &'a s
         .map_or(plan, |w| w.plan.as_str())
 }
 
-/// Checks the windows entered for a booking of `offering` with plan `base_plan` and
-/// turns them into windows to keep, sorted by start. `kept` are the windows the booking
-/// has begun already (an active window stays as it is; ended ones are history): new
-/// windows must not overlap them. Refuses, naming the window (`field/<index>`): more
-/// than [`MAX_WINDOWS`], a last day before the first, a window that is over (German
-/// time), one that starts more than five years ahead, an unknown plan or the booking's
-/// own, and windows that overlap.
+/// What is wrong with the windows entered for a booking, so that the API and the portal
+/// can each say it in their reader's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowFault {
+    /// More than [`MAX_WINDOWS`].
+    TooMany {
+        count: usize,
+    },
+    EndsBeforeStart,
+    /// Its last day is before today (German time).
+    Over,
+    /// It starts more than five years ahead.
+    TooFarAhead,
+    /// No plan of the offering by that name.
+    UnknownPlan {
+        plans: Vec<String>,
+    },
+    /// The booking's own plan: the window would change nothing.
+    OwnPlan,
+    /// It overlaps another window entered (its span).
+    Overlaps {
+        other: String,
+    },
+    /// It overlaps the booking's window that runs now (its span).
+    OverlapsRunning {
+        running: String,
+    },
+}
+
+/// A fault of the window at `index` of those entered (`None`: of all of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowProblem {
+    pub index: Option<usize>,
+    pub fault: WindowFault,
+}
+
+impl WindowProblem {
+    /// The JSON pointer of what is wrong, below `field`.
+    pub fn pointer(&self, field: &str) -> String {
+        match (self.index, &self.fault) {
+            (None, _) => field.to_string(),
+            (Some(i), WindowFault::UnknownPlan { .. } | WindowFault::OwnPlan) => {
+                format!("{field}/{i}/plan")
+            }
+            (Some(i), _) => format!("{field}/{i}"),
+        }
+    }
+
+    /// The API's error: what is wrong, in English, at its pointer.
+    pub fn invalid(&self, field: &str, specs: &[WindowSpec], offering: &OfferingSpec) -> Invalid {
+        let at = self.pointer(field);
+        let spec = self.index.and_then(|i| specs.get(i));
+        let span = spec.map(|s| format!("{}–{}", german_date(s.from), german_date(s.to)));
+        let span = span.unwrap_or_default();
+        match &self.fault {
+            WindowFault::TooMany { count } => Invalid::meaning(
+                at,
+                format!("a booking may carry at most {MAX_WINDOWS} capacity windows, not {count}"),
+            ),
+            WindowFault::EndsBeforeStart => {
+                Invalid::meaning(at, format!("the window {span} ends before it begins"))
+            }
+            WindowFault::Over => Invalid::meaning(
+                at,
+                format!("the window {span} is over and cannot be booked"),
+            ),
+            WindowFault::TooFarAhead => Invalid::meaning(
+                at,
+                format!("the window {span} starts more than five years ahead"),
+            ),
+            WindowFault::UnknownPlan { plans } => Invalid::unknown(
+                at,
+                format!(
+                    "offering `{}` has no plan `{}` (plans: {})",
+                    offering.name,
+                    spec.map(|s| s.plan.as_str()).unwrap_or_default(),
+                    plans.join(", ")
+                ),
+            ),
+            WindowFault::OwnPlan => Invalid::meaning(
+                at,
+                format!(
+                    "`{}` is the booking's own plan; a window changes it",
+                    spec.map(|s| s.plan.as_str()).unwrap_or_default()
+                ),
+            ),
+            WindowFault::Overlaps { other } => {
+                Invalid::meaning(at, format!("the windows {other} and {span} overlap"))
+            }
+            WindowFault::OverlapsRunning { running } => Invalid::conflict(
+                at,
+                format!("the window {span} overlaps the window {running} that runs now"),
+            ),
+        }
+    }
+}
+
+/// The first fault of the windows entered for a booking of `offering` with plan
+/// `base_plan`, given the windows it has begun already (`kept`), at `now`; `None` when
+/// they may be booked. The one decision of the API and the portal.
+pub fn window_problem(
+    specs: &[WindowSpec],
+    offering: &OfferingSpec,
+    base_plan: &str,
+    kept: &[CapacityWindow],
+    now: DateTime<Utc>,
+) -> Option<WindowProblem> {
+    let at = |index: usize, fault: WindowFault| {
+        Some(WindowProblem {
+            index: Some(index),
+            fault,
+        })
+    };
+    if specs.len() > MAX_WINDOWS {
+        return Some(WindowProblem {
+            index: None,
+            fault: WindowFault::TooMany { count: specs.len() },
+        });
+    }
+    let today = local_today(now);
+    for (i, s) in specs.iter().enumerate() {
+        if s.to < s.from {
+            return at(i, WindowFault::EndsBeforeStart);
+        }
+        if s.to < today {
+            return at(i, WindowFault::Over);
+        }
+        if (s.from - today).num_days() > MAX_LEAD_DAYS {
+            return at(i, WindowFault::TooFarAhead);
+        }
+        if offering.plan(&s.plan).is_none() {
+            let plans = offering.plans.iter().map(|p| p.name.clone()).collect();
+            return at(i, WindowFault::UnknownPlan { plans });
+        }
+        if s.plan == base_plan {
+            return at(i, WindowFault::OwnPlan);
+        }
+        let running = kept.iter().filter(|w| w.state == WindowState::Active);
+        if let Some(r) = running.clone().find(|r| s.from <= r.to && r.from <= s.to) {
+            return at(i, WindowFault::OverlapsRunning { running: r.span() });
+        }
+    }
+    let mut order: Vec<usize> = (0..specs.len()).collect();
+    order.sort_by_key(|&i| specs.get(i).map(|s| s.from));
+    for pair in order.windows(2) {
+        if let (Some(a), Some(b)) = (pair.first(), pair.get(1)) {
+            if let (Some(x), Some(y)) = (specs.get(*a), specs.get(*b)) {
+                if y.from <= x.to {
+                    let other = format!("{}–{}", german_date(x.from), german_date(x.to));
+                    return at(*b, WindowFault::Overlaps { other });
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Checks the windows entered for a booking of `offering` with plan `base_plan`
+/// ([`window_problem`]) and turns them into the windows to keep, sorted by start: the
+/// booking's begun ones (`kept`: one that runs stays as it is; ended ones are history)
+/// and the new ones, scheduled. A window entered while it already runs begins at once
+/// (the sweep starts it).
 pub fn check_windows(
     field: &str,
     specs: &[WindowSpec],
@@ -161,114 +316,26 @@ pub fn check_windows(
     kept: &[CapacityWindow],
     now: DateTime<Utc>,
 ) -> Result<Vec<CapacityWindow>> {
-    if specs.len() > MAX_WINDOWS {
-        return Err(Invalid::meaning(
-            field,
-            format!(
-                "a booking may carry at most {MAX_WINDOWS} capacity windows, not {}",
-                specs.len()
-            ),
-        ));
+    if let Some(p) = window_problem(specs, offering, base_plan, kept, now) {
+        return Err(p.invalid(field, specs, offering));
     }
-    let base = offering
-        .plan(base_plan)
-        .ok_or_else(|| Invalid::unknown("/plan", format!("no plan `{base_plan}`")))?
-        .resources;
-    let today = local_today(now);
-    let mut out: Vec<(usize, CapacityWindow)> = Vec::with_capacity(specs.len());
-    for (i, s) in specs.iter().enumerate() {
-        let at = format!("{field}/{i}");
-        if s.to < s.from {
-            return Err(Invalid::meaning(
-                at,
-                format!(
-                    "the window's last day {} lies before its first {}",
-                    german_date(s.to),
-                    german_date(s.from)
-                ),
-            ));
-        }
-        if s.to < today {
-            return Err(Invalid::meaning(
-                at,
-                format!(
-                    "the window ended on {} and cannot be booked",
-                    german_date(s.to)
-                ),
-            ));
-        }
-        if (s.from - today).num_days() > MAX_LEAD_DAYS {
-            return Err(Invalid::meaning(
-                at,
-                "a window may start at most five years ahead",
-            ));
-        }
-        let Some(plan) = offering.plan(&s.plan) else {
-            let plans: Vec<&str> = offering.plans.iter().map(|p| p.name.as_str()).collect();
-            return Err(Invalid::unknown(
-                format!("{at}/plan"),
-                format!(
-                    "offering `{}` has no plan `{}` (plans: {})",
-                    offering.name,
-                    s.plan,
-                    plans.join(", ")
-                ),
-            ));
-        };
-        if s.plan == base_plan {
-            return Err(Invalid::meaning(
-                format!("{at}/plan"),
-                format!(
-                    "`{}` is the booking's own plan; a window changes it",
-                    s.plan
-                ),
-            ));
-        }
-        // A window entered while it already runs begins at once (the sweep starts it).
-        out.push((
-            i,
-            CapacityWindow {
-                from: s.from,
-                to: s.to,
-                plan: s.plan.clone(),
-                starts_at: local_midnight(s.from),
-                ends_at: local_midnight(s.to.succ_opt().unwrap_or(s.to)),
-                state: WindowState::Scheduled,
-                reserves: plan.resources,
-                base,
-            },
-        ));
-    }
-    out.sort_by_key(|(_, w)| w.from);
-    let begun = kept.iter().filter(|w| w.state == WindowState::Active);
-    for (i, w) in &out {
-        if let Some(a) = begun.clone().find(|a| w.from <= a.to && a.from <= w.to) {
-            return Err(Invalid::conflict(
-                format!("{field}/{i}"),
-                format!(
-                    "the window {} overlaps the window {} that runs now",
-                    w.span(),
-                    a.span()
-                ),
-            ));
-        }
-    }
-    for pair in out.windows(2) {
-        if let [(_, a), (j, b)] = pair {
-            if b.from <= a.to {
-                return Err(Invalid::meaning(
-                    format!("{field}/{j}"),
-                    format!("the windows {} and {} overlap", a.span(), b.span()),
-                ));
-            }
-        }
-    }
+    let resources = |plan: &str| offering.plan(plan).map(|p| p.resources).unwrap_or_default();
+    let base = resources(base_plan);
     let mut windows: Vec<CapacityWindow> = kept
         .iter()
         .filter(|w| w.state != WindowState::Scheduled)
         .cloned()
         .collect();
-    windows.extend(out.into_iter().map(|(_, w)| w));
+    windows.extend(specs.iter().map(|s| CapacityWindow {
+        from: s.from,
+        to: s.to,
+        plan: s.plan.clone(),
+        starts_at: local_midnight(s.from),
+        ends_at: local_midnight(s.to.succ_opt().unwrap_or(s.to)),
+        state: WindowState::Scheduled,
+        reserves: resources(&s.plan),
+        base,
+    }));
     windows.sort_by_key(|w| w.from);
     Ok(windows)
 }

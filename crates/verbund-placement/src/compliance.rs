@@ -79,7 +79,7 @@ impl Bookings {
         let placer = Placer::new(
             book,
             &all,
-            crate::service::candidates(&sites),
+            sites.iter().map(crate::service::candidate).collect(),
             now.date_naive(),
         )?;
         let mut offerings = HashMap::new();

@@ -71,19 +71,24 @@ struct Inputs {
     dependencies: Vec<(Offering, String)>,
 }
 
-/// The sites placement chooses from: those with a `prod` environment, with their free
-/// capacity at their fullest moment ahead and their capacity windows' changes.
-pub(crate) fn candidates(sites: &[SiteUsage]) -> Vec<Candidate> {
+/// A site as placement sees it: its free capacity at its fullest moment ahead and its
+/// capacity windows' changes.
+pub(crate) fn candidate(s: &SiteUsage) -> Candidate {
+    Candidate {
+        site: s.site.spec.clone(),
+        provider: s.provider.spec.clone(),
+        free: s.free(),
+        timeline: s.timeline.clone(),
+        preflight: s.preflight.clone(),
+    }
+}
+
+/// The sites placement chooses from: those with a `prod` environment.
+fn candidates(sites: &[SiteUsage]) -> Vec<Candidate> {
     sites
         .iter()
         .filter(|s| s.site.spec.environments.contains(&Environment::Prod))
-        .map(|s| Candidate {
-            site: s.site.spec.clone(),
-            provider: s.provider.spec.clone(),
-            free: s.free(),
-            timeline: s.timeline.clone(),
-            preflight: s.preflight.clone(),
-        })
+        .map(candidate)
         .collect()
 }
 
@@ -1015,7 +1020,7 @@ impl Bookings {
         now: DateTime<Utc>,
     ) -> Result<u64, BookingError> {
         let mut made = 0;
-        for id in self.store.bookings_with_windows_due(now).await? {
+        for id in self.store.window_schedule(now).await?.due {
             loop {
                 let mut change = None;
                 let current = self.store.get_booking(&id).await?;

@@ -63,6 +63,15 @@ impl SiteUsage {
     }
 }
 
+/// When capacity windows change: see [`Store::window_schedule`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowSchedule {
+    /// Bookings with a start or end due now.
+    pub due: Vec<String>,
+    /// The next start or end after now.
+    pub next: Option<DateTime<Utc>>,
+}
+
 /// A booking to store, with the resources it reserves and its placement decision.
 #[derive(Debug, Clone)]
 pub struct NewBooking {
@@ -97,7 +106,11 @@ pub(crate) const COLUMNS: &str =
     "id, organisation, offering, plan, config, channel, state, site, version, reason, \
     dependency_of, compliance, created_at, updated_at, state_since, environment, windows";
 
+/// How many columns [`COLUMNS`] names.
+const COLUMN_COUNT: usize = 17;
+
 pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
+    debug_assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
     let state: String = r.try_get(6)?;
     Ok(Booking {
         id: r.try_get(0)?,
@@ -418,26 +431,37 @@ impl Store {
         usage(&mut conn).await
     }
 
-    /// The bookings holding capacity with a capacity window whose start or end is due at
-    /// `now` and not carried out yet, by id.
-    pub async fn bookings_with_windows_due(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+    /// The capacity windows' schedule at `now`: the bookings holding capacity with a
+    /// window whose start or end is due and not carried out yet (by id), and the next
+    /// start or end after `now`.
+    pub async fn window_schedule(&self, now: DateTime<Utc>) -> Result<WindowSchedule> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(&format!(
             "SELECT id, windows FROM bookings WHERE windows IS NOT NULL AND state IN {HOLDING} ORDER BY id"
         ))
         .fetch_all(&mut *conn)
         .await?;
-        let mut due = Vec::new();
+        let mut schedule = WindowSchedule::default();
         for r in &rows {
             let windows: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(1)?)?;
             if windows
                 .iter()
                 .any(|w| capacity::next_change(w, now).is_some())
             {
-                due.push(r.try_get(0)?);
+                schedule.due.push(r.try_get(0)?);
             }
+            let later = windows
+                .iter()
+                .flat_map(|w| match w.state {
+                    capacity::WindowState::Scheduled => vec![w.starts_at, w.ends_at],
+                    capacity::WindowState::Active => vec![w.ends_at],
+                    capacity::WindowState::Ended => vec![],
+                })
+                .filter(|t| *t > now)
+                .min();
+            schedule.next = schedule.next.into_iter().chain(later).min();
         }
-        Ok(due)
+        Ok(schedule)
     }
 
     /// What a booking decision of `organisation` would see now, outside a transaction
@@ -762,10 +786,12 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let b = booking(r)?;
+                // The resources follow the booking's columns.
+                let at = COLUMN_COUNT;
                 let res = Resources {
-                    cpu_millis: r.try_get::<i64, _>(16)?.max(0) as u64,
-                    memory_mib: r.try_get::<i64, _>(17)?.max(0) as u64,
-                    storage_gib: r.try_get::<i64, _>(18)?.max(0) as u64,
+                    cpu_millis: r.try_get::<i64, _>(at)?.max(0) as u64,
+                    memory_mib: r.try_get::<i64, _>(at + 1)?.max(0) as u64,
+                    storage_gib: r.try_get::<i64, _>(at + 2)?.max(0) as u64,
                 };
                 Ok((b, res))
             })

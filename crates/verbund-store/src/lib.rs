@@ -36,7 +36,7 @@ use tokio::sync::Mutex;
 
 pub use accounts::UserFilter;
 pub use audit::AuditFilter;
-pub use bookings::{BookingFilter, BookingSnapshot, NewBooking, SiteUsage};
+pub use bookings::{BookingFilter, BookingSnapshot, NewBooking, SiteUsage, WindowSchedule};
 pub use catalog::OfferingFilter;
 pub use directory::SiteFilter;
 pub use error::{Result, StoreError};

@@ -213,10 +213,126 @@ pub fn timeline(
     }
 }
 
+/// How full a cell of a [`MonthGrid`] is, by its share in per cent: the stylesheet's
+/// class suffix. Four steps, so that the colour says "room", "filling", "nearly full" and
+/// "full" at a glance and the number is in the cell's title and the table.
+pub fn load_class(percent: u32) -> &'static str {
+    match percent {
+        0..=69 => "load-low",
+        70..=89 => "load-mid",
+        90..=99 => "load-high",
+        _ => "load-full",
+    }
+}
+
+/// One month of a site's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridCell {
+    pub x: f64,
+    pub width: f64,
+    pub class: String,
+    /// "März 2027: 100 %".
+    pub title: String,
+}
+
+/// A site's row: its label on a line of its own, then a cell per month.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridRow {
+    pub y: f64,
+    pub cell_y: f64,
+    pub label: String,
+    pub full_label: String,
+    pub cells: Vec<GridCell>,
+}
+
+/// Rows of months, each cell coloured by how full it is ([`load_class`]), with the
+/// months' names above the first row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonthGrid {
+    pub width: f64,
+    pub height: f64,
+    pub cell_height: f64,
+    /// Each column's middle and short name ("Mär").
+    pub columns: Vec<(f64, String)>,
+    pub rows: Vec<GridRow>,
+}
+
+/// The room above the first row for the months' names.
+const HEADER_HEIGHT: f64 = 16.0;
+
+/// Lays out `rows` (label, per month its share in per cent and its title) under
+/// `columns` (the months' short names); a month a row lacks is left blank.
+pub fn month_grid(columns: &[String], rows: &[(String, Vec<(u32, String)>)]) -> MonthGrid {
+    let n = columns.len().max(1) as f64;
+    let step = WIDTH / n;
+    let laid = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (label, cells))| {
+            let top = HEADER_HEIGHT + i as f64 * ROW_HEIGHT;
+            GridRow {
+                y: top + LABEL_HEIGHT - 3.0,
+                cell_y: top + LABEL_HEIGHT,
+                label: shorten(label),
+                full_label: label.clone(),
+                cells: cells
+                    .iter()
+                    .take(columns.len())
+                    .enumerate()
+                    .map(|(m, (percent, title))| GridCell {
+                        x: m as f64 * step,
+                        width: (step - 2.0).max(1.0),
+                        class: format!("chart-{}", load_class(*percent)),
+                        title: title.clone(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect::<Vec<_>>();
+    MonthGrid {
+        width: WIDTH,
+        height: HEADER_HEIGHT + (laid.len().max(1) as f64) * ROW_HEIGHT,
+        cell_height: BAR_HEIGHT,
+        columns: columns
+            .iter()
+            .enumerate()
+            .map(|(m, c)| (m as f64 * step + step / 2.0, c.clone()))
+            .collect(),
+        rows: laid,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone};
+
+    #[test]
+    fn months_fill_the_width_and_colour_by_how_full_they_are() {
+        let columns: Vec<String> = ["Jan", "Feb", "Mär"].map(String::from).to_vec();
+        let grid = month_grid(
+            &columns,
+            &[(
+                "Rechenzentrum Hamburg".into(),
+                vec![
+                    (25, "Jan: 25 %".into()),
+                    (90, "Feb".into()),
+                    (100, "Mär".into()),
+                ],
+            )],
+        );
+        let row = &grid.rows[0];
+        assert_eq!(row.cells.len(), 3);
+        assert_eq!(row.cells[0].class, "chart-load-low");
+        assert_eq!(row.cells[1].class, "chart-load-high");
+        assert_eq!(row.cells[2].class, "chart-load-full");
+        assert!((row.cells[2].x + row.cells[2].width + 2.0 - WIDTH).abs() < 1e-9);
+        assert_eq!(grid.columns[1].1, "Feb");
+        assert!(row.cell_y > HEADER_HEIGHT, "the months' names stay above");
+        assert_eq!(load_class(69), "load-low");
+        assert_eq!(load_class(70), "load-mid");
+        assert_eq!(load_class(140), "load-full");
+    }
 
     fn parts(v: &[(&str, i64)]) -> Vec<Part> {
         v.iter()
