@@ -135,7 +135,7 @@ pub fn local_midnight(date: NaiveDate) -> DateTime<Utc> {
 
 /// Today in Germany.
 pub fn local_today(now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&Berlin).date_naive()
+    crate::rollout::german_local(now).date()
 }
 
 /// The plan a booking runs now: its active window's, else its own.

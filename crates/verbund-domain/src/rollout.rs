@@ -37,9 +37,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::ops::RangeInclusive;
 
-use chrono::{
-    DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -1144,29 +1142,10 @@ impl MaintenanceWindow {
     }
 }
 
-/// German local time: UTC+1, and UTC+2 from 01:00 UTC on the last Sunday of March until
-/// 01:00 UTC on the last Sunday of October (Directive 2000/84/EC).
+/// German local time (Europe/Berlin, from the time zone database): maintenance windows
+/// and capacity windows are written in it.
 pub fn german_local(now: DateTime<Utc>) -> chrono::NaiveDateTime {
-    let year = now.year();
-    let summer_from = last_sunday_0100_utc(year, 3);
-    let summer_until = last_sunday_0100_utc(year, 10);
-    let offset = if now >= summer_from && now < summer_until {
-        2
-    } else {
-        1
-    };
-    (now + Duration::hours(offset)).naive_utc()
-}
-
-/// 01:00 UTC of the last Sunday of `month` (March or October: the switches of
-/// European summer time).
-fn last_sunday_0100_utc(year: i32, month: u32) -> DateTime<Utc> {
-    let first_of_next = NaiveDate::from_ymd_opt(year, month + 1, 1).unwrap_or(NaiveDate::MAX);
-    let mut day = first_of_next - Duration::days(1);
-    while day.weekday() != Weekday::Sun {
-        day -= Duration::days(1);
-    }
-    Utc.from_utc_datetime(&day.and_time(NaiveTime::from_hms_opt(1, 0, 0).unwrap_or_default()))
+    now.with_timezone(&chrono_tz::Europe::Berlin).naive_local()
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use chrono::{NaiveDate, TimeZone};
 use proptest::prelude::*;
 
 fn t(s: i64) -> DateTime<Utc> {

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use verbund_api::extract::ApiJson;
 use verbund_api::routes::bookings::{self, BookingView, Rejection};
 use verbund_domain::booking::{retention_ends, transition, BookingEvent, BookingPatch};
+use verbund_domain::capacity::WindowState;
 use verbund_domain::rollout::german_local;
 use verbund_policy::authz::{Act, Target};
 
@@ -49,6 +50,28 @@ struct BookingPage {
     may_approve: bool,
     /// The requested configuration, labelled by the offering's schema.
     config: Vec<(String, String)>,
+    /// Its capacity windows: span, plan, state in words, badge.
+    windows: Vec<WindowRow>,
+    /// The plan it runs now, when a window's differs from its own.
+    plan_now: Option<String>,
+}
+
+pub struct WindowRow {
+    pub span: String,
+    pub plan: String,
+    pub state: &'static str,
+    pub label: &'static str,
+    pub badge: &'static str,
+}
+
+/// A window's state in words and its badge.
+fn window_state(state: WindowState, lang: crate::i18n::Lang) -> (&'static str, &'static str) {
+    let t = lang.texts();
+    match state {
+        WindowState::Scheduled => (t.window_scheduled, "info"),
+        WindowState::Active => (t.window_active, "success"),
+        WindowState::Ended => (t.window_ended, "neutral"),
+    }
 }
 
 /// `GET /bookings/{id}`.
@@ -79,10 +102,33 @@ pub async fn page(
         |o| o.spec.display_name.clone(),
     );
     // The plan by its name in the catalog ("S – bis 50 Teilnehmende"), not its key.
-    let plan = spec
-        .as_ref()
-        .and_then(|o| o.spec.plans.iter().find(|p| p.name == b.booking.plan))
-        .map_or_else(|| b.booking.plan.clone(), |p| p.display_name.clone());
+    let plan_title = |name: &str| {
+        spec.as_ref()
+            .and_then(|o| o.spec.plans.iter().find(|p| p.name == name))
+            .map_or_else(|| name.to_string(), |p| p.display_name.clone())
+    };
+    let plan = plan_title(&b.booking.plan);
+    let plan_now = (b.booking.plan_in_effect() != b.booking.plan)
+        .then(|| plan_title(b.booking.plan_in_effect()));
+    let windows = b
+        .booking
+        .windows
+        .iter()
+        .map(|w| {
+            let (label, badge) = window_state(w.state, lang);
+            WindowRow {
+                span: format!("{} – {}", date(w.from, lang), date(w.to, lang)),
+                plan: plan_title(&w.plan),
+                state: match w.state {
+                    WindowState::Scheduled => "scheduled",
+                    WindowState::Active => "active",
+                    WindowState::Ended => "ended",
+                },
+                label,
+                badge,
+            }
+        })
+        .collect();
     let organisation = api
         .store
         .get_organisation(&b.booking.organisation)
@@ -122,6 +168,8 @@ pub async fn page(
     });
     let p = BookingPage {
         config,
+        windows,
+        plan_now,
         c: Chrome::for_viewer(
             &v,
             format!("{}: {offering}", t.booking),

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::Json;
 use std::collections::BTreeMap;
 use verbund_api::extract::ApiQuery;
-use verbund_api::routes::fleet::{self, Fleet, HistoryQuery};
+use verbund_api::routes::fleet::{self, CapacityOutlook, Fleet, HistoryQuery, OutlookQuery};
 
 use verbund_api::routes::fleet::history_target;
 use verbund_domain::booking::BookingState;
@@ -20,7 +20,9 @@ use verbund_policy::authz::Act;
 
 use super::explain::Directory;
 use super::state_label;
-use crate::chart::{stacked_bars, timeline, Part, StackedBars, Stretch, Timeline};
+use crate::chart::{
+    month_grid, stacked_bars, timeline, MonthGrid, Part, StackedBars, Stretch, Timeline,
+};
 use crate::error::api_error;
 use crate::map::{self, Pin};
 use crate::session::Viewer;
@@ -161,6 +163,118 @@ struct FleetPage {
     warnings: usize,
     generated: String,
     chart: StateChart,
+    outlook: OutlookChart,
+}
+
+/// The capacity outlook: a row of months per site, coloured by how full each is at its
+/// fullest moment, the same numbers as a table, and the sites that fill up.
+pub struct OutlookChart {
+    pub grid: MonthGrid,
+    /// The months by their full names ("März 2027").
+    pub months: Vec<String>,
+    /// Per site: its title and each month's share in per cent.
+    pub rows: Vec<(String, Vec<u32>)>,
+    /// The sites that will be full, with the first month they are.
+    pub full: Vec<(String, String)>,
+    /// The colour steps for the legend: (class key, label).
+    pub legend: Vec<(&'static str, &'static str)>,
+}
+
+const MONTHS_DE: [&str; 12] = [
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
+];
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// A month (`2027-03`) by its full name and its short one: "März 2027", "Mär".
+fn month_names(month: &str, lang: crate::i18n::Lang) -> (String, String) {
+    let (year, m) = month.split_once('-').unwrap_or((month, "1"));
+    let index = m.parse::<usize>().unwrap_or(1).clamp(1, 12) - 1;
+    let names = match lang {
+        crate::i18n::Lang::De => MONTHS_DE,
+        crate::i18n::Lang::En => MONTHS_EN,
+    };
+    let name = names.get(index).copied().unwrap_or_default();
+    (format!("{name} {year}"), name.chars().take(3).collect())
+}
+
+/// The outlook of every site in `o`, titled as the directory names them.
+fn outlook_chart(o: &CapacityOutlook, dir: &Directory, lang: crate::i18n::Lang) -> OutlookChart {
+    let t = lang.texts();
+    let first = o.sites.first();
+    let names: Vec<(String, String)> = first
+        .map(|s| {
+            s.months
+                .iter()
+                .map(|m| month_names(&m.month, lang))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut grid_rows = Vec::new();
+    let mut full = Vec::new();
+    for s in &o.sites {
+        let title = dir.site_title(&s.site);
+        let cells: Vec<(u32, String)> = s
+            .months
+            .iter()
+            .zip(&names)
+            .map(|(m, (name, _))| {
+                let title = format!(
+                    "{title}, {name}: {} % ({} {} {} vCPU, {} {} {} GiB)",
+                    m.percent,
+                    m.peak.cpu_millis.div_ceil(1000),
+                    t.of,
+                    s.capacity.cpu_millis / 1000,
+                    m.peak.memory_mib.div_ceil(1024),
+                    t.of,
+                    s.capacity.memory_mib / 1024
+                );
+                (m.percent, title)
+            })
+            .collect();
+        if let Some((_, (name, _))) = s.months.iter().zip(&names).find(|(m, _)| m.percent >= 100) {
+            full.push((title.clone(), name.clone()));
+        }
+        rows.push((title.clone(), s.months.iter().map(|m| m.percent).collect()));
+        grid_rows.push((title, cells));
+    }
+    let short: Vec<String> = names.iter().map(|(_, s)| s.clone()).collect();
+    OutlookChart {
+        grid: month_grid(&short, &grid_rows),
+        months: names.into_iter().map(|(n, _)| n).collect(),
+        rows,
+        full,
+        legend: vec![
+            ("load-low", t.load_low),
+            ("load-mid", t.load_mid),
+            ("load-high", t.load_high),
+            ("load-full", t.load_full),
+        ],
+    }
 }
 
 fn counts(m: &BTreeMap<String, i64>, lang: crate::i18n::Lang) -> String {
@@ -181,6 +295,16 @@ fn versions(m: &BTreeMap<String, i64>) -> String {
 pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
     let f: Fleet = match fleet::fleet(State(state.api.clone()), v.caller.clone()).await {
         Ok(Json(f)) => f,
+        Err(e) => return api_error(&v, &e, "/"),
+    };
+    let outlook = match fleet::capacity_outlook(
+        State(state.api.clone()),
+        v.caller.clone(),
+        ApiQuery(OutlookQuery { months: None }),
+    )
+    .await
+    {
+        Ok(Json(o)) => o,
         Err(e) => return api_error(&v, &e, "/"),
     };
     let dir = match Directory::load(&state.api.store).await {
@@ -328,6 +452,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
             warnings,
             generated: local_time(f.generated_at, lang),
             chart,
+            outlook: outlook_chart(&outlook, &dir, lang),
         },
     )
 }
