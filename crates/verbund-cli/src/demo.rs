@@ -167,9 +167,6 @@ struct BookingEntry {
     plan: String,
     #[serde(default)]
     config: serde_json::Value,
-    /// Capacity windows, as `verbund booking create --window` takes them.
-    #[serde(default)]
-    windows: Vec<String>,
 }
 
 /// Places the demo's bookings on the first start (when there are no bookings at all).
@@ -196,12 +193,7 @@ async fn demo_bookings(store: &Store, now: chrono::DateTime<chrono::Utc>) -> any
             plan: e.plan.clone(),
             config: e.config.clone(),
             channel: "stable".into(),
-            windows: e
-                .windows
-                .iter()
-                .map(|w| w.parse())
-                .collect::<Result<_, String>>()
-                .map_err(anyhow::Error::msg)?,
+            windows: Vec::new(),
         };
         bookings.book(ACTOR, &spec, now).await.with_context(|| {
             format!("demo booking of `{}` for {}", e.offering, organisation.name)

@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chrono::Datelike;
 use fantoccini::elements::Element;
 use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -666,6 +667,72 @@ async fn books_lists_and_groups_through_forms(b: &Browser, base: &str, admin: &s
 
 /// Opens `offering`'s booking form: no control asks for JSON, and the group or list
 /// `legend` (field, text) is titled from the schema.
+/// Sets a date input's value as the browser's date picker would (`YYYY-MM-DD`, whatever
+/// the picker shows in its locale).
+async fn set_date(b: &Browser, css: &str, value: &str) {
+    b.find(css).await;
+    b.js(&format!(
+        "const i = document.querySelector({css:?}); i.value = {value:?}; i.dispatchEvent(new Event('change'));"
+    ))
+    .await;
+}
+
+/// A campaign's peak booked through the form: PostgreSQL on `s` with next spring on `m`.
+/// A window whose last day lies before its first is refused in German at its control and
+/// books nothing; then the booking shows its window, scheduled, and the plan for now.
+async fn books_a_campaign_with_a_capacity_window(b: &Browser, base: &str, admin: &str) {
+    let year = chrono::Utc::now().year() + 1;
+    let count = async || {
+        api(
+            base,
+            admin,
+            reqwest::Method::GET,
+            "/bookings?limit=1000",
+            None,
+        )
+        .await["items"]
+            .as_array()
+            .map(Vec::len)
+    };
+    let before = count().await;
+    b.goto("/offerings/postgresql/book").await;
+    b.click("#plan-s").await;
+    set_date(b, "#window-1-from", &format!("{year}-05-31")).await;
+    set_date(b, "#window-1-to", &format!("{year}-03-01")).await;
+    choose(b, "#window-1-plan", "m").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
+    assert_eq!(
+        b.text("#window-1-to-error").await,
+        "Der letzte Tag liegt vor dem ersten. Bitte den letzten Tag ändern."
+    );
+    assert_eq!(
+        b.js("return document.querySelector('#window-1-to').getAttribute('aria-invalid');")
+            .await,
+        "true"
+    );
+    assert!(b.text("#form-errors").await.contains("Zeitfenster 2"));
+    b.check_page("booking form with a window error").await;
+    assert_eq!(count().await, before, "the refused form booked nothing");
+    set_date(b, "#window-1-from", &format!("{year}-03-01")).await;
+    set_date(b, "#window-1-to", &format!("{year}-05-31")).await;
+    b.shoot("book-window").await;
+    let booking = submit_booking(b, base, admin).await;
+    assert_eq!(booking["plan"], "s", "{booking}");
+    let w = &booking["windows"][0];
+    assert_eq!(w["from"], format!("{year}-03-01"), "{booking}");
+    assert_eq!(w["plan"], "m");
+    assert_eq!(w["state"], "scheduled");
+    b.check_page("booking with a capacity window").await;
+    let shown = b.text("#booking-windows").await;
+    assert!(
+        shown.contains(&format!("01.03.{year} – 31.05.{year}")),
+        "{shown}"
+    );
+    assert!(shown.contains("M – 2 vCPU"), "{shown}");
+    assert!(shown.contains("geplant"), "{shown}");
+}
+
 async fn open_form(b: &Browser, offering: &str, legend: Option<(&str, &str)>) {
     b.goto(&format!("/offerings/{offering}/book")).await;
     assert_eq!(
@@ -858,6 +925,7 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     b.click(&format!("main a[href='/bookings/{id}']")).await;
     assert_eq!(b.path().await, format!("/bookings/{id}"));
     books_lists_and_groups_through_forms(&b, &base, &admin).await;
+    books_a_campaign_with_a_capacity_window(&b, &base, &admin).await;
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;
@@ -1218,6 +1286,41 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     assert!(chart["legend"].as_u64().unwrap() > 0, "{chart}");
     assert_eq!(chart["drawn"], chart["totals"], "{chart}");
     assert_eq!(chart["sums"], chart["totals"], "{chart}");
+    // The capacity outlook: twelve months per site, drawn and as a table, the same
+    // per cent in each cell's title as in the table; next spring's window is reserved.
+    let outlook = b
+        .js(
+            "const rows = [...document.querySelectorAll('#outlook-chart svg g.row')];
+             const table = [...document.querySelectorAll('#outlook-table tbody tr')];
+             return {
+               months: document.querySelectorAll('#outlook-table thead th').length - 1,
+               cells: rows.map(g => g.querySelectorAll('rect').length),
+               drawn: rows.map(g => [...g.querySelectorAll('rect title')].map(t => t.textContent.match(/: (\\d+) %/)[1])),
+               table: table.map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent.replace(' %', ''))),
+               legend: document.querySelectorAll('#outlook-chart .portal-legend li').length
+             };",
+        )
+        .await;
+    assert_eq!(outlook["months"], 12, "{outlook}");
+    assert!(
+        !outlook["cells"].as_array().unwrap().is_empty(),
+        "{outlook}"
+    );
+    assert!(
+        outlook["cells"].as_array().unwrap().iter().all(|n| n == 12),
+        "{outlook}"
+    );
+    assert_eq!(outlook["drawn"], outlook["table"], "{outlook}");
+    assert_eq!(outlook["legend"], 4, "{outlook}");
+    let reserved = api(&base, &admin, reqwest::Method::GET, "/fleet/capacity", None).await;
+    assert!(
+        reserved["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["steps"].as_array().unwrap().len() > 1),
+        "the window's start and end are steps ahead: {reserved}"
+    );
     // A site's history, one click from its row: the health over time as a band, its
     // stretches and events as tables; the newest stretch is the health the fleet shows.
     let site_link = b

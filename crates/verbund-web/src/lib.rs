@@ -22,6 +22,7 @@ pub mod oidc;
 mod pages;
 mod session;
 mod view;
+mod window_form;
 
 use std::sync::Arc;
 

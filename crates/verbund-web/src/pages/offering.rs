@@ -22,6 +22,7 @@ use crate::error::api_error;
 use crate::form::{self, Field};
 use crate::session::{random_secret, Viewer};
 use crate::view::{euros, local_time, render, text_lang, Chrome};
+use crate::window_form::{self, WindowInput};
 use crate::WebState;
 use verbund_domain::booking::config_problems;
 
@@ -190,11 +191,15 @@ struct BookPage {
     /// A one-time key for `Idempotency-Key`: the same form sent twice books once.
     idempotency: String,
     brings: Option<Brings>,
+    /// The capacity window rows, as entered.
+    windows: Vec<WindowInput>,
 }
 
 impl BookPage {
     fn has_errors(&self) -> bool {
-        self.error.is_some() || !self.faults().is_empty()
+        self.error.is_some()
+            || !self.faults().is_empty()
+            || self.windows.iter().any(|w| w.error.is_some())
     }
 
     fn faults(&self) -> Vec<form::Fault> {
@@ -265,6 +270,7 @@ fn book_page(
         error_at,
         idempotency,
         brings: None,
+        windows: window_form::empty(),
     }
 }
 
@@ -283,6 +289,9 @@ fn general_error(field: &str, message: &str, lang: crate::i18n::Lang) -> (String
         "/organisation" => ("organisation".into(), t.error_organisation.into()),
         "/plan" => ("plan".into(), t.error_plan.into()),
         "/channel" => ("channel".into(), t.error_channel.into()),
+        // The form decided the windows before (`window_form`); what the API refuses
+        // beyond that (a window over since) is said at the windows.
+        f if f.starts_with("/windows") => ("windows".into(), format!("{message} ({field})")),
         _ => (String::new(), format!("{message} ({field})")),
     }
 }
@@ -383,10 +392,26 @@ pub async fn submit(
         if let Some(f) = added.and_then(|row| form::find_mut(&mut fields, &row)) {
             f.focus = true;
         }
-        let page = book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
+        let mut page = book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
+        page.windows = window_form::read(&answers);
         return render(StatusCode::OK, &with_brings(&state, &v, page).await);
     }
     let config = form::config(schema, &answers);
+    let mut window_rows = window_form::read(&answers);
+    let windows =
+        match window_form::windows(&mut window_rows, &o.spec, &plan, state.api.now(), v.lang) {
+            Ok(w) => w,
+            Err(()) => {
+                let fields = form::fields(schema, &config, v.lang);
+                let mut page =
+                    book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
+                page.windows = window_rows;
+                return render(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &with_brings(&state, &v, page).await,
+                );
+            }
+        };
     let spec = BookingSpec {
         organisation: organisation.clone(),
         offering: name.clone(),
@@ -397,7 +422,7 @@ pub async fn submit(
         } else {
             channel.clone()
         },
-        windows: Vec::new(),
+        windows,
     };
     let created = bookings::create(
         State(state.api.clone()),
@@ -426,7 +451,7 @@ pub async fn submit(
             } else {
                 Some(general_error(&i.field, &i.message, v.lang))
             };
-            let page = book_page(
+            let mut page = book_page(
                 &v,
                 o,
                 orgs,
@@ -437,6 +462,7 @@ pub async fn submit(
                 general,
                 key,
             );
+            page.windows = window_rows;
             render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &with_brings(&state, &v, page).await,
