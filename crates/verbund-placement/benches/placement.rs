@@ -86,7 +86,7 @@ fn chain_of(orgs: &std::collections::HashMap<String, Organisation>, id: &str) ->
     chain
 }
 
-fn decisions(full: bool) {
+fn decisions(full: bool, windows: bool) {
     let records = gv100ad();
     let orgs = organisations(&records);
     let by_id: std::collections::HashMap<String, Organisation> =
@@ -111,10 +111,18 @@ fn decisions(full: bool) {
     let n = if full { 100_000 } else { 2_000 };
     let t = Instant::now();
     let (mut placed, mut rejected) = (0u64, 0u64);
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+    let mut windowed = 0u64;
     for i in 0..n {
         let org = gemeinden[i % gemeinden.len()];
         let o = &offerings[i % offerings.len()];
         let chain = chain_of(&by_id, &org.id);
+        let own: Vec<_> = if windows {
+            germany::window(i, o, now).into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        windowed += u64::from(!own.is_empty());
         let d = placer
             .decide(
                 org,
@@ -122,7 +130,7 @@ fn decisions(full: bool) {
                 Need {
                     offering: o,
                     plan: &o.plans[0],
-                    windows: &[],
+                    windows: &own,
                 },
                 &[],
             )
@@ -130,6 +138,7 @@ fn decisions(full: bool) {
         match d.site {
             Some(s) => {
                 placer.reserve(&s, &o.plans[0].resources);
+                placer.reserve_windows(&s, &own);
                 placed += 1;
             }
             None => rejected += 1,
@@ -138,7 +147,12 @@ fn decisions(full: bool) {
     let took = t.elapsed();
     let per_s = n as f64 / took.as_secs_f64();
     println!(
-        "placement: {n} bookings of {} Gemeinden over 60 sites in {:.2} s = {:.0} bookings/s ({:.0} site verdicts/s); {placed} placed, {rejected} rejected; setup {:.0} ms",
+        "placement{}: {n} bookings of {} Gemeinden over 60 sites in {:.2} s = {:.0} bookings/s ({:.0} site verdicts/s); {placed} placed, {rejected} rejected; setup {:.0} ms",
+        if windows {
+            format!(" with capacity windows ({windowed} bookings carry one)")
+        } else {
+            String::new()
+        },
         gemeinden.len(),
         took.as_secs_f64(),
         per_s,
@@ -206,7 +220,8 @@ async fn reevaluation(url: &str, full: bool) {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    decisions(full);
+    decisions(full, false);
+    decisions(full, true);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("bench.db").display());

@@ -5,6 +5,7 @@
 //! snapshot of every site's usage, take back what to store, and commit both together.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -160,7 +161,7 @@ fn windows_json(b: &Booking) -> Result<Option<String>> {
 
 const HOLDING: &str = "('placed','provisioning','active','updating','degraded','cancelling')";
 
-async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
+async fn usage(conn: &mut AnyConnection, cache: &WindowsCache) -> Result<Vec<SiteUsage>> {
     let sites = sqlx::query(
         "SELECT s.spec, s.created_at, s.updated_at, p.spec, p.created_at, p.updated_at \
          FROM sites s JOIN providers p ON p.name = s.provider ORDER BY s.name",
@@ -183,7 +184,7 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
             },
         );
     }
-    let mut windows = windows_ahead(conn).await?;
+    let ahead = windows_ahead(conn, cache).await?;
     let mut preflights = crate::preflight::by_site(conn).await?;
     sites
         .iter()
@@ -200,9 +201,12 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
             };
             let used = used.get(&site.spec.name).copied().unwrap_or_default();
             let preflight = preflights.remove(&site.spec.name);
-            let windows = windows.remove(&site.spec.name).unwrap_or_default();
+            let (windows, timeline) = ahead
+                .get(&site.spec.name)
+                .map(|w| (w.windows.clone(), w.timeline.clone()))
+                .unwrap_or_default();
             Ok(SiteUsage {
-                timeline: Timeline::of(windows.iter().map(|(_, w)| w)),
+                timeline,
                 windows,
                 site,
                 provider,
@@ -213,28 +217,76 @@ async fn usage(conn: &mut AnyConnection) -> Result<Vec<SiteUsage>> {
         .collect()
 }
 
-/// The windows not over of every booking that holds capacity, by site.
+/// Every site's windows ahead (those not over, of the bookings that hold capacity), by
+/// booking id, with the changes they will make.
+#[derive(Debug, Default)]
+pub(crate) struct SiteWindows {
+    windows: Vec<(String, CapacityWindow)>,
+    timeline: Timeline,
+}
+
+type WindowsAhead = HashMap<String, SiteWindows>;
+
+/// A process's copy of the windows ahead, read again only when their version
+/// (`capacity_windows_version`, moved by every write that changes them) moved.
+#[derive(Debug, Default)]
+pub(crate) struct WindowsCache(std::sync::Mutex<Option<(i64, Arc<WindowsAhead>)>>);
+
+impl WindowsCache {
+    fn get(&self, version: i64) -> Option<Arc<WindowsAhead>> {
+        let held = self.0.lock().ok()?;
+        held.as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, w)| Arc::clone(w))
+    }
+
+    fn keep(&self, version: i64, windows: &Arc<WindowsAhead>) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = Some((version, Arc::clone(windows)));
+        }
+    }
+}
+
+/// The windows ahead as of this transaction: the cached copy if it is current, else read.
 async fn windows_ahead(
     conn: &mut AnyConnection,
-) -> Result<HashMap<String, Vec<(String, CapacityWindow)>>> {
+    cache: &WindowsCache,
+) -> Result<Arc<WindowsAhead>> {
+    let version: i64 = sqlx::query("SELECT n FROM capacity_windows_version WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    if let Some(w) = cache.get(version) {
+        return Ok(w);
+    }
     let rows = sqlx::query(&format!(
         "SELECT site, id, windows FROM bookings \
          WHERE windows IS NOT NULL AND site IS NOT NULL AND state IN {HOLDING}"
     ))
     .fetch_all(&mut *conn)
     .await?;
-    let mut out: HashMap<String, Vec<(String, CapacityWindow)>> = HashMap::new();
+    let mut by_site: HashMap<String, Vec<(String, CapacityWindow)>> = HashMap::new();
     for r in &rows {
         let id: String = r.try_get(1)?;
         let windows: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(2)?)?;
-        out.entry(r.try_get(0)?).or_default().extend(
+        by_site.entry(r.try_get(0)?).or_default().extend(
             windows
                 .into_iter()
                 .filter(|w| w.state != capacity::WindowState::Ended)
                 .map(|w| (id.clone(), w)),
         );
     }
-    Ok(out)
+    let ahead: Arc<WindowsAhead> = Arc::new(
+        by_site
+            .into_iter()
+            .map(|(site, windows)| {
+                let timeline = Timeline::of(windows.iter().map(|(_, w)| w));
+                (site, SiteWindows { windows, timeline })
+            })
+            .collect(),
+    );
+    cache.keep(version, &ahead);
+    Ok(ahead)
 }
 
 pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
@@ -402,8 +454,12 @@ fn audit_change(actor: &str, n: &NewBooking, before: Option<&Booking>) -> Change
 }
 
 /// What a booking decision of `organisation` sees inside a write transaction.
-async fn snapshot(conn: &mut AnyConnection, organisation: &str) -> Result<BookingSnapshot> {
-    let sites = usage(conn).await?;
+async fn snapshot(
+    conn: &mut AnyConnection,
+    organisation: &str,
+    cache: &WindowsCache,
+) -> Result<BookingSnapshot> {
+    let sites = usage(conn, cache).await?;
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM bookings WHERE organisation = $1 AND state IN {HOLDING} ORDER BY id"
     ))
@@ -428,7 +484,7 @@ impl Store {
     /// Every site with its operator and used capacity.
     pub async fn site_usage(&self) -> Result<Vec<SiteUsage>> {
         let mut conn = self.pool.acquire().await?;
-        usage(&mut conn).await
+        usage(&mut conn, &self.windows).await
     }
 
     /// The capacity windows' schedule at `now`: the bookings holding capacity with a
@@ -436,31 +492,21 @@ impl Store {
     /// start or end after `now`.
     pub async fn window_schedule(&self, now: DateTime<Utc>) -> Result<WindowSchedule> {
         let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT id, windows FROM bookings WHERE windows IS NOT NULL AND state IN {HOLDING} ORDER BY id"
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
+        let ahead = windows_ahead(&mut conn, &self.windows).await?;
         let mut schedule = WindowSchedule::default();
-        for r in &rows {
-            let windows: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(1)?)?;
-            if windows
-                .iter()
-                .any(|w| capacity::next_change(w, now).is_some())
-            {
-                schedule.due.push(r.try_get(0)?);
+        for (id, w) in ahead.values().flat_map(|s| &s.windows) {
+            if capacity::next_change(w, now).is_some() && !schedule.due.contains(id) {
+                schedule.due.push(id.clone());
             }
-            let later = windows
-                .iter()
-                .flat_map(|w| match w.state {
-                    capacity::WindowState::Scheduled => vec![w.starts_at, w.ends_at],
-                    capacity::WindowState::Active => vec![w.ends_at],
-                    capacity::WindowState::Ended => vec![],
+            let later = [w.starts_at, w.ends_at]
+                .into_iter()
+                .filter(|t| {
+                    *t > now && (w.state == capacity::WindowState::Scheduled || *t == w.ends_at)
                 })
-                .filter(|t| *t > now)
                 .min();
             schedule.next = schedule.next.into_iter().chain(later).min();
         }
+        schedule.due.sort();
         Ok(schedule)
     }
 
@@ -468,7 +514,7 @@ impl Store {
     /// (for a preview that stores nothing).
     pub async fn booking_snapshot(&self, organisation: &str) -> Result<BookingSnapshot> {
         let mut conn = self.pool.acquire().await?;
-        snapshot(&mut conn, organisation).await
+        snapshot(&mut conn, organisation, &self.windows).await
     }
 
     /// Decides and stores new bookings atomically: `decide` sees the current capacity
@@ -494,7 +540,7 @@ impl Store {
         if let Some(key) = &self.idempotency {
             crate::idempotency::refuse_used(&mut w.tx, key, now).await?;
         }
-        let snapshot = snapshot(&mut w.tx, organisation).await?;
+        let snapshot = snapshot(&mut w.tx, organisation, &self.windows).await?;
         let new = decide(&snapshot)?;
         // Rows first (a dependency names the booking it serves), then the links.
         for n in &new {
@@ -530,7 +576,7 @@ impl Store {
         let before = load(&mut w.tx, id)
             .await?
             .ok_or_else(|| StoreError::not_found("booking", id))?;
-        let sites = usage(&mut w.tx).await?;
+        let sites = usage(&mut w.tx, &self.windows).await?;
         let Some(next) = change(&before, &sites)? else {
             return Ok(before);
         };
@@ -565,7 +611,7 @@ impl Store {
         let before = load(&mut w.tx, id)
             .await?
             .ok_or_else(|| StoreError::not_found("booking", id))?;
-        let snapshot = snapshot(&mut w.tx, &before.organisation).await?;
+        let snapshot = snapshot(&mut w.tx, &before.organisation, &self.windows).await?;
         let Some((next, new)) = change(&before, &snapshot)? else {
             return Ok(vec![before]);
         };

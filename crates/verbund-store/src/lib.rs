@@ -72,6 +72,8 @@ pub struct Store {
     /// The `Idempotency-Key` of the one request this handle serves
     /// ([`Store::idempotent`]), recorded with the bookings it creates.
     idempotency: Option<Arc<IdempotencyKey>>,
+    /// The capacity windows ahead, kept between transactions while they do not change.
+    windows: Arc<bookings::WindowsCache>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -133,6 +135,7 @@ impl Store {
             dialect,
             write_lock: Arc::new(Mutex::new(())),
             idempotency: None,
+            windows: Arc::default(),
         })
     }
 

@@ -112,18 +112,33 @@ pub fn offering(name: &str, classes: &[DataClass]) -> OfferingSpec {
         ozg_id: None,
         data_classes: classes.iter().copied().collect::<BTreeSet<_>>(),
         requirements: Default::default(),
-        plans: vec![Plan {
-            name: "s".into(),
-            display_name: "S".into(),
-            resources: Resources {
-                cpu_millis: 500,
-                memory_mib: 1024,
-                storage_gib: 10,
+        plans: vec![
+            Plan {
+                name: "s".into(),
+                display_name: "S".into(),
+                resources: Resources {
+                    cpu_millis: 500,
+                    memory_mib: 1024,
+                    storage_gib: 10,
+                },
+                replicas: 1,
+                autoscaling: None,
+                monthly_price_cents: 1000,
             },
-            replicas: 1,
-            autoscaling: None,
-            monthly_price_cents: 1000,
-        }],
+            // What a booking's capacity windows hold (see [`window`]).
+            Plan {
+                name: "l".into(),
+                display_name: "L".into(),
+                resources: Resources {
+                    cpu_millis: 2000,
+                    memory_mib: 4096,
+                    storage_gib: 10,
+                },
+                replicas: 4,
+                autoscaling: None,
+                monthly_price_cents: 4000,
+            },
+        ],
         config_schema: json!({"type": "object"}),
         dependencies: vec![],
         smoke_test: None,
@@ -157,6 +172,30 @@ pub fn version(offering: &str) -> VersionSpec {
         },
         changelog: String::new(),
     }
+}
+
+/// Booking `i`'s capacity window on plan `l` if it has one: every tenth booking, 30 to 90
+/// days long, beginning 1 to 300 days after `now` (so that the windows of all bookings
+/// spread over the coming year and overlap as real campaigns would).
+pub fn window(
+    i: usize,
+    offering: &OfferingSpec,
+    now: DateTime<Utc>,
+) -> Option<verbund_domain::capacity::CapacityWindow> {
+    if i % 10 != 0 {
+        return None;
+    }
+    let today = verbund_domain::capacity::local_today(now);
+    let from = today + chrono::Duration::days(1 + (i / 10 % 300) as i64);
+    let to = from + chrono::Duration::days(30 + (i / 10 % 61) as i64);
+    let spec = verbund_domain::capacity::WindowSpec {
+        from,
+        to,
+        plan: "l".into(),
+    };
+    verbund_domain::capacity::check_windows("/windows", &[spec], offering, "s", &[], now)
+        .ok()
+        .and_then(|mut w| w.pop())
 }
 
 /// What [`load`] put into the store.
@@ -258,6 +297,19 @@ impl Fleet {
     /// Gemeinde `i mod n`'s, of offering `i mod 3`, on site `7i mod 60`; one transaction
     /// per 10,000.
     pub async fn book(&self, store: &Store, n: usize, state: BookingState, now: DateTime<Utc>) {
+        self.book_with(store, n, state, false, now).await;
+    }
+
+    /// As [`Fleet::book`], every tenth booking with a capacity window ([`window`]) when
+    /// `windows` says so.
+    pub async fn book_with(
+        &self,
+        store: &Store,
+        n: usize,
+        state: BookingState,
+        windows: bool,
+        now: DateTime<Utc>,
+    ) {
         for chunk in (0..n).collect::<Vec<_>>().chunks(10_000) {
             let rows: Vec<NewBooking> = chunk
                 .iter()
@@ -285,7 +337,11 @@ impl Fleet {
                             state_since: now,
                             undeliverable: None,
                             secrets_set: Vec::new(),
-                            windows: Vec::new(),
+                            windows: if windows {
+                                window(i, o, now).into_iter().collect()
+                            } else {
+                                Vec::new()
+                            },
                         },
                         resources: o.plans[0].resources,
                         decision: None,
