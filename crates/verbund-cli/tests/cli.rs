@@ -217,6 +217,11 @@ impl Run {
     }
 }
 
+/// The arguments as the runner takes them.
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn items(v: &Value) -> &Vec<Value> {
     v.as_array().unwrap_or_else(|| panic!("not a list: {v}"))
 }
@@ -807,4 +812,58 @@ fn agent_manifests_refuse_a_bad_namespace() {
         .expect("run verbund");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("namespace: verbund-agent"));
+}
+
+/// Capacity windows from the command line: `--window FROM..TO=PLAN` books them with the
+/// booking; a window that is not one is refused in a sentence before anything is sent,
+/// and one the API refuses books nothing.
+#[test]
+fn book_takes_capacity_windows() {
+    use chrono::Datelike;
+    let s = Server::start();
+    let bund_id = s.create_bund();
+    let text = offering(&bund_id, &["29.0.0"]).replace(
+        "versions:\n",
+        "    - name: l
+      display_name: Large
+      replicas: 4
+      resources: {cpu_millis: 2000, memory_mib: 4096, storage_gib: 50}
+      monthly_price_cents: 29900
+versions:
+",
+    );
+    let file = s.file("nextcloud.yaml", &text);
+    s.ok(&["offering", "publish", "-f", &file]);
+    let year = chrono::Utc::now().year() + 1;
+    let book = |window: &str| -> Vec<String> {
+        [
+            "book",
+            "--org",
+            &bund_id,
+            "--offering",
+            "nextcloud",
+            "--plan",
+            "s",
+            "--window",
+            window,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let err = s.run(&strs(&book("1.3.-31.5.=l"))).fails();
+    assert!(
+        err.contains("is not a capacity window (e.g. `2027-03-01..2027-05-31=l`)"),
+        "{err}"
+    );
+    let err = s
+        .run(&strs(&book(&format!("{year}-03-01..{year}-05-31=xl"))))
+        .fails();
+    assert!(err.contains("no plan `xl`"), "{err}");
+    let listed = s.json(&["booking", "list"]);
+    assert_eq!(items(&listed).len(), 0, "nothing was booked: {listed}");
+    let created = s.json(&strs(&book(&format!("{year}-03-01..{year}-05-31=l"))));
+    let w = &created["booking"]["windows"][0];
+    assert_eq!(w["from"], format!("{year}-03-01"), "{created}");
+    assert_eq!(w["plan"], "l");
+    assert_eq!(w["state"], "scheduled");
 }

@@ -488,7 +488,59 @@ on_both!(
     a_booking_the_renderer_refuses_is_its_own_problem,
     a_declared_secret_is_sealed_once_for_its_site_and_never_in_plaintext,
     packs_stay_few_however_many_commits,
+    a_capacity_window_reaches_the_site_at_its_start_and_its_end,
 );
+
+/// A capacity window's start and end are changes like any other: the sweep carries each
+/// out once, and each is one commit by `system/lifecycle` that moves the booking's folder
+/// to the plan then in effect (and back), the repository equal to a full render after
+/// each.
+async fn a_capacity_window_reaches_the_site_at_its_start_and_its_end(store: Store) {
+    let f = federation(store).await;
+    let mut s = spec(
+        &f.gemeinden[0],
+        "nextcloud",
+        "s",
+        json!({"domain": "cloud.example.de"}),
+    );
+    // 1 to 30 April 2026, German summer time.
+    s.windows = vec!["2026-04-01..2026-04-30=m".parse().expect("a window")];
+    let booked = f.bookings.book(ERIKA, &s, t0()).await.expect("booked");
+    let nc = &booked[0];
+    f.deliver().await;
+    let folder = f.folder(nc).await;
+    let plan_label = |f: &Fed| {
+        f.files_at_head(&folder)
+            .values()
+            .find_map(|text| {
+                text.lines()
+                    .find_map(|l| l.trim().strip_prefix("verbund.dev/plan: "))
+                    .map(str::to_owned)
+            })
+            .expect("the plan label")
+    };
+    assert_eq!(plan_label(&f), "s");
+    let head = f.head();
+    let bookings = &f.bookings;
+    let sweep = async |at: DateTime<Utc>| bookings.sweep(LIFECYCLE, at).await.expect("sweep");
+    let start = Utc.with_ymd_and_hms(2026, 3, 31, 22, 0, 0).unwrap();
+    assert_eq!(sweep(start - chrono::Duration::seconds(1)).await, 0);
+    assert!(f.deliver().await.is_empty());
+    assert_eq!(f.head(), head);
+    assert_eq!(sweep(start).await, 1);
+    assert_eq!(f.deliver().await.len(), 1, "the start is one commit");
+    assert_eq!(plan_label(&f), "m");
+    let log = f.git(&["log", "-1", "--format=%an"]);
+    assert_eq!(log.trim(), LIFECYCLE);
+    f.assert_in_line("the window runs").await;
+    assert_eq!(sweep(start).await, 0, "once");
+    let end = Utc.with_ymd_and_hms(2026, 4, 30, 22, 0, 0).unwrap();
+    assert_eq!(sweep(end).await, 1);
+    assert_eq!(f.deliver().await.len(), 1, "the end is one commit");
+    assert_eq!(plan_label(&f), "s");
+    f.assert_in_line("the window is over").await;
+    f.finish().await;
+}
 
 /// Each delivery commits a pack to the whole desired state and to the site's own
 /// repository; past `PACKS_BEFORE_COMPACTION` the publisher folds them after its commits,
