@@ -237,7 +237,11 @@ fn outlook_chart(o: &CapacityOutlook, dir: &Directory, lang: crate::i18n::Lang) 
     let mut grid_rows = Vec::new();
     let mut full = Vec::new();
     for s in &o.sites {
-        let title = dir.site_title(&s.site);
+        // By its name, as the chart of booking states above names it.
+        let title = dir
+            .sites
+            .get(&s.site)
+            .map_or_else(|| s.site.clone(), |d| d.spec.display_name.clone());
         let cells: Vec<(u32, String)> = s
             .months
             .iter()
