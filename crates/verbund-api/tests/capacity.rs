@@ -354,6 +354,21 @@ async fn site_used(kit: &Kit) -> u64 {
         .unwrap()
 }
 
+/// What the outlook (as of `t0`, before the windows) shows the site reserving at each
+/// change ahead, in millicores.
+async fn reserved_steps(kit: &Kit) -> Vec<u64> {
+    let o = ok(
+        get(&kit.app_at(t0()), &kit.admin, "/api/v1/fleet/capacity").await,
+        StatusCode::OK,
+    );
+    o["sites"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reserved"]["cpu_millis"].as_u64().unwrap())
+        .collect()
+}
+
 async fn a_window_starts_and_ends_exactly_once(kit: Kit) {
     let (a_org, _) = federation(&kit).await;
     let a = book(
@@ -394,9 +409,14 @@ async fn a_window_starts_and_ends_exactly_once(kit: Kit) {
     assert_eq!(during["plan"], "s", "the booking's own plan stays");
     assert_eq!(delivered_plan(&kit, id).await, "l");
     assert_eq!(site_used(&kit).await, 2000);
-    // 1 June, 00:00 German summer time: it ends once.
+    // This process's copy of the windows ahead: only the end is left.
+    assert_eq!(reserved_steps(&kit).await, [2000, 500]);
+    // 1 June, 00:00 German summer time: it ends once, carried out by the other replica;
+    // this process sees it at once (its copy of the windows is read again).
     let end = Utc.with_ymd_and_hms(2027, 5, 31, 22, 0, 0).unwrap();
-    assert_eq!(sweep_both(end).await, 1);
+    assert_eq!(replicas[1].sweep("system/lifecycle", end).await.unwrap(), 1);
+    assert_eq!(sweep_both(end).await, 0);
+    assert_eq!(reserved_steps(&kit).await, [500]);
     assert_eq!(audit_count(&kit, "booking.window-end").await, 1);
     let after = ok(
         get(&kit.app, &kit.admin, &format!("/api/v1/bookings/{id}")).await,

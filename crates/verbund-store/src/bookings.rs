@@ -225,68 +225,72 @@ pub(crate) struct SiteWindows {
     timeline: Timeline,
 }
 
-type WindowsAhead = HashMap<String, SiteWindows>;
+type WindowsAhead = HashMap<String, Arc<SiteWindows>>;
 
-/// A process's copy of the windows ahead, read again only when their version
-/// (`capacity_windows_version`, moved by every write that changes them) moved.
+/// A process's copy of each site's windows ahead, with the version it was read at; a
+/// site's is read again only when its version (`capacity_windows_version`, moved by every
+/// write that changes a booking with windows on that site) moved.
 #[derive(Debug, Default)]
-pub(crate) struct WindowsCache(std::sync::Mutex<Option<(i64, Arc<WindowsAhead>)>>);
+pub(crate) struct WindowsCache(std::sync::Mutex<HashMap<String, (i64, Arc<SiteWindows>)>>);
 
 impl WindowsCache {
-    fn get(&self, version: i64) -> Option<Arc<WindowsAhead>> {
+    fn get(&self, site: &str, version: i64) -> Option<Arc<SiteWindows>> {
         let held = self.0.lock().ok()?;
-        held.as_ref()
+        held.get(site)
             .filter(|(v, _)| *v == version)
             .map(|(_, w)| Arc::clone(w))
     }
 
-    fn keep(&self, version: i64, windows: &Arc<WindowsAhead>) {
+    fn keep(&self, site: &str, version: i64, windows: &Arc<SiteWindows>) {
         if let Ok(mut held) = self.0.lock() {
-            *held = Some((version, Arc::clone(windows)));
+            held.insert(site.to_owned(), (version, Arc::clone(windows)));
         }
     }
 }
 
-/// The windows ahead as of this transaction: the cached copy if it is current, else read.
-async fn windows_ahead(
-    conn: &mut AnyConnection,
-    cache: &WindowsCache,
-) -> Result<Arc<WindowsAhead>> {
-    let version: i64 = sqlx::query("SELECT n FROM capacity_windows_version WHERE id = 1")
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
-    if let Some(w) = cache.get(version) {
-        return Ok(w);
+/// Every site's windows ahead as of this transaction: each site's cached copy if it is
+/// current, else read from its bookings.
+async fn windows_ahead(conn: &mut AnyConnection, cache: &WindowsCache) -> Result<WindowsAhead> {
+    let versions = sqlx::query("SELECT site, n FROM capacity_windows_version")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut ahead = HashMap::with_capacity(versions.len());
+    for r in &versions {
+        let (site, version): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
+        let windows = match cache.get(&site, version) {
+            Some(w) => w,
+            None => {
+                let read = Arc::new(site_windows(conn, &site).await?);
+                cache.keep(&site, version, &read);
+                read
+            }
+        };
+        ahead.insert(site, windows);
     }
+    Ok(ahead)
+}
+
+/// One site's windows ahead, read from the bookings that hold capacity there.
+async fn site_windows(conn: &mut AnyConnection, site: &str) -> Result<SiteWindows> {
     let rows = sqlx::query(&format!(
-        "SELECT site, id, windows FROM bookings \
-         WHERE windows IS NOT NULL AND site IS NOT NULL AND state IN {HOLDING}"
+        "SELECT id, windows FROM bookings \
+         WHERE site = $1 AND windows IS NOT NULL AND state IN {HOLDING}"
     ))
+    .bind(site)
     .fetch_all(&mut *conn)
     .await?;
-    let mut by_site: HashMap<String, Vec<(String, CapacityWindow)>> = HashMap::new();
+    let mut windows = Vec::new();
     for r in &rows {
-        let id: String = r.try_get(1)?;
-        let windows: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(2)?)?;
-        by_site.entry(r.try_get(0)?).or_default().extend(
-            windows
-                .into_iter()
+        let id: String = r.try_get(0)?;
+        let all: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(1)?)?;
+        windows.extend(
+            all.into_iter()
                 .filter(|w| w.state != capacity::WindowState::Ended)
                 .map(|w| (id.clone(), w)),
         );
     }
-    let ahead: Arc<WindowsAhead> = Arc::new(
-        by_site
-            .into_iter()
-            .map(|(site, windows)| {
-                let timeline = Timeline::of(windows.iter().map(|(_, w)| w));
-                (site, SiteWindows { windows, timeline })
-            })
-            .collect(),
-    );
-    cache.keep(version, &ahead);
-    Ok(ahead)
+    let timeline = Timeline::of(windows.iter().map(|(_, w)| w));
+    Ok(SiteWindows { windows, timeline })
 }
 
 pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {

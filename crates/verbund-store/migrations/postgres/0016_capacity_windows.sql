@@ -5,15 +5,23 @@ ALTER TABLE bookings ADD COLUMN windows TEXT;
 CREATE INDEX bookings_windows ON bookings(site) WHERE windows IS NOT NULL;
 
 -- Placement reads every site's windows ahead in each booking's write transaction. A
--- process keeps them in memory and reads them again only when this number moved: every
--- write that changes a booking with windows (its windows, site or state) moves it, in
--- the same transaction, whichever replica wrote.
-CREATE TABLE capacity_windows_version (id INTEGER PRIMARY KEY, n BIGINT NOT NULL);
-INSERT INTO capacity_windows_version (id, n) VALUES (1, 0);
+-- process keeps them in memory, per site, and reads a site's again only when its number
+-- here moved: every write that changes a booking with windows (its windows, site or
+-- state) moves the number of the site it left and of the site it is on, in the same
+-- transaction, whichever replica wrote.
+CREATE TABLE capacity_windows_version (site TEXT PRIMARY KEY, n BIGINT NOT NULL);
 
 CREATE FUNCTION verbund_windows_version() RETURNS trigger AS $$
 BEGIN
-    UPDATE capacity_windows_version SET n = n + 1 WHERE id = 1;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.site IS NOT NULL THEN
+        INSERT INTO capacity_windows_version (site, n) VALUES (NEW.site, 1)
+        ON CONFLICT (site) DO UPDATE SET n = capacity_windows_version.n + 1;
+    END IF;
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.site IS NOT NULL
+       AND (TG_OP = 'DELETE' OR OLD.site IS DISTINCT FROM NEW.site) THEN
+        INSERT INTO capacity_windows_version (site, n) VALUES (OLD.site, 1)
+        ON CONFLICT (site) DO UPDATE SET n = capacity_windows_version.n + 1;
+    END IF;
     RETURN NULL;
 END
 $$ LANGUAGE plpgsql;
