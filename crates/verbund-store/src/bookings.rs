@@ -255,19 +255,74 @@ async fn windows_ahead(conn: &mut AnyConnection, cache: &WindowsCache) -> Result
         .fetch_all(&mut *conn)
         .await?;
     let mut ahead = HashMap::with_capacity(versions.len());
+    let mut stale = Vec::new();
     for r in &versions {
         let (site, version): (String, i64) = (r.try_get(0)?, r.try_get(1)?);
-        let windows = match cache.get(&site, version) {
-            Some(w) => w,
-            None => {
-                let read = Arc::new(site_windows(conn, &site).await?);
-                cache.keep(&site, version, &read);
-                read
+        match cache.get(&site, version) {
+            Some(w) => {
+                ahead.insert(site, w);
             }
-        };
+            None => stale.push((site, version)),
+        }
+    }
+    // A few sites changed (a booking's write): read theirs. Many (a process that just
+    // started): read every site's in one query.
+    let mut read = if stale.len() > STALE_SITES_READ_ONE_BY_ONE {
+        all_site_windows(conn).await?
+    } else {
+        let mut read = HashMap::new();
+        for (site, _) in &stale {
+            read.insert(site.clone(), site_windows(conn, site).await?);
+        }
+        read
+    };
+    for (site, version) in stale {
+        let windows = Arc::new(read.remove(&site).unwrap_or_default());
+        cache.keep(&site, version, &windows);
         ahead.insert(site, windows);
     }
     Ok(ahead)
+}
+
+/// Up to how many changed sites are read one by one rather than all at once.
+const STALE_SITES_READ_ONE_BY_ONE: usize = 8;
+
+/// A site's windows ahead, and the changes they will make.
+fn site_windows_of(windows: Vec<(String, CapacityWindow)>) -> SiteWindows {
+    let timeline = Timeline::of(windows.iter().map(|(_, w)| w));
+    SiteWindows { windows, timeline }
+}
+
+/// The windows not over of a booking's stored windows.
+fn ahead_of(id: &str, stored: &str) -> Result<Vec<(String, CapacityWindow)>> {
+    let all: Vec<CapacityWindow> = from_json(stored)?;
+    Ok(all
+        .into_iter()
+        .filter(|w| w.state != capacity::WindowState::Ended)
+        .map(|w| (id.to_owned(), w))
+        .collect())
+}
+
+/// Every site's windows ahead, read in one query.
+async fn all_site_windows(conn: &mut AnyConnection) -> Result<HashMap<String, SiteWindows>> {
+    let rows = sqlx::query(&format!(
+        "SELECT site, id, windows FROM bookings \
+         WHERE windows IS NOT NULL AND site IS NOT NULL AND state IN {HOLDING}"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut by_site: HashMap<String, Vec<(String, CapacityWindow)>> = HashMap::new();
+    for r in &rows {
+        let id: String = r.try_get(1)?;
+        by_site
+            .entry(r.try_get(0)?)
+            .or_default()
+            .extend(ahead_of(&id, &r.try_get::<String, _>(2)?)?);
+    }
+    Ok(by_site
+        .into_iter()
+        .map(|(site, windows)| (site, site_windows_of(windows)))
+        .collect())
 }
 
 /// One site's windows ahead, read from the bookings that hold capacity there.
@@ -281,16 +336,12 @@ async fn site_windows(conn: &mut AnyConnection, site: &str) -> Result<SiteWindow
     .await?;
     let mut windows = Vec::new();
     for r in &rows {
-        let id: String = r.try_get(0)?;
-        let all: Vec<CapacityWindow> = from_json(&r.try_get::<String, _>(1)?)?;
-        windows.extend(
-            all.into_iter()
-                .filter(|w| w.state != capacity::WindowState::Ended)
-                .map(|w| (id.clone(), w)),
-        );
+        windows.extend(ahead_of(
+            &r.try_get::<String, _>(0)?,
+            &r.try_get::<String, _>(1)?,
+        )?);
     }
-    let timeline = Timeline::of(windows.iter().map(|(_, w)| w));
-    Ok(SiteWindows { windows, timeline })
+    Ok(site_windows_of(windows))
 }
 
 pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
