@@ -42,6 +42,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -623,6 +624,16 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
         Some("verbund")
     );
     assert_eq!(labels.get("verbund.dev/booking"), Some(&chart_id));
+    // Its plan `m` scales between 2 and 4 replicas: the chart's HorizontalPodAutoscaler,
+    // made from the values verbund renders for the plan, is on the cluster as applied.
+    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &chart_ns);
+    let hpa = autoscalers
+        .get("bauantrag-online")
+        .await
+        .expect("the plan's autoscaler is applied");
+    let spec = hpa.spec.expect("an autoscaler's spec");
+    assert_eq!((spec.min_replicas, spec.max_replicas), (Some(2), 4));
+    assert_eq!(spec.scale_target_ref.name, "bauantrag-online");
     until("the chart booking turns active", LIMIT, async || {
         (booking(&base, &admin, &chart_id).await["state"] == "active").then_some(())
     })
