@@ -27,6 +27,9 @@ api_tests!(
     bad_windows_are_refused_and_change_nothing,
     a_window_starts_and_ends_exactly_once,
     the_outlook_shows_when_a_site_fills_up_to_whom_may_see_it,
+    a_window_ending_when_another_begins_is_not_counted_with_it,
+    dropping_a_smaller_window_must_fit_beside_the_others,
+    a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on,
 );
 
 /// 10 January 2027, noon: before every window of these tests.
@@ -524,4 +527,115 @@ async fn the_outlook_shows_when_a_site_fills_up_to_whom_may_see_it(kit: Kit) {
     assert_eq!(o["sites"].as_array().unwrap().len(), 1);
     let r = get(&app, "no-such-token", "/api/v1/fleet/capacity").await;
     assert_problem(&r, StatusCode::UNAUTHORIZED, None);
+}
+
+async fn a_window_ending_when_another_begins_is_not_counted_with_it(kit: Kit) {
+    let (a_org, b_org) = federation(&kit).await;
+    // June first, then spring ending at the very instant June begins.
+    let a = book(
+        &kit,
+        &a_org,
+        json!([window("2027-06-01", "2027-06-30", "l")]),
+    )
+    .await;
+    assert_eq!(a["state"], "placed", "{a}");
+    let b = book(
+        &kit,
+        &b_org,
+        json!([window("2027-03-01", "2027-05-31", "l")]),
+    )
+    .await;
+    assert_eq!(b["state"], "placed", "{b}");
+    // 1,000 m now, at most 2,500 m ever: a plan `s` for good fits.
+    let o = ok(
+        get(&kit.app_at(t0()), &kit.admin, "/api/v1/fleet/capacity").await,
+        StatusCode::OK,
+    );
+    assert_eq!(o["sites"][0]["peak"]["cpu_millis"], 2500, "{o}");
+    let c = book(&kit, &b_org, json!([])).await;
+    assert_eq!(c["state"], "placed", "{c}");
+}
+
+async fn dropping_a_smaller_window_must_fit_beside_the_others(kit: Kit) {
+    let (a_org, b_org) = federation(&kit).await;
+    // `a` runs `l` (2,000 m), only `s` in July; `b` takes July's room for `xl`.
+    let body = json!({"organisation": a_org, "offering": "termine", "plan": "l",
+        "windows": [window("2027-07-01", "2027-07-31", "s")]});
+    let a = ok(
+        post(&kit.app_at(t0()), &kit.admin, "/api/v1/bookings", body).await,
+        StatusCode::CREATED,
+    )["booking"]
+        .clone();
+    assert_eq!(a["state"], "placed", "{a}");
+    let b = book(
+        &kit,
+        &b_org,
+        json!([window("2027-07-01", "2027-07-31", "xl")]),
+    )
+    .await;
+    assert_eq!(b["state"], "placed", "{b}");
+    // Without its window, `a`'s 2,000 m would hold in July beside `b`'s 3,500 m.
+    let r = patch(&kit, a["id"].as_str().unwrap(), json!({"windows": []})).await;
+    assert_problem(&r, StatusCode::CONFLICT, Some("/plan"));
+    let o = ok(
+        get(&kit.app_at(t0()), &kit.admin, "/api/v1/fleet/capacity").await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        o["sites"][0]["months"][6]["percent"], 100,
+        "July stays full: {o}"
+    );
+}
+
+async fn a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on(kit: Kit) {
+    let (a_org, b_org) = federation(&kit).await;
+    // `b` runs `xl`, only `s` in March; `a` runs `s`, `l` in March.
+    let body = json!({"organisation": b_org, "offering": "termine", "plan": "xl",
+        "windows": [window("2027-03-01", "2027-03-31", "s")]});
+    let b = ok(
+        post(&kit.app_at(t0()), &kit.admin, "/api/v1/bookings", body).await,
+        StatusCode::CREATED,
+    )["booking"]
+        .clone();
+    assert_eq!(b["state"], "placed", "{b}");
+    let a = book(
+        &kit,
+        &a_org,
+        json!([window("2027-03-01", "2027-03-31", "l")]),
+    )
+    .await;
+    assert_eq!(a["state"], "placed", "{a}");
+    // The vendor drops plan `l`.
+    let mut o = offering("termine", &a_org);
+    let plan = |name: &str, cpu: u64| {
+        json!({"name": name, "display_name": name.to_uppercase(), "replicas": 1,
+               "resources": {"cpu_millis": cpu, "memory_mib": 512, "storage_gib": 10},
+               "monthly_price_cents": 100})
+    };
+    o["plans"] = json!([plan("s", 500), plan("xl", 3500)]);
+    ok(
+        put(&kit.app, &kit.admin, "/api/v1/offerings/termine", o).await,
+        StatusCode::OK,
+    );
+    let start = Utc.with_ymd_and_hms(2027, 2, 28, 23, 0, 0).unwrap();
+    let bookings = verbund_placement::Bookings::new(kit.store.clone());
+    let n = bookings.sweep("system/lifecycle", start).await.unwrap();
+    assert_eq!(n, 2);
+    let read = async |id: &Value| {
+        ok(
+            get(
+                &kit.app,
+                &kit.admin,
+                &format!("/api/v1/bookings/{}", id.as_str().unwrap()),
+            )
+            .await,
+            StatusCode::OK,
+        )
+    };
+    let a = read(&a["id"]).await;
+    assert_eq!(a["windows"][0]["state"], "ended", "never begun: {a}");
+    assert_eq!(a["plan"], "s");
+    let b = read(&b["id"]).await;
+    assert_eq!(b["windows"][0]["state"], "active", "{b}");
+    assert_eq!(audit_count(&kit, "booking.window-skip").await, 1);
 }

@@ -27,6 +27,8 @@ use crate::error::{Invalid, Result};
 pub const MAX_WINDOWS: usize = 12;
 /// How far ahead a window may start, in days (five years).
 pub const MAX_LEAD_DAYS: i64 = 5 * 366;
+/// How long a window may last, in days, first and last day included.
+pub const MAX_WINDOW_DAYS: i64 = 366;
 
 /// A capacity window as an organisation enters it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -159,6 +161,8 @@ pub enum WindowFault {
     Over,
     /// It starts more than five years ahead.
     TooFarAhead,
+    /// It lasts longer than a year ([`MAX_WINDOW_DAYS`]): that is a plan, not a peak.
+    TooLong,
     /// No plan of the offering by that name.
     UnknownPlan {
         plans: Vec<String>,
@@ -215,6 +219,12 @@ impl WindowProblem {
             WindowFault::TooFarAhead => Invalid::meaning(
                 at,
                 format!("the window {span} starts more than five years ahead"),
+            ),
+            WindowFault::TooLong => Invalid::meaning(
+                at,
+                format!(
+                    "the window {span} lasts longer than {MAX_WINDOW_DAYS} days; change the plan instead"
+                ),
             ),
             WindowFault::UnknownPlan { plans } => Invalid::unknown(
                 at,
@@ -275,6 +285,9 @@ pub fn window_problem(
         }
         if (s.from - today).num_days() > MAX_LEAD_DAYS {
             return at(i, WindowFault::TooFarAhead);
+        }
+        if (s.to - s.from).num_days() >= MAX_WINDOW_DAYS {
+            return at(i, WindowFault::TooLong);
         }
         if offering.plan(&s.plan).is_none() {
             let plans = offering.plans.iter().map(|p| p.name.clone()).collect();
@@ -347,6 +360,8 @@ pub enum WindowChange {
     Start,
     /// It is over (also a window that was never begun because it passed unseen).
     End,
+    /// It would begin, but the booking is being cancelled: it never begins.
+    Skip,
 }
 
 impl WindowChange {
@@ -355,6 +370,7 @@ impl WindowChange {
         match self {
             WindowChange::Start => "booking.window-start",
             WindowChange::End => "booking.window-end",
+            WindowChange::Skip => "booking.window-skip",
         }
     }
 }
@@ -369,11 +385,14 @@ pub fn next_change(w: &CapacityWindow, now: DateTime<Utc>) -> Option<WindowChang
 }
 
 /// Carries out the first change due at `now` among a booking's windows: ends come before
-/// starts, so that the plan of a window that is over never meets the next one's. Returns
-/// the windows after it and the change, or `None` when nothing is due.
+/// starts, so that the plan of a window that is over never meets the next one's. A
+/// booking being cancelled (`cancelling`) begins no window: its start is skipped (the
+/// window ends unbegun). Returns the windows after it and the change, or `None` when
+/// nothing is due.
 pub fn advance(
     windows: &[CapacityWindow],
     now: DateTime<Utc>,
+    cancelling: bool,
 ) -> Option<(Vec<CapacityWindow>, usize, WindowChange)> {
     let due = |want: WindowChange| {
         windows
@@ -381,12 +400,15 @@ pub fn advance(
             .position(|w| next_change(w, now) == Some(want))
             .map(|i| (i, want))
     };
-    let (i, change) = due(WindowChange::End).or_else(|| due(WindowChange::Start))?;
+    let (i, mut change) = due(WindowChange::End).or_else(|| due(WindowChange::Start))?;
+    if cancelling && change == WindowChange::Start {
+        change = WindowChange::Skip;
+    }
     let mut next = windows.to_vec();
     if let Some(w) = next.get_mut(i) {
         w.state = match change {
             WindowChange::Start => WindowState::Active,
-            WindowChange::End => WindowState::Ended,
+            WindowChange::End | WindowChange::Skip => WindowState::Ended,
         };
     }
     Some((next, i, change))
@@ -449,11 +471,6 @@ impl Load {
     }
 }
 
-/// Free resources `by` more (or less, when negative), never below zero.
-pub fn shift(free: Resources, by: Load) -> Resources {
-    Load::of(&free).plus(by).clamped()
-}
-
 /// One site's reserved capacity ahead, relative to what it reserves now: the changes
 /// its bookings' windows will make, in time order. A step at or before the present
 /// (a window whose start the sweep has not carried out yet) counts as happening now.
@@ -478,8 +495,17 @@ impl Timeline {
             }
         }
         steps.sort_by_key(|(t, _)| *t);
+        // One step per instant: a window that ends when another begins is not counted
+        // with it, whichever came first.
+        let mut merged: Vec<(DateTime<Utc>, Load)> = Vec::with_capacity(steps.len());
+        for (at, load) in steps {
+            match merged.last_mut() {
+                Some((t, l)) if *t == at => *l = l.plus(load),
+                _ => merged.push((at, load)),
+            }
+        }
         let mut t = Timeline {
-            steps,
+            steps: merged,
             peak: Load::default(),
         };
         t.peak = t.highest();
@@ -501,8 +527,15 @@ impl Timeline {
         .into_iter()
         .filter_map(|(at, load, ahead)| ahead.then_some((at, load)))
         {
-            let i = self.steps.partition_point(|(t, _)| *t <= at);
-            self.steps.insert(i, (at, load));
+            // One step per instant (see `of`).
+            match self.steps.binary_search_by_key(&at, |(t, _)| *t) {
+                Ok(i) => {
+                    if let Some((_, l)) = self.steps.get_mut(i) {
+                        *l = l.plus(load);
+                    }
+                }
+                Err(i) => self.steps.insert(i, (at, load)),
+            }
         }
         self.peak = self.highest();
     }
@@ -572,12 +605,13 @@ pub struct Claim<'a> {
     pub windows: &'a [CapacityWindow],
 }
 
-/// The first window of `claim` that does not fit on a site whose capacity left at its
-/// fullest moment ahead is `free` and whose changes ahead are `timeline`: a window fits
-/// when its plan fits beside the fullest moment within it. `None` when all fit.
+/// The first window of `claim` that does not fit on a site with `left` (its capacity
+/// minus what it reserves now, negative when it is overbooked) and the changes ahead
+/// `timeline`: a window fits when its plan fits beside the fullest moment within it.
+/// `None` when all fit.
 pub fn window_misfit<'a>(
     claim: &Claim<'a>,
-    free: Resources,
+    left: Load,
     timeline: &Timeline,
 ) -> Option<(&'a CapacityWindow, Resources)> {
     claim
@@ -585,20 +619,25 @@ pub fn window_misfit<'a>(
         .iter()
         .filter(|w| w.state != WindowState::Ended)
         .find_map(|w| {
-            let room = free_between(free, timeline, w.starts_at, w.ends_at);
+            let room = free_between(left, timeline, w.starts_at, w.ends_at);
             (!w.reserves.fits_in(&room)).then_some((w, room))
         })
 }
 
-/// The capacity left at the fullest moment in `[from, to)`, given what is left at the
-/// fullest moment ahead (`free`).
+/// The capacity left at the fullest moment in `[from, to)` of a site with `left` now
+/// (signed, clamped only here: an overbooked present never makes room later).
 pub fn free_between(
-    free: Resources,
+    left: Load,
     timeline: &Timeline,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Resources {
-    shift(free, timeline.peak().minus(timeline.peak_between(from, to)))
+    left.minus(timeline.peak_between(from, to)).clamped()
+}
+
+/// The capacity left at the fullest moment ahead of a site with `left` now.
+pub fn free_at_peak(left: Load, timeline: &Timeline) -> Resources {
+    left.minus(timeline.peak()).clamped()
 }
 
 /// What a site reserves over the coming months, as the outlook shows it.
@@ -612,11 +651,14 @@ pub struct SiteOutlook {
     /// What its bookings reserve now.
     #[schema(inline)]
     pub reserved_now: Resources,
-    /// The most it will reserve in the outlook's span, and when that begins.
+    /// The most it will reserve in the outlook's span, and when that begins (not shown
+    /// to an organisation: the instant is another organisation's window's).
     #[schema(inline)]
     pub peak: Resources,
-    pub peak_at: DateTime<Utc>,
-    /// Every change of what it reserves in the span: from `at` on, `reserved`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_at: Option<DateTime<Utc>>,
+    /// Every change of what it reserves in the span: from `at` on, `reserved` (empty for
+    /// an organisation, for the same reason).
     pub steps: Vec<ReservedStep>,
     /// Each month (German local time) with the most it reserves in it.
     pub months: Vec<MonthOutlook>,
@@ -714,9 +756,19 @@ pub fn outlook(
         capacity,
         reserved_now,
         peak: at(peak.0),
-        peak_at: peak.1,
+        peak_at: Some(peak.1),
         steps,
         months,
+    }
+}
+
+impl SiteOutlook {
+    /// The outlook by month only: without the instants of the changes (and of the
+    /// peak), which are other bookings' windows'.
+    pub fn months_only(mut self) -> SiteOutlook {
+        self.steps.clear();
+        self.peak_at = None;
+        self
     }
 }
 

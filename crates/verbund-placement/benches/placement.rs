@@ -101,6 +101,7 @@ fn decisions(full: bool, windows: bool) {
             free: site(i).capacity,
             preflight: None,
             timeline: Default::default(),
+            left: verbund_domain::capacity::Load::of(&site(i).capacity),
         })
         .collect();
     let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();

@@ -5,7 +5,7 @@ use verbund_domain::booking::{
     transition, Booking, BookingEvent, BookingPatch, BookingSpec, BookingState, InvalidTransition,
 };
 use verbund_domain::capacity::{
-    check_windows, CapacityWindow, Claim, Load, WindowSpec, WindowState,
+    check_windows, CapacityWindow, Claim, Load, WindowChange, WindowSpec, WindowState,
 };
 use verbund_domain::catalog::{Offering, OfferingSpec, Plan};
 use verbund_domain::directory::{Environment, Organisation, Resources};
@@ -78,6 +78,7 @@ pub(crate) fn candidate(s: &SiteUsage) -> Candidate {
         site: s.site.spec.clone(),
         provider: s.provider.spec.clone(),
         free: s.free(),
+        left: s.left(),
         timeline: s.timeline.clone(),
         preflight: s.preflight.clone(),
     }
@@ -431,10 +432,15 @@ fn patched_windows(
     }
     let specs: Vec<WindowSpec> = match entered {
         Some(specs) => specs.to_vec(),
+        // Those not begun, but not those over that the sweep has not ended yet: they
+        // would never begin.
         None if plan_changed => b
             .windows
             .iter()
-            .filter(|w| w.state == WindowState::Scheduled)
+            .filter(|w| {
+                w.state == WindowState::Scheduled
+                    && w.to >= verbund_domain::capacity::local_today(now)
+            })
             .map(CapacityWindow::spec)
             .collect(),
         None => return Ok(b.windows.clone()),
@@ -450,27 +456,35 @@ fn patched_windows(
 }
 
 /// Whether a booking, changed from `before` to `after`, still fits on the site it holds:
-/// its plan at the site's fullest moment ahead, and each window beside the fullest moment
-/// within it, with what the booking itself holds now and its own windows set aside.
+/// its own plan at the site's fullest moment ahead (when its plan or windows change: a
+/// window removed gives back room others' windows may have taken), and each window
+/// beside the fullest moment within it, with what the booking itself holds now and its
+/// own windows set aside. `entered` are the windows the request named, whose index the
+/// refusal gives.
 fn check_fits_on_site(
     before: &Booking,
     after: &Booking,
+    entered: Option<&[WindowSpec]>,
     usage: Option<&SiteUsage>,
     offering: &Offering,
 ) -> Result<(), BookingError> {
     let site = before.site.as_deref().unwrap_or_default();
     let held = plan(&offering.spec, before.plan_in_effect())?.resources;
-    let (free_now, timeline) = match usage {
-        Some(u) => (u.free_now(), u.timeline_without(&before.id)),
+    let (left, timeline) = match usage {
+        Some(u) => (
+            u.left().plus(Load::of(&held)),
+            u.timeline_without(&before.id),
+        ),
         None => Default::default(),
     };
-    let free = verbund_domain::capacity::shift(free_now, Load::of(&held).minus(timeline.peak()));
+    let free = verbund_domain::capacity::free_at_peak(left, &timeline);
     let base = plan(&offering.spec, &after.plan)?;
-    if after.plan != before.plan && !base.resources.fits_in(&free) {
+    let claim_changed = after.plan != before.plan || after.windows != before.windows;
+    if claim_changed && !base.resources.fits_in(&free) {
         return Err(Invalid::conflict(
             "/plan",
             format!(
-                "plan `{}` does not fit into the free capacity of site `{site}`",
+                "plan `{}` does not fit into the free capacity of site `{site}` at its fullest moment ahead",
                 base.name
             ),
         )
@@ -480,14 +494,12 @@ fn check_fits_on_site(
         base: base.resources,
         windows: &after.windows,
     };
-    if let Some((w, room)) = verbund_domain::capacity::window_misfit(&claim, free, &timeline) {
-        let index = after
-            .windows
-            .iter()
-            .position(|x| x == w)
-            .unwrap_or_default();
+    if let Some((w, room)) = verbund_domain::capacity::window_misfit(&claim, left, &timeline) {
+        let field = entered
+            .and_then(|specs| specs.iter().position(|s| *s == w.spec()))
+            .map_or_else(|| "/windows".to_string(), |i| format!("/windows/{i}"));
         return Err(Invalid::conflict(
-            format!("/windows/{index}"),
+            field,
             format!(
                 "site `{site}` cannot hold the capacity window {} on plan `{}`: it needs {} millicores and {} MiB, and at most {} millicores and {} MiB are free then",
                 w.span(),
@@ -995,7 +1007,7 @@ impl Bookings {
                 let new_plan = plan(&offering.spec, next.plan_in_effect())?;
                 if let (Some(site), true) = (&b.site, b.state.holds_capacity()) {
                     let usage = sites.iter().find(|s| &s.site.spec.name == site);
-                    check_fits_on_site(b, &next, usage, &offering)?;
+                    check_fits_on_site(b, &next, patch.windows.as_deref(), usage, &offering)?;
                 }
                 next.updated_at = now;
                 Ok(Some(NewBooking {
@@ -1021,41 +1033,69 @@ impl Bookings {
     ) -> Result<u64, BookingError> {
         let mut made = 0;
         for id in self.store.window_schedule(now).await?.due {
-            loop {
-                let mut change = None;
-                let current = self.store.get_booking(&id).await?;
-                let offering = self.offering(&current.offering, "/offering").await?;
-                self.store
-                    .update_booking(actor, &id, now, |b, _| {
-                        if !b.state.holds_capacity() {
-                            return Ok::<_, BookingError>(None);
-                        }
-                        let Some((windows, _, c)) =
-                            verbund_domain::capacity::advance(&b.windows, now)
-                        else {
-                            return Ok(None);
-                        };
-                        let mut next = b.clone();
-                        next.windows = windows;
-                        next.updated_at = now;
-                        let resources = plan(&offering.spec, next.plan_in_effect())?.resources;
-                        change = Some(c);
-                        Ok(Some(NewBooking {
-                            booking: next,
-                            resources,
-                            decision: None,
-                            action: c.action().into(),
-                            secrets: None,
-                        }))
-                    })
-                    .await?;
-                if change.is_none() {
-                    break;
+            // One booking's trouble (say, its base plan removed from the offering) keeps
+            // neither the others' windows nor the rest of the sweep from their turn.
+            match self.carry_out_windows_of(actor, &id, now).await {
+                Ok(n) => made += n,
+                Err(e) => {
+                    tracing::error!(booking = %id, error = %e, "a capacity window's change failed");
                 }
-                made += 1;
             }
         }
         Ok(made)
+    }
+
+    /// Carries out every change of booking `id`'s windows due at `now`, each its own
+    /// update. A window whose plan the offering no longer has never begins (skipped, as
+    /// for a booking being cancelled).
+    async fn carry_out_windows_of(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, BookingError> {
+        let mut made = 0;
+        loop {
+            let mut change = None;
+            let current = self.store.get_booking(id).await?;
+            let offering = self.offering(&current.offering, "/offering").await?;
+            self.store
+                .update_booking(actor, id, now, |b, _| {
+                    if !b.state.holds_capacity() {
+                        return Ok::<_, BookingError>(None);
+                    }
+                    let cancelling = b.state == BookingState::Cancelling;
+                    let Some((mut windows, i, mut c)) =
+                        verbund_domain::capacity::advance(&b.windows, now, cancelling)
+                    else {
+                        return Ok(None);
+                    };
+                    let plan_gone = |w: &CapacityWindow| offering.spec.plan(&w.plan).is_none();
+                    if c == WindowChange::Start && windows.get(i).is_some_and(plan_gone) {
+                        c = WindowChange::Skip;
+                        if let Some(w) = windows.get_mut(i) {
+                            w.state = WindowState::Ended;
+                        }
+                    }
+                    let mut next = b.clone();
+                    next.windows = windows;
+                    next.updated_at = now;
+                    let resources = plan(&offering.spec, next.plan_in_effect())?.resources;
+                    change = Some(c);
+                    Ok(Some(NewBooking {
+                        booking: next,
+                        resources,
+                        decision: None,
+                        action: c.action().into(),
+                        secrets: None,
+                    }))
+                })
+                .await?;
+            if change.is_none() {
+                return Ok(made);
+            }
+            made += 1;
+        }
     }
 
     /// Cancels a booking: it goes to `cancelling`; the lifecycle sweep retains its data.

@@ -18,7 +18,7 @@ use cedar_policy::{
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use verbund_domain::capacity::{self, CapacityWindow, Claim, Timeline};
+use verbund_domain::capacity::{self, CapacityWindow, Claim, Load, Timeline};
 use verbund_domain::catalog::{DataClass, OfferingSpec, Plan};
 use verbund_domain::directory::{Organisation, ProviderSpec, Resources, SiteSpec};
 use verbund_domain::preflight::SitePreflight;
@@ -35,6 +35,9 @@ pub struct Candidate {
     /// Capacity left at the site's fullest moment ahead (its bookings' capacity windows
     /// included): what a plan held for good must fit into.
     pub free: Resources,
+    /// Its capacity minus what it reserves now, signed (negative when overbooked): what
+    /// the room within a window is measured from.
+    pub left: Load,
     /// The changes its bookings' capacity windows will make (empty: none).
     pub timeline: Timeline,
     pub preflight: Option<SitePreflight>,
@@ -356,6 +359,7 @@ impl Placer {
     /// Takes a booking's resources off a site's free capacity.
     pub fn reserve(&mut self, site: &str, r: &Resources) {
         if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
+            c.left = c.left.minus(Load::of(r));
             c.free.cpu_millis = c.free.cpu_millis.saturating_sub(r.cpu_millis);
             c.free.memory_mib = c.free.memory_mib.saturating_sub(r.memory_mib);
             c.free.storage_gib = c.free.storage_gib.saturating_sub(r.storage_gib);
@@ -369,17 +373,17 @@ impl Placer {
             return;
         }
         if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
-            let before = c.timeline.peak();
             for w in windows {
                 c.timeline.add_window(w);
             }
-            c.free = capacity::shift(c.free, before.minus(c.timeline.peak()));
+            c.free = capacity::free_at_peak(c.left, &c.timeline);
         }
     }
 
     /// Gives a booking's resources back to a site.
     pub fn release(&mut self, site: &str, r: &Resources) {
         if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
+            c.left = c.left.plus(Load::of(r));
             c.free.cpu_millis += r.cpu_millis;
             c.free.memory_mib += r.memory_mib;
             c.free.storage_gib += r.storage_gib;
@@ -533,7 +537,7 @@ impl Placer {
             base: need.plan.resources,
             windows: need.windows,
         };
-        if let Some((w, free)) = capacity::window_misfit(&claim, c.free, &c.timeline) {
+        if let Some((w, free)) = capacity::window_misfit(&claim, c.left, &c.timeline) {
             reasons.push(Reason::WindowDoesNotFit {
                 from: w.from,
                 to: w.to,

@@ -779,6 +779,7 @@ impl World {
                 free: s.free,
                 preflight: preflights.get(&s.spec.name).cloned(),
                 timeline: Default::default(),
+                left: verbund_domain::capacity::Load::of(&s.free),
             })
             .collect();
         Placer::new(book, &self.orgs.all, candidates, today())

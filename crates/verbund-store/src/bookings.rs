@@ -54,7 +54,13 @@ impl SiteUsage {
     /// Capacity left at the site's fullest moment ahead: what a booking that holds its
     /// plan for good must fit into.
     pub fn free(&self) -> Resources {
-        capacity::shift(self.free_now(), Load::default().minus(self.timeline.peak()))
+        capacity::free_at_peak(self.left(), &self.timeline)
+    }
+
+    /// Its capacity minus what its bookings reserve now, signed (negative when it is
+    /// overbooked, e.g. after its capacity was lowered).
+    pub fn left(&self) -> Load {
+        Load::of(&self.site.spec.capacity).minus(Load::of(&self.used))
     }
 
     /// The changes ahead without those of booking `id` (whose windows are being

@@ -103,6 +103,7 @@ texts! {
     error_window_plan: "Bitte einen anderen Tarif als den gebuchten wählen: sonst ändert das Zeitfenster nichts.", "Please choose a plan other than the one booked: otherwise the window changes nothing.";
     error_window_overlaps: "Dieses Zeitfenster überschneidet sich mit einem anderen. Bitte die Zeiträume trennen.", "This window overlaps another. Please separate the periods.";
     error_window_too_many: "Höchstens zwölf Zeitfenster je Buchung.", "At most twelve windows per booking.";
+    error_window_too_long: "Ein Zeitfenster dauert höchstens ein Jahr; für länger bitte den Tarif wechseln.", "A window lasts at most a year; for longer, please change the plan.";
     windows_none: "Keine: der Tarif gilt das ganze Jahr.", "None: the plan holds all year.";
     window_span: "Zeitraum", "Period";
     window_plan: "Tarif in dieser Zeit", "Plan during the window";

@@ -120,6 +120,7 @@ pub fn windows(
         WindowFault::EndsBeforeStart => ("to", t.error_window_ends_before),
         WindowFault::Over => ("to", t.error_window_over),
         WindowFault::TooFarAhead => ("from", t.error_window_far),
+        WindowFault::TooLong => ("to", t.error_window_too_long),
         WindowFault::UnknownPlan { .. } | WindowFault::OwnPlan => ("plan", t.error_window_plan),
         WindowFault::Overlaps { .. } | WindowFault::OverlapsRunning { .. } => {
             ("from", t.error_window_overlaps)

@@ -25,7 +25,7 @@ use verbund_store::{FleetScope, SiteFilter};
 
 use crate::auth::Caller;
 use crate::extract::ApiQuery;
-use crate::problem::ApiResult;
+use crate::problem::{ApiError, ApiResult};
 use crate::routes::bookings::{visible_scope, Visible};
 use crate::AppState;
 
@@ -58,13 +58,16 @@ pub struct CapacityOutlook {
 
 /// What each site reserves over the coming months: now, at every change its bookings'
 /// capacity windows will make, and each month's fullest moment, against its capacity —
-/// the same steps placement decides on. Per site, not per tenant: the federation, its
-/// auditors and the organisations (who plan a campaign) see every site, a provider's
-/// operators their own.
+/// the same steps placement decides on. Per site, not per tenant: the federation and its
+/// auditors see every site with its steps, a provider's operators their own sites; the
+/// people of an organisation (who plan a campaign) every site's months only, not the
+/// instants and sizes of other organisations' windows. Anyone else (a vendor, monitoring)
+/// is refused.
 #[utoipa::path(get, path = "/api/v1/fleet/capacity", operation_id = "read_capacity_outlook", tag = "fleet",
     params(OutlookQuery),
     responses((status = 200, body = CapacityOutlook),
-        (status = 400, body = crate::problem::Problem), (status = 401, body = crate::problem::Problem)),
+        (status = 400, body = crate::problem::Problem), (status = 401, body = crate::problem::Problem),
+        (status = 403, body = crate::problem::Problem)),
     security(("bearer" = [])))]
 pub async fn capacity_outlook(
     State(state): State<AppState>,
@@ -72,9 +75,15 @@ pub async fn capacity_outlook(
     ApiQuery(q): ApiQuery<OutlookQuery>,
 ) -> ApiResult<Json<CapacityOutlook>> {
     let now = state.now();
-    let provider = match visible_scope(&state, &caller).await? {
-        Visible::Provider(p) => Some(p),
-        Visible::All | Visible::Organisations(_) => None,
+    let (provider, months_only) = match visible_scope(&state, &caller).await? {
+        Visible::Provider(p) => (Some(p), false),
+        Visible::All => (None, false),
+        Visible::Organisations(orgs) if orgs.is_empty() => {
+            return Err(ApiError::Forbidden(
+                "the capacity outlook is for the federation, operators and organisations".into(),
+            ))
+        }
+        Visible::Organisations(_) => (None, true),
     };
     let months = q.months.unwrap_or_default().get();
     let sites = state
@@ -84,7 +93,7 @@ pub async fn capacity_outlook(
         .into_iter()
         .filter(|u| provider.as_ref().is_none_or(|p| &u.site.spec.provider == p))
         .map(|u| {
-            capacity::outlook(
+            let o = capacity::outlook(
                 &u.site.spec.name,
                 &u.site.spec.provider,
                 u.site.spec.capacity,
@@ -92,7 +101,12 @@ pub async fn capacity_outlook(
                 &u.timeline,
                 now,
                 months,
-            )
+            );
+            if months_only {
+                o.months_only()
+            } else {
+                o
+            }
         })
         .collect();
     Ok(Json(CapacityOutlook {

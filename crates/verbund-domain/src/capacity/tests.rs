@@ -201,11 +201,12 @@ fn a_window_fits_beside_the_fullest_moment_inside_it_only() {
     let other = window(day(2027, 3, 1), day(2027, 3, 31), WindowState::Scheduled);
     let t = Timeline::of([&other]);
     // Now 2,000 m are free; in March 1,500 m fewer.
-    let free_at_peak = Resources {
-        cpu_millis: 500,
+    let left = Load {
+        cpu_millis: 2000,
         memory_mib: 10_000,
         storage_gib: 100,
     };
+    assert_eq!(free_at_peak(left, &t).cpu_millis, 500);
     let april = [window(
         day(2027, 4, 1),
         day(2027, 4, 30),
@@ -215,7 +216,7 @@ fn a_window_fits_beside_the_fullest_moment_inside_it_only() {
         base: Resources::default(),
         windows: &april,
     };
-    assert!(window_misfit(&claim, free_at_peak, &t).is_none());
+    assert!(window_misfit(&claim, left, &t).is_none());
     let march = [window(
         day(2027, 3, 15),
         day(2027, 4, 15),
@@ -225,7 +226,7 @@ fn a_window_fits_beside_the_fullest_moment_inside_it_only() {
         base: Resources::default(),
         windows: &march,
     };
-    let (w, room) = window_misfit(&claim, free_at_peak, &t).unwrap();
+    let (w, room) = window_misfit(&claim, left, &t).unwrap();
     assert_eq!(w.from, day(2027, 3, 15));
     assert_eq!(room.cpu_millis, 500);
 }
@@ -272,7 +273,7 @@ fn the_outlook_shows_each_month_s_fullest_moment() {
     assert_eq!(months[5], ("2027-06", 25));
     assert_eq!(months[11].0, "2027-12");
     assert_eq!(o.peak.cpu_millis, 2500);
-    assert_eq!(o.peak_at, spring.starts_at);
+    assert_eq!(o.peak_at, Some(spring.starts_at));
     let cpu: Vec<u64> = o.steps.iter().map(|s| s.reserved.cpu_millis).collect();
     assert_eq!(cpu, [1000, 2500, 1000]);
     assert_eq!(percent_used(&capacity, &capacity), 100);
@@ -286,4 +287,70 @@ fn the_outlook_shows_each_month_s_fullest_moment() {
         ),
         100
     );
+}
+
+#[test]
+fn a_window_ending_when_another_begins_is_not_counted_with_it() {
+    // Spring ends at 24:00 on 31 May, June begins at 00:00 on 1 June: one instant.
+    let spring = window(day(2027, 3, 1), day(2027, 5, 31), WindowState::Scheduled);
+    let june = window(day(2027, 6, 1), day(2027, 6, 30), WindowState::Scheduled);
+    assert_eq!(spring.ends_at, june.starts_at);
+    let a = Timeline::of([&june, &spring]);
+    let b = Timeline::of([&spring, &june]);
+    let mut c = Timeline::default();
+    c.add_window(&june);
+    c.add_window(&spring);
+    for t in [&a, &b, &c] {
+        assert_eq!(t.peak().cpu_millis, 1500, "{t:?}");
+        let around = (
+            local_midnight(day(2027, 5, 15)),
+            local_midnight(day(2027, 6, 15)),
+        );
+        assert_eq!(t.peak_between(around.0, around.1).cpu_millis, 1500);
+    }
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+}
+
+#[test]
+fn an_overbooked_present_makes_no_room_later() {
+    // 500 m over capacity now; in July 2,500 m more.
+    let july = window(day(2027, 7, 1), day(2027, 7, 31), WindowState::Scheduled);
+    let t = Timeline::of([&july]);
+    let left = Load {
+        cpu_millis: -500,
+        memory_mib: 10_000,
+        storage_gib: 100,
+    };
+    let march = (
+        local_midnight(day(2027, 3, 1)),
+        local_midnight(day(2027, 4, 1)),
+    );
+    assert_eq!(free_between(left, &t, march.0, march.1).cpu_millis, 0);
+    assert_eq!(free_at_peak(left, &t).cpu_millis, 0);
+}
+
+#[test]
+fn a_cancelled_booking_begins_no_window_and_a_long_one_is_a_plan() {
+    let w = [window(
+        day(2027, 1, 1),
+        day(2027, 1, 31),
+        WindowState::Scheduled,
+    )];
+    let (after, _, change) = advance(&w, now(), true).unwrap();
+    assert_eq!(change, WindowChange::Skip);
+    assert_eq!(after[0].state, WindowState::Ended);
+    let (after, _, change) = advance(&w, now(), false).unwrap();
+    assert_eq!(change, WindowChange::Start);
+    assert_eq!(after[0].state, WindowState::Active);
+    let e = check_windows(
+        "/windows",
+        &[spec(day(2027, 3, 1), day(2028, 3, 1), "l")],
+        &offering(),
+        "s",
+        &[],
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "/windows/0");
 }

@@ -309,6 +309,11 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
     .await
     {
         Ok(Json(o)) => o,
+        // A vendor's or monitoring account's fleet has no sites, and no outlook.
+        Err(verbund_api::ApiError::Forbidden(_)) => CapacityOutlook {
+            generated_at: f.generated_at,
+            sites: Vec::new(),
+        },
         Err(e) => return api_error(&v, &e, "/"),
     };
     let dir = match Directory::load(&state.api.store).await {
