@@ -318,19 +318,15 @@ async fn delivered_plan(kit: &Kit, id: &str) -> String {
         .await,
         StatusCode::OK,
     );
-    let text = files.to_string();
-    let at = text.find("verbund.dev/plan").expect("a plan label");
-    let rest = &text[at..];
-    let value = rest
-        .split(|c: char| c == ':' || c == '\n')
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .trim_matches(|c: char| c == '"' || c == '\\' || c == ' ');
-    value
-        .split(['\\', '"'])
-        .next()
-        .unwrap_or_default()
+    files
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f["content"].as_str())
+        .flat_map(str::lines)
+        .find_map(|l| l.trim().strip_prefix("verbund.dev/plan: "))
+        .expect("a plan label")
+        .trim_matches('"')
         .to_string()
 }
 

@@ -182,7 +182,7 @@ pub fn window(
     offering: &OfferingSpec,
     now: DateTime<Utc>,
 ) -> Option<verbund_domain::capacity::CapacityWindow> {
-    if i % 10 != 0 {
+    if !i.is_multiple_of(10) {
         return None;
     }
     let today = verbund_domain::capacity::local_today(now);
