@@ -601,7 +601,7 @@ async fn a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on(kit: Kit) 
     )
     .await;
     assert_eq!(a["state"], "placed", "{a}");
-    // The vendor drops plan `l`.
+    // The vendor may not drop plan `l`: `a`'s window uses it.
     let mut o = offering("termine", &a_org);
     let plan = |name: &str, cpu: u64| {
         json!({"name": name, "display_name": name.to_uppercase(), "replicas": 1,
@@ -609,10 +609,39 @@ async fn a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on(kit: Kit) 
                "monthly_price_cents": 100})
     };
     o["plans"] = json!([plan("s", 500), plan("xl", 3500)]);
-    ok(
-        put(&kit.app, &kit.admin, "/api/v1/offerings/termine", o).await,
+    let r = put(&kit.app, &kit.admin, "/api/v1/offerings/termine", o.clone()).await;
+    let detail = assert_problem(&r, StatusCode::CONFLICT, Some("/plans"));
+    assert!(detail.contains("plan `l` is used by 1 booking"), "{detail}");
+    // An offering stored without it before that rule: written behind the store's back.
+    let mut spec: Value = ok(
+        get(&kit.app, &kit.admin, "/api/v1/offerings/termine").await,
         StatusCode::OK,
     );
+    spec["plans"] = o["plans"].clone();
+    let keep = [
+        "name",
+        "display_name",
+        "description",
+        "vendor",
+        "category",
+        "data_classes",
+        "plans",
+        "config_schema",
+    ];
+    let spec: serde_json::Map<String, Value> = spec
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| keep.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let raw = sqlx::AnyPool::connect(&kit.url).await.unwrap();
+    sqlx::query("UPDATE offerings SET spec = $1 WHERE name = 'termine'")
+        .bind(Value::Object(spec).to_string())
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
     let start = Utc.with_ymd_and_hms(2027, 2, 28, 23, 0, 0).unwrap();
     let bookings = verbund_placement::Bookings::new(kit.store.clone());
     let n = bookings.sweep("system/lifecycle", start).await.unwrap();

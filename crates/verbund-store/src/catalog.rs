@@ -134,6 +134,9 @@ impl Store {
 
     /// Creates or replaces an offering. Its vendor organisation, OZG service and
     /// dependencies must exist. An unchanged spec writes nothing.
+    /// Stores an offering (creates it, or changes it as its vendor). A plan that a
+    /// booking still uses — as its own plan or in a capacity window not over — cannot be
+    /// removed: its bookings could be neither rendered nor have their windows begin.
     pub async fn put_offering(
         &self,
         actor: &str,
@@ -214,6 +217,7 @@ impl Store {
                 )
                 .into());
             }
+            check_plans_kept(&mut w.tx, &o.spec, spec).await?;
         }
         let created = existing.is_none();
         let stored = Offering {
@@ -375,4 +379,56 @@ impl Store {
         out.sort_by_cached_key(|v| std::cmp::Reverse(semver::Version::parse(&v.spec.version).ok()));
         Ok(out)
     }
+}
+
+/// Refuses a change of `before` to `after` that removes a plan bookings still use (their
+/// own plan, or a capacity window's not over), naming the plan and how many bookings.
+async fn check_plans_kept(
+    conn: &mut sqlx::AnyConnection,
+    before: &OfferingSpec,
+    after: &OfferingSpec,
+) -> Result<()> {
+    let removed: Vec<&str> = before
+        .plans
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|name| after.plan(name).is_none())
+        .collect();
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query(
+        "SELECT plan, windows FROM bookings WHERE offering = $1 AND state NOT IN ('deleted', 'rejected')",
+    )
+    .bind(&before.name)
+    .fetch_all(&mut *conn)
+    .await?;
+    for name in removed {
+        let mut users = 0;
+        for r in &rows {
+            let own: String = r.try_get(0)?;
+            let windows: Vec<verbund_domain::capacity::CapacityWindow> = r
+                .try_get::<Option<String>, _>(1)?
+                .as_deref()
+                .map(from_json)
+                .transpose()?
+                .unwrap_or_default();
+            let in_window = windows
+                .iter()
+                .any(|w| w.plan == name && w.state != verbund_domain::capacity::WindowState::Ended);
+            if own == name || in_window {
+                users += 1;
+            }
+        }
+        if users > 0 {
+            return Err(Invalid::conflict(
+                "/plans",
+                format!(
+                    "plan `{name}` is used by {users} booking(s), as their plan or in a capacity window ahead; move them to another plan before removing it"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
