@@ -76,11 +76,6 @@ async fn federation(kit: &Kit) -> (String, String) {
         StatusCode::CREATED,
     );
     let mut o = offering("termine", &a);
-    let plan = |name: &str, cpu: u64| {
-        json!({"name": name, "display_name": name.to_uppercase(), "replicas": 1,
-               "resources": {"cpu_millis": cpu, "memory_mib": 512, "storage_gib": 10},
-               "monthly_price_cents": 100})
-    };
     o["plans"] = json!([plan("s", 500), plan("l", 2000), plan("xl", 3500)]);
     ok(
         post(app, admin, "/api/v1/offerings", o).await,
@@ -99,14 +94,43 @@ async fn federation(kit: &Kit) -> (String, String) {
     (a, b)
 }
 
+/// A plan of `termine`: `cpu` millicores, the rest alike.
+fn plan(name: &str, cpu: u64) -> Value {
+    json!({"name": name, "display_name": name.to_uppercase(), "replicas": 1,
+           "resources": {"cpu_millis": cpu, "memory_mib": 512, "storage_gib": 10},
+           "monthly_price_cents": 100})
+}
+
 /// Books `termine` on plan `s` with `windows` at `t0`; returns the booking.
 async fn book(kit: &Kit, org: &str, windows: Value) -> Value {
-    let body = json!({"organisation": org, "offering": "termine", "plan": "s", "windows": windows});
+    book_on(kit, org, "s", windows).await
+}
+
+/// Books `termine` on `plan` with `windows` at `t0`; returns the booking.
+async fn book_on(kit: &Kit, org: &str, plan: &str, windows: Value) -> Value {
+    let body =
+        json!({"organisation": org, "offering": "termine", "plan": plan, "windows": windows});
     let r = ok(
         post(&kit.app_at(t0()), &kit.admin, "/api/v1/bookings", body).await,
         StatusCode::CREATED,
     );
     r["booking"].clone()
+}
+
+/// A booking as the API shows it now.
+async fn read(kit: &Kit, id: &str) -> Value {
+    ok(
+        get(&kit.app, &kit.admin, &format!("/api/v1/bookings/{id}")).await,
+        StatusCode::OK,
+    )
+}
+
+/// The federation admin's capacity outlook as of `t0`.
+async fn outlook(kit: &Kit) -> Value {
+    ok(
+        get(&kit.app_at(t0()), &kit.admin, "/api/v1/fleet/capacity").await,
+        StatusCode::OK,
+    )
 }
 
 fn window(from: &str, to: &str, plan: &str) -> Value {
@@ -224,10 +248,7 @@ async fn windows_change_on_a_running_booking_only_where_they_fit(kit: Kit) {
     .await;
     let detail = assert_problem(&r, StatusCode::CONFLICT, Some("/windows/1"));
     assert!(detail.contains("1.6.2027–10.6.2027"), "{detail}");
-    let now = ok(
-        get(&kit.app, &kit.admin, &format!("/api/v1/bookings/{a_id}")).await,
-        StatusCode::OK,
-    );
+    let now = read(&kit, a_id).await;
     assert_eq!(
         now["windows"], changed["windows"],
         "the refused change changed nothing"
@@ -356,10 +377,7 @@ async fn site_used(kit: &Kit) -> u64 {
 /// What the outlook (as of `t0`, before the windows) shows the site reserving at each
 /// change ahead, in millicores.
 async fn reserved_steps(kit: &Kit) -> Vec<u64> {
-    let o = ok(
-        get(&kit.app_at(t0()), &kit.admin, "/api/v1/fleet/capacity").await,
-        StatusCode::OK,
-    );
+    let o = outlook(kit).await;
     o["sites"][0]["steps"]
         .as_array()
         .unwrap()
@@ -400,10 +418,7 @@ async fn a_window_starts_and_ends_exactly_once(kit: Kit) {
     assert_eq!(sweep_both(start).await, 1);
     assert_eq!(sweep_both(start).await, 0, "nothing is due twice");
     assert_eq!(audit_count(&kit, "booking.window-start").await, 1);
-    let during = ok(
-        get(&kit.app, &kit.admin, &format!("/api/v1/bookings/{id}")).await,
-        StatusCode::OK,
-    );
+    let during = read(&kit, id).await;
     assert_eq!(during["windows"][0]["state"], "active", "{during}");
     assert_eq!(during["plan"], "s", "the booking's own plan stays");
     assert_eq!(delivered_plan(&kit, id).await, "l");
@@ -417,10 +432,7 @@ async fn a_window_starts_and_ends_exactly_once(kit: Kit) {
     assert_eq!(sweep_both(end).await, 0);
     assert_eq!(reserved_steps(&kit).await, [500]);
     assert_eq!(audit_count(&kit, "booking.window-end").await, 1);
-    let after = ok(
-        get(&kit.app, &kit.admin, &format!("/api/v1/bookings/{id}")).await,
-        StatusCode::OK,
-    );
+    let after = read(&kit, id).await;
     assert_eq!(after["windows"][0]["state"], "ended", "{after}");
     assert_eq!(delivered_plan(&kit, id).await, "s");
     assert_eq!(site_used(&kit).await, 500);
@@ -543,10 +555,7 @@ async fn a_window_ending_when_another_begins_is_not_counted_with_it(kit: Kit) {
     .await;
     assert_eq!(b["state"], "placed", "{b}");
     // 1,000 m now, at most 2,500 m ever: a plan `s` for good fits.
-    let o = ok(
-        get(&kit.app_at(t0()), &kit.admin, "/api/v1/fleet/capacity").await,
-        StatusCode::OK,
-    );
+    let o = outlook(&kit).await;
     assert_eq!(o["sites"][0]["peak"]["cpu_millis"], 2500, "{o}");
     let c = book(&kit, &b_org, json!([])).await;
     assert_eq!(c["state"], "placed", "{c}");
@@ -555,13 +564,13 @@ async fn a_window_ending_when_another_begins_is_not_counted_with_it(kit: Kit) {
 async fn dropping_a_smaller_window_must_fit_beside_the_others(kit: Kit) {
     let (a_org, b_org) = federation(&kit).await;
     // `a` runs `l` (2,000 m), only `s` in July; `b` takes July's room for `xl`.
-    let body = json!({"organisation": a_org, "offering": "termine", "plan": "l",
-        "windows": [window("2027-07-01", "2027-07-31", "s")]});
-    let a = ok(
-        post(&kit.app_at(t0()), &kit.admin, "/api/v1/bookings", body).await,
-        StatusCode::CREATED,
-    )["booking"]
-        .clone();
+    let a = book_on(
+        &kit,
+        &a_org,
+        "l",
+        json!([window("2027-07-01", "2027-07-31", "s")]),
+    )
+    .await;
     assert_eq!(a["state"], "placed", "{a}");
     let b = book(
         &kit,
@@ -573,10 +582,7 @@ async fn dropping_a_smaller_window_must_fit_beside_the_others(kit: Kit) {
     // Without its window, `a`'s 2,000 m would hold in July beside `b`'s 3,500 m.
     let r = patch(&kit, a["id"].as_str().unwrap(), json!({"windows": []})).await;
     assert_problem(&r, StatusCode::CONFLICT, Some("/plan"));
-    let o = ok(
-        get(&kit.app_at(t0()), &kit.admin, "/api/v1/fleet/capacity").await,
-        StatusCode::OK,
-    );
+    let o = outlook(&kit).await;
     assert_eq!(
         o["sites"][0]["months"][6]["percent"], 100,
         "July stays full: {o}"
@@ -586,13 +592,13 @@ async fn dropping_a_smaller_window_must_fit_beside_the_others(kit: Kit) {
 async fn a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on(kit: Kit) {
     let (a_org, b_org) = federation(&kit).await;
     // `b` runs `xl`, only `s` in March; `a` runs `s`, `l` in March.
-    let body = json!({"organisation": b_org, "offering": "termine", "plan": "xl",
-        "windows": [window("2027-03-01", "2027-03-31", "s")]});
-    let b = ok(
-        post(&kit.app_at(t0()), &kit.admin, "/api/v1/bookings", body).await,
-        StatusCode::CREATED,
-    )["booking"]
-        .clone();
+    let b = book_on(
+        &kit,
+        &b_org,
+        "xl",
+        json!([window("2027-03-01", "2027-03-31", "s")]),
+    )
+    .await;
     assert_eq!(b["state"], "placed", "{b}");
     let a = book(
         &kit,
@@ -603,41 +609,14 @@ async fn a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on(kit: Kit) 
     assert_eq!(a["state"], "placed", "{a}");
     // The vendor may not drop plan `l`: `a`'s window uses it.
     let mut o = offering("termine", &a_org);
-    let plan = |name: &str, cpu: u64| {
-        json!({"name": name, "display_name": name.to_uppercase(), "replicas": 1,
-               "resources": {"cpu_millis": cpu, "memory_mib": 512, "storage_gib": 10},
-               "monthly_price_cents": 100})
-    };
     o["plans"] = json!([plan("s", 500), plan("xl", 3500)]);
     let r = put(&kit.app, &kit.admin, "/api/v1/offerings/termine", o.clone()).await;
     let detail = assert_problem(&r, StatusCode::CONFLICT, Some("/plans"));
     assert!(detail.contains("plan `l` is used by 1 booking"), "{detail}");
     // An offering stored without it before that rule: written behind the store's back.
-    let mut spec: Value = ok(
-        get(&kit.app, &kit.admin, "/api/v1/offerings/termine").await,
-        StatusCode::OK,
-    );
-    spec["plans"] = o["plans"].clone();
-    let keep = [
-        "name",
-        "display_name",
-        "description",
-        "vendor",
-        "category",
-        "data_classes",
-        "plans",
-        "config_schema",
-    ];
-    let spec: serde_json::Map<String, Value> = spec
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(k, _)| keep.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     let raw = sqlx::AnyPool::connect(&kit.url).await.unwrap();
     sqlx::query("UPDATE offerings SET spec = $1 WHERE name = 'termine'")
-        .bind(Value::Object(spec).to_string())
+        .bind(o.to_string())
         .execute(&raw)
         .await
         .unwrap();
@@ -646,21 +625,10 @@ async fn a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on(kit: Kit) 
     let bookings = verbund_placement::Bookings::new(kit.store.clone());
     let n = bookings.sweep("system/lifecycle", start).await.unwrap();
     assert_eq!(n, 2);
-    let read = async |id: &Value| {
-        ok(
-            get(
-                &kit.app,
-                &kit.admin,
-                &format!("/api/v1/bookings/{}", id.as_str().unwrap()),
-            )
-            .await,
-            StatusCode::OK,
-        )
-    };
-    let a = read(&a["id"]).await;
+    let a = read(&kit, a["id"].as_str().unwrap()).await;
     assert_eq!(a["windows"][0]["state"], "ended", "never begun: {a}");
     assert_eq!(a["plan"], "s");
-    let b = read(&b["id"]).await;
+    let b = read(&kit, b["id"].as_str().unwrap()).await;
     assert_eq!(b["windows"][0]["state"], "active", "{b}");
     assert_eq!(audit_count(&kit, "booking.window-skip").await, 1);
 }
