@@ -435,7 +435,8 @@ async fn submit_booking(b: &Browser, base: &str, admin: &str) -> Value {
     .await
 }
 
-/// Sets a select's value as a person choosing an option would.
+/// Sets a select's value as a person choosing an option would, or a date input's as the
+/// browser's date picker would (`YYYY-MM-DD`, whatever the picker shows in its locale).
 async fn choose(b: &Browser, css: &str, value: &str) {
     b.find(css).await;
     b.js(&format!(
@@ -665,18 +666,6 @@ async fn books_lists_and_groups_through_forms(b: &Browser, base: &str, admin: &s
     );
 }
 
-/// Opens `offering`'s booking form: no control asks for JSON, and the group or list
-/// `legend` (field, text) is titled from the schema.
-/// Sets a date input's value as the browser's date picker would (`YYYY-MM-DD`, whatever
-/// the picker shows in its locale).
-async fn set_date(b: &Browser, css: &str, value: &str) {
-    b.find(css).await;
-    b.js(&format!(
-        "const i = document.querySelector({css:?}); i.value = {value:?}; i.dispatchEvent(new Event('change'));"
-    ))
-    .await;
-}
-
 /// A campaign's peak booked through the form: PostgreSQL on `s` with next spring on `m`.
 /// A window whose last day lies before its first is refused in German at its control and
 /// books nothing; then the booking shows its window, scheduled, and the plan for now.
@@ -697,8 +686,8 @@ async fn books_a_campaign_with_a_capacity_window(b: &Browser, base: &str, admin:
     let before = count().await;
     b.goto("/offerings/postgresql/book").await;
     b.click("#plan-s").await;
-    set_date(b, "#window-1-from", &format!("{year}-05-31")).await;
-    set_date(b, "#window-1-to", &format!("{year}-03-01")).await;
+    choose(b, "#window-1-from", &format!("{year}-05-31")).await;
+    choose(b, "#window-1-to", &format!("{year}-03-01")).await;
     choose(b, "#window-1-plan", "m").await;
     b.click("form.portal-form button.kern-btn--primary[type=submit]")
         .await;
@@ -714,8 +703,8 @@ async fn books_a_campaign_with_a_capacity_window(b: &Browser, base: &str, admin:
     assert!(b.text("#form-errors").await.contains("Zeitfenster 2"));
     b.check_page("booking form with a window error").await;
     assert_eq!(count().await, before, "the refused form booked nothing");
-    set_date(b, "#window-1-from", &format!("{year}-03-01")).await;
-    set_date(b, "#window-1-to", &format!("{year}-05-31")).await;
+    choose(b, "#window-1-from", &format!("{year}-03-01")).await;
+    choose(b, "#window-1-to", &format!("{year}-05-31")).await;
     b.shoot("book-window").await;
     let booking = submit_booking(b, base, admin).await;
     assert_eq!(booking["plan"], "s", "{booking}");
@@ -733,6 +722,8 @@ async fn books_a_campaign_with_a_capacity_window(b: &Browser, base: &str, admin:
     assert!(shown.contains("geplant"), "{shown}");
 }
 
+/// Opens `offering`'s booking form: no control asks for JSON, and the group or list
+/// `legend` (field, text) is titled from the schema.
 async fn open_form(b: &Browser, offering: &str, legend: Option<(&str, &str)>) {
     b.goto(&format!("/offerings/{offering}/book")).await;
     assert_eq!(
