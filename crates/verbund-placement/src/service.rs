@@ -79,7 +79,7 @@ pub(crate) fn candidate(s: &SiteUsage) -> Candidate {
         provider: s.provider.spec.clone(),
         free: s.free(),
         left: s.left(),
-        timeline: s.timeline.clone(),
+        timeline: s.ahead.timeline.clone(),
         preflight: s.preflight.clone(),
     }
 }

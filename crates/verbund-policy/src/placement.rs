@@ -38,8 +38,9 @@ pub struct Candidate {
     /// Its capacity minus what it reserves now, signed (negative when overbooked): what
     /// the room within a window is measured from.
     pub left: Load,
-    /// The changes its bookings' capacity windows will make (empty: none).
-    pub timeline: Timeline,
+    /// The changes its bookings' capacity windows will make (empty: none); shared with
+    /// the store's copy until a placed booking adds its own.
+    pub timeline: Arc<Timeline>,
     pub preflight: Option<SitePreflight>,
 }
 
@@ -373,8 +374,9 @@ impl Placer {
             return;
         }
         if let Some(c) = self.candidates.iter_mut().find(|c| c.site.name == site) {
+            let timeline = Arc::make_mut(&mut c.timeline);
             for w in windows {
-                c.timeline.add_window(w);
+                timeline.add_window(w);
             }
             c.free = capacity::free_at_peak(c.left, &c.timeline);
         }

@@ -32,10 +32,9 @@ pub struct SiteUsage {
     pub provider: Provider,
     /// What its bookings reserve now.
     pub used: Resources,
-    /// The windows ahead of the bookings it holds, by booking id.
-    pub windows: Vec<(String, CapacityWindow)>,
-    /// The changes those windows will make.
-    pub timeline: Timeline,
+    /// The windows ahead of the bookings it holds and the changes they will make: the
+    /// process's copy, shared, not copied into each transaction's usage.
+    pub ahead: Arc<SiteWindows>,
     /// `None` when the site never reported a preflight.
     pub preflight: Option<SitePreflight>,
 }
@@ -54,7 +53,7 @@ impl SiteUsage {
     /// Capacity left at the site's fullest moment ahead: what a booking that holds its
     /// plan for good must fit into.
     pub fn free(&self) -> Resources {
-        capacity::free_at_peak(self.left(), &self.timeline)
+        capacity::free_at_peak(self.left(), &self.ahead.timeline)
     }
 
     /// Its capacity minus what its bookings reserve now, signed (negative when it is
@@ -66,7 +65,13 @@ impl SiteUsage {
     /// The changes ahead without those of booking `id` (whose windows are being
     /// replaced).
     pub fn timeline_without(&self, id: &str) -> Timeline {
-        Timeline::of(self.windows.iter().filter(|(b, _)| b != id).map(|(_, w)| w))
+        Timeline::of(
+            self.ahead
+                .windows
+                .iter()
+                .filter(|(b, _)| b != id)
+                .map(|(_, w)| w),
+        )
     }
 }
 
@@ -207,13 +212,8 @@ async fn usage(conn: &mut AnyConnection, cache: &WindowsCache) -> Result<Vec<Sit
             };
             let used = used.get(&site.spec.name).copied().unwrap_or_default();
             let preflight = preflights.remove(&site.spec.name);
-            let (windows, timeline) = ahead
-                .get(&site.spec.name)
-                .map(|w| (w.windows.clone(), w.timeline.clone()))
-                .unwrap_or_default();
             Ok(SiteUsage {
-                timeline,
-                windows,
+                ahead: ahead.get(&site.spec.name).cloned().unwrap_or_default(),
                 site,
                 provider,
                 used,
@@ -223,12 +223,13 @@ async fn usage(conn: &mut AnyConnection, cache: &WindowsCache) -> Result<Vec<Sit
         .collect()
 }
 
-/// Every site's windows ahead (those not over, of the bookings that hold capacity), by
+/// A site's windows ahead (those not over, of the bookings that hold capacity), by
 /// booking id, with the changes they will make.
 #[derive(Debug, Default)]
-pub(crate) struct SiteWindows {
-    windows: Vec<(String, CapacityWindow)>,
-    timeline: Timeline,
+pub struct SiteWindows {
+    pub windows: Vec<(String, CapacityWindow)>,
+    /// Shared with placement's candidates, which copy it only to add a booking's windows.
+    pub timeline: Arc<Timeline>,
 }
 
 type WindowsAhead = HashMap<String, Arc<SiteWindows>>;
@@ -296,7 +297,10 @@ const STALE_SITES_READ_ONE_BY_ONE: usize = 8;
 /// A site's windows ahead, and the changes they will make.
 fn site_windows_of(windows: Vec<(String, CapacityWindow)>) -> SiteWindows {
     let timeline = Timeline::of(windows.iter().map(|(_, w)| w));
-    SiteWindows { windows, timeline }
+    SiteWindows {
+        windows,
+        timeline: Arc::new(timeline),
+    }
 }
 
 /// The windows not over of a booking's stored windows.

@@ -36,7 +36,9 @@ use tokio::sync::Mutex;
 
 pub use accounts::UserFilter;
 pub use audit::AuditFilter;
-pub use bookings::{BookingFilter, BookingSnapshot, NewBooking, SiteUsage, WindowSchedule};
+pub use bookings::{
+    BookingFilter, BookingSnapshot, NewBooking, SiteUsage, SiteWindows, WindowSchedule,
+};
 pub use catalog::OfferingFilter;
 pub use directory::SiteFilter;
 pub use error::{Result, StoreError};

@@ -98,7 +98,7 @@ pub async fn capacity_outlook(
                 &u.site.spec.provider,
                 u.site.spec.capacity,
                 u.used,
-                &u.timeline,
+                &u.ahead.timeline,
                 now,
                 months,
             );
