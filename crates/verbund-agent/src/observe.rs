@@ -12,6 +12,7 @@
 //! | Namespaces | label `verbund.dev/booking` | one per booking, its id in the label |
 //! | Deployments, StatefulSets | all | Helm charts label their workloads their own way, so the booking's are those *in its namespace* |
 //! | Jobs | label `verbund.dev/smoke-test=true` | the smoke tests |
+//! | Jobs, Pods | label `verbund.dev/export=true` | data exports, with their pods' termination messages |
 //! | HelmReleases (Flux), Applications (Argo CD) | all | the application's own verdict |
 //! | Nodes | all | capacity, site health |
 //! | Pods | not `Succeeded`/`Failed` | requests, for free capacity |
@@ -42,6 +43,12 @@
 //!   test, only whether a Job exists: a namespace without any smoke-test Job reports
 //!   `none`; one with smoke-test Jobs but none for the applied version (the new Job not
 //!   created yet) or without an applied version reports `pending`.
+//! - **export**: the namespace's data-export Job of the highest attempt
+//!   (`data-export-<n>`), if any: `Complete` → succeeded, `Failed` → failed (with the
+//!   Job's or its pod's reason), otherwise running. The sums are its pod's termination
+//!   message (`terminated.message` of the container `data-export`), read as
+//!   [`ExportSums`]; a message that is not is reported as the message, without sums,
+//!   which the control plane does not accept as verified.
 //! - **site**: the API server's `/version`; free capacity is the allocatable of the
 //!   Ready nodes minus the requests of the pods bound to them (not finished; per pod
 //!   the larger of its containers' sum and its largest init container, plus overhead);
@@ -62,6 +69,7 @@ use kube::runtime::reflector::{self, store::Writer, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
+use verbund_domain::ending::{ExportObservation, ExportStatus, ExportSums};
 use verbund_domain::report::{
     BookingObservation, Condition, FreeCapacity, SiteHealth, SiteObservation, SmokeResult,
 };
@@ -73,6 +81,9 @@ use crate::kinds;
 pub const BOOKING_LABEL: &str = "verbund.dev/booking";
 pub const VERSION_LABEL: &str = "verbund.dev/version";
 pub const SMOKE_TEST_LABEL: &str = "verbund.dev/smoke-test";
+pub const EXPORT_LABEL: &str = "verbund.dev/export";
+/// The label the Job controller puts on a Job's pods.
+const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 const MAX_CONDITIONS: usize = 32;
 
 /// Everything [`observe`] reads, at one moment.
@@ -87,6 +98,8 @@ pub struct Snapshot {
     pub applications: Vec<Arc<DynamicObject>>,
     pub nodes: Vec<Arc<Node>>,
     pub pods: Vec<Arc<Pod>>,
+    pub export_jobs: Vec<Arc<Job>>,
+    pub export_pods: Vec<Arc<Pod>>,
 }
 
 /// The site's condition and one observation per booking namespace, sorted by booking.
@@ -102,6 +115,8 @@ fn bookings(s: &Snapshot) -> Vec<BookingObservation> {
         deployments: by_namespace(&s.deployments),
         stateful_sets: by_namespace(&s.stateful_sets),
         jobs: by_namespace(&s.jobs),
+        export_jobs: by_namespace(&s.export_jobs),
+        export_pods: by_namespace(&s.export_pods),
         releases: by_namespace(&s.helm_releases),
         applications: by_label(&s.applications, BOOKING_LABEL),
     };
@@ -125,6 +140,8 @@ struct Index<'s> {
     deployments: BTreeMap<&'s str, Vec<Arc<Deployment>>>,
     stateful_sets: BTreeMap<&'s str, Vec<Arc<StatefulSet>>>,
     jobs: BTreeMap<&'s str, Vec<Arc<Job>>>,
+    export_jobs: BTreeMap<&'s str, Vec<Arc<Job>>>,
+    export_pods: BTreeMap<&'s str, Vec<Arc<Pod>>>,
     releases: BTreeMap<&'s str, Vec<Arc<DynamicObject>>>,
     applications: BTreeMap<&'s str, Vec<Arc<DynamicObject>>>,
 }
@@ -258,7 +275,20 @@ fn booking_in(index: &Index<'_>, booking: &str, namespace: &str) -> BookingObser
         _ => None,
     };
     let smoke_test = smoke(&jobs, applied_version.as_deref());
+    let export = export(
+        index
+            .export_jobs
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+        index
+            .export_pods
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+    );
     BookingObservation {
+        export,
         booking: booking.to_string(),
         applied_version,
         desired_replicas: desired,
@@ -382,6 +412,69 @@ fn smoke(jobs: &[Arc<Job>], applied: Option<&str>) -> SmokeResult {
     } else {
         SmokeResult::Pending
     }
+}
+
+/// The export Job of the highest attempt, as the report states it.
+fn export(jobs: &[Arc<Job>], pods: &[Arc<Pod>]) -> Option<ExportObservation> {
+    let attempt = |j: &Arc<Job>| {
+        j.metadata
+            .name
+            .as_deref()
+            .and_then(|n| n.strip_prefix("data-export-"))
+            .and_then(|n| n.parse::<u32>().ok())
+    };
+    let job = jobs
+        .iter()
+        .filter(|j| attempt(j).is_some())
+        .max_by_key(|j| attempt(j))?;
+    let name = job.metadata.name.clone()?;
+    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let found = |kind: &str| {
+        conditions
+            .into_iter()
+            .flatten()
+            .find(|c| c.type_ == kind && c.status == "True")
+    };
+    let terminated = pods
+        .iter()
+        .filter(|p| p.labels().get(JOB_NAME_LABEL) == Some(&name))
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .filter(|c| c.name == "data-export")
+        .find_map(|c| c.state.as_ref()?.terminated.clone());
+    let said = terminated.as_ref().and_then(|t| t.message.clone());
+    let (status, sums, message) = if let Some(failed) = found("Failed") {
+        let why = failed.message.clone().or(failed.reason.clone());
+        (ExportStatus::Failed, None, said.or(why))
+    } else if found("Complete").is_some() {
+        match said
+            .as_deref()
+            .map(str::trim)
+            .map(serde_json::from_str::<ExportSums>)
+        {
+            Some(Ok(sums)) => (ExportStatus::Succeeded, Some(sums), None),
+            Some(Err(e)) => (
+                ExportStatus::Succeeded,
+                None,
+                Some(format!(
+                    "its termination message is not the export's sums ({e})"
+                )),
+            ),
+            None => (
+                ExportStatus::Succeeded,
+                None,
+                Some("its pod left no termination message".to_string()),
+            ),
+        }
+    } else {
+        (ExportStatus::Running, None, None)
+    };
+    Some(ExportObservation {
+        job: name,
+        status,
+        sums,
+        message: message.map(|m| clean(&m, verbund_domain::ending::MESSAGE_MAX)),
+    })
 }
 
 fn dynamic_condition(o: &DynamicObject, kind: &str) -> Option<Condition> {
@@ -594,6 +687,8 @@ pub struct Stores {
     applications: Store<DynamicObject>,
     nodes: Store<Node>,
     pods: Store<Pod>,
+    export_jobs: Store<Job>,
+    export_pods: Store<Pod>,
 }
 
 impl Stores {
@@ -665,6 +760,8 @@ impl Stores {
                 &client,
                 all().fields("status.phase!=Succeeded,status.phase!=Failed"),
             ),
+            export_jobs: typed(&client, all().labels(&format!("{EXPORT_LABEL}=true"))),
+            export_pods: typed(&client, all().labels(&format!("{EXPORT_LABEL}=true"))),
             client,
         }
     }
@@ -696,6 +793,14 @@ impl Stores {
             .wait_until_ready()
             .await
             .map_err(|_| Error::NotReady("pods"))?;
+        self.export_jobs
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotReady("export jobs"))?;
+        self.export_pods
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::NotReady("export pods"))?;
         Ok(())
     }
 
@@ -712,6 +817,8 @@ impl Stores {
             applications: self.applications.state(),
             nodes: self.nodes.state(),
             pods: self.pods.state(),
+            export_jobs: self.export_jobs.state(),
+            export_pods: self.export_pods.state(),
         })
     }
 }
@@ -755,5 +862,80 @@ mod tests {
             serde_json::json!({"observedGeneration": 4, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2}),
         );
         assert_eq!(deployment_ready(&unseen), 0);
+    }
+
+    fn export_job(attempt: u32, condition: Option<&str>) -> Arc<Job> {
+        let conditions: Vec<serde_json::Value> = condition
+            .map(
+                |c| serde_json::json!({"type": c, "status": "True", "message": "DeadlineExceeded"}),
+            )
+            .into_iter()
+            .collect();
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("data-export-{attempt}"), "namespace": "ns",
+                             "labels": {"verbund.dev/export": "true"}},
+                "status": {"conditions": conditions}
+            }))
+            .unwrap_or_default(),
+        )
+    }
+
+    fn export_pod(attempt: u32, message: &str) -> Arc<Pod> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("data-export-{attempt}-x"), "namespace": "ns",
+                             "labels": {"batch.kubernetes.io/job-name": format!("data-export-{attempt}")}},
+                "status": {"containerStatuses": [{
+                    "name": "data-export", "image": "i", "imageID": "", "ready": false,
+                    "restartCount": 0,
+                    "state": {"terminated": {"exitCode": 0, "message": message}}
+                }]}
+            }))
+            .unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn the_export_is_the_latest_attempts_job_with_its_pods_sums() {
+        let a = "a".repeat(64);
+        let sums = format!(r#"{{"sha256":"{a}","read_back_sha256":"{a}","bytes":42}}"#);
+        assert_eq!(export(&[], &[]), None);
+        let seen = export(
+            &[
+                export_job(1, Some("Failed")),
+                export_job(2, Some("Complete")),
+            ],
+            &[
+                export_pod(1, "AccessDenied"),
+                export_pod(2, &format!("{sums}\n")),
+            ],
+        )
+        .unwrap_or_else(|| panic!("no export"));
+        assert_eq!(seen.job, "data-export-2");
+        assert_eq!(seen.status, ExportStatus::Succeeded);
+        assert_eq!(seen.sums.map(|s| s.bytes), Some(42));
+
+        let failed = export(
+            &[export_job(1, Some("Failed"))],
+            &[export_pod(1, "AccessDenied")],
+        )
+        .unwrap_or_else(|| panic!("no export"));
+        assert_eq!(failed.status, ExportStatus::Failed);
+        assert_eq!(failed.message.as_deref(), Some("AccessDenied"));
+
+        let garbled = export(&[export_job(3, Some("Complete"))], &[export_pod(3, "done")])
+            .unwrap_or_else(|| panic!("no export"));
+        assert_eq!(
+            (garbled.status, garbled.sums),
+            (ExportStatus::Succeeded, None)
+        );
+        assert!(garbled
+            .message
+            .unwrap_or_default()
+            .contains("not the export's sums"));
+
+        let running = export(&[export_job(1, None)], &[]).unwrap_or_else(|| panic!("no export"));
+        assert_eq!(running.status, ExportStatus::Running);
     }
 }

@@ -136,6 +136,7 @@ mod tests {
 
     fn booking(i: usize) -> BookingObservation {
         BookingObservation {
+            export: None,
             booking: format!("b-{i}"),
             applied_version: None,
             desired_replicas: 1,

@@ -170,6 +170,7 @@ fn expected_bookings() -> Vec<BookingObservation> {
     vec![
         // Flux: the HelmRelease is Ready at its generation; two Deployments of the chart.
         BookingObservation {
+            export: None,
             booking: "b-1".into(),
             applied_version: Some("28.0.1".into()),
             desired_replicas: 3,
@@ -184,6 +185,7 @@ fn expected_bookings() -> Vec<BookingObservation> {
         // Plain manifests: 1 of 3 ready, and the smoke test of 1.4.0 failed (the passed
         // one of 1.3.0 does not count).
         BookingObservation {
+            export: None,
             booking: "b-2".into(),
             applied_version: Some("1.4.0".into()),
             desired_replicas: 3,
@@ -198,6 +200,7 @@ fn expected_bookings() -> Vec<BookingObservation> {
         },
         // Flux upgrade under way (observedGeneration behind): no version yet; no smoke Job.
         BookingObservation {
+            export: None,
             booking: "b-3".into(),
             applied_version: None,
             desired_replicas: 1,
@@ -212,6 +215,7 @@ fn expected_bookings() -> Vec<BookingObservation> {
         },
         // Argo CD: Healthy and Synced; the label's `_` is the version's `+`.
         BookingObservation {
+            export: None,
             booking: "b-4".into(),
             applied_version: Some("2.1.0+build.5".into()),
             desired_replicas: 1,
@@ -320,6 +324,8 @@ fn recorded_snapshot() -> Snapshot {
         applications: items("applications.json"),
         nodes: items("nodes.json"),
         pods: items("pods.json"),
+        export_jobs: Vec::new(),
+        export_pods: Vec::new(),
     }
 }
 

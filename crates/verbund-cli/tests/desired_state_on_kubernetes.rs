@@ -776,6 +776,7 @@ impl<'c> Federation<'c> {
         }
         let t0 = self.organisation.created_at;
         let booking = Booking {
+            ending: None,
             id,
             organisation: self.organisation.id.clone(),
             offering: offering.name.clone(),

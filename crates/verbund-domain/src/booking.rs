@@ -29,6 +29,9 @@ pub enum BookingState {
     Active,
     Updating,
     Degraded,
+    /// The booking's end came: its data is being exported; nothing is torn down before
+    /// the export is verified (see [`crate::ending`]).
+    Exporting,
     Cancelling,
     Retained,
     Deleted,
@@ -36,7 +39,7 @@ pub enum BookingState {
 }
 
 impl BookingState {
-    pub const ALL: [BookingState; 11] = [
+    pub const ALL: [BookingState; 12] = [
         BookingState::Requested,
         BookingState::AwaitingApproval,
         BookingState::Placed,
@@ -44,6 +47,7 @@ impl BookingState {
         BookingState::Active,
         BookingState::Updating,
         BookingState::Degraded,
+        BookingState::Exporting,
         BookingState::Cancelling,
         BookingState::Retained,
         BookingState::Deleted,
@@ -59,6 +63,7 @@ impl BookingState {
             BookingState::Active => "active",
             BookingState::Updating => "updating",
             BookingState::Degraded => "degraded",
+            BookingState::Exporting => "exporting",
             BookingState::Cancelling => "cancelling",
             BookingState::Retained => "retained",
             BookingState::Deleted => "deleted",
@@ -79,6 +84,7 @@ impl BookingState {
                 | BookingState::Active
                 | BookingState::Updating
                 | BookingState::Degraded
+                | BookingState::Exporting
                 | BookingState::Cancelling
         )
     }
@@ -131,6 +137,11 @@ pub enum BookingEvent {
     StartUpdate,
     /// The site reports the booking unhealthy.
     Degrade,
+    /// The booking's end came (its last day passed, or the organisation ended it early):
+    /// its data is exported.
+    End,
+    /// The site reported the export done and its checksums agree: it may be torn down.
+    ExportVerified,
     /// The organisation cancels.
     Cancel,
     /// Cancellation done: the workload is gone, the data kept for the retention period.
@@ -149,6 +160,8 @@ impl BookingEvent {
             BookingEvent::BecomeReady => "become-ready",
             BookingEvent::StartUpdate => "start-update",
             BookingEvent::Degrade => "degrade",
+            BookingEvent::End => "end",
+            BookingEvent::ExportVerified => "export-verified",
             BookingEvent::Cancel => "cancel",
             BookingEvent::Retain => "retain",
             BookingEvent::Purge => "purge",
@@ -179,6 +192,10 @@ pub fn transition(
         (S::Provisioning | S::Updating | S::Degraded, E::BecomeReady) => S::Active,
         (S::Active | S::Degraded | S::Provisioning, E::StartUpdate) => S::Updating,
         (S::Provisioning | S::Active | S::Updating, E::Degrade) => S::Degraded,
+        (S::Placed | S::Provisioning | S::Active | S::Updating | S::Degraded, E::End) => {
+            S::Exporting
+        }
+        (S::Exporting, E::ExportVerified) => S::Cancelling,
         (
             S::Requested
             | S::AwaitingApproval
@@ -186,7 +203,8 @@ pub fn transition(
             | S::Provisioning
             | S::Active
             | S::Updating
-            | S::Degraded,
+            | S::Degraded
+            | S::Exporting,
             E::Cancel,
         ) => S::Cancelling,
         (S::Cancelling, E::Retain) => S::Retained,
@@ -354,6 +372,10 @@ pub struct BookingSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 12)]
     pub windows: Vec<crate::capacity::WindowSpec>,
+    /// Makes the booking temporary: its last day, and where its data is exported before
+    /// it is torn down (see [`crate::ending`]). Needs an offering with a data export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<crate::ending::EndingSpec>,
 }
 
 fn empty_object() -> Value {
@@ -380,6 +402,16 @@ impl BookingSpec {
             ));
         }
         let channel = check_channel("/channel", &self.channel)?;
+        if self.ending.is_some() && offering.data_export.is_none() {
+            return Err(Invalid::meaning(
+                "/ending",
+                format!(
+                    "offering `{}` declares no data export, so it cannot be booked for a \
+                     time: nothing could hand its data back at the end",
+                    offering.name
+                ),
+            ));
+        }
         validate_config(&offering.config_schema, &self.config)?;
         check_config_secrets(&offering.config_schema, &self.config)?;
         Ok(channel)
@@ -596,6 +628,9 @@ pub struct Booking {
     /// carried out (the plan it runs is the active window's, else `plan`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub windows: Vec<crate::capacity::CapacityWindow>,
+    /// A temporary booking's end: its last day, export target, reminder and export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<crate::ending::Ending>,
 }
 
 impl Booking {

@@ -168,6 +168,30 @@ pub struct SmokeTest {
     pub timeout_seconds: u32,
 }
 
+/// The offering's data export: a Job of its package that writes a tenant's data to the
+/// organisation's export target when a temporary booking ends (see [`crate::ending`]).
+/// It reads the target from `EXPORT_ENDPOINT`, `EXPORT_BUCKET` and `EXPORT_OBJECT`, the
+/// booking's configuration and declared secrets as the application does, and ends with
+/// [`crate::ending::ExportSums`] as JSON in its termination message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataExport {
+    #[schema(schema_with = image_schema)]
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default = "default_export_timeout")]
+    #[schema(minimum = 1, maximum = 86400)]
+    pub timeout_seconds: u32,
+}
+
+/// The longest timeout of a data export, in seconds (a day).
+pub const EXPORT_TIMEOUT_MAX: u32 = 86_400;
+
+fn default_export_timeout() -> u32 {
+    3600
+}
+
 /// The longest image reference of a smoke test.
 pub const IMAGE_MAX: usize = 500;
 
@@ -223,6 +247,10 @@ pub struct OfferingSpec {
     pub dependencies: Vec<Dependency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke_test: Option<SmokeTest>,
+    /// How a booking's data is exported before a temporary booking is torn down; only
+    /// offerings with one can be booked temporarily.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_export: Option<DataExport>,
     /// Bookings need a federation admin's approval.
     #[serde(default)]
     pub requires_approval: bool,
@@ -346,6 +374,15 @@ impl OfferingSpec {
                 return Err(Invalid::new(
                     "/smoke_test/timeout_seconds",
                     format!("must be between 1 and {SMOKE_TIMEOUT_MAX}"),
+                ));
+            }
+        }
+        if let Some(e) = &self.data_export {
+            check_text("/data_export/image", &e.image, IMAGE_MAX)?;
+            if e.timeout_seconds == 0 || e.timeout_seconds > EXPORT_TIMEOUT_MAX {
+                return Err(Invalid::new(
+                    "/data_export/timeout_seconds",
+                    format!("must be between 1 and {EXPORT_TIMEOUT_MAX}"),
                 ));
             }
         }

@@ -11,6 +11,7 @@ pub mod bounded;
 pub mod capacity;
 pub mod catalog;
 pub mod directory;
+pub mod ending;
 pub mod error;
 pub mod facts;
 pub mod name;

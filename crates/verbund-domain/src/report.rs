@@ -243,6 +243,9 @@ pub struct BookingObservation {
     #[schema(schema_with = conditions_schema)]
     pub conditions: Vec<Condition>,
     pub smoke_test: SmokeResult,
+    /// The booking's export Job, while it is being exported (see [`crate::ending`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<crate::ending::ExportObservation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -386,6 +389,9 @@ impl BookingObservation {
             semver::Version::parse(v).map_err(|e| {
                 Invalid::new("/applied_version", format!("`{v}` is not a version: {e}"))
             })?;
+        }
+        if let Some(e) = &self.export {
+            e.validate("/export")?;
         }
         if self.conditions.len() > MAX_CONDITIONS {
             return Err(Invalid::new(
@@ -592,6 +598,9 @@ pub struct BookingStatus {
     /// Why it is not ready at its desired version, if it is not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Its export Job, as last reported (while it is being exported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<crate::ending::ExportObservation>,
 }
 
 #[cfg(test)]
@@ -600,6 +609,7 @@ mod tests {
 
     fn observation(version: &str, ready: u32, smoke: SmokeResult) -> BookingObservation {
         BookingObservation {
+            export: None,
             booking: "b1".into(),
             applied_version: Some(version.into()),
             desired_replicas: 2,

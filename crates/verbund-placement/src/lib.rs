@@ -6,9 +6,11 @@
 //! inputs from the store and writes their outcome back, atomically.
 
 mod compliance;
+mod ending;
 mod policies;
 mod service;
 
 pub use compliance::ReevaluationSummary;
+pub use ending::EndingPass;
 pub use policies::{document_id, ensure_default_policies, PolicySubmission};
 pub use service::{BookingError, BookingPreview, Bookings, DependencyPreview};

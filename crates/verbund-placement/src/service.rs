@@ -97,7 +97,7 @@ fn chain_ids(chain: &[Organisation]) -> Vec<String> {
     chain.iter().map(|o| o.id.clone()).collect()
 }
 
-fn plan<'a>(o: &'a OfferingSpec, name: &str) -> Result<&'a Plan, BookingError> {
+pub(crate) fn plan<'a>(o: &'a OfferingSpec, name: &str) -> Result<&'a Plan, BookingError> {
     o.plan(name).ok_or_else(|| {
         Invalid::unknown(
             "/plan",
@@ -188,6 +188,7 @@ fn requested(
         undeliverable: None,
         secrets_set: Vec::new(),
         windows,
+        ending: spec.ending.as_ref().map(verbund_domain::ending::Ending::of),
     }
 }
 
@@ -373,6 +374,7 @@ fn place_together(
         main.dependencies.push(id.clone());
         created.push(NewBooking {
             booking: Booking {
+                ending: None,
                 id,
                 organisation: main.organisation.clone(),
                 offering: dep.offering.spec.name.clone(),
@@ -549,7 +551,7 @@ impl Bookings {
         Ok(chain)
     }
 
-    async fn offering(&self, name: &str, field: &str) -> Result<Offering, BookingError> {
+    pub(crate) async fn offering(&self, name: &str, field: &str) -> Result<Offering, BookingError> {
         self.store.get_offering(name).await.map_err(|e| match e {
             StoreError::NotFound { .. } => BookingError::Invalid(Invalid::unknown(
                 field,
@@ -628,6 +630,9 @@ impl Bookings {
             &[],
             now,
         )?;
+        if let Some(ending) = &spec.ending {
+            ending.validate("/ending", now)?;
+        }
         let dependencies = resolve_dependencies(&inp)?;
         self.check_configured_dependencies(&spec.organisation, &dependencies)
             .await?;
@@ -770,6 +775,7 @@ impl Bookings {
         let snap = self.store.booking_snapshot(organisation).await?;
         let mut placer = Placer::new(book, &inp.chain, candidates(&snap.sites), now.date_naive())?;
         let spec = BookingSpec {
+            ending: None,
             organisation: organisation.to_string(),
             offering: offering.to_string(),
             plan: main_plan.name.clone(),
@@ -990,6 +996,7 @@ impl Bookings {
                     next.channel = c.clone();
                 }
                 let spec = BookingSpec {
+                    ending: None,
                     organisation: next.organisation.clone(),
                     offering: next.offering.clone(),
                     plan: next.plan.clone(),
@@ -1143,11 +1150,14 @@ impl Bookings {
             .await?)
     }
 
-    /// Moves bookings through the time-driven part of the lifecycle: `cancelling` →
+    /// Moves bookings through the time-driven part of the lifecycle: capacity windows and
+    /// temporary bookings' ends (see [`Bookings::carry_out_endings`]), `cancelling` →
     /// `retained` (their workload is removed; capacity is freed), and `retained` →
     /// `deleted` once the offering's retention period is over. Returns how many moved.
     pub async fn sweep(&self, actor: &str, now: DateTime<Utc>) -> Result<u64, BookingError> {
         let mut moved = self.carry_out_windows(actor, now).await?;
+        // Before the cancellations: an export verified now is retained in this pass.
+        moved += self.carry_out_endings(actor, now).await?.total();
         for state in [BookingState::Cancelling, BookingState::Retained] {
             let filter = verbund_store::BookingFilter {
                 state: Some(state),

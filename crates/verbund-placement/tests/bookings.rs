@@ -330,6 +330,7 @@ async fn federation(store: Store) -> Fed {
 
 fn spec(organisation: &str, offering: &str, plan: &str, config: Value) -> BookingSpec {
     BookingSpec {
+        ending: None,
         organisation: organisation.into(),
         offering: offering.into(),
         plan: plan.into(),

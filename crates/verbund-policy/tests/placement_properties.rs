@@ -297,6 +297,7 @@ fn offering() -> impl Strategy<Value = OfferingSpec> {
     )
         .prop_map(
             |(name, category, classes, caps, min_k8s, res, secret)| OfferingSpec {
+                data_export: None,
                 name: name.into(),
                 display_name: name.into(),
                 description: String::new(),

@@ -26,6 +26,7 @@
 //!     secrets.yaml              the configuration declared secret, as a SOPS-sealed Secret (see [`sealed`])
 //!     app.yaml                  Flux, Argo CD: what deploys the application as the deployer
 //!     smoke-test.yaml           the smoke-test Job, if the offering has one
+//!     export.yaml               the data export's Job, while the booking is being exported
 //!     app/                      manifests packages: the vendor's manifests (kustomization.yaml, manifests.yaml)
 //!     helm.yaml                 agent sites, Helm packages: the chart the agent renders
 //! ```
@@ -86,6 +87,7 @@ pub mod app;
 pub mod config;
 pub mod crd;
 pub mod error;
+pub mod export;
 pub mod input;
 pub mod names;
 pub mod resources;
@@ -100,6 +102,7 @@ mod yaml;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+use verbund_domain::booking::BookingState;
 use verbund_domain::catalog::{check_package, Package};
 use verbund_domain::directory::{Delivery, Environment, SiteSpec};
 use verbund_domain::tenancy::AgentChart;
@@ -499,6 +502,7 @@ fn booking_files(
         Some(test) => vec![to_value("Job", &smoke::smoke_test_job(t, test, delivery))?],
         None => Vec::new(),
     };
+    let export = export_objects(t, delivery)?;
     Ok(vec![
         (
             "namespace.yaml",
@@ -531,7 +535,28 @@ fn booking_files(
         ("secrets.yaml", secrets),
         ("app.yaml", engine),
         ("smoke-test.yaml", smoke_test),
+        ("export.yaml", export),
     ])
+}
+
+/// The export Job of a booking being exported and its network policy (see
+/// [`export`]); nothing otherwise.
+fn export_objects(t: &Tenant<'_>, delivery: Delivery) -> Result<Vec<Value>> {
+    let booking = t.placed.booking;
+    let ending = booking.ending.as_ref();
+    let (Some(ending), Some(spec)) = (ending, &t.placed.offering.data_export) else {
+        return Ok(Vec::new());
+    };
+    match (&ending.export, booking.state) {
+        (Some(run), BookingState::Exporting) => Ok(vec![
+            to_value("NetworkPolicy", &export::allow_export(t, &ending.export_to))?,
+            to_value(
+                "Job",
+                &export::export_job(t, spec, run, &ending.export_to, delivery),
+            )?,
+        ]),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// Checks a placed booking's parts against each other and against the secrets rule.

@@ -73,16 +73,6 @@ pub(crate) fn smoke_test_job(tenant: &Tenant<'_>, test: &SmokeTest, delivery: De
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    restart_policy: Some("Never".to_string()),
-                    automount_service_account_token: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".to_string(),
-                            ..SeccompProfile::default()
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
                     containers: vec![Container {
                         name: "smoke-test".to_string(),
                         image: Some(test.image.clone()),
@@ -91,7 +81,7 @@ pub(crate) fn smoke_test_job(tenant: &Tenant<'_>, test: &SmokeTest, delivery: De
                         resources: Some(smoke_test_resources()),
                         ..Container::default()
                     }],
-                    ..PodSpec::default()
+                    ..restricted_run_once()
                 }),
             },
             ..JobSpec::default()
@@ -100,8 +90,27 @@ pub(crate) fn smoke_test_job(tenant: &Tenant<'_>, test: &SmokeTest, delivery: De
     }
 }
 
-/// The smoke test's fixed share, requests and limits alike.
-fn smoke_test_resources() -> ResourceRequirements {
+/// A pod that runs once, without the API's token, under Pod Security `restricted`.
+pub(crate) fn restricted_run_once() -> PodSpec {
+    PodSpec {
+        restart_policy: Some("Never".to_string()),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_string(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        ..PodSpec::default()
+    }
+}
+
+/// The smoke test's fixed share, requests and limits alike (the data export has the
+/// same: the namespace's quota keeps it free for either, and a booking being exported
+/// gets no new version, so no smoke test runs beside it).
+pub(crate) fn smoke_test_resources() -> ResourceRequirements {
     let amounts = std::collections::BTreeMap::from([
         ("cpu".to_string(), cpu(SMOKE_TEST_CPU_MILLIS)),
         ("memory".to_string(), memory(SMOKE_TEST_MEMORY_MIB)),
@@ -114,7 +123,7 @@ fn smoke_test_resources() -> ResourceRequirements {
 }
 
 /// A container's share of Pod Security `restricted`.
-fn restricted_container() -> SecurityContext {
+pub(crate) fn restricted_container() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         run_as_non_root: Some(true),

@@ -292,7 +292,7 @@ impl<'a> Tenant<'a> {
         policies
     }
 
-    fn policy(&self, name: &str, spec: NetworkPolicySpec) -> NetworkPolicy {
+    pub(crate) fn policy(&self, name: &str, spec: NetworkPolicySpec) -> NetworkPolicy {
         NetworkPolicy {
             metadata: self.meta(name),
             spec: Some(spec),

@@ -113,6 +113,7 @@ fn manifests(version: &str, manifests: Vec<Value>) -> VersionSpec {
 
 fn booking(id: &str, org: &str, offering: &str, plan: &str, config: Value) -> Booking {
     Booking {
+        ending: None,
         id: id.into(),
         organisation: org.into(),
         offering: offering.into(),

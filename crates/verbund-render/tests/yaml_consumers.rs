@@ -94,6 +94,7 @@ fn versions() -> [VersionSpec; 2] {
 fn booking(id: &str, config: Value) -> Booking {
     let t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap();
     Booking {
+        ending: None,
         id: id.into(),
         organisation: "org".into(),
         offering: "formulare".into(),

@@ -116,6 +116,7 @@ fn reports(started: &[RolloutItem], sequence: u64) -> Vec<(String, SiteReport)> 
             .entry(it.site.as_str())
             .or_default()
             .push(BookingObservation {
+                export: None,
                 booking: it.booking.clone(),
                 applied_version: Some(NEW.into()),
                 desired_replicas: 1,

@@ -146,6 +146,7 @@ impl BookingSim {
         let desired_replicas = d.desired_replicas;
         let target = &self.target;
         let mut obs = BookingObservation {
+            export: None,
             booking: d.booking.clone(),
             applied_version: None,
             desired_replicas,

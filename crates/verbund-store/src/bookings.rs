@@ -116,10 +116,10 @@ pub struct BookingFilter {
 
 pub(crate) const COLUMNS: &str =
     "id, organisation, offering, plan, config, channel, state, site, version, reason, \
-    dependency_of, compliance, created_at, updated_at, state_since, environment, windows";
+    dependency_of, compliance, created_at, updated_at, state_since, environment, windows, ending";
 
 /// How many columns [`COLUMNS`] names.
-const COLUMN_COUNT: usize = 17;
+const COLUMN_COUNT: usize = 18;
 
 pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
     debug_assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
@@ -159,6 +159,11 @@ pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
             .map(from_json)
             .transpose()?
             .unwrap_or_default(),
+        ending: r
+            .try_get::<Option<String>, _>(17)?
+            .as_deref()
+            .map(from_json)
+            .transpose()?,
     })
 }
 
@@ -170,7 +175,10 @@ fn windows_json(b: &Booking) -> Result<Option<String>> {
         .transpose()
 }
 
-const HOLDING: &str = "('placed','provisioning','active','updating','degraded','cancelling')";
+/// The states that hold capacity ([`BookingState::holds_capacity`]), as SQL; the
+/// running totals' triggers (migrations 0003, 0004, 0017) list the same.
+const HOLDING: &str =
+    "('placed','provisioning','active','updating','degraded','exporting','cancelling')";
 
 async fn usage(conn: &mut AnyConnection, cache: &WindowsCache) -> Result<Vec<SiteUsage>> {
     let sites = sqlx::query(
@@ -358,7 +366,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<(
     let b = &n.booking;
     sqlx::query(&format!(
         "INSERT INTO bookings ({COLUMNS}, compliant, decision, cpu_millis, memory_mib, storage_gib) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
     ))
     .bind(&b.id)
     .bind(&b.organisation)
@@ -377,6 +385,7 @@ pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<(
     .bind(ts(&b.state_since))
     .bind(b.environment.as_str())
     .bind(windows_json(b)?)
+    .bind(b.ending.as_ref().map(to_json).transpose()?)
     .bind(i64::from(b.compliance.as_ref().is_none_or(|c| c.compliant)))
     .bind(n.decision.as_ref().map(to_json).transpose()?)
     .bind(n.resources.cpu_millis as i64)
@@ -408,7 +417,8 @@ async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     sqlx::query(
         "UPDATE bookings SET plan = $2, config = $3, channel = $4, state = $5, site = $6, version = $7, \
          reason = $8, compliance = $9, compliant = $10, cpu_millis = $11, memory_mib = $12, storage_gib = $13, \
-         updated_at = $14, state_since = $15, decision = COALESCE($16, decision), windows = $17 WHERE id = $1",
+         updated_at = $14, state_since = $15, decision = COALESCE($16, decision), windows = $17, \
+         ending = $18 WHERE id = $1",
     )
     .bind(&b.id)
     .bind(&b.plan)
@@ -427,6 +437,7 @@ async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     .bind(ts(&b.state_since))
     .bind(n.decision.as_ref().map(to_json).transpose()?)
     .bind(windows_json(b)?)
+    .bind(b.ending.as_ref().map(to_json).transpose()?)
     .execute(&mut *conn)
     .await?;
     if b.state.is_final() {
@@ -753,6 +764,18 @@ impl Store {
         Ok(moved)
     }
 
+    /// Every booking with an ending whose end is not carried out yet: not over, and
+    /// not cancelled (read through the partial index of migration 0017).
+    pub async fn bookings_ending(&self) -> Result<Vec<Booking>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM bookings WHERE ending IS NOT NULL \
+             AND state NOT IN ('cancelling','retained','deleted','rejected') ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(booking).collect()
+    }
+
     pub async fn get_booking(&self, id: &str) -> Result<Booking> {
         let mut conn = self.pool.acquire().await?;
         let mut b = load(&mut conn, id)
@@ -1003,4 +1026,19 @@ fn add_in_sub(s: &mut Select, head: &str, items: &[String]) {
         return;
     }
     s.and_many(head, items.iter().map(|i| Arg::Text(i.clone())).collect());
+}
+
+#[cfg(test)]
+mod tests {
+    use verbund_domain::booking::BookingState;
+
+    #[test]
+    fn holding_lists_the_states_that_hold_capacity() {
+        let states: Vec<String> = BookingState::ALL
+            .into_iter()
+            .filter(|s| s.holds_capacity())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(super::HOLDING, format!("({})", states.join(",")));
+    }
 }

@@ -86,7 +86,7 @@ fn site_status(r: &AnyRow) -> Result<SiteStatus> {
 }
 
 const BOOKING_STATUS_COLUMNS: &str = "booking, site, sequence, observed_at, applied_version, \
-     desired_replicas, ready_replicas, smoke_test, conditions, problem";
+     desired_replicas, ready_replicas, smoke_test, conditions, problem, export";
 
 fn booking_status(r: &AnyRow) -> Result<BookingStatus> {
     let smoke: String = r.try_get(7)?;
@@ -102,10 +102,15 @@ fn booking_status(r: &AnyRow) -> Result<BookingStatus> {
             .ok_or_else(|| StoreError::Corrupt(format!("smoke test result `{smoke}`")))?,
         conditions: from_json(&r.try_get::<String, _>(8)?)?,
         problem: r.try_get(9)?,
+        export: r
+            .try_get::<Option<String>, _>(10)?
+            .as_deref()
+            .map(from_json)
+            .transpose()?,
     })
 }
 
-/// Rows per multi-row upsert: 11 parameters each stays far below both databases' limits.
+/// Rows per multi-row upsert: 12 parameters each stays far below both databases' limits.
 const UPSERT_ROWS: usize = 400;
 
 impl Store {

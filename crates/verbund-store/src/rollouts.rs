@@ -420,6 +420,7 @@ impl Store {
         let dependencies: Vec<String> = bookings.iter().skip(1).map(|b| b.0.clone()).collect();
         for (id, offering, plan_name, config, version, dependency_of) in bookings {
             let booking = Booking {
+                ending: None,
                 id: id.clone(),
                 organisation: organisation.clone(),
                 offering,

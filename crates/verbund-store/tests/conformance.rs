@@ -2007,6 +2007,7 @@ async fn declared_secrets_are_kept_apart_and_sealed_documents_by_digest(store: S
         ("/admin_password", "s3cret!"),
     ]);
     let booking = Booking {
+        ending: None,
         id: "b-1".into(),
         organisation: bund.id.clone(),
         offering: "keycloak".into(),

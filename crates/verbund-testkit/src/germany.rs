@@ -103,6 +103,7 @@ pub fn site(i: usize) -> SiteSpec {
 
 pub fn offering(name: &str, classes: &[DataClass]) -> OfferingSpec {
     OfferingSpec {
+        data_export: None,
         name: name.into(),
         display_name: name.into(),
         description: String::new(),
@@ -318,6 +319,7 @@ impl Fleet {
                     let o = &self.offerings[i % self.offerings.len()];
                     NewBooking {
                         booking: Booking {
+                            ending: None,
                             id: format!("b-{i:06}"),
                             organisation: org.id.clone(),
                             offering: o.name.clone(),

@@ -234,8 +234,8 @@ pub fn badge(state: &str) -> &'static str {
         "active" | "healthy" | "passed" | "completed" | "ok" => "success",
         "degraded" | "unhealthy" | "failed" | "rejected" | "halted" | "aborted" | "rolled-back"
         | "broken" => "danger",
-        "awaiting-approval" | "paused" | "unknown" | "cancelling" | "retained" | "skipped"
-        | "waiting" | "expiring" => "warning",
+        "awaiting-approval" | "paused" | "unknown" | "cancelling" | "exporting" | "retained"
+        | "skipped" | "waiting" | "expiring" => "warning",
         _ => "info",
     }
 }

@@ -141,14 +141,14 @@ pub(super) async fn upsert_observations(
     for chunk in judged.chunks(UPSERT_ROWS) {
         let mut sql = String::from(
             "INSERT INTO booking_status (booking, site, offering, sequence, observed_at, \
-             applied_version, desired_replicas, ready_replicas, smoke_test, conditions, problem) VALUES ",
+             applied_version, desired_replicas, ready_replicas, smoke_test, conditions, problem, export) VALUES ",
         );
         for j in 0..chunk.len() {
             if j > 0 {
                 sql.push_str(", ");
             }
             sql.push('(');
-            sql.push_str(&placeholders(dialect, j * 11 + 1, 11));
+            sql.push_str(&placeholders(dialect, j * 12 + 1, 12));
             sql.push(')');
         }
         sql.push_str(
@@ -157,7 +157,8 @@ pub(super) async fn upsert_observations(
              applied_version = excluded.applied_version, \
              desired_replicas = excluded.desired_replicas, \
              ready_replicas = excluded.ready_replicas, smoke_test = excluded.smoke_test, \
-             conditions = excluded.conditions, problem = excluded.problem",
+             conditions = excluded.conditions, problem = excluded.problem, \
+             export = excluded.export",
         );
         let mut q = sqlx::query(&sql);
         for j in chunk {
@@ -173,7 +174,8 @@ pub(super) async fn upsert_observations(
                 .bind(i64::from(obs.ready_replicas))
                 .bind(obs.smoke_test.as_str())
                 .bind(to_json(&obs.conditions)?)
-                .bind(j.problem.clone());
+                .bind(j.problem.clone())
+                .bind(obs.export.as_ref().map(to_json).transpose()?);
         }
         q.execute(&mut *w.tx).await?;
     }

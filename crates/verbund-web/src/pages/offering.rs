@@ -413,6 +413,7 @@ pub async fn submit(
             }
         };
     let spec = BookingSpec {
+        ending: None,
         organisation: organisation.clone(),
         offering: name.clone(),
         plan: plan.clone(),
