@@ -45,7 +45,7 @@ use crate::AppState;
         tokens::list, tokens::create, tokens::revoke,
         audit::list, audit::verify,
         bookings::list, bookings::create, bookings::read, bookings::update, bookings::cancel,
-        bookings::approve, bookings::reject, bookings::placement, bookings::explain, bookings::preview, bookings::reevaluate,
+        bookings::approve, bookings::reject, bookings::end, bookings::retry_export, bookings::placement, bookings::explain, bookings::preview, bookings::reevaluate,
         policies::list, policies::submit, policies::read, policies::versions, policies::remove,
         desired_state::site, desired_state::booking, desired_state::status,
         reports::create_token, reports::list_tokens, reports::revoke_token, reports::report,

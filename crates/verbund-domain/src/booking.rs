@@ -667,6 +667,10 @@ pub struct BookingPatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_items = 12)]
     pub windows: Option<Vec<crate::capacity::WindowSpec>>,
+    /// A new last day or export target (also to make a booking temporary), until the
+    /// end came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending: Option<crate::ending::EndingSpec>,
 }
 
 fn optional_channel_schema() -> utoipa::openapi::schema::Object {

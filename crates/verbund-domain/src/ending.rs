@@ -212,6 +212,28 @@ impl Ending {
         }
     }
 
+    /// The ending after an organisation entered `spec` at `now` for a booking whose
+    /// ending is `current`: checked like a new one; refused once the end came (the export
+    /// began); the reminder stays given only for the same last day.
+    pub fn changed(
+        current: Option<&Ending>,
+        spec: &EndingSpec,
+        now: DateTime<Utc>,
+    ) -> Result<Ending> {
+        if current.is_some_and(|c| c.export.is_some()) {
+            return Err(Invalid::conflict(
+                "/ending",
+                "the booking has ended and its data is being exported: its end can no longer change",
+            ));
+        }
+        spec.validate("/ending", now)?;
+        let mut next = Ending::of(spec);
+        next.reminded_at = current
+            .filter(|c| c.ends_on == spec.ends_on)
+            .and_then(|c| c.reminded_at);
+        Ok(next)
+    }
+
     pub fn spec(&self) -> EndingSpec {
         EndingSpec {
             ends_on: self.ends_on,

@@ -234,7 +234,7 @@ impl Bookings {
                     (Some(t), _) => t.clone(),
                     (None, Some(e)) => e.export_to.clone(),
                     (None, None) => {
-                        return Err(Invalid::new(
+                        return Err(Invalid::meaning(
                             "/export_to",
                             "the booking names no export target: give the bucket its data \
                              is exported to",

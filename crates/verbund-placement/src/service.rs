@@ -9,6 +9,7 @@ use verbund_domain::capacity::{
 };
 use verbund_domain::catalog::{Offering, OfferingSpec, Plan};
 use verbund_domain::directory::{Environment, Organisation, Resources};
+use verbund_domain::ending::Ending;
 use verbund_domain::Invalid;
 use verbund_policy::{Candidate, Need, PlacementDecision, Placer, PolicyBook, PolicyError, Reason};
 use verbund_store::{NewBooking, SiteUsage, Store, StoreError, StoredPolicy};
@@ -969,7 +970,10 @@ impl Bookings {
         self.store
             .update_booking(actor, id, now, move |b, sites| {
                 if b.state.is_final()
-                    || matches!(b.state, BookingState::Cancelling | BookingState::Retained)
+                    || matches!(
+                        b.state,
+                        BookingState::Exporting | BookingState::Cancelling | BookingState::Retained
+                    )
                 {
                     return Err(Invalid::conflict(
                         "",
@@ -995,8 +999,11 @@ impl Bookings {
                 if let Some(c) = &patch.channel {
                     next.channel = c.clone();
                 }
+                if let Some(e) = &patch.ending {
+                    next.ending = Some(Ending::changed(b.ending.as_ref(), e, now)?);
+                }
                 let spec = BookingSpec {
-                    ending: None,
+                    ending: next.ending.as_ref().map(Ending::spec),
                     organisation: next.organisation.clone(),
                     offering: next.offering.clone(),
                     plan: next.plan.clone(),

@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/bookings/{id}", get(read).patch(update).delete(cancel))
         .route("/bookings/{id}/approve", post(approve))
         .route("/bookings/{id}/reject", post(reject))
+        .route("/bookings/{id}/end", post(end))
+        .route("/bookings/{id}/export/retry", post(retry_export))
         .route("/bookings/{id}/placement", get(placement))
         .route("/placement/explain", post(explain))
         .route("/placement/preview", post(preview))
@@ -395,6 +397,55 @@ pub async fn cancel(
     // desired state goes, and the site tears it down.
     state.reevaluate.notify_one();
     Ok(Json(cancelled))
+}
+
+/// How an organisation ends a booking now.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndRequest {
+    /// Where its data is exported; a temporary booking's own target when left out.
+    #[serde(default)]
+    pub export_to: Option<verbund_domain::ending::ExportTarget>,
+}
+
+/// End a booking now, with its data exported before it is torn down (see the booking's
+/// `ending`): its desired state gains the offering's export Job; once its site reports
+/// the export done and its checksums agree, the booking is cancelled and its record
+/// kept. Nothing is torn down before.
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/end", operation_id = "end_booking", tag = "bookings", request_body = EndRequest,
+    responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<EndRequest>,
+) -> ApiResult<Json<Booking>> {
+    load(&state, &caller, &id, Act::Delete).await?;
+    Ok(Json(
+        state
+            .bookings
+            .end_now(&caller.actor(), &id, request.export_to, state.now())
+            .await?,
+    ))
+}
+
+/// Start a failed data export again: a new attempt, with an export Job of its own.
+#[utoipa::path(post, path = "/api/v1/bookings/{id}/export/retry", operation_id = "retry_booking_export", tag = "bookings",
+    responses((status = 200, body = Booking), (status = 409, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn retry_export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Booking>> {
+    load(&state, &caller, &id, Act::Delete).await?;
+    Ok(Json(
+        state
+            .bookings
+            .retry_export(&caller.actor(), &id, state.now())
+            .await?,
+    ))
 }
 
 /// Approve a booking that awaits approval; it is placed now.

@@ -174,6 +174,15 @@ pub async fn report(
     if !ingested.moves.is_empty() {
         tracing::info!(site = %name, moves = ingested.moves.len(), "site report moved bookings");
     }
+    // A finished export is judged by the lifecycle sweep: now, not at the next timer.
+    let export_finished = report.bookings.iter().any(|b| {
+        b.export
+            .as_ref()
+            .is_some_and(|e| e.status != verbund_domain::ending::ExportStatus::Running)
+    });
+    if ingested.accepted && export_finished {
+        state.reevaluate.notify_one();
+    }
     Ok(Json(ReportReceipt {
         accepted: ingested.accepted,
         sequence: ingested.sequence,

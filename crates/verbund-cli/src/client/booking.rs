@@ -436,6 +436,7 @@ pub async fn booking(a: BookingArgs) -> anyhow::Result<()> {
             no_windows,
         } => {
             let patch = BookingPatch {
+                ending: None,
                 plan,
                 config: config.as_deref().map(read_config).transpose()?,
                 channel,
