@@ -427,22 +427,37 @@ async fn housekeeping(state: AppState) {
     }
 }
 
-/// How long housekeeping may sleep: until the next capacity window starts or ends (so
-/// that it changes at 00:00 German time, not up to a pass later), at most
-/// [`HOUSEKEEPING_EVERY`]. A window entered meanwhile is carried out at the next pass.
+/// How long housekeeping may sleep: until the next capacity window starts or ends, or a
+/// temporary booking's reminder or end is due (so that it happens at 00:00 German time,
+/// not up to a pass later), at most [`HOUSEKEEPING_EVERY`]. A window or ending entered
+/// meanwhile is carried out at the next pass.
 async fn until_next_pass(state: &AppState) -> std::time::Duration {
     let now = state.now();
-    match state.store.window_schedule(now).await {
-        Ok(s) => s
-            .next
-            .and_then(|t| (t - now).to_std().ok())
-            .map_or(HOUSEKEEPING_EVERY, |d| d.min(HOUSEKEEPING_EVERY)),
+    let window = match state.store.window_schedule(now).await {
+        Ok(s) => s.next,
         Err(e) => {
             tracing::error!(error = %e, "reading the capacity windows' schedule failed");
-            HOUSEKEEPING_EVERY
+            None
         }
-    }
+    };
+    let ending = match state.bookings.next_ending().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "reading the temporary bookings' ends failed");
+            None
+        }
+    };
+    window
+        .into_iter()
+        .chain(ending)
+        .min()
+        // Due already: the last pass could not carry it out; try again in a while.
+        .map(|t| (t - now).to_std().unwrap_or(OVERDUE_RETRY))
+        .map_or(HOUSEKEEPING_EVERY, |d| d.min(HOUSEKEEPING_EVERY))
 }
+
+/// How soon housekeeping tries again a change that was due but not carried out.
+const OVERDUE_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How often silent sites are looked for. Reads answer `unknown` the moment a site is
 /// silent past its interval anyway; this pass records it once in the audit trail.

@@ -14,7 +14,7 @@ use verbund_domain::capacity::{german_date, local_today};
 use verbund_domain::catalog::OfferingSpec;
 use verbund_domain::directory::Resources;
 use verbund_domain::ending::{
-    due_step, judge_export, Ending, EndingStep, ExportOutcome, ExportRun, ExportTarget,
+    due_step, judge_export, next_due, Ending, EndingStep, ExportOutcome, ExportRun, ExportTarget,
     ExportVerdict,
 };
 use verbund_domain::Invalid;
@@ -68,6 +68,18 @@ impl Bookings {
             }
         }
         Ok(pass)
+    }
+
+    /// The next instant a temporary booking needs the sweep (a reminder or an end), if
+    /// any: housekeeping sleeps no longer.
+    pub async fn next_ending(&self) -> Result<Option<DateTime<Utc>>, BookingError> {
+        Ok(self
+            .store()
+            .bookings_ending()
+            .await?
+            .iter()
+            .filter_map(|b| b.ending.as_ref().and_then(next_due))
+            .min())
     }
 
     async fn ending_step(

@@ -18,6 +18,7 @@ const BOOKING_LABEL: &str = "verbund.dev/booking";
 const VERSION_LABEL: &str = "verbund.dev/version";
 const OFFERING_LABEL: &str = "verbund.dev/offering";
 const SMOKE_LABEL: &str = "verbund.dev/smoke-test";
+const EXPORT_LABEL: &str = "verbund.dev/export";
 
 fn documents(path: &str, bytes: &[u8]) -> Result<Vec<Value>> {
     use serde::Deserialize;
@@ -108,9 +109,9 @@ pub fn booking(
     let name = text(&namespace, &["metadata", "name"])
         .or_else(|| folder.rsplit('/').next().map(String::from))
         .unwrap_or_default();
-    let (desired_replicas, smoke_test) = match files.app {
+    let (desired_replicas, smoke_test, export_job) = match files.app {
         Some(app) => app_facts(&documents(&format!("{folder}/app.yaml"), app)?),
-        None => (1, false),
+        None => (1, false, None),
     };
     let quota = match files.quota {
         Some(q) => quota(&documents(&format!("{folder}/quota.yaml"), q)?),
@@ -124,21 +125,26 @@ pub fn booking(
         version,
         desired_replicas,
         smoke_test,
+        export_job,
         quota,
     }))
 }
 
 /// Desired replicas (Deployments and StatefulSets summed, else the Helm values'
-/// `replicaCount`, else 1) and whether a smoke-test Job is there.
-fn app_facts(docs: &[Value]) -> (u32, bool) {
+/// `replicaCount`, else 1), whether a smoke-test Job is there, and the data-export Job's
+/// name, if one is.
+fn app_facts(docs: &[Value]) -> (u32, bool, Option<String>) {
     let mut workloads: Option<u32> = None;
     let mut helm: Option<u32> = None;
     let mut smoke = false;
+    let mut export = None;
     for doc in docs {
         let kind = text(doc, &["kind"]).unwrap_or_default();
-        let smoke_label = text(doc, &["metadata", "labels", SMOKE_LABEL]);
+        let marked =
+            |label: &str| text(doc, &["metadata", "labels", label]).as_deref() == Some("true");
         match kind.as_str() {
-            "Job" if smoke_label.as_deref() == Some("true") => smoke = true,
+            "Job" if marked(SMOKE_LABEL) => smoke = true,
+            "Job" if marked(EXPORT_LABEL) => export = text(doc, &["metadata", "name"]),
             "Deployment" | "StatefulSet" => {
                 let n = count(doc, &["spec", "replicas"]).unwrap_or(1);
                 workloads = Some(workloads.unwrap_or(0).saturating_add(n));
@@ -158,7 +164,7 @@ fn app_facts(docs: &[Value]) -> (u32, bool) {
             _ => {}
         }
     }
-    (workloads.or(helm).unwrap_or(1), smoke)
+    (workloads.or(helm).unwrap_or(1), smoke, export)
 }
 
 /// The requests of the ResourceQuotas.

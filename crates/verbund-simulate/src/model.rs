@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use verbund_domain::ending::{ExportObservation, ExportStatus, ExportSums};
 use verbund_domain::report::{BookingObservation, Condition, SmokeResult};
 
 use crate::faults::Faults;
@@ -59,6 +60,8 @@ pub struct DesiredBooking {
     pub desired_replicas: u32,
     /// Whether `app.yaml` carries a smoke-test Job.
     pub smoke_test: bool,
+    /// The data-export Job (`export.yaml`) of a booking being exported.
+    pub export_job: Option<String>,
     /// What the ResourceQuota requests.
     pub quota: Resources,
 }
@@ -89,6 +92,8 @@ pub struct BookingSim {
     /// The newest desired version.
     target: Rollout,
     smoke_delay: Duration,
+    /// Since when the current export Job is there.
+    export_since: Option<Instant>,
 }
 
 impl BookingSim {
@@ -96,6 +101,7 @@ impl BookingSim {
     /// (the caller adds jitter).
     pub fn new(desired: DesiredBooking, now: Instant, delay: Duration, smoke: Duration) -> Self {
         BookingSim {
+            export_since: desired.export_job.as_ref().map(|_| now),
             target: Rollout {
                 version: desired.version.clone(),
                 ready_at: now + delay,
@@ -128,6 +134,9 @@ impl BookingSim {
                 version: desired.version.clone(),
                 ready_at: now + delay,
             };
+        }
+        if desired.export_job != self.desired.export_job {
+            self.export_since = desired.export_job.as_ref().map(|_| now);
         }
         self.desired = desired;
     }
@@ -199,7 +208,40 @@ impl BookingSim {
             };
         }
         obs.applied_version = Some(version);
+        obs.export = self.export(now);
         obs
+    }
+
+    /// The export Job: running, then (after the smoke test's delay) succeeded with
+    /// simulated sums — a SHA-256 of the booking and the Job's name, as written and as
+    /// read back.
+    fn export(&self, now: Instant) -> Option<ExportObservation> {
+        use sha2::Digest;
+        let job = self.desired.export_job.clone()?;
+        if self
+            .export_since
+            .is_none_or(|since| now < since + self.smoke_delay)
+        {
+            return Some(ExportObservation {
+                job,
+                status: ExportStatus::Running,
+                sums: None,
+                message: None,
+            });
+        }
+        let sha256 = hex::encode(sha2::Sha256::digest(
+            format!("{}/{job}", self.desired.booking).as_bytes(),
+        ));
+        Some(ExportObservation {
+            job,
+            status: ExportStatus::Succeeded,
+            sums: Some(ExportSums {
+                read_back_sha256: sha256.clone(),
+                sha256,
+                bytes: 1 << 20,
+            }),
+            message: Some("simulated".into()),
+        })
     }
 }
 
@@ -223,6 +265,7 @@ mod tests {
 
     fn booking(version: &str, smoke: bool) -> DesiredBooking {
         DesiredBooking {
+            export_job: None,
             booking: "b1".into(),
             namespace: "formulare-x".into(),
             environment: "prod".into(),
@@ -247,6 +290,26 @@ mod tests {
     ) -> (Option<String>, u32, SmokeResult) {
         let o = sim.observe("site", at(t0, ms), faults);
         (o.applied_version, o.ready_replicas, o.smoke_test)
+    }
+
+    #[test]
+    fn an_export_job_runs_then_succeeds_with_agreeing_sums() {
+        let t0 = Instant::now();
+        let none = Faults::default();
+        let mut sim = BookingSim::new(booking("1.0.0", false), t0, L, S);
+        assert_eq!(sim.observe("site", at(t0, 2500), &none).export, None);
+        let exporting = DesiredBooking {
+            export_job: Some("data-export-1".into()),
+            ..booking("1.0.0", false)
+        };
+        sim.update(exporting, at(t0, 3000), L, &none);
+        let running = sim.observe("site", at(t0, 3500), &none).export.unwrap();
+        assert_eq!(running.status, ExportStatus::Running);
+        let done = sim.observe("site", at(t0, 4000), &none).export.unwrap();
+        assert_eq!(done.status, ExportStatus::Succeeded);
+        let sums = done.sums.unwrap();
+        assert_eq!(sums.sha256, sums.read_back_sha256);
+        assert!(done.job == "data-export-1" && sums.bytes > 0);
     }
 
     #[test]

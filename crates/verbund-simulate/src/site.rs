@@ -213,6 +213,7 @@ mod tests {
 
     fn desired(booking: &str, version: &str, cpu: u64) -> DesiredBooking {
         DesiredBooking {
+            export_job: None,
             booking: booking.into(),
             namespace: format!("ns-{booking}"),
             environment: "prod".into(),

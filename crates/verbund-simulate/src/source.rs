@@ -405,7 +405,7 @@ impl GitReader {
         oid: &str,
     ) -> Result<Option<DesiredBooking>> {
         // What deploys the application: the engine's objects, an agent's chart, the
-        // vendor's manifests in `app/`, and the smoke test.
+        // vendor's manifests in `app/`, the smoke test and the data export.
         let mut namespace = None;
         let mut quota = None;
         let mut app: Vec<u8> = Vec::new();
@@ -419,7 +419,7 @@ impl GitReader {
             match (entry.name.as_str(), entry.is_tree) {
                 ("namespace.yaml", false) => namespace = self.blob(&entry.oid)?,
                 ("quota.yaml", false) => quota = self.blob(&entry.oid)?,
-                ("app.yaml" | "helm.yaml" | "smoke-test.yaml", false) => {
+                ("app.yaml" | "helm.yaml" | "smoke-test.yaml" | "export.yaml", false) => {
                     add(self.blob(&entry.oid)?)
                 }
                 ("app", true) => {
