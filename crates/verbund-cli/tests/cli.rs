@@ -818,6 +818,77 @@ fn agent_manifests_refuse_a_bad_namespace() {
 /// booking; a window that is not one is refused in a sentence before anything is sent,
 /// and one the API refuses books nothing.
 #[test]
+fn a_booking_for_a_time_takes_its_end_and_ends_with_an_export() {
+    use chrono::Datelike;
+    let s = Server::start();
+    let bund_id = s.create_bund();
+    let text = offering(&bund_id, &["29.0.0"]).replace(
+        "versions:\n",
+        "  data_export: {image: registry.example.de/nextcloud-export:1, command: [/export]}\nversions:\n",
+    );
+    let file = s.file("nextcloud.yaml", &text);
+    s.ok(&["offering", "publish", "-f", &file]);
+    s.ok(&[
+        "provider",
+        "apply",
+        "-f",
+        &s.file("provider.yaml", PROVIDER),
+    ]);
+    let sites = s.file("site.yaml", &site("nordwerk-hh-1", "DE-HH", "1.31"));
+    s.ok(&["site", "apply", "-f", &sites]);
+    let last_day = format!("{}-06-30", chrono::Utc::now().year() + 1);
+    let book = |extra: &[&str]| -> Vec<String> {
+        [
+            "book",
+            "--org",
+            &bund_id,
+            "--offering",
+            "nextcloud",
+            "--plan",
+            "s",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect()
+    };
+    // Both or neither, and a target clap can read.
+    let err = s.run(&strs(&book(&["--ends-on", &last_day]))).fails();
+    assert!(err.contains("--export-to"), "{err}");
+    let err = s
+        .run(&strs(&book(&[
+            "--ends-on",
+            &last_day,
+            "--export-to",
+            "http://s3.example.de/b-1",
+        ])))
+        .fails();
+    assert!(err.contains("is not an export target"), "{err}");
+    let listed = s.json(&["booking", "list"]);
+    assert_eq!(items(&listed).len(), 0, "nothing was booked: {listed}");
+    let created = s.json(&strs(&book(&[
+        "--ends-on",
+        &last_day,
+        "--export-to",
+        "https://s3.example.de/exporte/cloud",
+    ])));
+    let b = &created["booking"];
+    assert_eq!(b["ending"]["ends_on"], last_day.as_str(), "{created}");
+    assert_eq!(b["ending"]["export_to"]["prefix"], "cloud/");
+    let id = b["id"].as_str().expect("id");
+    // Ended early: exporting, and the table says to where.
+    let out = s.ok(&["booking", "end", id]);
+    assert!(out.contains("exporting"), "{out}");
+    assert!(
+        out.contains("its data is exported to https://s3.example.de/exporte/cloud/"),
+        "{out}"
+    );
+    assert!(out.contains("Job data-export-1"), "{out}");
+    let err = s.run(&["booking", "retry-export", id]).fails();
+    assert!(err.contains("still running"), "{err}");
+}
+
+#[test]
 fn book_takes_capacity_windows() {
     use chrono::Datelike;
     let s = Server::start();

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use verbund_domain::booking::{Booking, BookingPatch};
 use verbund_domain::capacity::WindowSpec;
 use verbund_domain::directory::Organisation;
+use verbund_domain::ending::{EndingSpec, ExportOutcome, ExportTarget};
 use verbund_domain::page::Page;
 
 use super::http::{segment, Api, ConnArgs};
@@ -41,11 +42,35 @@ pub struct BookArgs {
     /// holds between them, e.g. `--window 2027-03-01..2027-05-31=l` (repeatable).
     #[arg(long = "window", value_name = "FROM..TO=PLAN")]
     windows: Vec<WindowSpec>,
+    #[command(flatten)]
+    ending: EndingArgs,
     /// The request's `Idempotency-Key` (default: a new random one). The command sends
     /// it again when an answer is lost; pass the key a failed command named to retry
     /// it later without booking twice (keys count for 24 hours).
     #[arg(long, value_name = "KEY")]
     idempotency_key: Option<String>,
+}
+
+/// A temporary booking's end: both or neither.
+#[derive(Debug, Args)]
+struct EndingArgs {
+    /// The last day the booking runs (German local time), e.g. `2027-06-30`; then its
+    /// data is exported to `--export-to` and it is torn down.
+    #[arg(long, value_name = "DATE", requires = "export_to")]
+    ends_on: Option<chrono::NaiveDate>,
+    /// Where its data is exported at the end: an S3-compatible bucket as one address,
+    /// e.g. `https://s3.stadt.de/bucket/prefix/`.
+    #[arg(long, value_name = "URL", requires = "ends_on")]
+    export_to: Option<ExportTarget>,
+}
+
+impl EndingArgs {
+    fn spec(self) -> Option<EndingSpec> {
+        Some(EndingSpec {
+            ends_on: self.ends_on?,
+            export_to: self.export_to?,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -95,7 +120,21 @@ enum BookingCommand {
         /// Remove the capacity windows not begun.
         #[arg(long, conflicts_with = "windows")]
         no_windows: bool,
+        /// A new last day and export target (also makes a booking temporary).
+        #[command(flatten)]
+        ending: EndingArgs,
     },
+    /// End a booking now: its data is exported (to its own target, or `--export-to`),
+    /// and it is torn down once its site reports the export verified.
+    End {
+        id: String,
+        /// Where its data is exported, e.g. `https://s3.stadt.de/bucket/prefix/`
+        /// (needed for a booking that was not booked for a time).
+        #[arg(long, value_name = "URL")]
+        export_to: Option<ExportTarget>,
+    },
+    /// Start a failed data export again (a new attempt with a Job of its own).
+    RetryExport { id: String },
     /// Cancel a booking (its data is kept for the offering's retention period).
     Cancel { id: String },
     /// Approve a booking that awaits approval (federation admins).
@@ -157,6 +196,36 @@ fn row(b: &Booking) -> Vec<String> {
             _ => "yes".into(),
         },
     ]
+}
+
+/// A temporary booking's end and export, in a sentence or two (tables only).
+fn print_ending(format: Format, b: &Booking) {
+    let (Format::Table, Some(e)) = (format, &b.ending) else {
+        return;
+    };
+    println!(
+        "\nEnds after {}; its data is exported to {}",
+        e.ends_on,
+        e.export_to.url()
+    );
+    if let Some(run) = &e.export {
+        let state = match &run.outcome {
+            ExportOutcome::Running => "running".to_string(),
+            ExportOutcome::Verified { sha256, bytes, .. } => {
+                format!("verified: {bytes} bytes, SHA-256 {sha256}")
+            }
+            ExportOutcome::Failed { reason, .. } => format!(
+                "failed: {reason}\nNothing is torn down; try again with `verbund booking retry-export {}`.",
+                b.id
+            ),
+        };
+        println!(
+            "Export {} (Job {}, object {}): {state}",
+            run.attempt,
+            run.job(),
+            run.object
+        );
+    }
 }
 
 /// An organisation id, looked up by key when the argument is all digits.
@@ -343,6 +412,7 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
         "config": config,
         "channel": a.channel,
         "windows": a.windows,
+        "ending": a.ending.spec(),
     });
     let key = a
         .idempotency_key
@@ -413,6 +483,7 @@ pub async fn booking(a: BookingArgs) -> anyhow::Result<()> {
         BookingCommand::Get { id } => {
             let b: Booking = api.get(&format!("/bookings/{}", segment(&id)), &[]).await?;
             print_one(format, &b, HEADERS, row)?;
+            print_ending(format, &b);
             if let (Format::Table, Some(u)) = (format, &b.undeliverable) {
                 println!(
                     "\nNot delivered since {}: {}\nIts site keeps the last version that could be delivered; correct the configuration with `verbund booking update`.",
@@ -434,9 +505,10 @@ pub async fn booking(a: BookingArgs) -> anyhow::Result<()> {
             channel,
             windows,
             no_windows,
+            ending,
         } => {
             let patch = BookingPatch {
-                ending: None,
+                ending: ending.spec(),
                 plan,
                 config: config.as_deref().map(read_config).transpose()?,
                 channel,
@@ -450,6 +522,30 @@ pub async fn booking(a: BookingArgs) -> anyhow::Result<()> {
                 )
                 .await?;
             print_one(format, &b, HEADERS, row)
+        }
+        BookingCommand::End { id, export_to } => {
+            let (_, b): (_, Booking) = api
+                .write(
+                    Method::POST,
+                    &format!("/bookings/{}/end", segment(&id)),
+                    &json!({"export_to": export_to}),
+                )
+                .await?;
+            print_one(format, &b, HEADERS, row)?;
+            print_ending(format, &b);
+            Ok(())
+        }
+        BookingCommand::RetryExport { id } => {
+            let (_, b): (_, Booking) = api
+                .write(
+                    Method::POST,
+                    &format!("/bookings/{}/export/retry", segment(&id)),
+                    &json!({}),
+                )
+                .await?;
+            print_one(format, &b, HEADERS, row)?;
+            print_ending(format, &b);
+            Ok(())
         }
         BookingCommand::Cancel { id } => {
             let b: Booking = api.delete(&format!("/bookings/{}", segment(&id))).await?;
