@@ -23,7 +23,12 @@
 //!   registers its age recipient, and the production agent, started with
 //!   `--age-identity`, opens the booking's sealed `secrets.yaml` and applies the Secret
 //!   with the value (the test environment's agent has no identity and no such booking);
-//! - a cancellation prunes the namespace until it is gone;
+//! - the booking is ended with its data exported: the offering's export Job is applied
+//!   with its network policy and runs on a kwok node (kwok runs no containers, so the
+//!   test states what the export container would as its termination message, through
+//!   kwok's stage for export pods); an attempt whose checksums disagree keeps everything,
+//!   the retried attempt is verified, and only then is the namespace pruned until it is
+//!   gone;
 //! - a booking of a Helm chart (the project's own Bauantrag online, served from a local
 //!   Helm repository) is rendered by the agent with `helm template` and runs within its
 //!   quota, while its dependencies' charts, which cannot be fetched here (public
@@ -43,10 +48,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{json, Value};
 use verbund_testcluster::{
@@ -264,6 +270,30 @@ async fn namespace_of(client: &Client, id: &str) -> Option<String> {
         .await
         .ok()?;
     list.items.first()?.metadata.name.clone()
+}
+
+/// The running pod of the export Job `job` in `namespace`, by name.
+async fn export_pod(client: &Client, namespace: &str, job: &str) -> Option<String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .ok()?;
+    pods.items
+        .into_iter()
+        .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .and_then(|p| p.metadata.name)
+}
+
+/// Plays the export container on a kwok node: annotates its pod with what the container
+/// states as its termination message when it ends, which kwok's stage for export pods
+/// turns into the pod's end (`src/kwok.yaml` of `verbund-testcluster`).
+async fn finish_export(client: &Client, namespace: &str, pod: &str, message: &str) {
+    let patch = json!({"metadata": {"annotations": {
+        "kwok.verbund.dev/termination-message": message}}});
+    Api::<Pod>::namespaced(client.clone(), namespace)
+        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate the export's pod");
 }
 
 /// Starts a rollout of `version` with a short bake time, one booking per wave.
@@ -647,14 +677,99 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
         assert_ne!(booking(&base, &admin, id).await["state"], "active", "{id}");
     }
 
-    // Cancelled: the namespace is pruned until it is gone.
-    let r = reqwest::Client::new()
-        .delete(format!("{base}/api/v1/bookings/{id}"))
-        .bearer_auth(&admin)
-        .send()
+    // Ended early, its data exported to Dresden's bucket: the export Job and its network
+    // policy are applied beside the running application, and its pod runs on a kwok node.
+    let target = json!({"endpoint": "https://s3.dresden.de", "bucket": "exporte",
+                        "prefix": "hundesteuer/"});
+    let ended = post(
+        &base,
+        &admin,
+        &format!("/bookings/{id}/end"),
+        &json!({"export_to": target}),
+        200,
+    )
+    .await;
+    assert_eq!(ended["state"], "exporting", "{ended}");
+    let first = until("the first export's pod runs", LIMIT, async || {
+        export_pod(&client, &ns, "data-export-1").await
+    })
+    .await;
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
+        .get("allow-export")
         .await
-        .expect("cancel");
-    assert_eq!(r.status().as_u16(), 200);
+        .expect("allow-export is applied");
+    assert_eq!(
+        policy.spec.and_then(|s| s.egress).map(|e| e.len()),
+        Some(1),
+        "one way out, for the export's pods"
+    );
+    let job = Api::<Job>::namespaced(client.clone(), &ns)
+        .get("data-export-1")
+        .await
+        .expect("the export Job");
+    let env: Vec<String> = job
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers)
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|c| c.env.unwrap_or_default())
+        .map(|e| format!("{}={}", e.name, e.value.unwrap_or_default()))
+        .collect();
+    assert!(
+        env.contains(&"EXPORT_BUCKET=exporte".to_string()),
+        "{env:?}"
+    );
+    // The target holds other bytes than were written: the attempt fails and nothing goes.
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    let sums = |written: &str, read_back: &str| {
+        json!({"sha256": written, "read_back_sha256": read_back, "bytes": 4096}).to_string()
+    };
+    finish_export(&client, &ns, &first, &sums(&a, &b)).await;
+    let failed = until("the first export is judged failed", LIMIT, async || {
+        let b = booking(&base, &admin, &id).await;
+        (b["ending"]["export"]["outcome"]["state"] == "failed").then_some(b)
+    })
+    .await;
+    assert_eq!(failed["state"], "exporting", "{failed}");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("read back"),
+        "{failed}"
+    );
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), &ns)
+            .get_opt("hundesteuer")
+            .await
+            .expect("deployments")
+            .is_some(),
+        "nothing is torn down before the data is out"
+    );
+    // Tried again: a Job of its own; this time the sums agree, and the booking goes.
+    post(
+        &base,
+        &admin,
+        &format!("/bookings/{id}/export/retry"),
+        &json!({}),
+        200,
+    )
+    .await;
+    let second = until("the second export's pod runs", LIMIT, async || {
+        export_pod(&client, &ns, "data-export-2").await
+    })
+    .await;
+    finish_export(&client, &ns, &second, &sums(&a, &a)).await;
+    let verified = until("the export is verified", LIMIT, async || {
+        let b = booking(&base, &admin, &id).await;
+        (b["ending"]["export"]["outcome"]["state"] == "verified").then_some(b)
+    })
+    .await;
+    assert_eq!(
+        verified["ending"]["export"]["outcome"]["sha256"],
+        a.as_str()
+    );
     until("the namespace is gone", LIMIT, async || {
         Api::<Namespace>::all(client.clone())
             .get_opt(&ns)

@@ -11,8 +11,10 @@
 //! (requests and limits alike): one more pod share for the surge pod of a rolling update
 //! (Kubernetes starts the new pod before it stops an old one), and the smoke-test Job's
 //! own fixed share ([`SMOKE_TEST_CPU_MILLIS`], [`SMOKE_TEST_MEMORY_MIB`]) where the offering
-//! has a smoke test. Without that room, an update or a smoke test of a booking at its
-//! plan's full size could never start.
+//! has a smoke test, or while the booking's data is being exported (the export Job takes
+//! the same share; a booking being exported gets no new version, so no smoke test runs
+//! beside it). Without that room, an update, a smoke test or an export of a booking at
+//! its plan's full size could never start.
 
 use std::collections::BTreeMap;
 
@@ -63,11 +65,12 @@ pub const SMOKE_TEST_CPU_MILLIS: u64 = 100;
 pub const SMOKE_TEST_MEMORY_MIB: u64 = 128;
 
 /// The namespace's hard quota: the plan's total, one pod share for a rolling update's
-/// surge pod, and the smoke test's share if there is one; requests and limits alike.
-pub fn quota_hard(plan: &Plan, smoke_test: bool) -> BTreeMap<String, Quantity> {
+/// surge pod, and a Job's share (the smoke test's or the data export's) if one may run;
+/// requests and limits alike.
+pub fn quota_hard(plan: &Plan, job_room: bool) -> BTreeMap<String, Quantity> {
     let r = plan.resources;
     let share = pod_share(plan);
-    let (test_cpu, test_memory) = if smoke_test {
+    let (test_cpu, test_memory) = if job_room {
         (SMOKE_TEST_CPU_MILLIS, SMOKE_TEST_MEMORY_MIB)
     } else {
         (0, 0)

@@ -43,6 +43,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use serde_json::Value;
+use verbund_domain::booking::BookingState;
 
 use crate::crd::{
     ExternalSecret, ExternalSecretDataFrom, ExternalSecretSpec, ExternalSecretTarget,
@@ -173,7 +174,8 @@ impl<'a> Tenant<'a> {
             spec: Some(ResourceQuotaSpec {
                 hard: Some(resources::quota_hard(
                     self.placed.plan,
-                    self.placed.offering.smoke_test.is_some(),
+                    self.placed.offering.smoke_test.is_some()
+                        || self.placed.booking.state == BookingState::Exporting,
                 )),
                 ..ResourceQuotaSpec::default()
             }),

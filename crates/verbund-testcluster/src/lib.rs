@@ -12,7 +12,7 @@
 //! | kube-apiserver | secure port (HTTPS) | RBAC; the default admission plugins, PodSecurity included; `--allow-privileged` (refusing privileged pods is PodSecurity's job); services `10.96.0.0/16`; `--endpoint-reconciler-type=none` (a loopback address cannot be the `kubernetes` Service's endpoint) |
 //! | kube-controller-manager | secure port (`/healthz`, `/metrics`) | all default controllers; no leader election |
 //! | kube-scheduler | secure port (`/healthz`, `/metrics`) | no leader election |
-//! | kwok | health and metrics (HTTP) | manages nodes annotated `kwok.x-k8s.io/node=fake` with node leases; its stages (`src/kwok.yaml`, kwok v0.8 has none built in): nodes Ready, pods Running and Ready with an IP from `10.244.0.0/16`, Job pods Succeeded, deleted pods removed |
+//! | kwok | health and metrics (HTTP) | manages nodes annotated `kwok.x-k8s.io/node=fake` with node leases; its stages (`src/kwok.yaml`, kwok v0.8 has none built in): nodes Ready, pods Running and Ready with an IP from `10.244.0.0/16`, Job pods Succeeded (a data-export pod once a test annotates it with its container's termination message), deleted pods removed |
 //!
 //! [`Cluster::ports`] tells the ports; [`Cluster::pids`] the process ids.
 //!
