@@ -192,7 +192,20 @@ fn default_export_timeout() -> u32 {
     3600
 }
 
-/// The longest image reference of a smoke test.
+/// Checks a Job the offering declares (its smoke test, its data export): an image, and
+/// a timeout between 1 and `max` seconds.
+fn check_job(field: &str, image: &str, timeout_seconds: u32, max: u32) -> Result<()> {
+    check_text(&format!("{field}/image"), image, IMAGE_MAX)?;
+    if timeout_seconds == 0 || timeout_seconds > max {
+        return Err(Invalid::new(
+            format!("{field}/timeout_seconds"),
+            format!("must be between 1 and {max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest image reference of a smoke test or a data export.
 pub const IMAGE_MAX: usize = 500;
 
 /// The longest timeout of a smoke test, in seconds (the shortest is 1; the schema says
@@ -369,22 +382,20 @@ impl OfferingSpec {
             }
         }
         if let Some(t) = &self.smoke_test {
-            check_text("/smoke_test/image", &t.image, IMAGE_MAX)?;
-            if t.timeout_seconds == 0 || t.timeout_seconds > SMOKE_TIMEOUT_MAX {
-                return Err(Invalid::new(
-                    "/smoke_test/timeout_seconds",
-                    format!("must be between 1 and {SMOKE_TIMEOUT_MAX}"),
-                ));
-            }
+            check_job(
+                "/smoke_test",
+                &t.image,
+                t.timeout_seconds,
+                SMOKE_TIMEOUT_MAX,
+            )?;
         }
         if let Some(e) = &self.data_export {
-            check_text("/data_export/image", &e.image, IMAGE_MAX)?;
-            if e.timeout_seconds == 0 || e.timeout_seconds > EXPORT_TIMEOUT_MAX {
-                return Err(Invalid::new(
-                    "/data_export/timeout_seconds",
-                    format!("must be between 1 and {EXPORT_TIMEOUT_MAX}"),
-                ));
-            }
+            check_job(
+                "/data_export",
+                &e.image,
+                e.timeout_seconds,
+                EXPORT_TIMEOUT_MAX,
+            )?;
         }
         Ok(())
     }
