@@ -461,6 +461,15 @@ impl Answers<'_> {
     }
 }
 
+/// A control's answer as posted, trimmed; empty when the form did not send it.
+pub fn answer(answers: &[(String, String)], name: &str) -> String {
+    answers
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// The configuration the form's answers describe. Values that do not parse as their
 /// type are passed on as text, so that the API's schema validation names them. Blank
 /// rows are left out; an optional group whose every value is blank or its default is

@@ -105,6 +105,40 @@ texts! {
     error_window_too_many: "Höchstens zwölf Zeitfenster je Buchung.", "At most twelve windows per booking.";
     error_window_too_long: "Ein Zeitfenster dauert höchstens ein Jahr; für länger bitte den Tarif wechseln.", "A window lasts at most a year; for longer, please change the plan.";
     windows_none: "Keine: der Tarif gilt das ganze Jahr.", "None: the plan holds all year.";
+    ending_heading: "Befristung", "Fixed term";
+    ending_hint: "Nur für eine Buchung auf Zeit, etwa ein Impfzentrum oder eine Wahl: der letzte Tag (deutsche Ortszeit) und das Exportziel Ihrer Organisation. 14 Tage vor dem Ende werden Sie erinnert; am Ende exportiert verbund die Daten dorthin, prüft sie anhand ihrer Prüfsumme und baut die Buchung erst danach ab. Für eine unbefristete Buchung beide Angaben leer lassen.", "Only for a booking for a time, such as a vaccination centre or an election: the last day (German local time) and your organisation's export target. You are reminded 14 days before the end; at the end verbund exports the data there, checks it by its checksum and only then tears the booking down. For a booking without an end, leave both empty.";
+    ending_last_day: "Letzter Tag", "Last day";
+    ending_none: "Keine: die Buchung läuft, bis sie gekündigt oder beendet wird.", "None: the booking runs until it is cancelled or ended.";
+    on_date: "am", "on";
+    ending_target: "Exportziel", "Export target";
+    ending_target_hint: "Die https-Adresse eines S3-kompatiblen Speichers mit dem Bucket und, wenn gewünscht, einem Pfad, z. B. https://s3.stadt.de/exporte/buergerportal/.", "The https address of an S3-compatible store with the bucket and, if wanted, a path, e.g. https://s3.stadt.de/exporte/buergerportal/.";
+    ending_not_offered: "Dieses Angebot lässt sich nicht befristet buchen: es bietet keinen Datenexport.", "This service cannot be booked for a time: it offers no data export.";
+    error_ending_no_day: "Bitte auch den letzten Tag angeben – oder beide Angaben leer lassen.", "Please give the last day too – or leave both empty.";
+    error_ending_no_target: "Bitte auch das Exportziel angeben – oder beide Angaben leer lassen.", "Please give the export target too – or leave both empty.";
+    error_ends_on: "Der letzte Tag muss heute oder später sein und darf höchstens fünf Jahre vorausliegen.", "The last day must be today or later and at most five years ahead.";
+    error_export_target: "Das ist kein Exportziel. Bitte die https-Adresse des Speichers mit dem Bucket und, wenn gewünscht, einem Pfad angeben, z. B. https://s3.stadt.de/exporte/buergerportal/ (Bucket: 3–63 Kleinbuchstaben, Ziffern, Punkt oder Bindestrich).", "This is not an export target. Please give the store's https address with the bucket and, if wanted, a path, e.g. https://s3.stadt.de/exporte/buergerportal/ (bucket: 3–63 lowercase letters, digits, dot or hyphen).";
+    error_export_target_missing: "Bitte das Exportziel angeben, z. B. https://s3.stadt.de/exporte/buergerportal/.", "Please give the export target, e.g. https://s3.stadt.de/exporte/buergerportal/.";
+    ending_ends: "Diese Buchung endet mit Ablauf des", "This booking ends at the end of";
+    ending_soon: "Diese Buchung endet bald", "This booking ends soon";
+    ending_exported_to: "Vorher werden ihre Daten exportiert nach", "Before that, its data is exported to";
+    ending_torn_down_after: "erst wenn der Export geprüft ist, wird sie abgebaut.", "it is torn down only once the export is verified.";
+    export_heading: "Datenexport", "Data export";
+    export_attempt: "Versuch", "Attempt";
+    export_job: "Job", "Job";
+    export_running: "läuft", "running";
+    export_verified: "verifiziert", "verified";
+    export_failed: "fehlgeschlagen", "failed";
+    export_size: "Größe", "Size";
+    export_failed_hint: "Der Export ist fehlgeschlagen; abgebaut wurde nichts. Beheben Sie die Ursache (etwa die Zugriffsrechte am Bucket) und versuchen Sie es erneut.", "The export failed; nothing was torn down. Fix the cause (such as the access rights to the bucket) and try again.";
+    export_retry: "Export erneut versuchen", "Retry the export";
+    end_now: "Jetzt beenden und Daten exportieren", "End now and export the data";
+    end_hint: "Beendet die Buchung vor ihrem Ende: ihre Daten werden exportiert und geprüft, erst danach wird sie abgebaut.", "Ends the booking early: its data is exported and checked, only then is it torn down.";
+    end_confirm_title: "Buchung jetzt beenden?", "End the booking now?";
+    end_what: "verbund exportiert die Daten der Buchung in das Exportziel, liest sie dort zurück und vergleicht die Prüfsummen. Erst wenn sie übereinstimmen, wird die Buchung abgebaut und gekündigt; ihr Datensatz wird wie bei einer Kündigung aufbewahrt. Schlägt der Export fehl, bleibt alles erhalten, und Sie können ihn erneut versuchen. Das Beenden lässt sich nicht zurücknehmen.", "verbund exports the booking's data to the export target, reads it back there and compares the checksums. Only when they agree is the booking torn down and cancelled; its record is kept as after a cancellation. If the export fails, everything is kept and you can try again. Ending cannot be taken back.";
+    end_confirm: "Ja, beenden und exportieren", "Yes, end and export";
+    end_keep: "Nein, Buchung weiterlaufen lassen", "No, keep the booking running";
+    done_ended: "Die Buchung ist beendet; ihre Daten werden exportiert.", "The booking has ended; its data is being exported.";
+    done_export_retried: "Der Export wird erneut versucht.", "The export is being tried again.";
     window_span: "Zeitraum", "Period";
     window_plan: "Tarif in dieser Zeit", "Plan during the window";
     window_scheduled: "geplant", "scheduled";
@@ -443,5 +477,12 @@ mod tests {
         h.insert(header::COOKIE, "verbund_lang=en".parse().unwrap());
         assert_eq!(Lang::of(&h), Lang::En);
         assert_ne!(DE.sign_in, EN.sign_in);
+    }
+
+    #[test]
+    fn the_ending_hint_names_the_day_the_sweep_reminds() {
+        let days = verbund_domain::ending::REMIND_DAYS;
+        assert!(DE.ending_hint.contains(&format!(" {days} Tage ")));
+        assert!(EN.ending_hint.contains(&format!(" {days} days ")));
     }
 }

@@ -13,6 +13,7 @@
 
 mod assets;
 mod chart;
+mod ending_form;
 mod error;
 mod form;
 mod i18n;

@@ -41,13 +41,7 @@ impl WindowInput {
 
 /// The rows as the form sent them (`window-<n>-from`, `-to`, `-plan`).
 pub fn read(answers: &[(String, String)]) -> Vec<WindowInput> {
-    let get = |k: String| {
-        answers
-            .iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let get = |k: String| crate::form::answer(answers, &k);
     (0..ROWS)
         .map(|index| WindowInput {
             index,

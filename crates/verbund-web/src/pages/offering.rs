@@ -18,6 +18,7 @@ use verbund_domain::directory::Organisation;
 use super::brings::{brings, Brings};
 use super::explain::{verdicts, Directory, Verdict};
 use super::{my_organisations, orgs_or_error};
+use crate::ending_form::EndingInput;
 use crate::error::api_error;
 use crate::form::{self, Field};
 use crate::session::{random_secret, Viewer};
@@ -193,6 +194,9 @@ struct BookPage {
     brings: Option<Brings>,
     /// The capacity window rows, as entered.
     windows: Vec<WindowInput>,
+    /// The last day and export target of a booking for a time, as entered (only for an
+    /// offering with a data export).
+    ending: EndingInput,
 }
 
 impl BookPage {
@@ -200,6 +204,7 @@ impl BookPage {
         self.error.is_some()
             || !self.faults().is_empty()
             || self.windows.iter().any(|w| w.error.is_some())
+            || self.ending.error.is_some()
     }
 
     fn faults(&self) -> Vec<form::Fault> {
@@ -271,6 +276,7 @@ fn book_page(
         idempotency,
         brings: None,
         windows: window_form::empty(),
+        ending: EndingInput::default(),
     }
 }
 
@@ -353,13 +359,7 @@ pub async fn submit(
     Path(name): Path<String>,
     Form(answers): Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |k: &str| {
-        answers
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| form::answer(&answers, k);
     if !v.csrf_ok(&get("csrf")) {
         return super::expired(&v);
     }
@@ -394,26 +394,34 @@ pub async fn submit(
         }
         let mut page = book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
         page.windows = window_form::read(&answers);
+        page.ending = EndingInput::read(&answers);
         return render(StatusCode::OK, &with_brings(&state, &v, page).await);
     }
     let config = form::config(schema, &answers);
+    let now = state.api.now();
     let mut window_rows = window_form::read(&answers);
-    let windows =
-        match window_form::windows(&mut window_rows, &o.spec, &plan, state.api.now(), v.lang) {
-            Ok(w) => w,
-            Err(()) => {
-                let fields = form::fields(schema, &config, v.lang);
-                let mut page =
-                    book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
-                page.windows = window_rows;
-                return render(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    &with_brings(&state, &v, page).await,
-                );
-            }
-        };
+    let windows = window_form::windows(&mut window_rows, &o.spec, &plan, now, v.lang);
+    // An offering without a data export has no such controls: nothing entered is read.
+    let mut ending_input = EndingInput::default();
+    let ending = match o.spec.data_export {
+        Some(_) => {
+            ending_input = EndingInput::read(&answers);
+            ending_input.ending(now, v.lang)
+        }
+        None => Ok(None),
+    };
+    let (Ok(windows), Ok(ending)) = (windows, ending) else {
+        let fields = form::fields(schema, &config, v.lang);
+        let mut page = book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
+        page.windows = window_rows;
+        page.ending = ending_input;
+        return render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &with_brings(&state, &v, page).await,
+        );
+    };
     let spec = BookingSpec {
-        ending: None,
+        ending,
         organisation: organisation.clone(),
         offering: name.clone(),
         plan: plan.clone(),
@@ -449,6 +457,11 @@ pub async fn submit(
             let general = if i.field.starts_with("/config") {
                 rest.first()
                     .map(|p| (String::new(), form::fault_text(&p.fault, v.lang)))
+            } else if i.field.starts_with("/ending") {
+                // The form decided the ending before; what the API refuses beyond that
+                // (the offering's data export gone since) is said at its control.
+                ending_input.refused(&i.field, v.lang);
+                None
             } else {
                 Some(general_error(&i.field, &i.message, v.lang))
             };
@@ -464,6 +477,7 @@ pub async fn submit(
                 key,
             );
             page.windows = window_rows;
+            page.ending = ending_input;
             render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &with_brings(&state, &v, page).await,
