@@ -152,14 +152,20 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
-/// A monthly price in cents, the German way: `1.234,50 €`.
-pub fn euros(cents: u64, lang: Lang) -> String {
-    let whole = cents / 100;
-    let rest = cents % 100;
-    let digits = whole.to_string();
-    let (group, decimal) = match lang {
-        Lang::De => ('.', ','),
-        Lang::En => (',', '.'),
+/// The decimal mark of `lang`.
+fn decimal(lang: Lang) -> char {
+    match lang {
+        Lang::De => ',',
+        Lang::En => '.',
+    }
+}
+
+/// A whole number with its thousands grouped: `52.428.800` (German), `52,428,800`.
+fn grouped(n: u64, lang: Lang) -> String {
+    let digits = n.to_string();
+    let group = match lang {
+        Lang::De => '.',
+        Lang::En => ',',
     };
     let mut grouped = String::new();
     for (i, ch) in digits.chars().enumerate() {
@@ -168,6 +174,21 @@ pub fn euros(cents: u64, lang: Lang) -> String {
         }
         grouped.push(ch);
     }
+    grouped
+}
+
+/// A size in bytes, exactly and in MiB: `52.428.800 Bytes (50,0 MiB)`.
+pub fn bytes(n: u64, lang: Lang) -> String {
+    let mib =
+        format!("{:.1}", n as f64 / (1024.0 * 1024.0)).replace('.', &decimal(lang).to_string());
+    format!("{} Bytes ({mib} MiB)", grouped(n, lang))
+}
+
+/// A monthly price in cents, the German way: `1.234,50 €`.
+pub fn euros(cents: u64, lang: Lang) -> String {
+    let rest = cents % 100;
+    let grouped = grouped(cents / 100, lang);
+    let decimal = decimal(lang);
     match lang {
         Lang::De => format!("{grouped}{decimal}{rest:02} €"),
         Lang::En => format!("€{grouped}{decimal}{rest:02}"),
@@ -248,6 +269,8 @@ mod tests {
     fn formats() {
         assert_eq!(euros(123_450, Lang::De), "1.234,50 €");
         assert_eq!(euros(5, Lang::En), "€0.05");
+        assert_eq!(bytes(52_428_800, Lang::De), "52.428.800 Bytes (50,0 MiB)");
+        assert_eq!(bytes(1_572_864, Lang::En), "1,572,864 Bytes (1.5 MiB)");
         assert_eq!(url_encode("/a b?x=ü"), "/a%20b%3Fx%3D%C3%BC");
         let t = "2026-07-01T12:00:00Z".parse().unwrap();
         assert_eq!(local_time(t, Lang::De), "01.07.2026, 14:00");

@@ -76,6 +76,7 @@ portal_tests!(
     the_offering_says_what_a_booking_brings_with_it,
     each_role_finds_its_work_and_facts_show_their_provenance,
     a_vendor_publishes_a_version_and_sees_the_plan_first,
+    a_booking_for_a_time_ends_with_its_data_exported,
 );
 
 /// Every test account's password.
@@ -1843,10 +1844,15 @@ impl World {
             "config_schema": structured_schema(),
         }))
         .await;
+        self.first_version(&t, STRUCTURED).await;
+    }
+
+    /// Publishes `offering`'s version 1.0.0.
+    async fn first_version(&self, token: &str, offering: &str) {
         api(
             &self.app,
-            &t,
-            &format!("/api/v1/offerings/{STRUCTURED}/versions"),
+            token,
+            &format!("/api/v1/offerings/{offering}/versions"),
             json!({
                 "version": "1.0.0", "changelog": "Erste Fassung.",
                 "package": {"type": "helm", "repository": "https://charts.example.org",
@@ -2456,4 +2462,265 @@ async fn a_vendor_publishes_a_version_and_sees_the_plan_first(store: Store) {
     r.shows("id=\"bake_seconds\" name=\"bake_seconds\" type=\"number\" min=\"0\" value=\"600\"");
     r.shows("Plan des Rollouts von Version 1.1.0");
     assert_eq!(rollouts().await, 0, "a preview starts no rollout");
+}
+
+// ---------------------------------------------------------------------------------------
+// 15. Bookings for a time
+
+/// An offering like the first, with a data export: it can be booked for a time.
+const TEMPORARY: &str = "impfzentrum";
+/// Hamburg's bucket for the export.
+const TARGET: &str = "https://s3.hamburg.de/exporte/impfzentrum/";
+
+impl World {
+    /// Publishes the offering with a data export.
+    async fn temporary_offering(&self) {
+        let t = self.admin_token().await;
+        let mut spec = serde_json::to_value(
+            self.store
+                .get_offering(OFFERING)
+                .await
+                .expect("the first offering")
+                .spec,
+        )
+        .expect("an offering as JSON");
+        spec["name"] = json!(TEMPORARY);
+        spec["display_name"] = json!("Impfzentrum");
+        spec["data_export"] = json!({"image": "registry.example.org/impfzentrum/export:1.0",
+                                     "command": ["/export"], "timeout_seconds": 1800});
+        api(&self.app, &t, "/api/v1/offerings", spec).await;
+        self.first_version(&t, TEMPORARY).await;
+    }
+
+    /// The site's agent reports the booking's export Job `export` (JSON).
+    async fn site_reports_export(&self, booking: &str, export: Value) {
+        let t = self.admin_token().await;
+        let site = "nordwerk-hh-1";
+        let token = api(
+            &self.app,
+            &t,
+            &format!("/api/v1/sites/{site}/tokens"),
+            json!({"name": "agent"}),
+        )
+        .await["secret"]
+            .as_str()
+            .expect("a site token")
+            .to_string();
+        let report = json!({
+            "sequence": 1,
+            "agent": {"name": "verbund-agent/test", "interval_seconds": 10},
+            "site": {"kubernetes_version": "v1.33.2", "health": "healthy",
+                     "free": {"cpu_millis": 1000, "memory_mib": 2048, "storage_gib": 100}},
+            "bookings": [{"booking": booking, "applied_version": "1.0.0", "desired_replicas": 1,
+                          "ready_replicas": 1, "conditions": [], "smoke_test": "none",
+                          "export": export}],
+        });
+        api(
+            &self.app,
+            &token,
+            &format!("/api/v1/sites/{site}/reports"),
+            report,
+        )
+        .await;
+    }
+}
+
+/// Posts the temporary offering's booking form for `org` with a last day and target.
+async fn book_for_a_time(
+    b: &mut Browser,
+    csrf: &str,
+    org: &str,
+    ends_on: &str,
+    export_to: &str,
+) -> Answer {
+    let form = [
+        ("csrf", csrf),
+        ("organisation", org),
+        ("plan", "s"),
+        ("channel", "stable"),
+        ("cfg.domain", "impfen.hamburg.de"),
+        ("cfg.users", "200"),
+        ("ends_on", ends_on),
+        ("export_to", export_to),
+    ];
+    b.post(&format!("/offerings/{TEMPORARY}/book"), &form).await
+}
+
+/// A booking for a time, as plain form posts. The form offers a last day and an export
+/// target only for an offering with a data export, says each fault in German at its
+/// control and books nothing; the booking shows its last day and target, and from the
+/// reminder on a notice that it ends. Ended early (after a question, a bad target said at
+/// its control first, nothing ended), it shows its export running; when its site reports
+/// the export failed, the reason, and a retry that starts a Job of its own. Another
+/// organisation can neither ask nor end it.
+async fn a_booking_for_a_time_ends_with_its_data_exported(store: Store) {
+    let w = world(store).await;
+    w.temporary_offering().await;
+    let mut a = w.signed_in("admin-a").await;
+    let plain = a.get(&format!("/offerings/{OFFERING}/book")).await;
+    assert!(!plain.body.contains("name=\"ends_on\""), "{}", plain.body);
+    plain.shows("Dieses Angebot lässt sich nicht befristet buchen: es bietet keinen Datenexport.");
+    let form = a.get(&format!("/offerings/{TEMPORARY}/book")).await;
+    form.shows("<h2 class=\"kern-heading-small\" id=\"ending-heading\">Befristung</h2>");
+    let csrf = form.csrf();
+    let today = verbund_domain::capacity::local_today(w.clock.now());
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let ends_on = today + Duration::days(30);
+    let booked = async || {
+        w.trail()
+            .await
+            .iter()
+            .filter(|(_, action, _)| action == "booking.create")
+            .count()
+    };
+    let before = booked().await;
+
+    let refused = [
+        (
+            day(ends_on),
+            "http://s3.hamburg.de/exporte/",
+            "export_to",
+            "Das ist kein Exportziel.",
+        ),
+        (
+            String::new(),
+            TARGET,
+            "ends_on",
+            "Bitte auch den letzten Tag angeben",
+        ),
+        (
+            day(ends_on),
+            "",
+            "export_to",
+            "Bitte auch das Exportziel angeben",
+        ),
+        (
+            day(today - Duration::days(1)),
+            TARGET,
+            "ends_on",
+            "Der letzte Tag muss heute oder später sein",
+        ),
+    ];
+    for (ends_on, export_to, at, text) in refused {
+        let r = book_for_a_time(&mut a, &csrf, &w.a, &ends_on, export_to).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        r.shows(&format!(
+            "<p class=\"kern-error\" id=\"{at}-error\" role=\"alert\">{text}"
+        ));
+        r.shows(&format!(
+            "<a class=\"kern-link\" href=\"#{at}\">Befristung: {text}"
+        ));
+        r.shows(&format!(
+            "id=\"ends_on\" name=\"ends_on\" value=\"{ends_on}\""
+        ));
+        r.shows(&format!(
+            "id=\"export_to\" name=\"export_to\" value=\"{export_to}\""
+        ));
+        r.shows(&format!("{at}-error\" aria-invalid=\"true\""));
+    }
+    assert_eq!(booked().await, before, "the refused forms booked nothing");
+
+    let r = book_for_a_time(&mut a, &csrf, &w.a, &day(ends_on), TARGET).await;
+    let id = new_booking(&r);
+    let stored = w.store.get_booking(&id).await.expect("the booking");
+    let ending = stored.ending.expect("an ending");
+    assert_eq!(
+        (ending.ends_on, ending.export_to.url()),
+        (ends_on, TARGET.into())
+    );
+    let page_path = format!("/bookings/{id}");
+    let german = ends_on.format("%d.%m.%Y").to_string();
+    let page = a.get(&page_path).await;
+    page.shows(&format!("id=\"ending-last-day\">{german}</dd>"));
+    page.shows(&format!("<code class=\"portal-break\">{TARGET}</code>"));
+    page.shows(&format!("href=\"/bookings/{id}/end\"><span class=\"kern-label\">Jetzt beenden und Daten exportieren</span>"));
+    assert!(
+        !page.body.contains("ending-reminder"),
+        "no reminder a month ahead"
+    );
+
+    // From 14 days before the end (a little later, whatever the time zone did between;
+    // signed in again, as the session ended meanwhile).
+    w.advance(Duration::days(17) + Duration::hours(2));
+    let mut a = w.signed_in("admin-a").await;
+    let page = a.get(&page_path).await;
+    let csrf = page.csrf();
+    page.shows("id=\"ending-reminder\"");
+    page.shows(&format!("Diese Buchung endet mit Ablauf des {german}. Vorher werden ihre Daten exportiert nach <code>{TARGET}</code>"));
+
+    // Another organisation can neither ask nor end it.
+    let mut b = w.signed_in("admin-b").await;
+    let asked = b.get(&format!("/bookings/{id}/end")).await;
+    assert_ne!(asked.status, StatusCode::OK, "{}", asked.body);
+    let b_csrf = b.get("/catalog").await.csrf();
+    let end = [
+        ("csrf", b_csrf.as_str()),
+        ("confirm", "yes"),
+        ("export_to", TARGET),
+    ];
+    let r = b.post(&format!("/bookings/{id}/end"), &end).await;
+    assert_ne!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(w.booking_state(&id).await, "placed");
+
+    // Ended early: the question names the booking's own target; a bad one is said at its
+    // control and ends nothing.
+    let end_path = format!("/bookings/{id}/end");
+    let q = a.get(&end_path).await;
+    assert_eq!(q.status, StatusCode::OK, "{}", q.body);
+    q.shows("<h1 class=\"kern-heading-large\">Buchung jetzt beenden?</h1>");
+    q.shows(&format!("name=\"export_to\" value=\"{TARGET}\""));
+    let end = |to: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("confirm", "yes".into()),
+            ("export_to", to.into()),
+        ]
+    };
+    let pairs = end("https://s3.hamburg.de");
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = a.post(&end_path, &pairs).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    r.shows(
+        "<p class=\"kern-error\" id=\"export_to-error\" role=\"alert\">Das ist kein Exportziel.",
+    );
+    r.shows("value=\"https://s3.hamburg.de\"");
+    assert_eq!(w.booking_state(&id).await, "placed");
+    let archive = "https://s3.hamburg.de/archiv/impfzentrum/";
+    let pairs = end(archive);
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = a.post(&end_path, &pairs).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), format!("{page_path}?done=ended"));
+    assert_eq!(w.booking_state(&id).await, "exporting");
+    let page = a.get(&r.location()).await;
+    page.shows("Die Buchung ist beendet; ihre Daten werden exportiert.");
+    page.shows("data-export=\"running\"><span class=\"kern-label\">läuft</span>");
+    page.shows("<code>data-export-1</code>");
+    page.shows(&format!("<code class=\"portal-break\">{archive}</code>"));
+    page.shows(&format!("<code class=\"portal-break\">impfzentrum/{id}/"));
+    assert!(!page.body.contains("ending-reminder"), "the export began");
+    assert!(!page.body.contains(&end_path), "it ended already");
+    assert!(!page.body.contains("retry-export"), "nothing failed");
+    assert_ne!(a.get(&end_path).await.status, StatusCode::OK);
+
+    // Its site reports the Job failed: nothing is torn down, the page says why and offers
+    // another attempt, a Job of its own.
+    let failed = json!({"job": "data-export-1", "status": "failed", "message": "AccessDenied"});
+    w.site_reports_export(&id, failed).await;
+    verbund_placement::Bookings::new(w.store.clone())
+        .sweep("system/lifecycle", w.clock.now())
+        .await
+        .expect("the sweep");
+    let page = a.get(&page_path).await;
+    page.shows("data-export=\"failed\"><span class=\"kern-label\">fehlgeschlagen</span>");
+    page.shows("lang=\"en\">the export Job data-export-1 failed: AccessDenied</dd>");
+    page.shows("<span class=\"kern-label\">Export erneut versuchen</span>");
+    let retry = [("csrf", csrf.as_str())];
+    let r = a.post(&format!("{page_path}/retry-export"), &retry).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = a.get(&r.location()).await;
+    page.shows("Der Export wird erneut versucht.");
+    page.shows("data-export=\"running\"");
+    page.shows("<code>data-export-2</code>");
+    assert!(!page.body.contains("retry-export"), "{}", page.body);
 }

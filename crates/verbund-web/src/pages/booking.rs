@@ -1,5 +1,6 @@
 //! One booking: its state live, version, update channel, site, the placement decision in
-//! plain words; cancel (after a confirmation page), change the channel, and (for the
+//! plain words, a temporary booking's end and its data export; cancel or end it now (each
+//! after a confirmation page), retry a failed export, change the channel, and (for the
 //! federation) approve or reject.
 
 use askama::Template;
@@ -7,19 +8,26 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use verbund_api::extract::ApiJson;
-use verbund_api::routes::bookings::{self, BookingView, Rejection};
-use verbund_domain::booking::{retention_ends, transition, BookingEvent, BookingPatch};
+use verbund_api::routes::bookings::{self, BookingView, EndRequest, Rejection};
+use verbund_api::ApiError;
+use verbund_domain::booking::{
+    retention_ends, transition, Booking, BookingEvent, BookingPatch, BookingState,
+};
 use verbund_domain::capacity::WindowState;
+use verbund_domain::catalog::OfferingSpec;
+use verbund_domain::ending::{remind_at, ExportOutcome, ExportRun};
 use verbund_domain::rollout::german_local;
 use verbund_policy::authz::{Act, Target};
 
 use super::explain::{verdicts, Directory, Verdict};
-use super::{expired, flash, outcome};
+use super::{done, expired, flash, outcome};
+use crate::ending_form::export_target;
 use crate::error::api_error;
 use crate::session::Viewer;
-use crate::view::{badge, date, local_time, render, Chrome};
+use crate::view::{badge, bytes, date, local_time, render, Chrome};
 use crate::WebState;
 
 #[derive(Deserialize)]
@@ -54,6 +62,105 @@ struct BookingPage {
     windows: Vec<WindowRow>,
     /// The plan it runs now, when a window's differs from its own.
     plan_now: Option<String>,
+    /// A temporary booking's end and export.
+    ending: Option<EndingView>,
+    /// Whether the viewer may end it now, with its data exported.
+    may_end: bool,
+    /// Whether the viewer may start its failed export again.
+    may_retry_export: bool,
+}
+
+/// A temporary booking's end, in words.
+pub struct EndingView {
+    pub last_day: String,
+    pub target: String,
+    /// From the reminder on, while no export began: the notice that it ends.
+    pub reminder: bool,
+    pub export: Option<ExportView>,
+}
+
+/// One attempt at the export, in words.
+pub struct ExportView {
+    pub attempt: u32,
+    pub job: String,
+    pub object: String,
+    pub started: String,
+    /// `running`, `verified` or `failed`.
+    pub state: &'static str,
+    pub label: &'static str,
+    pub badge: &'static str,
+    /// When it was verified or failed.
+    pub at: Option<String>,
+    pub sha256: Option<String>,
+    pub size: Option<String>,
+    /// Why it failed (the domain's words, English).
+    pub reason: Option<String>,
+}
+
+/// Whether `b` can be ended now with its data exported: its offering has a data export,
+/// it runs (the lifecycle's `end`), and no export began.
+fn endable(b: &Booking, offering: &OfferingSpec) -> bool {
+    offering.data_export.is_some()
+        && transition(b.state, BookingEvent::End).is_ok()
+        && b.ending.as_ref().is_none_or(|e| e.export.is_none())
+}
+
+/// Whether `b`'s export failed and may be tried again (the domain's `retry`).
+fn retriable(b: &Booking, now: DateTime<Utc>) -> bool {
+    b.state == BookingState::Exporting
+        && b.ending.as_ref().is_some_and(|e| {
+            e.export
+                .as_ref()
+                .is_some_and(|r| r.retry(&b.id, &e.export_to, now).is_ok())
+        })
+}
+
+fn ending_view(b: &Booking, now: DateTime<Utc>, lang: crate::i18n::Lang) -> Option<EndingView> {
+    let e = b.ending.as_ref()?;
+    Some(EndingView {
+        last_day: date(e.ends_on, lang),
+        target: e.export_to.url(),
+        reminder: e.export.is_none()
+            && transition(b.state, BookingEvent::End).is_ok()
+            && now >= remind_at(e.ends_on),
+        export: e.export.as_ref().map(|r| export_view(r, lang)),
+    })
+}
+
+fn export_view(r: &ExportRun, lang: crate::i18n::Lang) -> ExportView {
+    let t = lang.texts();
+    let mut x = ExportView {
+        attempt: r.attempt,
+        job: r.job(),
+        object: r.object.clone(),
+        started: local_time(r.started_at, lang),
+        state: "running",
+        label: t.export_running,
+        badge: "info",
+        at: None,
+        sha256: None,
+        size: None,
+        reason: None,
+    };
+    match &r.outcome {
+        ExportOutcome::Running => {}
+        ExportOutcome::Verified {
+            sha256,
+            bytes: n,
+            at,
+        } => {
+            (x.state, x.label, x.badge) = ("verified", t.export_verified, "success");
+            x.at = Some(local_time(*at, lang));
+            x.sha256 = Some(sha256.clone());
+            x.size = Some(bytes(*n, lang));
+        }
+        ExportOutcome::Failed { reason, at } => {
+            (x.state, x.label, x.badge) = ("failed", t.export_failed, "danger");
+            x.at = Some(local_time(*at, lang));
+            x.reason = Some(reason.clone());
+        }
+    }
+    x
 }
 
 pub struct WindowRow {
@@ -166,10 +273,15 @@ pub async fn page(
     let config = spec.as_ref().map_or_else(Vec::new, |o| {
         crate::form::summary(&o.spec.config_schema, &b.booking.config, lang)
     });
+    let now = api.now();
+    let may_delete = v.caller.may(Act::Delete, &target);
     let p = BookingPage {
         config,
         windows,
         plan_now,
+        ending: ending_view(&b.booking, now, lang),
+        may_end: may_delete && spec.as_ref().is_some_and(|o| endable(&b.booking, &o.spec)),
+        may_retry_export: may_delete && retriable(&b.booking, now),
         c: Chrome::for_viewer(
             &v,
             format!("{}: {offering}", t.booking),
@@ -239,37 +351,15 @@ pub async fn confirm_cancel(
     v: Viewer,
     Path(id): Path<String>,
 ) -> Response {
-    let api = &state.api;
-    let back = format!("/bookings/{id}");
-    let b = match bookings::read(State(api.clone()), v.caller.clone(), Path(id.clone())).await {
-        Ok(Json(b)) => b.booking,
-        Err(e) => return api_error(&v, &e, "/organisation"),
+    let (b, offering, organisation) = match to_delete(&state, &v, &id).await {
+        Ok(x) => x,
+        Err(r) => return r,
     };
-    let chain = api
-        .store
-        .organisation_chain(&b.organisation)
-        .await
-        .unwrap_or_default();
-    if let Err(e) = v
-        .caller
-        .require(Act::Delete, &Target::new("booking").in_organisation(chain))
-    {
-        return api_error(&v, &e, &back);
-    }
     if transition(b.state, BookingEvent::Cancel).is_err() {
-        return Redirect::to(&back).into_response();
+        return Redirect::to(&format!("/bookings/{id}")).into_response();
     }
-    let offering = match api.store.get_offering(&b.offering).await {
-        Ok(o) => o.spec,
-        Err(e) => return api_error(&v, &verbund_api::ApiError::Internal(e.to_string()), &back),
-    };
-    let organisation = api
-        .store
-        .get_organisation(&b.organisation)
-        .await
-        .map_or_else(|_| b.organisation.clone(), |o| o.name);
     let lang = v.lang;
-    let ends = retention_ends(api.now(), offering.retention_days);
+    let ends = retention_ends(state.api.now(), offering.retention_days);
     let p = CancelPage {
         c: Chrome::for_viewer(
             &v,
@@ -284,6 +374,161 @@ pub async fn confirm_cancel(
         days: offering.retention_days,
     };
     render(StatusCode::OK, &p)
+}
+
+/// A booking the viewer may cancel or end (the API's `delete`), with its offering and
+/// its organisation's name; else the page to answer with.
+async fn to_delete(
+    state: &WebState,
+    v: &Viewer,
+    id: &str,
+) -> Result<(Booking, OfferingSpec, String), Response> {
+    let api = &state.api;
+    let back = format!("/bookings/{id}");
+    let read = bookings::read(State(api.clone()), v.caller.clone(), Path(id.to_string())).await;
+    let b = match read {
+        Ok(Json(b)) => b.booking,
+        Err(e) => return Err(api_error(v, &e, "/organisation")),
+    };
+    let chain = api
+        .store
+        .organisation_chain(&b.organisation)
+        .await
+        .unwrap_or_default();
+    if let Err(e) = v
+        .caller
+        .require(Act::Delete, &Target::new("booking").in_organisation(chain))
+    {
+        return Err(api_error(v, &e, &back));
+    }
+    let offering = match api.store.get_offering(&b.offering).await {
+        Ok(o) => o.spec,
+        Err(e) => return Err(api_error(v, &ApiError::Internal(e.to_string()), &back)),
+    };
+    let organisation = api
+        .store
+        .get_organisation(&b.organisation)
+        .await
+        .map_or_else(|_| b.organisation.clone(), |o| o.name);
+    Ok((b, offering, organisation))
+}
+
+#[derive(Template)]
+#[template(path = "end.html")]
+struct EndPage {
+    c: Chrome,
+    id: String,
+    offering: String,
+    organisation: String,
+    /// The export target, as entered or the booking's own.
+    export_to: String,
+    /// What is wrong with it, in the reader's words.
+    error: Option<&'static str>,
+}
+
+/// The page that asks before ending `id` now, with `export_to` as entered (the booking's
+/// own target at first) and its fault; the booking's page when it cannot be ended now.
+async fn end_page(
+    state: &WebState,
+    v: &Viewer,
+    id: &str,
+    export_to: Option<String>,
+    error: Option<&'static str>,
+) -> Response {
+    let (b, offering, organisation) = match to_delete(state, v, id).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !endable(&b, &offering) {
+        return Redirect::to(&format!("/bookings/{id}")).into_response();
+    }
+    let export_to = export_to
+        .or_else(|| b.ending.as_ref().map(|e| e.export_to.url()))
+        .unwrap_or_default();
+    let p = EndPage {
+        c: Chrome::for_viewer(
+            v,
+            v.lang.texts().end_confirm_title,
+            "organisation",
+            &format!("/bookings/{id}/end"),
+        ),
+        id: id.to_string(),
+        offering: offering.display_name,
+        organisation,
+        export_to,
+        error,
+    };
+    let status = match error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
+    render(status, &p)
+}
+
+/// `GET /bookings/{id}/end`: what ending a booking now does (its data exported and
+/// checked before anything is torn down), with the form that confirms it and names the
+/// export target. Asking changes nothing.
+pub async fn confirm_end(
+    State(state): State<WebState>,
+    v: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    end_page(&state, &v, &id, None, None).await
+}
+
+/// What the end page sends.
+#[derive(Deserialize)]
+pub struct EndForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    export_to: String,
+}
+
+/// `POST /bookings/{id}/end`: ends the booking through the API's handler once confirmed,
+/// its data exported to the target entered; a target that is none comes back to the
+/// form at its control, and nothing is ended.
+pub async fn end(
+    State(state): State<WebState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    Form(f): Form<EndForm>,
+) -> Response {
+    if let Some(r) = unconfirmed(&v, &f.csrf, &f.confirm, &format!("/bookings/{id}/end")) {
+        return r;
+    }
+    let target = match export_target(&f.export_to, v.lang) {
+        Ok(t) => t,
+        Err(m) => return end_page(&state, &v, &id, Some(f.export_to), Some(m)).await,
+    };
+    let request = EndRequest {
+        export_to: Some(target),
+    };
+    let ended = bookings::end(
+        State(state.api.clone()),
+        v.caller.clone(),
+        Path(id.clone()),
+        ApiJson(request),
+    )
+    .await;
+    match ended {
+        Ok(_) => done(&format!("/bookings/{id}"), "ended"),
+        Err(ApiError::Invalid(i)) if i.field.starts_with("/export_to") => {
+            let m = v.lang.texts().error_export_target;
+            end_page(&state, &v, &id, Some(f.export_to), Some(m)).await
+        }
+        Err(e) => api_error(&v, &e, &format!("/bookings/{id}")),
+    }
+}
+
+/// A confirmation page's post: `None` to go on, else the answer: an expired form, or
+/// the question (`ask`) first when the post does not confirm (an old page's form).
+fn unconfirmed(v: &Viewer, csrf: &str, confirm: &str, ask: &str) -> Option<Response> {
+    if !v.csrf_ok(csrf) {
+        return Some(expired(v));
+    }
+    (confirm != "yes").then(|| Redirect::to(ask).into_response())
 }
 
 /// What the confirmation page sends.
@@ -302,19 +547,16 @@ pub async fn cancel(
     Path(id): Path<String>,
     Form(f): Form<CancelForm>,
 ) -> Response {
-    if !v.csrf_ok(&f.csrf) {
-        return expired(&v);
-    }
-    if f.confirm != "yes" {
-        return Redirect::to(&format!("/bookings/{id}/cancel")).into_response();
+    if let Some(r) = unconfirmed(&v, &f.csrf, &f.confirm, &format!("/bookings/{id}/cancel")) {
+        return r;
     }
     let result =
         bookings::cancel(State(state.api.clone()), v.caller.clone(), Path(id.clone())).await;
     outcome(&v, result, &format!("/bookings/{id}"), "cancelled")
 }
 
-/// `POST /bookings/{id}/{channel|approve|reject}`: through the API's handler of the same
-/// name, then back to the booking.
+/// `POST /bookings/{id}/{channel|approve|reject|retry-export}`: through the API's handler
+/// of the same name, then back to the booking.
 pub async fn action(
     State(state): State<WebState>,
     v: Viewer,
@@ -334,14 +576,13 @@ pub async fn action(
             (bookings::update(s, c, p, ApiJson(patch)).await, "channel")
         }
         "approve" => (bookings::approve(s, c, p).await, "approved"),
+        "retry-export" => (bookings::retry_export(s, c, p).await, "export-retried"),
         "reject" => {
             let r = Rejection { reason: f.reason };
             (bookings::reject(s, c, p, ApiJson(r)).await, "rejected")
         }
         _ => (
-            Err(verbund_api::ApiError::NotFound(format!(
-                "no booking action `{action}`"
-            ))),
+            Err(ApiError::NotFound(format!("no booking action `{action}`"))),
             "",
         ),
     };

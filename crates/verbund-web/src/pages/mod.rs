@@ -41,6 +41,10 @@ pub fn router() -> Router<WebState> {
             "/bookings/{id}/cancel",
             get(booking::confirm_cancel).post(booking::cancel),
         )
+        .route(
+            "/bookings/{id}/end",
+            get(booking::confirm_end).post(booking::end),
+        )
         .route("/bookings/{id}/{action}", post(booking::action))
         .route("/organisation", get(organisation::page))
         .route("/organisation/data", get(organisation::data))
@@ -168,6 +172,8 @@ pub fn flash(lang: crate::i18n::Lang, code: Option<&str>) -> Option<String> {
         match code? {
             "booked" => t.done_booked,
             "cancelled" => t.done_cancelled,
+            "ended" => t.done_ended,
+            "export-retried" => t.done_export_retried,
             "channel" => t.done_channel,
             "approved" => t.done_approved,
             "rejected" => t.done_rejected,
