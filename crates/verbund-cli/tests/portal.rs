@@ -4,7 +4,8 @@
 //!
 //! One journey, as the people who use verbund would take it: a municipality's IT lead
 //! signs in by keyboard, finds an offering, books it with an invalid and then a valid
-//! configuration, reads where it was placed and why, and watches it become active; the
+//! configuration, reads where it was placed and why, and watches it become active; it
+//! books a service for a time and ends it early, its data exported and verified; the
 //! vendor starts a rollout of a new version and pauses it; another municipality signs in
 //! and cannot see the first one's booking. Every page on the way is checked by the
 //! axe-core engine for WCAG 2.1 A and AA violations (there must be none) and for its
@@ -671,18 +672,7 @@ async fn books_lists_and_groups_through_forms(b: &Browser, base: &str, admin: &s
 /// books nothing; then the booking shows its window, scheduled, and the plan for now.
 async fn books_a_campaign_with_a_capacity_window(b: &Browser, base: &str, admin: &str) {
     let year = chrono::Utc::now().year() + 1;
-    let count = async || {
-        api(
-            base,
-            admin,
-            reqwest::Method::GET,
-            "/bookings?limit=1000",
-            None,
-        )
-        .await["items"]
-            .as_array()
-            .map(Vec::len)
-    };
+    let count = async || booking_count(base, admin).await;
     let before = count().await;
     b.goto("/offerings/postgresql/book").await;
     b.click("#plan-s").await;
@@ -720,6 +710,121 @@ async fn books_a_campaign_with_a_capacity_window(b: &Browser, base: &str, admin:
     );
     assert!(shown.contains("M – 2 vCPU"), "{shown}");
     assert!(shown.contains("geplant"), "{shown}");
+}
+
+/// How many bookings the API lists.
+async fn booking_count(base: &str, admin: &str) -> Option<usize> {
+    api(
+        base,
+        admin,
+        reqwest::Method::GET,
+        "/bookings?limit=1000",
+        None,
+    )
+    .await["items"]
+        .as_array()
+        .map(Vec::len)
+}
+
+/// Hundesteuer-Anmeldung (the demo's offering with a data export) booked for a time
+/// through the form: an `http://` export target is refused in German at its control and
+/// books nothing, with everything entered kept; the booking shows its last day and
+/// target. Ended early with the button (after the question, which names the booking's
+/// own target), the page shows the export's Job and, by itself, its verification as the
+/// simulated site reports it: SHA-256 and size.
+async fn books_for_a_time_and_ends_early(b: &Browser, base: &str, admin: &str) {
+    const TARGET: &str = "https://s3.muenchen.de/hundesteuer/export/";
+    let before = booking_count(base, admin).await;
+    let ends_on = chrono::Utc::now().date_naive() + chrono::Days::new(60);
+    let day = ends_on.format("%Y-%m-%d").to_string();
+    open_form(
+        b,
+        "hundesteuer-anmeldung",
+        Some(("tax_rates", "Steuersätze")),
+    )
+    .await;
+    b.fill("#cfg-municipality", "09162000").await;
+    b.fill("#cfg-contact_email", "steueramt@muenchen.de").await;
+    b.fill("#cfg-tax_rates-first_dog", "10000").await;
+    b.fill("#cfg-tax_rates-further_dog", "16000").await;
+    choose(b, "#ends_on", &day).await;
+    b.fill("#export_to", "http://s3.muenchen.de/hundesteuer/export/")
+        .await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
+    let refused = "Das ist kein Exportziel. Bitte die https-Adresse des Speichers mit dem \
+                   Bucket und, wenn gewünscht, einem Pfad angeben, z. B. \
+                   https://s3.stadt.de/exporte/buergerportal/ (Bucket: 3–63 Kleinbuchstaben, \
+                   Ziffern, Punkt oder Bindestrich).";
+    assert_eq!(b.text("#export_to-error").await, refused);
+    assert_eq!(
+        b.js("const e = document.querySelector('#export_to');
+              return [e.getAttribute('aria-invalid'), e.value, document.querySelector('#ends_on').value];")
+            .await,
+        json!(["true", "http://s3.muenchen.de/hundesteuer/export/", day])
+    );
+    assert!(b
+        .text("#form-errors")
+        .await
+        .contains("Befristung: Das ist kein Exportziel."));
+    b.check_page("booking form with a bad export target").await;
+    assert_eq!(
+        booking_count(base, admin).await,
+        before,
+        "the refused form booked nothing"
+    );
+    b.fill("#export_to", TARGET).await;
+    b.shoot("book-temporary").await;
+    let booking = submit_booking(b, base, admin).await;
+    let id = booking["id"].as_str().expect("an id").to_string();
+    assert_eq!(booking["ending"]["ends_on"], day, "{booking}");
+    assert_eq!(booking["ending"]["export_to"]["bucket"], "hundesteuer");
+    b.check_page("booking for a time").await;
+    let shown = b.text("#booking-ending").await;
+    assert!(
+        shown.contains(&ends_on.format("%d.%m.%Y").to_string()),
+        "{shown}"
+    );
+    assert!(shown.contains(TARGET), "{shown}");
+
+    // "Jetzt beenden" asks first, with the booking's own target; then the export runs.
+    b.click(&format!("a[href='/bookings/{id}/end']")).await;
+    assert_eq!(b.path().await, format!("/bookings/{id}/end"));
+    b.check_page("end a booking now?").await;
+    assert_eq!(
+        b.js("return document.querySelector('#export_to').value;")
+            .await,
+        TARGET
+    );
+    b.click(&format!(
+        "form[action='/bookings/{id}/end'] button[type=submit]"
+    ))
+    .await;
+    b.wait_until("the booking ended", || async {
+        (b.path().await == format!("/bookings/{id}?done=ended")).then_some(())
+    })
+    .await;
+    b.check_page("booking being exported").await;
+    assert!(b.text("#booking-export").await.contains("data-export-1"));
+    // The simulated site runs the export Job and reports agreeing sums: the page shows the
+    // verification without a reload.
+    b.js("window.sameDocument = true;").await;
+    b.wait_until("the export is verified", || async {
+        let s = b
+            .js("const e = document.querySelector('[data-export]');
+                 return e && window.sameDocument === true ? e.dataset.export : null;")
+            .await;
+        (s == "verified").then_some(())
+    })
+    .await;
+    let export = b.text("#booking-export").await;
+    assert!(export.contains("verifiziert"), "{export}");
+    assert!(
+        export.contains("SHA-256") && export.contains("Bytes"),
+        "{export}"
+    );
+    b.check_page("booking with its export verified").await;
+    b.shoot("booking-export").await;
 }
 
 /// Opens `offering`'s booking form: no control asks for JSON, and the group or list
@@ -917,6 +1022,7 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     assert_eq!(b.path().await, format!("/bookings/{id}"));
     books_lists_and_groups_through_forms(&b, &base, &admin).await;
     books_a_campaign_with_a_capacity_window(&b, &base, &admin).await;
+    books_for_a_time_and_ends_early(&b, &base, &admin).await;
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;

@@ -160,6 +160,11 @@ impl Bookings {
         let status = self.store().booking_statuses(&[id.to_string()]).await?;
         let observed = status.first().and_then(|s| s.export.clone());
         let current = self.store().get_booking(id).await?;
+        // Most passes find nothing new: decided without the write transaction first.
+        let run = current.ending.as_ref().and_then(|e| e.export.as_ref());
+        if run.is_none_or(|r| judge_export(r, observed.as_ref()) == ExportVerdict::Pending) {
+            return Ok(None);
+        }
         let offering = self.offering(&current.offering, "/offering").await?.spec;
         let mut done = None;
         self.store()
