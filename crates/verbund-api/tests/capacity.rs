@@ -30,6 +30,7 @@ api_tests!(
     a_window_ending_when_another_begins_is_not_counted_with_it,
     dropping_a_smaller_window_must_fit_beside_the_others,
     a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on,
+    a_plan_another_offering_depends_on_stays,
 );
 
 /// 10 January 2027, noon: before every window of these tests.
@@ -631,4 +632,26 @@ async fn a_window_whose_plan_is_gone_is_skipped_and_the_sweep_goes_on(kit: Kit) 
     let b = read(&kit, b["id"].as_str().unwrap()).await;
     assert_eq!(b["windows"][0]["state"], "active", "{b}");
     assert_eq!(audit_count(&kit, "booking.window-skip").await, 1);
+}
+
+async fn a_plan_another_offering_depends_on_stays(kit: Kit) {
+    let (a_org, _) = federation(&kit).await;
+    let mut portal = offering("portal", &a_org);
+    portal["dependencies"] = json!([{"offering": "termine", "plan": "l"}]);
+    ok(
+        post(&kit.app, &kit.admin, "/api/v1/offerings", portal).await,
+        StatusCode::CREATED,
+    );
+    let mut o = offering("termine", &a_org);
+    o["plans"] = json!([plan("s", 500), plan("xl", 3500)]);
+    let r = put(&kit.app, &kit.admin, "/api/v1/offerings/termine", o).await;
+    let detail = assert_problem(&r, StatusCode::CONFLICT, Some("/plans"));
+    assert!(detail.contains("named by offering `portal`"), "{detail}");
+    // A plan no one names or uses goes.
+    let mut o = offering("termine", &a_org);
+    o["plans"] = json!([plan("s", 500), plan("l", 2000)]);
+    ok(
+        put(&kit.app, &kit.admin, "/api/v1/offerings/termine", o).await,
+        StatusCode::OK,
+    );
 }

@@ -383,6 +383,37 @@ impl Store {
 
 /// Refuses a change of `before` to `after` that removes a plan bookings still use (their
 /// own plan, or a capacity window's not over), naming the plan and how many bookings.
+/// Refuses removing a plan that another offering's dependency names: its bookings would
+/// bring a dependency on a plan that no longer exists.
+async fn check_plans_not_depended_on(
+    conn: &mut sqlx::AnyConnection,
+    offering: &str,
+    removed: &[&str],
+) -> Result<()> {
+    let rows = sqlx::query("SELECT name, spec FROM offerings WHERE name <> $1")
+        .bind(offering)
+        .fetch_all(&mut *conn)
+        .await?;
+    for r in &rows {
+        let name: String = r.try_get(0)?;
+        let spec: OfferingSpec = from_json(&r.try_get::<String, _>(1)?)?;
+        let named = spec.dependencies.iter().find_map(|d| {
+            let plan = d.plan.as_deref().filter(|_| d.offering == offering)?;
+            removed.contains(&plan).then_some(plan)
+        });
+        if let Some(plan) = named {
+            return Err(Invalid::conflict(
+                "/plans",
+                format!(
+                    "plan `{plan}` is named by offering `{name}` as the plan of its dependency on `{offering}`; change that offering first"
+                ),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 async fn check_plans_kept(
     conn: &mut sqlx::AnyConnection,
     before: &OfferingSpec,
@@ -397,6 +428,7 @@ async fn check_plans_kept(
     if removed.is_empty() {
         return Ok(());
     }
+    check_plans_not_depended_on(conn, &before.name, &removed).await?;
     let rows = sqlx::query(
         "SELECT plan, windows FROM bookings WHERE offering = $1 AND state NOT IN ('deleted', 'rejected')",
     )
