@@ -14,6 +14,7 @@ pub mod directory;
 pub mod ending;
 pub mod error;
 pub mod facts;
+pub mod label;
 pub mod name;
 pub mod page;
 pub mod portable;

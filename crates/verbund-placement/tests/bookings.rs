@@ -465,6 +465,7 @@ on_both!(
     a_booking_and_its_dependencies_run_where_all_may,
     a_dependency_that_needs_configuration_is_bound,
     approval_places_the_dependencies_too,
+    a_land_asks_for_a_gaiax_label_level,
 );
 
 /// (a) The best allowed site, with the dependency on the same site and linked; a second
@@ -769,6 +770,52 @@ async fn capacity_is_reserved_atomically(store: Store) {
         assert!(held <= capacity, "{held} bookings on `{site}`");
     }
     f.check_invariants().await;
+}
+
+/// A Land asks for Gaia-X label level 3: the site of the provider with a US parent
+/// (level 2: control and jurisdiction reach outside the EU/EEA) is forbidden by it,
+/// the others are not; once a site's BSI C5 attestation expires it falls to level 1.
+async fn a_land_asks_for_a_gaiax_label_level(store: Store) {
+    let f = federation(store).await;
+    let land = PolicySubmission {
+        name: "souveraen".into(),
+        layer: PolicyLayer::Land,
+        owner: Some(f.bayern.clone()),
+        text: r#"@id("gaia-x-stufe-3")
+@description("bayerische Behörden nutzen nur Rechenzentren mit Gaia-X-Label Stufe 3")
+forbid (principal, action == Verbund::Action::"place", resource)
+unless { resource.gaiax_level >= 3 };"#
+            .into(),
+    };
+    f.bookings
+        .submit_policy(ADMIN, &land, t0())
+        .await
+        .expect("submit_policy");
+    let rule = format!("land/{}/souveraen/gaia-x-stufe-3", f.bayern);
+    let out = f
+        .book(&spec(&f.unterhaching, "portal", "s", json!({})), t0())
+        .await;
+    let decision = f
+        .store
+        .booking_decision(&out[0].id)
+        .await
+        .expect("booking_decision")
+        .expect("a stored decision");
+    assert_eq!(forbidding(&decision, "he-1"), vec![rule.clone()]);
+    assert_eq!(forbidding(&decision, "sh-1"), Vec::<String>::new());
+    assert!(!forbidding(&decision, "by-1").contains(&rule), "{decision}");
+    assert_ne!(out[0].site.as_deref(), Some("he-1"), "{:?}", out[0]);
+    // After by-1's attestation expired, only sh-1 meets level 3.
+    let later = c5_last_day() + chrono::Duration::days(1);
+    let at = later.and_hms_opt(12, 0, 0).expect("noon").and_utc();
+    let decision = f
+        .bookings
+        .explain(&f.unterhaching, "portal", "s", at)
+        .await
+        .expect("explain");
+    let decision = serde_json::to_value(&decision).expect("json");
+    assert!(forbidding(&decision, "by-1").contains(&rule), "{decision}");
+    assert_eq!(forbidding(&decision, "sh-1"), Vec::<String>::new());
 }
 
 /// (e) No allowed site: rejected, and the reason names the forbidding policies.

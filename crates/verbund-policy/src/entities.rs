@@ -76,6 +76,7 @@ pub(crate) fn site(
     day: NaiveDate,
 ) -> Result<Entity, PolicyError> {
     let certs = valid_certifications(site, day);
+    let label = verbund_domain::label::label(site, provider, day);
     let attrs = HashMap::from([
         ("provider".to_string(), s(&site.provider)),
         ("country".to_string(), s(&site.location.country)),
@@ -108,6 +109,14 @@ pub(crate) fn site(
         (
             "jurisdictions".to_string(),
             set(provider.all_jurisdictions()),
+        ),
+        (
+            "gaiax_level".to_string(),
+            RestrictedExpression::new_long(i64::from(label.level)),
+        ),
+        (
+            "gaiax_criteria".to_string(),
+            set(label.met.iter().map(|c| c.as_str())),
         ),
     ]);
     entity(site_uid(&site.name)?, attrs, HashSet::new())
