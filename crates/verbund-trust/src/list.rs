@@ -1,0 +1,145 @@
+//! The federation's trust list: who may attest which certification schemes, with which
+//! keys.
+
+use std::collections::BTreeSet;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use verbund_domain::{Invalid, Result};
+
+/// Most issuers on the list, and keys per issuer.
+const MAX_ISSUERS: usize = 100;
+const MAX_KEYS: usize = 10;
+const MAX_TEXT: usize = 500;
+
+/// The issuers whose credentials count, by the federation's decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustList {
+    #[schema(max_items = 100)]
+    pub issuers: Vec<TrustedIssuer>,
+}
+
+/// A certification body (or the federation itself, for attestations it checked by hand).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuer {
+    /// The issuer's identifier as its credentials name it, e.g. `did:web:zert.example.de`.
+    pub id: String,
+    /// Its name, for people.
+    pub name: String,
+    /// Its public keys.
+    #[schema(min_items = 1, max_items = 10)]
+    pub keys: Vec<IssuerKey>,
+    /// The certification schemes it may attest, e.g. `bsi-c5`, `iso27001`.
+    #[schema(min_items = 1)]
+    pub schemes: BTreeSet<String>,
+}
+
+/// An Ed25519 public key as a JWK (`kty` `OKP`, `crv` `Ed25519`), with the `kid` that
+/// credentials name in their header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerKey {
+    pub kid: String,
+    pub kty: String,
+    pub crv: String,
+    /// The public key, base64url without padding (32 bytes).
+    pub x: String,
+}
+
+impl TrustList {
+    /// Checks the list's form: identifiers and key ids unique, keys Ed25519 of 32 bytes,
+    /// schemes named like names.
+    pub fn validate(&self) -> Result<()> {
+        if self.issuers.len() > MAX_ISSUERS {
+            return Err(Invalid::new(
+                "/issuers",
+                format!("at most {MAX_ISSUERS} issuers"),
+            ));
+        }
+        let mut ids = BTreeSet::new();
+        let mut kids = BTreeSet::new();
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            let at = format!("/issuers/{i}");
+            text(&format!("{at}/id"), &issuer.id)?;
+            text(&format!("{at}/name"), &issuer.name)?;
+            if !ids.insert(issuer.id.as_str()) {
+                return Err(Invalid::meaning(
+                    format!("{at}/id"),
+                    format!("issuer `{}` is listed twice", issuer.id),
+                ));
+            }
+            if issuer.keys.is_empty() || issuer.keys.len() > MAX_KEYS {
+                return Err(Invalid::new(
+                    format!("{at}/keys"),
+                    format!("1 to {MAX_KEYS} keys"),
+                ));
+            }
+            for (k, key) in issuer.keys.iter().enumerate() {
+                let kat = format!("{at}/keys/{k}");
+                text(&format!("{kat}/kid"), &key.kid)?;
+                if !kids.insert(key.kid.as_str()) {
+                    return Err(Invalid::meaning(
+                        format!("{kat}/kid"),
+                        format!("key `{}` is listed twice", key.kid),
+                    ));
+                }
+                if key.kty != "OKP" || key.crv != "Ed25519" {
+                    return Err(Invalid::new(
+                        format!("{kat}/crv"),
+                        "only Ed25519 keys (`kty` OKP, `crv` Ed25519)",
+                    ));
+                }
+                if key.public_bytes().is_none() {
+                    return Err(Invalid::new(
+                        format!("{kat}/x"),
+                        "not 32 bytes of base64url without padding",
+                    ));
+                }
+            }
+            if issuer.schemes.is_empty() {
+                return Err(Invalid::new(
+                    format!("{at}/schemes"),
+                    "name at least one scheme it may attest",
+                ));
+            }
+            for scheme in &issuer.schemes {
+                verbund_domain::name::check_name(&format!("{at}/schemes"), scheme)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer and key a credential's `kid` names.
+    pub fn key(&self, kid: &str) -> Option<(&TrustedIssuer, &IssuerKey)> {
+        self.issuers
+            .iter()
+            .find_map(|i| i.keys.iter().find(|k| k.kid == kid).map(|k| (i, k)))
+    }
+
+    /// The issuers of `self` that `next` no longer has.
+    pub fn removed_in<'a>(&'a self, next: &TrustList) -> Vec<&'a str> {
+        self.issuers
+            .iter()
+            .filter(|i| !next.issuers.iter().any(|n| n.id == i.id))
+            .map(|i| i.id.as_str())
+            .collect()
+    }
+}
+
+impl IssuerKey {
+    /// The raw public key, if it is 32 bytes.
+    pub fn public_bytes(&self) -> Option<Vec<u8>> {
+        URL_SAFE_NO_PAD
+            .decode(&self.x)
+            .ok()
+            .filter(|b| b.len() == 32)
+    }
+}
+
+fn text(field: &str, value: &str) -> Result<()> {
+    verbund_domain::name::check_line(field, value, MAX_TEXT, true)
+}
