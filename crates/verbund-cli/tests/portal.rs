@@ -774,7 +774,6 @@ async fn books_for_a_time_and_ends_early(b: &Browser, base: &str, admin: &str) {
         "the refused form booked nothing"
     );
     b.fill("#export_to", TARGET).await;
-    b.shoot("book-temporary").await;
     let booking = submit_booking(b, base, admin).await;
     let id = booking["id"].as_str().expect("an id").to_string();
     assert_eq!(booking["ending"]["ends_on"], day, "{booking}");
@@ -791,6 +790,7 @@ async fn books_for_a_time_and_ends_early(b: &Browser, base: &str, admin: &str) {
     b.click(&format!("a[href='/bookings/{id}/end']")).await;
     assert_eq!(b.path().await, format!("/bookings/{id}/end"));
     b.check_page("end a booking now?").await;
+    b.shoot("booking-end").await;
     assert_eq!(
         b.js("return document.querySelector('#export_to').value;")
             .await,
