@@ -146,6 +146,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::providers::router())
         .merge(routes::sites::router())
         .merge(routes::facts::router())
+        .merge(routes::trust::router())
         .merge(routes::offerings::router())
         .merge(routes::users::router())
         .merge(routes::tokens::router())

@@ -25,7 +25,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     audit, bookings, desired_state, facts, fleet, offerings, organisations, policies, preflight,
-    providers, reports, rollouts, sites, tokens, users,
+    providers, reports, rollouts, sites, tokens, trust, users,
 };
 use crate::AppState;
 
@@ -43,6 +43,7 @@ use crate::AppState;
         users::reset_password, users::complete_reset, users::set_roles, users::disable,
         users::enable, users::revoke,
         tokens::list, tokens::create, tokens::revoke,
+        trust::read_list, trust::put_list, trust::credentials, trust::add, trust::status_list,
         audit::list, audit::verify,
         bookings::list, bookings::create, bookings::read, bookings::update, bookings::cancel,
         bookings::approve, bookings::reject, bookings::end, bookings::retry_export, bookings::placement, bookings::explain, bookings::preview, bookings::reevaluate,

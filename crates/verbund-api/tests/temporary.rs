@@ -29,7 +29,6 @@ api_tests!(
     bad_endings_are_refused_and_change_nothing,
 );
 
-const TARGET: &str = "https://s3.stadt-flensburg.de/exporte/impfzentrum/";
 
 /// 10 January 2027, noon.
 fn t0() -> DateTime<Utc> {

@@ -14,7 +14,7 @@ use sqlx::{AnyConnection, Row};
 use verbund_domain::audit::Change;
 use verbund_domain::booking::{Booking, BookingState, Compliance};
 use verbund_domain::capacity::{self, CapacityWindow, Load, Timeline};
-use verbund_domain::directory::{Environment, Provider, Resources, Site};
+use verbund_domain::directory::{Environment, Provider, Resources, Site, SiteSpec};
 use verbund_domain::page::{Page, PageRequest};
 use verbund_domain::preflight::SitePreflight;
 use verbund_domain::secrets::SecretValues;
@@ -205,11 +205,17 @@ async fn usage(conn: &mut AnyConnection, cache: &WindowsCache) -> Result<Vec<Sit
     }
     let ahead = windows_ahead(conn, cache).await?;
     let mut preflights = crate::preflight::by_site(conn).await?;
+    let mut attested = crate::trust::attested(conn).await?;
     sites
         .iter()
         .map(|r| {
+            let mut spec: SiteSpec = from_json(&r.try_get::<String, _>(0)?)?;
+            // What placement judges: the certifications the federation stated and those
+            // its trusted issuers attest (live credentials, see `verbund_trust`).
+            spec.certifications
+                .extend(attested.remove(&spec.name).unwrap_or_default());
             let site = Site {
-                spec: from_json(&r.try_get::<String, _>(0)?)?,
+                spec,
                 created_at: parse_ts(&r.try_get::<String, _>(1)?)?,
                 updated_at: parse_ts(&r.try_get::<String, _>(2)?)?,
             };

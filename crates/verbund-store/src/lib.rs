@@ -25,6 +25,7 @@ mod secrets;
 mod sessions;
 mod shared_history;
 mod sign_in_attempts;
+mod trust;
 mod undeliverable;
 
 use std::str::FromStr;
@@ -55,6 +56,7 @@ pub use secrets::SealedDocument;
 pub use sessions::{Credential, LockPolicy, Session, PORTAL};
 pub use shared_history::{Delivered, HistoryCommit, HistoryHead, NewHistoryCommit};
 pub use sign_in_attempts::Attempt;
+pub use trust::{SiteCredential, StoredTrustList};
 
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

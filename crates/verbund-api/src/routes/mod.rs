@@ -16,6 +16,7 @@ pub mod reports;
 pub mod rollouts;
 pub mod sites;
 pub mod tokens;
+pub mod trust;
 pub mod users;
 
 use serde::Deserialize;

@@ -1,0 +1,177 @@
+//! `/trust-list`, `/sites/{name}/credentials` and `/status-lists`: certifications that
+//! count only as credentials of issuers the federation trusts (see `verbund_trust`).
+//!
+//! The federation states the trust list (kind `facts`, like every placement fact); a
+//! site's operator — or the federation — hands in a credential its certification body
+//! issued, and it counts once it verifies against the list in force; an issuer's
+//! revocation list revokes what it marks. Each change wakes the re-evaluation of every
+//! placement.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use verbund_domain::Invalid;
+use verbund_policy::authz::{Act, Target};
+use verbund_store::{SiteCredential, StoredTrustList};
+use verbund_trust::{site_subject, verify_certification, verify_status_list, TrustList};
+
+use crate::auth::Caller;
+use crate::extract::ApiJson;
+use crate::problem::{ApiError, ApiResult};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/trust-list", get(read_list).put(put_list))
+        .route("/sites/{name}/credentials", get(credentials).post(add))
+        .route("/status-lists", post(status_list))
+}
+
+/// A credential as handed in: the VC-JWT.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSubmission {
+    /// The compact JWS (`header.payload.signature`).
+    #[schema(max_length = 65536)]
+    pub jwt: String,
+}
+
+/// What a status list revoked.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusListApplied {
+    /// The list's id.
+    pub list: String,
+    /// The credentials it revoked now.
+    pub revoked: Vec<String>,
+}
+
+const MAX_JWT: usize = 65_536;
+
+fn refused(e: verbund_trust::Refusal) -> ApiError {
+    ApiError::Invalid(Invalid::meaning("/jwt", e.to_string()))
+}
+
+fn check_size(jwt: &str) -> ApiResult<()> {
+    if jwt.len() > MAX_JWT {
+        return Err(ApiError::Invalid(Invalid::new(
+            "/jwt",
+            format!("at most {MAX_JWT} bytes"),
+        )));
+    }
+    Ok(())
+}
+
+/// The federation's trust list in force: which issuers' credentials count, for which
+/// certification schemes.
+#[utoipa::path(get, path = "/api/v1/trust-list", operation_id = "read_trust_list", tag = "directory",
+    responses((status = 200, body = StoredTrustList)), security(("bearer" = [])))]
+pub async fn read_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<StoredTrustList>> {
+    caller.require(Act::Read, &Target::new("site"))?;
+    Ok(Json(state.store.trust_list().await?))
+}
+
+/// State a new version of the trust list (federation admins). The credentials of issuers
+/// it drops stop counting with it.
+#[utoipa::path(put, path = "/api/v1/trust-list", operation_id = "put_trust_list", tag = "directory", request_body = TrustList,
+    responses((status = 200, body = StoredTrustList), (status = 403, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn put_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(list): ApiJson<TrustList>,
+) -> ApiResult<Json<StoredTrustList>> {
+    caller.require(Act::Write, &Target::new("facts"))?;
+    list.validate()?;
+    let stored = state
+        .store
+        .put_trust_list(&caller.actor(), &list, state.now())
+        .await?;
+    state.reevaluate.notify_one();
+    Ok(Json(stored))
+}
+
+/// A site's certification credentials, revoked ones included.
+#[utoipa::path(get, path = "/api/v1/sites/{name}/credentials", operation_id = "list_site_credentials", tag = "directory",
+    responses((status = 200, body = Vec<SiteCredential>), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn credentials(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<SiteCredential>>> {
+    caller.require(Act::Read, &Target::new("site"))?;
+    state.store.get_site(&name).await?;
+    Ok(Json(state.store.site_credentials(&name).await?))
+}
+
+/// Hand in a certification credential of the site (its operator, or the federation). It
+/// counts for placement once it verifies: a key on the trust list, its signature, the
+/// issuer, the site as its subject, a scheme the issuer may attest, valid now. A
+/// credential of the same issuer and scheme is replaced.
+#[utoipa::path(post, path = "/api/v1/sites/{name}/credentials", operation_id = "add_site_credential", tag = "directory", request_body = CredentialSubmission,
+    responses((status = 201, body = SiteCredential), (status = 403, body = crate::problem::Problem), (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(submission): ApiJson<CredentialSubmission>,
+) -> ApiResult<(StatusCode, Json<SiteCredential>)> {
+    caller.require(Act::Read, &Target::new("site"))?;
+    let site = state.store.get_site(&name).await?;
+    caller.require(
+        Act::Write,
+        &Target::new("site").provider(&site.spec.provider),
+    )?;
+    check_size(&submission.jwt)?;
+    let now = state.now();
+    let subject = site_subject(&name);
+    let stored = state
+        .store
+        .add_site_credential(&caller.actor(), &name, &submission.jwt, now, |list| {
+            verify_certification(&submission.jwt, list, &subject, now).map_err(refused)
+        })
+        .await?;
+    state.reevaluate.notify_one();
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// Hand in an issuer's revocation status list (federation admins): every credential that
+/// points at an entry it sets stops counting.
+#[utoipa::path(post, path = "/api/v1/status-lists", operation_id = "apply_status_list", tag = "directory", request_body = CredentialSubmission,
+    responses((status = 200, body = StatusListApplied), (status = 403, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn status_list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(submission): ApiJson<CredentialSubmission>,
+) -> ApiResult<Json<StatusListApplied>> {
+    caller.require(Act::Write, &Target::new("facts"))?;
+    check_size(&submission.jwt)?;
+    let now = state.now();
+    let trust = state.store.trust_list().await?;
+    let list = verify_status_list(&submission.jwt, &trust.list, now).map_err(refused)?;
+    let revoked = state
+        .store
+        .apply_status_list(
+            &caller.actor(),
+            &list.id,
+            &list.issuer,
+            |i| list.is_set(i),
+            now,
+        )
+        .await?;
+    if !revoked.is_empty() {
+        state.reevaluate.notify_one();
+    }
+    Ok(Json(StatusListApplied {
+        list: list.id,
+        revoked: revoked.into_iter().map(|c| c.id).collect(),
+    }))
+}

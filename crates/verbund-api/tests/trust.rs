@@ -1,0 +1,379 @@
+//! Certifications that are proven, not claimed, through the real router on SQLite and
+//! PostgreSQL: the federation states its trust list; a site's operator hands in the
+//! credential its certification body signed, and only then may special categories of
+//! personal data go there; a self-signed, tampered, foreign, expired or out-of-scope
+//! credential is refused with the reason and changes nothing; expiry, revocation by the
+//! issuer's status list, and the issuer leaving the trust list each make the booking
+//! non-compliant at the next evaluation.
+
+// Tests and benchmarks may panic: a failed expectation is a failed run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[macro_use]
+mod common;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::*;
+use serde_json::{json, Value};
+use verbund_trust::{site_subject, Issuer, StatusRef, TrustList};
+
+api_tests!(
+    a_credential_of_a_trusted_body_lets_special_categories_in,
+    credentials_that_prove_nothing_are_refused_and_change_nothing,
+    expiry_revocation_and_distrust_make_bookings_non_compliant,
+);
+
+/// 1 March 2027, noon.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 3, 1, 12, 0, 0).unwrap()
+}
+
+const LIST: &str = "https://zert.example.de/status/1";
+
+struct World {
+    gemeinde: String,
+    operator: String,
+    zert: Issuer,
+}
+
+/// A Gemeinde; provider `p1` (public law, in Germany) with site `s1`, ISO 27001 stated by
+/// the federation but no BSI C5; an offering of special categories of personal data; an
+/// operator of `p1`; a certification body `zert` (not yet on the trust list).
+async fn world(kit: &Kit) -> World {
+    let (app, admin) = (&kit.app, kit.admin.as_str());
+    verbund_placement::ensure_default_policies(&kit.store, Utc::now())
+        .await
+        .expect("default policies");
+    let bund = create_org(app, admin, bund()).await;
+    let by = create_org(app, admin, land("Bayern", "09", &bund)).await;
+    let gemeinde = create_org(
+        app,
+        admin,
+        gemeinde("Unterhaching", "091840148148", "09184148", &by),
+    )
+    .await;
+    ok(
+        post(app, admin, "/api/v1/providers", provider("p1")).await,
+        StatusCode::CREATED,
+    );
+    let mut s = site("s1", "p1");
+    s["certifications"] =
+        json!([{"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2028-12-31"}]);
+    ok(
+        post(app, admin, "/api/v1/sites", s).await,
+        StatusCode::CREATED,
+    );
+    let mut o = offering("gesundheit", &bund);
+    o["data_classes"] = json!(["special-categories"]);
+    ok(
+        post(app, admin, "/api/v1/offerings", o).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            admin,
+            "/api/v1/offerings/gesundheit/versions",
+            version("1.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let (_, operator) = kit
+        .user(
+            "betrieb",
+            json!([{"role": "provider-operator", "provider": "p1"}]),
+        )
+        .await;
+    World {
+        gemeinde,
+        operator,
+        zert: Issuer::generate("did:web:zert.example.de", "Beispiel-Zertifizierung GmbH").unwrap(),
+    }
+}
+
+async fn trust(kit: &Kit, token: &str, list: &TrustList) -> Resp {
+    send(
+        &kit.app_at(t0()),
+        request(
+            axum::http::Method::PUT,
+            "/api/v1/trust-list",
+            token,
+            Some(&serde_json::to_value(list).unwrap()),
+        ),
+    )
+    .await
+}
+
+async fn submit(kit: &Kit, token: &str, site: &str, jwt: &str) -> Resp {
+    post(
+        &kit.app_at(t0()),
+        token,
+        &format!("/api/v1/sites/{site}/credentials"),
+        json!({"jwt": jwt}),
+    )
+    .await
+}
+
+/// C5 type 2 for `s1`, valid 30 days back to 60 days ahead, entry 3 of the status list.
+fn c5(zert: &Issuer) -> String {
+    zert.certify(
+        &site_subject("s1"),
+        "bsi-c5",
+        Some("type2"),
+        (t0() - Duration::days(30), t0() + Duration::days(60)),
+        Some(&StatusRef {
+            list: LIST.into(),
+            index: 3,
+        }),
+    )
+    .unwrap()
+}
+
+async fn book(kit: &Kit, org: &str) -> Value {
+    let body = json!({"organisation": org, "offering": "gesundheit", "plan": "s"});
+    ok(
+        post(&kit.app_at(t0()), &kit.admin, "/api/v1/bookings", body).await,
+        StatusCode::CREATED,
+    )["booking"]
+        .clone()
+}
+
+/// Re-evaluates every placement at `at` and says whether booking `id` complies (a
+/// booking never flagged has no verdict stored: it complies).
+async fn compliance_at(kit: &Kit, id: &str, at: DateTime<Utc>) -> bool {
+    ok(
+        post(
+            &kit.app_at(at),
+            &kit.admin,
+            "/api/v1/compliance/reevaluate",
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    ok(
+        get(&kit.app, &kit.admin, &format!("/api/v1/bookings/{id}")).await,
+        StatusCode::OK,
+    )["compliance"]["compliant"]
+        != false
+}
+
+async fn a_credential_of_a_trusted_body_lets_special_categories_in(kit: Kit) {
+    let w = world(&kit).await;
+    let refused = book(&kit, &w.gemeinde).await;
+    assert_eq!(refused["state"], "rejected", "no C5 yet: {refused}");
+    // Only the federation states whom it trusts.
+    let list = TrustList {
+        issuers: vec![w.zert.trusted(&["bsi-c5"])],
+    };
+    let r = trust(&kit, &w.operator, &list).await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.2);
+    let stored = ok(trust(&kit, &kit.admin, &list).await, StatusCode::OK);
+    assert_eq!(stored["version"], 1);
+    assert_eq!(stored["issuers"][0]["id"], "did:web:zert.example.de");
+    // The operator hands in what the body signed: it counts.
+    let c = ok(
+        submit(&kit, &w.operator, "s1", &c5(&w.zert)).await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(c["scheme"], "bsi-c5");
+    assert_eq!(c["level"], "type2");
+    assert_eq!(c["issuer_name"], "Beispiel-Zertifizierung GmbH");
+    assert!(
+        c["submitted_by"].as_str().unwrap().contains("betrieb"),
+        "{c}"
+    );
+    let placed = book(&kit, &w.gemeinde).await;
+    assert_eq!(placed["state"], "placed", "{placed}");
+    assert_eq!(placed["site"], "s1");
+    // Audited, both the list and the credential.
+    let trail = audit_actions(&kit, "site/s1").await;
+    assert!(
+        trail.iter().any(|(_, a)| a == "site.credential-add"),
+        "{trail:?}"
+    );
+    let trail = audit_actions(&kit, "trust-list/federation").await;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    let listed = ok(
+        get(&kit.app, &w.operator, "/api/v1/sites/s1/credentials").await,
+        StatusCode::OK,
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
+
+async fn credentials_that_prove_nothing_are_refused_and_change_nothing(kit: Kit) {
+    let w = world(&kit).await;
+    let list = TrustList {
+        issuers: vec![w.zert.trusted(&["bsi-c5"])],
+    };
+    ok(trust(&kit, &kit.admin, &list).await, StatusCode::OK);
+    let site = site_subject("s1");
+    let year = (t0() - Duration::days(30), t0() + Duration::days(335));
+    // Self-signed by the operator, under the body's name and key id.
+    let own = Issuer::generate("did:web:zert.example.de", "Betreiber").unwrap();
+    let forged = own
+        .certify(&site, "bsi-c5", Some("type2"), year, None)
+        .unwrap();
+    // A key nobody trusts.
+    let stranger = Issuer::generate("did:web:betreiber.example", "Betreiber").unwrap();
+    let unknown = stranger
+        .certify(&site, "bsi-c5", Some("type2"), year, None)
+        .unwrap();
+    // The body's, for another site; for a scheme it may not attest; expired.
+    let other = w
+        .zert
+        .certify(&site_subject("s2"), "bsi-c5", Some("type2"), year, None)
+        .unwrap();
+    let iso = w.zert.certify(&site, "iso27001", None, year, None).unwrap();
+    let expired = w
+        .zert
+        .certify(
+            &site,
+            "bsi-c5",
+            Some("type2"),
+            (t0() - Duration::days(400), t0() - Duration::days(1)),
+            None,
+        )
+        .unwrap();
+    ok(
+        post(&kit.app, &kit.admin, "/api/v1/providers", provider("p2")).await,
+        StatusCode::CREATED,
+    );
+    let (_, stranger_op) = kit
+        .user(
+            "fremd",
+            json!([{"role": "provider-operator", "provider": "p2"}]),
+        )
+        .await;
+    let before = world_state(&kit).await;
+    for (jwt, says) in [
+        (forged.as_str(), "signature does not verify"),
+        (unknown.as_str(), "no issuer on the federation's trust list"),
+        (other.as_str(), "urn:verbund:site:s2"),
+        (iso.as_str(), "may not attest `iso27001`"),
+        (expired.as_str(), "not now"),
+        ("eyJhbGciOiJub25lIn0.e30.", "EdDSA"),
+    ] {
+        let r = submit(&kit, &w.operator, "s1", jwt).await;
+        let detail = assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/jwt"));
+        assert!(detail.contains(says), "{says}: {detail}");
+    }
+    // Another provider's operator may not hand in for s1; an unknown site is not found.
+    let r = submit(&kit, &stranger_op, "s1", &c5(&w.zert)).await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.2);
+    let r = submit(&kit, &kit.admin, "nirgends", &c5(&w.zert)).await;
+    assert_eq!(r.0, StatusCode::NOT_FOUND, "{}", r.2);
+    assert_eq!(world_state(&kit).await, before, "nothing changed");
+    let b = book(&kit, &w.gemeinde).await;
+    assert_eq!(b["state"], "rejected", "{b}");
+}
+
+/// What the refused submissions must leave as it was.
+async fn world_state(kit: &Kit) -> Value {
+    json!({
+        "credentials": ok(get(&kit.app, &kit.admin, "/api/v1/sites/s1/credentials").await, StatusCode::OK),
+        "audit": audit_count(kit).await,
+    })
+}
+
+async fn expiry_revocation_and_distrust_make_bookings_non_compliant(kit: Kit) {
+    let w = world(&kit).await;
+    let list = TrustList {
+        issuers: vec![w.zert.trusted(&["bsi-c5"])],
+    };
+    ok(trust(&kit, &kit.admin, &list).await, StatusCode::OK);
+    ok(
+        submit(&kit, &w.operator, "s1", &c5(&w.zert)).await,
+        StatusCode::CREATED,
+    );
+    let b = book(&kit, &w.gemeinde).await;
+    let id = b["id"].as_str().unwrap();
+    assert!(compliance_at(&kit, id, t0()).await);
+    // Expiry: 61 days on, the attestation no longer holds.
+    assert!(!compliance_at(&kit, id, t0() + Duration::days(62)).await);
+    assert!(compliance_at(&kit, id, t0()).await);
+
+    // Revocation: only a trusted issuer's list counts; its entry 3 revokes the credential.
+    let stranger = Issuer::generate("did:web:betreiber.example", "Betreiber").unwrap();
+    let forged = stranger.status_list(LIST, 1024, &[3]).unwrap();
+    let r = post(
+        &kit.app_at(t0()),
+        &kit.admin,
+        "/api/v1/status-lists",
+        json!({"jwt": forged}),
+    )
+    .await;
+    assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY, Some("/jwt"));
+    let untouched = w.zert.status_list(LIST, 1024, &[2, 4]).unwrap();
+    let applied = ok(
+        post(
+            &kit.app_at(t0()),
+            &kit.admin,
+            "/api/v1/status-lists",
+            json!({"jwt": untouched}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(applied["revoked"], json!([]));
+    let revoking = w.zert.status_list(LIST, 1024, &[3]).unwrap();
+    let r = post(
+        &kit.app_at(t0()),
+        &w.operator,
+        "/api/v1/status-lists",
+        json!({"jwt": revoking}),
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.2);
+    let applied = ok(
+        post(
+            &kit.app_at(t0()),
+            &kit.admin,
+            "/api/v1/status-lists",
+            json!({"jwt": revoking}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(applied["revoked"].as_array().unwrap().len(), 1, "{applied}");
+    assert!(!compliance_at(&kit, id, t0()).await);
+    let creds = ok(
+        get(&kit.app, &kit.admin, "/api/v1/sites/s1/credentials").await,
+        StatusCode::OK,
+    );
+    assert!(
+        creds[0]["revoked_reason"].as_str().unwrap().contains(LIST),
+        "{creds}"
+    );
+
+    // A new credential makes it compliant again; then the body leaves the trust list.
+    ok(
+        submit(&kit, &w.operator, "s1", &c5(&w.zert)).await,
+        StatusCode::CREATED,
+    );
+    assert!(compliance_at(&kit, id, t0()).await);
+    let stored = ok(
+        trust(&kit, &kit.admin, &TrustList::default()).await,
+        StatusCode::OK,
+    );
+    assert_eq!(stored["version"], 2);
+    assert!(!compliance_at(&kit, id, t0()).await);
+    let creds = ok(
+        get(&kit.app, &kit.admin, "/api/v1/sites/s1/credentials").await,
+        StatusCode::OK,
+    );
+    assert!(
+        creds[1]["revoked_reason"]
+            .as_str()
+            .unwrap()
+            .contains("left the trust list"),
+        "{creds}"
+    );
+}
