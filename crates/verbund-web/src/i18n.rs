@@ -271,6 +271,7 @@ texts! {
     cedar_text: "Richtlinientext (Cedar) anzeigen", "Show the policy text (Cedar)";
     cert_warnings: "Zertifikate, die in den nächsten 60 Tagen ablaufen oder abgelaufen sind", "Certificates that expire within 60 days or have expired";
     certifications: "Zertifizierungen", "Certifications";
+    attested_by: "nachgewiesen durch ein Zertifikat von", "attested by a credential of";
     chain_broken: "Die Prüfprotokoll-Kette ist beschädigt.", "The audit chain is broken.";
     chain_intact: "Prüfprotokoll-Kette unversehrt", "Audit chain intact";
     change_booking: "Buchung ändern", "Change the booking";

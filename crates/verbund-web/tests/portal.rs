@@ -2361,6 +2361,41 @@ async fn each_role_finds_its_work_and_facts_show_their_provenance(store: Store) 
         "<dt class=\"kern-description-list-item__key\">Vorgeschlagen, noch nicht in Kraft</dt>",
     );
     data.shows("<span class=\"kern-label\">noch nicht in Kraft</span></span> <strong>Rechtsform:</strong> Anstalt des öffentlichen Rechts <span class=\"kern-body--small\">(vorgeschlagen von admin, ");
+    // A certification attested by a body on the trust list: named with who attested it.
+    let zert =
+        verbund_trust::Issuer::generate("did:web:zert.example.de", "Beispiel-Zertifizierung GmbH")
+            .expect("an issuer");
+    let trust = verbund_trust::TrustList {
+        issuers: vec![zert.trusted(&["bsi-c5"])],
+    };
+    let now = w.clock.0.lock().map(|t| *t).unwrap_or_else(|_| Utc::now());
+    w.store
+        .put_trust_list("test/setup", &trust, now)
+        .await
+        .expect("trust list");
+    let subject = verbund_trust::site_subject("nordwerk-hh-1");
+    let jwt = zert
+        .certify(
+            &subject,
+            "bsi-c5",
+            Some("type2"),
+            (
+                now - chrono::Duration::days(1),
+                now + chrono::Duration::days(300),
+            ),
+            None,
+        )
+        .expect("a credential");
+    w.store
+        .add_site_credential("test/setup", "nordwerk-hh-1", &jwt, now, |list| {
+            verbund_trust::verify_certification(&jwt, list, &subject, now)
+                .map_err(|e| verbund_store::StoreError::Corrupt(e.to_string()))
+        })
+        .await
+        .expect("the credential counts");
+    let data = a.get("/organisation/data").await;
+    data.shows("bsi-c5 (type2) – gültig bis");
+    data.shows("(nachgewiesen durch ein Zertifikat von Beispiel-Zertifizierung GmbH)");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use verbund_api::routes::bookings::{self, BookingQuery};
 use verbund_api::routes::policies::{self, PolicyQuery, PolicyView};
 use verbund_api::ApiError;
 use verbund_domain::booking::Booking;
-use verbund_domain::directory::Organisation;
+use verbund_domain::directory::{Certification, Organisation};
 
 use super::explain::Directory;
 use super::{flash, my_organisations, state_label};
@@ -217,7 +217,10 @@ pub struct Place {
     pub location: String,
     pub operator: String,
     pub operator_detail: String,
-    pub certifications: Vec<(String, String, bool)>,
+    /// Name (scheme and level), valid until, valid today, and who attested it: the
+    /// issuer of its credential (`None` for a certification the federation stated, whose
+    /// provenance the facts show).
+    pub certifications: Vec<(String, String, bool, Option<String>)>,
     /// The offerings' names (for the export) and, in the same order, their titles.
     pub offerings: Vec<String>,
     pub offering_titles: Vec<String>,
@@ -330,6 +333,35 @@ struct DataPage {
     unmapped: usize,
 }
 
+/// The live certification credentials of `sites`, by site: each certification with the
+/// name of the body that attested it.
+async fn attested_certifications(
+    state: &WebState,
+    sites: impl Iterator<Item = &String>,
+) -> Result<HashMap<String, Vec<(Certification, String)>>, ApiError> {
+    let mut out = HashMap::new();
+    for site in sites {
+        let live: Vec<(Certification, String)> = state
+            .api
+            .store
+            .site_credentials(site)
+            .await?
+            .into_iter()
+            .filter(|c| c.revoked_at.is_none())
+            .map(|c| {
+                let cert = Certification {
+                    scheme: c.certified.scheme,
+                    level: c.certified.level,
+                    valid_until: c.certified.valid_until.date_naive(),
+                };
+                (cert, c.certified.issuer_name)
+            })
+            .collect();
+        out.insert(site.clone(), live);
+    }
+    Ok(out)
+}
+
 /// The sites that hold data of the organisation's live bookings.
 async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<Place>, ApiError> {
     let list = org_bookings(state, v, &org.id).await?;
@@ -356,6 +388,7 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
     let today = state.api.now().date_naive();
     let lang = v.lang;
     let t = lang.texts();
+    let attested = attested_certifications(state, by_site.keys()).await?;
     let mut places: Vec<Place> = by_site
         .into_iter()
         .map(|(site, offerings)| {
@@ -386,10 +419,15 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                     )
                 }),
                 certifications: s.map_or_else(Vec::new, |s| {
-                    s.spec
-                        .certifications
-                        .iter()
-                        .map(|c| {
+                    let stated = s.spec.certifications.iter().map(|c| (c, None));
+                    let attested = attested
+                        .get(&site)
+                        .into_iter()
+                        .flatten()
+                        .map(|(c, by)| (c, Some(by.clone())));
+                    stated
+                        .chain(attested)
+                        .map(|(c, by)| {
                             let name = match &c.level {
                                 Some(l) => format!("{} ({l})", c.scheme),
                                 None => c.scheme.clone(),
@@ -398,6 +436,7 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                                 name,
                                 crate::view::date(c.valid_until, lang),
                                 c.valid_until >= today,
+                                by,
                             )
                         })
                         .collect()
