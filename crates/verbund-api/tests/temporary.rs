@@ -29,7 +29,6 @@ api_tests!(
     bad_endings_are_refused_and_change_nothing,
 );
 
-
 /// 10 January 2027, noon.
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2027, 1, 10, 12, 0, 0).unwrap()
