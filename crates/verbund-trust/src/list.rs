@@ -27,14 +27,16 @@ pub struct TrustList {
 #[serde(deny_unknown_fields)]
 pub struct TrustedIssuer {
     /// The issuer's identifier as its credentials name it, e.g. `did:web:zert.example.de`.
+    #[schema(schema_with = text_schema)]
     pub id: String,
     /// Its name, for people.
+    #[schema(schema_with = text_schema)]
     pub name: String,
     /// Its public keys.
     #[schema(min_items = 1, max_items = 10)]
     pub keys: Vec<IssuerKey>,
     /// The certification schemes it may attest, e.g. `bsi-c5`, `iso27001`.
-    #[schema(min_items = 1)]
+    #[schema(schema_with = schemes_schema)]
     pub schemes: BTreeSet<String>,
 }
 
@@ -43,11 +45,52 @@ pub struct TrustedIssuer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerKey {
+    #[schema(schema_with = text_schema)]
     pub kid: String,
+    /// `OKP`.
+    #[schema(schema_with = kty_schema)]
     pub kty: String,
+    /// `Ed25519`.
+    #[schema(schema_with = crv_schema)]
     pub crv: String,
-    /// The public key, base64url without padding (32 bytes).
+    /// The public key, base64url without padding (32 bytes: 43 characters).
+    #[schema(schema_with = x_schema)]
     pub x: String,
+}
+
+fn text_schema() -> utoipa::openapi::schema::Object {
+    verbund_domain::name::line_text_schema(MAX_TEXT)
+}
+
+fn one_of(value: &str) -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([value]))
+        .build()
+}
+
+fn kty_schema() -> utoipa::openapi::schema::Object {
+    one_of("OKP")
+}
+
+fn crv_schema() -> utoipa::openapi::schema::Object {
+    one_of("Ed25519")
+}
+
+/// 32 bytes in base64url without padding: 43 characters, the last of which carries only
+/// four bits.
+pub static PUBLIC_KEY: verbund_domain::name::Pattern =
+    verbund_domain::name::Pattern::new(|| "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$".into());
+
+fn x_schema() -> utoipa::openapi::schema::Object {
+    PUBLIC_KEY.schema()
+}
+
+fn schemes_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(verbund_domain::name::name_schema())
+        .min_items(Some(1))
+        .build()
 }
 
 impl TrustList {
@@ -93,7 +136,7 @@ impl TrustList {
                         "only Ed25519 keys (`kty` OKP, `crv` Ed25519)",
                     ));
                 }
-                if key.public_bytes().is_none() {
+                if !PUBLIC_KEY.is_match(&key.x) || key.public_bytes().is_none() {
                     return Err(Invalid::new(
                         format!("{kat}/x"),
                         "not 32 bytes of base64url without padding",

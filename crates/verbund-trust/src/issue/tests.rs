@@ -173,7 +173,13 @@ fn a_status_list_revokes_the_entries_it_sets() {
 
 #[test]
 fn a_trust_list_checks_its_form() {
+    assert!(crate::list::PUBLIC_KEY.compiles());
     let zert = body();
+    assert!(
+        crate::list::PUBLIC_KEY.is_match(&zert.key().x),
+        "{}",
+        zert.key().x
+    );
     let mut list = trusting(&zert, &["bsi-c5"]);
     list.issuers.push(zert.trusted(&["iso27001"]));
     assert_eq!(
