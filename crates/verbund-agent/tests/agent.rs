@@ -291,11 +291,25 @@ async fn the_report_is_read_from_the_recorded_cluster() {
     );
     assert_eq!(
         selector("/apis/batch/v1/jobs", "labelSelector"),
-        ["verbund.dev/smoke-test=true".to_string()].into()
+        [
+            "verbund.dev/export=true".to_string(),
+            "verbund.dev/smoke-test=true".to_string()
+        ]
+        .into()
     );
+    // Running pods for capacity; export pods in every phase, for their termination
+    // message (a watch without a field selector asks with an empty one).
     assert_eq!(
         selector("/api/v1/pods", "fieldSelector"),
-        ["status.phase!=Succeeded,status.phase!=Failed".to_string()].into()
+        [
+            String::new(),
+            "status.phase!=Succeeded,status.phase!=Failed".to_string()
+        ]
+        .into()
+    );
+    assert_eq!(
+        selector("/api/v1/pods", "labelSelector"),
+        [String::new(), "verbund.dev/export=true".to_string()].into()
     );
 }
 
