@@ -818,6 +818,72 @@ fn agent_manifests_refuse_a_bad_namespace() {
 /// booking; a window that is not one is refused in a sentence before anything is sent,
 /// and one the API refuses books nothing.
 #[test]
+fn a_site_credential_counts_only_from_a_trusted_body() {
+    let s = Server::start();
+    s.ok(&[
+        "provider",
+        "apply",
+        "-f",
+        &s.file("provider.yaml", PROVIDER),
+    ]);
+    let sites = s.file("site.yaml", &site("nordwerk-hh-1", "DE-HH", "1.31"));
+    s.ok(&["site", "apply", "-f", &sites]);
+    let zert =
+        verbund_trust::Issuer::generate("did:web:zert.example.de", "Beispiel-Zertifizierung")
+            .expect("an issuer");
+    let list = serde_json::json!({"issuers": [zert.trusted(&["bsi-c5"])]});
+    let out = s.ok(&[
+        "trust",
+        "apply",
+        "-f",
+        &s.file("trust.json", &list.to_string()),
+    ]);
+    assert_eq!(out, "trust-list version 1 stated\n");
+    let listed = s.ok(&["trust", "list"]);
+    assert!(listed.contains("did:web:zert.example.de"), "{listed}");
+    let now = chrono::Utc::now();
+    let span = (
+        now - chrono::Duration::days(1),
+        now + chrono::Duration::days(365),
+    );
+    let subject = verbund_trust::site_subject("nordwerk-hh-1");
+    // The operator's own signature counts for nothing, in a plain sentence.
+    let own = verbund_trust::Issuer::generate("did:web:nordwerk.example", "Nordwerk").expect("own");
+    let forged = own
+        .certify(&subject, "bsi-c5", Some("type2"), span, None)
+        .expect("forged");
+    let err = s
+        .run(&[
+            "trust",
+            "add",
+            "nordwerk-hh-1",
+            "-f",
+            &s.file("forged.jwt", &forged),
+        ])
+        .fails();
+    assert!(
+        err.contains("no issuer on the federation's trust list"),
+        "{err}"
+    );
+    let jwt = zert
+        .certify(&subject, "bsi-c5", Some("type2"), span, None)
+        .expect("jwt");
+    let out = s.ok(&[
+        "trust",
+        "add",
+        "nordwerk-hh-1",
+        "-f",
+        &s.file("c5.jwt", &format!("{jwt}\n")),
+    ]);
+    assert!(
+        out.contains("bsi-c5 type2 for site/nordwerk-hh-1, attested by Beispiel-Zertifizierung"),
+        "{out}"
+    );
+    let table = s.ok(&["trust", "credentials", "nordwerk-hh-1"]);
+    assert!(table.contains("bsi-c5 (type2)"), "{table}");
+}
+
+#[test]
 fn a_booking_for_a_time_takes_its_end_and_ends_with_an_export() {
     use chrono::Datelike;
     let s = Server::start();

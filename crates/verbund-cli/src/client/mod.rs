@@ -19,6 +19,7 @@ mod render;
 mod rollout;
 mod site;
 mod token;
+mod trust;
 mod user;
 
 use clap::{Args, Subcommand};
@@ -44,6 +45,9 @@ pub enum ClientCommand {
     /// Placement facts of providers and sites: who stated and approved them, and the
     /// operators' proposals a federation admin approves or rejects.
     Facts(facts::FactsArgs),
+    /// The federation's trust list, sites' certification credentials (VC-JWT) and
+    /// issuers' revocation lists.
+    Trust(trust::TrustArgs),
     /// Offerings: the catalog, and the versions vendors publish.
     Offering(offering::OfferingArgs),
     /// Users and their roles.
@@ -70,6 +74,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Provider(a) => provider::run(a).await,
         ClientCommand::Site(a) => site::run(a).await,
         ClientCommand::Facts(a) => facts::run(a).await,
+        ClientCommand::Trust(a) => trust::run(a).await,
         ClientCommand::Offering(a) => offering::run(a).await,
         ClientCommand::User(a) => user::run(a).await,
         ClientCommand::Token(a) => token::run(a).await,

@@ -1,0 +1,174 @@
+//! `verbund trust …`: the federation's trust list, the certification credentials of
+//! sites (handed in as VC-JWT files), and issuers' revocation status lists.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::json;
+use verbund_trust::TrustedIssuer;
+
+use super::http::{segment, Api, ConnArgs};
+use super::manifest::{FileArg, Manifest};
+use super::output::{emit_line, opt, print_data, print_list, Format};
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(subcommand)]
+    cmd: TrustCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TrustCommand {
+    /// Show the trust list in force: issuers, their keys, the schemes each may attest.
+    List,
+    /// State a new version of the trust list from a YAML or JSON file (federation
+    /// admins); credentials of issuers it drops stop counting.
+    Apply {
+        #[command(flatten)]
+        file: FileArg,
+    },
+    /// A site's certification credentials, revoked ones included.
+    Credentials { site: String },
+    /// Hand in a certification credential of a site: a file holding the VC-JWT its
+    /// certification body issued (`-` for stdin).
+    Add {
+        site: String,
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+    /// Hand in an issuer's revocation status list (a VC-JWT file; federation admins).
+    Revocations {
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
+}
+
+const ISSUER_HEADERS: &[&str] = &["ISSUER", "NAME", "KEYS", "SCHEMES"];
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "ID",
+    "SCHEME",
+    "ISSUER",
+    "VALID UNTIL",
+    "REVOKED",
+    "SUBMITTED BY",
+];
+
+/// A VC-JWT from a file (`-` for stdin), without surrounding whitespace.
+fn read_jwt(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = if path == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    Ok(text.trim().to_string())
+}
+
+pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
+    let format = a.conn.output;
+    let api = Api::connect(&a.conn)?;
+    match a.cmd {
+        TrustCommand::List => {
+            let list: serde_json::Value = api.get("/trust-list", &[]).await?;
+            if format != Format::Table {
+                return print_data(format, &list);
+            }
+            let issuers: Vec<TrustedIssuer> =
+                serde_json::from_value(list.get("issuers").cloned().unwrap_or_default())
+                    .context("the server's trust list is not one")?;
+            emit_line(&format!(
+                "trust list version {} (stated by {})",
+                list["version"],
+                list["stated_by"].as_str().unwrap_or("nobody yet")
+            ))?;
+            print_list(format, &issuers, None, ISSUER_HEADERS, |i| {
+                vec![
+                    i.id.clone(),
+                    i.name.clone(),
+                    i.keys
+                        .iter()
+                        .map(|k| k.kid.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    i.schemes.iter().cloned().collect::<Vec<_>>().join(", "),
+                ]
+            })
+        }
+        TrustCommand::Apply { file } => {
+            let manifest = Manifest::read(&file.file)?;
+            let [entry] = manifest.entries.as_slice() else {
+                anyhow::bail!(
+                    "{} holds {} objects; a trust list is one object with `issuers`",
+                    manifest.file,
+                    manifest.entries.len()
+                );
+            };
+            let (_, stored): (_, serde_json::Value) =
+                api.write(Method::PUT, "/trust-list", &entry.value).await?;
+            if format == Format::Table {
+                emit_line(&format!("trust-list version {} stated", stored["version"]))
+            } else {
+                print_data(format, &stored)
+            }
+        }
+        TrustCommand::Credentials { site } => {
+            let list: Vec<serde_json::Value> = api
+                .get(&format!("/sites/{}/credentials", segment(&site)), &[])
+                .await?;
+            print_list(format, &list, None, CREDENTIAL_HEADERS, credential_row)
+        }
+        TrustCommand::Add { site, file } => {
+            let jwt = read_jwt(&file)?;
+            let (_, c): (_, serde_json::Value) = api
+                .write(
+                    Method::POST,
+                    &format!("/sites/{}/credentials", segment(&site)),
+                    &json!({"jwt": jwt}),
+                )
+                .await?;
+            if format == Format::Table {
+                emit_line(&format!(
+                    "credential {} counts: {} {} for site/{site}, attested by {} until {}",
+                    c["id"].as_str().unwrap_or_default(),
+                    c["scheme"].as_str().unwrap_or_default(),
+                    c["level"].as_str().unwrap_or_default(),
+                    c["issuer_name"].as_str().unwrap_or_default(),
+                    c["valid_until"].as_str().unwrap_or_default()
+                ))
+            } else {
+                print_data(format, &c)
+            }
+        }
+        TrustCommand::Revocations { file } => {
+            let jwt = read_jwt(&file)?;
+            let (_, applied): (_, serde_json::Value) = api
+                .write(Method::POST, "/status-lists", &json!({"jwt": jwt}))
+                .await?;
+            if format == Format::Table {
+                let revoked = applied["revoked"].as_array().map_or(0, Vec::len);
+                emit_line(&format!(
+                    "status list {}: {revoked} credential(s) revoked now",
+                    applied["list"].as_str().unwrap_or_default()
+                ))
+            } else {
+                print_data(format, &applied)
+            }
+        }
+    }
+}
+
+fn credential_row(c: &serde_json::Value) -> Vec<String> {
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    vec![
+        text("id"),
+        match c["level"].as_str() {
+            Some(l) => format!("{} ({l})", text("scheme")),
+            None => text("scheme"),
+        },
+        text("issuer_name"),
+        text("valid_until"),
+        opt(c["revoked_reason"].as_str().map(str::to_string)),
+        text("submitted_by"),
+    ]
+}
