@@ -61,6 +61,15 @@ fn from_pem(text: &str) -> Result<Vec<u8>> {
         .map_err(|e| Error::Key(format!("its PEM body is not base64: {e}")))
 }
 
+/// A new federation key, as a PEM file's content (PKCS#8 v2, from ring and the operating
+/// system's random source): what `verbund serve` writes on its first start without one.
+pub fn generate_key() -> Result<String> {
+    let rng = ring::rand::SystemRandom::new();
+    let der = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| Error::Key("no Ed25519 key could be generated".into()))?;
+    Ok(pem(der.as_ref()))
+}
+
 /// `der` as a PEM `PRIVATE KEY` block (lines of 64 characters, no final line break).
 pub fn pem(der: &[u8]) -> String {
     let b64 = STANDARD.encode(der);
@@ -88,6 +97,7 @@ mod tests {
     #[test]
     fn a_v2_key_is_read_as_it_is_from_der_and_pem() {
         let v2 = ring_key();
+        assert!(Ed25519KeyPair::from_pkcs8(&v2).is_ok());
         assert_eq!(pkcs8_der(&v2).unwrap(), v2);
         assert_eq!(pkcs8_der(pem(&v2).as_bytes()).unwrap(), v2);
         assert_eq!(

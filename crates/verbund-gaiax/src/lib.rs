@@ -15,8 +15,9 @@
 //! last change of those facts, so reading it twice gives the same credential, and a change
 //! re-issues it.
 //!
-//! Pure: domain objects in, JSON out; no I/O, no clock, no randomness. Signing is
-//! `verbund_trust::Issuer`'s (ring through jsonwebtoken).
+//! Pure: domain objects in, JSON out; no I/O, no clock, and no randomness but a new key's
+//! ([`generate_key`], for the server's first start). Signing is `verbund_trust::Issuer`'s
+//! (ring through jsonwebtoken).
 
 mod address;
 mod did;
@@ -29,7 +30,7 @@ use verbund_trust::Issuer;
 
 pub use address::nuts_region;
 pub use did::did_web;
-pub use key::{pem, pkcs8_der};
+pub use key::{generate_key, pem, pkcs8_der};
 pub use subjects::{hosts, terms};
 
 /// The W3C VC data model 2.0 context, first in every credential.
@@ -150,7 +151,7 @@ impl Federation {
             "id": self.credential_id(kind, name),
             "type": ["VerifiableCredential", gx_type],
             "issuer": self.did(),
-            "validFrom": valid_from.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "validFrom": valid_from.to_rfc3339_opts(SecondsFormat::Millis, true),
             "credentialSubject": subject,
         })
     }

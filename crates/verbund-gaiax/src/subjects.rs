@@ -123,7 +123,7 @@ impl Federation {
                 .collect();
             subject.insert("dependsOn".into(), json!(ids));
         }
-        let hosted: Vec<_> = sites
+        let hosted: BTreeSet<_> = sites
             .iter()
             .filter(|s| hosts(o, &s.spec))
             .map(|s| self.subject_id(Kind::Site, &s.spec.name))

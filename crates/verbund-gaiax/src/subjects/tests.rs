@@ -65,7 +65,7 @@ fn a_provider_is_a_legal_person_at_its_seat() {
             "id": format!("{BASE}/providers/nordwerk"),
             "type": ["VerifiableCredential", "gx:LegalPerson"],
             "issuer": "did:web:verbund.example.de",
-            "validFrom": "2027-03-02T12:00:00Z",
+            "validFrom": "2027-03-02T12:00:00.000Z",
             "credentialSubject": {
                 "id": format!("{BASE}/providers/nordwerk#subject"),
                 "type": "gx:LegalPerson",
@@ -97,7 +97,7 @@ fn a_site_is_a_datacenter_with_one_zone_at_its_location() {
     let at =
         json!({"type": "gx:Address", "countryCode": "DE", "region": "DE60", "locality": "Hamburg"});
     assert_eq!(c["type"], json!(["VerifiableCredential", "gx:Datacenter"]));
-    assert_eq!(c["validFrom"], "2027-03-04T12:00:00Z");
+    assert_eq!(c["validFrom"], "2027-03-04T12:00:00.000Z");
     assert_eq!(
         c["credentialSubject"],
         json!({
@@ -152,7 +152,7 @@ fn an_offering_aggregates_the_sites_that_offer_what_it_needs() {
         "an empty description is no description"
     );
     // The latest change among the offering and every site, hh-2's though it is not listed.
-    assert_eq!(c["validFrom"], "2027-03-09T12:00:00Z");
+    assert_eq!(c["validFrom"], "2027-03-09T12:00:00.000Z");
     let terms_of = terms(&offering(&["personal"], "1.29").spec).unwrap();
     assert_eq!(
         s["serviceOfferingTermsAndConditions"],
