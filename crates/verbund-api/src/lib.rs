@@ -25,6 +25,8 @@ pub use auth::{issue_site_token, issue_token, Caller};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 pub use problem::ApiError;
+/// The Gaia-X credentials' builder, whose `Federation` the server is given (`with_gaiax`).
+pub use verbund_gaiax;
 
 /// The largest request body the API accepts.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -64,6 +66,9 @@ pub struct AppState {
     pub rollouts: Option<verbund_rollout::Engine>,
     /// The bound on Argon2 evaluations at once (API and portal share it).
     pub hashing: password::HashingLimit,
+    /// The federation as the issuer of Gaia-X credentials (its key and `did:web`), when
+    /// the server has a federation key; without one, `/gaia-x/…` answers 404.
+    pub gaiax: Option<Arc<verbund_gaiax::Federation>>,
 }
 
 impl AppState {
@@ -88,7 +93,14 @@ impl AppState {
             publisher: None,
             rollouts: None,
             hashing: password::HashingLimit::per_core(),
+            gaiax: None,
         }
+    }
+
+    /// Issues Gaia-X credentials as `federation`.
+    pub fn with_gaiax(mut self, federation: verbund_gaiax::Federation) -> Self {
+        self.gaiax = Some(Arc::new(federation));
+        self
     }
 
     /// Runs rollouts with `engine` (its wake-ups and status).
@@ -158,6 +170,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::preflight::router())
         .merge(routes::fleet::router())
         .merge(routes::rollouts::router())
+        .merge(routes::gaiax::router())
         .merge(openapi::router())
         // Only affects the routes merged so far, so it must come after the last merge.
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
@@ -176,6 +189,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(routes::health::router())
         .merge(routes::git::router())
+        .merge(routes::gaiax::did_router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

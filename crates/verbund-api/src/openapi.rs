@@ -24,8 +24,8 @@ use utoipa::openapi::{Content, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    audit, bookings, desired_state, facts, fleet, offerings, organisations, policies, preflight,
-    providers, reports, rollouts, sites, tokens, trust, users,
+    audit, bookings, desired_state, facts, fleet, gaiax, offerings, organisations, policies,
+    preflight, providers, reports, rollouts, sites, tokens, trust, users,
 };
 use crate::AppState;
 
@@ -56,6 +56,7 @@ use crate::AppState;
         rollouts::site_items, rollouts::pause, rollouts::resume, rollouts::abort,
         rollouts::retry_site, rollouts::skip_site,
         organisations::early_adopter, organisations::set_early_adopter,
+        gaiax::provider, gaiax::organisation, gaiax::site, gaiax::offering, gaiax::terms,
     ),
     components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus,
         users::IssuedPasswordReset, verbund_domain::account::PasswordReset,

@@ -5,6 +5,7 @@ pub mod bookings;
 pub mod desired_state;
 pub mod facts;
 pub mod fleet;
+pub mod gaiax;
 pub mod git;
 pub mod health;
 pub mod offerings;
