@@ -132,6 +132,12 @@ pub struct ServeArgs {
     /// one of them leads the rollout engine).
     #[arg(long, env = "VERBUND_REPLICA")]
     pub replica: Option<String>,
+    /// The federation's key (Ed25519, PKCS#8 as PEM or DER, e.g. from `openssl genpkey
+    /// -algorithm ed25519`): verbund signs its Gaia-X credentials with it, as the
+    /// `did:web` of the public URL. Without it, `DATA/federation.key`, generated on first
+    /// start (mode 0600). Replicas must all be given the same key.
+    #[arg(long, env = "VERBUND_FEDERATION_KEY")]
+    pub federation_key: Option<PathBuf>,
     #[command(flatten)]
     pub portal: PortalArgs,
 }

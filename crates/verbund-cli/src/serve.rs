@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use verbund_api::verbund_gaiax::{self, Federation};
 use verbund_api::{issue_token, AppState};
 use verbund_domain::account::{Membership, UserSpec};
 use verbund_store::Store;
@@ -113,6 +114,7 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         None => args.store.open().await?,
     };
     bootstrap_admin(&store, &args.store.data).await?;
+    let federation = federation(&args)?;
     verbund_placement::ensure_default_policies(&store, chrono::Utc::now())
         .await
         .context("cannot install the federation's default policies")?;
@@ -157,7 +159,8 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
     tokio::spawn(engine.clone().run());
     let state = AppState::new(store.clone())
         .with_publisher(publisher)
-        .with_rollout_engine(engine);
+        .with_rollout_engine(engine)
+        .with_gaiax(federation);
     tokio::spawn(housekeeping(state.clone()));
     tokio::spawn(watch_silent_sites(state.clone()));
     let web = verbund_web::WebState::new(
@@ -186,6 +189,38 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
     .context("server failed")?;
     store.close().await;
     Ok(())
+}
+
+/// The federation key's file in the data folder, when `--federation-key` names none.
+const FEDERATION_KEY: &str = "federation.key";
+
+/// The federation as the issuer of Gaia-X credentials, under the `did:web` of the public
+/// URL: with the key `--federation-key` names, or else the data folder's, generated on
+/// first start.
+fn federation(args: &ServeArgs) -> anyhow::Result<Federation> {
+    let path = match &args.federation_key {
+        Some(path) => path.clone(),
+        None => {
+            let path = args.store.data.join(FEDERATION_KEY);
+            if !path.exists() {
+                write_secret(&path, &verbund_gaiax::generate_key()?)?;
+                println!(
+                    "generated the federation key {} (readable only by you); replicas must all be given one key with --federation-key",
+                    path.display()
+                );
+            }
+            path
+        }
+    };
+    let key = std::fs::read(&path)
+        .with_context(|| format!("cannot read the federation key {}", path.display()))?;
+    let federation = Federation::new(&args.delivery.public_url, &key)
+        .with_context(|| format!("cannot issue with the federation key {}", path.display()))?;
+    println!(
+        "Gaia-X credentials are issued as {} (its DID document at /.well-known/did.json)",
+        federation.did()
+    );
+    Ok(federation)
 }
 
 /// The portal's settings from the command line.
