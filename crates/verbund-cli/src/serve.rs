@@ -214,8 +214,12 @@ fn federation(args: &ServeArgs) -> anyhow::Result<Federation> {
     };
     let key = std::fs::read(&path)
         .with_context(|| format!("cannot read the federation key {}", path.display()))?;
-    let federation = Federation::new(&args.delivery.public_url, &key)
-        .with_context(|| format!("cannot issue with the federation key {}", path.display()))?;
+    let federation = Federation::new(&args.delivery.public_url, &key).with_context(|| {
+        format!(
+            "cannot issue Gaia-X credentials with the key {} as the public URL's did:web",
+            path.display()
+        )
+    })?;
     println!(
         "Gaia-X credentials are issued as {} (its DID document at /.well-known/did.json)",
         federation.did()
