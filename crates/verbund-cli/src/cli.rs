@@ -135,7 +135,8 @@ pub struct ServeArgs {
     /// The federation's key (Ed25519, PKCS#8 as PEM or DER, e.g. from `openssl genpkey
     /// -algorithm ed25519`): verbund signs its Gaia-X credentials with it, as the
     /// `did:web` of the public URL. Without it, `DATA/federation.key`, generated on first
-    /// start (mode 0600). Replicas must all be given the same key.
+    /// start (mode 0600) — but on PostgreSQL, which replicas share, none: replicas must all
+    /// be given the same key, and without one they issue no credentials.
     #[arg(long, env = "VERBUND_FEDERATION_KEY")]
     pub federation_key: Option<PathBuf>,
     #[command(flatten)]

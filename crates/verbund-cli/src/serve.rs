@@ -114,7 +114,8 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         None => args.store.open().await?,
     };
     bootstrap_admin(&store, &args.store.data).await?;
-    let federation = federation(&args)?;
+    let shared = store.dialect() == verbund_store::Dialect::Postgres;
+    let federation = federation(&args, shared)?;
     verbund_placement::ensure_default_policies(&store, chrono::Utc::now())
         .await
         .context("cannot install the federation's default policies")?;
@@ -157,10 +158,12 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
     )
     .on_change(move || wake_publisher.wake());
     tokio::spawn(engine.clone().run());
-    let state = AppState::new(store.clone())
+    let mut state = AppState::new(store.clone())
         .with_publisher(publisher)
-        .with_rollout_engine(engine)
-        .with_gaiax(federation);
+        .with_rollout_engine(engine);
+    if let Some(federation) = federation {
+        state = state.with_gaiax(federation);
+    }
     tokio::spawn(housekeeping(state.clone()));
     tokio::spawn(watch_silent_sites(state.clone()));
     let web = verbund_web::WebState::new(
@@ -196,10 +199,18 @@ const FEDERATION_KEY: &str = "federation.key";
 
 /// The federation as the issuer of Gaia-X credentials, under the `did:web` of the public
 /// URL: with the key `--federation-key` names, or else the data folder's, generated on
-/// first start.
-fn federation(args: &ServeArgs) -> anyhow::Result<Federation> {
+/// first start. On PostgreSQL, which replicas share, none is generated: each replica
+/// would sign with a key of its own, which the DID documents they serve would contradict;
+/// without `--federation-key` the server issues nothing there.
+fn federation(args: &ServeArgs, shared: bool) -> anyhow::Result<Option<Federation>> {
     let path = match &args.federation_key {
         Some(path) => path.clone(),
+        None if shared => {
+            println!(
+                "no Gaia-X credentials: replicas on PostgreSQL must all sign with one federation key, given with --federation-key (none is generated)"
+            );
+            return Ok(None);
+        }
         None => {
             let path = args.store.data.join(FEDERATION_KEY);
             if !path.exists() {
@@ -224,7 +235,7 @@ fn federation(args: &ServeArgs) -> anyhow::Result<Federation> {
         "Gaia-X credentials are issued as {} (its DID document at /.well-known/did.json)",
         federation.did()
     );
-    Ok(federation)
+    Ok(Some(federation))
 }
 
 /// The portal's settings from the command line.
