@@ -17,6 +17,7 @@ pub mod routes;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use verbund_store::Store;
@@ -189,7 +190,8 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(routes::health::router())
         .merge(routes::git::router())
-        .merge(routes::gaiax::did_router())
+        .route("/.well-known/did.json", get(routes::gaiax::did_document))
+        .route("/did.json", get(routes::gaiax::did_document))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

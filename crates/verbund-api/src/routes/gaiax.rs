@@ -36,15 +36,6 @@ pub fn router() -> Router<AppState> {
         .route("/gaia-x/offerings/{name}/terms", get(terms))
 }
 
-/// The DID document, beside the API: at `/.well-known/did.json` for a public URL without
-/// a path, and at `/did.json`, where `did:web` resolves a public URL with one (its
-/// reverse proxy strips the path).
-pub fn did_router() -> Router<AppState> {
-    Router::new()
-        .route("/.well-known/did.json", get(did_document))
-        .route("/did.json", get(did_document))
-}
-
 /// A credential the federation issued.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IssuedCredential {
@@ -156,7 +147,10 @@ pub async fn terms(
 }
 
 /// The federation's DID document (open: whoever verifies a credential resolves it).
-async fn did_document(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
+/// Served beside the API (`crate::app`): at `/.well-known/did.json` for a public URL
+/// without a path, and at `/did.json`, where `did:web` resolves a public URL with one
+/// (whose reverse proxy strips the path).
+pub async fn did_document(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let document = federation(&state)?.did_document();
     Ok((
         [(header::CONTENT_TYPE, "application/did+ld+json")],
