@@ -79,8 +79,10 @@ pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
                     .context("the server's trust list is not one")?;
             emit_line(&format!(
                 "trust list version {} (stated by {})",
-                list["version"],
-                list["stated_by"].as_str().unwrap_or("nobody yet")
+                list.get("version").cloned().unwrap_or_default(),
+                Some(text(&list, "stated_by"))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("nobody yet")
             ))?;
             print_list(format, &issuers, None, ISSUER_HEADERS, |i| {
                 vec![
@@ -107,7 +109,10 @@ pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
             let (_, stored): (_, serde_json::Value) =
                 api.write(Method::PUT, "/trust-list", &entry.value).await?;
             if format == Format::Table {
-                emit_line(&format!("trust-list version {} stated", stored["version"]))
+                emit_line(&format!(
+                    "trust-list version {} stated",
+                    stored.get("version").cloned().unwrap_or_default()
+                ))
             } else {
                 print_data(format, &stored)
             }
@@ -130,11 +135,11 @@ pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
             if format == Format::Table {
                 emit_line(&format!(
                     "credential {} counts: {} {} for site/{site}, attested by {} until {}",
-                    c["id"].as_str().unwrap_or_default(),
-                    c["scheme"].as_str().unwrap_or_default(),
-                    c["level"].as_str().unwrap_or_default(),
-                    c["issuer_name"].as_str().unwrap_or_default(),
-                    c["valid_until"].as_str().unwrap_or_default()
+                    text(&c, "id"),
+                    text(&c, "scheme"),
+                    text(&c, "level"),
+                    text(&c, "issuer_name"),
+                    text(&c, "valid_until")
                 ))
             } else {
                 print_data(format, &c)
@@ -146,10 +151,13 @@ pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
                 .write(Method::POST, "/status-lists", &json!({"jwt": jwt}))
                 .await?;
             if format == Format::Table {
-                let revoked = applied["revoked"].as_array().map_or(0, Vec::len);
+                let revoked = applied
+                    .get("revoked")
+                    .and_then(serde_json::Value::as_array)
+                    .map_or(0, Vec::len);
                 emit_line(&format!(
                     "status list {}: {revoked} credential(s) revoked now",
-                    applied["list"].as_str().unwrap_or_default()
+                    text(&applied, "list")
                 ))
             } else {
                 print_data(format, &applied)
@@ -158,17 +166,25 @@ pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
     }
 }
 
+/// A string field of an answer (empty when it has none).
+fn text<'v>(v: &'v serde_json::Value, key: &str) -> &'v str {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+}
+
 fn credential_row(c: &serde_json::Value) -> Vec<String> {
-    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    let level = text(c, "level");
     vec![
-        text("id"),
-        match c["level"].as_str() {
-            Some(l) => format!("{} ({l})", text("scheme")),
-            None => text("scheme"),
+        text(c, "id").to_string(),
+        if level.is_empty() {
+            text(c, "scheme").to_string()
+        } else {
+            format!("{} ({level})", text(c, "scheme"))
         },
-        text("issuer_name"),
-        text("valid_until"),
-        opt(c["revoked_reason"].as_str().map(str::to_string)),
-        text("submitted_by"),
+        text(c, "issuer_name").to_string(),
+        text(c, "valid_until").to_string(),
+        opt(Some(text(c, "revoked_reason").to_string()).filter(|r| !r.is_empty())),
+        text(c, "submitted_by").to_string(),
     ]
 }
