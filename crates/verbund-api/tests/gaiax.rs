@@ -3,10 +3,12 @@
 //! organisation, site and offering has a credential that whoever may read the object
 //! reads, that verifies with the DID document's key, names the facts as they are and is
 //! re-issued when one changes; an offering's terms are served as the bytes whose SHA-256
-//! its credential states. Their subjects conform to the Gaia-X 25.11 SHACL shapes
-//! (pyshacl over the published shapes, ontology and context in `../shared/data/`) but for
-//! the registration number verbund does not hold, with which they conform wholly; and
-//! pyshacl does report a property the closed shapes do not know.
+//! its credential states; a legal person's registration number (a provider's, stated by
+//! the federation; an organisation's ARS) is a credential of its own that its
+//! `gx:LegalPerson` names. Their subjects conform to the Gaia-X 25.11 SHACL shapes
+//! (pyshacl over the published shapes, ontology and context in `../shared/data/`) but
+//! for the Bund's, which has no number verbund knows, with which they conform wholly;
+//! and pyshacl does report a property the closed shapes do not know.
 //!
 //! pyshacl runs in the Python named by `VERBUND_PYSHACL` (`./scripts/test` installs it);
 //! without it the test fails rather than skip.
@@ -103,9 +105,12 @@ async fn world(kit: &Kit) -> World {
         land("Freie und Hansestadt Hamburg", "02", &bund),
     )
     .await;
+    let mut nordwerk = provider("nordwerk");
+    nordwerk["registration"] = json!({"kind": "local", "value": "HRA 4711"});
     let mut by = provider("kommunal-by");
     by["seat"] = json!({"city": "München", "country": "DE"});
-    for p in [provider("nordwerk"), by] {
+    by["registration"] = json!({"kind": "vat-id", "value": "DE123456789"});
+    for p in [nordwerk, by] {
         ok(
             post(app, admin, "/api/v1/providers", p).await,
             StatusCode::CREATED,
@@ -276,7 +281,17 @@ async fn every_credential_verifies_and_conforms(kit: Kit) {
         did: &did,
     };
     let mut subjects = Vec::new();
-    for name in ["nordwerk", "kommunal-by"] {
+    // The registration numbers the legal persons name, each a credential of its own.
+    let mut registrations = Vec::new();
+    for (name, gx_type, property, number) in [
+        (
+            "nordwerk",
+            "gx:LocalRegistrationNumber",
+            "local",
+            "HRA 4711",
+        ),
+        ("kommunal-by", "gx:VatID", "vatID", "DE123456789"),
+    ] {
         let (p, s) = read.issued("providers", name, None).await;
         assert_eq!(s["type"], "gx:LegalPerson");
         assert_eq!(s["name"], p["display_name"]);
@@ -286,14 +301,49 @@ async fn every_credential_verifies_and_conforms(kit: Kit) {
             (&s["legalAddress"], &s["headquartersAddress"]),
             (&seat, &seat)
         );
+        let path = format!("/api/v1/gaia-x/providers/{name}/registration-number");
+        assert_eq!(
+            s["registrationNumber"],
+            format!("{PUBLIC_URL}{path}#subject")
+        );
+        let r = credential(&app, reader, &path, &did, &p["updated_at"]).await;
+        assert_eq!(r["type"], json!(["VerifiableCredential", gx_type]));
+        assert_eq!(r["credentialSubject"][property], number);
+        registrations.push(r["credentialSubject"].clone());
         subjects.push(s);
     }
-    for (id, region) in w.vendors.iter().zip([Some("DE60"), None]) {
+    for (id, region, ars) in w
+        .vendors
+        .iter()
+        .zip([(Some("DE60"), Some("02")), (None, None)])
+        .map(|(id, (r, a))| (id, r, a))
+    {
         let (o, s) = read.issued("organisations", id, None).await;
         assert_eq!(s["name"], o["name"]);
         assert_eq!(s["legalAddress"]["countryCode"], "DE");
         let found = s["legalAddress"].get("region").and_then(Value::as_str);
         assert_eq!(found, region);
+        // A Gebietskörperschaft's number in the state's register is its ARS; the Bund
+        // has none, and its credential names no number.
+        let path = format!("/api/v1/gaia-x/organisations/{id}/registration-number");
+        match ars {
+            Some(ars) => {
+                assert_eq!(
+                    s["registrationNumber"],
+                    format!("{PUBLIC_URL}{path}#subject")
+                );
+                let r = credential(&app, reader, &path, &did, &o["updated_at"]).await;
+                assert_eq!(r["credentialSubject"]["type"], "gx:LocalRegistrationNumber");
+                assert_eq!(r["credentialSubject"]["local"], ars);
+                registrations.push(r["credentialSubject"].clone());
+            }
+            None => {
+                assert_eq!(s.get("registrationNumber"), None);
+                let detail =
+                    assert_problem(&get(&app, reader, &path).await, StatusCode::NOT_FOUND, None);
+                assert!(detail.contains("Regionalschlüssel"), "{detail}");
+            }
+        }
         subjects.push(s);
     }
     let legal_persons: BTreeSet<String> = subjects
@@ -363,6 +413,7 @@ async fn every_credential_verifies_and_conforms(kit: Kit) {
     );
     for path in [
         "/api/v1/gaia-x/providers/nowhere",
+        "/api/v1/gaia-x/providers/nowhere/registration-number",
         "/api/v1/gaia-x/organisations/nobody",
         "/api/v1/gaia-x/sites/nowhere",
         "/api/v1/gaia-x/offerings/nothing",
@@ -411,26 +462,27 @@ async fn every_credential_verifies_and_conforms(kit: Kit) {
     );
     assert_eq!(offering["credential"]["validFrom"], after["validFrom"]);
 
-    // The shapes: what verbund issues lacks only the registration numbers; with them
-    // (a notary's credential, a stand-in here) it conforms; an unknown property does not.
-    let registered: Vec<Value> = subjects
+    // The shapes: what verbund issues conforms but for the Bund, whose registration
+    // number it does not know; with one (a notary's credential, a stand-in here) all
+    // conforms; an unknown property does not.
+    let bund = subject_of("organisations", &w.vendors[1]);
+    let issued_all: Vec<Value> = subjects.iter().chain(&registrations).cloned().collect();
+    let registered: Vec<Value> = issued_all
         .iter()
         .map(|s| {
             let mut s = s.clone();
-            if s["type"] == "gx:LegalPerson" {
-                s["registrationNumber"] = json!(format!("{}-vat", s["id"].as_str().unwrap()));
+            if s["id"] == bund.as_str() {
+                s["registrationNumber"] = json!(format!("{bund}-vat"));
             }
             s
         })
-        .chain(legal_persons.iter().map(|id| {
-            json!({"id": format!("{id}-vat"), "type": "gx:VatID",
-                   "vatID": "DE000000000", "countryCode": "DE"})
-        }))
+        .chain([json!({"id": format!("{bund}-vat"), "type": "gx:VatID",
+                        "vatID": "DE000000000", "countryCode": "DE"})])
         .collect();
     let mut unknown = registered.clone();
     unknown[0]["legalName"] = json!("Nordwerk IT AöR");
     let reports = shacl(json!({
-        "issued": subjects,
+        "issued": issued_all,
         "registered": registered,
         "unknown": unknown,
     }));
@@ -449,16 +501,12 @@ async fn every_credential_verifies_and_conforms(kit: Kit) {
             )
         })
         .collect();
-    let expected: BTreeSet<_> = legal_persons
-        .iter()
-        .map(|id| {
-            (
-                id.clone(),
-                "https://w3id.org/gaia-x/development#registrationNumber".to_string(),
-                "http://www.w3.org/ns/shacl#MinCountConstraintComponent".to_string(),
-            )
-        })
-        .collect();
+    let expected = BTreeSet::from([(
+        bund.clone(),
+        "https://w3id.org/gaia-x/development#registrationNumber".to_string(),
+        "http://www.w3.org/ns/shacl#MinCountConstraintComponent".to_string(),
+    )]);
+    assert!(legal_persons.contains(&bund));
     assert_eq!(found, expected, "{issued:#}");
 
     assert_eq!(

@@ -15,6 +15,7 @@ use crate::error::{Invalid, Result};
 use crate::name::{
     check_name, check_pattern, check_text, Pattern, DISPLAY_NAME_MAX, SHORT_TEXT_MAX,
 };
+use crate::registration::Registration;
 
 /// The administrative level of an organisation.
 #[derive(
@@ -402,6 +403,11 @@ pub struct ProviderSpec {
     pub jurisdictions: BTreeSet<String>,
     #[serde(default)]
     pub parent_companies: Vec<ParentCompany>,
+    /// Its number in a state register, which its Gaia-X credential names (`null`: none
+    /// known).
+    #[serde(default)]
+    #[schema(schema_with = crate::registration::registration_schema)]
+    pub registration: Option<Registration>,
 }
 
 impl ProviderSpec {
@@ -430,6 +436,9 @@ impl ProviderSpec {
                 &format!("/parent_companies/{i}/jurisdiction"),
                 &p.jurisdiction,
             )?;
+        }
+        if let Some(r) = &self.registration {
+            r.validate("/registration")?;
         }
         Ok(())
     }
@@ -1002,6 +1011,7 @@ mod tests {
             },
             jurisdictions: ["DE".to_string()].into(),
             parent_companies: vec![],
+            registration: None,
         };
         assert!(!p.non_eu_exposure());
         p.parent_companies.push(ParentCompany {

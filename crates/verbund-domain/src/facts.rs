@@ -1,9 +1,11 @@
-//! Facts with provenance: which fields of a provider or a site placement reads, so that
-//! the operators those facts constrain cannot state them themselves.
+//! Facts with provenance: which fields of a provider or a site placement reads (or the
+//! federation signs into a Gaia-X credential), so that the operators those facts
+//! constrain cannot state them themselves.
 //!
 //! A provider's placement facts are its legal form, public-law status, seat,
-//! jurisdictions and parent companies; a site's are its location, certifications and
-//! environments. Certifications count as placement facts too: until they are
+//! jurisdictions and parent companies, and with them its registration number, which the
+//! federation vouches for in the provider's `gx:LegalPerson` credential; a site's are
+//! its location, certifications and environments. Certifications count as placement facts too: until they are
 //! verifiable credentials from an issuer on the federation's trust list, an operator's
 //! word for its own certificate is no evidence, so a certification goes through the
 //! same proposal and approval as any other fact. Everything else (display name,
@@ -34,6 +36,7 @@ pub const PROVIDER_FACTS: &[&str] = &[
     "seat",
     "jurisdictions",
     "parent_companies",
+    "registration",
 ];
 
 /// The fields of a site that placement reads (certifications included, see the module
@@ -327,6 +330,19 @@ mod tests {
             changed_facts(&before, &after).keys().collect::<Vec<_>>(),
             ["certifications"]
         );
+    }
+
+    #[test]
+    fn a_registration_number_is_a_fact_also_when_removed() {
+        let before = provider();
+        let mut after = before.clone();
+        after.registration =
+            serde_json::from_value(json!({"kind": "vat-id", "value": "DE123456789"})).unwrap();
+        let added = changed_facts(&before, &after);
+        assert_eq!(added.keys().collect::<Vec<_>>(), ["registration"]);
+        let removed = changed_facts(&after, &before);
+        assert_eq!(removed["registration"], serde_json::Value::Null);
+        assert_eq!(with_facts(&after, &removed).unwrap(), before);
     }
 
     #[test]

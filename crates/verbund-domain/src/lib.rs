@@ -19,6 +19,7 @@ pub mod name;
 pub mod page;
 pub mod portable;
 pub mod preflight;
+pub mod registration;
 pub mod report;
 pub mod rollout;
 pub mod secrets;

@@ -20,8 +20,10 @@
 //! (ring through jsonwebtoken).
 
 mod address;
+mod attestation;
 mod did;
 mod key;
+mod registration;
 mod subjects;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -132,6 +134,12 @@ impl Federation {
         format!("{}/terms", self.credential_id(Kind::Offering, offering))
     }
 
+    /// The URL of the registration number credential of the legal person `name` of
+    /// `kind` (a provider or an organisation).
+    pub fn registration_id(&self, kind: Kind, name: &str) -> String {
+        format!("{}/registration-number", self.credential_id(kind, name))
+    }
+
     /// The credential of `subject` (whose `type` is `gx_type`) about `name` of `kind`,
     /// valid from `valid_from`.
     fn credential(
@@ -141,14 +149,26 @@ impl Federation {
         valid_from: DateTime<Utc>,
         subject: Value,
     ) -> Value {
+        self.credential_at(self.credential_id(kind, name), gx_type, valid_from, subject)
+    }
+
+    /// The credential `id` of `subject` (whose `type` is `gx_type`, whose id is `id`'s
+    /// `#subject`), valid from `valid_from`.
+    fn credential_at(
+        &self,
+        id: String,
+        gx_type: &str,
+        valid_from: DateTime<Utc>,
+        subject: Value,
+    ) -> Value {
         let mut subject = subject;
         if let Some(s) = subject.as_object_mut() {
-            s.insert("id".into(), self.subject_id(kind, name).into());
+            s.insert("id".into(), format!("{id}#subject").into());
             s.insert("type".into(), gx_type.into());
         }
         json!({
             "@context": [VC_CONTEXT, GX_CONTEXT],
-            "id": self.credential_id(kind, name),
+            "id": id,
             "type": ["VerifiableCredential", gx_type],
             "issuer": self.did(),
             "validFrom": valid_from.to_rfc3339_opts(SecondsFormat::Millis, true),

@@ -13,47 +13,70 @@ use crate::address::address;
 use crate::{Error, Federation, Kind, Result};
 
 impl Federation {
-    /// A provider as a `gx:LegalPerson`: its display name, and its seat (country and
-    /// city) as both its legal address and its headquarters, the one address verbund
-    /// holds. verbund holds no registration number of a provider (Handelsregister, VAT
-    /// or LEI), so the credential names none, although the shape asks for one: a Gaia-X
-    /// clearing house takes it as a credential of its notary, which a participant links
-    /// to as `registrationNumber`. Its parent companies are not Gaia-X participants here
-    /// (`subOrganisationOf` refers to a `gx:LegalPerson`'s credential) and are left out.
+    /// A provider as a `gx:LegalPerson`: its display name, its seat (country and city)
+    /// as both its legal address and its headquarters, the one address verbund holds,
+    /// and its registration number credential ([`Federation::provider_registration`])
+    /// where the federation stated one (the shape asks for it; without, the credential
+    /// names none rather than a number nobody checked). Its parent companies are not
+    /// Gaia-X participants here (`subOrganisationOf` refers to a `gx:LegalPerson`'s
+    /// credential) and are left out.
     pub fn provider(&self, provider: &Provider) -> Value {
         let p = &provider.spec;
         let seat = address(&p.seat.country, None, Some(&p.seat.city));
-        self.credential(
+        self.legal_person(
             (Kind::Provider, &p.name),
-            "gx:LegalPerson",
+            &p.display_name,
+            seat,
+            p.registration.is_some(),
             provider.updated_at,
-            json!({
-                "name": p.display_name,
-                "legalAddress": seat,
-                "headquartersAddress": seat,
-            }),
         )
     }
 
     /// A vendor organisation (an authority of German public administration) as a
-    /// `gx:LegalPerson`: its name, and Germany with its Land's NUTS region (where the
-    /// Land is one) as its address. No registration number, as for providers; no
-    /// locality, which verbund does not hold for an authority.
+    /// `gx:LegalPerson`: its name, Germany with its Land's NUTS region (where the Land is
+    /// one) as its address, and its ARS as its registration number
+    /// ([`Federation::organisation_registration`]) where it has one; no locality, which
+    /// verbund does not hold for an authority.
     pub fn organisation(&self, organisation: &Organisation) -> Value {
         let land = organisation
             .land
             .as_deref()
             .and_then(verbund_policy::placement::land_region);
         let seat = address("DE", land, None);
-        self.credential(
+        self.legal_person(
             (Kind::Organisation, &organisation.id),
-            "gx:LegalPerson",
+            &organisation.name,
+            seat,
+            crate::registration::organisation_registration(organisation).is_some(),
             organisation.updated_at,
-            json!({
-                "name": organisation.name,
-                "legalAddress": seat,
-                "headquartersAddress": seat,
-            }),
+        )
+    }
+
+    /// A `gx:LegalPerson` called `display` with `seat` as its legal address and its
+    /// headquarters, naming its registration number credential when it is `registered`.
+    fn legal_person(
+        &self,
+        (kind, name): (Kind, &str),
+        display: &str,
+        seat: Value,
+        registered: bool,
+        updated: DateTime<Utc>,
+    ) -> Value {
+        let mut subject = Map::new();
+        subject.insert("name".into(), json!(display));
+        subject.insert("legalAddress".into(), seat.clone());
+        subject.insert("headquartersAddress".into(), seat);
+        if registered {
+            subject.insert(
+                "registrationNumber".into(),
+                self.registration_subject(kind, name).into(),
+            );
+        }
+        self.credential(
+            (kind, name),
+            "gx:LegalPerson",
+            updated,
+            Value::Object(subject),
         )
     }
 

@@ -197,6 +197,7 @@ fn provider(i: usize) -> impl Strategy<Value = ProviderSpec> {
                     jurisdiction: j.into(),
                 })
                 .collect(),
+            registration: None,
         })
 }
 

@@ -59,6 +59,10 @@ pub fn provider(i: usize) -> ProviderSpec {
         } else {
             vec![]
         },
+        registration: Some(verbund_domain::registration::Registration {
+            kind: verbund_domain::registration::RegistrationKind::Local,
+            value: format!("HRB {}", 10_000 + i),
+        }),
     }
 }
 

@@ -68,15 +68,28 @@ impl Issuer {
     }
 
     /// A certification of `subject` (`scheme`, `level`) valid from `from` until `until`,
-    /// optionally with an entry in a revocation list.
+    /// optionally with an entry in a revocation list, signed.
     pub fn certify(
+        &self,
+        subject: &str,
+        scheme: &str,
+        level: Option<&str>,
+        validity: (DateTime<Utc>, DateTime<Utc>),
+        status: Option<&StatusRef>,
+    ) -> Result<String, IssueError> {
+        self.sign(&self.certification(subject, scheme, level, validity, status))
+    }
+
+    /// The same certification as a credential not yet signed, for an issuer that adds to
+    /// it (the federation adds the evidence it checked).
+    pub fn certification(
         &self,
         subject: &str,
         scheme: &str,
         level: Option<&str>,
         (from, until): (DateTime<Utc>, DateTime<Utc>),
         status: Option<&StatusRef>,
-    ) -> Result<String, IssueError> {
+    ) -> Value {
         let mut vc = json!({
             "@context": [VC_CONTEXT],
             "type": ["VerifiableCredential", CERTIFICATION_TYPE],
@@ -99,7 +112,7 @@ impl Issuer {
                 }),
             );
         }
-        self.sign(&vc)
+        vc
     }
 
     /// A revocation status list `id` of `size` entries with `revoked` set.

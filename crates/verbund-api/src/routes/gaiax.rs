@@ -30,7 +30,15 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/gaia-x/providers/{name}", get(provider))
+        .route(
+            "/gaia-x/providers/{name}/registration-number",
+            get(provider_registration),
+        )
         .route("/gaia-x/organisations/{id}", get(organisation))
+        .route(
+            "/gaia-x/organisations/{id}/registration-number",
+            get(organisation_registration),
+        )
         .route("/gaia-x/sites/{name}", get(site))
         .route("/gaia-x/offerings/{name}", get(offering))
         .route("/gaia-x/offerings/{name}/terms", get(terms))
@@ -63,6 +71,16 @@ fn issued(federation: &Federation, credential: Value) -> ApiResult<Json<IssuedCr
     Ok(Json(IssuedCredential { jwt, credential }))
 }
 
+/// `credential` issued, or 404 with the sentence `missing` makes when there is none.
+fn issued_if(
+    federation: &Federation,
+    credential: Option<Value>,
+    missing: impl FnOnce() -> String,
+) -> ApiResult<Json<IssuedCredential>> {
+    let credential = credential.ok_or_else(|| ApiError::NotFound(missing()))?;
+    issued(federation, credential)
+}
+
 /// A provider's `gx:LegalPerson` credential.
 #[utoipa::path(get, path = "/api/v1/gaia-x/providers/{name}", operation_id = "read_provider_credential", tag = "gaia-x",
     responses((status = 200, body = IssuedCredential), (status = 404, body = crate::problem::Problem)),
@@ -78,6 +96,25 @@ pub async fn provider(
     issued(f, f.provider(&provider))
 }
 
+/// A provider's registration number credential (`gx:LocalRegistrationNumber`,
+/// `gx:VatID`, `gx:EORI` or `gx:EUID`), which its `gx:LegalPerson` names; 404 when the
+/// federation stated none.
+#[utoipa::path(get, path = "/api/v1/gaia-x/providers/{name}/registration-number", operation_id = "read_provider_registration_credential", tag = "gaia-x",
+    responses((status = 200, body = IssuedCredential), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn provider_registration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<IssuedCredential>> {
+    caller.require(Act::Read, &Target::new("provider"))?;
+    let f = federation(&state)?;
+    let provider = state.store.get_provider(&name).await?;
+    let missing =
+        || format!("the federation has stated no registration number of provider `{name}`");
+    issued_if(f, f.provider_registration(&provider), missing)
+}
+
 /// A vendor organisation's `gx:LegalPerson` credential (an offering's `providedBy`).
 #[utoipa::path(get, path = "/api/v1/gaia-x/organisations/{id}", operation_id = "read_organisation_credential", tag = "gaia-x",
     responses((status = 200, body = IssuedCredential), (status = 404, body = crate::problem::Problem)),
@@ -91,6 +128,26 @@ pub async fn organisation(
     let f = federation(&state)?;
     let organisation = state.store.get_organisation(&id).await?;
     issued(f, f.organisation(&organisation))
+}
+
+/// A vendor organisation's registration number credential: its Amtlicher
+/// Regionalschlüssel as a `gx:LocalRegistrationNumber`; 404 for an organisation without
+/// one (the Bund).
+#[utoipa::path(get, path = "/api/v1/gaia-x/organisations/{id}/registration-number", operation_id = "read_organisation_registration_credential", tag = "gaia-x",
+    responses((status = 200, body = IssuedCredential), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn organisation_registration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IssuedCredential>> {
+    caller.require(Act::Read, &Target::new("organisation"))?;
+    let f = federation(&state)?;
+    let organisation = state.store.get_organisation(&id).await?;
+    let missing = || {
+        format!("organisation `{id}` has no Amtlicher Regionalschlüssel, its registration number")
+    };
+    issued_if(f, f.organisation_registration(&organisation), missing)
 }
 
 /// A site's `gx:Datacenter` credential.

@@ -89,6 +89,47 @@ fn an_organisation_is_a_legal_person_in_its_land() {
     assert_eq!(subject["legalAddress"], address);
     assert_eq!(subject["headquartersAddress"], address);
     assert_eq!(subject["id"], format!("{BASE}/organisations/org-1#subject"));
+    // Its ARS is its number in the state's register.
+    let number = format!("{BASE}/organisations/org-1/registration-number");
+    assert_eq!(subject["registrationNumber"], format!("{number}#subject"));
+    let registration = federation().organisation_registration(&org).unwrap();
+    assert_eq!(registration["id"], number);
+    assert_eq!(
+        registration["credentialSubject"],
+        json!({"id": format!("{number}#subject"), "type": "gx:LocalRegistrationNumber", "local": "02"})
+    );
+}
+
+#[test]
+fn a_provider_names_the_registration_number_the_federation_stated() {
+    let mut p = provider();
+    assert_eq!(federation().provider_registration(&p), None);
+    for (kind, gx_type, property, value) in [
+        ("local", "gx:LocalRegistrationNumber", "local", "HRA 4711"),
+        ("vat-id", "gx:VatID", "vatID", "DE123456789"),
+        ("eori", "gx:EORI", "eori", "DE1234567"),
+        ("euid", "gx:EUID", "euid", "DEK1101R.HRA4711"),
+    ] {
+        p.spec.registration =
+            Some(serde_json::from_value(json!({"kind": kind, "value": value})).unwrap());
+        let f = federation();
+        let number = format!("{BASE}/providers/nordwerk/registration-number");
+        assert_eq!(
+            f.provider(&p)["credentialSubject"]["registrationNumber"],
+            format!("{number}#subject")
+        );
+        assert_eq!(
+            f.provider_registration(&p).unwrap(),
+            json!({
+                "@context": ["https://www.w3.org/ns/credentials/v2", "https://w3id.org/gaia-x/development#"],
+                "id": number,
+                "type": ["VerifiableCredential", gx_type],
+                "issuer": "did:web:verbund.example.de",
+                "validFrom": "2027-03-02T12:00:00.000Z",
+                "credentialSubject": {"id": format!("{number}#subject"), "type": gx_type, property: value},
+            })
+        );
+    }
 }
 
 #[test]

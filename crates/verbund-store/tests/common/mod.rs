@@ -394,6 +394,7 @@ pub fn provider(name: &str) -> ProviderSpec {
         },
         jurisdictions: ["DE".to_string()].into(),
         parent_companies: vec![],
+        registration: None,
     }
 }
 

@@ -135,6 +135,7 @@ pub fn fact_label(field: &str, lang: Lang) -> String {
         "seat" => "Sitz",
         "jurisdictions" => "Rechtsordnungen",
         "parent_companies" => "Muttergesellschaften",
+        "registration" => "Registernummer",
         "location" => "Standort",
         "certifications" => "Zertifizierungen",
         "environments" => "Umgebungen",
@@ -146,6 +147,7 @@ pub fn fact_label(field: &str, lang: Lang) -> String {
         "seat" => "Seat",
         "jurisdictions" => "Jurisdictions",
         "parent_companies" => "Parent companies",
+        "registration" => "Registration number",
         "location" => "Location",
         "certifications" => "Certifications",
         "environments" => "Environments",
@@ -157,9 +159,23 @@ pub fn fact_label(field: &str, lang: Lang) -> String {
     }
 }
 
+/// A register's name in words (`verbund_domain::registration::RegistrationKind`).
+fn registration_kind_label(kind: &str, lang: Lang) -> &str {
+    match (kind, lang) {
+        ("local", Lang::De) => "Register",
+        ("local", Lang::En) => "register",
+        ("vat-id", Lang::De) => "USt-IdNr.",
+        ("vat-id", Lang::En) => "VAT ID",
+        ("eori", _) => "EORI",
+        ("euid", _) => "EUID",
+        (other, _) => other,
+    }
+}
+
 /// A fact's value as text: plain for text, numbers and yes/no; a place as "city,
 /// region (country)", a certification as "scheme (level) bis …", a company as "name
-/// (jurisdiction)"; compact JSON for anything else.
+/// (jurisdiction)", a registration number as "number (register)", none as "–"; compact
+/// JSON for anything else.
 pub fn fact_value(v: &serde_json::Value, lang: Lang) -> String {
     use serde_json::Value;
     let text = |o: &serde_json::Map<String, Value>, k: &str| {
@@ -171,6 +187,7 @@ pub fn fact_value(v: &serde_json::Value, lang: Lang) -> String {
         (Value::Bool(false), Lang::De) => "nein".into(),
         (Value::Bool(true), Lang::En) => "yes".into(),
         (Value::Bool(false), Lang::En) => "no".into(),
+        (Value::Null, _) => "–".into(),
         (Value::Array(a), _) if a.is_empty() => "–".into(),
         (Value::Array(a), _) => a
             .iter()
@@ -202,6 +219,8 @@ pub fn fact_value(v: &serde_json::Value, lang: Lang) -> String {
                 s
             } else if let (Some(n), Some(j)) = (text(o, "name"), text(o, "jurisdiction")) {
                 format!("{n} ({j})")
+            } else if let (Some(k), Some(n)) = (text(o, "kind"), text(o, "value")) {
+                format!("{n} ({})", registration_kind_label(&k, lang))
             } else {
                 v.to_string()
             }
