@@ -4,7 +4,9 @@
 //! personal data go there; a self-signed, tampered, foreign, expired or out-of-scope
 //! credential is refused with the reason and changes nothing; expiry, revocation by the
 //! issuer's status list, and the issuer leaving the trust list each make the booking
-//! non-compliant at the next evaluation.
+//! non-compliant at the next evaluation. A certification a federation admin checked by
+//! hand is attested by the federation's key and counts only where the trust list names
+//! the federation itself.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
 #![allow(
@@ -21,12 +23,16 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::*;
 use serde_json::{json, Value};
-use verbund_trust::{site_subject, Issuer, StatusRef, TrustList};
+use std::sync::Arc;
+use verbund_api::AppState;
+use verbund_gaiax::Federation;
+use verbund_trust::{site_subject, Issuer, IssuerKey, StatusRef, TrustList, TrustedIssuer};
 
 api_tests!(
     a_credential_of_a_trusted_body_lets_special_categories_in,
     credentials_that_prove_nothing_are_refused_and_change_nothing,
     expiry_revocation_and_distrust_make_bookings_non_compliant,
+    the_federation_attests_what_it_checked_by_hand,
 );
 
 /// 1 March 2027, noon.
@@ -172,6 +178,7 @@ async fn a_credential_of_a_trusted_body_lets_special_categories_in(kit: Kit) {
     // Only the federation states whom it trusts.
     let list = TrustList {
         issuers: vec![w.zert.trusted(&["bsi-c5"])],
+        ..Default::default()
     };
     let r = trust(&kit, &w.operator, &list).await;
     assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.2);
@@ -212,6 +219,7 @@ async fn credentials_that_prove_nothing_are_refused_and_change_nothing(kit: Kit)
     let w = world(&kit).await;
     let list = TrustList {
         issuers: vec![w.zert.trusted(&["bsi-c5"])],
+        ..Default::default()
     };
     ok(trust(&kit, &kit.admin, &list).await, StatusCode::OK);
     let site = site_subject("s1");
@@ -287,6 +295,7 @@ async fn expiry_revocation_and_distrust_make_bookings_non_compliant(kit: Kit) {
     let w = world(&kit).await;
     let list = TrustList {
         issuers: vec![w.zert.trusted(&["bsi-c5"])],
+        ..Default::default()
     };
     ok(trust(&kit, &kit.admin, &list).await, StatusCode::OK);
     ok(
@@ -376,4 +385,181 @@ async fn expiry_revocation_and_distrust_make_bookings_non_compliant(kit: Kit) {
             .contains("left the trust list"),
         "{creds}"
     );
+}
+
+/// How many credentials `s1` has, revoked ones included.
+async fn credential_count(kit: &Kit) -> usize {
+    ok(
+        get(&kit.app, &kit.admin, "/api/v1/sites/s1/credentials").await,
+        StatusCode::OK,
+    )
+    .as_array()
+    .unwrap()
+    .len()
+}
+
+async fn the_federation_attests_what_it_checked_by_hand(kit: Kit) {
+    let w = world(&kit).await;
+    let key = verbund_gaiax::generate_key().unwrap();
+    let federation =
+        Arc::new(Federation::new("https://verbund.example.de", key.as_bytes()).unwrap());
+    let app = verbund_api::app(AppState {
+        clock: Arc::new(FixedClock(t0())),
+        gaiax: Some(federation.clone()),
+        ..AppState::new(kit.store.clone())
+    });
+    let attest = |token: &str, app: &axum::Router, until: &str| {
+        let body = json!({
+            "certification": {"scheme": "bsi-c5", "level": "type2", "valid_until": until},
+            "evidence": "Testat C5 Typ 2 Nr. 4711 der Beispiel-Prüfstelle vom 2. Februar 2027 und der Prüfbericht gelesen",
+        });
+        let (app, token) = (app.clone(), token.to_string());
+        async move { post(&app, &token, "/api/v1/sites/s1/attestations", body).await }
+    };
+
+    // The operator cannot have the federation vouch for its own site.
+    let r = attest(&w.operator, &app, "2027-06-30").await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.2);
+    // Signed is not trusted: without the federation on its own trust list it counts for
+    // nothing, is refused with the reason, and nothing is stored.
+    let detail = assert_problem(
+        &attest(&kit.admin, &app, "2027-06-30").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/certification"),
+    );
+    assert!(detail.contains("federation itself"), "{detail}");
+    assert!(detail.contains(federation.did()), "{detail}");
+    // Named for ISO 27001 only, it may not attest C5.
+    let list = |schemes: &[&str]| TrustList {
+        issuers: vec![federation.trusted(schemes)],
+        ..Default::default()
+    };
+    let strict = |schemes: &[&str]| TrustList {
+        count_stated_certifications: false,
+        ..list(schemes)
+    };
+    ok(
+        trust(&kit, &kit.admin, &list(&["iso27001"])).await,
+        StatusCode::OK,
+    );
+    let detail = assert_problem(
+        &attest(&kit.admin, &app, "2027-06-30").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/certification/scheme"),
+    );
+    assert!(detail.contains("may not attest `bsi-c5`"), "{detail}");
+    // A certification that is over, and a server without the federation's key, attest
+    // nothing either.
+    assert_problem(
+        &attest(&kit.admin, &app, "2027-02-28").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/certification/valid_until"),
+    );
+    assert_problem(
+        &attest(&kit.admin, &kit.app_at(t0()), "2027-06-30").await,
+        StatusCode::CONFLICT,
+        None,
+    );
+    assert_eq!(credential_count(&kit).await, 0);
+    let refused = book(&kit, &w.gemeinde).await;
+    assert_eq!(refused["state"], "rejected", "{refused}");
+
+    // With C5 in its scope, the attestation counts: special categories may go to s1.
+    ok(
+        trust(&kit, &kit.admin, &list(&["iso27001", "bsi-c5"])).await,
+        StatusCode::OK,
+    );
+    let c = ok(
+        attest(&kit.admin, &app, "2027-06-30").await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(c["issuer"], federation.did());
+    assert_eq!(
+        (&c["scheme"], &c["level"]),
+        (&json!("bsi-c5"), &json!("type2"))
+    );
+    assert_eq!(c["valid_until"], "2027-06-30T23:59:59Z");
+    let placed = book(&kit, &w.gemeinde).await;
+    assert_eq!(placed["state"], "placed", "{placed}");
+    assert_eq!(placed["site"], "s1");
+
+    // Whoever reads it verifies it with the key of the federation's DID document, and
+    // reads what was checked.
+    let did = ok(get(&app, "", "/.well-known/did.json").await, StatusCode::OK);
+    let jwk = &did["verificationMethod"][0]["publicKeyJwk"];
+    let from_did = TrustList {
+        issuers: vec![TrustedIssuer {
+            id: did["id"].as_str().unwrap().into(),
+            name: "verbund".into(),
+            keys: vec![IssuerKey {
+                kid: did["verificationMethod"][0]["id"].as_str().unwrap().into(),
+                kty: jwk["kty"].as_str().unwrap().into(),
+                crv: jwk["crv"].as_str().unwrap().into(),
+                x: jwk["x"].as_str().unwrap().into(),
+            }],
+            schemes: ["bsi-c5".to_string()].into(),
+        }],
+        ..Default::default()
+    };
+    let jwt = c["jwt"].as_str().unwrap();
+    verbund_trust::verify_certification(jwt, &from_did, &site_subject("s1"), t0())
+        .expect("the attestation verifies with the DID document's key");
+    let payload: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            jwt.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        payload["evidence"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("Nr. 4711"),
+        "{payload}"
+    );
+    let trail = audit_actions(&kit, "site/s1").await;
+    assert!(
+        trail.iter().any(|(_, a)| a == "site.credential-add"),
+        "{trail:?}"
+    );
+
+    // Once the federation takes certifications only as credentials, the ISO 27001 it
+    // once stated in s1's facts counts no more: the booking is flagged at the next
+    // evaluation, until the federation attests that certificate too.
+    let id = placed["id"].as_str().unwrap();
+    assert!(compliance_at(&kit, id, t0()).await);
+    let stored_list = ok(
+        trust(&kit, &kit.admin, &strict(&["iso27001", "bsi-c5"])).await,
+        StatusCode::OK,
+    );
+    assert_eq!(stored_list["count_stated_certifications"], false);
+    assert!(
+        !compliance_at(&kit, id, t0()).await,
+        "ISO 27001 only stated"
+    );
+    let iso = json!({
+        "certification": {"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2028-12-31"},
+        "evidence": "ISO-27001-Zertifikat auf Basis von IT-Grundschutz BSI-IGZ-0123-2025 gesehen",
+    });
+    ok(
+        post(&app, &kit.admin, "/api/v1/sites/s1/attestations", iso).await,
+        StatusCode::CREATED,
+    );
+    assert!(compliance_at(&kit, id, t0()).await, "attested now");
+    // A list that leaves the field out keeps counting what the federation stated.
+    let absent =
+        json!({"issuers": [serde_json::to_value(federation.trusted(&["iso27001"])).unwrap()]});
+    let r = send(
+        &kit.app_at(t0()),
+        request(
+            axum::http::Method::PUT,
+            "/api/v1/trust-list",
+            &kit.admin,
+            Some(&absent),
+        ),
+    )
+    .await;
+    assert_eq!(ok(r, StatusCode::OK)["count_stated_certifications"], true);
 }

@@ -206,12 +206,20 @@ async fn usage(conn: &mut AnyConnection, cache: &WindowsCache) -> Result<Vec<Sit
     let ahead = windows_ahead(conn, cache).await?;
     let mut preflights = crate::preflight::by_site(conn).await?;
     let mut attested = crate::trust::attested(conn).await?;
+    let count_stated = crate::trust::current_list(conn)
+        .await?
+        .list
+        .count_stated_certifications;
     sites
         .iter()
         .map(|r| {
             let mut spec: SiteSpec = from_json(&r.try_get::<String, _>(0)?)?;
-            // What placement judges: the certifications the federation stated and those
-            // its trusted issuers attest (live credentials, see `verbund_trust`).
+            // What placement judges: the certifications its trusted issuers attest (live
+            // credentials, see `verbund_trust`), and those the federation stated unless
+            // its trust list says that only credentials count.
+            if !count_stated {
+                spec.certifications.clear();
+            }
             spec.certifications
                 .extend(attested.remove(&spec.name).unwrap_or_default());
             let site = Site {

@@ -70,7 +70,7 @@ fn credential(r: &AnyRow) -> Result<SiteCredential> {
     })
 }
 
-async fn current_list(conn: &mut AnyConnection) -> Result<StoredTrustList> {
+pub(crate) async fn current_list(conn: &mut AnyConnection) -> Result<StoredTrustList> {
     let row = sqlx::query(
         "SELECT version, document, actor, created_at FROM trust_list_versions \
          ORDER BY version DESC LIMIT 1",

@@ -15,11 +15,34 @@ const MAX_KEYS: usize = 10;
 const MAX_TEXT: usize = 500;
 
 /// The issuers whose credentials count, by the federation's decision.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrustList {
     #[schema(max_items = 100)]
     pub issuers: Vec<TrustedIssuer>,
+    /// Whether the certifications the federation stated in its sites' facts (before it
+    /// took them as credentials) still count for placement beside the credentials.
+    /// `false`: only credentials count — the federation has attested what it checked by
+    /// hand (`/sites/{name}/attestations`) and certification bodies' credentials are in.
+    /// Absent: `true`, so that stating a list never drops them unasked.
+    #[serde(default = "counted")]
+    #[schema(default = true)]
+    pub count_stated_certifications: bool,
+}
+
+fn counted() -> bool {
+    true
+}
+
+impl Default for TrustList {
+    /// The list before the federation states one: nobody's credentials count, and the
+    /// certifications it stated do.
+    fn default() -> Self {
+        TrustList {
+            issuers: Vec::new(),
+            count_stated_certifications: true,
+        }
+    }
 }
 
 /// A certification body (or the federation itself, for attestations it checked by hand).

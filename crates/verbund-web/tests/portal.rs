@@ -2367,6 +2367,7 @@ async fn each_role_finds_its_work_and_facts_show_their_provenance(store: Store) 
             .expect("an issuer");
     let trust = verbund_trust::TrustList {
         issuers: vec![zert.trusted(&["bsi-c5"])],
+        ..Default::default()
     };
     let now = w.clock.0.lock().map(|t| *t).unwrap_or_else(|_| Utc::now());
     w.store

@@ -3,9 +3,11 @@
 //!
 //! The federation states the trust list (kind `facts`, like every placement fact); a
 //! site's operator — or the federation — hands in a credential its certification body
-//! issued, and it counts once it verifies against the list in force; an issuer's
-//! revocation list revokes what it marks. Each change wakes the re-evaluation of every
-//! placement.
+//! issued, and it counts once it verifies against the list in force; a federation admin
+//! who checked a certificate by hand has the federation attest it (`/attestations`: a
+//! credential signed with the federation's key, which counts only where the list names
+//! the federation itself); an issuer's revocation list revokes what it marks. Each
+//! change wakes the re-evaluation of every placement.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use verbund_domain::directory::Certification;
 use verbund_domain::Invalid;
 use verbund_policy::authz::{Act, Target};
 use verbund_store::{SiteCredential, StoredTrustList};
@@ -27,6 +30,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/trust-list", get(read_list).put(put_list))
         .route("/sites/{name}/credentials", get(credentials).post(add))
+        .route("/sites/{name}/attestations", post(attest))
         .route("/status-lists", post(status_list))
 }
 
@@ -48,10 +52,31 @@ pub struct StatusListApplied {
     pub revoked: Vec<String>,
 }
 
+/// What a federation admin checked by hand and has the federation attest.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationRequest {
+    /// The certification: scheme, level, the last day it is valid.
+    pub certification: Certification,
+    /// What was checked, e.g. the certificate's number and the audit report's date.
+    #[schema(schema_with = evidence_schema)]
+    pub evidence: String,
+}
+
+const MAX_EVIDENCE: usize = 2_000;
+
+fn evidence_schema() -> utoipa::openapi::schema::Object {
+    verbund_domain::name::text_schema(MAX_EVIDENCE)
+}
+
 const MAX_JWT: usize = 65_536;
 
 fn refused(e: verbund_trust::Refusal) -> ApiError {
-    ApiError::Invalid(Invalid::meaning("/jwt", e.to_string()))
+    refused_at("/jwt", e)
+}
+
+fn refused_at(field: &str, e: verbund_trust::Refusal) -> ApiError {
+    ApiError::Invalid(Invalid::meaning(field, e.to_string()))
 }
 
 fn check_size(jwt: &str) -> ApiResult<()> {
@@ -136,6 +161,71 @@ pub async fn add(
         .store
         .add_site_credential(&caller.actor(), &name, &submission.jwt, now, |list| {
             verify_certification(&submission.jwt, list, &subject, now).map_err(refused)
+        })
+        .await?;
+    state.reevaluate.notify_one();
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// Have the federation attest a certification of the site that a federation admin
+/// checked by hand: verbund signs it with the federation's key (the evidence in the
+/// credential) and stores it like a handed-in credential. It counts only if the trust
+/// list names the federation itself with the scheme; otherwise it is refused with that
+/// reason and nothing is stored.
+#[utoipa::path(post, path = "/api/v1/sites/{name}/attestations", operation_id = "attest_site_certification", tag = "directory", request_body = AttestationRequest,
+    responses((status = 201, body = SiteCredential), (status = 403, body = crate::problem::Problem), (status = 404, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn attest(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(request): ApiJson<AttestationRequest>,
+) -> ApiResult<(StatusCode, Json<SiteCredential>)> {
+    caller.require(Act::Write, &Target::new("facts"))?;
+    let c = &request.certification;
+    verbund_domain::name::check_name("/certification/scheme", &c.scheme)?;
+    verbund_domain::name::check_text("/evidence", &request.evidence, MAX_EVIDENCE)?;
+    let federation = state.gaiax.as_deref().ok_or_else(|| {
+        ApiError::Conflict(
+            "this server runs without a federation key, so the federation cannot attest".into(),
+        )
+    })?;
+    state.store.get_site(&name).await?;
+    let now = state.now();
+    let until = c
+        .valid_until
+        .and_hms_opt(23, 59, 59)
+        .map(|t| t.and_utc())
+        .filter(|until| *until > now)
+        .ok_or_else(|| {
+            ApiError::Invalid(Invalid::meaning(
+                "/certification/valid_until",
+                format!("`{}` is over: attest what is valid now", c.valid_until),
+            ))
+        })?;
+    let jwt = federation
+        .attest(
+            &name,
+            (&c.scheme, c.level.as_deref()),
+            (now, until),
+            &request.evidence,
+        )
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let subject = site_subject(&name);
+    let did = federation.did();
+    let stored = state
+        .store
+        .add_site_credential(&caller.actor(), &name, &jwt, now, |list| {
+            verify_certification(&jwt, list, &subject, now).map_err(|e| match e {
+                verbund_trust::Refusal::UnknownIssuer(_) => ApiError::Invalid(Invalid::meaning(
+                    "/certification",
+                    format!(
+                        "the trust list does not name the federation itself (`{did}`, the key of \
+                         its DID document): put it on the list with the schemes it attests by hand"
+                    ),
+                )),
+                other => refused_at("/certification/scheme", other),
+            })
         })
         .await?;
     state.reevaluate.notify_one();

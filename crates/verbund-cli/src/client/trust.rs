@@ -1,5 +1,6 @@
 //! `verbund trust …`: the federation's trust list, the certification credentials of
-//! sites (handed in as VC-JWT files), and issuers' revocation status lists.
+//! sites (handed in as VC-JWT files, or attested by the federation for what a federation
+//! admin checked by hand), and issuers' revocation status lists.
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -37,6 +38,24 @@ enum TrustCommand {
         site: String,
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: std::path::PathBuf,
+    },
+    /// Have the federation attest a certification of a site that you checked by hand
+    /// (federation admins): signed with the federation's key, it counts where the trust
+    /// list names the federation itself with the scheme.
+    Attest {
+        site: String,
+        /// The certification scheme, e.g. `bsi-c5` or `iso27001`.
+        #[arg(long)]
+        scheme: String,
+        /// Its level, e.g. `type2` or `it-grundschutz`.
+        #[arg(long)]
+        level: Option<String>,
+        /// The last day it is valid (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        until: chrono::NaiveDate,
+        /// What you checked: the certificate's number, the report's date.
+        #[arg(long)]
+        evidence: String,
     },
     /// Hand in an issuer's revocation status list (a VC-JWT file; federation admins).
     Revocations {
@@ -78,11 +97,16 @@ pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
                 serde_json::from_value(list.get("issuers").cloned().unwrap_or_default())
                     .context("the server's trust list is not one")?;
             emit_line(&format!(
-                "trust list version {} (stated by {})",
+                "trust list version {} (stated by {}); {}",
                 list.get("version").cloned().unwrap_or_default(),
                 Some(text(&list, "stated_by"))
                     .filter(|s| !s.is_empty())
-                    .unwrap_or("nobody yet")
+                    .unwrap_or("nobody yet"),
+                if list.get("count_stated_certifications") == Some(&json!(false)) {
+                    "only credentials count"
+                } else {
+                    "the certifications the federation stated count beside credentials"
+                }
             ))?;
             print_list(format, &issuers, None, ISSUER_HEADERS, |i| {
                 vec![
@@ -140,6 +164,36 @@ pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
                     text(&c, "level"),
                     text(&c, "issuer_name"),
                     text(&c, "valid_until")
+                ))
+            } else {
+                print_data(format, &c)
+            }
+        }
+        TrustCommand::Attest {
+            site,
+            scheme,
+            level,
+            until,
+            evidence,
+        } => {
+            let body = json!({
+                "certification": {"scheme": scheme, "level": level, "valid_until": until},
+                "evidence": evidence,
+            });
+            let (_, c): (_, serde_json::Value) = api
+                .write(
+                    Method::POST,
+                    &format!("/sites/{}/attestations", segment(&site)),
+                    &body,
+                )
+                .await?;
+            if format == Format::Table {
+                emit_line(&format!(
+                    "the federation attests {} {} for site/{site} until {}: it counts (credential {})",
+                    text(&c, "scheme"),
+                    text(&c, "level"),
+                    text(&c, "valid_until"),
+                    text(&c, "id")
                 ))
             } else {
                 print_data(format, &c)

@@ -23,6 +23,7 @@ fn body() -> Issuer {
 fn trusting(issuer: &Issuer, schemes: &[&str]) -> TrustList {
     let list = TrustList {
         issuers: vec![issuer.trusted(schemes)],
+        ..Default::default()
     };
     assert!(list.validate().is_ok(), "{list:?}");
     list
