@@ -12,8 +12,9 @@
 //!   two healthy pods, and the Service's endpoints are both replicas on the one port that
 //!   serves API, portal and Git endpoint;
 //! - the container's command line, with the Secret's URL pointing at a fresh PostgreSQL
-//!   database, starts the real binary, whose answers to the probes' paths are 200 and
-//!   which writes the desired state;
+//!   database and the federation key where the chart mounts its Secret (read-only, for
+//!   the pod's group), starts the real binary, whose answers to the probes' paths are
+//!   200, which writes the desired state and serves the DID document of the public URL;
 //! - with `serviceMonitor.enabled` the ServiceMonitor scrapes `/metrics` on the Service's
 //!   port with the monitoring account's token: applied beside the chart's other objects,
 //!   the API server checks it against the Prometheus Operator's CRD (from its Go module,
@@ -195,14 +196,43 @@ fn the_service_monitor_scrapes_every_replica_through_the_service() {
 }
 
 /// The chart's container command line runs the real binary (listening on a free port
-/// and with a data folder of the test's instead of the pod's), with the database URL in
-/// the environment variable the Secret fills; the probes' paths answer 200, and the
-/// replica writes the desired state.
+/// and with a data folder and federation key of the test's instead of the pod's), with
+/// the database URL in the environment variable the Secret fills; the probes' paths
+/// answer 200, the replica writes the desired state and signs as the public URL's
+/// `did:web`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_command_line_runs_the_real_binary_and_its_probes_answer() {
     let home = tempfile::tempdir().expect("temp dir");
-    let objects = template(home.path(), "minimal-values.yaml", &[]);
+    let objects = template(
+        home.path(),
+        "minimal-values.yaml",
+        &["federationKey.existingSecret=verbund-federation-key"],
+    );
     let c = container(&objects);
+    // The federation key is the Secret's, mounted read-only and readable by the group.
+    let pod = &one(&objects, "Deployment")["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "federation-key")
+        .expect("the federation key's volume");
+    assert_eq!(volume["secret"]["secretName"], "verbund-federation-key");
+    assert_eq!(volume["secret"]["defaultMode"], 0o440);
+    let key_mount = c["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "federation-key")
+        .expect("the federation key is mounted");
+    assert_eq!(key_mount["readOnly"], true);
+    let key_dir = key_mount["mountPath"].as_str().expect("a path").to_owned();
+    let key_file = home.path().join("federation.key");
+    std::fs::write(
+        &key_file,
+        verbund_api::verbund_gaiax::generate_key().expect("a key"),
+    )
+    .expect("key");
     let port = free_port();
     let data = home.path().join("data");
     let original: Vec<String> = c["args"]
@@ -230,6 +260,9 @@ async fn the_charts_command_line_runs_the_real_binary_and_its_probes_answer() {
                 format!("--listen=127.0.0.1:{port}")
             } else if a.starts_with("--data=") {
                 format!("--data={}", data.display())
+            } else if let Some(path) = a.strip_prefix("--federation-key=") {
+                assert_eq!(path, format!("{key_dir}/federation.key"));
+                format!("--federation-key={}", key_file.display())
             } else {
                 a
             }
@@ -279,6 +312,13 @@ async fn the_charts_command_line_runs_the_real_binary_and_its_probes_answer() {
             metrics.contains("verbund_desired_state_writer 1"),
             "{metrics}"
         );
+        let did: Value = reqwest::get(format!("{base}/.well-known/did.json"))
+            .await
+            .expect("the DID document")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(did["id"], "did:web:verbund.example.de");
     };
     let outcome = tokio::time::timeout(LIMIT * 2, result).await;
     let _ = child.kill();
