@@ -82,13 +82,26 @@ fn min_kubernetes_schema() -> utoipa::openapi::schema::Object {
 }
 
 /// Replicas between `min_replicas` and `max_replicas` (that the one is not above the other
-/// is a rule across the fields).
+/// is a rule across the fields), scaled to keep the pods' average CPU use at
+/// `target_cpu_utilization` per cent of what they request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Autoscaling {
     #[schema(minimum = 1)]
     pub min_replicas: u32,
     pub max_replicas: u32,
+    /// The average CPU utilisation the autoscaler aims at, in per cent of the pods'
+    /// requests (default 75).
+    #[serde(default = "default_cpu_target")]
+    #[schema(minimum = 1, maximum = 100, default = 75)]
+    pub target_cpu_utilization: u32,
+}
+
+/// The CPU utilisation an autoscaling plan aims at unless it says otherwise.
+pub const DEFAULT_CPU_TARGET: u32 = 75;
+
+fn default_cpu_target() -> u32 {
+    DEFAULT_CPU_TARGET
 }
 
 /// The JSON Schema of a plan's resources: CPU and memory at least 1.
@@ -441,6 +454,12 @@ impl OfferingSpec {
                         "needs 1 ≤ min_replicas ≤ max_replicas",
                     ));
                 }
+                if !(1..=100).contains(&a.target_cpu_utilization) {
+                    return Err(Invalid::new(
+                        format!("{at}/autoscaling/target_cpu_utilization"),
+                        "must be a percentage from 1 to 100",
+                    ));
+                }
                 if !(a.min_replicas..=a.max_replicas).contains(&p.replicas) {
                     return Err(Invalid::meaning(
                         format!("{at}/replicas"),
@@ -554,6 +573,12 @@ pub enum Package {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(schema_with = optional_name_schema)]
         config_map: Option<String>,
+        /// The Deployment or StatefulSet of the manifests that a plan's autoscaling scales:
+        /// verbund renders its HorizontalPodAutoscaler from the plan. Required when a plan
+        /// of the offering autoscales.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(schema_with = optional_name_schema)]
+        scale_target: Option<String>,
     },
 }
 
@@ -702,6 +727,7 @@ impl VersionSpec {
             Package::Manifests {
                 manifests,
                 config_map,
+                scale_target,
             } => {
                 if manifests.is_empty() {
                     return Err(Invalid::new("/package/manifests", "must not be empty"));
@@ -713,6 +739,10 @@ impl VersionSpec {
                 }
                 if let Some(name) = config_map {
                     check_name("/package/config_map", name)?;
+                }
+                if let Some(name) = scale_target {
+                    check_name("/package/scale_target", name)?;
+                    check_scale_target(manifests, name)?;
                 }
             }
         }
@@ -801,6 +831,23 @@ pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<(
         }
         _ => {}
     }
+    if let (
+        Some(plan),
+        Package::Manifests {
+            scale_target: None, ..
+        },
+    ) = (
+        offering.plans.iter().find(|p| p.autoscaling.is_some()),
+        &version.package,
+    ) {
+        return Err(Invalid::meaning(
+            "/package/scale_target",
+            format!(
+                "plan `{}` of `{}` autoscales: name the Deployment or StatefulSet of the manifests it scales",
+                plan.name, offering.name
+            ),
+        ));
+    }
     match &version.package {
         Package::Manifests { manifests, .. } => {
             let unmet = unmet_references(manifests, &provided);
@@ -832,6 +879,45 @@ pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The kind of the workload `name` among `manifests` that a plan's autoscaling scales (a
+/// Deployment or a StatefulSet), which no HorizontalPodAutoscaler of the manifests
+/// scales already (verbund renders the one from the plan).
+pub fn check_scale_target(manifests: &[Value], name: &str) -> Result<&'static str> {
+    let text = |m: &Value, pointer: &str| {
+        m.pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let kind = manifests
+        .iter()
+        .filter(|m| text(m, "/apiVersion").as_deref() == Some("apps/v1"))
+        .filter(|m| text(m, "/metadata/name").as_deref() == Some(name))
+        .find_map(|m| match text(m, "/kind").as_deref() {
+            Some("Deployment") => Some("Deployment"),
+            Some("StatefulSet") => Some("StatefulSet"),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            Invalid::meaning(
+                "/package/scale_target",
+                format!("the manifests hold no Deployment or StatefulSet `{name}` to scale"),
+            )
+        })?;
+    let scaled_already = manifests.iter().any(|m| {
+        text(m, "/kind").as_deref() == Some("HorizontalPodAutoscaler")
+            && text(m, "/spec/scaleTargetRef/name").as_deref() == Some(name)
+    });
+    if scaled_already {
+        return Err(Invalid::meaning(
+            "/package/scale_target",
+            format!(
+                "the manifests bring their own HorizontalPodAutoscaler for `{name}`; verbund renders it from the plan"
+            ),
+        ));
+    }
+    Ok(kind)
 }
 
 /// A stored version of an offering.
@@ -1021,10 +1107,71 @@ mod tests {
         s.plans[0].autoscaling = Some(Autoscaling {
             min_replicas: 3,
             max_replicas: 2,
+            target_cpu_utilization: DEFAULT_CPU_TARGET,
         });
         assert_eq!(s.validate().unwrap_err().field, "/plans/0/autoscaling");
+        s.plans[0].autoscaling = Some(Autoscaling {
+            min_replicas: 1,
+            max_replicas: 2,
+            target_cpu_utilization: 101,
+        });
+        assert_eq!(
+            s.validate().unwrap_err().field,
+            "/plans/0/autoscaling/target_cpu_utilization"
+        );
         s.plans.clear();
         assert_eq!(s.validate().unwrap_err().field, "/plans");
+    }
+
+    fn manifests(scale_target: Option<&str>, extra: &[Value]) -> VersionSpec {
+        let mut manifests = vec![json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}},
+                     "template": {"metadata": {"labels": {"a": "b"}},
+                                  "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}]}}},
+        })];
+        manifests.extend(extra.iter().cloned());
+        VersionSpec {
+            version: "1.0.0".into(),
+            package: Package::Manifests {
+                manifests,
+                config_map: None,
+                scale_target: scale_target.map(str::to_string),
+            },
+            changelog: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_autoscaling_plan_needs_what_it_scales_in_plain_manifests() {
+        let mut s = spec();
+        assert_eq!(check_package(&s, &manifests(None, &[])), Ok(()));
+        s.plans[0].autoscaling = Some(Autoscaling {
+            min_replicas: 1,
+            max_replicas: 3,
+            target_cpu_utilization: 60,
+        });
+        let e = check_package(&s, &manifests(None, &[])).unwrap_err();
+        assert_eq!(e.field, "/package/scale_target");
+        assert!(e.message.contains("plan `s`"), "{}", e.message);
+        assert_eq!(check_package(&s, &manifests(Some("app"), &[])), Ok(()));
+        // What it names must be a workload of the manifests that nothing scales yet.
+        for (target, extra) in [
+            ("other", vec![]),
+            (
+                "app",
+                vec![
+                    json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                            "metadata": {"name": "own"},
+                            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
+                                     "maxReplicas": 9}}),
+                ],
+            ),
+        ] {
+            let e = manifests(Some(target), &extra).validate(None).unwrap_err();
+            assert_eq!(e.field, "/package/scale_target", "{target}");
+        }
+        assert!(manifests(Some("app"), &[]).validate(None).is_ok());
     }
 
     #[test]

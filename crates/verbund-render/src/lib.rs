@@ -19,6 +19,7 @@
 //!     kustomization.yaml        the files below but app/ and helm.yaml
 //!     namespace.yaml            Namespace (Pod Security `restricted`)
 //!     quota.yaml                ResourceQuota and LimitRange from the plan
+//!     autoscaler.yaml           HorizontalPodAutoscaler from the plan (manifests packages whose plan autoscales)
 //!     networkpolicies.yaml      default deny, plus what the booking needs
 //!     rbac.yaml                 the tenant's RoleBinding; the deployer ServiceAccount and its RoleBinding
 //!     credentials.yaml          its own and its dependencies' credentials, if any
@@ -53,7 +54,8 @@
 //!
 //! 1. the version's package defaults (`Package::Helm { values }`),
 //! 2. the plan: `replicaCount`, `resources` (requests and limits, one pod's share of the
-//!    plan) and `autoscaling` (`enabled`, `minReplicas`, `maxReplicas`),
+//!    plan) and `autoscaling` (`enabled`, `minReplicas`, `maxReplicas`,
+//!    `targetCPUUtilizationPercentage`, the names of `helm create`'s scaffold),
 //! 3. the tenant's `config`,
 //! 4. `verbund`: the booking's namespace, id, organisation and its dependencies'
 //!    namespaces, hosts and credentials secrets.
@@ -84,6 +86,7 @@
 //! See [`app`] for the application per delivery mode and [`root`] for the entry points.
 
 pub mod app;
+mod autoscaler;
 pub mod config;
 pub mod crd;
 pub mod error;
@@ -529,6 +532,14 @@ fn booking_files(
                 to_value("ServiceAccount", &t.deployer())?,
                 to_value("RoleBinding", &t.deployer_binding())?,
             ],
+        ),
+        (
+            "autoscaler.yaml",
+            autoscaler::autoscaler(t)?
+                .map(|a| to_value("HorizontalPodAutoscaler", &a))
+                .transpose()?
+                .into_iter()
+                .collect(),
         ),
         ("credentials.yaml", t.credentials(options)?),
         ("config.yaml", config),

@@ -96,7 +96,8 @@ pub fn container_defaults(plan: &Plan) -> BTreeMap<String, Quantity> {
 }
 
 /// The plan's layer of Helm values: `replicaCount`, `resources` (one pod's share as
-/// requests and limits) and `autoscaling` (`enabled`, and the bounds when enabled).
+/// requests and limits) and `autoscaling` (`enabled`, and the bounds and CPU target when
+/// enabled).
 pub fn plan_values(plan: &Plan) -> Value {
     let share = pod_share(plan);
     let amounts = json!({
@@ -108,6 +109,7 @@ pub fn plan_values(plan: &Plan) -> Value {
             "enabled": true,
             "minReplicas": a.min_replicas,
             "maxReplicas": a.max_replicas,
+            "targetCPUUtilizationPercentage": a.target_cpu_utilization,
         }),
         None => json!({"enabled": false}),
     };
@@ -136,6 +138,7 @@ mod tests {
             autoscaling: max.map(|max_replicas| Autoscaling {
                 min_replicas: 1,
                 max_replicas,
+                target_cpu_utilization: 60,
             }),
             monthly_price_cents: 0,
         }
@@ -187,7 +190,8 @@ mod tests {
                     "requests": {"cpu": "250m", "memory": "256Mi"},
                     "limits": {"cpu": "250m", "memory": "256Mi"}
                 },
-                "autoscaling": {"enabled": true, "minReplicas": 1, "maxReplicas": 4}
+                "autoscaling": {"enabled": true, "minReplicas": 1, "maxReplicas": 4,
+                                "targetCPUUtilizationPercentage": 60}
             })
         );
         assert_eq!(

@@ -100,12 +100,19 @@ fn helm(version: &str, repository: &str, chart: &str, values: Value) -> VersionS
     }
 }
 
+/// Plain manifests whose first Deployment is what an autoscaling plan scales.
 fn manifests(version: &str, manifests: Vec<Value>) -> VersionSpec {
+    let scale_target = manifests
+        .iter()
+        .find(|m| m["kind"] == "Deployment")
+        .and_then(|m| m["metadata"]["name"].as_str())
+        .map(str::to_string);
     VersionSpec {
         version: version.into(),
         package: Package::Manifests {
             manifests,
             config_map: None,
+            scale_target,
         },
         changelog: String::new(),
     }
@@ -427,7 +434,12 @@ fn an_offering_with_a_smoke_test_gets_a_job_per_version() {
 const DEFINITIONS: &str = "https://kubernetes.io/api/_definitions.json";
 /// Oldest Kubernetes among the demo sites, the one k8s-openapi is built for, the newest.
 const KUBERNETES: [&str; 3] = ["v1.30.0", "v1.33.0", "v1.37.0"];
-const BUILTIN: [(&str, &str, &str); 12] = [
+const BUILTIN: [(&str, &str, &str); 13] = [
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscaler-autoscaling-v2.json",
+    ),
     ("v1", "Namespace", "namespace-v1.json"),
     ("v1", "ResourceQuota", "resourcequota-v1.json"),
     ("v1", "LimitRange", "limitrange-v1.json"),
@@ -671,6 +683,8 @@ fn literal_secrets_in_package_values_are_refused() {
 #[test]
 fn manifests_with_secrets_are_refused() {
     let mut w = world();
+    // Manifests without a workload: a plan that does not autoscale.
+    w.forms.plans[1].autoscaling = None;
     w.forms_manifests = manifests(
         "1.4.1",
         vec![
@@ -706,6 +720,8 @@ fn manifests_with_secrets_are_refused() {
 #[test]
 fn cluster_scoped_and_list_manifests_are_refused() {
     let mut w = world();
+    // Manifests without a workload: a plan that does not autoscale.
+    w.forms.plans[1].autoscaling = None;
     for kind in [
         "ClusterRoleBinding",
         "Namespace",
@@ -826,7 +842,7 @@ fn values_are_defaults_then_plan_then_config() {
         );
         assert_eq!(
             values["autoscaling"],
-            json!({"enabled": true, "maxReplicas": 4, "minReplicas": 2}),
+            json!({"enabled": true, "maxReplicas": 4, "minReplicas": 2, "targetCPUUtilizationPercentage": 75}),
             "{mode}"
         );
         // config merged into the defaults' object, key by key
@@ -1319,6 +1335,70 @@ fn the_quota_leaves_room_for_a_surge_pod_and_the_smoke_test() {
         job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"],
         json!({"cpu": "100m", "memory": "128Mi"})
     );
+}
+
+#[test]
+fn an_autoscaling_plan_scales_the_workload_plain_manifests_name() {
+    let w = world();
+    for mode in ["flux", "argocd", "agent"] {
+        let files = render(&w.input(mode, true), &options()).unwrap();
+        let of = |name: &str| {
+            files
+                .iter()
+                .find(|f| f.path.contains("/formulare-") && f.path.ends_with(name))
+        };
+        // formulare, plan m: 2 to 4 pods at 75 % CPU, in the booking's own files (which
+        // its kustomization lists), not in the vendor's.
+        let hpa = objects(of("/autoscaler.yaml").unwrap()).remove(0);
+        assert_eq!(hpa["apiVersion"], "autoscaling/v2", "{mode}");
+        assert_eq!(hpa["kind"], "HorizontalPodAutoscaler");
+        assert_eq!(
+            hpa["spec"]["scaleTargetRef"],
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "formulare"})
+        );
+        assert_eq!(
+            (&hpa["spec"]["minReplicas"], &hpa["spec"]["maxReplicas"]),
+            (&json!(2), &json!(4))
+        );
+        assert_eq!(
+            hpa["spec"]["metrics"],
+            json!([{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 75}}}])
+        );
+        assert_eq!(
+            hpa["metadata"]["namespace"],
+            objects(of("/namespace.yaml").unwrap())[0]["metadata"]["name"]
+        );
+        let listed = objects(
+            files
+                .iter()
+                .find(|f| {
+                    f.path.contains("/formulare-")
+                        && f.path.ends_with("/kustomization.yaml")
+                        && !f.path.contains("/app/")
+                })
+                .unwrap(),
+        )
+        .remove(0);
+        assert!(
+            listed["resources"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("autoscaler.yaml")),
+            "{mode}: {listed}"
+        );
+    }
+    // Plan s does not autoscale: no autoscaler.
+    let mut w = world();
+    w.forms_booking.plan = "s".into();
+    let mut input = w.input("flux", true);
+    input.bookings.iter_mut().for_each(|b| {
+        if b.booking.offering == "formulare" {
+            b.plan = &w.forms.plans[0];
+        }
+    });
+    let files = render(&input, &options()).unwrap();
+    assert!(!files.iter().any(|f| f.path.ends_with("/autoscaler.yaml")));
 }
 
 #[test]

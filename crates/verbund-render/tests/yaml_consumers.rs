@@ -75,6 +75,7 @@ fn versions() -> [VersionSpec; 2] {
             package: Package::Manifests {
                 manifests: vec![deployment],
                 config_map: Some("formulare-config".into()),
+                scale_target: None,
             },
             changelog: String::new(),
         },
@@ -366,6 +367,7 @@ fn a_refused_booking_is_its_own_problem() {
                                    "metadata": {"name": "everything"}}),
             ],
             config_map: None,
+            scale_target: None,
         },
         changelog: String::new(),
     };

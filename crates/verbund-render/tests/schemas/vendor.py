@@ -28,6 +28,8 @@ KINDS = [
     "deployment-apps-v1.json",
     # The smoke-test Job of offerings that have one.
     "job-batch-v1.json",
+    # The autoscaler of plain manifests whose plan autoscales.
+    "horizontalpodautoscaler-autoscaling-v2.json",
 ]
 PREFIXES = ("/api/_definitions.json#/$defs/", "#/$defs/")
 
