@@ -1234,6 +1234,26 @@ async fn every_offering_plan_and_delivery_mode_builds_and_applies() {
             tally.agent_charts
         ));
     }
+    // Plain manifests on an autoscaling plan (Hundesteuer-Anmeldung, plan L) bring the
+    // HorizontalPodAutoscaler verbund renders, which the API server took above.
+    let autoscaled_manifests = federation
+        .bookings
+        .iter()
+        .filter(|p| {
+            let entry = &catalog[p.entry];
+            entry.offering.plans[p.plan].autoscaling.is_some()
+                && matches!(entry.versions[p.version].package, Package::Manifests { .. })
+        })
+        .count();
+    let autoscalers = files
+        .iter()
+        .filter(|f| f.path.ends_with("/autoscaler.yaml"))
+        .count();
+    if autoscaled_manifests == 0 || autoscalers != autoscaled_manifests {
+        tally.fail(format!(
+            "{autoscalers} autoscaler.yaml files for {autoscaled_manifests} autoscaling plain-manifests bookings"
+        ));
+    }
 
     // The negative control: strict validation refuses a field the CRD does not know.
     let release = files
