@@ -814,9 +814,8 @@ fn agent_manifests_refuse_a_bad_namespace() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("namespace: verbund-agent"));
 }
 
-/// Capacity windows from the command line: `--window FROM..TO=PLAN` books them with the
-/// booking; a window that is not one is refused in a sentence before anything is sent,
-/// and one the API refuses books nothing.
+/// A certification body's credential from a file counts once its issuer is on the trust
+/// list; the operator's own signature is refused in a sentence.
 #[test]
 fn a_site_credential_counts_only_from_a_trusted_body() {
     let s = Server::start();
@@ -954,6 +953,9 @@ fn a_booking_for_a_time_takes_its_end_and_ends_with_an_export() {
     assert!(err.contains("still running"), "{err}");
 }
 
+/// Capacity windows from the command line: `--window FROM..TO=PLAN` books them with the
+/// booking; a window that is not one is refused in a sentence before anything is sent,
+/// and one the API refuses books nothing.
 #[test]
 fn book_takes_capacity_windows() {
     use chrono::Datelike;
