@@ -212,6 +212,7 @@ fn hundesteuer(version: &str, never_ready: bool) -> Value {
         "package": {
             "type": "manifests",
             "config_map": "hundesteuer-config",
+            "scale_target": "hundesteuer",
             "manifests": [
                 {"apiVersion": "apps/v1", "kind": "Deployment",
                  "metadata": {"name": "hundesteuer", "labels": {"app.kubernetes.io/name": "hundesteuer"}},
