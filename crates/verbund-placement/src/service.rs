@@ -205,6 +205,22 @@ struct Dependency {
     needs_configuration: Option<String>,
 }
 
+/// Why `booking` cannot go while `dependents` need it, naming them.
+fn needed_by(booking: &Booking, dependents: &[verbund_store::Dependent]) -> BookingError {
+    let names: Vec<String> = dependents
+        .iter()
+        .map(|d| format!("`{}` ({})", d.offering, d.id))
+        .collect();
+    BookingError::Store(StoreError::Conflict(format!(
+        "the `{}` booking {} is what {} depend{} on: cancel {} first",
+        booking.offering,
+        booking.id,
+        names.join(", "),
+        if dependents.len() == 1 { "s" } else { "" },
+        if dependents.len() == 1 { "it" } else { "them" },
+    )))
+}
+
 /// The offering's dependencies, each with its plan, latest version and whether it needs
 /// a configuration of its own.
 fn resolve_dependencies(inp: &Inputs) -> Result<Vec<Dependency>, BookingError> {
@@ -1113,6 +1129,8 @@ impl Bookings {
     }
 
     /// Cancels a booking: it goes to `cancelling`; the lifecycle sweep retains its data.
+    /// A booking that others still need (they depend on it and run, or are being
+    /// exported) is not cancelled: 409 naming them.
     pub async fn cancel(
         &self,
         actor: &str,
@@ -1122,7 +1140,10 @@ impl Bookings {
         let current = self.store.get_booking(id).await?;
         let offering = self.offering(&current.offering, "/offering").await?;
         self.store
-            .update_booking(actor, id, now, move |b, _| {
+            .update_booking_seeing_dependents(actor, id, now, move |b, dependents| {
+                if !dependents.is_empty() {
+                    return Err(needed_by(b, dependents));
+                }
                 let mut next = b.clone();
                 next.state = transition(b.state, BookingEvent::Cancel)?;
                 next.updated_at = now;

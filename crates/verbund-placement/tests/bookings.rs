@@ -22,7 +22,7 @@ use verbund_placement::{
     document_id, ensure_default_policies, BookingError, Bookings, PolicySubmission,
 };
 use verbund_policy::PolicyLayer;
-use verbund_store::{AuditFilter, BookingFilter, Store};
+use verbund_store::{AuditFilter, BookingFilter, Store, StoreError};
 use verbund_testkit::on_both;
 
 // Each `async fn name(store: Store)` runs on a fresh SQLite and PostgreSQL store
@@ -462,6 +462,7 @@ on_both!(
     c5_expiry_flags_affected_bookings,
     land_policy_flags_and_permits_are_refused,
     cancel_retain_delete,
+    a_dependency_others_need_is_not_cancelled,
     a_booking_and_its_dependencies_run_where_all_may,
     a_dependency_that_needs_configuration_is_bound,
     approval_places_the_dependencies_too,
@@ -1189,6 +1190,46 @@ async fn cancel_retain_delete(store: Store) {
             "booking.purge"
         ]
     );
+    f.check_invariants().await;
+}
+
+/// A dependency is not cancelled while the bookings that depend on it run: 409 naming
+/// them, nothing changed; once they are cancelled it goes too.
+async fn a_dependency_others_need_is_not_cancelled(store: Store) {
+    let f = federation(store).await;
+    let s = spec(&f.unterhaching, "fachverfahren", "s", good_config());
+    let out = f.book(&s, t0()).await;
+    let (main, db) = (&out[0], &out[1]);
+    // A second booking of the organisation binds the same `db`.
+    let second = f.book(&s, t0()).await.remove(0);
+    assert_eq!(second.dependencies, vec![db.id.clone()]);
+
+    let refused = f.bookings.cancel(ADMIN, &db.id, t0()).await;
+    let Err(BookingError::Store(StoreError::Conflict(message))) = refused else {
+        panic!("not refused: {refused:?}");
+    };
+    for needed in [&main.id, &second.id] {
+        assert!(message.contains(needed.as_str()), "{message}");
+    }
+    assert!(message.contains("`fachverfahren`"), "{message}");
+    assert_eq!(f.get(&db.id).await.state, BookingState::Placed);
+    assert_eq!(
+        f.audit_actions(&format!("booking/{}", db.id)).await,
+        vec!["booking.create"]
+    );
+
+    for dependent in [&main.id, &second.id] {
+        f.bookings
+            .cancel(ADMIN, dependent, t0())
+            .await
+            .expect("cancel a dependent");
+    }
+    let gone = f
+        .bookings
+        .cancel(ADMIN, &db.id, t0())
+        .await
+        .expect("cancel");
+    assert_eq!(gone.state, BookingState::Cancelling);
     f.check_invariants().await;
 }
 

@@ -563,6 +563,38 @@ async fn snapshot(
     })
 }
 
+/// A booking that names another among its dependencies and still needs it: it runs or
+/// is about to ([`BookingState::is_live`]), or its data is being exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependent {
+    pub id: String,
+    pub offering: String,
+}
+
+/// The bookings that depend on booking `id` and still need it, by id.
+async fn dependents(conn: &mut AnyConnection, id: &str) -> Result<Vec<Dependent>> {
+    let rows = sqlx::query(
+        "SELECT b.id, b.offering, b.state FROM booking_dependencies d \
+         JOIN bookings b ON b.id = d.booking WHERE d.dependency = $1 ORDER BY b.id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let state: String = r.try_get(2)?;
+        let needs = BookingState::parse(&state)
+            .is_some_and(|s| s.is_live() || s == BookingState::Exporting);
+        if needs {
+            out.push(Dependent {
+                id: r.try_get(0)?,
+                offering: r.try_get(1)?,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// What a decision inside a write transaction sees.
 pub struct BookingSnapshot {
     pub sites: Vec<SiteUsage>,
@@ -668,6 +700,35 @@ impl Store {
             .ok_or_else(|| StoreError::not_found("booking", id))?;
         let sites = usage(&mut w.tx, &self.windows).await?;
         let Some(next) = change(&before, &sites)? else {
+            return Ok(before);
+        };
+        write_update(&mut w.tx, &next).await?;
+        w.audit(audit_change(actor, &next, Some(&before)), now)
+            .await?;
+        w.commit().await?;
+        Ok(next.booking)
+    }
+
+    /// Changes one booking atomically as [`Store::update_booking`] does, but `change` sees
+    /// the bookings that depend on it and still need it (see [`Dependent`]) instead of
+    /// the capacity: what a cancellation must not leave without what they run on.
+    pub async fn update_booking_seeing_dependents<F, E>(
+        &self,
+        actor: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        change: F,
+    ) -> std::result::Result<Booking, E>
+    where
+        F: FnOnce(&Booking, &[Dependent]) -> std::result::Result<Option<NewBooking>, E>,
+        E: From<StoreError>,
+    {
+        let mut w = self.begin_write().await?;
+        let before = load(&mut w.tx, id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("booking", id))?;
+        let dependents = dependents(&mut w.tx, id).await?;
+        let Some(next) = change(&before, &dependents)? else {
             return Ok(before);
         };
         write_update(&mut w.tx, &next).await?;

@@ -38,7 +38,7 @@ use tokio::sync::Mutex;
 pub use accounts::UserFilter;
 pub use audit::AuditFilter;
 pub use bookings::{
-    BookingFilter, BookingSnapshot, NewBooking, SiteUsage, SiteWindows, WindowSchedule,
+    BookingFilter, BookingSnapshot, Dependent, NewBooking, SiteUsage, SiteWindows, WindowSchedule,
 };
 pub use catalog::OfferingFilter;
 pub use directory::SiteFilter;
