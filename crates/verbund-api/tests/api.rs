@@ -485,6 +485,34 @@ async fn refused_catalog_changes_nothing(kit: Kit) {
     )
     .await;
     assert!(d.contains("U+0085"), "{d}");
+
+    // A plan may autoscale only where the offering's latest version can scale it.
+    let mut plain = offering("formulare", &bayern);
+    ok(
+        post(&kit.app, &kit.admin, "/api/v1/offerings", plain.clone()).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            &kit.app,
+            &kit.admin,
+            "/api/v1/offerings/formulare/versions",
+            manifests(json!([deployment])),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    plain["plans"][0]["replicas"] = json!(2);
+    plain["plans"][0]["autoscaling"] = json!({"min_replicas": 2, "max_replicas": 4});
+    let d = refused(
+        &kit,
+        "an autoscaling plan the latest version cannot scale",
+        admin_json(&kit, Method::PUT, "/api/v1/offerings/formulare", plain),
+        StatusCode::CONFLICT,
+        Some("/plans/0/autoscaling"),
+    )
+    .await;
+    assert!(d.contains("scale_target"), "{d}");
 }
 
 async fn malformed_requests_change_nothing(kit: Kit) {

@@ -831,23 +831,6 @@ pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<(
         }
         _ => {}
     }
-    if let (
-        Some(plan),
-        Package::Manifests {
-            scale_target: None, ..
-        },
-    ) = (
-        offering.plans.iter().find(|p| p.autoscaling.is_some()),
-        &version.package,
-    ) {
-        return Err(Invalid::meaning(
-            "/package/scale_target",
-            format!(
-                "plan `{}` of `{}` autoscales: name the Deployment or StatefulSet of the manifests it scales",
-                plan.name, offering.name
-            ),
-        ));
-    }
     match &version.package {
         Package::Manifests { manifests, .. } => {
             let unmet = unmet_references(manifests, &provided);
@@ -881,6 +864,42 @@ pub fn check_package(offering: &OfferingSpec, version: &VersionSpec) -> Result<(
     Ok(())
 }
 
+/// The first of `plans` that autoscales although `package` — plain manifests naming no
+/// `scale_target` — cannot: the one rule of which plans a package can run. Publishing a
+/// version asks it of every plan of the offering, changing an offering of its latest
+/// version, and rendering a booking of the booking's own plan only (so a plan that
+/// gains autoscaling never stops the bookings on the others).
+pub fn unscaled_plan<'p>(
+    plans: impl IntoIterator<Item = &'p Plan>,
+    package: &Package,
+) -> Option<&'p Plan> {
+    match package {
+        Package::Manifests {
+            scale_target: None, ..
+        } => plans.into_iter().find(|p| p.autoscaling.is_some()),
+        _ => None,
+    }
+}
+
+/// [`unscaled_plan`] as the refusal of publishing `version` of `offering`, or of
+/// rendering it on `plans`.
+pub fn check_scaling<'p>(
+    offering: &str,
+    plans: impl IntoIterator<Item = &'p Plan>,
+    package: &Package,
+) -> Result<()> {
+    match unscaled_plan(plans, package) {
+        Some(plan) => Err(Invalid::meaning(
+            "/package/scale_target",
+            format!(
+                "plan `{}` of `{offering}` autoscales: name the Deployment or StatefulSet of the manifests it scales",
+                plan.name
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The kind of the workload `name` among `manifests` that a plan's autoscaling scales (a
 /// Deployment or a StatefulSet), which no HorizontalPodAutoscaler of the manifests
 /// scales already (verbund renders the one from the plan).
@@ -905,9 +924,11 @@ pub fn check_scale_target(manifests: &[Value], name: &str) -> Result<&'static st
                 format!("the manifests hold no Deployment or StatefulSet `{name}` to scale"),
             )
         })?;
+    // One that scales it, or one under the name verbund gives its own (the same object).
     let scaled_already = manifests.iter().any(|m| {
         text(m, "/kind").as_deref() == Some("HorizontalPodAutoscaler")
-            && text(m, "/spec/scaleTargetRef/name").as_deref() == Some(name)
+            && (text(m, "/spec/scaleTargetRef/name").as_deref() == Some(name)
+                || text(m, "/metadata/name").as_deref() == Some(name))
     });
     if scaled_already {
         return Err(Invalid::meaning(
@@ -1151,10 +1172,19 @@ mod tests {
             max_replicas: 3,
             target_cpu_utilization: 60,
         });
-        let e = check_package(&s, &manifests(None, &[])).unwrap_err();
+        let unscaled = manifests(None, &[]).package;
+        let e = check_scaling("nextcloud", &s.plans, &unscaled).unwrap_err();
         assert_eq!(e.field, "/package/scale_target");
         assert!(e.message.contains("plan `s`"), "{}", e.message);
-        assert_eq!(check_package(&s, &manifests(Some("app"), &[])), Ok(()));
+        let scaled = manifests(Some("app"), &[]).package;
+        assert_eq!(check_scaling("nextcloud", &s.plans, &scaled), Ok(()));
+        // A plan that does not autoscale runs a package that names nothing.
+        let other = Plan {
+            name: "m".into(),
+            autoscaling: None,
+            ..s.plans[0].clone()
+        };
+        assert_eq!(check_scaling("nextcloud", [&other], &unscaled), Ok(()));
         // What it names must be a workload of the manifests that nothing scales yet.
         for (target, extra) in [
             ("other", vec![]),
@@ -1164,6 +1194,15 @@ mod tests {
                     json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                             "metadata": {"name": "own"},
                             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app"},
+                                     "maxReplicas": 9}}),
+                ],
+            ),
+            (
+                "app",
+                vec![
+                    json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                            "metadata": {"name": "app"},
+                            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "worker"},
                                      "maxReplicas": 9}}),
                 ],
             ),

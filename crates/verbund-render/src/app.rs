@@ -170,11 +170,28 @@ pub(crate) fn application(
                 },
             })
         }
-        Package::Manifests { manifests, .. } => {
+        Package::Manifests {
+            manifests,
+            scale_target,
+            ..
+        } => {
+            // The autoscaler owns the replicas of what it scales: a count in the manifest
+            // would be set back by every reconcile and fight it.
+            let scaled = scale_target
+                .as_deref()
+                .filter(|_| tenant.placed.plan.autoscaling.is_some());
             let manifests = manifests
                 .iter()
                 .enumerate()
-                .map(|(index, manifest)| namespaced(tenant, index, manifest))
+                .map(|(index, manifest)| {
+                    let mut object = namespaced(tenant, index, manifest)?;
+                    if scaled.is_some_and(|name| is_workload_named(&object, name)) {
+                        if let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("replicas");
+                        }
+                    }
+                    Ok(object)
+                })
                 .collect::<Result<Vec<_>>>()?;
             let path = format!("{folder}/app");
             let engine = match delivery {
@@ -445,6 +462,14 @@ fn argocd(
 }
 
 /// A vendor's manifest, checked, in the booking's namespace and with verbund's labels.
+/// Whether `object` is the Deployment or StatefulSet `name` (an autoscaler's target).
+fn is_workload_named(object: &Value, name: &str) -> bool {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    text("/apiVersion") == Some("apps/v1")
+        && matches!(text("/kind"), Some("Deployment" | "StatefulSet"))
+        && text("/metadata/name") == Some(name)
+}
+
 fn namespaced(tenant: &Tenant<'_>, index: usize, manifest: &Value) -> Result<Value> {
     let booking = &tenant.placed.booking.id;
     check_tenant_object(manifest).map_err(|refusal| Error::ForbiddenManifest {

@@ -106,7 +106,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use verbund_domain::booking::BookingState;
-use verbund_domain::catalog::{check_package, Package};
+use verbund_domain::catalog::{check_package, check_scaling, Package};
 use verbund_domain::directory::{Delivery, Environment, SiteSpec};
 use verbund_domain::tenancy::AgentChart;
 
@@ -661,11 +661,13 @@ fn check(p: &PlacedBooking<'_>) -> Result<()> {
             });
         }
     }
-    check_package(p.offering, p.version).map_err(|e| Error::Package {
-        booking: booking.clone(),
-        field: e.field,
-        message: e.message,
-    })?;
+    check_package(p.offering, p.version)
+        .and_then(|()| check_scaling(&p.offering.name, [p.plan], &p.version.package))
+        .map_err(|e| Error::Package {
+            booking: booking.clone(),
+            field: e.field,
+            message: e.message,
+        })?;
     Ok(())
 }
 

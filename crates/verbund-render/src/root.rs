@@ -392,10 +392,11 @@ pub(crate) fn root(
 /// The kinds verbund's own (trusted) delivery applies on a site: API group, kind and
 /// plural.
 #[rustfmt::skip]
-pub const SITE_KINDS: [(&str, &str, &str); 17] = [
+pub const SITE_KINDS: [(&str, &str, &str); 18] = [
     ("", "Namespace", "namespaces"),
     ("", "ResourceQuota", "resourcequotas"),
     ("", "LimitRange", "limitranges"),
+    ("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     ("", "ServiceAccount", "serviceaccounts"),
     ("", "ConfigMap", "configmaps"),
     ("", "Secret", "secrets"),

@@ -332,6 +332,39 @@ fn every_render(w: &World) -> Vec<(String, Vec<RenderedFile>)> {
     out
 }
 
+/// Every object of a booking's own files (not the vendor's `app/` nor `helm.yaml`) and of
+/// a site's entry files is of a kind the site's delivery may apply (Flux's `verbund-site`
+/// role, Argo CD's AppProject), or its apply would be refused there.
+#[test]
+fn every_kind_verbund_renders_is_one_its_delivery_may_apply() {
+    let w = world();
+    for (render_name, files) in every_render(&w) {
+        for file in &files {
+            if file.path.contains("/app/") || file.path.ends_with("/helm.yaml") {
+                continue;
+            }
+            for object in objects(file) {
+                let api = object["apiVersion"].as_str().unwrap_or_default();
+                let group = api.rsplit_once('/').map_or("", |(g, _)| g);
+                let kind = object["kind"].as_str().unwrap_or_default();
+                if file.path.ends_with("/root.yaml") || group == "kustomize.config.k8s.io" {
+                    // root.yaml is the operator's, and a kustomization.yaml is kustomize's.
+                    continue;
+                }
+                // Argo CD's project allows its own kinds besides (see `root`).
+                let argo = group == "argoproj.io" && ["AppProject", "Application"].contains(&kind);
+                assert!(
+                    argo || verbund_render::root::SITE_KINDS
+                        .iter()
+                        .any(|(g, k, _)| *g == group && *k == kind),
+                    "{render_name}: {} holds `{group}` `{kind}`, which the site's delivery may not apply",
+                    file.path
+                );
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- snapshots
 
 #[test]
@@ -1387,6 +1420,12 @@ fn an_autoscaling_plan_scales_the_workload_plain_manifests_name() {
                 .contains(&json!("autoscaler.yaml")),
             "{mode}: {listed}"
         );
+        // The autoscaler owns the replicas: the vendor's count is not delivered.
+        let deployment = objects(of("/app/manifests.yaml").unwrap())
+            .into_iter()
+            .find(|o| o["kind"] == "Deployment")
+            .unwrap();
+        assert_eq!(deployment["spec"].get("replicas"), None, "{mode}");
     }
     // Plan s does not autoscale: no autoscaler.
     let mut w = world();
@@ -1399,6 +1438,45 @@ fn an_autoscaling_plan_scales_the_workload_plain_manifests_name() {
     });
     let files = render(&input, &options()).unwrap();
     assert!(!files.iter().any(|f| f.path.ends_with("/autoscaler.yaml")));
+    let deployment = files
+        .iter()
+        .filter(|f| f.path.contains("/formulare-") && f.path.ends_with("/app/manifests.yaml"))
+        .flat_map(objects)
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(
+        deployment["spec"]["replicas"], 1,
+        "the vendor's count, unscaled"
+    );
+}
+
+/// A version stored without `scale_target` (before an offering's plan autoscaled) is
+/// refused for the bookings on the autoscaling plan only: the others are delivered.
+#[test]
+fn plain_manifests_naming_nothing_to_scale_stop_only_the_autoscaling_plan() {
+    let mut w = world();
+    let Package::Manifests { scale_target, .. } = &mut w.forms_manifests.package else {
+        unreachable!()
+    };
+    *scale_target = None;
+    let err = render(&w.input("flux", true), &options()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Package { field, .. } if field == "/package/scale_target"),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("plan `m` of `formulare` autoscales"),
+        "{err}"
+    );
+    w.forms_booking.plan = "s".into();
+    let mut input = w.input("flux", true);
+    input.bookings.iter_mut().for_each(|b| {
+        if b.booking.offering == "formulare" {
+            b.plan = &w.forms.plans[0];
+        }
+    });
+    assert!(render(&input, &options()).is_ok());
 }
 
 #[test]

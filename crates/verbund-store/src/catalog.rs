@@ -218,6 +218,7 @@ impl Store {
                 .into());
             }
             check_plans_kept(&mut w.tx, &o.spec, spec).await?;
+            check_latest_scales(&mut w.tx, o, spec).await?;
         }
         let created = existing.is_none();
         let stored = Offering {
@@ -320,6 +321,7 @@ impl Store {
         let offering_spec: OfferingSpec = from_json(&row.try_get::<String, _>(1)?)?;
         let v = spec.validate(latest.as_deref())?;
         verbund_domain::catalog::check_package(&offering_spec, spec)?;
+        verbund_domain::catalog::check_scaling(offering_name, &offering_spec.plans, &spec.package)?;
         let spec = VersionSpec {
             version: v.to_string(),
             ..spec.clone()
@@ -410,6 +412,42 @@ async fn check_plans_not_depended_on(
             )
             .into());
         }
+    }
+    Ok(())
+}
+
+/// A plan may autoscale only if the offering's latest version — what new bookings get —
+/// can scale it (see `verbund_domain::catalog::unscaled_plan`); 409 otherwise.
+async fn check_latest_scales(
+    conn: &mut sqlx::AnyConnection,
+    before: &Offering,
+    after: &OfferingSpec,
+) -> Result<()> {
+    let Some(latest) = &before.latest_version else {
+        return Ok(());
+    };
+    let row =
+        sqlx::query("SELECT spec FROM offering_versions WHERE offering = $1 AND version = $2")
+            .bind(&after.name)
+            .bind(latest)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(row) = row else { return Ok(()) };
+    let version: VersionSpec = from_json(&row.try_get::<String, _>(0)?)?;
+    if let Some(plan) = verbund_domain::catalog::unscaled_plan(&after.plans, &version.package) {
+        let index = after
+            .plans
+            .iter()
+            .position(|p| p.name == plan.name)
+            .unwrap_or_default();
+        return Err(Invalid::conflict(
+            format!("/plans/{index}/autoscaling"),
+            format!(
+                "plan `{}` cannot autoscale: version {latest} of `{}` names no scale_target (the Deployment or StatefulSet to scale); publish a version that does first",
+                plan.name, after.name
+            ),
+        )
+        .into());
     }
     Ok(())
 }
