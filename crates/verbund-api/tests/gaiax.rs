@@ -527,6 +527,39 @@ async fn every_credential_verifies_and_conforms(kit: Kit) {
         results[0]["resultPath"],
         "https://w3id.org/gaia-x/development#legalName"
     );
+
+    // A number the federation withdraws is no longer named, nor served.
+    let mut by = ok(
+        get(&app, admin, "/api/v1/providers/kommunal-by").await,
+        StatusCode::OK,
+    );
+    for field in ["created_at", "updated_at"] {
+        by.as_object_mut().unwrap().remove(field);
+    }
+    by["registration"] = Value::Null;
+    ok(
+        put(&app, admin, "/api/v1/providers/kommunal-by", by).await,
+        StatusCode::OK,
+    );
+    let legal = ok(
+        get(&app, reader, "/api/v1/gaia-x/providers/kommunal-by").await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        legal["credential"]["credentialSubject"].get("registrationNumber"),
+        None
+    );
+    let detail = assert_problem(
+        &get(
+            &app,
+            reader,
+            "/api/v1/gaia-x/providers/kommunal-by/registration-number",
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        None,
+    );
+    assert!(detail.contains("no registration number"), "{detail}");
 }
 
 async fn without_a_federation_key_nothing_is_issued(kit: Kit) {

@@ -129,6 +129,11 @@ async fn submit(kit: &Kit, token: &str, site: &str, jwt: &str) -> Resp {
 
 /// C5 type 2 for `s1`, valid 30 days back to 60 days ahead, entry 3 of the status list.
 fn c5(zert: &Issuer) -> String {
+    c5_at(zert, 3)
+}
+
+/// The same, at entry `index` of the status list.
+fn c5_at(zert: &Issuer, index: u64) -> String {
     zert.certify(
         &site_subject("s1"),
         "bsi-c5",
@@ -136,7 +141,7 @@ fn c5(zert: &Issuer) -> String {
         (t0() - Duration::days(30), t0() + Duration::days(60)),
         Some(&StatusRef {
             list: LIST.into(),
-            index: 3,
+            index,
         }),
     )
     .unwrap()
@@ -362,9 +367,13 @@ async fn expiry_revocation_and_distrust_make_bookings_non_compliant(kit: Kit) {
         "{creds}"
     );
 
-    // A new credential makes it compliant again; then the body leaves the trust list.
+    // The revoked credential does not come back by being handed in again; a new one
+    // makes the booking compliant again; then the body leaves the trust list.
+    let again = submit(&kit, &w.operator, "s1", &c5(&w.zert)).await;
+    let detail = assert_problem(&again, StatusCode::CONFLICT, None);
+    assert!(detail.contains("handed in before"), "{detail}");
     ok(
-        submit(&kit, &w.operator, "s1", &c5(&w.zert)).await,
+        submit(&kit, &w.operator, "s1", &c5_at(&w.zert, 4)).await,
         StatusCode::CREATED,
     );
     assert!(compliance_at(&kit, id, t0()).await);
@@ -482,6 +491,11 @@ async fn the_federation_attests_what_it_checked_by_hand(kit: Kit) {
     let placed = book(&kit, &w.gemeinde).await;
     assert_eq!(placed["state"], "placed", "{placed}");
     assert_eq!(placed["site"], "s1");
+    // What the federation signed counts once: handed in again (as an operator could,
+    // reading it from the site's credentials) it is refused.
+    let again = submit(&kit, &w.operator, "s1", c["jwt"].as_str().unwrap()).await;
+    let detail = assert_problem(&again, StatusCode::CONFLICT, None);
+    assert!(detail.contains("handed in before"), "{detail}");
 
     // Whoever reads it verifies it with the key of the federation's DID document, and
     // reads what was checked.

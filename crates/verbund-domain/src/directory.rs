@@ -153,6 +153,11 @@ pub fn nullable(mut schema: utoipa::openapi::schema::Object) -> utoipa::openapi:
     schema
 }
 
+/// A certification's level: a name, or none.
+fn level_schema() -> utoipa::openapi::schema::Object {
+    nullable(crate::name::name_schema())
+}
+
 fn ars_schema() -> utoipa::openapi::schema::Object {
     nullable(ARS.schema())
 }
@@ -527,6 +532,7 @@ pub struct Certification {
     pub scheme: String,
     /// E.g. `type2` for BSI C5, `it-grundschutz` for ISO 27001.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = level_schema)]
     pub level: Option<String>,
     /// Last day on which the certificate is valid.
     #[schema(value_type = String, format = Date)]
@@ -789,6 +795,9 @@ impl SiteSpec {
         }
         for (i, c) in self.certifications.iter().enumerate() {
             check_name(&format!("/certifications/{i}/scheme"), &c.scheme)?;
+            if let Some(level) = &c.level {
+                check_name(&format!("/certifications/{i}/level"), level)?;
+            }
         }
         check_kubernetes_minor("/kubernetes_version", &self.kubernetes_version)?;
         for cap in &self.capabilities {

@@ -29,7 +29,8 @@ use utoipa::ToSchema;
 use crate::directory::{ProviderSpec, SiteSpec};
 use crate::error::{Invalid, Result};
 
-/// The fields of a provider that placement reads.
+/// The fields of a provider that placement reads, and its registration number, which the
+/// federation signs into its Gaia-X credential (see the module documentation).
 pub const PROVIDER_FACTS: &[&str] = &[
     "legal_form",
     "public_law",

@@ -211,8 +211,12 @@ impl Store {
                 actor: actor.into(),
                 action: "trust-list.update".into(),
                 object: "trust-list/federation".into(),
-                before: Some(json!({"version": before.version, "issuers": before.list.issuers})),
-                after: Some(json!({"version": version, "issuers": list.issuers})),
+                before: Some(
+                    json!({"version": before.version, "issuers": before.list.issuers,
+                    "count_stated_certifications": before.list.count_stated_certifications}),
+                ),
+                after: Some(json!({"version": version, "issuers": list.issuers,
+                    "count_stated_certifications": list.count_stated_certifications})),
             },
             now,
         )
@@ -260,6 +264,21 @@ impl Store {
             .map_err(StoreError::from)?;
         if exists.is_none() {
             return Err(StoreError::not_found("site", site).into());
+        }
+        // A credential counts once: one replaced or revoked must not come back by being
+        // handed in again (a federation attestation has no status list to stop it).
+        let seen = sqlx::query("SELECT id FROM site_credentials WHERE site = $1 AND jwt = $2")
+            .bind(site)
+            .bind(jwt)
+            .fetch_optional(&mut *w.tx)
+            .await
+            .map_err(StoreError::from)?;
+        if let Some(r) = seen {
+            let id: String = r.try_get(0).map_err(StoreError::from)?;
+            return Err(StoreError::Conflict(format!(
+                "this credential was handed in before (credential {id}); a credential counts once, and one replaced or revoked never again"
+            ))
+            .into());
         }
         let list = current_list(&mut w.tx).await?;
         let certified = verify(&list.list)?;

@@ -184,6 +184,9 @@ pub async fn attest(
     caller.require(Act::Write, &Target::new("facts"))?;
     let c = &request.certification;
     verbund_domain::name::check_name("/certification/scheme", &c.scheme)?;
+    if let Some(level) = &c.level {
+        verbund_domain::name::check_name("/certification/level", level)?;
+    }
     verbund_domain::name::check_text("/evidence", &request.evidence, MAX_EVIDENCE)?;
     let federation = state.gaiax.as_deref().ok_or_else(|| {
         ApiError::Conflict(
@@ -211,6 +214,7 @@ pub async fn attest(
             &request.evidence,
         )
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    check_size(&jwt)?;
     let subject = site_subject(&name);
     let did = federation.did();
     let stored = state
@@ -224,7 +228,10 @@ pub async fn attest(
                          its DID document): put it on the list with the schemes it attests by hand"
                     ),
                 )),
-                other => refused_at("/certification/scheme", other),
+                e @ verbund_trust::Refusal::SchemeNotTrusted { .. } => {
+                    refused_at("/certification/scheme", e)
+                }
+                other => refused_at("/certification", other),
             })
         })
         .await?;

@@ -389,6 +389,15 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
     let lang = v.lang;
     let t = lang.texts();
     let attested = attested_certifications(state, by_site.keys()).await?;
+    // What placement reads: the certifications the federation stated only while its
+    // trust list still counts them.
+    let count_stated = state
+        .api
+        .store
+        .trust_list()
+        .await?
+        .list
+        .count_stated_certifications;
     let mut places: Vec<Place> = by_site
         .into_iter()
         .map(|(site, offerings)| {
@@ -419,7 +428,12 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                     )
                 }),
                 certifications: s.map_or_else(Vec::new, |s| {
-                    let stated = s.spec.certifications.iter().map(|c| (c, None));
+                    let stated = s
+                        .spec
+                        .certifications
+                        .iter()
+                        .filter(|_| count_stated)
+                        .map(|c| (c, None));
                     let attested = attested
                         .get(&site)
                         .into_iter()
