@@ -348,6 +348,13 @@ impl Store {
         Ok(stored)
     }
 
+    /// The certifications the live credentials attest, by site: what placement adds to
+    /// those the federation stated (see `usage`).
+    pub async fn attested_certifications(&self) -> Result<HashMap<String, Vec<Certification>>> {
+        let mut conn = self.pool.acquire().await?;
+        attested(&mut conn).await
+    }
+
     /// Every credential of `site`, revoked ones included, oldest first.
     pub async fn site_credentials(&self, site: &str) -> Result<Vec<SiteCredential>> {
         sqlx::query(&format!(

@@ -2397,6 +2397,23 @@ async fn each_role_finds_its_work_and_facts_show_their_provenance(store: Store) 
     let data = a.get("/organisation/data").await;
     data.shows("bsi-c5 (type2) – gültig bis");
     data.shows("(nachgewiesen durch ein Zertifikat von Beispiel-Zertifizierung GmbH)");
+    // Once only credentials count, the pages show what placement reads: the body's
+    // certificate, not those the federation once stated (valid until 31.12.2099; the
+    // facts' provenance still says what was stated).
+    admin.get("/fleet").await.shows("31.12.2099");
+    let strict = verbund_trust::TrustList {
+        count_stated_certifications: false,
+        ..trust
+    };
+    w.store
+        .put_trust_list("test/setup", &strict, now)
+        .await
+        .expect("trust list");
+    for page in [admin.get("/fleet").await, a.get("/organisation/data").await] {
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        page.shows("bsi-c5 (type2)");
+        assert!(!page.body.contains("31.12.2099"), "{}", page.body);
+    }
 }
 
 // ---------------------------------------------------------------------------------------

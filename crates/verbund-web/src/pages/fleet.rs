@@ -323,6 +323,14 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
     let lang = v.lang;
     let t = lang.texts();
     let today = state.api.now().date_naive();
+    // The certifications placement reads: the live credentials', and those the
+    // federation stated while its trust list counts them.
+    let store = &state.api.store;
+    let (attested, count_stated) =
+        match tokio::try_join!(store.attested_certifications(), store.trust_list()) {
+            Ok((a, t)) => (a, t.list.count_stated_certifications),
+            Err(e) => return api_error(&v, &verbund_api::ApiError::Internal(e.to_string()), "/"),
+        };
     let mut pins = Vec::new();
     let mut warnings = 0;
     // Whose history links to show: one Cedar evaluation for every site of the page.
@@ -359,6 +367,8 @@ pub async fn page(State(state): State<WebState>, v: Viewer) -> Response {
                 s.spec
                     .certifications
                     .iter()
+                    .filter(|_| count_stated)
+                    .chain(attested.get(&s.spec.name).into_iter().flatten())
                     .map(|c| {
                         let left = (c.valid_until - today).num_days();
                         let status = if left < 0 {
