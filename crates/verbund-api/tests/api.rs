@@ -719,6 +719,7 @@ async fn a_pinned_channel_names_a_published_version(kit: Kit) {
         post(&kit.app, &kit.admin, "/api/v1/sites", certified).await,
         StatusCode::CREATED,
     );
+    certify(&kit).await;
     let book = |channel: &str| {
         json!({"organisation": bayern, "offering": "nextcloud", "plan": "s",
                "config": {}, "channel": channel})
@@ -2456,6 +2457,7 @@ async fn declared_secrets_are_write_only_and_free_form_ones_refused(kit: Kit) {
         );
         assert_eq!(s["age_recipient"].as_str(), age.map(String::as_str), "{s}");
     }
+    certify(&kit).await;
     ok(
         post(app, admin, "/api/v1/offerings", keycloak(&bund)).await,
         StatusCode::CREATED,
@@ -2641,6 +2643,7 @@ async fn bookable(kit: &Kit) -> String {
         post(&kit.app, &kit.admin, "/api/v1/sites", certified).await,
         StatusCode::CREATED,
     );
+    certify(kit).await;
     bayern
 }
 
@@ -2971,6 +2974,8 @@ async fn fact_scene(kit: &Kit) -> FactScene {
             json!([{"role": "provider-operator", "provider": "gamma"}]),
         )
         .await;
+    // gamma-1's ISO 27001 certificate, attested by a certification body.
+    certify(kit).await;
     let scene = FactScene {
         bund,
         operator_id,
@@ -3224,9 +3229,18 @@ async fn an_approved_proposal_changes_placement_and_names_both_persons(kit: Kit)
         assert_problem(&r, StatusCode::FORBIDDEN, None);
     }
     assert!(!may_place(&kit, &scene).await);
+    // The site's BSI C5 type 2 certificate arrives as its certification body's
+    // credential: still no placement, for the provider's facts in force are the stated
+    // ones (a GmbH with a US parent), not the operator's proposal.
+    let c5: verbund_domain::directory::Certification = serde_json::from_value(
+        json!({"scheme": "bsi-c5", "level": "type2", "valid_until": "2099-12-31"}),
+    )
+    .unwrap();
+    verbund_testkit::certified::hand_in(&kit.store, "gamma-1", &c5, Utc::now()).await;
+    assert!(!may_place(&kit, &scene).await);
 
     // A second federation admin approves the provider's facts: public law, no foreign
-    // parent; the site still lacks BSI C5 type 2.
+    // parent — and placement allows gamma-1.
     let (_, approver) = kit
         .user("admin-two", json!([{"role": "federation-admin"}]))
         .await;
@@ -3248,7 +3262,7 @@ async fn an_approved_proposal_changes_placement_and_names_both_persons(kit: Kit)
     );
     assert_eq!(gamma["public_law"], true);
     assert_eq!(gamma["parent_companies"], json!([]));
-    assert!(!may_place(&kit, &scene).await);
+    assert!(may_place(&kit, &scene).await);
     // Approved once is decided: not again, and not rejected after.
     let again = post(
         &kit.app,
@@ -3259,7 +3273,8 @@ async fn an_approved_proposal_changes_placement_and_names_both_persons(kit: Kit)
     .await;
     assert_problem(&again, StatusCode::CONFLICT, None);
 
-    // Then the site's certification: now placement allows gamma-1, and a booking goes there.
+    // Then the site's certification claim: approved, it is a stated fact with its
+    // provenance (placement counts the credential), and a booking goes to gamma-1.
     ok(
         post(
             &kit.app,
@@ -3335,9 +3350,12 @@ async fn an_approved_proposal_changes_placement_and_names_both_persons(kit: Kit)
     assert_eq!(e["after"]["approved_by"], "user/admin-two");
     assert_eq!(e["before"]["facts"]["public_law"], false);
     let events = all(&kit.app, &kit.admin, "/api/v1/audit?object=site/gamma-1").await;
-    assert_eq!(events[0]["action"], "site.facts.approve");
-    assert_eq!(events[0]["actor"], "user/admin");
-    assert_eq!(events[0]["after"]["proposed_by"], "user/operator-gamma");
+    let approval = events
+        .iter()
+        .find(|e| e["action"] == "site.facts.approve")
+        .expect("the site's approval is audited");
+    assert_eq!(approval["actor"], "user/admin");
+    assert_eq!(approval["after"]["proposed_by"], "user/operator-gamma");
     let proposals = all(
         &kit.app,
         &kit.admin,

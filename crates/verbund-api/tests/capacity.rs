@@ -76,6 +76,7 @@ async fn federation(kit: &Kit) -> (String, String) {
         post(app, admin, "/api/v1/sites", s).await,
         StatusCode::CREATED,
     );
+    certify(kit).await;
     let mut o = offering("termine", &a);
     o["plans"] = json!([plan("s", 500), plan("l", 2000), plan("xl", 3500)]);
     ok(

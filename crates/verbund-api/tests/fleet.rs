@@ -88,6 +88,7 @@ async fn fleet(kit: &Kit) -> Fleet {
             post(app, admin, "/api/v1/sites", spec).await,
             StatusCode::CREATED,
         );
+        certify(kit).await;
     };
     // The second site comes after the bookings, so both land on the first.
     add_site("s1", "p1").await;

@@ -418,6 +418,7 @@ async fn federation(store: Store) -> World {
         create(&app, fed, "/api/v1/sites", &to_json(&s)).await;
         specs.insert(name.to_string(), to_json(&s));
     }
+    verbund_testkit::certified::certify_stated(&store, Utc::now()).await;
 
     // Accounts.
     let mut accounts = HashMap::new();

@@ -87,6 +87,7 @@ async fn federation(kit: &Kit) -> World {
         post(app, admin, "/api/v1/sites", s1.clone()).await,
         StatusCode::CREATED,
     );
+    certify(kit).await;
     let mut spec = offering("portal", &a_org);
     spec["smoke_test"] =
         json!({"image": "registry.example.org/portal-smoke:1", "command": ["/smoke"]});
@@ -133,6 +134,7 @@ async fn federation(kit: &Kit) -> World {
         post(app, admin, "/api/v1/sites", s2).await,
         StatusCode::CREATED,
     );
+    certify(kit).await;
     let (c, sc) = book(&c_org).await;
     assert_eq!((sa.as_str(), sb.as_str(), sc.as_str()), ("s1", "s1", "s2"));
     let w = World {

@@ -75,6 +75,7 @@ async fn federation(kit: &Kit) -> (String, String) {
         post(app, admin, "/api/v1/sites", s).await,
         StatusCode::CREATED,
     );
+    certify(kit).await;
     for (name, export) in [("impfen", true), ("ohne", false)] {
         let mut o = offering(name, &a);
         if export {

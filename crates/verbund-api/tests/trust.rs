@@ -49,7 +49,8 @@ struct World {
 }
 
 /// A Gemeinde; provider `p1` (public law, in Germany) with site `s1`, ISO 27001 stated by
-/// the federation but no BSI C5; an offering of special categories of personal data; an
+/// the federation (counted only while the trust list says so: a federation in passage)
+/// but no BSI C5; an offering of special categories of personal data; an
 /// operator of `p1`; a certification body `zert` (not yet on the trust list).
 async fn world(kit: &Kit) -> World {
     let (app, admin) = (&kit.app, kit.admin.as_str());
@@ -180,10 +181,14 @@ async fn a_credential_of_a_trusted_body_lets_special_categories_in(kit: Kit) {
     let w = world(&kit).await;
     let refused = book(&kit, &w.gemeinde).await;
     assert_eq!(refused["state"], "rejected", "no C5 yet: {refused}");
+    // By default a certification only stated in site facts counts for nothing: not even
+    // s1's ISO 27001.
+    let reason = refused["reason"].as_str().unwrap();
+    assert!(reason.contains("ISO 27001"), "{reason}");
     // Only the federation states whom it trusts.
     let list = TrustList {
         issuers: vec![w.zert.trusted(&["bsi-c5"])],
-        ..Default::default()
+        count_stated_certifications: true,
     };
     let r = trust(&kit, &w.operator, &list).await;
     assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.2);
@@ -224,7 +229,7 @@ async fn credentials_that_prove_nothing_are_refused_and_change_nothing(kit: Kit)
     let w = world(&kit).await;
     let list = TrustList {
         issuers: vec![w.zert.trusted(&["bsi-c5"])],
-        ..Default::default()
+        count_stated_certifications: true,
     };
     ok(trust(&kit, &kit.admin, &list).await, StatusCode::OK);
     let site = site_subject("s1");
@@ -300,7 +305,7 @@ async fn expiry_revocation_and_distrust_make_bookings_non_compliant(kit: Kit) {
     let w = world(&kit).await;
     let list = TrustList {
         issuers: vec![w.zert.trusted(&["bsi-c5"])],
-        ..Default::default()
+        count_stated_certifications: true,
     };
     ok(trust(&kit, &kit.admin, &list).await, StatusCode::OK);
     ok(
@@ -441,7 +446,7 @@ async fn the_federation_attests_what_it_checked_by_hand(kit: Kit) {
     // Named for ISO 27001 only, it may not attest C5.
     let list = |schemes: &[&str]| TrustList {
         issuers: vec![federation.trusted(schemes)],
-        ..Default::default()
+        count_stated_certifications: true,
     };
     let strict = |schemes: &[&str]| TrustList {
         count_stated_certifications: false,
@@ -473,11 +478,38 @@ async fn the_federation_attests_what_it_checked_by_hand(kit: Kit) {
     let refused = book(&kit, &w.gemeinde).await;
     assert_eq!(refused["state"], "rejected", "{refused}");
 
-    // With C5 in its scope, the attestation counts: special categories may go to s1.
-    ok(
-        trust(&kit, &kit.admin, &list(&["iso27001", "bsi-c5"])).await,
-        StatusCode::OK,
+    // With C5 in its scope, the attestation counts: special categories may go to s1. The
+    // federation names itself with its own key (no JWK copied by hand): only a
+    // federation admin, only on a server that holds the key, only with scheme names.
+    let name_itself = |token: &str, app: &axum::Router, schemes: Value| {
+        let (app, token) = (app.clone(), token.to_string());
+        async move {
+            put(
+                &app,
+                &token,
+                "/api/v1/trust-list/federation",
+                json!({ "schemes": schemes }),
+            )
+            .await
+        }
+    };
+    let schemes = json!(["iso27001", "bsi-c5"]);
+    let r = name_itself(&w.operator, &app, schemes.clone()).await;
+    assert_eq!(r.0, StatusCode::FORBIDDEN, "{}", r.2);
+    let r = name_itself(&kit.admin, &kit.app_at(t0()), schemes.clone()).await;
+    assert_problem(&r, StatusCode::CONFLICT, None);
+    for bad in [json!([]), json!(["Not A Scheme"])] {
+        let r = name_itself(&kit.admin, &app, bad).await;
+        assert_problem(&r, StatusCode::BAD_REQUEST, Some("/schemes"));
+    }
+    let stored = ok(name_itself(&kit.admin, &app, schemes).await, StatusCode::OK);
+    assert_eq!(stored["issuers"].as_array().unwrap().len(), 1, "{stored}");
+    assert_eq!(stored["issuers"][0]["id"], federation.did());
+    assert_eq!(
+        stored["issuers"][0]["schemes"],
+        json!(["bsi-c5", "iso27001"])
     );
+    assert_eq!(stored["count_stated_certifications"], true, "kept");
     let c = ok(
         attest(&kit.admin, &app, "2027-06-30").await,
         StatusCode::CREATED,
@@ -562,7 +594,7 @@ async fn the_federation_attests_what_it_checked_by_hand(kit: Kit) {
         StatusCode::CREATED,
     );
     assert!(compliance_at(&kit, id, t0()).await, "attested now");
-    // A list that leaves the field out keeps counting what the federation stated.
+    // A list that leaves the field out counts only credentials, as the default does.
     let absent =
         json!({"issuers": [serde_json::to_value(federation.trusted(&["iso27001"])).unwrap()]});
     let r = send(
@@ -575,5 +607,5 @@ async fn the_federation_attests_what_it_checked_by_hand(kit: Kit) {
         ),
     )
     .await;
-    assert_eq!(ok(r, StatusCode::OK)["count_stated_certifications"], true);
+    assert_eq!(ok(r, StatusCode::OK)["count_stated_certifications"], false);
 }

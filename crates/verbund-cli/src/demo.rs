@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 use verbund_api::issue_token;
+use verbund_api::verbund_gaiax::Federation;
 use verbund_domain::account::{Membership, Role, UserSpec};
 use verbund_domain::catalog::{OfferingSpec, VersionSpec};
 use verbund_domain::directory::{
@@ -18,6 +19,7 @@ use verbund_domain::directory::{
     SiteSpec,
 };
 use verbund_domain::page::PageRequest;
+use verbund_domain::registration::{Registration, RegistrationKind};
 use verbund_store::{Store, StoreError};
 
 use crate::cli::DemoArgs;
@@ -34,6 +36,8 @@ const ACTOR: &str = "system/demo";
 /// Placeholder in `offerings.yaml` for the vendor organisation's id.
 const VENDOR_PLACEHOLDER: &str = "demo-vendor";
 const VENDOR_NAME: &str = "Open-Source-Anbieterverbund (Demo)";
+/// The demo vendor's (fictional) number in the Vereinsregister.
+const VENDOR_REGISTRATION: &str = "DEMO VR 1000";
 /// Placeholder in `offerings.yaml` for the Helm repository of the demo's own charts.
 const CHARTS_PLACEHOLDER: &str = "${VERBUND_DEMO_CHARTS}";
 
@@ -55,7 +59,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } = args;
     let store = args.store.open().await?;
     crate::serve::bootstrap_admin(&store, &args.store.data).await?;
-    load(&store, &args.store.data, &charts).await?;
+    let shared = store.dialect() == verbund_store::Dialect::Postgres;
+    let federation = crate::serve::federation(&args, shared)?;
+    load(&store, &args.store.data, &charts, federation.as_ref()).await?;
     let extras = if no_simulation {
         crate::serve::Extras::None
     } else {
@@ -65,8 +71,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// Loads the demo federation into the store; safe to call on every start. `charts` is
-/// the Helm repository of the demo's own charts.
-pub async fn load(store: &Store, data: &Path, charts: &str) -> anyhow::Result<()> {
+/// the Helm repository of the demo's own charts; `federation` attests the certificates
+/// of the demo's sites (without it, none of them counts).
+pub async fn load(
+    store: &Store,
+    data: &Path,
+    charts: &str,
+    federation: Option<&Federation>,
+) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let orgs: Vec<KeyedOrganisation> = parse("municipalities.yaml", MUNICIPALITIES)?;
     let known = known_keys(store).await?;
@@ -91,11 +103,14 @@ pub async fn load(store: &Store, data: &Path, charts: &str) -> anyhow::Result<()
         }
     }
     let sites: Vec<SiteSpec> = parse("sites.yaml", SITES)?;
+    let mut new_sites = Vec::new();
     for s in &sites {
         if missing(store.get_site(&s.name).await)? {
             store.put_site(ACTOR, s, now).await?;
+            new_sites.push(s);
         }
     }
+    attest_certifications(store, federation, &new_sites, now).await?;
     let offerings: Vec<OfferingEntry> = parse(
         "offerings.yaml",
         &OFFERINGS.replace(CHARTS_PLACEHOLDER, charts.trim_end_matches('/')),
@@ -167,6 +182,57 @@ struct BookingEntry {
     plan: String,
     #[serde(default)]
     config: serde_json::Value,
+}
+
+/// The certification schemes the demo federation attests by hand.
+const ATTESTED_SCHEMES: &[&str] = &["iso27001", "bsi-c5"];
+
+/// A certification counts only as a credential of an issuer on the trust list: the
+/// demo federation names itself on its list (when it has stated none yet) and attests
+/// the certificates of its new sites that are valid today — as a federation admin does
+/// who checked them by hand. The expired one stays a mere statement.
+async fn attest_certifications(
+    store: &Store,
+    federation: Option<&Federation>,
+    sites: &[&SiteSpec],
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    let Some(federation) = federation else {
+        println!(
+            "no federation key: the demo sites' certificates are not attested and do not count"
+        );
+        return Ok(());
+    };
+    if store.trust_list().await?.version == 0 {
+        let list = verbund_trust::TrustList {
+            issuers: vec![federation.trusted(ATTESTED_SCHEMES)],
+            count_stated_certifications: false,
+        };
+        store.put_trust_list(ACTOR, &list, now).await?;
+    }
+    for site in sites {
+        for c in &site.certifications {
+            if c.valid_until < now.date_naive() {
+                continue;
+            }
+            verbund_api::routes::trust::attest_certification(
+                store,
+                federation,
+                ACTOR,
+                (&site.name, c),
+                "Demo: the certificate as stated in the demo's sites.yaml",
+                now,
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "the federation's attestation of {}'s `{}`",
+                    site.name, c.scheme
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Places the demo's bookings on the first start (when there are no bookings at all).
@@ -245,6 +311,15 @@ async fn vendor_organisation(
             },
             now,
         )
+        .await?;
+    // A Verband has no ARS: its number in the Vereinsregister, which its Gaia-X legal
+    // person names (fictional, as the Verband is).
+    let registration = Registration {
+        kind: RegistrationKind::Local,
+        value: VENDOR_REGISTRATION.into(),
+    };
+    store
+        .state_organisation_registration(ACTOR, &org.id, Some(&registration), now)
         .await?;
     Ok(org.id)
 }
@@ -405,7 +480,50 @@ mod tests {
         site.kubernetes_version = "1.33".into();
         store.put_site(ADMIN, &site, now).await.expect("put_site");
 
-        load(&store, dir.path(), charts).await.expect("first start");
+        let key = verbund_api::verbund_gaiax::generate_key().expect("a federation key");
+        let federation =
+            Federation::new("https://verbund.example", key.as_bytes()).expect("the federation");
+        load(&store, dir.path(), charts, Some(&federation))
+            .await
+            .expect("first start");
+        // The certificates of the sites the demo created count as the federation's
+        // attestations (the expired one does not); the administrator's site is theirs.
+        let trust = store.trust_list().await.expect("trust list");
+        assert_eq!(trust.list.issuers.len(), 1);
+        assert_eq!(trust.list.issuers[0].id, federation.did());
+        assert!(!trust.list.count_stated_certifications);
+        for s in sites.iter().filter(|s| s.name != site.name) {
+            let attested = store.site_credentials(&s.name).await.expect("credentials");
+            let valid = s
+                .certifications
+                .iter()
+                .filter(|c| c.valid_until >= now.date_naive())
+                .count();
+            assert_eq!(attested.len(), valid, "{}'s attestations", s.name);
+            assert!(attested
+                .iter()
+                .all(|c| c.certified.issuer == federation.did()));
+        }
+        assert!(store
+            .site_credentials(&site.name)
+            .await
+            .expect("credentials")
+            .is_empty());
+        // The vendor, a Verband without ARS, is registered by the number stated for it.
+        let vendor = store
+            .get_offering("nextcloud")
+            .await
+            .expect("nextcloud")
+            .spec
+            .vendor;
+        let stated = store
+            .organisation_registration(&vendor)
+            .await
+            .expect("registration");
+        assert_eq!(
+            stated.registration.map(|r| r.value).as_deref(),
+            Some(VENDOR_REGISTRATION)
+        );
         assert_eq!(
             store
                 .get_provider(&provider.name)
@@ -465,7 +583,9 @@ mod tests {
             .expect("update_organisation");
         let before = audit_head(&store).await;
 
-        load(&store, dir.path(), charts).await.expect("restart");
+        load(&store, dir.path(), charts, Some(&federation))
+            .await
+            .expect("restart");
         assert_eq!(
             store
                 .get_offering("nextcloud")

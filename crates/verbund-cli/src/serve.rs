@@ -162,6 +162,10 @@ pub async fn serve(args: ServeArgs, store: Option<Store>, extras: Extras) -> any
         .with_publisher(publisher)
         .with_rollout_engine(engine);
     if let Some(federation) = federation {
+        println!(
+            "Gaia-X credentials are issued as {} (its DID document at /.well-known/did.json)",
+            federation.did()
+        );
         state = state.with_gaiax(federation);
     }
     tokio::spawn(housekeeping(state.clone()));
@@ -202,7 +206,7 @@ const FEDERATION_KEY: &str = "federation.key";
 /// first start. On PostgreSQL, which replicas share, none is generated: each replica
 /// would sign with a key of its own, which the DID documents they serve would contradict;
 /// without `--federation-key` the server issues nothing there.
-fn federation(args: &ServeArgs, shared: bool) -> anyhow::Result<Option<Federation>> {
+pub(crate) fn federation(args: &ServeArgs, shared: bool) -> anyhow::Result<Option<Federation>> {
     let path = match &args.federation_key {
         Some(path) => path.clone(),
         None if shared => {
@@ -231,10 +235,6 @@ fn federation(args: &ServeArgs, shared: bool) -> anyhow::Result<Option<Federatio
             path.display()
         )
     })?;
-    println!(
-        "Gaia-X credentials are issued as {} (its DID document at /.well-known/did.json)",
-        federation.did()
-    );
     Ok(Some(federation))
 }
 

@@ -60,7 +60,7 @@ use verbund_testcluster::{
 };
 
 mod common;
-use common::{declare_secret, free_port, get, post, put, set_secret, token, verbund, Server};
+use common::{declare_secret, free_port, get, post, set_secret, token, verbund, Server};
 
 const SITE: &str = "landes-it-sn-dd-1";
 const OFFERING: &str = "hundesteuer-anmeldung";
@@ -592,14 +592,20 @@ async fn the_agent_applies_a_booking_that_runs_rolls_out_halts_rolls_back_and_is
 
     // A chart on an agent site: rendered by the agent, applied as the deployer. Its
     // PostgreSQL holds special categories of personal data, which need a BSI C5 type 2
-    // attestation: the federation records the site's new one. Its Keycloak needs a
-    // configuration of its own: Dresden books it first.
-    let mut site = get(&base, &admin, &format!("/sites/{SITE}")).await;
-    site["certifications"] = json!([
-        {"scheme": "iso27001", "level": "it-grundschutz", "valid_until": "2027-04-30"},
-        {"scheme": "bsi-c5", "level": "type2", "valid_until": "2027-10-31"}
-    ]);
-    put(&base, &admin, &format!("/sites/{SITE}"), site).await;
+    // attestation: a federation admin checked the site's new one by hand, and the
+    // federation attests it. Its Keycloak needs a configuration of its own: Dresden books
+    // it first.
+    post(
+        &base,
+        &admin,
+        &format!("/sites/{SITE}/attestations"),
+        &json!({
+            "certification": {"scheme": "bsi-c5", "level": "type2", "valid_until": "2027-10-31"},
+            "evidence": "BSI-C5-Typ-2-Testat des Rechenzentrums Dresden, Prüfbericht gesehen",
+        }),
+        201,
+    )
+    .await;
     let keycloak = post(
         &base,
         &admin,

@@ -901,6 +901,24 @@ fn a_booking_for_a_time_takes_its_end_and_ends_with_an_export() {
     ]);
     let sites = s.file("site.yaml", &site("nordwerk-hh-1", "DE-HH", "1.31"));
     s.ok(&["site", "apply", "-f", &sites]);
+    // The site's ISO 27001 counts only as a credential: the federation names itself on
+    // its trust list and attests the certificate a federation admin checked by hand.
+    let named = s.ok(&["trust", "federation", "--scheme", "iso27001"]);
+    assert!(named.contains("the federation attests iso27001"), "{named}");
+    let attested = s.ok(&[
+        "trust",
+        "attest",
+        "nordwerk-hh-1",
+        "--scheme",
+        "iso27001",
+        "--level",
+        "it-grundschutz",
+        "--until",
+        "2027-09-30",
+        "--evidence",
+        "ISO-27001-Zertifikat BSI-IGZ-0815 gesehen",
+    ]);
+    assert!(attested.contains("it counts"), "{attested}");
     let last_day = format!("{}-06-30", chrono::Utc::now().year() + 1);
     let book = |extra: &[&str]| -> Vec<String> {
         [

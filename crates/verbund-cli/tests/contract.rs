@@ -67,7 +67,7 @@ async fn the_api_keeps_its_contract(database: Option<common::Database>) {
     let data = dir.path().join("data");
     let mut args = vec!["--no-simulation"];
     if let Some(db) = &database {
-        args.extend(["--database-url", db.url.as_str()]);
+        args.extend(db.args());
     }
     let server = Server::start_with("demo", &args, &data).await;
     let admin = token(&data, "admin.token");

@@ -416,6 +416,12 @@ fn database_args(database: Option<&common::Database>) -> Vec<&str> {
     database.map_or(Vec::new(), |d| vec!["--database-url", d.url.as_str()])
 }
 
+/// What a server on the test's database starts with: on PostgreSQL also the federation
+/// key its replicas share.
+fn server_args(database: Option<&common::Database>) -> Vec<&str> {
+    database.map_or(Vec::new(), |d| d.args().to_vec())
+}
+
 /// The store's URL: the test's PostgreSQL database, or the data folder's SQLite file.
 fn store_url(data: &Path, database: Option<&common::Database>) -> String {
     match database {
@@ -469,7 +475,7 @@ async fn every_sites_problem_is_reported_and_a_refused_booking_shows_why(
 ) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let data = dir.path().join("data");
-    let db = database_args(database.as_ref());
+    let db = server_args(database.as_ref());
     let url = store_url(&data, database.as_ref());
     let server = Server::start_with("demo", &[&db[..], &["--no-simulation"]].concat(), &data).await;
     let admin = token(&data, "admin.token");
@@ -502,7 +508,7 @@ async fn every_sites_problem_is_reported_and_a_refused_booking_shows_why(
         });
     }
 
-    let out = verify(&data, &db);
+    let out = verify(&data, &database_args(database.as_ref()));
     assert!(!out.status.success(), "{out:?}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -599,7 +605,7 @@ async fn every_sites_problem_is_reported_and_a_refused_booking_shows_why(
     assert!(!delivered.is_empty(), "Flensburg's change is delivered");
     drop(server);
     // What is left is the refused booking alone.
-    let out = verify(&data, &db);
+    let out = verify(&data, &database_args(database.as_ref()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
@@ -625,7 +631,7 @@ const OLD_REPOSITORY_URL: &str = "https://git.verbund.invalid/desired-state.git"
 async fn an_older_data_folder_is_migrated_on_start(database: Option<common::Database>) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let data = dir.path().join("data");
-    let db = database_args(database.as_ref());
+    let db = server_args(database.as_ref());
     drop(Server::start_with("demo", &[&db[..], &["--no-simulation"]].concat(), &data).await);
     let repo = repository(&data);
     let sites_dir = data.join("sites");
@@ -709,7 +715,11 @@ async fn an_older_data_folder_is_migrated_on_start(database: Option<common::Data
         String::from_utf8_lossy(&old.stdout)
     );
     drop(server);
-    let same = [&db[..], &["--public-url", &base]].concat();
+    let same = [
+        &database_args(database.as_ref())[..],
+        &["--public-url", &base],
+    ]
+    .concat();
     assert!(assert_ok(&verify(&data, &same)).contains("in line"));
 }
 
@@ -729,7 +739,7 @@ async fn a_hand_edit_of_a_sites_own_repository_is_reported_and_repaired(
 ) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let data = dir.path().join("data");
-    let db = database_args(database.as_ref());
+    let db = server_args(database.as_ref());
     let url = store_url(&data, database.as_ref());
     drop(Server::start_with("demo", &[&db[..], &["--no-simulation"]].concat(), &data).await);
     let whole = repository(&data);
@@ -762,7 +772,7 @@ async fn a_hand_edit_of_a_sites_own_repository_is_reported_and_repaired(
         "the hand edit is in the site's repository"
     );
 
-    let out = verify(&data, &db);
+    let out = verify(&data, &database_args(database.as_ref()));
     if database.is_none() {
         assert!(!out.status.success(), "{out:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -822,7 +832,7 @@ async fn a_hand_edit_of_a_sites_own_repository_is_reported_and_repaired(
     assert_eq!(at(&own), at(&whole));
     let now = git(&own, &["ls-tree", "-r", "--name-only", "HEAD"]);
     assert_eq!(now, files, "exactly the site's folder again");
-    assert!(assert_ok(&verify(&data, &db)).contains("in line"));
+    assert!(assert_ok(&verify(&data, &database_args(database.as_ref()))).contains("in line"));
     git(&own, &["fsck", "--full", "--strict", "--no-progress"]);
 }
 

@@ -799,12 +799,7 @@ async fn the_second_replica_takes_over_on_postgres() {
     let db = common::Database::create("verbund_rollout");
     let dir = tempfile::tempdir().expect("temp dir");
     let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    let shared = [
-        "--database-url",
-        db.url.as_str(),
-        "--rollout-interval-ms",
-        TICK_MS,
-    ];
+    let shared = [&db.args()[..], &["--rollout-interval-ms", TICK_MS]].concat();
     let mut a = Server::start_with(
         "demo",
         &[&shared[..], &["--no-simulation", "--replica", "a"]].concat(),
@@ -956,13 +951,15 @@ async fn the_next_writer_continues_the_one_desired_state_history() {
     );
     let remote_arg = remote.display().to_string();
     let shared = [
-        "--database-url",
-        db.url.as_str(),
-        "--rollout-interval-ms",
-        TICK_MS,
-        "--git-remote",
-        remote_arg.as_str(),
-    ];
+        &db.args()[..],
+        &[
+            "--rollout-interval-ms",
+            TICK_MS,
+            "--git-remote",
+            remote_arg.as_str(),
+        ],
+    ]
+    .concat();
     let mut a = Server::start_with(
         "demo",
         &[&shared[..], &["--no-simulation", "--replica", "a"]].concat(),

@@ -207,6 +207,7 @@ async fn federation_pushing(store: Store, remote: Remote) -> Fed {
     for s in [site(FLUX, "DE-BY", "flux"), site(ARGO, "DE-SH", "argocd")] {
         store.put_site(ADMIN, &s, now).await.expect("put_site");
     }
+    verbund_testkit::certified::certify_stated(&store, now).await;
     ensure_default_policies(&store, now)
         .await
         .expect("default policies");

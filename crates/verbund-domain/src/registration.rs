@@ -112,7 +112,12 @@ impl Registration {
 /// The JSON Schema of an optional registration: `null`, or one branch per kind with the
 /// value's pattern of that kind.
 pub fn registration_schema() -> RefOr<Schema> {
-    let mut one_of = OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null));
+    let one_of = OneOfBuilder::new().item(ObjectBuilder::new().schema_type(Type::Null));
+    kinds_schema(one_of)
+}
+
+/// `one_of` with one branch per kind, the value's pattern of that kind.
+fn kinds_schema(mut one_of: OneOfBuilder) -> RefOr<Schema> {
     for kind in REGISTRATION_KINDS {
         one_of = one_of.item(
             ObjectBuilder::new()

@@ -6,8 +6,10 @@
 //! admin's, or an operator's proposal a federation admin approved). A provider's number
 //! is that fact; an organisation of German public administration is a
 //! Gebietskörperschaft whose number in the state's register is its Amtlicher
-//! Regionalschlüssel, so its ARS is its local registration number. Where neither is
-//! known, no number is issued and the legal person's credential names none.
+//! Regionalschlüssel, so its ARS is its local registration number — unless the
+//! federation stated another number for it (the Bund, which has no ARS, or an
+//! organisation registered otherwise). Where none is known, no number is issued and the
+//! legal person's credential names none.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -28,14 +30,15 @@ impl Federation {
         ))
     }
 
-    /// An organisation's registration number credential: its ARS, where it has one.
-    pub fn organisation_registration(&self, organisation: &Organisation) -> Option<Value> {
-        let r = organisation_registration(organisation)?;
-        Some(self.registration(
-            (Kind::Organisation, &organisation.id),
-            &r,
-            organisation.updated_at,
-        ))
+    /// An organisation's registration number credential: the number the federation
+    /// `stated` (with when it did), else its ARS, where it has either.
+    pub fn organisation_registration(
+        &self,
+        organisation: &Organisation,
+        stated: Option<(&Registration, DateTime<Utc>)>,
+    ) -> Option<Value> {
+        let (r, since) = organisation_registration(organisation, stated)?;
+        Some(self.registration((Kind::Organisation, &organisation.id), &r, since))
     }
 
     /// The subject id of the registration credential of `name` of `kind`, which its
@@ -60,11 +63,24 @@ impl Federation {
     }
 }
 
-/// An organisation's number in the state's register: its Amtlicher Regionalschlüssel.
-pub(crate) fn organisation_registration(organisation: &Organisation) -> Option<Registration> {
-    organisation.ars.as_ref().map(|ars| Registration {
-        kind: RegistrationKind::Local,
-        value: ars.clone(),
+/// An organisation's number in a register, and since when verbund holds it: the one the
+/// federation stated, else its number in the state's register, its Amtlicher
+/// Regionalschlüssel.
+pub(crate) fn organisation_registration(
+    organisation: &Organisation,
+    stated: Option<(&Registration, DateTime<Utc>)>,
+) -> Option<(Registration, DateTime<Utc>)> {
+    if let Some((r, at)) = stated {
+        return Some((r.clone(), at.max(organisation.updated_at)));
+    }
+    organisation.ars.as_ref().map(|ars| {
+        (
+            Registration {
+                kind: RegistrationKind::Local,
+                value: ars.clone(),
+            },
+            organisation.updated_at,
+        )
     })
 }
 

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use verbund_domain::catalog::{DataClass, Offering, OfferingSpec};
 use verbund_domain::directory::{Organisation, Provider, Site, SiteSpec};
+use verbund_domain::registration::Registration;
 
 use crate::address::address;
 use crate::{Error, Federation, Kind, Result};
@@ -34,21 +35,26 @@ impl Federation {
 
     /// A vendor organisation (an authority of German public administration) as a
     /// `gx:LegalPerson`: its name, Germany with its Land's NUTS region (where the Land is
-    /// one) as its address, and its ARS as its registration number
-    /// ([`Federation::organisation_registration`]) where it has one; no locality, which
-    /// verbund does not hold for an authority.
-    pub fn organisation(&self, organisation: &Organisation) -> Value {
+    /// one) as its address, and the number the federation `stated` or its ARS as its
+    /// registration number ([`Federation::organisation_registration`]) where it has one;
+    /// no locality, which verbund does not hold for an authority.
+    pub fn organisation(
+        &self,
+        organisation: &Organisation,
+        stated: Option<(&Registration, DateTime<Utc>)>,
+    ) -> Value {
         let land = organisation
             .land
             .as_deref()
             .and_then(verbund_policy::placement::land_region);
         let seat = address("DE", land, None);
+        let registration = crate::registration::organisation_registration(organisation, stated);
         self.legal_person(
             (Kind::Organisation, &organisation.id),
             &organisation.name,
             seat,
-            crate::registration::organisation_registration(organisation).is_some(),
-            organisation.updated_at,
+            registration.is_some(),
+            registration.map_or(organisation.updated_at, |(_, since)| since),
         )
     }
 

@@ -23,6 +23,7 @@ use verbund_placement::{
 };
 use verbund_policy::PolicyLayer;
 use verbund_store::{AuditFilter, BookingFilter, Store, StoreError};
+use verbund_testkit::certified::certify_stated;
 use verbund_testkit::on_both;
 
 // Each `async fn name(store: Store)` runs on a fresh SQLite and PostgreSQL store
@@ -287,6 +288,7 @@ async fn federation(store: Store) -> Fed {
     ] {
         store.put_site(ADMIN, &s, now).await.expect("put_site");
     }
+    certify_stated(&store, now).await;
     ensure_default_policies(&store, now)
         .await
         .expect("default policies");
@@ -706,6 +708,7 @@ async fn capacity_is_reserved_atomically(store: Store) {
     ] {
         f.store.put_site(ADMIN, &s, t0()).await.expect("put_site");
     }
+    certify_stated(&f.store, t0()).await;
     let vendor = f.bayern.clone();
     publish(
         &f.store,
@@ -1003,6 +1006,7 @@ async fn c5_expiry_flags_affected_bookings(store: Store) {
         .put_site(ADMIN, &renewed, after_expiry + Duration::hours(2))
         .await
         .expect("put_site");
+    certify_stated(&f.store, after_expiry + Duration::hours(2)).await;
     let restored = f
         .bookings
         .reevaluate(COMPLIANCE, after_expiry + Duration::hours(3))
@@ -1117,6 +1121,7 @@ async fn cancel_retain_delete(store: Store) {
         .put_site(ADMIN, &solo, t0())
         .await
         .expect("put_site");
+    certify_stated(&f.store, t0()).await;
     let vendor = f.bayern.clone();
     let offer = offering(
         "solo",
@@ -1246,6 +1251,7 @@ async fn with_operator_database(f: &Fed) {
         )
         .await
         .expect("put_site");
+    certify_stated(&f.store, t0()).await;
     let vendor = f.bayern.clone();
     let needs = |caps: &[&str]| json!({"requirements": {"capabilities": caps}});
     publish(

@@ -18,6 +18,7 @@ mod idempotency;
 mod life_cycle;
 mod policies;
 mod preflight;
+mod registrations;
 mod reports;
 mod rollouts;
 mod rows;
@@ -47,6 +48,7 @@ pub use facts::ProposalFilter;
 pub use fleet::{FleetCounts, FleetScope};
 pub use idempotency::{IdempotencyKey, IdempotentBooking};
 pub use policies::{PolicyRecord, StoredPolicy};
+pub use registrations::OrganisationRegistration;
 pub use reports::{Ingested, Move};
 pub use rollouts::{
     test_tenant, ItemFilter, Leadership, ReferenceSpec, RolloutFilter, Ticked,

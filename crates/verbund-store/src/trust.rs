@@ -194,8 +194,21 @@ impl Store {
         list: &TrustList,
         now: DateTime<Utc>,
     ) -> Result<StoredTrustList> {
+        self.update_trust_list(actor, now, |_| Ok(list.clone()))
+            .await
+    }
+
+    /// States the version of the trust list that `change` makes of the one in force, in
+    /// one transaction (no other version comes in between), like `put_trust_list`.
+    pub async fn update_trust_list(
+        &self,
+        actor: &str,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&TrustList) -> Result<TrustList>,
+    ) -> Result<StoredTrustList> {
         let mut w = self.begin_write().await?;
         let before = current_list(&mut w.tx).await?;
+        let list = &change(&before.list)?;
         let version = before.version + 1;
         sqlx::query(
             "INSERT INTO trust_list_versions (version, document, actor, created_at) VALUES ($1, $2, $3, $4)",

@@ -211,8 +211,8 @@ pub struct Fleet {
     pub offerings: Vec<OfferingSpec>,
 }
 
-/// Loads the directory, default policies, providers, sites and offerings, without
-/// bookings.
+/// Loads the directory, default policies, providers, sites (their certificates attested
+/// by the test certification body) and offerings, without bookings.
 pub async fn load(store: &Store, now: DateTime<Utc>) -> Fleet {
     let records = gv100ad();
     store
@@ -228,6 +228,8 @@ pub async fn load(store: &Store, now: DateTime<Utc>) -> Fleet {
     for i in 0..SITES {
         store.put_site("bench", &site(i), now).await.expect("site");
     }
+    // Their certificates count as a certification body's credentials.
+    crate::certified::certify_stated(store, now).await;
     let bund = store
         .list_organisations(
             &OrganisationFilter {

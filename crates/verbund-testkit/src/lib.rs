@@ -15,6 +15,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod certified;
 pub mod germany;
 pub mod measure;
 

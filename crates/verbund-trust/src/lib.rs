@@ -22,7 +22,7 @@ mod status;
 
 pub use credential::{site_subject, verify_certification, Certified, StatusRef};
 pub use issue::Issuer;
-pub use list::{IssuerKey, TrustList, TrustedIssuer};
+pub use list::{schemes_schema, IssuerKey, TrustList, TrustedIssuer};
 pub use status::{verify_status_list, StatusList};
 
 /// Why a credential does not count, in a sentence for the person who submitted it.

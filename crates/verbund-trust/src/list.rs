@@ -14,35 +14,21 @@ const MAX_ISSUERS: usize = 100;
 const MAX_KEYS: usize = 10;
 const MAX_TEXT: usize = 500;
 
-/// The issuers whose credentials count, by the federation's decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// The issuers whose credentials count, by the federation's decision. Before the
+/// federation states one (`Default`) nobody's credentials count, and neither do
+/// certifications only stated in site facts: no certification counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrustList {
     #[schema(max_items = 100)]
     pub issuers: Vec<TrustedIssuer>,
-    /// Whether the certifications the federation stated in its sites' facts (before it
-    /// took them as credentials) still count for placement beside the credentials.
-    /// `false`: only credentials count — the federation has attested what it checked by
-    /// hand (`/sites/{name}/attestations`) and certification bodies' credentials are in.
-    /// Absent: `true`, so that stating a list never drops them unasked.
-    #[serde(default = "counted")]
-    #[schema(default = true)]
+    /// Whether the certifications stated in sites' facts count for placement beside the
+    /// credentials: a federation moving onto verbund with certificates it has not yet
+    /// attested (`/sites/{name}/attestations`) may say `true` for that passage. Absent:
+    /// `false` — a certification counts only as a verified credential.
+    #[serde(default)]
+    #[schema(default = false)]
     pub count_stated_certifications: bool,
-}
-
-fn counted() -> bool {
-    true
-}
-
-impl Default for TrustList {
-    /// The list before the federation states one: nobody's credentials count, and the
-    /// certifications it stated do.
-    fn default() -> Self {
-        TrustList {
-            issuers: Vec::new(),
-            count_stated_certifications: true,
-        }
-    }
 }
 
 /// A certification body (or the federation itself, for attestations it checked by hand).
@@ -109,7 +95,9 @@ fn x_schema() -> utoipa::openapi::schema::Object {
     PUBLIC_KEY.schema()
 }
 
-fn schemes_schema() -> utoipa::openapi::schema::Array {
+/// The schema of a set of certification schemes an issuer may attest (names, at least
+/// one).
+pub fn schemes_schema() -> utoipa::openapi::schema::Array {
     utoipa::openapi::schema::ArrayBuilder::new()
         .items(verbund_domain::name::name_schema())
         .min_items(Some(1))

@@ -239,6 +239,8 @@ async fn world(store: Store) -> World {
         "environments": ["test", "prod"], "delivery": "flux",
     }))
     .await;
+    // Its certificates count as a certification body's credentials.
+    verbund_testkit::certified::certify_stated(&store, Utc::now()).await;
     api(&app, t, "/api/v1/offerings", json!({
         "name": OFFERING, "display_name": "Bürgerportal", "description": "Ein Portal für Anträge.",
         "vendor": vendor, "category": "saas", "data_classes": ["personal"],
@@ -2365,13 +2367,13 @@ async fn each_role_finds_its_work_and_facts_show_their_provenance(store: Store) 
     let zert =
         verbund_trust::Issuer::generate("did:web:zert.example.de", "Beispiel-Zertifizierung GmbH")
             .expect("an issuer");
-    let trust = verbund_trust::TrustList {
-        issuers: vec![zert.trusted(&["bsi-c5"])],
-        ..Default::default()
-    };
     let now = w.clock.0.lock().map(|t| *t).unwrap_or_else(|_| Utc::now());
     w.store
-        .put_trust_list("test/setup", &trust, now)
+        .update_trust_list("test/setup", now, |list| {
+            let mut list = list.clone();
+            list.issuers.push(zert.trusted(&["bsi-c5"]));
+            Ok(list)
+        })
         .await
         .expect("trust list");
     let subject = verbund_trust::site_subject("nordwerk-hh-1");
@@ -2397,16 +2399,17 @@ async fn each_role_finds_its_work_and_facts_show_their_provenance(store: Store) 
     let data = a.get("/organisation/data").await;
     data.shows("bsi-c5 (type2) – gültig bis");
     data.shows("(nachgewiesen durch ein Zertifikat von Beispiel-Zertifizierung GmbH)");
-    // Once only credentials count, the pages show what placement reads: the body's
-    // certificate, not those the federation once stated (valid until 31.12.2099; the
-    // facts' provenance still says what was stated).
+    // The pages show what placement reads, the credentials: the test body's, valid until
+    // 31.12.2099 as the facts state them, while the body is on the trust list; once the
+    // federation drops it, only the other body's certificate — what the facts state alone
+    // is no certification (the facts' provenance still says what was stated).
     admin.get("/fleet").await.shows("31.12.2099");
-    let strict = verbund_trust::TrustList {
-        count_stated_certifications: false,
-        ..trust
+    let only_zert = verbund_trust::TrustList {
+        issuers: vec![zert.trusted(&["bsi-c5"])],
+        ..Default::default()
     };
     w.store
-        .put_trust_list("test/setup", &strict, now)
+        .put_trust_list("test/setup", &only_zert, now)
         .await
         .expect("trust list");
     for page in [admin.get("/fleet").await, a.get("/organisation/data").await] {

@@ -127,12 +127,13 @@ pub async fn organisation(
     caller.require(Act::Read, &Target::new("organisation"))?;
     let f = federation(&state)?;
     let organisation = state.store.get_organisation(&id).await?;
-    issued(f, f.organisation(&organisation))
+    let stated = state.store.organisation_registration(&id).await?;
+    issued(f, f.organisation(&organisation, stated_number(&stated)))
 }
 
-/// A vendor organisation's registration number credential: its Amtlicher
-/// Regionalschlüssel as a `gx:LocalRegistrationNumber`; 404 for an organisation without
-/// one (the Bund).
+/// A vendor organisation's registration number credential: the number the federation
+/// stated for it, else its Amtlicher Regionalschlüssel as a `gx:LocalRegistrationNumber`;
+/// 404 for an organisation with neither.
 #[utoipa::path(get, path = "/api/v1/gaia-x/organisations/{id}/registration-number", operation_id = "read_organisation_registration_credential", tag = "gaia-x",
     responses((status = 200, body = IssuedCredential), (status = 404, body = crate::problem::Problem)),
     security(("bearer" = [])))]
@@ -144,10 +145,28 @@ pub async fn organisation_registration(
     caller.require(Act::Read, &Target::new("organisation"))?;
     let f = federation(&state)?;
     let organisation = state.store.get_organisation(&id).await?;
+    let stated = state.store.organisation_registration(&id).await?;
     let missing = || {
-        format!("organisation `{id}` has no Amtlicher Regionalschlüssel, its registration number")
+        format!(
+            "organisation `{id}` has no Amtlicher Regionalschlüssel and the federation stated \
+             no registration number for it"
+        )
     };
-    issued_if(f, f.organisation_registration(&organisation), missing)
+    issued_if(
+        f,
+        f.organisation_registration(&organisation, stated_number(&stated)),
+        missing,
+    )
+}
+
+/// The number the federation stated, with when.
+fn stated_number(
+    stated: &verbund_store::OrganisationRegistration,
+) -> Option<(
+    &verbund_domain::registration::Registration,
+    chrono::DateTime<chrono::Utc>,
+)> {
+    stated.registration.as_ref().zip(stated.stated_at)
 }
 
 /// A site's `gx:Datacenter` credential.

@@ -10,7 +10,9 @@ use verbund_domain::directory::{
     check_ars, Level, Organisation, OrganisationFilter, OrganisationSpec,
 };
 use verbund_domain::page::Page;
+use verbund_domain::registration::Registration;
 use verbund_policy::authz::{Act, Target};
+use verbund_store::OrganisationRegistration;
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
@@ -24,6 +26,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/organisations/{id}/early-adopter",
             get(early_adopter).put(set_early_adopter),
+        )
+        .route(
+            "/organisations/{id}/registration",
+            get(registration).put(state_registration),
         )
 }
 
@@ -180,4 +186,56 @@ pub async fn set_early_adopter(
             .set_early_adopter(&caller.actor(), &id, body.early_adopter, now)
             .await?,
     }))
+}
+
+/// An organisation's registration number as a federation admin states it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationStatement {
+    /// `null` takes a stated number back.
+    #[schema(schema_with = verbund_domain::registration::registration_schema)]
+    pub registration: Option<Registration>,
+}
+
+/// The registration number the federation stated for the organisation, with who stated
+/// it and when (`registration` `null`: none; an organisation with an ARS is registered by
+/// it). Its Gaia-X `gx:LegalPerson` names it.
+#[utoipa::path(get, path = "/api/v1/organisations/{id}/registration", operation_id = "read_organisation_registration", tag = "directory",
+    responses((status = 200, body = OrganisationRegistration), (status = 404, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn registration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrganisationRegistration>> {
+    caller.require(Act::Read, &Target::new("organisation"))?;
+    Ok(Json(state.store.organisation_registration(&id).await?))
+}
+
+/// State an organisation's registration number (federation admins): a local register
+/// number, VAT id, EORI or EUID, each in its form; for the Bund, which has no ARS, or an
+/// organisation registered otherwise. Audited as `organisation.registration`.
+#[utoipa::path(put, path = "/api/v1/organisations/{id}/registration", operation_id = "state_organisation_registration", tag = "directory",
+    request_body = RegistrationStatement,
+    responses((status = 200, body = OrganisationRegistration), (status = 403, body = crate::problem::Problem),
+        (status = 404, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn state_registration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RegistrationStatement>,
+) -> ApiResult<Json<OrganisationRegistration>> {
+    caller.require(Act::Write, &Target::new("facts"))?;
+    Ok(Json(
+        state
+            .store
+            .state_organisation_registration(
+                &caller.actor(),
+                &id,
+                body.registration.as_ref(),
+                state.now(),
+            )
+            .await?,
+    ))
 }

@@ -11,7 +11,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,6 +29,7 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/trust-list", get(read_list).put(put_list))
+        .route("/trust-list/federation", put(trust_federation))
         .route("/sites/{name}/credentials", get(credentials).post(add))
         .route("/sites/{name}/attestations", post(attest))
         .route("/status-lists", post(status_list))
@@ -121,6 +122,63 @@ pub async fn put_list(
     Ok(Json(stored))
 }
 
+/// The federation as it signs on this server; 409 on a server without its key.
+fn signing_federation(state: &AppState) -> ApiResult<&verbund_gaiax::Federation> {
+    state.gaiax.as_deref().ok_or_else(|| {
+        ApiError::Conflict(
+            "this server runs without a federation key, so the federation attests nothing".into(),
+        )
+    })
+}
+
+/// The schemes the federation attests by hand.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FederationTrust {
+    /// E.g. `iso27001`, `bsi-c5`; at least one.
+    #[schema(schema_with = verbund_trust::schemes_schema)]
+    pub schemes: std::collections::BTreeSet<String>,
+}
+
+/// Name the federation itself on the trust list for the schemes it attests by hand
+/// (federation admins): its `did:web` and the key of its DID document, as this server
+/// signs with them — a new version of the list with every other issuer kept, and an
+/// earlier entry of the federation replaced.
+#[utoipa::path(put, path = "/api/v1/trust-list/federation", operation_id = "trust_the_federation", tag = "directory", request_body = FederationTrust,
+    responses((status = 200, body = StoredTrustList), (status = 403, body = crate::problem::Problem), (status = 409, body = crate::problem::Problem), (status = 422, body = crate::problem::Problem)),
+    security(("bearer" = [])))]
+pub async fn trust_federation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<FederationTrust>,
+) -> ApiResult<Json<StoredTrustList>> {
+    caller.require(Act::Write, &Target::new("facts"))?;
+    let federation = signing_federation(&state)?;
+    if request.schemes.is_empty() {
+        return Err(ApiError::Invalid(Invalid::new(
+            "/schemes",
+            "name at least one scheme the federation attests",
+        )));
+    }
+    for scheme in &request.schemes {
+        verbund_domain::name::check_name("/schemes", scheme)?;
+    }
+    let schemes: Vec<&str> = request.schemes.iter().map(String::as_str).collect();
+    let entry = federation.trusted(&schemes);
+    let stored = state
+        .store
+        .update_trust_list(&caller.actor(), state.now(), |current| {
+            let mut list = current.clone();
+            list.issuers.retain(|i| i.id != entry.id);
+            list.issuers.push(entry);
+            list.validate()?;
+            Ok(list)
+        })
+        .await?;
+    state.reevaluate.notify_one();
+    Ok(Json(stored))
+}
+
 /// A site's certification credentials, revoked ones included.
 #[utoipa::path(get, path = "/api/v1/sites/{name}/credentials", operation_id = "list_site_credentials", tag = "directory",
     responses((status = 200, body = Vec<SiteCredential>), (status = 404, body = crate::problem::Problem)),
@@ -188,13 +246,35 @@ pub async fn attest(
         verbund_domain::name::check_name("/certification/level", level)?;
     }
     verbund_domain::name::check_text("/evidence", &request.evidence, MAX_EVIDENCE)?;
-    let federation = state.gaiax.as_deref().ok_or_else(|| {
-        ApiError::Conflict(
-            "this server runs without a federation key, so the federation cannot attest".into(),
-        )
-    })?;
+    let federation = signing_federation(&state)?;
     state.store.get_site(&name).await?;
-    let now = state.now();
+    let stored = attest_certification(
+        &state.store,
+        federation,
+        &caller.actor(),
+        (&name, c),
+        &request.evidence,
+        state.now(),
+    )
+    .await?;
+    state.reevaluate.notify_one();
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// The federation attests `certification` of `site`, which `actor` checked by hand
+/// (`evidence`): signed with the federation's key, verified against the trust list in
+/// force like any handed-in credential, and stored. Refused (422) when the certificate
+/// is over or the list does not name the federation with the scheme. What the attestation
+/// endpoint and the demo's loading of its certified sites both do.
+pub async fn attest_certification(
+    store: &verbund_store::Store,
+    federation: &verbund_gaiax::Federation,
+    actor: &str,
+    (site, certification): (&str, &Certification),
+    evidence: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ApiResult<SiteCredential> {
+    let c = certification;
     let until = c
         .valid_until
         .and_hms_opt(23, 59, 59)
@@ -208,18 +288,17 @@ pub async fn attest(
         })?;
     let jwt = federation
         .attest(
-            &name,
+            site,
             (&c.scheme, c.level.as_deref()),
             (now, until),
-            &request.evidence,
+            evidence,
         )
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     check_size(&jwt)?;
-    let subject = site_subject(&name);
+    let subject = site_subject(site);
     let did = federation.did();
-    let stored = state
-        .store
-        .add_site_credential(&caller.actor(), &name, &jwt, now, |list| {
+    store
+        .add_site_credential(actor, site, &jwt, now, |list| {
             verify_certification(&jwt, list, &subject, now).map_err(|e| match e {
                 verbund_trust::Refusal::UnknownIssuer(_) => ApiError::Invalid(Invalid::meaning(
                     "/certification",
@@ -234,9 +313,7 @@ pub async fn attest(
                 other => refused_at("/certification", other),
             })
         })
-        .await?;
-    state.reevaluate.notify_one();
-    Ok((StatusCode::CREATED, Json(stored)))
+        .await
 }
 
 /// Hand in an issuer's revocation status list (federation admins): every credential that

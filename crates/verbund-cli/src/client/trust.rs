@@ -30,6 +30,14 @@ enum TrustCommand {
         #[command(flatten)]
         file: FileArg,
     },
+    /// Name the federation itself on the trust list for the schemes it attests by hand
+    /// (federation admins): its did:web and the key this server signs with; every other
+    /// issuer stays.
+    Federation {
+        /// A scheme the federation attests, e.g. `iso27001`; repeat for more.
+        #[arg(long = "scheme", required = true, value_name = "SCHEME")]
+        schemes: Vec<String>,
+    },
     /// A site's certification credentials, revoked ones included.
     Credentials { site: String },
     /// Hand in a certification credential of a site: a file holding the VC-JWT its
@@ -136,6 +144,24 @@ pub async fn run(a: TrustArgs) -> anyhow::Result<()> {
                 emit_line(&format!(
                     "trust-list version {} stated",
                     stored.get("version").cloned().unwrap_or_default()
+                ))
+            } else {
+                print_data(format, &stored)
+            }
+        }
+        TrustCommand::Federation { schemes } => {
+            let (_, stored): (_, serde_json::Value) = api
+                .write(
+                    Method::PUT,
+                    "/trust-list/federation",
+                    &json!({"schemes": schemes}),
+                )
+                .await?;
+            if format == Format::Table {
+                emit_line(&format!(
+                    "trust-list version {} stated: the federation attests {}",
+                    stored.get("version").cloned().unwrap_or_default(),
+                    schemes.join(", ")
                 ))
             } else {
                 print_data(format, &stored)

@@ -271,11 +271,14 @@ async fn send(
 pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A fresh PostgreSQL database on the server `VERBUND_TEST_POSTGRES` names (by default
-/// the local one), for `verbund --database-url`; dropped when this is dropped.
+/// the local one), for `verbund --database-url`; dropped when this is dropped. With the
+/// federation key its replicas share (on PostgreSQL none is generated for them).
 pub struct Database {
     pub name: String,
     pub url: String,
     admin: String,
+    key: String,
+    _key_dir: tempfile::TempDir,
 }
 
 /// Runs `sql` with psql on the database at `url`; its rows, fields separated by `|`.
@@ -307,11 +310,30 @@ impl Database {
         let name = format!("{prefix}_{}_{nanos:x}", std::process::id());
         psql(&admin, &format!("CREATE DATABASE {name}"));
         let server = admin.rsplit_once('/').map_or(admin.as_str(), |(s, _)| s);
+        let key_dir = tempfile::tempdir().expect("a folder for the federation key");
+        let key = key_dir.path().join("federation.key");
+        std::fs::write(
+            &key,
+            verbund_api::verbund_gaiax::generate_key().expect("a federation key"),
+        )
+        .expect("write the federation key");
         Database {
             url: format!("{server}/{name}"),
             name,
             admin,
+            key: key.display().to_string(),
+            _key_dir: key_dir,
         }
+    }
+
+    /// What a replica on this database is started with: its URL and the federation key.
+    pub fn args(&self) -> [&str; 4] {
+        [
+            "--database-url",
+            self.url.as_str(),
+            "--federation-key",
+            self.key.as_str(),
+        ]
     }
 
     /// Runs `sql` on this database; its rows, fields separated by `|`.

@@ -84,7 +84,7 @@ fn an_organisation_is_a_legal_person_in_its_land() {
         "land": "02", "created_at": at(1), "updated_at": at(1),
     }))
     .unwrap();
-    let subject = &federation().organisation(&org)["credentialSubject"];
+    let subject = &federation().organisation(&org, None)["credentialSubject"];
     let address = json!({"type": "gx:Address", "countryCode": "DE", "region": "DE60"});
     assert_eq!(subject["legalAddress"], address);
     assert_eq!(subject["headquartersAddress"], address);
@@ -92,12 +92,45 @@ fn an_organisation_is_a_legal_person_in_its_land() {
     // Its ARS is its number in the state's register.
     let number = format!("{BASE}/organisations/org-1/registration-number");
     assert_eq!(subject["registrationNumber"], format!("{number}#subject"));
-    let registration = federation().organisation_registration(&org).unwrap();
+    let registration = federation().organisation_registration(&org, None).unwrap();
     assert_eq!(registration["id"], number);
     assert_eq!(
         registration["credentialSubject"],
         json!({"id": format!("{number}#subject"), "type": "gx:LocalRegistrationNumber", "local": "02"})
     );
+}
+
+#[test]
+fn the_bund_is_registered_by_the_number_the_federation_stated() {
+    let bund: Organisation = serde_json::from_value(json!({
+        "id": "bund", "name": "Bundesrepublik Deutschland", "level": "bund",
+        "created_at": at(1), "updated_at": at(1),
+    }))
+    .unwrap();
+    // Without an ARS and without a stated number: none.
+    assert_eq!(federation().organisation_registration(&bund, None), None);
+    let subject = &federation().organisation(&bund, None)["credentialSubject"];
+    assert_eq!(subject.get("registrationNumber"), None);
+    // Stated later: named, and both credentials valid from the statement on.
+    let eori: Registration =
+        serde_json::from_value(json!({"kind": "eori", "value": "DE1234567"})).unwrap();
+    let stated = Some((&eori, at(5)));
+    let legal = federation().organisation(&bund, stated);
+    let number = format!("{BASE}/organisations/bund/registration-number");
+    assert_eq!(
+        legal["credentialSubject"]["registrationNumber"],
+        format!("{number}#subject")
+    );
+    let since = at(5).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(legal["validFrom"], since);
+    let registration = federation()
+        .organisation_registration(&bund, stated)
+        .unwrap();
+    assert_eq!(
+        registration["credentialSubject"],
+        json!({"id": format!("{number}#subject"), "type": "gx:EORI", "eori": "DE1234567"})
+    );
+    assert_eq!(registration["validFrom"], since);
 }
 
 #[test]
