@@ -63,7 +63,7 @@ use crate::AppState;
     ),
     components(schemas(crate::problem::Problem, tokens::IssuedToken, audit::ChainStatus,
         users::IssuedPasswordReset, verbund_domain::account::PasswordReset,
-        verbund_domain::account::Revoked)),
+        verbund_domain::account::Revoked, verbund_domain::booking::DependencyChoice)),
     modifiers(&BearerAuth, &ProblemResponses, &MergeFlattened),
 )]
 pub struct ApiDoc;

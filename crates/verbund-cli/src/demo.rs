@@ -254,6 +254,7 @@ async fn demo_bookings(store: &Store, now: chrono::DateTime<chrono::Utc>) -> any
                 format!("demo booking: no organisation with key {}", e.organisation)
             })?;
         let spec = verbund_domain::booking::BookingSpec {
+            dependencies: Default::default(),
             ending: None,
             organisation: organisation.id,
             offering: e.offering.clone(),

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_verbund");
 
@@ -1023,4 +1023,103 @@ versions:
     assert_eq!(w["from"], format!("{year}-03-01"), "{created}");
     assert_eq!(w["plan"], "l");
     assert_eq!(w["state"], "scheduled");
+}
+
+/// Issue 18 through the binary: a dependency that needs a configuration of its own is
+/// created with the booking from a file (`--with`), and the next booking binds the
+/// running one (`--bind`); a flag that is not NAME=VALUE is one sentence.
+#[test]
+fn a_booking_brings_a_configured_dependency_and_the_next_binds_it() {
+    let s = Server::start();
+    let bund_id = s.create_bund();
+    let offerings = format!(
+        "offering:
+  name: sso
+  display_name: Anmeldedienst
+  vendor: {bund_id}
+  category: paas
+  data_classes: [internal]
+  plans:
+    - {{name: s, display_name: Klein, replicas: 1, resources: {{cpu_millis: 500, memory_mib: 512, storage_gib: 5}}, monthly_price_cents: 100}}
+    - {{name: m, display_name: Mittel, replicas: 2, resources: {{cpu_millis: 1000, memory_mib: 1024, storage_gib: 10}}, monthly_price_cents: 200}}
+  config_schema: {{type: object, required: [realm], properties: {{realm: {{type: string}}}}}}
+versions:
+  - version: 1.0.0
+    package: {{type: helm, repository: https://charts.example.de, chart: sso, chart_version: 1.0.0}}
+"
+    );
+    s.ok(&["offering", "publish", "-f", &s.file("sso.yaml", &offerings)]);
+    let chat = format!(
+        "offering:
+  name: chat
+  display_name: Chat
+  vendor: {bund_id}
+  category: saas
+  data_classes: [internal]
+  dependencies: [{{offering: sso}}]
+  plans:
+    - {{name: s, display_name: Klein, replicas: 1, resources: {{cpu_millis: 500, memory_mib: 512, storage_gib: 5}}, monthly_price_cents: 100}}
+versions:
+  - version: 1.0.0
+    package: {{type: helm, repository: https://charts.example.de, chart: chat, chart_version: 1.0.0}}
+"
+    );
+    s.ok(&["offering", "publish", "-f", &s.file("chat.yaml", &chat)]);
+    s.ok(&[
+        "provider",
+        "apply",
+        "-f",
+        &s.file("provider.yaml", PROVIDER),
+    ]);
+    s.ok(&[
+        "site",
+        "apply",
+        "-f",
+        &s.file("site.yaml", &site("nordwerk-hh-1", "DE-HH", "1.31")),
+    ]);
+    let book = |extra: &[&str]| -> Vec<String> {
+        [
+            "book",
+            "--org",
+            &bund_id,
+            "--offering",
+            "chat",
+            "--plan",
+            "s",
+            "-o",
+            "json",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect()
+    };
+
+    // Without a realm for its sign-on, chat cannot be booked; with one, both are.
+    let err = s.run(&strs(&book(&[]))).fails();
+    assert!(err.contains("needs its own configuration"), "{err}");
+    let realm = s.file("realm.yaml", "realm: bund\n");
+    let with = format!("sso:m={realm}");
+    let first: Value = serde_json::from_str(&s.ok(&strs(&book(&["--with", &with])))).expect("json");
+    assert_eq!(first["booking"]["state"], "placed", "{first}");
+    let sso = &first["dependencies"][0];
+    assert_eq!(
+        (&sso["offering"], &sso["plan"], &sso["config"]),
+        (&json!("sso"), &json!("m"), &json!({"realm": "bund"}))
+    );
+    let sso_id = sso["id"].as_str().expect("id").to_string();
+
+    // The next chat binds it.
+    let bind = format!("sso={sso_id}");
+    let second: Value =
+        serde_json::from_str(&s.ok(&strs(&book(&["--bind", &bind])))).expect("json");
+    assert_eq!(
+        second["booking"]["dependencies"],
+        json!([sso_id]),
+        "{second}"
+    );
+    assert_eq!(second["dependencies"], json!([]));
+
+    let err = s.run(&strs(&book(&["--bind", "sso"]))).fails();
+    assert!(err.contains("is not NAME=VALUE"), "{err}");
 }

@@ -133,6 +133,7 @@ async fn run(full: bool) {
     for i in 0..changes {
         let gemeinde = &fleet.gemeinden[(i * 7919) % fleet.gemeinden.len()];
         let spec = BookingSpec {
+            dependencies: Default::default(),
             ending: None,
             organisation: gemeinde.id.clone(),
             offering: "website".into(),
@@ -214,6 +215,7 @@ async fn run(full: bool) {
         drop(writer);
         let gemeinde = &fleet.gemeinden[(round * 104_729 + 17) % fleet.gemeinden.len()];
         let spec = BookingSpec {
+            dependencies: Default::default(),
             ending: None,
             organisation: gemeinde.id.clone(),
             offering: "website".into(),

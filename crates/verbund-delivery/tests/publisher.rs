@@ -285,6 +285,7 @@ async fn federation_pushing(store: Store, remote: Remote) -> Fed {
 
 fn spec(organisation: &str, offering: &str, plan: &str, config: Value) -> BookingSpec {
     BookingSpec {
+        dependencies: Default::default(),
         ending: None,
         organisation: organisation.into(),
         offering: offering.into(),

@@ -4,6 +4,7 @@
 //! The lifecycle is an explicit state machine; every transition is named by an event so
 //! that the audit trail says what happened, and impossible transitions are refused.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -376,6 +377,84 @@ pub struct BookingSpec {
     /// it is torn down (see [`crate::ending`]). Needs an offering with a data export.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ending: Option<crate::ending::EndingSpec>,
+    /// How the booking gets some of the offering's dependencies, by dependency (offering
+    /// name): bound to a running booking of the organisation, or created with it with a
+    /// configuration of its own. Those not named: the organisation's running booking on
+    /// the site placement chooses, or a new one with an empty configuration.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = dependency_choices_schema)]
+    pub dependencies: BTreeMap<String, DependencyChoice>,
+}
+
+/// How a booking gets one of its offering's dependencies: `booking` binds the
+/// organisation's running booking of it (placement then puts the booking on that
+/// booking's site); `config` (with an optional `plan`) creates one with the booking, on
+/// the same site, configured so. Exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DependencyChoice {
+    /// Id of the organisation's running booking of the dependency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<String>,
+    /// Plan of the dependency created with the booking (default: the one the offering
+    /// names for it, else its smallest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = optional_plan_schema)]
+    pub plan: Option<String>,
+    /// Configuration of the dependency created with the booking, valid against the
+    /// dependency offering's schema (its declared secrets kept apart, as a booking's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub config: Option<Value>,
+}
+
+fn optional_plan_schema() -> utoipa::openapi::schema::Object {
+    crate::directory::nullable(crate::name::name_schema())
+}
+
+/// Most dependency choices of one booking.
+pub const MAX_DEPENDENCY_CHOICES: usize = 10;
+
+/// `dependencies` as JSON Schema: an object of at most [`MAX_DEPENDENCY_CHOICES`]
+/// [`DependencyChoice`]s by dependency name.
+fn dependency_choices_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .additional_properties(Some(utoipa::openapi::RefOr::Ref(
+            utoipa::openapi::Ref::from_schema_name("DependencyChoice"),
+        )))
+        .max_properties(Some(MAX_DEPENDENCY_CHOICES))
+        .build()
+}
+
+impl DependencyChoice {
+    /// What the choice for dependency `name` asks for, checked for its form: a binding or
+    /// a configuration, never both or neither.
+    pub fn check(&self, name: &str) -> Result<()> {
+        let at = format!("/dependencies/{}", pointer_token(name));
+        if self.booking.is_some() && self.plan.is_some() {
+            return Err(Invalid::meaning(
+                format!("{at}/plan"),
+                "a bound dependency keeps its plan: name a plan only with a configuration",
+            ));
+        }
+        match (&self.booking, &self.config) {
+            (Some(_), Some(_)) => Err(Invalid::meaning(
+                at,
+                "bind a running booking (`booking`) or configure a new one (`config`), not both",
+            )),
+            (None, None) => Err(Invalid::meaning(
+                at,
+                "say how to get it: `booking` (the id of a running booking to bind) or `config` (a new one's configuration)",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `key` as one token of a JSON pointer (RFC 6901: `~` and `/` escaped).
+pub fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn empty_object() -> Value {
@@ -414,7 +493,42 @@ impl BookingSpec {
         }
         validate_config(&offering.config_schema, &self.config)?;
         check_config_secrets(&offering.config_schema, &self.config)?;
+        self.check_dependency_choices(offering)?;
         Ok(channel)
+    }
+
+    /// Each dependency choice names one of the offering's dependencies and is a binding
+    /// or a configuration.
+    fn check_dependency_choices(&self, offering: &OfferingSpec) -> Result<()> {
+        if self.dependencies.len() > MAX_DEPENDENCY_CHOICES {
+            return Err(Invalid::new(
+                "/dependencies",
+                format!("at most {MAX_DEPENDENCY_CHOICES} dependency choices"),
+            ));
+        }
+        for (name, choice) in &self.dependencies {
+            if !offering.dependencies.iter().any(|d| d.offering == *name) {
+                let known: Vec<&str> = offering
+                    .dependencies
+                    .iter()
+                    .map(|d| d.offering.as_str())
+                    .collect();
+                return Err(Invalid::meaning(
+                    format!("/dependencies/{}", pointer_token(name)),
+                    format!(
+                        "offering `{}` does not depend on `{name}` (its dependencies: {})",
+                        offering.name,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            choice.check(name)?;
+        }
+        Ok(())
     }
 }
 

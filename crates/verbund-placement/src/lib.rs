@@ -13,4 +13,4 @@ mod service;
 pub use compliance::ReevaluationSummary;
 pub use ending::EndingPass;
 pub use policies::{document_id, ensure_default_policies, PolicySubmission};
-pub use service::{BookingError, BookingPreview, Bookings, DependencyPreview};
+pub use service::{BookingError, BookingPreview, Bookings, DependencyPreview, RunningBooking};

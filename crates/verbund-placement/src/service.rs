@@ -60,6 +60,20 @@ pub struct DependencyPreview {
     /// The organisation's booking of it that would be bound; none when a new one would
     /// be created (or nothing is placed).
     pub bound: Option<String>,
+    /// Why it cannot be created with an empty configuration, if it cannot: the booking
+    /// then binds a running one or gives a new one its configuration
+    /// (`BookingSpec::dependencies`).
+    pub needs_configuration: Option<String>,
+    /// The organisation's running bookings of it: what the booking may bind.
+    pub running: Vec<RunningBooking>,
+}
+
+/// A running booking a new booking may bind as its dependency.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct RunningBooking {
+    pub id: String,
+    pub site: String,
+    pub plan: String,
 }
 
 /// Everything a placement decision needs that is read before the write transaction.
@@ -200,9 +214,26 @@ struct Dependency {
     /// The version a dependency booking created now gets.
     version: String,
     /// Why an empty configuration does not do for it, if it does not: such a dependency
-    /// is never created with a booking, only bound (the organisation's live booking of
-    /// it on the site where both run).
+    /// is created with a booking only with the configuration the booking gives it
+    /// ([`Choice::New`]), else bound (the organisation's live booking of it).
     needs_configuration: Option<String>,
+    /// How the booking gets it.
+    choice: Choice,
+}
+
+/// How a booking gets one of its dependencies (`BookingSpec::dependencies`).
+#[derive(Debug, Clone, PartialEq)]
+enum Choice {
+    /// The organisation's live booking of it on the site placement chooses, or else a
+    /// new one with an empty configuration.
+    Auto,
+    /// This live booking of the organisation: the booking goes to its site.
+    Bind(String),
+    /// A new one, with this configuration and its declared secrets apart.
+    New {
+        config: serde_json::Value,
+        secrets: verbund_domain::secrets::SecretValues,
+    },
 }
 
 /// Why `booking` cannot go while `dependents` need it, naming them.
@@ -246,9 +277,61 @@ fn resolve_dependencies(inp: &Inputs) -> Result<Vec<Dependency>, BookingError> {
                 .map(|e| e.to_string()),
                 offering: dep.clone(),
                 version,
+                choice: Choice::Auto,
             })
         })
         .collect()
+}
+
+/// Applies the booking's dependency choices (checked for their form by
+/// `BookingSpec::validate`): a binding keeps the dependency's plan, a configuration is
+/// validated against the dependency's schema (its pointers under
+/// `/dependencies/<name>/config`), with a plan of its own if named.
+fn choose_dependencies(
+    dependencies: &mut [Dependency],
+    choices: &std::collections::BTreeMap<String, verbund_domain::booking::DependencyChoice>,
+) -> Result<(), BookingError> {
+    for dep in dependencies.iter_mut() {
+        let name = dep.offering.spec.name.clone();
+        let Some(c) = choices.get(&name) else {
+            continue;
+        };
+        let at = format!(
+            "/dependencies/{}",
+            verbund_domain::booking::pointer_token(&name)
+        );
+        if let Some(id) = &c.booking {
+            dep.choice = Choice::Bind(id.clone());
+            continue;
+        }
+        let Some(config) = &c.config else {
+            continue;
+        };
+        let schema = &dep.offering.spec.config_schema;
+        // Its problems' pointers start with `/config`, as a booking's do.
+        let under = |e: Invalid| Invalid {
+            field: format!("{at}{}", e.field),
+            ..e
+        };
+        verbund_domain::booking::validate_config(schema, config).map_err(under)?;
+        verbund_domain::booking::check_config_secrets(schema, config).map_err(under)?;
+        if let Some(p) = &c.plan {
+            dep.plan = dep
+                .offering
+                .spec
+                .plan(p)
+                .ok_or_else(|| {
+                    Invalid::unknown(
+                        format!("{at}/plan"),
+                        format!("offering `{name}` has no plan `{p}`"),
+                    )
+                })?
+                .clone();
+        }
+        let (config, secrets) = verbund_domain::secrets::split_secrets(schema, config);
+        dep.choice = Choice::New { config, secrets };
+    }
+    Ok(())
 }
 
 /// The sum of two claims on a site.
@@ -258,6 +341,49 @@ fn plus(a: Resources, b: &Resources) -> Resources {
         memory_mib: a.memory_mib.saturating_add(b.memory_mib),
         storage_gib: a.storage_gib.saturating_add(b.storage_gib),
     }
+}
+
+/// A bound dependency must be a live booking of the organisation (`live` are its
+/// bookings) of that offering.
+fn check_bindings(dependencies: &[Dependency], live: &[Booking]) -> Result<(), BookingError> {
+    for dep in dependencies {
+        let Choice::Bind(id) = &dep.choice else {
+            continue;
+        };
+        let name = &dep.offering.spec.name;
+        let at = format!(
+            "/dependencies/{}/booking",
+            verbund_domain::booking::pointer_token(name)
+        );
+        match live.iter().find(|b| b.id == *id) {
+            Some(b) if b.offering == *name && b.state.is_live() => {}
+            Some(b) if b.offering != *name => {
+                return Err(Invalid::meaning(
+                    at,
+                    format!("booking {id} is of `{}`, not of `{name}`", b.offering),
+                )
+                .into())
+            }
+            Some(b) => {
+                return Err(Invalid::meaning(
+                    at,
+                    format!(
+                        "booking {id} is `{}`: only a running booking can be bound",
+                        b.state
+                    ),
+                )
+                .into())
+            }
+            None => {
+                return Err(Invalid::meaning(
+                    at,
+                    format!("the organisation has no booking {id} to bind"),
+                )
+                .into())
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Places `main` (requested, or awaiting approval) together with the dependencies it
@@ -300,11 +426,19 @@ fn place_together(
         .iter()
         .map(|d| need(&d.offering, &d.plan, &[]))
         .collect::<Result<Vec<_>, _>>()?;
+    check_bindings(dependencies, live)?;
+    // The organisation's live booking `dep` binds on `site`: the chosen one if it runs
+    // there, else (unless a new one is asked for) any.
     let bound = |dep: &Dependency, site: &str| {
         live.iter().find(|b| {
             b.offering == dep.offering.spec.name
                 && b.state.is_live()
                 && b.site.as_deref() == Some(site)
+                && match &dep.choice {
+                    Choice::Auto => true,
+                    Choice::Bind(id) => b.id == *id,
+                    Choice::New { .. } => false,
+                }
         })
     };
     // Whether `dep` can be with the booking on `site`, and why not.
@@ -313,12 +447,22 @@ fn place_together(
             return None;
         }
         let name = &dep.offering.spec.name;
-        match &dep.needs_configuration {
-            Some(_) => Some(format!(
+        if let Choice::Bind(id) = &dep.choice {
+            let there = live
+                .iter()
+                .find(|b| b.id == *id)
+                .and_then(|b| b.site.clone())
+                .unwrap_or_default();
+            return Some(format!(
+                "`{name}` (the bound booking {id} runs on `{there}`)"
+            ));
+        }
+        match (&dep.needs_configuration, &dep.choice) {
+            (Some(_), Choice::Auto) => Some(format!(
                 "`{name}` (needs its own configuration; the organisation's booking of it runs elsewhere)"
             )),
-            None if d.verdict(site).is_some_and(|v| v.allowed) => None,
-            None => Some(format!("`{name}`")),
+            _ if d.verdict(site).is_some_and(|v| v.allowed) => None,
+            _ => Some(format!("`{name}`")),
         }
     };
     let free = |site: &str| {
@@ -389,6 +533,10 @@ fn place_together(
         placer.reserve(&site, &dep.plan.resources);
         let id = new_id();
         main.dependencies.push(id.clone());
+        let (config, secrets) = match &dep.choice {
+            Choice::New { config, secrets } => (config.clone(), secrets.clone()),
+            _ => (serde_json::json!({}), Default::default()),
+        };
         created.push(NewBooking {
             booking: Booking {
                 ending: None,
@@ -396,7 +544,8 @@ fn place_together(
                 organisation: main.organisation.clone(),
                 offering: dep.offering.spec.name.clone(),
                 plan: dep.plan.name.clone(),
-                config: serde_json::json!({}),
+                secrets_set: secrets.keys().cloned().collect(),
+                config,
                 channel: "stable".into(),
                 state: BookingState::Placed,
                 site: Some(site.clone()),
@@ -410,13 +559,12 @@ fn place_together(
                 updated_at: now,
                 state_since: now,
                 undeliverable: None,
-                secrets_set: Vec::new(),
                 windows: Vec::new(),
             },
             resources: dep.plan.resources,
             decision: serde_json::to_value(&d).ok(),
             action: "booking.create".into(),
-            secrets: None,
+            secrets: Some(secrets),
         });
     }
     main.state = transition(main.state, BookingEvent::Place)?;
@@ -650,7 +798,19 @@ impl Bookings {
         if let Some(ending) = &spec.ending {
             ending.validate("/ending", now)?;
         }
-        let dependencies = resolve_dependencies(&inp)?;
+        let mut dependencies = resolve_dependencies(&inp)?;
+        if !spec.dependencies.is_empty() && inp.offering.spec.requires_approval {
+            return Err(Invalid::meaning(
+                "/dependencies",
+                format!(
+                    "`{}` waits for a federation admin's approval, which places its \
+                     dependencies: book a dependency that needs a configuration first",
+                    inp.offering.spec.name
+                ),
+            )
+            .into());
+        }
+        choose_dependencies(&mut dependencies, &spec.dependencies)?;
         self.check_configured_dependencies(&spec.organisation, &dependencies)
             .await?;
         let today = now.date_naive();
@@ -721,7 +881,7 @@ impl Bookings {
     ) -> Result<(), BookingError> {
         for dep in dependencies
             .iter()
-            .filter(|d| d.needs_configuration.is_some())
+            .filter(|d| d.needs_configuration.is_some() && d.choice == Choice::Auto)
         {
             let booked = self
                 .store
@@ -741,7 +901,8 @@ impl Bookings {
                 return Err(Invalid::conflict(
                     "/offering",
                     format!(
-                        "dependency `{}` needs its own configuration ({e}); book it first",
+                        "dependency `{}` needs its own configuration ({e}): give it one with the \
+                         booking (`dependencies`), or book it first",
                         dep.offering.spec.name
                     ),
                 )
@@ -767,6 +928,7 @@ impl Bookings {
         let book = std::mem::take(&mut inp.book);
         let main_plan = plan(&inp.offering.spec, plan_name)?.clone();
         let dependencies = resolve_dependencies(&inp)?;
+        let snap = self.store.booking_snapshot(organisation).await?;
         let mut out = BookingPreview {
             site: None,
             refused: None,
@@ -776,6 +938,17 @@ impl Bookings {
                     offering: d.offering.spec.name.clone(),
                     plan: d.plan.name.clone(),
                     bound: None,
+                    needs_configuration: d.needs_configuration.clone(),
+                    running: snap
+                        .organisation_bookings
+                        .iter()
+                        .filter(|b| b.offering == d.offering.spec.name && b.state.is_live())
+                        .map(|b| RunningBooking {
+                            id: b.id.clone(),
+                            site: b.site.clone().unwrap_or_default(),
+                            plan: b.plan.clone(),
+                        })
+                        .collect(),
                 })
                 .collect(),
         };
@@ -789,9 +962,9 @@ impl Bookings {
             }
             other => other?,
         }
-        let snap = self.store.booking_snapshot(organisation).await?;
         let mut placer = Placer::new(book, &inp.chain, candidates(&snap.sites), now.date_naive())?;
         let spec = BookingSpec {
+            dependencies: Default::default(),
             ending: None,
             organisation: organisation.to_string(),
             offering: offering.to_string(),
@@ -1019,6 +1192,7 @@ impl Bookings {
                     next.ending = Some(Ending::changed(b.ending.as_ref(), e, now)?);
                 }
                 let spec = BookingSpec {
+                    dependencies: Default::default(),
                     ending: next.ending.as_ref().map(Ending::spec),
                     organisation: next.organisation.clone(),
                     offering: next.offering.clone(),

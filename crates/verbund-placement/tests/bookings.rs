@@ -332,6 +332,7 @@ async fn federation(store: Store) -> Fed {
 
 fn spec(organisation: &str, offering: &str, plan: &str, config: Value) -> BookingSpec {
     BookingSpec {
+        dependencies: Default::default(),
         ending: None,
         organisation: organisation.into(),
         offering: offering.into(),

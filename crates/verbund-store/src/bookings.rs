@@ -565,7 +565,7 @@ async fn snapshot(
 
 /// A booking that names another among its dependencies and still needs it: it runs or
 /// is about to ([`BookingState::is_live`]), or its data is being exported.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Dependent {
     pub id: String,
     pub offering: String,
@@ -965,6 +965,13 @@ impl Store {
             self.attach_dependencies(chunk).await?;
         }
         Ok(items)
+    }
+
+    /// The bookings that depend on booking `id` and still need it (those that bound it
+    /// or were booked with it), by id.
+    pub async fn booking_dependents(&self, id: &str) -> Result<Vec<Dependent>> {
+        let mut conn = self.pool.acquire().await?;
+        dependents(&mut conn, id).await
     }
 
     /// Ids of the bookings that depend on any of `ids`, sorted.

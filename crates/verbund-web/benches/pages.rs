@@ -233,6 +233,7 @@ impl Fixture {
         let mut first = None;
         for i in 0..ORG_BOOKINGS {
             let spec = BookingSpec {
+                dependencies: Default::default(),
                 ending: None,
                 organisation: org.id.clone(),
                 offering: fleet.offerings[i % fleet.offerings.len()].name.clone(),

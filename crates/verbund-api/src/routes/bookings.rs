@@ -314,6 +314,9 @@ pub struct BookingView {
     /// Absent until its site reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub observed: Option<Observed>,
+    /// The bookings that depend on this one and still need it (it cannot be cancelled
+    /// before them): those that bound it and the one it was booked with.
+    pub dependents: Vec<verbund_store::Dependent>,
 }
 
 /// The last report about a booking, and whether its site still reports.
@@ -357,7 +360,12 @@ pub async fn read(
         }
         None => None,
     };
-    Ok(Json(BookingView { booking, observed }))
+    let dependents = state.store.booking_dependents(&booking.id).await?;
+    Ok(Json(BookingView {
+        booking,
+        observed,
+        dependents,
+    }))
 }
 
 /// Change plan, configuration or update channel.

@@ -44,6 +44,15 @@ pub struct BookArgs {
     windows: Vec<WindowSpec>,
     #[command(flatten)]
     ending: EndingArgs,
+    /// Bind a dependency to the organisation's running booking of it, e.g.
+    /// `--bind keycloak=<booking id>` (repeatable): the booking goes to its site.
+    #[arg(long = "bind", value_name = "OFFERING=BOOKING")]
+    bind: Vec<String>,
+    /// Create a dependency with the booking, configured from a YAML or JSON file, e.g.
+    /// `--with keycloak=realm.yaml` (repeatable; optionally `keycloak:m=realm.yaml` for
+    /// its plan `m`).
+    #[arg(long = "with", value_name = "OFFERING[:PLAN]=FILE")]
+    with: Vec<String>,
     /// The request's `Idempotency-Key` (default: a new random one). The command sends
     /// it again when an answer is lost; pass the key a failed command named to retry
     /// it later without booking twice (keys count for 24 hours).
@@ -390,6 +399,43 @@ fn print_decision(format: Format, d: &Value) -> anyhow::Result<()> {
     super::output::emit(&t.to_string())
 }
 
+/// `--bind OFFERING=BOOKING` and `--with OFFERING[:PLAN]=FILE` as the booking's
+/// `dependencies`.
+fn dependency_choices(bind: &[String], with: &[String]) -> anyhow::Result<Value> {
+    let mut out = serde_json::Map::new();
+    let split = |flag: &str, s: &str| -> anyhow::Result<(String, String)> {
+        s.split_once('=')
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .ok_or_else(|| anyhow::anyhow!("`--{flag} {s}` is not NAME=VALUE"))
+    };
+    for b in bind {
+        let (offering, booking) = split("bind", b)?;
+        if out
+            .insert(offering.clone(), json!({"booking": booking}))
+            .is_some()
+        {
+            anyhow::bail!("dependency `{offering}` is chosen twice");
+        }
+    }
+    for w in with {
+        let (target, file) = split("with", w)?;
+        let (offering, plan) = match target.split_once(':') {
+            Some((o, p)) => (o.to_string(), Some(p.to_string())),
+            None => (target, None),
+        };
+        let config = read_config(std::path::Path::new(&file))?;
+        let choice = match plan {
+            Some(p) => json!({"config": config, "plan": p}),
+            None => json!({"config": config}),
+        };
+        if out.insert(offering.clone(), choice).is_some() {
+            anyhow::bail!("dependency `{offering}` is chosen twice");
+        }
+    }
+    Ok(Value::Object(out))
+}
+
 pub async fn book(a: BookArgs) -> anyhow::Result<()> {
     let api = Api::connect(&a.conn)?;
     let mut config = match &a.config {
@@ -413,6 +459,7 @@ pub async fn book(a: BookArgs) -> anyhow::Result<()> {
         "channel": a.channel,
         "windows": a.windows,
         "ending": a.ending.spec(),
+        "dependencies": dependency_choices(&a.bind, &a.with)?,
     });
     let key = a
         .idempotency_key

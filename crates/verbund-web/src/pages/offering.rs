@@ -421,6 +421,7 @@ pub async fn submit(
         );
     };
     let spec = BookingSpec {
+        dependencies: Default::default(),
         ending,
         organisation: organisation.clone(),
         offering: name.clone(),
