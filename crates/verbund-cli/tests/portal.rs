@@ -829,6 +829,27 @@ async fn books_for_a_time_and_ends_early(b: &Browser, base: &str, admin: &str) {
 
 /// Opens `offering`'s booking form: no control asks for JSON, and the group or list
 /// `legend` (field, text) is titled from the schema.
+/// München runs Nextcloud and OpenProject on one PostgreSQL: Nextcloud's booking form
+/// offers that PostgreSQL to use, and the PostgreSQL's page names the bookings that use
+/// it — both checked with axe.
+async fn chooses_a_running_dependency_and_sees_who_uses_it(b: &Browser) {
+    b.goto("/offerings/nextcloud/book").await;
+    let running = b
+        .js("const s = document.getElementById('dependency-postgresql');
+             return s ? Array.from(s.options).map(o => o.value).filter(v => v) : null;")
+        .await;
+    let ids: Vec<String> = serde_json::from_value(running.clone())
+        .unwrap_or_else(|_| panic!("the form offers München's PostgreSQL: {running}"));
+    let postgresql = ids.first().expect("a running PostgreSQL").clone();
+    b.check_page("booking form with a dependency to choose")
+        .await;
+    b.goto(&format!("/bookings/{postgresql}")).await;
+    let links = b.text("#booking-links").await;
+    assert!(links.contains("Wird genutzt von"), "{links}");
+    assert!(links.contains("Nextcloud"), "{links}");
+    b.check_page("booking used by others").await;
+}
+
 async fn open_form(b: &Browser, offering: &str, legend: Option<(&str, &str)>) {
     b.goto(&format!("/offerings/{offering}/book")).await;
     assert_eq!(
@@ -1023,6 +1044,7 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     books_lists_and_groups_through_forms(&b, &base, &admin).await;
     books_a_campaign_with_a_capacity_window(&b, &base, &admin).await;
     books_for_a_time_and_ends_early(&b, &base, &admin).await;
+    chooses_a_running_dependency_and_sees_who_uses_it(&b).await;
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;

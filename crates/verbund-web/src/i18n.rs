@@ -223,6 +223,7 @@ texts! {
     error_organisation: "Bitte eine Organisation wählen, für die Sie buchen dürfen.", "Please choose an organisation you may book for.";
     error_plan: "Bitte einen der angebotenen Tarife wählen.", "Please choose one of the plans offered.";
     error_channel: "Bitte einen der angebotenen Aktualisierungskanäle wählen.", "Please choose one of the update channels offered.";
+    error_dependency: "Die gewählte Buchung kann nicht mitgenutzt werden (sie läuft nicht mehr oder gehört nicht zu dieser Leistung). Bitte eine der angebotenen wählen oder die Wahl der Platzierung überlassen.", "The chosen booking cannot be used (it no longer runs or is not of this service). Please choose one of those offered or leave the choice to placement.";
     error_conflict: "Nicht möglich", "Not possible";
     error_invalid: "Eingabe ungültig", "Invalid input";
     error_internal: "Technischer Fehler", "Technical error";
@@ -388,6 +389,15 @@ texts! {
     brings_new: "wird neu mitgebucht", "is booked with it";
     brings_site: "Gemeinsames Rechenzentrum:", "Shared data center:";
     brings_refused: "Zurzeit nimmt kein Rechenzentrum die Leistung zusammen mit allem auf, was sie braucht:", "No data center takes the service together with everything it needs at the moment:";
+    dependencies_heading: "Mitgenutzte Leistungen", "Services used with it";
+    booking_links: "Verbundene Buchungen", "Linked bookings";
+    booking_uses: "Nutzt", "Uses";
+    booking_used_by: "Wird genutzt von", "Used by";
+    booking_used_by_hint: "Solange diese Buchungen laufen, kann diese nicht gekündigt werden.", "While these bookings run, this one cannot be cancelled.";
+    dependencies_hint: "Ihre Organisation betreibt schon, was diese Leistung braucht. Wählen Sie, welche Buchung mitgenutzt wird; die neue Buchung läuft dann im selben Rechenzentrum.", "Your organisation already runs what this service needs. Choose which booking is used; the new booking then runs in the same data center.";
+    dependency_auto: "Automatisch: eine bestehende Buchung im gewählten Rechenzentrum, sonst eine neue", "Automatic: an existing booking in the chosen data center, else a new one";
+    dependency_running: "Bestehende Buchung", "Existing booking";
+    dependency_book_first: "braucht eine eigene Konfiguration und läuft bei Ihrer Organisation noch nicht. Buchen Sie es zuerst:", "needs a configuration of its own and does not run for your organisation yet. Book it first:";
     organisation: "Organisation", "Organisation";
     organisation_key: "Organisation (Schlüssel oder ID)", "Organisation (key or id)";
     organisation_key_hint: "Amtlicher Regionalschlüssel (ARS) oder Gemeindeschlüssel (AGS), z. B. 091620000000.", "Official regional key (ARS) or municipality key (AGS), e.g. 091620000000.";

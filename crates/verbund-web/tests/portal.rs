@@ -2164,9 +2164,46 @@ async fn the_offering_says_what_a_booking_brings_with_it(store: Store) {
     let second = w.store.get_booking(&second).await.expect("the booking");
     assert_eq!(
         second.dependencies,
-        [database],
+        std::slice::from_ref(&database),
         "the page said which one is bound"
     );
+
+    // The form offers the running database by choice; chosen, it is the one bound.
+    let form = a.get("/offerings/mit-datenbank/book").await;
+    form.shows("<h2 class=\"kern-heading-small\" id=\"dependencies\">Mitgenutzte Leistungen</h2>");
+    form.shows(&format!(
+        "<option value=\"{database}\">Bestehende Buchung {database} (Rechenzentrum Hamburg 1 ("
+    ));
+    let mut answers = book(&form);
+    answers.push(("dependency-datenbank".to_string(), database.clone()));
+    let third = new_booking(&post(&mut a, answers).await);
+    let bound = w.store.get_booking(&third).await.expect("the booking");
+    assert_eq!(bound.dependencies, std::slice::from_ref(&database));
+    // A choice that cannot hold (a booking that is no database) is said at the choice,
+    // in German, and books nothing.
+    let form = a.get("/offerings/mit-datenbank/book").await;
+    let mut answers = book(&form);
+    answers.push(("dependency-datenbank".to_string(), third.clone()));
+    let before = w.trail().await;
+    let r = post(&mut a, answers).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    r.shows("<p class=\"kern-error\" id=\"dependencies-error\" role=\"alert\">Die gewählte Buchung kann nicht mitgenutzt werden");
+    assert_eq!(w.trail().await.len(), before.len(), "nothing booked");
+
+    // Each booking's page links to the other: the database to the three that use it.
+    let page = a.get(&format!("/bookings/{database}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.shows("<h2 class=\"kern-heading-medium\" id=\"links-heading\">Verbundene Buchungen</h2>");
+    for user in [&first.id, &second.id, &third] {
+        page.shows(&format!(
+            "<a class=\"kern-link\" href=\"/bookings/{user}\">Verfahren mit Datenbank ("
+        ));
+    }
+    page.shows("Solange diese Buchungen laufen, kann diese nicht gekündigt werden.");
+    let page = a.get(&format!("/bookings/{third}")).await;
+    page.shows(&format!(
+        "<a class=\"kern-link\" href=\"/bookings/{database}\">Datenbank ("
+    ));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -68,6 +68,10 @@ struct BookingPage {
     may_end: bool,
     /// Whether the viewer may start its failed export again.
     may_retry_export: bool,
+    /// The bookings it uses (its dependencies) and those that use it: id and the
+    /// offering's title.
+    uses: Vec<(String, String)>,
+    used_by: Vec<(String, String)>,
 }
 
 /// A temporary booking's end, in words.
@@ -275,7 +279,12 @@ pub async fn page(
     });
     let now = api.now();
     let may_delete = v.caller.may(Act::Delete, &target);
+    let uses = linked(api, &b.booking.dependencies).await;
+    let dependents: Vec<String> = b.dependents.iter().map(|d| d.id.clone()).collect();
+    let used_by = linked(api, &dependents).await;
     let p = BookingPage {
+        uses,
+        used_by,
         config,
         windows,
         plan_now,
@@ -587,4 +596,23 @@ pub async fn action(
         ),
     };
     outcome(&v, result, &format!("/bookings/{id}"), code)
+}
+
+/// Bookings by id with their offering's title, for links between a booking and those it
+/// uses or that use it (an id no longer found is left out).
+async fn linked(api: &verbund_api::AppState, ids: &[String]) -> Vec<(String, String)> {
+    let Ok(found) = api.store.bookings_by_ids(ids).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(found.len());
+    for b in found {
+        let title = api
+            .store
+            .get_offering(&b.offering)
+            .await
+            .map_or_else(|_| b.offering.clone(), |o| o.spec.display_name);
+        out.push((b.id, title));
+    }
+    out.sort();
+    out
 }

@@ -17,11 +17,26 @@ use crate::WebState;
 
 /// One service a booking brings with it.
 pub struct Brought {
+    /// Its offering's name (the booking form's `dependency-<offering>` control).
+    pub offering: String,
     pub title: String,
     pub plan: String,
     /// The organisation's booking of it that would be used; none when a new one would
     /// be booked with it (or when the page speaks of no organisation).
     pub bound: Option<String>,
+    /// The organisation's running bookings of it, which the booking form offers to bind.
+    pub running: Vec<Running>,
+    /// It cannot be booked with an empty configuration: without a running one to bind,
+    /// the organisation books it first.
+    pub needs_configuration: bool,
+    /// The running booking chosen on the form (empty: placement decides).
+    pub chosen: String,
+}
+
+/// A running booking of a dependency, with its site's title.
+pub struct Running {
+    pub id: String,
+    pub site: String,
 }
 
 /// What a booking of an offering brings with it.
@@ -61,9 +76,13 @@ pub async fn brings(
             .and_then(|x| x.spec.plans.iter().find(|p| p.name == plan_name))
             .map_or_else(|| plan_name.clone(), |p| p.display_name.clone());
         items.push(Brought {
+            offering: d.offering.clone(),
             title: dep.map_or_else(|| d.offering.clone(), |x| x.spec.display_name),
             plan: plan_title,
             bound: None,
+            running: Vec::new(),
+            needs_configuration: false,
+            chosen: String::new(),
         });
     }
     let mut out = Brings {
@@ -88,14 +107,25 @@ pub async fn brings(
     let Ok(Json(p)) = asked else {
         return Some(out);
     };
+    let dir = Directory::load(store).await.ok();
+    let site_title = |s: &str| {
+        dir.as_ref()
+            .map_or_else(|| s.to_string(), |d| d.site_title(s))
+    };
     for (item, d) in out.items.iter_mut().zip(&p.dependencies) {
         item.bound = d.bound.clone();
+        item.needs_configuration = d.needs_configuration.is_some();
+        item.running = d
+            .running
+            .iter()
+            .map(|r| Running {
+                id: r.id.clone(),
+                site: site_title(&r.site),
+            })
+            .collect();
     }
     out.org = Some(org.name.clone());
     out.refused = p.refused;
-    out.site = match (p.site, Directory::load(store).await) {
-        (Some(s), Ok(dir)) => Some(dir.site_title(&s)),
-        (s, _) => s,
-    };
+    out.site = p.site.as_deref().map(site_title);
     Some(out)
 }

@@ -1,6 +1,8 @@
 //! One offering (description, plans and prices, versions and changelog, where it may run
 //! for my organisation) and its booking form.
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,7 +13,7 @@ use verbund_api::idempotency::IdempotencyKey;
 use verbund_api::routes::bookings::{self, ExplainRequest};
 use verbund_api::routes::offerings;
 use verbund_api::ApiError;
-use verbund_domain::booking::BookingSpec;
+use verbund_domain::booking::{BookingSpec, DependencyChoice};
 use verbund_domain::catalog::{Offering, OfferingVersion};
 use verbund_domain::directory::Organisation;
 
@@ -197,6 +199,8 @@ struct BookPage {
     /// The last day and export target of a booking for a time, as entered (only for an
     /// offering with a data export).
     ending: EndingInput,
+    /// The running booking chosen per dependency (offering name → booking id).
+    chosen: BTreeMap<String, String>,
 }
 
 impl BookPage {
@@ -277,13 +281,29 @@ fn book_page(
         brings: None,
         windows: window_form::empty(),
         ending: EndingInput::default(),
+        chosen: BTreeMap::new(),
     }
+}
+
+/// The running bookings chosen on the form per dependency (`dependency-<offering>`; an
+/// empty answer leaves the choice to placement).
+fn chosen_dependencies(answers: &[(String, String)]) -> BTreeMap<String, String> {
+    answers
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("dependency-")?.to_string(), v.clone())))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
 }
 
 /// The booking form with what booking it for its organisation and plan would bring.
 async fn with_brings(state: &WebState, v: &Viewer, mut page: BookPage) -> BookPage {
     let org = page.orgs.iter().find(|x| x.id == page.organisation);
     page.brings = brings(state, v, &page.o, org, &page.plan).await;
+    if let Some(b) = page.brings.as_mut() {
+        for item in &mut b.items {
+            item.chosen = page.chosen.get(&item.offering).cloned().unwrap_or_default();
+        }
+    }
     page
 }
 
@@ -298,6 +318,9 @@ fn general_error(field: &str, message: &str, lang: crate::i18n::Lang) -> (String
         // The form decided the windows before (`window_form`); what the API refuses
         // beyond that (a window over since) is said at the windows.
         f if f.starts_with("/windows") => ("windows".into(), format!("{message} ({field})")),
+        // A chosen booking that cannot be used (gone or changed since the form was
+        // shown): said at the choice, which shows what runs now.
+        f if f.starts_with("/dependencies") => ("dependencies".into(), t.error_dependency.into()),
         _ => (String::new(), format!("{message} ({field})")),
     }
 }
@@ -382,6 +405,7 @@ pub async fn submit(
     }
     let (plan, channel) = (get("plan"), get("channel"));
     let key = idempotency_key(&get("idempotency"));
+    let chosen = chosen_dependencies(&answers);
     let schema = &o.spec.config_schema;
     // A list's "Weitere Zeile" or "Zeile n entfernen": the form again, changed, with
     // everything entered kept; nothing is booked.
@@ -395,6 +419,7 @@ pub async fn submit(
         let mut page = book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
         page.windows = window_form::read(&answers);
         page.ending = EndingInput::read(&answers);
+        page.chosen = chosen;
         return render(StatusCode::OK, &with_brings(&state, &v, page).await);
     }
     let config = form::config(schema, &answers);
@@ -415,13 +440,24 @@ pub async fn submit(
         let mut page = book_page(&v, o, orgs, organisation, plan, channel, fields, None, key);
         page.windows = window_rows;
         page.ending = ending_input;
+        page.chosen = chosen;
         return render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &with_brings(&state, &v, page).await,
         );
     };
     let spec = BookingSpec {
-        dependencies: Default::default(),
+        dependencies: chosen
+            .iter()
+            .map(|(offering, id)| {
+                let bind = DependencyChoice {
+                    booking: Some(id.clone()),
+                    plan: None,
+                    config: None,
+                };
+                (offering.clone(), bind)
+            })
+            .collect(),
         ending,
         organisation: organisation.clone(),
         offering: name.clone(),
@@ -479,6 +515,7 @@ pub async fn submit(
             );
             page.windows = window_rows;
             page.ending = ending_input;
+            page.chosen = chosen;
             render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &with_brings(&state, &v, page).await,
