@@ -259,6 +259,10 @@ pub struct OfferingSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = ozg_id_schema)]
     pub ozg_id: Option<String>,
+    /// Its "Einer für Alle" status: the Land that built it once and operates it for the
+    /// Länder it names (needs its `ozg_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efa: Option<Efa>,
     #[schema(min_items = 1)]
     pub data_classes: BTreeSet<DataClass>,
     #[serde(default)]
@@ -289,6 +293,35 @@ pub struct OfferingSpec {
     /// on it (e.g. a PostgreSQL's, read by the application that uses the database).
     #[serde(default)]
     pub credentials: bool,
+}
+
+/// An OZG service under the "Einer für Alle" principle: one Land builds and operates it,
+/// the others connect to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Efa {
+    /// The operating Land's key (two digits of its ARS, e.g. `09` for Bayern).
+    #[schema(schema_with = crate::directory::land_key_schema)]
+    pub operator: String,
+    /// The Länder it serves, by key; empty: every Land.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    #[schema(schema_with = land_keys_schema)]
+    pub for_laender: BTreeSet<String>,
+}
+
+impl Efa {
+    /// Whether it serves the Land `land` (its key).
+    pub fn serves(&self, land: &str) -> bool {
+        self.for_laender.is_empty() || self.for_laender.contains(land)
+    }
+}
+
+fn land_keys_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(crate::directory::land_key_schema())
+        .max_items(Some(16))
+        .unique_items(true)
+        .build()
 }
 
 fn empty_object_schema() -> Value {
@@ -359,6 +392,18 @@ impl OfferingSpec {
         }
         if let Some(ozg) = &self.ozg_id {
             check_pattern("/ozg_id", ozg, &OZG_ID, 20, "an OZG id (e.g. `10048`)")?;
+        }
+        if let Some(efa) = &self.efa {
+            crate::directory::check_land_key("/efa/operator", &efa.operator)?;
+            for land in &efa.for_laender {
+                crate::directory::check_land_key("/efa/for_laender", land)?;
+            }
+            if self.ozg_id.is_none() {
+                return Err(Invalid::meaning(
+                    "/efa",
+                    "an \"Einer für Alle\" service is an OZG service: name its `ozg_id`",
+                ));
+            }
         }
         if self.data_classes.is_empty() {
             return Err(Invalid::new(

@@ -298,6 +298,7 @@ fn offering() -> impl Strategy<Value = OfferingSpec> {
     )
         .prop_map(
             |(name, category, classes, caps, min_k8s, res, secret)| OfferingSpec {
+                efa: None,
                 data_export: None,
                 name: name.into(),
                 display_name: name.into(),

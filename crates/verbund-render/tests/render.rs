@@ -204,6 +204,7 @@ fn world() -> World {
         ),
         // The plain-manifests application has a smoke test (the Helm ones have none).
         forms: OfferingSpec {
+            efa: None,
             smoke_test: Some(SmokeTest {
                 image: "registry.example/formulare-smoke:1".into(),
                 command: vec!["/smoke".into(), "--url".into(), "http://formulare".into()],
@@ -234,6 +235,7 @@ fn world() -> World {
         ),
         forms_booking,
         postgres: OfferingSpec {
+            efa: None,
             credentials: true,
             ..offering("postgresql", &[])
         },

@@ -20,6 +20,21 @@ pub struct OfferingFilter {
     pub category: Option<Category>,
     pub vendor: Option<String>,
     pub ozg_id: Option<String>,
+    /// Only "Einer für Alle" services (`true`), or only others (`false`).
+    pub efa: Option<bool>,
+    /// Only "Einer für Alle" services that serve this Land (its key).
+    pub efa_for: Option<String>,
+}
+
+/// The Länder an EfA offering serves as its `efa_for` column: `*` for every Land, else
+/// `,01,09,` (each key between commas, so that one is found with `LIKE '%,09,%'`).
+fn efa_for_column(spec: &OfferingSpec) -> Option<String> {
+    let efa = spec.efa.as_ref()?;
+    if efa.for_laender.is_empty() {
+        return Some("*".into());
+    }
+    let keys: Vec<&str> = efa.for_laender.iter().map(String::as_str).collect();
+    Some(format!(",{},", keys.join(",")))
 }
 
 const OFFERING_COLUMNS: &str = "spec, latest_version, created_at, updated_at";
@@ -228,10 +243,11 @@ impl Store {
             updated_at: now,
         };
         sqlx::query(
-            "INSERT INTO offerings (name, vendor, category, ozg_id, spec, latest_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7) \
+            "INSERT INTO offerings (name, vendor, category, ozg_id, spec, latest_version, created_at, updated_at, efa_operator, efa_for) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8, $9) \
              ON CONFLICT (name) DO UPDATE SET category = excluded.category, ozg_id = excluded.ozg_id, \
-             spec = excluded.spec, updated_at = excluded.updated_at",
+             spec = excluded.spec, updated_at = excluded.updated_at, \
+             efa_operator = excluded.efa_operator, efa_for = excluded.efa_for",
         )
         .bind(&spec.name)
         .bind(&spec.vendor)
@@ -240,6 +256,8 @@ impl Store {
         .bind(to_json(spec)?)
         .bind(ts(&stored.created_at))
         .bind(ts(&now))
+        .bind(spec.efa.as_ref().map(|e| e.operator.clone()))
+        .bind(efa_for_column(spec))
         .execute(&mut *w.tx)
         .await?;
         w.audit(
@@ -288,6 +306,21 @@ impl Store {
         }
         if let Some(o) = &filter.ozg_id {
             s.and("ozg_id = {}", Arg::Text(o.clone()));
+        }
+        match filter.efa {
+            Some(true) => {
+                s.and_plain("efa_operator IS NOT NULL");
+            }
+            Some(false) => {
+                s.and_plain("efa_operator IS NULL");
+            }
+            None => {}
+        }
+        if let Some(land) = &filter.efa_for {
+            s.and(
+                "(efa_for = '*' OR efa_for LIKE {})",
+                Arg::Text(format!("%,{land},%")),
+            );
         }
         if let Some(after) = &page.after {
             s.and("name > {}", Arg::Text(after.clone()));

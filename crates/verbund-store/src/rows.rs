@@ -61,6 +61,12 @@ impl Select {
         self
     }
 
+    /// Adds a condition without a placeholder.
+    pub(crate) fn and_plain(&mut self, condition: &str) -> &mut Self {
+        self.conditions.push(condition.to_string());
+        self
+    }
+
     /// Adds `head $a, $b, …` closed with as many `)` as `head` opens: an IN list.
     pub(crate) fn and_many(&mut self, head: &str, args: Vec<Arg>) -> &mut Self {
         let mut placeholders = Vec::with_capacity(args.len());

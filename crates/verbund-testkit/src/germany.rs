@@ -107,6 +107,7 @@ pub fn site(i: usize) -> SiteSpec {
 
 pub fn offering(name: &str, classes: &[DataClass]) -> OfferingSpec {
     OfferingSpec {
+        efa: None,
         data_export: None,
         name: name.into(),
         display_name: name.into(),

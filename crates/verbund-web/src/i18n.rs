@@ -390,6 +390,15 @@ texts! {
     brings_site: "Gemeinsames Rechenzentrum:", "Shared data center:";
     brings_refused: "Zurzeit nimmt kein Rechenzentrum die Leistung zusammen mit allem auf, was sie braucht:", "No data center takes the service together with everything it needs at the moment:";
     dependencies_heading: "Mitgenutzte Leistungen", "Services used with it";
+    efa: "Einer für Alle", "One for all (EfA)";
+    efa_only: "Nur Einer-für-Alle-Leistungen", "Only one-for-all services";
+    efa_operated_by: "betrieben von", "operated by";
+    efa_for: "für", "for";
+    efa_all_laender: "alle Länder", "every Land";
+    efa_mine_heading: "Einer-für-Alle-Leistungen für Ihr Land", "One-for-all services for your Land";
+    efa_mine_intro: "Diese Leistungen betreibt ein Land für andere; Ihr Land ist angeschlossen.", "A Land operates these services for others; your Land is connected.";
+    efa_running: "in Betrieb", "in operation";
+    efa_not_running: "noch nicht in Betrieb", "not in operation yet";
     booking_links: "Verbundene Buchungen", "Linked bookings";
     booking_uses: "Nutzt", "Uses";
     booking_used_by: "Wird genutzt von", "Used by";

@@ -74,6 +74,7 @@ portal_tests!(
     lists_and_groups_book_without_json_or_javascript,
     a_booking_form_sent_twice_books_once,
     the_offering_says_what_a_booking_brings_with_it,
+    einer_fuer_alle_in_the_catalog_and_for_the_organisation,
     each_role_finds_its_work_and_facts_show_their_provenance,
     a_vendor_publishes_a_version_and_sees_the_plan_first,
     a_booking_for_a_time_ends_with_its_data_exported,
@@ -2204,6 +2205,96 @@ async fn the_offering_says_what_a_booking_brings_with_it(store: Store) {
     page.shows(&format!(
         "<a class=\"kern-link\" href=\"/bookings/{database}\">Datenbank ("
     ));
+}
+
+/// An "Einer für Alle" service: the catalog marks it and filters by it; a Gemeinde of a
+/// Land it serves sees it on its organisation's page, "in Betrieb" once an organisation
+/// of the operating Land runs it.
+async fn einer_fuer_alle_in_the_catalog_and_for_the_organisation(store: Store) {
+    let w = world(store).await;
+    let t = w.admin_token().await;
+    w.store
+        .import_ozg(
+            "test/setup",
+            "test",
+            &[verbund_domain::directory::OzgService {
+                id: "10236".into(),
+                name: "Wohngeld".into(),
+                situation: "Wohnen".into(),
+                field: "Bauen & Wohnen".into(),
+            }],
+            Utc::now(),
+        )
+        .await
+        .expect("the OZG service");
+    let vendor = w
+        .store
+        .get_offering(OFFERING)
+        .await
+        .expect("the first offering")
+        .spec
+        .vendor;
+    api(
+        &w.app,
+        &t,
+        "/api/v1/offerings",
+        json!({
+            "name": "wohngeld", "display_name": "Wohngeld digital", "description": "Zum Testen.",
+            "vendor": vendor, "category": "saas", "data_classes": ["internal"], "ozg_id": "10236",
+            "efa": {"operator": "02", "for_laender": ["01", "02"]},
+            "plans": [{"name": "s", "display_name": "Klein", "replicas": 1,
+                       "resources": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 10},
+                       "monthly_price_cents": 900}],
+            "config_schema": {"type": "object"},
+        }),
+    )
+    .await;
+    api(
+        &w.app,
+        &t,
+        "/api/v1/offerings/wohngeld/versions",
+        json!({
+            "version": "1.0.0", "changelog": "Erste Fassung.",
+            "package": {"type": "helm", "repository": "https://charts.example.org",
+                        "chart": "wohngeld", "chart_version": "1.0.0"},
+        }),
+    )
+    .await;
+    let mut a = w.signed_in("admin-a").await;
+    let words = "betrieben von Hamburg (Land) für ";
+    let catalog = a.get("/catalog?efa=efa").await;
+    assert_eq!(catalog.status, StatusCode::OK, "{}", catalog.body);
+    catalog.shows("<option value=\"efa\" selected>Nur Einer-für-Alle-Leistungen</option>");
+    catalog.shows("Wohngeld digital");
+    catalog.shows(words);
+    assert!(
+        !catalog.body.contains(">Bürgerportal<"),
+        "only EfA services: {}",
+        catalog.body
+    );
+    let page = a.get("/organisation").await;
+    page.shows("<h2 class=\"kern-heading-medium\" id=\"efa-heading\">Einer-für-Alle-Leistungen für Ihr Land</h2>");
+    page.shows("<a class=\"kern-link\" href=\"/offerings/wohngeld\">Wohngeld digital</a>");
+    page.shows("noch nicht in Betrieb");
+    // Hamburg, the operating Land, books it: Hamburg's Gemeinde sees it in operation.
+    let land = w
+        .store
+        .find_organisation_by_key("02")
+        .await
+        .expect("find")
+        .expect("Hamburg (Land)");
+    let b = api(
+        &w.app,
+        &t,
+        "/api/v1/bookings",
+        json!({
+            "organisation": land.id, "offering": "wohngeld", "plan": "s", "config": {},
+        }),
+    )
+    .await;
+    assert_eq!(b["booking"]["state"], "placed", "{b}");
+    let page = a.get("/organisation").await;
+    page.shows("<span class=\"kern-badge kern-badge--success\"><span class=\"kern-label\">in Betrieb</span></span>");
 }
 
 // ---------------------------------------------------------------------------------------

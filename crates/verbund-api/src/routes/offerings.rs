@@ -32,6 +32,11 @@ pub struct OfferingQuery {
     pub vendor: Option<String>,
     /// OZG id of the service implemented.
     pub ozg_id: Option<String>,
+    /// `true`: only "Einer für Alle" services; `false`: only others.
+    pub efa: Option<bool>,
+    /// Only "Einer für Alle" services that serve this Land (its key, e.g. `09`).
+    #[param(schema_with = verbund_domain::directory::land_key_schema)]
+    pub efa_for: Option<String>,
     #[serde(default, deserialize_with = "verbund_domain::page::deserialize_limit")]
     #[param(value_type = Option<verbund_domain::page::Limit>, inline)]
     pub limit: Option<u32>,
@@ -47,10 +52,15 @@ pub async fn list(
     ApiQuery(q): ApiQuery<OfferingQuery>,
 ) -> ApiResult<Json<Page<Offering>>> {
     caller.require(Act::Read, &Target::new("offering"))?;
+    if let Some(land) = &q.efa_for {
+        verbund_domain::directory::check_land_key("/efa_for", land)?;
+    }
     let filter = OfferingFilter {
         category: q.category,
         vendor: q.vendor,
         ozg_id: q.ozg_id,
+        efa: q.efa,
+        efa_for: q.efa_for,
     };
     let page = PageRequest {
         limit: q.limit,

@@ -29,6 +29,9 @@ pub struct Filters {
     pub data_class: String,
     #[serde(default)]
     pub vendor: String,
+    /// `efa`: only "Einer für Alle" services.
+    #[serde(default)]
+    pub efa: String,
 }
 
 pub struct Card {
@@ -43,6 +46,8 @@ pub struct Card {
     pub classes: Vec<String>,
     pub from_price: String,
     pub version: String,
+    /// "Einer für Alle": the operating Land and whom it serves, in words.
+    pub efa: Option<String>,
 }
 
 #[derive(Template)]
@@ -71,6 +76,8 @@ pub async fn all_offerings(
                 category: None,
                 vendor: None,
                 ozg_id: None,
+                efa: None,
+                efa_for: None,
                 limit: Some(1000),
                 after,
             }),
@@ -79,6 +86,52 @@ pub async fn all_offerings(
         .map(|axum::Json(page)| page)
     })
     .await
+}
+
+/// The Länder by key ("09" → "Bayern"), as the directory names them.
+pub async fn land_names(store: &verbund_store::Store) -> HashMap<String, String> {
+    let filter = verbund_domain::directory::OrganisationFilter {
+        level: Some(verbund_domain::directory::Level::Land),
+        ..Default::default()
+    };
+    let page = verbund_domain::page::PageRequest {
+        limit: Some(100),
+        after: None,
+    };
+    store
+        .list_organisations(&filter, &page)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| Some((o.ars?, o.name)))
+        .collect()
+}
+
+/// An offering's "Einer für Alle" status in words: "Einer für Alle: betrieben von
+/// Bayern für alle Länder" (or the Länder it serves).
+pub fn efa_words(
+    efa: &verbund_domain::catalog::Efa,
+    lands: &HashMap<String, String>,
+    lang: crate::i18n::Lang,
+) -> String {
+    let t = lang.texts();
+    let name = |k: &String| lands.get(k).cloned().unwrap_or_else(|| k.clone());
+    let whom = if efa.for_laender.is_empty() {
+        t.efa_all_laender.to_string()
+    } else {
+        efa.for_laender
+            .iter()
+            .map(name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{} {} {} {whom}",
+        t.efa_operated_by,
+        name(&efa.operator),
+        t.efa_for
+    )
 }
 
 /// An offering's category in words ("Software als Dienst (SaaS)").
@@ -143,6 +196,7 @@ pub async fn page(
     }
     let q = f.q.trim().to_lowercase();
     let lang = v.lang;
+    let lands = land_names(store).await;
     let mut cards = Vec::new();
     for o in &all {
         let s = &o.spec;
@@ -163,7 +217,8 @@ pub async fn page(
             && (f.category.is_empty() || s.category.as_str() == f.category)
             && (f.field.is_empty() || field.as_deref() == Some(f.field.as_str()))
             && (f.data_class.is_empty() || classes.contains(&f.data_class))
-            && (f.vendor.is_empty() || s.vendor == f.vendor);
+            && (f.vendor.is_empty() || s.vendor == f.vendor)
+            && (f.efa.is_empty() || s.efa.is_some());
         if !keep {
             continue;
         }
@@ -190,6 +245,7 @@ pub async fn page(
                 .map(|c| euros(c, lang))
                 .unwrap_or_default(),
             version: o.latest_version.clone().unwrap_or_else(|| "–".into()),
+            efa: s.efa.as_ref().map(|e| efa_words(e, &lands, lang)),
         });
     }
     let fields: Vec<String> = fields_by_ozg

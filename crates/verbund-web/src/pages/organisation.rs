@@ -117,6 +117,67 @@ struct OrgPage {
     rows: Vec<Row>,
     counts: BTreeMap<&'static str, usize>,
     restrictions: Vec<PolicyView>,
+    /// The "Einer für Alle" services that serve the organisation's Land.
+    efa: Vec<EfaRow>,
+}
+
+/// An "Einer für Alle" service that serves the organisation's Land.
+pub struct EfaRow {
+    pub name: String,
+    pub title: String,
+    /// Who operates it for whom, in words.
+    pub words: String,
+    /// Whether an organisation of the operating Land runs it.
+    pub running: bool,
+}
+
+/// The EfA services of the catalog that serve `org`'s Land, each with whether an
+/// organisation of its operating Land runs it (its Land has connected the others to it).
+async fn efa_for(state: &WebState, v: &Viewer, org: &Organisation) -> Vec<EfaRow> {
+    let Some(land) = org.land.clone() else {
+        return Vec::new();
+    };
+    let Ok(all) = super::catalog::all_offerings(state, v).await else {
+        return Vec::new();
+    };
+    let store = &state.api.store;
+    let lands = super::catalog::land_names(store).await;
+    let mut out = Vec::new();
+    for o in all {
+        let Some(efa) = o.spec.efa.as_ref().filter(|e| e.serves(&land)) else {
+            continue;
+        };
+        let filter = verbund_store::BookingFilter {
+            offering: Some(o.spec.name.clone()),
+            ..Default::default()
+        };
+        let page = verbund_domain::page::PageRequest {
+            limit: Some(1000),
+            after: None,
+        };
+        let live: Vec<String> = store
+            .list_bookings(&filter, &page)
+            .await
+            .map(|p| p.items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| b.state.is_live())
+            .map(|b| b.organisation)
+            .collect();
+        let running = store
+            .organisations_by_ids(&live)
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|x| x.land.as_deref() == Some(efa.operator.as_str()));
+        out.push(EfaRow {
+            words: super::catalog::efa_words(efa, &lands, v.lang),
+            name: o.spec.name,
+            title: o.spec.display_name,
+            running,
+        });
+    }
+    out
 }
 
 /// `GET /organisation`.
@@ -191,10 +252,12 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Query(q): Query<OrgQ
             .collect()
     })
     .unwrap_or_default();
+    let efa = efa_for(&state, &v, &org).await;
     let t = lang.texts();
     render(
         StatusCode::OK,
         &OrgPage {
+            efa,
             c: Chrome::for_viewer(
                 &v,
                 format!("{}: {}", t.nav_organisation, org.name),
