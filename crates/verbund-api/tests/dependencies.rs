@@ -84,10 +84,21 @@ async fn world(kit: &Kit) -> World {
             "admin_password": {"type": "string", "writeOnly": true, "minLength": 12}
         }
     });
+    // It can be booked for a time (it exports its data at the end).
+    keycloak["data_export"] = json!({"image": "registry.example.de/keycloak/export:1.0",
+                                     "command": ["/export"]});
     let mut matrix = offering("matrix", &bund);
     matrix["data_classes"] = json!(["internal"]);
     matrix["dependencies"] = json!([{"offering": "keycloak"}]);
-    for o in [keycloak, matrix] {
+    // An archive whose bookings need a federation admin's approval, and a file system
+    // that needs it.
+    let mut archiv = offering("archiv", &bund);
+    archiv["data_classes"] = json!(["internal"]);
+    archiv["requires_approval"] = json!(true);
+    let mut akte = offering("akte", &bund);
+    akte["data_classes"] = json!(["internal"]);
+    akte["dependencies"] = json!([{"offering": "archiv"}]);
+    for o in [keycloak, matrix, archiv, akte] {
         let name = o["name"].as_str().unwrap().to_string();
         ok(
             post(app, admin, "/api/v1/offerings", o).await,
@@ -330,6 +341,80 @@ async fn dependency_choices_that_cannot_hold_are_refused_and_change_nothing(kit:
     );
     assert!(detail.contains("not of `keycloak`"), "{detail}");
     assert_unchanged(&kit, &before, "refused dependency choices").await;
+
+    // A Keycloak booked for a time ends on its own: it is never bound, by choice or by
+    // placement.
+    let in_a_year = (Utc::now() + chrono::Duration::days(365))
+        .date_naive()
+        .to_string();
+    let temporary = ok(
+        post(
+            app,
+            admin,
+            "/api/v1/bookings",
+            json!({"organisation": w.muenchen, "offering": "keycloak", "plan": "s",
+                   "config": {"realm": "muenchen"},
+                   "ending": {"ends_on": in_a_year,
+                              "export_to": {"endpoint": "https://s3.muenchen.de",
+                                            "bucket": "exporte", "prefix": "keycloak/"}}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let temporary = temporary["booking"]["id"].as_str().unwrap().to_string();
+    let r = post(
+        app,
+        admin,
+        "/api/v1/bookings",
+        matrix(&w.muenchen, json!({"keycloak": {"booking": temporary}})),
+    )
+    .await;
+    let detail = assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/dependencies/keycloak/booking"),
+    );
+    assert!(detail.contains("booked for a time"), "{detail}");
+    let r = post(
+        app,
+        admin,
+        "/api/v1/bookings",
+        matrix(&w.muenchen, json!({})),
+    )
+    .await;
+    let detail = assert_problem(&r, StatusCode::CONFLICT, None);
+    assert!(detail.contains("needs its own configuration"), "{detail}");
+
+    // An archive's bookings need approval: it is not booked along with a file system,
+    // neither by placement nor configured by choice.
+    let refused = ok(
+        post(
+            app,
+            admin,
+            "/api/v1/bookings",
+            json!({"organisation": w.muenchen, "offering": "akte", "plan": "s", "config": {}}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(refused["booking"]["state"], "rejected", "{refused}");
+    let reason = refused["booking"]["reason"].as_str().unwrap();
+    assert!(reason.contains("approval"), "{reason}");
+    assert_eq!(refused["dependencies"], json!([]));
+    let r = post(
+        app,
+        admin,
+        "/api/v1/bookings",
+        json!({"organisation": w.muenchen, "offering": "akte", "plan": "s", "config": {},
+               "dependencies": {"archiv": {"config": {}}}}),
+    )
+    .await;
+    let detail = assert_problem(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/dependencies/archiv"),
+    );
+    assert!(detail.contains("approval"), "{detail}");
 }
 
 /// Everything a refused booking must leave as it was.

@@ -114,6 +114,33 @@ async fn the_catalog_filters_einer_fuer_alle_services(kit: Kit) {
         assert_problem(&r, StatusCode::BAD_REQUEST, Some(at));
     }
     assert_unchanged(&kit, &before, "refused EfA statuses").await;
+    // Whom a service serves is the federation's statement, not its vendor's: the vendor
+    // may change its offering, but not its EfA status.
+    let (_, vendor) = kit
+        .user(
+            "anbieter",
+            json!([{"role": "vendor", "organisation": bund}]),
+        )
+        .await;
+    let mut theirs = ok(
+        get(app, admin, "/api/v1/offerings/bauantrag").await,
+        StatusCode::OK,
+    );
+    for k in ["latest_version", "created_at", "updated_at"] {
+        theirs.as_object_mut().unwrap().remove(k);
+    }
+    theirs["description"] = json!("Neu beschrieben.");
+    ok(
+        put(app, &vendor, "/api/v1/offerings/bauantrag", theirs.clone()).await,
+        StatusCode::OK,
+    );
+    theirs["efa"]["for_laender"] = json!([]);
+    let r = put(app, &vendor, "/api/v1/offerings/bauantrag", theirs).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
+    let mut own = efa("eigenes", "10048", json!({"operator": "11"}));
+    own["vendor"] = json!(bund);
+    let r = post(app, &vendor, "/api/v1/offerings", own).await;
+    assert_problem(&r, StatusCode::FORBIDDEN, None);
     // Taken back, an offering is EfA no more.
     let mut plain = ok(
         get(app, admin, "/api/v1/offerings/wohngeld").await,

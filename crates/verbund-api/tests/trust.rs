@@ -608,4 +608,29 @@ async fn the_federation_attests_what_it_checked_by_hand(kit: Kit) {
     )
     .await;
     assert_eq!(ok(r, StatusCode::OK)["count_stated_certifications"], false);
+    // That list names the federation for ISO 27001 alone: its C5 attestation, which the
+    // list no longer covers, stops counting — the booking of special categories is
+    // flagged, and the credential says why.
+    assert!(!compliance_at(&kit, id, t0()).await, "C5 left the scope");
+    let credentials = ok(
+        get(&app, &kit.admin, "/api/v1/sites/s1/credentials").await,
+        StatusCode::OK,
+    );
+    let c5 = credentials
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["scheme"] == "bsi-c5" && c["issuer"] == federation.did())
+        .cloned()
+        .unwrap();
+    let reason = c5["revoked_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("may not attest `bsi-c5`"), "{c5}");
+    let iso = credentials
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["scheme"] == "iso27001")
+        .cloned()
+        .unwrap();
+    assert!(iso.get("revoked_at").is_none(), "ISO 27001 stays: {iso}");
 }

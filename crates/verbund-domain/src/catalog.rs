@@ -320,7 +320,6 @@ fn land_keys_schema() -> utoipa::openapi::schema::Array {
     utoipa::openapi::schema::ArrayBuilder::new()
         .items(crate::directory::land_key_schema())
         .max_items(Some(16))
-        .unique_items(true)
         .build()
 }
 

@@ -307,6 +307,16 @@ fn choose_dependencies(
         let Some(config) = &c.config else {
             continue;
         };
+        if dep.offering.spec.requires_approval {
+            return Err(Invalid::meaning(
+                at,
+                format!(
+                    "bookings of `{name}` need a federation admin's approval: book it on its \
+                     own, then bind it"
+                ),
+            )
+            .into());
+        }
         let schema = &dep.offering.spec.config_schema;
         // Its problems' pointers start with `/config`, as a booking's do.
         let under = |e: Invalid| Invalid {
@@ -343,6 +353,13 @@ fn plus(a: Resources, b: &Resources) -> Resources {
     }
 }
 
+/// Whether another booking may use `b` as its dependency: it runs (or is about to) and
+/// does not end on its own (a booking for a time is torn down at its end). The one rule
+/// of binding by choice, by placement, and of the candidates the preview offers.
+fn bindable(b: &Booking) -> bool {
+    b.state.is_live() && b.ending.is_none()
+}
+
 /// A bound dependency must be a live booking of the organisation (`live` are its
 /// bookings) of that offering.
 fn check_bindings(dependencies: &[Dependency], live: &[Booking]) -> Result<(), BookingError> {
@@ -356,7 +373,17 @@ fn check_bindings(dependencies: &[Dependency], live: &[Booking]) -> Result<(), B
             verbund_domain::booking::pointer_token(name)
         );
         match live.iter().find(|b| b.id == *id) {
-            Some(b) if b.offering == *name && b.state.is_live() => {}
+            Some(b) if b.offering == *name && bindable(b) => {}
+            Some(b) if b.offering == *name && b.ending.is_some() => {
+                return Err(Invalid::meaning(
+                    at,
+                    format!(
+                        "booking {id} is booked for a time and ends on its own: only a booking \
+                         without an end can be bound"
+                    ),
+                )
+                .into())
+            }
             Some(b) if b.offering != *name => {
                 return Err(Invalid::meaning(
                     at,
@@ -432,7 +459,7 @@ fn place_together(
     let bound = |dep: &Dependency, site: &str| {
         live.iter().find(|b| {
             b.offering == dep.offering.spec.name
-                && b.state.is_live()
+                && bindable(b)
                 && b.site.as_deref() == Some(site)
                 && match &dep.choice {
                     Choice::Auto => true,
@@ -447,6 +474,11 @@ fn place_together(
             return None;
         }
         let name = &dep.offering.spec.name;
+        if dep.offering.spec.requires_approval {
+            return Some(format!(
+                "`{name}` (its bookings need a federation admin's approval: book it on its own)"
+            ));
+        }
         if let Choice::Bind(id) = &dep.choice {
             let there = live
                 .iter()
@@ -871,9 +903,10 @@ impl Bookings {
             .await
     }
 
-    /// A dependency that needs a configuration of its own cannot be created with the
-    /// booking: it must be one the organisation booked already (bound on the site where
-    /// both run). Refuses the booking otherwise.
+    /// A dependency that needs a configuration of its own and for which the booking
+    /// chose nothing (`Choice::Auto`) cannot be created with an empty one: it must be one
+    /// the organisation booked already (bound on the site where both run). Refuses the
+    /// booking otherwise, saying that the booking can give it a configuration.
     async fn check_configured_dependencies(
         &self,
         organisation: &str,
@@ -896,7 +929,7 @@ impl Bookings {
                 .await?
                 .items
                 .iter()
-                .any(|b| b.state.is_live());
+                .any(bindable);
             if let (false, Some(e)) = (booked, &dep.needs_configuration) {
                 return Err(Invalid::conflict(
                     "/offering",
@@ -942,7 +975,7 @@ impl Bookings {
                     running: snap
                         .organisation_bookings
                         .iter()
-                        .filter(|b| b.offering == d.offering.spec.name && b.state.is_live())
+                        .filter(|b| b.offering == d.offering.spec.name && bindable(b))
                         .map(|b| RunningBooking {
                             id: b.id.clone(),
                             site: b.site.clone().unwrap_or_default(),

@@ -974,6 +974,22 @@ impl Store {
         dependents(&mut conn, id).await
     }
 
+    /// Whether an organisation of the Land `land` (its key) runs a booking of `offering`
+    /// (one that holds its site): whether the Land operates an "Einer für Alle"
+    /// service. Says nothing of which organisation.
+    pub async fn runs_in_land(&self, offering: &str, land: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM bookings b JOIN organisations o ON o.id = b.organisation \
+             WHERE b.offering = $1 AND o.land = $2 \
+             AND b.state IN ('placed','provisioning','active','updating','degraded') LIMIT 1",
+        )
+        .bind(offering)
+        .bind(land)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
     /// Ids of the bookings that depend on any of `ids`, sorted.
     pub async fn dependents_of(&self, ids: &[String]) -> Result<Vec<String>> {
         let mut out = Vec::new();

@@ -14,7 +14,7 @@ use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 use verbund_domain::audit::Change;
 use verbund_domain::directory::Certification;
-use verbund_trust::{Certified, TrustList};
+use verbund_trust::{Certified, Refusal, TrustList};
 
 use crate::error::{Result, StoreError};
 use crate::rows::{from_json, parse_ts, to_json, ts};
@@ -241,6 +241,28 @@ impl Store {
                     actor,
                     &c,
                     &format!("issuer `{issuer}` left the trust list"),
+                    now,
+                )
+                .await?;
+            }
+        }
+        // An issuer that stays may have lost a scheme or a key: what the new list no
+        // longer covers stops counting with it (its validity period is not a matter of
+        // the list, and stays the date's).
+        for c in live_credentials(&mut w.tx, Live::All).await? {
+            let subject = verbund_trust::site_subject(&c.site);
+            if let Err(
+                e @ (Refusal::UnknownIssuer(_)
+                | Refusal::BadSignature(_)
+                | Refusal::IssuerMismatch { .. }
+                | Refusal::SchemeNotTrusted { .. }),
+            ) = verbund_trust::verify_certification(&c.jwt, list, &subject, now)
+            {
+                revoke(
+                    &mut w,
+                    actor,
+                    &c,
+                    &format!("by the new trust list: {e}"),
                     now,
                 )
                 .await?;

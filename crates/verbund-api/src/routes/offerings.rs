@@ -79,6 +79,7 @@ pub async fn create(
     ApiJson(spec): ApiJson<OfferingSpec>,
 ) -> ApiResult<(StatusCode, Json<Offering>)> {
     caller.require(Act::Write, &Target::new("offering").vendor(&spec.vendor))?;
+    may_state_efa(&caller, None, spec.efa.as_ref())?;
     spec.validate()?;
     if state.store.get_offering(&spec.name).await.is_ok() {
         return Err(ApiError::Conflict(format!(
@@ -106,6 +107,19 @@ pub async fn read(
     Ok(Json(state.store.get_offering(&name).await?))
 }
 
+/// An offering's "Einer für Alle" status is the federation's statement (which Land
+/// operates the service for whom), not its vendor's: only who states facts changes it.
+fn may_state_efa(
+    caller: &Caller,
+    before: Option<&verbund_domain::catalog::Efa>,
+    after: Option<&verbund_domain::catalog::Efa>,
+) -> ApiResult<()> {
+    if before == after {
+        return Ok(());
+    }
+    caller.require(Act::Write, &Target::new("facts"))
+}
+
 /// Create or update an offering (idempotent apply).
 #[utoipa::path(put, path = "/api/v1/offerings/{name}", operation_id = "apply_offering", tag = "catalog", request_body = OfferingSpec,
     responses((status = 200, body = Offering), (status = 201, body = Offering), (status = 422, body = crate::problem::Problem)),
@@ -118,12 +132,18 @@ pub async fn apply(
 ) -> ApiResult<(StatusCode, Json<Offering>)> {
     crate::routes::same_name(&spec.name, &name)?;
     caller.require(Act::Write, &Target::new("offering").vendor(&spec.vendor))?;
-    if let Ok(existing) = state.store.get_offering(&name).await {
+    let before = state.store.get_offering(&name).await.ok();
+    if let Some(existing) = &before {
         caller.require(
             Act::Write,
             &Target::new("offering").vendor(&existing.spec.vendor),
         )?;
     }
+    may_state_efa(
+        &caller,
+        before.as_ref().and_then(|o| o.spec.efa.as_ref()),
+        spec.efa.as_ref(),
+    )?;
     let (o, created) = state
         .store
         .put_offering(&caller.actor(), &spec, state.now())

@@ -192,7 +192,8 @@ pub async fn set_early_adopter(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationStatement {
-    /// `null` takes a stated number back.
+    /// `null` (or absent: the statement is the whole resource) takes a stated number
+    /// back.
     #[schema(schema_with = verbund_domain::registration::registration_schema)]
     pub registration: Option<Registration>,
 }

@@ -171,7 +171,10 @@ pub async fn trust_federation(
             let mut list = current.clone();
             list.issuers.retain(|i| i.id != entry.id);
             list.issuers.push(entry);
-            list.validate()?;
+            // What the stored list does not allow with the federation on it (a full list)
+            // is a conflict with stored data, said at the request.
+            list.validate()
+                .map_err(|e| Invalid::meaning("/schemes", e.message))?;
             Ok(list)
         })
         .await?;

@@ -147,29 +147,10 @@ async fn efa_for(state: &WebState, v: &Viewer, org: &Organisation) -> Vec<EfaRow
         let Some(efa) = o.spec.efa.as_ref().filter(|e| e.serves(&land)) else {
             continue;
         };
-        let filter = verbund_store::BookingFilter {
-            offering: Some(o.spec.name.clone()),
-            ..Default::default()
-        };
-        let page = verbund_domain::page::PageRequest {
-            limit: Some(1000),
-            after: None,
-        };
-        let live: Vec<String> = store
-            .list_bookings(&filter, &page)
-            .await
-            .map(|p| p.items)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|b| b.state.is_live())
-            .map(|b| b.organisation)
-            .collect();
         let running = store
-            .organisations_by_ids(&live)
+            .runs_in_land(&o.spec.name, &efa.operator)
             .await
-            .unwrap_or_default()
-            .iter()
-            .any(|x| x.land.as_deref() == Some(efa.operator.as_str()));
+            .unwrap_or(false);
         out.push(EfaRow {
             words: super::catalog::efa_words(efa, &lands, v.lang),
             name: o.spec.name,
