@@ -416,13 +416,15 @@ fn optional_plan_schema() -> utoipa::openapi::schema::Object {
 pub const MAX_DEPENDENCY_CHOICES: usize = 10;
 
 /// `dependencies` as JSON Schema: an object of at most [`MAX_DEPENDENCY_CHOICES`]
-/// [`DependencyChoice`]s by dependency name.
+/// [`DependencyChoice`]s by dependency name (an offering's name, so no key holds NUL,
+/// which the extractors refuse).
 fn dependency_choices_schema() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::Object)
         .additional_properties(Some(utoipa::openapi::RefOr::Ref(
             utoipa::openapi::Ref::from_schema_name("DependencyChoice"),
         )))
+        .property_names(Some(crate::name::name_schema()))
         .max_properties(Some(MAX_DEPENDENCY_CHOICES))
         .build()
 }

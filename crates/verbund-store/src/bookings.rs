@@ -974,6 +974,21 @@ impl Store {
         dependents(&mut conn, id).await
     }
 
+    /// How many organisations run each offering (bookings that hold their site in
+    /// production), by offering name; offerings nobody runs are absent.
+    pub async fn organisations_per_offering(&self) -> Result<HashMap<String, u64>> {
+        let rows = sqlx::query(
+            "SELECT offering, COUNT(DISTINCT organisation) FROM bookings \
+             WHERE state IN ('placed','provisioning','active','updating','degraded') \
+             AND environment = 'prod' GROUP BY offering",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?.max(0) as u64)))
+            .collect()
+    }
+
     /// Whether an organisation of the Land `land` (its key) runs a booking of `offering`
     /// (one that holds its site): whether the Land operates an "Einer für Alle"
     /// service. Says nothing of which organisation.

@@ -264,6 +264,9 @@ texts! {
     cancel_hint: "Nach der Kündigung werden die Daten für die vereinbarte Frist aufbewahrt und können exportiert werden, dann gelöscht.", "After cancelling, the data is kept for the agreed period and can be exported, then deleted.";
     capacity_free: "Frei / Kapazität", "Free / capacity";
     catalog_empty: "Keine Leistung passt zu diesen Filtern.", "No service matches these filters.";
+    catalog_used_by_one: "genutzt von 1 Organisation", "used by 1 organisation";
+    catalog_used_by: "genutzt von", "used by";
+    catalog_organisations: "Organisationen", "organisations";
     catalog_intro: "Standardisierte Verfahren und Software für Bund, Länder und Kommunen – einmal paketiert, überall buchbar.", "Standardised procedures and software for federal, state and local government – packaged once, bookable everywhere.";
     catalog_reset: "Alle Filter zurücksetzen", "Reset all filters";
     catalog_search: "Suche im Katalog", "Search the catalog";

@@ -2205,6 +2205,17 @@ async fn the_offering_says_what_a_booking_brings_with_it(store: Store) {
     page.shows(&format!(
         "<a class=\"kern-link\" href=\"/bookings/{database}\">Datenbank ("
     ));
+    // The catalog says how many organisations run each: one runs both, three times.
+    let catalog = a.get("/catalog").await;
+    assert_eq!(
+        catalog
+            .body
+            .matches("· genutzt von 1 Organisation</p>")
+            .count(),
+        2,
+        "{}",
+        catalog.body
+    );
 }
 
 /// An "Einer für Alle" service: the catalog marks it and filters by it; a Gemeinde of a

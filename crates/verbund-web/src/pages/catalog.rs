@@ -48,6 +48,8 @@ pub struct Card {
     pub version: String,
     /// "Einer für Alle": the operating Land and whom it serves, in words.
     pub efa: Option<String>,
+    /// How many organisations run it, in words (none when nobody does yet).
+    pub used_by: Option<String>,
 }
 
 #[derive(Template)]
@@ -134,6 +136,16 @@ pub fn efa_words(
     )
 }
 
+/// "Genutzt von 143 Organisationen".
+fn used_by_words(n: u64, lang: crate::i18n::Lang) -> String {
+    let t = lang.texts();
+    if n == 1 {
+        t.catalog_used_by_one.to_string()
+    } else {
+        format!("{} {n} {}", t.catalog_used_by, t.catalog_organisations)
+    }
+}
+
 /// An offering's category in words ("Software als Dienst (SaaS)").
 pub fn category_label(c: &str, lang: crate::i18n::Lang) -> &str {
     use crate::i18n::Lang::*;
@@ -197,6 +209,7 @@ pub async fn page(
     let q = f.q.trim().to_lowercase();
     let lang = v.lang;
     let lands = land_names(store).await;
+    let users = store.organisations_per_offering().await.unwrap_or_default();
     let mut cards = Vec::new();
     for o in &all {
         let s = &o.spec;
@@ -246,6 +259,7 @@ pub async fn page(
                 .unwrap_or_default(),
             version: o.latest_version.clone().unwrap_or_else(|| "–".into()),
             efa: s.efa.as_ref().map(|e| efa_words(e, &lands, lang)),
+            used_by: users.get(&s.name).map(|n| used_by_words(*n, lang)),
         });
     }
     let fields: Vec<String> = fields_by_ozg
