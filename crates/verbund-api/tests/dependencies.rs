@@ -151,14 +151,8 @@ async fn a_configured_dependency_comes_with_the_booking_and_is_bound_by_the_next
 
     // Keycloak needs a realm: without one given, and with none running, Matrix cannot
     // be booked — and the refusal says how it can.
-    let r = post(
-        app,
-        admin,
-        "/api/v1/bookings",
-        matrix(&w.muenchen, json!({})),
-    )
-    .await;
-    let detail = assert_problem(&r, StatusCode::CONFLICT, None);
+    let unconfigured = matrix(&w.muenchen, json!({}));
+    let detail = refused_with(&kit, unconfigured, StatusCode::CONFLICT, None).await;
     assert!(detail.contains("needs its own configuration"), "{detail}");
     assert!(detail.contains("`dependencies`"), "{detail}");
     let p = preview(&kit, &w.muenchen).await;
@@ -327,18 +321,8 @@ async fn dependency_choices_that_cannot_hold_are_refused_and_change_nothing(kit:
         assert!(detail.contains(says), "{choice}: {detail}");
     }
     // Augsburg's own Matrix is no Keycloak.
-    let r = post(
-        app,
-        admin,
-        "/api/v1/bookings",
-        matrix(&w.augsburg, json!({"keycloak": {"booking": their_matrix}})),
-    )
-    .await;
-    let detail = assert_problem(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("/dependencies/keycloak/booking"),
-    );
+    let body = matrix(&w.augsburg, json!({"keycloak": {"booking": their_matrix}}));
+    let detail = refused_with(&kit, body, UNPROCESSABLE, Some(BOUND_AT)).await;
     assert!(detail.contains("not of `keycloak`"), "{detail}");
     assert_unchanged(&kit, &before, "refused dependency choices").await;
 
@@ -362,27 +346,11 @@ async fn dependency_choices_that_cannot_hold_are_refused_and_change_nothing(kit:
         StatusCode::CREATED,
     );
     let temporary = temporary["booking"]["id"].as_str().unwrap().to_string();
-    let r = post(
-        app,
-        admin,
-        "/api/v1/bookings",
-        matrix(&w.muenchen, json!({"keycloak": {"booking": temporary}})),
-    )
-    .await;
-    let detail = assert_problem(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("/dependencies/keycloak/booking"),
-    );
+    let body = matrix(&w.muenchen, json!({"keycloak": {"booking": temporary}}));
+    let detail = refused_with(&kit, body, UNPROCESSABLE, Some(BOUND_AT)).await;
     assert!(detail.contains("booked for a time"), "{detail}");
-    let r = post(
-        app,
-        admin,
-        "/api/v1/bookings",
-        matrix(&w.muenchen, json!({})),
-    )
-    .await;
-    let detail = assert_problem(&r, StatusCode::CONFLICT, None);
+    let unconfigured = matrix(&w.muenchen, json!({}));
+    let detail = refused_with(&kit, unconfigured, StatusCode::CONFLICT, None).await;
     assert!(detail.contains("needs its own configuration"), "{detail}");
 
     // An archive's bookings need approval: it is not booked along with a file system,
@@ -401,20 +369,21 @@ async fn dependency_choices_that_cannot_hold_are_refused_and_change_nothing(kit:
     let reason = refused["booking"]["reason"].as_str().unwrap();
     assert!(reason.contains("approval"), "{reason}");
     assert_eq!(refused["dependencies"], json!([]));
-    let r = post(
-        app,
-        admin,
-        "/api/v1/bookings",
-        json!({"organisation": w.muenchen, "offering": "akte", "plan": "s", "config": {},
-               "dependencies": {"archiv": {"config": {}}}}),
-    )
-    .await;
-    let detail = assert_problem(
-        &r,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        Some("/dependencies/archiv"),
-    );
+    let body = json!({"organisation": w.muenchen, "offering": "akte", "plan": "s",
+                      "config": {}, "dependencies": {"archiv": {"config": {}}}});
+    let detail = refused_with(&kit, body, UNPROCESSABLE, Some("/dependencies/archiv")).await;
     assert!(detail.contains("approval"), "{detail}");
+}
+
+const UNPROCESSABLE: StatusCode = StatusCode::UNPROCESSABLE_ENTITY;
+/// Where a binding's refusal points.
+const BOUND_AT: &str = "/dependencies/keycloak/booking";
+
+/// Books `body` as the admin, which must be refused with `status` at `pointer`; the
+/// problem's detail.
+async fn refused_with(kit: &Kit, body: Value, status: StatusCode, pointer: Option<&str>) -> String {
+    let r = post(&kit.app, &kit.admin, "/api/v1/bookings", body).await;
+    assert_problem(&r, status, pointer)
 }
 
 /// Everything a refused booking must leave as it was.

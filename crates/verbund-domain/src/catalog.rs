@@ -309,13 +309,6 @@ pub struct Efa {
     pub for_laender: BTreeSet<String>,
 }
 
-impl Efa {
-    /// Whether it serves the Land `land` (its key).
-    pub fn serves(&self, land: &str) -> bool {
-        self.for_laender.is_empty() || self.for_laender.contains(land)
-    }
-}
-
 fn land_keys_schema() -> utoipa::openapi::schema::Array {
     utoipa::openapi::schema::ArrayBuilder::new()
         .items(crate::directory::land_key_schema())

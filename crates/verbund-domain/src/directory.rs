@@ -118,19 +118,10 @@ fn check_key(field: &str, value: &str, lengths: &[usize], what: &str) -> Result<
 /// what `check_ars` accepts of two characters, which the tests pin.
 pub const LAND_KEY_PATTERN: &str = "^(0[1-9]|1[0-6])$";
 
-/// Validates a Land's key (`01` Schleswig-Holstein … `16` Thüringen).
+/// Validates a Land's key (`01` Schleswig-Holstein … `16` Thüringen): the rule of an
+/// ARS's first two digits ([`LAND_KEY_PATTERN`]).
 pub fn check_land_key(field: &str, value: &str) -> Result<()> {
-    let known = value.len() == 2
-        && value.bytes().all(|b| b.is_ascii_digit())
-        && matches!(value.parse::<u8>(), Ok(1..=16));
-    if known {
-        Ok(())
-    } else {
-        Err(Invalid::new(
-            field,
-            format!("`{value}` is not a Land's key (`01` to `16`)"),
-        ))
-    }
+    check_key(field, value, &[2], "Land key")
 }
 
 /// The JSON Schema of a Land's key.

@@ -2108,17 +2108,7 @@ async fn the_offering_says_what_a_booking_brings_with_it(store: Store) {
             }),
         )
         .await;
-        api(
-            &w.app,
-            &t,
-            &format!("/api/v1/offerings/{name}/versions"),
-            json!({
-                "version": "1.0.0", "changelog": "Erste Fassung.",
-                "package": {"type": "helm", "repository": "https://charts.example.org",
-                            "chart": name, "chart_version": "1.0.0"},
-            }),
-        )
-        .await;
+        w.first_version(&t, name).await;
     }
     let mut a = w.signed_in("admin-a").await;
     let site = "Gemeinsames Rechenzentrum: Rechenzentrum Hamburg 1";
@@ -2260,17 +2250,7 @@ async fn einer_fuer_alle_in_the_catalog_and_for_the_organisation(store: Store) {
         }),
     )
     .await;
-    api(
-        &w.app,
-        &t,
-        "/api/v1/offerings/wohngeld/versions",
-        json!({
-            "version": "1.0.0", "changelog": "Erste Fassung.",
-            "package": {"type": "helm", "repository": "https://charts.example.org",
-                        "chart": "wohngeld", "chart_version": "1.0.0"},
-        }),
-    )
-    .await;
+    w.first_version(&t, "wohngeld").await;
     let mut a = w.signed_in("admin-a").await;
     let words = "betrieben von Hamburg (Land) für ";
     let catalog = a.get("/catalog?efa=efa").await;
@@ -2336,17 +2316,7 @@ async fn each_role_finds_its_work_and_facts_show_their_provenance(store: Store) 
         "config_schema": schema(),
     }))
     .await;
-    api(
-        &w.app,
-        &t,
-        "/api/v1/offerings/mit-freigabe/versions",
-        json!({
-            "version": "1.0.0", "changelog": "Erste Fassung.",
-            "package": {"type": "helm", "repository": "https://charts.example.org",
-                        "chart": "app", "chart_version": "1.0.0"},
-        }),
-    )
-    .await;
+    w.first_version(&t, "mit-freigabe").await;
     let mut a = w.signed_in("admin-a").await;
     let form = a.get("/offerings/mit-freigabe/book").await;
     let answers = [

@@ -70,6 +70,16 @@ pub async fn all_offerings(
     state: &WebState,
     v: &Viewer,
 ) -> Result<Vec<Offering>, verbund_api::ApiError> {
+    offerings_serving(state, v, None).await
+}
+
+/// The offerings the caller may read — with `land`, only the "Einer für Alle" services
+/// that serve that Land (the API's `efa_for` filter) —, page by page.
+pub async fn offerings_serving(
+    state: &WebState,
+    v: &Viewer,
+    land: Option<&str>,
+) -> Result<Vec<Offering>, verbund_api::ApiError> {
     super::every_page(|after| async move {
         offerings::list(
             State(state.api.clone()),
@@ -79,7 +89,7 @@ pub async fn all_offerings(
                 vendor: None,
                 ozg_id: None,
                 efa: None,
-                efa_for: None,
+                efa_for: land.map(str::to_string),
                 limit: Some(1000),
                 after,
             }),

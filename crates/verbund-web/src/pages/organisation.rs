@@ -137,14 +137,14 @@ async fn efa_for(state: &WebState, v: &Viewer, org: &Organisation) -> Vec<EfaRow
     let Some(land) = org.land.clone() else {
         return Vec::new();
     };
-    let Ok(all) = super::catalog::all_offerings(state, v).await else {
+    let Ok(serving) = super::catalog::offerings_serving(state, v, Some(&land)).await else {
         return Vec::new();
     };
     let store = &state.api.store;
     let lands = super::catalog::land_names(store).await;
     let mut out = Vec::new();
-    for o in all {
-        let Some(efa) = o.spec.efa.as_ref().filter(|e| e.serves(&land)) else {
+    for o in serving {
+        let Some(efa) = o.spec.efa.as_ref() else {
             continue;
         };
         let running = store
