@@ -798,6 +798,7 @@ impl<'c> Federation<'c> {
             updated_at: t0,
             state_since: t0,
             undeliverable: None,
+            instance: None,
             secrets_set: Vec::new(),
             windows: Vec::new(),
         };

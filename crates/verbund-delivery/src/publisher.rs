@@ -725,18 +725,27 @@ impl Publisher {
                 reason: r.error.to_string(),
             })
             .collect();
+        let is_placed = |id: &str| {
+            by_id
+                .get(id)
+                .is_some_and(|b| b.state == BookingState::Placed)
+        };
         for f in folders {
             update.rendered.push(f.booking.clone());
-            if by_id
-                .get(f.booking.as_str())
-                .is_some_and(|b| b.state == BookingState::Placed)
-            {
-                update.placed.push(f.booking.clone());
+            // A shared instance's folder delivers its tenant list too.
+            for id in std::iter::once(&f.booking).chain(&f.tenancies) {
+                if is_placed(id) {
+                    update.placed.push(id.clone());
+                }
             }
             namespaces.insert(f.namespace);
             update.folders.push((f.folder, f.files));
         }
-        for b in gone.iter().filter(|b| ids.contains(&b.id)) {
+        // A tenancy has no folder: its instance's tenant list no longer names it.
+        for b in gone
+            .iter()
+            .filter(|b| ids.contains(&b.id) && b.instance.is_none())
+        {
             let organisation = records.organisation(b)?;
             let namespace = namespace_name(&b.offering, &organisation.name, &b.id);
             update

@@ -720,9 +720,13 @@ pub struct Booking {
     /// The booking this one was created for, if it is a dependency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dependency_of: Option<String>,
-    /// Bookings this one depends on.
+    /// Bookings this one depends on (a tenancy: its instance).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<String>,
+    /// The shared instance this booking is a tenancy of (see [`crate::shared`]): it runs
+    /// there, on the instance's site, and holds no capacity of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compliance: Option<Compliance>,
     pub created_at: DateTime<Utc>,

@@ -273,6 +273,16 @@ pub struct OfferingSpec {
     #[serde(default = "empty_object_schema")]
     #[schema(schema_with = json_schema_schema)]
     pub config_schema: Value,
+    /// `dedicated` (default): each booking is an instance of its own; `shared`: a
+    /// booking of it is an instance in which other organisations book tenancies (see
+    /// [`crate::shared`]).
+    #[serde(default, skip_serializing_if = "crate::shared::Tenancy::is_dedicated")]
+    pub tenancy: crate::shared::Tenancy,
+    /// JSON Schema for a tenant's configuration in a shared instance (any object when
+    /// absent); only with `tenancy: shared`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = optional_json_schema_schema)]
+    pub tenant_schema: Option<Value>,
     #[serde(default)]
     pub dependencies: Vec<Dependency>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -358,6 +368,17 @@ fn json_schema_schema() -> utoipa::openapi::schema::Object {
         .build()
 }
 
+fn optional_json_schema_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::Object,
+            Type::Boolean,
+            Type::Null,
+        ]))
+        .build()
+}
+
 fn default_retention() -> u32 {
     30
 }
@@ -411,6 +432,7 @@ impl OfferingSpec {
         }
         self.validate_plans()?;
         check_schema("/config_schema", &self.config_schema)?;
+        crate::shared::check_offering(self)?;
         let mut deps = BTreeSet::new();
         for (i, d) in self.dependencies.iter().enumerate() {
             let field = format!("/dependencies/{i}/offering");

@@ -23,6 +23,7 @@ pub mod registration;
 pub mod report;
 pub mod rollout;
 pub mod secrets;
+pub mod shared;
 pub mod site_history;
 pub mod tenancy;
 

@@ -338,6 +338,8 @@ pub struct Candidate {
     pub state: BookingState,
     /// The organisation opted in as an early adopter.
     pub early_adopter: bool,
+    /// A shared instance's tenant organisations (ids), sorted: updated with it.
+    pub tenants: Vec<String>,
 }
 
 /// A site some candidate runs on.
@@ -373,6 +375,9 @@ pub struct PlannedItem {
     pub window: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub early_adopter: bool,
+    /// A shared instance's tenant organisations (ids): one rollout updates them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
 }
 
 /// A wave of the plan.
@@ -494,6 +499,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
             Ok(UpdateChannel::Window(_))
         ),
         early_adopter: c.early_adopter,
+        tenants: c.tenants.clone(),
     };
     let mut waves = Vec::new();
 
@@ -509,6 +515,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Plan> {
             from_version: s.reference.as_ref().and_then(|r| r.1.clone()),
             window: false,
             early_adopter: false,
+            tenants: Vec::new(),
         })
         .collect();
     if !test_items.is_empty() {

@@ -24,7 +24,12 @@ pub struct ReevaluationSummary {
     pub changed: u64,
 }
 
-fn describe(r: &Reason) -> Option<String> {
+/// What a placement verdict's reason objects to a booking that is (or is to be) where
+/// it stands: policies, capabilities, the Kubernetes version. Capacity and a failed
+/// preflight keep new bookings off a site but do not object to one that runs there (or
+/// to a tenancy, which holds no capacity of its own). The one reading of compliance and
+/// of a tenancy's placement.
+pub(crate) fn objection(r: &Reason) -> Option<String> {
     match r {
         Reason::ForbiddenBy {
             description,
@@ -109,10 +114,14 @@ impl Bookings {
             summary.checked += 1;
             // Capacity and a failed preflight do not make a running booking non-compliant.
             let reasons: Vec<String> = here
-                .map(|v| v.reasons.iter().filter_map(describe).collect())
+                .map(|v| v.reasons.iter().filter_map(objection).collect())
                 .unwrap_or_else(|| vec![format!("site `{site}` no longer exists")]);
             let compliant = reasons.is_empty();
             let proposed_site = if compliant {
+                None
+            } else if b.instance.is_some() {
+                // A tenancy goes where its instance runs: nothing to propose.
+                summary.noncompliant += 1;
                 None
             } else {
                 summary.noncompliant += 1;

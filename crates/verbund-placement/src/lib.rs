@@ -9,6 +9,7 @@ mod compliance;
 mod ending;
 mod policies;
 mod service;
+mod tenancy;
 
 pub use compliance::ReevaluationSummary;
 pub use ending::EndingPass;

@@ -108,7 +108,7 @@ fn candidates(sites: &[SiteUsage]) -> Vec<Candidate> {
         .collect()
 }
 
-fn chain_ids(chain: &[Organisation]) -> Vec<String> {
+pub(crate) fn chain_ids(chain: &[Organisation]) -> Vec<String> {
     chain.iter().map(|o| o.id.clone()).collect()
 }
 
@@ -169,7 +169,7 @@ pub fn rejection_reason(d: &PlacementDecision) -> String {
     format!("no site may host this booking: {}", parts.join("; "))
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
@@ -201,6 +201,7 @@ fn requested(
         updated_at: now,
         state_since: now,
         undeliverable: None,
+        instance: None,
         secrets_set: Vec::new(),
         windows,
         ending: spec.ending.as_ref().map(verbund_domain::ending::Ending::of),
@@ -238,10 +239,16 @@ enum Choice {
 
 /// Why `booking` cannot go while `dependents` need it, naming them.
 fn needed_by(booking: &Booking, dependents: &[verbund_store::Dependent]) -> BookingError {
-    let names: Vec<String> = dependents
+    // A shared instance may have thousands of tenants: the first ten, and how many more.
+    const NAMED: usize = 10;
+    let mut names: Vec<String> = dependents
         .iter()
-        .map(|d| format!("`{}` ({})", d.offering, d.id))
+        .take(NAMED)
+        .map(|d| format!("`{}` of `{}` ({})", d.offering, d.organisation, d.id))
         .collect();
+    if dependents.len() > NAMED {
+        names.push(format!("{} more", dependents.len() - NAMED));
+    }
     BookingError::Store(StoreError::Conflict(format!(
         "the `{}` booking {} is what {} depend{} on: cancel {} first",
         booking.offering,
@@ -356,8 +363,11 @@ fn plus(a: Resources, b: &Resources) -> Resources {
 /// Whether another booking may use `b` as its dependency: it runs (or is about to) and
 /// does not end on its own (a booking for a time is torn down at its end). The one rule
 /// of binding by choice, by placement, and of the candidates the preview offers.
+///
+/// A tenancy of a shared instance is not bindable: it has no namespace of its own to
+/// reach.
 fn bindable(b: &Booking) -> bool {
-    b.state.is_live() && b.ending.is_none()
+    b.state.is_live() && b.ending.is_none() && b.instance.is_none()
 }
 
 /// A bound dependency must be a live booking of the organisation (`live` are its
@@ -591,6 +601,7 @@ fn place_together(
                 updated_at: now,
                 state_since: now,
                 undeliverable: None,
+                instance: None,
                 windows: Vec::new(),
             },
             resources: dep.plan.resources,
@@ -1202,6 +1213,9 @@ impl Bookings {
                         format!("a booking in state `{}` cannot be changed", b.state),
                     )
                     .into());
+                }
+                if b.instance.is_some() {
+                    return crate::tenancy::patched(b, &patch, &offering.spec, now);
                 }
                 let mut next = b.clone();
                 if let Some(p) = &patch.plan {

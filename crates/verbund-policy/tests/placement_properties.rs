@@ -330,6 +330,8 @@ fn offering() -> impl Strategy<Value = OfferingSpec> {
                 smoke_test: None,
                 requires_approval: false,
                 retention_days: 30,
+                tenancy: Default::default(),
+                tenant_schema: None,
                 credentials: false,
             },
         )

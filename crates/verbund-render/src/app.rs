@@ -80,7 +80,7 @@ pub(crate) fn helm_values(tenant: &Tenant<'_>, defaults: &Value) -> Result<Value
     let plan = crate::resources::plan_values(placed.plan);
     let mut values = layered([defaults, &plan, &config]);
     if let Value::Object(map) = &mut values {
-        map.insert("verbund".into(), verbund_values(tenant));
+        map.insert("verbund".into(), verbund_values(tenant)?);
     }
     Ok(canonical(values))
 }
@@ -90,8 +90,9 @@ pub(crate) fn helm_values(tenant: &Tenant<'_>, defaults: &Value) -> Result<Value
 /// offering has credentials) and per dependency (by offering) its `namespace`, `host`
 /// (`<offering>.<namespace>.svc.cluster.local`, the Service its chart names after the
 /// release) and `credentialsSecretName`. Charts written for verbund read their connections
-/// from here.
-pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
+/// from here. A shared instance's chart also finds its tenant list under `tenants`
+/// (see [`crate::tenant_list`]).
+pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Result<Value> {
     let placed = tenant.placed;
     let dependencies: Map<String, Value> = tenant
         .dependencies
@@ -119,7 +120,10 @@ pub(crate) fn verbund_values(tenant: &Tenant<'_>) -> Value {
             map.insert("credentialsSecretName".into(), json!(secret));
         }
     }
-    block
+    if let (Some(tenants), Value::Object(map)) = (crate::tenant_list::values(tenant)?, &mut block) {
+        map.insert("tenants".into(), tenants);
+    }
+    Ok(block)
 }
 
 /// The application files of a booking whose folder is `folder`, for its site's delivery

@@ -24,6 +24,7 @@
 //!     rbac.yaml                 the tenant's RoleBinding; the deployer ServiceAccount and its RoleBinding
 //!     credentials.yaml          its own and its dependencies' credentials, if any
 //!     config.yaml               ConfigMap of the configuration (manifests packages that name one)
+//!     tenants.yaml              a shared instance's tenant list, ConfigMaps (see [`tenant_list`])
 //!     secrets.yaml              the configuration declared secret, as a SOPS-sealed Secret (see [`sealed`])
 //!     app.yaml                  Flux, Argo CD: what deploys the application as the deployer
 //!     smoke-test.yaml           the smoke-test Job, if the offering has one
@@ -99,6 +100,7 @@ pub mod sealed;
 pub mod secrets;
 pub mod smoke;
 pub mod tenant;
+pub mod tenant_list;
 pub mod values;
 mod yaml;
 
@@ -197,6 +199,8 @@ pub struct BookingFolder {
     pub folder: String,
     /// Every file of the folder, sorted by path.
     pub files: Vec<RenderedFile>,
+    /// A shared instance's tenancies its tenant list holds (their ids, sorted).
+    pub tenancies: Vec<String>,
 }
 
 /// Renders only the folders of the bookings in `selected` (by id): what an incremental
@@ -236,6 +240,7 @@ pub fn render_folders_sealed(
                 booking: t.placed.booking.id.clone(),
                 folder: booking_folder(&folder, &t.namespace),
                 files,
+                tenancies: t.tenancies.iter().map(|p| p.booking.id.clone()).collect(),
                 namespace: t.namespace,
             }),
             Err(error) => refused.push(Refused {
@@ -365,7 +370,23 @@ fn check_site(site: &SiteSpec, environment: Environment) -> Result<()> {
 fn tenants<'i>(input: &'i RenderInput<'_>) -> Result<(Vec<Tenant<'i>>, Vec<Refused>)> {
     let site = input.site;
     check_site(site, input.environment)?;
-    let mut placed: Vec<&PlacedBooking<'_>> = input.bookings.iter().collect();
+    // A shared instance's tenancies have no namespace: they are its tenant list.
+    let (tenancies, mut placed): (Vec<&PlacedBooking<'_>>, Vec<&PlacedBooking<'_>>) = input
+        .bookings
+        .iter()
+        .partition(|p| p.booking.instance.is_some());
+    let mut tenancies_of: BTreeMap<&str, Vec<&PlacedBooking<'_>>> = BTreeMap::new();
+    for t in tenancies
+        .into_iter()
+        .filter(|t| t.booking.site.as_deref() == Some(site.name.as_str()))
+    {
+        if let Some(instance) = t.booking.instance.as_deref() {
+            tenancies_of.entry(instance).or_default().push(t);
+        }
+    }
+    for list in tenancies_of.values_mut() {
+        list.sort_by(|a, b| a.booking.id.cmp(&b.booking.id));
+    }
     placed.sort_by(|a, b| a.booking.id.cmp(&b.booking.id));
     let mut tenants = Vec::with_capacity(placed.len());
     let mut refused = Vec::new();
@@ -410,6 +431,9 @@ fn tenants<'i>(input: &'i RenderInput<'_>) -> Result<(Vec<Tenant<'i>>, Vec<Refus
             Ok(dependencies) => {
                 let mut tenant = Tenant::new(p, namespace);
                 tenant.dependencies = dependencies;
+                tenant.tenancies = tenancies_of
+                    .remove(p.booking.id.as_str())
+                    .unwrap_or_default();
                 tenants.push(tenant);
             }
             Err(e) => refuse(e),
@@ -543,6 +567,13 @@ fn booking_files(
         ),
         ("credentials.yaml", t.credentials(options)?),
         ("config.yaml", config),
+        (
+            "tenants.yaml",
+            tenant_list::config_maps(t)?
+                .iter()
+                .map(|c| to_value("ConfigMap", c))
+                .collect::<Result<_>>()?,
+        ),
         ("secrets.yaml", secrets),
         ("app.yaml", engine),
         ("smoke-test.yaml", smoke_test),

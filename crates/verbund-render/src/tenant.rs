@@ -73,6 +73,9 @@ pub struct Tenant<'a> {
     pub dependencies: BTreeMap<String, String>,
     /// Namespaces of the bookings on this site that depend on this one, sorted.
     pub dependents: Vec<String>,
+    /// A shared instance's tenancies on this site (see [`crate::tenant_list`]), sorted by
+    /// id: not namespaces, not dependents to admit, but the instance's tenant list.
+    pub tenancies: Vec<&'a PlacedBooking<'a>>,
 }
 
 impl<'a> Tenant<'a> {
@@ -117,6 +120,7 @@ impl<'a> Tenant<'a> {
             labels,
             dependencies: BTreeMap::new(),
             dependents: Vec::new(),
+            tenancies: Vec::new(),
         }
     }
 

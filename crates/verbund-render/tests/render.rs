@@ -139,6 +139,7 @@ fn booking(id: &str, org: &str, offering: &str, plan: &str, config: Value) -> Bo
         updated_at: t0(),
         state_since: t0(),
         undeliverable: None,
+        instance: None,
         secrets_set: Vec::new(),
         windows: Vec::new(),
     }
@@ -236,6 +237,8 @@ fn world() -> World {
         forms_booking,
         postgres: OfferingSpec {
             efa: None,
+            tenancy: Default::default(),
+            tenant_schema: None,
             credentials: true,
             ..offering("postgresql", &[])
         },

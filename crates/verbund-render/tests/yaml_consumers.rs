@@ -114,6 +114,7 @@ fn booking(id: &str, config: Value) -> Booking {
         updated_at: t,
         state_since: t,
         undeliverable: None,
+        instance: None,
         secrets_set: Vec::new(),
         windows: Vec::new(),
     }

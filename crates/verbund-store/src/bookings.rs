@@ -108,6 +108,8 @@ pub struct BookingFilter {
     pub scope_vendor: Option<Vec<String>>,
     pub organisation: Option<String>,
     pub offering: Option<String>,
+    /// Only the tenancies of this shared instance.
+    pub instance: Option<String>,
     pub site: Option<String>,
     pub state: Option<BookingState>,
     /// Only bookings flagged as no longer compliant.
@@ -116,10 +118,11 @@ pub struct BookingFilter {
 
 pub(crate) const COLUMNS: &str =
     "id, organisation, offering, plan, config, channel, state, site, version, reason, \
-    dependency_of, compliance, created_at, updated_at, state_since, environment, windows, ending";
+    dependency_of, compliance, created_at, updated_at, state_since, environment, windows, ending, \
+    instance";
 
 /// How many columns [`COLUMNS`] names.
-const COLUMN_COUNT: usize = 18;
+const COLUMN_COUNT: usize = 19;
 
 pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
     debug_assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
@@ -164,6 +167,7 @@ pub(crate) fn booking(r: &AnyRow) -> Result<Booking> {
             .as_deref()
             .map(from_json)
             .transpose()?,
+        instance: r.try_get(18)?,
     })
 }
 
@@ -376,11 +380,23 @@ async fn site_windows(conn: &mut AnyConnection, site: &str) -> Result<SiteWindow
     Ok(site_windows_of(windows))
 }
 
+/// What a booking reserves on its site: its plan's resources, but nothing for a tenancy
+/// of a shared instance (its instance holds the capacity for all its tenants), whatever
+/// path stores it.
+fn held(n: &NewBooking) -> Resources {
+    if n.booking.instance.is_some() {
+        Resources::default()
+    } else {
+        n.resources
+    }
+}
+
 pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     let b = &n.booking;
+    let held = held(n);
     sqlx::query(&format!(
         "INSERT INTO bookings ({COLUMNS}, compliant, decision, cpu_millis, memory_mib, storage_gib) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
     ))
     .bind(&b.id)
     .bind(&b.organisation)
@@ -400,11 +416,12 @@ pub(crate) async fn insert(conn: &mut AnyConnection, n: &NewBooking) -> Result<(
     .bind(b.environment.as_str())
     .bind(windows_json(b)?)
     .bind(b.ending.as_ref().map(to_json).transpose()?)
+    .bind(&b.instance)
     .bind(i64::from(b.compliance.as_ref().is_none_or(|c| c.compliant)))
     .bind(n.decision.as_ref().map(to_json).transpose()?)
-    .bind(n.resources.cpu_millis as i64)
-    .bind(n.resources.memory_mib as i64)
-    .bind(n.resources.storage_gib as i64)
+    .bind(held.cpu_millis as i64)
+    .bind(held.memory_mib as i64)
+    .bind(held.storage_gib as i64)
     .execute(&mut *conn)
     .await?;
     if let Some(values) = &n.secrets {
@@ -428,6 +445,7 @@ pub(crate) async fn insert_dependencies(conn: &mut AnyConnection, b: &Booking) -
 
 async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     let b = &n.booking;
+    let held = held(n);
     sqlx::query(
         "UPDATE bookings SET plan = $2, config = $3, channel = $4, state = $5, site = $6, version = $7, \
          reason = $8, compliance = $9, compliant = $10, cpu_millis = $11, memory_mib = $12, storage_gib = $13, \
@@ -444,9 +462,9 @@ async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     .bind(&b.reason)
     .bind(b.compliance.as_ref().map(to_json).transpose()?)
     .bind(i64::from(b.compliance.as_ref().is_none_or(|c| c.compliant)))
-    .bind(n.resources.cpu_millis as i64)
-    .bind(n.resources.memory_mib as i64)
-    .bind(n.resources.storage_gib as i64)
+    .bind(held.cpu_millis as i64)
+    .bind(held.memory_mib as i64)
+    .bind(held.storage_gib as i64)
     .bind(ts(&b.updated_at))
     .bind(ts(&b.state_since))
     .bind(n.decision.as_ref().map(to_json).transpose()?)
@@ -569,12 +587,25 @@ async fn snapshot(
 pub struct Dependent {
     pub id: String,
     pub offering: String,
+    /// Its organisation's id (a tenancy's: the tenant).
+    pub organisation: String,
 }
+
+/// The states of a booking that still needs what it depends on: it runs or is about to
+/// ([`BookingState::is_live`]), or its data is being exported.
+const NEEDING: [&str; 6] = [
+    "placed",
+    "provisioning",
+    "active",
+    "updating",
+    "degraded",
+    "exporting",
+];
 
 /// The bookings that depend on booking `id` and still need it, by id.
 async fn dependents(conn: &mut AnyConnection, id: &str) -> Result<Vec<Dependent>> {
     let rows = sqlx::query(
-        "SELECT b.id, b.offering, b.state FROM booking_dependencies d \
+        "SELECT b.id, b.offering, b.state, b.organisation FROM booking_dependencies d \
          JOIN bookings b ON b.id = d.booking WHERE d.dependency = $1 ORDER BY b.id",
     )
     .bind(id)
@@ -583,12 +614,11 @@ async fn dependents(conn: &mut AnyConnection, id: &str) -> Result<Vec<Dependent>
     let mut out = Vec::new();
     for r in &rows {
         let state: String = r.try_get(2)?;
-        let needs = BookingState::parse(&state)
-            .is_some_and(|s| s.is_live() || s == BookingState::Exporting);
-        if needs {
+        if NEEDING.contains(&state.as_str()) {
             out.push(Dependent {
                 id: r.try_get(0)?,
                 offering: r.try_get(1)?,
+                organisation: r.try_get(3)?,
             });
         }
     }
@@ -679,6 +709,79 @@ impl Store {
         }
         w.commit().await?;
         Ok(new.into_iter().map(|n| n.booking).collect())
+    }
+
+    /// Creates a tenancy of `organisation` in the shared instance `instance` in one write
+    /// transaction: `decide` sees the instance as stored now (a concurrent cancellation
+    /// of it has either happened or waits) and the organisation's tenancy in it that
+    /// still needs it, if there is one; it returns the tenancy to store, whose
+    /// dependencies name the instance (so that the instance cannot be cancelled under
+    /// it). Honours an idempotency key as [`Store::create_bookings`] does.
+    pub async fn create_tenancy<F, E>(
+        &self,
+        actor: &str,
+        instance: &str,
+        organisation: &str,
+        now: DateTime<Utc>,
+        decide: F,
+    ) -> std::result::Result<Booking, E>
+    where
+        F: FnOnce(&Booking, Option<&str>) -> std::result::Result<NewBooking, E>,
+        E: From<StoreError>,
+    {
+        let mut w = self.begin_write().await?;
+        if let Some(key) = &self.idempotency {
+            crate::idempotency::refuse_used(&mut w.tx, key, now).await?;
+        }
+        let found = load(&mut w.tx, instance)
+            .await?
+            .ok_or_else(|| StoreError::not_found("booking", instance))?;
+        let existing: Option<String> = sqlx::query(&format!(
+            "SELECT id FROM bookings WHERE instance = $1 AND organisation = $2 \
+             AND state IN ({}) LIMIT 1",
+            NEEDING
+                .iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .bind(instance)
+        .bind(organisation)
+        .fetch_optional(&mut *w.tx)
+        .await
+        .map_err(StoreError::from)?
+        .map(|r| r.try_get(0))
+        .transpose()
+        .map_err(StoreError::from)?;
+        let new = decide(&found, existing.as_deref())?;
+        insert(&mut w.tx, &new).await?;
+        insert_dependencies(&mut w.tx, &new.booking).await?;
+        w.audit(audit_change(actor, &new, None), now).await?;
+        if let Some(key) = &self.idempotency {
+            crate::idempotency::record(&mut w.tx, key, &new.booking.id, now).await?;
+        }
+        w.commit().await?;
+        Ok(new.booking)
+    }
+
+    /// How many tenancies each of these shared instances holds that still need it
+    /// ([`Dependent`]), by instance id; instances without any are absent.
+    pub async fn tenancy_counts(&self, instances: &[String]) -> Result<HashMap<String, u64>> {
+        let mut out = HashMap::new();
+        for chunk in instances.chunks(IN_CHUNK) {
+            let mut s = Select::default();
+            add_in(&mut s, "instance", chunk);
+            let states: Vec<String> = NEEDING.iter().map(|s| s.to_string()).collect();
+            add_in(&mut s, "state", &states);
+            let sql = s.sql(
+                "SELECT instance, COUNT(*) FROM bookings",
+                "GROUP BY instance",
+            );
+            for r in s.bind(&sql).fetch_all(&self.pool).await? {
+                out.insert(r.try_get(0)?, r.try_get::<i64, _>(1)?.max(0) as u64);
+            }
+        }
+        Ok(out)
     }
 
     /// Changes one booking atomically: `change` sees the booking as stored and the
@@ -900,6 +1003,9 @@ impl Store {
         }
         if let Some(o) = &filter.offering {
             s.and("offering = {}", Arg::Text(o.clone()));
+        }
+        if let Some(i) = &filter.instance {
+            s.and("instance = {}", Arg::Text(i.clone()));
         }
         if let Some(x) = &filter.site {
             s.and("site = {}", Arg::Text(x.clone()));

@@ -285,7 +285,8 @@ impl Store {
         let sequence = i64::try_from(report.sequence)
             .map_err(|_| Invalid::meaning("/sequence", "is too large"))?;
         let known = ingest::known_bookings(&mut w, self.dialect, report).await?;
-        let judged = ingest::judge(site, report, &known)?;
+        let tenancies = ingest::known_tenancies(&mut w, self.dialect, report).await?;
+        let judged = ingest::judge(site, report, &known, &tenancies)?;
         let at = ts(&now);
         ingest::upsert_observations(&mut w, self.dialect, site, sequence, &judged, &at).await?;
         let changes =

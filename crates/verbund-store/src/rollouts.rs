@@ -191,7 +191,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT b.id, b.organisation, b.site, b.channel, b.version, b.state, o.early_adopter \
              FROM bookings b JOIN organisations o ON o.id = b.organisation \
-             WHERE b.offering = $1 AND b.environment = 'prod' \
+             WHERE b.offering = $1 AND b.environment = 'prod' AND b.instance IS NULL \
              AND b.state IN ('placed','provisioning','active','updating','degraded') ORDER BY b.id",
         )
         .bind(offering)
@@ -209,7 +209,30 @@ impl Store {
                 state: BookingState::parse(&state)
                     .ok_or_else(|| StoreError::Corrupt(format!("booking state `{state}`")))?,
                 early_adopter: r.try_get::<i64, _>(6)? != 0,
+                tenants: Vec::new(),
             });
+        }
+        // A shared instance's tenants, listed in the plan: its rollout is theirs.
+        let mut tenants: HashMap<String, Vec<String>> = HashMap::new();
+        for r in sqlx::query(
+            "SELECT instance, organisation FROM bookings WHERE offering = $1 \
+             AND instance IS NOT NULL \
+             AND state IN ('placed','provisioning','active','updating','degraded') \
+             ORDER BY instance, organisation",
+        )
+        .bind(offering)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            tenants
+                .entry(r.try_get(0)?)
+                .or_default()
+                .push(r.try_get(1)?);
+        }
+        for c in &mut candidates {
+            if let Some(t) = tenants.remove(&c.booking) {
+                c.tenants = t;
+            }
         }
         let references: HashMap<String, (String, Option<String>)> = sqlx::query(
             "SELECT site, id, version FROM bookings WHERE offering = $1 AND environment = 'test' \
@@ -342,7 +365,8 @@ impl Store {
                     "version": plan.version,
                     "policy": plan.policy,
                     "waves": plan.waves.iter().map(|w| json!({
-                        "stage": w.stage, "sites": w.sites, "bookings": w.items.len()
+                        "stage": w.stage, "sites": w.sites, "bookings": w.items.len(),
+                        "tenants": w.items.iter().map(|i| i.tenants.len()).sum::<usize>()
                     })).collect::<Vec<_>>(),
                     "pinned": plan.pinned.len(),
                     "excluded": plan.excluded.len(),
@@ -438,6 +462,7 @@ impl Store {
                 } else {
                     Vec::new()
                 },
+                instance: None,
                 compliance: None,
                 created_at: now,
                 updated_at: now,

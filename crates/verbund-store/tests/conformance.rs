@@ -2026,6 +2026,7 @@ async fn declared_secrets_are_kept_apart_and_sealed_documents_by_digest(store: S
         updated_at: now,
         state_since: now,
         undeliverable: None,
+        instance: None,
         secrets_set: first.keys().cloned().collect(),
         windows: Vec::new(),
     };

@@ -150,6 +150,8 @@ pub fn offering(name: &str, classes: &[DataClass]) -> OfferingSpec {
         smoke_test: None,
         requires_approval: false,
         retention_days: 30,
+        tenancy: Default::default(),
+        tenant_schema: None,
         credentials: false,
     }
 }
@@ -345,6 +347,7 @@ impl Fleet {
                             updated_at: now,
                             state_since: now,
                             undeliverable: None,
+                            instance: None,
                             secrets_set: Vec::new(),
                             windows: if windows {
                                 window(i, o, now).into_iter().collect()

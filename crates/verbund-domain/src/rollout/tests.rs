@@ -16,6 +16,7 @@ fn candidate(id: &str, site: &str) -> Candidate {
         version: Some("1.0.0".into()),
         state: BookingState::Active,
         early_adopter: false,
+        tenants: Vec::new(),
     }
 }
 

@@ -30,21 +30,65 @@ pub(super) struct Known {
 /// One observation of the report, judged: the booking as stored, the problem the
 /// observation shows, and the lifecycle move it causes, if any.
 pub(super) struct Judged<'a> {
+    /// The booking judged: the one observed, or a tenancy of the shared instance observed.
+    booking: &'a str,
     obs: &'a BookingObservation,
     known: &'a Known,
     problem: Option<String>,
     event: Option<(BookingEvent, BookingState)>,
+    /// A tenancy judged by its instance's observation: it moves, but the observation is
+    /// the instance's, not its own.
+    tenancy: bool,
 }
 
 impl Judged<'_> {
     /// The move this observation causes.
     pub(super) fn caused_move(&self) -> Option<Move> {
         self.event.map(|(_, to)| Move {
-            booking: self.obs.booking.clone(),
+            booking: self.booking.to_owned(),
             from: self.known.state,
             to,
         })
     }
+}
+
+/// The tenancies of the shared instances a report names that follow their instance's
+/// observations (provisioning, active or degraded ones), by instance: a tenancy has no
+/// namespace of its own, so its instance's health is its health.
+pub(super) async fn known_tenancies(
+    w: &mut Write<'_>,
+    dialect: Dialect,
+    report: &SiteReport,
+) -> Result<BTreeMap<String, Vec<(String, Known)>>> {
+    let ids: Vec<&String> = report.bookings.iter().map(|b| &b.booking).collect();
+    let mut out: BTreeMap<String, Vec<(String, Known)>> = BTreeMap::new();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT id, site, state, instance, offering, reason FROM bookings \
+             WHERE instance IN ({}) AND state IN ('provisioning','active','degraded') ORDER BY id",
+            placeholders(dialect, 1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind((*id).clone());
+        }
+        for r in q.fetch_all(&mut *w.tx).await? {
+            let state: String = r.try_get(2)?;
+            let instance: String = r.try_get(3)?;
+            out.entry(instance).or_default().push((
+                r.try_get(0)?,
+                Known {
+                    site: r.try_get(1)?,
+                    state: BookingState::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("booking state `{state}`")))?,
+                    version: None,
+                    offering: r.try_get(4)?,
+                    reason: r.try_get(5)?,
+                },
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// The site's status as last stored, if it reported before.
@@ -96,7 +140,45 @@ pub(super) async fn known_bookings(
 
 /// Judges every observation of the report against the stored booking. A booking that is
 /// not placed on `site` refuses the whole report, naming it.
+///
+/// The tenancies of an observed shared instance (`tenancies`, by instance) are judged
+/// by its observation at its desired version, except while it is updating: its tenants
+/// wait with it, and the rollout's gates judge the instance.
 pub(super) fn judge<'a>(
+    site: &str,
+    report: &'a SiteReport,
+    known: &'a HashMap<String, Known>,
+    tenancies: &'a BTreeMap<String, Vec<(String, Known)>>,
+) -> Result<Vec<Judged<'a>>> {
+    let mut judged = judge_observed(site, report, known)?;
+    let mut following = Vec::new();
+    for j in &judged {
+        let Some(of) = tenancies.get(j.booking) else {
+            continue;
+        };
+        if j.known.state == BookingState::Updating {
+            continue;
+        }
+        let desired = j.known.version.as_deref().unwrap_or_default();
+        for (id, t) in of {
+            let event = assess(t.state, desired, j.obs)
+                .and_then(|event| Some((event, transition(t.state, event).ok()?)));
+            following.push(Judged {
+                booking: id,
+                obs: j.obs,
+                known: t,
+                problem: j.problem.clone(),
+                event,
+                tenancy: true,
+            });
+        }
+    }
+    judged.extend(following);
+    Ok(judged)
+}
+
+/// Judges every observation of the report against the stored booking it names.
+fn judge_observed<'a>(
     site: &str,
     report: &'a SiteReport,
     known: &'a HashMap<String, Known>,
@@ -120,10 +202,12 @@ pub(super) fn judge<'a>(
             let event = assess(known.state, desired, obs)
                 .and_then(|event| Some((event, transition(known.state, event).ok()?)));
             Ok(Judged {
+                booking: &obs.booking,
                 obs,
                 known,
                 problem: obs.problem(desired),
                 event,
+                tenancy: false,
             })
         })
         .collect()
@@ -138,7 +222,8 @@ pub(super) async fn upsert_observations(
     judged: &[Judged<'_>],
     at: &str,
 ) -> Result<()> {
-    for chunk in judged.chunks(UPSERT_ROWS) {
+    let observed: Vec<&Judged<'_>> = judged.iter().filter(|j| !j.tenancy).collect();
+    for chunk in observed.chunks(UPSERT_ROWS) {
         let mut sql = String::from(
             "INSERT INTO booking_status (booking, site, offering, sequence, observed_at, \
              applied_version, desired_replicas, ready_replicas, smoke_test, conditions, problem, export) VALUES ",
@@ -205,11 +290,11 @@ pub(super) async fn write_moves(
         groups
             .entry((to.as_str(), reason.clone()))
             .or_default()
-            .push(obs.booking.clone());
+            .push(j.booking.to_owned());
         changes.push(Change {
             actor: actor.to_owned(),
             action: action.into(),
-            object: format!("booking/{}", obs.booking),
+            object: format!("booking/{}", j.booking),
             before: Some(json!({"state": k.state, "reason": k.reason})),
             after: Some(json!({
                 "state": to,
