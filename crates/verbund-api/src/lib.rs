@@ -165,6 +165,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::tokens::router())
         .merge(routes::audit::router())
         .merge(routes::bookings::router())
+        .merge(routes::tenancies::router())
         .merge(routes::policies::router())
         .merge(routes::desired_state::router())
         .merge(routes::reports::router())

@@ -78,14 +78,17 @@ pub struct Tenant<'a> {
     pub tenancies: Vec<&'a PlacedBooking<'a>>,
 }
 
+/// How the desired state names an organisation: its ARS, else its AGS, else its id.
+pub fn organisation_key(org: &verbund_domain::directory::Organisation) -> String {
+    org.ars
+        .clone()
+        .or_else(|| org.ags.clone())
+        .unwrap_or_else(|| org.id.clone())
+}
+
 impl<'a> Tenant<'a> {
     pub fn new(placed: &'a PlacedBooking<'a>, namespace: String) -> Self {
-        let org = placed.organisation;
-        let organisation_key = org
-            .ars
-            .clone()
-            .or_else(|| org.ags.clone())
-            .unwrap_or_else(|| org.id.clone());
+        let organisation_key = organisation_key(placed.organisation);
         // The one mapping sites read back (`version_from_label`); a version published
         // before it was required to fit still gets a valid label.
         let version = verbund_domain::catalog::version_label(&placed.version.version)

@@ -40,16 +40,10 @@ pub fn list_name(index: usize) -> String {
 
 /// One tenancy's entry: its file name and content.
 fn entry(p: &PlacedBooking<'_>) -> Result<(String, String)> {
-    let org = p.organisation;
-    let key = org
-        .ars
-        .clone()
-        .or_else(|| org.ags.clone())
-        .unwrap_or_else(|| org.id.clone());
     let content = serde_json::to_string(&json!({
         "booking": p.booking.id,
-        "organisation": key,
-        "name": org.name,
+        "organisation": crate::tenant::organisation_key(p.organisation),
+        "name": p.organisation.name,
         "config": p.booking.config,
     }))
     .map_err(|e| Error::Invalid {

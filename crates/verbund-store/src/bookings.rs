@@ -602,12 +602,27 @@ const NEEDING: [&str; 6] = [
     "exporting",
 ];
 
-/// The bookings that depend on booking `id` and still need it, by id.
-async fn dependents(conn: &mut AnyConnection, id: &str) -> Result<Vec<Dependent>> {
-    let rows = sqlx::query(
+/// [`NEEDING`] as a list of SQL literals.
+fn needing_sql() -> String {
+    NEEDING
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The bookings that depend on booking `id` and still need it, by id; with
+/// `tenancies`, a shared instance's tenancies among them.
+async fn dependents(conn: &mut AnyConnection, id: &str, tenancies: bool) -> Result<Vec<Dependent>> {
+    let rows = sqlx::query(&format!(
         "SELECT b.id, b.offering, b.state, b.organisation FROM booking_dependencies d \
-         JOIN bookings b ON b.id = d.booking WHERE d.dependency = $1 ORDER BY b.id",
-    )
+         JOIN bookings b ON b.id = d.booking WHERE d.dependency = $1{} ORDER BY b.id",
+        if tenancies {
+            ""
+        } else {
+            " AND b.instance IS NULL"
+        }
+    ))
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
@@ -739,11 +754,7 @@ impl Store {
         let existing: Option<String> = sqlx::query(&format!(
             "SELECT id FROM bookings WHERE instance = $1 AND organisation = $2 \
              AND state IN ({}) LIMIT 1",
-            NEEDING
-                .iter()
-                .map(|s| format!("'{s}'"))
-                .collect::<Vec<_>>()
-                .join(",")
+            needing_sql()
         ))
         .bind(instance)
         .bind(organisation)
@@ -762,6 +773,34 @@ impl Store {
         }
         w.commit().await?;
         Ok(new.booking)
+    }
+
+    /// The running instances of the shared offering `offering` in production that take
+    /// tenants (not tenancies, not test references; see
+    /// `verbund_domain::shared::takes_tenants`), by id.
+    pub async fn shared_instances(&self, offering: &str) -> Result<Vec<Booking>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM bookings WHERE offering = $1 AND instance IS NULL \
+             AND environment = 'prod' AND ending IS NULL \
+             AND state IN ('placed','provisioning','active','updating','degraded') ORDER BY id"
+        ))
+        .bind(offering)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(booking).collect()
+    }
+
+    /// How many tenancies of `offering`'s shared instances still need them.
+    pub async fn live_tenancies(&self, offering: &str) -> Result<u64> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) FROM bookings WHERE offering = $1 AND instance IS NOT NULL \
+             AND state IN ({})",
+            needing_sql()
+        ))
+        .bind(offering)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>(0)?.max(0) as u64)
     }
 
     /// How many tenancies each of these shared instances holds that still need it
@@ -830,7 +869,7 @@ impl Store {
         let before = load(&mut w.tx, id)
             .await?
             .ok_or_else(|| StoreError::not_found("booking", id))?;
-        let dependents = dependents(&mut w.tx, id).await?;
+        let dependents = dependents(&mut w.tx, id, true).await?;
         let Some(next) = change(&before, &dependents)? else {
             return Ok(before);
         };
@@ -1074,10 +1113,11 @@ impl Store {
     }
 
     /// The bookings that depend on booking `id` and still need it (those that bound it
-    /// or were booked with it), by id.
+    /// or were booked with it), by id; a shared instance's tenancies are not among them
+    /// (see [`Store::tenancy_counts`]).
     pub async fn booking_dependents(&self, id: &str) -> Result<Vec<Dependent>> {
         let mut conn = self.pool.acquire().await?;
-        dependents(&mut conn, id).await
+        dependents(&mut conn, id, false).await
     }
 
     /// How many organisations run each offering (bookings that hold their site in

@@ -317,6 +317,10 @@ pub struct BookingView {
     /// The bookings that depend on this one and still need it (it cannot be cancelled
     /// before them): those that bound it and the one it was booked with.
     pub dependents: Vec<verbund_store::Dependent>,
+    /// A shared instance's tenancies that still need it (listed at
+    /// `/bookings/{id}/tenancies`; it cannot be cancelled before them); 0 for any other
+    /// booking.
+    pub tenancies: u64,
 }
 
 /// The last report about a booking, and whether its site still reports.
@@ -341,9 +345,12 @@ pub async fn read(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BookingView>> {
     let booking = load(&state, &caller, &id, Act::Read).await?;
+    // A tenancy has no namespace of its own: what its site reports of its instance is
+    // what it runs on.
+    let observed_as = booking.instance.as_ref().unwrap_or(&booking.id);
     let status = state
         .store
-        .booking_statuses(std::slice::from_ref(&booking.id))
+        .booking_statuses(std::slice::from_ref(observed_as))
         .await?
         .pop();
     let observed = match status {
@@ -361,10 +368,17 @@ pub async fn read(
         None => None,
     };
     let dependents = state.store.booking_dependents(&booking.id).await?;
+    let tenancies = state
+        .store
+        .tenancy_counts(std::slice::from_ref(&booking.id))
+        .await?
+        .remove(&booking.id)
+        .unwrap_or(0);
     Ok(Json(BookingView {
         booking,
         observed,
         dependents,
+        tenancies,
     }))
 }
 

@@ -120,6 +120,28 @@ fn may_state_efa(
     caller.require(Act::Write, &Target::new("facts"))
 }
 
+/// A shared offering stays shared while tenancies run in its instances: as a dedicated
+/// one, their instances would drop them from their tenant lists.
+async fn keeps_its_tenants(
+    state: &AppState,
+    before: Option<&Offering>,
+    after: &OfferingSpec,
+) -> ApiResult<()> {
+    let Some(before) = before else { return Ok(()) };
+    if before.spec.tenancy == after.tenancy {
+        return Ok(());
+    }
+    let tenants = state.store.live_tenancies(&before.spec.name).await?;
+    if tenants > 0 {
+        return Err(ApiError::Conflict(format!(
+            "{tenants} tenancies run in the shared instances of `{}`: it stays shared until \
+             they are cancelled",
+            before.spec.name
+        )));
+    }
+    Ok(())
+}
+
 /// Create or update an offering (idempotent apply).
 #[utoipa::path(put, path = "/api/v1/offerings/{name}", operation_id = "apply_offering", tag = "catalog", request_body = OfferingSpec,
     responses((status = 200, body = Offering), (status = 201, body = Offering), (status = 422, body = crate::problem::Problem)),
@@ -144,6 +166,7 @@ pub async fn apply(
         before.as_ref().and_then(|o| o.spec.efa.as_ref()),
         spec.efa.as_ref(),
     )?;
+    keeps_its_tenants(&state, before.as_ref(), &spec).await?;
     let (o, created) = state
         .store
         .put_offering(&caller.actor(), &spec, state.now())

@@ -52,45 +52,6 @@ impl Judged<'_> {
     }
 }
 
-/// The tenancies of the shared instances a report names that follow their instance's
-/// observations (provisioning, active or degraded ones), by instance: a tenancy has no
-/// namespace of its own, so its instance's health is its health.
-pub(super) async fn known_tenancies(
-    w: &mut Write<'_>,
-    dialect: Dialect,
-    report: &SiteReport,
-) -> Result<BTreeMap<String, Vec<(String, Known)>>> {
-    let ids: Vec<&String> = report.bookings.iter().map(|b| &b.booking).collect();
-    let mut out: BTreeMap<String, Vec<(String, Known)>> = BTreeMap::new();
-    for chunk in ids.chunks(IN_CHUNK) {
-        let sql = format!(
-            "SELECT id, site, state, instance, offering, reason FROM bookings \
-             WHERE instance IN ({}) AND state IN ('provisioning','active','degraded') ORDER BY id",
-            placeholders(dialect, 1, chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind((*id).clone());
-        }
-        for r in q.fetch_all(&mut *w.tx).await? {
-            let state: String = r.try_get(2)?;
-            let instance: String = r.try_get(3)?;
-            out.entry(instance).or_default().push((
-                r.try_get(0)?,
-                Known {
-                    site: r.try_get(1)?,
-                    state: BookingState::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("booking state `{state}`")))?,
-                    version: None,
-                    offering: r.try_get(4)?,
-                    reason: r.try_get(5)?,
-                },
-            ));
-        }
-    }
-    Ok(out)
-}
-
 /// The site's status as last stored, if it reported before.
 pub(super) async fn previous_status(w: &mut Write<'_>, site: &str) -> Result<Option<SiteStatus>> {
     sqlx::query(&format!(
@@ -103,17 +64,52 @@ pub(super) async fn previous_status(w: &mut Write<'_>, site: &str) -> Result<Opt
     .transpose()
 }
 
+/// The tenancies of the shared instances a report names that follow their instance's
+/// observations (provisioning, active or degraded ones), by instance: a tenancy has no
+/// namespace of its own, so its instance's health is its health.
+pub(super) async fn known_tenancies(
+    w: &mut Write<'_>,
+    dialect: Dialect,
+    report: &SiteReport,
+) -> Result<BTreeMap<String, Vec<(String, Known)>>> {
+    let mut out: BTreeMap<String, Vec<(String, Known)>> = BTreeMap::new();
+    let only = " AND state IN ('provisioning','active','degraded')";
+    for (id, instance, known) in read_known(w, dialect, report, "instance", only).await? {
+        if let Some(instance) = instance {
+            out.entry(instance).or_default().push((id, known));
+        }
+    }
+    Ok(out)
+}
+
 /// The stored state of every booking the report names (those that exist).
 pub(super) async fn known_bookings(
     w: &mut Write<'_>,
     dialect: Dialect,
     report: &SiteReport,
 ) -> Result<HashMap<String, Known>> {
+    Ok(read_known(w, dialect, report, "id", "")
+        .await?
+        .into_iter()
+        .map(|(id, _, known)| (id, known))
+        .collect())
+}
+
+/// The stored bookings whose `column` is one of the bookings the report names, and that
+/// meet the condition `only` (SQL, empty for none): their id, instance and state.
+async fn read_known(
+    w: &mut Write<'_>,
+    dialect: Dialect,
+    report: &SiteReport,
+    column: &str,
+    only: &str,
+) -> Result<Vec<(String, Option<String>, Known)>> {
     let ids: Vec<&String> = report.bookings.iter().map(|b| &b.booking).collect();
-    let mut known = HashMap::with_capacity(ids.len());
+    let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
         let sql = format!(
-            "SELECT id, site, state, version, offering, reason FROM bookings WHERE id IN ({})",
+            "SELECT id, site, state, version, offering, reason, instance FROM bookings \
+             WHERE {column} IN ({}){only} ORDER BY id",
             placeholders(dialect, 1, chunk.len())
         );
         let mut q = sqlx::query(&sql);
@@ -122,8 +118,9 @@ pub(super) async fn known_bookings(
         }
         for r in q.fetch_all(&mut *w.tx).await? {
             let state: String = r.try_get(2)?;
-            known.insert(
+            out.push((
                 r.try_get(0)?,
+                r.try_get(6)?,
                 Known {
                     site: r.try_get(1)?,
                     state: BookingState::parse(&state)
@@ -132,10 +129,10 @@ pub(super) async fn known_bookings(
                     offering: r.try_get(4)?,
                     reason: r.try_get(5)?,
                 },
-            );
+            ));
         }
     }
-    Ok(known)
+    Ok(out)
 }
 
 /// Judges every observation of the report against the stored booking. A booking that is
