@@ -78,6 +78,7 @@ portal_tests!(
     each_role_finds_its_work_and_facts_show_their_provenance,
     a_vendor_publishes_a_version_and_sees_the_plan_first,
     a_booking_for_a_time_ends_with_its_data_exported,
+    a_gemeinde_joins_the_shared_instance_of_its_land,
 );
 
 /// Every test account's password.
@@ -2888,4 +2889,127 @@ async fn a_booking_for_a_time_ends_with_its_data_exported(store: Store) {
     page.shows("data-export=\"running\"");
     page.shows("<code>data-export-2</code>");
     assert!(!page.body.contains("retry-export"), "{}", page.body);
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared instances
+
+/// "Einer für Alle" in the portal: Schleswig-Holstein runs the one instance of a shared
+/// offering; Flensburg finds it on the offering's page, joins it with the form (a
+/// configuration the tenant schema refuses comes back in German at its control), sees
+/// its tenancy on its booking page and in "Wo sind unsere Daten?", and cannot join twice.
+async fn a_gemeinde_joins_the_shared_instance_of_its_land(store: Store) {
+    let w = world(store).await;
+    let t = w.admin_token().await;
+    let vendor = w
+        .store
+        .get_offering(OFFERING)
+        .await
+        .expect("the first offering")
+        .spec
+        .vendor;
+    api(
+        &w.app,
+        &t,
+        "/api/v1/offerings",
+        json!({
+            "name": "bauportal", "display_name": "Bauportal", "description": "Bauanträge online.",
+            "vendor": vendor, "category": "saas", "data_classes": ["internal"],
+            "tenancy": "shared",
+            "tenant_schema": {"type": "object", "required": ["kennung"], "properties": {
+                "kennung": {"type": "string", "title": "Kennung", "pattern": "^[a-z0-9-]{2,40}$"}}},
+            "plans": [{"name": "s", "display_name": "Klein", "replicas": 1,
+                       "resources": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 10},
+                       "monthly_price_cents": 900}],
+        }),
+    )
+    .await;
+    w.first_version(&t, "bauportal").await;
+    let sh = w
+        .store
+        .find_organisation_by_key("01")
+        .await
+        .expect("find")
+        .expect("Schleswig-Holstein");
+    let instance = api(
+        &w.app,
+        &t,
+        "/api/v1/bookings",
+        json!({"organisation": sh.id, "offering": "bauportal", "plan": "s"}),
+    )
+    .await;
+    assert_eq!(instance["booking"]["state"], "placed", "{instance}");
+    let instance = instance["booking"]["id"].as_str().unwrap().to_string();
+
+    let mut b = w.signed_in("admin-b").await;
+    let page = b.get("/offerings/bauportal").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    page.shows("Geteilte Instanzen (Einer für Alle)");
+    page.shows(&format!("href=\"/offerings/bauportal/join/{instance}\""));
+    page.shows(">Schleswig-Holstein</th>");
+    let join = format!("/offerings/bauportal/join/{instance}");
+    let form = b.get(&join).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    form.shows("<h1 class=\"kern-heading-large\">Mandant werden: Bauportal</h1>");
+    let csrf = form.csrf();
+    // A Kennung the schema refuses: said at its control, in German; nothing booked.
+    let refused = b
+        .post(
+            &join,
+            &[
+                ("csrf", &csrf),
+                ("organisation", &w.b),
+                ("cfg.kennung", "Große Buchstaben"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    refused.shows("Die Eingabe hat nicht das erwartete Format.");
+    refused.shows("aria-invalid=\"true\"");
+    refused.shows("value=\"Große Buchstaben\"");
+    let joined = b
+        .post(
+            &join,
+            &[
+                ("csrf", &csrf),
+                ("organisation", &w.b),
+                ("cfg.kennung", "flensburg"),
+            ],
+        )
+        .await;
+    let tenancy = new_booking(&joined);
+    let booking = b.get(&format!("/bookings/{tenancy}")).await;
+    assert_eq!(booking.status, StatusCode::OK, "{}", booking.body);
+    booking.shows("Mandant der geteilten Instanz");
+    booking.shows("Betrieben von Schleswig-Holstein");
+    assert!(
+        !booking
+            .body
+            .contains(&format!("href=\"/bookings/{instance}\"")),
+        "the Land's instance is not the Gemeinde's to open"
+    );
+    let data = b.get(&format!("/organisation/data?org={}", w.b)).await;
+    assert_eq!(data.status, StatusCode::OK, "{}", data.body);
+    data.shows("Bauportal (als Mandant einer geteilten Instanz)");
+    // A second time: refused on the form, in German.
+    let again = b
+        .post(
+            &join,
+            &[
+                ("csrf", &csrf),
+                ("organisation", &w.b),
+                ("cfg.kennung", "flensburg"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    again.shows("bereits Mandant dieser Instanz");
+    let stored = w.store.get_booking(&tenancy).await.expect("the tenancy");
+    assert_eq!(stored.instance.as_deref(), Some(instance.as_str()));
+    assert_eq!(stored.config, json!({"kennung": "flensburg"}));
 }

@@ -72,6 +72,9 @@ struct BookingPage {
     /// offering's title.
     uses: Vec<(String, String)>,
     used_by: Vec<(String, String)>,
+    /// A tenancy's shared instance: the name of the organisation that runs it (the
+    /// instance itself is that organisation's, not the tenant's to open).
+    tenancy_of: Option<String>,
 }
 
 /// A temporary booking's end, in words.
@@ -275,16 +278,28 @@ pub async fn page(
         s
     });
     let config = spec.as_ref().map_or_else(Vec::new, |o| {
-        crate::form::summary(&o.spec.config_schema, &b.booking.config, lang)
+        let schema = match b.booking.instance {
+            Some(_) => verbund_domain::shared::tenant_schema(&o.spec),
+            None => std::borrow::Cow::Borrowed(&o.spec.config_schema),
+        };
+        crate::form::summary(&schema, &b.booking.config, lang)
     });
     let now = api.now();
     let may_delete = v.caller.may(Act::Delete, &target);
-    let uses = linked(api, &b.booking.dependencies).await;
+    let tenancy_of = match &b.booking.instance {
+        Some(instance) => Some(operator_of(api, instance).await),
+        None => None,
+    };
+    let uses = match tenancy_of {
+        Some(_) => Vec::new(),
+        None => linked(api, &b.booking.dependencies).await,
+    };
     let dependents: Vec<String> = b.dependents.iter().map(|d| d.id.clone()).collect();
     let used_by = linked(api, &dependents).await;
     let p = BookingPage {
         uses,
         used_by,
+        tenancy_of,
         config,
         windows,
         plan_now,
@@ -596,6 +611,17 @@ pub async fn action(
         ),
     };
     outcome(&v, result, &format!("/bookings/{id}"), code)
+}
+
+/// The name of the organisation that runs the shared instance `id`.
+async fn operator_of(api: &verbund_api::AppState, id: &str) -> String {
+    let Ok(instance) = api.store.get_booking(id).await else {
+        return String::new();
+    };
+    api.store
+        .get_organisation(&instance.organisation)
+        .await
+        .map_or(instance.organisation, |o| o.name)
 }
 
 /// Bookings by id with their offering's title, for links between a booking and those it

@@ -8,6 +8,7 @@ mod brings;
 mod catalog;
 mod explain;
 mod fleet;
+mod join;
 mod offering;
 mod organisation;
 mod policies;
@@ -31,6 +32,10 @@ pub fn router() -> Router<WebState> {
         .route(
             "/offerings/{name}/book",
             get(offering::form_page).post(offering::submit),
+        )
+        .route(
+            "/offerings/{name}/join/{instance}",
+            get(join::form_page).post(join::submit),
         )
         .route(
             "/offerings/{name}/publish",

@@ -57,6 +57,8 @@ struct OfferingPage {
     can_book: bool,
     can_roll_out: bool,
     brings: Option<Brings>,
+    /// A shared offering's instances that take tenants; `None` for a dedicated one.
+    instances: Option<Vec<verbund_api::routes::tenancies::SharedInstance>>,
 }
 
 fn plan_rows(o: &Offering, lang: crate::i18n::Lang) -> Vec<PlanRow> {
@@ -136,6 +138,14 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
         }
     }
     versions.sort_by(|a, b| crate::view::newer_first(&a.spec.version, &b.spec.version));
+    let instances = match o.spec.tenancy {
+        verbund_domain::shared::Tenancy::Shared => Some(
+            verbund_api::routes::tenancies::shared_instances(&state.api, &name)
+                .await
+                .unwrap_or_default(),
+        ),
+        verbund_domain::shared::Tenancy::Dedicated => None,
+    };
     let p = &v.caller.0;
     use verbund_domain::account::Role;
     let can_roll_out = p.has_role(Role::FederationAdmin)
@@ -171,6 +181,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
         for_org,
         verdicts: explained,
         brings: brought,
+        instances,
         o,
     };
     render(StatusCode::OK, &page)

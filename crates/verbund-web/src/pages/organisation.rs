@@ -417,7 +417,9 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
         .into_iter()
         .map(|o| (o.spec.name, o.spec.display_name))
         .collect();
-    let mut by_site: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    // Per site, each offering and whether the organisation is a tenant of a shared
+    // instance there (its data is then in the instance's data center).
+    let mut by_site: BTreeMap<String, BTreeSet<(String, bool)>> = BTreeMap::new();
     for b in list
         .iter()
         .filter(|b| !matches!(b.state.as_str(), "deleted" | "rejected"))
@@ -426,7 +428,7 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
             by_site
                 .entry(s.clone())
                 .or_default()
-                .insert(b.offering.clone());
+                .insert((b.offering.clone(), b.instance.is_some()));
         }
     }
     let today = state.api.now().date_naive();
@@ -510,9 +512,20 @@ async fn places(state: &WebState, v: &Viewer, org: &Organisation) -> Result<Vec<
                 simulated: simulated.contains(&site),
                 offering_titles: offerings
                     .iter()
-                    .map(|o| titles.get(o).cloned().unwrap_or_else(|| o.clone()))
+                    .map(|(o, shared)| {
+                        let title = titles.get(o).cloned().unwrap_or_else(|| o.clone());
+                        match shared {
+                            true => format!("{title} ({})", t.shared_tenancy),
+                            false => title,
+                        }
+                    })
                     .collect(),
-                offerings: offerings.into_iter().collect(),
+                offerings: offerings
+                    .into_iter()
+                    .map(|(o, _)| o)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
                 facts: Vec::new(),
                 pending: Vec::new(),
                 pin: s.and_then(|s| {
