@@ -850,6 +850,93 @@ async fn chooses_a_running_dependency_and_sees_who_uses_it(b: &Browser) {
     b.check_page("booking used by others").await;
 }
 
+/// "Einer für Alle": Bayern runs the one instance of a shared offering; München finds
+/// it on the offering's page and joins it with the form (a Kennung the tenant schema
+/// refuses first, said at its control), and its booking page names the instance's
+/// operator — each page checked with axe.
+async fn joins_the_shared_instance_of_its_land(b: &Browser, base: &str, admin: &str) {
+    use reqwest::Method;
+    let vendor = api(base, admin, Method::GET, "/offerings/jitsi-meet", None).await["vendor"]
+        .as_str()
+        .expect("a vendor")
+        .to_string();
+    api(
+        base,
+        admin,
+        Method::POST,
+        "/offerings",
+        Some(json!({
+            "name": "bauportal", "display_name": "Bauportal (geteilte Instanz)",
+            "description": "Bauanträge online, von einem Land für seine Kommunen betrieben.",
+            "vendor": vendor, "category": "saas", "data_classes": ["internal"],
+            "tenancy": "shared",
+            "tenant_schema": {"type": "object", "required": ["kennung"], "properties": {
+                "kennung": {"type": "string", "title": "Kennung der Kommune",
+                            "description": "Kleinbuchstaben, Ziffern und Bindestriche.",
+                            "pattern": "^[a-z0-9-]{2,40}$"}}},
+            "plans": [{"name": "s", "display_name": "Klein", "replicas": 1,
+                       "resources": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 10},
+                       "monthly_price_cents": 900}],
+        })),
+    )
+    .await;
+    api(
+        base,
+        admin,
+        Method::POST,
+        "/offerings/bauportal/versions?rollout=false",
+        Some(json!({
+            "version": "1.0.0", "changelog": "Erste Fassung.",
+            "package": {"type": "helm", "repository": "https://charts.example.org",
+                        "chart": "bauportal", "chart_version": "1.0.0"},
+        })),
+    )
+    .await;
+    let bayern = api(base, admin, Method::GET, "/organisations?key=09", None).await["items"][0]
+        ["id"]
+        .as_str()
+        .expect("Bayern")
+        .to_string();
+    let instance = api(
+        base,
+        admin,
+        Method::POST,
+        "/bookings",
+        Some(json!({"organisation": bayern, "offering": "bauportal", "plan": "s"})),
+    )
+    .await;
+    assert_eq!(instance["booking"]["state"], "placed", "{instance}");
+    let instance = instance["booking"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    b.goto("/offerings/bauportal").await;
+    b.check_page("shared offering with its instances").await;
+    b.click(&format!("a[href='/offerings/bauportal/join/{instance}']"))
+        .await;
+    b.check_page("form to join a shared instance").await;
+    b.fill("#cfg-kennung", "Große Buchstaben").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
+    assert_eq!(
+        b.text("#cfg-kennung-error").await,
+        "Die Eingabe hat nicht das erwartete Format."
+    );
+    b.check_page("form to join a shared instance, with an error")
+        .await;
+    b.fill("#cfg-kennung", "muenchen").await;
+    let tenancy = submit_booking(b, base, admin).await;
+    assert_eq!(tenancy["instance"], json!(instance), "{tenancy}");
+    // Placed, or delivered already: the publisher moves it on with its instance's folder.
+    assert!(
+        ["placed", "provisioning", "active"].contains(&tenancy["state"].as_str().unwrap_or("")),
+        "{tenancy}"
+    );
+    let of = b.text("#tenancy-of").await;
+    assert!(of.contains("Betrieben von"), "{of}");
+    b.check_page("tenancy of a shared instance").await;
+}
+
 async fn open_form(b: &Browser, offering: &str, legend: Option<(&str, &str)>) {
     b.goto(&format!("/offerings/{offering}/book")).await;
     assert_eq!(
@@ -1045,6 +1132,7 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     books_a_campaign_with_a_capacity_window(&b, &base, &admin).await;
     books_for_a_time_and_ends_early(&b, &base, &admin).await;
     chooses_a_running_dependency_and_sees_who_uses_it(&b).await;
+    joins_the_shared_instance_of_its_land(&b, &base, &admin).await;
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;
