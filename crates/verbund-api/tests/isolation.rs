@@ -1223,6 +1223,14 @@ fn endpoints() -> Vec<Endpoint> {
         ep(M::POST, "/api/v1/bookings/{awaiting}/reject", hidden_write)
             .body(&[], |_, _| json!({"reason": "übernommen"})),
         ep(M::GET, "/api/v1/bookings/{booking}/placement", hidden),
+        // tenancies.rs: a foreign instance's tenants are as secret as the instance; a
+        // tenancy for a foreign organisation is refused before the instance is looked at.
+        ep(M::GET, "/api/v1/bookings/{booking}/tenancies", hidden),
+        ep(M::POST, "/api/v1/bookings/{booking}/tenancies", federation_writes)
+            .body(&["org"], |_, f| {
+                json!({"organisation": f.get("org"), "config": {}})
+            }),
+        ep(M::GET, "/api/v1/offerings/{offering}/instances", everyone).public(),
         ep(M::POST, "/api/v1/placement/explain", oversight).body(&["org"], |_, f| {
             json!({"organisation": f.get("org"), "offering": JITSI, "plan": "s"})
         }),

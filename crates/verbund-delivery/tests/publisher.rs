@@ -492,7 +492,116 @@ on_both!(
     a_declared_secret_is_sealed_once_for_its_site_and_never_in_plaintext,
     packs_stay_few_however_many_commits,
     a_capacity_window_reaches_the_site_at_its_start_and_its_end,
+    a_shared_instance_delivers_its_tenant_list,
 );
+
+/// The tenancy ids a shared instance's folder at HEAD lists in its `tenants.yaml`.
+fn tenants_at_head(files: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let Some((_, text)) = files.iter().find(|(p, _)| p.ends_with("/tenants.yaml")) else {
+        return BTreeSet::new();
+    };
+    let mut out = BTreeSet::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        let cm: Value = serde::Deserialize::deserialize(doc).expect("a ConfigMap");
+        for entry in cm["data"].as_object().expect("data").values() {
+            let entry: Value = serde_json::from_str(entry.as_str().expect("text")).expect("JSON");
+            out.insert(entry["booking"].as_str().expect("an id").to_string());
+        }
+    }
+    out
+}
+
+/// A shared instance through the publisher: tenancies are no folders of their own; each
+/// one booked or cancelled rewrites its instance's tenant list in one commit, moves on to
+/// `provisioning` with it, and leaves the repository equal to a full render.
+async fn a_shared_instance_delivers_its_tenant_list(store: Store) {
+    let f = federation(store).await;
+    let now = t0();
+    let vendor = f.get(&f.book(ADMIN, 0, "s").await[0].id).await;
+    let vendor = f
+        .store
+        .get_offering(&vendor.offering)
+        .await
+        .expect("nextcloud")
+        .spec
+        .vendor;
+    let shared = offering(
+        "bauportal",
+        &vendor,
+        json!({"tenancy": "shared", "tenant_schema": {"type": "object"}}),
+    );
+    f.store
+        .put_offering(ADMIN, &shared, now)
+        .await
+        .expect("put_offering");
+    f.store
+        .publish_version(ADMIN, "bauportal", &version("bauportal", "1.0.0"), now)
+        .await
+        .expect("publish_version");
+    let bayern = f
+        .store
+        .find_organisation_by_key("09")
+        .await
+        .expect("find")
+        .expect("Bayern");
+    let instance = f
+        .bookings
+        .book(ADMIN, &spec(&bayern.id, "bauportal", "s", json!({})), now)
+        .await
+        .expect("the instance")
+        .remove(0);
+    f.deliver().await;
+    let mut tenancies = Vec::new();
+    for g in &f.gemeinden {
+        let t = f
+            .bookings
+            .book_tenancy(
+                ADMIN,
+                &instance.id,
+                &verbund_domain::shared::TenancySpec {
+                    organisation: g.clone(),
+                    config: json!({"kennung": g}),
+                },
+                now,
+            )
+            .await
+            .expect("a tenancy");
+        assert_eq!(t.state, BookingState::Placed, "{:?}", t.reason);
+        tenancies.push(t.id);
+    }
+    let before = f.head();
+    f.deliver().await;
+    assert_ne!(f.head(), before, "the tenancies are committed");
+    let folder = f.folder(&f.get(&instance.id).await).await;
+    let files = f.files_at_head(&folder);
+    let listed = tenants_at_head(&files);
+    assert_eq!(listed, tenancies.iter().cloned().collect::<BTreeSet<_>>());
+    for t in &tenancies {
+        assert_eq!(f.get(t).await.state, BookingState::Provisioning);
+    }
+    let site = instance.site.clone().expect("placed");
+    assert_eq!(
+        f.listed(&site)
+            .iter()
+            .filter(|n| n.starts_with("bauportal-"))
+            .count(),
+        1,
+        "tenancies have no namespace of their own"
+    );
+    f.assert_in_line("with the tenants").await;
+    // One tenancy cancelled: its instance's list drops it, the others stay.
+    let gone = tenancies.remove(0);
+    f.bookings.cancel(ADMIN, &gone, now).await.expect("cancel");
+    f.bookings.sweep(ADMIN, now).await.expect("sweep");
+    f.deliver().await;
+    let listed = tenants_at_head(&f.files_at_head(&folder));
+    assert_eq!(listed, tenancies.iter().cloned().collect::<BTreeSet<_>>());
+    for t in &tenancies {
+        assert_eq!(f.get(t).await.state, BookingState::Provisioning);
+    }
+    f.assert_in_line("after a tenancy went").await;
+    f.finish().await;
+}
 
 /// A capacity window's start and end are changes like any other: the sweep carries each
 /// out once, and each is one commit by `system/lifecycle` that moves the booking's folder
