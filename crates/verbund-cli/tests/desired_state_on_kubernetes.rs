@@ -812,6 +812,43 @@ impl<'c> Federation<'c> {
         index
     }
 
+    /// `n` tenancies in the first booking of the shared offering `offering` on each site:
+    /// its tenant list, each tenant with a configuration of a few hundred bytes.
+    fn tenants(mut self, offering: &str, n: usize) -> Self {
+        for site in 0..self.sites.len() {
+            let Some(instance) = self
+                .bookings
+                .iter()
+                .position(|p| p.site == site && p.booking.offering == offering)
+            else {
+                continue;
+            };
+            for i in 0..n {
+                let index = self.bookings.len();
+                let of = &self.bookings[instance];
+                let mut booking = of.booking.clone();
+                booking.id = format!("0190f0b6-0000-7000-9000-{index:012x}");
+                booking.instance = Some(of.booking.id.clone());
+                booking.dependencies = vec![of.booking.id.clone()];
+                booking.dependency_of = None;
+                booking.config = json!({
+                    "kennung": format!("gemeinde-{i:05}"),
+                    "ansprechpartner": "Bürgerbüro der Gemeinde, Rathausplatz 1, 24103 Kiel – \
+                                        montags bis freitags 8 bis 16 Uhr",
+                });
+                let planned = Planned {
+                    booking,
+                    site,
+                    entry: of.entry,
+                    version: of.version,
+                    plan: of.plan,
+                };
+                self.bookings.push(planned);
+            }
+        }
+        self
+    }
+
     /// A booking of every offering × version × plan on every site.
     fn everything(mut self) -> Self {
         for site in 0..self.sites.len() {
@@ -891,6 +928,70 @@ impl<'c> Federation<'c> {
 }
 
 const ALL_MODES: [Delivery; 3] = [Delivery::Flux, Delivery::Argocd, Delivery::Agent];
+
+/// The shared offering of the generated federation: Wohnsitzanmeldung (with its chart),
+/// run once per site for many tenants.
+const SHARED: &str = "wohnsitz-efa";
+/// Tenants of each site's instance: enough that its tenant list takes two ConfigMaps.
+const TENANTS: usize = 1_200;
+
+/// Wohnsitzanmeldung as a shared offering (`SHARED`) whose tenants name themselves.
+fn shared_entry(catalog: &[Entry]) -> Entry {
+    let mut entry = catalog
+        .iter()
+        .find(|e| e.offering.name == "wohnsitzanmeldung")
+        .expect("Wohnsitzanmeldung in the demo catalog")
+        .clone();
+    entry.offering.name = SHARED.into();
+    entry.offering.tenancy = verbund_domain::shared::Tenancy::Shared;
+    entry.offering.tenant_schema = Some(json!({
+        "type": "object", "required": ["kennung"],
+        "properties": {"kennung": {"type": "string"}, "ansprechpartner": {"type": "string"}}
+    }));
+    entry
+}
+
+/// Each site's instance of the shared offering lists exactly its tenants, split into
+/// ConfigMaps of bounded size (the API server then takes each of them above).
+fn check_tenant_lists(federation: &Federation<'_>, files: &[RenderedFile], tally: &mut Tally) {
+    for (index, planned) in federation.bookings.iter().enumerate() {
+        if planned.booking.offering != SHARED || planned.booking.instance.is_some() {
+            continue;
+        }
+        let want: BTreeSet<String> = federation
+            .bookings
+            .iter()
+            .filter(|t| t.booking.instance.as_deref() == Some(planned.booking.id.as_str()))
+            .map(|t| format!("{}.json", t.booking.id))
+            .collect();
+        let (_, folder) = federation.folder(index);
+        let list = files
+            .iter()
+            .find(|f| f.path == format!("{folder}/tenants.yaml"));
+        let maps = list
+            .map(|f| documents(&f.content).expect("YAML"))
+            .unwrap_or_default();
+        let listed: BTreeSet<String> = maps
+            .iter()
+            .flat_map(|m| m["data"].as_object().into_iter().flatten())
+            .map(|(k, _)| k.clone())
+            .collect();
+        if listed != want {
+            tally.fail(format!(
+                "{folder}: its tenant list names {} of its {} tenants",
+                listed.intersection(&want).count(),
+                want.len()
+            ));
+        }
+        if !want.is_empty() && maps.len() < 2 {
+            tally.fail(format!(
+                "{folder}: {} tenants in {} ConfigMap(s), not split",
+                want.len(),
+                maps.len()
+            ));
+        }
+    }
+}
 
 // ------------------------------------------------------------------ pods
 
@@ -1199,7 +1300,8 @@ async fn every_offering_plan_and_delivery_mode_builds_and_applies() {
     let started = Instant::now();
     let cluster = cluster().await;
     let repository = chart_repository(cluster);
-    let catalog = catalog(repository.url());
+    let mut catalog = catalog(repository.url());
+    catalog.push(shared_entry(&catalog));
     let federation = Federation::new(
         &catalog,
         "gen-b",
@@ -1207,13 +1309,15 @@ async fn every_offering_plan_and_delivery_mode_builds_and_applies() {
         "010010000000",
         &ALL_MODES,
     )
-    .everything();
+    .everything()
+    .tenants(SHARED, TENANTS);
     let files = federation.render();
+    let mut tally = Tally::default();
+    check_tenant_lists(&federation, &files, &mut tally);
     let dir = tempfile::tempdir().expect("temporary folder");
     write_tree(dir.path(), &files);
 
     let kube = Kube::new(cluster.client()).await;
-    let mut tally = Tally::default();
     for failure in &federation.config_failures {
         eprintln!("generated federation: booked an example configuration instead: {failure}");
     }
@@ -1223,6 +1327,7 @@ async fn every_offering_plan_and_delivery_mode_builds_and_applies() {
         .iter()
         .filter(|p| {
             federation.sites[p.site].delivery == Delivery::Agent
+                && p.booking.instance.is_none()
                 && matches!(
                     catalog[p.entry].versions[p.version].package,
                     Package::Helm { .. }
