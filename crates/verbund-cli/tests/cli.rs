@@ -1123,3 +1123,114 @@ versions:
     let err = s.run(&strs(&book(&["--bind", "sso"]))).fails();
     assert!(err.contains("is not NAME=VALUE"), "{err}");
 }
+
+/// Issue 18 through the binary: a Land runs the one instance of a shared offering; a
+/// Gemeinde finds it (`booking instances`), joins it with its tenant configuration typed
+/// by the tenant schema (`booking join --set`), and the Land lists its tenants
+/// (`booking tenants`); a configuration the tenant schema refuses is one sentence.
+#[test]
+fn a_gemeinde_joins_the_shared_instance_of_its_land() {
+    let s = Server::start();
+    let bund_id = s.create_bund();
+    let land = s.file(
+        "land.yaml",
+        &format!(
+            "name: Schleswig-Holstein\nlevel: land\nars: \"01\"\nags: \"01\"\nparent: {bund_id}\n"
+        ),
+    );
+    let land_id = s.json(&["org", "create", "-f", &land])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let gemeinde = s.file(
+        "gemeinde.yaml",
+        &format!(
+            "name: Flensburg, Stadt\nlevel: gemeinde\nars: \"010010000000\"\nags: \"01001000\"\nparent: {land_id}\n"
+        ),
+    );
+    s.ok(&["org", "create", "-f", &gemeinde]);
+    let portal = format!(
+        "offering:
+  name: bauportal
+  display_name: Bauportal
+  vendor: {bund_id}
+  category: saas
+  data_classes: [internal]
+  tenancy: shared
+  tenant_schema: {{type: object, required: [kennung, postfaecher], properties: {{kennung: {{type: string}}, postfaecher: {{type: integer, minimum: 1}}}}}}
+  plans:
+    - {{name: s, display_name: Klein, replicas: 1, resources: {{cpu_millis: 500, memory_mib: 512, storage_gib: 5}}, monthly_price_cents: 100}}
+versions:
+  - version: 1.0.0
+    package: {{type: helm, repository: https://charts.example.de, chart: bauportal, chart_version: 1.0.0}}
+"
+    );
+    s.ok(&["offering", "publish", "-f", &s.file("portal.yaml", &portal)]);
+    s.ok(&[
+        "provider",
+        "apply",
+        "-f",
+        &s.file("provider.yaml", PROVIDER),
+    ]);
+    s.ok(&[
+        "site",
+        "apply",
+        "-f",
+        &s.file("site.yaml", &site("nordwerk-hh-1", "DE-HH", "1.31")),
+    ]);
+    let instance = s.json(&[
+        "book",
+        "--org",
+        "01",
+        "--offering",
+        "bauportal",
+        "--plan",
+        "s",
+    ]);
+    let instance = instance["booking"]["id"].as_str().expect("id").to_string();
+    let listed = s.ok(&["booking", "instances", "bauportal"]);
+    assert!(
+        listed.contains(&instance) && listed.contains("Schleswig-Holstein"),
+        "{listed}"
+    );
+
+    let join = |set: &[&str]| -> Vec<String> {
+        [
+            "booking",
+            "join",
+            &instance,
+            "--org",
+            "01001000",
+            "--offering",
+            "bauportal",
+        ]
+        .iter()
+        .chain(set)
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let err = s
+        .run(&strs(&join(&[
+            "--set",
+            "kennung=flensburg",
+            "--set",
+            "postfaecher=0",
+        ])))
+        .fails();
+    assert!(err.contains("/config/postfaecher"), "{err}");
+    let tenancy = s.json(&strs(&join(&[
+        "--set",
+        "kennung=flensburg",
+        "--set",
+        "postfaecher=3",
+    ])));
+    assert_eq!(tenancy["instance"], json!(instance), "{tenancy}");
+    assert_eq!(tenancy["state"], "placed", "{tenancy}");
+    assert_eq!(
+        tenancy["config"],
+        json!({"kennung": "flensburg", "postfaecher": 3})
+    );
+    let tenants = s.json(&["booking", "tenants", &instance]);
+    assert_eq!(items(&tenants).len(), 1, "{tenants}");
+    assert_eq!(items(&tenants)[0]["id"], tenancy["id"]);
+}

@@ -146,6 +146,32 @@ enum BookingCommand {
     RetryExport { id: String },
     /// Cancel a booking (its data is kept for the offering's retention period).
     Cancel { id: String },
+    /// List the running instances of a shared offering that take tenants.
+    Instances { offering: String },
+    /// Become a tenant of a shared instance: a tenancy of the organisation, on the
+    /// instance's site if the organisation's policies allow it.
+    Join {
+        /// The instance's booking id (see `verbund booking instances`).
+        instance: String,
+        /// The tenant organisation: its id, or its AGS/ARS.
+        #[arg(long = "org")]
+        organisation: String,
+        /// The shared offering (its tenant schema types `--set` values).
+        #[arg(long)]
+        offering: String,
+        /// The tenant configuration as a YAML or JSON file (`-` for stdin).
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Set one value of the tenant configuration, e.g. `--set kennung=flensburg`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+    },
+    /// List a shared instance's tenancies (its operator's view).
+    Tenants {
+        id: String,
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Approve a booking that awaits approval (federation admins).
     Approve { id: String },
     /// Refuse a booking that awaits approval.
@@ -186,6 +212,10 @@ const HEADERS: &[&str] = &[
     "VERSION",
     "CHANNEL",
     "COMPLIANT",
+];
+
+const INSTANCE_HEADERS: &[&str] = &[
+    "INSTANCE", "OPERATOR", "SITE", "STATE", "VERSION", "TENANTS",
 ];
 
 fn row(b: &Booking) -> Vec<String> {
@@ -597,6 +627,71 @@ pub async fn booking(a: BookingArgs) -> anyhow::Result<()> {
         BookingCommand::Cancel { id } => {
             let b: Booking = api.delete(&format!("/bookings/{}", segment(&id))).await?;
             print_one(format, &b, HEADERS, row)
+        }
+        BookingCommand::Instances { offering } => {
+            let instances: Vec<Value> = api
+                .get(&format!("/offerings/{}/instances", segment(&offering)), &[])
+                .await?;
+            print_list(format, &instances, None, INSTANCE_HEADERS, |i| {
+                let text = |k: &str| i[k].as_str().unwrap_or("-").to_string();
+                vec![
+                    text("booking"),
+                    text("organisation_name"),
+                    text("site"),
+                    text("state"),
+                    text("version"),
+                    i["tenants"].to_string(),
+                ]
+            })
+        }
+        BookingCommand::Join {
+            instance,
+            organisation,
+            offering,
+            config,
+            set,
+        } => {
+            let mut config = match &config {
+                Some(p) => read_config(p)?,
+                None => json!({}),
+            };
+            if !set.is_empty() {
+                let o: Value = api
+                    .get(&format!("/offerings/{}", segment(&offering)), &[])
+                    .await?;
+                let any = json!({"type": "object"});
+                let schema = o.get("tenant_schema").unwrap_or(&any);
+                for s in &set {
+                    set_path(&mut config, s, schema)?;
+                }
+            }
+            let body = json!({
+                "organisation": organisation_id(&api, &organisation).await?,
+                "config": config,
+            });
+            let (_, b): (_, Booking) = api
+                .write(
+                    Method::POST,
+                    &format!("/bookings/{}/tenancies", segment(&instance)),
+                    &body,
+                )
+                .await?;
+            print_one(format, &b, HEADERS, row)?;
+            if let (Format::Table, Some(reason)) = (format, &b.reason) {
+                println!("\n{reason}");
+            }
+            Ok(())
+        }
+        BookingCommand::Tenants { id, page } => {
+            let list = api
+                .list::<Booking>(
+                    &format!("/bookings/{}/tenancies", segment(&id)),
+                    Vec::new(),
+                    page.limit,
+                    page.all,
+                )
+                .await?;
+            print_list(format, &list.items, list.next.as_deref(), HEADERS, row)
         }
         BookingCommand::Approve { id } => {
             let (_, b): (_, Booking) = api
