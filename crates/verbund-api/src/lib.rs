@@ -166,6 +166,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::bookings::router())
         .merge(routes::tenancies::router())
+        .merge(routes::templates::router())
         .merge(routes::policies::router())
         .merge(routes::desired_state::router())
         .merge(routes::reports::router())

@@ -25,7 +25,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     audit, bookings, desired_state, facts, fleet, gaiax, offerings, organisations, policies,
-    preflight, providers, reports, rollouts, sites, tenancies, tokens, trust, users,
+    preflight, providers, reports, rollouts, sites, templates, tenancies, tokens, trust, users,
 };
 use crate::AppState;
 
@@ -49,6 +49,8 @@ use crate::AppState;
         bookings::list, bookings::create, bookings::read, bookings::update, bookings::cancel,
         bookings::approve, bookings::reject, bookings::end, bookings::retry_export, bookings::placement, bookings::explain, bookings::preview, bookings::reevaluate,
         tenancies::create, tenancies::list, tenancies::instances,
+        templates::create, templates::update, templates::list, templates::read, templates::adopt,
+        templates::lineage, templates::take_over_changes,
         policies::list, policies::submit, policies::read, policies::versions, policies::remove,
         desired_state::site, desired_state::booking, desired_state::status,
         reports::create_token, reports::list_tokens, reports::revoke_token, reports::report,

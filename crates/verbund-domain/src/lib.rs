@@ -25,6 +25,7 @@ pub mod rollout;
 pub mod secrets;
 pub mod shared;
 pub mod site_history;
+pub mod template;
 pub mod tenancy;
 
 pub use error::{Breach, Invalid, Result};

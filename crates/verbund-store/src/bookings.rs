@@ -722,6 +722,11 @@ impl Store {
         if let (Some(key), Some(first)) = (&self.idempotency, new.first()) {
             crate::idempotency::record(&mut w.tx, key, &first.booking.id, now).await?;
         }
+        if let (Some(adoption), Some(first)) = (&self.adoption, new.first()) {
+            let b = &first.booking;
+            crate::templates::record(&mut w, actor, adoption, &b.id, &b.organisation, false, now)
+                .await?;
+        }
         w.commit().await?;
         Ok(new.into_iter().map(|n| n.booking).collect())
     }
@@ -841,7 +846,13 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::not_found("booking", id))?;
         let sites = usage(&mut w.tx, &self.windows).await?;
-        let Some(next) = change(&before, &sites)? else {
+        let next = change(&before, &sites)?;
+        if let Some(adoption) = &self.adoption {
+            crate::templates::record(&mut w, actor, adoption, id, &before.organisation, true, now)
+                .await?;
+        }
+        let Some(next) = next else {
+            w.commit().await?;
             return Ok(before);
         };
         write_update(&mut w.tx, &next).await?;

@@ -26,6 +26,7 @@ mod secrets;
 mod sessions;
 mod shared_history;
 mod sign_in_attempts;
+mod templates;
 mod trust;
 mod undeliverable;
 
@@ -58,6 +59,7 @@ pub use secrets::SealedDocument;
 pub use sessions::{Credential, LockPolicy, Session, PORTAL};
 pub use shared_history::{Delivered, HistoryCommit, HistoryHead, NewHistoryCommit};
 pub use sign_in_attempts::Attempt;
+pub use templates::{Adoption, NewTemplate, TemplateFilter};
 pub use trust::{SiteCredential, StoredTrustList};
 
 /// Which database is behind the store.
@@ -78,6 +80,9 @@ pub struct Store {
     /// The `Idempotency-Key` of the one request this handle serves
     /// ([`Store::idempotent`]), recorded with the bookings it creates.
     idempotency: Option<Arc<IdempotencyKey>>,
+    /// The template adopted by the one request this handle serves
+    /// ([`Store::adopting`]), recorded with the booking it makes or changes.
+    adoption: Option<Arc<templates::Adoption>>,
     /// The capacity windows ahead, kept between transactions while they do not change.
     windows: Arc<bookings::WindowsCache>,
 }
@@ -141,6 +146,7 @@ impl Store {
             dialect,
             write_lock: Arc::new(Mutex::new(())),
             idempotency: None,
+            adoption: None,
             windows: Arc::default(),
         })
     }

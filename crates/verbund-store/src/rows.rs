@@ -61,6 +61,22 @@ impl Select {
         self
     }
 
+    /// Adds a condition in which each `{}` stands for the next of `args`, in order.
+    pub(crate) fn and_args(&mut self, condition: &str, args: Vec<Arg>) -> &mut Self {
+        let mut out = String::new();
+        let mut rest = condition;
+        for a in args {
+            let Some(i) = rest.find("{}") else { break };
+            out.push_str(rest.get(..i).unwrap_or_default());
+            self.args.push(a);
+            out.push_str(&format!("${}", self.args.len()));
+            rest = rest.get(i + 2..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        self.conditions.push(out);
+        self
+    }
+
     /// Adds a condition without a placeholder.
     pub(crate) fn and_plain(&mut self, condition: &str) -> &mut Self {
         self.conditions.push(condition.to_string());

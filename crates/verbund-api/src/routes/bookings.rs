@@ -58,6 +58,15 @@ pub(crate) async fn load_readable(
     load(state, caller, id, Act::Read).await
 }
 
+/// Loads a booking the caller may change (others answer 404, or 403 when it may read it).
+pub(crate) async fn load_writable(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<Booking> {
+    load(state, caller, id, Act::Write).await
+}
+
 /// Loads a booking the caller may `act` on; others answer 404 (their existence is secret).
 async fn load(state: &AppState, caller: &Caller, id: &str, act: Act) -> ApiResult<Booking> {
     let hidden = || ApiError::NotFound(format!("booking `{id}` not found"));
@@ -321,6 +330,9 @@ pub struct BookingView {
     /// `/bookings/{id}/tenancies`; it cannot be cancelled before them); 0 for any other
     /// booking.
     pub tenancies: u64,
+    /// The template it was adopted from, if it was (see `/bookings/{id}/template`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<super::templates::LineageView>,
 }
 
 /// The last report about a booking, and whether its site still reports.
@@ -374,11 +386,13 @@ pub async fn read(
         .await?
         .remove(&booking.id)
         .unwrap_or(0);
+    let template = super::templates::lineage_of(&state, &booking).await?;
     Ok(Json(BookingView {
         booking,
         observed,
         dependents,
         tenancies,
+        template,
     }))
 }
 

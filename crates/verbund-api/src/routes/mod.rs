@@ -16,6 +16,7 @@ pub mod providers;
 pub mod reports;
 pub mod rollouts;
 pub mod sites;
+pub mod templates;
 pub mod tenancies;
 pub mod tokens;
 pub mod trust;
