@@ -49,6 +49,8 @@ fn bauportal(vendor: &str) -> Value {
     let mut o = offering("bauportal", vendor);
     o["data_classes"] = json!(["internal"]);
     o["tenancy"] = json!("shared");
+    o["data_export"] = json!({"image": "registry.example.de/bauportal/export:1.0",
+                              "command": ["/export"]});
     o["tenant_schema"] = json!({
         "type": "object",
         "required": ["kennung"],
@@ -544,6 +546,31 @@ async fn a_land_runs_one_instance_for_its_gemeinden(kit: Kit) {
         StatusCode::UNPROCESSABLE_ENTITY,
         Some("/plan"),
     );
+    // The instance cannot end under its tenants; a tenancy has nothing to export.
+    assert_problem(
+        &post(
+            app,
+            &kit.admin,
+            &format!("/api/v1/bookings/{}/end", w.instance),
+            json!({"export_to": {"endpoint": "https://s3.example.de", "bucket": "exporte", "prefix": "bauportal/"}}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        None,
+    );
+    // Its operator ends a tenancy in it; a Gemeinde cannot end another's.
+    let other = placed.iter().nth(2).unwrap().clone();
+    assert_eq!(
+        delete(app, &member, &format!("/api/v1/bookings/{other}"))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let ended = ok(
+        delete(app, &sh_admin, &format!("/api/v1/bookings/{other}")).await,
+        StatusCode::OK,
+    );
+    assert_eq!(ended["state"], "cancelling");
 }
 
 async fn tenancies_that_cannot_hold_are_refused_and_change_nothing(kit: Kit) {
@@ -578,7 +605,7 @@ async fn tenancies_that_cannot_hold_are_refused_and_change_nothing(kit: Kit) {
     assert_problem(
         &tenancy(&kit, &w.dedicated, g, json!({"kennung": "a1"})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
-        Some("/organisation"),
+        Some(""),
     );
     // The instance's own organisation.
     assert_problem(

@@ -91,9 +91,15 @@ impl TenancySpec {
     /// the configuration is valid against its tenant schema without a secret (which would
     /// reach Git in plaintext).
     pub fn validate(&self, offering: &OfferingSpec) -> Result<()> {
+        if !self.config.is_object() {
+            return Err(Invalid::new(
+                "/config",
+                "a tenant's configuration is an object",
+            ));
+        }
         if offering.tenancy != Tenancy::Shared {
             return Err(Invalid::meaning(
-                "/organisation",
+                "",
                 format!(
                     "`{}` is not a shared offering: each of its bookings is an instance of \
                      its own, so book it instead of a tenancy",

@@ -238,6 +238,7 @@ impl Bookings {
         if offering.data_export.is_none() {
             return Err(no_export(&offering).into());
         }
+        self.check_may_end(&current).await?;
         self.store()
             .update_booking(actor, id, now, |stored, _| {
                 if stored.ending.as_ref().is_some_and(|e| e.export.is_some()) {

@@ -1185,6 +1185,9 @@ impl Bookings {
     ) -> Result<Booking, BookingError> {
         let current = self.store.get_booking(id).await?;
         let offering = self.offering(&current.offering, "/offering").await?;
+        if patch.ending.is_some() && current.ending.is_none() && current.instance.is_none() {
+            self.check_may_end(&current).await?;
+        }
         // A pinned version must exist, as when booking (a malformed channel is the
         // spec's to refuse, below).
         use verbund_domain::booking::UpdateChannel;

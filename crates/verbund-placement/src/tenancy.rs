@@ -15,6 +15,33 @@ use crate::compliance::objection;
 use crate::service::{candidate, chain_ids, new_id, plan, BookingError, Bookings};
 
 impl Bookings {
+    /// Refuses to end `b` (export its data and tear it down): a tenancy has no data of
+    /// its own to export — it is cancelled —, and an instance serves its tenants until
+    /// they are gone (as its cancellation waits for them).
+    pub(crate) async fn check_may_end(&self, b: &Booking) -> Result<(), BookingError> {
+        if b.instance.is_some() {
+            return Err(Invalid::meaning(
+                "",
+                "a tenancy keeps no data of its own to export: cancel it instead",
+            )
+            .into());
+        }
+        let tenants = self
+            .store()
+            .tenancy_counts(std::slice::from_ref(&b.id))
+            .await?
+            .remove(&b.id)
+            .unwrap_or(0);
+        if tenants > 0 {
+            return Err(BookingError::Store(StoreError::Conflict(format!(
+                "the shared instance {} serves {tenants} tenancies: it cannot end before they \
+                 are cancelled",
+                b.id
+            ))));
+        }
+        Ok(())
+    }
+
     /// Books a tenancy of `spec.organisation` in the shared instance `instance`: placed
     /// on the instance's site when the tenant's policies allow that site, else stored
     /// `rejected` with their reasons (as a booking no site may host is). Refused

@@ -6,7 +6,8 @@
 //! whose value is `{"booking", "organisation" (ARS, else AGS, else id), "name",
 //! "config"}`: mounted as a volume, every tenant is one file. The tenancies go in booking
 //! id order (ids grow with time, so a new tenant changes only the last ConfigMap) into
-//! ConfigMaps of at most [`LIST_BUDGET`] bytes of data each.
+//! ConfigMaps of at most [`LIST_BUDGET`] bytes of data each (as a client-side apply's
+//! annotation escapes them). A tenant who leaves may shift those after it.
 //!
 //! Why that budget: a ConfigMap may hold 1 MiB, but a client-side apply (Argo CD's
 //! default) copies the object into the `last-applied-configuration` annotation, and all
@@ -14,8 +15,8 @@
 //! for the rest of the object in both. A tenant's configuration is bounded
 //! (`verbund_domain::shared::TENANT_CONFIG_MAX`), so one tenancy always fits.
 //!
-//! A Helm chart reads the names from its values (`verbund.tenants.configMaps`, and
-//! `verbund.tenants.count`); plain manifests mount the ConfigMaps by their label
+//! A Helm chart reads the names from its values (`verbund.tenants.configMaps`); plain
+//! manifests mount the ConfigMaps by their label
 //! `verbund.dev/tenant-list`.
 
 use std::collections::BTreeMap;
@@ -36,6 +37,19 @@ pub const LIST_LABEL: &str = "verbund.dev/tenant-list";
 /// The name of the `index`th ConfigMap of a tenant list.
 pub fn list_name(index: usize) -> String {
     format!("verbund-tenants-{index:03}")
+}
+
+/// How many bytes `text` takes as a JSON string in an annotation written by Go's
+/// encoder (a client-side apply's `last-applied-configuration`): quoted and escaped,
+/// `<`, `>` and `&` as `\u003c` and its kind. What the budget counts, so that a list
+/// of tenants whose configurations are full of quotes fits as well.
+fn annotated_len(text: &str) -> usize {
+    let escaped = serde_json::to_string(text).map_or(text.len() * 6, |s| s.len());
+    escaped
+        + 5 * text
+            .chars()
+            .filter(|c| matches!(c, '<' | '>' | '&'))
+            .count()
 }
 
 /// One tenancy's entry: its file name and content.
@@ -62,7 +76,7 @@ fn lists(tenancies: &[&PlacedBooking<'_>]) -> Result<Vec<BTreeMap<String, String
     let mut size = 0;
     for p in sorted {
         let (key, content) = entry(p)?;
-        let bytes = key.len() + content.len();
+        let bytes = key.len() + annotated_len(&content);
         if bytes > LIST_BUDGET {
             return Err(Error::Invalid {
                 field: "/config".into(),
@@ -109,15 +123,13 @@ pub(crate) fn config_maps(t: &Tenant<'_>) -> Result<Vec<ConfigMap>> {
         .collect())
 }
 
-/// What a chart learns of its tenants (`verbund.tenants`): the ConfigMaps' names and how
-/// many tenants they list; `None` for a dedicated offering.
+/// What a chart learns of its tenants (`verbund.tenants`): the ConfigMaps' names;
+/// `None` for a dedicated offering. Not their number: the values change (and the release
+/// is upgraded) only when a ConfigMap is added or goes, not with every tenant.
 pub(crate) fn values(t: &Tenant<'_>) -> Result<Option<Value>> {
     if t.placed.offering.tenancy.is_dedicated() {
         return Ok(None);
     }
     let names: Vec<String> = (0..lists(&t.tenancies)?.len()).map(list_name).collect();
-    Ok(Some(json!({
-        "configMaps": names,
-        "count": t.tenancies.len(),
-    })))
+    Ok(Some(json!({"configMaps": names})))
 }

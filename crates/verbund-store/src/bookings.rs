@@ -593,19 +593,16 @@ pub struct Dependent {
 
 /// The states of a booking that still needs what it depends on: it runs or is about to
 /// ([`BookingState::is_live`]), or its data is being exported.
-const NEEDING: [&str; 6] = [
-    "placed",
-    "provisioning",
-    "active",
-    "updating",
-    "degraded",
-    "exporting",
-];
+fn needing() -> impl Iterator<Item = &'static str> {
+    BookingState::ALL
+        .into_iter()
+        .filter(|s| s.is_live() || *s == BookingState::Exporting)
+        .map(BookingState::as_str)
+}
 
-/// [`NEEDING`] as a list of SQL literals.
+/// [`needing`] as a list of SQL literals.
 fn needing_sql() -> String {
-    NEEDING
-        .iter()
+    needing()
         .map(|s| format!("'{s}'"))
         .collect::<Vec<_>>()
         .join(",")
@@ -629,7 +626,7 @@ async fn dependents(conn: &mut AnyConnection, id: &str, tenancies: bool) -> Resu
     let mut out = Vec::new();
     for r in &rows {
         let state: String = r.try_get(2)?;
-        if NEEDING.contains(&state.as_str()) {
+        if needing().any(|s| s == state) {
             out.push(Dependent {
                 id: r.try_get(0)?,
                 offering: r.try_get(1)?,
@@ -815,7 +812,7 @@ impl Store {
         for chunk in instances.chunks(IN_CHUNK) {
             let mut s = Select::default();
             add_in(&mut s, "instance", chunk);
-            let states: Vec<String> = NEEDING.iter().map(|s| s.to_string()).collect();
+            let states: Vec<String> = needing().map(str::to_string).collect();
             add_in(&mut s, "state", &states);
             let sql = s.sql(
                 "SELECT instance, COUNT(*) FROM bookings",

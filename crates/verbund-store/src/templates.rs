@@ -280,7 +280,7 @@ impl Store {
         .bind(i64::from(version))
         .fetch_optional(&self.pool)
         .await?
-        .ok_or_else(|| StoreError::not_found("template version", &format!("{id}@{version}")))?;
+        .ok_or_else(|| StoreError::not_found("template version", format!("{id}@{version}")))?;
         Ok((row.try_get(0)?, from_json(&row.try_get::<String, _>(1)?)?))
     }
 

@@ -424,7 +424,12 @@ pub async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Booking>> {
-    load(&state, &caller, &id, Act::Delete).await?;
+    if let Err(refused) = load(&state, &caller, &id, Act::Delete).await {
+        // The operator of a shared instance ends the tenancies in it, as its tenants do.
+        operated_tenancy(&state, &caller, &id)
+            .await
+            .ok_or(refused)?;
+    }
     let cancelled = state
         .bookings
         .cancel(&caller.actor(), &id, state.now())
@@ -433,6 +438,14 @@ pub async fn cancel(
     // desired state goes, and the site tears it down.
     state.reevaluate.notify_one();
     Ok(Json(cancelled))
+}
+
+/// Tenancy `id`, if the caller may cancel the shared instance it runs in.
+async fn operated_tenancy(state: &AppState, caller: &Caller, id: &str) -> Option<Booking> {
+    let b = state.store.get_booking(id).await.ok()?;
+    let instance = b.instance.as_deref()?;
+    load(state, caller, instance, Act::Delete).await.ok()?;
+    Some(b)
 }
 
 /// How an organisation ends a booking now.

@@ -55,7 +55,9 @@ pub async fn create(
     // Any organisation may find a shared offering's instances; a booking of another
     // offering stays as secret as it is at `/bookings/{id}`.
     let offering = state.store.get_offering(&instance.offering).await?;
-    if offering.spec.tenancy != Tenancy::Shared {
+    let offered = offering.spec.tenancy == Tenancy::Shared
+        && verbund_domain::shared::takes_tenants(&instance).is_ok();
+    if !offered {
         super::bookings::load_readable(&state, &caller, &id).await?;
     }
     let tenancy = state
@@ -121,7 +123,13 @@ pub async fn shared_instances(state: &AppState, name: &str) -> ApiResult<Vec<Sha
     if offering.spec.tenancy != Tenancy::Shared {
         return Ok(Vec::new());
     }
-    let instances = state.store.shared_instances(name).await?;
+    let instances: Vec<_> = state
+        .store
+        .shared_instances(name)
+        .await?
+        .into_iter()
+        .filter(|b| verbund_domain::shared::takes_tenants(b).is_ok())
+        .collect();
     let ids: Vec<String> = instances.iter().map(|b| b.id.clone()).collect();
     let counts = state.store.tenancy_counts(&ids).await?;
     let mut orgs: Vec<String> = instances.iter().map(|b| b.organisation.clone()).collect();
