@@ -79,6 +79,7 @@ portal_tests!(
     a_vendor_publishes_a_version_and_sees_the_plan_first,
     a_booking_for_a_time_ends_with_its_data_exported,
     a_gemeinde_joins_the_shared_instance_of_its_land,
+    a_template_is_published_adopted_and_its_change_taken_over,
 );
 
 /// Every test account's password.
@@ -172,8 +173,13 @@ async fn account(store: &Store, name: &str, memberships: Value) -> String {
 
 /// Sends a JSON request to the API as the admin's bearer; returns the answer's JSON.
 async fn api(app: &Router, token: &str, path: &str, body: Value) -> Value {
+    api_call(app, token, Method::POST, path, body).await
+}
+
+/// The API answer to `method path` with `body` as `token`, which must succeed.
+async fn api_call(app: &Router, token: &str, method: Method, path: &str, body: Value) -> Value {
     let req = Request::builder()
-        .method(Method::POST)
+        .method(method.clone())
         .uri(path)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
@@ -183,7 +189,7 @@ async fn api(app: &Router, token: &str, path: &str, body: Value) -> Value {
     let status = resp.status();
     let bytes = resp.into_body().collect().await.expect("a body").to_bytes();
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    assert!(status.is_success(), "POST {path}: {status} {v}");
+    assert!(status.is_success(), "{method} {path}: {status} {v}");
     v
 }
 
@@ -3012,4 +3018,153 @@ async fn a_gemeinde_joins_the_shared_instance_of_its_land(store: Store) {
     let stored = w.store.get_booking(&tenancy).await.expect("the tenancy");
     assert_eq!(stored.instance.as_deref(), Some(instance.as_str()));
     assert_eq!(stored.config, json!({"kennung": "flensburg"}));
+}
+
+// ---------------------------------------------------------------------------------------
+// Nachnutzung
+
+/// Hamburg publishes its booking's configuration as a template for everyone (a short
+/// name that is no label refused first, in German, at its control); Flensburg finds it on
+/// the offering's page, books from the pre-filled form with one change, and its booking
+/// names the template and the difference; when Hamburg changes the template, Flensburg's
+/// booking says so and takes the change over.
+async fn a_template_is_published_adopted_and_its_change_taken_over(store: Store) {
+    let w = world(store).await;
+    let mut a = w.signed_in("admin-a").await;
+    let booking = w.booked(&mut a).await;
+    let form = a.get(&format!("/bookings/{booking}/template")).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form.csrf();
+    let publish = |name: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("name", name.to_string()),
+            ("display_name", "Bürgerportal wie in Hamburg".to_string()),
+            (
+                "description",
+                "Domäne und Nutzerzahl wie bei uns.".to_string(),
+            ),
+            ("visibility", "everyone".to_string()),
+        ]
+    };
+    let pairs = publish("Groß");
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = a
+        .post(&format!("/bookings/{booking}/template"), &refs)
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    refused.shows("Bitte einen anderen Kurznamen wählen");
+    refused.shows("id=\"name\" name=\"name\" type=\"text\" value=\"Groß\"");
+    let pairs = publish("buergerportal-hamburg");
+    let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let published = a
+        .post(&format!("/bookings/{booking}/template"), &refs)
+        .await;
+    assert_eq!(
+        published.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        published.body
+    );
+    assert_eq!(
+        published.location(),
+        format!("/bookings/{booking}?done=template-published")
+    );
+    let template = w
+        .store
+        .list_templates(&Default::default(), &Default::default())
+        .await
+        .expect("templates")
+        .items
+        .remove(0);
+
+    // Flensburg adopts it with one change.
+    let mut b = w.signed_in("admin-b").await;
+    let page = b.get(&format!("/offerings/{OFFERING}")).await;
+    page.shows("Vorlagen zur Nachnutzung");
+    page.shows(&format!(
+        "href=\"/offerings/{OFFERING}/book?template={}\"",
+        template.id
+    ));
+    let catalog = b.get("/catalog").await;
+    catalog.shows("1 Vorlage, übernommen von 0 Organisationen");
+    let form = b
+        .get(&format!(
+            "/offerings/{OFFERING}/book?template={}",
+            template.id
+        ))
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    form.shows("Vorausgefüllt aus einer Vorlage");
+    form.shows("value=\"portal.hamburg.de\"");
+    let csrf = form.csrf();
+    let idempotency = form.hidden("idempotency");
+    let adopted = b
+        .post(
+            &format!("/offerings/{OFFERING}/book"),
+            &[
+                ("csrf", &csrf),
+                ("idempotency", &idempotency),
+                ("template", &template.id),
+                ("organisation", &w.b),
+                ("plan", "s"),
+                ("channel", "stable"),
+                ("cfg.domain", "portal.flensburg.de"),
+                ("cfg.users", "200"),
+            ],
+        )
+        .await;
+    let mine = new_booking(&adopted);
+    let page = b.get(&format!("/bookings/{mine}")).await;
+    page.shows("Übernommen aus der Vorlage");
+    page.shows("Ihre Abweichungen von der Vorlage</dt><dd class=\"kern-description-list-item__value\">Domäne</dd>");
+    assert!(
+        !page.body.contains("Die Vorlage wurde geändert"),
+        "{}",
+        page.body
+    );
+
+    // Hamburg changes its booking and the template; Flensburg takes the change over.
+    let t = w.admin_token().await;
+    api_call(
+        &w.app,
+        &t,
+        Method::PATCH,
+        &format!("/api/v1/bookings/{booking}"),
+        json!({"config": {"domain": "portal.hamburg.de", "users": 500}}),
+    )
+    .await;
+    api_call(
+        &w.app,
+        &t,
+        Method::PUT,
+        &format!("/api/v1/templates/{}", template.id),
+        json!({"booking": booking, "name": "buergerportal-hamburg",
+               "display_name": "Bürgerportal wie in Hamburg", "visibility": "everyone"}),
+    )
+    .await;
+    let page = b.get(&format!("/bookings/{mine}")).await;
+    page.shows("Die Vorlage wurde geändert (Version 2)");
+    page.shows("Geänderte Angaben: Nutzerzahl");
+    let csrf = page.csrf();
+    let taken = b
+        .post(&format!("/bookings/{mine}/take-over"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(taken.status, StatusCode::SEE_OTHER, "{}", taken.body);
+    let stored = w.store.get_booking(&mine).await.expect("the booking");
+    assert_eq!(
+        stored.config,
+        json!({"domain": "portal.flensburg.de", "users": 500})
+    );
+    let page = b.get(&format!("/bookings/{mine}")).await;
+    assert!(
+        !page.body.contains("Die Vorlage wurde geändert"),
+        "{}",
+        page.body
+    );
 }

@@ -75,6 +75,34 @@ struct BookingPage {
     /// A tenancy's shared instance: the name of the organisation that runs it (the
     /// instance itself is that organisation's, not the tenant's to open).
     tenancy_of: Option<String>,
+    /// An adopted booking's own differences from its template, and what the template
+    /// changed since, by the configuration's labels.
+    lineage_differences: Vec<String>,
+    lineage_changes: Vec<String>,
+}
+
+/// The configuration's label for each JSON pointer (its schema's `title`, else the
+/// property's name), joined with " › " along nested objects.
+fn labels(schema: &serde_json::Value, pointers: &[String]) -> Vec<String> {
+    pointers
+        .iter()
+        .map(|p| {
+            let mut at = schema;
+            let mut parts = Vec::new();
+            for token in p.split('/').skip(1) {
+                let key = token.replace("~1", "/").replace("~0", "~");
+                let property = at.get("properties").and_then(|ps| ps.get(&key));
+                parts.push(
+                    property
+                        .and_then(|s| s.get("title"))
+                        .and_then(serde_json::Value::as_str)
+                        .map_or_else(|| key.clone(), str::to_string),
+                );
+                at = property.unwrap_or(&serde_json::Value::Null);
+            }
+            parts.join(" › ")
+        })
+        .collect()
 }
 
 /// A temporary booking's end, in words.
@@ -296,10 +324,19 @@ pub async fn page(
     };
     let dependents: Vec<String> = b.dependents.iter().map(|d| d.id.clone()).collect();
     let used_by = linked(api, &dependents).await;
+    let schema = spec
+        .as_ref()
+        .map_or(serde_json::Value::Null, |o| o.spec.config_schema.clone());
+    let (lineage_differences, lineage_changes) = b.template.as_ref().map_or_else(
+        || (Vec::new(), Vec::new()),
+        |l| (labels(&schema, &l.differences), labels(&schema, &l.changes)),
+    );
     let p = BookingPage {
         uses,
         used_by,
         tenancy_of,
+        lineage_differences,
+        lineage_changes,
         config,
         windows,
         plan_now,
@@ -601,6 +638,10 @@ pub async fn action(
         }
         "approve" => (bookings::approve(s, c, p).await, "approved"),
         "retry-export" => (bookings::retry_export(s, c, p).await, "export-retried"),
+        "take-over" => (
+            verbund_api::routes::templates::take_over_changes(s, c, p).await,
+            "taken-over",
+        ),
         "reject" => {
             let r = Rejection { reason: f.reason };
             (bookings::reject(s, c, p, ApiJson(r)).await, "rejected")

@@ -50,6 +50,8 @@ pub struct Card {
     pub efa: Option<String>,
     /// How many organisations run it, in words (none when nobody does yet).
     pub used_by: Option<String>,
+    /// "2 Vorlagen, übernommen von 143 Organisationen", for offerings with templates.
+    pub templates: Option<String>,
 }
 
 #[derive(Template)]
@@ -147,6 +149,20 @@ pub fn efa_words(
 }
 
 /// "Genutzt von 143 Organisationen".
+/// How many templates an offering has and how many organisations adopted one, in words.
+fn templates_words((templates, adopters): (u64, u64), lang: crate::i18n::Lang) -> String {
+    let t = lang.texts();
+    let adopted = match adopters {
+        1 => t.template_adopted_one.to_string(),
+        n => format!("{} {n} {}", t.template_adopted_by, t.template_organisations),
+    };
+    let noun = match templates {
+        1 => t.catalog_template_one,
+        _ => t.catalog_templates,
+    };
+    format!("{templates} {noun}, {adopted}")
+}
+
 fn used_by_words(n: u64, lang: crate::i18n::Lang) -> String {
     let t = lang.texts();
     if n == 1 {
@@ -220,6 +236,7 @@ pub async fn page(
     let lang = v.lang;
     let lands = land_names(store).await;
     let users = store.organisations_per_offering().await.unwrap_or_default();
+    let templates = store.template_counts().await.unwrap_or_default();
     let mut cards = Vec::new();
     for o in &all {
         let s = &o.spec;
@@ -270,6 +287,7 @@ pub async fn page(
             version: o.latest_version.clone().unwrap_or_else(|| "–".into()),
             efa: s.efa.as_ref().map(|e| efa_words(e, &lands, lang)),
             used_by: users.get(&s.name).map(|n| used_by_words(*n, lang)),
+            templates: templates.get(&s.name).map(|n| templates_words(*n, lang)),
         });
     }
     let fields: Vec<String> = fields_by_ozg

@@ -13,6 +13,7 @@ mod offering;
 mod organisation;
 mod policies;
 mod publish;
+mod publish_template;
 mod rollouts;
 pub mod work;
 
@@ -49,6 +50,10 @@ pub fn router() -> Router<WebState> {
         .route(
             "/bookings/{id}/end",
             get(booking::confirm_end).post(booking::end),
+        )
+        .route(
+            "/bookings/{id}/template",
+            get(publish_template::form_page).post(publish_template::submit),
         )
         .route("/bookings/{id}/{action}", post(booking::action))
         .route("/organisation", get(organisation::page))
@@ -191,6 +196,8 @@ pub fn flash(lang: crate::i18n::Lang, code: Option<&str>) -> Option<String> {
             "fact-approved" => t.done_fact_approved,
             "published" => t.done_published,
             "fact-rejected" => t.done_fact_rejected,
+            "template-published" => t.done_template_published,
+            "taken-over" => t.done_taken_over,
             _ => return None,
         }
         .to_string(),

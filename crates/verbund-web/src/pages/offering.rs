@@ -9,13 +9,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use verbund_api::extract::ApiJson;
+use verbund_api::extract::ApiQuery;
 use verbund_api::idempotency::IdempotencyKey;
 use verbund_api::routes::bookings::{self, ExplainRequest};
 use verbund_api::routes::offerings;
+use verbund_api::routes::templates;
 use verbund_api::ApiError;
 use verbund_domain::booking::{BookingSpec, DependencyChoice};
 use verbund_domain::catalog::{Offering, OfferingVersion};
 use verbund_domain::directory::Organisation;
+use verbund_domain::template::Template as BookingTemplate;
 
 use super::brings::{brings, Brings};
 use super::explain::{verdicts, Directory, Verdict};
@@ -59,6 +62,36 @@ struct OfferingPage {
     brings: Option<Brings>,
     /// A shared offering's instances that take tenants; `None` for a dedicated one.
     instances: Option<Vec<verbund_api::routes::tenancies::SharedInstance>>,
+    /// The templates of this offering the viewer may adopt, each with its publisher's name.
+    templates: Vec<(BookingTemplate, String)>,
+}
+
+/// The templates of offering `name` the viewer sees, each with its publisher's name.
+async fn templates_of(state: &WebState, v: &Viewer, name: &str) -> Vec<(BookingTemplate, String)> {
+    let listed = templates::list(
+        State(state.api.clone()),
+        v.caller.clone(),
+        ApiQuery(templates::TemplateQuery {
+            offering: Some(name.to_string()),
+            limit: Some(100),
+            after: None,
+        }),
+    )
+    .await;
+    let Ok(Json(page)) = listed else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(page.items.len());
+    for t in page.items {
+        let publisher = state
+            .api
+            .store
+            .get_organisation(&t.organisation)
+            .await
+            .map_or_else(|_| t.organisation.clone(), |o| o.name);
+        out.push((t, publisher));
+    }
+    out
 }
 
 fn plan_rows(o: &Offering, lang: crate::i18n::Lang) -> Vec<PlanRow> {
@@ -182,6 +215,7 @@ pub async fn page(State(state): State<WebState>, v: Viewer, Path(name): Path<Str
         verdicts: explained,
         brings: brought,
         instances,
+        templates: templates_of(&state, &v, &name).await,
         o,
     };
     render(StatusCode::OK, &page)
@@ -212,6 +246,35 @@ struct BookPage {
     ending: EndingInput,
     /// The running booking chosen per dependency (offering name → booking id).
     chosen: BTreeMap<String, String>,
+    /// The template the form is pre-filled from (adopting it), with its publisher's name.
+    template: Option<(BookingTemplate, String)>,
+}
+
+/// `?template=` on the booking form: adopt that template.
+#[derive(Debug, serde::Deserialize)]
+pub struct BookQuery {
+    template: Option<String>,
+}
+
+/// The template `id` with its publisher's name, if the viewer may see it.
+async fn template_for_form(
+    state: &WebState,
+    v: &Viewer,
+    id: &str,
+) -> Result<(BookingTemplate, String), ApiError> {
+    let Json(t) = templates::read(
+        State(state.api.clone()),
+        v.caller.clone(),
+        Path(id.to_string()),
+    )
+    .await?;
+    let publisher = state
+        .api
+        .store
+        .get_organisation(&t.organisation)
+        .await
+        .map_or_else(|_| t.organisation.clone(), |o| o.name);
+    Ok((t, publisher))
 }
 
 impl BookPage {
@@ -293,6 +356,7 @@ fn book_page(
         windows: window_form::empty(),
         ending: EndingInput::default(),
         chosen: BTreeMap::new(),
+        template: None,
     }
 }
 
@@ -354,6 +418,7 @@ pub async fn form_page(
     State(state): State<WebState>,
     v: Viewer,
     Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<BookQuery>,
 ) -> Response {
     let (o, _) = match load(&state, &v, &name).await {
         Ok(x) => x,
@@ -363,15 +428,30 @@ pub async fn form_page(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let fields = form::fields(&o.spec.config_schema, &serde_json::Value::Null, v.lang);
-    let plan = o
-        .spec
-        .plans
-        .first()
-        .map(|p| p.name.clone())
-        .unwrap_or_default();
+    let template = match q.template.as_deref().filter(|t| !t.is_empty()) {
+        Some(id) => match template_for_form(&state, &v, id).await {
+            Ok(t) if t.0.offering == o.spec.name => Some(t),
+            Ok(_) => None,
+            Err(e) => return api_error(&v, &e, &format!("/offerings/{name}")),
+        },
+        None => None,
+    };
+    let prefilled = template
+        .as_ref()
+        .map_or(serde_json::Value::Null, |(t, _)| t.config.clone());
+    let fields = form::fields(&o.spec.config_schema, &prefilled, v.lang);
+    let plan = template.as_ref().map_or_else(
+        || {
+            o.spec
+                .plans
+                .first()
+                .map(|p| p.name.clone())
+                .unwrap_or_default()
+        },
+        |(t, _)| t.plan.clone(),
+    );
     let organisation = orgs.first().map(|o| o.id.clone()).unwrap_or_default();
-    let page = book_page(
+    let mut page = book_page(
         &v,
         o,
         orgs,
@@ -382,6 +462,7 @@ pub async fn form_page(
         None,
         random_secret(),
     );
+    page.template = template;
     render(StatusCode::OK, &with_brings(&state, &v, page).await)
 }
 
@@ -417,6 +498,13 @@ pub async fn submit(
     let (plan, channel) = (get("plan"), get("channel"));
     let key = idempotency_key(&get("idempotency"));
     let chosen = chosen_dependencies(&answers);
+    let template = match get("template") {
+        id if id.is_empty() => None,
+        id => match template_for_form(&state, &v, &id).await {
+            Ok(t) => Some(t),
+            Err(e) => return api_error(&v, &e, &format!("/offerings/{name}")),
+        },
+    };
     let schema = &o.spec.config_schema;
     // A list's "Weitere Zeile" or "Zeile n entfernen": the form again, changed, with
     // everything entered kept; nothing is booked.
@@ -431,6 +519,7 @@ pub async fn submit(
         page.windows = window_form::read(&answers);
         page.ending = EndingInput::read(&answers);
         page.chosen = chosen;
+        page.template = template;
         return render(StatusCode::OK, &with_brings(&state, &v, page).await);
     }
     let config = form::config(schema, &answers);
@@ -452,6 +541,7 @@ pub async fn submit(
         page.windows = window_rows;
         page.ending = ending_input;
         page.chosen = chosen;
+        page.template = template;
         return render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &with_brings(&state, &v, page).await,
@@ -481,17 +571,31 @@ pub async fn submit(
         },
         windows,
     };
-    let created = bookings::create(
-        State(state.api.clone()),
-        v.caller.clone(),
-        IdempotencyKey(Some(key.clone())),
-        ApiJson(spec),
-    )
-    .await;
+    // Adopting a template books through its adoption, which records the lineage.
+    let created = match &template {
+        Some((t, _)) => templates::adopt(
+            State(state.api.clone()),
+            v.caller.clone(),
+            Path(t.id.clone()),
+            ApiJson(templates::AdoptRequest {
+                organisation: spec.organisation.clone(),
+                config: Some(spec.config.clone()),
+                plan: Some(spec.plan.clone()),
+            }),
+        )
+        .await
+        .map(|(_, Json(a))| a.created.booking.id),
+        None => bookings::create(
+            State(state.api.clone()),
+            v.caller.clone(),
+            IdempotencyKey(Some(key.clone())),
+            ApiJson(spec),
+        )
+        .await
+        .map(|(_, _, Json(c))| c.booking.id),
+    };
     match created {
-        Ok((_, _, Json(c))) => {
-            Redirect::to(&format!("/bookings/{}?new=1", c.booking.id)).into_response()
-        }
+        Ok(id) => Redirect::to(&format!("/bookings/{id}?new=1")).into_response(),
         Err(ApiError::Invalid(i)) => {
             let mut fields = form::fields(schema, &config, v.lang);
             // The API refuses with its first problem; the form shows every one, found by
@@ -527,6 +631,7 @@ pub async fn submit(
             page.windows = window_rows;
             page.ending = ending_input;
             page.chosen = chosen;
+            page.template = template;
             render(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &with_brings(&state, &v, page).await,
