@@ -937,6 +937,69 @@ async fn joins_the_shared_instance_of_its_land(b: &Browser, base: &str, admin: &
     b.check_page("tenancy of a shared instance").await;
 }
 
+/// Nachnutzung: München publishes its Jitsi booking's configuration as a template for
+/// every organisation (a short name that is no label refused first, at its control).
+async fn publishes_its_booking_as_a_template(b: &Browser, booking: &str) {
+    b.goto(&format!("/bookings/{booking}")).await;
+    b.click(&format!("a[href='/bookings/{booking}/template']"))
+        .await;
+    b.check_page("form to publish a template").await;
+    b.fill("#name", "Jitsi wie in München").await;
+    b.fill("#display_name", "Videokonferenzen wie in München")
+        .await;
+    b.fill("#description", "Anmeldung nötig, Domäne anpassen.")
+        .await;
+    b.click("#visibility-everyone").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
+    assert!(b.text("#name-error").await.contains("Kurznamen"));
+    b.check_page("form to publish a template, with an error")
+        .await;
+    b.fill("#name", "jitsi-muenchen").await;
+    b.click("form.portal-form button.kern-btn--primary[type=submit]")
+        .await;
+    b.wait_until("the published template", || async {
+        b.path()
+            .await
+            .contains("done=template-published")
+            .then_some(())
+    })
+    .await;
+}
+
+/// Nachnutzung: Flensburg finds München's template on the offering's page, books from
+/// the pre-filled form with its own domain, and its booking names the template and the
+/// difference — each page checked with axe.
+async fn adopts_a_template(b: &Browser, base: &str, admin: &str) {
+    b.goto("/offerings/jitsi-meet").await;
+    assert!(b.text("#templates").await.contains("Vorlagen"));
+    b.check_page("offering with templates").await;
+    b.click("a[href^='/offerings/jitsi-meet/book?template=']")
+        .await;
+    assert!(b
+        .text("#from-template")
+        .await
+        .contains("Videokonferenzen wie in München"));
+    b.check_page("booking form pre-filled from a template")
+        .await;
+    b.fill("#cfg-domain", "meet.flensburg.de").await;
+    let booking = submit_booking(b, base, admin).await;
+    assert_eq!(
+        booking["config"]["domain"], "meet.flensburg.de",
+        "{booking}"
+    );
+    let lineage = b.text("#booking-lineage").await;
+    assert!(
+        lineage.contains("Videokonferenzen wie in München"),
+        "{lineage}"
+    );
+    assert!(
+        lineage.contains("Ihre Abweichungen von der Vorlage"),
+        "{lineage}"
+    );
+    b.check_page("booking adopted from a template").await;
+}
+
 async fn open_form(b: &Browser, offering: &str, legend: Option<(&str, &str)>) {
     b.goto(&format!("/offerings/{offering}/book")).await;
     assert_eq!(
@@ -1133,6 +1196,7 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     books_for_a_time_and_ends_early(&b, &base, &admin).await;
     chooses_a_running_dependency_and_sees_who_uses_it(&b).await;
     joins_the_shared_instance_of_its_land(&b, &base, &admin).await;
+    publishes_its_booking_as_a_template(&b, &id).await;
     b.goto("/organisation/data").await;
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;
@@ -1432,6 +1496,7 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
         assert_eq!(b.text("h1").await, "Nicht gefunden", "{page}");
         assert!(!b.text("main").await.contains("München"), "{page}");
     }
+    adopts_a_template(&b, &base, &admin).await;
     // A municipality sees the current health of the sites it uses, not a site's past:
     // no history links in its fleet, and the page itself refused in German.
     b.goto("/fleet").await;
