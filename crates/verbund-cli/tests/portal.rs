@@ -866,7 +866,7 @@ async fn joins_the_shared_instance_of_its_land(b: &Browser, base: &str, admin: &
         Method::POST,
         "/offerings",
         Some(json!({
-            "name": "bauportal", "display_name": "Bauportal (geteilte Instanz)",
+            "name": "bauportal", "display_name": "Bauportal",
             "description": "Bauanträge online, von einem Land für seine Kommunen betrieben.",
             "vendor": vendor, "category": "saas", "data_classes": ["internal"],
             "tenancy": "shared",
@@ -1198,6 +1198,13 @@ async fn a_municipality_books_watches_and_a_vendor_rolls_out_in_a_real_browser()
     joins_the_shared_instance_of_its_land(&b, &base, &admin).await;
     publishes_its_booking_as_a_template(&b, &id).await;
     b.goto("/organisation/data").await;
+    // München's tenancy in Bayern's shared instance is there, as such.
+    assert!(
+        b.text("main")
+            .await
+            .contains("Bauportal (als Mandant einer geteilten Instanz)"),
+        "where is our data names the tenancy"
+    );
     b.check_page("where is our data").await;
     b.shoot("where-is-our-data").await;
     // The answer on a map: one numbered dot per data center card, in the same order.

@@ -3120,6 +3120,23 @@ async fn a_template_is_published_adopted_and_its_change_taken_over(store: Store)
         )
         .await;
     let mine = new_booking(&adopted);
+    // The same form sent again adopts once.
+    let again = b
+        .post(
+            &format!("/offerings/{OFFERING}/book"),
+            &[
+                ("csrf", &csrf),
+                ("idempotency", &idempotency),
+                ("template", &template.id),
+                ("organisation", &w.b),
+                ("plan", "s"),
+                ("channel", "stable"),
+                ("cfg.domain", "portal.flensburg.de"),
+                ("cfg.users", "200"),
+            ],
+        )
+        .await;
+    assert_eq!(new_booking(&again), mine, "one adoption per form");
     let page = b.get(&format!("/bookings/{mine}")).await;
     page.shows("Übernommen aus der Vorlage");
     page.shows("Ihre Abweichungen von der Vorlage</dt><dd class=\"kern-description-list-item__value\">Domäne</dd>");

@@ -231,28 +231,48 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Replayed, Json<BookingCreated>)> {
     let chain = super::organisation_chain(&state, &spec.organisation, "/organisation").await?;
     caller.require(Act::Write, &Target::new("booking").in_organisation(chain))?;
+    book_once(&state, &caller, key, &spec, None).await
+}
+
+/// Books `spec` (checked for the caller by the handler) once: with an `Idempotency-Key`,
+/// a retry answers the booking the first request made. With an `adoption`, the booking's
+/// lineage is recorded in its transaction as well (`Store::adopting`). The one booking
+/// path of `POST /bookings` and `POST /templates/{id}/adopt`.
+pub(crate) async fn book_once(
+    state: &AppState,
+    caller: &Caller,
+    key: Option<String>,
+    spec: &BookingSpec,
+    adoption: Option<verbund_store::Adoption>,
+) -> ApiResult<(StatusCode, Replayed, Json<BookingCreated>)> {
     let now = state.now();
+    let store = match adoption {
+        Some(a) => state.store.adopting(a),
+        None => state.store.clone(),
+    };
     let Some(key) = key else {
-        let created = state.bookings.book(&caller.actor(), &spec, now).await?;
-        return answer(&state, created, false).await;
+        let created = verbund_placement::Bookings::new(store)
+            .book(&caller.actor(), spec, now)
+            .await?;
+        return answer(state, created, false).await;
     };
     let key = verbund_store::IdempotencyKey {
         account: caller.0.user_id.clone(),
         key,
         organisation: spec.organisation.clone(),
-        fingerprint: idempotency::fingerprint(&spec)?,
+        fingerprint: idempotency::fingerprint(spec)?,
         expires_at: idempotency::expiry(now),
     };
-    if let Some(earlier) = replay(&state, &key, now).await? {
+    if let Some(earlier) = replay(state, &key, now).await? {
         return Ok(earlier);
     }
     // The key is recorded in the booking's transaction; a retry that raced this one
     // past the check above finds it there and answers what that one booked.
-    let bookings = verbund_placement::Bookings::new(state.store.idempotent(key.clone()));
-    match bookings.book(&caller.actor(), &spec, now).await {
-        Ok(created) => answer(&state, created, false).await,
+    let bookings = verbund_placement::Bookings::new(store.idempotent(key.clone()));
+    match bookings.book(&caller.actor(), spec, now).await {
+        Ok(created) => answer(state, created, false).await,
         Err(verbund_placement::BookingError::Store(StoreError::Conflict(c))) => {
-            match replay(&state, &key, now).await? {
+            match replay(state, &key, now).await? {
                 Some(earlier) => Ok(earlier),
                 None => Err(ApiError::Conflict(c)),
             }

@@ -19,6 +19,7 @@ use verbund_store::{Adoption, NewTemplate, TemplateFilter};
 use super::bookings::{visible_scope, Visible};
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
+use crate::idempotency::{IdempotencyKey, Replayed};
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
 
@@ -269,17 +270,21 @@ pub struct Adopted {
 }
 
 /// Adopt a template: book its offering for an organisation, pre-filled from it; the
-/// lineage (template, version, organisation) is recorded with the booking.
+/// lineage (template, version, organisation) is recorded with the booking. With an
+/// `Idempotency-Key`, a retry answers the booking the first request made.
 #[utoipa::path(post, path = "/api/v1/templates/{id}/adopt", operation_id = "adopt_template", tag = "templates",
     request_body = AdoptRequest,
-    responses((status = 201, body = Adopted)),
+    params(("Idempotency-Key" = Option<String>, Header, description = crate::idempotency::DESCRIPTION)),
+    responses((status = 201, body = Adopted, headers(("Idempotent-Replayed" = bool,
+        description = "`true` when this answers a retry with the first request's booking")))),
     security(("bearer" = [])))]
 pub async fn adopt(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(req): ApiJson<AdoptRequest>,
-) -> ApiResult<(StatusCode, Json<Adopted>)> {
+) -> ApiResult<(StatusCode, Replayed, Json<Adopted>)> {
     let chain = super::organisation_chain(&state, &req.organisation, "/organisation").await?;
     caller.require(Act::Write, &Target::new("booking").in_organisation(chain))?;
     let t = visible(&state, &caller, &id).await?;
@@ -296,29 +301,18 @@ pub async fn adopt(
         ending: None,
         dependencies: Default::default(),
     };
-    let bookings = verbund_placement::Bookings::new(state.store.adopting(Adoption {
+    let adoption = Adoption {
         template: t.id.clone(),
         version: t.version,
-    }));
-    let mut created = bookings.book(&caller.actor(), &spec, state.now()).await?;
-    if created.is_empty() {
-        return Err(ApiError::Internal("an adoption booked nothing".into()));
-    }
-    let booking = created.remove(0);
-    let placement = state
-        .store
-        .booking_decision(&booking.id)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok());
+    };
+    let (status, replayed, Json(created)) =
+        super::bookings::book_once(&state, &caller, key, &spec, Some(adoption)).await?;
     Ok((
-        StatusCode::CREATED,
+        status,
+        replayed,
         Json(Adopted {
-            differences: differences(&t.config, &booking.config),
-            created: super::bookings::BookingCreated {
-                booking,
-                dependencies: created,
-                placement,
-            },
+            differences: differences(&t.config, &created.booking.config),
+            created,
         }),
     ))
 }

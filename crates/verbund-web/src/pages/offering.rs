@@ -577,6 +577,7 @@ pub async fn submit(
             State(state.api.clone()),
             v.caller.clone(),
             Path(t.id.clone()),
+            IdempotencyKey(Some(key.clone())),
             ApiJson(templates::AdoptRequest {
                 organisation: spec.organisation.clone(),
                 config: Some(spec.config.clone()),
@@ -584,7 +585,7 @@ pub async fn submit(
             }),
         )
         .await
-        .map(|(_, Json(a))| a.created.booking.id),
+        .map(|(_, _, Json(a))| a.created.booking.id),
         None => bookings::create(
             State(state.api.clone()),
             v.caller.clone(),
