@@ -451,7 +451,13 @@ impl Publisher {
         let mut rendered = Vec::new();
         let mut written = Duration::ZERO;
         let fleet = self.render_fleet(&sites, true, |site| {
-            let not_refused = |b: &&Booking| !site.refused.iter().any(|r| r.booking == b.id);
+            // A tenancy is delivered with its instance's folder, or not at all.
+            let not_refused = |b: &&Booking| {
+                !site
+                    .refused
+                    .iter()
+                    .any(|r| r.booking == b.id || b.instance.as_deref() == Some(&r.booking))
+            };
             placed.extend(
                 site.bookings
                     .iter()
