@@ -1165,19 +1165,7 @@ versions:
     package: {{type: helm, repository: https://charts.example.de, chart: bauportal, chart_version: 1.0.0}}
 "
     );
-    s.ok(&["offering", "publish", "-f", &s.file("portal.yaml", &portal)]);
-    s.ok(&[
-        "provider",
-        "apply",
-        "-f",
-        &s.file("provider.yaml", PROVIDER),
-    ]);
-    s.ok(&[
-        "site",
-        "apply",
-        "-f",
-        &s.file("site.yaml", &site("nordwerk-hh-1", "DE-HH", "1.31")),
-    ]);
+    offering_on_a_site(&s, &portal);
     let instance = s.json(&[
         "book",
         "--org",
@@ -1233,4 +1221,126 @@ versions:
     let tenants = s.json(&["booking", "tenants", &instance]);
     assert_eq!(items(&tenants).len(), 1, "{tenants}");
     assert_eq!(items(&tenants)[0]["id"], tenancy["id"]);
+}
+
+/// Issue 18 through the binary: München publishes its booking's configuration as a
+/// template for Bayern (`template publish`), Augsburg adopts it with one change
+/// (`template adopt --set`, the difference named), and a name that is no label is one
+/// sentence.
+#[test]
+fn a_template_is_published_and_adopted_through_the_binary() {
+    let s = Server::start();
+    let bund_id = s.create_bund();
+    let land = s.file(
+        "land.yaml",
+        &format!("name: Bayern\nlevel: land\nars: \"09\"\nags: \"09\"\nparent: {bund_id}\n"),
+    );
+    let land_id = s.json(&["org", "create", "-f", &land])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    for (name, ars, ags) in [
+        ("München", "091620000000", "09162000"),
+        ("Augsburg", "097610000000", "09761000"),
+    ] {
+        let g = s.file(
+            &format!("{ags}.yaml"),
+            &format!("name: {name}\nlevel: gemeinde\nars: \"{ars}\"\nags: \"{ags}\"\nparent: {land_id}\n"),
+        );
+        s.ok(&["org", "create", "-f", &g]);
+    }
+    let offering = format!(
+        "offering:
+  name: hundesteuer
+  display_name: Hundesteuer
+  vendor: {bund_id}
+  category: saas
+  data_classes: [internal]
+  config_schema: {{type: object, required: [municipality], properties: {{municipality: {{type: string}}, rate: {{type: integer}}}}}}
+  plans:
+    - {{name: s, display_name: Klein, replicas: 1, resources: {{cpu_millis: 500, memory_mib: 512, storage_gib: 5}}, monthly_price_cents: 100}}
+versions:
+  - version: 1.0.0
+    package: {{type: helm, repository: https://charts.example.de, chart: hundesteuer, chart_version: 1.0.0}}
+"
+    );
+    offering_on_a_site(&s, &offering);
+    let booked = s.json(&[
+        "book",
+        "--org",
+        "09162000",
+        "--offering",
+        "hundesteuer",
+        "--plan",
+        "s",
+        "--set",
+        "municipality=München",
+        "--set",
+        "rate=90",
+    ]);
+    let booking = booked["booking"]["id"].as_str().expect("id").to_string();
+    let err = s
+        .run(&[
+            "template",
+            "publish",
+            "--booking",
+            &booking,
+            "--name",
+            "Groß",
+            "--title",
+            "Hundesteuer",
+        ])
+        .fails();
+    assert!(err.contains("/name"), "{err}");
+    let t = s.json(&[
+        "template",
+        "publish",
+        "--booking",
+        &booking,
+        "--name",
+        "hundesteuer-muenchen",
+        "--title",
+        "Hundesteuer wie in München",
+    ]);
+    let id = t["id"].as_str().expect("id").to_string();
+    assert_eq!(t["config"], json!({"municipality": "München", "rate": 90}));
+    let listed = s.ok(&["template", "list", "--offering", "hundesteuer"]);
+    assert!(listed.contains("hundesteuer-muenchen"), "{listed}");
+    let adopted = s.json(&[
+        "template",
+        "adopt",
+        &id,
+        "--org",
+        "09761000",
+        "--set",
+        "municipality=Augsburg",
+    ]);
+    assert_eq!(
+        adopted["differences"],
+        json!(["/municipality"]),
+        "{adopted}"
+    );
+    assert_eq!(
+        adopted["booking"]["config"],
+        json!({"municipality": "Augsburg", "rate": 90})
+    );
+    let table = s.ok(&["template", "get", &id]);
+    assert!(table.contains("hundesteuer-muenchen"), "{table}");
+}
+
+/// Publishes the offering of `yaml` and one site in Hamburg to book it on.
+fn offering_on_a_site(s: &Server, yaml: &str) {
+    s.ok(&["offering", "publish", "-f", &s.file("offering.yaml", yaml)]);
+    s.ok(&[
+        "provider",
+        "apply",
+        "-f",
+        &s.file("provider.yaml", PROVIDER),
+    ]);
+    s.ok(&[
+        "site",
+        "apply",
+        "-f",
+        &s.file("site.yaml", &site("nordwerk-hh-1", "DE-HH", "1.31")),
+    ]);
 }

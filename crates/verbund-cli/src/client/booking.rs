@@ -268,7 +268,7 @@ fn print_ending(format: Format, b: &Booking) {
 }
 
 /// An organisation id, looked up by key when the argument is all digits.
-async fn organisation_id(api: &Api, arg: &str) -> anyhow::Result<String> {
+pub(super) async fn organisation_id(api: &Api, arg: &str) -> anyhow::Result<String> {
     if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit()) {
         let page: Page<Organisation> = api
             .get("/organisations", &[("key", arg.to_string())])
@@ -283,7 +283,7 @@ async fn organisation_id(api: &Api, arg: &str) -> anyhow::Result<String> {
     Ok(arg.to_string())
 }
 
-fn read_config(path: &std::path::Path) -> anyhow::Result<Value> {
+pub(super) fn read_config(path: &std::path::Path) -> anyhow::Result<Value> {
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
             .context("cannot read the configuration from stdin")?
@@ -298,7 +298,7 @@ fn read_config(path: &std::path::Path) -> anyhow::Result<Value> {
 /// configuration schema wants it at that path: text where it wants a string (so that
 /// `municipality=14522150` stays the key it is), otherwise as a YAML scalar (numbers,
 /// booleans, `null`), and as text when that fails.
-fn set_path(config: &mut Value, assignment: &str, schema: &Value) -> anyhow::Result<()> {
+pub(super) fn set_path(config: &mut Value, assignment: &str, schema: &Value) -> anyhow::Result<()> {
     let (path, raw) = assignment
         .split_once('=')
         .with_context(|| format!("`--set {assignment}` needs the form PATH=VALUE"))?;

@@ -18,6 +18,7 @@ mod provider;
 mod render;
 mod rollout;
 mod site;
+mod template;
 mod token;
 mod trust;
 mod user;
@@ -62,6 +63,9 @@ pub enum ClientCommand {
     Placement(booking::PlacementArgs),
     /// Placement policies: federation rules, Land and organisation restrictions.
     Policy(policy::PolicyArgs),
+    /// Templates (Nachnutzung): publish a booking's configuration, adopt one, take over
+    /// its changes.
+    Template(template::TemplateArgs),
     /// Show the desired state of a site (or one booking) exactly as it is committed.
     Render(render::RenderArgs),
     /// Staged rollouts of a new version: plan, start, watch, pause, resume, abort.
@@ -82,6 +86,7 @@ pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Booking(a) => booking::booking(a).await,
         ClientCommand::Placement(a) => booking::placement(a).await,
         ClientCommand::Policy(a) => policy::run(a).await,
+        ClientCommand::Template(a) => template::run(a).await,
         ClientCommand::Render(a) => render::run(a).await,
         ClientCommand::Rollout(a) => rollout::run(a).await,
     }
