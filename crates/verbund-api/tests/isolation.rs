@@ -238,6 +238,11 @@ struct Bookings {
     b_wait: String,
 }
 
+struct Templates {
+    a: String,
+    b: String,
+}
+
 struct Policies {
     federation: String,
     bayern: String,
@@ -254,6 +259,8 @@ struct World {
     specs: HashMap<String, Value>,
     booking: Bookings,
     policy: Policies,
+    /// Each side's template, for its Land.
+    template: Templates,
 }
 
 /// An entry of `offerings.yaml`.
@@ -684,12 +691,26 @@ async fn federation(store: Store) -> World {
         );
     }
 
+    // Templates of A's and B's bookings, for their own Land only.
+    let publish = async |booking: &str, name: &str| -> String {
+        let body = json!({"booking": booking, "name": name, "display_name": "Vorlage",
+                          "visibility": "land"});
+        create(&app, fed, "/api/v1/templates", &body).await["id"]
+            .as_str()
+            .expect("a template id")
+            .to_string()
+    };
+    let template = Templates {
+        a: publish(&booking.a, "jitsi-ettal").await,
+        b: publish(&booking.b, "jitsi-buesum").await,
+    };
     World {
         app,
         accounts,
         dual,
         org: o,
         specs,
+        template,
         booking,
         policy: Policies {
             federation: federation_policy,
@@ -744,6 +765,7 @@ impl World {
             site: s(S2),
             offering: s(COLLABORA),
             vendor: s(&o.v2),
+            template: s(&self.template.b),
         };
         // Delegation reaches down, never up: A's Kreis and Land are foreign to A's roles.
         let above_a = Foreign {
@@ -765,6 +787,7 @@ impl World {
             site: s(S1),
             offering: s(JITSI),
             vendor: s(&o.v1),
+            template: s(&self.template.a),
         };
         match role {
             Role::AdminA | Role::MemberA | Role::DelegatedA => vec![b_side, above_a],
@@ -904,6 +927,7 @@ struct Foreign {
     site: Option<String>,
     offering: Option<String>,
     vendor: Option<String>,
+    template: Option<String>,
 }
 
 impl Foreign {
@@ -919,6 +943,7 @@ impl Foreign {
             "site" => self.site.clone(),
             "offering" => self.offering.clone(),
             "vendor" => self.vendor.clone(),
+            "template" => self.template.clone(),
             "federation_policy" => Some(w.policy.federation.clone()),
             other => panic!("unknown placeholder `{other}`"),
         }
@@ -1231,6 +1256,15 @@ fn endpoints() -> Vec<Endpoint> {
                 json!({"organisation": f.get("org"), "config": {}})
             }),
         ep(M::GET, "/api/v1/offerings/{offering}/instances", everyone).public(),
+        // templates.rs: a template for another Land is as secret as an unknown one; an
+        // adoption for a foreign organisation is refused before the template is looked at.
+        ep(M::GET, "/api/v1/templates/{template}", hidden),
+        ep(M::PUT, "/api/v1/templates/{template}", hidden_write).body(&[], |_, _| {
+            json!({"booking": "0190f0b6-0000-7000-8000-000000000000", "name": "jitsi-buesum",
+                   "display_name": "Übernahme", "visibility": "everyone"})
+        }),
+        ep(M::POST, "/api/v1/templates/{template}/adopt", federation_writes)
+            .body(&["org"], |_, f| json!({"organisation": f.get("org")})),
         ep(M::POST, "/api/v1/placement/explain", oversight).body(&["org"], |_, f| {
             json!({"organisation": f.get("org"), "offering": JITSI, "plan": "s"})
         }),
