@@ -48,6 +48,14 @@ struct World {
 fn bauportal(vendor: &str) -> Value {
     let mut o = offering("bauportal", vendor);
     o["data_classes"] = json!(["internal"]);
+    o["plans"] = json!([
+        {"name": "s", "display_name": "Small", "replicas": 1,
+         "resources": {"cpu_millis": 500, "memory_mib": 512, "storage_gib": 10},
+         "monthly_price_cents": 9900},
+        {"name": "m", "display_name": "Medium", "replicas": 2,
+         "resources": {"cpu_millis": 1000, "memory_mib": 1024, "storage_gib": 20},
+         "monthly_price_cents": 19900}
+    ]);
     o["tenancy"] = json!("shared");
     o["data_export"] = json!({"image": "registry.example.de/bauportal/export:1.0",
                               "command": ["/export"]});
@@ -571,6 +579,21 @@ async fn a_land_runs_one_instance_for_its_gemeinden(kit: Kit) {
         StatusCode::OK,
     );
     assert_eq!(ended["state"], "cancelling");
+    // The instance grows: its tenants run on its new plan.
+    ok(
+        send(
+            app,
+            request(
+                axum::http::Method::PATCH,
+                &format!("/api/v1/bookings/{}", w.instance),
+                &kit.admin,
+                Some(&json!({"plan": "m"})),
+            ),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(read(&kit, &some).await["plan"], "m");
 }
 
 async fn tenancies_that_cannot_hold_are_refused_and_change_nothing(kit: Kit) {

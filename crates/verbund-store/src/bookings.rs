@@ -480,6 +480,25 @@ async fn write_update(conn: &mut AnyConnection, n: &NewBooking) -> Result<()> {
     Ok(())
 }
 
+/// A shared instance's tenancies run on its plan: when the instance's plan changes, so
+/// does theirs (in the instance's transaction, its change audited with it), so that an
+/// offering's plan is held only by the bookings that run on it.
+async fn follow_instance_plan(
+    conn: &mut AnyConnection,
+    before: &Booking,
+    after: &Booking,
+) -> Result<()> {
+    if after.instance.is_some() || before.plan == after.plan {
+        return Ok(());
+    }
+    sqlx::query("UPDATE bookings SET plan = $2 WHERE instance = $1")
+        .bind(&after.id)
+        .bind(&after.plan)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Booking>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM bookings WHERE id = $1"))
         .bind(id)
@@ -853,6 +872,7 @@ impl Store {
             return Ok(before);
         };
         write_update(&mut w.tx, &next).await?;
+        follow_instance_plan(&mut w.tx, &before, &next.booking).await?;
         w.audit(audit_change(actor, &next, Some(&before)), now)
             .await?;
         w.commit().await?;
