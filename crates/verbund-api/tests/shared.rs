@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 api_tests!(
     a_land_runs_one_instance_for_its_gemeinden,
     tenancies_that_cannot_hold_are_refused_and_change_nothing,
+    an_einer_fuer_alle_instance_serves_the_laender_it_names,
 );
 
 /// How many Gemeinden book a tenancy: 90 of Schleswig-Holstein, 10 of Bayern.
@@ -752,4 +753,94 @@ async fn tenancies_that_cannot_hold_are_refused_and_change_nothing(kit: Kit) {
         StatusCode::OK,
     );
     assert_eq!(offered, json!([]));
+}
+
+/// An "Einer für Alle" service that is shared: only its operating Land runs instances
+/// of it, and only the Länder it names join them; each refusal names why and stores
+/// nothing.
+async fn an_einer_fuer_alle_instance_serves_the_laender_it_names(kit: Kit) {
+    let w = world(&kit).await;
+    let app = &kit.app;
+    kit.store
+        .import_ozg(
+            "test/setup",
+            "test",
+            &[verbund_domain::directory::OzgService {
+                id: "10236".into(),
+                name: "Wohngeld".into(),
+                situation: "Wohnen".into(),
+                field: "Bauen & Wohnen".into(),
+            }],
+            Utc::now(),
+        )
+        .await
+        .expect("the OZG service");
+    let mut o = bauportal(&w.bund);
+    o["name"] = json!("wohngeld");
+    o["ozg_id"] = json!("10236");
+    o["efa"] = json!({"operator": "01", "for_laender": ["01", "02"]});
+    ok(
+        post(app, &kit.admin, "/api/v1/offerings", o).await,
+        StatusCode::CREATED,
+    );
+    ok(
+        post(
+            app,
+            &kit.admin,
+            "/api/v1/offerings/wohngeld/versions?rollout=false",
+            version("1.0.0"),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let bayern = kit
+        .store
+        .find_organisation_by_key("09")
+        .await
+        .unwrap()
+        .expect("Bayern");
+    let before = audit_count(&kit).await;
+    let detail = assert_problem(
+        &post(
+            app,
+            &kit.admin,
+            "/api/v1/bookings",
+            json!({"organisation": bayern.id, "offering": "wohngeld", "plan": "s"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/organisation"),
+    );
+    assert!(detail.contains("operated by the Land `01`"), "{detail}");
+    assert_eq!(audit_count(&kit).await, before);
+    let instance = ok(
+        post(
+            app,
+            &kit.admin,
+            "/api/v1/bookings",
+            json!({"organisation": w.sh, "offering": "wohngeld", "plan": "s"}),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    let instance = instance["booking"]["id"].as_str().unwrap().to_string();
+    // A Bavarian Gemeinde is not served; one of Schleswig-Holstein is.
+    let before = audit_count(&kit).await;
+    assert_problem(
+        &tenancy(
+            &kit,
+            &instance,
+            &w.gemeinden[SH_GEMEINDEN],
+            json!({"kennung": "by-0"}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("/organisation"),
+    );
+    assert_eq!(audit_count(&kit).await, before);
+    let t = ok(
+        tenancy(&kit, &instance, &w.gemeinden[0], json!({"kennung": "sh-0"})).await,
+        StatusCode::CREATED,
+    );
+    assert_eq!(t["state"], "placed", "{t}");
 }

@@ -124,6 +124,52 @@ impl TenancySpec {
     }
 }
 
+/// Who may run an instance of a shared offering: anyone, but for an "Einer für Alle"
+/// service only an organisation of its operating Land (`land`: the organisation's Land
+/// key). The one rule of booking an instance.
+pub fn may_operate(offering: &OfferingSpec, land: Option<&str>) -> Result<()> {
+    match (&offering.tenancy, &offering.efa) {
+        (Tenancy::Shared, Some(efa)) if land != Some(efa.operator.as_str()) => {
+            Err(Invalid::meaning(
+                "/organisation",
+                format!(
+                    "`{}` is an \"Einer für Alle\" service operated by the Land `{}`: only its \
+                     organisations run instances of it; others become tenants",
+                    offering.name, efa.operator
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether an organisation of Land `land` may be a tenant of an instance of `offering`:
+/// an "Einer für Alle" service serves its operating Land and the Länder it names (every
+/// Land when it names none). The one rule of booking a tenancy.
+pub fn may_join(offering: &OfferingSpec, land: Option<&str>) -> Result<()> {
+    let Some(efa) = &offering.efa else {
+        return Ok(());
+    };
+    let served = efa.for_laender.is_empty()
+        || land.is_some_and(|l| l == efa.operator || efa.for_laender.contains(l));
+    if served {
+        return Ok(());
+    }
+    Err(Invalid::meaning(
+        "/organisation",
+        format!(
+            "`{}` is an \"Einer für Alle\" service for the Länder {}: the organisation's Land \
+             is not among them",
+            offering.name,
+            efa.for_laender
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
+}
+
 /// Whether `instance` can take a new tenant: a booking (not itself a tenancy) of a
 /// shared offering that runs or is about to, in production, and does not end on its own.
 /// The one rule of booking a tenancy and of the candidates the portal offers.

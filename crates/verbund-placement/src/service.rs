@@ -828,6 +828,7 @@ impl Bookings {
         let mut inp = self.inputs(&spec.organisation, &spec.offering).await?;
         let book = std::mem::take(&mut inp.book);
         let channel = spec.validate(&inp.offering.spec)?;
+        verbund_domain::shared::may_operate(&inp.offering.spec, inp.organisation.land.as_deref())?;
         let version = self.target_version(&inp.offering, &channel).await?;
         let main_plan = plan(&inp.offering.spec, &spec.plan)?.clone();
         let windows = check_windows(

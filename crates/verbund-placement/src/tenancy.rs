@@ -61,6 +61,7 @@ impl Bookings {
         let tenant = chain.first().cloned().ok_or_else(|| {
             BookingError::Internal(format!("organisation `{}` was not read", spec.organisation))
         })?;
+        verbund_domain::shared::may_join(&offering.spec, tenant.land.as_deref())?;
         let chain = (chain_ids(&chain), chain);
         let book = self.policy_book().await?;
         let sites = self.store().site_usage().await?;

@@ -502,7 +502,7 @@ texts! {
     join_configuration: "Ihre Einstellungen als Mandant", "Your settings as a tenant";
     join_submit: "Mandant werden", "Become a tenant";
     join_no_instance: "Diese Instanz nimmt keine Mandanten (mehr) auf.", "This instance does not take tenants (any more).";
-    join_error_organisation: "Diese Organisation kann hier nicht Mandant werden: Sie betreibt die Instanz selbst. Bitte eine andere Organisation wählen.", "This organisation cannot become a tenant here: it runs the instance itself. Please choose another organisation.";
+    join_error_organisation: "Diese Organisation kann hier nicht Mandant werden: Sie betreibt die Instanz selbst, oder ihr Land gehört nicht zu den Ländern, für die diese Einer-für-Alle-Leistung betrieben wird. Bitte eine andere Organisation wählen.", "This organisation cannot become a tenant here: it runs the instance itself, or its Land is not among those this one-for-all service is run for. Please choose another organisation.";
     join_error_conflict: "Die Organisation ist bereits Mandant dieser Instanz, oder die Instanz nimmt keine Mandanten mehr auf.", "The organisation is a tenant of this instance already, or the instance no longer takes tenants.";
     join_error_too_large: "Die Einstellungen sind zu umfangreich für die Mandantenliste der Instanz (höchstens 16 KiB). Bitte kürzen.", "The settings are too large for the instance's tenant list (at most 16 KiB). Please shorten them.";
     show: "Anzeigen", "Show";
