@@ -338,6 +338,19 @@ async fn a_template_is_published_adopted_and_its_change_taken_over(kit: Kit) {
     assert_eq!(view["version"], 2);
     assert_eq!(view["changes"], json!([]));
     assert_eq!(view["differences"], json!(["/municipality"]));
+    // Taking over again changes and records nothing.
+    let before = audit_count(&kit).await;
+    ok(
+        post(
+            app,
+            &aug,
+            &format!("/api/v1/bookings/{booking}/template/take-over"),
+            json!({}),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    assert_eq!(audit_count(&kit).await, before);
     let actions = audit_actions(&kit, &format!("template/{id}")).await;
     for action in [
         "template.publish",

@@ -388,6 +388,10 @@ pub async fn take_over_changes(
         )));
     };
     let t = state.store.get_template(&lineage.template).await?;
+    if lineage.version == t.version {
+        // Nothing changed since: nothing to take over, nothing recorded.
+        return Ok(Json(b));
+    }
     let (_, adopted) = state.store.template_version(&t.id, lineage.version).await?;
     let patch = BookingPatch {
         config: Some(take_over(&b.config, &adopted, &t.config)),
