@@ -38,6 +38,25 @@ pub struct NewTemplate<'a> {
     pub config: &'a Value,
 }
 
+impl<'a> NewTemplate<'a> {
+    /// A template of `spec` carrying `booking`'s configuration and plan, published in the
+    /// Land `land` (its organisation's).
+    pub fn of(
+        spec: &'a TemplateSpec,
+        booking: &'a verbund_domain::booking::Booking,
+        land: Option<&'a str>,
+    ) -> Self {
+        NewTemplate {
+            spec,
+            organisation: &booking.organisation,
+            land,
+            offering: &booking.offering,
+            plan: &booking.plan,
+            config: &booking.config,
+        }
+    }
+}
+
 /// Which templates a list shows: those of an offering, and those a caller may see.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateFilter {

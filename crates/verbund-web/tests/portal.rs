@@ -3104,37 +3104,23 @@ async fn a_template_is_published_adopted_and_its_change_taken_over(store: Store)
     form.shows("value=\"portal.hamburg.de\"");
     let csrf = form.csrf();
     let idempotency = form.hidden("idempotency");
+    let adoption = [
+        ("csrf", csrf.as_str()),
+        ("idempotency", idempotency.as_str()),
+        ("template", template.id.as_str()),
+        ("organisation", w.b.as_str()),
+        ("plan", "s"),
+        ("channel", "stable"),
+        ("cfg.domain", "portal.flensburg.de"),
+        ("cfg.users", "200"),
+    ];
     let adopted = b
-        .post(
-            &format!("/offerings/{OFFERING}/book"),
-            &[
-                ("csrf", &csrf),
-                ("idempotency", &idempotency),
-                ("template", &template.id),
-                ("organisation", &w.b),
-                ("plan", "s"),
-                ("channel", "stable"),
-                ("cfg.domain", "portal.flensburg.de"),
-                ("cfg.users", "200"),
-            ],
-        )
+        .post(&format!("/offerings/{OFFERING}/book"), &adoption)
         .await;
     let mine = new_booking(&adopted);
     // The same form sent again adopts once.
     let again = b
-        .post(
-            &format!("/offerings/{OFFERING}/book"),
-            &[
-                ("csrf", &csrf),
-                ("idempotency", &idempotency),
-                ("template", &template.id),
-                ("organisation", &w.b),
-                ("plan", "s"),
-                ("channel", "stable"),
-                ("cfg.domain", "portal.flensburg.de"),
-                ("cfg.users", "200"),
-            ],
-        )
+        .post(&format!("/offerings/{OFFERING}/book"), &adoption)
         .await;
     assert_eq!(new_booking(&again), mine, "one adoption per form");
     let page = b.get(&format!("/bookings/{mine}")).await;

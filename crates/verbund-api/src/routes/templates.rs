@@ -134,14 +134,7 @@ pub async fn create(
         .store
         .create_template(
             &caller.actor(),
-            &NewTemplate {
-                spec: &spec,
-                organisation: &b.organisation,
-                land: land.as_deref(),
-                offering: &b.offering,
-                plan: &b.plan,
-                config: &b.config,
-            },
+            &NewTemplate::of(&spec, &b, land.as_deref()),
             state.now(),
         )
         .await?;
@@ -179,14 +172,7 @@ pub async fn update(
             .update_template(
                 &caller.actor(),
                 &id,
-                &NewTemplate {
-                    spec: &spec,
-                    organisation: &b.organisation,
-                    land: land.as_deref(),
-                    offering: &b.offering,
-                    plan: &b.plan,
-                    config: &b.config,
-                },
+                &NewTemplate::of(&spec, &b, land.as_deref()),
                 state.now(),
             )
             .await?,
