@@ -24,39 +24,23 @@
     clippy::indexing_slicing
 )]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{Request, StatusCode};
-use axum::Router;
 use chrono::Utc;
-use http_body_util::BodyExt;
-use serde_json::{json, Value};
-use tower::ServiceExt;
+use serde_json::json;
 use verbund_api::AppState;
 use verbund_domain::account::{Membership, UserSpec};
 use verbund_domain::booking::BookingState;
 use verbund_store::Store;
-use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile};
+use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile, send_json};
 use verbund_testkit::{germany, Scratch};
 
 // The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Duration, Value) {
-    let t = Instant::now();
-    let resp = app.clone().oneshot(req).await.expect("infallible");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let took = t.elapsed();
-    (
-        status,
-        took,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 fn report(backend: &str, what: &str, mut times: Vec<Duration>) {
     times.sort();
@@ -108,7 +92,7 @@ async fn run(backend: &str, full: bool) {
             .header(AUTHORIZATION, format!("Bearer {token}"))
             .body(Body::empty())
             .expect("request");
-        let (status, took, v) = call(&app, req).await;
+        let (status, took, v) = send_json(&app, req).await;
         assert_eq!(status, StatusCode::OK, "{v}");
         let sites = v["sites"].as_array().expect("sites");
         assert_eq!(sites.len(), germany::SITES);
@@ -149,7 +133,7 @@ async fn run(backend: &str, full: bool) {
                 .header("Idempotency-Key", format!("bench-{with_window}-{i}"))
                 .body(Body::from(body.to_string()))
                 .expect("request");
-            let (status, took, v) = call(&app, req).await;
+            let (status, took, v) = send_json(&app, req).await;
             assert_eq!(status, StatusCode::CREATED, "{v}");
             times.push(took);
         }

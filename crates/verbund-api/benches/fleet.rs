@@ -44,7 +44,7 @@ use verbund_domain::account::{Membership, UserSpec};
 use verbund_domain::booking::BookingState;
 use verbund_domain::directory::Environment;
 use verbund_store::Store;
-use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile};
+use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile, send_json};
 use verbund_testkit::{germany, Scratch};
 
 // The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
@@ -52,16 +52,6 @@ use verbund_testkit::{germany, Scratch};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCH: usize = 5_000;
-
-async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = app.clone().oneshot(req).await.expect("infallible");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 /// One report body per batch of each site's bookings, with its site token.
 fn bodies(
@@ -110,7 +100,7 @@ async fn ingest(app: &Router, bodies: Vec<(String, String, String)>, count: usiz
             .header(CONTENT_TYPE, "application/json")
             .body(Body::from(body))
             .expect("request");
-        let (status, r) = call(app, req).await;
+        let (status, _, r) = send_json(app, req).await;
         assert_eq!(status, StatusCode::OK, "{r}");
         assert_eq!(r["accepted"], true, "{r}");
         moves += r["transitions"].as_u64().unwrap_or(0);

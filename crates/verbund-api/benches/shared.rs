@@ -26,16 +26,13 @@
     clippy::indexing_slicing
 )]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{Request, StatusCode};
-use axum::Router;
 use chrono::Utc;
-use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use verbund_api::AppState;
 use verbund_domain::account::{Membership, UserSpec};
 use verbund_domain::booking::{BookingSpec, BookingState};
@@ -43,25 +40,12 @@ use verbund_domain::catalog::DataClass;
 use verbund_domain::directory::Level;
 use verbund_domain::shared::{Tenancy, TenancySpec};
 use verbund_store::Store;
-use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile};
+use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile, send_json};
 use verbund_testkit::{germany, Scratch};
 
 // The allocator `verbund` runs with (see crates/verbund-cli/src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-async fn call(app: &Router, req: Request<Body>) -> (StatusCode, Duration, Value) {
-    let t = Instant::now();
-    let resp = app.clone().oneshot(req).await.expect("infallible");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let took = t.elapsed();
-    (
-        status,
-        took,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
 
 async fn run(backend: &str, full: bool) {
     let bookings = env_usize("VERBUND_BENCH_BOOKINGS", if full { 100_000 } else { 600 });
@@ -177,7 +161,7 @@ async fn run(backend: &str, full: bool) {
             .header(CONTENT_TYPE, "application/json")
             .body(Body::from(body.to_string()))
             .expect("request");
-        let (status, took, v) = call(&app, req).await;
+        let (status, took, v) = send_json(&app, req).await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         assert_eq!(v["state"], "placed", "{v}");
         times.push(took);

@@ -38,6 +38,12 @@ impl Caller {
             .collect()
     }
 
+    /// Whether the caller may `act` on anything of any kind, whatever it is (a
+    /// federation administrator reading): then a list need not build a target per item.
+    pub fn may_every(&self, act: Act) -> bool {
+        self.1.allows_every(&self.0, act)
+    }
+
     /// Keeps the items the caller may `act` on, each judged as `target` describes it,
     /// in one evaluation for the whole list.
     pub fn retain_allowed<T>(&self, act: Act, items: &mut Vec<T>, target: impl Fn(&T) -> Target) {

@@ -165,6 +165,26 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Refreshes PostgreSQL's planner statistics of `table` after a write that changed its
+    /// make-up at once. A new rollout's items are tens of thousands of rows of a rollout
+    /// the statistics do not know yet: until autovacuum's next analyze (a minute or more
+    /// later) the planner takes it for a handful of rows and sorts all its items for
+    /// every page of them (10 ms instead of 0.1 ms at 33,000 items, `EXPLAIN ANALYZE`).
+    /// ANALYZE reads a bounded sample and blocks no reader or writer. Best effort: the
+    /// write has committed, so a failure is logged, not returned. SQLite's plans need no
+    /// statistics for these queries.
+    pub(crate) async fn refresh_statistics(&self, table: &'static str) {
+        if self.dialect != Dialect::Postgres {
+            return;
+        }
+        if let Err(e) = sqlx::query(&format!("ANALYZE {table}"))
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(table, error = %e, "could not refresh the planner's statistics");
+        }
+    }
+
     /// Starts a serialised write transaction. Writers queue one at a time (a process-wide
     /// lock for SQLite, a transaction-scoped advisory lock for PostgreSQL), which keeps
     /// the audit chain a single line across replicas.

@@ -376,6 +376,7 @@ impl Store {
         )
         .await?;
         w.commit().await?;
+        self.refresh_statistics("rollout_items").await;
         self.get_rollout(&id).await
     }
 

@@ -1,7 +1,48 @@
 //! What every benchmark of the workspace measures with: a knob from the environment,
-//! percentiles of per-request times, milliseconds for printing.
+//! one request through the router timed as a client times it, percentiles of per-request
+//! times, milliseconds for printing.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Sends `req` through `app` in-process and times it as an HTTP client times a request:
+/// from sending it to the last byte of the answer's body. Reading the body (a JSON tree,
+/// a page's text) is the client's own work and left out of the time. The status, the
+/// body and the time.
+///
+/// # Panics
+/// When the body cannot be read (an in-process body never fails).
+pub async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Bytes, Duration) {
+    let t = Instant::now();
+    let resp = match app.clone().oneshot(req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    };
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_else(|e| panic!("the answer's body could not be read: {e}"));
+    (status, bytes, t.elapsed())
+}
+
+/// [`send`], with the body read as JSON afterwards (`null` when it is none).
+pub async fn send_json(app: &Router, req: Request<Body>) -> (StatusCode, Duration, Value) {
+    let (status, bytes, took) = send(app, req).await;
+    (
+        status,
+        took,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
 
 /// The number in the environment variable `name`, or `default` when unset or not a
 /// number (benchmarks' `VERBUND_BENCH_*` knobs).

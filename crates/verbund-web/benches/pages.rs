@@ -38,7 +38,6 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use chrono::Utc;
 use criterion::{Criterion, SamplingMode};
-use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
@@ -49,7 +48,7 @@ use verbund_domain::booking::{BookingSpec, BookingState};
 use verbund_domain::directory::Environment;
 use verbund_domain::report::SiteReport;
 use verbund_store::Store;
-use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile};
+use verbund_testkit::measure::{backends, env_usize, full_run, ms, percentile, send};
 use verbund_testkit::{germany, Scratch};
 use verbund_web::{PortalConfig, WebState};
 
@@ -91,11 +90,7 @@ async fn load(app: &Router, page: &Page) -> (Duration, usize) {
         .header(COOKIE, &page.cookie)
         .body(Body::empty())
         .expect("request");
-    let t = Instant::now();
-    let resp = app.clone().oneshot(req).await.expect("infallible");
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let took = t.elapsed();
+    let (status, bytes, took) = send(app, req).await;
     assert_eq!(status, StatusCode::OK, "{}", page.uri);
     let body = std::str::from_utf8(&bytes).expect("utf-8");
     assert!(

@@ -126,12 +126,31 @@ pub async fn list(
             },
         )
         .await?;
-    // Every listed booking passes the same decision as a single read. The target depends
-    // only on the booking's organisation (and the operator's provider, the same for the
-    // whole list), so one target per organisation is judged, all in one evaluation, with
-    // the chains of all the page's organisations read in one query.
-    let mut organisations: Vec<String> =
-        page.items.iter().map(|b| b.organisation.clone()).collect();
+    let mut items = page.items;
+    // A caller who may read anything (the federation's administrators and auditors)
+    // keeps the page as it is, without reading the organisations' chains.
+    if !caller.may_every(Act::Read) {
+        let allowed = readable_organisations(&state, &caller, &filter, &items).await?;
+        items.retain(|b| allowed.get(&b.organisation).copied().unwrap_or(false));
+    }
+    Ok(Json(Page {
+        items,
+        next: page.next,
+    }))
+}
+
+/// Which organisations of a page of bookings the caller may read bookings of. Every listed
+/// booking passes the same decision as a single read. The target depends only on the
+/// booking's organisation (and the operator's provider, the same for the whole list), so
+/// one target per organisation is judged, all in one evaluation, with the chains of all
+/// the page's organisations read in one query.
+async fn readable_organisations(
+    state: &AppState,
+    caller: &Caller,
+    filter: &BookingFilter,
+    page: &[Booking],
+) -> ApiResult<HashMap<String, bool>> {
+    let mut organisations: Vec<String> = page.iter().map(|b| b.organisation.clone()).collect();
     organisations.sort();
     organisations.dedup();
     let chains = state.store.organisation_chains(&organisations).await?;
@@ -151,16 +170,10 @@ pub async fn list(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let allowed: HashMap<String, bool> = organisations
+    Ok(organisations
         .into_iter()
         .zip(caller.may_each(Act::Read, &targets))
-        .collect();
-    let mut items = page.items;
-    items.retain(|b| allowed.get(&b.organisation).copied().unwrap_or(false));
-    Ok(Json(Page {
-        items,
-        next: page.next,
-    }))
+        .collect())
 }
 
 /// Which bookings a caller may see in lists and aggregates.
