@@ -5,9 +5,9 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
-use verbund_domain::account::{hash_token, token_secret, Principal, Token};
+use verbund_domain::account::{hash_token, token_secret, Principal, Role, Token};
 use verbund_policy::authz::{Act, Target, Verdict};
-use verbund_store::Store;
+use verbund_store::{OrganisationScope, Store};
 
 use crate::problem::ApiError;
 use crate::AppState;
@@ -36,6 +36,32 @@ impl Caller {
             .iter()
             .map(Verdict::is_allowed)
             .collect()
+    }
+
+    /// [`Caller::may_each`] for a list that asked [`Caller::may_every`] already and was
+    /// told no: each target judged on its own, without asking that again.
+    pub fn may_each_judged(&self, act: Act, targets: &[Target]) -> Vec<bool> {
+        self.1
+            .judge_each(&self.0, act, targets)
+            .iter()
+            .map(Verdict::is_allowed)
+            .collect()
+    }
+
+    /// The organisations the caller acts for as an org-admin or org-member: each alone,
+    /// or with a delegated role with everything below it.
+    pub fn acting_for(&self) -> OrganisationScope {
+        let mut scope = OrganisationScope::default();
+        for m in &self.0.memberships {
+            if let (Role::OrgAdmin | Role::OrgMember, Some(o)) = (m.role, &m.organisation) {
+                if m.delegated {
+                    scope.with_descendants.push(o.clone());
+                } else {
+                    scope.alone.push(o.clone());
+                }
+            }
+        }
+        scope
     }
 
     /// Whether the caller may `act` on anything of any kind, whatever it is (a

@@ -244,7 +244,24 @@ impl Authz {
     /// chains they share), so that a page of 100 bookings builds the caller and computes
     /// the entities' hierarchy once, not 100 times.
     pub fn decide_each(&self, p: &Principal, act: Act, targets: &[Target]) -> Vec<Verdict> {
-        match self.try_decide_each(p, act, targets) {
+        self.decide_each_with(p, act, targets, targets.len() > 1)
+    }
+
+    /// [`Authz::decide_each`] without first asking whether `p` may act on every resource:
+    /// for a list that has asked that already ([`Authz::allows_every`]) and been told no,
+    /// so that the partial evaluation is not made twice.
+    pub fn judge_each(&self, p: &Principal, act: Act, targets: &[Target]) -> Vec<Verdict> {
+        self.decide_each_with(p, act, targets, false)
+    }
+
+    fn decide_each_with(
+        &self,
+        p: &Principal,
+        act: Act,
+        targets: &[Target],
+        ask_every: bool,
+    ) -> Vec<Verdict> {
+        match self.try_decide_each(p, act, targets, ask_every) {
             Ok(verdicts) => verdicts,
             Err(e) => {
                 let reason = format!("the authorization check failed: {e}");
@@ -275,11 +292,12 @@ impl Authz {
         p: &Principal,
         act: Act,
         targets: &[Target],
+        ask_every: bool,
     ) -> Result<Vec<Verdict>, PolicyError> {
         let user = self.user(p)?;
         let principal = uid("Verbund::User", &p.user_id)?;
         let action = uid("Verbund::Action", act.name())?;
-        if targets.len() > 1 && self.allows_any_resource(&user, &principal, &action)? {
+        if ask_every && self.allows_any_resource(&user, &principal, &action)? {
             return Ok(vec![Verdict::Allow; targets.len()]);
         }
         let mut verdicts: Vec<Option<Verdict>> = vec![None; targets.len()];
@@ -790,6 +808,7 @@ mod tests {
             if a.allows_every(&p, act) {
                 proptest::prop_assert!(alone.iter().all(Verdict::is_allowed));
             }
+            proptest::prop_assert_eq!(a.judge_each(&p, act, &targets), alone.clone());
             proptest::prop_assert_eq!(a.decide_each(&p, act, &targets), alone);
         }
     }

@@ -15,13 +15,15 @@ use verbund_domain::audit::Change;
 use verbund_domain::booking::{Booking, BookingState, Compliance};
 use verbund_domain::capacity::{self, CapacityWindow, Load, Timeline};
 use verbund_domain::directory::{Environment, Provider, Resources, Site, SiteSpec};
-use verbund_domain::page::{Page, PageRequest};
+
 use verbund_domain::preflight::SitePreflight;
 use verbund_domain::secrets::SecretValues;
 
 use crate::error::{Result, StoreError};
-use crate::rows::{from_json, paginate, parse_ts, to_json, ts, Arg, Select};
+use crate::rows::{from_json, parse_ts, to_json, ts, Arg, Select};
 use crate::Store;
+
+mod list;
 
 /// A site, its operator, the resources its placed bookings hold now and the changes
 /// their capacity windows will make, and its last preflight (placement keeps new
@@ -101,7 +103,7 @@ pub struct NewBooking {
 #[derive(Debug, Clone, Default)]
 pub struct BookingFilter {
     /// Restrict to these organisations (the caller's scope); `None` means no restriction.
-    pub scope_organisations: Option<Vec<String>>,
+    pub scope_organisations: Option<crate::OrganisationScope>,
     /// Restrict to sites of this provider (a provider operator's scope).
     pub scope_provider: Option<String>,
     /// Restrict to offerings of this vendor organisation (a vendor's scope).
@@ -1041,63 +1043,6 @@ impl Store {
             .as_deref()
             .map(from_json)
             .transpose()
-    }
-
-    pub async fn list_bookings(
-        &self,
-        filter: &BookingFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Booking>> {
-        let mut s = Select::default();
-        if let Some(orgs) = &filter.scope_organisations {
-            add_in(&mut s, "organisation", orgs);
-        }
-        if let Some(p) = &filter.scope_provider {
-            s.and(
-                "site IN (SELECT name FROM sites WHERE provider = {})",
-                Arg::Text(p.clone()),
-            );
-        }
-        if let Some(vendors) = &filter.scope_vendor {
-            add_in_sub(
-                &mut s,
-                "offering IN (SELECT name FROM offerings WHERE vendor IN (",
-                vendors,
-            );
-        }
-        if let Some(o) = &filter.organisation {
-            s.and("organisation = {}", Arg::Text(o.clone()));
-        }
-        if let Some(o) = &filter.offering {
-            s.and("offering = {}", Arg::Text(o.clone()));
-        }
-        if let Some(i) = &filter.instance {
-            s.and("instance = {}", Arg::Text(i.clone()));
-        }
-        if let Some(x) = &filter.site {
-            s.and("site = {}", Arg::Text(x.clone()));
-        }
-        if let Some(st) = filter.state {
-            s.and("state = {}", Arg::Text(st.as_str().into()));
-        }
-        if filter.noncompliant {
-            s.and("compliant = {}", Arg::Int(0));
-        }
-        if let Some(after) = &page.after {
-            s.and("id > {}", Arg::Text(after.clone()));
-        }
-        let limit = page.limit();
-        let sql = s.sql(
-            &format!("SELECT {COLUMNS} FROM bookings"),
-            &format!("ORDER BY id LIMIT {}", limit + 1),
-        );
-        let rows = s.bind(&sql).fetch_all(&self.pool).await?;
-        let mut items = rows.iter().map(booking).collect::<Result<Vec<_>>>()?;
-        self.attach_dependencies(&mut items).await?;
-        let mut conn = self.pool.acquire().await?;
-        crate::undeliverable::fill(&mut conn, self.dialect, &mut items).await?;
-        crate::secrets::fill(&mut conn, self.dialect, &mut items).await?;
-        Ok(paginate(items, limit, |b| b.id.clone()))
     }
 
     /// Fills in the dependency links of listed bookings with one query.

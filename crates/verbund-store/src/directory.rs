@@ -694,22 +694,6 @@ fn site(r: &AnyRow) -> Result<Site> {
 }
 
 impl Store {
-    /// Ids of every organisation below `id` (children, grandchildren, …).
-    pub async fn organisation_descendants(&self, id: &str) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "WITH RECURSIVE below(id) AS ( \
-                SELECT id FROM organisations WHERE parent = $1 \
-                UNION SELECT o.id FROM organisations o JOIN below b ON o.parent = b.id) \
-             SELECT id FROM below ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<String, _>(0)?))
-            .collect()
-    }
-
     /// An organisation's id followed by its ancestors' ids, nearest first.
     pub async fn organisation_chain(&self, id: &str) -> Result<Vec<String>> {
         self.organisation_chains(&[id.to_string()])

@@ -22,6 +22,7 @@ mod registrations;
 mod reports;
 mod rollouts;
 mod rows;
+mod scope;
 mod secrets;
 mod sessions;
 mod shared_history;
@@ -55,6 +56,7 @@ pub use rollouts::{
     test_tenant, ItemFilter, Leadership, ReferenceSpec, RolloutFilter, Ticked,
     ENGINE as ROLLOUT_ENGINE,
 };
+pub use scope::OrganisationScope;
 pub use secrets::SealedDocument;
 pub use sessions::{Credential, LockPolicy, Session, PORTAL};
 pub use shared_history::{Delivered, HistoryCommit, HistoryHead, NewHistoryCommit};
@@ -85,6 +87,8 @@ pub struct Store {
     adoption: Option<Arc<templates::Adoption>>,
     /// The capacity windows ahead, kept between transactions while they do not change.
     windows: Arc<bookings::WindowsCache>,
+    /// The organisations of callers' scopes, expanded, for a few seconds.
+    scopes: Arc<scope::ScopeCache>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -148,6 +152,7 @@ impl Store {
             idempotency: None,
             adoption: None,
             windows: Arc::default(),
+            scopes: Arc::default(),
         })
     }
 

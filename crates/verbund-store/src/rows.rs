@@ -45,7 +45,7 @@ pub(crate) enum Arg {
 }
 
 /// Builds `SELECT … WHERE a AND b … ORDER BY … LIMIT …` with numbered placeholders.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Select {
     conditions: Vec<String>,
     args: Vec<Arg>,

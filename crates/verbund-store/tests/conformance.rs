@@ -61,6 +61,7 @@ conformance!(
     idempotency_keys_are_recorded_with_their_booking_only,
     an_idempotency_key_books_once_under_concurrent_retries,
     organisation_chains_of_many_organisations_are_read_at_once,
+    a_scope_covers_its_organisations_and_everything_below_the_delegated_ones,
     parallel_sign_in_attempts_pass_at_most_the_limit,
     disabled_accounts_work_nowhere_until_enabled,
     revoking_access_ends_every_token_and_session,
@@ -3404,4 +3405,77 @@ async fn a_password_change_ends_the_other_sessions(store: Store) {
         store.session("careful-s1", t(4)).await.unwrap().is_none(),
         "set by the system: all end"
     );
+}
+
+async fn a_scope_covers_its_organisations_and_everything_below_the_delegated_ones(store: Store) {
+    let d = directory();
+    store
+        .import_organisations(IMPORTER, GV100AD_SOURCE, &d.organisations, t(0))
+        .await
+        .unwrap();
+    let all = all_organisations(&store, &OrganisationFilter::default()).await;
+    let children: HashMap<&str, Vec<&str>> = all.iter().fold(HashMap::new(), |mut children, o| {
+        if let Some(p) = o.parent.as_deref() {
+            children.entry(p).or_default().push(o.id.as_str());
+        }
+        children
+    });
+    let subtree = |root: &str| -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut todo = vec![root];
+        while let Some(id) = todo.pop() {
+            out.insert(id.to_string());
+            todo.extend(children.get(id).into_iter().flatten());
+        }
+        out
+    };
+    let by_level = |level: Level| all.iter().filter(move |o| o.level == level);
+    let land = by_level(Level::Land).next().unwrap();
+    let kreis = by_level(Level::Kreis)
+        .find(|k| k.land == land.land)
+        .unwrap();
+    let other_kreis = by_level(Level::Kreis)
+        .find(|k| k.land != land.land)
+        .unwrap();
+    let gemeinde = by_level(Level::Gemeinde)
+        .find(|g| g.parent.as_deref() == Some(other_kreis.id.as_str()))
+        .unwrap();
+    let scope = |alone: &[&str], below: &[&str]| verbund_store::OrganisationScope {
+        alone: alone.iter().map(|s| s.to_string()).collect(),
+        with_descendants: below.iter().map(|s| s.to_string()).collect(),
+    };
+    let members = |scope| {
+        let store = store.clone();
+        async move {
+            let m = store.scope_members(&scope).await.unwrap();
+            let set: BTreeSet<String> = m.iter().cloned().collect();
+            assert_eq!(set.len(), m.len(), "each member once");
+            set
+        }
+    };
+    // A Land with delegation: itself and its Kreise and Gemeinden, nothing else.
+    let expected = subtree(&land.id);
+    assert!(expected.len() > 2, "{}", expected.len());
+    assert_eq!(members(scope(&[], &[&land.id])).await, expected);
+    // Alone: only what is named, its children not.
+    assert_eq!(
+        members(scope(&[&kreis.id, &gemeinde.id], &[])).await,
+        BTreeSet::from([kreis.id.clone(), gemeinde.id.clone()])
+    );
+    // Both, overlapping: the union, each once.
+    let mut union = subtree(&other_kreis.id);
+    union.extend(expected.iter().cloned());
+    assert_eq!(
+        members(scope(
+            &[&gemeinde.id, &land.id],
+            &[&other_kreis.id, &land.id]
+        ))
+        .await,
+        union
+    );
+    // Nothing named, nothing covered; an unknown organisation covers nothing.
+    assert!(members(scope(&[], &[])).await.is_empty());
+    assert!(members(scope(&[], &["no-such-organisation"]))
+        .await
+        .is_empty());
 }

@@ -15,7 +15,7 @@ use verbund_domain::report::{BookingStatus, SiteHealth};
 use verbund_placement::ReevaluationSummary;
 use verbund_policy::authz::{Act, Target};
 use verbund_policy::PlacementDecision;
-use verbund_store::{BookingFilter, StoreError};
+use verbund_store::{BookingFilter, OrganisationScope, StoreError};
 
 use crate::auth::Caller;
 use crate::extract::{ApiJson, ApiQuery};
@@ -111,9 +111,9 @@ pub async fn list(
         noncompliant: q.noncompliant,
         ..Default::default()
     };
-    match visible_scope(&state, &caller).await? {
+    match visible_scope(&caller) {
         Visible::All => {}
-        Visible::Organisations(orgs) => filter.scope_organisations = Some(orgs),
+        Visible::Organisations(scope) => filter.scope_organisations = Some(scope),
         Visible::Provider(provider) => filter.scope_provider = Some(provider),
     }
     let page = state
@@ -172,7 +172,7 @@ async fn readable_organisations(
         .collect::<ApiResult<Vec<_>>>()?;
     Ok(organisations
         .into_iter()
-        .zip(caller.may_each(Act::Read, &targets))
+        .zip(caller.may_each_judged(Act::Read, &targets))
         .collect())
 }
 
@@ -180,36 +180,28 @@ async fn readable_organisations(
 pub(crate) enum Visible {
     /// The federation's admins and auditors.
     All,
-    /// Members and admins of organisations: their own (and delegated descendants').
-    Organisations(Vec<String>),
+    /// Members and admins of organisations: their own (and, delegated, everything below
+    /// them), as the memberships name them; the store walks the hierarchy in its query.
+    Organisations(OrganisationScope),
     /// A provider's operators: what runs on the provider's sites.
     Provider(String),
 }
 
-pub(crate) async fn visible_scope(state: &AppState, caller: &Caller) -> ApiResult<Visible> {
+pub(crate) fn visible_scope(caller: &Caller) -> Visible {
     let p = &caller.0;
     if p.has_role(Role::FederationAdmin) || p.has_role(Role::Auditor) {
-        return Ok(Visible::All);
+        return Visible::All;
     }
-    let mut orgs = Vec::new();
-    for m in &p.memberships {
-        if let (Role::OrgAdmin | Role::OrgMember, Some(o)) = (m.role, &m.organisation) {
-            orgs.push(o.clone());
-            if m.delegated {
-                orgs.extend(state.store.organisation_descendants(o).await?);
-            }
-        }
-    }
+    let scope = caller.acting_for();
     let operated = p
         .memberships
         .iter()
         .find(|m| m.role == Role::ProviderOperator)
         .and_then(|m| m.provider.clone());
-    Ok(match (orgs.is_empty(), operated) {
-        (false, _) => Visible::Organisations(orgs),
+    match (scope.is_empty(), operated) {
+        (false, _) | (true, None) => Visible::Organisations(scope),
         (true, Some(provider)) => Visible::Provider(provider),
-        (true, None) => Visible::Organisations(Vec::new()),
-    })
+    }
 }
 
 /// A new booking with everything its request caused.

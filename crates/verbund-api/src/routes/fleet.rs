@@ -75,10 +75,10 @@ pub async fn capacity_outlook(
     ApiQuery(q): ApiQuery<OutlookQuery>,
 ) -> ApiResult<Json<CapacityOutlook>> {
     let now = state.now();
-    let (provider, months_only) = match visible_scope(&state, &caller).await? {
+    let (provider, months_only) = match visible_scope(&caller) {
         Visible::Provider(p) => (Some(p), false),
         Visible::All => (None, false),
-        Visible::Organisations(orgs) if orgs.is_empty() => {
+        Visible::Organisations(scope) if scope.is_empty() => {
             return Err(ApiError::Forbidden(
                 "the capacity outlook is for the federation, operators and organisations".into(),
             ))
@@ -185,9 +185,11 @@ pub async fn fleet(State(state): State<AppState>, caller: Caller) -> ApiResult<J
     let mut scope = FleetScope::default();
     // Sites listed even without bookings: all for the federation, the provider's own.
     let mut listed: Option<Option<String>> = None;
-    match visible_scope(&state, &caller).await? {
+    match visible_scope(&caller) {
         Visible::All => listed = Some(None),
-        Visible::Organisations(orgs) => scope.organisations = Some(orgs),
+        Visible::Organisations(orgs) => {
+            scope.organisations = Some(state.store.scope_members(&orgs).await?.to_vec());
+        }
         Visible::Provider(provider) => {
             let sites = all_sites(&state, Some(provider.clone())).await?;
             scope.sites = Some(sites.into_iter().collect());

@@ -38,9 +38,10 @@ async fn audience(
     state: &AppState,
     caller: &Caller,
 ) -> ApiResult<Option<(Vec<String>, Vec<String>)>> {
-    Ok(match visible_scope(state, caller).await? {
+    Ok(match visible_scope(caller) {
         Visible::All => None,
-        Visible::Organisations(orgs) => {
+        Visible::Organisations(scope) => {
+            let orgs = state.store.scope_members(&scope).await?;
             let mut lands: Vec<String> = state
                 .store
                 .organisations_by_ids(&orgs)
@@ -50,7 +51,7 @@ async fn audience(
                 .collect();
             lands.sort();
             lands.dedup();
-            Some((orgs, lands))
+            Some((orgs.to_vec(), lands))
         }
         Visible::Provider(_) => Some((Vec::new(), Vec::new())),
     })

@@ -104,17 +104,11 @@ pub async fn my_organisations(
     state: &WebState,
     v: &Viewer,
 ) -> verbund_store::Result<Vec<Organisation>> {
-    let mut ids = Vec::new();
-    for m in &v.caller.0.memberships {
-        if let (Role::OrgAdmin | Role::OrgMember, Some(o)) = (m.role, &m.organisation) {
-            ids.push(o.clone());
-            if m.delegated {
-                ids.extend(state.api.store.organisation_descendants(o).await?);
-            }
-        }
-    }
-    ids.sort();
-    ids.dedup();
+    let ids = state
+        .api
+        .store
+        .scope_members(&v.caller.acting_for())
+        .await?;
     let mut orgs = state.api.store.organisations_by_ids(&ids).await?;
     orgs.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(orgs)
