@@ -2891,13 +2891,18 @@ async fn an_idempotency_key_books_once_under_concurrent_retries(store: Store) {
 /// The chains of a page's worth of organisations from all over the directory, read at
 /// once, are those a walk from parent to parent finds (what `organisation_chain` read
 /// one organisation at a time before).
-async fn organisation_chains_of_many_organisations_are_read_at_once(store: Store) {
+/// The real directory imported into `store`; every organisation of it.
+async fn imported_directory(store: &Store) -> Vec<Organisation> {
     let d = directory();
     store
         .import_organisations(IMPORTER, GV100AD_SOURCE, &d.organisations, t(0))
         .await
         .unwrap();
-    let all = all_organisations(&store, &OrganisationFilter::default()).await;
+    all_organisations(store, &OrganisationFilter::default()).await
+}
+
+async fn organisation_chains_of_many_organisations_are_read_at_once(store: Store) {
+    let all = imported_directory(&store).await;
     let parent: HashMap<&str, Option<&str>> = all
         .iter()
         .map(|o| (o.id.as_str(), o.parent.as_deref()))
@@ -3408,12 +3413,7 @@ async fn a_password_change_ends_the_other_sessions(store: Store) {
 }
 
 async fn a_scope_covers_its_organisations_and_everything_below_the_delegated_ones(store: Store) {
-    let d = directory();
-    store
-        .import_organisations(IMPORTER, GV100AD_SOURCE, &d.organisations, t(0))
-        .await
-        .unwrap();
-    let all = all_organisations(&store, &OrganisationFilter::default()).await;
+    let all = imported_directory(&store).await;
     let children: HashMap<&str, Vec<&str>> = all.iter().fold(HashMap::new(), |mut children, o| {
         if let Some(p) = o.parent.as_deref() {
             children.entry(p).or_default().push(o.id.as_str());

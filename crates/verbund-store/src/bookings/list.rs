@@ -124,8 +124,8 @@ impl Store {
     }
 
     /// The next [`SCAN_CHUNK`] `(id, organisation)` after `after` that meet
-    /// `conditions`, in the database's id order, as one JSON row (sqlx hands SQLite's
-    /// rows over one message at a time, which would cost more than the query).
+    /// `conditions`, in id order, as one JSON row. PostgreSQL only: SQLite walks in its
+    /// own query (see the module docs).
     async fn id_chunk(
         &self,
         conditions: &Select,
@@ -139,23 +139,13 @@ impl Store {
             "SELECT id, organisation FROM bookings",
             &format!("ORDER BY id LIMIT {SCAN_CHUNK}"),
         );
-        let sql = match self.dialect {
-            Dialect::Sqlite => {
-                format!("SELECT json_group_array(json_array(id, organisation)) FROM ({inner})")
-            }
-            Dialect::Postgres => format!(
-                "SELECT CAST(COALESCE(json_agg(json_build_array(id, organisation) ORDER BY id), \
-                 '[]') AS TEXT) FROM ({inner}) chunk"
-            ),
-        };
+        let sql = format!(
+            "SELECT CAST(COALESCE(json_agg(json_build_array(id, organisation) ORDER BY id), \
+             '[]') AS TEXT) FROM ({inner}) chunk"
+        );
         let row = s.bind(&sql).fetch_one(&self.pool).await?;
         let text: Option<String> = row.try_get(0)?;
-        let mut chunk: Vec<(String, String)> = from_json(text.as_deref().unwrap_or("[]"))?;
-        if self.dialect == Dialect::Sqlite {
-            // SQLite's aggregate keeps no promised order; its ids compare as bytes.
-            chunk.sort();
-        }
-        Ok(chunk)
+        from_json(text.as_deref().unwrap_or("[]"))
     }
 
     /// The bookings with `ids`, in id order.
