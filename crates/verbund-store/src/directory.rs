@@ -716,14 +716,18 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         for chunk in ids.chunks(IN_CHUNK) {
             // `depth` bounds the walk, so that a cycle in corrupt data ends (and is
-            // reported below) instead of running forever.
+            // reported below) instead of running forever. Each step looks up one parent
+            // by its key (the foreign key on `parent` guarantees it exists): as a join,
+            // PostgreSQL hashed all organisations for every page of a Land's bookings
+            // (4.4 ms for 101 organisations by `EXPLAIN ANALYZE`, against 1.1 ms).
             let list = crate::rows::placeholders(self.dialect, 1, chunk.len());
             let sql = format!(
                 "WITH RECURSIVE up(origin, id, parent, depth) AS ( \
                     SELECT id, id, parent, 0 FROM organisations WHERE id IN ({list}) \
-                    UNION ALL SELECT up.origin, o.id, o.parent, up.depth + 1 \
-                    FROM organisations o JOIN up ON o.id = up.parent \
-                    WHERE up.depth <= {MAX_ANCESTORS}) \
+                    UNION ALL SELECT up.origin, up.parent, \
+                      (SELECT o.parent FROM organisations o WHERE o.id = up.parent), \
+                      up.depth + 1 \
+                    FROM up WHERE up.parent IS NOT NULL AND up.depth <= {MAX_ANCESTORS}) \
                  SELECT origin, id FROM up ORDER BY origin, depth"
             );
             let mut q = sqlx::query(&sql);
