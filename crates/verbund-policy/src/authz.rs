@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityTypeName, EntityUid, PolicySet, Request,
-    RequestBuilder, RestrictedExpression,
+    ActionConstraint, Authorizer, Context, Decision, Entities, Entity, EntityTypeName, EntityUid,
+    PolicySet, Request, RequestBuilder, RestrictedExpression,
 };
 use verbund_domain::account::{Principal, Role};
 
@@ -39,6 +39,17 @@ pub enum Act {
 }
 
 impl Act {
+    const ALL: [Act; 8] = [
+        Act::Read,
+        Act::Write,
+        Act::Delete,
+        Act::Approve,
+        Act::SetPassword,
+        Act::ResetPassword,
+        Act::Disable,
+        Act::Revoke,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             Act::Read => "read",
@@ -123,7 +134,13 @@ impl Verdict {
 
 /// The compiled role policies.
 pub struct Authz {
+    /// All role policies.
     policies: PolicySet,
+    /// For each act, the role policies whose action scope admits it: Cedar evaluates
+    /// every policy of the set it is given, and a policy scoped to other actions can
+    /// never apply (a page of 100 bookings read: 10 of the 15 policies, and 3.65 → 3.19 ms to judge
+    /// it, `cargo bench -p verbund-policy --bench judging`).
+    policies_by_act: Vec<(Act, PolicySet)>,
     authorizer: Authorizer,
     /// The schema's action entities, so that `action in Action::"api"` resolves.
     actions: Vec<Entity>,
@@ -170,17 +187,27 @@ impl Authz {
                     .join("; "),
             });
         }
-        let actions = schema()?
+        let actions: Vec<Entity> = schema()?
             .action_entities()
             .map_err(|e| PolicyError::Schema(e.to_string()))?
             .iter()
             .cloned()
             .collect();
         Ok(Authz {
+            policies_by_act: policies_by_act(&policies, &actions)?,
             policies,
             authorizer: Authorizer::new(),
             actions,
         })
+    }
+
+    /// The role policies that may apply to `act` (all of them for an act not sliced,
+    /// which never happens: the decision is the same, only slower).
+    fn policies_for(&self, act: Act) -> &PolicySet {
+        self.policies_by_act
+            .iter()
+            .find(|(a, _)| *a == act)
+            .map_or(&self.policies, |(_, set)| set)
     }
 
     fn user(&self, p: &Principal) -> Result<Entity, PolicyError> {
@@ -278,8 +305,7 @@ impl Authz {
     pub fn allows_every(&self, p: &Principal, act: Act) -> bool {
         let decided = self.user(p).and_then(|user| {
             let principal = uid("Verbund::User", &p.user_id)?;
-            let action = uid("Verbund::Action", act.name())?;
-            self.allows_any_resource(&user, &principal, &action)
+            self.allows_any_resource(&user, &principal, act)
         });
         decided.unwrap_or_else(|e| {
             tracing::error!(reason = %e, "authorization entities could not be built");
@@ -297,7 +323,7 @@ impl Authz {
         let user = self.user(p)?;
         let principal = uid("Verbund::User", &p.user_id)?;
         let action = uid("Verbund::Action", act.name())?;
-        if ask_every && self.allows_any_resource(&user, &principal, &action)? {
+        if ask_every && self.allows_any_resource(&user, &principal, act)? {
             return Ok(vec![Verdict::Allow; targets.len()]);
         }
         let mut verdicts: Vec<Option<Verdict>> = vec![None; targets.len()];
@@ -329,6 +355,7 @@ impl Authz {
             }
             let entities = Entities::from_entities(entities, None)
                 .map_err(|e| PolicyError::Schema(e.to_string()))?;
+            let policies = self.policies_for(act);
             for (i, target, resource) in resources {
                 let request = Request::new(
                     principal.clone(),
@@ -338,9 +365,7 @@ impl Authz {
                     None,
                 )
                 .map_err(|e| PolicyError::Schema(e.to_string()))?;
-                let response = self
-                    .authorizer
-                    .is_authorized(&request, &self.policies, &entities);
+                let response = self.authorizer.is_authorized(&request, policies, &entities);
                 if let Some(slot) = verdicts.get_mut(i) {
                     *slot = Some(verdict(&response, act, target));
                 }
@@ -363,13 +388,13 @@ impl Authz {
         &self,
         user: &Entity,
         principal: &EntityUid,
-        action: &EntityUid,
+        act: Act,
     ) -> Result<bool, PolicyError> {
         let resource_type = EntityTypeName::from_str("Verbund::Resource")
             .map_err(|e| PolicyError::Schema(e.to_string()))?;
         let request = RequestBuilder::default()
             .principal(principal.clone())
-            .action(action.clone())
+            .action(uid("Verbund::Action", act.name())?)
             .unknown_resource_with_type(resource_type)
             .context(Context::empty())
             .build();
@@ -377,11 +402,47 @@ impl Authz {
         entities.push(user.clone());
         let entities = Entities::from_entities(entities, None)
             .map_err(|e| PolicyError::Schema(e.to_string()))?;
-        let response = self
-            .authorizer
-            .is_authorized_partial(&request, &self.policies, &entities);
+        let response =
+            self.authorizer
+                .is_authorized_partial(&request, self.policies_for(act), &entities);
         Ok(response.decision() == Some(Decision::Allow))
     }
+}
+
+/// For each act, the policies of `all` whose action scope admits it: any action, the
+/// act's action, or a group the schema's `actions` place it in.
+fn policies_by_act(
+    all: &PolicySet,
+    actions: &[Entity],
+) -> Result<Vec<(Act, PolicySet)>, PolicyError> {
+    let groups = Entities::from_entities(actions.to_vec(), None)
+        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+    Act::ALL
+        .into_iter()
+        .map(|act| {
+            let action = uid("Verbund::Action", act.name())?;
+            let mut admitted: HashSet<EntityUid> = groups
+                .ancestors(&action)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            admitted.insert(action.clone());
+            let mut set = PolicySet::new();
+            for policy in all.policies() {
+                let applies = match policy.action_constraint() {
+                    ActionConstraint::Any => true,
+                    ActionConstraint::Eq(a) => a == action,
+                    ActionConstraint::In(list) => list.iter().any(|a| admitted.contains(a)),
+                };
+                if applies {
+                    set.add(policy.clone())
+                        .map_err(|e| PolicyError::Schema(e.to_string()))?;
+                }
+            }
+            Ok((act, set))
+        })
+        .collect()
 }
 
 /// The verdict for a target the evaluation left without one: deny (never reached while
@@ -760,7 +821,8 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
         /// A page judged at once gets, for each target, the verdict (and its reason) a
         /// single decision gives, whatever the caller, the organisations' chains (shared
-        /// or not) and the targets' other attributes.
+        /// or not) and the targets' other attributes; and the policies of the act decide
+        /// as all policies would.
         #[test]
         fn a_page_is_judged_as_each_of_its_items_alone(
             role in proptest::sample::select(vec![
@@ -769,7 +831,7 @@ mod tests {
             ]),
             delegated in proptest::bool::ANY,
             organisation in proptest::sample::select(vec!["muc", "by", "bund"]),
-            act in proptest::sample::select(vec![Act::Read, Act::Write, Act::Delete, Act::Approve]),
+            act in proptest::sample::select(Act::ALL.to_vec()),
             targets in proptest::collection::vec(
                 (
                     proptest::sample::select(vec!["booking", "booking", "user", "fact-proposal"]),
@@ -809,7 +871,10 @@ mod tests {
                 proptest::prop_assert!(alone.iter().all(Verdict::is_allowed));
             }
             proptest::prop_assert_eq!(a.judge_each(&p, act, &targets), alone.clone());
-            proptest::prop_assert_eq!(a.decide_each(&p, act, &targets), alone);
+            proptest::prop_assert_eq!(a.decide_each(&p, act, &targets), alone.clone());
+            // Judged by all role policies instead of those of the act, nothing changes.
+            let unsliced = Authz { policies_by_act: Vec::new(), ..Authz::new().unwrap() };
+            proptest::prop_assert_eq!(unsliced.decide_each(&p, act, &targets), alone);
         }
     }
 }
