@@ -6,7 +6,8 @@
 //! with their audit events) into SQLite, and into PostgreSQL beside it
 //! (`VERBUND_TEST_POSTGRES`; skipped with a note when unreachable), adds 500 users with a
 //! token each, a site token per site, a second version of an offering and a running
-//! rollout of it over its bookings. Then 16 clients (tasks on a multi-threaded runtime)
+//! rollout of it over its bookings, and lets PostgreSQL settle (`Scratch::settle`: the
+//! statistics and visibility map autovacuum keeps in service). Then 16 clients (tasks on a multi-threaded runtime)
 //! send requests at once, each walking the list of endpoints below in its own order: first
 //! as the federation administrator (who sees everything, so every page is full and none
 //! needs judging item by item), then as the delegated administrator of Bayern (whose
@@ -287,6 +288,7 @@ async fn run(backend: &str, full: bool) {
     let admin = user_token(&store, "bench-admin", Membership::federation_admin()).await;
     let rollout = populate(&store, &app, &admin, &fleet, users).await;
     let land = land_admin(&store, &fleet).await;
+    scratch.settle().await;
     println!(
         "{backend}: loaded {} Gemeinden, {bookings} bookings, {users} users in {:.0} s",
         fleet.gemeinden.len(),
