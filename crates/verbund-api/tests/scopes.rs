@@ -1,8 +1,9 @@
 //! A caller's bookings through the real router on the real directory, on SQLite and
 //! PostgreSQL: every page as an org-admin with delegation sees exactly the bookings of
 //! the organisations below it, each once, also when a filter narrows the list — for a
-//! Land (a scope of more than a thousand organisations, walked in id order by the store)
-//! and for a Kreis (a scope small enough to be a filter of the query).
+//! Land (a scope of more than a thousand organisations, probed while the database walks
+//! the bookings in id order), for a Kreis (a scope small enough to be a filter of the
+//! query), and for an administrator of a Land and of a Kreis of another Land at once.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
 #![allow(
@@ -28,8 +29,8 @@ use verbund_testkit::germany;
 
 api_tests!(a_delegated_administrator_pages_through_exactly_the_bookings_below_it);
 
-/// A token of a delegated org-admin of `organisation`.
-async fn admin_of(kit: &Kit, name: &str, organisation: &str) -> String {
+/// A token of a delegated org-admin of each of `organisations`.
+async fn admin_of(kit: &Kit, name: &str, organisations: &[&String]) -> String {
     let now = Utc::now();
     let user = kit
         .store
@@ -39,12 +40,15 @@ async fn admin_of(kit: &Kit, name: &str, organisation: &str) -> String {
                 name: name.into(),
                 display_name: name.into(),
                 email: None,
-                memberships: vec![Membership {
-                    role: Role::OrgAdmin,
-                    organisation: Some(organisation.into()),
-                    provider: None,
-                    delegated: true,
-                }],
+                memberships: organisations
+                    .iter()
+                    .map(|o| Membership {
+                        role: Role::OrgAdmin,
+                        organisation: Some(o.to_string()),
+                        provider: None,
+                        delegated: true,
+                    })
+                    .collect(),
             },
             now,
         )
@@ -119,9 +123,24 @@ async fn a_delegated_administrator_pages_through_exactly_the_bookings_below_it(k
     }
     let site = per_site.iter().max_by_key(|(_, n)| **n).unwrap().0.clone();
 
-    for (name, root) in [("land-admin", land), ("kreis-admin", kreis)] {
-        let token = admin_of(&kit, name, root).await;
-        let expected = below(root, None);
+    // A Kreis of another Land.
+    let elsewhere = all
+        .iter()
+        .map(|b| &chains[&b.organisation])
+        .find(|c| &c[c.len() - 2] != land)
+        .map(|c| &c[1])
+        .expect("a booking in another Land");
+    let below_all = |roots: &[&String], site: Option<&str>| -> BTreeSet<String> {
+        roots.iter().flat_map(|r| below(r, site)).collect()
+    };
+    let callers: [(&str, Vec<&String>); 3] = [
+        ("land-admin", vec![land]),
+        ("kreis-admin", vec![kreis]),
+        ("land-and-kreis-admin", vec![land, elsewhere]),
+    ];
+    for (name, roots) in callers {
+        let token = admin_of(&kit, name, &roots).await;
+        let expected = below_all(&roots, None);
         assert!(!expected.is_empty(), "{name}: bookings below it");
         for limit in [37, 500] {
             assert_eq!(
@@ -133,7 +152,7 @@ async fn a_delegated_administrator_pages_through_exactly_the_bookings_below_it(k
         let path = format!("/api/v1/bookings?site={site}");
         assert_eq!(
             paged_ids(&kit, &token, &path, 50).await,
-            below(root, Some(&site)),
+            below_all(&roots, Some(&site)),
             "{name} on {site}"
         );
         // A filter that leaves nothing: an empty page, not a walk without end.

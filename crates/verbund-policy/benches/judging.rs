@@ -59,11 +59,12 @@ fn main() {
         }
         times.sort();
         let mean = times.iter().sum::<Duration>() / pages as u32;
+        let at = |share: usize| times.get(pages * share / 100).copied().unwrap_or_default();
         println!(
             "{caller}: a page of 100 bookings judged in {:.2} ms mean, {:.2} ms p50, {:.2} ms p99 ({pages} pages)",
             mean.as_secs_f64() * 1e3,
-            times[pages / 2].as_secs_f64() * 1e3,
-            times[pages * 99 / 100].as_secs_f64() * 1e3,
+            at(50).as_secs_f64() * 1e3,
+            at(99).as_secs_f64() * 1e3,
         );
     }
 }
