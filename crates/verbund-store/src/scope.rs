@@ -36,8 +36,9 @@ impl OrganisationScope {
 
 /// How long an expanded scope is used before it is read again. The directory changes by
 /// imports and registrations: an organisation added below a delegated administrator
-/// shows in its lists at most this much later (it has no bookings yet when it is new;
-/// organisations never move to another parent).
+/// (which has no bookings yet when it is new), or moved below it by a directory import
+/// (`Store::import_organisations` updates parents), shows in its lists at most this much
+/// later; one moved away leaves them as late.
 const SCOPE_FRESH: Duration = Duration::from_secs(10);
 
 /// Expanded scopes kept per process: expanding Bayern's (some 2,150 organisations) is
