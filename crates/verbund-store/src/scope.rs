@@ -38,7 +38,8 @@ impl OrganisationScope {
 /// imports and registrations: an organisation added below a delegated administrator
 /// (which has no bookings yet when it is new), or moved below it by a directory import
 /// (`Store::import_organisations` updates parents), shows in its lists at most this much
-/// later; one moved away leaves them as late.
+/// later. One moved away stays in the expansion as long, but a listed booking is judged
+/// from its organisation's chain read for that page, so it is no longer shown.
 const SCOPE_FRESH: Duration = Duration::from_secs(10);
 
 /// Expanded scopes kept per process: expanding Bayern's (some 2,150 organisations) is

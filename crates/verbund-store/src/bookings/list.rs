@@ -36,32 +36,13 @@ impl Store {
         filter: &BookingFilter,
         page: &PageRequest,
     ) -> Result<Page<Booking>> {
-        let members = match &filter.scope_organisations {
-            Some(scope) => Some(self.scope_members(scope).await?),
-            None => None,
-        };
         let limit = page.limit();
         let mut s = conditions(filter);
         // A statement planned with its values: see the module docs.
         let mut planned_with_values = false;
-        match members {
-            Some(members) if members.len() > NARROW_SCOPE => match self.dialect {
-                Dialect::Sqlite => {
-                    s.and(
-                        "+organisation IN (SELECT value FROM json_each({}))",
-                        Arg::Text(crate::rows::to_json(&*members)?),
-                    );
-                }
-                Dialect::Postgres => {
-                    s.and(
-                        "organisation = ANY(string_to_array({}, ','))",
-                        Arg::Text(comma_separated(&members)?),
-                    );
-                    planned_with_values = true;
-                }
-            },
-            Some(members) => add_in(&mut s, "organisation", &members),
-            None => {}
+        if let Some(scope) = &filter.scope_organisations {
+            let members = self.scope_members(scope).await?;
+            planned_with_values = add_members(&mut s, self.dialect, &members)?;
         }
         if let Some(after) = &page.after {
             s.and("id > {}", Arg::Text(after.clone()));
@@ -81,6 +62,31 @@ impl Store {
         crate::undeliverable::fill(&mut conn, self.dialect, &mut items).await?;
         crate::secrets::fill(&mut conn, self.dialect, &mut items).await?;
         Ok(paginate(items, limit, |b| b.id.clone()))
+    }
+}
+
+/// Restricts `s` to the bookings of `members`, as a filter or as a probe by their number
+/// (see the module docs); whether the statement must be planned with its values.
+fn add_members(s: &mut Select, dialect: Dialect, members: &[String]) -> Result<bool> {
+    if members.len() <= NARROW_SCOPE {
+        add_in(s, "organisation", members);
+        return Ok(false);
+    }
+    match dialect {
+        Dialect::Sqlite => {
+            s.and(
+                "+organisation IN (SELECT value FROM json_each({}))",
+                Arg::Text(crate::rows::to_json(&members)?),
+            );
+            Ok(false)
+        }
+        Dialect::Postgres => {
+            s.and(
+                "organisation = ANY(string_to_array({}, ','))",
+                Arg::Text(comma_separated(members)?),
+            );
+            Ok(true)
+        }
     }
 }
 
