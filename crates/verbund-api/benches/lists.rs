@@ -21,8 +21,9 @@
 //! Printed per endpoint: requests, mean, p50, p99, max and whether p99 < 50 ms.
 //! `VERBUND_BENCH_BOOKINGS` changes the 100,000, `VERBUND_BENCH_ROUNDS` the 40 rounds per
 //! client (16 × 40 = 640 requests per endpoint), `VERBUND_BENCH_CLIENTS` the 16 clients
-//! (with 1, each request's own cost shows), `VERBUND_BENCH_BACKENDS=sqlite` leaves
-//! PostgreSQL out. Without `--bench`, as under `cargo test --all-targets`, a small smoke
+//! (with 1, each request's own cost shows), `VERBUND_DATABASE_CONNECTIONS` the pooled
+//! connections (as `verbund serve` takes it; by default twice the cores),
+//! `VERBUND_BENCH_BACKENDS=sqlite` leaves PostgreSQL out. Without `--bench`, as under `cargo test --all-targets`, a small smoke
 //! version runs with the same assertions on status and shape.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
@@ -274,7 +275,17 @@ async fn run(backend: &str, full: bool) {
     let Some(scratch) = Scratch::for_backend(backend, "bench_lists").await else {
         return;
     };
-    let store = Store::open(&scratch.url).await.expect("store opens");
+    let connections = env_usize(
+        "VERBUND_DATABASE_CONNECTIONS",
+        verbund_store::default_connections() as usize,
+    );
+    let store = Store::open_with(
+        &scratch.url,
+        u32::try_from(connections).expect("connections"),
+    )
+    .await
+    .expect("store opens");
+    println!("{backend}: {connections} pooled database connections");
     let now = Utc::now();
     let load = Instant::now();
     verbund_placement::ensure_default_policies(&store, now)

@@ -64,6 +64,18 @@ pub use sign_in_attempts::Attempt;
 pub use templates::{Adoption, NewTemplate, TemplateFilter};
 pub use trust::{SiteCredential, StoredTrustList};
 
+/// How many pooled connections a store keeps for requests unless told otherwise: twice
+/// the cores of this host, within 2–16. A database working from its cache runs as many
+/// queries at once as it has cores; connections beyond about twice that only make its
+/// backends wait in the operating system's scheduler instead of the pool's queue, where
+/// they wait in order. The lists benchmark (issue 16, BENCHMARKS.md) measured a Land's
+/// pages on two cores shared with PostgreSQL and 16 clients: with 16 connections every
+/// list's 99th percentile above 50 ms, with 4 all but the bookings' under it.
+pub fn default_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u32::try_from(cores.saturating_mul(2)).map_or(16, |n| n.clamp(2, 16))
+}
+
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -75,6 +87,8 @@ pub enum Dialect {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// How to open a connection outside the pool, for a leadership's advisory lock.
+    leadership: Arc<AnyConnectOptions>,
     dialect: Dialect,
     /// SQLite allows one writer at a time; writers queue here instead of failing with
     /// `SQLITE_BUSY` when a deferred transaction tries to upgrade its lock.
@@ -95,10 +109,18 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date,
+    /// with [`default_connections`] for requests.
     ///
     /// `url` is `sqlite://PATH` (the file is created) or `postgres://…`.
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, default_connections()).await
+    }
+
+    /// [`Store::open`] with at most `connections` pooled connections (at least one). The
+    /// leaderships of a replica ([`Store::try_lead`], [`Store::try_lead_delivery`]) hold
+    /// connections of their own beside the pool.
+    pub async fn open_with(url: &str, connections: u32) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -116,11 +138,9 @@ impl Store {
         let opts = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Config(format!("invalid database URL: {e}")))?
             .disable_statement_logging();
+        let leadership = opts.clone();
         let pool = AnyPoolOptions::new()
-            .max_connections(match dialect {
-                Dialect::Sqlite => 8,
-                Dialect::Postgres => 16,
-            })
+            .max_connections(connections.max(1))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -147,6 +167,7 @@ impl Store {
         migrator.run(&pool).await?;
         Ok(Store {
             pool,
+            leadership: Arc::new(leadership),
             dialect,
             write_lock: Arc::new(Mutex::new(())),
             idempotency: None,

@@ -17,8 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, Row};
+use sqlx::{AnyConnection, ConnectOptions, Connection, Row};
 use verbund_domain::audit::Change;
 use verbund_domain::booking::{transition, Booking, BookingEvent, BookingState};
 use verbund_domain::directory::{Environment, Level, Organisation};
@@ -97,22 +96,15 @@ pub struct Ticked {
 }
 
 /// Leadership of the rollout engine: on PostgreSQL a session advisory lock held on a
-/// connection of its own, released by the server when that connection or its process
-/// dies, so another replica can take over; on SQLite (one process) always held.
+/// connection of its own, opened beside the pool and never returned to it, released by
+/// the server when that connection or its process dies, so another replica can take
+/// over; on SQLite (one process) always held. Leadership given up (dropped) closes its
+/// connection: a pooled session would keep the advisory lock, so no other replica
+/// could take over while this process lives, and the next task of this process to get
+/// that connection would hold the lock without knowing. Beside the pool, a leadership
+/// never takes a connection that requests wait for.
 pub struct Leadership {
-    conn: Option<PoolConnection<Any>>,
-}
-
-/// Leadership given up (dropped) closes its connection instead of returning it to the
-/// pool: a pooled session would keep the advisory lock, so no other replica could take
-/// over while this process lives, and the next task of this process to get that
-/// connection would hold the lock without knowing.
-impl Drop for Leadership {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            drop(conn.detach());
-        }
-    }
+    conn: Option<AnyConnection>,
 }
 
 impl Leadership {
@@ -120,7 +112,7 @@ impl Leadership {
     pub async fn holds(&mut self) -> bool {
         match &mut self.conn {
             None => true,
-            Some(conn) => sqlx::query("SELECT 1").execute(&mut **conn).await.is_ok(),
+            Some(conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
         }
     }
 }
@@ -711,16 +703,17 @@ impl Store {
         match self.dialect {
             Dialect::Sqlite => Ok(Some(Leadership { conn: None })),
             Dialect::Postgres => {
-                let mut conn = self.pool.acquire().await?;
+                let mut conn = self.leadership.connect().await?;
                 let got: bool = sqlx::query("SELECT pg_try_advisory_lock($1)")
                     .bind(key)
-                    .fetch_one(&mut *conn)
+                    .fetch_one(&mut conn)
                     .await?
                     .try_get(0)?;
                 if got {
                     Ok(Some(Leadership { conn: Some(conn) }))
                 } else {
-                    // The connection goes back to the pool holding nothing.
+                    // Holding nothing, the connection closes.
+                    conn.close().await?;
                     Ok(None)
                 }
             }

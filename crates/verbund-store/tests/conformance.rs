@@ -76,6 +76,7 @@ conformance_db!(
     two_stores_on_one_database_write_concurrently,
     the_shared_history_moves_only_from_its_head,
     one_replica_at_a_time_writes_the_desired_state,
+    leaderships_leave_the_pool_to_requests,
     a_cycle_in_the_organisation_chain_is_corrupt_data,
 );
 
@@ -2649,6 +2650,31 @@ async fn one_replica_at_a_time_writes_the_desired_state(store: Store, db: Db) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     other.close().await;
+}
+
+/// A replica's leaderships hold connections of their own beside the pool: a store with
+/// one pooled connection that leads the rollout engine and writes the desired state
+/// still answers requests.
+async fn leaderships_leave_the_pool_to_requests(store: Store, db: Db) {
+    drop(store);
+    let narrow = Store::open_with(&db.url, 1).await.unwrap();
+    let engine = narrow
+        .try_lead()
+        .await
+        .unwrap()
+        .expect("the engine's lock is free");
+    let writer = narrow
+        .try_lead_delivery()
+        .await
+        .unwrap()
+        .expect("the writer's lock is free");
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(5), narrow.ping()).await;
+    assert!(
+        matches!(answered, Ok(Ok(()))),
+        "a request waited for a connection a leadership holds: {answered:?}"
+    );
+    drop((engine, writer));
+    narrow.close().await;
 }
 
 // ---------------------------------------------------------------------------------------
