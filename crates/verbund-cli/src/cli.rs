@@ -32,8 +32,9 @@ pub struct StoreArgs {
     /// (`postgres://…` for production).
     #[arg(long, env = "VERBUND_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Database connections kept for requests at most (default: twice this host's cores,
-    /// within 2–16). Leaderships of replicas hold one more each beside them.
+    /// Database connections kept for requests at most (default: PostgreSQL twice this
+    /// host's cores, within 2–16; SQLite 8). Leaderships of replicas hold one more each
+    /// beside them.
     #[arg(long, env = "VERBUND_DATABASE_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_connections: Option<u32>,
 }
@@ -50,10 +51,7 @@ impl StoreArgs {
     pub async fn open(&self) -> anyhow::Result<Store> {
         std::fs::create_dir_all(&self.data)
             .with_context(|| format!("cannot create the data folder {}", self.data.display()))?;
-        let connections = self
-            .database_connections
-            .unwrap_or_else(verbund_store::default_connections);
-        Store::open_with(&self.url(), connections)
+        Store::open_with(&self.url(), self.database_connections)
             .await
             .with_context(|| format!("cannot open the database {}", redact(&self.url())))
     }

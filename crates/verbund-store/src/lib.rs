@@ -64,16 +64,25 @@ pub use sign_in_attempts::Attempt;
 pub use templates::{Adoption, NewTemplate, TemplateFilter};
 pub use trust::{SiteCredential, StoredTrustList};
 
-/// How many pooled connections a store keeps for requests unless told otherwise: twice
-/// the cores of this host, within 2–16. A database working from its cache runs as many
-/// queries at once as it has cores; connections beyond about twice that only make its
+/// How many pooled connections a store keeps for requests unless told otherwise.
+///
+/// PostgreSQL: twice the cores of this host, within 2–16. A database working from its
+/// cache runs as many queries at once as it has cores; more connections only make its
 /// backends wait in the operating system's scheduler instead of the pool's queue, where
-/// they wait in order. The lists benchmark (issue 16, BENCHMARKS.md) measured a Land's
-/// pages on two cores shared with PostgreSQL and 16 clients: with 16 connections every
-/// list's 99th percentile above 50 ms, with 4 all but the bookings' under it.
-pub fn default_connections() -> u32 {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    u32::try_from(cores.saturating_mul(2)).map_or(16, |n| n.clamp(2, 16))
+/// they wait in order. SQLite: 8. Its queries run in this process, each connection on a
+/// thread of its own that hands every row over to the request's task; with fewer, the
+/// cores idle during those hand-overs. Measured by the lists benchmark (issue 16 in
+/// BENCHMARKS.md) for a Land's pages on two cores shared with 16 clients: PostgreSQL with
+/// 16 connections missed the target with every list, with 4 with none; SQLite with 8
+/// served 934 requests/s and met it, with 4 781, with 2 745.
+pub fn default_connections(dialect: Dialect) -> u32 {
+    match dialect {
+        Dialect::Sqlite => 8,
+        Dialect::Postgres => {
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            u32::try_from(cores.saturating_mul(2)).map_or(16, |n| n.clamp(2, 16))
+        }
+    }
 }
 
 /// Which database is behind the store.
@@ -110,17 +119,18 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and brings its schema up to date,
-    /// with [`default_connections`] for requests.
+    /// with the [`default_connections`] of its database for requests.
     ///
     /// `url` is `sqlite://PATH` (the file is created) or `postgres://…`.
     pub async fn open(url: &str) -> Result<Store> {
-        Store::open_with(url, default_connections()).await
+        Store::open_with(url, None).await
     }
 
-    /// [`Store::open`] with at most `connections` pooled connections (at least one). The
-    /// leaderships of a replica ([`Store::try_lead`], [`Store::try_lead_delivery`]) hold
-    /// connections of their own beside the pool.
-    pub async fn open_with(url: &str, connections: u32) -> Result<Store> {
+    /// [`Store::open`] with at most `connections` pooled connections (at least one; by
+    /// default [`default_connections`]). The leaderships of a replica
+    /// ([`Store::try_lead`], [`Store::try_lead_delivery`]) hold connections of their own
+    /// beside the pool.
+    pub async fn open_with(url: &str, connections: Option<u32>) -> Result<Store> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -140,7 +150,7 @@ impl Store {
             .disable_statement_logging();
         let leadership = opts.clone();
         let pool = AnyPoolOptions::new()
-            .max_connections(connections.max(1))
+            .max_connections(connections.unwrap_or(default_connections(dialect)).max(1))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {

@@ -2657,7 +2657,7 @@ async fn one_replica_at_a_time_writes_the_desired_state(store: Store, db: Db) {
 /// still answers requests.
 async fn leaderships_leave_the_pool_to_requests(store: Store, db: Db) {
     drop(store);
-    let narrow = Store::open_with(&db.url, 1).await.unwrap();
+    let narrow = Store::open_with(&db.url, Some(1)).await.unwrap();
     let engine = narrow
         .try_lead()
         .await
