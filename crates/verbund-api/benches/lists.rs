@@ -16,13 +16,15 @@
 //! (authentication, Cedar, store, JSON; no HTTP socket) and is timed on its own, to the
 //! last byte of its body; the client checks the body is a list afterwards, without
 //! building a JSON tree. A first page and, for the long lists, the page that the first
-//! page's `next` cursor points to.
+//! page's `next` cursor points to; and for the bookings a walk through every page, the
+//! clients taking the pages in turn (client `c` in round `r` page `c × rounds + r`), so
+//! that each request reads other bookings of other organisations than the last.
 //!
 //! Printed per endpoint: requests, mean, p50, p99, max and whether p99 < 50 ms.
 //! `VERBUND_BENCH_BOOKINGS` changes the 100,000, `VERBUND_BENCH_ROUNDS` the 40 rounds per
 //! client (16 × 40 = 640 requests per endpoint), `VERBUND_BENCH_CLIENTS` the 16 clients
 //! (with 1, each request's own cost shows), `VERBUND_DATABASE_CONNECTIONS` the pooled
-//! connections (as `verbund serve` takes it; by default twice the cores),
+//! connections (as `verbund serve` takes it; by default `Store::open`'s),
 //! `VERBUND_BENCH_BACKENDS=sqlite` leaves PostgreSQL out. Without `--bench`, as under `cargo test --all-targets`, a small smoke
 //! version runs with the same assertions on status and shape.
 
@@ -213,7 +215,7 @@ async fn with_second_pages(
     app: &Router,
     token: &str,
     first: Vec<(String, String)>,
-) -> (Vec<(String, String)>, Vec<String>) {
+) -> (Vec<(String, Vec<String>)>, Vec<String>) {
     let mut all = Vec::with_capacity(first.len() * 2);
     let mut refused = Vec::new();
     for (name, uri) in first {
@@ -224,20 +226,39 @@ async fn with_second_pages(
         }
         assert_eq!(status, StatusCode::OK, "{uri}: {body}");
         if let Some(next) = body.get("next").and_then(Value::as_str) {
-            let sep = if uri.contains('?') { '&' } else { '?' };
-            let cursor = next
-                .replace('+', "%2B")
-                .replace('/', "%2F")
-                .replace('=', "%3D");
-            all.push((
-                format!("{name} (page 2)"),
-                format!("{uri}{sep}after={cursor}"),
-            ));
+            all.push((format!("{name} (page 2)"), vec![after(&uri, next)]));
         }
-        all.push((name, uri));
+        all.push((name, vec![uri]));
     }
     all.sort();
     (all, refused)
+}
+
+/// `uri` continued after the cursor `next`.
+fn after(uri: &str, next: &str) -> String {
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    let cursor = next
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    format!("{uri}{sep}after={cursor}")
+}
+
+/// Every page of the list at `uri` as `token` sees it, following the cursors: a walk
+/// through the whole list, whose pages the clients take in turn, each page of other
+/// bookings (and organisations) than the one before — where the first and second pages,
+/// asked again and again, meet what earlier requests left in caches.
+async fn every_page(app: &Router, token: &str, uri: &str) -> Vec<String> {
+    let mut pages = vec![uri.to_owned()];
+    loop {
+        let last = pages.last().expect("a page").clone();
+        let (status, _, body) = send_json(app, request("GET", &last, token, None)).await;
+        assert_eq!(status, StatusCode::OK, "{last}: {body}");
+        match body.get("next").and_then(Value::as_str) {
+            Some(next) => pages.push(after(uri, next)),
+            None => return pages,
+        }
+    }
 }
 
 /// The administrator of a Land with delegation (Bayern, 2,000 Gemeinden below it): it
@@ -275,17 +296,17 @@ async fn run(backend: &str, full: bool) {
     let Some(scratch) = Scratch::for_backend(backend, "bench_lists").await else {
         return;
     };
-    let connections = env_usize(
-        "VERBUND_DATABASE_CONNECTIONS",
-        verbund_store::default_connections() as usize,
+    let connections = std::env::var("VERBUND_DATABASE_CONNECTIONS").ok().map(|n| {
+        n.parse::<u32>()
+            .expect("VERBUND_DATABASE_CONNECTIONS: a number")
+    });
+    let store = Store::open_with(&scratch.url, connections)
+        .await
+        .expect("store opens");
+    println!(
+        "{backend}: {} pooled database connections",
+        connections.unwrap_or(verbund_store::default_connections(store.dialect()))
     );
-    let store = Store::open_with(
-        &scratch.url,
-        u32::try_from(connections).expect("connections"),
-    )
-    .await
-    .expect("store opens");
-    println!("{backend}: {connections} pooled database connections");
     let now = Utc::now();
     let load = Instant::now();
     verbund_placement::ensure_default_policies(&store, now)
@@ -307,7 +328,13 @@ async fn run(backend: &str, full: bool) {
     );
     let endpoints = endpoints(&rollout, &fleet.offerings[0].name);
     for (caller, token) in [("federation admin", &admin), ("Land admin", &land)] {
-        let (uris, refused) = with_second_pages(&app, token, endpoints.clone()).await;
+        let (mut uris, refused) = with_second_pages(&app, token, endpoints.clone()).await;
+        let walk = every_page(&app, token, "/api/v1/bookings").await;
+        println!(
+            "{backend}, {caller}: {} pages of bookings to walk",
+            walk.len()
+        );
+        uris.push(("bookings (every page in turn)".to_owned(), walk));
         if !refused.is_empty() {
             println!(
                 "{backend}, {caller}: refused, so not measured: {}",
@@ -322,7 +349,9 @@ async fn run(backend: &str, full: bool) {
 
 /// Sends the lists `uris` from 16 clients at once as `token`, and prints each one's
 /// times and whether its p99 is under the target.
-async fn measure(label: &str, app: &Router, token: &str, uris: Vec<(String, String)>) {
+/// Each entry's pages are taken in turn: client `c` in round `r` asks for page
+/// `c × rounds + r` (most entries have one).
+async fn measure(label: &str, app: &Router, token: &str, uris: Vec<(String, Vec<String>)>) {
     let rounds = env_usize("VERBUND_BENCH_ROUNDS", if full_run() { 40 } else { 1 });
     let clients_n = env_usize("VERBUND_BENCH_CLIENTS", CLIENTS);
     println!(
@@ -341,10 +370,11 @@ async fn measure(label: &str, app: &Router, token: &str, uris: Vec<(String, Stri
             for round in 0..rounds {
                 for k in 0..uris.len() {
                     let e = (k + c + round) % uris.len();
-                    let (status, body, took) =
-                        send(&app, request("GET", &uris[e].1, &token, None)).await;
-                    assert_eq!(status, StatusCode::OK, "{}: {body:?}", uris[e].1);
-                    assert!(is_list(&body), "{}: a list: {body:?}", uris[e].1);
+                    let pages = &uris[e].1;
+                    let uri = &pages[(c * rounds + round) % pages.len()];
+                    let (status, body, took) = send(&app, request("GET", uri, &token, None)).await;
+                    assert_eq!(status, StatusCode::OK, "{uri}: {body:?}");
+                    assert!(is_list(&body), "{uri}: a list: {body:?}");
                     times.push((e, took));
                 }
             }

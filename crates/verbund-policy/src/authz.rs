@@ -3,7 +3,10 @@
 //!
 //! The caller becomes a `User` entity carrying its role scopes; the target becomes a
 //! `Resource` entity with the attributes the rules look at, placed `in` its
-//! organisation so that delegated admins reach the organisations below theirs.
+//! organisation so that delegated admins reach the organisations below theirs. Verdicts
+//! once taken are remembered ([`memo`]): the same caller, act and target get the same.
+
+mod memo;
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -21,7 +24,7 @@ use crate::{schema, PolicyError};
 pub const ROLE_POLICIES: &str = include_str!("../../../policies/authorization.cedar");
 
 /// What the caller wants to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Act {
     Read,
     /// Create or change.
@@ -65,7 +68,7 @@ impl Act {
 }
 
 /// What the caller acts on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Target {
     /// `organisation`, `provider`, `site`, `offering`, `booking`, `policy`, `placement`,
     /// `audit`, `user`, `token`, `facts` (placement facts of a provider or a site),
@@ -144,6 +147,8 @@ pub struct Authz {
     authorizer: Authorizer,
     /// The schema's action entities, so that `action in Action::"api"` resolves.
     actions: Vec<Entity>,
+    /// The verdicts taken so far.
+    memo: memo::Memo,
 }
 
 fn orgs(ids: impl IntoIterator<Item = String>) -> Result<RestrictedExpression, PolicyError> {
@@ -198,6 +203,7 @@ impl Authz {
             policies,
             authorizer: Authorizer::new(),
             actions,
+            memo: memo::Memo::new(memo::CAPACITY),
         })
     }
 
@@ -281,6 +287,7 @@ impl Authz {
         self.decide_each_with(p, act, targets, false)
     }
 
+    /// The verdicts the memo holds, and Cedar's for the other targets (remembered then).
     fn decide_each_with(
         &self,
         p: &Principal,
@@ -288,8 +295,36 @@ impl Authz {
         targets: &[Target],
         ask_every: bool,
     ) -> Vec<Verdict> {
+        let mut verdicts = self.memo.recall(p, act, targets);
+        let unknown: Vec<Target> = targets
+            .iter()
+            .zip(&verdicts)
+            .filter(|(_, known)| known.is_none())
+            .map(|(t, _)| t.clone())
+            .collect();
+        if !unknown.is_empty() {
+            let mut judged = self.judge(p, act, &unknown, ask_every).into_iter();
+            for slot in verdicts.iter_mut().filter(|v| v.is_none()) {
+                *slot = judged.next();
+            }
+        }
+        verdicts
+            .into_iter()
+            .map(|v| v.unwrap_or_else(undecided))
+            .collect()
+    }
+
+    /// Cedar's verdict on each target, remembered unless the check itself failed.
+    fn judge(&self, p: &Principal, act: Act, targets: &[Target], ask_every: bool) -> Vec<Verdict> {
         match self.try_decide_each(p, act, targets, ask_every) {
-            Ok(verdicts) => verdicts,
+            Ok(verdicts) => {
+                self.memo.remember(
+                    p,
+                    act,
+                    targets.iter().cloned().zip(verdicts.iter().cloned()),
+                );
+                verdicts
+            }
             Err(e) => {
                 let reason = format!("the authorization check failed: {e}");
                 tracing::error!(%reason, "authorization entities could not be built");
@@ -817,6 +852,65 @@ mod tests {
         assert!(!reaches(Role::ProviderOperator, Act::Read));
     }
 
+    #[test]
+    fn remembered_verdicts_are_the_callers_own_and_follow_a_moved_organisation() {
+        let a = Authz::new().unwrap();
+        let muc = principal(Role::OrgAdmin, Some("muc"), None);
+        let mut by = principal(Role::OrgAdmin, Some("by"), None);
+        by.user_id = "u2".into();
+        by.memberships[0].delegated = true;
+        let mut fl = principal(Role::OrgAdmin, Some("fl"), None);
+        fl.user_id = "u3".into();
+        let in_bayern = booking(&["muc", "by", "bund"]);
+        assert!(a.decide(&muc, Act::Read, &in_bayern).is_allowed());
+        assert!(a.decide(&by, Act::Read, &in_bayern).is_allowed());
+        // Another caller, the same target: not the remembered verdict.
+        assert!(!a.decide(&fl, Act::Read, &in_bayern).is_allowed());
+        // The same caller, another act: Bayern's admin may read, not approve.
+        assert!(!a.decide(&by, Act::Approve, &in_bayern).is_allowed());
+        // The organisation moved to another Land: its chain is another target.
+        let moved = booking(&["muc", "sh", "bund"]);
+        assert!(
+            !a.decide_each(&by, Act::Read, &[in_bayern.clone(), moved.clone()])[1].is_allowed()
+        );
+        assert!(a.decide(&muc, Act::Read, &moved).is_allowed());
+        // A caller whose delegation was taken back is another caller.
+        by.memberships[0].delegated = false;
+        assert!(!a.decide(&by, Act::Read, &in_bayern).is_allowed());
+    }
+
+    #[test]
+    fn the_memo_forgets_everything_when_full() {
+        let a = Authz {
+            memo: memo::Memo::new(10),
+            ..Authz::new().unwrap()
+        };
+        let by = principal(Role::OrgAdmin, Some("by"), None);
+        let page = |from: usize| -> Vec<Target> {
+            (from..from + 6)
+                .map(|g| booking(&[&format!("g{g}"), "by", "bund"]))
+                .collect()
+        };
+        let _ = a.judge_each(&by, Act::Read, &page(0));
+        assert_eq!(a.memo.len(), 6);
+        let _ = a.judge_each(&by, Act::Read, &page(0));
+        assert_eq!(a.memo.len(), 6, "remembered verdicts are not taken again");
+        let _ = a.judge_each(&by, Act::Read, &page(3));
+        assert_eq!(a.memo.len(), 9);
+        let _ = a.judge_each(&by, Act::Read, &page(20));
+        assert_eq!(
+            a.memo.len(),
+            6,
+            "full: forgotten, then the new page remembered"
+        );
+        let none = Authz {
+            memo: memo::Memo::new(0),
+            ..Authz::new().unwrap()
+        };
+        let _ = none.judge_each(&by, Act::Read, &page(0));
+        assert_eq!(none.memo.len(), 0);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
         /// A page judged at once gets, for each target, the verdict (and its reason) a
@@ -864,16 +958,31 @@ mod tests {
                     t
                 })
                 .collect();
-            let alone: Vec<Verdict> = targets.iter().map(|t| a.decide(&p, act, t)).collect();
+            // Each target alone, by an `Authz` that remembers nothing.
+            let fresh = Authz { memo: memo::Memo::new(0), ..Authz::new().unwrap() };
+            let alone: Vec<Verdict> = targets.iter().map(|t| fresh.decide(&p, act, t)).collect();
             // A list that skips judging for a caller allowed every resource keeps what
             // judging each would have kept.
             if a.allows_every(&p, act) {
                 proptest::prop_assert!(alone.iter().all(Verdict::is_allowed));
             }
+            // Judged at once, then from the memo (whole, and item by item).
             proptest::prop_assert_eq!(a.judge_each(&p, act, &targets), alone.clone());
             proptest::prop_assert_eq!(a.decide_each(&p, act, &targets), alone.clone());
+            let remembered: Vec<Verdict> = targets.iter().map(|t| a.decide(&p, act, t)).collect();
+            proptest::prop_assert_eq!(remembered, alone.clone());
+            // Half remembered, half new, for another caller.
+            let mut other = p.clone();
+            other.user_id = "u2".into();
+            let half = targets.len() / 2;
+            let _ = a.decide_each(&other, act, &targets[..half]);
+            proptest::prop_assert_eq!(a.decide_each(&other, act, &targets), alone.clone());
             // Judged by all role policies instead of those of the act, nothing changes.
-            let unsliced = Authz { policies_by_act: Vec::new(), ..Authz::new().unwrap() };
+            let unsliced = Authz {
+                policies_by_act: Vec::new(),
+                memo: memo::Memo::new(0),
+                ..Authz::new().unwrap()
+            };
             proptest::prop_assert_eq!(unsliced.decide_each(&p, act, &targets), alone);
         }
     }
