@@ -29,7 +29,9 @@ use super::{Act, Target, Verdict};
 /// The most verdicts remembered: every organisation of Bayern (2,153) for nine callers.
 pub(super) const CAPACITY: usize = 20_000;
 
-/// What identifies a caller to Cedar: the `User` entity is built from these alone.
+/// What identifies a caller to Cedar: `Authz::user` builds the `User` entity from these
+/// alone (its display name never reaches Cedar). A field it comes to read must be added
+/// here, or verdicts would be shared between callers it tells apart.
 #[derive(PartialEq, Eq, Hash)]
 struct Caller {
     user_id: String,
@@ -38,9 +40,16 @@ struct Caller {
 
 impl Caller {
     fn of(p: &Principal) -> Self {
+        // Every field named: one added to `Principal` stops the build here until someone
+        // decides whether `Authz::user` reads it.
+        let Principal {
+            user_id,
+            user_name: _,
+            memberships,
+        } = p;
         Caller {
-            user_id: p.user_id.clone(),
-            memberships: p.memberships.clone(),
+            user_id: user_id.clone(),
+            memberships: memberships.clone(),
         }
     }
 }
