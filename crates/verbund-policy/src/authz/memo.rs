@@ -57,7 +57,7 @@ impl Caller {
 #[derive(Default)]
 struct Remembered {
     len: usize,
-    verdicts: HashMap<Caller, HashMap<Act, HashMap<Target, Verdict>>>,
+    verdicts: HashMap<(Caller, Act), HashMap<Target, Verdict>>,
 }
 
 /// The verdicts taken so far, by caller, act and target.
@@ -91,10 +91,7 @@ impl Memo {
             .remembered
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let known = remembered
-            .verdicts
-            .get(&Caller::of(p))
-            .and_then(|by_act| by_act.get(&act));
+        let known = remembered.verdicts.get(&(Caller::of(p), act));
         targets
             .iter()
             .map(|t| known.and_then(|by_target| by_target.get(t)).cloned())
@@ -119,11 +116,7 @@ impl Memo {
             *remembered = Remembered::default();
         }
         let Remembered { len, verdicts } = &mut *remembered;
-        let by_target = verdicts
-            .entry(Caller::of(p))
-            .or_default()
-            .entry(act)
-            .or_default();
+        let by_target = verdicts.entry((Caller::of(p), act)).or_default();
         for (target, verdict) in judged.take(self.capacity) {
             if by_target.insert(target, verdict).is_none() {
                 *len = len.saturating_add(1);
