@@ -712,8 +712,11 @@ impl Store {
                 if got {
                     Ok(Some(Leadership { conn: Some(conn) }))
                 } else {
-                    // Holding nothing, the connection closes.
-                    conn.close().await?;
+                    // Holding nothing, the connection closes; not leading is the answer
+                    // even if the goodbye fails.
+                    if let Err(e) = conn.close().await {
+                        tracing::debug!(error = %e, "closing an unused leadership connection failed");
+                    }
                     Ok(None)
                 }
             }
