@@ -25,8 +25,9 @@
 //! client (16 × 40 = 640 requests per endpoint), `VERBUND_BENCH_CLIENTS` the 16 clients
 //! (with 1, each request's own cost shows), `VERBUND_DATABASE_CONNECTIONS` the pooled
 //! connections (as `verbund serve` takes it; by default `Store::open`'s),
-//! `VERBUND_BENCH_BACKENDS=sqlite` leaves PostgreSQL out. Without `--bench`, as under `cargo test --all-targets`, a small smoke
-//! version runs with the same assertions on status and shape.
+//! `VERBUND_BENCH_BACKENDS=sqlite` leaves PostgreSQL out. Without `--bench`, as under
+//! `cargo test --all-targets`, a small smoke version runs with the same assertions on
+//! status and shape.
 
 // Tests and benchmarks may panic: a failed expectation is a failed run.
 #![allow(
@@ -349,6 +350,7 @@ async fn run(backend: &str, full: bool) {
 
 /// Sends the lists `uris` from 16 clients at once as `token`, and prints each one's
 /// times and whether its p99 is under the target.
+///
 /// Each entry's pages are taken in turn: client `c` in round `r` asks for page
 /// `c × rounds + r` (most entries have one).
 async fn measure(label: &str, app: &Router, token: &str, uris: Vec<(String, Vec<String>)>) {
