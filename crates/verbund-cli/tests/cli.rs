@@ -775,6 +775,28 @@ versions:
     assert!(err.contains("404") || err.contains("nope"), "{err}");
 }
 
+/// A pool of no connections, or of words, is refused in words before anything is created.
+#[test]
+fn serve_refuses_a_pool_of_no_connections() {
+    for (value, says) in [("0", "0 is not in 1..=1000"), ("lots", "invalid digit")] {
+        let home = tempfile::tempdir().expect("temporary folder");
+        let data = home.path().join("data");
+        let out = verbund()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .args(["--database-connections", value])
+            .output()
+            .expect("run verbund");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("--database-connections") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert!(!data.exists(), "the data folder was created anyway");
+    }
+}
+
 /// A namespace Kubernetes would refuse is refused before anything is printed, in words.
 #[test]
 fn agent_manifests_refuse_a_bad_namespace() {
